@@ -1,0 +1,254 @@
+"""The adapter contract: public batch methods live here once; adapters fill in small hooks.
+
+Public methods validate input before any write, encode IDs, chunk batches, wrap driver errors
+into the uuid-forge hierarchy (connection trouble becomes :class:`StoreUnavailableError`, which
+write-through retries) and mask passwords. An adapter implements ``_put``, ``_get``, ``_delete``,
+``_scan``, ``_entity_types``, ``_ping`` and ``_close`` with its store's native bulk calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+from ..errors import StoreError, StoreTimeoutError, StoreUnavailableError, UUIDForgeError, ValidationError
+from ..record import MalformedID, Partition, Record
+from ..urls import mask_text, mask_url
+
+log = logging.getLogger("uuid_forge.adapters")
+
+READ, WRITE, SCAN, DELETE = "read", "write", "scan", "delete"
+ALL_CAPABILITIES = frozenset({READ, WRITE, SCAN, DELETE})
+
+_ENTITY_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+
+__all__ = ["ALL_CAPABILITIES", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "ScanItem", "chunked"]
+
+ScanItem = tuple["uuid.UUID | MalformedID", "str | None"]
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of at most ``size`` items, in order."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Adapter(ABC):
+    """Base of every store adapter. Subclasses set the class attributes and implement the hooks."""
+
+    #: the adapter's name in ``uuid-forge adapters``
+    name: ClassVar[str] = ""
+    #: what the store can do: any of read, write, scan, delete
+    capabilities: ClassVar[frozenset[str]] = ALL_CAPABILITIES
+    #: driver exceptions that mean "cannot reach the store" (retried by write-through)
+    connection_errors: ClassVar[tuple[type[BaseException], ...]] = (ConnectionError, TimeoutError)
+    #: driver exceptions that mean "reached it but it did not answer in time"
+    timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (TimeoutError,)
+    #: records per native bulk call
+    batch_size: int = 1000
+
+    def __init__(self, url: str, *, batch_size: int | None = None) -> None:
+        self._url = url
+        if batch_size is not None:
+            if not isinstance(batch_size, int) or batch_size < 1:
+                raise ValidationError(f"batch_size must be a positive int, got {batch_size!r}")
+            self.batch_size = batch_size
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Adapter:
+        """Open the store at ``url``; ``options`` are adapter-specific keyword arguments."""
+        return cls(url, **options)
+
+    # -- identity ------------------------------------------------------------------------------
+    def url(self, masked: bool = True) -> str:
+        """The store URL, with the password shown as ``***`` unless ``masked=False``."""
+        return mask_url(self._url) if masked else self._url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url()!r})"
+
+    @property
+    def id_encoding(self) -> str:
+        """How this store keeps IDs (e.g. ``uuid``, ``binary4``, ``string``, ``base64url``)."""
+        return "uuid"
+
+    # -- validation ----------------------------------------------------------------------------
+    def check_entity_type(self, entity_type: str) -> str:
+        """Return ``entity_type`` if this store can hold it, else raise ValidationError.
+
+        The base rule (1-100 chars of letters, digits, ``_ . -``, starting with a letter or
+        digit) already rules out path traversal; stores add their own limits.
+        """
+        if not isinstance(entity_type, str) or not _ENTITY_TYPE.fullmatch(entity_type) or ".." in entity_type:
+            raise ValidationError(
+                f"entity type {entity_type!r} is not accepted by {self.name or type(self).__name__}: use 1-100 "
+                "chars of letters, digits, '_', '.', '-', starting with a letter or digit, without '..'")
+        return entity_type
+
+    def _require(self, capability: str) -> None:
+        if capability not in self.capabilities:
+            raise StoreError(f"{self.url()} does not support {capability}", store=self.url())
+
+    # -- error wrapping ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self, operation: str) -> Iterator[None]:
+        """Turn driver exceptions into the uuid-forge hierarchy, with the password masked."""
+        try:
+            yield
+        except UUIDForgeError:
+            raise
+        except self.timeout_errors as err:
+            raise StoreTimeoutError(f"{self.url()}: {operation} timed out: {mask_text(str(err))}",
+                                    store=self.url()) from None
+        except self.connection_errors as err:
+            raise StoreUnavailableError(f"{self.url()}: {operation} failed, store unreachable: "
+                                        f"{type(err).__name__}: {mask_text(str(err))}", store=self.url()) from None
+        except Exception as err:  # noqa: BLE001 - every driver error leaves as a StoreError
+            raise StoreError(f"{self.url()}: {operation} failed: {type(err).__name__}: {mask_text(str(err))}",
+                             store=self.url()) from None
+
+    # -- public batch API ----------------------------------------------------------------------
+    def put_many(self, records: Iterable[Record]) -> int:
+        """Upsert every record (idempotent: the same record twice leaves one copy). Returns the count.
+
+        All records are validated (entity type, data canonical form) before anything is written.
+        """
+        self._require(WRITE)
+        groups: dict[str, list[Record]] = {}
+        for record in records:
+            if not isinstance(record, Record):
+                raise ValidationError(f"put_many takes Record objects, got {type(record).__name__}")
+            groups.setdefault(record.entity_type, []).append(record)
+        for entity_type, group in groups.items():
+            self.check_entity_type(entity_type)
+            for record in group:
+                record.fingerprint  # noqa: B018 - canonicalise now: bad data fails before any write
+        total = 0
+        for entity_type, group in groups.items():
+            for batch in chunked(group, self.batch_size):
+                with self._errors(f"put_many({entity_type}, {len(batch)} records)"):
+                    self._put(entity_type, batch)
+                total += len(batch)
+        return total
+
+    def get_many(self, entity_type: str, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Record]:
+        """The stored records among ``ids``, keyed by ID; absent IDs are left out."""
+        self._require(READ)
+        self.check_entity_type(entity_type)
+        found: dict[uuid.UUID, Record] = {}
+        for batch in chunked(_uuids(ids), self.batch_size):
+            with self._errors(f"get_many({entity_type}, {len(batch)} ids)"):
+                for record in self._get(entity_type, batch):
+                    found[record.id] = record
+        return found
+
+    def delete_many(self, entity_type: str, ids: Iterable[uuid.UUID]) -> int:
+        """Delete the records among ``ids``; returns how many existed."""
+        self._require(DELETE)
+        self.check_entity_type(entity_type)
+        total = 0
+        for batch in chunked(_uuids(ids), self.batch_size):
+            with self._errors(f"delete_many({entity_type}, {len(batch)} ids)"):
+                total += self._delete(entity_type, batch)
+        return total
+
+    def scan(self, entity_type: str, partition: Partition | None = None, *,
+             include_malformed: bool = False) -> Iterator[ScanItem]:
+        """Stream ``(id, fingerprint)`` pairs of one entity type, within ``partition`` if given.
+
+        With ``include_malformed``, IDs stored in the wrong encoding come as
+        :class:`~uuid_forge.record.MalformedID` instead of being skipped.
+        """
+        self._require(SCAN)
+        self.check_entity_type(entity_type)
+        part = partition or Partition()
+        iterator = self._scan(entity_type, part)
+        while True:
+            with self._errors(f"scan({entity_type}, {part})"):
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+            ident, fingerprint = item
+            if isinstance(ident, MalformedID):
+                if include_malformed and (ident.id is None or part.contains(ident.id)):
+                    yield item
+                continue
+            if part.contains(ident):
+                yield item
+
+    def count(self, entity_type: str) -> int:
+        """How many well-encoded records of ``entity_type`` the store holds."""
+        return sum(1 for _ in self.scan(entity_type))
+
+    def entity_types(self) -> list[str]:
+        """The entity types the store holds records of."""
+        self._require(SCAN)
+        with self._errors("entity_types"):
+            return sorted(self._entity_types())
+
+    def ping(self) -> None:
+        """Raise StoreUnavailableError unless the store answers."""
+        with self._errors("ping"):
+            self._ping()
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+        with self._errors("close"):
+            self._close()
+
+    def __enter__(self) -> Adapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- hooks ---------------------------------------------------------------------------------
+    @abstractmethod
+    def _put(self, entity_type: str, records: list[Record]) -> None:
+        """Upsert one batch with the store's native bulk call."""
+
+    def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
+        """Fetch one batch with the store's native bulk read."""
+        raise NotImplementedError
+
+    def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
+        """Delete one batch; return how many existed."""
+        raise NotImplementedError
+
+    def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
+        """Yield (id or MalformedID, fingerprint), ideally only those in ``partition``."""
+        raise NotImplementedError
+
+    def _entity_types(self) -> Iterable[str]:
+        raise NotImplementedError
+
+    def _ping(self) -> None:
+        """Default: nothing to check."""
+
+    def _close(self) -> None:
+        """Default: nothing to release."""
+
+
+def _uuids(ids: Iterable[Any]) -> Iterator[uuid.UUID]:
+    from ..encodings import decode
+
+    for i, value in enumerate(ids):
+        if isinstance(value, uuid.UUID):
+            yield value
+        else:
+            try:
+                yield decode(value)
+            except (ValueError, TypeError) as err:
+                raise ValidationError(f"ids[{i}]: {err}") from None

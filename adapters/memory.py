@@ -1,0 +1,48 @@
+"""``memory://``: records in a process-local dict. For tests, demos and examples, never durable.
+
+URLs with the same name (``memory://shared``) share one dict within a process, so two handles
+see the same data; ``memory://`` alone is private to its adapter.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from ..record import Partition, Record
+from .base import Adapter, ScanItem
+
+_NAMED: dict[str, dict[str, dict[uuid.UUID, Record]]] = {}
+
+
+class MemoryAdapter(Adapter):
+    """Keeps UUID objects as dict keys; the reference implementation of the contract."""
+
+    name: ClassVar[str] = "memory"
+
+    def __init__(self, url: str = "memory://", **options: Any) -> None:
+        super().__init__(url, **options)
+        label = urlsplit(url).netloc
+        self._data: dict[str, dict[uuid.UUID, Record]] = _NAMED.setdefault(label, {}) if label else {}
+
+    def _put(self, entity_type: str, records: list[Record]) -> None:
+        table = self._data.setdefault(entity_type, {})
+        for r in records:
+            table[r.id] = Record(entity_type, r.id, r.json_data, r.key, fingerprint=r.fingerprint)
+
+    def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
+        table = self._data.get(entity_type, {})
+        return [table[i] for i in ids if i in table]
+
+    def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
+        table = self._data.get(entity_type, {})
+        return sum(1 for i in ids if table.pop(i, None) is not None)
+
+    def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
+        for ident, record in list(self._data.get(entity_type, {}).items()):
+            yield ident, record.fingerprint
+
+    def _entity_types(self) -> Iterable[str]:
+        return [t for t, table in self._data.items() if table]

@@ -1,0 +1,193 @@
+"""The canonical value form ``C(v)`` of SPEC-ids.md: compact JSON text any language can rebuild.
+
+uuid-forge 0.1.x hashed ``repr()``, so dict order, sets, numeric types and plain objects changed
+IDs between processes and versions. This module replaces that with one exact text per value,
+following the RFC 8785 (JSON Canonicalization Scheme) profile described in the spec. It never
+falls back to ``repr()``: an unsupported type is an error that says where it was found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import math
+import unicodedata
+import uuid
+from collections.abc import Mapping
+from json.encoder import encode_basestring as _json_str  # type: ignore[attr-defined]
+from typing import Any
+
+from .errors import CanonicalTypeError, CanonicalValueError
+
+MAX_DEPTH = 100
+
+__all__ = ["MAX_DEPTH", "canonical", "canonical_str", "format_float", "format_decimal"]
+
+
+def _fail(cls: type[Exception], message: str) -> Exception:
+    err = cls(message)
+    err.where = []  # type: ignore[attr-defined]
+    err.reason = message  # type: ignore[attr-defined]
+    return err
+
+
+def format_float(x: float) -> str:
+    """ECMAScript Number::toString for a finite float (RFC 8785 section 3.2.2.3)."""
+    if x != x or x in (math.inf, -math.inf):
+        raise _fail(CanonicalValueError, f"{x!r} is not a finite number")
+    if x == 0:
+        return "0"
+    sign = "-" if x < 0 else ""
+    text = repr(abs(x))
+    mantissa, _, exp_text = text.partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits_all = whole + frac
+    lead = len(digits_all) - len(digits_all.lstrip("0"))
+    digits = digits_all[lead:].rstrip("0")
+    k = len(digits)
+    n = len(whole) + (int(exp_text) if exp_text else 0) - lead
+    if k <= n <= 21:
+        body = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        body = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        body = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        body = digits[0] + ("." + digits[1:] if k > 1 else "") + "e" + ("+" if e > 0 else "-") + str(abs(e))
+    return sign + body
+
+
+def format_decimal(d: decimal.Decimal) -> str:
+    """Exact plain notation of a finite Decimal: no exponent, no trailing zeros."""
+    if not d.is_finite():
+        raise _fail(CanonicalValueError, f"Decimal {d} is not finite")
+    if d == d.to_integral_value():
+        return str(int(d))
+    text = format(d, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def canonical_str(s: str) -> str:
+    """NFC-normalise ``s`` and quote it as a JSON string with literal non-ASCII characters."""
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _fail(CanonicalValueError, "string contains a lone surrogate") from None
+        s = unicodedata.normalize("NFC", s)
+    return _json_str(s)
+
+
+def _key_segment(key: str) -> str:
+    return "." + key if key.isidentifier() else "[" + _json_str(key) + "]"
+
+
+def _c(v: Any, depth: int) -> str:  # noqa: C901 - one branch per rule of the spec, in its order
+    t = type(v)
+    # Fast paths for exact builtin types; they cannot carry __forge_key__, so the order holds.
+    if t is str:
+        return canonical_str(v)
+    if t is int:
+        return str(v)
+    if v is None:
+        return "null"
+    if t is bool:
+        return "true" if v else "false"
+    if t is float:
+        return format_float(v)
+    if depth > MAX_DEPTH:
+        raise _fail(CanonicalValueError, f"nesting deeper than {MAX_DEPTH} levels")
+    hook = getattr(t, "__forge_key__", None)
+    if hook is not None:
+        return _c(v.__forge_key__(), depth + 1)
+    if isinstance(v, enum.Enum):
+        return _c(v.value, depth + 1)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(int(v))
+    if isinstance(v, float):
+        return format_float(float(v))
+    if isinstance(v, decimal.Decimal):
+        return format_decimal(v)
+    if isinstance(v, str):
+        return canonical_str(str(v))
+    if isinstance(v, uuid.UUID):
+        return '"' + str(v) + '"'
+    if isinstance(v, _dt.datetime):
+        return '"' + _format_datetime(v) + '"'
+    if isinstance(v, _dt.date):
+        return '"' + v.isoformat() + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_at(f"[{i}]", x, depth) for i, x in enumerate(v)) + "]"
+    if isinstance(v, Mapping):
+        return _mapping(v, depth)
+    if isinstance(v, (set, frozenset)):
+        return _set(v, depth)
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return _mapping({f.name: getattr(v, f.name) for f in dataclasses.fields(v)}, depth)
+    name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+    raise _fail(
+        CanonicalTypeError,
+        f"unsupported type {name!r} (supported: str, int, float, Decimal, bool, None, Enum, UUID, "
+        "aware datetime, date, list, tuple, dict, set, dataclass, or any object with __forge_key__())",
+    )
+
+
+def _at(segment: str, value: Any, depth: int) -> str:
+    try:
+        return _c(value, depth + 1)
+    except (CanonicalTypeError, CanonicalValueError) as err:
+        err.where.insert(0, segment)  # type: ignore[attr-defined]
+        raise
+
+
+def _format_datetime(v: _dt.datetime) -> str:
+    if v.tzinfo is None or v.utcoffset() is None:
+        raise _fail(CanonicalValueError, "naive datetime (no timezone); use an aware datetime")
+    u = v.astimezone(_dt.timezone.utc)
+    text = u.strftime("%Y-%m-%dT%H:%M:%S")
+    if u.year < 1000:
+        text = f"{u.year:04d}" + text[len(str(u.year)) :]
+    if u.microsecond:
+        text += f".{u.microsecond:06d}"
+    return text + "Z"
+
+
+def _mapping(m: Mapping[Any, Any], depth: int) -> str:
+    members: dict[str, str] = {}
+    for key, value in m.items():
+        if not isinstance(key, str):
+            raise _fail(CanonicalTypeError, f"dict key {key!r} is a {type(key).__name__}, keys must be str")
+        norm = key if key.isascii() else unicodedata.normalize("NFC", key)
+        if norm in members:
+            raise _fail(CanonicalValueError, f"dict keys {norm!r} collide after NFC normalisation")
+        members[norm] = _at(_key_segment(norm), value, depth)
+    order = sorted(members, key=lambda k: k.encode("utf-16-be", "surrogatepass"))
+    return "{" + ",".join(canonical_str(k) + ":" + members[k] for k in order) + "}"
+
+
+def _set(s: set[Any] | frozenset[Any], depth: int) -> str:
+    forms = [_at("{}", x, depth) for x in s]
+    forms.sort(key=lambda f: f.encode("utf-8"))
+    for a, b in zip(forms, forms[1:]):
+        if a == b:
+            raise _fail(CanonicalValueError, f"set has two members with the same canonical form {a}")
+    return "[" + ",".join(forms) + "]"
+
+
+def canonical(value: Any, where: str = "value") -> str:
+    """Return ``C(value)``; errors name the location, e.g. ``kwargs.items[2]``."""
+    try:
+        return _c(value, 0)
+    except (CanonicalTypeError, CanonicalValueError) as err:
+        path = where + "".join(getattr(err, "where", []))
+        reason = getattr(err, "reason", str(err))
+        err.args = (f"{reason} at {path}",)
+        err.path = path  # type: ignore[attr-defined]
+        raise

@@ -1,0 +1,70 @@
+"""One error hierarchy for the whole package.
+
+Every error uuid-forge raises on purpose derives from :class:`UUIDForgeError`, so callers can
+catch one class. Errors about bad values also derive from the builtin they refine
+(``TypeError``/``ValueError``/``LookupError``), so code written for the 0.1.x API keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class UUIDForgeError(Exception):
+    """Base class of every error raised by uuid-forge."""
+
+
+class CanonicalTypeError(UUIDForgeError, TypeError):
+    """A key value has a type the canonical form does not support."""
+
+
+class CanonicalValueError(UUIDForgeError, ValueError):
+    """A key value has a supported type but an invalid value (NaN, naive datetime, ...)."""
+
+
+class DecodeError(UUIDForgeError, ValueError):
+    """A text does not match any known UUID form."""
+
+
+class TargetError(UUIDForgeError, ValueError):
+    """A value does not fit what a target (DNS label, ES _id, AMQP shortstr, ...) accepts."""
+
+
+class ConfigError(UUIDForgeError, ValueError):
+    """The configuration (arguments, environment, or TOML file) is invalid."""
+
+
+class ValidationError(UUIDForgeError, ValueError):
+    """A record or entity type is rejected by a store before anything is written."""
+
+
+class AdapterNotFoundError(UUIDForgeError, LookupError):
+    """No adapter is registered for a URL scheme."""
+
+
+class DriverMissingError(UUIDForgeError, ImportError):
+    """The adapter exists but its store driver is not installed."""
+
+
+class StoreError(UUIDForgeError):
+    """A store operation failed. ``store`` names the store (masked URL)."""
+
+    def __init__(self, message: str, *, store: str | None = None) -> None:
+        super().__init__(message)
+        self.store = store
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached (connection refused, reset, timed out). Safe to retry."""
+
+
+class StoreTimeoutError(StoreUnavailableError):
+    """The store accepted the connection but did not answer in time."""
+
+
+class WriteError(UUIDForgeError):
+    """A write-through left a required store unwritten. ``report`` says what happened where."""
+
+    def __init__(self, message: str, *, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report

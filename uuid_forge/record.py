@@ -1,0 +1,150 @@
+"""Records moved between stores, their fingerprints, and ID-range partitions for scans.
+
+A fingerprint is a hash of the canonical form of a record's data. Stores keep it beside the data
+so an audit can compare (id, fingerprint) pairs without moving whole documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .canonical import canonical
+from .errors import ValidationError
+
+__all__ = ["MalformedID", "Partition", "Record", "fingerprint_of"]
+
+_SPACE = 1 << 128
+
+
+def fingerprint_of(data_json: str) -> str:
+    """32 hex chars of SHA-256 over the canonical JSON text of the data."""
+    return hashlib.sha256(data_json.encode("utf-8")).hexdigest()[:32]
+
+
+class Record:
+    """One entity in one store: entity type, UUID, data, and optionally the business key.
+
+    The canonical JSON of ``data`` and its fingerprint are computed once, on first use; a record
+    read back from a store carries the fingerprint the store kept.
+    """
+
+    __slots__ = ("entity_type", "id", "data", "key", "_json", "_fingerprint")
+
+    def __init__(self, entity_type: str, id: uuid.UUID | str, data: Mapping[str, Any],  # noqa: A002
+                 key: Mapping[str, Any] | None = None, *, fingerprint: str | None = None) -> None:
+        if not isinstance(entity_type, str) or not entity_type:
+            raise ValidationError(f"entity_type must be a non-empty str, got {entity_type!r}")
+        if not isinstance(id, uuid.UUID):
+            from .encodings import decode
+
+            id = decode(id)  # noqa: A001
+        if not isinstance(data, Mapping):
+            raise ValidationError(f"data of {entity_type} {id} must be a mapping, got {type(data).__name__}")
+        self.entity_type = entity_type
+        self.id = id
+        self.data = data
+        self.key = key
+        self._json: str | None = None
+        self._fingerprint = fingerprint
+
+    @property
+    def data_json(self) -> str:
+        """The canonical JSON text of ``data``: what stores persist."""
+        if self._json is None:
+            self._json = canonical(self.data, f"data of {self.entity_type} {self.id}")
+        return self._json
+
+    @property
+    def json_data(self) -> dict[str, Any]:
+        """``data`` as plain JSON types (dates as text, Decimals as numbers), as stores keep it."""
+        return json.loads(self.data_json)
+
+    @property
+    def key_json(self) -> str | None:
+        """The canonical JSON text of the business key, if one is known."""
+        return None if self.key is None else canonical(self.key, f"key of {self.entity_type} {self.id}")
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint_of(self.data_json)
+        return self._fingerprint
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Record):
+            return NotImplemented
+        return (self.entity_type, self.id, self.fingerprint) == (other.entity_type, other.id, other.fingerprint)
+
+    def __hash__(self) -> int:
+        return hash((self.entity_type, self.id))
+
+    def __repr__(self) -> str:  # data may be personal: keep it out of logs
+        return f"Record({self.entity_type!r}, {str(self.id)!r}, fingerprint={self.fingerprint!r})"
+
+
+@dataclass(frozen=True)
+class MalformedID:
+    """An ID found in a store in the wrong encoding (``id`` is what it decodes to, if anything)."""
+
+    raw: str
+    reason: str
+    id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Part ``index`` of ``count`` equal ranges of the 128-bit ID space.
+
+    Deterministic IDs are uniform, so equal ranges hold about equal numbers of records; separate
+    machines can audit separate partitions.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.count, int) and isinstance(self.index, int) and 0 <= self.index < self.count):
+            raise ValidationError(f"partition index must be in 0..count-1, got {self.index}/{self.count}")
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        """``"i/n"`` with i counted from 1, as on the command line."""
+        try:
+            i, n = (int(p) for p in text.split("/"))
+        except ValueError:
+            raise ValidationError(f"partition {text!r} must look like i/n, e.g. 1/4") from None
+        if not 1 <= i <= n:
+            raise ValidationError(f"partition {text!r}: i must be between 1 and n")
+        return cls(i - 1, n)
+
+    @property
+    def lo(self) -> int:
+        return self.index * _SPACE // self.count
+
+    @property
+    def hi(self) -> int:
+        return (self.index + 1) * _SPACE // self.count
+
+    @property
+    def lo_uuid(self) -> uuid.UUID:
+        return uuid.UUID(int=self.lo)
+
+    @property
+    def hi_uuid(self) -> uuid.UUID | None:
+        """The exclusive upper bound, or None for the last partition (no UUID is 2**128)."""
+        return None if self.hi >= _SPACE else uuid.UUID(int=self.hi)
+
+    def contains(self, value: uuid.UUID) -> bool:
+        return self.lo <= value.int < self.hi
+
+    def split(self, parts: int) -> list[Partition]:
+        """This partition cut into ``parts`` finer partitions (same overall ranges)."""
+        return [Partition(self.index * parts + k, self.count * parts) for k in range(parts)]
+
+    def __str__(self) -> str:
+        return f"{self.index + 1}/{self.count}"

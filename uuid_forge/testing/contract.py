@@ -1,0 +1,245 @@
+"""The adapter contract suite: round trips, idempotent upserts, scans, bulk, bad input.
+
+Every adapter runs these same tests (memory and file in ``tests/``, the server-backed ones in
+``integration/``). Each test works in its own fresh entity type, so suites can share a server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from ..adapters.base import ALL_CAPABILITIES, DELETE, READ, SCAN, WRITE, Adapter
+from ..errors import UUIDForgeError, ValidationError
+from ..ids import IDConfig, Namespace, UUIDGenerator
+from ..record import MalformedID, Partition, Record
+
+INJECTION_STRINGS = (
+    "'; DROP TABLE users; --",
+    "\" OR \"1\"=\"1",
+    "Robert'); DELETE FROM records WHERE ('1'='1",
+    '{"$gt": ""}',
+    '{"$where": "sleep(1000)"}',
+    "\\u0000\\\"}]}\n",
+    "*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\ny\r\n",
+    "FLUSHALL\r\n",
+    "../../etc/passwd",
+    "%00%0d%0a",
+    "<script>alert(1)</script>",
+    "\x00\x01\x1f",
+)
+
+_GEN = UUIDGenerator(IDConfig(namespace=Namespace("contract.uuid-forge.test"), salt="contract"))
+
+
+def sample_records(entity_type: str, n: int, start: int = 0, version: int = 1) -> list[Record]:
+    """``n`` deterministic records with varied data; ``version`` changes the data, not the IDs."""
+    keys = [{"n": i} for i in range(start, start + n)]
+    ids = _GEN.generate_many(entity_type, keys)
+    return [
+        Record(entity_type, ident, {"n": key["n"], "version": version, "name": f"entity {key['n']}",
+                                    "tags": ["a", "b"], "score": key["n"] / 4}, key)
+        for ident, key in zip(ids, keys)
+    ]
+
+
+class AdapterContract:
+    """Subclass, provide a ``store`` fixture, and implement :meth:`assert_stored_natively`."""
+
+    #: entity types this store must reject before writing anything
+    invalid_entity_types: tuple[str, ...] = ("../etc", "a/../../b", "", "bad type", "x" * 101, "a\x00b")
+    #: how many records the bulk test writes
+    bulk_size: int = 10_000
+
+    # -- hooks for subclasses ------------------------------------------------------------------
+    @pytest.fixture
+    def store(self) -> Iterator[Adapter]:  # pragma: no cover - replaced by subclasses
+        raise NotImplementedError("subclasses provide a 'store' fixture")
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        """Read ``record.id`` back with the raw driver and check the encoding the store uses."""
+        raise NotImplementedError(f"{type(self).__name__} must check the raw stored ID")
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        """Store ``ident`` in a wrong encoding with the raw driver; return False if impossible."""
+        return False
+
+    def cleanup(self, store: Adapter, entity_type: str) -> None:
+        """Remove what a test wrote (default: delete every scanned ID)."""
+        if {SCAN, DELETE} <= store.capabilities:
+            ids = [i for i, _ in store.scan(entity_type)]
+            store.delete_many(entity_type, ids)
+
+    @pytest.fixture
+    def etype(self, store: Adapter) -> Iterator[str]:
+        name = f"t{uuid.uuid4().hex[:12]}"
+        yield name
+        try:
+            self.cleanup(store, name)
+        except UUIDForgeError:
+            pass
+
+    def _need(self, store: Adapter, *caps: str) -> None:
+        missing = [c for c in caps if c not in store.capabilities]
+        if missing:
+            pytest.skip(f"{store.name} does not declare {', '.join(missing)}")
+
+    def _ids(self, store: Adapter, entity_type: str) -> list[uuid.UUID]:
+        return [i for i, _ in store.scan(entity_type)]  # type: ignore[misc]
+
+    # -- the contract --------------------------------------------------------------------------
+    def test_capabilities_declared(self, store: Adapter) -> None:
+        assert store.capabilities <= ALL_CAPABILITIES
+        assert WRITE in store.capabilities
+        assert store.name
+
+    def test_ping(self, store: Adapter) -> None:
+        store.ping()
+
+    def test_url_is_masked(self, store: Adapter) -> None:
+        raw = store.url(masked=False)
+        shown = store.url()
+        if "@" in raw and ":" in raw.split("://", 1)[1].split("@", 1)[0]:
+            password = raw.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+            if password:
+                assert password not in shown
+                assert "***" in shown
+        else:
+            assert shown == raw
+        assert shown in repr(store)
+
+    def test_round_trip(self, store: Adapter, etype: str) -> None:
+        self._need(store, READ)
+        ident = _GEN.generate(etype, email="zoë@example.com")
+        data = {"email": "zoë@example.com", "name": "Zoë 東京", "n": 2**70, "ratio": 0.1, "ok": True,
+                "none": None, "nested": {"b": [1, 2, {"c": "d"}], "a": 1.5},
+                "when": dt.datetime(2024, 5, 6, 7, 8, 9, 123, tzinfo=dt.timezone.utc),
+                "day": dt.date(2024, 1, 2), "price": decimal.Decimal("12.50")}
+        record = Record(etype, ident, data, {"email": "zoë@example.com"})
+        assert store.put_many([record]) == 1
+        got = store.get_many(etype, [ident])
+        assert list(got) == [ident]
+        back = got[ident]
+        assert back.entity_type == etype
+        assert back.fingerprint == record.fingerprint
+        assert back.json_data == record.json_data
+        assert back.data_json == record.data_json
+
+    def test_upsert_is_idempotent(self, store: Adapter, etype: str) -> None:
+        self._need(store, SCAN)
+        first = sample_records(etype, 5)
+        store.put_many(first)
+        store.put_many(first)
+        assert sorted(self._ids(store, etype)) == sorted(r.id for r in first)
+        second = sample_records(etype, 5, version=2)
+        store.put_many(second)
+        scanned = dict(store.scan(etype))
+        assert scanned == {r.id: r.fingerprint for r in second}
+        assert all(r1.fingerprint != r2.fingerprint for r1, r2 in zip(first, second))
+        if READ in store.capabilities:
+            got = store.get_many(etype, [r.id for r in second])
+            assert {i: r.json_data["version"] for i, r in got.items()} == {r.id: 2 for r in second}
+
+    def test_get_many_leaves_out_absent_ids(self, store: Adapter, etype: str) -> None:
+        self._need(store, READ)
+        records = sample_records(etype, 3)
+        store.put_many(records[:2])
+        got = store.get_many(etype, [r.id for r in records])
+        assert set(got) == {records[0].id, records[1].id}
+        assert store.get_many(etype, []) == {}
+
+    def test_delete_many(self, store: Adapter, etype: str) -> None:
+        self._need(store, DELETE, SCAN)
+        records = sample_records(etype, 4)
+        store.put_many(records)
+        assert store.delete_many(etype, [records[0].id, records[1].id, uuid.uuid4()]) == 2
+        assert sorted(self._ids(store, etype)) == sorted(r.id for r in records[2:])
+
+    def test_scan_partitions_cover_all_ids_once(self, store: Adapter, etype: str) -> None:
+        self._need(store, SCAN)
+        records = sample_records(etype, 300)
+        store.put_many(records)
+        everything = dict(store.scan(etype))
+        assert everything == {r.id: r.fingerprint for r in records}
+        seen: list[uuid.UUID] = []
+        for part in Partition(0, 1).split(4):
+            chunk = [i for i, _ in store.scan(etype, part)]
+            assert all(part.contains(i) for i in chunk)
+            seen.extend(chunk)
+        assert sorted(seen) == sorted(everything)
+
+    def test_entity_types_lists_written_type(self, store: Adapter, etype: str) -> None:
+        self._need(store, SCAN)
+        store.put_many(sample_records(etype, 2))
+        assert etype in store.entity_types()
+
+    def test_bulk(self, store: Adapter, etype: str) -> None:
+        self._need(store, SCAN)
+        records = sample_records(etype, self.bulk_size)
+        assert store.put_many(records) == self.bulk_size
+        assert store.count(etype) == self.bulk_size
+        if READ in store.capabilities:
+            got = store.get_many(etype, [r.id for r in records])
+            assert len(got) == self.bulk_size
+            assert all(got[r.id].fingerprint == r.fingerprint for r in records[:: max(1, self.bulk_size // 100)])
+
+    def test_injection_strings_are_data(self, store: Adapter, etype: str) -> None:
+        records = [Record(etype, _GEN.generate(etype, s), {"text": s, "key": {s: s}}, {"s": s})
+                   for s in INJECTION_STRINGS]
+        store.put_many(records)
+        if SCAN in store.capabilities:
+            assert dict(store.scan(etype)) == {r.id: r.fingerprint for r in records}
+        if READ in store.capabilities:
+            got = store.get_many(etype, [r.id for r in records])
+            assert {i: r.json_data for i, r in got.items()} == {r.id: r.json_data for r in records}
+
+    @pytest.mark.parametrize("position", ["first", "last"])
+    def test_invalid_entity_type_rejected_before_any_write(self, store: Adapter, etype: str,
+                                                            position: str) -> None:
+        good = sample_records(etype, 3)
+        for bad in self.invalid_entity_types:
+            with pytest.raises(ValidationError) as info:
+                store.check_entity_type(bad)
+            assert repr(bad)[:20] in str(info.value) or bad == ""
+            try:
+                bad_record = Record(bad, uuid.uuid4(), {"x": 1})
+            except ValidationError:
+                continue  # not even a record can be made of it
+            batch = [bad_record, *good] if position == "first" else [*good, bad_record]
+            with pytest.raises(ValidationError):
+                store.put_many(batch)
+        if SCAN in store.capabilities:
+            assert self._ids(store, etype) == []
+
+    def test_bad_data_rejected_before_any_write(self, store: Adapter, etype: str) -> None:
+        good = sample_records(etype, 3)
+        bad = Record(etype, uuid.uuid4(), {"ratio": float("nan")})
+        with pytest.raises(ValueError, match="not a finite number"):
+            store.put_many([*good, bad])
+        if SCAN in store.capabilities:
+            assert self._ids(store, etype) == []
+
+    def test_stored_natively(self, store: Adapter, etype: str) -> None:
+        record = sample_records(etype, 1)[0]
+        store.put_many([record])
+        self.assert_stored_natively(store, record)
+
+    def test_malformed_ids_are_reported_by_scan(self, store: Adapter, etype: str) -> None:
+        self._need(store, SCAN)
+        good = sample_records(etype, 2)
+        store.put_many(good)
+        wrong = _GEN.generate(etype, "planted")
+        if not self.plant_malformed(store, etype, wrong):
+            pytest.skip(f"{store.name} has no wrong encoding to plant")
+        items = list(store.scan(etype, include_malformed=True))
+        malformed = [i for i, _ in items if isinstance(i, MalformedID)]
+        assert len(malformed) == 1 and malformed[0].id == wrong and malformed[0].reason
+        assert sorted(i for i, _ in store.scan(etype)) == sorted(r.id for r in good)
+
+    def test_close_is_idempotent(self, store: Adapter) -> None:
+        store.close()
+        store.close()
