@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_DNS, UUID, uuid5
 
 from .canonical import canonical
-from .encodings import FORMS, all_forms, check_target, decode, encode
+from .encodings import FORMS, all_forms, check_target, decode, detect_form, encode
 from .errors import (
     AdapterNotFoundError,
     CanonicalTypeError,
@@ -69,7 +69,7 @@ __all__ = [
     "DriverMissingError", "Forge", "IDConfig", "MalformedID", "Namespace", "Partition", "Record",
     "StoreError", "StoreTimeoutError", "StoreUnavailableError", "TargetError", "UUIDForgeError",
     "UUIDGenerator", "ValidationError", "WriteError",
-    "all_forms", "canonical", "canonical_name", "check_target", "decode", "encode",
+    "all_forms", "canonical", "canonical_name", "check_target", "decode", "detect_form", "encode",
     "extract_uuid_from_prefixed", "generate_salt", "generate_uuid_only", "generate_uuid_with_prefix",
     "get_default_config", "load_config_from_env", "open_store", "register_adapter", "uuid5",
 ]

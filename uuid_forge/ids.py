@@ -12,13 +12,18 @@ import hashlib
 import hmac
 import os
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from collections import deque
+from functools import partial
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 from . import legacy
-from .canonical import canonical, canonical_str
+from .canonical import _json_str, canonical, canonical_str
 from .errors import CanonicalTypeError, CanonicalValueError, ConfigError, DecodeError
 
 SCHEME_V1 = "uuid-forge/1"
@@ -176,9 +181,11 @@ class UUIDGenerator:
         self.config = config or IDConfig()
         cfg = self.config
         self._ns_bytes = cfg.namespace_uuid.bytes
-        self._salt_tail = ("," + canonical_str(cfg.salt) + "]").encode("utf-8")
+        self._tail = "," + canonical_str(cfg.salt) + "]"
         secret = cfg.secret
         self._key = secret.encode("utf-8") if isinstance(secret, str) else secret
+        self._bits = _V5 if self._key is None else _V8
+        self._legacy = cfg.scheme == SCHEME_LEGACY
         self._heads: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -195,24 +202,33 @@ class UUIDGenerator:
                 head = hashlib.sha1(prefix)
             else:
                 head = hmac.new(self._key, prefix, hashlib.sha256)
-            self._heads[entity_type] = head
+            if len(self._heads) < 1024:
+                self._heads[entity_type] = head
         return head
 
-    def _finish(self, head: Any, body: bytes) -> uuid.UUID:
+    def _digest_id(self, head: Any, body: str) -> uuid.UUID:
         h = head.copy()
-        h.update(body)
-        h.update(self._salt_tail)
-        bits = _V5 if self._key is None else _V8
-        return _uuid_from_int((int.from_bytes(h.digest()[:16], "big") & _CLEAR) | bits)
+        h.update((body + self._tail).encode("utf-8"))
+        u = _new(uuid.UUID)
+        _set(u, "int", (int.from_bytes(h.digest()[:16]) & _CLEAR) | self._bits)
+        _set(u, "is_safe", _SAFE)
+        return u
 
     # -- public API ----------------------------------------------------------------------------
     def generate(self, entity_type: str, *args: Any, **kwargs: Any) -> uuid.UUID:
         """The deterministic UUID for ``entity_type`` and its key values."""
-        if self.config.scheme == SCHEME_LEGACY:
+        if self._legacy:
             return legacy.generate(self.config.namespace_uuid, self.config.salt, entity_type, args, kwargs)
-        head = self._head(entity_type)
-        body = canonical(list(args), "args") + "," + canonical(kwargs, "kwargs")
-        return self._finish(head, body.encode("utf-8"))
+        head = self._heads.get(entity_type) or self._head(entity_type)
+        body = _fast_kwargs(kwargs) if not args else _fast_args(args) if not kwargs else None
+        if body is None:
+            body = canonical(list(args), "args") + "," + canonical(kwargs, "kwargs")
+        try:
+            return self._digest_id(head, body)
+        except UnicodeEncodeError:  # a lone surrogate slipped past the fast path: get the real error
+            canonical(list(args), "args")
+            canonical(kwargs, "kwargs")
+            raise
 
     def generate_with_prefix(self, entity_type: str, *args: Any, prefix: str | None = None,
                              separator: str = "-", **kwargs: Any) -> str:
@@ -226,23 +242,93 @@ class UUIDGenerator:
         Each key is a Mapping (named key values, like ``**kwargs``), a tuple (positional values,
         like ``*args``) or a single value (one positional value). Shared work is done once.
         """
-        if self.config.scheme == SCHEME_LEGACY:
+        if self._legacy:
             return [self.generate(entity_type, *a, **k) for a, k in map(_split_key, keys)]
-        head = self._head(entity_type)
-        finish = self._finish
-        out: list[uuid.UUID] = []
-        append = out.append
-        for i, key in enumerate(keys):
-            try:
-                body = _key_body(key)
-            except (CanonicalTypeError, CanonicalValueError) as err:
-                err.args = (f"{err.args[0]} (keys[{i}])",)
-                raise
-            append(finish(head, body))
+        keys = keys if isinstance(keys, list) else list(keys)
+        if not keys:
+            return []
+        self._head(entity_type)  # validates the entity type
+        tail = self._tail
+        bodies = _uniform_bodies(keys, tail)
+        if bodies is None:
+            bodies = [_fast_kwargs(k) if type(k) is dict else None for k in keys]
+            bodies = [(b if b is not None else _key_body(k, i)) + tail for i, (b, k) in enumerate(zip(bodies, keys))]
+        prefix = self._ns_bytes + ('["uuid-forge/1",' + canonical_str(entity_type) + ",").encode("utf-8")
+        try:
+            payloads = list(map(prefix.__add__, map(str.encode, bodies)))
+        except UnicodeEncodeError:  # a lone surrogate: let the slow path name the key
+            for i, k in enumerate(keys):
+                _key_body(k, i, strict=True)
+            raise
+        if self._key is None:
+            digests = map(_SHA1_DIGEST, map(hashlib.sha1, payloads))
+            shift = 32
+        else:
+            digests = map(hmac.digest, repeat(self._key), payloads, repeat("sha256"))
+            shift = 128
+        ints = list(map(int.__or__, map(int.__and__, map(int.__rshift__, map(int.from_bytes, digests), repeat(shift)),
+                                        repeat(_CLEAR)), repeat(self._bits)))
+        out = list(map(_new, repeat(uuid.UUID, len(ints))))
+        _drain(map(_set, out, repeat("int"), ints))
+        _drain(map(_set, out, repeat("is_safe"), repeat(_SAFE, len(out))))
         return out
 
 
-_EMPTY_ARGS = "[],"
+_SHA1_DIGEST = type(hashlib.sha1()).digest
+_drain = partial(deque, maxlen=0)  # runs an iterator to its end at C speed
+
+
+def _uniform_bodies(keys: list[Any], tail: str) -> list[str] | None:
+    """Bodies for a batch whose keys share one flat shape, built column by column; else None.
+
+    Every key the same type: all text, all ints, or all dicts with the same ASCII names and
+    text/int values. Column-wise C-level passes replace a Python-level walk per key.
+    """
+    first = keys[0]
+    kind = type(first)
+    if set(map(type, keys)) != {kind}:
+        return None
+    if kind is str or kind is int:
+        col = _column_json(keys)
+        end = "],{}" + tail
+        return None if col is None else ["[" + x + end for x in col]
+    if kind is not dict or not first:
+        return None
+    names = sorted(first)
+    if not all(map(str.isascii, names)) or set(map(len, keys)) != {len(names)}:
+        return None
+    try:
+        columns = ([list(map(itemgetter(names[0]), keys))] if len(names) == 1
+                   else [list(c) for c in zip(*map(itemgetter(*names), keys))])
+    except KeyError:
+        return None
+    texts = []
+    for col in columns:
+        text = _column_json(col)
+        if text is None:
+            return None
+        texts.append(text)
+    labels = [_json_str(n) + ":" for n in names]
+    end = "}" + tail
+    if len(names) == 1:
+        head = "[],{" + labels[0]
+        return [head + x + end for x in texts[0]]
+    return ["[],{" + ",".join(map(str.__add__, labels, row)) + end for row in zip(*texts)]
+
+
+_is_nfc = partial(unicodedata.is_normalized, "NFC")
+
+
+def _column_json(col: list[Any]) -> list[str] | None:
+    """JSON texts of a column of all-text (ASCII or NFC) or all-int values; else None."""
+    kinds = set(map(type, col))
+    if kinds == {str}:
+        if not all(map(str.isascii, col)) and not all(map(_is_nfc, col)):
+            return None
+        return list(map(_json_str, col))
+    if kinds == {int}:
+        return list(map(int.__repr__, col))
+    return None
 
 
 def _split_key(key: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -253,12 +339,64 @@ def _split_key(key: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return (key,), {}
 
 
-def _key_body(key: Any) -> bytes:
+def _key_body(key: Any, index: int, strict: bool = False) -> str:
     """``C(args) "," C(kwargs)`` for one key of :meth:`UUIDGenerator.generate_many`."""
-    if type(key) is dict:
-        return (_EMPTY_ARGS + canonical(key, "kwargs")).encode("utf-8")
     args, kwargs = _split_key(key)
-    return (canonical(list(args), "args") + "," + canonical(kwargs, "kwargs")).encode("utf-8")
+    try:
+        if strict:
+            canonical(list(args), "args")
+        return canonical(list(args), "args") + "," + canonical(kwargs, "kwargs")
+    except (CanonicalTypeError, CanonicalValueError) as err:
+        err.args = (f"{err.args[0]} (keys[{index}])",)
+        raise
+
+
+_is_normalized = unicodedata.is_normalized
+
+
+def _fast_kwargs(kwargs: dict[str, Any]) -> str | None:
+    """``[],C(kwargs)`` for the common flat case (text/int/bool/None values); None otherwise.
+
+    ASCII keys sort the same by code point and by UTF-16 code unit, and ASCII or already-NFC
+    text needs no normalising, so the result is exactly the canonical form without its walk.
+    """
+    if not kwargs:
+        return "[],{}"
+    parts = []
+    for k in sorted(kwargs) if len(kwargs) > 1 else kwargs:
+        if not k.isascii():
+            return None
+        v = kwargs[k]
+        t = type(v)
+        if t is str:
+            if not v.isascii() and not _is_normalized("NFC", v):
+                return None
+            parts.append(_json_str(k) + ":" + _json_str(v))
+        elif t is int:
+            parts.append(_json_str(k) + ":" + str(v))
+        elif t is bool:
+            parts.append(_json_str(k) + (":true" if v else ":false"))
+        elif v is None:
+            parts.append(_json_str(k) + ":null")
+        else:
+            return None
+    return "[],{" + ",".join(parts) + "}"
+
+
+def _fast_args(args: tuple[Any, ...]) -> str | None:
+    """``C(args),{}`` for flat text/int positional values; None otherwise."""
+    parts = []
+    for v in args:
+        t = type(v)
+        if t is str:
+            if not v.isascii() and not _is_normalized("NFC", v):
+                return None
+            parts.append(_json_str(v))
+        elif t is int:
+            parts.append(str(v))
+        else:
+            return None
+    return "[" + ",".join(parts) + "],{}"
 
 
 # -- the 0.1.x functional API -------------------------------------------------------------------

@@ -1,0 +1,94 @@
+"""Server fixtures for the integration suite: real servers over real connections.
+
+URLs come from ``UUID_FORGE_TEST_*_URL`` variables (defaults: the local servers). The MongoDB and
+Elasticsearch stand-ins are started once per test run on free ports when no URL is given. Under
+``CI=true`` a server that cannot be reached fails the run; locally its tests skip with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from . import servers
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _reachable(url: str) -> bool:
+    parts = urlsplit(url.replace("elasticsearch+", ""))
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port
+    if port is None:
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _need(name: str, url: str | None, why: str = "") -> str:
+    if url and _reachable(url):
+        return url
+    message = f"{name} server not reachable at {url!r}{': ' + why if why else ''}"
+    if IN_CI:
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return _need("PostgreSQL", servers.default_urls()["postgres"])
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    return _need("MariaDB", servers.default_urls()["mariadb"])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return _need("Redis", servers.default_urls()["redis"])
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    return _need("RabbitMQ", servers.default_urls()["amqp"])
+
+
+@pytest.fixture(scope="session")
+def mongodb_url() -> Iterator[str]:
+    url = servers.default_urls().get("mongodb")
+    proc = None
+    why = ""
+    if not url:
+        try:
+            url, proc = servers.start_mongodb_standin()
+        except Exception as err:  # noqa: BLE001 - reported as the skip/fail reason
+            why = f"could not start the SecantusDB stand-in: {err}"
+    yield _need("MongoDB", url, why)
+    if proc is not None:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url() -> Iterator[str]:
+    url = servers.default_urls().get("elasticsearch")
+    proc = None
+    why = ""
+    if not url:
+        try:
+            url, proc = servers.start_elasticsearch_standin(tempfile.mkdtemp(prefix="uf-es-"))
+        except Exception as err:  # noqa: BLE001 - reported as the skip/fail reason
+            why = f"could not start the noida-db stand-in: {err}"
+    yield _need("Elasticsearch", url, why)
+    if proc is not None:
+        proc.terminate()
+        proc.wait(timeout=10)

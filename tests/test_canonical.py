@@ -1,0 +1,112 @@
+"""The canonical form C(v), rule by rule, and the bad inputs it refuses (with where they were)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import uuid
+
+import pytest
+
+from uuid_forge import CanonicalTypeError, CanonicalValueError, IDConfig, UUIDGenerator, canonical
+from uuid_forge.canonical import format_float
+
+
+@pytest.mark.parametrize("value,text", [
+    (1.0, "1"), (1e21, "1e+21"), (1e-7, "1e-7"), (-0.0, "0"), (0.1, "0.1"), (1e20, "100000000000000000000"),
+    (123.456, "123.456"), (5e-324, "5e-324"), (-1.5e-10, "-1.5e-10"), (1e-6, "0.000001"),
+    (1.7976931348623157e308, "1.7976931348623157e+308"),
+])
+def test_float_is_ecmascript_number_to_string(value: float, text: str) -> None:
+    assert format_float(value) == text
+
+
+@pytest.mark.parametrize("value,text", [
+    (None, "null"), (True, "true"), (False, "false"), (2**80, str(2**80)), (-7, "-7"),
+    (decimal.Decimal("-12.3400"), "-12.34"), (decimal.Decimal("1E+3"), "1000"), (decimal.Decimal("1E-7"), "0.0000001"),
+    (decimal.Decimal("5.000"), "5"), ("tab\tquote\"back\\", '"tab\\tquote\\"back\\\\"'), ("\x01\x7f", '"\\u0001\x7f"'),
+    ("Zürich", '"Zürich"'), (uuid.UUID("7570842A-FBEC-40D3-AE25-3F1C2BDA326B"), '"7570842a-fbec-40d3-ae25-3f1c2bda326b"'),
+    (dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2))), '"2024-01-02T01:04:05Z"'),
+    (dt.datetime(2024, 1, 2, 3, 4, 5, 7, tzinfo=dt.timezone.utc), '"2024-01-02T03:04:05.000007Z"'),
+    (dt.date(2024, 1, 2), '"2024-01-02"'), ((1, "a"), '[1,"a"]'), ({"b": 1, "a": 2}, '{"a":2,"b":1}'),
+    ({"b", "a", "c"}, '["a","b","c"]'), (frozenset({10, 9}), "[10,9]"),
+])
+def test_canonical_values(value: object, text: str) -> None:
+    assert canonical(value) == text
+
+
+def test_dict_keys_sort_by_utf16_code_units() -> None:
+    # U+1F600 is the surrogate pair D83D DE00 in UTF-16, which sorts before U+FFFF.
+    assert canonical({"\uffff": 1, "\U0001F600": 2}) == '{"\U0001F600":2,"\uffff":1}'
+
+
+def test_enum_dataclass_and_forge_key() -> None:
+    class Colour(enum.Enum):
+        RED = "red"
+
+    @dataclasses.dataclass
+    class Point:
+        y: int
+        x: int
+
+    class Email:
+        def __init__(self, address: str) -> None:
+            self.address = address
+
+        def __forge_key__(self) -> str:
+            return self.address.lower()
+
+    assert canonical(Colour.RED) == '"red"'
+    assert canonical(Point(2, 1)) == '{"x":1,"y":2}'
+    assert canonical(Email("John@Example.com")) == '"john@example.com"'
+    gen = UUIDGenerator(IDConfig(salt="s"))
+    assert gen.generate("user", email=Email("A@B.C")) == gen.generate("user", email="a@b.c")
+
+
+def _deep(n: int) -> list:
+    v: list = []
+    for _ in range(n):
+        v = [v]
+    return v
+
+
+@pytest.mark.parametrize("value,error,where,reason", [
+    ({"when": dt.datetime(2024, 1, 1)}, CanonicalValueError, "kwargs.when", "naive datetime"),
+    ({"x": [1, float("nan")]}, CanonicalValueError, "kwargs.x[1]", "not a finite number"),
+    ({"x": float("inf")}, CanonicalValueError, "kwargs.x", "not a finite number"),
+    ({"d": decimal.Decimal("NaN")}, CanonicalValueError, "kwargs.d", "not finite"),
+    ({"tags": {"\u00e9", "e\u0301"}}, CanonicalValueError, "kwargs.tags", "same canonical form"),
+    ({"tags": {0.1, decimal.Decimal("0.1")}}, CanonicalValueError, "kwargs.tags", "same canonical form"),
+    ({"b": b"bytes"}, CanonicalTypeError, "kwargs.b", "unsupported type 'bytes'"),
+    ({"items": [1, 2, object()]}, CanonicalTypeError, "kwargs.items[2]", "unsupported type 'object'"),
+    ({"m": {1: "x"}}, CanonicalTypeError, "kwargs.m", "keys must be str"),
+    ({"m": {"\u00e9": 1, "e\u0301": 2}}, CanonicalValueError, "kwargs.m", "collide after NFC"),
+    ({"s": "lone \ud800"}, CanonicalValueError, "kwargs.s", "lone surrogate"),
+    ({"deep": _deep(10_000)}, CanonicalValueError, "kwargs.deep[0]", "deeper than 100"),
+    ({"t": dt.time(1, 2)}, CanonicalTypeError, "kwargs.t", "unsupported type"),
+])
+def test_bad_values_are_refused_with_their_location(value: dict, error: type, where: str, reason: str) -> None:
+    with pytest.raises(error) as info:
+        canonical(value, "kwargs")
+    assert reason in str(info.value)
+    assert where in str(info.value)
+    assert isinstance(info.value, (TypeError, ValueError))
+
+
+def test_sets_with_colliding_members_fail() -> None:
+    # {1, 1.0} is one member in Python, but 0.1 and Decimal("0.1") are two, with one canonical form.
+    assert canonical({1, 1.0}) == "[1]"
+    with pytest.raises(CanonicalValueError, match="same canonical form"):
+        canonical({0.1, decimal.Decimal("0.1")})
+
+
+def test_generator_errors_name_args_and_kwargs() -> None:
+    gen = UUIDGenerator()
+    with pytest.raises(TypeError, match=r"at args\[1\]"):
+        gen.generate("thing", "ok", object())
+    with pytest.raises(ValueError, match=r"at kwargs\.when"):
+        gen.generate("thing", when=dt.datetime(2020, 1, 1))
+    with pytest.raises(TypeError, match=r"keys\[1\]"):
+        gen.generate_many("thing", [{"a": 1}, {"a": b"x"}])

@@ -1,0 +1,155 @@
+"""The command line agrees with the library on every vector, and fails cleanly on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from uuid_forge.cli import main
+
+from .conftest import load_vectors
+
+V1 = load_vectors("ids-v1.json")
+LEGACY = load_vectors("ids-legacy-uuid-forge-0.1.json")
+ENCODINGS = load_vectors("encodings.json")
+
+
+def run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run the CLI in-process through main(), which maps errors to exit codes."""
+    runner = CliRunner()
+    base = {k: None for k in ("UUID_FORGE_SALT", "UUID_FORGE_SECRET", "UUID_FORGE_NAMESPACE", "UUID_FORGE_SCHEME")}
+    code_box: list[int] = []
+
+    def invoke() -> None:
+        code_box.append(main(args))
+
+    with runner.isolation(env={**base, **(env or {})}) as streams:
+        invoke()
+        return code_box[0], streams[0].getvalue().decode(), streams[1].getvalue().decode()
+
+
+def cli_args(v: dict[str, Any]) -> list[str]:
+    """The vector's typed inputs as CLI arguments: text stays text, everything else is ':=' JSON."""
+    args = ["generate", v["entity_type"], "--namespace", v["namespace_domain"], "--salt", v["salt"]]
+    for a in v["args"]:
+        args.append(a if isinstance(a, str) and not a.startswith(":=") else ":=" + json.dumps(a))
+    for k, val in v["kwargs"].items():
+        args += ["-a", f"{k}={val}" if isinstance(val, str) else f"{k}:={json.dumps(val)}"]
+    return args
+
+
+@pytest.mark.parametrize("v", V1, ids=[v["label"] for v in V1])
+def test_cli_generate_matches_every_v1_vector(v: dict[str, Any]) -> None:
+    env = {"UUID_FORGE_SECRET": v["secret"]} if v["secret"] else {}
+    code, out, err = run(cli_args(v), env)
+    assert code == 0, err
+    assert out.strip() == v["uuid"]
+
+
+@pytest.mark.parametrize("v", LEGACY, ids=[v["label"] for v in LEGACY])
+def test_cli_generate_matches_legacy_vectors(v: dict[str, Any]) -> None:
+    code, out, err = run([*cli_args(v), "--scheme", "uuid-forge-0.1"])
+    assert code == 0, err
+    assert out.strip() == v["uuid"]
+
+
+def test_typed_and_text_values_give_different_ids() -> None:
+    _, as_int, _ = run(["generate", "invoice", "-a", "number:=12345"])
+    _, as_text, _ = run(["generate", "invoice", "-a", "number=12345"])
+    assert as_int != as_text
+
+
+def test_flags_override_env_one_by_one() -> None:
+    v = V1[0]
+    code, out, _ = run(["generate", "user", "-a", "email=john@example.com", "--namespace", v["namespace_domain"]],
+                       {"UUID_FORGE_SALT": "v1"})
+    assert code == 0 and out.strip() == v["uuid"]  # 0.1.x dropped the env salt when --namespace was given
+
+
+def test_generate_json_and_prefix() -> None:
+    code, out, _ = run([*cli_args(V1[0]), "--prefix", "USR", "--json"])
+    payload = json.loads(out)
+    assert code == 0 and payload["id"] == V1[0]["uuid"] and payload["value"] == "USR-" + V1[0]["uuid"]
+    assert "salt" not in out.replace('"keyed"', "")
+
+
+@pytest.mark.parametrize("v", ENCODINGS, ids=[v["string"][:8] for v in ENCODINGS])
+def test_decode_every_form_json(v: dict[str, Any]) -> None:
+    for form in ("string", "hex", "base64url", "base32", "urn"):
+        code, out, err = run(["decode", v[form], "--json"])
+        assert code == 0, err
+        got = json.loads(out)
+        assert got["string"] == v["string"] and got["input_form"] == form
+        assert got["base64url"] == v["base64url"] and got["base32"] == v["base32"]
+
+
+def test_inspect_shows_version_and_variant() -> None:
+    code, out, _ = run(["inspect", "ZFxn-eqzX6Sd1Cs1QtyNxw", "--json"])
+    assert code == 0
+    assert json.loads(out)["version"] == "5" and "RFC 9562" in json.loads(out)["variant"]
+
+
+def test_encode_one_form() -> None:
+    code, out, _ = run(["encode", "7570842a-fbec-40d3-ae25-3f1c2bda326b", "--to", "base32"])
+    assert code == 0 and out.strip() == "3ne222nyzc839tw99z3gnxmckb"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["generate", "x", "-a", "n:=12x"], "not valid JSON"),
+    (["generate", "x", "-a", "novalue"], "expected key=value"),
+    (["generate", "x", "-a", "k=1", "-a", "k=2"], "given twice"),
+    (["generate", "x", ":=NaN"], "not a finite number"),
+    (["generate", "", "-a", "k=1"], "entity_type must not be empty"),
+    (["decode", "not-a-uuid"], "not a UUID in any form"),
+    (["decode", "3NE222NYZC839TW99Z3GNXMCKB"], "lowercase"),
+    (["extract", "INV-nothing"], "No valid UUID"),
+    (["new-salt", "--length", "4"], "at least 16"),
+    (["generate"], "Missing argument"),
+    (["no-such-command"], "No such command"),
+])
+def test_bad_input_exits_2_with_one_line(args: list[str], needle: str) -> None:
+    code, out, err = run(args)
+    assert code == 2
+    assert needle in err
+    assert "Traceback" not in err + out
+
+
+def test_config_masks_salt_and_secret() -> None:
+    code, out, _ = run(["config", "--json"], {"UUID_FORGE_SALT": "very-secret-salt-value",
+                                              "UUID_FORGE_SECRET": "very-secret-key"})
+    assert code == 0
+    assert "very-secret" not in out
+    assert json.loads(out)["keyed"] is True
+
+
+def test_new_salt_is_random_and_long() -> None:
+    a, b = run(["new-salt"])[1].strip(), run(["new-salt"])[1].strip()
+    assert a != b and len(a) >= 40
+
+
+def test_init_writes_0600_file_without_printing_salt(tmp_path: Any) -> None:
+    target = tmp_path / "x.env"
+    code, out, _ = run(["init", "-o", str(target)])
+    assert code == 0
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    salt_line = [ln for ln in target.read_text().splitlines() if ln.startswith("UUID_FORGE_SALT=")][0]
+    assert salt_line.split("=", 1)[1] not in out
+
+
+@pytest.mark.skipif(shutil.which("uuid-forge") is None, reason="console script not installed")
+def test_console_script_matches_library_in_a_subprocess() -> None:
+    v = V1[3]
+    env = {k: v_ for k, v_ in os.environ.items() if not k.startswith("UUID_FORGE_")}
+    done = subprocess.run(["uuid-forge", *cli_args(v)], capture_output=True, text=True, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == v["uuid"]
+    bad = subprocess.run(["uuid-forge", "generate", "x", "-a", "n:=["], capture_output=True, text=True, env=env,
+                         check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1

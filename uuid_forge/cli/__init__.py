@@ -1,0 +1,50 @@
+"""The ``uuid-forge`` command line. Exit codes: 0 ok, 1 inconsistent (audit), 2 bad input or error.
+
+Errors are one line on stderr, never a traceback (set UUID_FORGE_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..errors import UUIDForgeError
+from ..urls import mask_text
+from .app import cli
+
+__all__ = ["cli", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="uuid-forge", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("uuid-forge: aborted", err=True)
+        return 2
+    except click.exceptions.Exit as done:
+        return int(done.exit_code)
+    except click.ClickException as err:
+        err.show()
+        return 2
+    except (UUIDForgeError, ValueError, TypeError, OSError) as err:
+        if os.environ.get("UUID_FORGE_DEBUG"):
+            raise
+        click.echo(f"uuid-forge: error: {mask_text(str(err))}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("uuid-forge: interrupted", err=True)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the CLI never shows a raw traceback
+        if os.environ.get("UUID_FORGE_DEBUG"):
+            raise
+        click.echo(f"uuid-forge: unexpected error ({type(err).__name__}): {mask_text(str(err))} "
+                   "(set UUID_FORGE_DEBUG=1 for a traceback)", err=True)
+        return 2
+    return 0
+
+
+def _entry() -> None:
+    sys.exit(main())
