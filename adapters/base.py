@@ -57,6 +57,8 @@ class Adapter(ABC):
     timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (TimeoutError,)
     #: records per native bulk call
     batch_size: int = 1000
+    #: True when scan(partition) reads only that ID range (a message log reads everything)
+    partitioned_scan: ClassVar[bool] = True
 
     def __init__(self, url: str, *, batch_size: int | None = None) -> None:
         self._url = url
@@ -188,6 +190,17 @@ class Adapter(ABC):
             if part.contains(ident):
                 yield item
 
+    def delete_raw(self, entity_type: str, raws: Iterable[str]) -> int:
+        """Remove entries by their raw stored key (as in ``MalformedID.raw``): the repair of a
+        wrongly encoded ID, whose well-encoded twin ``delete_many`` would not reach."""
+        self._require(DELETE)
+        self.check_entity_type(entity_type)
+        total = 0
+        for batch in chunked(raws, self.batch_size):
+            with self._errors(f"delete_raw({entity_type}, {len(batch)} entries)"):
+                total += self._delete_raw(entity_type, batch)
+        return total
+
     def count(self, entity_type: str) -> int:
         """How many well-encoded records of ``entity_type`` the store holds."""
         return sum(1 for _ in self.scan(entity_type))
@@ -233,6 +246,10 @@ class Adapter(ABC):
 
     def _entity_types(self) -> Iterable[str]:
         raise NotImplementedError
+
+    def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
+        """Delete entries by raw stored key; stores that can hold a wrong encoding implement it."""
+        raise StoreError(f"{self.url()} cannot remove wrongly encoded entries", store=self.url())
 
     def _ping(self) -> None:
         """Default: nothing to check."""

@@ -29,6 +29,9 @@ def fingerprint_of(data_json: str) -> str:
 class Record:
     """One entity in one store: entity type, UUID, data, and optionally the business key.
 
+    The key is a mapping of named key values (``generate(type, **key)``) or a list of positional
+    ones (``generate(type, *key)``); an audit can recompute the ID from it.
+
     The canonical JSON of ``data`` and its fingerprint are computed once, on first use; a record
     read back from a store carries the fingerprint the store kept.
     """
@@ -36,7 +39,7 @@ class Record:
     __slots__ = ("entity_type", "id", "data", "key", "_json", "_fingerprint")
 
     def __init__(self, entity_type: str, id: uuid.UUID | str, data: Mapping[str, Any],  # noqa: A002
-                 key: Mapping[str, Any] | None = None, *, fingerprint: str | None = None) -> None:
+                 key: Mapping[str, Any] | list[Any] | None = None, *, fingerprint: str | None = None) -> None:
         if not isinstance(entity_type, str) or not entity_type:
             raise ValidationError(f"entity_type must be a non-empty str, got {entity_type!r}")
         if not isinstance(id, uuid.UUID):

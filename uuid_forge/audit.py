@@ -1,0 +1,276 @@
+"""Consistency audits: every store compared with the source of truth, and repair.
+
+A full audit streams ``(id, fingerprint)`` pairs partition by partition over ID ranges. Only one
+partition of the source is held in memory at a time, and the number of partitions grows with the
+source's size, so memory stays bounded however many entities there are (deterministic IDs are
+uniform, so equal ranges hold about equal numbers). Each ID in each store is one of:
+
+* ok: present with the source's fingerprint;
+* missing: in the source, not in the store;
+* orphan: in the store, not in the source;
+* stale: present with a different fingerprint;
+* malformed: stored in the wrong encoding (a string ``_id`` where Binary is expected, a key in
+  the wrong form), or, with ``verify_keys``, an ID the scheme could not have produced for the
+  business key stored beside it.
+
+Repair rewrites missing, stale and malformed records from the source, and deletes orphans only
+when asked to.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .adapters.base import DELETE, READ, SCAN, chunked
+from .errors import UUIDForgeError, ValidationError
+from .record import MalformedID, Partition, Record
+
+if TYPE_CHECKING:
+    from .forge import Forge, StoreHandle
+
+CLASSES = ("ok", "missing", "orphan", "stale", "malformed")
+PARTITION_TARGET = 20_000  # source records held in memory at once, at most about this many
+
+__all__ = ["CLASSES", "AuditReport", "Finding", "audit"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One inconsistency: which store, which entity, which class, and why."""
+
+    store: str
+    entity_type: str
+    id: str
+    kind: str
+    detail: str = ""
+    raw: str | None = None  # for malformed: the key/_id/path exactly as stored
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"store": self.store, "entity_type": self.entity_type, "id": self.id, "class": self.kind,
+                "detail": self.detail, "raw": self.raw}
+
+
+@dataclass
+class AuditReport:
+    """Counts per store and class, the findings, and what a repair did."""
+
+    stores: dict[str, Counter[str]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    entity_types: list[str] = field(default_factory=list)
+    source: str = ""
+    partitions: int = 0
+    seconds: float = 0.0
+    truncated: int = 0
+    repaired: dict[str, Counter[str]] = field(default_factory=dict)
+    repair_errors: list[str] = field(default_factory=list)
+    max_findings: int = 100_000
+
+    @property
+    def consistent(self) -> bool:
+        return all(c[k] == 0 for c in self.stores.values() for k in CLASSES[1:])
+
+    def add(self, finding: Finding) -> None:
+        self.stores[finding.store][finding.kind] += 1
+        if len(self.findings) < self.max_findings:
+            self.findings.append(finding)
+        else:
+            self.truncated += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "consistent": self.consistent, "source": self.source, "entity_types": self.entity_types,
+            "partitions": self.partitions, "seconds": round(self.seconds, 3),
+            "stores": {n: {k: c[k] for k in CLASSES} for n, c in self.stores.items()},
+            "findings": [f.to_dict() for f in self.findings], "findings_truncated": self.truncated,
+            "repaired": {n: dict(c) for n, c in self.repaired.items()}, "repair_errors": self.repair_errors,
+        }
+
+
+def audit(forge: Forge, entity_type: str | None = None, *, keys: Iterable[Any] | None = None,
+          ids: Iterable[uuid.UUID] | None = None, partition: Partition | None = None, repair: bool = False,
+          delete_orphans: bool = False, dry_run: bool = False, verify_keys: bool = False,
+          progress: Callable[[int], None] | None = None, max_findings: int = 100_000) -> AuditReport:
+    """Audit ``entity_type`` (every type when None) in every store against the source of truth.
+
+    ``keys`` or ``ids`` make a point audit of those entities; otherwise the audit is full (within
+    ``partition`` when given, so machines can split the work). With ``repair``, missing, stale and
+    malformed records are rewritten from the source, and orphans deleted if ``delete_orphans``.
+    ``dry_run`` with ``repair`` only lists the plan (the findings).
+    """
+    started = time.perf_counter()
+    report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in forge.stores[1:]},
+                         source=forge.source.name, max_findings=max_findings)
+    if keys is not None or ids is not None:
+        if entity_type is None:
+            raise ValidationError("a point audit (keys or ids) needs an entity type")
+        targets = list(ids or []) + (forge.generator.generate_many(entity_type, list(keys)) if keys is not None else [])
+        report.entity_types = [entity_type]
+        _point(forge, entity_type, targets, report, verify_keys)
+    else:
+        types = [entity_type] if entity_type else _all_types(forge)
+        report.entity_types = types
+        for et in types:
+            _full(forge, et, partition or Partition(), report, verify_keys, progress)
+    if repair and not dry_run:
+        _repair(forge, report, delete_orphans)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _all_types(forge: Forge) -> list[str]:
+    types: set[str] = set()
+    for h in forge.stores:
+        if SCAN in h.adapter.capabilities:
+            types.update(h.adapter.entity_types())
+    return sorted(types)
+
+
+def _partitions(forge: Forge, entity_type: str, within: Partition) -> list[Partition]:
+    """Enough ID ranges that each holds at most about PARTITION_TARGET source records."""
+    count = forge.source.adapter.count(entity_type) / within.count
+    parts = 1 << max(0, math.ceil(math.log2(max(1.0, count / PARTITION_TARGET))))
+    return within.split(parts) if parts > 1 else [within]
+
+
+def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport, verify_keys: bool,
+          progress: Callable[[int], None] | None) -> None:
+    source = forge.source.adapter
+    ranged = [h for h in forge.stores[1:] if SCAN in h.adapter.capabilities and h.adapter.partitioned_scan]
+    unranged = [h for h in forge.stores[1:] if SCAN in h.adapter.capabilities and not h.adapter.partitioned_scan]
+    readable = [h for h in forge.stores[1:] if SCAN not in h.adapter.capabilities and READ in h.adapter.capabilities]
+    parts = _partitions(forge, entity_type, within)
+    report.partitions += len(parts)
+    for part in parts:
+        expected: dict[uuid.UUID, str | None] = {}
+        for ident, fp in source.scan(entity_type, part, include_malformed=True):
+            if isinstance(ident, MalformedID):
+                report.stores.setdefault(forge.source.name, Counter({k: 0 for k in CLASSES}))
+                report.add(_malformed(forge.source.name, entity_type, ident))
+            else:
+                expected[ident] = fp
+        if verify_keys:
+            _verify_keys(forge, entity_type, list(expected), report)
+        for h in ranged:
+            _compare(h, entity_type, expected, h.adapter.scan(entity_type, part, include_malformed=True), report)
+        for h in readable:
+            _compare_by_reads(h, entity_type, expected, report)
+        if progress is not None:
+            progress(len(expected))
+    for h in unranged:  # a message log: one pass, compared with lookups in the source
+        _compare_log(forge, h, entity_type, within, report)
+
+
+def _compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None],
+             items: Iterator[tuple[Any, str | None]], report: AuditReport) -> None:
+    seen: set[uuid.UUID] = set()
+    counts = report.stores[h.name]
+    for ident, fp in items:
+        if isinstance(ident, MalformedID):
+            report.add(_malformed(h.name, entity_type, ident))
+            if ident.id is not None:
+                seen.add(ident.id)  # present, wrongly encoded: malformed, not also missing
+            continue
+        if ident not in expected:
+            report.add(Finding(h.name, entity_type, str(ident), "orphan", "not in the source"))
+            continue
+        seen.add(ident)
+        if fp != expected[ident]:
+            report.add(Finding(h.name, entity_type, str(ident), "stale", f"fingerprint {fp} != source {expected[ident]}"))
+        else:
+            counts["ok"] += 1
+    for ident in expected.keys() - seen:
+        report.add(Finding(h.name, entity_type, str(ident), "missing", "in the source, not in this store"))
+
+
+def _malformed(store: str, entity_type: str, ident: MalformedID) -> Finding:
+    return Finding(store, entity_type, str(ident.id) if ident.id else ident.raw, "malformed", ident.reason, ident.raw)
+
+
+def _compare_by_reads(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None],
+                      report: AuditReport) -> None:
+    for batch in chunked(list(expected), 500):
+        found = h.adapter.get_many(entity_type, batch)
+        _compare(h, entity_type, {i: expected[i] for i in batch},
+                 ((i, r.fingerprint) for i, r in found.items()), report)
+
+
+def _compare_log(forge: Forge, h: StoreHandle, entity_type: str, within: Partition, report: AuditReport) -> None:
+    latest = dict(h.adapter.scan(entity_type, within, include_malformed=True))
+    expected: dict[uuid.UUID, str | None] = dict(forge.source.adapter.scan(entity_type, within))
+    _compare(h, entity_type, expected, iter(latest.items()), report)
+
+
+def _verify_keys(forge: Forge, entity_type: str, ids: list[uuid.UUID], report: AuditReport) -> None:
+    """Flag source records whose ID is not what the scheme gives for their stored key."""
+    if READ not in forge.source.adapter.capabilities:
+        return
+    for batch in chunked(ids, 1000):
+        for ident, record in forge.source.adapter.get_many(entity_type, batch).items():
+            expected = _id_from_key(forge, record)
+            if expected is not None and expected != ident:
+                report.stores.setdefault(forge.source.name, Counter({k: 0 for k in CLASSES}))
+                report.add(Finding(forge.source.name, entity_type, str(ident), "malformed",
+                                   f"the scheme gives {expected} for the stored key"))
+
+
+def _id_from_key(forge: Forge, record: Record) -> uuid.UUID | None:
+    key = record.key
+    if key is None:
+        return None
+    try:
+        if isinstance(key, dict):
+            return forge.generator.generate(record.entity_type, **key)
+        if isinstance(key, list):
+            return forge.generator.generate(record.entity_type, *key)
+        return forge.generator.generate(record.entity_type, key)
+    except (TypeError, ValueError):
+        return None
+
+
+def _point(forge: Forge, entity_type: str, targets: list[uuid.UUID], report: AuditReport, verify_keys: bool) -> None:
+    source = forge.source.adapter
+    for batch in chunked(targets, 500):
+        in_source = source.get_many(entity_type, batch)
+        expected = {i: r.fingerprint for i, r in in_source.items()}
+        for ident in batch:
+            if ident not in in_source:
+                report.stores.setdefault(forge.source.name, Counter({k: 0 for k in CLASSES}))
+                report.add(Finding(forge.source.name, entity_type, str(ident), "missing", "not in the source"))
+        if verify_keys:
+            _verify_keys(forge, entity_type, list(expected), report)
+        for h in forge.stores[1:]:
+            if READ in h.adapter.capabilities:
+                found = h.adapter.get_many(entity_type, batch)
+                _compare(h, entity_type, expected, ((i, r.fingerprint) for i, r in found.items()), report)
+
+
+def _repair(forge: Forge, report: AuditReport, delete_orphans: bool) -> None:
+    handles = {h.name: h for h in forge.stores}
+    todo: dict[tuple[str, str], dict[str, list[Finding]]] = {}
+    for f in report.findings:
+        if f.store == forge.source.name:
+            continue  # the source is the truth; its own problems are reported, not "repaired"
+        todo.setdefault((f.store, f.entity_type), {}).setdefault(f.kind, []).append(f)
+    for (store, entity_type), kinds in todo.items():
+        adapter = handles[store].adapter
+        done = report.repaired.setdefault(store, Counter())
+        try:
+            rewrite = [uuid.UUID(f.id) for f in kinds.get("missing", []) + kinds.get("stale", [])]
+            malformed = kinds.get("malformed", [])
+            rewrite += [uuid.UUID(f.id) for f in malformed if f.raw is not None and f.id != f.raw]
+            for batch in chunked(rewrite, 1000):
+                records = forge.source.adapter.get_many(entity_type, batch)
+                adapter.put_many(records.values())
+                done["rewritten"] += len(records)
+            if malformed:
+                done["malformed_removed"] += adapter.delete_raw(entity_type, [f.raw or f.id for f in malformed])
+            if delete_orphans and kinds.get("orphan") and DELETE in adapter.capabilities:
+                done["orphans_deleted"] += adapter.delete_many(entity_type, [uuid.UUID(f.id) for f in kinds["orphan"]])
+        except UUIDForgeError as err:
+            report.repair_errors.append(f"{store}/{entity_type}: {err}")

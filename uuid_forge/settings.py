@@ -1,0 +1,202 @@
+"""The ``uuid-forge.toml`` configuration file, with environment overrides.
+
+::
+
+    [ids]
+    namespace = "users.myapp.com"      # or a UUID
+    scheme = "uuid-forge/1"
+    # salt and secret belong in the environment: UUID_FORGE_SALT, UUID_FORGE_SECRET
+
+    [journal]
+    path = ".uuid-forge/journal.sqlite3"
+
+    [write]
+    retries = 3          # per store, per batch, on connection errors
+    backoff = 0.2        # seconds, doubled each retry, with jitter
+    batch_size = 1000
+    concurrent = true    # write the non-source stores in parallel
+
+    [stores.db]
+    url = "postgresql+psycopg://app@127.0.0.1:5432/app"
+    role = "source"
+
+    [stores.cache]
+    url = "redis://127.0.0.1:6379/0"
+    optional = true      # a cache that is down is journaled, not fatal
+    options = { ttl = 3600 }
+
+Environment variables override the file: ``UUID_FORGE_NAMESPACE``, ``UUID_FORGE_SALT``,
+``UUID_FORGE_SECRET``, ``UUID_FORGE_SCHEME``, ``UUID_FORGE_JOURNAL`` and, per store,
+``UUID_FORGE_STORE_<NAME>_URL`` (NAME upper-cased, '-' as '_').
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AdapterNotFoundError, ConfigError
+from .ids import SCHEMES, IDConfig, _coerce_namespace
+from .registry import known_schemes
+from .urls import mask_url, scheme_of
+
+__all__ = ["ForgeSettings", "StoreSettings", "WriteSettings", "load_settings"]
+
+_SECTIONS = {"ids", "journal", "write", "stores"}
+_IDS = {"namespace", "scheme", "salt", "secret"}
+_JOURNAL = {"path", "synchronous"}
+_WRITE = {"retries", "backoff", "batch_size", "concurrent"}
+_STORE = {"url", "role", "required", "optional", "options"}
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """One configured store."""
+
+    name: str
+    url: str
+    source: bool = False
+    required: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"{self.name} ({'source' if self.source else 'required' if self.required else 'optional'}) {mask_url(self.url)}"
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    """How write-through batches and retries."""
+
+    retries: int = 3
+    backoff: float = 0.2
+    batch_size: int = 1000
+    concurrent: bool = True
+
+
+@dataclass(frozen=True)
+class ForgeSettings:
+    """Everything a :class:`~uuid_forge.forge.Forge` needs, validated."""
+
+    ids: IDConfig
+    stores: tuple[StoreSettings, ...]
+    journal_path: str = ".uuid-forge/journal.sqlite3"
+    journal_synchronous: str = "normal"
+    write: WriteSettings = WriteSettings()
+    origin: str = "<code>"
+
+
+def _unknown(where: str, got: dict[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(got) - allowed)
+    if extra:
+        raise ConfigError(f"{where}: unknown key{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
+                          f"(allowed: {', '.join(sorted(allowed))})")
+
+
+def _typed(where: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where} must be {what}, got {value!r}")
+    return value
+
+
+def _env_name(store: str) -> str:
+    return "UUID_FORGE_STORE_" + store.upper().replace("-", "_") + "_URL"
+
+
+def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str, str] | None = None) -> ForgeSettings:
+    """Validate a parsed TOML document (plus environment overrides) into settings."""
+    env = dict(os.environ) if env is None else env
+    _unknown(origin, doc, _SECTIONS)
+    ids = _typed(f"{origin} [ids]", doc.get("ids", {}), dict, "a table")
+    _unknown(f"{origin} [ids]", ids, _IDS)
+    if "salt" in ids or "secret" in ids:
+        raise ConfigError(f"{origin} [ids]: keep salt and secret out of the file; set UUID_FORGE_SALT / UUID_FORGE_SECRET")
+    namespace = env.get("UUID_FORGE_NAMESPACE") or ids.get("namespace")
+    scheme = env.get("UUID_FORGE_SCHEME") or ids.get("scheme") or SCHEMES[0]
+    try:
+        id_config = IDConfig(namespace=_coerce_namespace(namespace) if namespace else IDConfig().namespace,
+                             salt=env.get("UUID_FORGE_SALT", ""), scheme=scheme,
+                             secret=env.get("UUID_FORGE_SECRET") or None)
+    except (ConfigError, TypeError) as err:
+        raise ConfigError(f"{origin} [ids]: {err}") from None
+
+    journal = _typed(f"{origin} [journal]", doc.get("journal", {}), dict, "a table")
+    _unknown(f"{origin} [journal]", journal, _JOURNAL)
+    journal_path = env.get("UUID_FORGE_JOURNAL") or journal.get("path") or ".uuid-forge/journal.sqlite3"
+    _typed(f"{origin} [journal] path", journal_path, str, "a string")
+    synchronous = _typed(f"{origin} [journal] synchronous", journal.get("synchronous", "normal"), str, "a string")
+
+    write = _typed(f"{origin} [write]", doc.get("write", {}), dict, "a table")
+    _unknown(f"{origin} [write]", write, _WRITE)
+    ws = WriteSettings(
+        retries=_typed(f"{origin} [write] retries", write.get("retries", 3), int, "an integer"),
+        backoff=float(_typed(f"{origin} [write] backoff", write.get("backoff", 0.2), (int, float), "a number")),
+        batch_size=_typed(f"{origin} [write] batch_size", write.get("batch_size", 1000), int, "an integer"),
+        concurrent=_typed(f"{origin} [write] concurrent", write.get("concurrent", True), bool, "true or false"),
+    )
+    if not 0 <= ws.retries <= 20 or ws.backoff < 0 or not 1 <= ws.batch_size <= 100_000:
+        raise ConfigError(f"{origin} [write]: retries 0-20, backoff >= 0, batch_size 1-100000")
+
+    stores_doc = _typed(f"{origin} [stores]", doc.get("stores", {}), dict, "a table of [stores.NAME] tables")
+    stores = tuple(_store(f"{origin} [stores.{name}]", name, spec, env) for name, spec in stores_doc.items())
+    return ForgeSettings(ids=id_config, stores=_check_stores(stores, origin), journal_path=journal_path,
+                         journal_synchronous=synchronous, write=ws, origin=origin)
+
+
+def _store(where: str, name: str, spec: Any, env: dict[str, str]) -> StoreSettings:
+    _typed(where, spec, dict, "a table")
+    _unknown(where, spec, _STORE)
+    url = env.get(_env_name(name)) or spec.get("url")
+    if not url:
+        raise ConfigError(f"{where}: 'url' is missing (or set {_env_name(name)})")
+    _typed(f"{where} url", url, str, "a string")
+    if "://" not in url:
+        raise ConfigError(f"{where}: url {mask_url(url)!r} has no scheme (e.g. redis://127.0.0.1:6379/0)")
+    scheme = scheme_of(url)
+    if scheme not in known_schemes():
+        import difflib
+
+        close = difflib.get_close_matches(scheme, known_schemes(), n=1, cutoff=0.5)
+        raise ConfigError(f"{where}: unknown URL scheme {scheme!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+    role = spec.get("role", "store")
+    if role not in ("source", "store"):
+        raise ConfigError(f"{where}: role must be 'source' or 'store', got {role!r}")
+    if "required" in spec and "optional" in spec:
+        raise ConfigError(f"{where}: give 'required' or 'optional', not both")
+    required = bool(_typed(f"{where} required", spec.get("required", not spec.get("optional", False)), bool,
+                           "true or false"))
+    if role == "source" and not required:
+        raise ConfigError(f"{where}: the source of truth cannot be optional")
+    options = _typed(f"{where} options", spec.get("options", {}), dict, "a table")
+    return StoreSettings(name=name, url=url, source=role == "source", required=required, options=dict(options))
+
+
+def _check_stores(stores: tuple[StoreSettings, ...], origin: str) -> tuple[StoreSettings, ...]:
+    if not stores:
+        raise ConfigError(f"{origin}: no [stores.NAME] section; add at least the source of truth")
+    sources = [s.name for s in stores if s.source]
+    if len(sources) != 1:
+        raise ConfigError(f"{origin}: exactly one store needs role = \"source\" (found {len(sources)}"
+                          + (f": {', '.join(sources)}" if sources else "") + ")")
+    return tuple(sorted(stores, key=lambda s: not s.source))
+
+
+def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> ForgeSettings:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(p)!r} not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {err}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{p}: not valid TOML: {err}") from None
+    try:
+        return parse_settings(doc, str(p), env)
+    except AdapterNotFoundError as err:
+        raise ConfigError(str(err)) from None
