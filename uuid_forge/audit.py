@@ -260,17 +260,27 @@ def _repair(forge: Forge, report: AuditReport, delete_orphans: bool) -> None:
     for (store, entity_type), kinds in todo.items():
         adapter = handles[store].adapter
         done = report.repaired.setdefault(store, Counter())
-        try:
-            rewrite = [uuid.UUID(f.id) for f in kinds.get("missing", []) + kinds.get("stale", [])]
-            malformed = kinds.get("malformed", [])
-            rewrite += [uuid.UUID(f.id) for f in malformed if f.raw is not None and f.id != f.raw]
-            for batch in chunked(rewrite, 1000):
-                records = forge.source.adapter.get_many(entity_type, batch)
-                adapter.put_many(records.values())
-                done["rewritten"] += len(records)
-            if malformed:
-                done["malformed_removed"] += adapter.delete_raw(entity_type, [f.raw or f.id for f in malformed])
-            if delete_orphans and kinds.get("orphan") and DELETE in adapter.capabilities:
-                done["orphans_deleted"] += adapter.delete_many(entity_type, [uuid.UUID(f.id) for f in kinds["orphan"]])
-        except UUIDForgeError as err:
-            report.repair_errors.append(f"{store}/{entity_type}: {err}")
+        malformed = kinds.get("malformed", [])
+        rewrite = [uuid.UUID(f.id) for f in kinds.get("missing", []) + kinds.get("stale", [])]
+        rewrite += [uuid.UUID(f.id) for f in malformed if f.raw is not None and f.id != f.raw]
+        steps: list[tuple[str, Callable[[], int]]] = []
+        if malformed:  # first, so the rewrite below is not removed with the wrong twin
+            steps.append(("malformed_removed", lambda: adapter.delete_raw(entity_type, [f.raw or f.id for f in malformed])))
+        steps.append(("rewritten", lambda: _rewrite(forge, adapter, entity_type, rewrite)))
+        if delete_orphans and kinds.get("orphan"):
+            orphans = [uuid.UUID(f.id) for f in kinds["orphan"]]
+            steps.append(("orphans_deleted", lambda: adapter.delete_many(entity_type, orphans)))
+        for label, step in steps:
+            try:
+                done[label] += step()
+            except UUIDForgeError as err:
+                report.repair_errors.append(f"{store}/{entity_type} {label}: {err}")
+
+
+def _rewrite(forge: Forge, adapter: Any, entity_type: str, ids: list[uuid.UUID]) -> int:
+    total = 0
+    for batch in chunked(ids, 1000):
+        records = forge.source.adapter.get_many(entity_type, batch)
+        adapter.put_many(records.values())
+        total += len(records)
+    return total

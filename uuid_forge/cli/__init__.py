@@ -20,7 +20,7 @@ __all__ = ["cli", "main"]
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     try:
-        cli.main(args=argv, prog_name="uuid-forge", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="uuid-forge", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("uuid-forge: aborted", err=True)
         return 2
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"uuid-forge: unexpected error ({type(err).__name__}): {mask_text(str(err))} "
                    "(set UUID_FORGE_DEBUG=1 for a traceback)", err=True)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _entry() -> None:

@@ -1,0 +1,217 @@
+"""The file adapter: the contract suite on a temporary root, plus what a filesystem adds."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from uuid_forge import Record, StoreUnavailableError, ValidationError, open_store
+from uuid_forge.adapters.base import Adapter
+from uuid_forge.adapters.filesystem import FileAdapter
+from uuid_forge.record import MalformedID, Partition
+from uuid_forge.testing import AdapterContract
+from uuid_forge.testing.contract import sample_records
+
+
+def _shard_dir(root: Path, entity_type: str, ident: uuid.UUID) -> Path:
+    return root / entity_type / ident.hex[0:2] / ident.hex[2:4]
+
+
+class TestFileAdapter(AdapterContract):
+    """Default settings (fsync on); a smaller bulk keeps the fast suite fast on slow disks."""
+
+    bulk_size = 2_000
+    invalid_entity_types = (*AdapterContract.invalid_entity_types, "User", "a/b", "..", "con", "nul.txt", "a.")
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Adapter]:
+        self.root = tmp_path / "store"
+        with open_store(self.root.as_uri()) as s:
+            yield s
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        path = _shard_dir(self.root, record.entity_type, record.id) / f"{record.id}.json"
+        assert path.is_file()
+        assert os.listdir(path.parent) == [path.name]  # the exact lowercase name, nothing else beside it
+        assert path.name == path.name.lower() and len(path.stem) == 36
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        assert doc["id"] == str(record.id)
+        assert doc["fp"] == record.fingerprint
+        assert doc["data"] == record.json_data and doc["key"] == json.loads(record.key_json or "null")
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        folder = _shard_dir(self.root, entity_type, ident)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{str(ident).upper()}.json").write_text(
+            json.dumps({"fp": "0" * 32, "id": str(ident), "key": None, "data": {}}), encoding="utf-8")
+        return True
+
+
+class TestFileAdapterWithoutFsync(TestFileAdapter):
+    """The full 10,000-record bulk, with ``fsync=false`` (the layout is the same)."""
+
+    bulk_size = 10_000
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Adapter]:
+        self.root = tmp_path / "store"
+        with open_store(self.root.as_uri() + "?fsync=false") as s:
+            assert isinstance(s, FileAdapter) and not s.fsync
+            yield s
+
+
+# -- filesystem-specific behaviour -------------------------------------------------------------
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def store(root: Path) -> Iterator[FileAdapter]:
+    with open_store(root.as_uri()) as s:
+        assert isinstance(s, FileAdapter)
+        yield s
+
+
+def _all_files(top: Path) -> set[Path]:
+    return {p for p in top.rglob("*")}
+
+
+@pytest.mark.parametrize("bad", ["../escape", "../../etc", "a/b", "a\\b", "User", "USER", "..", "con", "aux.x", "a."])
+def test_bad_entity_types_write_nothing_anywhere(tmp_path: Path, store: FileAdapter, bad: str) -> None:
+    before = _all_files(tmp_path)
+    with pytest.raises(ValidationError, match="not accepted by file"):
+        store.put_many([Record(bad, uuid.uuid4(), {"x": 1}), *sample_records("good", 2)])
+    assert _all_files(tmp_path) == before
+
+
+def test_symlinked_type_directory_outside_root_is_refused(tmp_path: Path, root: Path, store: FileAdapter) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root.mkdir()
+    (root / "sneaky").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ValidationError, match="outside the root"):
+        store.put_many(sample_records("sneaky", 1))
+    assert list(outside.iterdir()) == []
+
+
+def test_layout_is_lowercase_and_sharded(root: Path, store: FileAdapter) -> None:
+    record = sample_records("user", 1)[0]
+    store.put_many([record])
+    s = str(record.id)
+    expected = root / "user" / s[0:2] / s[2:4] / f"{s}.json"
+    assert store.path_of("user", record.id) == str(expected)
+    assert expected.read_bytes().startswith(f'{{"fp":"{record.fingerprint}","id":"{s}",'.encode())
+    assert all(p.name == p.name.lower() for p in _all_files(root))
+
+
+def test_crash_leftover_temp_file_is_ignored(root: Path, store: FileAdapter) -> None:
+    records = sample_records("doc", 3)
+    store.put_many(records)
+    folder = _shard_dir(root, "doc", records[0].id)
+    (folder / f".{records[0].id}.123-deadbeef.tmp").write_text('{"fp":"half-writ', encoding="utf-8")
+    assert dict(store.scan("doc", include_malformed=True)) == {r.id: r.fingerprint for r in records}
+    assert store.get_many("doc", [records[0].id])[records[0].id].fingerprint == records[0].fingerprint
+    store.put_many(records[:1])  # rewriting beside the leftover works and keeps it untouched
+    assert (folder / f".{records[0].id}.123-deadbeef.tmp").exists()
+
+
+def test_no_temp_files_left_after_writes(root: Path, store: FileAdapter) -> None:
+    store.put_many(sample_records("doc", 50))
+    store.put_many(sample_records("doc", 50, version=2))
+    assert [p for p in _all_files(root) if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("{hex}.json", "hex form"),
+    ("{upper}.json", "not lowercase"),
+    ("{string}.txt", "does not end in .json"),
+    ("notes.json", "not <lowercase uuid>.json"),
+])
+def test_wrongly_named_files_are_malformed(root: Path, store: FileAdapter, name: str, reason: str) -> None:
+    good = sample_records("doc", 1)[0]
+    store.put_many([good])
+    ident = uuid.UUID("7570842a-fbec-40d3-ae25-3f1c2bda326b")
+    folder = _shard_dir(root, "doc", ident)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name.format(hex=ident.hex, upper=str(ident).upper(), string=ident)).write_text("{}")
+    items = list(store.scan("doc", include_malformed=True))
+    (bad,) = [i for i, _ in items if isinstance(i, MalformedID)]
+    assert reason in bad.reason
+    assert bad.id == (None if name == "notes.json" else ident)
+    assert bad.raw.startswith("doc/75/70/")
+    assert [i for i, _ in store.scan("doc")] == [good.id]
+
+
+def test_file_in_the_wrong_shard_is_malformed(root: Path, store: FileAdapter) -> None:
+    record = sample_records("doc", 1)[0]
+    store.put_many([record])
+    s = str(record.id)
+    wrong = root / "doc" / s[0:2] / ("00" if s[2:4] != "00" else "01")
+    wrong.mkdir()
+    os.replace(store.path_of("doc", record.id), wrong / f"{s}.json")
+    ((bad, fp),) = list(store.scan("doc", include_malformed=True))
+    assert isinstance(bad, MalformedID) and bad.id == record.id and "belongs in" in bad.reason
+    assert fp == record.fingerprint
+    assert store.get_many("doc", [record.id]) == {}
+
+
+def test_scan_walks_only_the_partition_shards(store: FileAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
+    from uuid_forge.adapters import filesystem
+
+    records = sample_records("doc", 200)
+    store.put_many(records)
+    opened: list[str] = []
+    real = filesystem._read_head
+    monkeypatch.setattr(filesystem, "_read_head", lambda path: opened.append(path) or real(path))
+    for part in Partition(0, 1).split(16):
+        opened.clear()
+        inside = sorted(r.id for r in records if part.contains(r.id))
+        assert sorted(i for i, _ in store.scan("doc", part)) == inside
+        assert len(opened) == len(inside)  # files of other partitions are not even opened
+
+
+def test_foreign_layout_is_read_by_parsing(root: Path, store: FileAdapter) -> None:
+    record = sample_records("doc", 1)[0]
+    path = Path(store.path_of("doc", record.id))
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"id": str(record.id), "data": record.json_data, "fp": record.fingerprint}, indent=2))
+    assert dict(store.scan("doc")) == {record.id: record.fingerprint}
+    assert store.get_many("doc", [record.id])[record.id].json_data == record.json_data
+
+
+def test_entity_types_are_directories_with_records(root: Path, store: FileAdapter) -> None:
+    records = sample_records("doc", 2)
+    store.put_many([*records, *sample_records("user", 1)])
+    (root / "Stray").mkdir()
+    (root / ".hidden").mkdir()
+    assert store.entity_types() == ["doc", "user"]
+    store.delete_many("doc", [r.id for r in records])
+    assert store.entity_types() == ["user"]
+
+
+@pytest.mark.parametrize("url", ["file://relative/path", "file://server/share", "file:relative"])
+def test_relative_or_remote_roots_are_refused(url: str) -> None:
+    with pytest.raises(ValidationError):
+        FileAdapter(url)
+
+
+def test_localhost_and_options_in_the_url(tmp_path: Path) -> None:
+    store = open_store(f"file://localhost{tmp_path}/x?fsync=no&batch_size=7")
+    assert isinstance(store, FileAdapter)
+    assert (store.root, store.fsync, store.batch_size) == (str(tmp_path / "x"), False, 7)
+    with pytest.raises(ValidationError, match="unknown"):
+        open_store(f"file://{tmp_path}?fsnyc=no")
+
+
+def test_ping_creates_root_and_reports_unusable_ones(tmp_path: Path) -> None:
+    open_store((tmp_path / "new" / "root").as_uri()).ping()
+    assert (tmp_path / "new" / "root").is_dir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreUnavailableError):
+        open_store((tmp_path / "file" / "root").as_uri()).ping()

@@ -1,0 +1,125 @@
+"""The contract suite against the SQL adapter on a temporary SQLite file (no server needed)."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from uuid_forge import MalformedID, Partition, Record, ValidationError, open_store
+from uuid_forge.adapters.base import Adapter
+from uuid_forge.adapters.sql import SQLAdapter
+from uuid_forge.testing import AdapterContract
+from uuid_forge.testing.contract import sample_records
+
+
+def _raw(store: Adapter) -> sqlite3.Connection:
+    path = store.url(masked=False).split(":///", 1)[1].split("?", 1)[0]
+    return sqlite3.connect(path)
+
+
+def _plant(store: Adapter, entity_type: str, text: str) -> None:
+    with _raw(store) as raw:
+        raw.execute(f'INSERT INTO "uf_{entity_type}" (id, fingerprint, data) VALUES (?, ?, ?)',
+                    (text, "0" * 32, "{}"))
+
+
+class TestSQLiteAdapter(AdapterContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Adapter]:
+        with open_store(f"sqlite:///{tmp_path / 'store.db'}") as s:
+            yield s
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        assert store.id_encoding == "hex"
+        with _raw(store) as raw:
+            rows = raw.execute(f'SELECT id, typeof(id), fingerprint FROM "uf_{record.entity_type}"').fetchall()
+        assert rows == [(record.id.hex, "text", record.fingerprint)]
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        _plant(store, entity_type, str(ident))  # 36-char text in the CHAR(32) hex column
+        return True
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLAdapter]:
+    with open_store(f"sqlite:///{tmp_path / 'extra.db'}") as s:
+        assert isinstance(s, SQLAdapter)
+        yield s
+
+
+def test_uppercase_and_garbage_ids_are_malformed_in_their_partition(store: SQLAdapter) -> None:
+    good = sample_records("thing", 50)
+    store.put_many(good)
+    upper, dashed = uuid.UUID(int=0xABCDEF << 100), uuid.UUID(int=0x5555_5555 << 96 | 0xFFFF)
+    _plant(store, "thing", upper.hex.upper())
+    _plant(store, "thing", str(dashed))  # sorts below its partition's hex bound 5555...: must still be found
+    _plant(store, "thing", "not-a-uuid")
+    whole = [i for i, _ in store.scan("thing", include_malformed=True) if isinstance(i, MalformedID)]
+    assert sorted(m.raw for m in whole) == sorted([upper.hex.upper(), str(dashed), "not-a-uuid"])
+    assert {m.raw: m.id for m in whole} == {upper.hex.upper(): upper, str(dashed): dashed, "not-a-uuid": None}
+    assert all(m.reason for m in whole)
+    found: list[MalformedID] = []
+    seen: list[uuid.UUID] = []
+    for part in Partition(0, 1).split(3):
+        for ident, _ in store.scan("thing", part, include_malformed=True):
+            if isinstance(ident, MalformedID):
+                assert ident.id is None or part.contains(ident.id)
+                found.append(ident)
+            else:
+                seen.append(ident)
+    assert sorted(m.raw for m in found) == sorted(m.raw for m in whole)  # each exactly once
+    assert sorted(seen) == sorted(r.id for r in good)
+
+
+def test_id_format_string_from_url(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 's.db'}?id_format=string") as s:
+        assert s.id_encoding == "string"
+        records = sample_records("thing", 20)
+        s.put_many(records)
+        assert set(s.get_many("thing", [r.id for r in records])) == {r.id for r in records}
+        with _raw(s) as raw:
+            stored = {row[0] for row in raw.execute('SELECT id FROM "uf_thing"')}
+        assert stored == {str(r.id) for r in records}
+        assert sorted(i for i, _ in s.scan("thing", Partition(1, 2))) == \
+            sorted(r.id for r in records if Partition(1, 2).contains(r.id))
+
+
+def test_table_prefix_and_entity_types(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'p.db'}", table_prefix="app_ids_") as s:
+        s.put_many(sample_records("order-item.v2", 2))
+        assert s.entity_types() == ["order-item.v2"]
+        with _raw(s) as raw:
+            names = [r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        assert names == ["app_ids_order-item.v2"]
+
+
+@pytest.mark.parametrize("prefix", ["uf'; DROP TABLE x; --", 'a"b', "", "1abc", "x" * 31])
+def test_bad_table_prefix_rejected(tmp_path: Path, prefix: str) -> None:
+    with pytest.raises(ValidationError, match="table_prefix"):
+        SQLAdapter(f"sqlite:///{tmp_path / 'b.db'}", table_prefix=prefix)
+
+
+@pytest.mark.parametrize("bad", ['a"b', "a'b", "a;b", "x`y", "a b"])
+def test_quotes_in_entity_types_rejected(store: SQLAdapter, bad: str) -> None:
+    with pytest.raises(ValidationError, match="not accepted"):
+        store.put_many([Record(bad, uuid.uuid4(), {"x": 1})])
+
+
+def test_absent_table_reads_as_empty(store: SQLAdapter) -> None:
+    assert store.get_many("never", [uuid.uuid4()]) == {}
+    assert list(store.scan("never")) == []
+    assert store.delete_many("never", [uuid.uuid4()]) == 0
+    assert store.entity_types() == []
+
+
+def test_unknown_options_and_formats_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="id_format"):
+        SQLAdapter(f"sqlite:///{tmp_path / 'c.db'}", id_format="binary")
+    with pytest.raises(ValidationError, match="entity_type"):
+        SQLAdapter(f"sqlite:///{tmp_path / 'c.db'}", table="users")
+    with pytest.raises(ValidationError, match="table="):
+        SQLAdapter(f"sqlite:///{tmp_path / 'c.db'}", columns={"id": "user_id"})

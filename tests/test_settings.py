@@ -1,0 +1,90 @@
+"""The TOML config loader: what it accepts, what it refuses, and environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from uuid_forge import ConfigError, Forge
+from uuid_forge.settings import load_settings
+
+GOOD = """
+[ids]
+namespace = "users.myapp.com"
+
+[journal]
+path = "{tmp}/j.sqlite3"
+
+[write]
+retries = 1
+concurrent = false
+
+[stores.db]
+url = "sqlite:///{tmp}/db.sqlite3"
+role = "source"
+
+[stores.files]
+url = "file://{tmp}/files"
+
+[stores.cache]
+url = "memory://"
+optional = true
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "uuid-forge.toml"
+    p.write_text(text.replace("{tmp}", str(tmp_path)))
+    return p
+
+
+def test_good_config_builds_a_forge(tmp_path: Path) -> None:
+    with Forge.from_config(str(write(tmp_path, GOOD)), env={}) as forge:
+        assert [h.name for h in forge.stores] == ["db", "files", "cache"]
+        assert [h.role for h in forge.stores] == ["source", "required", "optional"]
+        assert forge.settings.retries == 1 and forge.settings.concurrent is False
+        report = forge.write("user", {"email": "a@b.c"}, {"n": 1})
+        assert report.complete
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    env = {"UUID_FORGE_SALT": "from-env", "UUID_FORGE_NAMESPACE": "other.example",
+           "UUID_FORGE_STORE_CACHE_URL": "memory://named", "UUID_FORGE_JOURNAL": str(tmp_path / "env.sqlite3")}
+    s = load_settings(write(tmp_path, GOOD), env)
+    assert s.ids.salt == "from-env" and s.ids.namespace.domain == "other.example"  # type: ignore[union-attr]
+    assert [st.url for st in s.stores if st.name == "cache"] == ["memory://named"]
+    assert s.journal_path.endswith("env.sqlite3")
+
+
+@pytest.mark.parametrize("text,needle", [
+    (GOOD + "\n[extra]\n", "unknown key 'extra'"),
+    (GOOD.replace("retries = 1", "retries = 1\nretry = 2"), "[write]: unknown key 'retry'"),
+    (GOOD.replace('role = "source"', ""), "exactly one store needs role = \"source\" (found 0)"),
+    (GOOD.replace('url = "file://{tmp}/files"', 'url = "file://{tmp}/files"\nrole = "source"'), "found 2: db, files"),
+    (GOOD.replace('url = "memory://"', 'url = "redsi://127.0.0.1"'), "did you mean 'redis'"),
+    (GOOD.replace('url = "memory://"', 'url = "no-scheme-here"'), "has no scheme"),
+    (GOOD.replace('url = "memory://"', ''), "'url' is missing"),
+    (GOOD.replace('namespace = "users.myapp.com"', 'salt = "x"'), "keep salt and secret out of the file"),
+    (GOOD.replace("retries = 1", 'retries = "many"'), "retries must be an integer"),
+    (GOOD.replace('role = "source"', 'role = "source"\noptional = true'), "cannot be optional"),
+    ("[stores\n", "not valid TOML"),
+    ("", "no [stores.NAME] section"),
+])
+def test_bad_configs_are_refused_with_the_place(tmp_path: Path, text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), {})
+    assert needle in str(info.value)
+    assert "uuid-forge.toml" in str(info.value) or "not found" in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", {})
+
+
+def test_password_in_url_is_masked_in_errors(tmp_path: Path) -> None:
+    text = GOOD.replace('url = "memory://"', 'url = "redsi://user:hunter2@127.0.0.1"')
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), {})
+    assert "hunter2" not in str(info.value)

@@ -1,0 +1,285 @@
+"""Commands that use a configured Forge: write, replay, stores, audit."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from ..audit import CLASSES, AuditReport
+from ..errors import ConfigError, UUIDForgeError, ValidationError, WriteError
+from ..forge import Forge
+from ..record import Partition
+from ..report import WriteReport
+from .app import CONTEXT, cli, emit_json, err, out
+from .parsing import parse_assignments
+from .progress import progress_bar
+
+DEFAULT_CONFIG = "uuid-forge.toml"
+
+
+def config_option(f: Any) -> Any:
+    return click.option("--config", "-c", "config_path", envvar="UUID_FORGE_CONFIG", default=DEFAULT_CONFIG,
+                        show_default=True, type=click.Path(dir_okay=False),
+                        help="TOML config with [ids] and [stores.NAME] (env: UUID_FORGE_CONFIG).")(f)
+
+
+def open_forge(path: str) -> Forge:
+    if not os.path.exists(path):
+        raise ConfigError(f"config file {path!r} not found (pass --config, or run 'uuid-forge demo' to try the "
+                          "embedded stores first)")
+    return Forge.from_config(path)
+
+
+def write_report_table(report: WriteReport) -> Table:
+    table = Table(header_style="bold", title=f"write-through: {report.entities} entities in {report.seconds:.2f}s")
+    for col in ("store", "role", "status", "written", "in journal", "retries", "seconds", "url"):
+        table.add_column(col)
+    style = {"ok": "green", "journaled": "yellow", "failed": "red"}
+    for s in report.stores.values():
+        table.add_row(s.name, s.role, f"[{style[s.status]}]{s.status}[/]", str(s.written), str(s.pending),
+                      str(s.retries), f"{s.seconds:.2f}", escape(s.url))
+    return table
+
+
+def show_write(report: WriteReport, as_json: bool) -> None:
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    out.print(write_report_table(report))
+    for s in report.stores.values():
+        for e in s.errors:
+            err.print(f"[yellow]{s.name}[/]: {escape(e)}")
+
+
+def _jsonl(stream: TextIO, name: str) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    for lineno, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValidationError(f"{name} line {lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(item, dict) or not {"entity_type", "key"} <= set(item):
+            raise ValidationError(f"{name} line {lineno}: expected an object with entity_type, key and data")
+        extra = set(item) - {"entity_type", "key", "data"}
+        if extra:
+            raise ValidationError(f"{name} line {lineno}: unknown field(s) {', '.join(sorted(extra))}")
+        yield item["entity_type"], item["key"], item.get("data", {})
+
+
+def _check_file(path: str, forge: Forge) -> int:
+    """A first pass over a JSONL file: every line valid before any store is touched."""
+    count = 0
+    with open(path, encoding="utf-8") as fh:
+        batch: list[Any] = []
+        for entity in _jsonl(fh, path):
+            batch.append(entity)
+            if len(batch) >= 1000:
+                forge.records(batch, count)
+                count += len(batch)
+                batch = []
+        forge.records(batch, count)
+        return count + len(batch)
+
+
+@cli.command(context_settings=CONTEXT)
+@config_option
+@click.argument("entity_type", required=False)
+@click.option("-k", "--key", "keys", multiple=True, metavar="KEY=TEXT|KEY:=JSON", help="A business-key value.")
+@click.option("-d", "--data", "data", multiple=True, metavar="FIELD=TEXT|FIELD:=JSON", help="A data field.")
+@click.option("--jsonl", "jsonl", default=None, metavar="FILE|-",
+              help="Read entities from JSON lines: {\"entity_type\":..,\"key\":{..},\"data\":{..}}.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data: tuple[str, ...],
+          jsonl: str | None, as_json: bool) -> None:
+    """Write entities to every configured store under their deterministic IDs.
+
+    The source of truth is written first, then the other stores. A store that stays down keeps
+    its part in the journal: run 'uuid-forge replay' when it is back. Exit 0 when every
+    required store was written, 2 otherwise.
+
+    \b
+    Examples:
+      uuid-forge write -c uuid-forge.toml user -k email=john@example.com -d name=John -d age:=42
+      uuid-forge write -c uuid-forge.toml --jsonl users.jsonl
+      producer | uuid-forge write -c uuid-forge.toml --jsonl -
+    """
+    if (jsonl is None) == (entity_type is None):
+        raise click.UsageError("give ENTITY_TYPE with -k/-d, or --jsonl FILE (not both)")
+    with open_forge(config_path) as forge:
+        try:
+            if jsonl is None:
+                key = parse_assignments(keys, "-k")
+                if not key:
+                    raise click.UsageError("give the business key with -k KEY=VALUE (at least one)")
+                report = forge.write(entity_type, key, parse_assignments(data, "-d"))  # type: ignore[arg-type]
+            elif jsonl == "-":
+                with progress_bar("writing", None, not as_json) as advance:
+                    report = forge.write_many(_jsonl(sys.stdin, "stdin"), progress=advance)
+            else:
+                total = _check_file(jsonl, forge)
+                with open(jsonl, encoding="utf-8") as fh, progress_bar("writing", total, not as_json) as advance:
+                    report = forge.write_many(_jsonl(fh, jsonl), progress=advance)
+        except WriteError as failure:
+            show_write(failure.report, as_json)
+            raise
+        show_write(report, as_json)
+
+
+@cli.command(context_settings=CONTEXT)
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def replay(config_path: str, as_json: bool) -> None:
+    """Finish every write the journal still holds (after a store outage or a crash).
+
+    Writes are idempotent upserts, so replaying is always safe. Exit 0 when nothing is left
+    pending, 1 when some store is still down.
+    """
+    with open_forge(config_path) as forge:
+        before = forge.pending()
+        with progress_bar("replaying", sum(before.values()), not as_json) as advance:
+            report = forge.replay(progress=advance)
+        left = forge.pending()
+        if as_json:
+            emit_json({**report.to_dict(), "pending_before": before, "pending_after": left})
+        else:
+            if not before:
+                out.print("journal is empty: nothing to replay")
+            else:
+                out.print(write_report_table(report))
+                out.print(f"pending before: {before or 0}; after: {left or 'nothing'}")
+        if left:
+            raise click.exceptions.Exit(1)
+
+
+@cli.command(context_settings=CONTEXT)
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def stores(config_path: str, as_json: bool) -> None:
+    """Show each configured store: role, masked URL, reachable or not, and journal backlog."""
+    with open_forge(config_path) as forge:
+        pending = forge.pending()
+        rows = []
+        for h in forge.stores:
+            try:
+                h.adapter.ping()
+                reach = "yes"
+            except UUIDForgeError as e:
+                reach = f"no: {e}"
+            rows.append({"name": h.name, "role": h.role, "url": h.adapter.url(), "adapter": h.adapter.name,
+                         "reachable": reach == "yes", "error": None if reach == "yes" else reach[4:],
+                         "pending": pending.get(h.name, 0)})
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(header_style="bold")
+    for col in ("store", "role", "adapter", "url", "reachable", "pending"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["role"], r["adapter"], escape(r["url"]),
+                      "[green]yes[/]" if r["reachable"] else f"[red]no[/] {escape(r['error'] or '')}", str(r["pending"]))
+    out.print(table)
+
+
+def audit_table(report: AuditReport, title: str) -> Table:
+    table = Table(header_style="bold", title=title)
+    table.add_column("store")
+    for k in CLASSES:
+        table.add_column(k, justify="right")
+    for name, counts in report.stores.items():
+        cells = [f"[red]{counts[k]}[/]" if k != "ok" and counts[k] else str(counts[k]) for k in CLASSES]
+        table.add_row(name, *cells)
+    return table
+
+
+def _write_private(path: str, payload: dict[str, Any]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2)
+    os.chmod(path, 0o600)
+
+
+@cli.command(context_settings=CONTEXT)
+@config_option
+@click.option("--entity", "-e", "entity_type", default=None, help="Only this entity type [default: all].")
+@click.option("--partition", "-p", default=None, metavar="i/n", help="Audit only part i of n of the ID space.")
+@click.option("--repair", is_flag=True, help="Plan a repair from the source (a dry run unless --apply).")
+@click.option("--apply", is_flag=True, help="With --repair: carry the plan out, then audit again.")
+@click.option("--delete-orphans", is_flag=True, help="With --repair: also delete records the source lacks.")
+@click.option("--verify-keys", is_flag=True, help="Also recompute each source ID from its stored key (reads data).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full findings as JSON.")
+@click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the JSON to FILE (0600).")
+def audit(config_path: str, entity_type: str | None, partition: str | None, repair: bool, apply: bool,
+          delete_orphans: bool, verify_keys: bool, as_json: bool, output: str | None) -> None:
+    """Compare every store with the source of truth: ok, missing, orphan, stale, malformed.
+
+    Exit 0 when consistent, 1 when not, 2 on error. '--partition 2/4' audits the second quarter
+    of the ID space, so four machines can share a large audit.
+
+    \b
+    Examples:
+      uuid-forge audit -c uuid-forge.toml
+      uuid-forge audit -c uuid-forge.toml --entity user --json > findings.json
+      uuid-forge audit -c uuid-forge.toml --repair               # show the plan
+      uuid-forge audit -c uuid-forge.toml --repair --apply       # do it, then audit again
+    """
+    if (apply or delete_orphans) and not repair:
+        raise click.UsageError("--apply and --delete-orphans go with --repair")
+    part = Partition.parse(partition) if partition else None
+    with open_forge(config_path) as forge:
+        with progress_bar("auditing", None, not as_json) as advance:
+            report = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance,
+                                 repair=repair and apply, delete_orphans=delete_orphans)
+        final = report
+        if repair and apply:
+            with progress_bar("re-auditing", None, not as_json) as advance:
+                final = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance)
+    payload = report.to_dict()
+    if repair and apply:
+        payload["after_repair"] = final.to_dict()
+    if output:
+        _write_private(output, payload)
+    if as_json:
+        emit_json(payload)
+    else:
+        out.print(audit_table(report, f"audit of {', '.join(report.entity_types) or 'nothing'} against "
+                                      f"{report.source} ({report.seconds:.2f}s, {report.partitions} partitions)"))
+        for f in report.findings[:20]:
+            out.print(f"  {f.kind:9} {f.store}/{f.entity_type} {f.id}  {escape(f.detail)}")
+        if len(report.findings) > 20:
+            out.print(f"  ... {len(report.findings) - 20} more (use --json)")
+        if repair and not apply and not report.consistent:
+            plan = _plan(report, delete_orphans)
+            out.print("[bold]repair plan[/] (dry run; add --apply to carry it out):")
+            for line in plan:
+                out.print(f"  {line}")
+        if repair and apply:
+            out.print(f"repaired: { {n: dict(c) for n, c in report.repaired.items()} }")
+            for e in report.repair_errors:
+                err.print(f"[red]repair error[/]: {escape(e)}")
+            out.print(audit_table(final, "after repair"))
+        out.print("[green]consistent[/]" if final.consistent else "[red]inconsistent[/]")
+    if not final.consistent:
+        raise click.exceptions.Exit(1)
+
+
+def _plan(report: AuditReport, delete_orphans: bool) -> list[str]:
+    lines = []
+    for name, counts in report.stores.items():
+        if name == report.source:
+            continue
+        fix = counts["missing"] + counts["stale"] + counts["malformed"]
+        if fix:
+            lines.append(f"{name}: rewrite {fix} record(s) from {report.source} "
+                         f"({counts['missing']} missing, {counts['stale']} stale, {counts['malformed']} malformed)")
+        if counts["orphan"]:
+            lines.append(f"{name}: " + (f"delete {counts['orphan']} orphan(s)" if delete_orphans else
+                                        f"keep {counts['orphan']} orphan(s) (add --delete-orphans to delete)"))
+    return lines
