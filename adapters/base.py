@@ -34,6 +34,10 @@ ScanItem = tuple["uuid.UUID | MalformedID", "str | None"]
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     """Lists of at most ``size`` items, in order."""
+    if isinstance(items, list):
+        for start in range(0, len(items), size):
+            yield items[start:start + size]
+        return
     batch: list[Any] = []
     for item in items:
         batch.append(item)
@@ -258,7 +262,13 @@ class Adapter(ABC):
         """Default: nothing to release."""
 
 
-def _uuids(ids: Iterable[Any]) -> Iterator[uuid.UUID]:
+def _uuids(ids: Iterable[Any]) -> Iterable[uuid.UUID]:
+    if isinstance(ids, list) and all(type(i) is uuid.UUID for i in ids):
+        return ids
+    return _decoded(ids)
+
+
+def _decoded(ids: Iterable[Any]) -> Iterator[uuid.UUID]:
     from ..encodings import decode
 
     for i, value in enumerate(ids):

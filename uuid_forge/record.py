@@ -40,13 +40,14 @@ class Record:
 
     def __init__(self, entity_type: str, id: uuid.UUID | str, data: Mapping[str, Any],  # noqa: A002
                  key: Mapping[str, Any] | list[Any] | None = None, *, fingerprint: str | None = None) -> None:
-        if not isinstance(entity_type, str) or not entity_type:
-            raise ValidationError(f"entity_type must be a non-empty str, got {entity_type!r}")
-        if not isinstance(id, uuid.UUID):
+        if type(entity_type) is not str or not entity_type:
+            if not isinstance(entity_type, str) or not entity_type:
+                raise ValidationError(f"entity_type must be a non-empty str, got {entity_type!r}")
+        if type(id) is not uuid.UUID and not isinstance(id, uuid.UUID):
             from .encodings import decode
 
             id = decode(id)  # noqa: A001
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise ValidationError(f"data of {entity_type} {id} must be a mapping, got {type(data).__name__}")
         self.entity_type = entity_type
         self.id = id
