@@ -377,13 +377,18 @@ class _PrivateServer:
 
 
 class PrivateRedis(_PrivateServer):
-    """``redis-server`` on its own port, in the foreground under our control, saving nothing."""
+    """``redis-server`` on its own port, in the foreground under our control.
+
+    It saves nothing unless ``persistent``: then every write is appended and fsynced
+    (``appendfsync always``), so a SIGKILL loses nothing it acknowledged.
+    """
 
     name = "redis"
 
-    def __init__(self, port: int | None = None, db: int = 0) -> None:
+    def __init__(self, port: int | None = None, db: int = 0, persistent: bool = False) -> None:
         super().__init__(port)
         self.db = db
+        self.persistent = persistent
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -407,7 +412,9 @@ class PrivateRedis(_PrivateServer):
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--daemonize",
                 "no",
                 "--dir",
