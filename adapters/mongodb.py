@@ -1,0 +1,265 @@
+"""``mongodb://host:port/db``: one collection per entity type, the ID as ``_id``.
+
+Each document is ``{_id, fp, data, key}``. ``_id`` is BSON Binary subtype 4 by default (the
+client runs with ``uuidRepresentation="standard"``: 16 bytes instead of a 36-char string, and
+the form other drivers read as a UUID); ``id_format="string"`` (or ``?id_format=string`` in the
+URL) keeps the 36-char lowercase string instead. ``data`` and ``key`` are the record's JSON as
+embedded documents, so they stay queryable; the few values BSON cannot hold exactly (integers
+beyond 64 bits, field names with NUL, a leading ``$`` or a ``.``) make that one field the
+canonical JSON text instead, so nothing is ever lost or altered.
+
+Writes are one unordered ``bulk_write`` of upserting ``ReplaceOne`` per batch. Reads and deletes
+send ``$in`` lists of ``in_batch_size`` IDs (default 100): real servers take thousands, but the
+SecantusDB stand-in used in tests slows down quadratically with long ``$in`` lists. Scans are
+``_id`` range queries sorted by ``_id`` that fetch only ``fp``; a second query finds every
+``_id`` outside the well-encoded range (strings in binary mode, binaries in string mode, ...)
+and reports it as :class:`~uuid_forge.record.MalformedID`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from bson import Binary
+from pymongo import DeleteMany, MongoClient, ReplaceOne
+from pymongo.errors import (
+    ConnectionFailure,
+    ExecutionTimeout,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+    WaitQueueTimeoutError,
+    WTimeoutError,
+)
+
+from ..errors import ValidationError
+from ..record import MalformedID, Partition, Record
+from .base import Adapter, ScanItem, chunked
+
+__all__ = ["MongoAdapter"]
+
+DEFAULT_DATABASE = "uuid_forge"
+#: options read from the URL query (the rest of the query goes to pymongo)
+_URL_OPTIONS = ("id_format", "collection_prefix", "in_batch_size")
+#: sane defaults: a server that accepts connections but never answers fails in seconds, not never
+_CLIENT_DEFAULTS = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000, "socketTimeoutMS": 30000}
+#: MongoDB limit on "database.collection" (bytes)
+_MAX_NAMESPACE = 255
+
+_MIN_BINARY = Binary(bytes(16), 4)
+_MAX_BINARY = Binary(b"\xff" * 16, 4)
+_MIN_STRING = str(uuid.UUID(int=0))
+_MAX_STRING = str(uuid.UUID(int=(1 << 128) - 1))
+_CANONICAL_STRING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: cheap pre-check on canonical JSON: no match means BSON holds it exactly (no false negatives)
+_RISKY_JSON = re.compile(r'\d{19}|\\u0000|"\$|\.(?:[^"\\]|\\.)*":')
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
+class MongoAdapter(Adapter):
+    """MongoDB through pymongo 4: ``_id`` as Binary subtype 4 (or string), ``fp`` beside the data."""
+
+    name: ClassVar[str] = "mongodb"
+    connection_errors: ClassVar[tuple[type[BaseException], ...]] = (ConnectionFailure,)
+    timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        NetworkTimeout, ExecutionTimeout, WTimeoutError, WaitQueueTimeoutError)
+
+    def __init__(self, url: str, *, id_format: str | None = None, collection_prefix: str | None = None,
+                 database: str | None = None, in_batch_size: int | None = None, batch_size: int | None = None,
+                 **client_options: Any) -> None:
+        """``client_options`` go to :class:`pymongo.MongoClient` (e.g. ``serverSelectionTimeoutMS``)."""
+        super().__init__(url, batch_size=batch_size)
+        parts = urlsplit(url)
+        # our options leave the query; the rest goes to pymongo verbatim (its own quoting rules)
+        ours = {k: v for k, v in parse_qsl(parts.query) if k in _URL_OPTIONS}
+        driver_query = "&".join(p for p in parts.query.split("&") if p.partition("=")[0] not in _URL_OPTIONS)
+        self.id_format = id_format or ours.get("id_format", "binary")
+        if self.id_format not in ("binary", "string"):
+            raise ValidationError(f"id_format must be 'binary' or 'string', got {self.id_format!r}")
+        self.collection_prefix = collection_prefix if collection_prefix is not None else \
+            ours.get("collection_prefix", "")
+        if "$" in self.collection_prefix or "\x00" in self.collection_prefix:
+            raise ValidationError(f"collection_prefix {self.collection_prefix!r} may not contain '$' or NUL")
+        size = in_batch_size if in_batch_size is not None else ours.get("in_batch_size", 100)
+        if not str(size).isdigit() or int(size) < 1:
+            raise ValidationError(f"in_batch_size must be a positive int, got {size!r}")
+        self.in_batch_size = int(size)
+        if client_options.get("uuidRepresentation", "standard") != "standard":
+            raise ValidationError("uuidRepresentation must be 'standard': IDs are stored as BSON Binary subtype 4")
+        options = {**_CLIENT_DEFAULTS, **client_options, "uuidRepresentation": "standard"}
+        driver_url = urlunsplit(parts._replace(query=driver_query))
+        with Adapter._errors(self, "open"):  # a bad URL or option leaves as a StoreError, password masked
+            self._client: MongoClient[dict[str, Any]] = MongoClient(driver_url, **options)
+            self._db = self._client[database] if database else self._client.get_default_database(DEFAULT_DATABASE)
+        self._collections: dict[str, Any] = {}
+        self._binary = self.id_format == "binary"
+
+    @property
+    def id_encoding(self) -> str:
+        return "binary4" if self._binary else "string"
+
+    # -- validation ----------------------------------------------------------------------------
+    def check_entity_type(self, entity_type: str) -> str:
+        """The base rule, plus MongoDB's: no ``system.`` collections, namespace at most 255 bytes."""
+        super().check_entity_type(entity_type)
+        name = self.collection_prefix + entity_type
+        if name.startswith("system."):
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by mongodb: collection "
+                                  f"{name!r} would be in the reserved 'system.' namespace")
+        if len(f"{self._db.name}.{name}".encode()) > _MAX_NAMESPACE:
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by mongodb: "
+                                  f"'{self._db.name}.{name}' is longer than {_MAX_NAMESPACE} bytes")
+        return entity_type
+
+    # -- error wrapping ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self, operation: str) -> Iterator[None]:
+        """As the base, but a server that accepted connections and never answered is a timeout.
+
+        pymongo reports both "refused" and "silent" as ServerSelectionTimeoutError; the topology
+        tells them apart (no error yet, or a NetworkTimeout, means the server did not answer).
+        """
+        with super()._errors(operation):
+            try:
+                yield
+            except ServerSelectionTimeoutError as err:
+                servers = self._client.topology_description.server_descriptions().values()
+                if all(s.error is None or isinstance(s.error, NetworkTimeout) for s in servers):
+                    raise NetworkTimeout(f"no answer from the server: {err}") from None
+                raise
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _collection(self, entity_type: str) -> Any:
+        coll = self._collections.get(entity_type)
+        if coll is None:
+            coll = self._collections[entity_type] = self._db[self.collection_prefix + entity_type]
+        return coll
+
+    def _keys(self, ids: list[uuid.UUID]) -> list[Binary] | list[str]:
+        return [Binary(i.bytes, 4) for i in ids] if self._binary else [str(i) for i in ids]
+
+    def _put(self, entity_type: str, records: list[Record]) -> None:
+        ops = []
+        for r, _id in zip(records, self._keys([r.id for r in records])):
+            key_json = None if r.key is None else r.key_json
+            ops.append(ReplaceOne({"_id": _id}, {"_id": _id, "fp": r.fingerprint, "data": _to_bson(r.data_json),
+                                                 "key": None if key_json is None else _to_bson(key_json)},
+                                  upsert=True))
+        self._collection(entity_type).bulk_write(ops, ordered=False)
+
+    def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
+        coll = self._collection(entity_type)
+        binary = self._binary
+        found = []
+        for chunk in chunked(self._keys(ids), self.in_batch_size):
+            for doc in coll.find({"_id": {"$in": chunk}}):
+                ident = doc["_id"] if binary else uuid.UUID(doc["_id"])
+                data, k = doc["data"], doc.get("key")
+                found.append(Record(entity_type, ident, json.loads(data) if isinstance(data, str) else data,
+                                    json.loads(k) if isinstance(k, str) else k, fingerprint=doc.get("fp")))
+        return found
+
+    def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
+        ops = [DeleteMany({"_id": {"$in": chunk}})
+               for chunk in chunked(self._keys(ids), self.in_batch_size)]
+        return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
+
+    def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
+        coll = self._collection(entity_type)
+        hi = partition.hi_uuid
+        lowest: Binary | str
+        highest: Binary | str
+        bounds: dict[str, Binary | str]
+        if self._binary:
+            lowest, highest = _MIN_BINARY, _MAX_BINARY
+            bounds = {"$gte": Binary(partition.lo_uuid.bytes, 4)}
+            bounds.update({"$lt": Binary(hi.bytes, 4)} if hi else {"$lte": _MAX_BINARY})
+        else:  # lowercase hex sorts like the numbers it encodes
+            lowest, highest = _MIN_STRING, _MAX_STRING
+            bounds = {"$gte": str(partition.lo_uuid)}
+            bounds.update({"$lt": str(hi)} if hi else {"$lte": _MAX_STRING})
+        cursor = coll.find({"_id": bounds}, {"fp": 1}).sort("_id", 1).batch_size(self.batch_size)
+        for doc in cursor:
+            yield self._scanned(doc["_id"]), doc.get("fp")
+        # everything outside the well-encoded range; undecodable ones are reported by partition 0 only
+        outside = coll.find({"_id": {"$not": {"$gte": lowest, "$lte": highest}}}, {"fp": 1}).batch_size(self.batch_size)
+        for doc in outside:
+            item = self._scanned(doc["_id"])
+            if isinstance(item, MalformedID) and (item.id is not None or partition.index == 0):
+                yield item, doc.get("fp")
+
+    def _scanned(self, raw: Any) -> uuid.UUID | MalformedID:
+        """The UUID an ``_id`` encodes if it is in this adapter's encoding, else a MalformedID."""
+        if self._binary:
+            if type(raw) is uuid.UUID:  # Binary subtype 4, decoded by uuidRepresentation="standard"
+                return raw
+            if isinstance(raw, str):
+                return MalformedID(raw, "string _id where BSON Binary subtype 4 is expected", _decode(raw))
+            if isinstance(raw, bytes):  # Binary of another subtype (bytes for subtype 0)
+                subtype = getattr(raw, "subtype", 0)
+                return MalformedID(f"Binary(subtype={subtype}, hex={raw.hex()})",
+                                   f"Binary subtype {subtype} _id where subtype 4 is expected",
+                                   uuid.UUID(bytes=bytes(raw)) if len(raw) == 16 else None)
+            return MalformedID(str(raw), f"{type(raw).__name__} _id where BSON Binary subtype 4 is expected")
+        if isinstance(raw, str):
+            if _CANONICAL_STRING.fullmatch(raw):
+                return uuid.UUID(raw)
+            return MalformedID(raw, "string _id not in the lowercase 36-char form", _decode(raw))
+        if type(raw) is uuid.UUID:
+            return MalformedID(f"Binary(subtype=4, hex={raw.hex})", "binary _id where a string is expected", raw)
+        return MalformedID(str(raw), f"{type(raw).__name__} _id where a 36-char string is expected")
+
+    def _entity_types(self) -> Iterable[str]:
+        prefix = self.collection_prefix
+        found = []
+        for name in self._db.list_collection_names():
+            if not name.startswith(prefix) or name.startswith("system."):
+                continue
+            entity_type = name[len(prefix):]
+            try:
+                self.check_entity_type(entity_type)
+            except ValidationError:
+                continue  # another application's collection
+            if self._db[name].find_one({}, {"_id": 1}) is not None:
+                found.append(entity_type)
+        return found
+
+    def _ping(self) -> None:
+        self._client.admin.command("ping")
+
+    def _close(self) -> None:
+        self._client.close()
+
+
+def _to_bson(canonical_json: str) -> Any:
+    """The JSON as a document when BSON holds it exactly, else the canonical text itself."""
+    value = json.loads(canonical_json)
+    if _RISKY_JSON.search(canonical_json) and not _bson_exact(value):
+        return canonical_json
+    return value
+
+
+def _bson_exact(value: Any) -> bool:
+    """False for what BSON cannot store as is: ints beyond int64, NUL/``$``/``.`` in field names."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and "\x00" not in k and "." not in k and not k.startswith("$")
+                   and _bson_exact(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_bson_exact(v) for v in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value in _INT64
+    return True
+
+
+def _decode(text: str) -> uuid.UUID | None:
+    from ..encodings import decode
+
+    try:
+        return decode(text)
+    except ValueError:
+        return None
