@@ -140,6 +140,7 @@ class Adapter(ABC):
             self.check_entity_type(entity_type)
             for record in group:
                 record.fingerprint  # noqa: B018 - canonicalise now: bad data fails before any write
+                record.key_json  # noqa: B018 - and the key too
         total = 0
         for entity_type, group in groups.items():
             for batch in chunked(group, self.batch_size):

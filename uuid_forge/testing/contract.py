@@ -106,7 +106,7 @@ class AdapterContract:
         if "@" in raw and ":" in raw.split("://", 1)[1].split("@", 1)[0]:
             password = raw.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
             if password:
-                assert password not in shown
+                assert f":{password}@" not in shown
                 assert "***" in shown
         else:
             assert shown == raw
