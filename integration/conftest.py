@@ -8,6 +8,7 @@ Elasticsearch stand-ins are started once per test run on free ports when no URL 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -74,8 +75,7 @@ def mongodb_url() -> Iterator[str]:
             why = f"could not start the SecantusDB stand-in: {err}"
     yield _need("MongoDB", url, why)
     if proc is not None:
-        proc.terminate()
-        proc.wait(timeout=10)
+        servers.stop_process(proc)
 
 
 @pytest.fixture(scope="session")
@@ -83,12 +83,13 @@ def elasticsearch_url() -> Iterator[str]:
     url = servers.default_urls().get("elasticsearch")
     proc = None
     why = ""
+    data_dir = tempfile.mkdtemp(prefix="uf-es-")
     if not url:
         try:
-            url, proc = servers.start_elasticsearch_standin(tempfile.mkdtemp(prefix="uf-es-"))
+            url, proc = servers.start_elasticsearch_standin(data_dir)
         except Exception as err:  # noqa: BLE001 - reported as the skip/fail reason
             why = f"could not start the noida-db stand-in: {err}"
     yield _need("Elasticsearch", url, why)
     if proc is not None:
-        proc.terminate()
-        proc.wait(timeout=10)
+        servers.stop_process(proc)
+    shutil.rmtree(data_dir, ignore_errors=True)

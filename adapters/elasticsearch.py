@@ -1,0 +1,351 @@
+"""``elasticsearch+http://`` / ``elasticsearch+https://``: one index per entity type, via ``_bulk``.
+
+Layout (index ``{index_prefix}{entity_type}``, default prefix ``uf-``)::
+
+    _id   the 36-char UUID string (or, with id_format="base64url", the 22-char base64url form)
+    id    keyword, always the 36-char string: ES 8 forbids sorting and range queries on _id,
+          and audits need both (partition ranges, search_after paging)
+    fp    keyword, the record's fingerprint
+    key   the business key, in _source only (object, enabled: false)
+    data  the record's data, in _source only (object, enabled: false)
+
+``key`` and ``data`` are never indexed, so arbitrary data can cause neither mapping explosions nor
+type conflicts, and ``dynamic: strict`` keeps anything else out of the mapping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+import elasticsearch
+from elasticsearch import helpers
+
+from ..encodings import check_target, decode, encode
+from ..errors import ConfigError, StoreError, StoreUnavailableError, TargetError, ValidationError
+from ..record import MalformedID, Partition, Record
+from ..urls import mask_text
+from .base import Adapter, ScanItem
+
+__all__ = ["ElasticsearchAdapter"]
+
+ID_FORMATS = ("string", "base64url")
+MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "id": {"type": "keyword"},
+        "fp": {"type": "keyword"},
+        "key": {"type": "object", "enabled": False},
+        "data": {"type": "object", "enabled": False},
+    },
+}
+# Bulk item failures that mean "busy or not ready, try again" rather than "this record is bad".
+_RETRYABLE = {"es_rejected_execution_exception", "unavailable_shards_exception", "cluster_block_exception"}
+# A run of 20+ digits in canonical JSON may be an integer beyond 64 bits (see _json_value).
+_LONG_NUMBER = re.compile(r"\d{20}")
+_URL_OPTIONS = {"id_format": str, "index_prefix": str, "refresh": str, "timeout": float,
+                "max_retries": int, "batch_size": int, "scan_page_size": int}
+
+
+def _json_value(text: str) -> str:
+    """``text`` (canonical JSON) as it goes into ``_source``: itself, or as a JSON string.
+
+    Elasticsearch keeps ``_source`` verbatim, but JSON layers around it (Java and JavaScript
+    clients, ingest pipelines, the noida-db stand-in) turn integers beyond 64 bits into floats.
+    Such values are kept as their canonical text instead, so ``get`` returns exactly what was
+    fingerprinted; everything else stays a readable object.
+    """
+    return json.dumps(text, ensure_ascii=False) if _LONG_NUMBER.search(text) else text
+
+
+def _key_value(record: Record) -> str:
+    key = record.key_json
+    return "null" if key is None else _json_value(key)
+
+
+def _from_source(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class ElasticsearchAdapter(Adapter):
+    """Records as documents, one index per entity type, written with ``_bulk``.
+
+    Options (keyword arguments, or URL query parameters ``?id_format=base64url&refresh=wait_for``):
+
+    * ``id_format``: ``"string"`` (default) or ``"base64url"`` for ``_id``. ES stores a base64url
+      ``_id`` as its 16 decoded bytes and any other ``_id`` as UTF-8 plus a marker byte (37 bytes
+      for the 36-char string), so base64url makes the ``_id`` terms and their index much smaller.
+      The ``id`` field keeps the 36-char string either way (sorting, ranges, people).
+    * ``index_prefix``: default ``"uf-"``.
+    * ``refresh``: ``False`` (default, for throughput), ``True`` or ``"wait_for"``, passed to
+      ``_bulk``. Reads by ID (``mget``) are real-time whatever this is; ``scan`` refreshes first.
+    * ``timeout``: seconds per request (default 10), so a server that never answers is an error.
+    * ``max_retries``: the client's own retries on connection errors and 429/502/503/504
+      (default 0: write-through retries whole batches, and an audit should fail fast).
+    * ``scan_page_size``: hits per ``search_after`` page (default 1000).
+    * anything else (``api_key``, ``ca_certs``, ``verify_certs``, ...) goes to ``Elasticsearch()``.
+    """
+
+    name: ClassVar[str] = "elasticsearch"
+    connection_errors: ClassVar[tuple[type[BaseException], ...]] = (elasticsearch.ConnectionError,)
+    timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (elasticsearch.ConnectionTimeout,)
+
+    def __init__(self, url: str, *, id_format: str | None = None, index_prefix: str | None = None,
+                 refresh: bool | str | None = None, timeout: float | None = None,
+                 max_retries: int | None = None, batch_size: int | None = None,
+                 scan_page_size: int | None = None, **client_options: Any) -> None:
+        parts = urlsplit(url)
+        query = _url_options(parts.query, url)
+        super().__init__(url, batch_size=batch_size if batch_size is not None else query.get("batch_size"))
+        self.id_format: str = id_format or query.get("id_format") or "string"
+        if self.id_format not in ID_FORMATS:
+            raise ConfigError(f"id_format must be one of {', '.join(ID_FORMATS)}, got {self.id_format!r}")
+        self.index_prefix: str = query.get("index_prefix", "uf-") if index_prefix is None else index_prefix
+        if self.index_prefix:
+            try:
+                check_target(self.index_prefix + "x", "es-index", "index_prefix + 'x'")
+            except TargetError as err:
+                raise ConfigError(str(err)) from None
+        self._refresh = _refresh_value(query.get("refresh") if refresh is None else refresh)
+        self._page = scan_page_size or query.get("scan_page_size") or 1000
+        scheme = parts.scheme.lower()
+        http_scheme = scheme.split("+", 1)[1] if "+" in scheme else "http"
+        if http_scheme not in ("http", "https"):
+            raise ConfigError(f"unsupported URL scheme {parts.scheme!r}: use elasticsearch+http or elasticsearch+https")
+        host = parts.hostname or "localhost"
+        netloc = f"[{host}]" if ":" in host else host
+        netloc += f":{parts.port or 9200}"  # Elasticsearch's port, not the scheme's 80/443
+        if parts.username is not None and "basic_auth" not in client_options:
+            client_options["basic_auth"] = (unquote(parts.username), unquote(parts.password or ""))
+        self._client = elasticsearch.Elasticsearch(
+            urlunsplit((http_scheme, netloc, parts.path.rstrip("/"), "", "")),
+            request_timeout=timeout if timeout is not None else query.get("timeout", 10.0),
+            max_retries=max_retries if max_retries is not None else query.get("max_retries", 0),
+            retry_on_timeout=False, **client_options)
+        self._ready: set[str] = set()  # indices known to exist with our mapping
+
+    @property
+    def id_encoding(self) -> str:
+        return self.id_format
+
+    @property
+    def client(self) -> elasticsearch.Elasticsearch:
+        """The underlying ``Elasticsearch`` client, for queries of your own."""
+        return self._client
+
+    def index_name(self, entity_type: str) -> str:
+        return self.index_prefix + entity_type
+
+    def check_entity_type(self, entity_type: str) -> str:
+        """ES index names are lowercase, at most 255 bytes, without ``\\ / * ? " < > | , # :``."""
+        super().check_entity_type(entity_type)
+        index = self.index_name(entity_type)
+        try:
+            check_target(index, "es-index", "index")
+        except TargetError as err:
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by elasticsearch: {err}") from None
+        return entity_type
+
+    def _doc_id(self, ident: uuid.UUID) -> str:
+        """``_id`` of the document for ``ident``."""
+        return str(ident) if self.id_format == "string" else _base64url(ident)
+
+    # -- errors ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self, operation: str) -> Iterator[None]:
+        """Also treat 429 (too many requests) and 502-504 as "unavailable": write-through retries those."""
+        with super()._errors(operation):
+            try:
+                yield
+            except elasticsearch.ApiError as err:
+                if err.meta.status not in (429, 502, 503, 504):
+                    raise
+                raise StoreUnavailableError(f"{self.url()}: {operation} failed, store busy or unavailable: "
+                                            f"{mask_text(str(err))}", store=self.url()) from None
+
+    def _raise_item_error(self, operation: str, errors: list[dict[str, Any]], total: int) -> None:
+        first = errors[0]
+        kind = StoreUnavailableError if first.get("type") in _RETRYABLE else StoreError
+        raise kind(f"{self.url()}: {operation}: {len(errors)} of {total} items failed; first: "
+                   f"{first.get('type')}: {mask_text(str(first.get('reason')))}", store=self.url())
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def _ensure_index(self, index: str) -> None:
+        """Create the index with our mapping on first write (ES would otherwise guess one)."""
+        if index in self._ready:
+            return
+        try:
+            self._client.indices.create(index=index, mappings=MAPPINGS)
+        except elasticsearch.BadRequestError as err:
+            if err.error != "resource_already_exists_exception":
+                raise
+        self._ready.add(index)
+
+    def _put(self, entity_type: str, records: list[Record]) -> None:
+        index = self.index_name(entity_type)
+        self._ensure_index(index)
+        # One NDJSON text with the canonical JSON embedded as is: no parse and re-serialise per record.
+        body = "".join([
+            f'{{"index":{{"_id":"{self._doc_id(r.id)}"}}}}\n{{"id":"{r.id}","fp":"{r.fingerprint}",'
+            f'"key":{_key_value(r)},"data":{_json_value(r.data_json)}}}\n'
+            for r in records])
+        resp = self._client.bulk(operations=body, index=index, refresh=self._refresh,  # type: ignore[arg-type]
+                                 filter_path="errors,items.*.error")  # a str body is sent as is
+        if resp.get("errors"):
+            errors = [op["error"] for item in resp.get("items", ()) for op in item.values() if "error" in op]
+            if errors:
+                self._raise_item_error(f"bulk index into {index}", errors, len(records))
+
+    def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
+        # mget is real-time: it sees acknowledged writes before any refresh.
+        doc_ids = list(map(str if self.id_format == "string" else _base64url, ids))
+        resp = self._client.mget(index=self.index_name(entity_type), ids=doc_ids)
+        docs = resp["docs"]
+        if len(docs) != len(ids):
+            raise StoreError(f"{self.url()}: mget returned {len(docs)} docs for {len(ids)} ids", store=self.url())
+        found = []
+        for ident, doc in zip(ids, docs):  # mget answers in request order
+            if doc.get("found"):
+                src = doc["_source"]
+                data, key = src.get("data"), src.get("key")
+                if type(data) is str or type(key) is str:  # see _json_value
+                    data, key = _from_source(data), _from_source(key)
+                found.append(Record(entity_type, ident, data, key, fingerprint=src.get("fp")))
+            elif "error" in doc and doc["error"].get("type") != "index_not_found_exception":
+                self._raise_item_error("mget", [doc["error"]], len(ids))
+        return found
+
+    def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
+        index = self.index_name(entity_type)
+        body = "".join([f'{{"delete":{{"_id":"{self._doc_id(i)}"}}}}\n' for i in ids])
+        resp = self._client.bulk(operations=body, index=index, refresh=self._refresh,  # type: ignore[arg-type]
+                                 filter_path="items.*.result,items.*.error")
+        deleted, errors = 0, []
+        for item in resp.get("items", ()):
+            for op in item.values():
+                deleted += op.get("result") == "deleted"
+                if "error" in op and op["error"].get("type") != "index_not_found_exception":
+                    errors.append(op["error"])
+        if errors:
+            self._raise_item_error(f"bulk delete from {index}", errors, len(ids))
+        return deleted
+
+    def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
+        """Page through the ``id`` keyword in order (range filter pushed down, search_after).
+
+        Search is near-real-time: writes are invisible until a refresh (about 1 s later). An
+        audit that just wrote must see its own writes, so the scan refreshes the index once first.
+        Documents with no ``id`` field at all (written by something else) come as malformed.
+        """
+        index = self.index_name(entity_type)
+        self._client.indices.refresh(index=index, ignore_unavailable=True)
+        bounds = {}
+        if partition.index > 0:  # partition 0 has no lower bound: a junk id below "000..." is still seen
+            bounds["gte"] = str(partition.lo_uuid)
+        if partition.hi_uuid is not None:
+            bounds["lt"] = str(partition.hi_uuid)
+        query = {"range": {"id": bounds}} if bounds else {"exists": {"field": "id"}}
+        after = None
+        while True:
+            resp = self._client.search(
+                index=index, query=query, sort=[{"id": "asc"}], size=self._page, source_includes=["id", "fp"],
+                search_after=after, track_total_hits=False, ignore_unavailable=True,
+                filter_path="hits.hits._id,hits.hits._source,hits.hits.sort")
+            hits = resp.get("hits", {}).get("hits", [])
+            for hit in hits:
+                yield self._scan_item(hit, partition)
+            if len(hits) < self._page:
+                break
+            after = hits[-1]["sort"]
+        yield from self._scan_without_id(index, partition)
+
+    def _scan_item(self, hit: dict[str, Any], partition: Partition) -> ScanItem:
+        raw, src = hit["_id"], hit.get("_source") or {}
+        field, fp = src.get("id"), src.get("fp")
+        try:
+            ident = uuid.UUID(field)
+        except (TypeError, ValueError, AttributeError):
+            ident = None
+        if ident is not None and str(ident) == field:
+            if raw == self._doc_id(ident):
+                return ident, fp
+            return MalformedID(raw=raw, reason=f"_id {raw!r} is not the {self.id_format} form of its id field "
+                               f"{field}", id=ident), fp
+        # A non-canonical id field sorts by its text, so it is found in the partition whose string
+        # range holds that text, which may not be the one its UUID falls in. Reported here, once,
+        # with the UUID in the reason and as ``id`` only when the two agree.
+        ident = ident or _decoded(raw)
+        reason = f"id field {field!r} is not a lowercase 36-char UUID string" + (f" ({ident})" if ident else "")
+        return MalformedID(raw=raw, reason=reason, id=ident if ident and partition.contains(ident) else None), fp
+
+    def _scan_without_id(self, index: str, partition: Partition) -> Iterator[ScanItem]:
+        """Documents lacking the ``id`` field are invisible to the range pass; report them too.
+
+        Usually none, so this costs one empty search. A scroll (not search_after) pages them, as
+        ``_id`` cannot be sorted on. Each lands in the partition its ``_id`` decodes into, or in
+        the first partition when it decodes to nothing.
+        """
+        hits = helpers.scan(self._client, index=index, size=self._page, ignore_unavailable=True,
+                            query={"query": {"bool": {"must_not": {"exists": {"field": "id"}}}}, "_source": ["fp"]})
+        for hit in hits:
+            ident = _decoded(hit["_id"])
+            if (partition.contains(ident) if ident else partition.index == 0):
+                yield MalformedID(raw=hit["_id"], reason="document has no id field", id=ident), \
+                    (hit.get("_source") or {}).get("fp")
+
+    def _entity_types(self) -> Iterable[str]:
+        rows: list[dict[str, str]] = self._client.cat.indices(  # type: ignore[assignment]
+            index=self.index_prefix + "*", h="index", format="json").body
+        for row in rows:
+            name = row["index"][len(self.index_prefix):]
+            try:
+                yield self.check_entity_type(name)
+            except ValidationError:
+                continue  # not one of ours
+
+    def _ping(self) -> None:
+        self._client.info()  # unlike ping(), raises the real error
+
+    def _close(self) -> None:
+        self._client.close()
+
+
+def _base64url(ident: uuid.UUID) -> str:
+    return encode(ident, "base64url")  # type: ignore[return-value]
+
+
+def _decoded(raw: str) -> uuid.UUID | None:
+    try:
+        return decode(raw)
+    except ValueError:
+        return None
+
+
+def _refresh_value(value: bool | str | None) -> str | None:
+    """The ``refresh`` parameter for ``_bulk``, or None to leave it out."""
+    if value in (None, False, "false", "0", ""):
+        return None
+    if value in (True, "true", "1"):
+        return "true"
+    if value == "wait_for":
+        return "wait_for"
+    raise ConfigError(f"refresh must be false, true or 'wait_for', got {value!r}")
+
+
+def _url_options(query: str, url: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        kind = _URL_OPTIONS.get(name)
+        if kind is None:
+            raise ConfigError(f"unknown query parameter {name!r} in {mask_text(url)}; "
+                              f"known: {', '.join(sorted(_URL_OPTIONS))}")
+        try:
+            options[name] = kind(value)
+        except ValueError:
+            raise ConfigError(f"query parameter {name}={value!r} must be {kind.__name__}") from None
+    return options

@@ -1,0 +1,351 @@
+"""The Elasticsearch adapter against a server (the noida-db stand-in unless a URL is given).
+
+Each test works in its own index (``uf-t<random>``) and deletes that index afterwards; nothing
+else on the server is touched. Checks of what is stored go around the adapter, with a plain
+``Elasticsearch`` client.
+
+Where noida-db 0.2.3 differs from Elasticsearch 8 (checked while writing the adapter): integers
+beyond 64 bits in ``_source`` come back as floats (ES keeps ``_source`` verbatim); a ``_bulk``
+delete of a missing document sets ``errors: true`` (ES: false, the item is a 404 ``not_found``);
+the index name ``..`` is accepted. Everything the adapter relies on works: ``dynamic: strict``,
+``enabled: false`` objects, ``range``/``sort``/``search_after`` on a keyword, ``_source``
+filtering, ``exists``, scroll, real-time ``mget``, ``refresh`` on ``_bulk`` and ``_refresh``.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+
+elasticsearch = pytest.importorskip("elasticsearch")
+
+from uuid_forge.adapters.base import Adapter
+from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter
+
+from uuid_forge import (
+    ConfigError,
+    Record,
+    StoreError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+    ValidationError,
+    open_store,
+)
+from uuid_forge.record import MalformedID, Partition
+from uuid_forge.testing import AdapterContract
+from uuid_forge.testing.contract import sample_records
+
+from .servers import elasticsearch_http_url
+
+# Index names Elasticsearch refuses (with the default prefix "uf-" where it matters): uppercase,
+# wildcard, leading underscore, over 255 bytes; plus the contract's generic ones.
+ES_INVALID = ("Users", "a*b", "_x", "x" * 256, "a:b", "a,b", "a#b", "a?b", 'a"b', "a<b", "a|b")
+
+
+def _b64(ident: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(ident.bytes).rstrip(b"=").decode()
+
+
+@pytest.fixture(scope="module")
+def raw(elasticsearch_url: str) -> Iterator[Any]:
+    """A plain elasticsearch-py client: checks go around the adapter."""
+    client = elasticsearch.Elasticsearch(elasticsearch_http_url(elasticsearch_url), request_timeout=30)
+    yield client
+    client.close()
+
+
+def _drop(raw: Any, index: str) -> None:
+    raw.options(ignore_status=404).indices.delete(index=index)
+
+
+class _ESContract(AdapterContract):
+    invalid_entity_types = AdapterContract.invalid_entity_types + ES_INVALID
+    query = ""
+
+    @pytest.fixture
+    def store(self, elasticsearch_url: str) -> Iterator[Adapter]:
+        with open_store(elasticsearch_url + self.query) as s:
+            yield s
+
+    @pytest.fixture(autouse=True)
+    def _raw(self, raw: Any) -> None:
+        self.raw = raw
+
+    def cleanup(self, store: Adapter, entity_type: str) -> None:
+        _drop(self.raw, "uf-" + entity_type)  # planted documents go too
+
+    def doc_id(self, ident: uuid.UUID) -> str:
+        raise NotImplementedError
+
+    def wrong_id(self, ident: uuid.UUID) -> str:
+        raise NotImplementedError
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        index = "uf-" + record.entity_type
+        doc = self.raw.get(index=index, id=self.doc_id(record.id))
+        assert doc["_id"] == self.doc_id(record.id)
+        src = doc["_source"]
+        assert src["id"] == str(record.id)  # the 36-char string, whatever _id is
+        assert src["fp"] == record.fingerprint
+        assert src["data"] == record.json_data  # an object, not text
+        assert src["key"] == json.loads(record.key_json or "null")
+        assert not self.raw.exists(index=index, id=self.wrong_id(record.id))
+        props = self.raw.indices.get_mapping(index=index)[index]["mappings"]
+        assert props["dynamic"] == "strict"
+        assert props["properties"]["id"] == {"type": "keyword"}
+        assert props["properties"]["data"] == {"type": "object", "enabled": False}
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        self.raw.index(index="uf-" + entity_type, id=self.wrong_id(ident),
+                       document={"id": str(ident), "fp": "0" * 32, "key": None, "data": {}})
+        return True
+
+
+class TestElasticsearchStringId(_ESContract):
+    def doc_id(self, ident: uuid.UUID) -> str:
+        return str(ident)
+
+    def wrong_id(self, ident: uuid.UUID) -> str:
+        return _b64(ident)
+
+    def test_id_encoding(self, store: Adapter) -> None:
+        assert store.id_encoding == "string"
+
+
+class TestElasticsearchBase64urlId(_ESContract):
+    query = "?id_format=base64url"
+
+    def doc_id(self, ident: uuid.UUID) -> str:
+        return _b64(ident)
+
+    def wrong_id(self, ident: uuid.UUID) -> str:
+        return str(ident)
+
+    def test_id_encoding(self, store: Adapter) -> None:
+        assert store.id_encoding == "base64url"
+
+
+# -- store-specific behaviour --------------------------------------------------------------------
+
+@pytest.fixture
+def store(elasticsearch_url: str) -> Iterator[ElasticsearchAdapter]:
+    with open_store(elasticsearch_url) as s:
+        assert isinstance(s, ElasticsearchAdapter)
+        yield s
+
+
+@pytest.fixture
+def etype(raw: Any) -> Iterator[str]:
+    name = f"t{uuid.uuid4().hex[:12]}"
+    yield name
+    _drop(raw, "uf-" + name)
+
+
+@pytest.mark.parametrize("bad", ["Users", "a*b", "_x", "x" * 256])
+def test_es_index_rules_reject_before_any_write(store: ElasticsearchAdapter, raw: Any, bad: str) -> None:
+    with pytest.raises(ValidationError, match="is not accepted by elasticsearch"):
+        store.put_many([Record(bad, uuid.uuid4(), {"x": 1})])
+    assert not raw.indices.exists(index="uf-" + bad[:250])
+
+
+def test_index_name_over_255_bytes_is_rejected_by_the_es_rule(elasticsearch_url: str, raw: Any) -> None:
+    """A long prefix pushes a valid entity type past ES's 255-byte limit: caught before writing."""
+    prefix = "p" * 200 + "-"
+    with open_store(elasticsearch_url, index_prefix=prefix) as s:
+        with pytest.raises(ValidationError, match="at most 255 bytes"):
+            s.check_entity_type("a" * 60)  # 261 bytes with the prefix
+        assert s.check_entity_type("a" * 54) == "a" * 54  # exactly 255 bytes is fine
+    with pytest.raises(elasticsearch.BadRequestError):  # and the server agrees
+        raw.indices.create(index=prefix + "a" * 55)
+
+
+def test_server_rejects_what_we_reject(raw: Any) -> None:
+    for bad in ("Users", "a*b", "a:b", "a,b"):
+        with pytest.raises(elasticsearch.BadRequestError):
+            raw.indices.create(index="uf-" + bad)
+    with pytest.raises(elasticsearch.BadRequestError):
+        raw.indices.create(index="_x")
+
+
+@pytest.mark.parametrize("prefix", ["UF-", "a*", "_"])
+def test_bad_index_prefix_is_a_config_error(elasticsearch_url: str, prefix: str) -> None:
+    with pytest.raises(ConfigError, match="es-index"):
+        open_store(elasticsearch_url, index_prefix=prefix)
+
+
+def test_url_options(elasticsearch_url: str) -> None:
+    with open_store(elasticsearch_url + "?id_format=base64url&index_prefix=x-&refresh=wait_for&timeout=3") as s:
+        assert (s.id_encoding, s.index_prefix, s.index_name("user")) == ("base64url", "x-", "x-user")
+    with pytest.raises(ConfigError, match="unknown query parameter 'colour'"):
+        open_store(elasticsearch_url + "?colour=red")
+    with pytest.raises(ConfigError, match="id_format"):
+        open_store(elasticsearch_url, id_format="hex")
+    with pytest.raises(ConfigError, match="refresh"):
+        open_store(elasticsearch_url + "?refresh=sometimes")
+
+
+def test_plain_elasticsearch_scheme_means_http(elasticsearch_url: str) -> None:
+    with open_store(elasticsearch_url.replace("elasticsearch+http://", "elasticsearch://")) as s:
+        s.ping()
+
+
+def test_refresh_option_makes_writes_searchable_at_once(elasticsearch_url: str, raw: Any, etype: str) -> None:
+    with open_store(elasticsearch_url, refresh="wait_for") as s:
+        s.put_many(sample_records(etype, 7))
+    assert raw.count(index="uf-" + etype)["count"] == 7
+
+
+def test_huge_integers_are_kept_as_text(store: ElasticsearchAdapter, raw: Any, etype: str) -> None:
+    """JSON layers outside Python turn integers beyond 64 bits into floats: such data stays text."""
+    small, big = (Record(etype, uuid.uuid4(), {"n": n}, {"n": n}) for n in (2**63, 2**70))
+    store.put_many([small, big])
+    src = {d["_id"]: d["_source"] for d in raw.mget(index="uf-" + etype, ids=[str(small.id), str(big.id)])["docs"]}
+    assert src[str(small.id)]["data"] == {"n": 2**63}
+    assert src[str(big.id)]["data"] == '{"n":1180591620717411303424}'
+    assert src[str(big.id)]["key"] == '{"n":1180591620717411303424}'
+    got = store.get_many(etype, [small.id, big.id])
+    assert got[big.id].data == {"n": 2**70} and got[big.id].key == {"n": 2**70}
+    assert got[big.id].fingerprint == big.fingerprint and got[big.id].data_json == big.data_json
+
+
+def test_scan_reports_documents_without_a_proper_id_field(store: ElasticsearchAdapter, raw: Any, etype: str) -> None:
+    good = sample_records(etype, 3)
+    store.put_many(good)
+    # "E7CA..." sorts between "9..." and "a...", so the string range and the UUID disagree on partitions
+    lost, junk = uuid.uuid4(), uuid.UUID("e7ca75a0-99ce-48fd-884e-10e9b67c976c")
+    index = "uf-" + etype
+    raw.index(index=index, id=str(lost), document={"fp": "f" * 32})  # no id field at all
+    raw.index(index=index, id=str(junk), document={"id": str(junk).upper(), "fp": "e" * 32})
+    raw.index(index=index, id="not-a-uuid", document={"fp": "d" * 32})
+    items = list(store.scan(etype, include_malformed=True))
+    bad = {m.raw: (m, fp) for m, fp in items if isinstance(m, MalformedID)}
+    assert set(bad) == {str(lost), str(junk), "not-a-uuid"}
+    assert bad[str(lost)][0].id == lost and bad[str(lost)][1] == "f" * 32
+    assert bad[str(junk)][0].id == junk and "lowercase" in bad[str(junk)][0].reason
+    assert bad["not-a-uuid"][0].id is None
+    assert sorted(i for i, _ in store.scan(etype)) == sorted(r.id for r in good)
+    # across partitions each one is reported once, whatever the string order of a junk id field
+    for count in (2, 3, 5, 16):
+        parts = [m.raw for p in Partition().split(count) for m, _ in store.scan(etype, p, include_malformed=True)
+                 if isinstance(m, MalformedID)]
+        assert sorted(parts) == sorted(bad)
+
+
+def test_scan_pages_with_search_after(elasticsearch_url: str, etype: str) -> None:
+    records = sample_records(etype, 25)
+    with open_store(elasticsearch_url, scan_page_size=4) as s:
+        s.put_many(records)
+        assert [i for i, _ in s.scan(etype)] == sorted(r.id for r in records)  # id order, all pages
+
+
+def test_bulk_item_failure_raises_with_the_reason(store: ElasticsearchAdapter, raw: Any, etype: str) -> None:
+    raw.indices.create(index="uf-" + etype, mappings={"properties": {"fp": {"type": "long"}}})
+    with pytest.raises(StoreError, match=r"3 of 3 items failed; first: \w+") as info:
+        store.put_many(sample_records(etype, 3))
+    assert not isinstance(info.value, StoreUnavailableError)
+
+
+def test_entity_types_only_lists_this_prefix(elasticsearch_url: str, raw: Any, etype: str) -> None:
+    with open_store(elasticsearch_url, index_prefix="other-") as s:
+        s.put_many(sample_records(etype, 1))
+        try:
+            assert etype in s.entity_types()
+            with open_store(elasticsearch_url) as default:
+                assert etype not in default.entity_types()
+        finally:
+            _drop(raw, "other-" + etype)
+
+
+# -- failures: nothing listening, nothing answering, basic auth, busy ----------------------------
+
+def test_connection_refused_is_unavailable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with open_store(f"elasticsearch+http://127.0.0.1:{port}", timeout=2) as s:
+        with pytest.raises(StoreUnavailableError) as info:
+            s.ping()
+        assert not isinstance(info.value, StoreTimeoutError)
+
+
+def test_server_that_never_answers_times_out() -> None:
+    """The kernel completes the handshake for a listening socket nobody accepts from: a silent server."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        url = f"elasticsearch+http://127.0.0.1:{sock.getsockname()[1]}"
+        with open_store(url, timeout=0.5) as s:
+            with pytest.raises(StoreTimeoutError):
+                s.ping()
+            with pytest.raises(StoreTimeoutError):
+                s.put_many(sample_records("silent", 2))
+
+
+class _FakeES(http.server.BaseHTTPRequestHandler):
+    """Answers every request with ``status`` and an ES-looking body; remembers the headers."""
+
+    status = 200
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def _answer(self) -> None:
+        type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"version": {"number": "8.15.0"}, "tagline": "You Know, for Search"}
+                          if self.status == 200 else {"error": {"type": "x", "reason": "busy"}, "status": self.status})
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Elastic-Product", "Elasticsearch")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    do_GET = do_PUT = do_POST = do_HEAD = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_es() -> Iterator[tuple[str, type[_FakeES]]]:
+    handler = type("Handler", (_FakeES,), {"seen": [], "status": 200})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_basic_auth_from_url_and_masked(fake_es: tuple[str, type[_FakeES]]) -> None:
+    address, handler = fake_es
+    with open_store(f"elasticsearch+http://elastic:s%40cret@{address}") as s:
+        s.ping()
+        assert "s%40cret" not in s.url() and "***" in s.url()
+    expected = "Basic " + base64.b64encode(b"elastic:s@cret").decode()
+    assert handler.seen[-1].get("authorization") == expected
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_busy_server_is_unavailable_so_write_through_retries(fake_es: tuple[str, type[_FakeES]], status: int) -> None:
+    address, handler = fake_es
+    handler.status = status
+    with open_store(f"elasticsearch+http://{address}") as s, \
+            pytest.raises(StoreUnavailableError, match="busy or unavailable"):
+        s.put_many(sample_records("busy", 2))
+
+
+def test_client_error_is_a_plain_store_error(fake_es: tuple[str, type[_FakeES]]) -> None:
+    address, handler = fake_es
+    handler.status = 400
+    with open_store(f"elasticsearch+http://{address}") as s:
+        with pytest.raises(StoreError) as info:
+            s.get_many("user", [uuid.uuid4()])
+        assert not isinstance(info.value, StoreUnavailableError)
