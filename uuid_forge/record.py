@@ -36,7 +36,7 @@ class Record:
     read back from a store carries the fingerprint the store kept.
     """
 
-    __slots__ = ("entity_type", "id", "data", "key", "_json", "_fingerprint")
+    __slots__ = ("entity_type", "id", "data", "key", "_json", "_key_json", "_fingerprint")
 
     def __init__(self, entity_type: str, id: uuid.UUID | str, data: Mapping[str, Any],  # noqa: A002
                  key: Mapping[str, Any] | list[Any] | None = None, *, fingerprint: str | None = None) -> None:
@@ -54,6 +54,7 @@ class Record:
         self.data = data
         self.key = key
         self._json: str | None = None
+        self._key_json: str | None = None
         self._fingerprint = fingerprint
 
     @property
@@ -71,7 +72,11 @@ class Record:
     @property
     def key_json(self) -> str | None:
         """The canonical JSON text of the business key, if one is known."""
-        return None if self.key is None else canonical(self.key, f"key of {self.entity_type} {self.id}")
+        if self.key is None:
+            return None
+        if self._key_json is None:
+            self._key_json = canonical(self.key, f"key of {self.entity_type} {self.id}")
+        return self._key_json
 
     @property
     def fingerprint(self) -> str:

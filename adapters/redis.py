@@ -1,0 +1,226 @@
+"""``redis://`` and ``rediss://``: one Redis hash per record, the ID in the key.
+
+Layout (DESIGN.md): key ``{prefix}{entity_type}:{id}`` with the ID as the lowercase 36-char
+string (``key_format="base64url"`` for the 22-char form: 14 bytes less per key), and a hash
+``{fp, data, key}`` as its value (``data``/``key`` are canonical JSON text, ``key`` is ``null``
+when unknown). A hash rather than one JSON string: a scan reads only ``fp`` (HGET) instead of
+moving whole documents, ``HGET user:… data`` works from redis-cli, and foreign values cannot
+pass for a fingerprint. One JSON string measured about 30% faster for 10k puts/gets; the
+hash is still on par with hand-written redis-py code writing the same layout.
+``ttl=`` seconds gives the "Redis cache with TTL" pattern: every key written expires on its own.
+``{prefix}uf:types`` is a set of the entity types written, so ``entity_types()`` needs no walk
+over the whole keyspace, only a check that each listed type still has a key.
+
+Options (keyword or URL query): ``key_format`` (``string``/``base64url``, alias ``id_format``),
+``prefix``, ``ttl``, ``socket_timeout`` and ``socket_connect_timeout`` (seconds, default 5),
+``retries`` (default 1: one quick retry on a dropped pooled connection, never on a timeout),
+``batch_size``. e.g. ``redis://127.0.0.1:6379/15?key_format=base64url&ttl=3600``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..encodings import decode, detect_form
+from ..errors import DecodeError, ValidationError
+from ..record import MalformedID, Partition, Record
+from .base import Adapter, ScanItem
+
+__all__ = ["RedisAdapter"]
+
+KEY_FORMATS = ("string", "base64url")
+_OUR_QUERY = ("key_format", "id_format", "prefix", "ttl", "socket_timeout", "socket_connect_timeout", "retries",
+              "batch_size")
+_STRING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_B64URL = re.compile(r"[A-Za-z0-9_-]{21}[AQgw]")  # canonical: the last char carries 2 bits + 4 zero bits
+_GLOB = re.compile(r"([*?\[\]\\])")
+
+
+def _b64(u: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(u.bytes)[:22].decode("ascii")
+
+
+def _number(name: str, value: Any, kind: type) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"redis option {name}={value!r} must be a {kind.__name__}") from None
+    if number < 0 or (name == "ttl" and number == 0):
+        raise ValidationError(f"redis option {name}={value!r} must be {'positive' if name == 'ttl' else '>= 0'}")
+    return number
+
+
+class RedisAdapter(Adapter):
+    """Records as Redis hashes under deterministic keys, written and read with pipelines."""
+
+    name: ClassVar[str] = "redis"
+    connection_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+    timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.exceptions.TimeoutError,)
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> None:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        settings: dict[str, Any] = {k: v for k, v in query if k in _OUR_QUERY}
+        unknown = set(options) - set(_OUR_QUERY)
+        if unknown:
+            raise TypeError(f"unknown redis option(s): {', '.join(sorted(unknown))}; known: {', '.join(_OUR_QUERY)}")
+        settings.update(options)
+        batch_size = settings.pop("batch_size", None)
+        super().__init__(url, batch_size=None if batch_size is None else _number("batch_size", batch_size, int))
+
+        key_format = settings.get("key_format", settings.get("id_format", "string"))
+        if key_format not in KEY_FORMATS:
+            raise ValidationError(f"redis key_format {key_format!r} is not one of {', '.join(KEY_FORMATS)}")
+        self.key_format: str = key_format
+        self.prefix: str = str(settings.get("prefix", ""))
+        self.ttl: int | None = None if settings.get("ttl") in (None, "") else _number("ttl", settings["ttl"], int)
+        self._types_key = f"{self.prefix}uf:types"
+        retries = _number("retries", settings.get("retries", 1), int)
+        driver_url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in _OUR_QUERY])))
+        self._client = redis.Redis.from_url(
+            driver_url,
+            socket_timeout=_number("socket_timeout", settings.get("socket_timeout", 5.0), float),
+            socket_connect_timeout=_number("socket_connect_timeout", settings.get("socket_connect_timeout", 5.0),
+                                           float),
+            # redis-py's default retries 10 times, timeouts included: a silent server would hang for
+            # a minute. Write-through retries on its own; here only a dropped pooled connection is.
+            retry=Retry(NoBackoff(), retries, supported_errors=(redis.exceptions.ConnectionError,)),
+            decode_responses=False,
+        )
+
+    @property
+    def id_encoding(self) -> str:
+        return self.key_format
+
+    @property
+    def client(self) -> redis.Redis:
+        """The underlying redis-py client (for what the adapter does not cover)."""
+        return self._client
+
+    def check_entity_type(self, entity_type: str) -> str:
+        """Base rule, plus no ``:`` (it separates key parts) and no glob characters (SCAN MATCH)."""
+        super().check_entity_type(entity_type)
+        if ":" in entity_type or any(c in entity_type for c in "*?[]"):
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by redis: ':' separates key parts "
+                                  "and * ? [ ] are glob characters in SCAN MATCH")
+        return entity_type
+
+    def key_of(self, entity_type: str, ident: uuid.UUID) -> str:
+        """The Redis key of one record."""
+        return f"{self.prefix}{entity_type}:{ident if self.key_format == 'string' else _b64(ident)}"
+
+    def _keys(self, entity_type: str, ids: list[uuid.UUID]) -> list[str]:
+        head = f"{self.prefix}{entity_type}:"
+        if self.key_format == "string":
+            return [f"{head}{i}" for i in ids]
+        return [head + _b64(i) for i in ids]
+
+    def _match(self, entity_type: str) -> str:
+        """The SCAN MATCH pattern for one type's keys (a prefix may hold glob characters: escaped)."""
+        return _GLOB.sub(r"\\\1", f"{self.prefix}{entity_type}:") + "*"
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _put(self, entity_type: str, records: list[Record]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        command = pipe.execute_command
+        ttl = self.ttl
+        # arguments as bytes, fields spelt out: redis-py then packs them without per-value type checks
+        for key, r in zip(self._keys(entity_type, [r.id for r in records]), records):
+            key_bytes = key.encode()
+            command(b"HSET", key_bytes, b"fp", r.fingerprint.encode(), b"data", r.data_json.encode(),
+                    b"key", (r.key_json or "null").encode())
+            if ttl:
+                command(b"EXPIRE", key_bytes, ttl)
+        command(b"SADD", self._types_key, entity_type)
+        pipe.execute()
+
+    def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
+        pipe = self._client.pipeline(transaction=False)
+        command = pipe.execute_command
+        for key in self._keys(entity_type, ids):
+            command(b"HMGET", key.encode(), b"fp", b"data", b"key")
+        loads = json.loads
+        found = []
+        for ident, (fp, data, key) in zip(ids, pipe.execute()):
+            if data is not None:
+                found.append(Record(entity_type, ident, loads(data), loads(key) if key else None,
+                                    fingerprint=fp.decode() if fp is not None else None))
+        return found
+
+    def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
+        # one UNLINK with every key: a single command whose reply is the count that existed
+        return int(self._client.unlink(*self._keys(entity_type, ids)))
+
+    def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
+        """SCAN the type's keys page by page, then HGET ``fp`` of one page in one pipeline.
+
+        The ID range is filtered here, before fetching fingerprints, rather than narrowed in MATCH:
+        SCAN walks the whole keyspace on the server whatever the pattern, so a narrower pattern
+        would only save key names on the wire, and it would hide wrongly encoded keys (uppercase,
+        base64url in a string store) from partitioned audits. SCAN may repeat a key when Redis
+        resizes its table mid-scan; memory stays bounded, so repeats are not filtered out.
+        """
+        skip = len(f"{self.prefix}{entity_type}:")
+        pattern = self._match(entity_type)
+        cursor = 0
+        while True:
+            cursor, keys = self._client.scan(cursor, match=pattern, count=1000)
+            wanted: list[tuple[bytes | str, uuid.UUID | MalformedID]] = []
+            for raw in keys:
+                text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+                if text == self._types_key:
+                    continue
+                ident = self._parse(text, text[skip:])
+                if isinstance(ident, MalformedID) or partition.contains(ident):
+                    wanted.append((raw, ident))
+            if wanted:
+                pipe = self._client.pipeline(transaction=False)
+                for raw, _ in wanted:
+                    pipe.execute_command("HGET", raw, "fp")
+                for (_, ident), fp in zip(wanted, pipe.execute(raise_on_error=False)):
+                    # a key of another type (WRONGTYPE) or a hash without fp gives no fingerprint
+                    yield ident, fp.decode() if isinstance(fp, bytes) else None
+            if cursor == 0:
+                return
+
+    def _parse(self, key: str, suffix: str) -> uuid.UUID | MalformedID:
+        """The UUID in a key's suffix, or a MalformedID saying what is wrong with it."""
+        if self.key_format == "string" and _STRING.fullmatch(suffix):
+            return uuid.UUID(suffix)
+        if self.key_format == "base64url" and _B64URL.fullmatch(suffix):
+            return uuid.UUID(bytes=base64.urlsafe_b64decode(suffix + "=="))
+        try:
+            form = detect_form(suffix)
+        except DecodeError:
+            return MalformedID(raw=key, reason=f"key suffix is not a UUID, expected the {self.key_format} form")
+        found = "uppercase string" if form == "string" and suffix != suffix.lower() else form
+        return MalformedID(raw=key, reason=f"key holds the ID in {found} form, expected {self.key_format}",
+                           id=decode(suffix))
+
+    def _entity_types(self) -> Iterable[str]:
+        """Types in the set that still have a key: deletes and TTLs empty types behind the set's back."""
+        types = []
+        itself = self._types_key.encode()  # the set is `uf:types`: not a key of a type named "uf"
+        for member in self._client.smembers(self._types_key):
+            name = member if isinstance(member, str) else member.decode()
+            keys = self._client.scan_iter(match=self._match(name), count=1000)
+            if any(k != itself for k in keys):  # stops at the first key found
+                types.append(name)
+        return types
+
+    def _ping(self) -> None:
+        self._client.ping()
+
+    def _close(self) -> None:
+        self._client.close()

@@ -1,0 +1,230 @@
+"""The Redis adapter against a real server (db 15 of the shared one by default).
+
+Every test works under its own entity type (or key prefix) and deletes only its own keys: the
+server is shared, so nothing here flushes a database.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+
+redis = pytest.importorskip("redis")
+
+from uuid_forge.adapters.base import Adapter
+from uuid_forge.adapters.redis import RedisAdapter
+
+from uuid_forge import Record, StoreTimeoutError, StoreUnavailableError, ValidationError, open_store
+from uuid_forge.record import MalformedID
+from uuid_forge.testing import AdapterContract
+from uuid_forge.testing.contract import sample_records
+
+
+def _b64(ident: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(ident.bytes).rstrip(b"=").decode()
+
+
+@pytest.fixture(scope="module")
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain redis-py client: checks go around the adapter."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def _forget(raw: redis.Redis, prefix: str, entity_type: str) -> None:
+    """Delete every key of one entity type (planted ones too) and its entry in the types set."""
+    keys = list(raw.scan_iter(match=f"{prefix}{entity_type}:*", count=1000))
+    if keys:
+        raw.unlink(*keys)
+    raw.srem(f"{prefix}uf:types", entity_type)
+
+
+class _RedisContract(AdapterContract):
+    options: ClassVar[dict[str, str]] = {}
+
+    @pytest.fixture
+    def store(self, redis_url: str) -> Iterator[Adapter]:
+        with open_store(redis_url, **self.options) as s:
+            yield s
+
+    @pytest.fixture(autouse=True)
+    def _raw(self, raw: redis.Redis) -> None:
+        self.raw = raw
+
+    def cleanup(self, store: Adapter, entity_type: str) -> None:
+        _forget(self.raw, "", entity_type)
+
+    def expected_key(self, record: Record) -> str:
+        raise NotImplementedError
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        key = self.expected_key(record)
+        assert self.raw.exists(key) == 1
+        assert self.raw.type(key) == b"hash"
+        assert self.raw.hget(key, "fp") == record.fingerprint.encode()
+        assert self.raw.hget(key, "data").decode() == record.data_json
+        assert self.raw.ttl(key) == -1  # no TTL unless asked for
+        assert self.raw.sismember("uf:types", record.entity_type)
+
+
+class TestRedisStringKeys(_RedisContract):
+    def expected_key(self, record: Record) -> str:
+        return f"{record.entity_type}:{record.id}"  # exactly `user:7570842a-...`, as DESIGN.md says
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        self.raw.hset(f"{entity_type}:{str(ident).upper()}", mapping={"fp": "0" * 32, "data": "{}"})
+        return True
+
+
+class TestRedisBase64urlKeys(_RedisContract):
+    options: ClassVar[dict[str, str]] = {"key_format": "base64url"}
+
+    def expected_key(self, record: Record) -> str:
+        return f"{record.entity_type}:{_b64(record.id)}"
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        self.raw.hset(f"{entity_type}:{ident}", mapping={"fp": "0" * 32, "data": "{}"})  # string where b64 expected
+        return True
+
+
+# -- Redis-specific behaviour ------------------------------------------------------------------
+@pytest.fixture
+def etype(raw: redis.Redis) -> Iterator[str]:
+    name = f"t{uuid.uuid4().hex[:12]}"
+    yield name
+    _forget(raw, "", name)
+
+
+@pytest.mark.parametrize("bad", ["a:b", "user:*", "a*", "a?b", "a[b]"])
+def test_entity_types_redis_forbids(redis_url: str, raw: redis.Redis, bad: str) -> None:
+    with open_store(redis_url) as store, pytest.raises(ValidationError, match="not accepted by redis"):
+        store.put_many([Record(bad, uuid.uuid4(), {"x": 1})])
+    assert not raw.sismember("uf:types", bad)
+
+
+def test_options_from_the_url(redis_url: str) -> None:
+    with open_store(f"{redis_url}?key_format=base64url&ttl=60&socket_timeout=2") as store:
+        assert isinstance(store, RedisAdapter)
+        assert (store.id_encoding, store.ttl) == ("base64url", 60)
+        assert store.client.connection_pool.connection_kwargs["socket_timeout"] == 2.0
+        store.ping()
+    with open_store(f"{redis_url}?ttl=60", ttl=5) as store:
+        assert store.ttl == 5  # keyword options win over the URL
+
+
+@pytest.mark.parametrize("options", [{"key_format": "hex"}, {"ttl": 0}, {"ttl": "soon"}, {"socket_timeout": -1}])
+def test_bad_options_are_rejected(redis_url: str, options: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        open_store(redis_url, **options)
+
+
+def test_unknown_option_is_a_type_error(redis_url: str) -> None:
+    with pytest.raises(TypeError, match="key_fromat"):
+        open_store(redis_url, key_fromat="base64url")
+
+
+def test_ttl_applies_to_every_key(redis_url: str, raw: redis.Redis, etype: str) -> None:
+    records = sample_records(etype, 3)
+    with open_store(redis_url, ttl=300) as store:
+        store.put_many(records)
+        for r in records:
+            assert 0 < raw.ttl(f"{etype}:{r.id}") <= 300
+        assert set(store.get_many(etype, [r.id for r in records])) == {r.id for r in records}
+
+
+def test_prefix_namespaces_keys_and_types(redis_url: str, raw: redis.Redis) -> None:
+    prefix = f"uf{uuid.uuid4().hex[:8]}:"
+    records = sample_records("uf", 3)  # "uf" also names the types set: it must not show up in scans
+    try:
+        with open_store(redis_url, prefix=prefix) as store:
+            store.put_many(records)
+            assert all(raw.exists(f"{prefix}uf:{r.id}") for r in records)
+            assert store.entity_types() == ["uf"]
+            assert sorted(store.scan("uf", include_malformed=True)) == sorted((r.id, r.fingerprint) for r in records)
+    finally:
+        _forget(raw, prefix, "uf")
+        raw.delete(f"{prefix}uf:types")
+
+
+def test_entity_types_leaves_out_emptied_types(redis_url: str, raw: redis.Redis, etype: str) -> None:
+    records = sample_records(etype, 2)
+    with open_store(redis_url) as store:
+        store.put_many(records)
+        assert etype in store.entity_types()
+        store.delete_many(etype, [r.id for r in records])
+        assert raw.sismember("uf:types", etype)  # the set still names it (deletes and TTLs don't tell it)
+        assert etype not in store.entity_types()
+
+
+def test_foreign_keys_are_reported_not_fatal(redis_url: str, raw: redis.Redis, etype: str) -> None:
+    good = sample_records(etype, 2)
+    string_valued = uuid.uuid4()
+    with open_store(redis_url) as store:
+        store.put_many(good)
+        raw.set(f"{etype}:{string_valued}", "{}")  # the 0.1.x docs' SETEX pattern: a string, not a hash
+        raw.hset(f"{etype}:not-a-uuid", "fp", "x")
+        raw.hset(f"{etype}:{string_valued.hex}", "fp", "y")
+        items = dict(store.scan(etype, include_malformed=True))
+    assert items[string_valued] is None  # WRONGTYPE gives no fingerprint rather than an error
+    malformed = sorted((m for m in items if isinstance(m, MalformedID)), key=lambda m: m.raw)
+    assert [(m.raw, m.id) for m in malformed] == sorted([(f"{etype}:not-a-uuid", None),
+                                                         (f"{etype}:{string_valued.hex}", string_valued)])
+    assert "hex form" in next(m.reason for m in malformed if m.id)
+
+
+def test_refused_connection_is_unavailable() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again before use: nothing listens there
+    with open_store(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=1) as store:
+        with pytest.raises(StoreUnavailableError) as info:
+            store.ping()
+        assert not isinstance(info.value, StoreTimeoutError)
+
+
+def test_silent_server_times_out() -> None:
+    """A server that accepts connections and never answers gives StoreTimeoutError, not a hang."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        store = open_store(f"redis://127.0.0.1:{listener.getsockname()[1]}/0", socket_timeout=0.5,
+                           socket_connect_timeout=0.5)
+        try:
+            store.put_many(sample_records("silent", 2))
+        except BaseException as err:  # noqa: BLE001 - inspected below
+            outcome.append(err)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(60)  # a guard against a hang, not a timing assertion
+    stop.set()
+    acceptor.join(5)
+    for conn in held:
+        conn.close()
+    listener.close()
+    assert not caller.is_alive(), "put_many hung on a server that never answers"
+    assert len(outcome) == 1 and isinstance(outcome[0], StoreTimeoutError), outcome
+    assert "timed out" in str(outcome[0])
