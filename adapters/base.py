@@ -206,6 +206,14 @@ class Adapter(ABC):
                 total += self._delete_raw(entity_type, batch)
         return total
 
+    def drop(self, entity_type: str) -> None:
+        """Remove every record of ``entity_type`` and what the store made for it (a table, an
+        index, a collection, a directory). For tests, demos and decommissioning."""
+        self._require(DELETE)
+        self.check_entity_type(entity_type)
+        with self._errors(f"drop({entity_type})"):
+            self._drop(entity_type)
+
     def count(self, entity_type: str) -> int:
         """How many well-encoded records of ``entity_type`` the store holds."""
         return sum(1 for _ in self.scan(entity_type))
@@ -251,6 +259,16 @@ class Adapter(ABC):
 
     def _entity_types(self) -> Iterable[str]:
         raise NotImplementedError
+
+    def _drop(self, entity_type: str) -> None:
+        """Default: delete every ID a scan finds, malformed ones too where the store can."""
+        ids, raws = [], []
+        for ident, _ in self.scan(entity_type, include_malformed=True):
+            (raws.append(ident.raw) if isinstance(ident, MalformedID) else ids.append(ident))
+        for batch in chunked(ids, self.batch_size):
+            self._delete(entity_type, batch)
+        if raws:
+            self._delete_raw(entity_type, raws)
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete entries by raw stored key; stores that can hold a wrong encoding implement it."""

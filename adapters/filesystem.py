@@ -26,6 +26,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
@@ -280,6 +281,24 @@ class FileAdapter(Adapter):
         else:
             reason = f"file is in shard {first}/{second} but its ID belongs in {stem[0:2]}/{stem[2:4]}"
         return MalformedID(raw=raw, reason=reason, id=ident)
+
+    def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
+        """Delete files by the path a scan reported (``type/ab/cd/NAME``), inside this type only."""
+        base = os.path.realpath(os.path.join(self.root, entity_type))
+        count = 0
+        for raw in raws:
+            path = os.path.realpath(os.path.join(self.root, raw))
+            if not raw.startswith(entity_type + "/") or os.path.commonpath([base, path]) != base:
+                raise ValidationError(f"{raw!r} is not a file of entity type {entity_type!r} under {self.root}")
+            try:
+                os.unlink(path)
+                count += 1
+            except FileNotFoundError:
+                continue
+        return count
+
+    def _drop(self, entity_type: str) -> None:
+        shutil.rmtree(os.path.join(self.root, entity_type), ignore_errors=True)
 
     def _entity_types(self) -> Iterable[str]:
         try:

@@ -30,6 +30,7 @@ import pika.exceptions
 from pika.adapters.utils.connection_workflow import AMQPConnectorException, AMQPConnectorStackTimeout
 
 from ..encodings import check_target, decode, detect_form
+from ..events import EVENT_SCHEME, event_id
 from ..errors import ConfigError, StoreError, TargetError, ValidationError
 from ..record import MalformedID, Partition, Record
 from ..urls import mask_url
@@ -38,7 +39,6 @@ from .base import SCAN, WRITE, Adapter, ScanItem
 __all__ = ["EVENT_SCHEME", "MARKER_TYPE", "BrokerUnavailable", "RabbitMQAdapter", "event_id"]
 
 #: first element of the name hashed into an event ID; bump it only with a new formula
-EVENT_SCHEME = "uuid-forge-event/1"
 #: ``type`` of the end-of-scan markers this adapter appends to the stream (readers skip them)
 MARKER_TYPE = "uuid-forge.scan-marker"
 
@@ -63,16 +63,6 @@ def _transient() -> Iterator[None]:
         if err.reply_code == 506 or (err.reply_code == 404 and "down or inaccessible" in err.reply_text):
             raise BrokerUnavailable(f"({err.reply_code}) {err.reply_text}") from None
         raise
-
-
-def event_id(entity_id: uuid.UUID, event: str, fingerprint: str) -> uuid.UUID:
-    """The deterministic ID of ``event`` on ``entity_id`` whose data has ``fingerprint``.
-
-    The same entity, event and data always give the same ID, so a retry of a publish is
-    recognisable as a duplicate; new data gives a new ID. Any language can rebuild it:
-    ``uuid5(entity_id, '["uuid-forge-event/1",<event>,<fingerprint>]')`` (compact JSON).
-    """
-    return uuid.uuid5(entity_id, json.dumps([EVENT_SCHEME, event, fingerprint], separators=(",", ":")))
 
 
 class RabbitMQAdapter(Adapter):
@@ -194,6 +184,22 @@ class RabbitMQAdapter(Adapter):
             conn, self._conn, self._publisher = self._conn, None, None
             if conn is not None and conn.is_open:
                 conn.close()
+
+    def delete_topology(self) -> None:
+        """Delete this adapter's exchange and history stream, with every message in it.
+
+        A message log cannot forget one entity type, so this is all or nothing: for tests, demos
+        and decommissioning.
+        """
+        with self._errors("delete_topology"), self._lock:
+            channel = self._connection().channel()
+            try:
+                channel.queue_delete(self.stream)
+                channel.exchange_delete(self.exchange)
+            finally:
+                if channel.is_open:
+                    channel.close()
+            self._declared = False
 
     # -- writing -------------------------------------------------------------------------------
     def _put(self, entity_type: str, records: list[Record]) -> None:

@@ -208,6 +208,31 @@ class RedisAdapter(Adapter):
         return MalformedID(raw=key, reason=f"key holds the ID in {found} form, expected {self.key_format}",
                            id=decode(suffix))
 
+    def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
+        """Delete keys exactly as stored (a wrongly encoded key found by a scan), of this type only."""
+        head = self._match(entity_type)[:-1]
+        stray = [k for k in raws if not k.startswith(head)]
+        if stray:
+            raise ValidationError(f"keys {stray[:3]} are not keys of entity type {entity_type!r}")
+        return int(self._client.unlink(*raws)) if raws else 0
+
+    def _drop(self, entity_type: str) -> None:
+        keys = list(self._client.scan_iter(match=self._match(entity_type), count=1000))
+        for start in range(0, len(keys), 1000):
+            self._client.unlink(*keys[start:start + 1000])
+        self._client.srem(self._types_key, entity_type)
+
+    # -- claims, for idempotent consumers (uuid_forge.messaging) -------------------------------
+    def claim(self, key: str, ttl: int) -> bool:
+        """``SET key 1 NX EX ttl``: True for the first claim of ``key`` within ``ttl`` seconds."""
+        with self._errors("claim"):
+            return bool(self._client.set(f"{self.prefix}{key}", b"1", nx=True, ex=ttl))
+
+    def release(self, key: str) -> None:
+        """Give a claim back, so the next delivery of that message is processed."""
+        with self._errors("release"):
+            self._client.delete(f"{self.prefix}{key}")
+
     def _entity_types(self) -> Iterable[str]:
         """Types in the set that still have a key: deletes and TTLs empty types behind the set's back."""
         types = []

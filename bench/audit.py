@@ -1,0 +1,90 @@
+"""Benchmark: a full audit of N entities across the stores, against two baselines in the same run.
+
+Run as a script:  python bench/audit.py [--n 20000] [--rounds 3] [--ancestor-n 1000]
+
+* ours: ``Forge.audit(entity_type)``: streams (id, fingerprint) per ID range from every store;
+* the ancestor's documented ``ConsistencyValidator`` pattern: for each entity, look it up in each
+  store one at a time (timed on ``--ancestor-n`` entities, compared per entity);
+* a bare pass over the IDs of the slowest store (``adapter.scan``, nothing compared).
+
+Targets: >= 20x faster than the ancestor's pattern, and within 3x of the bare scan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import tempfile
+import uuid
+
+from common import median, median_time, store_urls
+from write import BASELINE, IDS, STORES, _url, cleanup, entities
+
+from uuid_forge import Forge, open_store
+from uuid_forge.forge import StoreHandle
+from uuid_forge.journal import Journal
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ancestor-n", type=int, default=1_000)
+    parser.add_argument("--stores", default=",".join(STORES))
+    args = parser.parse_args()
+    with store_urls(args.stores.split(",")) as urls:
+        if "postgres" not in urls:
+            raise SystemExit("PostgreSQL (the source of truth here) is not reachable")
+        et = f"ba{uuid.uuid4().hex[:8]}"
+        handles = [StoreHandle(n, open_store(_url(n, u, et)), source=(n == "postgres")) for n, u in urls.items()]
+        forge = Forge(handles, ids=IDS, journal=Journal(tempfile.mkdtemp(prefix="uf-bench-j-") + "/j.sqlite3"))
+        try:
+            items = entities(et, args.n)
+            forge.write_many(items)
+            audits, scans = [], {h.name: [] for h in forge.stores}  # type: list[float], dict[str, list[float]]
+            for _ in range(args.rounds):
+                report = None
+
+                def run() -> None:
+                    nonlocal report
+                    report = forge.audit(et)
+
+                audits.append(median_time(run))
+                assert report is not None and report.consistent
+                for h in forge.stores:
+                    scans[h.name].append(median_time(lambda: sum(1 for _ in h.adapter.scan(et))))
+            # the ancestor's validator: one lookup per entity per store, with the raw clients
+            ids = forge.generator.generate_many(et, [k for _, k, _ in items[: args.ancestor_n]])
+            readable = {n: u for n, u in urls.items() if n != "amqp"}  # a message log has no lookup by ID
+            mods = {n: importlib.import_module(f"handwritten.{BASELINE[n]}") for n in readable}
+            ctxs = {n: mods[n].setup(u) for n, u in readable.items()}
+
+            def validator() -> None:
+                for i in ids:
+                    for n in readable:
+                        mods[n].get_many(ctxs[n], et, [i])
+
+            ancestor = median_time(validator)
+            for n in readable:
+                close = getattr(ctxs[n], "close", None)
+                if callable(close):
+                    close()
+        finally:
+            cleanup(forge, et)
+    slowest = max(scans, key=lambda n: median(scans[n]))
+    ours = median(audits)
+    per_entity_ours = ours / args.n
+    per_entity_ancestor = ancestor / args.ancestor_n
+    print(f"audit benchmark: {args.n} entities in {', '.join(urls)}; median of {args.rounds} rounds")
+    print(f"  ours, full audit                 {args.n / ours:9.0f} entities/s  ({ours:.2f}s)")
+    print(f"  ancestor validator, 1 lookup each {1 / per_entity_ancestor:8.0f} entities/s  "
+          f"(on {args.ancestor_n}, {len(readable)} stores with lookups)")
+    for n in scans:
+        print(f"  bare scan of {n:14}      {args.n / median(scans[n]):9.0f} ids/s  ({median(scans[n]):.2f}s)")
+    print(f"  ours vs ancestor: {per_entity_ancestor / per_entity_ours:.1f}x faster   target >= 20x")
+    print(f"  ours vs bare scan of the slowest store ({slowest}): {ours / median(scans[slowest]):.2f}x the time"
+          "   target <= 3x")
+
+
+if __name__ == "__main__":
+    main()
