@@ -102,6 +102,9 @@ class Adapter(ABC):
                 "chars of letters, digits, '_', '.', '-', starting with a letter or digit, without '..'")
         return entity_type
 
+    def validate_records(self, entity_type: str, records: list[Record]) -> None:
+        """Store-specific checks of a batch before anything is written (default: none)."""
+
     def _require(self, capability: str) -> None:
         if capability not in self.capabilities:
             raise StoreError(f"{self.url()} does not support {capability}", store=self.url())
@@ -140,7 +143,8 @@ class Adapter(ABC):
             self.check_entity_type(entity_type)
             for record in group:
                 record.fingerprint  # noqa: B018 - canonicalise now: bad data fails before any write
-                record.key_json  # noqa: B018 - and the key too
+                record.key_json  # noqa: B018 - and the key too (both are cached on the record)
+            self.validate_records(entity_type, group)
         total = 0
         for entity_type, group in groups.items():
             for batch in chunked(group, self.batch_size):

@@ -220,6 +220,14 @@ class ElasticsearchAdapter(Adapter):
                 self._raise_item_error("mget", [doc["error"]], len(ids))
         return found
 
+    def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
+        """Delete documents by the exact ``_id`` a scan reported (a wrongly encoded one)."""
+        index = self.index_name(entity_type)
+        body = "".join(json.dumps({"delete": {"_id": raw}}) + "\n" for raw in raws)
+        resp = self._client.bulk(operations=body, index=index, refresh=True,  # type: ignore[arg-type]
+                                 filter_path="items.*.result")
+        return sum(op.get("result") == "deleted" for item in resp.get("items", ()) for op in item.values())
+
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         index = self.index_name(entity_type)
         body = "".join([f'{{"delete":{{"_id":"{self._doc_id(i)}"}}}}\n' for i in ids])

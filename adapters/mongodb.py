@@ -38,6 +38,8 @@ from pymongo.errors import (
 )
 
 from ..errors import ValidationError
+
+_RAW_BINARY = re.compile(r"Binary\(subtype=(?P<subtype>\d+), hex=(?P<hex>[0-9a-f]*)\)")
 from ..record import MalformedID, Partition, Record
 from .base import Adapter, ScanItem, chunked
 
@@ -167,6 +169,21 @@ class MongoAdapter(Adapter):
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         ops = [DeleteMany({"_id": {"$in": chunk}})
                for chunk in chunked(self._keys(ids), self.in_batch_size)]
+        return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
+
+    def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
+        """Delete documents by an ``_id`` exactly as a scan reported it: a string, or
+        ``Binary(subtype=N, hex=...)`` for a binary of the wrong kind."""
+        keys: list[Any] = []
+        for raw in raws:
+            binary = _RAW_BINARY.fullmatch(raw)
+            if binary:
+                data = bytes.fromhex(binary["hex"])
+                subtype = int(binary["subtype"])
+                keys.append(uuid.UUID(bytes=data) if subtype == 4 and len(data) == 16 else Binary(data, subtype))
+            else:
+                keys.append(raw)
+        ops = [DeleteMany({"_id": {"$in": chunk}}) for chunk in chunked(keys, self.in_batch_size)]
         return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:

@@ -54,13 +54,16 @@ def store(tmp_path: Path) -> Iterator[SQLAdapter]:
 def test_uppercase_and_garbage_ids_are_malformed_in_their_partition(store: SQLAdapter) -> None:
     good = sample_records("thing", 50)
     store.put_many(good)
-    upper, dashed = uuid.UUID(int=0xABCDEF << 100), uuid.UUID(int=0x5555_5555 << 96 | 0xFFFF)
-    _plant(store, "thing", upper.hex.upper())
-    _plant(store, "thing", str(dashed))  # sorts below its partition's hex bound 5555...: must still be found
-    _plant(store, "thing", "not-a-uuid")
+    # each sorts, as text, inside another partition's hex range than the one its UUID belongs to
+    upper, dashed = uuid.UUID(int=0xAB << 120), uuid.UUID(int=0x5555_5555_6 << 92)
+    _plant(store, "thing", upper.hex.upper())  # 'AB..' sorts between '9..' and 'a..'
+    _plant(store, "thing", str(dashed))  # '55555555-6..' sorts below the partition bound '555555555..'
+    _plant(store, "thing", "B-not-a-uuid")  # no UUID; its text sits in two partitions' ranges
     whole = [i for i, _ in store.scan("thing", include_malformed=True) if isinstance(i, MalformedID)]
-    assert sorted(m.raw for m in whole) == sorted([upper.hex.upper(), str(dashed), "not-a-uuid"])
-    assert {m.raw: m.id for m in whole} == {upper.hex.upper(): upper, str(dashed): dashed, "not-a-uuid": None}
+    assert sorted(m.raw for m in whole) == sorted([upper.hex.upper(), str(dashed), "B-not-a-uuid"])
+    assert {m.raw: m.id for m in whole} == {upper.hex.upper(): upper, str(dashed): dashed, "B-not-a-uuid": None}
+    parts = Partition(0, 1).split(3)
+    assert parts[2].contains(upper) and parts[1].contains(dashed)
     assert all(m.reason for m in whole)
     found: list[MalformedID] = []
     seen: list[uuid.UUID] = []
@@ -123,3 +126,19 @@ def test_unknown_options_and_formats_rejected(tmp_path: Path) -> None:
         SQLAdapter(f"sqlite:///{tmp_path / 'c.db'}", table="users")
     with pytest.raises(ValidationError, match="table="):
         SQLAdapter(f"sqlite:///{tmp_path / 'c.db'}", columns={"id": "user_id"})
+
+
+def test_delete_raw_removes_only_the_wrong_encoding_and_drop_removes_the_table(store: SQLAdapter) -> None:
+    good = sample_records("thing", 5)
+    store.put_many(good)
+    _plant(store, "thing", good[0].id.hex.upper())  # a wrongly encoded twin of a stored ID
+    raws = [i.raw for i, _ in store.scan("thing", include_malformed=True) if isinstance(i, MalformedID)]
+    assert raws == [good[0].id.hex.upper()]
+    assert store.delete_raw("thing", raws) == 1
+    assert sorted(i for i, _ in store.scan("thing", include_malformed=True)) == sorted(r.id for r in good)
+    store.drop("thing")
+    with _raw(store) as raw:
+        assert raw.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall() == []
+    store.drop("thing")  # already gone: fine
+    store.put_many(good[:1])  # and the table comes back on the next write
+    assert store.count("thing") == 1

@@ -262,7 +262,7 @@ def _repair(forge: Forge, report: AuditReport, delete_orphans: bool) -> None:
         done = report.repaired.setdefault(store, Counter())
         malformed = kinds.get("malformed", [])
         rewrite = [uuid.UUID(f.id) for f in kinds.get("missing", []) + kinds.get("stale", [])]
-        rewrite += [uuid.UUID(f.id) for f in malformed if f.raw is not None and f.id != f.raw]
+        rewrite += [i for i in map(_as_uuid, (f.id for f in malformed)) if i is not None]
         steps: list[tuple[str, Callable[[], int]]] = []
         if malformed:  # first, so the rewrite below is not removed with the wrong twin
             steps.append(("malformed_removed", lambda: adapter.delete_raw(entity_type, [f.raw or f.id for f in malformed])))
@@ -275,6 +275,13 @@ def _repair(forge: Forge, report: AuditReport, delete_orphans: bool) -> None:
                 done[label] += step()
             except UUIDForgeError as err:
                 report.repair_errors.append(f"{store}/{entity_type} {label}: {err}")
+
+
+def _as_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text) if len(text) == 36 else None
+    except ValueError:
+        return None
 
 
 def _rewrite(forge: Forge, adapter: Any, entity_type: str, ids: list[uuid.UUID]) -> int:
