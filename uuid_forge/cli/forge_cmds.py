@@ -59,6 +59,11 @@ def show_write(report: WriteReport, as_json: bool) -> None:
 
 
 def _jsonl(stream: TextIO, name: str) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    for _, entity in _numbered(stream, name):
+        yield entity
+
+
+def _numbered(stream: TextIO, name: str) -> Iterator[tuple[int, tuple[str, Any, dict[str, Any]]]]:
     for lineno, line in enumerate(stream, 1):
         if not line.strip():
             continue
@@ -71,22 +76,21 @@ def _jsonl(stream: TextIO, name: str) -> Iterator[tuple[str, Any, dict[str, Any]
         extra = set(item) - {"entity_type", "key", "data"}
         if extra:
             raise ValidationError(f"{name} line {lineno}: unknown field(s) {', '.join(sorted(extra))}")
-        yield item["entity_type"], item["key"], item.get("data", {})
+        yield lineno, (item["entity_type"], item["key"], item.get("data", {}))
 
 
 def _check_file(path: str, forge: Forge) -> int:
     """A first pass over a JSONL file: every line valid before any store is touched."""
     count = 0
     with open(path, encoding="utf-8") as fh:
-        batch: list[Any] = []
-        for entity in _jsonl(fh, path):
-            batch.append(entity)
-            if len(batch) >= 1000:
-                forge.records(batch, count)
-                count += len(batch)
-                batch = []
-        forge.records(batch, count)
-        return count + len(batch)
+        for lineno, entity in _numbered(fh, path):
+            try:
+                forge.records([entity])
+            except (ValidationError, TypeError, ValueError) as e:
+                reason = str(e).split(": ", 1)[1] if str(e).startswith("entities[") else str(e)
+                raise ValidationError(f"{path} line {lineno}: {reason}") from None
+            count += 1
+    return count
 
 
 @cli.command(context_settings=CONTEXT)
