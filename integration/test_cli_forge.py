@@ -103,7 +103,7 @@ def test_write_audit_repair_cycle(config: tuple[Path, str]) -> None:
 def test_bad_jsonl_line_writes_nothing(config: tuple[Path, str]) -> None:
     path, et = config
     good = json.dumps({"entity_type": et, "key": {"email": "a@example.com"}, "data": {}})
-    bad = json.dumps({"entity_type": et, "key": {"email": "b@example.com"}, "data": {"when": 1.5}})[:-3] + "NaN}}"
+    bad = json.dumps({"entity_type": et, "key": {"email": "b@example.com"}, "data": {"ratio": float("nan")}})
     (path.parent / "bad.jsonl").write_text(good + "\n" + bad + "\n")
     done = cli("write", "-c", str(path), "--jsonl", str(path.parent / "bad.jsonl"))
     assert_clean(done)
