@@ -286,7 +286,7 @@ class Forge:
                 # Never let another store get ahead of the source of truth.
                 report.stores[handle.name].pending += self.journal.pending_counts().get(handle.name, 0)
                 continue
-            for batch in self.journal.pending(handle.name, self.settings.batch_size):
+            for batch in self.journal.pending(handle.name):
                 if not self._put(handle, batch.records, batch.seqs, report):
                     report.stores[handle.name].pending += self.journal.pending_counts().get(handle.name, 0) - len(batch.seqs)
                     if handle.source:

@@ -11,6 +11,7 @@ companions are created with mode 0600. ``synchronous=NORMAL`` survives a process
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -35,12 +36,15 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE TABLE IF NOT EXISTS pending (
     store TEXT NOT NULL,
-    seq INTEGER NOT NULL,
+    lo INTEGER NOT NULL,
+    hi INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
-    PRIMARY KEY (store, seq)
+    PRIMARY KEY (store, lo)
 ) WITHOUT ROWID;
 """
+# One pending row per batch and store (a range of entry sequence numbers), not per record: a
+# store takes or refuses a whole batch, and the bookkeeping stays a few rows per batch.
 
 __all__ = ["Journal", "PendingBatch"]
 
@@ -87,75 +91,66 @@ class Journal:
         stores = list(stores)
         now = time.time()
         rows = [(r.entity_type, r.id.bytes, r.key_json, r.data_json, r.fingerprint, now) for r in records]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                first = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM entries").fetchone()[0]
-                seqs = list(range(first, first + len(rows)))
-                self._db.executemany(
-                    "INSERT INTO entries (seq, entity_type, id, key, data, fp, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(s, *row) for s, row in zip(seqs, rows)])
-                self._db.executemany("INSERT INTO pending (store, seq) VALUES (?, ?)",
-                                     [(store, s) for store in stores for s in seqs])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction():
+            first = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM entries").fetchone()[0]
+            seqs = list(range(first, first + len(rows)))
+            self._db.executemany(
+                "INSERT INTO entries (seq, entity_type, id, key, data, fp, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(s, *row) for s, row in zip(seqs, rows)])
+            if seqs:
+                self._db.executemany("INSERT INTO pending (store, lo, hi) VALUES (?, ?, ?)",
+                                     [(store, seqs[0], seqs[-1]) for store in stores])
         return seqs
 
     def mark_done(self, store: str, seqs: Sequence[int]) -> None:
-        """``store`` now holds these entries; forget entries no store is owed any more."""
+        """``store`` now holds the batch ``seqs``; forget entries no store is owed any more."""
         if not seqs:
             return
-        lo, hi = min(seqs), max(seqs)
-        contiguous = hi - lo + 1 == len(seqs)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if contiguous:
-                    self._db.execute("DELETE FROM pending WHERE store = ? AND seq BETWEEN ? AND ?", (store, lo, hi))
-                else:
-                    self._db.executemany("DELETE FROM pending WHERE store = ? AND seq = ?", [(store, s) for s in seqs])
-                self._db.execute(
-                    "DELETE FROM entries WHERE seq BETWEEN ? AND ? AND NOT EXISTS "
-                    "(SELECT 1 FROM pending WHERE pending.seq = entries.seq)", (lo, hi))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        lo, hi = seqs[0], seqs[-1]
+        with self._lock, self._transaction():
+            self._db.execute("DELETE FROM pending WHERE store = ? AND lo = ?", (store, lo))
+            still = self._db.execute("SELECT 1 FROM pending WHERE lo <= ? AND hi >= ? LIMIT 1", (hi, lo)).fetchone()
+            if still is None:
+                self._db.execute("DELETE FROM entries WHERE seq BETWEEN ? AND ?", (lo, hi))
 
     def mark_failed(self, store: str, seqs: Sequence[int], error: str) -> None:
         """Count a failed attempt (the error text must already be free of secrets)."""
         if not seqs:
             return
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("UPDATE pending SET attempts = attempts + 1, last_error = ? WHERE store = ? AND seq = ?",
-                                     [(error[:500], store, s) for s in seqs])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction():
+            self._db.execute("UPDATE pending SET attempts = attempts + 1, last_error = ? WHERE store = ? AND lo = ?",
+                             (error[:500], store, seqs[0]))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # -- replay side ---------------------------------------------------------------------------
     def pending_counts(self) -> dict[str, int]:
         """How many entries each store is still owed."""
         with self._lock:
-            return dict(self._db.execute("SELECT store, COUNT(*) FROM pending GROUP BY store").fetchall())
+            return dict(self._db.execute("SELECT store, SUM(hi - lo + 1) FROM pending GROUP BY store").fetchall())
 
-    def pending(self, store: str, batch_size: int = 1000) -> Iterator[PendingBatch]:
-        """What ``store`` is owed, oldest first, in batches (bounded memory)."""
+    def pending(self, store: str) -> Iterator[PendingBatch]:
+        """What ``store`` is owed, oldest first, one written batch at a time (bounded memory)."""
         after = 0
         while True:
             with self._lock:
-                rows = self._db.execute(
-                    "SELECT e.seq, e.entity_type, e.id, e.key, e.data, e.fp FROM pending p JOIN entries e ON e.seq = p.seq "
-                    "WHERE p.store = ? AND p.seq > ? ORDER BY p.seq LIMIT ?", (store, after, batch_size)).fetchall()
-            if not rows:
-                return
-            after = rows[-1][0]
-            yield PendingBatch(store, [r[0] for r in rows], [_record(r) for r in rows])
+                row = self._db.execute("SELECT lo, hi FROM pending WHERE store = ? AND lo > ? ORDER BY lo LIMIT 1",
+                                       (store, after)).fetchone()
+                if row is None:
+                    return
+                lo, hi = row
+                rows = self._db.execute("SELECT seq, entity_type, id, key, data, fp FROM entries "
+                                        "WHERE seq BETWEEN ? AND ? ORDER BY seq", (lo, hi)).fetchall()
+            after = lo
+            yield PendingBatch(store, list(range(lo, hi + 1)), [_record(r) for r in rows])
 
     def stores_pending(self) -> list[str]:
         with self._lock:
