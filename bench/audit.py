@@ -65,10 +65,6 @@ def main() -> None:
                         mods[n].get_many(ctxs[n], et, [i])
 
             ancestor = median_time(validator)
-            for n in readable:
-                close = getattr(ctxs[n], "close", None)
-                if callable(close):
-                    close()
         finally:
             cleanup(forge, et)
     slowest = max(scans, key=lambda n: median(scans[n]))

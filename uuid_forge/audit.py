@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -138,72 +139,103 @@ def _partitions(forge: Forge, entity_type: str, within: Partition) -> list[Parti
     return within.split(parts) if parts > 1 else [within]
 
 
+class _Sink:
+    """One store's findings from one pass, gathered in its own thread and merged afterwards."""
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        self.ok = 0
+        self.findings: list[Finding] = []
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
+
+    def merge_into(self, report: AuditReport) -> None:
+        report.stores[self.store]["ok"] += self.ok
+        for f in self.findings:
+            report.add(f)
+
+
 def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport, verify_keys: bool,
           progress: Callable[[int], None] | None) -> None:
+    """Source partition first, then every other store's same partition in parallel threads
+    (drivers wait on sockets without the GIL, so a pass costs about the slowest store's scan)."""
     source = forge.source.adapter
     ranged = [h for h in forge.stores[1:] if SCAN in h.adapter.capabilities and h.adapter.partitioned_scan]
     unranged = [h for h in forge.stores[1:] if SCAN in h.adapter.capabilities and not h.adapter.partitioned_scan]
     readable = [h for h in forge.stores[1:] if SCAN not in h.adapter.capabilities and READ in h.adapter.capabilities]
     parts = _partitions(forge, entity_type, within)
     report.partitions += len(parts)
-    for part in parts:
-        expected: dict[uuid.UUID, str | None] = {}
-        for ident, fp in source.scan(entity_type, part, include_malformed=True):
-            if isinstance(ident, MalformedID):
-                report.stores.setdefault(forge.source.name, Counter({k: 0 for k in CLASSES}))
-                report.add(_malformed(forge.source.name, entity_type, ident))
-            else:
-                expected[ident] = fp
-        if verify_keys:
-            _verify_keys(forge, entity_type, list(expected), report)
-        for h in ranged:
-            _compare(h, entity_type, expected, h.adapter.scan(entity_type, part, include_malformed=True), report)
-        for h in readable:
-            _compare_by_reads(h, entity_type, expected, report)
-        if progress is not None:
-            progress(len(expected))
-    for h in unranged:  # a message log: one pass, compared with lookups in the source
-        _compare_log(forge, h, entity_type, within, report)
+    workers = max(1, len(ranged) + len(readable) + len(unranged))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uuid-forge-audit") as pool:
+        # a message log is read in one pass, beside the partitions, and compared with the source
+        logs = [pool.submit(_compare_log, forge, h, entity_type, within) for h in unranged]
+        for part in parts:
+            expected: dict[uuid.UUID, str | None] = {}
+            for ident, fp in source.scan(entity_type, part, include_malformed=True):
+                if isinstance(ident, MalformedID):
+                    report.stores.setdefault(forge.source.name, Counter({k: 0 for k in CLASSES}))
+                    report.add(_malformed(forge.source.name, entity_type, ident))
+                else:
+                    expected[ident] = fp
+            if verify_keys:
+                _verify_keys(forge, entity_type, list(expected), report)
+            jobs = [pool.submit(_scan_and_compare, h, entity_type, part, expected) for h in ranged]
+            jobs += [pool.submit(_compare_by_reads, h, entity_type, expected) for h in readable]
+            for job in jobs:
+                job.result().merge_into(report)
+            if progress is not None:
+                progress(len(expected))
+        for job in logs:
+            job.result().merge_into(report)
+
+
+def _scan_and_compare(h: StoreHandle, entity_type: str, part: Partition, expected: dict[uuid.UUID, str | None]) -> _Sink:
+    sink = _Sink(h.name)
+    _compare(h, entity_type, expected, h.adapter.scan(entity_type, part, include_malformed=True), sink)
+    return sink
 
 
 def _compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None],
-             items: Iterator[tuple[Any, str | None]], report: AuditReport) -> None:
+             items: Iterator[tuple[Any, str | None]], sink: _Sink) -> None:
     seen: set[uuid.UUID] = set()
-    counts = report.stores[h.name]
     for ident, fp in items:
         if isinstance(ident, MalformedID):
-            report.add(_malformed(h.name, entity_type, ident))
+            sink.add(_malformed(h.name, entity_type, ident))
             if ident.id is not None:
                 seen.add(ident.id)  # present, wrongly encoded: malformed, not also missing
             continue
         if ident not in expected:
-            report.add(Finding(h.name, entity_type, str(ident), "orphan", "not in the source"))
+            sink.add(Finding(h.name, entity_type, str(ident), "orphan", "not in the source"))
             continue
         seen.add(ident)
         if fp != expected[ident]:
-            report.add(Finding(h.name, entity_type, str(ident), "stale", f"fingerprint {fp} != source {expected[ident]}"))
+            sink.add(Finding(h.name, entity_type, str(ident), "stale", f"fingerprint {fp} != source {expected[ident]}"))
         else:
-            counts["ok"] += 1
+            sink.ok += 1
     for ident in expected.keys() - seen:
-        report.add(Finding(h.name, entity_type, str(ident), "missing", "in the source, not in this store"))
+        sink.add(Finding(h.name, entity_type, str(ident), "missing", "in the source, not in this store"))
 
 
 def _malformed(store: str, entity_type: str, ident: MalformedID) -> Finding:
     return Finding(store, entity_type, str(ident.id) if ident.id else ident.raw, "malformed", ident.reason, ident.raw)
 
 
-def _compare_by_reads(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None],
-                      report: AuditReport) -> None:
+def _compare_by_reads(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None]) -> _Sink:
+    sink = _Sink(h.name)
     for batch in chunked(list(expected), 500):
         found = h.adapter.get_many(entity_type, batch)
         _compare(h, entity_type, {i: expected[i] for i in batch},
-                 ((i, r.fingerprint) for i, r in found.items()), report)
+                 ((i, r.fingerprint) for i, r in found.items()), sink)
+    return sink
 
 
-def _compare_log(forge: Forge, h: StoreHandle, entity_type: str, within: Partition, report: AuditReport) -> None:
+def _compare_log(forge: Forge, h: StoreHandle, entity_type: str, within: Partition) -> _Sink:
     latest = dict(h.adapter.scan(entity_type, within, include_malformed=True))
     expected: dict[uuid.UUID, str | None] = dict(forge.source.adapter.scan(entity_type, within))
-    _compare(h, entity_type, expected, iter(latest.items()), report)
+    sink = _Sink(h.name)
+    _compare(h, entity_type, expected, iter(latest.items()), sink)
+    return sink
 
 
 def _verify_keys(forge: Forge, entity_type: str, ids: list[uuid.UUID], report: AuditReport) -> None:
@@ -247,7 +279,9 @@ def _point(forge: Forge, entity_type: str, targets: list[uuid.UUID], report: Aud
         for h in forge.stores[1:]:
             if READ in h.adapter.capabilities:
                 found = h.adapter.get_many(entity_type, batch)
-                _compare(h, entity_type, expected, ((i, r.fingerprint) for i, r in found.items()), report)
+                sink = _Sink(h.name)
+                _compare(h, entity_type, expected, ((i, r.fingerprint) for i, r in found.items()), sink)
+                sink.merge_into(report)
 
 
 def _repair(forge: Forge, report: AuditReport, delete_orphans: bool) -> None:
