@@ -143,7 +143,10 @@ def test_writer_sigkilled_mid_batch_then_replay_completes(postgres_url: str, red
         try:
             pending = forge.pending()
             assert pending, "the journal should hold the batch that was cut off"
+            t = time.perf_counter()
             forge.replay()
+            print(f"writer killed with {before} in (pg, redis, files): replay of {pending} in "
+                  f"{time.perf_counter() - t:.2f}s")
             assert forge.pending() == {}
             after = (pg_count(postgres_url, et), redis_count(redis_url, et), file_count(files, et))
             assert after[0] == after[1] == after[2] >= before[0]  # every store holds all the source holds

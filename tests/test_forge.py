@@ -159,3 +159,41 @@ def test_event_ids_are_deterministic_per_version() -> None:
     assert event_id(forge_id, "upserted", "fp1") == event_id(forge_id, "upserted", "fp1")
     assert event_id(forge_id, "upserted", "fp1") != event_id(forge_id, "upserted", "fp2")
     assert event_id(forge_id, "upserted", "fp1") != event_id(forge_id, "deleted", "fp1")
+
+
+def test_journal_with_one_row_per_record_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    from uuid_forge.journal import SCHEMA
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA.split("CREATE TABLE IF NOT EXISTS pending")[0] + """
+        CREATE TABLE pending (store TEXT NOT NULL, seq INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT, PRIMARY KEY (store, seq)) WITHOUT ROWID;""")
+    record = entities(1)[0]
+    forge, _ = make(tmp_path, StoreHandle("a", MemoryAdapter()))
+    rec = forge.records([record])[0]
+    db.execute("INSERT INTO entries VALUES (1, ?, ?, ?, ?, ?, 0)", (rec.entity_type, rec.id.bytes, rec.key_json,
+                                                                     rec.data_json, rec.fingerprint))
+    db.execute("INSERT INTO pending VALUES ('a', 1, 0, NULL)")
+    db.commit()
+    db.close()
+    journal = Journal(path)
+    assert journal.pending_counts() == {"a": 1}
+    assert [r.id for r in next(journal.pending("a")).records] == [rec.id]
+    journal.mark_done("a", [1])
+    assert journal.pending_counts() == {}
+
+
+def test_journal_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from uuid_forge import ConfigError
+
+    path = tmp_path / "new.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(ConfigError, match="newer uuid-forge"):
+        Journal(path)

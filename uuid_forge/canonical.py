@@ -22,6 +22,7 @@ from typing import Any
 from .errors import CanonicalTypeError, CanonicalValueError
 
 MAX_DEPTH = 100
+MAX_PLAIN_ZEROS = 100_000  # zeros a Decimal may add in plain notation (1E+999999999 is refused)
 
 __all__ = ["MAX_DEPTH", "canonical", "canonical_str", "format_float", "format_decimal"]
 
@@ -64,12 +65,25 @@ def format_decimal(d: decimal.Decimal) -> str:
     """Exact plain notation of a finite Decimal: no exponent, no trailing zeros."""
     if not d.is_finite():
         raise _fail(CanonicalValueError, f"Decimal {d} is not finite")
+    if not d:
+        return "0"
+    exponent = d.as_tuple().exponent
+    if exponent > MAX_PLAIN_ZEROS or -d.adjusted() > MAX_PLAIN_ZEROS:  # type: ignore[operator]
+        raise _fail(CanonicalValueError, f"Decimal {d} needs more than {MAX_PLAIN_ZEROS} zeros in plain notation")
     if d == d.to_integral_value():
-        return str(int(d))
+        return format(d.to_integral_value(), "f")
     text = format(d, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text
+
+
+def _int_text(v: int) -> str:
+    """Every digit of ``v``, also past Python's int-to-text limit (sys.get_int_max_str_digits)."""
+    try:
+        return str(v)
+    except ValueError:
+        return format(decimal.Decimal(v), "f")
 
 
 def canonical_str(s: str) -> str:
@@ -93,24 +107,24 @@ def _c(v: Any, depth: int) -> str:  # noqa: C901 - one branch per rule of the sp
     if t is str:
         return canonical_str(v)
     if t is int:
-        return str(v)
+        return _int_text(v)
     if v is None:
         return "null"
     if t is bool:
         return "true" if v else "false"
     if t is float:
         return format_float(v)
-    if depth > MAX_DEPTH:
-        raise _fail(CanonicalValueError, f"nesting deeper than {MAX_DEPTH} levels")
     hook = getattr(t, "__forge_key__", None)
     if hook is not None:
+        if depth > MAX_DEPTH:
+            raise _fail(CanonicalValueError, f"nesting deeper than {MAX_DEPTH} levels")
         return _c(v.__forge_key__(), depth + 1)
     if isinstance(v, enum.Enum):
-        return _c(v.value, depth + 1)
+        return _c(v.value, depth)
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
-        return str(int(v))
+        return _int_text(int(v))
     if isinstance(v, float):
         return format_float(float(v))
     if isinstance(v, decimal.Decimal):
@@ -123,6 +137,8 @@ def _c(v: Any, depth: int) -> str:  # noqa: C901 - one branch per rule of the sp
         return '"' + _format_datetime(v) + '"'
     if isinstance(v, _dt.date):
         return '"' + v.isoformat() + '"'
+    if depth > MAX_DEPTH:  # only containers count: every leaf type behaves the same at the limit
+        raise _fail(CanonicalValueError, f"nesting deeper than {MAX_DEPTH} levels")
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(_at(f"[{i}]", x, depth) for i, x in enumerate(v)) + "]"
     if isinstance(v, Mapping):
@@ -150,7 +166,10 @@ def _at(segment: str, value: Any, depth: int) -> str:
 def _format_datetime(v: _dt.datetime) -> str:
     if v.tzinfo is None or v.utcoffset() is None:
         raise _fail(CanonicalValueError, "naive datetime (no timezone); use an aware datetime")
-    u = v.astimezone(_dt.timezone.utc)
+    try:
+        u = v.astimezone(_dt.timezone.utc)
+    except OverflowError:
+        raise _fail(CanonicalValueError, f"datetime {v.isoformat()} is outside years 1-9999 in UTC") from None
     text = u.strftime("%Y-%m-%dT%H:%M:%S")
     if u.year < 1000:
         text = f"{u.year:04d}" + text[len(str(u.year)) :]

@@ -116,10 +116,14 @@ def _decode_as(text: str, form: str) -> uuid.UUID:
         if form in ("string", "hex"):
             if len(text) != (36 if form == "string" else 32):
                 raise _tried(text, f"{form} form has the wrong length {len(text)}")
+            if not (_STRING if form == "string" else _HEX32).fullmatch(text):
+                raise _tried(text, f"not in the {form} form")
             return uuid.UUID(text)
         if form == "urn":
             if not text.lower().startswith("urn:uuid:"):
                 raise _tried(text, "urn form must start with urn:uuid:")
+            if not _STRING.fullmatch(text[9:]):
+                raise _tried(text, "urn form is urn:uuid: followed by the 36-char string form")
             return uuid.UUID(text[9:])
         if form == "base64url":
             if not _B64URL.fullmatch(text):

@@ -215,7 +215,7 @@ class UUIDGenerator:
         return u
 
     # -- public API ----------------------------------------------------------------------------
-    def generate(self, entity_type: str, *args: Any, **kwargs: Any) -> uuid.UUID:
+    def generate(self, entity_type: str, /, *args: Any, **kwargs: Any) -> uuid.UUID:
         """The deterministic UUID for ``entity_type`` and its key values."""
         if self._legacy:
             return legacy.generate(self.config.namespace_uuid, self.config.salt, entity_type, args, kwargs)
@@ -327,7 +327,10 @@ def _column_json(col: list[Any]) -> list[str] | None:
             return None
         return list(map(_json_str, col))
     if kinds == {int}:
-        return list(map(int.__repr__, col))
+        try:
+            return list(map(int.__repr__, col))
+        except ValueError:  # past the int-to-text limit: the slow path keeps every digit
+            return None
     return None
 
 
@@ -373,6 +376,8 @@ def _fast_kwargs(kwargs: dict[str, Any]) -> str | None:
                 return None
             parts.append(_json_str(k) + ":" + _json_str(v))
         elif t is int:
+            if v.bit_length() > 10_000:  # past the int-to-text limit: the slow path keeps every digit
+                return None
             parts.append(_json_str(k) + ":" + str(v))
         elif t is bool:
             parts.append(_json_str(k) + (":true" if v else ":false"))
@@ -393,6 +398,8 @@ def _fast_args(args: tuple[Any, ...]) -> str | None:
                 return None
             parts.append(_json_str(v))
         elif t is int:
+            if v.bit_length() > 10_000:
+                return None
             parts.append(str(v))
         else:
             return None

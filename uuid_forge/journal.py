@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS pending (
     PRIMARY KEY (store, lo)
 ) WITHOUT ROWID;
 """
+SCHEMA_VERSION = 2
 # One pending row per batch and store (a range of entry sequence numbers), not per record: a
 # store takes or refuses a whole batch, and the bookkeeping stays a few rows per batch.
 
@@ -82,8 +83,27 @@ class Journal:
         finally:
             os.umask(old)
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self._migrate()
         self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        """Refuse a journal from a newer uuid-forge; upgrade one that kept a row per record."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"journal {self.path} was written by a newer uuid-forge (schema {version}); "
+                              "replay it with that version")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(pending)")}
+        if "seq" in columns:  # schema 1: one pending row per record becomes one-record ranges
+            self._db.executescript("""
+                BEGIN IMMEDIATE;
+                CREATE TABLE pending_v2 (store TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, PRIMARY KEY (store, lo)) WITHOUT ROWID;
+                INSERT INTO pending_v2 SELECT store, seq, seq, attempts, last_error FROM pending;
+                DROP TABLE pending;
+                ALTER TABLE pending_v2 RENAME TO pending;
+                COMMIT;""")
 
     # -- writing side --------------------------------------------------------------------------
     def record_intent(self, records: Sequence[Record], stores: Iterable[str]) -> list[int]:

@@ -32,6 +32,7 @@ Environment variables override the file: ``UUID_FORGE_NAMESPACE``, ``UUID_FORGE_
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -61,6 +62,10 @@ class StoreSettings:
     source: bool = False
     required: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"StoreSettings(name={self.name!r}, url={mask_url(self.url)!r}, source={self.source!r}, "
+                f"required={self.required!r}, options={self.options!r})")
 
     def describe(self) -> str:
         return f"{self.name} ({'source' if self.source else 'required' if self.required else 'optional'}) {mask_url(self.url)}"
@@ -136,7 +141,8 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
         batch_size=_typed(f"{origin} [write] batch_size", write.get("batch_size", 1000), int, "an integer"),
         concurrent=_typed(f"{origin} [write] concurrent", write.get("concurrent", True), bool, "true or false"),
     )
-    if not 0 <= ws.retries <= 20 or ws.backoff < 0 or not 1 <= ws.batch_size <= 100_000:
+    if not 0 <= ws.retries <= 20 or not (math.isfinite(ws.backoff) and ws.backoff >= 0) \
+            or not 1 <= ws.batch_size <= 100_000:
         raise ConfigError(f"{origin} [write]: retries 0-20, backoff >= 0, batch_size 1-100000")
 
     stores_doc = _typed(f"{origin} [stores]", doc.get("stores", {}), dict, "a table of [stores.NAME] tables")
@@ -154,7 +160,10 @@ def _store(where: str, name: str, spec: Any, env: dict[str, str]) -> StoreSettin
     _typed(f"{where} url", url, str, "a string")
     if "://" not in url:
         raise ConfigError(f"{where}: url {mask_url(url)!r} has no scheme (e.g. redis://127.0.0.1:6379/0)")
-    scheme = scheme_of(url)
+    try:
+        scheme = scheme_of(url)
+    except ValueError:  # the parser's message may quote the netloc, password included: not shown
+        raise ConfigError(f"{where}: url {mask_url(url)!r} cannot be parsed (bad host or port)") from None
     if scheme not in known_schemes():
         import difflib
 
@@ -196,6 +205,8 @@ def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = Non
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{p}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: not valid TOML: nested too deeply") from None
     try:
         return parse_settings(doc, str(p), env)
     except AdapterNotFoundError as err:

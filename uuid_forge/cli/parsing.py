@@ -20,6 +20,10 @@ def _json(text: str, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise ValidationError(f"{where}: {text!r} is not valid JSON ({err.msg} at column {err.colno})") from None
+    except RecursionError:
+        raise ValidationError(f"{where}: is not valid JSON here (nested too deeply)") from None
+    except ValueError as err:  # an integer past Python's int-to-text limit
+        raise ValidationError(f"{where}: is not valid JSON here ({str(err).split(';')[0]})") from None
 
 
 def parse_positional(values: tuple[str, ...] | list[str], option: str = "ARG") -> list[Any]:
