@@ -96,10 +96,12 @@ def test_third_party_adapter_through_an_entry_point(tmp_path: Path, monkeypatch:
     (dist / "entry_points.txt").write_text("[uuid_forge.adapters]\nthirdparty = thirdparty_store:ThirdPartyAdapter\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
+    registry._entry_point_targets.cache_clear()
     store = open_store("thirdparty://x")
     assert type(store).__name__ == "ThirdPartyAdapter"
     assert "thirdparty" in registry.known_schemes()
     assert any(r["name"] == "thirdparty" and r["source"] == "entry point" for r in registry.available())
+    registry._entry_point_targets.cache_clear()
 
 
 def test_adapters_command_lists_every_builtin(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,6 +9,7 @@ Nothing here imports a store driver until a store of that kind is opened.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.util
 from collections.abc import Mapping
@@ -87,7 +88,9 @@ def register_adapter(scheme: str, target: str | type[Adapter], clobber: bool = F
     _registered[scheme] = target
 
 
+@functools.lru_cache(maxsize=1)
 def _entry_point_targets() -> dict[str, Any]:
+    """Installed plugins, read once per process (call ``.cache_clear()`` after installing one)."""
     return {ep.name.lower(): ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
