@@ -93,11 +93,12 @@ class AuditReport:
         }
 
 
-def audit(forge: Forge, entity_type: str | None = None, *, keys: Iterable[Any] | None = None,
+def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys: Iterable[Any] | None = None,
           ids: Iterable[uuid.UUID] | None = None, partition: Partition | None = None, repair: bool = False,
           delete_orphans: bool = False, dry_run: bool = False, verify_keys: bool = False,
           progress: Callable[[int], None] | None = None, max_findings: int = 100_000) -> AuditReport:
-    """Audit ``entity_type`` (every type when None) in every store against the source of truth.
+    """Audit ``entity_type`` (a type, a list of types, or every type when None) in every store
+    against the source of truth.
 
     ``keys`` or ``ids`` make a point audit of those entities; otherwise the audit is full (within
     ``partition`` when given, so machines can split the work). With ``repair``, missing, stale and
@@ -108,13 +109,14 @@ def audit(forge: Forge, entity_type: str | None = None, *, keys: Iterable[Any] |
     report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in forge.stores[1:]},
                          source=forge.source.name, max_findings=max_findings)
     if keys is not None or ids is not None:
-        if entity_type is None:
-            raise ValidationError("a point audit (keys or ids) needs an entity type")
+        if not isinstance(entity_type, str):
+            raise ValidationError("a point audit (keys or ids) needs one entity type")
         targets = list(ids or []) + (forge.generator.generate_many(entity_type, list(keys)) if keys is not None else [])
         report.entity_types = [entity_type]
         _point(forge, entity_type, targets, report, verify_keys)
     else:
-        types = [entity_type] if entity_type else _all_types(forge)
+        types = ([entity_type] if isinstance(entity_type, str) else list(entity_type) if entity_type is not None
+                 else _all_types(forge))
         report.entity_types = types
         for et in types:
             _full(forge, et, partition or Partition(), report, verify_keys, progress)

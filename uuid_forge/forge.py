@@ -299,7 +299,7 @@ class Forge:
         return report
 
     # -- audit (see uuid_forge.audit) ----------------------------------------------------------
-    def audit(self, entity_type: str | None = None, **kwargs: Any) -> Any:
+    def audit(self, entity_type: str | Iterable[str] | None = None, **kwargs: Any) -> Any:
         """Compare every store with the source of truth; see :func:`uuid_forge.audit.audit`."""
         from .audit import audit
 
