@@ -258,7 +258,7 @@ class UUIDGenerator:
             payloads = list(map(prefix.__add__, map(str.encode, bodies)))
         except UnicodeEncodeError:  # a lone surrogate: let the slow path name the key
             for i, k in enumerate(keys):
-                _key_body(k, i, strict=True)
+                _key_body(k, i)
             raise
         if self._key is None:
             digests = map(_SHA1_DIGEST, map(hashlib.sha1, payloads))
@@ -342,12 +342,10 @@ def _split_key(key: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return (key,), {}
 
 
-def _key_body(key: Any, index: int, strict: bool = False) -> str:
+def _key_body(key: Any, index: int) -> str:
     """``C(args) "," C(kwargs)`` for one key of :meth:`UUIDGenerator.generate_many`."""
     args, kwargs = _split_key(key)
     try:
-        if strict:
-            canonical(list(args), "args")
         return canonical(list(args), "args") + "," + canonical(kwargs, "kwargs")
     except (CanonicalTypeError, CanonicalValueError) as err:
         err.args = (f"{err.args[0]} (keys[{index}])",)

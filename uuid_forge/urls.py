@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^/\s]*)@")
 _SECRET_QUERY = re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api_key|apikey|salt)=([^&\s]+)")
@@ -25,13 +25,3 @@ def mask_text(text: str) -> str:
 def scheme_of(url: str) -> str:
     """The scheme of ``url``, lowercased (``postgresql+psycopg`` for SQLAlchemy-style URLs)."""
     return urlsplit(url).scheme.lower()
-
-
-def without_password(url: str) -> str:
-    """``url`` with the password removed entirely (for display where *** is not wanted)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "")
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
