@@ -193,7 +193,9 @@ class Adapter(ABC):
                     return
             ident, fingerprint = item
             if isinstance(ident, MalformedID):
-                if include_malformed and (ident.id is None or part.contains(ident.id)):
+                # one with no decodable ID belongs to the first partition only, so that an audit
+                # split into ranges (or across machines) reports it once, not once per range
+                if include_malformed and (part.contains(ident.id) if ident.id is not None else part.index == 0):
                     yield item
                 continue
             if part.contains(ident):

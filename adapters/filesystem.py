@@ -109,7 +109,9 @@ class FileAdapter(Adapter):
         self.root: str = os.path.normpath(path)
         self.fsync: bool = _flag("fsync", query.get("fsync", True) if fsync is None else fsync)
         self._checked: set[str] = set()  # entity types whose directory was seen to stay under root
-        self._made: set[str] = set()  # shard directories known to exist
+        # Shard directories known to exist: one flag per 16-bit ID prefix (= one shard folder) and
+        # entity type. A bytearray of 65,536 is 64 KiB flat; a set of path strings grew to ~8 MiB.
+        self._made: dict[str, bytearray] = {}
 
     @property
     def id_encoding(self) -> str:
@@ -146,17 +148,21 @@ class FileAdapter(Adapter):
         sep = os.sep
         tag = f"{os.getpid()}-{secrets.token_hex(4)}"
         touched: set[str] = set()
+        made = self._made.get(entity_type)
+        if made is None:
+            made = self._made[entity_type] = bytearray(65536)
         for r in records:
             s = str(r.id)
             folder = f"{base}{sep}{s[0:2]}{sep}{s[2:4]}"
-            if folder not in self._made:
+            shard = r.id.int >> 112
+            if not made[shard]:
                 self._mkdirs(folder, touched)
+                made[shard] = 1
             body = f'{{"fp":"{r.fingerprint}","id":"{s}","key":{r.key_json or "null"},"data":{r.data_json}}}\n'
             tmp = f"{folder}{sep}.{s}.{tag}.tmp"
             try:
                 fd = os.open(tmp, _CREATE, 0o644)
             except FileNotFoundError:  # shard directory removed behind our back: make it again
-                self._made.discard(folder)
                 self._mkdirs(folder, touched)
                 fd = os.open(tmp, _CREATE, 0o644)
             try:
@@ -191,7 +197,6 @@ class FileAdapter(Adapter):
             touched.update((parent, os.path.dirname(parent), self.root))
         else:
             touched.add(parent)
-        self._made.add(folder)
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         found = []
@@ -298,6 +303,7 @@ class FileAdapter(Adapter):
         return count
 
     def _drop(self, entity_type: str) -> None:
+        self._made.pop(entity_type, None)
         shutil.rmtree(os.path.join(self.root, entity_type), ignore_errors=True)
 
     def _entity_types(self) -> Iterable[str]:

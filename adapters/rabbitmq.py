@@ -31,7 +31,7 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException, AMQP
 
 from ..encodings import check_target, decode, detect_form
 from ..events import EVENT_SCHEME, event_id
-from ..errors import ConfigError, StoreError, TargetError, ValidationError
+from ..errors import ConfigError, StoreError, StoreUnavailableError, TargetError, ValidationError
 from ..record import MalformedID, Partition, Record
 from ..urls import mask_url
 from .base import SCAN, WRITE, Adapter, ScanItem
@@ -221,11 +221,33 @@ class RabbitMQAdapter(Adapter):
         with self._lock, _transient():
             returned, nacked = self._publish_confirmed(batch)
         if returned:
-            raise StoreError(f"{self.url()}: {returned} message(s) returned unroutable by exchange "
-                             f"{self.exchange!r}: is the stream queue {self.stream!r} still bound to it?",
-                             store=self.url())
+            self._raise_unroutable(returned)
         if nacked:
             raise StoreError(f"{self.url()}: the broker rejected (nacked) {nacked} message(s)", store=self.url())
+
+    def _raise_unroutable(self, returned: int) -> None:
+        """Messages came back unroutable: a retry helps only if the history stream exists.
+
+        Just after a broker restart the stream exists but is not yet available, and publishes to
+        its exchange come back unroutable; that passes, so it is StoreUnavailableError (retried,
+        then journaled). A stream that does not exist (``declare=false`` and nobody declared it)
+        will not appear by itself, so that is a plain StoreError.
+        """
+        head = f"{self.url()}: {returned} message(s) returned unroutable by exchange {self.exchange!r}"
+        with self._lock, _transient():
+            channel = self._connection().channel()
+            try:
+                channel.queue_declare(self.stream, passive=True)
+            except pika.exceptions.ChannelClosedByBroker as err:
+                if err.reply_code == 404 and "down or inaccessible" not in err.reply_text:
+                    raise StoreError(f"{head}: its history stream {self.stream!r} does not exist; declare and "
+                                     "bind it, or let the adapter do it (declare=true)", store=self.url()) from None
+                raise
+            finally:
+                if channel.is_open:
+                    channel.close()
+        raise StoreUnavailableError(f"{head}, though stream {self.stream!r} exists: it may be starting up "
+                                    "(retrying), or not bound to the exchange", store=self.url())
 
     def _publish_confirmed(self, messages: Iterable[tuple[str, str, bytes, pika.BasicProperties]]) -> tuple[int, int]:
         """Publish (mandatory) and wait for every confirm; return how many were (returned, nacked)."""

@@ -173,6 +173,11 @@ class RedisAdapter(Adapter):
         """
         skip = len(f"{self.prefix}{entity_type}:")
         pattern = self._match(entity_type)
+        # Lowercase hex strings sort like the numbers they encode, so a well-formed string key of
+        # another partition is skipped by two string comparisons and a regex, without building a UUID.
+        ranged = self.key_format == "string" and partition.count > 1
+        lo = str(partition.lo_uuid)
+        hi = str(partition.hi_uuid or "g")  # "g" sorts after every hex digit
         cursor = 0
         while True:
             cursor, keys = self._client.scan(cursor, match=pattern, count=1000)
@@ -181,7 +186,10 @@ class RedisAdapter(Adapter):
                 text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
                 if text == self._types_key:
                     continue
-                ident = self._parse(text, text[skip:])
+                suffix = text[skip:]
+                if ranged and not lo <= suffix < hi and _STRING.fullmatch(suffix):
+                    continue
+                ident = self._parse(text, suffix)
                 if isinstance(ident, MalformedID) or partition.contains(ident):
                     wanted.append((raw, ident))
             if wanted:
@@ -217,9 +225,19 @@ class RedisAdapter(Adapter):
         return int(self._client.unlink(*raws)) if raws else 0
 
     def _drop(self, entity_type: str) -> None:
-        keys = list(self._client.scan_iter(match=self._match(entity_type), count=1000))
-        for start in range(0, len(keys), 1000):
-            self._client.unlink(*keys[start:start + 1000])
+        """UNLINK each SCAN page as it comes: memory stays one page, however many keys there are.
+
+        Deleting during a SCAN is safe: Redis still returns every key that exists for the whole
+        scan, and the ones deleted are exactly the ones already returned.
+        """
+        cursor = 0
+        while True:
+            cursor, keys = self._client.scan(cursor, match=self._match(entity_type), count=1000)
+            keys = [k for k in keys if k not in (self._types_key, self._types_key.encode())]
+            if keys:
+                self._client.unlink(*keys)
+            if cursor == 0:
+                break
         self._client.srem(self._types_key, entity_type)
 
     # -- claims, for idempotent consumers (uuid_forge.messaging) -------------------------------

@@ -279,15 +279,35 @@ class TestRabbitMQAdapter(AdapterContract):
     def test_unroutable_message_is_an_error(self, amqp_url: str, exchange: str, pipeline: bool) -> None:
         conn = _raw(amqp_url)
         try:
-            conn.channel().exchange_declare(exchange, "topic", durable=True)  # no queue bound: nothing routes
+            conn.channel().exchange_declare(exchange, "topic", durable=True)  # no queue at all: nothing routes
             with RabbitMQAdapter(amqp_url, exchange=exchange, declare=False, pipeline=pipeline) as s:
-                with pytest.raises(StoreError, match="unroutable") as info:
+                with pytest.raises(StoreError, match="unroutable.*does not exist") as info:
                     s.put_many(sample_records("order", 3))
-                assert not isinstance(info.value, StoreUnavailableError)
+                assert not isinstance(info.value, StoreUnavailableError)  # no retry brings a queue into being
                 with pytest.raises(StoreError, match="unroutable"):  # the adapter stays usable
                     s.put_many(sample_records("order", 1))
         finally:
             conn.channel().exchange_delete(exchange)
+            conn.close()
+
+    def test_unroutable_while_the_stream_exists_is_retryable(self, amqp_url: str, exchange: str, etype: str) -> None:
+        """As just after a broker restart, when the stream exists but does not take messages yet;
+        here it is simply not bound. Retrying is right: once it routes, the same batch goes through."""
+        stream = f"{exchange}.history"
+        conn = _raw(amqp_url)
+        try:
+            channel = conn.channel()
+            channel.exchange_declare(exchange, "topic", durable=True)
+            channel.queue_declare(stream, durable=True, arguments={"x-queue-type": "stream"})
+            records = sample_records(etype, 3)
+            with RabbitMQAdapter(amqp_url, exchange=exchange, declare=False) as s:
+                with pytest.raises(StoreUnavailableError, match="unroutable.*exists"):
+                    s.put_many(records)
+                channel.queue_bind(stream, exchange, "#")
+                assert s.put_many(records) == 3
+                assert sorted(i for i, _ in s.scan(etype)) == sorted(r.id for r in records)
+        finally:
+            _drop(amqp_url, exchange, stream)
             conn.close()
 
     def test_missing_exchange_without_declare_is_a_store_error(self, amqp_url: str, exchange: str) -> None:

@@ -240,6 +240,20 @@ class AdapterContract:
         assert len(malformed) == 1 and malformed[0].id == wrong and malformed[0].reason
         assert sorted(i for i, _ in store.scan(etype)) == sorted(r.id for r in good)
 
+    def test_drop_removes_everything_and_the_type_can_be_written_again(self, store: Adapter, etype: str) -> None:
+        self._need(store, DELETE, SCAN)
+        records = sample_records(etype, 2_500)  # more than one page of any scan the adapter pages
+        store.put_many(records)
+        planted = self.plant_malformed(store, etype, _GEN.generate(etype, "planted"))
+        assert len(list(store.scan(etype, include_malformed=True))) == 2_500 + planted
+        store.drop(etype)
+        assert list(store.scan(etype, include_malformed=True)) == []
+        assert etype not in store.entity_types()
+        store.put_many(records[:3])  # whatever the adapter cached about the type (an index, a folder) is gone too
+        assert sorted(i for i, _ in store.scan(etype)) == sorted(r.id for r in records[:3])
+        if READ in store.capabilities:
+            assert set(store.get_many(etype, [r.id for r in records[:5]])) == {r.id for r in records[:3]}
+
     def test_close_is_idempotent(self, store: Adapter) -> None:
         store.close()
         store.close()
