@@ -193,9 +193,7 @@ class Adapter(ABC):
                     return
             ident, fingerprint = item
             if isinstance(ident, MalformedID):
-                # one with no decodable ID belongs to the first partition only, so that an audit
-                # split into ranges (or across machines) reports it once, not once per range
-                if include_malformed and (part.contains(ident.id) if ident.id is not None else part.index == 0):
+                if include_malformed and (ident.id is None or part.contains(ident.id)):
                     yield item
                 continue
             if part.contains(ident):

@@ -190,7 +190,12 @@ class RedisAdapter(Adapter):
                 if ranged and not lo <= suffix < hi and _STRING.fullmatch(suffix):
                     continue
                 ident = self._parse(text, suffix)
-                if isinstance(ident, MalformedID) or partition.contains(ident):
+                if isinstance(ident, MalformedID):
+                    # every pass meets it, as SCAN cannot be narrowed to a range: one with no
+                    # decodable ID is reported by the first partition only, so it counts once
+                    if ident.id is not None or partition.index == 0:
+                        wanted.append((raw, ident))
+                elif partition.contains(ident):
                     wanted.append((raw, ident))
             if wanted:
                 pipe = self._client.pipeline(transaction=False)

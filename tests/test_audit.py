@@ -108,25 +108,3 @@ def test_bad_partition_text(text: str) -> None:
     with pytest.raises(ValueError, match="partition"):
         Partition.parse(text)
 
-
-class FakeStoreWithJunk(MemoryAdapter):
-    """A fake: a memory store whose every scan also meets one entry that decodes to no ID, the way
-    a Redis SCAN (which cannot be narrowed to an ID range) meets ``user:not-a-uuid`` in every pass."""
-
-    def _scan(self, entity_type: str, partition: Partition):  # type: ignore[no-untyped-def]
-        yield from super()._scan(entity_type, partition)
-        yield audit_module.MalformedID(raw=f"{entity_type}:not-a-uuid", reason="key suffix is not a UUID"), None
-
-
-def test_undecodable_entry_is_reported_once_however_the_audit_is_split(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    src, junk = MemoryAdapter(), FakeStoreWithJunk()
-    forge = Forge([StoreHandle("src", src, source=True), StoreHandle("junk", junk)], ids=IDS,
-                  journal=Journal(tmp_path / "j.sqlite3"))
-    forge.write_many(entities(200))
-    monkeypatch.setattr(audit_module, "PARTITION_TARGET", 16)
-    split = forge.audit("user")
-    assert split.partitions >= 16
-    assert [(f.kind, f.raw) for f in split.findings] == [("malformed", "user:not-a-uuid")]
-    across_machines = [forge.audit("user", partition=Partition.parse(f"{i}/3")) for i in (1, 2, 3)]
-    assert [len(r.findings) for r in across_machines] == [1, 0, 0]

@@ -1,0 +1,114 @@
+"""Memory stays bounded (issue 5) and flat under sustained load (issue 6 part 5), on real stores.
+
+PostgreSQL is the source of truth; Redis (db 15), Elasticsearch (the noida-db stand-in) and files
+(``fsync=false``: fsync says nothing about memory) are compared with it. The measuring code is
+``bench/memory.py`` (the same functions the benchmark script runs), so the test and the bench
+cannot drift apart. Each measurement runs in a fresh interpreter, so pytest's own memory is not
+in the figures; peaks are ``VmHWM`` (``ru_maxrss`` of a child starts from its parent's high-water
+mark on Linux, which here would be pytest's).
+
+Sizes: the issue asks for 50,000 against 200,000. That does not fit the CI budget here: the
+Elasticsearch stand-in answers each ``search_after`` page in time proportional to the whole
+index, so a full audit of 200k took ~460 s on it (13 s for 50k); real Elasticsearch pages with
+its index. The bounded-audit test therefore compares 25,000 with 100,000: the same 4x ratio,
+and still several partitions at both sizes (2 and 8 of 12,500 at PARTITION_TARGET=20,000). It
+can fail: with PARTITION_TARGET raised to 10**9, so that the audit holds every ID at once, the
+same comparison gave 96.4 -> 131.9 MiB, +36.9% (``python bench/memory.py --sizes 25000,100000
+--partition-target 1000000000``); as it stands it gives about +1%.
+
+Sustained load: 100,000 entities written through all four stores, then a full audit, RSS sampled
+every 0.5 s; the slope of RSS against entities processed must stay under SLOPE_LIMIT per phase.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+
+SMALL, LARGE = 25_000, 100_000  # the 4x of 50k vs 200k, at a size that fits the CI budget
+SUSTAINED_N = 100_000  # into all four stores: ~2-2.5 min here, the audit of the stand-in being most of it
+# "Flat" = an RSS slope below 5 MiB per 100k entities, by least squares over the samples after the
+# first 10% of each phase. Measured here (100k-200k entities, all four stores and each alone):
+# audit phase 0.6-2.2; write phase 0.1-0.2 for PostgreSQL, Redis and Elasticsearch, and -0.2 for
+# all four with the file adapter's shard-folder cache a fixed 64 KiB flag array. A leak of 50 bytes
+# per entity is 4.8 MiB/100k, and anything that keeps an ID and a fingerprint per entity (~200
+# bytes) is ~19 MiB/100k, so 5 catches real leaks and is >2x above the noise seen. It did catch one:
+# while that cache was a set of folder paths (one string per shard made, up to 65,536 per type) the
+# write phase measured 7.7 and 9.6.
+SLOPE_LIMIT = 5.0
+
+
+def _bench() -> ModuleType:
+    """``bench/memory.py`` (bench/ is scripts, not a package)."""
+    name = "uuid_forge_bench_memory"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / "memory.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _urls(postgres: str, redis: str, elasticsearch: str, files: Path) -> dict[str, str]:
+    return {"postgres": postgres, "redis": redis, "elasticsearch": elasticsearch,
+            "file": f"file://{files}?fsync=false"}
+
+
+def test_audit_peak_rss_does_not_grow_with_entities(postgres_url: str, redis_url: str, elasticsearch_url: str,
+                                                     tmp_path: Path) -> None:
+    memory = _bench()
+    started = time.perf_counter()
+    rows = memory.bounded_audit(_urls(postgres_url, redis_url, elasticsearch_url, tmp_path / "files"),
+                                [SMALL, LARGE])
+    small, large = sorted(rows, key=lambda r: r["n"])
+    summary = (f"{SMALL}: {small['partitions']} partitions, {small['seconds']:.1f}s, peak {small['peak'] / MIB:.1f} "
+               f"MiB; {LARGE}: {large['partitions']} partitions, {large['seconds']:.1f}s, peak "
+               f"{large['peak'] / MIB:.1f} MiB; test {time.perf_counter() - started:.0f}s")
+    print(summary)
+    assert small["consistent"] and large["consistent"], (small["counts"], large["counts"])
+    assert small["counts"]["redis"]["ok"] == SMALL and large["counts"]["file"]["ok"] == LARGE
+    # the bound comes from partitioning: more entities, more partitions of the same size
+    assert large["partitions"] == 4 * small["partitions"] > 1
+    growth = (large["peak"] - small["peak"]) / small["peak"] * 100
+    assert growth < 20, f"audit peak RSS grew {growth:.1f}% from {SMALL} to {LARGE} entities ({summary})"
+
+
+@pytest.fixture(scope="module")
+def sustained(postgres_url: str, redis_url: str, elasticsearch_url: str,
+              tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One sustained run (write SUSTAINED_N entities, then a full audit), shared by the phase tests."""
+    started = time.perf_counter()
+    result: dict[str, Any] = _bench().sustained(
+        _urls(postgres_url, redis_url, elasticsearch_url, tmp_path_factory.mktemp("sustained") / "files"),
+        SUSTAINED_N)
+    result["summary"] = (
+        f"write {result['write_seconds']:.1f}s ({SUSTAINED_N / result['write_seconds']:.0f}/s), audit "
+        f"{result['audit_seconds']:.1f}s, peak {result['peak'] / MIB:.1f} MiB, slopes: write "
+        f"{result['write_slope']:+.2f}, audit {result['audit_slope']:+.2f} MiB/100k entities; "
+        f"run {time.perf_counter() - started:.0f}s")
+    print(result["summary"])
+    assert result["consistent"], result["summary"]
+    return result
+
+
+def test_sustained_audit_phase_is_flat(sustained: dict[str, Any]) -> None:
+    assert sustained["audit_samples"] >= 5, sustained["summary"]
+    assert sustained["audit_slope"] < SLOPE_LIMIT, sustained["summary"]
+
+
+def test_sustained_write_phase_is_flat(sustained: dict[str, Any]) -> None:
+    assert sustained["write_samples"] >= 10, sustained["summary"]
+    assert sustained["write_slope"] < SLOPE_LIMIT, sustained["summary"]
