@@ -184,20 +184,21 @@ class Adapter(ABC):
         self._require(SCAN)
         self.check_entity_type(entity_type)
         part = partition or Partition()
-        iterator = self._scan(entity_type, part)
-        while True:
-            with self._errors(f"scan({entity_type}, {part})"):
-                try:
-                    item = next(iterator)
-                except StopIteration:
-                    return
-            ident, fingerprint = item
-            if isinstance(ident, MalformedID):
-                if include_malformed and (ident.id is None or part.contains(ident.id)):
+        whole = part.count == 1
+        lo, hi = part.lo, part.hi
+        # One error context around the whole loop, not one per item: it cost ~1.8 us an item.
+        # The consumer's own exceptions are not thrown in here, so only the driver's are translated.
+        with self._errors(f"scan({entity_type}, {part})"):
+            for item in self._scan(entity_type, part):
+                ident = item[0]
+                if type(ident) is uuid.UUID:
+                    if whole or lo <= ident.int < hi:
+                        yield item
+                elif isinstance(ident, MalformedID):
+                    if include_malformed and (ident.id is None or part.contains(ident.id)):
+                        yield item
+                elif part.contains(ident):  # a UUID subclass
                     yield item
-                continue
-            if part.contains(ident):
-                yield item
 
     def delete_raw(self, entity_type: str, raws: Iterable[str]) -> int:
         """Remove entries by their raw stored key (as in ``MalformedID.raw``): the repair of a

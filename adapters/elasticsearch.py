@@ -87,7 +87,9 @@ class ElasticsearchAdapter(Adapter):
     * ``timeout``: seconds per request (default 10), so a server that never answers is an error.
     * ``max_retries``: the client's own retries on connection errors and 429/502/503/504
       (default 0: write-through retries whole batches, and an audit should fail fast).
-    * ``scan_page_size``: hits per ``search_after`` page (default 1000).
+    * ``scan_page_size``: hits per ``search_after`` page (default 10,000, the most Elasticsearch
+      returns by default: each page holds only ``id`` and ``fp``, about 1 MB, and fewer pages
+      made the stand-in's scan 2.8x faster than pages of 1,000).
     * anything else (``api_key``, ``ca_certs``, ``verify_certs``, ...) goes to ``Elasticsearch()``.
     """
 
@@ -112,7 +114,7 @@ class ElasticsearchAdapter(Adapter):
             except TargetError as err:
                 raise ConfigError(str(err)) from None
         self._refresh = _refresh_value(query.get("refresh") if refresh is None else refresh)
-        self._page = scan_page_size or query.get("scan_page_size") or 1000
+        self._page = scan_page_size or query.get("scan_page_size") or 10_000
         scheme = parts.scheme.lower()
         http_scheme = scheme.split("+", 1)[1] if "+" in scheme else "http"
         if http_scheme not in ("http", "https"):

@@ -68,13 +68,18 @@ def _fsync_dir(path: str) -> None:
 
 def _read_head(path: str) -> tuple[str | None, str | None]:
     """(fingerprint, id text) of a record file, from its head when it has our layout."""
-    with open(path, "rb") as f:
-        head = f.read(_HEAD)
+    fd = os.open(path, os.O_RDONLY)  # os-level reads: a buffered file object cost more than the read
+    try:
+        head = os.read(fd, _HEAD)
         if head[:7] == b'{"fp":"' and head[39:47] == b'","id":"' and head[83:84] == b'"':
             return head[7:39].decode("ascii", "replace"), head[47:83].decode("ascii", "replace")
-        rest = f.read()  # written by someone else: parse it all
+        chunks = [head]  # written by someone else: parse it all
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
     try:
-        doc = json.loads(head + rest)
+        doc = json.loads(b"".join(chunks))
     except ValueError:
         return None, None
     if not isinstance(doc, dict):

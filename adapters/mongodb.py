@@ -200,8 +200,14 @@ class MongoAdapter(Adapter):
             lowest, highest = _MIN_STRING, _MAX_STRING
             bounds = {"$gte": str(partition.lo_uuid)}
             bounds.update({"$lt": str(hi)} if hi else {"$lte": _MAX_STRING})
-        cursor = coll.find({"_id": bounds}, {"fp": 1}).sort("_id", 1).batch_size(self.batch_size)
-        for doc in cursor:
+        if partition.count == 1:
+            # the whole ID space: one pass over the collection sees the wrongly encoded ones too
+            for doc in coll.find({}, {"fp": 1}).batch_size(self.batch_size):
+                yield self._scanned(doc["_id"]), doc.get("fp")
+            return
+        # No sort: the audit compares by ID, not in order, and sorting cost the stand-in 2/3 of
+        # the scan (a real server walks the _id index for the range either way).
+        for doc in coll.find({"_id": bounds}, {"fp": 1}).batch_size(self.batch_size):
             yield self._scanned(doc["_id"]), doc.get("fp")
         # everything outside the well-encoded range; undecodable ones are reported by partition 0 only
         outside = coll.find({"_id": {"$not": {"$gte": lowest, "$lte": highest}}}, {"fp": 1}).batch_size(self.batch_size)
