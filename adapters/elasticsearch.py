@@ -4,7 +4,7 @@ Layout (index ``{index_prefix}{entity_type}``, default prefix ``uf-``)::
 
     _id   the 36-char UUID string (or, with id_format="base64url", the 22-char base64url form)
     id    keyword, always the 36-char string: ES 8 forbids sorting and range queries on _id,
-          and audits need both (partition ranges, search_after paging)
+          and audits need range queries (partitions)
     fp    keyword, the record's fingerprint
     key   the business key, in _source only (object, enabled: false)
     data  the record's data, in _source only (object, enabled: false)
@@ -87,7 +87,7 @@ class ElasticsearchAdapter(Adapter):
     * ``timeout``: seconds per request (default 10), so a server that never answers is an error.
     * ``max_retries``: the client's own retries on connection errors and 429/502/503/504
       (default 0: write-through retries whole batches, and an audit should fail fast).
-    * ``scan_page_size``: hits per ``search_after`` page (default 10,000, the most Elasticsearch
+    * ``scan_page_size``: hits per scroll page (default 10,000, the most Elasticsearch
       returns by default: each page holds only ``id`` and ``fp``, about 1 MB, and fewer pages
       made the stand-in's scan 2.8x faster than pages of 1,000).
     * anything else (``api_key``, ``ca_certs``, ``verify_certs``, ...) goes to ``Elasticsearch()``.
@@ -246,11 +246,17 @@ class ElasticsearchAdapter(Adapter):
         return deleted
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
-        """Page through the ``id`` keyword in order (range filter pushed down, search_after).
+        """Every document whose ``id`` keyword falls in ``partition`` (a range filter), and every
+        document with no ``id`` field at all, in one scroll in ``_doc`` order.
+
+        The audit compares by ID, not in order, so nothing is sorted: ``_doc`` order is the cheapest
+        way Elasticsearch has to read a result set, and ``helpers.scan`` clears the scroll when the
+        scan ends or is abandoned. On the noida-db stand-in this was 3-6x faster than the earlier
+        ``search_after`` pages sorted by ``id`` followed by a second query for documents lacking
+        ``id``: each query cost it a pass over the whole index.
 
         Search is near-real-time: writes are invisible until a refresh (about 1 s later). An
         audit that just wrote must see its own writes, so the scan refreshes the index once first.
-        Documents with no ``id`` field at all (written by something else) come as malformed.
         """
         index = self.index_name(entity_type)
         self._client.indices.refresh(index=index, ignore_unavailable=True)
@@ -259,20 +265,21 @@ class ElasticsearchAdapter(Adapter):
             bounds["gte"] = str(partition.lo_uuid)
         if partition.hi_uuid is not None:
             bounds["lt"] = str(partition.hi_uuid)
-        query = {"range": {"id": bounds}} if bounds else {"exists": {"field": "id"}}
-        after = None
-        while True:
-            resp = self._client.search(
-                index=index, query=query, sort=[{"id": "asc"}], size=self._page, source_includes=["id", "fp"],
-                search_after=after, track_total_hits=False, ignore_unavailable=True,
-                filter_path="hits.hits._id,hits.hits._source,hits.hits.sort")
-            hits = resp.get("hits", {}).get("hits", [])
-            for hit in hits:
+        in_range = {"range": {"id": bounds}} if bounds else {"exists": {"field": "id"}}
+        no_id = {"bool": {"must_not": {"exists": {"field": "id"}}}}
+        hits = helpers.scan(self._client, index=index, size=self._page, ignore_unavailable=True,
+                            query={"query": {"bool": {"should": [in_range, no_id], "minimum_should_match": 1}},
+                                   "_source": ["id", "fp"]})
+        for hit in hits:
+            src = hit.get("_source") or {}
+            if "id" in src:
                 yield self._scan_item(hit, partition)
-            if len(hits) < self._page:
-                break
-            after = hits[-1]["sort"]
-        yield from self._scan_without_id(index, partition)
+                continue
+            # No id field (written by something else): it lands in the partition its _id decodes
+            # into, or in the first partition when it decodes to nothing, so it is reported once.
+            ident = _decoded(hit["_id"])
+            if partition.contains(ident) if ident else partition.index == 0:
+                yield MalformedID(raw=hit["_id"], reason="document has no id field", id=ident), src.get("fp")
 
     def _scan_item(self, hit: dict[str, Any], partition: Partition) -> ScanItem:
         raw, src = hit["_id"], hit.get("_source") or {}
@@ -286,27 +293,12 @@ class ElasticsearchAdapter(Adapter):
                 return ident, fp
             return MalformedID(raw=raw, reason=f"_id {raw!r} is not the {self.id_format} form of its id field "
                                f"{field}", id=ident), fp
-        # A non-canonical id field sorts by its text, so it is found in the partition whose string
-        # range holds that text, which may not be the one its UUID falls in. Reported here, once,
-        # with the UUID in the reason and as ``id`` only when the two agree.
+        # A non-canonical id field is found in the partition whose string range holds that text,
+        # which may not be the one its UUID falls in. Reported here, once, with the UUID in the
+        # reason and as ``id`` only when the two agree.
         ident = ident or _decoded(raw)
         reason = f"id field {field!r} is not a lowercase 36-char UUID string" + (f" ({ident})" if ident else "")
         return MalformedID(raw=raw, reason=reason, id=ident if ident and partition.contains(ident) else None), fp
-
-    def _scan_without_id(self, index: str, partition: Partition) -> Iterator[ScanItem]:
-        """Documents lacking the ``id`` field are invisible to the range pass; report them too.
-
-        Usually none, so this costs one empty search. A scroll (not search_after) pages them, as
-        ``_id`` cannot be sorted on. Each lands in the partition its ``_id`` decodes into, or in
-        the first partition when it decodes to nothing.
-        """
-        hits = helpers.scan(self._client, index=index, size=self._page, ignore_unavailable=True,
-                            query={"query": {"bool": {"must_not": {"exists": {"field": "id"}}}}, "_source": ["fp"]})
-        for hit in hits:
-            ident = _decoded(hit["_id"])
-            if (partition.contains(ident) if ident else partition.index == 0):
-                yield MalformedID(raw=hit["_id"], reason="document has no id field", id=ident), \
-                    (hit.get("_source") or {}).get("fp")
 
     def _drop(self, entity_type: str) -> None:
         """Delete the whole index: one request, where deleting by ID would first read every ID."""

@@ -2,12 +2,14 @@
 
 Run as a script:  python bench/audit.py [--n 20000] [--rounds 3] [--ancestor-n 1000]
 
-* ours: ``Forge.audit(entity_type)``: streams (id, fingerprint) per ID range from every store;
+* ours: ``Forge.audit(entity_type)``: streams (id, fingerprint) per ID range from every store,
+  timed twice: over every store, and over the stores the ancestor's pattern can check at all (all
+  but the RabbitMQ message log, which has no lookup by ID), so that both sides do the same work;
 * the ancestor's documented ``ConsistencyValidator`` pattern: for each entity, look it up in each
   store one at a time (timed on ``--ancestor-n`` entities, compared per entity);
 * a bare pass over the IDs of the slowest store (``adapter.scan``, nothing compared).
 
-Targets: >= 20x faster than the ancestor's pattern, and within 3x of the bare scan.
+Targets: >= 20x faster than the ancestor's pattern (same stores), and within 3x of the bare scan.
 """
 
 from __future__ import annotations
@@ -41,16 +43,19 @@ def main() -> None:
         try:
             items = entities(et, args.n)
             forge.write_many(items)
-            audits, scans = [], {h.name: [] for h in forge.stores}  # type: list[float], dict[str, list[float]]
+            # the same adapters, less the message log: what the ancestor's validator can look at
+            same = Forge([h for h in forge.stores if h.name != "amqp"], ids=IDS, journal=None)
+            audits, same_audits, scans = [], [], {h.name: [] for h in forge.stores}
             for _ in range(args.rounds):
-                report = None
+                for f, times in ((forge, audits), (same, same_audits)):
+                    report = None
 
-                def run() -> None:
-                    nonlocal report
-                    report = forge.audit(et)
+                    def run() -> None:
+                        nonlocal report
+                        report = f.audit(et)  # noqa: B023 - called at once, in this iteration
 
-                audits.append(median_time(run))
-                assert report is not None and report.consistent
+                    times.append(median_time(run))
+                    assert report is not None and report.consistent
                 for h in forge.stores:
                     scans[h.name].append(median_time(lambda: sum(1 for _ in h.adapter.scan(et))))
             # the ancestor's validator: one lookup per entity per store, with the raw clients
@@ -68,16 +73,20 @@ def main() -> None:
         finally:
             cleanup(forge, et)
     slowest = max(scans, key=lambda n: median(scans[n]))
-    ours = median(audits)
-    per_entity_ours = ours / args.n
+    ours, ours_same = median(audits), median(same_audits)
     per_entity_ancestor = ancestor / args.ancestor_n
     print(f"audit benchmark: {args.n} entities in {', '.join(urls)}; median of {args.rounds} rounds")
-    print(f"  ours, full audit                 {args.n / ours:9.0f} entities/s  ({ours:.2f}s)")
+    print(f"  ours, full audit of every store  {args.n / ours:9.0f} entities/s  ({ours:.2f}s)")
+    print(f"  ours, the stores with lookups    {args.n / ours_same:9.0f} entities/s  ({ours_same:.2f}s)")
     print(f"  ancestor validator, 1 lookup each {1 / per_entity_ancestor:8.0f} entities/s  "
           f"(on {args.ancestor_n}, {len(readable)} stores with lookups)")
     for n in scans:
         print(f"  bare scan of {n:14}      {args.n / median(scans[n]):9.0f} ids/s  ({median(scans[n]):.2f}s)")
-    print(f"  ours vs ancestor: {per_entity_ancestor / per_entity_ours:.1f}x faster   target >= 20x")
+    print(f"  ours vs ancestor, same {len(readable)} stores: {per_entity_ancestor / (ours_same / args.n):.1f}x faster"
+          "   target >= 20x")
+    if len(readable) < len(urls):
+        print(f"  ours with the message log too vs ancestor (which cannot check it): "
+              f"{per_entity_ancestor / (ours / args.n):.1f}x faster")
     print(f"  ours vs bare scan of the slowest store ({slowest}): {ours / median(scans[slowest]):.2f}x the time"
           "   target <= 3x")
 
