@@ -153,3 +153,35 @@ def test_console_script_matches_library_in_a_subprocess() -> None:
     bad = subprocess.run(["uuid-forge", "generate", "x", "-a", "n:=["], capture_output=True, text=True, env=env,
                          check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def _embedded_config(tmp_path: Any) -> str:
+    """A config on embedded stores only, with relative paths (anchored to the file's folder)."""
+    (tmp_path / "uuid-forge.toml").write_text(
+        '[stores.db]\nurl = "sqlite:///db.sqlite3"\nrole = "source"\n\n'
+        f'[stores.files]\nurl = "file://{tmp_path}/files"\noptions = {{ fsync = false }}\n\n'
+        '[stores.cache]\nurl = "memory://"\noptional = true\n', encoding="utf-8")
+    return str(tmp_path / "uuid-forge.toml")
+
+
+def test_audit_of_an_unknown_entity_type_is_an_error_not_consistent(tmp_path: Any) -> None:
+    conf = _embedded_config(tmp_path)
+    code, _, _ = run(["write", "-c", conf, "user", "-k", "email=a@example.com", "-d", "name=A"])
+    assert code == 0
+    code, out, err = run(["audit", "-c", conf, "--entity", "usr"])
+    assert code == 2 and out == ""
+    assert "--entity 'usr': no store holds records of that type; did you mean 'user'?" in err
+    assert "Traceback" not in err
+
+
+def test_memory_store_in_a_config_is_flagged(tmp_path: Any) -> None:
+    code, _, err = run(["write", "-c", _embedded_config(tmp_path), "user", "-k", "email=a@example.com"])
+    assert code == 0 and "store 'cache' is memory://" in err
+
+
+def test_missing_jsonl_file_names_the_option(tmp_path: Any) -> None:
+    conf = _embedded_config(tmp_path)
+    code, _, err = run(["write", "-c", conf, "--jsonl", str(tmp_path / "nope.jsonl")])
+    assert code == 2 and "--jsonl" in err and "no such file" in err and "Errno" not in err
+    code, _, err = run(["audit", "-c", conf, "--entity", "user"])  # nothing was written anywhere
+    assert code == 2 and "(the stores are empty)" in err

@@ -88,3 +88,44 @@ def test_password_in_url_is_masked_in_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, text), {})
     assert "hunter2" not in str(info.value)
+
+
+def test_relative_paths_in_the_file_are_relative_to_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from elsewhere, a config must find its own SQLite source and journal, not make empty ones."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "uuid-forge.toml").write_text(
+        '[journal]\npath = "state/j.sqlite3"\n\n[stores.db]\nurl = "sqlite:///db.sqlite3"\nrole = "source"\n\n'
+        '[stores.mem]\nurl = "sqlite+pysqlite:///:memory:"\n', encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_settings("../conf/uuid-forge.toml", env={})
+    assert settings.journal_path == str(conf.resolve() / "state" / "j.sqlite3")
+    assert settings.stores[0].url == f"sqlite:///{conf.resolve() / 'db.sqlite3'}"
+    assert settings.stores[1].url == "sqlite+pysqlite:///:memory:"  # not a path: unchanged
+    # the environment's paths stay relative to the working directory
+    env = {"UUID_FORGE_JOURNAL": "j.sqlite3", "UUID_FORGE_STORE_DB_URL": "sqlite:///here.db"}
+    settings = load_settings("../conf/uuid-forge.toml", env=env)
+    assert settings.journal_path == "j.sqlite3" and settings.stores[0].url == "sqlite:///here.db"
+
+
+@pytest.mark.parametrize("line,fragment", [
+    ('optional = "false"', "optional must be true or false, got 'false'"),
+    ("required = 1", "required must be true or false, got 1"),
+    ('role = "optional"', "role must be 'source' (the source of truth) or 'store'"),
+])
+def test_store_flags_must_be_booleans(tmp_path: Path, line: str, fragment: str) -> None:
+    text = GOOD.replace('[stores.cache]\nurl = "memory://"\noptional = true', f'[stores.cache]\nurl = "memory://"\n{line}')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), env={})
+    assert fragment in str(caught.value) and "[stores.cache]" in str(caught.value)
+
+
+def test_salt_in_the_file_is_refused_without_listing_it_as_allowed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, GOOD.replace("[ids]", '[ids]\nsalt = "s3cret-salt"')), env={})
+    assert "UUID_FORGE_SALT" in str(caught.value) and "s3cret-salt" not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, GOOD.replace("[ids]", '[ids]\nnamespce = "x"')), env={})
+    assert "(allowed: namespace, scheme)" in str(caught.value)

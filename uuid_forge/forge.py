@@ -305,5 +305,11 @@ class Forge:
 
         return audit(self, entity_type, **kwargs)
 
+    def entity_types(self) -> list[str]:
+        """Every entity type any scannable store holds records of, sorted."""
+        from .audit import _all_types
+
+        return _all_types(self)
+
     def describe_stores(self) -> list[StoreSettings]:
         return [StoreSettings(h.name, h.adapter.url(), h.source, h.required) for h in self.stores]

@@ -57,7 +57,7 @@ BUILTIN: tuple[AdapterSpec, ...] = (
                 "lowercase sharded path root/{type}/{hex[0:2]}/{hex[2:4]}/{uuid}.json"),
     AdapterSpec("postgresql", ("postgresql", "postgresql+psycopg", "postgres"), _SQL, "postgres",
                 ("sqlalchemy", "psycopg"), "native uuid column (sqlalchemy.Uuid)"),
-    AdapterSpec("sqlite", ("sqlite", "sqlite+pysqlite"), _SQL, "sql", ("sqlalchemy",),
+    AdapterSpec("sqlite", ("sqlite", "sqlite+pysqlite"), _SQL, None, ("sqlalchemy",),  # a core dependency
                 "CHAR(32) hex column (sqlalchemy.Uuid)"),
     AdapterSpec("mariadb", ("mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql"), _SQL, "mariadb",
                 ("sqlalchemy", "pymysql"), "CHAR(32) hex column (sqlalchemy.Uuid)"),

@@ -28,6 +28,11 @@
 Environment variables override the file: ``UUID_FORGE_NAMESPACE``, ``UUID_FORGE_SALT``,
 ``UUID_FORGE_SECRET``, ``UUID_FORGE_SCHEME``, ``UUID_FORGE_JOURNAL`` and, per store,
 ``UUID_FORGE_STORE_<NAME>_URL`` (NAME upper-cased, '-' as '_').
+
+Relative paths in the file (the journal, ``sqlite:///relative.db``) are relative to the file's
+own folder, so a command run from another directory finds the same data instead of quietly
+creating an empty database there (whose audit would call every record elsewhere an orphan).
+Relative paths from the environment are relative to the working directory, as usual.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from .urls import mask_url, scheme_of
 __all__ = ["ForgeSettings", "StoreSettings", "WriteSettings", "load_settings"]
 
 _SECTIONS = {"ids", "journal", "write", "stores"}
-_IDS = {"namespace", "scheme", "salt", "secret"}
+_IDS = {"namespace", "scheme"}
 _JOURNAL = {"path", "synchronous"}
 _WRITE = {"retries", "backoff", "batch_size", "concurrent"}
 _STORE = {"url", "role", "required", "optional", "options"}
@@ -110,14 +115,31 @@ def _env_name(store: str) -> str:
     return "UUID_FORGE_STORE_" + store.upper().replace("-", "_") + "_URL"
 
 
-def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str, str] | None = None) -> ForgeSettings:
-    """Validate a parsed TOML document (plus environment overrides) into settings."""
+def _anchored(path: str, base: Path | None) -> str:
+    """``path`` as given, or joined to ``base`` when it is relative and ``base`` is known."""
+    return path if base is None or os.path.isabs(path) else str(base / path)
+
+
+def _anchored_url(url: str, base: Path | None) -> str:
+    """A ``sqlite:///relative.db`` URL made absolute against ``base``; any other URL unchanged."""
+    scheme, sep, rest = url.partition(":///")
+    if base is None or not sep or scheme.split("+")[0] != "sqlite" or not rest or rest.startswith(("/", ":memory:")):
+        return url
+    return f"{scheme}:///{base / rest}"
+
+
+def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str, str] | None = None,
+                   base: Path | None = None) -> ForgeSettings:
+    """Validate a parsed TOML document (plus environment overrides) into settings.
+
+    ``base`` is the folder relative paths in ``doc`` are taken from (the config file's own).
+    """
     env = dict(os.environ) if env is None else env
     _unknown(origin, doc, _SECTIONS)
     ids = _typed(f"{origin} [ids]", doc.get("ids", {}), dict, "a table")
-    _unknown(f"{origin} [ids]", ids, _IDS)
     if "salt" in ids or "secret" in ids:
         raise ConfigError(f"{origin} [ids]: keep salt and secret out of the file; set UUID_FORGE_SALT / UUID_FORGE_SECRET")
+    _unknown(f"{origin} [ids]", ids, _IDS)
     namespace = env.get("UUID_FORGE_NAMESPACE") or ids.get("namespace")
     scheme = env.get("UUID_FORGE_SCHEME") or ids.get("scheme") or SCHEMES[0]
     try:
@@ -129,8 +151,8 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
 
     journal = _typed(f"{origin} [journal]", doc.get("journal", {}), dict, "a table")
     _unknown(f"{origin} [journal]", journal, _JOURNAL)
-    journal_path = env.get("UUID_FORGE_JOURNAL") or journal.get("path") or ".uuid-forge/journal.sqlite3"
-    _typed(f"{origin} [journal] path", journal_path, str, "a string")
+    journal_path = env.get("UUID_FORGE_JOURNAL") or _anchored(
+        _typed(f"{origin} [journal] path", journal.get("path") or ".uuid-forge/journal.sqlite3", str, "a string"), base)
     synchronous = _typed(f"{origin} [journal] synchronous", journal.get("synchronous", "normal"), str, "a string")
 
     write = _typed(f"{origin} [write]", doc.get("write", {}), dict, "a table")
@@ -146,17 +168,20 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
         raise ConfigError(f"{origin} [write]: retries 0-20, backoff >= 0, batch_size 1-100000")
 
     stores_doc = _typed(f"{origin} [stores]", doc.get("stores", {}), dict, "a table of [stores.NAME] tables")
-    stores = tuple(_store(f"{origin} [stores.{name}]", name, spec, env) for name, spec in stores_doc.items())
+    stores = tuple(_store(f"{origin} [stores.{name}]", name, spec, env, base) for name, spec in stores_doc.items())
     return ForgeSettings(ids=id_config, stores=_check_stores(stores, origin), journal_path=journal_path,
                          journal_synchronous=synchronous, write=ws, origin=origin)
 
 
-def _store(where: str, name: str, spec: Any, env: dict[str, str]) -> StoreSettings:
+def _store(where: str, name: str, spec: Any, env: dict[str, str], base: Path | None = None) -> StoreSettings:
     _typed(where, spec, dict, "a table")
     _unknown(where, spec, _STORE)
-    url = env.get(_env_name(name)) or spec.get("url")
+    url = env.get(_env_name(name))
     if not url:
-        raise ConfigError(f"{where}: 'url' is missing (or set {_env_name(name)})")
+        url = spec.get("url")
+        if not url:
+            raise ConfigError(f"{where}: 'url' is missing (or set {_env_name(name)})")
+        url = _anchored_url(_typed(f"{where} url", url, str, "a string"), base)
     _typed(f"{where} url", url, str, "a string")
     if "://" not in url:
         raise ConfigError(f"{where}: url {mask_url(url)!r} has no scheme (e.g. redis://127.0.0.1:6379/0)")
@@ -171,11 +196,14 @@ def _store(where: str, name: str, spec: Any, env: dict[str, str]) -> StoreSettin
         raise ConfigError(f"{where}: unknown URL scheme {scheme!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
     role = spec.get("role", "store")
     if role not in ("source", "store"):
-        raise ConfigError(f"{where}: role must be 'source' or 'store', got {role!r}")
+        raise ConfigError(f"{where}: role must be 'source' (the source of truth) or 'store' (the default), got "
+                          f"{role!r}; a store that may be down takes optional = true instead")
     if "required" in spec and "optional" in spec:
         raise ConfigError(f"{where}: give 'required' or 'optional', not both")
-    required = bool(_typed(f"{where} required", spec.get("required", not spec.get("optional", False)), bool,
-                           "true or false"))
+    if "optional" in spec:
+        required = not _typed(f"{where} optional", spec["optional"], bool, "true or false")
+    else:
+        required = _typed(f"{where} required", spec.get("required", True), bool, "true or false")
     if role == "source" and not required:
         raise ConfigError(f"{where}: the source of truth cannot be optional")
     options = _typed(f"{where} options", spec.get("options", {}), dict, "a table")
@@ -208,6 +236,6 @@ def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = Non
     except RecursionError:
         raise ConfigError(f"{p}: not valid TOML: nested too deeply") from None
     try:
-        return parse_settings(doc, str(p), env)
+        return parse_settings(doc, str(p), env, base=p.resolve().parent)
     except AdapterNotFoundError as err:
         raise ConfigError(str(err)) from None

@@ -32,9 +32,14 @@ def config_option(f: Any) -> Any:
 
 def open_forge(path: str) -> Forge:
     if not os.path.exists(path):
-        raise ConfigError(f"config file {path!r} not found (pass --config, or run 'uuid-forge demo' to try the "
-                          "embedded stores first)")
-    return Forge.from_config(path)
+        raise ConfigError(f"config file {path!r} not found (name one with --config/-c or UUID_FORGE_CONFIG, or run "
+                          "'uuid-forge demo' to try the embedded stores first)")
+    forge = Forge.from_config(path)
+    for h in forge.stores:
+        if h.adapter.url().startswith("memory:"):
+            err.print(f"note: store {h.name!r} is memory://, which lives only as long as this command: the next "
+                      "command (an audit after a write) starts with it empty", highlight=False)
+    return forge
 
 
 def write_report_table(report: WriteReport) -> Table:
@@ -80,6 +85,18 @@ def _numbered(stream: TextIO, name: str) -> Iterator[tuple[int, tuple[str, Any, 
         if extra:
             raise ValidationError(f"{name} line {lineno}: unknown field(s) {', '.join(sorted(extra))}")
         yield lineno, (item["entity_type"], item["key"], item.get("data", {}))
+
+
+def _check_known_type(forge: Forge, entity_type: str) -> None:
+    """A type that no store holds is most likely a typo: auditing it would say "consistent" of nothing."""
+    known = forge.entity_types()
+    if entity_type not in known:
+        import difflib
+
+        close = difflib.get_close_matches(entity_type, known, n=1)
+        raise ValidationError(f"--entity {entity_type!r}: no store holds records of that type"
+                              + (f"; did you mean {close[0]!r}?" if close else "")
+                              + (f" (types found: {', '.join(known)})" if known else " (the stores are empty)"))
 
 
 def _check_file(path: str, forge: Forge) -> int:
@@ -131,6 +148,8 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
                 with progress_bar("writing", None, not as_json) as advance:
                     report = forge.write_many(_jsonl(sys.stdin, "stdin"), progress=advance)
             else:
+                if not os.path.isfile(jsonl):
+                    raise ValidationError(f"--jsonl {jsonl!r}: no such file (use - to read standard input)")
                 total = _check_file(jsonl, forge)
                 with open(jsonl, encoding="utf-8") as fh, progress_bar("writing", total, not as_json) as advance:
                     report = forge.write_many(_jsonl(fh, jsonl), progress=advance)
@@ -241,6 +260,8 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
         raise click.UsageError("--apply and --delete-orphans go with --repair")
     part = Partition.parse(partition) if partition else None
     with open_forge(config_path) as forge:
+        if entity_type is not None:
+            _check_known_type(forge, entity_type)
         with progress_bar("auditing", None, not as_json) as advance:
             report = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance,
                                  repair=repair and apply, delete_orphans=delete_orphans)
