@@ -64,7 +64,9 @@ def demo(config_path: str | None, directory: str | None, users: int, orders: int
         out.print(write_report_table(result.write))
         out.print("planted: " + ", ".join(f"{k} in {s}" for s, k, _ in result.planted))
         out.print(audit_table(result.first_audit, "audit after planting"))
-        out.print(f"repaired: { {n: dict(c) for n, c in result.repair.repaired.items()} }")
+        done = "; ".join(f"{n}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items())
+                         for n, c in result.repair.repaired.items())
+        out.print(f"repaired: {done or 'nothing'}")
         out.print(audit_table(result.final_audit, "audit after repair"))
         out.print("[green]demo ok: the audit found every planted fault and the repair fixed them[/]" if result.ok
                   else "[red]demo failed: see the tables above[/]")

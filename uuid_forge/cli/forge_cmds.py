@@ -44,7 +44,8 @@ def open_forge(path: str) -> Forge:
 
 def write_report_table(report: WriteReport) -> Table:
     """Per-store results; the (masked) URLs go in the caption, so a narrow terminal squeezes no figure."""
-    table = Table(header_style="bold", title=f"write-through: {report.entities} entities in {report.seconds:.2f}s",
+    table = Table(header_style="bold", title=f"write-through: {report.entities} "
+                  f"entit{'y' if report.entities == 1 else 'ies'} in {report.seconds:.2f}s",
                   caption="\n".join(f"{s.name}: {escape(s.url)}" for s in report.stores.values()),
                   caption_justify="left")
     for col in ("store", "role", "status", "written", "in journal", "retries", "seconds"):
@@ -278,7 +279,8 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
         emit_json(payload)
     else:
         out.print(audit_table(report, f"audit of {', '.join(report.entity_types) or 'nothing'} against "
-                                      f"{report.source} ({report.seconds:.2f}s, {report.partitions} partitions)"))
+                                      f"{report.source} ({report.seconds:.2f}s, {report.partitions} "
+                                      f"partition{'' if report.partitions == 1 else 's'})"))
         for f in report.findings[:20]:
             out.print(f"  {f.kind:9} {f.store}/{f.entity_type} {f.id}  {escape(f.detail)}")
         if len(report.findings) > 20:
