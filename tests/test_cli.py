@@ -110,6 +110,7 @@ def test_encode_one_form() -> None:
     (["decode", "3NE222NYZC839TW99Z3GNXMCKB"], "lowercase"),
     (["extract", "INV-nothing"], "No valid UUID"),
     (["new-salt", "--length", "4"], "at least 16"),
+    (["generate", "x", "-a", "k=1", "--namespace", ""], "--namespace '': give a domain"),
     (["generate"], "Missing argument"),
     (["no-such-command"], "No such command"),
 ])

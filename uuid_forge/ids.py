@@ -99,7 +99,8 @@ def _coerce_namespace(value: Any) -> uuid.UUID | Namespace:
             return uuid.UUID(value)
         except ValueError:
             return Namespace(value)
-    raise ConfigError(f"namespace must be a UUID, a Namespace or a domain string, got {type(value).__name__}")
+    got = "an empty string" if value == "" else type(value).__name__
+    raise ConfigError(f"namespace must be a UUID, a Namespace or a non-empty domain string, got {got}")
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,8 @@ def cli() -> None:
 def build_config(namespace: str | None, salt: str | None, scheme: str | None, use_env: bool = True) -> IDConfig:
     """Environment first, then each flag given overrides its own value (0.1.x dropped the env salt)."""
     base = load_config_from_env() if use_env else IDConfig()
+    if namespace == "":
+        raise ConfigError("--namespace '': give a domain (users.myapp.com) or a UUID, or leave the flag out")
     return IDConfig(
         namespace=namespace if namespace is not None else base.namespace,
         salt=salt if salt is not None else base.salt,
