@@ -114,3 +114,11 @@ def test_adapters_command_lists_every_builtin(capsys: pytest.CaptureFixture[str]
             assert r["install"] == "built in"
         else:
             assert r["install"].startswith('pip install "uuid-forge[')
+
+
+def test_adapters_table_fits_80_columns_without_cutting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["adapters"]) == 0
+    text = capsys.readouterr().out
+    assert "…" not in text  # folded, never cut
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert 'pip install "uuid-forge[EXTRA]"' in text and "elasticsearch" in text and "built in" in text

@@ -21,10 +21,15 @@ def adapters(as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table(header_style="bold")
-    for col in ("adapter", "URL schemes", "installed", "stores the ID as", "install"):
-        table.add_column(col)
+    # the extra's name, not the whole pip command, so the table fits 80 columns (--json has the command)
+    table = Table(header_style="bold", caption='install an extra with: pip install "uuid-forge[EXTRA]"',
+                  caption_justify="left")
+    for col in ("adapter", "installed", "extra"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("URL schemes", overflow="fold")
+    table.add_column("stores the ID as", overflow="fold")
     for r in rows:
-        table.add_row(r["name"], ", ".join(r["schemes"]), "yes" if r["installed"] else "[red]no[/]",
-                      escape(r["stores_id_as"]), escape(r["install"]))
+        extra = r["install"].partition("[")[2].partition("]")[0] or r["install"]
+        table.add_row(r["name"], "yes" if r["installed"] else "[red]no[/]", escape(extra),
+                      ", ".join(r["schemes"]), escape(r["stores_id_as"]))
     out.print(table)
