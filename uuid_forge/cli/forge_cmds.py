@@ -88,16 +88,20 @@ def _numbered(stream: TextIO, name: str) -> Iterator[tuple[int, tuple[str, Any, 
         yield lineno, (item["entity_type"], item["key"], item.get("data", {}))
 
 
-def _check_known_type(forge: Forge, entity_type: str) -> None:
-    """A type that no store holds is most likely a typo: auditing it would say "consistent" of nothing."""
-    known = forge.entity_types()
-    if entity_type not in known:
-        import difflib
+def _unknown_type_warning(forge: Forge, entity_type: str) -> str | None:
+    """A type that no store holds is most likely a typo: its audit would say "consistent" of nothing.
 
-        close = difflib.get_close_matches(entity_type, known, n=1)
-        raise ValidationError(f"--entity {entity_type!r}: no store holds records of that type"
-                              + (f"; did you mean {close[0]!r}?" if close else "")
-                              + (f" (types found: {', '.join(known)})" if known else " (the stores are empty)"))
+    A warning, not an error: a new deployment's scheduled audit may run before the first write.
+    """
+    known = forge.entity_types()
+    if entity_type in known:
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(entity_type, known, n=1)
+    return (f"--entity {entity_type!r}: no store holds records of that type, so there is nothing to audit"
+            + (f"; did you mean {close[0]!r}?" if close else "")
+            + (f" (types found: {', '.join(known)})" if known else " (the stores are empty)"))
 
 
 def _check_file(path: str, forge: Forge) -> int:
@@ -261,8 +265,9 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
         raise click.UsageError("--apply and --delete-orphans go with --repair")
     part = Partition.parse(partition) if partition else None
     with open_forge(config_path) as forge:
-        if entity_type is not None:
-            _check_known_type(forge, entity_type)
+        warning = _unknown_type_warning(forge, entity_type) if entity_type is not None else None
+        if warning:
+            err.print(f"warning: {warning}", highlight=False)
         with progress_bar("auditing", None, not as_json) as advance:
             report = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance,
                                  repair=repair and apply, delete_orphans=delete_orphans)
@@ -271,6 +276,7 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
             with progress_bar("re-auditing", None, not as_json) as advance:
                 final = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance)
     payload = report.to_dict()
+    payload["warnings"] = [warning] if warning else []
     if repair and apply:
         payload["after_repair"] = final.to_dict()
     if output:
