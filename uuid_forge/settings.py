@@ -182,7 +182,6 @@ def _store(where: str, name: str, spec: Any, env: dict[str, str], base: Path | N
         if not url:
             raise ConfigError(f"{where}: 'url' is missing (or set {_env_name(name)})")
         url = _anchored_url(_typed(f"{where} url", url, str, "a string"), base)
-    _typed(f"{where} url", url, str, "a string")
     if "://" not in url:
         raise ConfigError(f"{where}: url {mask_url(url)!r} has no scheme (e.g. redis://127.0.0.1:6379/0)")
     try:

@@ -12,6 +12,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from ..adapters.base import SCAN
 from ..audit import CLASSES, AuditReport
 from ..errors import ConfigError, UUIDForgeError, ValidationError, WriteError
 from ..forge import Forge
@@ -92,7 +93,12 @@ def _unknown_type_warning(forge: Forge, entity_type: str) -> str | None:
     """A type that no store holds is most likely a typo: its audit would say "consistent" of nothing.
 
     A warning, not an error: a new deployment's scheduled audit may run before the first write.
+    The source is asked first (a cheap listing); only a type it lacks costs a look at every store,
+    since listing a message log's types reads the whole log.
     """
+    source = forge.source.adapter
+    if SCAN in source.capabilities and entity_type in source.entity_types():
+        return None
     known = forge.entity_types()
     if entity_type in known:
         return None
