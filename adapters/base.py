@@ -26,6 +26,7 @@ READ, WRITE, SCAN, DELETE = "read", "write", "scan", "delete"
 ALL_CAPABILITIES = frozenset({READ, WRITE, SCAN, DELETE})
 
 _ENTITY_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+RESERVED_TYPE_PREFIX = "uuid-forge."  # uuid-forge's own records (the ID-configuration marker): never listed
 
 __all__ = ["ALL_CAPABILITIES", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "ScanItem", "chunked"]
 
@@ -224,10 +225,10 @@ class Adapter(ABC):
         return sum(1 for _ in self.scan(entity_type))
 
     def entity_types(self) -> list[str]:
-        """The entity types the store holds records of."""
+        """The entity types the store holds records of (uuid-forge's own reserved types left out)."""
         self._require(SCAN)
         with self._errors("entity_types"):
-            return sorted(self._entity_types())
+            return sorted(t for t in self._entity_types() if not t.startswith(RESERVED_TYPE_PREFIX))
 
     def ping(self) -> None:
         """Raise StoreUnavailableError unless the store answers."""

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import idmarker
 from .adapters.base import DELETE, READ, SCAN, chunked
 from .errors import UUIDForgeError, ValidationError
 from .record import MalformedID, Partition, Record
@@ -71,10 +72,11 @@ class AuditReport:
     repaired: dict[str, Counter[str]] = field(default_factory=dict)
     repair_errors: list[str] = field(default_factory=list)
     max_findings: int = 100_000
+    id_config: list[dict[str, Any]] = field(default_factory=list)  # types whose ID configuration differs (idmarker)
 
     @property
     def consistent(self) -> bool:
-        return all(c[k] == 0 for c in self.stores.values() for k in CLASSES[1:])
+        return not self.id_config and all(c[k] == 0 for c in self.stores.values() for k in CLASSES[1:])
 
     def add(self, finding: Finding) -> None:
         self.stores[finding.store][finding.kind] += 1
@@ -90,6 +92,7 @@ class AuditReport:
             "stores": {n: {k: c[k] for k in CLASSES} for n, c in self.stores.items()},
             "findings": [f.to_dict() for f in self.findings], "findings_truncated": self.truncated,
             "repaired": {n: dict(c) for n, c in self.repaired.items()}, "repair_errors": self.repair_errors,
+            "id_config": self.id_config,
         }
 
 
@@ -113,11 +116,13 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
             raise ValidationError("a point audit (keys or ids) needs one entity type")
         targets = list(ids or []) + (forge.generator.generate_many(entity_type, list(keys)) if keys is not None else [])
         report.entity_types = [entity_type]
+        report.id_config = idmarker.audit_findings(forge, report.entity_types, refuse=repair and not dry_run)
         _point(forge, entity_type, targets, report, verify_keys)
     else:
         types = ([entity_type] if isinstance(entity_type, str) else list(entity_type) if entity_type is not None
                  else _all_types(forge))
         report.entity_types = types
+        report.id_config = idmarker.audit_findings(forge, types, refuse=repair and not dry_run)
         for et in types:
             _full(forge, et, partition or Partition(), report, verify_keys, progress)
     if repair and not dry_run:
@@ -244,10 +249,16 @@ def _verify_keys(forge: Forge, entity_type: str, ids: list[uuid.UUID], report: A
     """Flag source records whose ID is not what the scheme gives for their stored key."""
     if READ not in forge.source.adapter.capabilities:
         return
+    # under an ID configuration that differs, one summary (counts) instead of a finding per record
+    summary = next((f.setdefault("verify_keys", {"checked": 0, "mismatched": 0}) for f in report.id_config
+                    if f["entity_type"] == entity_type), None)
     for batch in chunked(ids, 1000):
         for ident, record in forge.source.adapter.get_many(entity_type, batch).items():
             expected = _id_from_key(forge, record)
-            if expected is not None and expected != ident:
+            if summary is not None and expected is not None:
+                summary["checked"] += 1
+                summary["mismatched"] += expected != ident
+            elif expected is not None and expected != ident:
                 report.stores.setdefault(forge.source.name, Counter({k: 0 for k in CLASSES}))
                 report.add(Finding(forge.source.name, entity_type, str(ident), "malformed",
                                    f"the scheme gives {expected} for the stored key"))

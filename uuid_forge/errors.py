@@ -34,6 +34,18 @@ class ConfigError(UUIDForgeError, ValueError):
     """The configuration (arguments, environment, or TOML file) is invalid."""
 
 
+class IDConfigMismatchError(ConfigError):
+    """The ID configuration in use differs from the one the source's entity type was written with.
+
+    ``mismatches`` maps each entity type to what differs in kind (``salt``, ``salt_missing``,
+    ``secret_added``, ``namespace``, ``scheme``, ...), never the values.
+    """
+
+    def __init__(self, message: str, *, mismatches: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.mismatches = mismatches or {}
+
+
 class ValidationError(UUIDForgeError, ValueError):
     """A record or entity type is rejected by a store before anything is written."""
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from . import events
+from . import events, idmarker
 from .adapters.base import Adapter, chunked
 from .errors import ConfigError, StoreError, StoreUnavailableError, UUIDForgeError, ValidationError, WriteError
 from .ids import IDConfig, UUIDGenerator
@@ -160,6 +160,7 @@ class Forge:
             except (TypeError, ValueError) as err:
                 raise ValidationError(f"entities[{start + i}] ({entity_type}): {err}") from None
             out.append(record)
+        idmarker.check_not_reserved(by_type)
         for h in self.stores:
             for entity_type in by_type:
                 h.adapter.check_entity_type(entity_type)
@@ -178,10 +179,12 @@ class Forge:
         batches: Iterator[list[Record]]
         if isinstance(entities, (list, tuple)):
             records = self.records(entities)
+            idmarker.ensure(self, {r.entity_type for r in records})  # every type, before any store is touched
             batches = chunked(records, self.settings.batch_size)
         else:
             batches = self._record_batches(entities)
         for batch in batches:
+            idmarker.ensure(self, {r.entity_type for r in batch})  # refuses another ID configuration
             self._write_batch(batch, report)
             if progress is not None:
                 progress(len(batch))
@@ -279,6 +282,7 @@ class Forge:
         if unknown:
             raise ConfigError(f"the journal holds records for store(s) {', '.join(unknown)} that the configuration "
                               "no longer has; add them back or remove the journal file")
+        idmarker.ensure(self, self.journal.pending_entity_types(), "replay")
         order = [h for h in self.stores if h.name in owed]
         source_blocked = False
         for handle in order:

@@ -172,6 +172,11 @@ class Journal:
             after = lo
             yield PendingBatch(store, list(range(lo, hi + 1)), [_record(r) for r in rows])
 
+    def pending_entity_types(self) -> list[str]:
+        """The entity types of the entries still owed to some store (an entry goes when none is owed)."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT DISTINCT entity_type FROM entries ORDER BY 1")]
+
     def stores_pending(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT DISTINCT store FROM pending ORDER BY store")]

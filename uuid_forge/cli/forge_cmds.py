@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..adapters.base import SCAN
+from .. import idmarker
 from ..audit import CLASSES, AuditReport
 from ..errors import ConfigError, UUIDForgeError, ValidationError, WriteError
 from ..forge import Forge
@@ -257,7 +258,9 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
           delete_orphans: bool, verify_keys: bool, as_json: bool, output: str | None) -> None:
     """Compare every store with the source of truth: ok, missing, orphan, stale, malformed.
 
-    Exit 0 when consistent, 1 when not, 2 on error. '--partition 2/4' audits the second quarter
+    Exit 0 when consistent, 1 when not (an ID configuration that differs from the one the source
+    was written with is one finding per type), 2 on error (a repair under such a configuration is
+    refused before any store is touched). '--partition 2/4' audits the second quarter
     of the ID space, so four machines can share a large audit.
 
     \b
@@ -293,6 +296,8 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
         out.print(audit_table(report, f"audit of {', '.join(report.entity_types) or 'nothing'} against "
                                       f"{report.source} ({report.seconds:.2f}s, {report.partitions} "
                                       f"partition{'' if report.partitions == 1 else 's'})"))
+        for c in report.id_config:  # one line per type, whatever the number of records (see uuid_forge.idmarker)
+            out.print(f"  [red]id config[/] {escape(idmarker.summary_line(c) or c['message'])}")
         for f in report.findings[:20]:
             out.print(f"  {f.kind:9} {f.store}/{f.entity_type} {f.id}  {escape(f.detail)}")
         if len(report.findings) > 20:
@@ -313,7 +318,8 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
 
 
 def _plan(report: AuditReport, delete_orphans: bool) -> list[str]:
-    lines = []
+    lines = [f"refused for every type: the ID configuration of {c['entity_type']!r} differs (fix it, or run "
+             f"'uuid-forge ids accept --entity {c['entity_type']} --yes')" for c in report.id_config]
     for name, counts in report.stores.items():
         if name == report.source:
             continue

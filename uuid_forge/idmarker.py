@@ -1,0 +1,323 @@
+"""The ID-configuration marker: the source remembers which configuration minted each type's IDs.
+
+A run with another salt or secret (cron without the env file, a rotated key) computes new IDs for
+old business keys: duplicate rows in the source, and an audit that cannot tell. So the source of
+truth keeps, per entity type, a marker written on the first write of that type: the scheme and
+namespace as they are (neither is secret), and for the salt and the secret either "unset" or a
+slow keyed digest (PBKDF2-HMAC-SHA256, 200,000 rounds, keyed by the component's name and the
+namespace), never the values. A write, replay or repair under a configuration that differs is
+refused before any store is touched, with a message naming what differs in kind; an audit reports
+the difference as one finding per type. ``uuid-forge ids accept`` records the current
+configuration on purpose.
+
+The markers are records of the reserved entity type ``uuid-forge.meta`` in the source, written
+and read through the public adapter API (ID: ``uuid5(META_NAMESPACE, entity_type)``). Every
+listing of entity types hides the reserved types (``Adapter.entity_types``), and audits never
+compare them with the other stores. A source that cannot hold that type (a SQL store mapped to
+one table of your own, a store that cannot be read) keeps no marker: there the check is off.
+
+A source that holds a marker but no record of its type (its data was dropped) has no old IDs to
+protect: the marker is replaced by the current configuration, with a log line.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .adapters.base import READ, RESERVED_TYPE_PREFIX, SCAN, WRITE
+from .errors import ConfigError, IDConfigMismatchError, StoreError, ValidationError
+from .ids import IDConfig
+from .record import Record
+
+if TYPE_CHECKING:
+    from .forge import Forge
+
+log = logging.getLogger("uuid_forge.idmarker")
+
+META_TYPE = RESERVED_TYPE_PREFIX + "meta"
+META_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://uuid-forge.dev/id-config-marker")
+MARKER_VERSION = 1
+KDF_ROUNDS = 200_000
+
+__all__ = ["META_TYPE", "Marker", "accept", "audit_findings", "differences", "ensure", "explain", "marker_id",
+           "read_markers", "status"]
+
+_TEXT = {
+    "scheme": "the scheme differs from the one this source was written with ({old} then, {new} now)",
+    "namespace": "the namespace differs from the one this source was written with ({old} then, {new} now)",
+    "salt": "the salt differs from the one this source was written with",
+    "salt_missing": "the source was written with a salt and none is set now "
+                    "(is UUID_FORGE_SALT missing from cron's environment?)",
+    "salt_added": "the source was written without a salt and one is set now",
+    "secret": "the secret differs from the one this source was written with",
+    "secret_missing": "the source was written with a secret and none is set now "
+                      "(is UUID_FORGE_SECRET missing from cron's environment?)",
+    "secret_added": "the source was written without a secret and one is set now",
+}
+
+
+@functools.lru_cache(maxsize=32)
+def _kdf(component: str, value: bytes, namespace: bytes) -> str:
+    """Slow and keyed, so a weak salt cannot be recovered cheaply from the stored digest; once per process."""
+    key = b"uuid-forge/id-config/" + component.encode() + b"/" + namespace
+    return hashlib.pbkdf2_hmac("sha256", value, key, KDF_ROUNDS)[:16].hex()
+
+
+def _value(config: IDConfig, component: str) -> bytes | None:
+    raw = config.salt if component == "salt" else config.secret
+    if not raw:
+        return None  # an empty salt gives the same IDs as none
+    return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """One type's recorded ID configuration: digests and kinds, never the salt or secret."""
+
+    entity_type: str
+    scheme: str
+    namespace: str
+    salt_digest: str | None
+    secret_digest: str | None
+    version: int = MARKER_VERSION
+    recorded_at: str = ""
+
+    @classmethod
+    def of(cls, config: IDConfig, entity_type: str) -> Marker:
+        ns = config.namespace_uuid
+        digests = {c: (None if (v := _value(config, c)) is None else _kdf(c, v, ns.bytes)) for c in ("salt", "secret")}
+        return cls(entity_type, config.scheme, str(ns), digests["salt"], digests["secret"],
+                   recorded_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    def to_data(self) -> dict[str, Any]:
+        return {"entity_type": self.entity_type, "scheme": self.scheme, "namespace": self.namespace,
+                "salt_digest": self.salt_digest, "secret_digest": self.secret_digest, "version": self.version,
+                "recorded_at": self.recorded_at}
+
+    @classmethod
+    def from_record(cls, record: Record, source: str) -> Marker:
+        d = record.data
+        try:
+            version = d["version"]
+            if not isinstance(version, int) or version > MARKER_VERSION:
+                raise ConfigError(f"{source}: the ID-configuration marker of entity type {d.get('entity_type')!r} "
+                                  f"was written by a newer uuid-forge (marker version {version}); use that version")
+            uuid.UUID(d["namespace"])
+            return cls(str(d["entity_type"]), str(d["scheme"]), str(d["namespace"]), d["salt_digest"],
+                       d["secret_digest"], version, str(d.get("recorded_at", "")))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(f"{source}: the ID-configuration marker {record.id} ({META_TYPE}) cannot be read; "
+                              f"remove it and run 'uuid-forge ids accept' to record the current configuration") from None
+
+    def record(self) -> Record:
+        return Record(META_TYPE, marker_id(self.entity_type), self.to_data(), {"entity_type": self.entity_type})
+
+
+def marker_id(entity_type: str) -> uuid.UUID:
+    """Where the marker of ``entity_type`` lives in the reserved type."""
+    return uuid.uuid5(META_NAMESPACE, entity_type)
+
+
+def differences(stored: Marker, config: IDConfig) -> list[str]:
+    """What differs in kind: scheme, namespace, salt / salt_missing / salt_added, secret / ... ."""
+    kinds = []
+    if stored.scheme != config.scheme:
+        kinds.append("scheme")
+    if uuid.UUID(stored.namespace) != config.namespace_uuid:
+        kinds.append("namespace")
+    ns = uuid.UUID(stored.namespace).bytes  # digests compared under the stored namespace: one kind at a time
+    for component in ("salt", "secret"):
+        value, digest = _value(config, component), getattr(stored, f"{component}_digest")
+        if value is None and digest is None:
+            continue
+        if digest is None:
+            kinds.append(f"{component}_added")
+        elif value is None:
+            kinds.append(f"{component}_missing")
+        elif _kdf(component, value, ns) != digest:
+            kinds.append(component)
+    return kinds
+
+
+def explain(entity_type: str, kinds: list[str], stored: Marker | None = None, config: IDConfig | None = None) -> str:
+    """One line: ``entity type 'user': the salt differs from the one this source was written with``."""
+    old = {"scheme": stored.scheme if stored else "?", "namespace": stored.namespace if stored else "?"}
+    new = {"scheme": config.scheme if config else "?", "namespace": str(config.namespace_uuid) if config else "?"}
+    parts = [_TEXT[k].format(old=old.get(k, ""), new=new.get(k, "")) for k in kinds]
+    return f"entity type {entity_type!r}: " + "; ".join(parts)
+
+
+def _refusal(mismatched: dict[str, tuple[list[str], Marker]], config: IDConfig, action: str) -> IDConfigMismatchError:
+    first, (kinds, stored) = next(iter(mismatched.items()))
+    more = len(mismatched) - 1
+    only = f" --entity {first}" if not more else ""
+    return IDConfigMismatchError(
+        explain(first, kinds, stored, config) + (f" (and {more} other entity type{'s' if more > 1 else ''})" if more else "")
+        + f"; {action} refused before any store was touched, since the IDs computed now would give old keys new IDs."
+        f" Fix the configuration, or record the current one on purpose with 'uuid-forge ids accept{only} --yes'"
+        " (existing IDs keep their old values)",
+        mismatches={t: k for t, (k, _) in mismatched.items()})
+
+
+# -- the source -----------------------------------------------------------------------------------
+def supported(forge: Forge) -> bool:
+    """Whether the source can keep markers (it must read and write the reserved type)."""
+    cached = getattr(forge, "_id_markers_supported", None)
+    if cached is None:
+        adapter = forge.source.adapter
+        cached = READ in adapter.capabilities and WRITE in adapter.capabilities
+        if cached:
+            try:
+                adapter.check_entity_type(META_TYPE)
+            except ValidationError as err:
+                log.info("source %s keeps no ID-configuration marker (%s): a run under another salt or secret "
+                         "is not detected", forge.source.name, err)
+                cached = False
+        forge._id_markers_supported = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def read_markers(forge: Forge, entity_types: Iterable[str]) -> dict[str, Marker]:
+    """The markers the source holds for ``entity_types`` (types without one are left out)."""
+    types = list(entity_types)
+    if not types or not supported(forge):
+        return {}
+    wanted = {marker_id(t): t for t in types}
+    found = forge.source.adapter.get_many(META_TYPE, list(wanted))
+    out = {}
+    for ident, record in found.items():
+        marker = Marker.from_record(record, forge.source.name)
+        if ident in wanted and marker.entity_type == wanted[ident]:
+            out[marker.entity_type] = marker
+    return out
+
+
+def _source_holds(forge: Forge, entity_type: str) -> bool:
+    """True unless the source can show it holds no record of the type (then no old ID can be duplicated)."""
+    adapter = forge.source.adapter
+    if SCAN not in adapter.capabilities:
+        return True
+    for _ in adapter.scan(entity_type, include_malformed=True):
+        return True
+    return False
+
+
+def _write(forge: Forge, markers: list[Marker]) -> None:
+    forge.source.adapter.put_many([m.record() for m in markers])
+
+
+def ensure(forge: Forge, entity_types: Iterable[str], action: str = "write") -> None:
+    """Before ``action`` writes these types: refuse a configuration that differs from the marker,
+    and record the marker of a type that has none. Checked once per type and Forge.
+
+    When the source cannot be read, nothing is decided (the write that follows fails on the same
+    source and is journaled); the next batch checks again.
+    """
+    checked: set[str] = forge.__dict__.setdefault("_id_markers_ok", set())
+    todo = sorted(set(entity_types) - checked)
+    if not todo or not supported(forge):
+        return
+    check_not_reserved(todo)
+    config = forge.ids
+    try:
+        stored = read_markers(forge, todo)
+    except StoreError as err:
+        log.info("ID-configuration marker not checked, the source could not be read: %s", err)
+        return
+    record: list[str] = []
+    mismatched: dict[str, tuple[list[str], Marker]] = {}
+    for t in todo:
+        marker = stored.get(t)
+        kinds = differences(marker, config) if marker is not None else None
+        if marker is None:
+            record.append(t)
+        elif not kinds:
+            checked.add(t)
+        elif not _source_holds(forge, t):
+            log.warning("%s; the source holds no record of it, so the marker is replaced", explain(t, kinds, marker, config))
+            record.append(t)
+        else:
+            mismatched[t] = (kinds, marker)
+    if mismatched:
+        raise _refusal(mismatched, config, action)
+    if not record:
+        return
+    try:
+        _write(forge, [Marker.of(config, t) for t in record])
+        again = read_markers(forge, record)  # a concurrent first writer with another configuration may have won
+    except StoreError as err:
+        log.info("ID-configuration marker not recorded, the source could not be written: %s", err)
+        return
+    lost = {t: (kinds, again[t]) for t in record if t in again and (kinds := differences(again[t], config))}
+    if lost:
+        raise _refusal(lost, config, action)
+    checked.update(record)
+
+
+def check_not_reserved(entity_types: Iterable[str]) -> None:
+    """Entity types under ``uuid-forge.`` belong to uuid-forge itself."""
+    for t in entity_types:
+        if isinstance(t, str) and t.startswith(RESERVED_TYPE_PREFIX):
+            raise ValidationError(f"entity type {t!r} is reserved: names starting with {RESERVED_TYPE_PREFIX!r} "
+                                  "hold uuid-forge's own records")
+
+
+def audit_findings(forge: Forge, entity_types: Iterable[str], refuse: bool = False) -> list[dict[str, Any]]:
+    """One finding per type whose marker differs from the configuration in use (none without a
+    marker). With ``refuse`` (a repair about to run), a difference raises instead."""
+    types = list(entity_types)
+    check_not_reserved(types)
+    config = forge.ids
+    mismatched = {t: (kinds, m) for t, m in read_markers(forge, types).items() if (kinds := differences(m, config))}
+    if refuse and mismatched:
+        raise _refusal(mismatched, config, "repair")
+    return [{"entity_type": t, "differs": kinds, "message": explain(t, kinds, m, config)}
+            for t, (kinds, m) in mismatched.items()]
+
+
+def summary_line(finding: dict[str, Any]) -> str | None:
+    """``--verify-keys`` under a configuration that differs: one line instead of N findings."""
+    keys = finding.get("verify_keys")
+    if not keys:
+        return None
+    return (f"{keys['mismatched']} of {keys['checked']} stored IDs of {finding['entity_type']!r} do not match their "
+            f"keys: the ID configuration differs from the one this source was written with "
+            f"({finding['message'].split(': ', 1)[1]})")
+
+
+# -- the ids command -------------------------------------------------------------------------------
+def status(forge: Forge, entity_types: Iterable[str]) -> list[dict[str, Any]]:
+    """Per type: ``none`` (no marker yet), ``same`` or ``differs`` (with the kinds and the message)."""
+    types = list(entity_types)
+    check_not_reserved(types)
+    if not supported(forge):
+        raise ConfigError(f"the source {forge.source.name} cannot keep ID-configuration markers (it must read and "
+                          f"write the entity type {META_TYPE!r}; a SQL store mapped to one table of your own cannot)")
+    stored = read_markers(forge, types)
+    rows = []
+    for t in types:
+        marker = stored.get(t)
+        kinds = differences(marker, forge.ids) if marker is not None else []
+        rows.append({"entity_type": t, "state": "none" if marker is None else "differs" if kinds else "same",
+                     "differs": kinds, "recorded_at": marker.recorded_at if marker else None,
+                     "message": explain(t, kinds, marker, forge.ids) if kinds else None})
+    return rows
+
+
+def accept(forge: Forge, entity_types: Iterable[str]) -> list[dict[str, Any]]:
+    """Record the configuration in use as the marker of each type; returns :func:`status` from before."""
+    before = status(forge, entity_types)
+    changed = [r["entity_type"] for r in before if r["state"] != "same"]
+    if changed:
+        _write(forge, [Marker.of(forge.ids, t) for t in changed])
+        forge.__dict__.setdefault("_id_markers_ok", set()).update(changed)
+    return before
