@@ -16,7 +16,7 @@ from ..adapters.base import SCAN
 from ..audit import CLASSES, AuditReport
 from ..errors import ConfigError, PrivateFileError, UUIDForgeError, ValidationError, WriteError
 from ..forge import Forge
-from ..privatefile import write_private
+from ..privatefile import refuse_link, write_private
 from ..record import Partition
 from ..report import WriteReport
 from .app import CONTEXT, cli, emit_json, err, out
@@ -80,7 +80,7 @@ class _JsonlReader:
     written, so the error can say how many were and where to resume (stdin cannot be read twice).
     """
 
-    def __init__(self, stream: BinaryIO, name: str, forge: Forge) -> None:
+    def __init__(self, stream: BinaryIO, name: str, forge: Forge | None) -> None:
         self.stream, self.name, self.forge = stream, name, forge
         self.error: ValidationError | None = None
         self.lineno = 0
@@ -213,14 +213,18 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
                     raise ValidationError(f"--jsonl {jsonl!r}: no such file (use - to read standard input)")
                 total = _check_file(jsonl, forge)
                 with open(jsonl, "rb") as fh, progress_bar("writing", total, not as_json) as advance:
-                    reader = _JsonlReader(fh, jsonl, forge)  # checked, but it may have changed since
+                    reader = _JsonlReader(fh, jsonl, None)  # each entity was checked above
                     report = forge.write_many(iter(reader), progress=counted(advance))
         except WriteError as failure:
             show_write(failure.report, as_json)
+            if jsonl is None:
+                raise
             before = "; ".join(f"{_entities(s.written)} written to {n} before it"
                                for n, s in failure.report.stores.items() if s.status == "failed")
             raise WriteError(f"{failure} ({before})" if before else str(failure), report=failure.report) from None
         except (PrivateFileError, OSError) as failure:  # a full disk under the journal, say
+            if jsonl is None:
+                raise
             raise PrivateFileError(f"{failure}; {_entities(written)} were written to every store before it"
                                    ) from None
         show_write(report, as_json)
@@ -328,6 +332,8 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
     if (apply or delete_orphans) and not repair:
         raise click.UsageError("--apply and --delete-orphans go with --repair")
     part = Partition.parse(partition) if partition else None
+    if output:
+        refuse_link(output, "--output")  # before the audit (and any repair) runs, not after
     with open_forge(config_path) as forge:
         warning = _unknown_type_warning(forge, entity_type) if entity_type is not None else None
         if warning:
