@@ -9,9 +9,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from uuid_forge.cli import main
 from uuid_forge.errors import JournalError, PrivateFileError
 from uuid_forge.journal import Journal
 from uuid_forge.privatefile import create_private, write_private
+from uuid_forge.record import Record
 
 
 def run(args: list[str], stdin: bytes | None = None) -> tuple[int, str, str]:
@@ -123,12 +126,15 @@ def test_corrupt_journal_names_its_path(tmp_path: Path) -> None:
 
 
 def test_journal_errors_after_opening_name_the_path(tmp_path: Path) -> None:
+    """A full journal (SQLITE_FULL, from a page limit here) met by a method, not at open time."""
     journal = Journal(tmp_path / "journal.sqlite3")
     try:
-        with pytest.raises(JournalError, match=f"journal {tmp_path / 'journal.sqlite3'}: "):
+        journal._db.execute("PRAGMA max_page_count = 8")
+        records = [Record("user", uuid.uuid4(), {"pad": "x" * 4000}, {"n": i}) for i in range(50)]
+        with pytest.raises(JournalError, match=f"journal {tmp_path / 'journal.sqlite3'}: the disk is full"):
+            journal.record_intent(records, ["db"])
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):  # not a file error: left as it is
             journal._db.execute("SELECT * FROM no_such_table")
-        with pytest.raises(JournalError, match="journal .*: "):
-            journal._db.executemany("INSERT INTO no_such_table VALUES (?)", [(1,)])
     finally:
         journal.close()
 

@@ -85,22 +85,30 @@ def _inode(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+# SQLite result codes that are about the file, not about the SQL: these become JournalErrors.
+# Others (a constraint, a typo in SQL) stay sqlite3 errors, so code may still catch them by kind.
+_FILE_ERRORS = ("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN",
+                "SQLITE_READONLY", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_PERM", "SQLITE_NOLFS", "SQLITE_PROTOCOL")
+
+
 @contextlib.contextmanager
 def journal_errors(path: Path) -> Iterator[None]:
-    """Turn a SQLite error into a one-line :class:`JournalError` naming the journal and what to do."""
+    """Turn a SQLite file error into a one-line :class:`JournalError` naming the journal and what to do."""
     try:
         yield
     except sqlite3.Error as err:
-        name = getattr(err, "sqlite_errorname", "")
-        if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or name.startswith("SQLITE_CORRUPT_"):
+        name = getattr(err, "sqlite_errorname", "") or ""
+        if not name.startswith(_FILE_ERRORS):
+            raise
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
             raise JournalError(f"journal {path} is corrupt: {err}; move it aside (it may hold writes still owed "
                                "to a store), run again, then 'uuid-forge audit --repair' finds what is missing"
                                ) from None
-        if name == "SQLITE_FULL" or "disk is full" in str(err):
+        if name == "SQLITE_FULL":
             raise JournalError(f"journal {path}: the disk is full ({err})") from None
-        if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
             raise JournalError(f"journal {path} is locked by another process ({err})") from None
-        raise JournalError(f"journal {path}: {err}") from None
+        raise JournalError(f"journal {path}: {err} ({name})") from None
 
 
 class _JournalCursor(sqlite3.Cursor):
@@ -136,6 +144,10 @@ class _JournalConnection(sqlite3.Connection):
         return cursor
 
     def execute(self, sql: str, parameters: Any = (), /) -> _JournalCursor:  # type: ignore[override]
+        if sql == "ROLLBACK" and not self.in_transaction:
+            # SQLite rolls back by itself on a full disk or an I/O error; a second ROLLBACK would
+            # fail ("no transaction is active") and hide the error that caused it.
+            return self._cursor()
         with journal_errors(self.journal_path):
             return self._cursor().execute(sql, parameters)
 
