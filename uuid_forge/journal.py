@@ -143,7 +143,7 @@ class _JournalConnection(sqlite3.Connection):
         cursor.journal_path = self.journal_path
         return cursor
 
-    def execute(self, sql: str, parameters: Any = (), /) -> _JournalCursor:  # type: ignore[override]
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
         if sql == "ROLLBACK" and not self.in_transaction:
             # SQLite rolls back by itself on a full disk or an I/O error; a second ROLLBACK would
             # fail ("no transaction is active") and hide the error that caused it.
@@ -151,11 +151,11 @@ class _JournalConnection(sqlite3.Connection):
         with journal_errors(self.journal_path):
             return self._cursor().execute(sql, parameters)
 
-    def executemany(self, sql: str, parameters: Any, /) -> _JournalCursor:  # type: ignore[override]
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:  # type: ignore[override]
         with journal_errors(self.journal_path):
             return self._cursor().executemany(sql, parameters)
 
-    def executescript(self, script: str, /) -> _JournalCursor:  # type: ignore[override]
+    def executescript(self, script: str, /) -> sqlite3.Cursor:  # type: ignore[override]
         with journal_errors(self.journal_path):
             return self._cursor().executescript(script)
 

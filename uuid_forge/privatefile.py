@@ -71,7 +71,10 @@ def create_private(path: str | os.PathLike[str], what: str = "file") -> tuple[in
         if not stat.S_ISREG(st.st_mode):
             raise PrivateFileError(f"{what} {path} is not a regular file")
         if stat.S_IMODE(st.st_mode) != 0o600:
-            os.fchmod(fd, 0o600)  # the file itself, never a link's target
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)  # the file itself, never a link's target
+            else:  # Windows before 3.13: the path was checked above
+                os.chmod(path, 0o600)
         return st.st_dev, st.st_ino
     except OSError as err:
         raise PrivateFileError(f"{what} {path}: cannot make it private (mode 0600): {_reason(err)}") from None

@@ -83,11 +83,10 @@ class _JsonlReader:
     def __init__(self, stream: BinaryIO, name: str, forge: Forge | None) -> None:
         self.stream, self.name, self.forge = stream, name, forge
         self.error: ValidationError | None = None
-        self.lineno = 0
 
     def __iter__(self) -> Iterator[tuple[str, Any, dict[str, Any]]]:
         try:
-            for self.lineno, entity in _numbered(self.stream, self.name, self.forge):
+            for _, entity in _numbered(self.stream, self.name, self.forge):
                 yield entity
         except ValidationError as e:
             self.error = e
