@@ -156,8 +156,9 @@ def test_cli_output_symlink_exits_2_and_target_untouched(tmp_path: Path) -> None
     target.write_text("keep")
     target.chmod(0o644)
     (tmp_path / "report.json").symlink_to(target)
-    code, _, err = run(["audit", "-c", conf, "-o", str(tmp_path / "report.json")])
+    code, out, err = run(["audit", "-c", conf, "--repair", "--apply", "-o", str(tmp_path / "report.json")])
     assert code == 2 and "is a symbolic link" in one_line(err)
+    assert out == ""  # refused before the audit and its repair ran
     assert target.read_text() == "keep" and stat.S_IMODE(target.stat().st_mode) == 0o644
 
 
