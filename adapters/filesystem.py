@@ -180,8 +180,10 @@ class FileAdapter(Adapter):
                 finally:
                     os.close(fd)
                 os.replace(tmp, f"{folder}{sep}{s}.json")
-            except BaseException:
+            except BaseException as err:
                 _unlink_quietly(tmp)
+                if isinstance(err, OSError) and err.filename is None:  # os.write/fsync: name the file (disk full)
+                    raise OSError(err.errno, err.strerror, f"{folder}{sep}{s}.json") from None
                 raise
             touched.add(folder)
         if self.fsync:

@@ -46,6 +46,17 @@ class IDConfigMismatchError(ConfigError):
         self.mismatches = mismatches or {}
 
 
+class PrivateFileError(UUIDForgeError):
+    """A private file (the journal, an ``--output`` file) was refused or could not be written.
+
+    The message names the file: a symlink at its path, a full disk, a corrupt journal.
+    """
+
+
+class JournalError(PrivateFileError):
+    """The journal cannot be used (corrupt, full, locked, unreadable); the message names its path."""
+
+
 class ValidationError(UUIDForgeError, ValueError):
     """A record or entity type is rejected by a store before anything is written."""
 

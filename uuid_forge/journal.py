@@ -20,8 +20,10 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, JournalError
+from .privatefile import create_private
 from .record import Record
 
 SCHEMA = """
@@ -59,13 +61,103 @@ class PendingBatch:
     records: list[Record]
 
 
-def _create_private(path: Path) -> None:
-    """Create ``path`` (and the WAL/SHM files SQLite adds) readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o600)
-        os.close(fd)
-        os.chmod(p, 0o600)
+def _create_private(path: Path) -> tuple[int, int]:
+    """Create ``path`` (and the WAL/SHM files SQLite adds) readable by the owner only.
+
+    A symlink at any of the three paths is refused, never followed or chmodded: SQLite itself
+    would follow it. Returns the journal file's (device, inode).
+    """
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as err:
+        raise JournalError(f"journal {path}: cannot create its directory: {err.strerror or err}") from None
+    inode = create_private(path, "journal")
+    for p in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        create_private(p, "journal file")
+    return inode
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+# SQLite result codes that are about the file, not about the SQL: these become JournalErrors.
+# Others (a constraint, a typo in SQL) stay sqlite3 errors, so code may still catch them by kind.
+_FILE_ERRORS = ("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN",
+                "SQLITE_READONLY", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_PERM", "SQLITE_NOLFS", "SQLITE_PROTOCOL")
+
+
+@contextlib.contextmanager
+def journal_errors(path: Path) -> Iterator[None]:
+    """Turn a SQLite file error into a one-line :class:`JournalError` naming the journal and what to do."""
+    try:
+        yield
+    except sqlite3.Error as err:
+        name = getattr(err, "sqlite_errorname", "") or ""
+        if not name.startswith(_FILE_ERRORS):
+            raise
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            raise JournalError(f"journal {path} is corrupt: {err}; move it aside (it may hold writes still owed "
+                               "to a store), run again, then 'uuid-forge audit --repair' finds what is missing"
+                               ) from None
+        if name == "SQLITE_FULL":
+            raise JournalError(f"journal {path}: the disk is full ({err})") from None
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            raise JournalError(f"journal {path} is locked by another process ({err})") from None
+        raise JournalError(f"journal {path}: {err} ({name})") from None
+
+
+class _JournalCursor(sqlite3.Cursor):
+    """A cursor whose fetches name the journal when SQLite fails (a corrupt page is found late)."""
+
+    journal_path: Path
+
+    def fetchone(self) -> Any:
+        with journal_errors(self.journal_path):
+            return super().fetchone()
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        with journal_errors(self.journal_path):
+            return super().fetchmany(self.arraysize if size is None else size)
+
+    def fetchall(self) -> list[Any]:
+        with journal_errors(self.journal_path):
+            return super().fetchall()
+
+    def __next__(self) -> Any:
+        with journal_errors(self.journal_path):
+            return super().__next__()
+
+
+class _JournalConnection(sqlite3.Connection):
+    """The journal's connection: every SQLite error leaves as a JournalError naming the file."""
+
+    journal_path: Path
+
+    def _cursor(self) -> _JournalCursor:
+        cursor = self.cursor(_JournalCursor)
+        cursor.journal_path = self.journal_path
+        return cursor
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
+        if sql == "ROLLBACK" and not self.in_transaction:
+            # SQLite rolls back by itself on a full disk or an I/O error; a second ROLLBACK would
+            # fail ("no transaction is active") and hide the error that caused it.
+            return self._cursor()
+        with journal_errors(self.journal_path):
+            return self._cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:  # type: ignore[override]
+        with journal_errors(self.journal_path):
+            return self._cursor().executemany(sql, parameters)
+
+    def executescript(self, script: str, /) -> sqlite3.Cursor:  # type: ignore[override]
+        with journal_errors(self.journal_path):
+            return self._cursor().executescript(script)
 
 
 class Journal:
@@ -75,10 +167,17 @@ class Journal:
         if synchronous.lower() not in ("normal", "full"):
             raise ConfigError(f"journal synchronous must be 'normal' or 'full', got {synchronous!r}")
         self.path = Path(path)
-        _create_private(self.path)
+        inode = _create_private(self.path)
         old = os.umask(0o077)
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            with journal_errors(self.path):
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30,
+                                     factory=_JournalConnection)
+            db.journal_path = self.path
+            self._db = db
+            if _inode(self.path) != inode:  # the name was swapped (for a link?) while SQLite opened it
+                db.close()
+                raise JournalError(f"journal {self.path} was replaced while it was being opened; refusing it")
             self._db.execute("PRAGMA journal_mode=WAL")
         finally:
             os.umask(old)

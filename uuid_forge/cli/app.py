@@ -16,6 +16,7 @@ from rich.table import Table
 from ..encodings import FORMS, all_forms, decode, encode
 from ..errors import ConfigError
 from ..ids import SCHEMES, IDConfig, UUIDGenerator, extract_uuid_from_prefixed, generate_salt, load_config_from_env
+from ..privatefile import write_private
 from .parsing import parse_assignments, parse_positional
 
 out = Console(highlight=False, soft_wrap=True)
@@ -222,10 +223,7 @@ def init(output: str, force: bool) -> None:
         "# UUID_FORGE_NAMESPACE=mycompany.com\n"
         "# UUID_FORGE_SECRET=...   # keyed mode: IDs nobody can compute without it\n"
     )
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(output, 0o600)
+    write_private(output, text, "--output")  # 0600, never through a symlink
     click.echo(f"wrote {output} (mode 0600) with a new salt")
 
 

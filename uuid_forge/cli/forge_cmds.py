@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
-from typing import Any, TextIO
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 import click
 from rich.markup import escape
@@ -15,8 +15,9 @@ from rich.table import Table
 from ..adapters.base import SCAN
 from .. import idmarker
 from ..audit import CLASSES, AuditReport
-from ..errors import ConfigError, UUIDForgeError, ValidationError, WriteError
+from ..errors import ConfigError, PrivateFileError, UUIDForgeError, ValidationError, WriteError
 from ..forge import Forge
+from ..privatefile import refuse_link, write_private
 from ..record import Partition
 from ..report import WriteReport
 from .app import CONTEXT, cli, emit_json, err, out
@@ -69,13 +70,48 @@ def show_write(report: WriteReport, as_json: bool) -> None:
             err.print(f"[yellow]{s.name}[/]: {escape(e)}")
 
 
-def _jsonl(stream: TextIO, name: str) -> Iterator[tuple[str, Any, dict[str, Any]]]:
-    for _, entity in _numbered(stream, name):
-        yield entity
+def _entities(n: int) -> str:
+    return f"{n} entit{'y' if n == 1 else 'ies'}"
 
 
-def _numbered(stream: TextIO, name: str) -> Iterator[tuple[int, tuple[str, Any, dict[str, Any]]]]:
-    for lineno, line in enumerate(stream, 1):
+class _JsonlReader:
+    """Entities from a JSONL byte stream, each checked on its own line; stops at the first bad line.
+
+    Why stop instead of raising inside ``write_many``: every entity before the bad line is then
+    written, so the error can say how many were and where to resume (stdin cannot be read twice).
+    """
+
+    def __init__(self, stream: BinaryIO, name: str, forge: Forge | None) -> None:
+        self.stream, self.name, self.forge = stream, name, forge
+        self.error: ValidationError | None = None
+
+    def __iter__(self) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+        try:
+            for _, entity in _numbered(self.stream, self.name, self.forge):
+                yield entity
+        except ValidationError as e:
+            self.error = e
+
+
+def _numbered(stream: BinaryIO, name: str, forge: Forge | None = None
+              ) -> Iterator[tuple[int, tuple[str, Any, dict[str, Any]]]]:
+    """Each non-blank line of a JSONL byte stream as an entity, with its line number.
+
+    Read as bytes and decoded line by line: a non-UTF-8 byte is then reported at its own line and
+    byte offset (a text stream fails at a buffer boundary, with no line). The line ending is cut
+    before parsing, so a JSON error's column is the one ``json.loads`` gives for the line itself.
+    With ``forge``, each entity is also checked (ID, data, entity type) before it is yielded.
+    """
+    offset = 0
+    for lineno, raw in enumerate(stream, 1):
+        start, offset = offset, offset + len(raw)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            column = len(raw[:e.start].decode("utf-8")) + 1
+            raise ValidationError(f"{name} line {lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {column}, "
+                                  f"byte offset {start + e.start})") from None
+        line = line.rstrip("\r\n")
         if not line.strip():
             continue
         try:
@@ -87,7 +123,14 @@ def _numbered(stream: TextIO, name: str) -> Iterator[tuple[int, tuple[str, Any, 
         extra = set(item) - {"entity_type", "key", "data"}
         if extra:
             raise ValidationError(f"{name} line {lineno}: unknown field(s) {', '.join(sorted(extra))}")
-        yield lineno, (item["entity_type"], item["key"], item.get("data", {}))
+        entity = (item["entity_type"], item["key"], item.get("data", {}))
+        if forge is not None:
+            try:
+                forge.records([entity])
+            except (ValidationError, TypeError, ValueError) as e:
+                reason = str(e).split(": ", 1)[1] if str(e).startswith("entities[") else str(e)
+                raise ValidationError(f"{name} line {lineno}: {reason}") from None
+        yield lineno, entity
 
 
 def _unknown_type_warning(forge: Forge, entity_type: str) -> str | None:
@@ -114,13 +157,8 @@ def _unknown_type_warning(forge: Forge, entity_type: str) -> str | None:
 def _check_file(path: str, forge: Forge) -> int:
     """A first pass over a JSONL file: every line valid before any store is touched."""
     count = 0
-    with open(path, encoding="utf-8") as fh:
-        for lineno, entity in _numbered(fh, path):
-            try:
-                forge.records([entity])
-            except (ValidationError, TypeError, ValueError) as e:
-                reason = str(e).split(": ", 1)[1] if str(e).startswith("entities[") else str(e)
-                raise ValidationError(f"{path} line {lineno}: {reason}") from None
+    with open(path, "rb") as fh:
+        for _ in _numbered(fh, path, forge):
             count += 1
     return count
 
@@ -149,7 +187,17 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
     """
     if (jsonl is None) == (entity_type is None):
         raise click.UsageError("give ENTITY_TYPE with -k/-d, or --jsonl FILE (not both)")
+    written = 0  # entities in batches finished before an error, for the message
+
+    def counted(advance: Callable[[int], None]) -> Callable[[int], None]:
+        def step(n: int) -> None:
+            nonlocal written
+            written += n
+            advance(n)
+        return step
+
     with open_forge(config_path) as forge:
+        reader = None
         try:
             if jsonl is None:
                 key = parse_assignments(keys, "-k")
@@ -157,18 +205,33 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
                     raise click.UsageError("give the business key with -k KEY=VALUE (at least one)")
                 report = forge.write(entity_type, key, parse_assignments(data, "-d"))  # type: ignore[arg-type]
             elif jsonl == "-":
+                reader = _JsonlReader(sys.stdin.buffer, "<stdin>", forge)
                 with progress_bar("writing", None, not as_json) as advance:
-                    report = forge.write_many(_jsonl(sys.stdin, "stdin"), progress=advance)
+                    report = forge.write_many(iter(reader), progress=counted(advance))
             else:
                 if not os.path.isfile(jsonl):
                     raise ValidationError(f"--jsonl {jsonl!r}: no such file (use - to read standard input)")
                 total = _check_file(jsonl, forge)
-                with open(jsonl, encoding="utf-8") as fh, progress_bar("writing", total, not as_json) as advance:
-                    report = forge.write_many(_jsonl(fh, jsonl), progress=advance)
+                with open(jsonl, "rb") as fh, progress_bar("writing", total, not as_json) as advance:
+                    reader = _JsonlReader(fh, jsonl, None)  # each entity was checked above
+                    report = forge.write_many(iter(reader), progress=counted(advance))
         except WriteError as failure:
             show_write(failure.report, as_json)
-            raise
+            if jsonl is None:
+                raise
+            before = "; ".join(f"{_entities(s.written)} written to {n} before it"
+                               for n, s in failure.report.stores.items() if s.status == "failed")
+            raise WriteError(f"{failure} ({before})" if before else str(failure), report=failure.report) from None
+        except (PrivateFileError, OSError) as failure:  # a full disk under the journal, say
+            if jsonl is None:
+                raise
+            raise PrivateFileError(f"{failure}; {_entities(written)} were written to every store before it"
+                                   ) from None
         show_write(report, as_json)
+        if reader is not None and reader.error is not None:
+            n = report.entities
+            raise ValidationError(f"{reader.error}; {_entities(n)} before it "
+                                  f"{'was' if n == 1 else 'were'} written, nothing after it")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -238,10 +301,8 @@ def audit_table(report: AuditReport, title: str) -> Table:
 
 
 def _write_private(path: str, payload: dict[str, Any]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2)
-    os.chmod(path, 0o600)
+    """The --output file: 0600, never through a symlink (see uuid_forge.privatefile)."""
+    write_private(path, json.dumps(payload, indent=2), "--output")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -273,6 +334,8 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
     if (apply or delete_orphans) and not repair:
         raise click.UsageError("--apply and --delete-orphans go with --repair")
     part = Partition.parse(partition) if partition else None
+    if output:
+        refuse_link(output, "--output")  # before the audit (and any repair) runs, not after
     with open_forge(config_path) as forge:
         warning = _unknown_type_warning(forge, entity_type) if entity_type is not None else None
         if warning:
