@@ -202,7 +202,7 @@ WRITER = textwrap.dedent("""
 @pytest.mark.slow
 def test_repair_beside_live_writer_loses_no_acknowledged_write(postgres_url: str, redis_url: str,
                                                                 tmp_path: Path) -> None:
-    """Finding 5: a writer in another process writes 24,000 entities (and second versions of
+    """Finding 5: a writer in another process writes 20,000 entities (and second versions of
     some) while audit --repair --apply --delete-orphans runs again and again in this one."""
     et = f"sd{uuid.uuid4().hex[:8]}"
     config = _config(tmp_path / "uf.toml", tmp_path, postgres_url,
@@ -210,7 +210,7 @@ def test_repair_beside_live_writer_loses_no_acknowledged_write(postgres_url: str
     acks = tmp_path / "acks.txt"
     (tmp_path / "writer.py").write_text(WRITER)
     env = {k: v for k, v in os.environ.items() if not k.startswith("UUID_FORGE_")}
-    total = 24_000
+    total = 20_000
     writer = subprocess.Popen([sys.executable, str(tmp_path / "writer.py"), str(config), et, str(acks), str(total)],
                               env=env, stderr=subprocess.PIPE, text=True)
     audits: list[int] = []
@@ -220,6 +220,7 @@ def test_repair_beside_live_writer_loses_no_acknowledged_write(postgres_url: str
             code = cli_main(["audit", "-c", str(config), "-e", et, "--repair", "--apply", "--delete-orphans",
                              "--max-delete", "100%", "--json"])
             audits.append(code)
+            time.sleep(0.3)  # room for the writer on a busy machine: races need it to make progress
         _, errors = writer.communicate(timeout=60)
         assert writer.returncode == 0, errors[-2000:]
         assert len(audits) >= 3 and set(audits) <= {0, 1}, audits
