@@ -49,7 +49,8 @@ def setup(tmp_path: Path) -> tuple[Forge, FakeRacingSource, MemoryAdapter]:
 @pytest.mark.parametrize(("text", "limit", "source", "allowed"), [
     (None, DeleteLimit(percent=10), 100, 10), ("10%", DeleteLimit(percent=10), 95, 10),
     ("100%", DeleteLimit(percent=100), 0, 0), ("0%", DeleteLimit(percent=0), 100, 0),
-    ("25", DeleteLimit(count=25), 0, 25), (7, DeleteLimit(count=7), None, 7), ("10%", DeleteLimit(percent=10), None, None),
+    ("25", DeleteLimit(count=25), 0, 25), (7, DeleteLimit(count=7), None, 7),
+    ("10%", DeleteLimit(percent=10), None, None),
 ])
 def test_delete_limit_parse_and_limit(text: str | int | None, limit: DeleteLimit, source: int | None,
                                       allowed: int | None) -> None:

@@ -115,7 +115,7 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
     none of is never emptied unless a number allows it. A refused repair raises
     :class:`~uuid_forge.errors.RepairRefusedError` before anything is changed.
     """
-    from .repair import DeleteLimit, build_plan, source_count, source_warnings
+    from .repair import DeleteLimit, build_plan, source_is_empty, source_warnings
 
     if repair:
         DeleteLimit.parse(max_delete)  # a bad limit fails before the audit, not after
@@ -136,10 +136,11 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
         for et in types:
             _full(forge, et, partition or Partition(), report, verify_keys, progress)
         fraction = 1.0 / (partition or Partition()).count
-    # the source's counts, only for types with orphans (counting may scan the source)
-    counts = {et: source_count(forge, et, fraction) for et in
-              {f.entity_type for f in report.findings if f.kind == "orphan" and f.store != forge.source.name}}
-    report.warnings += source_warnings(forge, report, counts)
+    # a type the stores hold and the source lacks: a wrong source, whether or not orphans are deleted
+    orphaned = {f.entity_type for f in report.findings if f.kind == "orphan" and f.store != forge.source.name}
+    empty = {et for et in orphaned if source_is_empty(forge, et)}
+    report.warnings += source_warnings(forge, report, empty)
+    counts: dict[str, int | None] = dict.fromkeys(empty, 0)  # the others are counted only if a plan needs them
     if repair and dry_run:
         report.plan = build_plan(forge, report.findings, delete_orphans, max_delete, counts, fraction)
     elif repair:

@@ -42,7 +42,7 @@ READ_BATCH = 500
 SETTLE_ROUNDS = 3
 
 __all__ = ["DEFAULT_MAX_DELETE", "DeleteLimit", "PlanRow", "RepairPlan", "build_plan", "delete_proven", "recheck",
-           "settle"]
+           "settle", "source_is_empty"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,18 @@ def source_count(forge: Forge, entity_type: str, fraction: float = 1.0) -> int |
         return round(forge.source.adapter.count(entity_type) * fraction)
     except UUIDForgeError:
         return None
+
+
+def source_is_empty(forge: Forge, entity_type: str) -> bool:
+    """True when the source holds no record of ``entity_type`` (reads one record at most)."""
+    try:
+        scan = forge.source.adapter.scan(entity_type)
+        try:
+            return next(scan, None) is None
+        finally:
+            scan.close()  # type: ignore[attr-defined]
+    except UUIDForgeError:
+        return False  # it cannot say: the plan's count decides
 
 
 def build_plan(forge: Forge, findings: Iterable[Finding], delete_orphans: bool, max_delete: Any,
@@ -296,11 +308,11 @@ def refuse_if_guarded(plan: RepairPlan) -> None:
         raise RepairRefusedError(plan.message(), plan=plan)
 
 
-def source_warnings(forge: Forge, report: AuditReport, counts: dict[str, int | None]) -> list[str]:
+def source_warnings(forge: Forge, report: AuditReport, empty: set[str]) -> list[str]:
     """Types a store holds but the source holds none of: loud, whether or not orphans are deleted."""
     held: dict[str, Counter[str]] = {}
     for f in report.findings:
-        if f.kind == "orphan" and f.store != forge.source.name and counts.get(f.entity_type) == 0:
+        if f.kind == "orphan" and f.store != forge.source.name and f.entity_type in empty:
             held.setdefault(f.entity_type, Counter())[f.store] += 1
     return [f"the source {forge.source.name!r} holds no {et!r} records, but "
             + ", ".join(f"{s} holds {n}" for s, n in sorted(by_store.items()))
