@@ -131,8 +131,10 @@ def test_empty_source_orphan_deletion_refused(four_stores: dict[str, Any]) -> No
     body = json.loads(plan.stdout)["plan"]
     assert body["refused"] and {r["store"]: r["delete"] for r in body["rows"]} == {"cache": 4000, "files": 4000,
                                                                                      "docs": 4000}
-    again = cli("audit", "-c", str(typo), "-e", et, "--repair", "--apply", "--delete-orphans", "--max-delete", "100%")
+    again = cli("audit", "-c", str(typo), "-e", et, "--repair", "--apply", "--delete-orphans", "--max-delete", "100%",
+                "--json")
     assert again.returncode == 2 and "--max-delete 4000" in again.stderr
+    assert json.loads(again.stdout)["plan"]["rows"][0]["refused"].startswith("the source 'db' holds no")
     assert raw.counts() == {"db": 4000, "cache": 4000, "files": 4000, "docs": 4000}
     # the API raises with the plan, and changes nothing
     with Forge.from_config(str(typo), env=ENV) as forge, pytest.raises(RepairRefusedError) as refused:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..adapters.base import SCAN
 from ..audit import CLASSES, AuditReport
-from ..errors import ConfigError, UUIDForgeError, ValidationError, WriteError
+from ..errors import ConfigError, RepairRefusedError, UUIDForgeError, ValidationError, WriteError
 from ..forge import Forge
 from ..record import Partition
 from ..report import WriteReport
@@ -283,10 +283,19 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
         warning = _unknown_type_warning(forge, entity_type) if entity_type is not None else None
         if warning:
             err.print(f"warning: {warning}", highlight=False)
-        with progress_bar("auditing", None, not as_json) as advance:
-            report = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance,
-                                 repair=repair, dry_run=not apply, delete_orphans=delete_orphans,
-                                 max_delete=max_delete)
+        try:
+            with progress_bar("auditing", None, not as_json) as advance:
+                report = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance,
+                                     repair=repair, dry_run=not apply, delete_orphans=delete_orphans,
+                                     max_delete=max_delete)
+        except RepairRefusedError as refused:  # machine readers get the refused plan; the line goes to stderr
+            if as_json or output:
+                body = {"refused": str(refused), "plan": refused.plan.to_dict() if refused.plan else None}
+                if output:
+                    _write_private(output, body)
+                if as_json:
+                    emit_json(body)
+            raise
         for line in report.warnings:
             err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
         final = report
