@@ -14,7 +14,8 @@ uniform, so equal ranges hold about equal numbers). Each ID in each store is one
   business key stored beside it.
 
 Repair rewrites missing, stale and malformed records from the source, and deletes orphans only
-when asked to.
+when asked to. It never acts on a finding as found: see :mod:`uuid_forge.repair` for the re-checks
+beside live writers and the guard against mass deletion.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class AuditReport:
     repair_errors: list[str] = field(default_factory=list)
     max_findings: int = 100_000
     id_config: list[dict[str, Any]] = field(default_factory=list)  # types whose ID configuration differs (idmarker)
+    plan: Any = None  # the repair plan (uuid_forge.repair.RepairPlan), with --repair
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:
@@ -93,21 +96,32 @@ class AuditReport:
             "findings": [f.to_dict() for f in self.findings], "findings_truncated": self.truncated,
             "repaired": {n: dict(c) for n, c in self.repaired.items()}, "repair_errors": self.repair_errors,
             "id_config": self.id_config,
+            "plan": self.plan.to_dict() if self.plan is not None else None, "warnings": self.warnings,
         }
 
 
 def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys: Iterable[Any] | None = None,
           ids: Iterable[uuid.UUID] | None = None, partition: Partition | None = None, repair: bool = False,
           delete_orphans: bool = False, dry_run: bool = False, verify_keys: bool = False,
-          progress: Callable[[int], None] | None = None, max_findings: int = 100_000) -> AuditReport:
+          progress: Callable[[int], None] | None = None, max_findings: int = 100_000,
+          max_delete: int | str | None = None) -> AuditReport:
     """Audit ``entity_type`` (a type, a list of types, or every type when None) in every store
     against the source of truth.
 
     ``keys`` or ``ids`` make a point audit of those entities; otherwise the audit is full (within
     ``partition`` when given, so machines can split the work). With ``repair``, missing, stale and
     malformed records are rewritten from the source, and orphans deleted if ``delete_orphans``.
-    ``dry_run`` with ``repair`` only lists the plan (the findings).
+    ``dry_run`` with ``repair`` only computes the plan (``report.plan``).
+
+    Orphan deletion is guarded: ``max_delete`` (a number, or ``"P%"`` of the source's records of
+    that type; default 10%) caps the deletions per store and type, and a type the source holds
+    none of is never emptied unless a number allows it. A refused repair raises
+    :class:`~uuid_forge.errors.RepairRefusedError` before anything is changed.
     """
+    from .repair import DeleteLimit, build_plan, source_is_empty, source_warnings
+
+    if repair:
+        DeleteLimit.parse(max_delete)  # a bad limit fails before the audit, not after
     started = time.perf_counter()
     report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in forge.stores[1:]},
                          source=forge.source.name, max_findings=max_findings)
@@ -118,6 +132,7 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
         report.entity_types = [entity_type]
         report.id_config = idmarker.audit_findings(forge, report.entity_types, refuse=repair and not dry_run)
         _point(forge, entity_type, targets, report, verify_keys)
+        fraction = 1.0
     else:
         types = ([entity_type] if isinstance(entity_type, str) else list(entity_type) if entity_type is not None
                  else _all_types(forge))
@@ -125,8 +140,16 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
         report.id_config = idmarker.audit_findings(forge, types, refuse=repair and not dry_run)
         for et in types:
             _full(forge, et, partition or Partition(), report, verify_keys, progress)
-    if repair and not dry_run:
-        _repair(forge, report, delete_orphans)
+        fraction = 1.0 / (partition or Partition()).count
+    # a type the stores hold and the source lacks: a wrong source, whether or not orphans are deleted
+    orphaned = {f.entity_type for f in report.findings if f.kind == "orphan" and f.store != forge.source.name}
+    empty = {et for et in orphaned if source_is_empty(forge, et)}
+    report.warnings += source_warnings(forge, report, empty)
+    counts: dict[str, int | None] = dict.fromkeys(empty, 0)  # the others are counted only if a plan needs them
+    if repair and dry_run:
+        report.plan = build_plan(forge, report.findings, delete_orphans, max_delete, counts, fraction)
+    elif repair:
+        _repair(forge, report, delete_orphans, max_delete, counts, fraction)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -297,10 +320,19 @@ def _point(forge: Forge, entity_type: str, targets: list[uuid.UUID], report: Aud
                 sink.merge_into(report)
 
 
-def _repair(forge: Forge, report: AuditReport, delete_orphans: bool) -> None:
+def _repair(forge: Forge, report: AuditReport, delete_orphans: bool, max_delete: int | str | None = None,
+            counts: dict[str, int | None] | None = None, fraction: float = 1.0) -> None:
+    """Re-check the findings (a writer may have finished what the audit caught half done), let the
+    guard refuse mass deletion before anything changes, then rewrite and delete proven orphans."""
+    from .repair import build_plan, delete_proven, recheck, refuse_if_guarded, settle
+
     handles = {h.name: h for h in forge.stores}
+    findings = recheck(forge, report.findings)
+    report.plan = build_plan(forge, findings, delete_orphans, max_delete, counts, fraction)
+    report.plan.rechecked = True
+    refuse_if_guarded(report.plan)
     todo: dict[tuple[str, str], dict[str, list[Finding]]] = {}
-    for f in report.findings:
+    for f in findings:
         if f.store == forge.source.name:
             continue  # the source is the truth; its own problems are reported, not "repaired"
         todo.setdefault((f.store, f.entity_type), {}).setdefault(f.kind, []).append(f)
@@ -314,14 +346,20 @@ def _repair(forge: Forge, report: AuditReport, delete_orphans: bool) -> None:
         if malformed:  # first, so the rewrite below is not removed with the wrong twin
             steps.append(("malformed_removed", lambda: adapter.delete_raw(entity_type, [f.raw or f.id for f in malformed])))
         steps.append(("rewritten", lambda: _rewrite(forge, adapter, entity_type, rewrite)))
-        if delete_orphans and kinds.get("orphan"):
+        if delete_orphans and kinds.get("orphan") and DELETE in adapter.capabilities:
             orphans = [uuid.UUID(f.id) for f in kinds["orphan"]]
-            steps.append(("orphans_deleted", lambda: adapter.delete_many(entity_type, orphans)))
+            steps.append(("orphans_deleted", lambda: delete_proven(forge, adapter, entity_type, orphans, done)))
         for label, step in steps:
             try:
                 done[label] += step()
             except UUIDForgeError as err:
                 report.repair_errors.append(f"{store}/{entity_type} {label}: {err}")
+        try:  # a writer's newer version may have landed in the source while we rewrote
+            again = settle(forge, adapter, entity_type, rewrite)
+            if again:
+                done["rewritten_again"] += again
+        except UUIDForgeError as err:
+            report.repair_errors.append(f"{store}/{entity_type} re-check after rewrite: {err}")
 
 
 def _as_uuid(text: str) -> uuid.UUID | None:

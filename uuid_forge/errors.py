@@ -91,3 +91,13 @@ class WriteError(UUIDForgeError):
     def __init__(self, message: str, *, report: Any = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class RepairRefusedError(UUIDForgeError):
+    """A repair would delete more than the guard allows (an empty or wrong source, or more
+    orphans than ``max_delete``); nothing was changed. ``plan`` is the refused
+    :class:`~uuid_forge.repair.RepairPlan`."""
+
+    def __init__(self, message: str, *, plan: Any = None) -> None:
+        super().__init__(message)
+        self.plan = plan

@@ -15,7 +15,7 @@ from rich.table import Table
 from ..adapters.base import SCAN
 from .. import idmarker
 from ..audit import CLASSES, AuditReport
-from ..errors import ConfigError, PrivateFileError, UUIDForgeError, ValidationError, WriteError
+from ..errors import ConfigError, PrivateFileError, RepairRefusedError, UUIDForgeError, ValidationError, WriteError
 from ..forge import Forge
 from ..privatefile import refuse_link, write_private
 from ..record import Partition
@@ -312,17 +312,24 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
 @click.option("--repair", is_flag=True, help="Plan a repair from the source (a dry run unless --apply).")
 @click.option("--apply", is_flag=True, help="With --repair: carry the plan out, then audit again.")
 @click.option("--delete-orphans", is_flag=True, help="With --repair: also delete records the source lacks.")
+@click.option("--max-delete", default=None, metavar="N|P%",
+              help="With --delete-orphans: refuse the whole repair (exit 2, nothing changed) when one store would "
+                   "lose more than N records of a type, or more than P% of the source's records of that type "
+                   "[default: 10%]. A percentage never allows deleting a type the source holds none of (an empty or "
+                   "wrong source, a table_prefix typo); only a number does.")
 @click.option("--verify-keys", is_flag=True, help="Also recompute each source ID from its stored key (reads data).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full findings as JSON.")
 @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the JSON to FILE (0600).")
 def audit(config_path: str, entity_type: str | None, partition: str | None, repair: bool, apply: bool,
-          delete_orphans: bool, verify_keys: bool, as_json: bool, output: str | None) -> None:
+          delete_orphans: bool, max_delete: str | None, verify_keys: bool, as_json: bool, output: str | None) -> None:
     """Compare every store with the source of truth: ok, missing, orphan, stale, malformed.
 
     Exit 0 when consistent, 1 when not (an ID configuration that differs from the one the source
-    was written with is one finding per type), 2 on error (a repair under such a configuration is
-    refused before any store is touched). '--partition 2/4' audits the second quarter
-    of the ID space, so four machines can share a large audit.
+    was written with is one finding per type), 2 on error or when a repair is refused (by the
+    deletion guard, or under such an ID configuration, before any store is touched).
+    '--partition 2/4' audits the second quarter of the ID space, so four machines can share a
+    large audit. Every finding is re-read before repair acts on it, and each orphan is re-read
+    from the source right before its deletion, so a live writer's records are never deleted.
 
     \b
     Examples:
@@ -333,6 +340,8 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
     """
     if (apply or delete_orphans) and not repair:
         raise click.UsageError("--apply and --delete-orphans go with --repair")
+    if max_delete is not None and not delete_orphans:
+        raise click.UsageError("--max-delete goes with --repair --delete-orphans")
     part = Partition.parse(partition) if partition else None
     if output:
         refuse_link(output, "--output")  # before the audit (and any repair) runs, not after
@@ -340,15 +349,27 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
         warning = _unknown_type_warning(forge, entity_type) if entity_type is not None else None
         if warning:
             err.print(f"warning: {warning}", highlight=False)
-        with progress_bar("auditing", None, not as_json) as advance:
-            report = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance,
-                                 repair=repair and apply, delete_orphans=delete_orphans)
+        try:
+            with progress_bar("auditing", None, not as_json) as advance:
+                report = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance,
+                                     repair=repair, dry_run=not apply, delete_orphans=delete_orphans,
+                                     max_delete=max_delete)
+        except RepairRefusedError as refused:  # machine readers get the refused plan; the line goes to stderr
+            if as_json or output:
+                body = {"refused": str(refused), "plan": refused.plan.to_dict() if refused.plan else None}
+                if output:
+                    _write_private(output, body)
+                if as_json:
+                    emit_json(body)
+            raise
+        for line in report.warnings:
+            err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
         final = report
         if repair and apply:
             with progress_bar("re-auditing", None, not as_json) as advance:
                 final = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance)
     payload = report.to_dict()
-    payload["warnings"] = [warning] if warning else []
+    payload["warnings"] = ([warning] if warning else []) + report.warnings
     if repair and apply:
         payload["after_repair"] = final.to_dict()
     if output:
@@ -366,10 +387,9 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
         if len(report.findings) > 20:
             out.print(f"  ... {len(report.findings) - 20} more (use --json)")
         if repair and not apply and not report.consistent:
-            plan = _plan(report, delete_orphans)
             out.print("[bold]repair plan[/] (dry run; add --apply to carry it out):")
-            for line in plan:
-                out.print(f"  {line}")
+            for line in _plan(report, delete_orphans):
+                out.print(f"  {escape(line)}")
         if repair and apply:
             out.print(f"repaired: { {n: dict(c) for n, c in report.repaired.items()} }")
             for e in report.repair_errors:
@@ -381,16 +401,26 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
 
 
 def _plan(report: AuditReport, delete_orphans: bool) -> list[str]:
+    """The dry run's plan: exact counts per store and type, and what the deletion guard refuses."""
+    plan = report.plan
     lines = [f"refused for every type: the ID configuration of {c['entity_type']!r} differs (fix it, or run "
              f"'uuid-forge ids accept --entity {c['entity_type']} --yes')" for c in report.id_config]
-    for name, counts in report.stores.items():
-        if name == report.source:
-            continue
-        fix = counts["missing"] + counts["stale"] + counts["malformed"]
-        if fix:
-            lines.append(f"{name}: rewrite {fix} record(s) from {report.source} "
-                         f"({counts['missing']} missing, {counts['stale']} stale, {counts['malformed']} malformed)")
-        if counts["orphan"]:
-            lines.append(f"{name}: " + (f"delete {counts['orphan']} orphan(s)" if delete_orphans else
-                                        f"keep {counts['orphan']} orphan(s) (add --delete-orphans to delete)"))
+    if plan is None:
+        return lines
+    for row in plan.rows:
+        where = f"{row.store}/{row.entity_type}"
+        if row.rewrite:
+            lines.append(f"{where}: rewrite {row.rewrite} record(s) from {report.source} ({row.counts['missing']} "
+                         f"missing, {row.counts['stale']} stale, {row.counts['malformed']} malformed)")
+        if row.delete:
+            lines.append(f"{where}: delete {row.delete} orphan(s), each re-read from the source first"
+                         + (f" - REFUSED: {row.refused}" if row.refused else f" (limit {row.limit})"))
+        if row.keep:
+            lines.append(f"{where}: keep {row.keep} orphan(s)" + ("" if delete_orphans else
+                                                                  " (add --delete-orphans to delete)"))
+    if report.truncated:
+        lines.append(f"(counts from the first {len(report.findings)} findings; {report.truncated} more not listed)")
+    if plan.refused:
+        lines.append(plan.message().replace("repair refused:", "--apply would be refused:")
+                     .replace("; nothing was changed", ", and would change nothing"))
     return lines
