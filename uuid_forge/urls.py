@@ -43,14 +43,18 @@ _URL_END = re.compile(r"[\s'\"<>`]")
 _PORT = re.compile(r"\d{1,5}(?:[/?#,:;)\].]|$)")
 # how far past a space a password may reach in prose ("app:Pa55 W0rd@host"); whole URLs have no limit
 _SPACE_WINDOW = 256
-# the head (and the tail) of a long text masked before it is capped: far more than any URL or secret
-_WINDOW = 1 << 16
+# a longer text is capped before it is masked (every mask is local to a line): only its head and its
+# last lines within this many characters are masked and shown; a shorter one is masked whole (~0.3 s/MB)
+_WINDOW = 1 << 17
 
 # SQL error lines that quote the data (PostgreSQL DETAIL/CONTEXT, SQLAlchemy parameters, MySQL values)
 _SQL_CONTEXT = re.compile(r"(?m)^[ \t]*(?:CONTEXT:|(?:unnamed portal|portal \"[^\"\n]*\") parameter \$)[^\n]*\n?")
 _SQL_PARAMETERS = re.compile(r"(?m)^\[parameters: [^\n]*\]?[ \t]*\n?")
 _SQL_DETAIL = re.compile(r"(?m)^(?P<lead>[ \t]*DETAIL:[ \t]*)(?P<text>[^\n]*)")
 _SQL_KEY = re.compile(r"Key \((?P<cols>[^)\n]{0,200})\)=\(")
+# pymongo's BulkWriteError quotes the whole operation ('op': the document) and the duplicate key's values
+_MONGO_OP = re.compile(r"(?P<lead>['\"]op['\"]: )[^\n]*")
+_MONGO_KEY_VALUE = re.compile(r"(?P<lead>['\"]keyValue['\"]: )\{[^}\n]*\}?")
 _SQL_QUOTED_VALUE = re.compile(r"(?P<lead>(?:Duplicate entry|Incorrect [a-z]+ value:?|dup key:)[ \t]*)"
                                r"(?:'[^'\n]*'?|\"[^\"\n]*\"?|\{[^}\n]*\}?)")
 
@@ -137,7 +141,7 @@ def _mask(text: str, truncated: bool = False) -> str:
     URL or line running into its end is masked to the end rather than trusted."""
     text = _mask_userinfo(text, truncated)
     text = strip_sql_detail(text)
-    return _SECRET_PARAM.sub(_mask_param, text)
+    return _SECRET_PARAM.sub(_mask_param, text) if "=" in text or ":" in text else text
 
 
 def strip_sql_detail(text: str) -> str:
@@ -146,7 +150,8 @@ def strip_sql_detail(text: str) -> str:
     PostgreSQL's ``CONTEXT:`` lines quote the offending value (``JSON data, line 1: {"ssn":…``)
     and the bound parameters; ``DETAIL:`` lines name key values (``Key (email)=(bob@…)``) or the
     whole failing row. SQLAlchemy's ``[parameters: …]`` and MySQL's ``Duplicate entry '…'`` do
-    the same. Those values are replaced by ``…``; the reason itself is kept.
+    the same, and so does pymongo (``'op': {…the document…}``, ``dup key: {…}``). Those values
+    are replaced by ``…``; the reason itself is kept.
     """
     if "CONTEXT:" in text or "parameter $" in text:
         text = _SQL_CONTEXT.sub("", text)
@@ -154,6 +159,8 @@ def strip_sql_detail(text: str) -> str:
         text = _SQL_PARAMETERS.sub("", text)
     if "DETAIL:" in text:
         text = _SQL_DETAIL.sub(_detail, text)
+    text = _MONGO_OP.sub(lambda m: f"{m['lead']}{{…}} [document cut]", text)
+    text = _MONGO_KEY_VALUE.sub(lambda m: f"{m['lead']}{{…}}", text)
     return _SQL_QUOTED_VALUE.sub(lambda m: f"{m['lead']}'…'", text)
 
 
@@ -211,8 +218,10 @@ def _mask_userinfo(text: str, truncated: bool = False) -> str:
                 pieces.append("***")
                 done = at
         else:
-            colon = text.find(":", start, end)
-            if colon != -1 and not text.startswith("[", start) and not _PORT.match(text, colon + 1, end):
+            slash = text.find("/", start, end)
+            colon = text.find(":", start, end if slash == -1 else slash)  # a user name holds no '/'
+            if (colon != -1 and colon + 1 < end and not text.startswith("[", start)
+                    and not _PORT.match(text, colon + 1, end)):
                 line_end = text.find("\n", end, end + _SPACE_WINDOW)
                 stop = line_end if line_end != -1 else min(n, end + _SPACE_WINDOW)
                 at = text.find("@", end, stop)
