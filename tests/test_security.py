@@ -602,3 +602,10 @@ def test_sql_engine_hides_bound_parameters(tmp_path: Path) -> None:
         assert store._engine.hide_parameters  # type: ignore[attr-defined]
     finally:
         store.close()
+
+
+def test_store_settings_repr_masks_credential_options() -> None:
+    from uuid_forge.settings import StoreSettings
+
+    shown = repr(StoreSettings("cache", "redis://:Sp ace-Pw@h/0", options={"password": "Opt-Pw-1", "socket_timeout": 1}))
+    assert "Sp" not in shown.replace("StoreSettings", "") and "Opt-Pw-1" not in shown and "socket_timeout" in shown
