@@ -93,6 +93,9 @@ def test_password_with_a_space_and_sslpassword_never_shown(postgres_url: str, tm
     secrets = ("Pa55", "W0rd-Zq", PG_SSLPASSWORD)
     path = write_config(tmp_path, url)
 
+    table = cli("stores", "-c", str(path))
+    assert_absent(table.stdout + table.stderr, secrets, "stores")
+    assert "nosuchrole_issue10" in table.stdout
     stores = cli("stores", "-c", str(path), "--json")
     assert_absent(stores.stdout + stores.stderr, secrets, "stores --json")
     row = {r["name"]: r for r in json.loads(stores.stdout)}["pg"]
