@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -141,13 +142,13 @@ def test_redis_password_with_an_unencoded_slash_never_shown(redis_url: str, tmp_
 
 
 @pytest.fixture
-def jsonb_source(postgres_url: str) -> tuple[str, str]:
+def jsonb_source(postgres_url: str) -> Iterator[tuple[str, str]]:
     prefix = f"sa{uuid.uuid4().hex[:8]}_"
     url = f"{postgres_url}{'&' if '?' in postgres_url else '?'}data_type=jsonb&table_prefix={prefix}"
     yield url, prefix
     store = open_store(url)
     try:
-        store.drop("user")  # type: ignore[attr-defined]
+        store.drop("user")
     finally:
         store.close()
 
@@ -216,6 +217,6 @@ def test_a_20mb_document_error_from_mongodb_is_cut_fast(mongodb_url: str) -> Non
         assert_absent(message, (SSN, EMAIL), "the exception")
     finally:
         try:
-            store.drop(entity_type)  # type: ignore[attr-defined]
+            store.drop(entity_type)
         finally:
             store.close()

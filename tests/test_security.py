@@ -539,8 +539,9 @@ def test_strip_sql_detail_cuts_quoted_data() -> None:
           "unnamed portal parameter $3 = '...'\n"
           "[SQL: INSERT INTO t (id) VALUES (%s)]\n"
           "[parameters: ('SSN-078-05-1120', 'bob@example.com')]\n")
-    unique = 'duplicate key value violates unique constraint "u_email"\nDETAIL:  Key (email)=(bob@example.com) already exists.'
-    row = 'null value in column "x" violates not-null constraint\nDETAIL:  Failing row contains (1, SSN-078-05-1120, null).'
+    unique = ('duplicate key value violates unique constraint "u_email"\n'
+              'DETAIL:  Key (email)=(bob@example.com) already exists.')
+    row = 'null value in column "x" violates not-null constraint\nDETAIL:  Failing row contains (1, SSN-078-05-1120).'
     mysql = "(1062, \"Duplicate entry 'bob@example.com' for key 'email'\")"
     mongo = ("E11000 duplicate key error collection: db.user index: email_1 dup key: { email: \"bob@example.com\" }, "
              "full error: {'keyValue': {'email': 'bob@example.com'}, 'op': {'_id': 1, 'ssn': 'SSN-078-05-1120'}}")
@@ -607,5 +608,6 @@ def test_sql_engine_hides_bound_parameters(tmp_path: Path) -> None:
 def test_store_settings_repr_masks_credential_options() -> None:
     from uuid_forge.settings import StoreSettings
 
-    shown = repr(StoreSettings("cache", "redis://:Sp ace-Pw@h/0", options={"password": "Opt-Pw-1", "socket_timeout": 1}))
+    options = {"password": "Opt-Pw-1", "socket_timeout": 1}
+    shown = repr(StoreSettings("cache", "redis://:Sp ace-Pw@h/0", options=options))
     assert "Sp" not in shown.replace("StoreSettings", "") and "Opt-Pw-1" not in shown and "socket_timeout" in shown
