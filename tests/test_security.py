@@ -530,6 +530,8 @@ def test_mask_text_masks_credential_parameters_in_prose() -> None:
         assert secret not in masked, masked
     assert "host=db" in masked
     assert mask_text("expected key=value (text) or key:=JSON") == "expected key=value (text) or key:=JSON"
+    mysql = "(1045, \"Access denied for user 'app'@'10.0.0.1' (using password: YES)\")"
+    assert mask_text(mysql) == mysql
 
 
 def test_strip_sql_detail_cuts_quoted_data() -> None:

@@ -34,9 +34,10 @@ DEFAULT_LIMIT = 1000
 _NAMES = "|".join(sorted((re.escape(n) for n in SECRET_NAMES), key=len, reverse=True))
 # name, an optional closing quote (JSON/repr keys), '=' or ':', then a quoted value (to its closing
 # quote or the end of the line) or a bare one. No nested quantifier: each match is one left-to-right pass.
+# Not masked: '***' (done already) and MySQL's "(using password: YES)", which tells no secret.
 _SECRET_PARAM = re.compile(
     rf"(?i)(?P<name>(?:{_NAMES})[\"']?[ \t]{{0,20}}[=:][ \t]{{0,20}})"
-    r"(?!\*\*\*)(?P<value>\"[^\"\n]*\"?|'[^'\n]*'?|(?!//)[^\s&;,'\"}\])]+)")
+    r"(?!\*\*\*|(?:YES|NO)\))(?P<value>\"[^\"\n]*\"?|'[^'\n]*'?|(?!//)[^\s&;,'\"}\])]+)")
 # what ends a URL in prose: whitespace, quotes and angle brackets
 _URL_END = re.compile(r"[\s'\"<>`]")
 # "host:port" right after "://" (so no password follows the ':'): 1-5 digits, then the end or a separator
