@@ -340,7 +340,8 @@ class SQLAdapter(Adapter):
             sa_url, pool_pre_ping=True, future=True,
             connect_args=self._connect_args(sa_url, connect_timeout, read_timeout,
                                              None if timeout is None else float(timeout)),
-            **{**style, **dict(engine_options or {})})
+            # bound parameters are entity data (emails, SSNs): never in an error text or a log line
+            **{**style, **dict(engine_options or {}), "hide_parameters": True})
         self._user_table, self._entity_type = table, entity_type
         self._columns, self._fields = dict(columns or {}), fields
         self._layouts: dict[str, _Layout] = {}

@@ -31,7 +31,7 @@ from uuid_forge.journal import Journal
 from uuid_forge.record import Record
 from uuid_forge.registry import open_store
 from uuid_forge.settings import WriteSettings, load_settings
-from uuid_forge.urls import mask_url
+from uuid_forge.urls import mask_text, mask_url
 
 SALT = "salt-Qz7vK2pX9wLm4R"
 SECRET = "secret-hmac-Jd8Tn3Ye6Uc1Hb"
@@ -480,3 +480,136 @@ def test_write_through_keeps_secrets_out_of_a_required_failure(tmp_path: Path) -
             forge.write("user", {"email": "a@b.c"}, {"name": MARKER})
         assert forge.pending() == {"cache": 1} and source.count("user") == 1
     assert_no_secret(f"{info.value}\n{info.value!r}\n{json.dumps(info.value.report.to_dict())}", "WriteError")
+
+
+# ============================================================================================
+# Issue 10 (findings 8 and 9): every password shape masked, data cut from driver errors, and
+# mask_text in linear time with a capped length
+# ============================================================================================
+
+@pytest.mark.parametrize("url,secret_parts", [
+    ("postgresql+psycopg://app:Pa55 W0rd-Qx@db.example/app", ["Pa55", "W0rd-Qx"]),
+    ("redis://:Sl4sh3d/P4rtQ@127.0.0.1:6379/0", ["Sl4sh3d", "P4rtQ"]),
+    ("redis://u:Co1on:P4rtZ@127.0.0.1:6379/0", ["Co1on", "P4rtZ"]),
+    ("redis://:@127.0.0.1:6379/0", []),
+    ("mongodb://u:Mu1tiHost-Pw@h1:27017,h2:27017/db?replicaSet=rs", ["Mu1tiHost-Pw"]),
+    ("mongodb+srv://u:Srv%2FPw-Kk@cluster0.example.net/db", ["Srv%2FPw-Kk", "Srv"]),
+    ("amqp://guest:Am%40qpPw-Ll@127.0.0.1:5672/vh", ["Am%40qpPw-Ll"]),
+    ("elasticsearch+https://elastic:Es?Pw#Zz-9@es.example:9200", ["Es?Pw#Zz-9", "Pw#Zz"]),
+    ("postgresql+psycopg://app@db/app?sslpassword=SslPw-Mm3&sslmode=require", ["SslPw-Mm3"]),
+    ("mongodb://db/x?tlsCertificateKeyFilePassword=Tls-Pw7&authSource=admin", ["Tls-Pw7"]),
+    ("redis://db/0?password=QpPw-1&token=QpTok-2&api_key=QpKey-3&client_secret=QpSec-4", ["QpPw-1", "QpTok-2",
+                                                                                         "QpKey-3", "QpSec-4"]),
+], ids=["space", "slash", "colon", "empty", "multi-host", "srv-encoded", "amqp-encoded", "es-reserved",
+        "sslpassword", "tls-key-password", "query-credentials"])
+def test_mask_url_and_mask_text_hide_every_password_shape(url: str, secret_parts: list[str]) -> None:
+    """The shapes SQLAlchemy, redis-py, pika, pymongo and elasticsearch-py accept, as a URL
+    alone and quoted in a driver's error text."""
+    shown = [mask_url(url), mask_text(url), mask_text(f"connecting to {url}: refused (contact ops@example.com)"),
+             mask_text(f"error: '{url}' failed\nnext line")]
+    for text in shown:
+        for part in secret_parts:
+            assert part not in text, text
+    host = url.split("@")[-1].split("/")[0].split("?")[0] if "@" in url else url.split("://")[1].split("/")[0]
+    assert all(host in text for text in shown[:2]), shown  # the host is still shown
+
+
+def test_mask_url_keeps_urls_without_passwords() -> None:
+    for url in ("postgresql+psycopg://postgres@127.0.0.1:5432/test", "redis://127.0.0.1:6379/1?key_format=hex",
+                "mongodb://h1,h2/db?authSource=admin", "file:///tmp/x?fsync=false"):
+        assert mask_url(url) == url
+        assert mask_text(f"{url}: refused for ops@example.com") == f"{url}: refused for ops@example.com"
+
+
+def test_mask_text_masks_credential_parameters_in_prose() -> None:
+    text = ("host=db password='Pq Sp4ce' sslpassword=Ssl-9 "
+            '{"api_key": "Js0n-Key", "token":"Js0n-Tok"} '
+            "{'client_secret': 'Py-Sec'} Authorization: Bearer-Hdr")
+    masked = mask_text(text)
+    for secret in ("Pq", "Sp4ce", "Ssl-9", "Js0n-Key", "Js0n-Tok", "Py-Sec", "Bearer-Hdr"):
+        assert secret not in masked, masked
+    assert "host=db" in masked
+    assert mask_text("expected key=value (text) or key:=JSON") == "expected key=value (text) or key:=JSON"
+    mysql = "(1045, \"Access denied for user 'app'@'10.0.0.1' (using password: YES)\")"
+    assert mask_text(mysql) == mysql
+
+
+def test_strip_sql_detail_cuts_quoted_data() -> None:
+    pg = ('DataError: (psycopg.errors.UntranslatableCharacter) unsupported Unicode escape sequence\n'
+          'DETAIL:  \\u0000 cannot be converted to text.\n'
+          'CONTEXT:  JSON data, line 1: {"a_email":"bob@example.com","a_ssn":"SSN-078-05-1120","bad":"x\\u0000...\n'
+          "unnamed portal parameter $3 = '...'\n"
+          "[SQL: INSERT INTO t (id) VALUES (%s)]\n"
+          "[parameters: ('SSN-078-05-1120', 'bob@example.com')]\n")
+    unique = ('duplicate key value violates unique constraint "u_email"\n'
+              'DETAIL:  Key (email)=(bob@example.com) already exists.')
+    row = 'null value in column "x" violates not-null constraint\nDETAIL:  Failing row contains (1, SSN-078-05-1120).'
+    mysql = "(1062, \"Duplicate entry 'bob@example.com' for key 'email'\")"
+    mongo = ("E11000 duplicate key error collection: db.user index: email_1 dup key: { email: \"bob@example.com\" }, "
+             "full error: {'keyValue': {'email': 'bob@example.com'}, 'op': {'_id': 1, 'ssn': 'SSN-078-05-1120'}}")
+    for text in (pg, unique, row, mysql, mongo):
+        masked = mask_text(text)
+        assert "SSN-078-05-1120" not in masked and "bob@example.com" not in masked, masked
+    assert "unsupported Unicode escape sequence" in mask_text(pg)
+    assert "\\u0000 cannot be converted to text." in mask_text(pg)
+    assert "Key (email)=(" in mask_text(unique) and "[SQL: INSERT INTO t" in mask_text(pg)
+
+
+@pytest.mark.parametrize("size", [80_000, 20_000_000], ids=["80KB", "20MB"])
+def test_mask_text_is_linear_and_capped(size: int) -> None:
+    """The old regex backtracked: 80 KB of letters took 5-13 s, a 20 MB driver error 14+ minutes."""
+    import time
+
+    shapes = ["a" * size, "x" * (size - 3) + "://", "x://a:" * (size // 6), "password=" * (size // 9),
+              "redis://u:p w@h/0 password='x' DETAIL: y (z)\n" * (size // 45),
+              "{'op': {'ssn': '" + "9" * size + "'}}"]
+    for text in shapes:
+        started = time.perf_counter()
+        masked = mask_text(text)
+        took = time.perf_counter() - started
+        assert took < 2.0, (size, text[:40], took)
+        assert len(masked) <= 1100, (text[:40], len(masked))
+    assert mask_text("a" * size, limit=None) == "a" * size  # uncapped on request
+    capped = mask_text("head " + "a" * size + " tail")
+    assert capped.startswith("head aaa") and "chars cut]" in capped
+
+
+def test_mask_text_cap_keeps_the_head_and_the_last_line() -> None:
+    text = "store x: write failed: " + "d" * 200_000 + "\n(run replay when the store is back)"
+    capped = mask_text(text)
+    assert capped.startswith("store x: write failed: ddd") and capped.endswith("(run replay when the store is back)")
+    cut = int(capped.split(" … [")[1].split(" chars cut]")[0])
+    assert 195_000 < cut < len(text) and len(capped) < 1100
+
+
+def test_a_password_cut_at_the_window_edge_is_still_masked() -> None:
+    """A long text is masked only where it is shown: a URL running past the masked window must
+    not show its password's start."""
+    text = "e: redis://u:Edge-Pw-" + "x" * 400_000 + "@host/0"
+    assert "Edge-Pw" not in mask_text(text)
+    assert "Edge-Pw" not in mask_text(text, limit=None)
+
+
+def test_open_store_hides_password_fragments_quoted_by_url_parsers() -> None:
+    """redis-py reads 'redis://:ab/cd@h' as port 'ab' and says so: no piece of it is shown."""
+    for url in ("redis://:Sl4sh3d/P4rtQ@127.0.0.1:6379/0", "amqp://g:Sl4sh3d/P4rtQ@127.0.0.1:5672/v"):
+        with pytest.raises(ConfigError) as info:
+            open_store(url)
+        assert "Sl4sh3d" not in str(info.value) and "P4rtQ" not in str(info.value), str(info.value)
+        assert "percent-encoded" in str(info.value)
+
+
+def test_sql_engine_hides_bound_parameters(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/x.db")
+    try:
+        assert store._engine.hide_parameters  # type: ignore[attr-defined]
+    finally:
+        store.close()
+
+
+def test_store_settings_repr_masks_credential_options() -> None:
+    from uuid_forge.settings import StoreSettings
+
+    options = {"password": "Opt-Pw-1", "socket_timeout": 1}
+    shown = repr(StoreSettings("cache", "redis://:Sp ace-Pw@h/0", options=options))
+    assert "Sp" not in shown.replace("StoreSettings", "") and "Opt-Pw-1" not in shown and "socket_timeout" in shown

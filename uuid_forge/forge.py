@@ -128,7 +128,7 @@ class Forge:
             try:
                 h.adapter.close()
             except UUIDForgeError as err:
-                log.warning("closing %s: %s", h.name, err)
+                log.warning("closing %s: %s", h.name, mask_text(str(err)))
         if self.journal is not None:
             self.journal.close()
 

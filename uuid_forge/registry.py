@@ -18,8 +18,8 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import AdapterNotFoundError, DriverMissingError, ValidationError
-from .urls import mask_url, scheme_of
+from .errors import AdapterNotFoundError, ConfigError, DriverMissingError, ValidationError
+from .urls import hide_password, mask_url, password_of, scheme_of
 
 if TYPE_CHECKING:
     from .adapters.base import Adapter
@@ -139,7 +139,16 @@ def open_store(url: str, **options: Any) -> Adapter:
     """Open the store at ``url`` with the adapter its scheme names."""
     if not isinstance(url, str) or "://" not in url and not url.startswith("memory:"):
         raise ValidationError(f"store URL {mask_url(str(url))!r} has no scheme (expected e.g. redis://host:6379/0)")
-    return adapter_class(scheme_of(url)).from_url(url, **options)
+    cls = adapter_class(scheme_of(url))
+    try:
+        return cls.from_url(url, **options)
+    except ValueError as err:  # a parser may quote part of an unencoded password ("... as 'ab'")
+        shown = hide_password(str(err), url)
+        if not password_of(url) or shown == str(err):
+            raise
+        where = "" if mask_url(url) in shown else f"store URL {mask_url(url)!r}: "
+        raise ConfigError(f"{where}{shown} (a '/', '@', ':', '?', '#' or space in a password must be percent-encoded, "
+                          "e.g. %2F for '/')") from None
 
 
 def available() -> list[dict[str, Any]]:

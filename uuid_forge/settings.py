@@ -47,7 +47,7 @@ from typing import Any
 from .errors import AdapterNotFoundError, ConfigError
 from .ids import SCHEMES, IDConfig, _coerce_namespace
 from .registry import known_schemes
-from .urls import mask_url, scheme_of
+from .urls import mask_text, mask_url, scheme_of
 
 __all__ = ["ForgeSettings", "StoreSettings", "WriteSettings", "load_settings"]
 
@@ -70,7 +70,7 @@ class StoreSettings:
 
     def __repr__(self) -> str:
         return (f"StoreSettings(name={self.name!r}, url={mask_url(self.url)!r}, source={self.source!r}, "
-                f"required={self.required!r}, options={self.options!r})")
+                f"required={self.required!r}, options={mask_text(repr(self.options), limit=None)})")
 
     def describe(self) -> str:
         return f"{self.name} ({'source' if self.source else 'required' if self.required else 'optional'}) {mask_url(self.url)}"
