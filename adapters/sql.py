@@ -386,6 +386,7 @@ class SQLAdapter(Adapter):
         self._user_table, self._entity_type = table, entity_type
         self._columns, self._fields = dict(columns or {}), fields
         self._layouts: dict[str, _Layout] = {}
+        self._max_packet: int | None = None
 
     def _connect_args(self, url: URL, connect_timeout: float, read_timeout: float,
                       statement_timeout: float | None) -> dict[str, Any]:
@@ -545,7 +546,28 @@ class SQLAdapter(Adapter):
         return _classify_sql(err) or super()._classify(err)
 
     def _put(self, entity_type: str, records: list[Record]) -> None:
+        if self._backend in ("mysql", "mariadb"):
+            self._check_packet(entity_type, records)
         self._write(entity_type, records, [r.key_json for r in records])
+
+    def _check_packet(self, entity_type: str, records: list[Record]) -> None:
+        """Refuse a record MariaDB cannot take in one packet: the server answers it by dropping the
+        connection (2006 "gone away"), which would read as an outage and be retried forever."""
+        if self._max_packet is None:
+            with self._engine.connect() as conn:
+                self._max_packet = int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar() or 0)
+        limit = self._max_packet
+        if not limit:
+            return
+        for r in records:
+            texts = (r.data_json, r.key_json or "")
+            if sum(len(t) for t in texts) * 8 + 4096 < limit:  # at most 4 bytes a char, doubled by escaping
+                continue
+            size = sum(len(t.encode()) + sum(t.count(c) for c in "\"\\'\n\r\0\x1a") for t in texts) + 4096
+            if size > limit:
+                raise StoreRejectedError(f"{self.url()}: put_many({entity_type}): record {r.id} needs about {size} "
+                                         f"bytes as SQL, over the server's max_allowed_packet ({limit} bytes)",
+                                         store=self.url())
 
     def _write(self, entity_type: str, records: list[Record], keys: list[str | None]) -> None:
         """Upsert one batch; ``keys`` are the records' canonical key texts, already computed."""

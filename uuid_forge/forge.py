@@ -318,35 +318,7 @@ class Forge:
 
         Returns (ok, error, [(index, reason)] of the records the store refused for good). ok is
         False only for a store-level failure (down, misconfigured): then nothing is dead-lettered."""
-        if not records:
-            return True, "", []
-        ok, error, kind = self._with_retries(lambda: handle.adapter.put_many(records), result)
-        if ok or kind is not StoreRejectedError:
-            return ok, error, []
-        rejected: list[tuple[int, str]] = []
-
-        def isolate(lo: int, hi: int, reason: str) -> str | None:
-            """Records[lo:hi] failed with ``reason``; returns a store-level error that stops the search."""
-            if hi - lo == 1:
-                rejected.append((lo, reason))
-                return None
-            mid = (lo + hi) // 2
-            for a, b in ((lo, mid), (mid, hi)):
-                part = records[a:b]
-                part_ok, part_error, part_kind = self._with_retries(lambda: handle.adapter.put_many(part), result)
-                if part_ok:
-                    continue
-                if part_kind is not StoreRejectedError:
-                    return part_error
-                stop = isolate(a, b, part_error)
-                if stop is not None:
-                    return stop
-            return None
-
-        stop = isolate(0, len(records), error)
-        if stop is not None:
-            return False, stop, []
-        return True, "", rejected
+        return put_isolating(records, lambda part: self._with_retries(lambda: handle.adapter.put_many(part), result))
 
     def _with_retries(self, call: Callable[[], object],
                       result: StoreResult) -> tuple[bool, str, type[StoreError] | None]:
@@ -358,14 +330,14 @@ class Forge:
                 call()
                 return True, "", None
             except StoreUnavailableError as err:  # reachable again later: retry with backoff
-                error = mask_text(str(err))
+                error = _reason(err)
                 if attempt == self.settings.retries:
                     return False, error, type(err)
                 result.retries += 1
                 self._sleep(delay * (1 + random.random() / 4))
                 delay = min(delay * 2, 10.0)
             except StoreError as err:  # the store answered with an error: retrying will not help
-                return False, mask_text(str(err)), type(err)
+                return False, _reason(err), type(err)
         return False, "no attempt made", None
 
     # -- recovery ------------------------------------------------------------------------------
@@ -445,7 +417,7 @@ class Forge:
         try:  # rule 2: the source's current record, never the journaled copy
             records, gone = self._current(batch.records)
         except StoreError as err:
-            error = f"could not read the source {self.source.name} to replay: {mask_text(str(err))}"
+            error = f"could not read the source {self.source.name} to replay: {_reason(err)}"
             report.stores[handle.name].note_error(error)
             if self.journal:
                 self.journal.mark_failed(handle.name, batch.seqs, error)
@@ -469,6 +441,73 @@ class Forge:
 
     def describe_stores(self) -> list[StoreSettings]:
         return [StoreSettings(h.name, h.adapter.url(), h.source, h.required) for h in self.stores]
+
+
+Attempt = Callable[[list[Record]], "tuple[bool, str, type[StoreError] | None]"]
+
+
+def put_isolating(records: list[Record], attempt: Attempt) -> tuple[bool, str, list[tuple[int, str]]]:
+    """Write ``records`` with ``attempt(part) -> (ok, error, error class)``; when the store rejects
+    the data (StoreRejectedError), split the batch in halves until the bad records are isolated.
+
+    Returns (ok, error, [(index, reason)] of the records refused for good): the others landed.
+    ok is False only for a store-level failure (down, misconfigured), which stops the search:
+    then nothing is known to be bad and the whole batch is the caller's to keep. Costs about
+    2 log2(n) extra writes per bad record; writes are idempotent, so rewriting a half is safe."""
+    if not records:
+        return True, "", []
+    ok, error, kind = attempt(records)
+    if ok or kind is not StoreRejectedError:
+        return ok, error, []
+    rejected: list[tuple[int, str]] = []
+
+    def isolate(lo: int, hi: int, reason: str) -> str | None:
+        """records[lo:hi] failed with ``reason``; returns a store-level error that stops the search."""
+        if hi - lo == 1:
+            rejected.append((lo, reason))
+            return None
+        mid = (lo + hi) // 2
+        for a, b in ((lo, mid), (mid, hi)):
+            part_ok, part_error, part_kind = attempt(records[a:b])
+            if part_ok:
+                continue
+            if part_kind is not StoreRejectedError:
+                return part_error
+            stop = isolate(a, b, part_error)
+            if stop is not None:
+                return stop
+        return None
+
+    stop = isolate(0, len(records), error)
+    if stop is not None:
+        return False, stop, []
+    return True, "", rejected
+
+
+def attempt_once(put: Callable[[list[Record]], object]) -> Attempt:
+    """An ``attempt`` for :func:`put_isolating` without retries (repair)."""
+    def attempt(part: list[Record]) -> tuple[bool, str, type[StoreError] | None]:
+        try:
+            put(part)
+        except StoreError as err:
+            return False, _reason(err), type(err)
+        return True, "", None
+    return attempt
+
+
+_QUOTING = ("\n[SQL:", "\n[parameters:", "\nCONTEXT:", "\nLINE ", " [SQL:", "(Background on this error")
+
+
+def _reason(err: BaseException, limit: int = 500) -> str:
+    """An error's text for reports, logs and the journal: masked, without the parts where drivers
+    quote the statement or the data (SQL text, parameters, a JSON excerpt), and capped."""
+    text = str(err)
+    for marker in _QUOTING:
+        cut = text.find(marker)
+        if cut > 0:
+            text = text[:cut]
+    text = mask_text(text[:limit * 4]).strip()
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _stalled(report: WriteReport) -> bool:

@@ -179,13 +179,15 @@ class Journal:
         lo, hi = seqs[0], seqs[-1]
         with self._lock, self._transaction():
             self._supersede(landed)
-            if dead:
+            if dead:  # attempts carry over from a retried dead letter (kept in its pending row)
                 now = time.time()
+                row = self._db.execute("SELECT attempts FROM pending WHERE store = ? AND lo = ?", (store, lo)).fetchone()
+                tries = (row[0] if row else 0) + 1
                 self._db.executemany(
                     "INSERT INTO dead_letters (store, seq, entity_type, id, reason, attempts, created) "
-                    "VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (store, seq) DO UPDATE SET "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (store, seq) DO UPDATE SET "
                     "reason = excluded.reason, attempts = dead_letters.attempts + 1, created = excluded.created",
-                    [(store, s, r.entity_type, r.id.bytes, reason[:500], now) for s, r, reason in dead])
+                    [(store, s, r.entity_type, r.id.bytes, reason[:500], tries, now) for s, r, reason in dead])
             self._db.execute("DELETE FROM pending WHERE store = ? AND lo = ?", (store, lo))
             self._forget_unowed(lo, hi)
 
@@ -280,10 +282,10 @@ class Journal:
         them too once it lands."""
         where, args = self._dead_filter(store, ident)
         with self._lock, self._transaction():
-            rows = self._db.execute(f"SELECT store, seq FROM dead_letters{where}", args).fetchall()
-            owed = {(s, q) for s, q in rows} | {(o, q) for s, q in rows for o in (also or {}).get(s, ())}
-            self._db.executemany("INSERT OR IGNORE INTO pending (store, lo, hi, attempts) VALUES (?, ?, ?, 0)",
-                                 [(s, q, q) for s, q in sorted(owed)])
+            rows = self._db.execute(f"SELECT store, seq, attempts FROM dead_letters{where}", args).fetchall()
+            owed = {(s, q, a) for s, q, a in rows} | {(o, q, 0) for s, q, _ in rows for o in (also or {}).get(s, ())}
+            self._db.executemany("INSERT OR IGNORE INTO pending (store, lo, hi, attempts) VALUES (?, ?, ?, ?)",
+                                 [(s, q, q, a) for s, q, a in sorted(owed)])
             self._db.execute(f"DELETE FROM dead_letters{where}", args)
         return len(rows)
 

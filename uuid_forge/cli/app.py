@@ -290,3 +290,4 @@ def info() -> None:
 from . import stores as _stores  # noqa: E402,F401  (registers the store commands)
 from . import forge_cmds as _forge_cmds  # noqa: E402,F401
 from . import demo_cmd as _demo_cmd  # noqa: E402,F401
+from . import journal_cmd as _journal_cmd  # noqa: E402,F401
