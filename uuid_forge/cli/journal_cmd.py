@@ -127,14 +127,11 @@ def dead_letters(config_path: str, store: str | None, ident: str | None, as_json
     if not rows:
         out.print("no dead letters")
         return
-    table = Table(header_style="bold", title=f"{len(rows)} dead letter(s)")
-    for col in ("store", "entity type", "id", "attempts", "time"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("reason", overflow="fold")
+    # one block per dead letter, not a table: a reason is long and an ID must never be cut
+    click.echo(f"{len(rows)} dead letter(s): store, entity type, id, attempts, time; then the store's reason")
     for d in rows:
-        row = d.to_dict()
-        table.add_row(d.store, d.entity_type, str(d.id), str(d.attempts), str(row["time"]), escape(d.reason))
-    out.print(table)
+        click.echo(f"{d.store}  {d.entity_type}  {d.id}  attempts {d.attempts}  {d.to_dict()['time']}")
+        click.echo(f"    {d.reason}")
 
 
 @journal.command("retry", context_settings=CONTEXT)
