@@ -73,19 +73,19 @@ def _classify_sql(err: BaseException) -> type[StoreError] | None:
     if isinstance(err, _Timeout):
         return None
     orig = getattr(err, "orig", None) or err
+    code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
+    if code is not None:  # MariaDB/MySQL first: PyMySQL also sets a (coarse) sqlstate
+        if code in _MYSQL_CONFIG:
+            return StoreConfigError
+        if code in _MYSQL_RECORD:
+            return StoreRejectedError
+        return None
     state = getattr(orig, "sqlstate", None)
     if isinstance(state, str) and state:
         if state.startswith(_PG_CONFIG):
             return StoreConfigError
         if state.startswith(_PG_RECORD):
             return StoreRejectedError
-        return None
-    code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
-    if code in _MYSQL_CONFIG:
-        return StoreConfigError
-    if code in _MYSQL_RECORD:
-        return StoreRejectedError
-    if code is not None:
         return None
     if isinstance(err, (sa_exc.IntegrityError, sa_exc.DataError)):
         return StoreRejectedError

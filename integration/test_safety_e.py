@@ -326,3 +326,26 @@ def test_journal_cli_on_a_mariadb_dead_letter(mariadb_url: str, tmp_path: Path,
         assert json.loads(capsys.readouterr().out)["stores"]["maria"]["dead_letters"] == 0
     finally:
         mariadb_drop(mariadb_url, f"uf_{et}")
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mariadb"])
+def test_unknown_database_is_a_config_error_not_an_outage(kind: str, tmp_path: Path,
+                                                           request: pytest.FixtureRequest) -> None:
+    """A store that refuses this client (unknown database) is not retried, keeps its part in the
+    journal for a replay after the fix, and the report gives the store's own reason."""
+    url = _store_url(kind, request)
+    wrong = make_url(url).set(database="uf_no_such_db_e").render_as_string(hide_password=False)
+    forge = Forge([StoreHandle("src", open_store(f"sqlite:///{tmp_path / 'source.db'}"), source=True),
+                   StoreHandle("db", open_store(wrong))],
+                  ids=IDS, journal=Journal(tmp_path / "j.sqlite3"), write=WriteSettings(retries=3, backoff=0.05))
+    forge._sleep = lambda s: None
+    try:
+        with pytest.raises(WriteError) as info:
+            forge.write_many(people(1, 10, "cfg"))
+        part = info.value.report.stores["db"]
+        assert part.retries == 0 and part.pending == 10 and forge.pending() == {"db": 10}
+        text = str(info.value)
+        assert "unreachable" not in text and "refused by the store" in text
+        assert ("does not exist" if kind == "postgres" else "1049") in text
+    finally:
+        forge.close()
