@@ -518,14 +518,16 @@ def _stalled(report: WriteReport) -> bool:
 def _failure_message(report: WriteReport, source: str) -> str:
     """WriteError's text: the stores that failed, and the dead letters by ID (never their data)."""
     parts = []
-    down = [n for n, s in report.stores.items() if s.status == "failed" and (s.pending or s.not_written)]
-    if down:
-        kept = "the records are kept in the journal: run replay when the store is back"
-        if report.stores[source].not_written:
-            kept = (f"the source {source} failed, so the failed batch was not kept for any store: "
-                    "write it again")
+    src = report.stores[source]
+    down = [n for n, s in report.stores.items() if s.role != "optional" and s.pending]
+    if src.not_written:
+        parts.append(f"the source {source} could not be written: {src.errors[0] if src.errors else ''} "
+                     f"({src.not_written} record(s) not written to any store and not kept in the journal: "
+                     "write them again)")
+    elif down:
         parts.append(f"required store(s) {', '.join(down)} could not be written: "
-                     f"{'; '.join(e for n in down for e in report.stores[n].errors[:1])} ({kept})")
+                     f"{'; '.join(e for n in down for e in report.stores[n].errors[:1])} "
+                     "(the records are kept in the journal: run replay when the store is back)")
     for n, s in report.stores.items():
         if s.dead_letters and s.role != "optional":
             more = f" and {s.dead_letters - len(s.dead_letter_ids)} more" if s.dead_letters > len(s.dead_letter_ids) else ""

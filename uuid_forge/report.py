@@ -29,6 +29,8 @@ class StoreResult:
     def status(self) -> str:
         if self.pending == 0 and self.dead_letters == 0 and self.not_written == 0:
             return "ok"
+        if self.not_written:  # the source failed: nothing of that batch is kept, whatever the role
+            return "failed"
         return "journaled" if self.role == "optional" else "failed"
 
     def note_error(self, message: str) -> None:
