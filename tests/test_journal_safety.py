@@ -292,3 +292,24 @@ def test_journal_cli_lists_retries_and_drops(tmp_path: Path, capsys: pytest.Capt
     assert Journal(journal_path).pending_counts() == {"other": 1}
     assert main(["journal", "drop", "-c", str(config), "--id", str(uuid.uuid4()), "--yes"]) == 0
     assert "0 dead letter(s) dropped" in capsys.readouterr().out
+
+
+def test_a_store_own_validation_error_is_a_dead_letter_not_a_crash(tmp_path: Path) -> None:
+    """A store's validate_records refusing one record (a field its table has no column for) used to
+    escape write_many with the whole batch pending for every store, and replay raised it forever."""
+    from uuid_forge.errors import ValidationError
+
+    class Columns(MemoryAdapter):
+        def validate_records(self, entity_type: str, records: list[Record]) -> None:
+            for r in records:
+                if "extra" in r.json_data:
+                    raise ValidationError(f"{entity_type} {r.id}: data field 'extra' has no column")
+
+    src, other = MemoryAdapter(), Columns()
+    forge = make(tmp_path, src, StoreHandle("other", other))
+    items = entities(8)
+    items[5][2]["extra"] = 1
+    with pytest.raises(WriteError) as info:
+        forge.write_many(items)
+    assert info.value.report.stores["other"].dead_letters == 1 and len(other._data["user"]) == 7
+    assert forge.pending() == {} and forge.replay().ok

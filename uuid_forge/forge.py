@@ -338,6 +338,8 @@ class Forge:
                 delay = min(delay * 2, 10.0)
             except StoreError as err:  # the store answered with an error: retrying will not help
                 return False, _reason(err), type(err)
+            except ValidationError as err:  # a store's own check of the data (before it wrote anything)
+                return False, _reason(err), StoreRejectedError
         return False, "no attempt made", None
 
     # -- recovery ------------------------------------------------------------------------------
