@@ -313,3 +313,26 @@ def test_a_store_own_validation_error_is_a_dead_letter_not_a_crash(tmp_path: Pat
         forge.write_many(items)
     assert info.value.report.stores["other"].dead_letters == 1 and len(other._data["user"]) == 7
     assert forge.pending() == {} and forge.replay().ok
+
+
+def test_schema_2_journal_gains_the_supersede_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "v2.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE entries (seq INTEGER PRIMARY KEY, entity_type TEXT NOT NULL, id BLOB NOT NULL, key TEXT,
+            data TEXT NOT NULL, fp TEXT NOT NULL, created REAL NOT NULL);
+        CREATE TABLE pending (store TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, PRIMARY KEY (store, lo)) WITHOUT ROWID;
+        PRAGMA user_version = 2;""")
+    rec = make(tmp_path, MemoryAdapter()).records(entities(1))[0]
+    db.execute("INSERT INTO entries VALUES (1, ?, ?, ?, ?, ?, 0)",
+               (rec.entity_type, rec.id.bytes, rec.key_json, rec.data_json, rec.fingerprint))
+    db.execute("INSERT INTO pending VALUES ('a', 1, 1, 0, NULL)")
+    db.commit()
+    db.close()
+    journal = Journal(path)
+    batch = next(journal.pending("a"))
+    assert batch.records[0].id == rec.id and batch.superseded == set()
+    assert journal.dead_letter_counts() == {}
