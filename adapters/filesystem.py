@@ -33,7 +33,8 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..encodings import decode, detect_form
-from ..errors import DecodeError, StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, ValidationError
+from ..errors import (DecodeError, StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError,
+                      ValidationError)
 from ..record import MalformedID, Partition, Record
 from .base import Adapter, ScanItem
 

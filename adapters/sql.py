@@ -56,7 +56,7 @@ def _is_timeout(err: BaseException) -> bool:
 # MariaDB/MySQL error numbers that are permanent: for the store (access, unknown database) or
 # for the record (constraint, data, size). PyMySQL files most of them under OperationalError,
 # which would otherwise read as "unreachable" and be retried forever.
-_MYSQL_CONFIG = frozenset({1044, 1045, 1049, 1142, 1143, 1227, 1370, 1698, 1044, 1046, 1146, 1054})
+_MYSQL_CONFIG = frozenset({1044, 1045, 1046, 1049, 1054, 1142, 1143, 1146, 1227, 1370, 1698})
 _MYSQL_RECORD = frozenset({1048, 1062, 1153, 1264, 1265, 1292, 1301, 1366, 1367, 1406, 1451, 1452, 1690, 3140,
                            3146, 3819, 4025, 4038, 4036, 4037, 4039, 4040, 4041, 4042, 4043, 4044, 4045})
 # PostgreSQL SQLSTATE classes/codes: 28 authorization, 3D unknown database, 3F unknown schema,

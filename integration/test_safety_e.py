@@ -90,7 +90,8 @@ def test_replay_after_source_outage_keeps_v2_everywhere(redis_url: str, tmp_path
     files = tmp_path / "files"
     with PrivatePostgres() as private:
         forge = Forge([StoreHandle("pg", open_store(private.url, connect_timeout=2), source=True),
-                       StoreHandle("cache", open_store(redis_url)), StoreHandle("files", open_store(f"file://{files}"))],
+                       StoreHandle("cache", open_store(redis_url)),
+                       StoreHandle("files", open_store(f"file://{files}"))],
                       ids=IDS, journal=Journal(tmp_path / "j.sqlite3"), write=FAST)
         try:
             forge.write_many(people(0, entity_type=et))  # the table exists, with v0
@@ -267,7 +268,8 @@ def test_repair_rewrites_the_others_past_a_poison_record(postgres_url: str, tmp_
     """audit --repair: a record the store rejects no longer fails the repair of the others."""
     et = f"repair{uuid.uuid4().hex[:8]}"
     src = open_store(f"sqlite:///{tmp_path / 'source.db'}")
-    forge = Forge([StoreHandle("src", src, source=True), StoreHandle("db", open_store(postgres_url, data_type="jsonb"))],
+    forge = Forge([StoreHandle("src", src, source=True),
+                   StoreHandle("db", open_store(postgres_url, data_type="jsonb"))],
                   ids=IDS, journal=Journal(tmp_path / "j.sqlite3"), write=FAST)
     items = people(1, 30, et)
     items[4][2]["name"] = "nul\u0000here"

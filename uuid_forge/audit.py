@@ -339,7 +339,8 @@ def _rewrite(forge: Forge, adapter: Any, entity_type: str, ids: list[uuid.UUID])
     if rejected:
         from .errors import StoreRejectedError as _Rejected
 
-        shown = ", ".join(str(i) for i, _ in rejected[:5]) + (f" and {len(rejected) - 5} more" if len(rejected) > 5 else "")
+        shown = ", ".join(str(i) for i, _ in rejected[:5])
+        shown += f" and {len(rejected) - 5} more" if len(rejected) > 5 else ""
         raise _Rejected(f"{total} record(s) rewritten; the store rejected {len(rejected)} for good ({shown}): "
                         f"{rejected[0][1]}")
     return total

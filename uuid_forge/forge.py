@@ -48,8 +48,8 @@ from typing import Any
 
 from . import events
 from .adapters.base import DELETE, READ, Adapter, chunked
-from .errors import (ConfigError, StoreError, StoreRejectedError, StoreUnavailableError, UUIDForgeError, ValidationError,
-                     WriteError)
+from .errors import (ConfigError, StoreError, StoreRejectedError, StoreUnavailableError, UUIDForgeError,
+                     ValidationError, WriteError)
 from .ids import IDConfig, UUIDGenerator
 from .journal import Journal, PendingBatch
 from .record import Record
@@ -251,7 +251,7 @@ class Forge:
             return
         # only what the source holds goes on; a record the source rejected is owed to no other store
         landed = records if len(kept) == len(records) else [records[i] for i in kept]
-        landed_seqs = record_seqs if len(kept) == len(records) else [record_seqs[i] for i in kept] if record_seqs else []
+        landed_seqs = record_seqs if len(kept) == len(records) or not record_seqs else [record_seqs[i] for i in kept]
         others = self.stores[1:]
         if self.settings.concurrent and len(others) > 1:
             if self._pool is None:
@@ -459,7 +459,7 @@ def put_isolating(records: list[Record], attempt: Attempt) -> tuple[bool, str, l
     if not records:
         return True, "", []
     ok, error, kind = attempt(records)
-    if ok or kind is not StoreRejectedError:
+    if ok or not _rejection(kind):
         return ok, error, []
     rejected: list[tuple[int, str]] = []
 
@@ -473,7 +473,7 @@ def put_isolating(records: list[Record], attempt: Attempt) -> tuple[bool, str, l
             part_ok, part_error, part_kind = attempt(records[a:b])
             if part_ok:
                 continue
-            if part_kind is not StoreRejectedError:
+            if not _rejection(part_kind):
                 return part_error
             stop = isolate(a, b, part_error)
             if stop is not None:
@@ -484,6 +484,10 @@ def put_isolating(records: list[Record], attempt: Attempt) -> tuple[bool, str, l
     if stop is not None:
         return False, stop, []
     return True, "", rejected
+
+
+def _rejection(kind: type[StoreError] | None) -> bool:
+    return kind is not None and issubclass(kind, StoreRejectedError)
 
 
 def attempt_once(put: Callable[[list[Record]], object]) -> Attempt:
@@ -532,7 +536,8 @@ def _failure_message(report: WriteReport, source: str) -> str:
                      "(the records are kept in the journal: run replay when the store is back)")
     for n, s in report.stores.items():
         if s.dead_letters and s.role != "optional":
-            more = f" and {s.dead_letters - len(s.dead_letter_ids)} more" if s.dead_letters > len(s.dead_letter_ids) else ""
+            unnamed = s.dead_letters - len(s.dead_letter_ids)
+            more = f" and {unnamed} more" if unnamed > 0 else ""
             parts.append(f"store {n} rejected {s.dead_letters} record(s) for good ({', '.join(s.dead_letter_ids)}"
                          f"{more}): {s.errors[0] if s.errors else ''} (dead letters in the journal: "
                          "'uuid-forge journal dead-letters'; the other records were written)")

@@ -181,7 +181,8 @@ class Journal:
             self._supersede(landed)
             if dead:  # attempts carry over from a retried dead letter (kept in its pending row)
                 now = time.time()
-                row = self._db.execute("SELECT attempts FROM pending WHERE store = ? AND lo = ?", (store, lo)).fetchone()
+                row = self._db.execute("SELECT attempts FROM pending WHERE store = ? AND lo = ?",
+                                       (store, lo)).fetchone()
                 tries = (row[0] if row else 0) + 1
                 self._db.executemany(
                     "INSERT INTO dead_letters (store, seq, entity_type, id, reason, attempts, created) "

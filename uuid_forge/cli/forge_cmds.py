@@ -198,7 +198,8 @@ def replay(config_path: str, as_json: bool) -> None:
                 out.print(write_report_table(report))
                 out.print(f"pending before: {before or 0}; after: {left or 'nothing'}")
             if dead:
-                out.print(f"dead letters (refused for good, not replayed): {dead}; see 'uuid-forge journal dead-letters'")
+                out.print(f"dead letters (refused for good, not replayed): {dead}; "
+                          "see 'uuid-forge journal dead-letters'")
         if left:
             raise click.exceptions.Exit(1)
 
