@@ -56,7 +56,7 @@ def _ident(value: str | None) -> uuid.UUID | None:
     try:
         return decode(value)
     except (DecodeError, ValueError) as err:
-        raise ValidationError(f"--id {value!r}: not a UUID in any known form ({err})") from None
+        raise ValidationError(f"--id: {err}") from None
 
 
 @cli.group("journal", context_settings=CONTEXT, invoke_without_command=True)
