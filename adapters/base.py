@@ -16,7 +16,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
-from ..errors import StoreError, StoreTimeoutError, StoreUnavailableError, UUIDForgeError, ValidationError
+from ..errors import (StoreConfigError, StoreError, StoreRejectedError, StoreTimeoutError, StoreUnavailableError,
+                      UUIDForgeError, ValidationError)
 from ..record import MalformedID, Partition, Record
 from ..urls import mask_text, mask_url
 
@@ -118,15 +119,36 @@ class Adapter(ABC):
             yield
         except UUIDForgeError:
             raise
-        except self.timeout_errors as err:
+        except Exception as err:  # noqa: BLE001 - classified below, every driver error leaves as a StoreError
+            self._raise_classified(operation, err)
+
+    def _raise_classified(self, operation: str, err: Exception) -> None:
+        """Raise the uuid-forge error for a driver error: permanent (config or record) first, so
+        that a driver filing a refused record under its connection errors is not retried."""
+        kind = self._classify(err)
+        if kind is StoreConfigError:
+            raise StoreConfigError(f"{self.url()}: {operation} refused by the store (fix its configuration, then "
+                                   f"replay): {type(err).__name__}: {mask_text(str(err))}", store=self.url()) from None
+        if kind is StoreRejectedError:
+            raise StoreRejectedError(f"{self.url()}: {operation} rejected the data: {type(err).__name__}: "
+                                     f"{mask_text(str(err))}", store=self.url()) from None
+        if isinstance(err, self.timeout_errors):
             raise StoreTimeoutError(f"{self.url()}: {operation} timed out: {mask_text(str(err))}",
                                     store=self.url()) from None
-        except self.connection_errors as err:
+        if isinstance(err, self.connection_errors):
             raise StoreUnavailableError(f"{self.url()}: {operation} failed, store unreachable: "
                                         f"{type(err).__name__}: {mask_text(str(err))}", store=self.url()) from None
-        except Exception as err:  # noqa: BLE001 - every driver error leaves as a StoreError
-            raise StoreError(f"{self.url()}: {operation} failed: {type(err).__name__}: {mask_text(str(err))}",
-                             store=self.url()) from None
+        raise StoreError(f"{self.url()}: {operation} failed: {type(err).__name__}: {mask_text(str(err))}",
+                         store=self.url()) from None
+
+    def _classify(self, err: BaseException) -> type[StoreError] | None:
+        """:class:`StoreConfigError` (authentication, unknown database, permission: permanent for
+        the store), :class:`StoreRejectedError` (constraint, data, size: permanent for the record),
+        or None to fall back on ``timeout_errors``/``connection_errors`` (transient) and StoreError.
+        Adapters refine it with their driver's codes."""
+        if isinstance(err, PermissionError):
+            return StoreConfigError
+        return None
 
     # -- public batch API ----------------------------------------------------------------------
     def put_many(self, records: Iterable[Record]) -> int:

@@ -27,7 +27,8 @@ import elasticsearch
 from elasticsearch import helpers
 
 from ..encodings import check_target, decode, encode
-from ..errors import ConfigError, StoreError, StoreUnavailableError, TargetError, ValidationError
+from ..errors import (ConfigError, StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, TargetError,
+                      ValidationError)
 from ..record import MalformedID, Partition, Record
 from ..urls import mask_text
 from .base import Adapter, ScanItem
@@ -45,6 +46,11 @@ MAPPINGS: dict[str, Any] = {
     },
 }
 # Bulk item failures that mean "busy or not ready, try again" rather than "this record is bad".
+# per-item bulk errors that are the document's own fault (split out and dead-lettered) or the store's
+_RECORD_REFUSALS = {"mapper_parsing_exception", "document_parsing_exception", "illegal_argument_exception",
+                    "strict_dynamic_mapping_exception", "version_conflict_engine_exception",
+                    "x_content_parse_exception", "parse_exception"}
+_STORE_REFUSALS = {"security_exception", "index_closed_exception", "invalid_index_name_exception"}
 _RETRYABLE = {"es_rejected_execution_exception", "unavailable_shards_exception", "cluster_block_exception"}
 # A run of 20+ digits in canonical JSON may be an integer beyond 64 bits (see _json_value).
 _LONG_NUMBER = re.compile(r"\d{20}")
@@ -170,9 +176,22 @@ class ElasticsearchAdapter(Adapter):
                 raise StoreUnavailableError(f"{self.url()}: {operation} failed, store busy or unavailable: "
                                             f"{mask_text(str(err))}", store=self.url()) from None
 
+    def _classify(self, err: BaseException) -> type[StoreError] | None:
+        """401/403 are the store's (credentials, rights); 400/413 the request's data."""
+        if isinstance(err, elasticsearch.ApiError):
+            status = err.meta.status
+            if status in (401, 403):
+                return StoreConfigError
+            if status in (400, 413):
+                return StoreRejectedError
+        return super()._classify(err)
+
     def _raise_item_error(self, operation: str, errors: list[dict[str, Any]], total: int) -> None:
         first = errors[0]
-        kind = StoreUnavailableError if first.get("type") in _RETRYABLE else StoreError
+        kinds = {e.get("type") for e in errors}
+        kind: type[StoreError] = (StoreUnavailableError if first.get("type") in _RETRYABLE
+                                  else StoreConfigError if kinds & _STORE_REFUSALS
+                                  else StoreRejectedError if kinds and kinds <= _RECORD_REFUSALS else StoreError)
         raise kind(f"{self.url()}: {operation}: {len(errors)} of {total} items failed; first: "
                    f"{first.get('type')}: {mask_text(str(first.get('reason')))}", store=self.url())
 

@@ -33,7 +33,8 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..encodings import decode, detect_form
-from ..errors import DecodeError, StoreUnavailableError, ValidationError
+from ..errors import (DecodeError, StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError,
+                      ValidationError)
 from ..record import MalformedID, Partition, Record
 from .base import Adapter, ScanItem
 
@@ -92,6 +93,17 @@ class FileAdapter(Adapter):
     """Records as JSON files; the ID is the file name (lowercase 36-char string)."""
 
     name: ClassVar[str] = "file"
+
+    def _classify(self, err: BaseException) -> type[StoreError] | None:
+        """A read-only or forbidden directory is the store's; a name or file too long the record's."""
+        import errno
+
+        if isinstance(err, OSError):
+            if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                return StoreConfigError
+            if err.errno in (errno.ENAMETOOLONG, errno.EFBIG):
+                return StoreRejectedError
+        return super()._classify(err)
 
     def __init__(self, url: str, *, fsync: bool | str | None = None, batch_size: int | None = None) -> None:
         parts = urlsplit(url)

@@ -29,7 +29,13 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from bson import Binary
 from pymongo import DeleteMany, MongoClient, ReplaceOne
 from pymongo.errors import (
+    BulkWriteError,
+    ConfigurationError,
     ConnectionFailure,
+    DocumentTooLarge,
+    DuplicateKeyError,
+    OperationFailure,
+    WriteError,
     ExecutionTimeout,
     NetworkTimeout,
     ServerSelectionTimeoutError,
@@ -37,7 +43,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from ..errors import ValidationError
+from ..errors import StoreConfigError, StoreError, StoreRejectedError, ValidationError
 
 _RAW_BINARY = re.compile(r"Binary\(subtype=(?P<subtype>\d+), hex=(?P<hex>[0-9a-f]*)\)")
 from ..record import MalformedID, Partition, Record
@@ -70,6 +76,27 @@ class MongoAdapter(Adapter):
     connection_errors: ClassVar[tuple[type[BaseException], ...]] = (ConnectionFailure,)
     timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (
         NetworkTimeout, ExecutionTimeout, WTimeoutError, WaitQueueTimeoutError)
+
+    def _classify(self, err: BaseException) -> type[StoreError] | None:
+        """Authentication (18) and authorisation (13) are the store's; per-document write errors
+        (duplicate key, validation, too large, invalid BSON) are the record's."""
+        from bson.errors import InvalidDocument
+
+        if isinstance(err, (DocumentTooLarge, InvalidDocument, DuplicateKeyError, WriteError)):
+            return StoreRejectedError
+        if isinstance(err, BulkWriteError):
+            details = err.details or {}
+            if details.get("writeErrors") and not details.get("writeConcernErrors"):
+                return StoreRejectedError
+            return None
+        if isinstance(err, ConfigurationError):
+            return StoreConfigError
+        if isinstance(err, OperationFailure) and not isinstance(err, (ExecutionTimeout, WTimeoutError)):
+            if err.code in (13, 18, 8000, 11, 31, 26) or "not authorized" in str(err).lower():
+                return StoreConfigError
+            if err.code in (2, 10334, 17419, 17420, 121, 11000, 15, 16493):
+                return StoreRejectedError
+        return super()._classify(err)
 
     def __init__(self, url: str, *, id_format: str | None = None, collection_prefix: str | None = None,
                  database: str | None = None, in_batch_size: int | None = None, batch_size: int | None = None,

@@ -31,7 +31,8 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException, AMQP
 
 from ..encodings import check_target, decode, detect_form
 from ..events import EVENT_SCHEME, event_id
-from ..errors import ConfigError, StoreError, StoreUnavailableError, TargetError, ValidationError
+from ..errors import (ConfigError, StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, TargetError,
+                      ValidationError)
 from ..record import MalformedID, Partition, Record
 from ..urls import mask_url
 from .base import SCAN, WRITE, Adapter, ScanItem
@@ -91,6 +92,20 @@ class RabbitMQAdapter(Adapter):
         pika.exceptions.ConnectionBlockedTimeout,
         TimeoutError,  # also socket.timeout
     )
+
+    def _classify(self, err: BaseException) -> type[StoreError] | None:
+        """Credentials, vhost access and missing or mismatched topology are the store's; a message
+        over the broker's size limit (406 ... max size) the record's."""
+        if isinstance(err, (pika.exceptions.ProbableAuthenticationError, pika.exceptions.ProbableAccessDeniedError,
+                            pika.exceptions.AuthenticationError)):
+            return StoreConfigError
+        if isinstance(err, (pika.exceptions.ChannelClosedByBroker, pika.exceptions.ConnectionClosedByBroker)):
+            text = str(getattr(err, "reply_text", "")).lower()
+            if err.reply_code == 406 and ("size" in text or "too large" in text):
+                return StoreRejectedError
+            if err.reply_code in (403, 404, 406, 530):
+                return StoreConfigError
+        return super()._classify(err)
 
     def __init__(self, url: str, *, exchange: str | None = None, stream: str | None = None,
                  event: str | None = None, timeout: float | None = None, pipeline: bool | None = None,

@@ -32,7 +32,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..encodings import decode, detect_form
-from ..errors import DecodeError, ValidationError
+from ..errors import DecodeError, StoreConfigError, StoreError, StoreRejectedError, ValidationError
 from ..record import MalformedID, Partition, Record
 from .base import Adapter, ScanItem
 
@@ -67,6 +67,24 @@ class RedisAdapter(Adapter):
     connection_errors: ClassVar[tuple[type[BaseException], ...]] = (
         redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
     timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.exceptions.TimeoutError,)
+
+    def _classify(self, err: BaseException) -> type[StoreError] | None:
+        """Authentication (a ConnectionError subclass in redis-py: not retried), ACL and
+        unknown-DB refusals are the store's; a wrong type under a key or a refused value the record's."""
+        if isinstance(err, (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError,
+                            redis.exceptions.NoPermissionError)):
+            return StoreConfigError
+        if isinstance(err, redis.exceptions.DataError):
+            return StoreRejectedError
+        if isinstance(err, redis.exceptions.ResponseError):
+            text = str(err)
+            if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM", "OOM", "READONLY", "MISCONF")) \
+                    or "DB index is out of range" in text or "invalid DB index" in text:
+                return StoreConfigError
+            if text.startswith("WRONGTYPE") or "max bulk length" in text or "invalid bulk length" in text \
+                    or "string exceeds maximum" in text:
+                return StoreRejectedError
+        return super()._classify(err)
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> None:
         parts = urlsplit(url)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, make_url
 
 from ..canonical import canonical
 from ..encodings import decode
-from ..errors import UUIDForgeError, ValidationError
+from ..errors import StoreConfigError, StoreError, StoreRejectedError, UUIDForgeError, ValidationError
 from ..record import MalformedID, Partition, Record, fingerprint_of
 from .base import WRITE, Adapter, ScanItem
 
@@ -51,6 +51,48 @@ def _is_timeout(err: BaseException) -> bool:
         return True
     text = str(orig).lower()
     return "timed out" in text or "timeout expired" in text
+
+
+# MariaDB/MySQL error numbers that are permanent: for the store (access, unknown database) or
+# for the record (constraint, data, size). PyMySQL files most of them under OperationalError,
+# which would otherwise read as "unreachable" and be retried forever.
+_MYSQL_CONFIG = frozenset({1044, 1045, 1046, 1049, 1054, 1142, 1143, 1146, 1227, 1370, 1698})
+_MYSQL_RECORD = frozenset({1048, 1062, 1153, 1264, 1265, 1292, 1301, 1366, 1367, 1406, 1451, 1452, 1690, 3140,
+                           3146, 3819, 4025, 4038, 4036, 4037, 4039, 4040, 4041, 4042, 4043, 4044, 4045})
+# PostgreSQL SQLSTATE classes/codes: 28 authorization, 3D unknown database, 3F unknown schema,
+# 42501 insufficient privilege, 42P01 unknown table (a user's table= that is not there) -> store;
+# 22 data exception, 23 integrity constraint, 54 program limit (row or index entry too big) -> record.
+_PG_CONFIG = ("28", "3D", "3F", "42501", "42P01", "42703")
+_PG_RECORD = ("22", "23", "54")
+_CONFIG_TEXT = ("password authentication failed", "authentication failed", "does not exist", "no pg_hba.conf entry",
+                "access denied", "permission denied", "attempt to write a readonly database")
+
+
+def _classify_sql(err: BaseException) -> type[StoreError] | None:
+    """Permanent SQL errors by the driver's own code (SQLSTATE, MariaDB error number), then text."""
+    if isinstance(err, _Timeout):
+        return None
+    orig = getattr(err, "orig", None) or err
+    code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
+    if code is not None:  # MariaDB/MySQL first: PyMySQL also sets a (coarse) sqlstate
+        if code in _MYSQL_CONFIG:
+            return StoreConfigError
+        if code in _MYSQL_RECORD:
+            return StoreRejectedError
+        return None
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str) and state:
+        if state.startswith(_PG_CONFIG):
+            return StoreConfigError
+        if state.startswith(_PG_RECORD):
+            return StoreRejectedError
+        return None
+    if isinstance(err, (sa_exc.IntegrityError, sa_exc.DataError)):
+        return StoreRejectedError
+    text = str(orig).lower()
+    if any(t in text for t in _CONFIG_TEXT):
+        return StoreConfigError
+    return None
 
 
 class _Timeout(TimeoutError):
@@ -345,6 +387,7 @@ class SQLAdapter(Adapter):
         self._user_table, self._entity_type = table, entity_type
         self._columns, self._fields = dict(columns or {}), fields
         self._layouts: dict[str, _Layout] = {}
+        self._max_packet: int | None = None
 
     def _connect_args(self, url: URL, connect_timeout: float, read_timeout: float,
                       statement_timeout: float | None) -> dict[str, Any]:
@@ -500,8 +543,32 @@ class SQLAdapter(Adapter):
                     raise _Timeout(str(err.orig)) from err
                 raise
 
+    def _classify(self, err: BaseException) -> type[StoreError] | None:
+        return _classify_sql(err) or super()._classify(err)
+
     def _put(self, entity_type: str, records: list[Record]) -> None:
+        if self._backend in ("mysql", "mariadb"):
+            self._check_packet(entity_type, records)
         self._write(entity_type, records, [r.key_json for r in records])
+
+    def _check_packet(self, entity_type: str, records: list[Record]) -> None:
+        """Refuse a record MariaDB cannot take in one packet: the server answers it by dropping the
+        connection (2006 "gone away"), which would read as an outage and be retried forever."""
+        if self._max_packet is None:
+            with self._engine.connect() as conn:
+                self._max_packet = int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar() or 0)
+        limit = self._max_packet
+        if not limit:
+            return
+        for r in records:
+            texts = (r.data_json, r.key_json or "")
+            if sum(len(t) for t in texts) * 8 + 4096 < limit:  # at most 4 bytes a char, doubled by escaping
+                continue
+            size = sum(len(t.encode()) + sum(t.count(c) for c in "\"\\'\n\r\0\x1a") for t in texts) + 4096
+            if size > limit:
+                raise StoreRejectedError(f"{self.url()}: put_many({entity_type}): record {r.id} needs about {size} "
+                                         f"bytes as SQL, over the server's max_allowed_packet ({limit} bytes)",
+                                         store=self.url())
 
     def _write(self, entity_type: str, records: list[Record], keys: list[str | None]) -> None:
         """Upsert one batch; ``keys`` are the records' canonical key texts, already computed."""

@@ -370,9 +370,26 @@ def _as_uuid(text: str) -> uuid.UUID | None:
 
 
 def _rewrite(forge: Forge, adapter: Any, entity_type: str, ids: list[uuid.UUID]) -> int:
+    """Rewrite ``ids`` from the source. A record the store rejects for good (constraint, data,
+    size) is isolated by splitting the batch, so it does not fail the repair of the others; the
+    rejected ones are named (IDs, never data) in one error after the rest is written."""
+    from .errors import StoreError as _StoreError
+    from .forge import attempt_once, put_isolating
+
     total = 0
+    rejected: list[tuple[uuid.UUID, str]] = []
     for batch in chunked(ids, 1000):
-        records = forge.source.adapter.get_many(entity_type, batch)
-        adapter.put_many(records.values())
-        total += len(records)
+        records = list(forge.source.adapter.get_many(entity_type, batch).values())
+        ok, error, bad = put_isolating(records, attempt_once(adapter.put_many))
+        if not ok:
+            raise _StoreError(f"{error} ({total} record(s) rewritten before it)")
+        rejected.extend((records[i].id, reason) for i, reason in bad)
+        total += len(records) - len(bad)
+    if rejected:
+        from .errors import StoreRejectedError as _Rejected
+
+        shown = ", ".join(str(i) for i, _ in rejected[:5])
+        shown += f" and {len(rejected) - 5} more" if len(rejected) > 5 else ""
+        raise _Rejected(f"{total} record(s) rewritten; the store rejected {len(rejected)} for good ({shown}): "
+                        f"{rejected[0][1]}")
     return total

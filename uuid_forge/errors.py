@@ -85,6 +85,20 @@ class StoreTimeoutError(StoreUnavailableError):
     """The store accepted the connection but did not answer in time."""
 
 
+class StoreConfigError(StoreError):
+    """The store answered but refuses this client: authentication, unknown database, permission.
+
+    Permanent for the store, not for the data: not retried; the batch stays in the journal, so a
+    fixed configuration lets ``replay`` finish it."""
+
+
+class StoreRejectedError(StoreError):
+    """The store refused the data itself: a constraint, data or size violation.
+
+    Permanent for the record: retrying the same record fails the same way. Write-through splits
+    the batch until the bad records are isolated; they become dead letters in the journal."""
+
+
 class WriteError(UUIDForgeError):
     """A write-through left a required store unwritten. ``report`` says what happened where."""
 

@@ -3,9 +3,36 @@
 Order of work for each batch: build IDs and records (all validation happens here, before any
 store is touched) -> record the intent in the journal -> write the source of truth -> write the
 other stores (in parallel by default; ``bench/write.py`` measured both) -> clear the journal per
-store. Connection errors are retried with exponential backoff. A store that stays down keeps its
-part in the journal; ``replay`` finishes it later. Every write is an idempotent upsert, so
-retrying or replaying is always safe.
+store. Every write is an idempotent upsert, so retrying or replaying is always safe.
+
+**Errors.** Transient ones (refused or reset connection, timeout: StoreUnavailableError) are
+retried with exponential backoff; a store that stays down keeps its part in the journal and
+``replay`` finishes it later. Permanent ones are not retried. A store that refuses this client
+(authentication, unknown database, permission: StoreConfigError) is reported once with its own
+reason and its part stays pending, so fixing the configuration lets ``replay`` finish. A store
+that refuses the data (constraint, data or size violation: StoreRejectedError) has the batch split
+in halves until the bad records are isolated: the good ones land, the bad ones become dead letters
+in the journal (reason masked, never the data; ``uuid-forge journal`` lists, retries or drops
+them) and leave the pending list, so one poison record never blocks a store. The report counts
+dead letters per store; one in the source or a required store makes WriteError name it.
+
+**Replay never writes an older version over a newer one.** The rule:
+
+1. A write whose source write failed was reported failed to its caller (WriteError), so its
+   intent is dropped from the journal for every store (logged): it is never applied later behind
+   the caller's back. A record the source rejected is a dead letter of the source only.
+2. The other stores never get the journaled copy: replay reads the source's *current* record for
+   the pending IDs (``get_many``) and writes that, or deletes the ID from the store when the
+   source no longer has it. Whatever happened in between, the store ends as the source is now.
+3. The source itself is owed a journaled record only after a crash between the intent and the
+   source write (that caller never got an answer). Replay applies it, oldest first, unless a newer
+   write of the same ID has since landed in the source: landing marks the older entries of that
+   ID ``superseded`` (an index on ``(entity_type, id)``), and superseded entries are skipped.
+
+Limit: the rule sees one journal. Writers on separate machines with separate journals cannot see
+each other's newer writes; there, replay after a crash of one writer may still apply its
+journaled record over a newer one the other writer made in between (re-running that writer's
+job, or an audit, shows it).
 """
 
 from __future__ import annotations
@@ -20,10 +47,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import events, idmarker
-from .adapters.base import Adapter, chunked
-from .errors import ConfigError, StoreError, StoreUnavailableError, UUIDForgeError, ValidationError, WriteError
+from .adapters.base import DELETE, READ, Adapter, chunked
+from .errors import (ConfigError, StoreError, StoreRejectedError, StoreUnavailableError, UUIDForgeError,
+                     ValidationError, WriteError)
 from .ids import IDConfig, UUIDGenerator
-from .journal import Journal
+from .journal import Journal, PendingBatch
 from .record import Record
 from .registry import open_store
 from .report import StoreResult, WriteReport
@@ -188,14 +216,11 @@ class Forge:
             self._write_batch(batch, report)
             if progress is not None:
                 progress(len(batch))
-            if not report.ok:
+            if _stalled(report):  # a store-level failure; dead letters alone do not stop the job
                 break
         report.seconds = time.perf_counter() - started
         if not report.ok:
-            failed = [n for n, s in report.stores.items() if s.status == "failed"]
-            raise WriteError(f"required store(s) {', '.join(failed)} could not be written: "
-                             f"{'; '.join(e for n in failed for e in report.stores[n].errors[:1])} "
-                             "(the records are kept in the journal: run replay when the store is back)", report=report)
+            raise WriteError(_failure_message(report, self.source.name), report=report)
         return report
 
     def _record_batches(self, entities: Iterable[Any]) -> Iterator[list[Record]]:
@@ -212,66 +237,142 @@ class Forge:
         t = time.perf_counter()
         seqs = self.journal.record_intent(records, [h.name for h in self.stores]) if self.journal else []
         report.journal_seconds += time.perf_counter() - t
-        if not self._put(self.source, records, seqs, report):
+        record_seqs = seqs if len(seqs) == len(records) else []
+        kept = self._put(self.source, records, seqs, report, record_seqs=record_seqs, source=True, journaled=False)
+        if kept is None:
+            # Rule 1: the caller gets WriteError for this batch, so nothing of it may land later.
+            if self.journal:
+                t = time.perf_counter()
+                self.journal.forget(seqs)
+                report.journal_seconds += time.perf_counter() - t
+                log.warning("source %s failed: %d record(s) dropped from the journal for every store (the caller "
+                            "gets WriteError; write them again)", self.source.name, len(records))
+            report.stores[self.source.name].not_written += len(records)
             for h in self.stores[1:]:
-                report.stores[h.name].pending += len(records)
+                report.stores[h.name].not_written += len(records)
                 report.stores[h.name].note_error(f"not attempted: the source {self.source.name} failed")
             return
+        # only what the source holds goes on; a record the source rejected is owed to no other store
+        landed = records if len(kept) == len(records) else [records[i] for i in kept]
+        landed_seqs = record_seqs if len(kept) == len(records) or not record_seqs else [record_seqs[i] for i in kept]
         others = self.stores[1:]
         if self.settings.concurrent and len(others) > 1:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=len(others), thread_name_prefix="uuid-forge")
-            for future in [self._pool.submit(self._put, h, records, seqs, report) for h in others]:
+            for future in [self._pool.submit(self._put, h, landed, seqs, report, record_seqs=landed_seqs)
+                           for h in others]:
                 future.result()
         else:
             for h in others:
-                self._put(h, records, seqs, report)
+                self._put(h, landed, seqs, report, record_seqs=landed_seqs)
 
-    def _put(self, handle: StoreHandle, records: list[Record], seqs: list[int], report: WriteReport) -> bool:
-        """One batch into one store with retries; journal bookkeeping; True on success."""
+    def _put(self, handle: StoreHandle, records: list[Record], seqs: list[int], report: WriteReport, *,
+             record_seqs: Sequence[int] = (), source: bool = False, journaled: bool = True,
+             deletes: Mapping[str, list[uuid.UUID]] | None = None) -> list[int] | None:
+        """One batch into one store with retries, rejected records isolated; journal bookkeeping.
+
+        Returns the indexes of the records that landed (None when the store failed as a whole: the
+        batch stays pending, or with ``journaled=False`` is the caller's to drop). ``record_seqs[i]``
+        is the journal entry of ``records[i]`` (for dead letters, and with ``source`` the supersede
+        marks); ``deletes`` are IDs to remove (replay: the source no longer has them)."""
         result = report.stores[handle.name]
         t = time.perf_counter()
-        ok, error = self._with_retries(lambda: handle.adapter.put_many(records), result)
+        ok, error, rejected = self._put_isolating(handle, records, result)
+        if ok and deletes:
+            for entity_type, ids in deletes.items():
+                ok, error, _ = self._with_retries(lambda: handle.adapter.delete_many(entity_type, ids), result)
+                if not ok:
+                    break
         result.seconds += time.perf_counter() - t
         t = time.perf_counter()
+        landed: list[int] | None = None
         if ok:
-            result.written += len(records)
+            bad = {i for i, _ in rejected}
+            landed = [i for i in range(len(records)) if i not in bad]
+            result.written += len(landed)
+            dead = []
+            for i, reason in rejected:
+                rec = records[i]
+                result.dead_letters += 1
+                if len(result.dead_letter_ids) < 5:
+                    result.dead_letter_ids.append(f"{rec.entity_type} {rec.id}")
+                result.note_error(reason)
+                log.warning("store %s rejected %s %s (a dead letter in the journal): %s", handle.name,
+                            rec.entity_type, rec.id, reason)
+                if record_seqs:
+                    dead.append((record_seqs[i], rec, reason))
             if self.journal:
-                self.journal.mark_done(handle.name, seqs)
+                mark = [(record_seqs[i], r) for i, r in enumerate(records) if i not in bad] \
+                    if source and record_seqs else []
+                self.journal.mark_done(handle.name, seqs, landed=mark, dead=dead)
         else:
-            result.pending += len(records)
+            if journaled:  # else the failure is the caller's (WriteError), not the journal's
+                result.pending += len(records)
+                log.warning("store %s: %d records left in the journal: %s", handle.name, len(records), error)
             result.note_error(error)
-            log.warning("store %s: %d records left in the journal: %s", handle.name, len(records), error)
             if self.journal:
                 self.journal.mark_failed(handle.name, seqs, error)
         report.journal_seconds += time.perf_counter() - t
-        return ok
+        return landed
 
-    def _with_retries(self, call: Callable[[], object], result: StoreResult) -> tuple[bool, str]:
+    def _put_isolating(self, handle: StoreHandle, records: list[Record],
+                       result: StoreResult) -> tuple[bool, str, list[tuple[int, str]]]:
+        """``put_many`` with retries; on a rejection, bisect until the bad records are isolated.
+
+        Returns (ok, error, [(index, reason)] of the records the store refused for good). ok is
+        False only for a store-level failure (down, misconfigured): then nothing is dead-lettered."""
+        return put_isolating(records, lambda part: self._with_retries(lambda: handle.adapter.put_many(part), result))
+
+    def _with_retries(self, call: Callable[[], object],
+                      result: StoreResult) -> tuple[bool, str, type[StoreError] | None]:
+        """(ok, masked error, the error's class). Only StoreUnavailableError is retried."""
         delay = self.settings.backoff
         for attempt in range(self.settings.retries + 1):
             result.attempts += 1
             try:
                 call()
-                return True, ""
+                return True, "", None
             except StoreUnavailableError as err:  # reachable again later: retry with backoff
-                error = mask_text(str(err))
+                error = _reason(err)
                 if attempt == self.settings.retries:
-                    return False, error
+                    return False, error, type(err)
                 result.retries += 1
                 self._sleep(delay * (1 + random.random() / 4))
                 delay = min(delay * 2, 10.0)
             except StoreError as err:  # the store answered with an error: retrying will not help
-                return False, mask_text(str(err))
-        return False, "no attempt made"
+                return False, _reason(err), type(err)
+            except ValidationError as err:  # a store's own check of the data (before it wrote anything)
+                return False, _reason(err), StoreRejectedError
+        return False, "no attempt made", None
 
     # -- recovery ------------------------------------------------------------------------------
+    def _current(self, records: list[Record]) -> tuple[list[Record], dict[str, list[uuid.UUID]]]:
+        """Replay rule 2: the source's current records for these IDs, and per type the IDs the
+        source no longer has. Raises StoreError when the source cannot be read."""
+        by_type: dict[str, list[uuid.UUID]] = {}
+        for r in records:
+            ids = by_type.setdefault(r.entity_type, [])
+            if r.id not in ids[-1:]:
+                ids.append(r.id)
+        current: list[Record] = []
+        gone: dict[str, list[uuid.UUID]] = {}
+        for entity_type, ids in by_type.items():
+            unique = list(dict.fromkeys(ids))
+            found = self.source.adapter.get_many(entity_type, unique)
+            current.extend(found[i] for i in unique if i in found)
+            missing = [i for i in unique if i not in found]
+            if missing:
+                gone[entity_type] = missing
+        return current, gone
+
     def pending(self) -> dict[str, int]:
         """How many records each store is still owed, from the journal."""
         return self.journal.pending_counts() if self.journal else {}
 
     def replay(self, progress: Callable[[int], None] | None = None) -> WriteReport:
-        """Write whatever the journal says is still owed (source first). Safe to run any time."""
+        """Finish what the journal says is still owed (source first), by the rule in the module
+        docstring: the source gets its journaled records unless superseded, the other stores the
+        source's current records. Safe to run any time."""
         started = time.perf_counter()
         report = self._new_report()
         if self.journal is None:
@@ -291,8 +392,14 @@ class Forge:
                 report.stores[handle.name].pending += self.journal.pending_counts().get(handle.name, 0)
                 continue
             for batch in self.journal.pending(handle.name):
-                if not self._put(handle, batch.records, batch.seqs, report):
-                    report.stores[handle.name].pending += self.journal.pending_counts().get(handle.name, 0) - len(batch.seqs)
+                records, record_seqs, deletes = self._replay_plan(handle, batch, report)
+                if records is None:  # the source could not be read: nothing to compare with
+                    report.stores[handle.name].pending += self.journal.pending_counts().get(handle.name, 0)
+                    break
+                if self._put(handle, records, batch.seqs, report, record_seqs=record_seqs, source=handle.source,
+                             deletes=deletes) is None:
+                    report.stores[handle.name].pending += \
+                        self.journal.pending_counts().get(handle.name, 0) - len(records)
                     if handle.source:
                         source_blocked = True
                     break
@@ -301,6 +408,29 @@ class Forge:
                     progress(len(batch.records))
         report.seconds = time.perf_counter() - started
         return report
+
+    def _replay_plan(self, handle: StoreHandle, batch: PendingBatch, report: WriteReport
+                     ) -> tuple[list[Record] | None, list[int], dict[str, list[uuid.UUID]] | None]:
+        """What replay writes to ``handle`` for ``batch``: (records, their entries, IDs to delete)."""
+        if handle.source:  # rule 3: journaled records, unless a newer write of the ID has landed
+            keep = [i for i, s in enumerate(batch.record_seqs) if s not in batch.superseded]
+            if len(keep) < len(batch.records):
+                log.info("replay: %d journaled record(s) for %s skipped: a newer write of the same ID landed",
+                         len(batch.records) - len(keep), handle.name)
+            return [batch.records[i] for i in keep], [batch.record_seqs[i] for i in keep], None
+        if READ not in self.source.adapter.capabilities:  # a write-only source: the journaled copy is all there is
+            return batch.records, batch.record_seqs, None
+        try:  # rule 2: the source's current record, never the journaled copy
+            records, gone = self._current(batch.records)
+        except StoreError as err:
+            error = f"could not read the source {self.source.name} to replay: {_reason(err)}"
+            report.stores[handle.name].note_error(error)
+            if self.journal:
+                self.journal.mark_failed(handle.name, batch.seqs, error)
+            return None, [], None
+        seq_of = {(r.entity_type, r.id): s for r, s in zip(batch.records, batch.record_seqs)}
+        record_seqs = [seq_of[(r.entity_type, r.id)] for r in records]
+        return records, record_seqs, gone if DELETE in handle.adapter.capabilities else None
 
     # -- audit (see uuid_forge.audit) ----------------------------------------------------------
     def audit(self, entity_type: str | Iterable[str] | None = None, **kwargs: Any) -> Any:
@@ -317,3 +447,102 @@ class Forge:
 
     def describe_stores(self) -> list[StoreSettings]:
         return [StoreSettings(h.name, h.adapter.url(), h.source, h.required) for h in self.stores]
+
+
+Attempt = Callable[[list[Record]], "tuple[bool, str, type[StoreError] | None]"]
+
+
+def put_isolating(records: list[Record], attempt: Attempt) -> tuple[bool, str, list[tuple[int, str]]]:
+    """Write ``records`` with ``attempt(part) -> (ok, error, error class)``; when the store rejects
+    the data (StoreRejectedError), split the batch in halves until the bad records are isolated.
+
+    Returns (ok, error, [(index, reason)] of the records refused for good): the others landed.
+    ok is False only for a store-level failure (down, misconfigured), which stops the search:
+    then nothing is known to be bad and the whole batch is the caller's to keep. Costs about
+    2 log2(n) extra writes per bad record; writes are idempotent, so rewriting a half is safe."""
+    if not records:
+        return True, "", []
+    ok, error, kind = attempt(records)
+    if ok or not _rejection(kind):
+        return ok, error, []
+    rejected: list[tuple[int, str]] = []
+
+    def isolate(lo: int, hi: int, reason: str) -> str | None:
+        """records[lo:hi] failed with ``reason``; returns a store-level error that stops the search."""
+        if hi - lo == 1:
+            rejected.append((lo, reason))
+            return None
+        mid = (lo + hi) // 2
+        for a, b in ((lo, mid), (mid, hi)):
+            part_ok, part_error, part_kind = attempt(records[a:b])
+            if part_ok:
+                continue
+            if not _rejection(part_kind):
+                return part_error
+            stop = isolate(a, b, part_error)
+            if stop is not None:
+                return stop
+        return None
+
+    stop = isolate(0, len(records), error)
+    if stop is not None:
+        return False, stop, []
+    return True, "", rejected
+
+
+def _rejection(kind: type[StoreError] | None) -> bool:
+    return kind is not None and issubclass(kind, StoreRejectedError)
+
+
+def attempt_once(put: Callable[[list[Record]], object]) -> Attempt:
+    """An ``attempt`` for :func:`put_isolating` without retries (repair)."""
+    def attempt(part: list[Record]) -> tuple[bool, str, type[StoreError] | None]:
+        try:
+            put(part)
+        except StoreError as err:
+            return False, _reason(err), type(err)
+        return True, "", None
+    return attempt
+
+
+_QUOTING = ("\n[SQL:", "\n[parameters:", "\nCONTEXT:", "\nLINE ", " [SQL:", "(Background on this error")
+
+
+def _reason(err: BaseException, limit: int = 500) -> str:
+    """An error's text for reports, logs and the journal: masked, without the parts where drivers
+    quote the statement or the data (SQL text, parameters, a JSON excerpt), and capped."""
+    text = str(err)
+    for marker in _QUOTING:
+        cut = text.find(marker)
+        if cut > 0:
+            text = text[:cut]
+    text = mask_text(text[:limit * 4]).strip()
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _stalled(report: WriteReport) -> bool:
+    """A store-level failure of the source or a required store: later batches would fail too."""
+    return any(s.role != "optional" and (s.pending or s.not_written) for s in report.stores.values())
+
+
+def _failure_message(report: WriteReport, source: str) -> str:
+    """WriteError's text: the stores that failed, and the dead letters by ID (never their data)."""
+    parts = []
+    src = report.stores[source]
+    down = [n for n, s in report.stores.items() if s.role != "optional" and s.pending]
+    if src.not_written:
+        parts.append(f"the source {source} could not be written: {src.errors[0] if src.errors else ''} "
+                     f"({src.not_written} record(s) not written to any store and not kept in the journal: "
+                     "write them again)")
+    elif down:
+        parts.append(f"required store(s) {', '.join(down)} could not be written: "
+                     f"{'; '.join(e for n in down for e in report.stores[n].errors[:1])} "
+                     "(the records are kept in the journal: run replay when the store is back)")
+    for n, s in report.stores.items():
+        if s.dead_letters and s.role != "optional":
+            unnamed = s.dead_letters - len(s.dead_letter_ids)
+            more = f" and {unnamed} more" if unnamed > 0 else ""
+            parts.append(f"store {n} rejected {s.dead_letters} record(s) for good ({', '.join(s.dead_letter_ids)}"
+                         f"{more}): {s.errors[0] if s.errors else ''} (dead letters in the journal: "
+                         "'uuid-forge journal dead-letters'; the other records were written)")
+    return "; ".join(parts) or "the write failed"

@@ -1,8 +1,14 @@
 """The durable write-ahead journal: intent recorded before any store is written, cleared after.
 
-Deterministic IDs make every write an idempotent upsert, so the recovery rule is simple: whatever
-is still pending for a store is written again. A store that stays down, or a process killed in the
-middle of a batch, leaves rows here; ``replay`` finishes them.
+Deterministic IDs make every write an idempotent upsert, so a store that stays down, or a process
+killed in the middle of a batch, leaves rows here and ``replay`` finishes them. What replay writes
+is decided in :mod:`uuid_forge.forge` (the source's current record for the other stores; for the
+source, a journaled record only while no newer write of that ID has landed). This module keeps
+the bookkeeping for that rule: entries are indexed by ``(entity_type, id)`` and marked
+``superseded`` when a newer write of the same ID lands in the source; a record a store rejects
+for good becomes a dead letter (``dead_letters``: store, entry, masked reason, attempts, time),
+taken off the pending list until ``retry_dead_letters`` puts it back or ``drop_dead_letters``
+forgets it.
 
 SQLite in WAL mode. The file holds entity data (possibly personal data), so it and its WAL/SHM
 companions are created with mode 0600. ``synchronous=NORMAL`` survives a process crash; choose
@@ -18,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +40,20 @@ CREATE TABLE IF NOT EXISTS entries (
     key TEXT,
     data TEXT NOT NULL,
     fp TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    superseded INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS entries_by_id ON entries (entity_type, id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    store TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    entity_type TEXT NOT NULL,
+    id BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    created REAL NOT NULL,
+    PRIMARY KEY (store, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending (
     store TEXT NOT NULL,
     lo INTEGER NOT NULL,
@@ -45,20 +63,43 @@ CREATE TABLE IF NOT EXISTS pending (
     PRIMARY KEY (store, lo)
 ) WITHOUT ROWID;
 """
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # One pending row per batch and store (a range of entry sequence numbers), not per record: a
 # store takes or refuses a whole batch, and the bookkeeping stays a few rows per batch.
 
-__all__ = ["Journal", "PendingBatch"]
+__all__ = ["DeadLetter", "Journal", "PendingBatch"]
 
 
 @dataclass
 class PendingBatch:
-    """Records still owed to one store, with the journal sequence numbers that track them."""
+    """Records still owed to one store, with the journal sequence numbers that track them.
+
+    ``seqs`` is the pending range (what ``mark_done`` clears); ``record_seqs[i]`` is the entry of
+    ``records[i]``; ``superseded`` holds the entries a newer write of the same ID has overtaken."""
 
     store: str
     seqs: list[int]
     records: list[Record]
+    record_seqs: list[int] = field(default_factory=list)
+    superseded: set[int] = field(default_factory=set)
+
+
+@dataclass
+class DeadLetter:
+    """A record a store refused for good (never the data: the reason is already masked)."""
+
+    store: str
+    seq: int
+    entity_type: str
+    id: uuid.UUID
+    reason: str
+    attempts: int
+    created: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"store": self.store, "seq": self.seq, "entity_type": self.entity_type, "id": str(self.id),
+                "reason": self.reason, "attempts": self.attempts,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created))}
 
 
 def _create_private(path: Path) -> tuple[int, int]:
@@ -193,6 +234,9 @@ class Journal:
         if version > SCHEMA_VERSION:
             raise ConfigError(f"journal {self.path} was written by a newer uuid-forge (schema {version}); "
                               "replay it with that version")
+        entry_columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
+        if entry_columns and "superseded" not in entry_columns:  # schema 2: no supersede mark yet
+            self._db.execute("ALTER TABLE entries ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(pending)")}
         if "seq" in columns:  # schema 1: one pending row per record becomes one-record ranges
             self._db.executescript("""
@@ -221,16 +265,61 @@ class Journal:
                                      [(store, seqs[0], seqs[-1]) for store in stores])
         return seqs
 
-    def mark_done(self, store: str, seqs: Sequence[int]) -> None:
-        """``store`` now holds the batch ``seqs``; forget entries no store is owed any more."""
+    def mark_done(self, store: str, seqs: Sequence[int], *, landed: Sequence[tuple[int, Record]] = (),
+                  dead: Sequence[tuple[int, Record, str]] = ()) -> None:
+        """``store`` now holds the batch ``seqs``; forget entries no store is owed any more.
+
+        ``landed``: ``(seq, record)`` pairs the source of truth now holds: older entries of the
+        same IDs are marked superseded (replay will not write them over the newer version).
+        ``dead``: ``(seq, record, masked reason)`` the store refused for good: dead letters, off
+        the pending list, their entries kept for a retry."""
         if not seqs:
             return
         lo, hi = seqs[0], seqs[-1]
         with self._lock, self._transaction():
+            self._supersede(landed)
+            if dead:  # attempts carry over from a retried dead letter (kept in its pending row)
+                now = time.time()
+                row = self._db.execute("SELECT attempts FROM pending WHERE store = ? AND lo = ?",
+                                       (store, lo)).fetchone()
+                tries = (row[0] if row else 0) + 1
+                self._db.executemany(
+                    "INSERT INTO dead_letters (store, seq, entity_type, id, reason, attempts, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (store, seq) DO UPDATE SET "
+                    "reason = excluded.reason, attempts = dead_letters.attempts + 1, created = excluded.created",
+                    [(store, s, r.entity_type, r.id.bytes, reason[:500], tries, now) for s, r, reason in dead])
             self._db.execute("DELETE FROM pending WHERE store = ? AND lo = ?", (store, lo))
-            still = self._db.execute("SELECT 1 FROM pending WHERE lo <= ? AND hi >= ? LIMIT 1", (hi, lo)).fetchone()
-            if still is None:
+            self._forget_unowed(lo, hi)
+
+    def _supersede(self, landed: Sequence[tuple[int, Record]]) -> None:
+        """Mark entries older than a landed write of the same ID (index lookups, only when older
+        entries exist at all: a journal that keeps up holds none)."""
+        if not landed:
+            return
+        first = min(s for s, _ in landed)
+        if self._db.execute("SELECT 1 FROM entries WHERE seq < ? AND superseded = 0 LIMIT 1", (first,)).fetchone():
+            self._db.executemany("UPDATE entries SET superseded = 1 WHERE entity_type = ? AND id = ? AND seq < ? "
+                                 "AND superseded = 0", [(r.entity_type, r.id.bytes, s) for s, r in landed])
+
+    def _forget_unowed(self, lo: int, hi: int) -> None:
+        still = self._db.execute("SELECT 1 FROM pending WHERE lo <= ? AND hi >= ? LIMIT 1", (hi, lo)).fetchone()
+        if still is None:
+            if self._db.execute("SELECT 1 FROM dead_letters LIMIT 1").fetchone() is None:
                 self._db.execute("DELETE FROM entries WHERE seq BETWEEN ? AND ?", (lo, hi))
+            else:  # dead letters keep their entry (a retry needs the record)
+                self._db.execute("DELETE FROM entries WHERE seq BETWEEN ? AND ? AND seq NOT IN "
+                                 "(SELECT seq FROM dead_letters WHERE seq BETWEEN ? AND ?)", (lo, hi, lo, hi))
+
+    def forget(self, seqs: Sequence[int]) -> int:
+        """Drop the batch ``seqs`` for every store: its write was reported failed to its caller
+        (the source refused it), so it must never be applied later behind the caller's back."""
+        if not seqs:
+            return 0
+        lo, hi = seqs[0], seqs[-1]
+        with self._lock, self._transaction():
+            gone = self._db.execute("DELETE FROM pending WHERE lo = ? AND hi = ?", (lo, hi)).rowcount
+            self._forget_unowed(lo, hi)
+        return gone
 
     def mark_failed(self, store: str, seqs: Sequence[int], error: str) -> None:
         """Count a failed attempt (the error text must already be free of secrets)."""
@@ -266,10 +355,62 @@ class Journal:
                 if row is None:
                     return
                 lo, hi = row
-                rows = self._db.execute("SELECT seq, entity_type, id, key, data, fp FROM entries "
+                rows = self._db.execute("SELECT seq, entity_type, id, key, data, fp, superseded FROM entries "
                                         "WHERE seq BETWEEN ? AND ? ORDER BY seq", (lo, hi)).fetchall()
             after = lo
-            yield PendingBatch(store, list(range(lo, hi + 1)), [_record(r) for r in rows])
+            yield PendingBatch(store, list(range(lo, hi + 1)), [_record(r) for r in rows], [r[0] for r in rows],
+                               {r[0] for r in rows if r[6]})
+
+    # -- dead letters --------------------------------------------------------------------------
+    def dead_letter_counts(self) -> dict[str, int]:
+        """How many dead letters each store has."""
+        with self._lock:
+            return dict(self._db.execute("SELECT store, COUNT(*) FROM dead_letters GROUP BY store").fetchall())
+
+    def dead_letters(self, store: str | None = None, ident: uuid.UUID | None = None) -> list[DeadLetter]:
+        """The dead letters (optionally of one store and/or one ID), oldest first."""
+        where, args = self._dead_filter(store, ident)
+        with self._lock:
+            rows = self._db.execute("SELECT store, seq, entity_type, id, reason, attempts, created FROM dead_letters"
+                                    f"{where} ORDER BY created, store, seq", args).fetchall()
+        return [DeadLetter(s, q, t, uuid.UUID(bytes=i), r, a, c) for s, q, t, i, r, a, c in rows]
+
+    def retry_dead_letters(self, store: str | None = None, ident: uuid.UUID | None = None,
+                           also: dict[str, Sequence[str]] | None = None) -> int:
+        """Put dead letters back on the pending list (the next ``replay`` tries them again).
+        ``also`` maps a store to the stores that follow it: a source's retried record is owed to
+        them too once it lands."""
+        where, args = self._dead_filter(store, ident)
+        with self._lock, self._transaction():
+            rows = self._db.execute(f"SELECT store, seq, attempts FROM dead_letters{where}", args).fetchall()
+            owed = {(s, q, a) for s, q, a in rows} | {(o, q, 0) for s, q, _ in rows for o in (also or {}).get(s, ())}
+            self._db.executemany("INSERT OR IGNORE INTO pending (store, lo, hi, attempts) VALUES (?, ?, ?, ?)",
+                                 [(s, q, q, a) for s, q, a in sorted(owed)])
+            self._db.execute(f"DELETE FROM dead_letters{where}", args)
+        return len(rows)
+
+    def drop_dead_letters(self, store: str | None = None, ident: uuid.UUID | None = None) -> int:
+        """Forget dead letters for good (and their entries, unless some store is still owed them)."""
+        where, args = self._dead_filter(store, ident)
+        with self._lock, self._transaction():
+            seqs = [r[0] for r in self._db.execute(f"SELECT seq FROM dead_letters{where}", args)]
+            self._db.execute(f"DELETE FROM dead_letters{where}", args)
+            for s in seqs:
+                if self._db.execute("SELECT 1 FROM dead_letters WHERE seq = ? UNION ALL SELECT 1 FROM pending "
+                                    "WHERE lo <= ? AND hi >= ? LIMIT 1", (s, s, s)).fetchone() is None:
+                    self._db.execute("DELETE FROM entries WHERE seq = ?", (s,))
+        return len(seqs)
+
+    @staticmethod
+    def _dead_filter(store: str | None, ident: uuid.UUID | None) -> tuple[str, tuple[object, ...]]:
+        parts, args = [], []
+        if store is not None:
+            parts.append("store = ?")
+            args.append(store)
+        if ident is not None:
+            parts.append("id = ?")
+            args.append(ident.bytes)
+        return (" WHERE " + " AND ".join(parts) if parts else ""), tuple(args)
 
     def pending_entity_types(self) -> list[str]:
         """The entity types of the entries still owed to some store (an entry goes when none is owed)."""
@@ -285,10 +426,10 @@ class Journal:
             self._db.close()
 
 
-def _record(row: tuple[int, str, bytes, str | None, str, str]) -> Record:
+def _record(row: tuple[object, ...]) -> Record:
     import json
 
-    _, entity_type, raw_id, key, data, fp = row
+    _, entity_type, raw_id, key, data, fp = row[:6]
     record = Record(entity_type, uuid.UUID(bytes=raw_id), json.loads(data), json.loads(key) if key else None,
                     fingerprint=fp)
     record._json = data  # the exact canonical text that was journaled

@@ -19,11 +19,18 @@ class StoreResult:
     retries: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: records this store refused for good (dead letters in the journal), and their IDs (a few)
+    dead_letters: int = 0
+    dead_letter_ids: list[str] = field(default_factory=list)
+    #: records not written and not journaled: the source refused them, the caller gets WriteError
+    not_written: int = 0
 
     @property
     def status(self) -> str:
-        if self.pending == 0:
+        if self.pending == 0 and self.dead_letters == 0 and self.not_written == 0:
             return "ok"
+        if self.not_written:  # the source failed: nothing of that batch is kept, whatever the role
+            return "failed"
         return "journaled" if self.role == "optional" else "failed"
 
     def note_error(self, message: str) -> None:
@@ -48,7 +55,7 @@ class WriteReport:
     @property
     def complete(self) -> bool:
         """True when every store, optional ones too, holds everything."""
-        return all(s.pending == 0 for s in self.stores.values())
+        return all(s.pending == 0 and s.dead_letters == 0 and s.not_written == 0 for s in self.stores.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {"entities": self.entities, "ok": self.ok, "complete": self.complete,
@@ -56,6 +63,8 @@ class WriteReport:
                 "stores": {n: {**asdict(s), "status": s.status} for n, s in self.stores.items()}}
 
     def summary(self) -> str:
-        parts = [f"{n}: {s.status} ({s.written} written" + (f", {s.pending} in journal" if s.pending else "") + ")"
+        parts = [f"{n}: {s.status} ({s.written} written" + (f", {s.pending} in journal" if s.pending else "")
+                 + (f", {s.dead_letters} dead letter(s)" if s.dead_letters else "")
+                 + (f", {s.not_written} not written" if s.not_written else "") + ")"
                  for n, s in self.stores.items()]
         return f"{self.entities} entities; " + "; ".join(parts)

@@ -289,3 +289,4 @@ from . import stores as _stores  # noqa: E402,F401  (registers the store command
 from . import forge_cmds as _forge_cmds  # noqa: E402,F401
 from . import demo_cmd as _demo_cmd  # noqa: E402,F401
 from . import ids_cmd as _ids_cmd  # noqa: E402,F401
+from . import journal_cmd as _journal_cmd  # noqa: E402,F401

@@ -68,6 +68,10 @@ def show_write(report: WriteReport, as_json: bool) -> None:
     for s in report.stores.values():
         for e in s.errors:
             err.print(f"[yellow]{s.name}[/]: {escape(e)}")
+    dead = [f"{s.name}: {s.dead_letters}" for s in report.stores.values() if s.dead_letters]
+    if dead:
+        err.print(f"dead letters (records a store refused for good, kept in the journal; the others were written): "
+                  f"{', '.join(dead)}; see 'uuid-forge journal dead-letters'")
 
 
 def _entities(n: int) -> str:
@@ -248,14 +252,18 @@ def replay(config_path: str, as_json: bool) -> None:
         with progress_bar("replaying", sum(before.values()), not as_json) as advance:
             report = forge.replay(progress=advance)
         left = forge.pending()
+        dead = forge.journal.dead_letter_counts() if forge.journal else {}
         if as_json:
-            emit_json({**report.to_dict(), "pending_before": before, "pending_after": left})
+            emit_json({**report.to_dict(), "pending_before": before, "pending_after": left, "dead_letters": dead})
         else:
             if not before:
                 out.print("journal is empty: nothing to replay")
             else:
                 out.print(write_report_table(report))
                 out.print(f"pending before: {before or 0}; after: {left or 'nothing'}")
+            if dead:
+                out.print(f"dead letters (refused for good, not replayed): {dead}; "
+                          "see 'uuid-forge journal dead-letters'")
         if left:
             raise click.exceptions.Exit(1)
 

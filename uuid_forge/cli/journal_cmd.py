@@ -1,0 +1,179 @@
+"""``uuid-forge journal``: what the journal still owes each store, and its dead letters.
+
+A dead letter is a record a store refused for good (a constraint, data or size violation). It
+left the pending list so that one poison record cannot block a store's replay; this command
+lists them (never their data), puts them back for replay once the cause is fixed, or forgets them.
+Only the journal is opened: no store is contacted.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from ..encodings import decode
+from ..errors import ConfigError, DecodeError, ValidationError
+from ..journal import Journal
+from ..settings import ForgeSettings, load_settings
+from .app import CONTEXT, cli, emit_json, out
+from .forge_cmds import config_option
+
+
+def _settings(config_path: str) -> ForgeSettings:
+    if not os.path.exists(config_path):
+        raise ConfigError(f"config file {config_path!r} not found (name one with --config/-c or UUID_FORGE_CONFIG)")
+    return load_settings(config_path)
+
+
+def _open(settings: ForgeSettings) -> Journal | None:
+    """The configured journal, or None when it was never created (nothing was ever written)."""
+    if not os.path.exists(settings.journal_path):
+        return None
+    return Journal(settings.journal_path, settings.journal_synchronous)
+
+
+def _store(settings: ForgeSettings, journal: Journal | None, store: str | None) -> str | None:
+    """``--store`` checked against the configuration and the journal: a typo must not match nothing."""
+    if store is None:
+        return None
+    known = {s.name for s in settings.stores}
+    if journal is not None:
+        known |= set(journal.stores_pending()) | set(journal.dead_letter_counts())
+    if store not in known:
+        raise ConfigError(f"--store {store!r}: no such store in {settings.origin} or the journal "
+                          f"(stores: {', '.join(sorted(known)) or 'none'})")
+    return store
+
+
+def _ident(value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return decode(value)
+    except (DecodeError, ValueError) as err:
+        raise ValidationError(f"--id: {err}") from None
+
+
+@cli.group("journal", context_settings=CONTEXT, invoke_without_command=True)
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def journal(ctx: click.Context, config_path: str, as_json: bool) -> None:
+    """What the journal owes each store (pending) and the records stores refused (dead letters).
+
+    \b
+    Examples:
+      uuid-forge journal -c uuid-forge.toml                   pending and dead letters per store
+      uuid-forge journal dead-letters -c uuid-forge.toml      one line per dead letter (no data)
+      uuid-forge journal retry -c uuid-forge.toml --store pg  back to pending, then: uuid-forge replay
+      uuid-forge journal drop -c uuid-forge.toml --all --yes  forget them
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = _settings(config_path)
+    jr = _open(settings)
+    pending = jr.pending_counts() if jr else {}
+    dead = jr.dead_letter_counts() if jr else {}
+    if jr:
+        jr.close()
+    names = [s.name for s in settings.stores] + sorted((set(pending) | set(dead)) - {s.name for s in settings.stores})
+    roles = {s.name: "source" if s.source else "required" if s.required else "optional" for s in settings.stores}
+    if as_json:
+        emit_json({"journal": settings.journal_path, "exists": jr is not None,
+                   "stores": {n: {"role": roles.get(n, "not configured"), "pending": pending.get(n, 0),
+                                  "dead_letters": dead.get(n, 0)} for n in names}})
+        return
+    table = Table(header_style="bold", title=f"journal {escape(settings.journal_path)}"
+                  + ("" if jr else " (not created yet)"))
+    for col in ("store", "role", "pending", "dead letters"):
+        table.add_column(col, no_wrap=True)
+    for n in names:
+        table.add_row(n, roles.get(n, "not configured"), str(pending.get(n, 0)),
+                      f"[red]{dead[n]}[/]" if dead.get(n) else "0")
+    out.print(table)
+    if any(pending.values()):
+        out.print("pending records are written by: uuid-forge replay")
+    if any(dead.values()):
+        out.print("dead letters: uuid-forge journal dead-letters (then retry or drop)")
+
+
+def _filters(f: Any) -> Any:
+    f = click.option("--id", "ident", default=None, metavar="UUID", help="Only this entity ID (any UUID form).")(f)
+    f = click.option("--store", "-s", "store", default=None, metavar="NAME", help="Only this store.")(f)
+    return config_option(f)
+
+
+@journal.command("dead-letters", context_settings=CONTEXT)
+@_filters
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def dead_letters(config_path: str, store: str | None, ident: str | None, as_json: bool) -> None:
+    """List dead letters: store, entity type, ID, reason, attempts, time (never the data)."""
+    settings = _settings(config_path)
+    jr = _open(settings)
+    wanted = _ident(ident)
+    try:
+        rows = jr.dead_letters(_store(settings, jr, store), wanted) if jr else []
+    finally:
+        if jr:
+            jr.close()
+    if as_json:
+        emit_json([d.to_dict() for d in rows])
+        return
+    if not rows:
+        out.print("no dead letters")
+        return
+    # one block per dead letter, not a table: a reason is long and an ID must never be cut
+    click.echo(f"{len(rows)} dead letter(s): store, entity type, id, attempts, time; then the store's reason")
+    for d in rows:
+        click.echo(f"{d.store}  {d.entity_type}  {d.id}  attempts {d.attempts}  {d.to_dict()['time']}")
+        click.echo(f"    {d.reason}")
+
+
+@journal.command("retry", context_settings=CONTEXT)
+@_filters
+def retry(config_path: str, store: str | None, ident: str | None) -> None:
+    """Put dead letters back on the pending list; the next 'uuid-forge replay' tries them again.
+
+    Fix the cause first (a column type, a size limit, a constraint): a record refused again
+    becomes a dead letter again. A retried record of the source is owed to the other stores too.
+    """
+    settings = _settings(config_path)
+    jr = _open(settings)
+    if jr is None:
+        out.print("no dead letters (the journal was never created)")
+        return
+    try:
+        sources = [s.name for s in settings.stores if s.source]
+        also = {sources[0]: [s.name for s in settings.stores if not s.source]} if sources else None
+        n = jr.retry_dead_letters(_store(settings, jr, store), _ident(ident), also=also)
+    finally:
+        jr.close()
+    out.print(f"{n} dead letter(s) back on the pending list" + (": run uuid-forge replay" if n else ""))
+
+
+@journal.command("drop", context_settings=CONTEXT)
+@_filters
+@click.option("--all", "drop_all", is_flag=True, help="Every dead letter (of --store, if given).")
+@click.option("--yes", is_flag=True, help="Confirm: the records will not be written to that store by replay.")
+def drop(config_path: str, store: str | None, ident: str | None, drop_all: bool, yes: bool) -> None:
+    """Forget dead letters for good (--id ID or --all, with --yes). The data stays in the source;
+    an audit shows the store still lacks it."""
+    if (ident is None) == (not drop_all):
+        raise click.UsageError("give --id ID or --all (one of them)")
+    if not yes:
+        raise click.UsageError("dropping dead letters forgets records the store never received: add --yes to confirm")
+    settings = _settings(config_path)
+    jr = _open(settings)
+    if jr is None:
+        out.print("no dead letters (the journal was never created)")
+        return
+    try:
+        n = jr.drop_dead_letters(_store(settings, jr, store), _ident(ident))
+    finally:
+        jr.close()
+    out.print(f"{n} dead letter(s) dropped")
