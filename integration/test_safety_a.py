@@ -70,7 +70,9 @@ optional = {str(optional).lower()}
 def journal_errors(tmp_path: Path) -> list[str]:
     db = sqlite3.connect(tmp_path / "journal.sqlite3")
     try:
-        return [row[0] or "" for row in db.execute("SELECT last_error FROM pending")]
+        # a store outage leaves last_error on pending rows; a record the store rejects is a dead letter
+        return ([row[0] or "" for row in db.execute("SELECT last_error FROM pending")]
+                + [row[0] for row in db.execute("SELECT reason FROM dead_letters")])
     finally:
         db.close()
 

@@ -203,7 +203,7 @@ WRITER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_repair_beside_live_writer_loses_no_acknowledged_write(postgres_url: str, redis_url: str,
-                                                                tmp_path: Path) -> None:
+                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Finding 5: a writer in another process writes 20,000 entities (and second versions of
     some) while audit --repair --apply --delete-orphans runs again and again in this one."""
     et = f"sd{uuid.uuid4().hex[:8]}"
@@ -216,6 +216,7 @@ def test_repair_beside_live_writer_loses_no_acknowledged_write(postgres_url: str
     writer = subprocess.Popen([sys.executable, str(tmp_path / "writer.py"), str(config), et, str(acks), str(total)],
                               env=env, stderr=subprocess.PIPE, text=True)
     audits: list[int] = []
+    monkeypatch.setenv("UUID_FORGE_SALT", SALT)  # the audits in this process run under the writer's ID configuration
     try:
         deadline = time.monotonic() + 90
         while writer.poll() is None and time.monotonic() < deadline:
