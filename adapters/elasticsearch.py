@@ -26,9 +26,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 import elasticsearch
 from elasticsearch import helpers
 
-from ..encodings import check_target, decode, encode
+from ..classify import classify, classify_uuid, parse_id
+from ..encodings import check_target, encode
 from ..errors import ConfigError, StoreError, StoreUnavailableError, TargetError, ValidationError
-from ..record import MalformedID, Partition, Record
+from ..record import ForeignEntry, MalformedID, Partition, Record
 from ..urls import mask_text
 from .base import Adapter, ScanItem
 
@@ -225,6 +226,11 @@ class ElasticsearchAdapter(Adapter):
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete documents by the exact ``_id`` a scan reported (a wrongly encoded one)."""
         index = self.index_name(entity_type)
+        foreign = [raw for raw in raws if isinstance(classify(raw, self.id_format, versions=self.id_versions),
+                                                    ForeignEntry)]
+        if foreign:
+            raise ValidationError(f"_ids {foreign[:3]} are not IDs written by uuid-forge: refused, foreign "
+                                  "documents are never deleted")
         body = "".join(json.dumps({"delete": {"_id": raw}}) + "\n" for raw in raws)
         resp = self._client.bulk(operations=body, index=index, refresh=True,  # type: ignore[arg-type]
                                  filter_path="items.*.result")
@@ -272,33 +278,49 @@ class ElasticsearchAdapter(Adapter):
                                    "_source": ["id", "fp"]})
         for hit in hits:
             src = hit.get("_source") or {}
-            if "id" in src:
-                yield self._scan_item(hit, partition)
+            item = self._classify_hit(hit["_id"], src)
+            if "id" not in src:
+                # No id field (written by something else): it lands in the partition its _id decodes
+                # into; one that is not ours at all in the first partition, so it is reported once.
+                if isinstance(item, ForeignEntry):
+                    if partition.index == 0:
+                        yield item, None
+                elif isinstance(item, MalformedID) and item.id is not None and partition.contains(item.id):
+                    yield item, src.get("fp")
                 continue
-            # No id field (written by something else): it lands in the partition its _id decodes
-            # into, or in the first partition when it decodes to nothing, so it is reported once.
-            ident = _decoded(hit["_id"])
-            if partition.contains(ident) if ident else partition.index == 0:
-                yield MalformedID(raw=hit["_id"], reason="document has no id field", id=ident), src.get("fp")
+            # With an id field, exactly one partition's range query finds the document: the one whose
+            # string range holds that text, which for a non-canonical id field may not be the one its
+            # UUID falls in. It is reported there, once, with the UUID as ``id`` only when they agree.
+            if isinstance(item, MalformedID) and item.id is not None and not partition.contains(item.id):
+                item = MalformedID(raw=item.raw, reason=f"{item.reason} ({item.id})")
+            yield item, (None if isinstance(item, ForeignEntry) else src.get("fp"))
 
-    def _scan_item(self, hit: dict[str, Any], partition: Partition) -> ScanItem:
-        raw, src = hit["_id"], hit.get("_source") or {}
-        field, fp = src.get("id"), src.get("fp")
-        try:
-            ident = uuid.UUID(field)
-        except (TypeError, ValueError, AttributeError):
-            ident = None
-        if ident is not None and str(ident) == field:
-            if raw == self._doc_id(ident):
-                return ident, fp
-            return MalformedID(raw=raw, reason=f"_id {raw!r} is not the {self.id_format} form of its id field "
-                               f"{field}", id=ident), fp
-        # A non-canonical id field is found in the partition whose string range holds that text,
-        # which may not be the one its UUID falls in. Reported here, once, with the UUID in the
-        # reason and as ``id`` only when the two agree.
-        ident = ident or _decoded(raw)
-        reason = f"id field {field!r} is not a lowercase 36-char UUID string" + (f" ({ident})" if ident else "")
-        return MalformedID(raw=raw, reason=reason, id=ident if ident and partition.contains(ident) else None), fp
+    def _classify_hit(self, raw: str, src: dict[str, Any]) -> uuid.UUID | MalformedID | ForeignEntry:
+        """A document's ID: its ``_id`` decides whether it is ours (uuid_forge.classify); the
+        ``id`` field, when present, must name the same UUID (lowercase 36-char when all is well)."""
+        by_id = classify(raw, self.id_format, versions=self.id_versions, where="_id")
+        if isinstance(by_id, ForeignEntry):
+            return by_id
+        ident = by_id if isinstance(by_id, uuid.UUID) else by_id.id
+        assert ident is not None
+        has_field, field = "id" in src, src.get("id")
+        if has_field and field == str(ident):
+            if isinstance(by_id, MalformedID):
+                return MalformedID(raw=raw, reason=f"_id {raw!r} is not the {self.id_format} form of its id field "
+                                                   f"{field}", id=ident)
+            return ident
+        parsed = parse_id(field) if isinstance(field, str) else None
+        if has_field and (parsed is None or parsed[0] != ident) and isinstance(by_id, MalformedID):
+            # neither part is ours in the right form, and they disagree: nothing says it is ours
+            return ForeignEntry(raw, "_id and id field name different IDs: not ours, left alone")
+        mine = classify_uuid(ident, raw=raw, versions=self.id_versions, where="_id")
+        if isinstance(mine, ForeignEntry):
+            return mine
+        if not has_field:
+            reason = "document has no id field" + ("" if isinstance(by_id, uuid.UUID) else f"; {by_id.reason}")
+        else:
+            reason = f"id field {field!r} is not a lowercase 36-char UUID string naming its _id"
+        return MalformedID(raw=raw, reason=reason, id=ident)
 
     def _drop(self, entity_type: str) -> None:
         """Delete the whole index: one request, where deleting by ID would first read every ID."""
@@ -325,13 +347,6 @@ class ElasticsearchAdapter(Adapter):
 
 def _base64url(ident: uuid.UUID) -> str:
     return encode(ident, "base64url")  # type: ignore[return-value]
-
-
-def _decoded(raw: str) -> uuid.UUID | None:
-    try:
-        return decode(raw)
-    except ValueError:
-        return None
 
 
 def _refresh_value(value: bool | str | None) -> str | None:

@@ -40,7 +40,8 @@ from pymongo.errors import (
 from ..errors import ValidationError
 
 _RAW_BINARY = re.compile(r"Binary\(subtype=(?P<subtype>\d+), hex=(?P<hex>[0-9a-f]*)\)")
-from ..record import MalformedID, Partition, Record
+from ..classify import classify, classify_uuid
+from ..record import ForeignEntry, MalformedID, Partition, Record
 from .base import Adapter, ScanItem, chunked
 
 __all__ = ["MongoAdapter"]
@@ -183,6 +184,10 @@ class MongoAdapter(Adapter):
                 keys.append(uuid.UUID(bytes=data) if subtype == 4 and len(data) == 16 else Binary(data, subtype))
             else:
                 keys.append(raw)
+        foreign = [raw for raw, key in zip(raws, keys) if isinstance(self._scanned(key), ForeignEntry)]
+        if foreign:
+            raise ValidationError(f"_ids {foreign[:3]} are not IDs written by uuid-forge: refused, foreign "
+                                  "documents are never deleted")
         ops = [DeleteMany({"_id": {"$in": chunk}}) for chunk in chunked(keys, self.in_batch_size)]
         return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
 
@@ -213,29 +218,34 @@ class MongoAdapter(Adapter):
         outside = coll.find({"_id": {"$not": {"$gte": lowest, "$lte": highest}}}, {"fp": 1}).batch_size(self.batch_size)
         for doc in outside:
             item = self._scanned(doc["_id"])
-            if isinstance(item, MalformedID) and (item.id is not None or partition.index == 0):
+            if isinstance(item, MalformedID) or (isinstance(item, ForeignEntry) and partition.index == 0):
                 yield item, doc.get("fp")
 
-    def _scanned(self, raw: Any) -> uuid.UUID | MalformedID:
-        """The UUID an ``_id`` encodes if it is in this adapter's encoding, else a MalformedID."""
+    def _scanned(self, raw: Any) -> uuid.UUID | MalformedID | ForeignEntry:
+        """The UUID an ``_id`` encodes if it is in this adapter's encoding; a MalformedID for an ID
+        of ours in another encoding; a ForeignEntry for anything else (``"legacy-42"``, an ObjectId)."""
+        versions = self.id_versions
         if self._binary:
             if type(raw) is uuid.UUID:  # Binary subtype 4, decoded by uuidRepresentation="standard"
                 return raw
             if isinstance(raw, str):
-                return MalformedID(raw, "string _id where BSON Binary subtype 4 is expected", _decode(raw))
+                return classify(raw, None, versions=versions, where="string _id (BSON Binary subtype 4 expected)")
             if isinstance(raw, bytes):  # Binary of another subtype (bytes for subtype 0)
                 subtype = getattr(raw, "subtype", 0)
-                return MalformedID(f"Binary(subtype={subtype}, hex={raw.hex()})",
-                                   f"Binary subtype {subtype} _id where subtype 4 is expected",
-                                   uuid.UUID(bytes=bytes(raw)) if len(raw) == 16 else None)
-            return MalformedID(str(raw), f"{type(raw).__name__} _id where BSON Binary subtype 4 is expected")
+                shown = f"Binary(subtype={subtype}, hex={raw.hex()})"
+                if len(raw) != 16:
+                    return ForeignEntry(shown, f"Binary subtype {subtype} _id of {len(raw)} bytes: not ours, left alone")
+                return classify_uuid(uuid.UUID(bytes=bytes(raw)), raw=shown, versions=versions, where="_id",
+                                     wanted=f"Binary subtype {subtype} where subtype 4 is expected")
+            return ForeignEntry(str(raw), f"{type(raw).__name__} _id: not ours, left alone")
         if isinstance(raw, str):
             if _CANONICAL_STRING.fullmatch(raw):
                 return uuid.UUID(raw)
-            return MalformedID(raw, "string _id not in the lowercase 36-char form", _decode(raw))
+            return classify(raw, "string", versions=versions, where="string _id")
         if type(raw) is uuid.UUID:
-            return MalformedID(f"Binary(subtype=4, hex={raw.hex})", "binary _id where a string is expected", raw)
-        return MalformedID(str(raw), f"{type(raw).__name__} _id where a 36-char string is expected")
+            return classify_uuid(raw, raw=f"Binary(subtype=4, hex={raw.hex})", versions=versions, where="_id",
+                                 wanted="BSON Binary where a 36-char string is expected")
+        return ForeignEntry(str(raw), f"{type(raw).__name__} _id: not ours, left alone")
 
     def _drop(self, entity_type: str) -> None:
         """Drop the collection (and its indexes): one command, where deleting by ID would first read every ID."""
@@ -253,7 +263,9 @@ class MongoAdapter(Adapter):
                 self.check_entity_type(entity_type)
             except ValidationError:
                 continue  # another application's collection
-            if self._db[name].find_one({}, {"_id": 1}) is not None:
+            first = self._db[name].find_one({}, {"_id": 1})
+            # another application's collection (its first _id is not ours in any form) is not a type
+            if first is not None and not isinstance(self._scanned(first["_id"]), ForeignEntry):
                 found.append(entity_type)
         return found
 
@@ -282,12 +294,3 @@ def _bson_exact(value: Any) -> bool:
     if isinstance(value, int) and not isinstance(value, bool):
         return value in _INT64
     return True
-
-
-def _decode(text: str) -> uuid.UUID | None:
-    from ..encodings import decode
-
-    try:
-        return decode(text)
-    except ValueError:
-        return None

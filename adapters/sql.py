@@ -19,9 +19,9 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
 from ..canonical import canonical
-from ..encodings import decode
+from ..classify import ANY_VERSIONS, classify
 from ..errors import UUIDForgeError, ValidationError
-from ..record import MalformedID, Partition, Record, fingerprint_of
+from ..record import ForeignEntry, MalformedID, Partition, Record, fingerprint_of
 from .base import WRITE, Adapter, ScanItem
 
 __all__ = ["SQLAdapter"]
@@ -77,21 +77,16 @@ class _IdCodec:
         text = str(ident) if (self.kind == "string" if dashed is None else dashed) else ident.hex
         return text.upper() if upper else text
 
-    def decode(self, raw: Any) -> uuid.UUID | MalformedID:
-        """The UUID behind a stored value, or a MalformedID saying what is wrong with it."""
+    def decode(self, raw: Any, versions: frozenset[int] = ANY_VERSIONS) -> uuid.UUID | MalformedID | ForeignEntry:
+        """The UUID behind a stored value; a MalformedID for an ID of ours in the wrong form; a
+        ForeignEntry for other text (``42``, ``invoice-2024-001``): never ours, never deleted."""
         if self.native:
             return raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw))
         raw = str(raw)
         good = _HEX32 if self.kind == "hex" else _STR36
         if good.fullmatch(raw):
             return uuid.UUID(raw)
-        try:
-            ident: uuid.UUID | None = decode(raw)
-        except (ValueError, TypeError):
-            return MalformedID(raw=raw, reason=f"not a UUID in any known form (column holds {self.kind} text)")
-        want = "32 lowercase hex chars" if self.kind == "hex" else "36-char lowercase UUID text"
-        return MalformedID(raw=raw, reason=f"stored as {len(raw)}-char {'uppercase ' if raw != raw.lower() else ''}"
-                                          f"text, expected {want}", id=ident)
+        return classify(raw, self.kind, versions=versions, where=f"ID text in a {self.kind} column")
 
     def range_filter(self, col: Any, part: Partition) -> tuple[Any, Any]:
         """(WHERE clause, primary text range) for the IDs of ``part``.
@@ -559,10 +554,10 @@ class SQLAdapter(Adapter):
         with self._engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=self.batch_size).execute(stmt)
             for row in result:
-                ident = codec.decode(row[0])
-                if isinstance(ident, MalformedID) and ident.id is None and primary is not None \
+                ident = codec.decode(row[0], self.id_versions)
+                if isinstance(ident, ForeignEntry) and primary is not None \
                         and not (primary[0] <= row[0] and (primary[1] is None or row[0] < primary[1])):
-                    continue  # undecodable text outside this partition's own range: another partition reports it
+                    continue  # foreign text outside this partition's own range: another partition reports it
                 if layout.fp is not None:
                     yield ident, row[1]
                 else:
@@ -575,6 +570,10 @@ class SQLAdapter(Adapter):
             return 0
         if layout.codec.native:  # a uuid column holds no wrong encoding: nothing by that text can exist
             return super()._delete_raw(entity_type, raws)
+        foreign = [raw for raw in raws if isinstance(layout.codec.decode(raw, self.id_versions), ForeignEntry)]
+        if foreign:
+            raise ValidationError(f"IDs {foreign[:3]} are not IDs written by uuid-forge: refused, foreign rows "
+                                  "are never deleted")
         stmt = sa.delete(layout.table).where(layout.scan_id.in_(sa.bindparam("raws", expanding=True)))
         with self._engine.begin() as conn:
             return conn.execute(stmt, {"raws": list(raws)}).rowcount
