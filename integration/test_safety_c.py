@@ -195,6 +195,7 @@ def test_repair_through_the_api_keeps_every_foreign_entry(world: World) -> None:
         wrong = _plant(world, forge)
         before = _snapshot(world)
         report = forge.audit(ET, repair=True)
+        _assert_foreign_untouched(before, world)  # first: before the fix, these were deleted
         counts = report.to_dict()["stores"]
         assert {n: counts[n]["foreign"] for n in EXPECTED_FOREIGN} == EXPECTED_FOREIGN
         assert {n: counts[n]["malformed"] for n in EXPECTED_FOREIGN} == dict.fromkeys(EXPECTED_FOREIGN, 1)
@@ -228,12 +229,14 @@ def test_repair_through_the_cli_keeps_every_foreign_entry(world: World) -> None:
     before = _snapshot(world)
     plan = _cli("audit", "-c", str(world.config), "-e", ET, "--repair")
     assert plan.returncode == 1, plan.stdout + plan.stderr
+    assert "redis: rewrite 1 record(s)" in plan.stdout  # it said 3: the foreign keys were counted as ours
     assert "redis: leave 3 foreign entries alone" in plan.stdout
     assert "elasticsearch: leave 2 foreign entries alone" in plan.stdout
     assert "redis: rewrite 1 record(s)" in plan.stdout and "(0 missing, 0 stale, 1 malformed)" in plan.stdout
     _assert_foreign_untouched(before, world)
 
     done = _cli("audit", "-c", str(world.config), "-e", ET, "--repair", "--apply", "--json")
+    _assert_foreign_untouched(before, world)  # first: before the fix, these were deleted
     assert done.returncode == 0, done.stdout + done.stderr
     payload = json.loads(done.stdout)
     assert {n: payload["stores"][n]["foreign"] for n in EXPECTED_FOREIGN} == EXPECTED_FOREIGN
@@ -273,6 +276,7 @@ def test_two_tenants_on_one_redis_db_never_touch_each_other(redis_url: str, tmp_
 
         for _ in range(2):
             report = a.audit(repair=True, delete_orphans=True)
+            assert {k: raw.dump(k) for k in b_keys} == before  # first: before the fix, all of B's keys went
             assert report.stores["redis"]["foreign"] == 26 and report.stores["redis"]["ok"] == 10
             assert report.stores["redis"]["malformed"] == 0 and report.stores["redis"]["orphan"] == 0
             assert report.consistent and report.repair_errors == []
