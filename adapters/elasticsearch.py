@@ -11,6 +11,13 @@ Layout (index ``{index_prefix}{entity_type}``, default prefix ``uf-``)::
 
 ``key`` and ``data`` are never indexed, so arbitrary data can cause neither mapping explosions nor
 type conflicts, and ``dynamic: strict`` keeps anything else out of the mapping.
+
+The mapping's ``_meta.uuid_forge`` names the ``index_prefix`` and entity type an index was made
+for. Prefix and type are joined without a separator a type could not contain (``uf-`` + ``a-b``
+and ``uf-a-`` + ``b`` are both ``uf-a-b``), so before reading, writing or deleting an existing
+index the adapter checks that marker: an index made for another prefix or type, or not made by
+uuid-forge at all, is refused with an error naming both, and ``entity_types()`` does not list it.
+Indices made before the marker existed are recognised by their ``id`` and ``fp`` fields.
 """
 
 from __future__ import annotations
@@ -178,20 +185,41 @@ class ElasticsearchAdapter(Adapter):
                    f"{first.get('type')}: {mask_text(str(first.get('reason')))}", store=self.url())
 
     # -- hooks -----------------------------------------------------------------------------------
-    def _ensure_index(self, index: str) -> None:
-        """Create the index with our mapping on first write (ES would otherwise guess one)."""
+    def _ensure_index(self, entity_type: str) -> None:
+        """Create the index with our mapping on first write (ES would otherwise guess one); an
+        existing one must be ours, for this prefix and type (see the module doc)."""
+        index = self.index_name(entity_type)
         if index in self._ready:
             return
         try:
-            self._client.indices.create(index=index, mappings=MAPPINGS)
+            self._client.indices.create(index=index, mappings={
+                **MAPPINGS, "_meta": {"uuid_forge": {"index_prefix": self.index_prefix, "entity_type": entity_type}}})
         except elasticsearch.BadRequestError as err:
             if err.error != "resource_already_exists_exception":
                 raise
+            self._check_index(entity_type)
+        self._ready.add(index)
+
+    def _check_index(self, entity_type: str) -> None:
+        """Raise ValidationError unless the index of ``entity_type`` is ours for this prefix and
+        type, or does not exist (yet)."""
+        index = self.index_name(entity_type)
+        if index in self._ready:
+            return
+        try:
+            found = self._client.indices.get_mapping(index=index).body
+        except elasticsearch.NotFoundError:
+            return
+        problem = _not_ours(self.index_prefix, entity_type, next(iter(found.values()), {}).get("mappings") or {})
+        if problem:
+            raise ValidationError(f"index {index!r} is not the index of entity type {entity_type!r} with index_prefix "
+                                  f"{self.index_prefix!r}: {problem}; refused (choose an index_prefix whose names "
+                                  "cannot overlap another's)")
         self._ready.add(index)
 
     def _put(self, entity_type: str, records: list[Record]) -> None:
         index = self.index_name(entity_type)
-        self._ensure_index(index)
+        self._ensure_index(entity_type)
         # One NDJSON text with the canonical JSON embedded as is: no parse and re-serialise per record.
         body = "".join([
             f'{{"index":{{"_id":"{self._doc_id(r.id)}"}}}}\n{{"id":"{r.id}","fp":"{r.fingerprint}",'
@@ -226,6 +254,7 @@ class ElasticsearchAdapter(Adapter):
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete documents by the exact ``_id`` a scan reported (a wrongly encoded one)."""
         index = self.index_name(entity_type)
+        self._check_index(entity_type)
         foreign = [raw for raw in raws if isinstance(classify(raw, self.id_format, versions=self.id_versions),
                                                     ForeignEntry)]
         if foreign:
@@ -238,6 +267,7 @@ class ElasticsearchAdapter(Adapter):
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         index = self.index_name(entity_type)
+        self._check_index(entity_type)
         body = "".join([f'{{"delete":{{"_id":"{self._doc_id(i)}"}}}}\n' for i in ids])
         resp = self._client.bulk(operations=body, index=index, refresh=self._refresh,  # type: ignore[arg-type]
                                  filter_path="items.*.result,items.*.error")
@@ -265,6 +295,7 @@ class ElasticsearchAdapter(Adapter):
         audit that just wrote must see its own writes, so the scan refreshes the index once first.
         """
         index = self.index_name(entity_type)
+        self._check_index(entity_type)
         self._client.indices.refresh(index=index, ignore_unavailable=True)
         bounds = {}
         if partition.index > 0:  # partition 0 has no lower bound: a junk id below "000..." is still seen
@@ -325,18 +356,22 @@ class ElasticsearchAdapter(Adapter):
     def _drop(self, entity_type: str) -> None:
         """Delete the whole index: one request, where deleting by ID would first read every ID."""
         index = self.index_name(entity_type)
+        self._check_index(entity_type)  # never another prefix's or application's index
         self._client.indices.delete(index=index, ignore_unavailable=True)
         self._ready.discard(index)
 
     def _entity_types(self) -> Iterable[str]:
-        rows: list[dict[str, str]] = self._client.cat.indices(  # type: ignore[assignment]
-            index=self.index_prefix + "*", h="index", format="json").body
-        for row in rows:
-            name = row["index"][len(self.index_prefix):]
+        """Indices under the prefix that were made for this prefix (their marker), so another
+        prefix's or application's index is never taken for a type of ours."""
+        found: dict[str, Any] = self._client.indices.get_mapping(index=self.index_prefix + "*").body
+        for index, body in found.items():
+            name = index[len(self.index_prefix):]
             try:
-                yield self.check_entity_type(name)
+                self.check_entity_type(name)
             except ValidationError:
                 continue  # not one of ours
+            if not _not_ours(self.index_prefix, name, (body or {}).get("mappings") or {}):
+                yield name
 
     def _ping(self) -> None:
         self._client.info()  # unlike ping(), raises the real error
@@ -347,6 +382,20 @@ class ElasticsearchAdapter(Adapter):
 
 def _base64url(ident: uuid.UUID) -> str:
     return encode(ident, "base64url")  # type: ignore[return-value]
+
+
+def _not_ours(prefix: str, entity_type: str, mapping: dict[str, Any]) -> str | None:
+    """Why an index with ``mapping`` is not ours for ``prefix`` + ``entity_type`` (None: it is)."""
+    meta = (mapping.get("_meta") or {}).get("uuid_forge")
+    if isinstance(meta, dict):
+        if meta.get("index_prefix") == prefix and meta.get("entity_type") == entity_type:
+            return None
+        return (f"it was made for entity type {meta.get('entity_type')!r} with index_prefix "
+                f"{meta.get('index_prefix')!r}")
+    props = mapping.get("properties") or {}
+    if "id" in props and "fp" in props:
+        return None  # made before the marker existed: our fields
+    return "it was not made by uuid-forge"
 
 
 def _refresh_value(value: bool | str | None) -> str | None:

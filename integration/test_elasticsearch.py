@@ -249,7 +249,8 @@ def test_scan_reads_every_scroll_page(elasticsearch_url: str, etype: str) -> Non
 
 
 def test_bulk_item_failure_raises_with_the_reason(store: ElasticsearchAdapter, raw: Any, etype: str) -> None:
-    raw.indices.create(index="uf-" + etype, mappings={"properties": {"fp": {"type": "long"}}})
+    # an index of ours (id and fp fields) whose fp mapping no record fits: every bulk item fails
+    raw.indices.create(index="uf-" + etype, mappings={"properties": {"id": {"type": "keyword"}, "fp": {"type": "long"}}})
     with pytest.raises(StoreError, match=r"3 of 3 items failed; first: \w+") as info:
         store.put_many(sample_records(etype, 3))
     assert not isinstance(info.value, StoreUnavailableError)

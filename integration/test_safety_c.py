@@ -319,3 +319,42 @@ def test_a_redis_prefix_is_joined_with_a_separator(redis_url: str) -> None:
     finally:
         raw.delete(f"app:user:{ident}", f"appuser:{ident}", "app:uf:types", "appuf:types")
         raw.close()
+
+
+def test_overlapping_elasticsearch_prefixes_never_share_an_index(elasticsearch_url: str, tmp_path: Path) -> None:
+    """Prefix ``P-`` with entity type ``a-b`` and prefix ``P-a-`` with type ``b`` both name index
+    ``P-a-b``. The index's marker says whose it is: the other tenant neither lists, reads, writes
+    nor deletes it, and its audit with orphan deletion leaves every document."""
+    head = f"t{uuid.uuid4().hex[:8]}-"
+    ids = IDConfig(namespace=Namespace("tenants.uuid-forge.test"))
+    b = Forge([_sqlite_source(tmp_path / "b.db"), StoreHandle("es", open_store(elasticsearch_url, index_prefix=head + "a-"))],
+              ids=ids, journal=Journal(tmp_path / "b.journal"))
+    a = Forge([_sqlite_source(tmp_path / "a.db"), StoreHandle("es", open_store(elasticsearch_url, index_prefix=head))],
+              ids=ids, journal=Journal(tmp_path / "a.journal"))
+    es = Elasticsearch(elasticsearch_http_url(elasticsearch_url))
+    try:
+        b.write_many([("b", {"n": i}, {"tenant": "B", "n": i}) for i in range(15)])
+        a.write_many([("c", {"n": 1}, {"tenant": "A"})])
+        es.indices.refresh(index=f"{head}a-b")
+        assert es.count(index=f"{head}a-b")["count"] == 15
+        report = a.audit(repair=True, delete_orphans=True)
+        es.indices.refresh(index=f"{head}a-b")
+        assert es.count(index=f"{head}a-b")["count"] == 15  # first: before the fix, A deleted them as orphans
+        assert report.entity_types == ["c"] and report.consistent
+        store = a.stores[1].adapter
+        assert store.entity_types() == ["c"]
+        from uuid_forge import Record, ValidationError
+
+        for call in (lambda: store.put_many([Record("a-b", uuid.uuid5(uuid.NAMESPACE_DNS, "x"), {"n": 1})]),
+                     lambda: list(store.scan("a-b")), lambda: store.drop("a-b")):
+            with pytest.raises(ValidationError, match="index_prefix"):
+                call()
+        es.indices.refresh(index=f"{head}a-b")
+        assert es.count(index=f"{head}a-b")["count"] == 15
+        assert b.audit().consistent and b.audit().stores["es"]["ok"] == 15
+    finally:
+        for index in (f"{head}a-b", f"{head}c"):
+            es.indices.delete(index=index, ignore_unavailable=True)
+        es.close()
+        a.close()
+        b.close()
