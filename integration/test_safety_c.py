@@ -358,3 +358,43 @@ def test_overlapping_elasticsearch_prefixes_never_share_an_index(elasticsearch_u
         es.close()
         a.close()
         b.close()
+
+
+def test_overlapping_mongodb_prefixes_never_share_a_collection(mongodb_url: str, tmp_path: Path) -> None:
+    """No prefix with entity type ``P_user`` and prefix ``P_`` with type ``user`` both name
+    collection ``P_user``. Whoever wrote it first owns it: the other is refused, and its audit
+    with orphan deletion stops with that error instead of deleting the first one's documents."""
+    from uuid_forge import ValidationError
+
+    head = f"t{uuid.uuid4().hex[:8]}_"
+    db = f"uf_safety_{uuid.uuid4().hex[:8]}"
+    url = _with_db(mongodb_url, db)
+    ids = IDConfig(namespace=Namespace("tenants.uuid-forge.test"))
+    b = Forge([_sqlite_source(tmp_path / "b.db"), StoreHandle("mongo", open_store(url, collection_prefix=head))],
+              ids=ids, journal=Journal(tmp_path / "b.journal"))
+    a = Forge([_sqlite_source(tmp_path / "a.db"), StoreHandle("mongo", open_store(url))], ids=ids,
+              journal=Journal(tmp_path / "a.journal"))
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(url)
+    try:
+        b.write_many([("user", {"n": i}, {"tenant": "B", "n": i}) for i in range(10)])
+        before = sorted(map(str, client[db][f"{head}user"].find()))
+        assert len(before) == 10
+        mine = a.records([(f"{head}user", {"n": i}, {"tenant": "A", "n": i}) for i in range(5)])
+        a.source.adapter.put_many(mine)  # A's source holds its own type of that name
+        refused: ValidationError | None = None
+        try:
+            a.audit(f"{head}user", repair=True, delete_orphans=True)
+        except ValidationError as err:
+            refused = err
+        assert sorted(map(str, client[db][f"{head}user"].find())) == before  # first: the old code deleted them
+        assert refused is not None and "belongs to entity type 'user'" in str(refused)
+        with pytest.raises(ValidationError, match="collection_prefix"):
+            a.stores[1].adapter.put_many(mine)
+        assert f"{head}user" not in a.stores[1].adapter.entity_types()
+        assert sorted(map(str, client[db][f"{head}user"].find())) == before
+        assert b.audit().consistent and b.audit().stores["mongo"]["ok"] == 10
+    finally:
+        client.drop_database(db)
+        client.close()
+        a.close()
+        b.close()
