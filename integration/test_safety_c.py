@@ -398,3 +398,46 @@ def test_overlapping_mongodb_prefixes_never_share_a_collection(mongodb_url: str,
         client.close()
         a.close()
         b.close()
+
+
+def test_overlapping_sql_table_prefixes_never_share_a_table(postgres_url: str, tmp_path: Path) -> None:
+    """table_prefix ``P_`` with entity type ``a_b`` and table_prefix ``P_a_`` with type ``b`` both
+    name table ``P_a_b``: whoever wrote it first owns it, the other is refused."""
+    import sqlalchemy as sa
+
+    from uuid_forge import ValidationError
+
+    head = f"t{uuid.uuid4().hex[:8]}_"
+    ids = IDConfig(namespace=Namespace("tenants.uuid-forge.test"))
+    b = Forge([_sqlite_source(tmp_path / "b.db"), StoreHandle("pg", open_store(postgres_url, table_prefix=head + "a_"))],
+              ids=ids, journal=Journal(tmp_path / "b.journal"))
+    a = Forge([_sqlite_source(tmp_path / "a.db"), StoreHandle("pg", open_store(postgres_url, table_prefix=head))],
+              ids=ids, journal=Journal(tmp_path / "a.journal"))
+    engine = sa.create_engine(postgres_url)
+
+    def rows() -> list[Any]:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(f'SELECT id, fingerprint, data::text FROM "{head}a_b" ORDER BY id'))]
+
+    try:
+        b.write_many([("b", {"n": i}, {"tenant": "B", "n": i}) for i in range(10)])
+        before = rows()
+        assert len(before) == 10
+        mine = a.records([("a_b", {"n": i}, {"tenant": "A", "n": i}) for i in range(5)])
+        a.source.adapter.put_many(mine)
+        refused: ValidationError | None = None
+        try:
+            a.audit("a_b", repair=True, delete_orphans=True)
+        except ValidationError as err:
+            refused = err
+        assert rows() == before  # first: the old code deleted B's rows and wrote A's into B's table
+        assert refused is not None and "belongs to entity type 'b'" in str(refused)
+        with pytest.raises(ValidationError, match="table_prefix"):
+            a.stores[1].adapter.put_many(mine)
+        assert "a_b" not in a.stores[1].adapter.entity_types()
+        assert b.audit().consistent and b.audit().stores["pg"]["ok"] == 10
+    finally:
+        b.stores[1].adapter.drop("b")
+        engine.dispose()
+        a.close()
+        b.close()

@@ -103,7 +103,7 @@ def test_table_prefix_and_entity_types(tmp_path: Path) -> None:
         assert s.entity_types() == ["order-item.v2"]
         with _raw(s) as raw:
             names = [r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        assert names == ["app_ids_order-item.v2"]
+        assert sorted(names) == ["app_ids_order-item.v2", "uuid_forge_owners"]  # and whose each table is
 
 
 @pytest.mark.parametrize("prefix", ["uf'; DROP TABLE x; --", 'a"b', "", "1abc", "x" * 31])
@@ -144,7 +144,8 @@ def test_delete_raw_removes_only_the_wrong_encoding_and_drop_removes_the_table(s
     assert sorted(i for i, _ in store.scan("thing", include_malformed=True)) == sorted(r.id for r in good)
     store.drop("thing")
     with _raw(store) as raw:
-        assert raw.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall() == []
+        assert raw.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall() == [("uuid_forge_owners",)]
+        assert raw.execute("SELECT * FROM uuid_forge_owners").fetchall() == []  # its owner record went with it
     store.drop("thing")  # already gone: fine
     store.put_many(good[:1])  # and the table comes back on the next write
     assert store.count("thing") == 1
