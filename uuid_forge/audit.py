@@ -90,7 +90,8 @@ class AuditReport:
         if finding.kind == "foreign":  # counted, a few shown, never a finding to repair
             samples = self.foreign_samples.setdefault(finding.store, [])
             if len(samples) < FOREIGN_SAMPLES:
-                samples.append(f"{finding.entity_type}: {finding.raw}")
+                raw = finding.raw or ""
+                samples.append(f"{finding.entity_type}: {raw if len(raw) <= 100 else raw[:97] + '...'}")
             return
         if len(self.findings) < self.max_findings:
             self.findings.append(finding)
