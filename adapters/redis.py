@@ -2,7 +2,8 @@
 
 Layout (DESIGN.md): key ``{prefix}:{entity_type}:{id}`` (``{entity_type}:{id}`` without a
 prefix; a prefix is always joined by ``:``, and one that already ends in ``:`` is not doubled, so
-``prefix=app`` and entity type ``user`` never share keys with entity type ``appuser``) with the ID as the lowercase 36-char
+``prefix=app`` with type ``user`` never shares keys with type ``appuser``; entity types cannot
+contain ``:``, so no tenant's key parses as another's ID) with the ID as the lowercase 36-char
 string (``key_format="base64url"`` for the 22-char form: 14 bytes less per key), and a hash
 ``{fp, data, key}`` as its value (``data``/``key`` are canonical JSON text, ``key`` is ``null``
 when unknown). A hash rather than one JSON string: a scan reads only ``fp`` (HGET) instead of
@@ -10,8 +11,11 @@ moving whole documents, ``HGET user:… data`` works from redis-cli, and foreign
 pass for a fingerprint. One JSON string measured about 30% faster for 10k puts/gets; the
 hash is still on par with hand-written redis-py code writing the same layout.
 ``ttl=`` seconds gives the "Redis cache with TTL" pattern: every key written expires on its own.
-``{prefix}uf:types`` is a set of the entity types written, so ``entity_types()`` needs no walk
-over the whole keyspace, only a check that each listed type still has a key.
+``{prefix}:uf:types`` is a set of the entity types written, so ``entity_types()`` needs no walk
+over the whole keyspace, only a check that each listed type still has a key. Keys under a type's
+pattern that are no ID of ours in any form (``user:session-abc``, ``user:42:prefs``, another
+tenant's ``acme:user:…``) are foreign (uuid_forge.classify): reported, never deleted, not even by
+``drop``.
 
 Options (keyword or URL query): ``key_format`` (``string``/``base64url``, alias ``id_format``),
 ``prefix``, ``ttl``, ``socket_timeout`` and ``socket_connect_timeout`` (seconds, default 5),
