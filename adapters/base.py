@@ -16,9 +16,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
-from ..errors import (StoreConfigError, StoreError, StoreRejectedError, StoreTimeoutError, StoreUnavailableError,
-                      UUIDForgeError, ValidationError)
-from ..record import MalformedID, Partition, Record
+from ..classify import ANY_VERSIONS
+from ..errors import (
+    StoreConfigError,
+    StoreError,
+    StoreRejectedError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+    UUIDForgeError,
+    ValidationError,
+)
+from ..record import ForeignEntry, MalformedID, Partition, Record
 from ..urls import mask_text, mask_url
 
 log = logging.getLogger("uuid_forge.adapters")
@@ -31,7 +39,7 @@ RESERVED_TYPE_PREFIX = "uuid-forge."  # uuid-forge's own records (the ID-configu
 
 __all__ = ["ALL_CAPABILITIES", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "ScanItem", "chunked"]
 
-ScanItem = tuple["uuid.UUID | MalformedID", "str | None"]
+ScanItem = tuple["uuid.UUID | MalformedID | ForeignEntry", "str | None"]
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -65,6 +73,9 @@ class Adapter(ABC):
     batch_size: int = 1000
     #: True when scan(partition) reads only that ID range (a message log reads everything)
     partitioned_scan: ClassVar[bool] = True
+    #: UUID versions the configured ID scheme makes (set by an audit from its Forge): a name in the
+    #: wrong form that decodes to another version is foreign (uuid_forge.classify), not malformed
+    id_versions: frozenset[int] = ANY_VERSIONS
 
     def __init__(self, url: str, *, batch_size: int | None = None) -> None:
         self._url = url
@@ -202,7 +213,9 @@ class Adapter(ABC):
         """Stream ``(id, fingerprint)`` pairs of one entity type, within ``partition`` if given.
 
         With ``include_malformed``, IDs stored in the wrong encoding come as
-        :class:`~uuid_forge.record.MalformedID` instead of being skipped.
+        :class:`~uuid_forge.record.MalformedID` and entries that are not ours at all as
+        :class:`~uuid_forge.record.ForeignEntry`, instead of being skipped (adapters report each
+        foreign entry in one partition only).
         """
         self._require(SCAN)
         self.check_entity_type(entity_type)
@@ -219,6 +232,9 @@ class Adapter(ABC):
                         yield item
                 elif isinstance(ident, MalformedID):
                     if include_malformed and (ident.id is None or part.contains(ident.id)):
+                        yield item
+                elif isinstance(ident, ForeignEntry):
+                    if include_malformed:
                         yield item
                 elif part.contains(ident):  # a UUID subclass
                     yield item
@@ -292,6 +308,8 @@ class Adapter(ABC):
         """Default: delete every ID a scan finds, malformed ones too where the store can."""
         ids, raws = [], []
         for ident, _ in self.scan(entity_type, include_malformed=True):
+            if isinstance(ident, ForeignEntry):
+                continue  # not ours: dropping a type leaves other applications' entries alone
             (raws.append(ident.raw) if isinstance(ident, MalformedID) else ids.append(ident))
         for batch in chunked(ids, self.batch_size):
             self._delete(entity_type, batch)

@@ -11,6 +11,13 @@ Layout (index ``{index_prefix}{entity_type}``, default prefix ``uf-``)::
 
 ``key`` and ``data`` are never indexed, so arbitrary data can cause neither mapping explosions nor
 type conflicts, and ``dynamic: strict`` keeps anything else out of the mapping.
+
+The mapping's ``_meta.uuid_forge`` names the ``index_prefix`` and entity type an index was made
+for. Prefix and type are joined without a separator a type could not contain (``uf-`` + ``a-b``
+and ``uf-a-`` + ``b`` are both ``uf-a-b``), so before reading, writing or deleting an existing
+index the adapter checks that marker: an index made for another prefix or type, or not made by
+uuid-forge at all, is refused with an error naming both, and ``entity_types()`` does not list it.
+Indices made before the marker existed are recognised by their ``id`` and ``fp`` fields.
 """
 
 from __future__ import annotations
@@ -26,10 +33,18 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 import elasticsearch
 from elasticsearch import helpers
 
-from ..encodings import check_target, decode, encode
-from ..errors import (ConfigError, StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, TargetError,
-                      ValidationError)
-from ..record import MalformedID, Partition, Record
+from ..classify import classify, classify_uuid, parse_id
+from ..encodings import check_target, encode
+from ..errors import (
+    ConfigError,
+    StoreConfigError,
+    StoreError,
+    StoreRejectedError,
+    StoreUnavailableError,
+    TargetError,
+    ValidationError,
+)
+from ..record import ForeignEntry, MalformedID, Partition, Record
 from ..urls import mask_text
 from .base import Adapter, ScanItem
 
@@ -196,20 +211,41 @@ class ElasticsearchAdapter(Adapter):
                    f"{first.get('type')}: {mask_text(str(first.get('reason')))}", store=self.url())
 
     # -- hooks -----------------------------------------------------------------------------------
-    def _ensure_index(self, index: str) -> None:
-        """Create the index with our mapping on first write (ES would otherwise guess one)."""
+    def _ensure_index(self, entity_type: str) -> None:
+        """Create the index with our mapping on first write (ES would otherwise guess one); an
+        existing one must be ours, for this prefix and type (see the module doc)."""
+        index = self.index_name(entity_type)
         if index in self._ready:
             return
         try:
-            self._client.indices.create(index=index, mappings=MAPPINGS)
+            self._client.indices.create(index=index, mappings={
+                **MAPPINGS, "_meta": {"uuid_forge": {"index_prefix": self.index_prefix, "entity_type": entity_type}}})
         except elasticsearch.BadRequestError as err:
             if err.error != "resource_already_exists_exception":
                 raise
+            self._check_index(entity_type)
+        self._ready.add(index)
+
+    def _check_index(self, entity_type: str) -> None:
+        """Raise ValidationError unless the index of ``entity_type`` is ours for this prefix and
+        type, or does not exist (yet)."""
+        index = self.index_name(entity_type)
+        if index in self._ready:
+            return
+        try:
+            found = self._client.indices.get_mapping(index=index).body
+        except elasticsearch.NotFoundError:
+            return
+        problem = _not_ours(self.index_prefix, entity_type, next(iter(found.values()), {}).get("mappings") or {})
+        if problem:
+            raise ValidationError(f"index {index!r} is not the index of entity type {entity_type!r} with index_prefix "
+                                  f"{self.index_prefix!r}: {problem}; refused (choose an index_prefix whose names "
+                                  "cannot overlap another's)")
         self._ready.add(index)
 
     def _put(self, entity_type: str, records: list[Record]) -> None:
         index = self.index_name(entity_type)
-        self._ensure_index(index)
+        self._ensure_index(entity_type)
         # One NDJSON text with the canonical JSON embedded as is: no parse and re-serialise per record.
         body = "".join([
             f'{{"index":{{"_id":"{self._doc_id(r.id)}"}}}}\n{{"id":"{r.id}","fp":"{r.fingerprint}",'
@@ -244,6 +280,12 @@ class ElasticsearchAdapter(Adapter):
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete documents by the exact ``_id`` a scan reported (a wrongly encoded one)."""
         index = self.index_name(entity_type)
+        self._check_index(entity_type)
+        foreign = [raw for raw in raws if isinstance(classify(raw, self.id_format, versions=self.id_versions),
+                                                    ForeignEntry)]
+        if foreign:
+            raise ValidationError(f"_ids {foreign[:3]} are not IDs written by uuid-forge: refused, foreign "
+                                  "documents are never deleted")
         body = "".join(json.dumps({"delete": {"_id": raw}}) + "\n" for raw in raws)
         resp = self._client.bulk(operations=body, index=index, refresh=True,  # type: ignore[arg-type]
                                  filter_path="items.*.result")
@@ -251,6 +293,7 @@ class ElasticsearchAdapter(Adapter):
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         index = self.index_name(entity_type)
+        self._check_index(entity_type)
         body = "".join([f'{{"delete":{{"_id":"{self._doc_id(i)}"}}}}\n' for i in ids])
         resp = self._client.bulk(operations=body, index=index, refresh=self._refresh,  # type: ignore[arg-type]
                                  filter_path="items.*.result,items.*.error")
@@ -278,6 +321,7 @@ class ElasticsearchAdapter(Adapter):
         audit that just wrote must see its own writes, so the scan refreshes the index once first.
         """
         index = self.index_name(entity_type)
+        self._check_index(entity_type)
         self._client.indices.refresh(index=index, ignore_unavailable=True)
         bounds = {}
         if partition.index > 0:  # partition 0 has no lower bound: a junk id below "000..." is still seen
@@ -291,49 +335,69 @@ class ElasticsearchAdapter(Adapter):
                                    "_source": ["id", "fp"]})
         for hit in hits:
             src = hit.get("_source") or {}
-            if "id" in src:
-                yield self._scan_item(hit, partition)
+            item = self._classify_hit(hit["_id"], src)
+            if "id" not in src:
+                # No id field (written by something else): it lands in the partition its _id decodes
+                # into; one that is not ours at all in the first partition, so it is reported once.
+                if isinstance(item, ForeignEntry):
+                    if partition.index == 0:
+                        yield item, None
+                elif isinstance(item, MalformedID) and item.id is not None and partition.contains(item.id):
+                    yield item, src.get("fp")
                 continue
-            # No id field (written by something else): it lands in the partition its _id decodes
-            # into, or in the first partition when it decodes to nothing, so it is reported once.
-            ident = _decoded(hit["_id"])
-            if partition.contains(ident) if ident else partition.index == 0:
-                yield MalformedID(raw=hit["_id"], reason="document has no id field", id=ident), src.get("fp")
+            # With an id field, exactly one partition's range query finds the document: the one whose
+            # string range holds that text, which for a non-canonical id field may not be the one its
+            # UUID falls in. It is reported there, once, with the UUID as ``id`` only when they agree.
+            if isinstance(item, MalformedID) and item.id is not None and not partition.contains(item.id):
+                item = MalformedID(raw=item.raw, reason=f"{item.reason} ({item.id})")
+            yield item, (None if isinstance(item, ForeignEntry) else src.get("fp"))
 
-    def _scan_item(self, hit: dict[str, Any], partition: Partition) -> ScanItem:
-        raw, src = hit["_id"], hit.get("_source") or {}
-        field, fp = src.get("id"), src.get("fp")
-        try:
-            ident = uuid.UUID(field)
-        except (TypeError, ValueError, AttributeError):
-            ident = None
-        if ident is not None and str(ident) == field:
-            if raw == self._doc_id(ident):
-                return ident, fp
-            return MalformedID(raw=raw, reason=f"_id {raw!r} is not the {self.id_format} form of its id field "
-                               f"{field}", id=ident), fp
-        # A non-canonical id field is found in the partition whose string range holds that text,
-        # which may not be the one its UUID falls in. Reported here, once, with the UUID in the
-        # reason and as ``id`` only when the two agree.
-        ident = ident or _decoded(raw)
-        reason = f"id field {field!r} is not a lowercase 36-char UUID string" + (f" ({ident})" if ident else "")
-        return MalformedID(raw=raw, reason=reason, id=ident if ident and partition.contains(ident) else None), fp
+    def _classify_hit(self, raw: str, src: dict[str, Any]) -> uuid.UUID | MalformedID | ForeignEntry:
+        """A document's ID: its ``_id`` decides whether it is ours (uuid_forge.classify); the
+        ``id`` field, when present, must name the same UUID (lowercase 36-char when all is well)."""
+        by_id = classify(raw, self.id_format, versions=self.id_versions, where="_id")
+        if isinstance(by_id, ForeignEntry):
+            return by_id
+        ident = by_id if isinstance(by_id, uuid.UUID) else by_id.id
+        assert ident is not None
+        has_field, field = "id" in src, src.get("id")
+        if has_field and field == str(ident):
+            if isinstance(by_id, MalformedID):
+                return MalformedID(raw=raw, reason=f"_id {raw!r} is not the {self.id_format} form of its id field "
+                                                   f"{field}", id=ident)
+            return ident
+        parsed = parse_id(field) if isinstance(field, str) else None
+        if has_field and (parsed is None or parsed[0] != ident) and isinstance(by_id, MalformedID):
+            # neither part is ours in the right form, and they disagree: nothing says it is ours
+            return ForeignEntry(raw, "_id and id field name different IDs: not ours, left alone")
+        mine = classify_uuid(ident, raw=raw, versions=self.id_versions, where="_id")
+        if isinstance(mine, ForeignEntry):
+            return mine
+        if not has_field:
+            reason = "document has no id field" + ("" if isinstance(by_id, uuid.UUID) else f"; {by_id.reason}")
+        else:
+            reason = f"id field {field!r} is not a lowercase 36-char UUID string naming its _id"
+        return MalformedID(raw=raw, reason=reason, id=ident)
 
     def _drop(self, entity_type: str) -> None:
         """Delete the whole index: one request, where deleting by ID would first read every ID."""
         index = self.index_name(entity_type)
+        self._check_index(entity_type)  # never another prefix's or application's index
         self._client.indices.delete(index=index, ignore_unavailable=True)
         self._ready.discard(index)
 
     def _entity_types(self) -> Iterable[str]:
-        rows: list[dict[str, str]] = self._client.cat.indices(  # type: ignore[assignment]
-            index=self.index_prefix + "*", h="index", format="json").body
-        for row in rows:
-            name = row["index"][len(self.index_prefix):]
+        """Indices under the prefix that were made for this prefix (their marker), so another
+        prefix's or application's index is never taken for a type of ours."""
+        found: dict[str, Any] = self._client.indices.get_mapping(index=self.index_prefix + "*").body
+        for index, body in found.items():
+            name = index[len(self.index_prefix):]
             try:
-                yield self.check_entity_type(name)
+                self.check_entity_type(name)
             except ValidationError:
                 continue  # not one of ours
+            if not _not_ours(self.index_prefix, name, (body or {}).get("mappings") or {}):
+                yield name
 
     def _ping(self) -> None:
         self._client.info()  # unlike ping(), raises the real error
@@ -346,11 +410,18 @@ def _base64url(ident: uuid.UUID) -> str:
     return encode(ident, "base64url")  # type: ignore[return-value]
 
 
-def _decoded(raw: str) -> uuid.UUID | None:
-    try:
-        return decode(raw)
-    except ValueError:
-        return None
+def _not_ours(prefix: str, entity_type: str, mapping: dict[str, Any]) -> str | None:
+    """Why an index with ``mapping`` is not ours for ``prefix`` + ``entity_type`` (None: it is)."""
+    meta = (mapping.get("_meta") or {}).get("uuid_forge")
+    if isinstance(meta, dict):
+        if meta.get("index_prefix") == prefix and meta.get("entity_type") == entity_type:
+            return None
+        return (f"it was made for entity type {meta.get('entity_type')!r} with index_prefix "
+                f"{meta.get('index_prefix')!r}")
+    props = mapping.get("properties") or {}
+    if "id" in props and "fp" in props:
+        return None  # made before the marker existed: our fields
+    return "it was not made by uuid-forge"
 
 
 def _refresh_value(value: bool | str | None) -> str | None:

@@ -32,10 +32,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ..encodings import decode, detect_form
-from ..errors import (DecodeError, StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError,
-                      ValidationError)
-from ..record import MalformedID, Partition, Record
+from ..classify import classify
+from ..errors import StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, ValidationError
+from ..record import ForeignEntry, MalformedID, Partition, Record
 from .base import Adapter, ScanItem
 
 __all__ = ["FileAdapter"]
@@ -280,26 +279,28 @@ class FileAdapter(Adapter):
             ident = self._parse(raw, name, first, second, content_id)
             yield ident, fp
 
-    @staticmethod
-    def _parse(raw: str, name: str, first: str, second: str, content_id: str | None) -> uuid.UUID | MalformedID:
-        """The UUID a file name stands for, or a MalformedID saying what is wrong with it."""
+    def _parse(self, raw: str, name: str, first: str, second: str,
+               content_id: str | None) -> uuid.UUID | MalformedID | ForeignEntry:
+        """The UUID a file name stands for; a MalformedID for an ID of ours in the wrong form or
+        place; a ForeignEntry for any other file (``README.txt``, ``notes.json``): never ours."""
         if _NAME.fullmatch(name) and name[0:2] == first and name[2:4] == second:
             ident = uuid.UUID(name[:36])
             if content_id is None or content_id == name[:36]:
                 return ident
             return MalformedID(raw=raw, reason=f"the file holds id {content_id!r}, not its name", id=ident)
-        stem = os.path.splitext(name)[0]
-        try:
-            form = detect_form(stem)
-            ident = decode(stem)
-        except DecodeError:
-            return MalformedID(raw=raw, reason="file name is not <lowercase uuid>.json")
-        if not name.endswith(".json"):
-            reason = "file name does not end in .json"
-        elif form != "string":
-            reason = f"file name holds the ID in {form} form, expected the lowercase 36-char string"
-        elif stem != stem.lower():
-            reason = "file name is not lowercase (unsafe on case-insensitive disks)"
+        if name[-5:].lower() != ".json":
+            return ForeignEntry(raw, "file name does not end in .json: not ours, left alone")
+        stem = name[:-5]
+        found = classify(stem, "string", raw=raw, versions=self.id_versions, where="file name")
+        if isinstance(found, ForeignEntry):
+            return found
+        ident = found.id if isinstance(found, MalformedID) else found
+        assert ident is not None
+        if isinstance(found, MalformedID):
+            reason = ("file name is not lowercase (unsafe on case-insensitive disks)"
+                      if found.reason.startswith("file name holds the ID in upper-case string") else found.reason)
+        elif name[-5:] != ".json":
+            reason = "file name ends in an upper-case .JSON"
         elif first != first.lower() or second != second.lower():
             reason = "shard directory name is not lowercase"
         else:
@@ -314,6 +315,10 @@ class FileAdapter(Adapter):
             path = os.path.realpath(os.path.join(self.root, raw))
             if not raw.startswith(entity_type + "/") or os.path.commonpath([base, path]) != base:
                 raise ValidationError(f"{raw!r} is not a file of entity type {entity_type!r} under {self.root}")
+            parts = raw.split("/")
+            if len(parts) != 4 or isinstance(self._parse(raw, parts[3], parts[1], parts[2], None), ForeignEntry):
+                raise ValidationError(f"{raw!r} is not a record file written by uuid-forge: refused, "
+                                      "foreign files are never deleted")
             try:
                 os.unlink(path)
                 count += 1
@@ -337,7 +342,8 @@ class FileAdapter(Adapter):
                 self.check_entity_type(name)
             except ValidationError:
                 continue
-            if next(self._scan(name, Partition()), None) is not None:  # stops at the first file
+            # stops at the first file of ours: a folder holding only other files is not a type
+            if next((i for i, _ in self._scan(name, Partition()) if not isinstance(i, ForeignEntry)), None) is not None:
                 types.append(name)
         return types
 

@@ -14,6 +14,14 @@ SecantusDB stand-in used in tests slows down quadratically with long ``$in`` lis
 ``_id`` range queries sorted by ``_id`` that fetch only ``fp``; a second query finds every
 ``_id`` outside the well-encoded range (strings in binary mode, binaries in string mode, ...)
 and reports it as :class:`~uuid_forge.record.MalformedID`.
+
+Collection names are ``collection_prefix + entity_type`` with no separator a type could not
+contain (prefix ``acme_`` with type ``user`` and no prefix with type ``acme_user`` are the same
+collection), so the first write records which prefix and type a collection is for in the
+collection ``uuid_forge.owners`` (``{_id: collection, collection_prefix, entity_type}``). A write,
+scan or delete through another prefix or type is refused with an error naming both, and
+``entity_types()`` does not list it. Collections written before that marker existed are claimed
+by their next write.
 """
 
 from __future__ import annotations
@@ -46,7 +54,8 @@ from pymongo.errors import (
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, ValidationError
 
 _RAW_BINARY = re.compile(r"Binary\(subtype=(?P<subtype>\d+), hex=(?P<hex>[0-9a-f]*)\)")
-from ..record import MalformedID, Partition, Record
+from ..classify import classify, classify_uuid
+from ..record import ForeignEntry, MalformedID, Partition, Record
 from .base import Adapter, ScanItem, chunked
 
 __all__ = ["MongoAdapter"]
@@ -56,6 +65,8 @@ DEFAULT_DATABASE = "uuid_forge"
 _URL_OPTIONS = ("id_format", "collection_prefix", "in_batch_size")
 #: sane defaults: a server that accepts connections but never answers fails in seconds, not never
 _CLIENT_DEFAULTS = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000, "socketTimeoutMS": 30000}
+#: which prefix and entity type each collection was made for (see the module doc)
+OWNERS = "uuid_forge.owners"
 #: MongoDB limit on "database.collection" (bytes)
 _MAX_NAMESPACE = 255
 
@@ -126,6 +137,7 @@ class MongoAdapter(Adapter):
             self._client: MongoClient[dict[str, Any]] = MongoClient(driver_url, **options)
             self._db = self._client[database] if database else self._client.get_default_database(DEFAULT_DATABASE)
         self._collections: dict[str, Any] = {}
+        self._owned: set[str] = set()  # entity types whose collection was seen to be ours
         self._binary = self.id_format == "binary"
 
     @property
@@ -137,6 +149,9 @@ class MongoAdapter(Adapter):
         """The base rule, plus MongoDB's: no ``system.`` collections, namespace at most 255 bytes."""
         super().check_entity_type(entity_type)
         name = self.collection_prefix + entity_type
+        if name == OWNERS:
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by mongodb: collection {name!r} "
+                                  "records which prefix and type each collection belongs to")
         if name.startswith("system."):
             raise ValidationError(f"entity type {entity_type!r} is not accepted by mongodb: collection "
                                   f"{name!r} would be in the reserved 'system.' namespace")
@@ -169,6 +184,28 @@ class MongoAdapter(Adapter):
             coll = self._collections[entity_type] = self._db[self.collection_prefix + entity_type]
         return coll
 
+    def _check_owner(self, entity_type: str, claim: bool = False) -> None:
+        """Raise ValidationError when the collection was made for another prefix or type; with
+        ``claim`` (a write), record it as this prefix's and type's if nobody has yet."""
+        if entity_type in self._owned:
+            return
+        name, prefix = self.collection_prefix + entity_type, self.collection_prefix
+        owners = self._db[OWNERS]
+        doc = owners.find_one({"_id": name})
+        if doc is None:
+            if not claim:
+                return  # not written yet, or written before the marker: the next write claims it
+            try:
+                owners.insert_one({"_id": name, "collection_prefix": prefix, "entity_type": entity_type})
+            except DuplicateKeyError:  # another writer claimed it first: check whose it is
+                doc = owners.find_one({"_id": name})
+        if doc is not None and (doc.get("collection_prefix"), doc.get("entity_type")) != (prefix, entity_type):
+            raise ValidationError(
+                f"collection {name!r} belongs to entity type {doc.get('entity_type')!r} with collection_prefix "
+                f"{doc.get('collection_prefix')!r}, not to {entity_type!r} with {prefix!r}: refused (choose a "
+                "collection_prefix whose names cannot overlap another's)")
+        self._owned.add(entity_type)
+
     def _keys(self, ids: list[uuid.UUID]) -> list[Binary] | list[str]:
         return [Binary(i.bytes, 4) for i in ids] if self._binary else [str(i) for i in ids]
 
@@ -179,6 +216,7 @@ class MongoAdapter(Adapter):
             ops.append(ReplaceOne({"_id": _id}, {"_id": _id, "fp": r.fingerprint, "data": _to_bson(r.data_json),
                                                  "key": None if key_json is None else _to_bson(key_json)},
                                   upsert=True))
+        self._check_owner(entity_type, claim=True)
         self._collection(entity_type).bulk_write(ops, ordered=False)
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
@@ -194,6 +232,7 @@ class MongoAdapter(Adapter):
         return found
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
+        self._check_owner(entity_type)
         ops = [DeleteMany({"_id": {"$in": chunk}})
                for chunk in chunked(self._keys(ids), self.in_batch_size)]
         return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
@@ -201,6 +240,7 @@ class MongoAdapter(Adapter):
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete documents by an ``_id`` exactly as a scan reported it: a string, or
         ``Binary(subtype=N, hex=...)`` for a binary of the wrong kind."""
+        self._check_owner(entity_type)
         keys: list[Any] = []
         for raw in raws:
             binary = _RAW_BINARY.fullmatch(raw)
@@ -210,10 +250,15 @@ class MongoAdapter(Adapter):
                 keys.append(uuid.UUID(bytes=data) if subtype == 4 and len(data) == 16 else Binary(data, subtype))
             else:
                 keys.append(raw)
+        foreign = [raw for raw, key in zip(raws, keys) if isinstance(self._scanned(key), ForeignEntry)]
+        if foreign:
+            raise ValidationError(f"_ids {foreign[:3]} are not IDs written by uuid-forge: refused, foreign "
+                                  "documents are never deleted")
         ops = [DeleteMany({"_id": {"$in": chunk}}) for chunk in chunked(keys, self.in_batch_size)]
         return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
+        self._check_owner(entity_type)
         coll = self._collection(entity_type)
         hi = partition.hi_uuid
         lowest: Binary | str
@@ -240,47 +285,60 @@ class MongoAdapter(Adapter):
         outside = coll.find({"_id": {"$not": {"$gte": lowest, "$lte": highest}}}, {"fp": 1}).batch_size(self.batch_size)
         for doc in outside:
             item = self._scanned(doc["_id"])
-            if isinstance(item, MalformedID) and (item.id is not None or partition.index == 0):
+            if isinstance(item, MalformedID) or (isinstance(item, ForeignEntry) and partition.index == 0):
                 yield item, doc.get("fp")
 
-    def _scanned(self, raw: Any) -> uuid.UUID | MalformedID:
-        """The UUID an ``_id`` encodes if it is in this adapter's encoding, else a MalformedID."""
+    def _scanned(self, raw: Any) -> uuid.UUID | MalformedID | ForeignEntry:
+        """The UUID an ``_id`` encodes if it is in this adapter's encoding; a MalformedID for an ID
+        of ours in another encoding; a ForeignEntry for anything else (``"legacy-42"``, an ObjectId)."""
+        versions = self.id_versions
         if self._binary:
             if type(raw) is uuid.UUID:  # Binary subtype 4, decoded by uuidRepresentation="standard"
                 return raw
             if isinstance(raw, str):
-                return MalformedID(raw, "string _id where BSON Binary subtype 4 is expected", _decode(raw))
+                return classify(raw, None, versions=versions, where="string _id (BSON Binary subtype 4 expected)")
             if isinstance(raw, bytes):  # Binary of another subtype (bytes for subtype 0)
                 subtype = getattr(raw, "subtype", 0)
-                return MalformedID(f"Binary(subtype={subtype}, hex={raw.hex()})",
-                                   f"Binary subtype {subtype} _id where subtype 4 is expected",
-                                   uuid.UUID(bytes=bytes(raw)) if len(raw) == 16 else None)
-            return MalformedID(str(raw), f"{type(raw).__name__} _id where BSON Binary subtype 4 is expected")
+                shown = f"Binary(subtype={subtype}, hex={raw.hex()})"
+                if len(raw) != 16:
+                    return ForeignEntry(shown, f"Binary subtype {subtype} _id of {len(raw)} bytes: not ours, left alone")
+                return classify_uuid(uuid.UUID(bytes=bytes(raw)), raw=shown, versions=versions, where="_id",
+                                     wanted=f"Binary subtype {subtype} where subtype 4 is expected")
+            return ForeignEntry(str(raw), f"{type(raw).__name__} _id: not ours, left alone")
         if isinstance(raw, str):
             if _CANONICAL_STRING.fullmatch(raw):
                 return uuid.UUID(raw)
-            return MalformedID(raw, "string _id not in the lowercase 36-char form", _decode(raw))
+            return classify(raw, "string", versions=versions, where="string _id")
         if type(raw) is uuid.UUID:
-            return MalformedID(f"Binary(subtype=4, hex={raw.hex})", "binary _id where a string is expected", raw)
-        return MalformedID(str(raw), f"{type(raw).__name__} _id where a 36-char string is expected")
+            return classify_uuid(raw, raw=f"Binary(subtype=4, hex={raw.hex})", versions=versions, where="_id",
+                                 wanted="BSON Binary where a 36-char string is expected")
+        return ForeignEntry(str(raw), f"{type(raw).__name__} _id: not ours, left alone")
 
     def _drop(self, entity_type: str) -> None:
         """Drop the collection (and its indexes): one command, where deleting by ID would first read every ID."""
+        self._check_owner(entity_type)  # never another prefix's collection
         self._collection(entity_type).drop()
         self._collections.pop(entity_type, None)
+        self._db[OWNERS].delete_one({"_id": self.collection_prefix + entity_type})
+        self._owned.discard(entity_type)
 
     def _entity_types(self) -> Iterable[str]:
         prefix = self.collection_prefix
+        owners = {d["_id"]: (d.get("collection_prefix"), d.get("entity_type")) for d in self._db[OWNERS].find()}
         found = []
         for name in self._db.list_collection_names():
-            if not name.startswith(prefix) or name.startswith("system."):
+            if not name.startswith(prefix) or name.startswith("system.") or name == OWNERS:
                 continue
+            if name in owners and owners[name] != (prefix, name[len(prefix):]):
+                continue  # made for another prefix and type
             entity_type = name[len(prefix):]
             try:
                 self.check_entity_type(entity_type)
             except ValidationError:
                 continue  # another application's collection
-            if self._db[name].find_one({}, {"_id": 1}) is not None:
+            first = self._db[name].find_one({}, {"_id": 1})
+            # another application's collection (its first _id is not ours in any form) is not a type
+            if first is not None and not isinstance(self._scanned(first["_id"]), ForeignEntry):
                 found.append(entity_type)
         return found
 
@@ -309,12 +367,3 @@ def _bson_exact(value: Any) -> bool:
     if isinstance(value, int) and not isinstance(value, bool):
         return value in _INT64
     return True
-
-
-def _decode(text: str) -> uuid.UUID | None:
-    from ..encodings import decode
-
-    try:
-        return decode(text)
-    except ValueError:
-        return None

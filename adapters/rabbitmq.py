@@ -29,11 +29,19 @@ import pika
 import pika.exceptions
 from pika.adapters.utils.connection_workflow import AMQPConnectorException, AMQPConnectorStackTimeout
 
-from ..encodings import check_target, decode, detect_form
+from ..classify import ANY_VERSIONS, classify
+from ..encodings import check_target
+from ..errors import (
+    ConfigError,
+    StoreConfigError,
+    StoreError,
+    StoreRejectedError,
+    StoreUnavailableError,
+    TargetError,
+    ValidationError,
+)
 from ..events import EVENT_SCHEME, event_id
-from ..errors import (ConfigError, StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, TargetError,
-                      ValidationError)
-from ..record import MalformedID, Partition, Record
+from ..record import ForeignEntry, MalformedID, Partition, Record
 from ..urls import mask_url
 from .base import SCAN, WRITE, Adapter, ScanItem
 
@@ -291,8 +299,9 @@ class RabbitMQAdapter(Adapter):
             headers = props.headers or {}
             if headers.get("x-entity-type") != entity_type:
                 return
-            ident = _entity_id(props.correlation_id)
-            key = ident if isinstance(ident, uuid.UUID) else (ident.id or ident.raw)
+            ident = _entity_id(props.correlation_id, self.id_versions)
+            key = ident if isinstance(ident, uuid.UUID) else (ident.id or ident.raw) \
+                if isinstance(ident, MalformedID) else f"foreign:{ident.raw}"
             if isinstance(key, str) or partition.contains(key):
                 latest[key] = (ident, headers.get("x-fingerprint"))
 
@@ -456,25 +465,13 @@ class _Publisher:
         self._returned += 1  # RabbitMQ sends basic.return before the message's basic.ack
 
 
-def _entity_id(raw: Any) -> uuid.UUID | MalformedID:
-    """The entity ID in a ``correlation_id``, or a MalformedID saying what is wrong with it."""
+def _entity_id(raw: Any, versions: frozenset[int] = ANY_VERSIONS) -> uuid.UUID | MalformedID | ForeignEntry:
+    """The entity ID in a ``correlation_id``; a MalformedID for an ID of ours in the wrong form;
+    a ForeignEntry for anything else (no correlation_id, another application's)."""
     if raw is None or raw == "":
-        return MalformedID(raw="", reason="message has no correlation_id")
+        return ForeignEntry(raw="", reason="message has no correlation_id: not ours, left alone")
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    if len(text) == 36:
-        try:
-            value = uuid.UUID(text)
-        except ValueError:
-            return MalformedID(raw=text, reason="correlation_id is 36 chars but not a UUID")
-        if str(value) == text:
-            return value
-        return MalformedID(raw=text, reason="correlation_id is not the lowercase UUID string form", id=value)
-    try:
-        value = decode(text)
-    except ValueError:
-        return MalformedID(raw=text, reason="correlation_id is not a UUID in any form")
-    return MalformedID(raw=text, reason=f"correlation_id is in the {detect_form(text)} form, not the 36-char "
-                                        "string form", id=value)
+    return classify(text, "string", versions=versions, where="correlation_id")
 
 
 def _name(value: Any, what: str) -> str:

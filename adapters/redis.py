@@ -1,6 +1,9 @@
 """``redis://`` and ``rediss://``: one Redis hash per record, the ID in the key.
 
-Layout (DESIGN.md): key ``{prefix}{entity_type}:{id}`` with the ID as the lowercase 36-char
+Layout (DESIGN.md): key ``{prefix}:{entity_type}:{id}`` (``{entity_type}:{id}`` without a
+prefix; a prefix is always joined by ``:``, and one that already ends in ``:`` is not doubled, so
+``prefix=app`` with type ``user`` never shares keys with type ``appuser``; entity types cannot
+contain ``:``, so no tenant's key parses as another's ID) with the ID as the lowercase 36-char
 string (``key_format="base64url"`` for the 22-char form: 14 bytes less per key), and a hash
 ``{fp, data, key}`` as its value (``data``/``key`` are canonical JSON text, ``key`` is ``null``
 when unknown). A hash rather than one JSON string: a scan reads only ``fp`` (HGET) instead of
@@ -8,8 +11,11 @@ moving whole documents, ``HGET user:… data`` works from redis-cli, and foreign
 pass for a fingerprint. One JSON string measured about 30% faster for 10k puts/gets; the
 hash is still on par with hand-written redis-py code writing the same layout.
 ``ttl=`` seconds gives the "Redis cache with TTL" pattern: every key written expires on its own.
-``{prefix}uf:types`` is a set of the entity types written, so ``entity_types()`` needs no walk
-over the whole keyspace, only a check that each listed type still has a key.
+``{prefix}:uf:types`` is a set of the entity types written, so ``entity_types()`` needs no walk
+over the whole keyspace, only a check that each listed type still has a key. Keys under a type's
+pattern that are no ID of ours in any form (``user:session-abc``, ``user:42:prefs``, another
+tenant's ``acme:user:…``) are foreign (uuid_forge.classify): reported, never deleted, not even by
+``drop``.
 
 Options (keyword or URL query): ``key_format`` (``string``/``base64url``, alias ``id_format``),
 ``prefix``, ``ttl``, ``socket_timeout`` and ``socket_connect_timeout`` (seconds, default 5),
@@ -31,9 +37,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..encodings import decode, detect_form
-from ..errors import DecodeError, StoreConfigError, StoreError, StoreRejectedError, ValidationError
-from ..record import MalformedID, Partition, Record
+from ..classify import classify
+from ..errors import StoreConfigError, StoreError, StoreRejectedError, ValidationError
+from ..record import ForeignEntry, MalformedID, Partition, Record
 from .base import Adapter, ScanItem
 
 __all__ = ["RedisAdapter"]
@@ -101,7 +107,9 @@ class RedisAdapter(Adapter):
         if key_format not in KEY_FORMATS:
             raise ValidationError(f"redis key_format {key_format!r} is not one of {', '.join(KEY_FORMATS)}")
         self.key_format: str = key_format
-        self.prefix: str = str(settings.get("prefix", ""))
+        prefix = str(settings.get("prefix", ""))
+        # always joined by a separator: "app" + "user" must not read as type "appuser"
+        self.prefix: str = prefix if not prefix or prefix.endswith(":") else prefix + ":"
         self.ttl: int | None = None if settings.get("ttl") in (None, "") else _number("ttl", settings["ttl"], int)
         self._types_key = f"{self.prefix}uf:types"
         retries = _number("retries", settings.get("retries", 1), int)
@@ -199,7 +207,7 @@ class RedisAdapter(Adapter):
         cursor = 0
         while True:
             cursor, keys = self._client.scan(cursor, match=pattern, count=1000)
-            wanted: list[tuple[bytes | str, uuid.UUID | MalformedID]] = []
+            wanted: list[tuple[bytes | str, uuid.UUID | MalformedID | ForeignEntry]] = []
             for raw in keys:
                 text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
                 if text == self._types_key:
@@ -208,10 +216,13 @@ class RedisAdapter(Adapter):
                 if ranged and not lo <= suffix < hi and _STRING.fullmatch(suffix):
                     continue
                 ident = self._parse(text, suffix)
-                if isinstance(ident, MalformedID):
-                    # every pass meets it, as SCAN cannot be narrowed to a range: one with no
-                    # decodable ID is reported by the first partition only, so it counts once
-                    if ident.id is not None or partition.index == 0:
+                if isinstance(ident, ForeignEntry):
+                    # every pass meets it, as SCAN cannot be narrowed to a range: another
+                    # application's key is reported by the first partition only, so it counts once
+                    if partition.index == 0:
+                        yield ident, None  # no HGET: its value is not ours to read or judge
+                elif isinstance(ident, MalformedID):
+                    if ident.id is None or partition.contains(ident.id):
                         wanted.append((raw, ident))
                 elif partition.contains(ident):
                     wanted.append((raw, ident))
@@ -225,38 +236,39 @@ class RedisAdapter(Adapter):
             if cursor == 0:
                 return
 
-    def _parse(self, key: str, suffix: str) -> uuid.UUID | MalformedID:
-        """The UUID in a key's suffix, or a MalformedID saying what is wrong with it."""
+    def _parse(self, key: str, suffix: str) -> uuid.UUID | MalformedID | ForeignEntry:
+        """The UUID in a key's suffix; a MalformedID for an ID of ours in the wrong form; a
+        ForeignEntry for anything else (``session-abc``, ``42:prefs``, another tenant's keys)."""
         if self.key_format == "string" and _STRING.fullmatch(suffix):
             return uuid.UUID(suffix)
         if self.key_format == "base64url" and _B64URL.fullmatch(suffix):
             return uuid.UUID(bytes=base64.urlsafe_b64decode(suffix + "=="))
-        try:
-            form = detect_form(suffix)
-        except DecodeError:
-            return MalformedID(raw=key, reason=f"key suffix is not a UUID, expected the {self.key_format} form")
-        found = "uppercase string" if form == "string" and suffix != suffix.lower() else form
-        return MalformedID(raw=key, reason=f"key holds the ID in {found} form, expected {self.key_format}",
-                           id=decode(suffix))
+        return classify(suffix, self.key_format, raw=key, versions=self.id_versions, where="key suffix")
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete keys exactly as stored (a wrongly encoded key found by a scan), of this type only."""
-        head = self._match(entity_type)[:-1]
-        stray = [k for k in raws if not k.startswith(head)]
+        head = f"{self.prefix}{entity_type}:"
+        stray = [k for k in raws if not k.startswith(head)
+                 or isinstance(self._parse(k, k[len(head):]), ForeignEntry)]
         if stray:
-            raise ValidationError(f"keys {stray[:3]} are not keys of entity type {entity_type!r}")
+            raise ValidationError(f"keys {stray[:3]} are not keys of entity type {entity_type!r} written by "
+                                  "uuid-forge: refused, foreign keys are never deleted")
         return int(self._client.unlink(*raws)) if raws else 0
 
     def _drop(self, entity_type: str) -> None:
         """UNLINK each SCAN page as it comes: memory stays one page, however many keys there are.
 
         Deleting during a SCAN is safe: Redis still returns every key that exists for the whole
-        scan, and the ones deleted are exactly the ones already returned.
+        scan, and the ones deleted are exactly the ones already returned. Keys that are not ours
+        (another application's, another tenant's) stay.
         """
+        skip = len(f"{self.prefix}{entity_type}:")
         cursor = 0
         while True:
             cursor, keys = self._client.scan(cursor, match=self._match(entity_type), count=1000)
-            keys = [k for k in keys if k not in (self._types_key, self._types_key.encode())]
+            texts = [k.decode("utf-8", "replace") if isinstance(k, bytes) else k for k in keys]
+            keys = [k for k, text in zip(keys, texts) if text != self._types_key
+                    and not isinstance(self._parse(text, text[skip:]), ForeignEntry)]
             if keys:
                 self._client.unlink(*keys)
             if cursor == 0:

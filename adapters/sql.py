@@ -19,10 +19,10 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
 from ..canonical import canonical
-from ..encodings import decode
+from ..classify import ANY_VERSIONS, classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, UUIDForgeError, ValidationError
-from ..record import MalformedID, Partition, Record, fingerprint_of
-from .base import WRITE, Adapter, ScanItem
+from ..record import ForeignEntry, MalformedID, Partition, Record, fingerprint_of
+from .base import Adapter, ScanItem
 
 __all__ = ["SQLAdapter"]
 
@@ -39,6 +39,9 @@ _STR36 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 _MAX_UUID = uuid.UUID(int=(1 << 128) - 1)
 _ID_FORMATS = ("uuid", "hex", "string")
 _URL_OPTIONS = ("id_format", "table_prefix", "schema", "data_type", "statement_timeout")
+#: which table_prefix and entity type each of our tables was made for: ``table_prefix + type`` has
+#: no separator a type could not contain (``uf_`` + ``acme_user`` is ``uf_acme_`` + ``user``)
+OWNERS = "uuid_forge_owners"
 
 
 def _is_timeout(err: BaseException) -> bool:
@@ -119,21 +122,16 @@ class _IdCodec:
         text = str(ident) if (self.kind == "string" if dashed is None else dashed) else ident.hex
         return text.upper() if upper else text
 
-    def decode(self, raw: Any) -> uuid.UUID | MalformedID:
-        """The UUID behind a stored value, or a MalformedID saying what is wrong with it."""
+    def decode(self, raw: Any, versions: frozenset[int] = ANY_VERSIONS) -> uuid.UUID | MalformedID | ForeignEntry:
+        """The UUID behind a stored value; a MalformedID for an ID of ours in the wrong form; a
+        ForeignEntry for other text (``42``, ``invoice-2024-001``): never ours, never deleted."""
         if self.native:
             return raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw))
         raw = str(raw)
         good = _HEX32 if self.kind == "hex" else _STR36
         if good.fullmatch(raw):
             return uuid.UUID(raw)
-        try:
-            ident: uuid.UUID | None = decode(raw)
-        except (ValueError, TypeError):
-            return MalformedID(raw=raw, reason=f"not a UUID in any known form (column holds {self.kind} text)")
-        want = "32 lowercase hex chars" if self.kind == "hex" else "36-char lowercase UUID text"
-        return MalformedID(raw=raw, reason=f"stored as {len(raw)}-char {'uppercase ' if raw != raw.lower() else ''}"
-                                          f"text, expected {want}", id=ident)
+        return classify(raw, self.kind, versions=versions, where=f"ID text in a {self.kind} column")
 
     def range_filter(self, col: Any, part: Partition) -> tuple[Any, Any]:
         """(WHERE clause, primary text range) for the IDs of ``part``.
@@ -388,6 +386,7 @@ class SQLAdapter(Adapter):
         self._columns, self._fields = dict(columns or {}), fields
         self._layouts: dict[str, _Layout] = {}
         self._max_packet: int | None = None
+        self._owners: sa.Table | None = None
 
     def _connect_args(self, url: URL, connect_timeout: float, read_timeout: float,
                       statement_timeout: float | None) -> dict[str, Any]:
@@ -424,6 +423,9 @@ class SQLAdapter(Adapter):
                 raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: its table "
                                       f"{self._table_name()!r} holds only {self._entity_type!r}")
             return entity_type
+        if self._prefix + entity_type == OWNERS:
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: table {OWNERS!r} "
+                                  "records which prefix and type each table belongs to")
         limit = _MAX_IDENTIFIER.get(self._backend)
         if limit is not None and len(self._prefix) + len(entity_type.encode()) > limit:
             raise ValidationError(
@@ -469,11 +471,50 @@ class SQLAdapter(Adapter):
                 with self._engine.connect() as conn:
                     if not sa.inspect(conn).has_table(name, schema=self._schema):
                         return None
+            self._check_owner(entity_type, claim=create)
             layout = _Layout(self._engine, table, _IdCodec(self._codec_kind()),
                              {"id": "id", "fingerprint": "fingerprint", "data": "data", "key": "key",
                               "updated_at": "updated_at"}, None, own=True)
         self._layouts[entity_type] = layout
         return layout
+
+    def _owners_table(self) -> sa.Table:
+        if self._owners is None:
+            self._owners = sa.Table(
+                OWNERS, sa.MetaData(schema=self._schema),
+                sa.Column("table_name", sa.String(200), primary_key=True),
+                sa.Column("table_prefix", sa.String(64), nullable=False),
+                sa.Column("entity_type", sa.String(200), nullable=False),
+                mysql_charset="utf8mb4", mysql_collate="utf8mb4_bin")
+        return self._owners
+
+    def _owner_of(self, name: str) -> tuple[str, str] | None:
+        """(table_prefix, entity_type) the table ``name`` was made for, if recorded."""
+        owners = self._owners_table()
+        with self._engine.connect() as conn:
+            if not sa.inspect(conn).has_table(OWNERS, schema=self._schema):
+                return None
+            row = conn.execute(sa.select(owners.c.table_prefix, owners.c.entity_type)
+                               .where(owners.c.table_name == name)).first()
+        return None if row is None else (row[0], row[1])
+
+    def _check_owner(self, entity_type: str, claim: bool) -> None:
+        """Raise ValidationError when our table for ``entity_type`` was made for another prefix or
+        type; with ``claim`` (a write), record it as this prefix's and type's if nobody has yet.
+        Tables made before the record existed are claimed by their next write."""
+        name = self._prefix + entity_type
+        owner = self._owner_of(name)
+        if owner is None and claim:
+            owners = self._owners_table()
+            self._create(owners)
+            with contextlib.suppress(sa_exc.IntegrityError), self._engine.begin() as conn:
+                conn.execute(owners.insert().values(table_name=name, table_prefix=self._prefix, entity_type=entity_type))
+            owner = self._owner_of(name)
+        if owner is not None and owner != (self._prefix, entity_type):
+            raise ValidationError(
+                f"table {name!r} belongs to entity type {owner[1]!r} with table_prefix {owner[0]!r}, not to "
+                f"{entity_type!r} with {self._prefix!r}: refused (choose a table_prefix whose names cannot "
+                "overlap another's)")
 
     def _default_table(self, name: str) -> sa.Table:
         json_type: Any = sa.JSON(none_as_null=True)
@@ -627,10 +668,10 @@ class SQLAdapter(Adapter):
         with self._engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=self.batch_size).execute(stmt)
             for row in result:
-                ident = codec.decode(row[0])
-                if isinstance(ident, MalformedID) and ident.id is None and primary is not None \
+                ident = codec.decode(row[0], self.id_versions)
+                if isinstance(ident, ForeignEntry) and primary is not None \
                         and not (primary[0] <= row[0] and (primary[1] is None or row[0] < primary[1])):
-                    continue  # undecodable text outside this partition's own range: another partition reports it
+                    continue  # foreign text outside this partition's own range: another partition reports it
                 if layout.fp is not None:
                     yield ident, row[1]
                 else:
@@ -643,6 +684,10 @@ class SQLAdapter(Adapter):
             return 0
         if layout.codec.native:  # a uuid column holds no wrong encoding: nothing by that text can exist
             return super()._delete_raw(entity_type, raws)
+        foreign = [raw for raw in raws if isinstance(layout.codec.decode(raw, self.id_versions), ForeignEntry)]
+        if foreign:
+            raise ValidationError(f"IDs {foreign[:3]} are not IDs written by uuid-forge: refused, foreign rows "
+                                  "are never deleted")
         stmt = sa.delete(layout.table).where(layout.scan_id.in_(sa.bindparam("raws", expanding=True)))
         with self._engine.begin() as conn:
             return conn.execute(stmt, {"raws": list(raws)}).rowcount
@@ -652,10 +697,15 @@ class SQLAdapter(Adapter):
         if self._user_table is not None:
             super()._drop(entity_type)
             return
+        self._check_owner(entity_type, claim=False)  # never another prefix's table
         layout = self._layouts.pop(entity_type, None)
         table = layout.table if layout is not None else self._default_table(self._prefix + entity_type)
         with self._engine.begin() as conn:
             conn.execute(sa.schema.DropTable(table, if_exists=True))
+        if self._owner_of(table.name) is not None:
+            with self._engine.begin() as conn:
+                owners = self._owners_table()
+                conn.execute(owners.delete().where(owners.c.table_name == table.name))
 
     def _entity_types(self) -> Iterable[str]:
         if self._user_table is not None:
@@ -663,11 +713,20 @@ class SQLAdapter(Adapter):
             return [self._entity_type] if layout is not None else []  # type: ignore[list-item]
         with self._engine.connect() as conn:
             names = sa.inspect(conn).get_table_names(schema=self._schema)
+        owners: dict[str, tuple[str, str]] = {}
+        if OWNERS in names:
+            table = self._owners_table()
+            with self._engine.connect() as conn:
+                owners = {r[0]: (r[1], r[2]) for r in conn.execute(
+                    sa.select(table.c.table_name, table.c.table_prefix, table.c.entity_type))}
         found = []
         for name in names:
-            if name.startswith(self._prefix) and len(name) > len(self._prefix):
+            if name.startswith(self._prefix) and len(name) > len(self._prefix) and name != OWNERS:
+                entity_type = name[len(self._prefix):]
+                if name in owners and owners[name] != (self._prefix, entity_type):
+                    continue  # made for another prefix and type
                 with contextlib.suppress(ValidationError):
-                    found.append(self.check_entity_type(name[len(self._prefix):]))
+                    found.append(self.check_entity_type(entity_type))
         return found
 
     def _ping(self) -> None:

@@ -39,7 +39,7 @@ from uuid_forge import (
     ValidationError,
     open_store,
 )
-from uuid_forge.record import MalformedID, Partition
+from uuid_forge.record import ForeignEntry, MalformedID, Partition
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
@@ -220,23 +220,24 @@ def test_scan_reports_documents_without_a_proper_id_field(store: ElasticsearchAd
     good = sample_records(etype, 3)
     store.put_many(good)
     # "E7CA..." sorts between "9..." and "a...", so the string range and the UUID disagree on partitions
-    lost, junk = uuid.uuid4(), uuid.UUID("e7ca75a0-99ce-48fd-884e-10e9b67c976c")
+    lost, junk = uuid.uuid5(uuid.NAMESPACE_DNS, etype), uuid.UUID("e7ca75a0-99ce-58fd-884e-10e9b67c976c")  # v5: ours
     index = "uf-" + etype
     raw.index(index=index, id=str(lost), document={"fp": "f" * 32})  # no id field at all
     raw.index(index=index, id=str(junk), document={"id": str(junk).upper(), "fp": "e" * 32})
     raw.index(index=index, id="not-a-uuid", document={"fp": "d" * 32})
     items = list(store.scan(etype, include_malformed=True))
     bad = {m.raw: (m, fp) for m, fp in items if isinstance(m, MalformedID)}
-    assert set(bad) == {str(lost), str(junk), "not-a-uuid"}
+    assert set(bad) == {str(lost), str(junk)}
     assert bad[str(lost)][0].id == lost and bad[str(lost)][1] == "f" * 32
     assert bad[str(junk)][0].id == junk and "lowercase" in bad[str(junk)][0].reason
-    assert bad["not-a-uuid"][0].id is None
+    # issue 10: an _id that is no UUID of ours in any form is another application's document
+    assert [m.raw for m, _ in items if isinstance(m, ForeignEntry)] == ["not-a-uuid"]
     assert sorted(i for i, _ in store.scan(etype)) == sorted(r.id for r in good)
     # across partitions each one is reported once, whatever the string order of a junk id field
     for count in (2, 3, 5, 16):
         parts = [m.raw for p in Partition().split(count) for m, _ in store.scan(etype, p, include_malformed=True)
-                 if isinstance(m, MalformedID)]
-        assert sorted(parts) == sorted(bad)
+                 if isinstance(m, (MalformedID, ForeignEntry))]
+        assert sorted(parts) == sorted([*bad, "not-a-uuid"])
 
 
 def test_scan_reads_every_scroll_page(elasticsearch_url: str, etype: str) -> None:
@@ -248,7 +249,8 @@ def test_scan_reads_every_scroll_page(elasticsearch_url: str, etype: str) -> Non
 
 
 def test_bulk_item_failure_raises_with_the_reason(store: ElasticsearchAdapter, raw: Any, etype: str) -> None:
-    raw.indices.create(index="uf-" + etype, mappings={"properties": {"fp": {"type": "long"}}})
+    # an index of ours (id and fp fields) whose fp mapping no record fits: every bulk item fails
+    raw.indices.create(index="uf-" + etype, mappings={"properties": {"id": {"type": "keyword"}, "fp": {"type": "long"}}})
     with pytest.raises(StoreError, match=r"3 of 3 items failed; first: \w+") as info:
         store.put_many(sample_records(etype, 3))
     assert not isinstance(info.value, StoreUnavailableError)

@@ -31,7 +31,7 @@ from uuid_forge import (
     ValidationError,
     open_store,
 )
-from uuid_forge.record import MalformedID
+from uuid_forge.record import ForeignEntry, MalformedID
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
@@ -193,21 +193,26 @@ def test_data_bson_cannot_hold_is_kept_exactly_as_text(mongodb_url: str, raw_db:
 
 def test_other_wrong_encodings_reported_once(mongodb_url: str, raw_db: Any, etype: str) -> None:
     good = sample_records(etype, 20)
-    legacy = uuid.uuid4()
+    legacy = uuid.uuid5(uuid.NAMESPACE_DNS, etype)  # a version this scheme makes: ours in a wrong subtype
     with open_store(mongodb_url) as store:
         store.put_many(good)
         raw_db[etype].insert_many([{"_id": ObjectId(), "fp": "0" * 32}, {"_id": 42, "fp": "0" * 32},
                                    {"_id": Binary(legacy.bytes, 3), "fp": "0" * 32},
                                    {"_id": "not-a-uuid", "fp": "0" * 32}])
         found: list[MalformedID] = []
+        foreign: list[ForeignEntry] = []
         ids: list[uuid.UUID] = []
         for part in Partition().split(4):
             for ident, _ in store.scan(etype, part, include_malformed=True):
-                (found if isinstance(ident, MalformedID) else ids).append(ident)
+                if isinstance(ident, ForeignEntry):
+                    foreign.append(ident)
+                else:
+                    (found if isinstance(ident, MalformedID) else ids).append(ident)
     assert sorted(ids) == sorted(r.id for r in good)
-    assert len(found) == 4
-    assert {m.id for m in found} == {None, legacy}
-    assert all(m.reason and m.raw for m in found)
+    assert [m.id for m in found] == [legacy] and found[0].reason
+    # issue 10: an ObjectId, an int and "not-a-uuid" are no IDs of ours: foreign, each reported once
+    assert sorted(f.raw for f in foreign) == sorted(["42", "not-a-uuid", next(f.raw for f in foreign if len(f.raw) == 24)])
+    assert all(f.reason for f in foreign)
 
 
 class _Commands(monitoring.CommandListener):

@@ -23,7 +23,7 @@ from uuid_forge import Record, open_store
 from uuid_forge.adapters.base import Adapter
 from uuid_forge.adapters.rabbitmq import MARKER_TYPE, RabbitMQAdapter, event_id
 from uuid_forge.errors import ConfigError, StoreError, StoreTimeoutError, StoreUnavailableError, ValidationError
-from uuid_forge.record import MalformedID
+from uuid_forge.record import ForeignEntry, MalformedID
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
@@ -210,16 +210,17 @@ class TestRabbitMQAdapter(AdapterContract):
         assert isinstance(store, RabbitMQAdapter)
         good = sample_records(etype, 1)[0]
         store.put_many([good])
-        upper, missing = uuid.uuid4(), uuid.uuid4()
+        upper, missing = uuid.uuid5(uuid.NAMESPACE_DNS, etype), uuid.uuid4()  # upper: a version this scheme makes
         for raw in (str(upper).upper(), "order-42", None):
             raw_publish(store, self.amqp_url, f"{etype}.upserted", pika.BasicProperties(
                 correlation_id=raw, headers={"x-entity-type": etype, "x-fingerprint": "f" * 32}))
         items = list(store.scan(etype, include_malformed=True))
         malformed = {i.raw: i for i, _ in items if isinstance(i, MalformedID)}
-        assert set(malformed) == {str(upper).upper(), "order-42", ""}
-        assert malformed[str(upper).upper()].id == upper and "lowercase" in malformed[str(upper).upper()].reason
-        assert malformed["order-42"].id is None and malformed[""].id is None
-        assert [i for i, _ in items if not isinstance(i, MalformedID)] == [good.id]
+        assert set(malformed) == {str(upper).upper()}
+        assert malformed[str(upper).upper()].id == upper and "upper-case" in malformed[str(upper).upper()].reason
+        # issue 10: no correlation_id, or one that is no UUID of ours, is another application's message
+        assert sorted(i.raw for i, _ in items if isinstance(i, ForeignEntry)) == ["", "order-42"]
+        assert [i for i, _ in items if not isinstance(i, (MalformedID, ForeignEntry))] == [good.id]
         assert missing not in [i for i, _ in items]
 
     def test_foreign_messages_and_markers_are_ignored(self, store: Adapter, etype: str) -> None:

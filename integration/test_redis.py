@@ -21,7 +21,7 @@ from uuid_forge.adapters.base import Adapter
 from uuid_forge.adapters.redis import RedisAdapter
 
 from uuid_forge import Record, StoreTimeoutError, StoreUnavailableError, ValidationError, open_store
-from uuid_forge.record import MalformedID, Partition
+from uuid_forge.record import ForeignEntry, MalformedID, Partition
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
@@ -165,7 +165,7 @@ def test_entity_types_leaves_out_emptied_types(redis_url: str, raw: redis.Redis,
 
 def test_foreign_keys_are_reported_not_fatal(redis_url: str, raw: redis.Redis, etype: str) -> None:
     good = sample_records(etype, 2)
-    string_valued = uuid.uuid4()
+    string_valued = uuid.uuid5(uuid.NAMESPACE_DNS, etype)  # a version this scheme makes: its hex form is ours
     with open_store(redis_url) as store:
         store.put_many(good)
         raw.set(f"{etype}:{string_valued}", "{}")  # the 0.1.x docs' SETEX pattern: a string, not a hash
@@ -174,9 +174,10 @@ def test_foreign_keys_are_reported_not_fatal(redis_url: str, raw: redis.Redis, e
         items = dict(store.scan(etype, include_malformed=True))
     assert items[string_valued] is None  # WRONGTYPE gives no fingerprint rather than an error
     malformed = sorted((m for m in items if isinstance(m, MalformedID)), key=lambda m: m.raw)
-    assert [(m.raw, m.id) for m in malformed] == sorted([(f"{etype}:not-a-uuid", None),
-                                                         (f"{etype}:{string_valued.hex}", string_valued)])
-    assert "hex form" in next(m.reason for m in malformed if m.id)
+    assert [(m.raw, m.id) for m in malformed] == [(f"{etype}:{string_valued.hex}", string_valued)]
+    assert "hex form" in malformed[0].reason
+    # issue 10: a key that is no UUID in any form is another application's, not a malformed one of ours
+    assert [m.raw for m in items if isinstance(m, ForeignEntry)] == [f"{etype}:not-a-uuid"]
 
 
 def test_partitioned_scans_report_each_malformed_key_once(redis_url: str, raw: redis.Redis, etype: str) -> None:
@@ -190,12 +191,17 @@ def test_partitioned_scans_report_each_malformed_key_once(redis_url: str, raw: r
         raw.hset(f"{etype}:{str(upper).upper()}", "fp", "y")
         found: list[MalformedID] = []
         seen: list[uuid.UUID] = []
+        foreign: list[str] = []
         for part in Partition(0, 1).split(8):
             for ident, _ in store.scan(etype, part, include_malformed=True):
+                if isinstance(ident, ForeignEntry):
+                    foreign.append(ident.raw)
+                    continue
                 (found if isinstance(ident, MalformedID) else seen).append(ident)  # type: ignore[arg-type]
                 assert ident.id is None or part.contains(ident.id) if isinstance(ident, MalformedID) \
                     else part.contains(ident)
-    assert sorted(m.raw for m in found) == sorted([f"{etype}:not-a-uuid", f"{etype}:{str(upper).upper()}"])
+    assert [m.raw for m in found] == [f"{etype}:{str(upper).upper()}"]
+    assert foreign == [f"{etype}:not-a-uuid"]  # not ours (issue 10): reported once, by the first partition
     assert sorted(seen) == sorted(r.id for r in good[1:])
 
 

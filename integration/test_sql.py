@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from psycopg import sql as pgsql
 
 from uuid_forge import (
-    IDConfig, MalformedID, Namespace, Partition, Record, StoreError, StoreTimeoutError, StoreUnavailableError,
+    ForeignEntry, IDConfig, MalformedID, Namespace, Partition, Record, StoreError, StoreTimeoutError, StoreUnavailableError,
     UUIDGenerator, ValidationError, canonical_name, open_store,
 )
 from uuid_forge.adapters.base import Adapter
@@ -212,7 +212,8 @@ def test_upsert_is_one_native_executemany_per_batch(pg_store: SQLAdapter, name: 
     finally:
         sa.event.remove(pg_store._engine, "before_cursor_execute", spy)
         _pg_drop(pg_store.url(masked=False), f"uf_{name}")
-    inserts = [(s, many) for s, many in statements if s.lstrip().upper().startswith("INSERT")]
+    inserts = [(s, many) for s, many in statements if s.lstrip().upper().startswith("INSERT")
+               and "uuid_forge_owners" not in s]  # the table's owner record, once on first write
     assert len(inserts) == 3 and all(many for _, many in inserts)  # 1000 + 1000 + 500
     assert all("ON CONFLICT (id) DO UPDATE" in s and "VALUES (%s::UUID, %s" in s for s, _ in inserts)
 
@@ -383,19 +384,27 @@ def test_mariadb_partitioned_scan_reports_malformed_once(mariadb_url: str, name:
     with open_store(mariadb_url) as s:
         good = sample_records(name, 40)
         s.put_many(good)
-        planted = [uuid.UUID(int=0xAB << 120), uuid.UUID(int=0x5555_5555_6 << 92 | 0xABC)]  # text sorts elsewhere
+        v5 = (5 << 76) | (0x8000 << 48)  # version 5, RFC variant: wrong forms of IDs this scheme could make
+        planted = [uuid.UUID(int=0xAB << 120 | v5), uuid.UUID(int=0x5555_5555_6 << 92 | 0xABC | v5)]  # text sorts elsewhere
         try:
             with _maria(mariadb_url) as raw, raw.cursor() as cur:  # CHAR(32) refuses 36-char text in strict mode
                 cur.executemany(f"INSERT INTO `uf_{name}` (id, fingerprint, data) VALUES (%s, %s, '{{}}')",
                                 [(planted[0].hex.upper(), "0" * 32), (planted[1].hex.upper(), "0" * 32),
                                  ("B-not-a-uuid", "0" * 32)])
             found: list[MalformedID] = []
+            foreign: list[ForeignEntry] = []
             for part in Partition(0, 1).split(3):
                 found += [i for i, _ in s.scan(name, part, include_malformed=True) if isinstance(i, MalformedID)]
-            assert sorted(str(m.id) for m in found) == sorted([*map(str, planted), "None"])  # each exactly once
+                foreign += [i for i, _ in s.scan(name, part, include_malformed=True) if isinstance(i, ForeignEntry)]
+            assert sorted(str(m.id) for m in found) == sorted(map(str, planted))  # each exactly once
+            assert [f.raw for f in foreign] == ["B-not-a-uuid"]  # not ours (issue 10): reported once
             assert sorted(s.get_many(name, [r.id for r in good] + planted)) == sorted(r.id for r in good)
-            assert s.delete_raw(name, [m.raw for m in found]) == 3  # the repair of wrong encodings
+            with pytest.raises(ValidationError, match="never deleted"):
+                s.delete_raw(name, ["B-not-a-uuid"])
+            assert s.delete_raw(name, [m.raw for m in found]) == 2  # the repair of wrong encodings
             assert not [i for i, _ in s.scan(name, include_malformed=True) if isinstance(i, MalformedID)]
+            assert [i.raw for i, _ in s.scan(name, include_malformed=True) if isinstance(i, ForeignEntry)] == \
+                ["B-not-a-uuid"]
         finally:
             _maria_drop(mariadb_url, f"uf_{name}")
 

@@ -13,7 +13,7 @@ from uuid_forge.adapters.base import Adapter
 from uuid_forge.adapters.filesystem import FileAdapter
 
 from uuid_forge import Record, StoreUnavailableError, ValidationError, open_store
-from uuid_forge.record import MalformedID, Partition
+from uuid_forge.record import ForeignEntry, MalformedID, Partition
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
@@ -130,22 +130,40 @@ def test_no_temp_files_left_after_writes(root: Path, store: FileAdapter) -> None
 @pytest.mark.parametrize("name, reason", [
     ("{hex}.json", "hex form"),
     ("{upper}.json", "not lowercase"),
-    ("{string}.txt", "does not end in .json"),
-    ("notes.json", "not <lowercase uuid>.json"),
 ])
 def test_wrongly_named_files_are_malformed(root: Path, store: FileAdapter, name: str, reason: str) -> None:
     good = sample_records("doc", 1)[0]
     store.put_many([good])
-    ident = uuid.UUID("7570842a-fbec-40d3-ae25-3f1c2bda326b")
+    ident = uuid.uuid5(uuid.NAMESPACE_DNS, "wrongly-named")  # an ID this scheme could make (version 5)
     folder = _shard_dir(root, "doc", ident)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / name.format(hex=ident.hex, upper=str(ident).upper(), string=ident)).write_text("{}")
+    (folder / name.format(hex=ident.hex, upper=str(ident).upper())).write_text("{}")
     items = list(store.scan("doc", include_malformed=True))
     (bad,) = [i for i, _ in items if isinstance(i, MalformedID)]
     assert reason in bad.reason
-    assert bad.id == (None if name == "notes.json" else ident)
-    assert bad.raw.startswith("doc/75/70/")
+    assert bad.id == ident
+    assert bad.raw.startswith(f"doc/{str(ident)[0:2]}/{str(ident)[2:4]}/")
     assert [i for i, _ in store.scan("doc")] == [good.id]
+
+
+# Not ours in any form: other files, and a UUID of a version this scheme never makes (issue 10:
+# these were "malformed" and a plain repair deleted them).
+@pytest.mark.parametrize("name", ["{string}.txt", "notes.json", "README.txt", "{v4}.json"])
+def test_other_files_are_foreign(root: Path, store: FileAdapter, name: str) -> None:
+    good = sample_records("doc", 1)[0]
+    store.put_many([good])
+    ident = uuid.uuid5(uuid.NAMESPACE_DNS, "wrongly-named")
+    folder = _shard_dir(root, "doc", ident)
+    folder.mkdir(parents=True, exist_ok=True)
+    v4 = uuid.UUID("7570842a-fbec-40d3-ae25-3f1c2bda326b")
+    (folder / name.format(string=ident, v4=str(v4).upper())).write_text("{}")
+    items = list(store.scan("doc", include_malformed=True))
+    assert [i for i, _ in items if isinstance(i, MalformedID)] == []
+    (other,) = [i for i, _ in items if isinstance(i, ForeignEntry)]
+    assert other.raw.startswith(f"doc/{str(ident)[0:2]}/{str(ident)[2:4]}/") and "not ours" in other.reason
+    with pytest.raises(ValidationError, match="never deleted"):
+        store.delete_raw("doc", [other.raw])
+    assert (root / other.raw).exists()
 
 
 def test_file_in_the_wrong_shard_is_malformed(root: Path, store: FileAdapter) -> None:

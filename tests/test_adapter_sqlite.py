@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from uuid_forge import MalformedID, Partition, Record, ValidationError, open_store
+from uuid_forge import ForeignEntry, MalformedID, Partition, Record, ValidationError, open_store
 from uuid_forge.adapters.base import Adapter
 from uuid_forge.adapters.sql import SQLAdapter
 from uuid_forge.testing import AdapterContract
@@ -55,26 +55,32 @@ def test_uppercase_and_garbage_ids_are_malformed_in_their_partition(store: SQLAd
     good = sample_records("thing", 50)
     store.put_many(good)
     # each sorts, as text, inside another partition's hex range than the one its UUID belongs to
-    upper, dashed = uuid.UUID(int=0xAB << 120), uuid.UUID(int=0x5555_5555_6 << 92)
+    v5 = (5 << 76) | (0x8000 << 48)  # version 5, RFC variant: IDs this scheme could make
+    upper, dashed = uuid.UUID(int=0xAB << 120 | v5), uuid.UUID(int=0x5555_5555_6 << 92 | v5)
     _plant(store, "thing", upper.hex.upper())  # 'AB..' sorts between '9..' and 'a..'
     _plant(store, "thing", str(dashed))  # '55555555-6..' sorts below the partition bound '555555555..'
-    _plant(store, "thing", "B-not-a-uuid")  # no UUID; its text sits in two partitions' ranges
+    _plant(store, "thing", "B-not-a-uuid")  # no UUID (foreign); its text sits in two partitions' ranges
     whole = [i for i, _ in store.scan("thing", include_malformed=True) if isinstance(i, MalformedID)]
-    assert sorted(m.raw for m in whole) == sorted([upper.hex.upper(), str(dashed), "B-not-a-uuid"])
-    assert {m.raw: m.id for m in whole} == {upper.hex.upper(): upper, str(dashed): dashed, "B-not-a-uuid": None}
+    assert {m.raw: m.id for m in whole} == {upper.hex.upper(): upper, str(dashed): dashed}
+    assert [i.raw for i, _ in store.scan("thing", include_malformed=True) if isinstance(i, ForeignEntry)] == \
+        ["B-not-a-uuid"]
     parts = Partition(0, 1).split(3)
     assert parts[2].contains(upper) and parts[1].contains(dashed)
     assert all(m.reason for m in whole)
     found: list[MalformedID] = []
     seen: list[uuid.UUID] = []
+    foreign: list[str] = []
     for part in Partition(0, 1).split(3):
         for ident, _ in store.scan("thing", part, include_malformed=True):
-            if isinstance(ident, MalformedID):
+            if isinstance(ident, ForeignEntry):
+                foreign.append(ident.raw)
+            elif isinstance(ident, MalformedID):
                 assert ident.id is None or part.contains(ident.id)
                 found.append(ident)
             else:
                 seen.append(ident)
     assert sorted(m.raw for m in found) == sorted(m.raw for m in whole)  # each exactly once
+    assert foreign == ["B-not-a-uuid"]
     assert sorted(seen) == sorted(r.id for r in good)
 
 
@@ -97,7 +103,7 @@ def test_table_prefix_and_entity_types(tmp_path: Path) -> None:
         assert s.entity_types() == ["order-item.v2"]
         with _raw(s) as raw:
             names = [r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        assert names == ["app_ids_order-item.v2"]
+        assert sorted(names) == ["app_ids_order-item.v2", "uuid_forge_owners"]  # and whose each table is
 
 
 @pytest.mark.parametrize("prefix", ["uf'; DROP TABLE x; --", 'a"b', "", "1abc", "x" * 31])
@@ -138,7 +144,8 @@ def test_delete_raw_removes_only_the_wrong_encoding_and_drop_removes_the_table(s
     assert sorted(i for i, _ in store.scan("thing", include_malformed=True)) == sorted(r.id for r in good)
     store.drop("thing")
     with _raw(store) as raw:
-        assert raw.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall() == []
+        assert raw.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall() == [("uuid_forge_owners",)]
+        assert raw.execute("SELECT * FROM uuid_forge_owners").fetchall() == []  # its owner record went with it
     store.drop("thing")  # already gone: fine
     store.put_many(good[:1])  # and the table comes back on the next write
     assert store.count("thing") == 1

@@ -9,13 +9,18 @@ uniform, so equal ranges hold about equal numbers). Each ID in each store is one
 * missing: in the source, not in the store;
 * orphan: in the store, not in the source;
 * stale: present with a different fingerprint;
-* malformed: stored in the wrong encoding (a string ``_id`` where Binary is expected, a key in
-  the wrong form), or, with ``verify_keys``, an ID the scheme could not have produced for the
-  business key stored beside it.
+* malformed: an ID of this scheme stored in the wrong encoding (a string ``_id`` where Binary is
+  expected, a key in the wrong form), or, with ``verify_keys``, an ID the scheme could not have
+  produced for the business key stored beside it;
+* foreign: anything else under a type's names (another application's keys, files or documents,
+  another tenant's keys; see uuid_forge.classify): counted with a few samples, never repaired or
+  deleted, and not an inconsistency.
 
-Repair rewrites missing, stale and malformed records from the source, and deletes orphans only
-when asked to. It never acts on a finding as found: see :mod:`uuid_forge.repair` for the re-checks
-beside live writers and the guard against mass deletion.
+Repair rewrites missing, stale and malformed records from the source (a malformed entry's wrong
+twin is removed only when its ID is in the source and so rewritten in the right form), and
+deletes orphans only when asked to. Foreign entries are never touched. Repair never acts on a
+finding as found: see :mod:`uuid_forge.repair` for the re-checks beside live writers and the
+guard against mass deletion.
 """
 
 from __future__ import annotations
@@ -32,12 +37,16 @@ from typing import TYPE_CHECKING, Any
 from . import idmarker
 from .adapters.base import DELETE, READ, SCAN, chunked
 from .errors import UUIDForgeError, ValidationError
-from .record import MalformedID, Partition, Record
+from .classify import scheme_versions
+from .record import ForeignEntry, MalformedID, Partition, Record
 
 if TYPE_CHECKING:
     from .forge import Forge, StoreHandle
 
-CLASSES = ("ok", "missing", "orphan", "stale", "malformed")
+CLASSES = ("ok", "missing", "orphan", "stale", "malformed", "foreign")
+#: classes that are not inconsistencies: foreign entries are not ours to judge
+NOT_FINDINGS = ("ok", "foreign")
+FOREIGN_SAMPLES = 10  # raw names kept per store to show what the foreign entries are
 PARTITION_TARGET = 20_000  # source records held in memory at once, at most about this many
 
 __all__ = ["CLASSES", "AuditReport", "Finding", "audit"]
@@ -76,13 +85,21 @@ class AuditReport:
     id_config: list[dict[str, Any]] = field(default_factory=list)  # types whose ID configuration differs (idmarker)
     plan: Any = None  # the repair plan (uuid_forge.repair.RepairPlan), with --repair
     warnings: list[str] = field(default_factory=list)
+    foreign_samples: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def consistent(self) -> bool:
-        return not self.id_config and all(c[k] == 0 for c in self.stores.values() for k in CLASSES[1:])
+        return not self.id_config and all(c[k] == 0 for c in self.stores.values() for k in CLASSES
+                                          if k not in NOT_FINDINGS)
 
     def add(self, finding: Finding) -> None:
         self.stores[finding.store][finding.kind] += 1
+        if finding.kind == "foreign":  # counted, a few shown, never a finding to repair
+            samples = self.foreign_samples.setdefault(finding.store, [])
+            if len(samples) < FOREIGN_SAMPLES:
+                raw = finding.raw or ""
+                samples.append(f"{finding.entity_type}: {raw if len(raw) <= 100 else raw[:97] + '...'}")
+            return
         if len(self.findings) < self.max_findings:
             self.findings.append(finding)
         else:
@@ -97,6 +114,7 @@ class AuditReport:
             "repaired": {n: dict(c) for n, c in self.repaired.items()}, "repair_errors": self.repair_errors,
             "id_config": self.id_config,
             "plan": self.plan.to_dict() if self.plan is not None else None, "warnings": self.warnings,
+            "foreign_samples": self.foreign_samples,
         }
 
 
@@ -123,6 +141,9 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
     if repair:
         DeleteLimit.parse(max_delete)  # a bad limit fails before the audit, not after
     started = time.perf_counter()
+    versions = scheme_versions(forge.generator.config)
+    for h in forge.stores:  # a name in the wrong form is ours only if it decodes to our scheme's version
+        h.adapter.id_versions = versions
     report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in forge.stores[1:]},
                          source=forge.source.name, max_findings=max_findings)
     if keys is not None or ids is not None:
@@ -176,12 +197,18 @@ class _Sink:
         self.store = store
         self.ok = 0
         self.findings: list[Finding] = []
+        self.foreign = 0  # counted, not kept: another application may have millions
 
     def add(self, finding: Finding) -> None:
+        if finding.kind == "foreign":
+            self.foreign += 1
+            if self.foreign > FOREIGN_SAMPLES:
+                return
         self.findings.append(finding)
 
     def merge_into(self, report: AuditReport) -> None:
         report.stores[self.store]["ok"] += self.ok
+        report.stores[self.store]["foreign"] += max(0, self.foreign - FOREIGN_SAMPLES)
         for f in self.findings:
             report.add(f)
 
@@ -203,7 +230,7 @@ def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport
         for part in parts:
             expected: dict[uuid.UUID, str | None] = {}
             for ident, fp in source.scan(entity_type, part, include_malformed=True):
-                if isinstance(ident, MalformedID):
+                if isinstance(ident, (MalformedID, ForeignEntry)):
                     report.stores.setdefault(forge.source.name, Counter({k: 0 for k in CLASSES}))
                     report.add(_malformed(forge.source.name, entity_type, ident))
                 else:
@@ -230,6 +257,9 @@ def _compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | N
              items: Iterator[tuple[Any, str | None]], sink: _Sink) -> None:
     seen: set[uuid.UUID] = set()
     for ident, fp in items:
+        if isinstance(ident, ForeignEntry):
+            sink.add(_malformed(h.name, entity_type, ident))  # not ours: never marks an ID as present
+            continue
         if isinstance(ident, MalformedID):
             sink.add(_malformed(h.name, entity_type, ident))
             if ident.id is not None:
@@ -247,7 +277,9 @@ def _compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | N
         sink.add(Finding(h.name, entity_type, str(ident), "missing", "in the source, not in this store"))
 
 
-def _malformed(store: str, entity_type: str, ident: MalformedID) -> Finding:
+def _malformed(store: str, entity_type: str, ident: MalformedID | ForeignEntry) -> Finding:
+    if isinstance(ident, ForeignEntry):
+        return Finding(store, entity_type, ident.raw, "foreign", ident.reason, ident.raw)
     return Finding(store, entity_type, str(ident.id) if ident.id else ident.raw, "malformed", ident.reason, ident.raw)
 
 
@@ -339,12 +371,14 @@ def _repair(forge: Forge, report: AuditReport, delete_orphans: bool, max_delete:
     for (store, entity_type), kinds in todo.items():
         adapter = handles[store].adapter
         done = report.repaired.setdefault(store, Counter())
-        malformed = kinds.get("malformed", [])
         rewrite = [uuid.UUID(f.id) for f in kinds.get("missing", []) + kinds.get("stale", [])]
-        rewrite += [i for i in map(_as_uuid, (f.id for f in malformed)) if i is not None]
         steps: list[tuple[str, Callable[[], int]]] = []
-        if malformed:  # first, so the rewrite below is not removed with the wrong twin
-            steps.append(("malformed_removed", lambda: adapter.delete_raw(entity_type, [f.raw or f.id for f in malformed])))
+        # A wrong twin goes only when it is an ID of ours whose record the source holds, so it is
+        # rewritten in the right form just below; anything else is reported and left alone.
+        twins = _twins(forge, store, entity_type, kinds.get("malformed", []), report)
+        rewrite += [i for i, _ in twins]
+        if twins:  # first, so the rewrite below is not removed with the wrong twin
+            steps.append(("malformed_removed", lambda: adapter.delete_raw(entity_type, [raw for _, raw in twins])))
         steps.append(("rewritten", lambda: _rewrite(forge, adapter, entity_type, rewrite)))
         if delete_orphans and kinds.get("orphan") and DELETE in adapter.capabilities:
             orphans = [uuid.UUID(f.id) for f in kinds["orphan"]]
@@ -360,6 +394,23 @@ def _repair(forge: Forge, report: AuditReport, delete_orphans: bool, max_delete:
                 done["rewritten_again"] += again
         except UUIDForgeError as err:
             report.repair_errors.append(f"{store}/{entity_type} re-check after rewrite: {err}")
+
+
+def _twins(forge: Forge, store: str, entity_type: str, malformed: list[Finding],
+           report: AuditReport) -> list[tuple[uuid.UUID, str]]:
+    """(ID, raw entry) of the malformed findings whose ID the source holds: only those are rewritten,
+    so only their wrongly encoded twins may be removed."""
+    decoded = [(i, f.raw) for f in malformed if f.raw is not None and (i := _as_uuid(f.id)) is not None]
+    if not decoded:
+        return []
+    try:
+        present: set[uuid.UUID] = set()
+        for batch in chunked(list({i for i, _ in decoded}), 1000):
+            present.update(forge.source.adapter.get_many(entity_type, batch))
+    except UUIDForgeError as err:
+        report.repair_errors.append(f"{store}/{entity_type} malformed_removed: source not read, nothing removed: {err}")
+        return []
+    return [(i, raw) for i, raw in decoded if i in present]
 
 
 def _as_uuid(text: str) -> uuid.UUID | None:

@@ -16,7 +16,7 @@ from typing import Any
 from .canonical import canonical
 from .errors import ValidationError
 
-__all__ = ["MalformedID", "Partition", "Record", "fingerprint_of"]
+__all__ = ["ForeignEntry", "MalformedID", "Partition", "Record", "fingerprint_of"]
 
 _SPACE = 1 << 128
 
@@ -103,6 +103,18 @@ class MalformedID:
     raw: str
     reason: str
     id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ForeignEntry:
+    """Something under a type's names that is not an ID of this scheme in any form (another
+    application's key, file or document, another tenant's key): reported, never repaired or deleted.
+
+    ``raw`` is the key, path or ``_id`` exactly as stored; ``reason`` says why it is not ours.
+    """
+
+    raw: str
+    reason: str
 
 
 @dataclass(frozen=True)

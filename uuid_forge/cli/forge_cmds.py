@@ -303,8 +303,14 @@ def audit_table(report: AuditReport, title: str) -> Table:
     for k in CLASSES:
         table.add_column(k, justify="right")
     for name, counts in report.stores.items():
-        cells = [f"[red]{counts[k]}[/]" if k != "ok" and counts[k] else str(counts[k]) for k in CLASSES]
+        cells = [f"[red]{counts[k]}[/]" if k not in ("ok", "foreign") and counts[k] else str(counts[k]) for k in CLASSES]
         table.add_row(name, *cells)
+    foreign = {n: c["foreign"] for n, c in report.stores.items() if c["foreign"]}
+    if foreign:  # not ours: say so, and that nothing was done to them
+        table.caption = ("foreign: entries not written by uuid-forge (other applications' keys, files, documents), "
+                         "left alone: never repaired or deleted. " + "; ".join(
+                             f"{n}: {c} (e.g. {', '.join(escape(x) for x in report.foreign_samples.get(n, [])[:3])})"
+                             for n, c in foreign.items()))
     return table
 
 
@@ -426,6 +432,10 @@ def _plan(report: AuditReport, delete_orphans: bool) -> list[str]:
         if row.keep:
             lines.append(f"{where}: keep {row.keep} orphan(s)" + ("" if delete_orphans else
                                                                   " (add --delete-orphans to delete)"))
+    for name, counts in report.stores.items():
+        if counts["foreign"]:
+            lines.append(f"{name}: leave {counts['foreign']} foreign entr{'y' if counts['foreign'] == 1 else 'ies'} "
+                         "alone (not written by uuid-forge: never repaired or deleted)")
     if report.truncated:
         lines.append(f"(counts from the first {len(report.findings)} findings; {report.truncated} more not listed)")
     if plan.refused:
