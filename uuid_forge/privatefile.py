@@ -82,8 +82,11 @@ def create_private(path: str | os.PathLike[str], what: str = "file") -> tuple[in
         os.close(fd)
 
 
-def write_private(path: str | os.PathLike[str], data: str | bytes, what: str = "file") -> None:
+def write_private(path: str | os.PathLike[str], data: str | bytes, what: str = "file", mode: int = 0o600) -> None:
     """Write ``data`` as the whole content of ``path`` (mode 0600), refusing a symlink at ``path``.
+
+    ``mode`` is for a file another user must read and that holds no data (a metrics file that
+    node_exporter reads): it is set exactly, whatever the umask.
 
     The data goes to a new temporary file beside ``path`` (``O_CREAT|O_EXCL|O_NOFOLLOW``), is
     fsynced and then renamed over ``path``. On any error the temporary file is removed, the old
@@ -100,6 +103,8 @@ def write_private(path: str | os.PathLike[str], data: str | bytes, what: str = "
         raise PrivateFileError(f"{what} {path}: cannot create it: {_reason(err)}") from None
     try:
         try:
+            if mode != 0o600 and hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
             view = memoryview(body)
             while view:
                 view = view[os.write(fd, view):]
