@@ -122,6 +122,19 @@ def test_audit_metrics_equal_the_report_and_failure_keeps_last_success(tmp_path:
     assert not any(name == "uuid_forge_audit_findings" for name, _ in found)  # nothing was audited
 
 
+def test_repair_metrics_show_what_is_left_and_what_was_done(tmp_path: Path) -> None:
+    conf = config(tmp_path)
+    assert write_users(tmp_path, conf, 10)[0] == 0
+    for v in sorted((tmp_path / "files").rglob("*.json"))[:2]:
+        v.unlink()
+    prom = tmp_path / "audit.prom"
+    code, _, _ = run(["audit", "-c", conf, "--repair", "--apply", "--metrics", str(prom)], SALT)
+    found = samples(prom)
+    assert value(found, "uuid_forge_audit_repaired_records", store="files", action="rewritten") == 2
+    assert value(found, "uuid_forge_audit_findings", store="files", **{"class": "missing"}) == 0  # after repair
+    assert value(found, "uuid_forge_audit_exit_status") == code
+
+
 def test_audit_scope_labels_keep_two_audits_apart(tmp_path: Path) -> None:
     conf = config(tmp_path)
     assert write_users(tmp_path, conf, 5)[0] == 0
