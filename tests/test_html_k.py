@@ -22,7 +22,7 @@ SALT = {"UUID_FORGE_SALT": "html-test-salt-0123456789"}
 class Page(HTMLParser):
     """Tags, attributes and text of a page; fails on unbalanced tags (void elements aside)."""
 
-    VOID = {"meta", "br", "link", "img", "input", "hr"}
+    VOID = frozenset({"meta", "br", "link", "img", "input", "hr"})
 
     def __init__(self, text: str) -> None:
         super().__init__()
@@ -61,8 +61,8 @@ def report() -> AuditReport:
                   raw="user:JOHN@EXAMPLE.COM"))
     r.add(Finding("cache", "user", "session:jane@example.org", "foreign", "not ours",
                   raw="session:jane@example.org"))
-    for _ in range(4):
-        r.add(Finding("cache", "user", "00000000-0000-5000-8000-00000000000%d" % _, "orphan", "not in the source"))
+    for i in range(4):
+        r.add(Finding("cache", "user", f"00000000-0000-5000-8000-00000000000{i}", "orphan", "not in the source"))
     r.partition_times = [("user", "1/3", 0.2, 10), ("user", "2/3", 0.9, 12), ("user", "3/3", 0.4, 11)]
     r.warnings = ["source <i>warning</i>"]
     return r

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 pytest.importorskip("prometheus_client")
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families
 
-from uuid_forge import metrics  # noqa: E402
+from uuid_forge import metrics
 
-from .test_cli import run  # noqa: E402
+from .test_cli import run
 
 SALT = {"UUID_FORGE_SALT": "metrics-test-salt-0123456789"}
 
@@ -57,7 +57,7 @@ def write_users(tmp_path: Path, conf: str, n: int = 20, metrics_file: Path | Non
                     for i in range(n))
     (tmp_path / "users.jsonl").write_text(lines)
     extra = ["--metrics", str(metrics_file)] if metrics_file else []
-    code, out, err = run(["write", "-c", conf, "--jsonl", str(tmp_path / "users.jsonl"), "--json", *extra], SALT)
+    code, out, _ = run(["write", "-c", conf, "--jsonl", str(tmp_path / "users.jsonl"), "--json", *extra], SALT)
     return code, out
 
 
@@ -149,7 +149,7 @@ def test_journal_pending_and_replay_metrics(tmp_path: Path) -> None:
     pytest.importorskip("redis")
     conf = config(tmp_path, optional_down=True)
     prom = tmp_path / "write.prom"
-    code, out = write_users(tmp_path, conf, 4, prom)
+    code, _ = write_users(tmp_path, conf, 4, prom)
     assert code == 0  # an optional store down: journaled, not a failure
     found = samples(prom)
     assert value(found, "uuid_forge_write_records", store="down", outcome="pending") == 4

@@ -152,8 +152,8 @@ def _chart(report: AuditReport) -> str:
     plot_w = width - label_w - right_w
     height = top * 2 + max(1, len(stores)) * row_h
     most = max((sum(c[k] for k in FINDING_CLASSES) for _, c in stores), default=0)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="chart-title" '
-             f'viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" class="chart">',
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="chart-title" '
+              f'viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" class="chart">'),
              '<title id="chart-title">Findings per store</title>']
     for i, (store, counts) in enumerate(stores):
         y = top + i * row_h
@@ -212,11 +212,11 @@ def _round_robin(findings: Iterable[Finding], limit: int) -> list[Finding]:
     queues = [iter(v) for v in by_store.values()]
     while queues and len(picked) < limit:
         for q in list(queues):
-            f = next(q, None)
-            if f is None:
+            item = next(q, None)
+            if item is None:
                 queues.remove(q)
             elif len(picked) < limit:
-                picked.append(f)
+                picked.append(item)
     return picked
 
 
@@ -266,7 +266,7 @@ def render(report: AuditReport, *, final: AuditReport | None = None, show_values
     from .audit import CLASSES
 
     masker = _Masker(show_values)
-    when = (generated or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    when = (generated or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%d %H:%M:%S %Z")
     verdict = final if final is not None else report
     good = verdict.consistent
     types = ", ".join(report.entity_types) or "nothing"

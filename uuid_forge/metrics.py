@@ -263,7 +263,7 @@ def metrics_option(command: str, scope: Callable[[dict[str, Any]], dict[str, str
                 _current.reset(token)
                 try:
                     current.write(status)
-                except Exception as failure:  # noqa: BLE001 - the run's own error comes first
+                except Exception as failure:  # the run's own error comes first
                     if status == 0:
                         raise
                     click.echo(f"uuid-forge: warning: --metrics {metrics} not written: {failure}", err=True)
