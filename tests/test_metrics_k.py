@@ -185,6 +185,13 @@ def test_symlink_at_metrics_path_is_refused_before_any_work(tmp_path: Path) -> N
     assert not (tmp_path / "db.sqlite3").exists()  # refused before the forge was opened
 
 
+def test_missing_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    conf = config(tmp_path)
+    code, _, err = run(["audit", "-c", conf, "--metrics", str(tmp_path / "nope" / "a.prom")], SALT)
+    assert code == 2 and "--metrics" in err and "does not exist" in err
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
 def test_write_is_atomic_old_file_kept_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     prom = tmp_path / "audit.prom"
     prom.write_text("# old\nuuid_forge_audit_exit_status 0.0\n")

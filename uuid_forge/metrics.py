@@ -43,7 +43,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import DriverMissingError
-from .privatefile import refuse_link, write_private
+from .privatefile import check_folder, refuse_link, write_private
 
 if TYPE_CHECKING:
     from .audit import AuditReport
@@ -248,6 +248,7 @@ def metrics_option(command: str, scope: Callable[[dict[str, Any]], dict[str, str
                 return f(*args, **kwargs)
             require()  # before any work: a missing extra is a plain error, exit 2
             refuse_link(metrics, "--metrics")
+            check_folder(metrics, "--metrics")
             current = MetricsRun(command, metrics, scope(kwargs) if scope else None)
             token = _current.set(current)
             status = 0

@@ -19,7 +19,7 @@ import stat
 
 from .errors import PrivateFileError
 
-__all__ = ["create_private", "refuse_link", "write_private"]
+__all__ = ["check_folder", "create_private", "refuse_link", "write_private"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -50,6 +50,13 @@ def refuse_link(path: str | os.PathLike[str], what: str = "file") -> bool:
     if not stat.S_ISREG(st.st_mode):
         raise PrivateFileError(f"{what} {path} exists and is not a regular file: refusing to write it")
     return True
+
+
+def check_folder(path: str | os.PathLike[str], what: str = "file") -> None:
+    """Raise unless the folder ``path`` would be written in exists: checked before a long run, not after."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):
+        raise PrivateFileError(f"{what} {os.fspath(path)}: folder {folder} does not exist")
 
 
 def create_private(path: str | os.PathLike[str], what: str = "file") -> tuple[int, int]:

@@ -18,7 +18,7 @@ from ..audit import CLASSES, AuditReport
 from ..errors import ConfigError, PrivateFileError, RepairRefusedError, UUIDForgeError, ValidationError, WriteError
 from ..forge import Forge
 from ..metrics import metrics_option
-from ..privatefile import refuse_link, write_private
+from ..privatefile import check_folder, refuse_link, write_private
 from ..record import Partition
 from ..report import WriteReport
 from .app import CONTEXT, cli, emit_json, err, out
@@ -374,6 +374,7 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
         raise click.UsageError("--show-values goes with --html")
     if html:
         refuse_link(html, "--html")
+        check_folder(html, "--html")
     with open_forge(config_path) as forge:
         warning = _unknown_type_warning(forge, entity_type) if entity_type is not None else None
         if warning:
