@@ -272,9 +272,14 @@ def render(report: AuditReport, *, final: AuditReport | None = None, show_values
     types = ", ".join(report.entity_types) or "nothing"
     badge = (f'<span class="verdict {"good" if good else "bad"}">{"consistent" if good else "inconsistent"}</span>')
     total = sum(c[k] for c in report.stores.values() for k in FINDING_CLASSES)
+    left = (sum(c[k] for c in final.stores.values() for k in FINDING_CLASSES) if final is not None else None)
+    found = f"{total:,} finding{'' if total == 1 else 's'}"
+    found += "" if left is None else f" &middot; <b>{left:,}</b> left after repair"
+    chart_title = "Findings per store" + (" (as found, before repair)" if final is not None else "")
     notes = []
     for c in report.id_config:
-        notes.append(f'<div class="err">ID configuration: {_e(mask_text(idmarker.summary_line(c) or c["message"]))}</div>')
+        line = mask_text(idmarker.summary_line(c) or c["message"])
+        notes.append(f'<div class="err">ID configuration: {_e(line)}</div>')
     for w in report.warnings:
         notes.append(f'<div class="warn">{_e(mask_text(w))}</div>')
     for e in report.repair_errors:
@@ -286,7 +291,7 @@ def render(report: AuditReport, *, final: AuditReport | None = None, show_values
     if report.repaired:
         rows = "".join(f"<tr><td>{_e(s)}</td><td>{_e(', '.join(f'{k}: {v:,}' for k, v in c.items()) or 'nothing')}"
                        "</td></tr>" for s, c in report.repaired.items())
-        repaired = ("<section><h2>Repair</h2><table><thead><tr><th>store</th><th>done</th></tr></thead>"
+        repaired = ("<section><h2>Repair</h2><table><thead><tr><th style=\"width:30%\">store</th><th>done</th></tr></thead>"
                     f"<tbody>{rows}</tbody></table>"
                     + (f"<h3>After repair</h3>{_counts_table(final, CLASSES)}" if final is not None else "")
                     + "</section>")
@@ -297,7 +302,7 @@ def render(report: AuditReport, *, final: AuditReport | None = None, show_values
 <header>
 <h1>{badge}uuid-forge audit</h1>
 <p class="meta"><b>{_e(types)}</b> against source <b>{_e(report.source)}</b> &middot;
-{len(report.stores)} store{"" if len(report.stores) == 1 else "s"} &middot; {total:,} finding{"" if total == 1 else "s"}
+{len(report.stores)} store{"" if len(report.stores) == 1 else "s"} &middot; {found}
 &middot; {report.partitions:,} partition{"" if report.partitions == 1 else "s"} in {_fmt_seconds(report.seconds)}
 &middot; {_e(when)}</p>
 {"".join(notes)}
@@ -306,7 +311,7 @@ def render(report: AuditReport, *, final: AuditReport | None = None, show_values
 <p class="note">ok: present with the source's fingerprint; missing: in the source, not in the store; orphan: in
 the store, not in the source; stale: the data differs; malformed: an ID of ours in the wrong form; foreign: not
 written by uuid-forge (not an inconsistency).</p></section>
-<section><h2>Findings per store</h2>{_chart(report)}</section>
+<section><h2>{chart_title}</h2>{_chart(report)}</section>
 {repaired}
 <section><h2>Slowest partitions</h2>{_slowest(report)}</section>
 <section><h2>Samples per class</h2>{_samples(report, masker)}<p class="note">{_e(masked)}</p></section>

@@ -343,7 +343,8 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
 @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the JSON to FILE (0600).")
 @click.option("--html", default=None, type=click.Path(dir_okay=False),
               help="Also write a self-contained HTML report to FILE (0600): table, chart, slowest partitions, samples.")
-@click.option("--show-values", is_flag=True, help="With --html: show raw keys and values in samples (masked otherwise).")
+@click.option("--show-values", is_flag=True,
+              help="With --html: show raw keys and values in samples (masked otherwise).")
 def audit(config_path: str, entity_type: str | None, partition: str | None, repair: bool, apply: bool,
           delete_orphans: bool, max_delete: str | None, verify_keys: bool, as_json: bool, output: str | None,
           html: str | None = None, show_values: bool = False) -> None:
