@@ -180,11 +180,11 @@ def chromium() -> str:
 
 def browse(page: Path, tmp_path: Path, *mode: str) -> subprocess.CompletedProcess[str]:
     """Run headless Chromium on ``page``; its console messages go to stderr as ``:CONSOLE`` lines."""
-    args = [chromium(), "--headless", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+    # --no-sandbox: it renders only our own local file, and the sandbox cannot start as root or in
+    # a container without user namespaces
+    args = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
             "--disable-extensions", f"--user-data-dir={tmp_path / 'chromium-profile'}", "--enable-logging=stderr",
             "--v=0", "--window-size=1200,1600", *mode, page.resolve().as_uri()]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        args.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
     return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
 
 
