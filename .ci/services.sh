@@ -5,6 +5,8 @@
 # 1. Shared servers on standard ports: PostgreSQL 5432, Redis 6379, RabbitMQ 5672, MariaDB 3306.
 #    A missing package is installed with apt-get (apt-get update only then); a server that is
 #    down is started with its standard command. Running servers are never restarted.
+#    A headless browser for the HTML report test: Debian's chromium (with a font), installed the
+#    same way, in its own apt-get call so that a repository without it fails only that test.
 # 2. Stand-ins on free ports, unless their URL is already set: noida-db (Elasticsearch REST)
 #    and SecantusDB (MongoDB wire protocol), pip-installed when missing. Exports
 #    UUID_FORGE_TEST_ELASTICSEARCH_URL and UUID_FORGE_TEST_MONGODB_URL, and UF_STANDIN_PIDS;
@@ -85,6 +87,15 @@ _uf_ensure_packages() {
     if [[ " ${missing[*]} " == *" mariadb-server "* ]]; then
         _UF_MARIADB_FRESH=1
     fi
+}
+
+_uf_ensure_browser() {
+    { command -v chromium || command -v chromium-browser; } >/dev/null && return 0
+    if ! _uf_apt_install chromium fonts-dejavu-core; then
+        _uf_problem "apt-get install chromium failed (headless browser for the HTML report test)"
+        return 0
+    fi
+    command -v chromium >/dev/null || _uf_problem "chromium installed but not on PATH"
 }
 
 # ------------------------------------------------------------------ shared servers
@@ -231,6 +242,7 @@ _uf_start_mongodb_standin() {
 uf_services_up() {
     _uf_failed=""
     _uf_ensure_packages
+    _uf_ensure_browser
     _uf_service postgres 5432 30
     _uf_service redis 6379 15
     _uf_service rabbit 5672 90

@@ -86,6 +86,8 @@ class AuditReport:
     plan: Any = None  # the repair plan (uuid_forge.repair.RepairPlan), with --repair
     warnings: list[str] = field(default_factory=list)
     foreign_samples: dict[str, list[str]] = field(default_factory=dict)
+    #: (entity type, partition "i/n", seconds, source records) per partition of a full audit
+    partition_times: list[tuple[str, str, float, int]] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:
@@ -228,6 +230,7 @@ def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport
         # a message log is read in one pass, beside the partitions, and compared with the source
         logs = [pool.submit(_compare_log, forge, h, entity_type, within) for h in unranged]
         for part in parts:
+            part_started = time.perf_counter()
             expected: dict[uuid.UUID, str | None] = {}
             for ident, fp in source.scan(entity_type, part, include_malformed=True):
                 if isinstance(ident, (MalformedID, ForeignEntry)):
@@ -241,6 +244,8 @@ def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport
             jobs += [pool.submit(_compare_by_reads, h, entity_type, expected) for h in readable]
             for job in jobs:
                 job.result().merge_into(report)
+            report.partition_times.append((entity_type, f"{part.index + 1}/{part.count}",
+                                           time.perf_counter() - part_started, len(expected)))
             if progress is not None:
                 progress(len(expected))
         for job in logs:

@@ -19,7 +19,7 @@ import stat
 
 from .errors import PrivateFileError
 
-__all__ = ["create_private", "refuse_link", "write_private"]
+__all__ = ["check_folder", "create_private", "refuse_link", "write_private"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -52,6 +52,13 @@ def refuse_link(path: str | os.PathLike[str], what: str = "file") -> bool:
     return True
 
 
+def check_folder(path: str | os.PathLike[str], what: str = "file") -> None:
+    """Raise unless the folder ``path`` would be written in exists: checked before a long run, not after."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):
+        raise PrivateFileError(f"{what} {os.fspath(path)}: folder {folder} does not exist")
+
+
 def create_private(path: str | os.PathLike[str], what: str = "file") -> tuple[int, int]:
     """Make sure ``path`` is a regular file of mode 0600 (created empty if absent), never via a link.
 
@@ -82,8 +89,11 @@ def create_private(path: str | os.PathLike[str], what: str = "file") -> tuple[in
         os.close(fd)
 
 
-def write_private(path: str | os.PathLike[str], data: str | bytes, what: str = "file") -> None:
+def write_private(path: str | os.PathLike[str], data: str | bytes, what: str = "file", mode: int = 0o600) -> None:
     """Write ``data`` as the whole content of ``path`` (mode 0600), refusing a symlink at ``path``.
+
+    ``mode`` is for a file another user must read and that holds no data (a metrics file that
+    node_exporter reads): it is set exactly, whatever the umask.
 
     The data goes to a new temporary file beside ``path`` (``O_CREAT|O_EXCL|O_NOFOLLOW``), is
     fsynced and then renamed over ``path``. On any error the temporary file is removed, the old
@@ -100,6 +110,8 @@ def write_private(path: str | os.PathLike[str], data: str | bytes, what: str = "
         raise PrivateFileError(f"{what} {path}: cannot create it: {_reason(err)}") from None
     try:
         try:
+            if mode != 0o600 and hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
             view = memoryview(body)
             while view:
                 view = view[os.write(fd, view):]

@@ -13,11 +13,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..adapters.base import SCAN
-from .. import idmarker
+from .. import html_report, idmarker, metrics
 from ..audit import CLASSES, AuditReport
 from ..errors import ConfigError, PrivateFileError, RepairRefusedError, UUIDForgeError, ValidationError, WriteError
 from ..forge import Forge
-from ..privatefile import refuse_link, write_private
+from ..metrics import metrics_option
+from ..privatefile import check_folder, refuse_link, write_private
 from ..record import Partition
 from ..report import WriteReport
 from .app import CONTEXT, cli, emit_json, err, out
@@ -38,6 +39,7 @@ def open_forge(path: str) -> Forge:
         raise ConfigError(f"config file {path!r} not found (name one with --config/-c or UUID_FORGE_CONFIG, or run "
                           "'uuid-forge demo' to try the embedded stores first)")
     forge = Forge.from_config(path)
+    metrics.attach(forge)  # --metrics: its stores and journal
     for h in forge.stores:
         if h.adapter.url().startswith("memory:"):
             err.print(f"note: store {h.name!r} is memory://, which lives only as long as this command: the next "
@@ -168,6 +170,7 @@ def _check_file(path: str, forge: Forge) -> int:
 
 
 @cli.command(context_settings=CONTEXT)
+@metrics_option("write")
 @config_option
 @click.argument("entity_type", required=False)
 @click.option("-k", "--key", "keys", multiple=True, metavar="KEY=TEXT|KEY:=JSON", help="A business-key value.")
@@ -232,6 +235,7 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
             raise PrivateFileError(f"{failure}; {_entities(written)} were written to every store before it"
                                    ) from None
         show_write(report, as_json)
+        metrics.record(report)
         if reader is not None and reader.error is not None:
             n = report.entities
             raise ValidationError(f"{reader.error}; {_entities(n)} before it "
@@ -239,6 +243,7 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
 
 
 @cli.command(context_settings=CONTEXT)
+@metrics_option("replay")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def replay(config_path: str, as_json: bool) -> None:
@@ -251,6 +256,7 @@ def replay(config_path: str, as_json: bool) -> None:
         before = forge.pending()
         with progress_bar("replaying", sum(before.values()), not as_json) as advance:
             report = forge.replay(progress=advance)
+        metrics.record(report)
         left = forge.pending()
         dead = forge.journal.dead_letter_counts() if forge.journal else {}
         if as_json:
@@ -320,6 +326,7 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
+@metrics_option("audit", lambda p: {"entity_type": p["entity_type"] or "*", "partition": p["partition"] or "*"})
 @config_option
 @click.option("--entity", "-e", "entity_type", default=None, help="Only this entity type [default: all].")
 @click.option("--partition", "-p", default=None, metavar="i/n", help="Audit only part i of n of the ID space.")
@@ -334,8 +341,13 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
 @click.option("--verify-keys", is_flag=True, help="Also recompute each source ID from its stored key (reads data).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full findings as JSON.")
 @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the JSON to FILE (0600).")
+@click.option("--html", default=None, type=click.Path(dir_okay=False),
+              help="Also write a self-contained HTML report to FILE (0600): table, chart, slowest partitions, samples.")
+@click.option("--show-values", is_flag=True,
+              help="With --html: show raw keys and values in samples (masked otherwise).")
 def audit(config_path: str, entity_type: str | None, partition: str | None, repair: bool, apply: bool,
-          delete_orphans: bool, max_delete: str | None, verify_keys: bool, as_json: bool, output: str | None) -> None:
+          delete_orphans: bool, max_delete: str | None, verify_keys: bool, as_json: bool, output: str | None,
+          html: str | None = None, show_values: bool = False) -> None:
     """Compare every store with the source of truth: ok, missing, orphan, stale, malformed.
 
     Exit 0 when consistent, 1 when not (an ID configuration that differs from the one the source
@@ -359,6 +371,11 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
     part = Partition.parse(partition) if partition else None
     if output:
         refuse_link(output, "--output")  # before the audit (and any repair) runs, not after
+    if show_values and not html:
+        raise click.UsageError("--show-values goes with --html")
+    if html:
+        refuse_link(html, "--html")
+        check_folder(html, "--html")
     with open_forge(config_path) as forge:
         warning = _unknown_type_warning(forge, entity_type) if entity_type is not None else None
         if warning:
@@ -382,6 +399,9 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
         if repair and apply:
             with progress_bar("re-auditing", None, not as_json) as advance:
                 final = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance)
+    metrics.record(report, final if repair and apply else None)
+    if html:
+        html_report.write(html, report, final=final if repair and apply else None, show_values=show_values)
     payload = report.to_dict()
     payload["warnings"] = ([warning] if warning else []) + report.warnings
     if repair and apply:

@@ -1,0 +1,231 @@
+"""--metrics FILE: Prometheus text for node_exporter, checked with prometheus_client's own parser.
+
+Embedded stores only (SQLite source, files), so these run without servers; an unreachable
+optional Redis (a closed port) stands for a store that is down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("prometheus_client")
+from prometheus_client.parser import text_string_to_metric_families
+
+from uuid_forge import metrics
+
+from .test_cli import run
+
+SALT = {"UUID_FORGE_SALT": "metrics-test-salt-0123456789"}
+
+
+def samples(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """(name, sorted labels without the audit scope) -> value, parsed by prometheus_client."""
+    out = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        for s in family.samples:
+            labels = tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("entity_type", "partition")))
+            out[(s.name, labels)] = s.value
+    return out
+
+
+def value(found: dict[Any, float], name: str, **labels: str) -> float:
+    return found[(name, tuple(sorted(labels.items())))]
+
+
+def config(tmp_path: Path, optional_down: bool = False) -> str:
+    text = ('[ids]\nnamespace = "metrics.example.com"\n\n'
+            f'[journal]\npath = "{tmp_path}/journal.sqlite3"\n\n[write]\nretries = 0\nbackoff = 0.01\n\n'
+            f'[stores.db]\nurl = "sqlite:///{tmp_path}/db.sqlite3"\nrole = "source"\n\n'
+            f'[stores.files]\nurl = "file://{tmp_path}/files"\noptions = {{ fsync = false }}\n')
+    if optional_down:
+        text += '\n[stores.down]\nurl = "redis://127.0.0.1:1/0?socket_timeout=0.5"\noptional = true\n'
+    path = tmp_path / "uuid-forge.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def write_users(tmp_path: Path, conf: str, n: int = 20, metrics_file: Path | None = None) -> tuple[int, str]:
+    lines = "".join(json.dumps({"entity_type": "user", "key": {"email": f"u{i}@example.com"}, "data": {"n": i}}) + "\n"
+                    for i in range(n))
+    (tmp_path / "users.jsonl").write_text(lines)
+    extra = ["--metrics", str(metrics_file)] if metrics_file else []
+    code, out, _ = run(["write", "-c", conf, "--jsonl", str(tmp_path / "users.jsonl"), "--json", *extra], SALT)
+    return code, out
+
+
+def test_write_metrics_equal_the_report(tmp_path: Path) -> None:
+    conf = config(tmp_path)
+    prom = tmp_path / "write.prom"
+    before = time.time()
+    code, out = write_users(tmp_path, conf, 20, prom)
+    assert code == 0
+    report = json.loads(out)
+    found = samples(prom)
+    assert value(found, "uuid_forge_write_entities") == report["entities"] == 20
+    for store, s in report["stores"].items():
+        assert value(found, "uuid_forge_write_records", store=store, outcome="written") == s["written"] == 20
+        assert value(found, "uuid_forge_write_records", store=store, outcome="pending") == 0
+        assert value(found, "uuid_forge_write_journal_pending_entries", store=store) == 0
+        assert value(found, "uuid_forge_write_journal_dead_letters", store=store) == 0
+    assert value(found, "uuid_forge_write_exit_status") == 0
+    last = value(found, "uuid_forge_write_last_success_timestamp_seconds")
+    assert before - 1 <= last <= time.time() + 1 and last == value(found, "uuid_forge_write_last_run_timestamp_seconds")
+    assert value(found, "uuid_forge_write_duration_seconds") > 0
+    mode = stat.S_IMODE(prom.stat().st_mode)
+    assert mode == 0o644  # node_exporter reads it as another user; it holds counts, no data
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+    assert "metrics-test-salt" not in prom.read_text() and "@example.com" not in prom.read_text()
+
+
+def test_audit_metrics_equal_the_report_and_failure_keeps_last_success(tmp_path: Path) -> None:
+    conf = config(tmp_path)
+    assert write_users(tmp_path, conf, 30)[0] == 0
+    prom = tmp_path / "audit.prom"
+    code, out, _ = run(["audit", "-c", conf, "--json", "--metrics", str(prom)], SALT)
+    assert code == 0
+    ok_time = value(samples(prom), "uuid_forge_audit_last_success_timestamp_seconds")
+    assert ok_time > 0 and value(samples(prom), "uuid_forge_audit_entities") == 30
+
+    victims = sorted((tmp_path / "files").rglob("*.json"))[:3]
+    for v in victims:  # drift behind uuid-forge's back
+        v.unlink()
+    time.sleep(0.05)
+    code, out, _ = run(["audit", "-c", conf, "--json", "--metrics", str(prom)], SALT)
+    assert code == 1
+    report = json.loads(out)
+    found = samples(prom)
+    for store, counts in report["stores"].items():
+        for cls, n in counts.items():
+            assert value(found, "uuid_forge_audit_findings", store=store, **{"class": cls}) == n
+    assert value(found, "uuid_forge_audit_findings", store="files", **{"class": "missing"}) == 3
+    assert value(found, "uuid_forge_audit_exit_status") == 1
+    assert value(found, "uuid_forge_audit_partitions") == report["partitions"]
+    assert value(found, "uuid_forge_audit_last_success_timestamp_seconds") == ok_time  # kept: not consistent
+    assert value(found, "uuid_forge_audit_last_run_timestamp_seconds") > ok_time
+
+    # a run that cannot even start (here: its config file is gone) still writes its file, exit 2,
+    # with the last success kept for staleness alerts
+    os.rename(conf, conf + ".moved")
+    code, _, err = run(["audit", "-c", conf, "--metrics", str(prom)], SALT)
+    assert code == 2 and "not found" in err
+    found = samples(prom)
+    assert value(found, "uuid_forge_audit_exit_status") == 2
+    assert value(found, "uuid_forge_audit_last_success_timestamp_seconds") == ok_time
+    assert not any(name == "uuid_forge_audit_findings" for name, _ in found)  # nothing was audited
+
+
+def test_repair_metrics_show_what_is_left_and_what_was_done(tmp_path: Path) -> None:
+    conf = config(tmp_path)
+    assert write_users(tmp_path, conf, 10)[0] == 0
+    for v in sorted((tmp_path / "files").rglob("*.json"))[:2]:
+        v.unlink()
+    prom = tmp_path / "audit.prom"
+    code, _, _ = run(["audit", "-c", conf, "--repair", "--apply", "--metrics", str(prom)], SALT)
+    found = samples(prom)
+    assert value(found, "uuid_forge_audit_repaired_records", store="files", action="rewritten") == 2
+    assert value(found, "uuid_forge_audit_findings", store="files", **{"class": "missing"}) == 0  # after repair
+    assert value(found, "uuid_forge_audit_exit_status") == code
+
+
+def test_audit_scope_labels_keep_two_audits_apart(tmp_path: Path) -> None:
+    conf = config(tmp_path)
+    assert write_users(tmp_path, conf, 5)[0] == 0
+    prom = tmp_path / "user.prom"
+    assert run(["audit", "-c", conf, "-e", "user", "-p", "1/2", "--metrics", str(prom)], SALT)[0] == 0
+    families = list(text_string_to_metric_families(prom.read_text()))
+    assert all(s.labels["entity_type"] == "user" and s.labels["partition"] == "1/2"
+               for f in families for s in f.samples)
+
+
+def test_journal_pending_and_replay_metrics(tmp_path: Path) -> None:
+    pytest.importorskip("redis")
+    conf = config(tmp_path, optional_down=True)
+    prom = tmp_path / "write.prom"
+    code, _ = write_users(tmp_path, conf, 4, prom)
+    assert code == 0  # an optional store down: journaled, not a failure
+    found = samples(prom)
+    assert value(found, "uuid_forge_write_records", store="down", outcome="pending") == 4
+    assert value(found, "uuid_forge_write_journal_pending_entries", store="down") == 4
+    assert value(found, "uuid_forge_write_journal_pending_entries", store="files") == 0
+    replay = tmp_path / "replay.prom"
+    code, _, _ = run(["replay", "-c", conf, "--metrics", str(replay)], SALT)
+    assert code == 1  # still down
+    found = samples(replay)
+    assert value(found, "uuid_forge_replay_exit_status") == 1
+    assert value(found, "uuid_forge_replay_journal_pending_entries", store="down") == 4
+    assert value(found, "uuid_forge_replay_last_success_timestamp_seconds") == 0  # never succeeded
+
+
+def test_failed_write_is_visible(tmp_path: Path) -> None:
+    conf = config(tmp_path)
+    prom = tmp_path / "write.prom"
+    (tmp_path / "bad.jsonl").write_text('{"entity_type": "user", "key": {"email": "a@example.com"}}\n{oops\n')
+    code, _, err = run(["write", "-c", conf, "--jsonl", str(tmp_path / "bad.jsonl"), "--metrics", str(prom)], SALT)
+    assert code == 2 and "line 2" in err
+    assert value(samples(prom), "uuid_forge_write_exit_status") == 2
+
+
+def test_symlink_at_metrics_path_is_refused_before_any_work(tmp_path: Path) -> None:
+    conf = config(tmp_path)
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    link = tmp_path / "audit.prom"
+    link.symlink_to(target)
+    code, _, err = run(["audit", "-c", conf, "--metrics", str(link)], SALT)
+    assert code == 2 and "symbolic link" in err and "--metrics" in err
+    assert target.read_text() == "keep me" and link.is_symlink()
+    assert not (tmp_path / "db.sqlite3").exists()  # refused before the forge was opened
+
+
+def test_missing_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    conf = config(tmp_path)
+    code, _, err = run(["audit", "-c", conf, "--metrics", str(tmp_path / "nope" / "a.prom")], SALT)
+    assert code == 2 and "--metrics" in err and "does not exist" in err
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
+def test_write_is_atomic_old_file_kept_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prom = tmp_path / "audit.prom"
+    prom.write_text("# old\nuuid_forge_audit_exit_status 0.0\n")
+    run_ = metrics.MetricsRun("audit", str(prom))
+
+    def broken(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(Exception, match="No space left"):
+        run_.write(2)
+    assert prom.read_text() == "# old\nuuid_forge_audit_exit_status 0.0\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["audit.prom"]  # the temporary file is gone
+    monkeypatch.undo()
+    inode = prom.stat().st_ino
+    run_.write(2)
+    assert prom.stat().st_ino != inode  # replaced by rename, never rewritten in place
+
+
+def test_last_success_read_back_only_from_matching_labels(tmp_path: Path) -> None:
+    prom = tmp_path / "a.prom"
+    prom.write_text(metrics.render("audit", status=0, now=100.0, last_success=100.0,
+                                   scope={"entity_type": "user", "partition": "*"}))
+    name = "uuid_forge_audit_last_success_timestamp_seconds"
+    assert metrics.read_value(str(prom), name, {"entity_type": "user", "partition": "*"}) == 100.0
+    assert metrics.read_value(str(prom), name, {"entity_type": "order", "partition": "*"}) is None
+    prom.write_text("not { prometheus")
+    assert metrics.read_value(str(prom), name) is None  # unreadable old file: 0, never a crash
+
+
+def test_missing_prometheus_client_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = config(tmp_path)
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if not installed
+    code, _, err = run(["audit", "-c", conf, "--metrics", str(tmp_path / "a.prom")], SALT)
+    assert code == 2 and "uuid-forge[metrics]" in err and "Traceback" not in err
+    assert not (tmp_path / "a.prom").exists()
+    assert run(["audit", "-c", conf], SALT)[0] == 0  # without --metrics nothing needs it
