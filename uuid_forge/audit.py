@@ -323,7 +323,7 @@ def _verify_keys(forge: Forge, entity_type: str, ids: list[uuid.UUID], report: A
             if declared is None:
                 keyed.append((ident, record.key))
                 continue
-            missing = [n for n in declared.key if not isinstance(record.data, dict) or record.data.get(n) is None]
+            missing = [n for n in declared.key if record.data.get(n) is None]  # data is a Mapping (Record checks)
             if missing:  # no ID can be checked (or rebuilt) without its key fields
                 flag(ident, f"key field(s) {', '.join(missing)} missing or null in the data: its ID cannot be checked")
             else:
