@@ -32,7 +32,8 @@ def settings(types: Any, env: dict[str, str] | None = None) -> Any:
                           env or {})
 
 
-def forge(tmp_path: Path, *types: EntityType, ids: IDConfig | None = None) -> tuple[Forge, MemoryAdapter, MemoryAdapter]:
+def forge(tmp_path: Path, *types: EntityType,
+          ids: IDConfig | None = None) -> tuple[Forge, MemoryAdapter, MemoryAdapter]:
     src, cache = MemoryAdapter(), MemoryAdapter()
     f = Forge([StoreHandle("src", src, source=True), StoreHandle("cache", cache)],  # type: ignore[arg-type]
               ids=ids or IDConfig(namespace=Namespace("base.example")), journal=Journal(tmp_path / "j.sqlite3"),
@@ -92,7 +93,8 @@ def test_salt_env_is_read_from_the_environment(tmp_path: Path, monkeypatch: pyte
     f, _, _ = forge(tmp_path, EntityType("invoice", ("number", "region"), namespace="orders",
                                          salt_env="UF_TEST_SALT_ORDERS"))
     with f:
-        assert str(f.id_for("invoice", {"number": 12345, "region": "EUR"})) == VECTORS["int vs str differ (int)"]["uuid"]
+        want = VECTORS["int vs str differ (int)"]["uuid"]
+        assert str(f.id_for("invoice", {"number": 12345, "region": "EUR"})) == want
 
 
 def test_write_type_data_derives_the_id_from_the_key_fields(tmp_path: Path) -> None:
@@ -105,7 +107,8 @@ def test_write_type_data_derives_the_id_from_the_key_fields(tmp_path: Path) -> N
         ident = uuid.UUID(VECTORS["seed user"]["uuid"])
         for store in (src, cache):
             got = store.get_many("user", [ident])[ident]
-            assert got.data == {"email": "john@example.com", "name": "John"} and got.key == {"email": "john@example.com"}
+            assert got.data == {"email": "john@example.com", "name": "John"}
+            assert got.key == {"email": "john@example.com"}
         assert len(src.get_many("user", [f.id_for("user", data={"email": e}) for e in
                                          ("ann@example.com", "bob@example.com", "eve@example.com")])) == 3
 

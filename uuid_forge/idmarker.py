@@ -175,7 +175,8 @@ def _refusal(mismatched: dict[str, tuple[list[str], Marker]], forge: Forge, acti
     more = len(mismatched) - 1
     only = f" --entity {first}" if not more else ""
     return IDConfigMismatchError(
-        explain(first, kinds, stored, _config(forge, first), _salt_env(forge, first)) + (f" (and {more} other entity type{'s' if more > 1 else ''})" if more else "")
+        explain(first, kinds, stored, _config(forge, first), _salt_env(forge, first))
+        + (f" (and {more} other entity type{'s' if more > 1 else ''})" if more else "")
         + f"; {action} refused before any store was touched, since the IDs computed now would give old keys new IDs."
         f" Fix the configuration, or record the current one on purpose with 'uuid-forge ids accept{only} --yes'"
         " (existing IDs keep their old values)",

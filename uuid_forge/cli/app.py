@@ -102,7 +102,8 @@ def id_options(f: Any) -> Any:
 @click.option("--form", "-f", type=click.Choice([f for f in FORMS if f != "bytes"]), default="string",
               show_default=True, help="Text form of the printed ID.")
 @id_options
-@click.option("--config", "-c", "config_path", envvar="UUID_FORGE_CONFIG", default=None, type=click.Path(dir_okay=False),
+@click.option("--config", "-c", "config_path", envvar="UUID_FORGE_CONFIG", default=None,
+              type=click.Path(dir_okay=False),
               help="TOML config: its [ids], and ENTITY_TYPE's own namespace and salt from [types.NAME] "
                    "(env: UUID_FORGE_CONFIG).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of the bare ID.")

@@ -214,7 +214,8 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
                     raise click.UsageError(f"give the business key with -k KEY=VALUE (at least one), or declare "
                                            f"the key fields of {entity_type!r} in the configuration "
                                            f"([types.{entity_type}] key = [\"email\"])")
-                report = forge.write(entity_type, key or FROM_DATA, parse_assignments(data, "-d"))  # type: ignore[arg-type]
+                report = forge.write(entity_type,  # type: ignore[arg-type]
+                                     key or FROM_DATA, parse_assignments(data, "-d"))
             elif jsonl == "-":
                 reader = _JsonlReader(sys.stdin.buffer, "<stdin>", forge)
                 with progress_bar("writing", None, not as_json) as advance:
