@@ -175,6 +175,7 @@ def test_verify_keys_recomputes_ids_from_the_key_fields(tmp_path: Path) -> None:
     f, src, _ = forge(tmp_path, EntityType("user", ("email",), namespace="users"))
     with f:
         f.write_many([("user", {"email": f"u{i}@x.y", "n": i}) for i in range(50)])
+        f.write("user", {"email": "kept@x.y"}, {"n": 99})  # the old form: the key beside the data, not in it
         assert f.audit("user", verify_keys=True).consistent
         wrong = f.id_for("user", data={"email": "u7@x.y"})
         right = f.id_for("user", data={"email": "edited@x.y"})

@@ -324,10 +324,12 @@ def _verify_keys(forge: Forge, entity_type: str, ids: list[uuid.UUID], report: A
                 keyed.append((ident, record.key))
                 continue
             missing = [n for n in declared.key if record.data.get(n) is None]  # data is a Mapping (Record checks)
-            if missing:  # no ID can be checked (or rebuilt) without its key fields
-                flag(ident, f"key field(s) {', '.join(missing)} missing or null in the data: its ID cannot be checked")
-            else:
+            if not missing:
                 keyed.append((ident, {n: record.data[n] for n in declared.key}))
+            elif isinstance(record.key, dict) and set(record.key) == set(declared.key):
+                keyed.append((ident, record.key))  # written as write(type, key, data) with the key outside the data
+            else:  # no ID can be checked (or rebuilt) without its key fields
+                flag(ident, f"key field(s) {', '.join(missing)} missing or null in the data: its ID cannot be checked")
         for (ident, _), expected in zip(keyed, _ids_from_keys(forge, entity_type, [k for _, k in keyed])):
             if summary is not None and expected is not None:
                 summary["checked"] += 1
