@@ -168,6 +168,14 @@ def test_unset_salt_env_is_refused_for_that_type_only(tmp_path: Path, monkeypatc
                                               r"is not set"):
             f.write("order", {"n": 1})
         assert "order" not in src.entity_types()
+    # a source that keeps no marker (written before any): the key check is skipped with a warning, not N findings
+    src.put_many([Record("order", f.id_for("user", {"e": 1}), {"n": 1})])
+    with Forge([StoreHandle("src", src, source=True)], journal=None,  # type: ignore[arg-type]
+               types=[EntityType("order", ("n",), salt_env="UF_TEST_UNSET_SALT")]) as f2:
+        report = f2.audit("order", verify_keys=True)
+        assert not report.findings and report.warnings == [
+            "--verify-keys skipped for 'order': its salt comes from $UF_TEST_UNSET_SALT, which is not set, so every "
+            "ID would seem wrong"]
 
 
 # -- audit: --verify-keys from the key fields ---------------------------------------------------------------
