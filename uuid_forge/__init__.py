@@ -38,6 +38,7 @@ from .ids import (
     generate_uuid_with_prefix,
     load_config_from_env,
 )
+from .entitytypes import EntityType
 from .record import ForeignEntry, MalformedID, Partition, Record
 from .registry import open_store, register_adapter
 
@@ -66,7 +67,7 @@ def get_default_config() -> IDConfig:
 __all__ = [
     "FORMS", "NAMESPACE_DNS", "SCHEME_LEGACY", "SCHEME_V1", "UUID",
     "AdapterNotFoundError", "CanonicalTypeError", "CanonicalValueError", "ConfigError", "DecodeError",
-    "DriverMissingError", "ForeignEntry", "Forge", "IDConfig", "MalformedID", "Namespace", "Partition", "Record",
+    "DriverMissingError", "EntityType", "ForeignEntry", "Forge", "IDConfig", "MalformedID", "Namespace", "Partition", "Record",
     "StoreError", "StoreTimeoutError", "StoreUnavailableError", "TargetError", "UUIDForgeError",
     "UUIDGenerator", "ValidationError", "WriteError",
     "all_forms", "canonical", "canonical_name", "check_target", "decode", "detect_form", "encode",

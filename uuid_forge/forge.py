@@ -48,6 +48,7 @@ from typing import Any
 
 from . import events, idmarker
 from .adapters.base import DELETE, READ, Adapter, chunked
+from .entitytypes import DEFAULT_SALT_ENV, FROM_DATA, EntityType, TypedGenerator, as_types
 from .errors import (ConfigError, StoreError, StoreRejectedError, StoreUnavailableError, UUIDForgeError,
                      ValidationError, WriteError)
 from .ids import IDConfig, UUIDGenerator
@@ -63,7 +64,11 @@ log = logging.getLogger("uuid_forge.forge")
 __all__ = ["Entity", "Forge", "StoreHandle", "WriteReport"]
 
 Entity = tuple[str, Any, Mapping[str, Any]]
-"""``(entity_type, key, data)``; the key is a mapping of named key values, a tuple, or one value."""
+"""``(entity_type, key, data)``; the key is a mapping of named key values, a tuple, or one value.
+
+For a declared entity type (:class:`~uuid_forge.entitytypes.EntityType`) the key may be left out:
+``(entity_type, data)``, or a dict without ``"key"``; the ID then comes from the type's key fields."""
+_NO_DATA: Any = object()
 
 
 @dataclass
@@ -83,13 +88,15 @@ class StoreHandle:
 def _as_entity(item: Any, index: int) -> Entity:
     if isinstance(item, Mapping):
         try:
-            return item["entity_type"], item["key"], item.get("data", {})
+            return item["entity_type"], item.get("key", FROM_DATA), item.get("data", {})
         except KeyError as err:
             raise ValidationError(f"entities[{index}] lacks {err.args[0]!r} (needs entity_type, key, data)") from None
     if isinstance(item, (tuple, list)) and len(item) == 3:
         return item[0], item[1], item[2]
-    raise ValidationError(f"entities[{index}] must be (entity_type, key, data) or a dict with those keys, "
-                          f"got {type(item).__name__}")
+    if isinstance(item, (tuple, list)) and len(item) == 2:  # a declared type: the key is in the data
+        return item[0], FROM_DATA, item[1]
+    raise ValidationError(f"entities[{index}] must be (entity_type, key, data), (entity_type, data) for a declared "
+                          f"type, or a dict with those keys, got {type(item).__name__}")
 
 
 class Forge:
@@ -98,7 +105,8 @@ class Forge:
     def __init__(self, stores: Sequence[StoreHandle] | Mapping[str, str | Adapter], *, source: str | None = None,
                  optional: Iterable[str] = (), ids: IDConfig | None = None,
                  journal: Journal | str | None = ".uuid-forge/journal.sqlite3",
-                 write: WriteSettings | None = None) -> None:
+                 write: WriteSettings | None = None,
+                 types: Iterable[EntityType] | Mapping[str, EntityType] | None = None) -> None:
         if isinstance(stores, Mapping):
             if source is None or source not in stores:
                 raise ConfigError(f"source must name one of the stores ({', '.join(stores)}), got {source!r}")
@@ -113,7 +121,9 @@ class Forge:
         self.stores: list[StoreHandle] = sorted(handles, key=lambda h: not h.source)
         self.source = sources[0]
         self.ids = ids or IDConfig()
-        self.generator = UUIDGenerator(self.ids)
+        self.types: dict[str, EntityType] = as_types(types)  # declared entity types (their salt_env read now)
+        self.generator: UUIDGenerator | TypedGenerator = (TypedGenerator(self.ids, self.types) if self.types
+                                                          else UUIDGenerator(self.ids))
         self.journal = journal if isinstance(journal, Journal) or journal is None else Journal(journal)
         self.settings = write or WriteSettings()
         self._pool: ThreadPoolExecutor | None = None
@@ -135,7 +145,7 @@ class Forge:
                 h.adapter.close()
             raise ConfigError(f"{settings.origin}: store options: {err}") from None
         return cls(handles, ids=settings.ids, journal=Journal(settings.journal_path, settings.journal_synchronous),
-                   write=settings.write)
+                   write=settings.write, types=settings.types)
 
     @classmethod
     def from_config(cls, path: str, env: dict[str, str] | None = None) -> Forge:
@@ -161,8 +171,34 @@ class Forge:
             self.journal.close()
 
     # -- IDs -----------------------------------------------------------------------------------
-    def id_for(self, entity_type: str, key: Any) -> uuid.UUID:
-        """The ID of one entity: ``key`` is a mapping (named values), a tuple, or one value."""
+    def id_config(self, entity_type: str) -> IDConfig:
+        """The ID configuration of ``entity_type``: its declared namespace and salt, else ``ids``."""
+        t = self.types.get(entity_type) if isinstance(entity_type, str) else None
+        return t.id_config(self.ids) if t is not None else self.ids
+
+    def salt_env(self, entity_type: str) -> str:
+        """The environment variable ``entity_type``'s salt comes from (for messages; never its value)."""
+        t = self.types.get(entity_type) if isinstance(entity_type, str) else None
+        return t.salt_env if t is not None and t.salt_env else DEFAULT_SALT_ENV
+
+    def check_salts(self, entity_types: Iterable[str]) -> None:
+        """Refuse a declared type whose ``salt_env`` is not set: its IDs would not be the ones stored."""
+        for et in entity_types:
+            t = self.types.get(et) if isinstance(et, str) else None
+            if t is not None and t.salt_missing:
+                raise ConfigError(f"entity type {et!r}: its salt comes from ${t.salt_env}, which is not set (is it "
+                                  "missing from cron's environment?); refused before any store was touched, since "
+                                  "IDs computed without it would give old keys new IDs")
+
+    def id_for(self, entity_type: str, key: Any = FROM_DATA, data: Mapping[str, Any] | None = None) -> uuid.UUID:
+        """The ID of one entity: ``key`` is a mapping (named values), a tuple, or one value; for a
+        declared type, leave it out and give ``data`` (the ID comes from its key fields)."""
+        self.check_salts([entity_type])
+        if key is FROM_DATA:
+            t = self.types.get(entity_type) if isinstance(entity_type, str) else None
+            if t is None:
+                raise ValidationError(f"no key given, and entity type {entity_type!r} is not declared with key fields")
+            key = t.key_of(data or {}, f"entity type {entity_type!r}")
         return self.generator.generate_many(entity_type, [key])[0]
 
     def event_id(self, entity_id: uuid.UUID, event: str, fingerprint: str) -> uuid.UUID:
@@ -172,9 +208,15 @@ class Forge:
     def records(self, entities: Iterable[Any], start: int = 0) -> list[Record]:
         """Records with IDs for ``(entity_type, key, data)`` items; validates every one."""
         items = [_as_entity(e, start + i) for i, e in enumerate(entities)]
+        if self.types or any(k is FROM_DATA for _, k, _ in items):
+            items = [self._keyed(item, start + i) for i, item in enumerate(items)]
         by_type: dict[str, list[int]] = {}
         for i, (entity_type, _, _) in enumerate(items):
+            if not isinstance(entity_type, str):
+                raise ValidationError(f"entities[{start + i}]: the entity type must be a str, got "
+                                      f"{type(entity_type).__name__}")
             by_type.setdefault(entity_type, []).append(i)
+        self.check_salts(by_type)
         ids: list[uuid.UUID | None] = [None] * len(items)
         for entity_type, positions in by_type.items():
             for pos, ident in zip(positions, self.generator.generate_many(entity_type, [items[p][1] for p in positions])):
@@ -194,9 +236,29 @@ class Forge:
                 h.adapter.check_entity_type(entity_type)
         return out
 
+    def _keyed(self, item: Entity, index: int) -> Entity:
+        """``item`` with its key: taken from the declared type's key fields when left out, and an
+        explicit key of a declared type checked against them."""
+        entity_type, key, data = item
+        where = f"entities[{index}] ({entity_type})"
+        t = self.types.get(entity_type) if isinstance(entity_type, str) else None
+        if key is FROM_DATA:
+            if t is None:
+                raise ValidationError(f"{where}: no key given, and entity type {entity_type!r} is not declared with "
+                                      f"key fields (declare [types.{entity_type}] key = [\"...\"], or pass the key)")
+            return entity_type, t.key_of(data, where), data
+        if t is not None:
+            t.check_key(key, data, where)
+        return item
+
     # -- write-through -------------------------------------------------------------------------
-    def write(self, entity_type: str, key: Any, data: Mapping[str, Any]) -> WriteReport:
-        """Write one entity to every store; raises WriteError (with the report) if a required store failed."""
+    def write(self, entity_type: str, key: Any, data: Mapping[str, Any] = _NO_DATA) -> WriteReport:
+        """Write one entity to every store; raises WriteError (with the report) if a required store failed.
+
+        ``write(type, key, data)``, or ``write(type, data)`` for a declared type: the ID then comes
+        from the type's key fields in ``data``."""
+        if data is _NO_DATA:
+            return self.write_many([(entity_type, FROM_DATA, key)])
         return self.write_many([(entity_type, key, data)])
 
     def write_many(self, entities: Iterable[Any], progress: Callable[[int], None] | None = None) -> WriteReport:

@@ -54,7 +54,7 @@ _TEXT = {
     "namespace": "the namespace differs from the one this source was written with ({old} then, {new} now)",
     "salt": "the salt differs from the one this source was written with",
     "salt_missing": "the source was written with a salt and none is set now "
-                    "(is UUID_FORGE_SALT missing from cron's environment?)",
+                    "(is {salt_env} missing from cron's environment?)",
     "salt_added": "the source was written without a salt and one is set now",
     "secret": "the secret differs from the one this source was written with",
     "secret_missing": "the source was written with a secret and none is set now "
@@ -148,20 +148,35 @@ def differences(stored: Marker, config: IDConfig) -> list[str]:
     return kinds
 
 
-def explain(entity_type: str, kinds: list[str], stored: Marker | None = None, config: IDConfig | None = None) -> str:
-    """One line: ``entity type 'user': the salt differs from the one this source was written with``."""
+def explain(entity_type: str, kinds: list[str], stored: Marker | None = None, config: IDConfig | None = None,
+            salt_env: str = "UUID_FORGE_SALT") -> str:
+    """One line: ``entity type 'user': the salt differs from the one this source was written with``.
+
+    ``salt_env`` names the variable the type's salt comes from (a declared type's own ``salt_env``)."""
     old = {"scheme": stored.scheme if stored else "?", "namespace": stored.namespace if stored else "?"}
     new = {"scheme": config.scheme if config else "?", "namespace": str(config.namespace_uuid) if config else "?"}
-    parts = [_TEXT[k].format(old=old.get(k, ""), new=new.get(k, "")) for k in kinds]
+    parts = [_TEXT[k].format(old=old.get(k, ""), new=new.get(k, ""), salt_env=salt_env) for k in kinds]
     return f"entity type {entity_type!r}: " + "; ".join(parts)
 
 
-def _refusal(mismatched: dict[str, tuple[list[str], Marker]], config: IDConfig, action: str) -> IDConfigMismatchError:
+def _config(forge: Forge, entity_type: str) -> IDConfig:
+    """The ID configuration ``entity_type`` is written with: a declared type's own, else ``forge.ids``."""
+    id_config = getattr(forge, "id_config", None)
+    return id_config(entity_type) if id_config is not None else forge.ids
+
+
+def _salt_env(forge: Forge, entity_type: str) -> str:
+    salt_env = getattr(forge, "salt_env", None)
+    return salt_env(entity_type) if salt_env is not None else "UUID_FORGE_SALT"
+
+
+def _refusal(mismatched: dict[str, tuple[list[str], Marker]], forge: Forge, action: str) -> IDConfigMismatchError:
     first, (kinds, stored) = next(iter(mismatched.items()))
     more = len(mismatched) - 1
     only = f" --entity {first}" if not more else ""
     return IDConfigMismatchError(
-        explain(first, kinds, stored, config) + (f" (and {more} other entity type{'s' if more > 1 else ''})" if more else "")
+        explain(first, kinds, stored, _config(forge, first), _salt_env(forge, first))
+        + (f" (and {more} other entity type{'s' if more > 1 else ''})" if more else "")
         + f"; {action} refused before any store was touched, since the IDs computed now would give old keys new IDs."
         f" Fix the configuration, or record the current one on purpose with 'uuid-forge ids accept{only} --yes'"
         " (existing IDs keep their old values)",
@@ -227,7 +242,6 @@ def ensure(forge: Forge, entity_types: Iterable[str], action: str = "write") -> 
     if not todo or not supported(forge):
         return
     check_not_reserved(todo)
-    config = forge.ids
     try:
         stored = read_markers(forge, todo)
     except StoreError as err:
@@ -237,29 +251,32 @@ def ensure(forge: Forge, entity_types: Iterable[str], action: str = "write") -> 
     mismatched: dict[str, tuple[list[str], Marker]] = {}
     for t in todo:
         marker = stored.get(t)
+        config = _config(forge, t)  # a declared type's own namespace and salt
         kinds = differences(marker, config) if marker is not None else None
         if marker is None:
             record.append(t)
         elif not kinds:
             checked.add(t)
         elif not _source_holds(forge, t):
-            log.warning("%s; the source holds no record of it, so the marker is replaced", explain(t, kinds, marker, config))
+            log.warning("%s; the source holds no record of it, so the marker is replaced",
+                        explain(t, kinds, marker, config, _salt_env(forge, t)))
             record.append(t)
         else:
             mismatched[t] = (kinds, marker)
     if mismatched:
-        raise _refusal(mismatched, config, action)
+        raise _refusal(mismatched, forge, action)
     if not record:
         return
     try:
-        _write(forge, [Marker.of(config, t) for t in record])
+        _write(forge, [Marker.of(_config(forge, t), t) for t in record])
         again = read_markers(forge, record)  # a concurrent first writer with another configuration may have won
     except StoreError as err:
         log.info("ID-configuration marker not recorded, the source could not be written: %s", err)
         return
-    lost = {t: (kinds, again[t]) for t in record if t in again and (kinds := differences(again[t], config))}
+    lost = {t: (kinds, again[t]) for t in record
+            if t in again and (kinds := differences(again[t], _config(forge, t)))}
     if lost:
-        raise _refusal(lost, config, action)
+        raise _refusal(lost, forge, action)
     checked.update(record)
 
 
@@ -276,11 +293,12 @@ def audit_findings(forge: Forge, entity_types: Iterable[str], refuse: bool = Fal
     marker). With ``refuse`` (a repair about to run), a difference raises instead."""
     types = list(entity_types)
     check_not_reserved(types)
-    config = forge.ids
-    mismatched = {t: (kinds, m) for t, m in read_markers(forge, types).items() if (kinds := differences(m, config))}
+    mismatched = {t: (kinds, m) for t, m in read_markers(forge, types).items()
+                  if (kinds := differences(m, _config(forge, t)))}
     if refuse and mismatched:
-        raise _refusal(mismatched, config, "repair")
-    return [{"entity_type": t, "differs": kinds, "message": explain(t, kinds, m, config)}
+        raise _refusal(mismatched, forge, "repair")
+    return [{"entity_type": t, "differs": kinds,
+             "message": explain(t, kinds, m, _config(forge, t), _salt_env(forge, t))}
             for t, (kinds, m) in mismatched.items()]
 
 
@@ -306,10 +324,11 @@ def status(forge: Forge, entity_types: Iterable[str]) -> list[dict[str, Any]]:
     rows = []
     for t in types:
         marker = stored.get(t)
-        kinds = differences(marker, forge.ids) if marker is not None else []
+        config = _config(forge, t)
+        kinds = differences(marker, config) if marker is not None else []
         rows.append({"entity_type": t, "state": "none" if marker is None else "differs" if kinds else "same",
                      "differs": kinds, "recorded_at": marker.recorded_at if marker else None,
-                     "message": explain(t, kinds, marker, forge.ids) if kinds else None})
+                     "message": explain(t, kinds, marker, config, _salt_env(forge, t)) if kinds else None})
     return rows
 
 
@@ -317,7 +336,10 @@ def accept(forge: Forge, entity_types: Iterable[str]) -> list[dict[str, Any]]:
     """Record the configuration in use as the marker of each type; returns :func:`status` from before."""
     before = status(forge, entity_types)
     changed = [r["entity_type"] for r in before if r["state"] != "same"]
+    check_salts = getattr(forge, "check_salts", None)
+    if changed and check_salts is not None:
+        check_salts(changed)  # a declared salt_env that is unset is a mistake, not a rotation
     if changed:
-        _write(forge, [Marker.of(forge.ids, t) for t in changed])
+        _write(forge, [Marker.of(_config(forge, t), t) for t in changed])
         forge.__dict__.setdefault("_id_markers_ok", set()).update(changed)
     return before

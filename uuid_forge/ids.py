@@ -157,7 +157,12 @@ class IDConfig:
 
 def _check_entity_type(entity_type: Any) -> str:
     if not isinstance(entity_type, str):
-        raise CanonicalTypeError(f"entity_type must be a str, got {type(entity_type).__name__}")
+        if isinstance(entity_type, Mapping):  # the ancestor's docs: generate(doc_data), with no entity type
+            raise CanonicalTypeError(
+                f"generate() takes the entity type first, then the key as keywords: generate(\"user\", **key) or "
+                f"generate(\"user\", email=...); got a {type(entity_type).__name__} where the entity type goes")
+        raise CanonicalTypeError(f"entity_type must be a str, got {type(entity_type).__name__} (call "
+                                 f"generate(\"user\", email=...): the entity type first, then the key as keywords)")
     if not entity_type:
         raise CanonicalValueError("entity_type must not be empty")
     return entity_type
@@ -219,8 +224,13 @@ class UUIDGenerator:
     def generate(self, entity_type: str, /, *args: Any, **kwargs: Any) -> uuid.UUID:
         """The deterministic UUID for ``entity_type`` and its key values."""
         if self._legacy:
+            _check_entity_type(entity_type)
             return legacy.generate(self.config.namespace_uuid, self.config.salt, entity_type, args, kwargs)
-        head = self._heads.get(entity_type) or self._head(entity_type)
+        try:
+            head = self._heads.get(entity_type) or self._head(entity_type)
+        except TypeError:  # an unhashable entity type (a dict): say how to call it, not "unhashable type"
+            _check_entity_type(entity_type)
+            raise
         body = _fast_kwargs(kwargs) if not args else _fast_args(args) if not kwargs else None
         if body is None:
             body = canonical(list(args), "args") + "," + canonical(kwargs, "kwargs")
@@ -243,6 +253,7 @@ class UUIDGenerator:
         Each key is a Mapping (named key values, like ``**kwargs``), a tuple (positional values,
         like ``*args``) or a single value (one positional value). Shared work is done once.
         """
+        _check_entity_type(entity_type)
         if self._legacy:
             return [self.generate(entity_type, *a, **k) for a, k in map(_split_key, keys)]
         keys = keys if isinstance(keys, list) else list(keys)

@@ -25,6 +25,11 @@
     optional = true      # a cache that is down is journaled, not fatal
     options = { ttl = 3600 }
 
+    [types.order]        # a declared entity type (see uuid_forge.entitytypes, docs/entity-types.md)
+    key = ["order_number"]            # the ID comes from these data fields
+    namespace = "orders"              # its own namespace, where it differs from [ids]
+    salt_env = "UUID_FORGE_SALT_ORDERS"   # its own salt, read from this variable (never in the file)
+
 Environment variables override the file: ``UUID_FORGE_NAMESPACE``, ``UUID_FORGE_SALT``,
 ``UUID_FORGE_SECRET``, ``UUID_FORGE_SCHEME``, ``UUID_FORGE_JOURNAL`` and, per store,
 ``UUID_FORGE_STORE_<NAME>_URL`` (NAME upper-cased, '-' as '_').
@@ -44,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .entitytypes import EntityType
 from .errors import AdapterNotFoundError, ConfigError
 from .ids import SCHEMES, IDConfig, _coerce_namespace
 from .registry import known_schemes
@@ -51,11 +57,12 @@ from .urls import mask_text, mask_url, scheme_of
 
 __all__ = ["ForgeSettings", "StoreSettings", "WriteSettings", "load_settings"]
 
-_SECTIONS = {"ids", "journal", "write", "stores"}
+_SECTIONS = {"ids", "journal", "write", "stores", "types"}
 _IDS = {"namespace", "scheme"}
 _JOURNAL = {"path", "synchronous"}
 _WRITE = {"retries", "backoff", "batch_size", "concurrent"}
 _STORE = {"url", "role", "required", "optional", "options"}
+_TYPE = {"key", "namespace", "salt_env"}
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ class ForgeSettings:
     journal_synchronous: str = "normal"
     write: WriteSettings = WriteSettings()
     origin: str = "<code>"
+    types: dict[str, EntityType] = field(default_factory=dict)  # declared entity types, salt_env read
 
 
 def _unknown(where: str, got: dict[str, Any], allowed: set[str]) -> None:
@@ -169,8 +177,34 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
 
     stores_doc = _typed(f"{origin} [stores]", doc.get("stores", {}), dict, "a table of [stores.NAME] tables")
     stores = tuple(_store(f"{origin} [stores.{name}]", name, spec, env, base) for name, spec in stores_doc.items())
+    types_doc = _typed(f"{origin} [types]", doc.get("types", {}), dict, "a table of [types.NAME] tables")
+    types = {name: _entity_type(f"{origin} [types.{name}]", name, spec, env) for name, spec in types_doc.items()}
     return ForgeSettings(ids=id_config, stores=_check_stores(stores, origin), journal_path=journal_path,
-                         journal_synchronous=synchronous, write=ws, origin=origin)
+                         journal_synchronous=synchronous, write=ws, origin=origin, types=types)
+
+
+def _entity_type(where: str, name: str, spec: Any, env: dict[str, str]) -> EntityType:
+    """One ``[types.NAME]`` table: key fields, and the type's own namespace and salt variable."""
+    _typed(where, spec, dict, "a table (key = [...], namespace = ..., salt_env = ...)")
+    if "salt" in spec or "secret" in spec:
+        raise ConfigError(f"{where}: keep salts out of the file; name the variable that holds this type's salt, "
+                          f"e.g. salt_env = \"UUID_FORGE_SALT_{name.upper().replace('-', '_')}\"")
+    _unknown(where, spec, _TYPE)
+    key = spec.get("key", [])
+    if isinstance(key, str):
+        key = [key]
+    if not isinstance(key, list) or not all(isinstance(k, str) and k for k in key):
+        raise ConfigError(f"{where} key must be a list of field names, e.g. key = [\"email\"], got {key!r}")
+    namespace = spec.get("namespace")
+    if namespace is not None:
+        _typed(f"{where} namespace", namespace, str, "a domain (orders.myapp.com) or a UUID")
+    salt_env = spec.get("salt_env")
+    if salt_env is not None:
+        _typed(f"{where} salt_env", salt_env, str, "the name of an environment variable")
+    try:
+        return EntityType(name, tuple(key), namespace=namespace, salt_env=salt_env).resolve(env)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def _store(where: str, name: str, spec: Any, env: dict[str, str], base: Path | None = None) -> StoreSettings:

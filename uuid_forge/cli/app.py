@@ -60,6 +60,25 @@ def build_config(namespace: str | None, salt: str | None, scheme: str | None, us
     )
 
 
+def config_from_file(path: str, entity_type: str, namespace: str | None, salt: str | None, scheme: str | None,
+                     use_env: bool) -> IDConfig:
+    """The ID configuration a configured writer uses for ``entity_type``: the file's [ids] (the
+    environment over it), the type's own namespace and salt from [types.NAME], then each flag."""
+    from ..settings import load_settings
+
+    settings = load_settings(path, None if use_env else {})
+    declared = settings.types.get(entity_type)
+    base = declared.id_config(settings.ids) if declared is not None else settings.ids
+    if declared is not None and declared.salt_missing and salt is None:
+        raise ConfigError(f"{path} [types.{entity_type}]: its salt comes from ${declared.salt_env}, which is not set; "
+                          "the ID printed without it would not be the one the writer stores")
+    if namespace == "":
+        raise ConfigError("--namespace '': give a domain (users.myapp.com) or a UUID, or leave the flag out")
+    return IDConfig(namespace=namespace if namespace is not None else base.namespace,
+                    salt=salt if salt is not None else base.salt,
+                    scheme=scheme if scheme is not None else base.scheme, secret=base.secret)
+
+
 def id_options(f: Any) -> Any:
     """--namespace/--salt/--scheme/--env, shared by every command that computes IDs."""
     f = click.option("--env/--no-env", "use_env", default=True, show_default=True,
@@ -83,10 +102,14 @@ def id_options(f: Any) -> Any:
 @click.option("--form", "-f", type=click.Choice([f for f in FORMS if f != "bytes"]), default="string",
               show_default=True, help="Text form of the printed ID.")
 @id_options
+@click.option("--config", "-c", "config_path", envvar="UUID_FORGE_CONFIG", default=None,
+              type=click.Path(dir_okay=False),
+              help="TOML config: its [ids], and ENTITY_TYPE's own namespace and salt from [types.NAME] "
+                   "(env: UUID_FORGE_CONFIG).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of the bare ID.")
 def generate(entity_type: str, args: tuple[str, ...], attrs: tuple[str, ...], prefix: str | None, separator: str,
              form: str, namespace: str | None, salt: str | None, scheme: str | None, use_env: bool,
-             as_json: bool) -> None:
+             config_path: str | None, as_json: bool) -> None:
     """Print the deterministic UUID of ENTITY_TYPE and its key values.
 
     Values are text unless typed: '-a number:=12345' is the integer 12345, '-a number=12345'
@@ -99,8 +122,10 @@ def generate(entity_type: str, args: tuple[str, ...], attrs: tuple[str, ...], pr
       uuid-forge generate invoice -a region=EUR -a number:=12345 --prefix INV
       uuid-forge generate product SKU-123 :=7 --namespace products --form base64url
       UUID_FORGE_SECRET=... uuid-forge generate user -a email=x@y.z   # keyed UUIDv8
+      uuid-forge generate order -a order_number=A-1 -c uuid-forge.toml   # [types.order] namespace/salt
     """
-    config = build_config(namespace, salt, scheme, use_env)
+    config = (build_config(namespace, salt, scheme, use_env) if config_path is None
+              else config_from_file(config_path, entity_type, namespace, salt, scheme, use_env))
     values = parse_positional(args)
     kwargs = parse_assignments(attrs)
     ident = UUIDGenerator(config).generate(entity_type, *values, **kwargs)

@@ -15,6 +15,7 @@ from rich.table import Table
 from ..adapters.base import SCAN
 from .. import html_report, idmarker, metrics
 from ..audit import CLASSES, AuditReport
+from ..entitytypes import FROM_DATA
 from ..errors import ConfigError, PrivateFileError, RepairRefusedError, UUIDForgeError, ValidationError, WriteError
 from ..forge import Forge
 from ..metrics import metrics_option
@@ -124,12 +125,13 @@ def _numbered(stream: BinaryIO, name: str, forge: Forge | None = None
             item = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValidationError(f"{name} line {lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(item, dict) or not {"entity_type", "key"} <= set(item):
-            raise ValidationError(f"{name} line {lineno}: expected an object with entity_type, key and data")
+        if not isinstance(item, dict) or "entity_type" not in item:
+            raise ValidationError(f"{name} line {lineno}: expected an object with entity_type, key and data "
+                                  "(key may be left out for a type declared with key fields)")
         extra = set(item) - {"entity_type", "key", "data"}
         if extra:
             raise ValidationError(f"{name} line {lineno}: unknown field(s) {', '.join(sorted(extra))}")
-        entity = (item["entity_type"], item["key"], item.get("data", {}))
+        entity = (item["entity_type"], item.get("key", FROM_DATA), item.get("data", {}))
         if forge is not None:
             try:
                 forge.records([entity])
@@ -176,7 +178,8 @@ def _check_file(path: str, forge: Forge) -> int:
 @click.option("-k", "--key", "keys", multiple=True, metavar="KEY=TEXT|KEY:=JSON", help="A business-key value.")
 @click.option("-d", "--data", "data", multiple=True, metavar="FIELD=TEXT|FIELD:=JSON", help="A data field.")
 @click.option("--jsonl", "jsonl", default=None, metavar="FILE|-",
-              help="Read entities from JSON lines: {\"entity_type\":..,\"key\":{..},\"data\":{..}}.")
+              help="Read entities from JSON lines: {\"entity_type\":..,\"key\":{..},\"data\":{..}} (\"key\" may be "
+                   "left out for a type declared with key fields).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data: tuple[str, ...],
           jsonl: str | None, as_json: bool) -> None:
@@ -189,6 +192,7 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
     \b
     Examples:
       uuid-forge write -c uuid-forge.toml user -k email=john@example.com -d name=John -d age:=42
+      uuid-forge write -c uuid-forge.toml order -d order_number=A-1 -d total:=12.5   # [types.order] key
       uuid-forge write -c uuid-forge.toml --jsonl users.jsonl
       producer | uuid-forge write -c uuid-forge.toml --jsonl -
     """
@@ -208,9 +212,13 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
         try:
             if jsonl is None:
                 key = parse_assignments(keys, "-k")
-                if not key:
-                    raise click.UsageError("give the business key with -k KEY=VALUE (at least one)")
-                report = forge.write(entity_type, key, parse_assignments(data, "-d"))  # type: ignore[arg-type]
+                declared = forge.types.get(entity_type)  # type: ignore[arg-type]
+                if not key and not (declared and declared.key):
+                    raise click.UsageError(f"give the business key with -k KEY=VALUE (at least one), or declare "
+                                           f"the key fields of {entity_type!r} in the configuration "
+                                           f"([types.{entity_type}] key = [\"email\"])")
+                report = forge.write(entity_type,  # type: ignore[arg-type]
+                                     key or FROM_DATA, parse_assignments(data, "-d"))
             elif jsonl == "-":
                 reader = _JsonlReader(sys.stdin.buffer, "<stdin>", forge)
                 with progress_bar("writing", None, not as_json) as advance:
