@@ -46,7 +46,7 @@ from ..errors import (
 )
 from ..record import ForeignEntry, MalformedID, Partition, Record
 from ..urls import mask_text
-from .base import Adapter, ScanItem
+from ..contract import Adapter, ScanItem
 
 __all__ = ["ElasticsearchAdapter"]
 

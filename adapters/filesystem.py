@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ..classify import classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, ValidationError
 from ..record import ForeignEntry, MalformedID, Partition, Record
-from .base import Adapter, ScanItem
+from ..contract import Adapter, ScanItem
 
 __all__ = ["FileAdapter"]
 

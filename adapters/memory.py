@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..record import Partition, Record
-from .base import Adapter, ScanItem
+from ..contract import Adapter, ScanItem
 
 _NAMED: dict[str, dict[str, dict[uuid.UUID, Record]]] = {}
 

@@ -56,7 +56,7 @@ from ..errors import StoreConfigError, StoreError, StoreRejectedError, Validatio
 _RAW_BINARY = re.compile(r"Binary\(subtype=(?P<subtype>\d+), hex=(?P<hex>[0-9a-f]*)\)")
 from ..classify import classify, classify_uuid
 from ..record import ForeignEntry, MalformedID, Partition, Record
-from .base import Adapter, ScanItem, chunked
+from ..contract import Adapter, ScanItem, chunked
 
 __all__ = ["MongoAdapter"]
 

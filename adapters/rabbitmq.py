@@ -43,7 +43,7 @@ from ..errors import (
 from ..events import EVENT_SCHEME, event_id
 from ..record import ForeignEntry, MalformedID, Partition, Record
 from ..urls import mask_url
-from .base import SCAN, WRITE, Adapter, ScanItem
+from ..contract import SCAN, WRITE, Adapter, ScanItem
 
 __all__ = ["EVENT_SCHEME", "MARKER_TYPE", "BrokerUnavailable", "RabbitMQAdapter", "event_id"]
 

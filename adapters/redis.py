@@ -40,7 +40,7 @@ from redis.retry import Retry
 from ..classify import classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, ValidationError
 from ..record import ForeignEntry, MalformedID, Partition, Record
-from .base import Adapter, ScanItem
+from ..contract import Adapter, ScanItem
 
 __all__ = ["RedisAdapter"]
 

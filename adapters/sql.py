@@ -22,7 +22,7 @@ from ..canonical import canonical
 from ..classify import ANY_VERSIONS, classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, UUIDForgeError, ValidationError
 from ..record import ForeignEntry, MalformedID, Partition, Record, fingerprint_of
-from .base import Adapter, ScanItem
+from ..contract import Adapter, ScanItem
 
 __all__ = ["SQLAdapter"]
 

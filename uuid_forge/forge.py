@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import events, idmarker
-from .adapters.base import DELETE, READ, Adapter, chunked
+from .contract import DELETE, READ, Adapter, chunked
 from .errors import (ConfigError, StoreError, StoreRejectedError, StoreUnavailableError, UUIDForgeError,
                      ValidationError, WriteError)
 from .ids import IDConfig, UUIDGenerator

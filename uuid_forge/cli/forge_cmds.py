@@ -12,7 +12,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from ..adapters.base import SCAN
+from ..contract import SCAN
 from .. import idmarker
 from ..audit import CLASSES, AuditReport
 from ..errors import ConfigError, PrivateFileError, RepairRefusedError, UUIDForgeError, ValidationError, WriteError

@@ -1,5 +1,13 @@
 """The adapter contract: public batch methods live here once; adapters fill in small hooks.
 
+This module is part of the core (it moved here from ``adapters/base.py``): the core never imports
+the ``uuid_forge.adapters`` folder, which holds only concrete stores loaded lazily by the registry.
+A third-party adapter imports its base class from here::
+
+    from uuid_forge.contract import Adapter, Option, ScanItem
+
+and declares its options in ``options`` (see :mod:`uuid_forge.options`).
+
 Public methods validate input before any write, encode IDs, chunk batches, wrap driver errors
 into the uuid-forge hierarchy (connection trouble becomes :class:`StoreUnavailableError`, which
 write-through retries) and mask passwords. An adapter implements ``_put``, ``_get``, ``_delete``,
@@ -16,8 +24,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
-from ..classify import ANY_VERSIONS
-from ..errors import (
+from .classify import ANY_VERSIONS
+from .errors import (
     StoreConfigError,
     StoreError,
     StoreRejectedError,
@@ -26,8 +34,8 @@ from ..errors import (
     UUIDForgeError,
     ValidationError,
 )
-from ..record import ForeignEntry, MalformedID, Partition, Record
-from ..urls import mask_text, mask_url
+from .record import ForeignEntry, MalformedID, Partition, Record
+from .urls import mask_text, mask_url
 
 log = logging.getLogger("uuid_forge.adapters")
 
@@ -334,7 +342,7 @@ def _uuids(ids: Iterable[Any]) -> Iterable[uuid.UUID]:
 
 
 def _decoded(ids: Iterable[Any]) -> Iterator[uuid.UUID]:
-    from ..encodings import decode
+    from .encodings import decode
 
     for i, value in enumerate(ids):
         if isinstance(value, uuid.UUID):
