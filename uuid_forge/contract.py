@@ -34,6 +34,7 @@ from .errors import (
     UUIDForgeError,
     ValidationError,
 )
+from .options import BATCH_SIZE, Option, ParsedOptions, parse_options
 from .record import ForeignEntry, MalformedID, Partition, Record
 from .urls import mask_text, mask_url
 
@@ -45,7 +46,8 @@ ALL_CAPABILITIES = frozenset({READ, WRITE, SCAN, DELETE})
 _ENTITY_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 RESERVED_TYPE_PREFIX = "uuid-forge."  # uuid-forge's own records (the ID-configuration marker): never listed
 
-__all__ = ["ALL_CAPABILITIES", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "ScanItem", "chunked"]
+__all__ = ["ALL_CAPABILITIES", "BATCH_SIZE", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "Option", "ScanItem",
+           "chunked"]
 
 ScanItem = tuple["uuid.UUID | MalformedID | ForeignEntry", "str | None"]
 
@@ -84,6 +86,12 @@ class Adapter(ABC):
     #: UUID versions the configured ID scheme makes (set by an audit from its Forge): a name in the
     #: wrong form that decodes to another version is foreign (uuid_forge.classify), not malformed
     id_versions: frozenset[int] = ANY_VERSIONS
+    #: the options this adapter reads from its URL query or keywords (uuid_forge.options)
+    options: ClassVar[tuple[Option, ...]] = (BATCH_SIZE,)
+    #: where URL query parameters that are not options go ("" : nowhere, an unknown one is an error)
+    driver_query: ClassVar[str] = ""
+    #: where keyword arguments that are not options go ("" : nowhere, an unknown one is an error)
+    driver_keywords: ClassVar[str] = ""
 
     def __init__(self, url: str, *, batch_size: int | None = None) -> None:
         self._url = url
@@ -96,6 +104,12 @@ class Adapter(ABC):
     def from_url(cls, url: str, **options: Any) -> Adapter:
         """Open the store at ``url``; ``options`` are adapter-specific keyword arguments."""
         return cls(url, **options)
+
+    @classmethod
+    def parse_options(cls, url: str, keywords: dict[str, Any]) -> ParsedOptions:
+        """The declared ``options`` read from ``url``'s query and ``keywords`` (keywords win)."""
+        return parse_options(cls.name or cls.__name__, cls.options, url, keywords,
+                             driver_query=bool(cls.driver_query), driver_keywords=bool(cls.driver_keywords))
 
     # -- identity ------------------------------------------------------------------------------
     def url(self, masked: bool = True) -> str:
