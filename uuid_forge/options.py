@@ -97,8 +97,8 @@ class Option:
             return "none"
         if isinstance(self.default, bool):
             return str(self.default).lower()
-        if isinstance(self.default, str):
-            return repr(self.default)
+        if self.default == "":
+            return "''"
         return str(self.default)
 
     def expected(self) -> str:
@@ -234,7 +234,22 @@ def parse_options(adapter: str, declared: Iterable[Option], url: str, keywords: 
 
 
 def _typo(name: str, valid: list[str]) -> bool:
-    return bool(difflib.get_close_matches(name, valid, n=1, cutoff=_TYPO_CUTOFF))
+    """True when ``name`` looks like a misspelt declared option (one slip, or very similar)."""
+    if difflib.get_close_matches(name, valid, n=1, cutoff=_TYPO_CUTOFF):
+        return True
+    return len(name) >= 4 and any(_one_slip(name, v) for v in valid)
+
+
+def _one_slip(a: str, b: str) -> bool:
+    """``a`` and ``b`` differ by one inserted, deleted, replaced or swapped character."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return a == b
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
 
 
 def _unknown(adapter: str, name: str, valid: list[str], table: tuple[Option, ...], what: str,
@@ -260,17 +275,16 @@ def options_rows(adapter_cls: Any) -> list[dict[str, Any]]:
              "aliases": list(o.aliases), "url": o.url_allowed} for o in adapter_cls.options]
 
 
-def _builtin_classes() -> list[tuple[str, Any]]:
-    """(title, class) of each built-in adapter class, once each, in the registry's order."""
+def _builtin_classes() -> list[tuple[list[str], Any]]:
+    """(URL schemes, class) of each built-in adapter class, once each, in the registry's order."""
     from .registry import BUILTIN, adapter_class
 
-    seen: dict[str, tuple[str, Any]] = {}
+    seen: dict[str, tuple[list[str], Any]] = {}
     for spec in BUILTIN:
         if spec.target in seen:
             continue
-        cls = adapter_class(spec.schemes[0])
         schemes = [s for other in BUILTIN if other.target == spec.target for s in other.schemes]
-        seen[spec.target] = (f"{cls.name} ({', '.join(schemes)})", cls)
+        seen[spec.target] = (schemes, adapter_class(spec.schemes[0]))
     return list(seen.values())
 
 
@@ -282,15 +296,18 @@ def options_markdown() -> str:
     """The "Adapter options" section of docs/configuration.md, from the declared tables."""
     lines = [BEGIN, "## Adapter options", "",
              "Every option can be given in the store URL's query (`redis://host:6379/0?ttl=60`) or as a keyword "
-             "argument (`open_store(url, ttl=60)`, or a store's table in the configuration file); a keyword wins "
+             "argument (`open_store(url, ttl=60)`, or a store's `options = { ttl = 60 }` in the configuration "
+             "file); a keyword wins "
              "over the URL. Options marked *keyword only* take values a URL cannot hold. An unknown option or a "
              "bad value is an `OptionError` (a `ConfigError`) that names the adapter, the option and the valid "
              "ones. `uuid-forge adapters --options NAME` prints one table.", ""]
-    for title, cls in _builtin_classes():
-        lines += [f"### {title}", "", "| option | type | default | what it is for |", "|---|---|---|---|"]
+    for schemes, cls in _builtin_classes():
+        lines += [f"### {cls.name}", "", "URL schemes: " + ", ".join(f"`{s}://`" for s in schemes), "",
+                  "| option | type | default | what it is for |", "|---|---|---|---|"]
         for o in cls.options:
             name = f"`{o.name}`" + "".join(f" (alias `{a}`)" for a in o.aliases)
-            lines.append(f"| {name} | {_cell(o.type_name)} | {_cell(o.default_text)} | {_cell(o.doc)} |")
+            default = o.default_text if o.default is None and o.shown_default is None else f"`{o.default_text}`"
+            lines.append(f"| {name} | {_cell(o.type_name)} | {_cell(default)} | {_cell(o.doc)} |")
         lines.append("")
         for label, where in (("Other URL query parameters go to", cls.driver_query),
                              ("Other keyword arguments go to", cls.driver_keywords)):
