@@ -121,7 +121,7 @@ class MongoAdapter(Adapter):
                                       "`uuidRepresentation` must stay `standard`")
 
     def __init__(self, url: str, **options: Any) -> None:
-        """Keyword arguments that are not options go to :class:`pymongo.MongoClient` (e.g. ``serverSelectionTimeoutMS``)."""
+        """Keywords that are not options go to :class:`pymongo.MongoClient` (``serverSelectionTimeoutMS``, ...)."""
         opts = self.parse_options(url, options)
         client_options = opts.driver_keywords
         database = opts["database"]

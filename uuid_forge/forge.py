@@ -48,7 +48,7 @@ from typing import Any
 
 from . import events, idmarker
 from .contract import DELETE, READ, Adapter, chunked
-from .errors import (ConfigError, StoreError, StoreRejectedError, StoreUnavailableError, UUIDForgeError,
+from .errors import (ConfigError, OptionError, StoreError, StoreRejectedError, StoreUnavailableError, UUIDForgeError,
                      ValidationError, WriteError)
 from .ids import IDConfig, UUIDGenerator
 from .journal import Journal, PendingBatch
@@ -126,6 +126,11 @@ class Forge:
         try:
             for s in settings.stores:
                 handles.append(StoreHandle(s.name, open_store(s.url, **s.options), s.source, s.required))
+        except OptionError as err:  # an unknown or bad adapter option: say which file and store
+            for h in handles:
+                h.adapter.close()
+            raise OptionError(f"{settings.origin}: store options of {s.name!r}: {err}", adapter=err.adapter,
+                              option=err.option) from None
         except UUIDForgeError:
             for h in handles:
                 h.adapter.close()
