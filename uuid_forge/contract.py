@@ -102,7 +102,7 @@ class Adapter(ABC):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Adapter:
-        """Open the store at ``url``; ``options`` are adapter-specific keyword arguments."""
+        """Open the store at ``url``; ``options`` are the adapter's declared options (see ``options``)."""
         return cls(url, **options)
 
     @classmethod
