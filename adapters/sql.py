@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -370,13 +371,14 @@ class SQLAdapter(Adapter):
     driver_query: ClassVar[str] = "the database driver through SQLAlchemy (e.g. `sslmode`, `application_name`)"
 
     def __init__(self, url: str, **options: Any) -> None:
-        opts = self.parse_options(url, options)
+        sa_url = make_url(url)
+        # the query as SQLAlchemy reads it (an unencoded '#' in a password would fool urlsplit)
+        opts = self.parse_options("?" + urlencode(dict(sa_url.query), doseq=True), options)
         super().__init__(url, batch_size=opts["batch_size"])
         table, entity_type = opts["table"], opts["entity_type"]
         columns, fields = opts["columns"], opts["fields"]
         connect_timeout, read_timeout = opts["connect_timeout"], opts["read_timeout"]
         engine_options = opts["engine_options"]
-        sa_url = make_url(url)
         sa_url = sa_url.set(drivername=_DRIVERS.get(sa_url.drivername, sa_url.drivername))
         query = dict(sa_url.query)
         for name in opts.url_names:  # ours, not the driver's
