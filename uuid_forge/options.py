@@ -184,7 +184,7 @@ class ParsedOptions:
 
 def parse_options(adapter: str, declared: Iterable[Option], url: str, keywords: Mapping[str, Any], *,
                   driver_query: bool = False, driver_keywords: bool = False) -> ParsedOptions:
-    """Read ``declared`` options from ``url``'s query and ``keywords`` (which win).
+    """Read ``declared`` options from ``url``'s query (or a bare ``?query``) and ``keywords`` (which win).
 
     With ``driver_query`` / ``driver_keywords``, names that are not declared (and are no typo of
     a declared one) are handed back for the driver instead of refused.
