@@ -28,7 +28,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import elasticsearch
 from elasticsearch import helpers
@@ -46,7 +46,7 @@ from ..errors import (
 )
 from ..record import ForeignEntry, MalformedID, Partition, Record
 from ..urls import mask_text
-from .base import Adapter, ScanItem
+from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 __all__ = ["ElasticsearchAdapter"]
 
@@ -69,8 +69,6 @@ _STORE_REFUSALS = {"security_exception", "index_closed_exception", "invalid_inde
 _RETRYABLE = {"es_rejected_execution_exception", "unavailable_shards_exception", "cluster_block_exception"}
 # A run of 20+ digits in canonical JSON may be an integer beyond 64 bits (see _json_value).
 _LONG_NUMBER = re.compile(r"\d{20}")
-_URL_OPTIONS = {"id_format": str, "index_prefix": str, "refresh": str, "timeout": float,
-                "max_retries": int, "batch_size": int, "scan_page_size": int}
 
 
 def _json_value(text: str) -> str:
@@ -118,24 +116,37 @@ class ElasticsearchAdapter(Adapter):
     connection_errors: ClassVar[tuple[type[BaseException], ...]] = (elasticsearch.ConnectionError,)
     timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (elasticsearch.ConnectionTimeout,)
 
-    def __init__(self, url: str, *, id_format: str | None = None, index_prefix: str | None = None,
-                 refresh: bool | str | None = None, timeout: float | None = None,
-                 max_retries: int | None = None, batch_size: int | None = None,
-                 scan_page_size: int | None = None, **client_options: Any) -> None:
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("id_format", str, "string", "_id as the 36-char string, or base64url (22 chars: smaller _id terms); "
+               "the id field keeps the 36-char string either way", choices=ID_FORMATS),
+        Option("index_prefix", str, "uf-", "prefix of the per-type indices"),
+        Option("refresh", str, None, "refresh parameter of _bulk: false (throughput), true or wait_for; reads by ID "
+               "are real-time whatever it is, and scan refreshes first", shown_default="false",
+               convert=lambda v: _refresh_value(v), expects="false, true or wait_for"),
+        Option("timeout", float, 10.0, "seconds per request, so a server that never answers is an error",
+               minimum=0, exclusive=True),
+        Option("max_retries", int, 0, "the client's own retries on connection errors and 429/502/503/504 "
+               "(write-through retries whole batches; an audit should fail fast)", minimum=0),
+        BATCH_SIZE,
+        Option("scan_page_size", int, 10_000, "hits per scroll page of a scan (id and fp only: about 1 MB)",
+               minimum=1),
+    )
+    driver_keywords: ClassVar[str] = "`elasticsearch.Elasticsearch()` (e.g. `api_key`, `ca_certs`, `verify_certs`)"
+
+    def __init__(self, url: str, **options: Any) -> None:
         parts = urlsplit(url)
-        query = _url_options(parts.query, url)
-        super().__init__(url, batch_size=batch_size if batch_size is not None else query.get("batch_size"))
-        self.id_format: str = id_format or query.get("id_format") or "string"
-        if self.id_format not in ID_FORMATS:
-            raise ConfigError(f"id_format must be one of {', '.join(ID_FORMATS)}, got {self.id_format!r}")
-        self.index_prefix: str = query.get("index_prefix", "uf-") if index_prefix is None else index_prefix
+        opts = self.parse_options(url, options)
+        client_options = opts.driver_keywords
+        super().__init__(url, batch_size=opts["batch_size"])
+        self.id_format: str = opts["id_format"]
+        self.index_prefix: str = opts["index_prefix"]
         if self.index_prefix:
             try:
                 check_target(self.index_prefix + "x", "es-index", "index_prefix + 'x'")
             except TargetError as err:
                 raise ConfigError(str(err)) from None
-        self._refresh = _refresh_value(query.get("refresh") if refresh is None else refresh)
-        self._page = scan_page_size or query.get("scan_page_size") or 10_000
+        self._refresh = opts["refresh"]
+        self._page = opts["scan_page_size"]
         scheme = parts.scheme.lower()
         http_scheme = scheme.split("+", 1)[1] if "+" in scheme else "http"
         if http_scheme not in ("http", "https"):
@@ -147,8 +158,8 @@ class ElasticsearchAdapter(Adapter):
             client_options["basic_auth"] = (unquote(parts.username), unquote(parts.password or ""))
         self._client = elasticsearch.Elasticsearch(
             urlunsplit((http_scheme, netloc, parts.path.rstrip("/"), "", "")),
-            request_timeout=timeout if timeout is not None else query.get("timeout", 10.0),
-            max_retries=max_retries if max_retries is not None else query.get("max_retries", 0),
+            request_timeout=opts["timeout"],
+            max_retries=opts["max_retries"],
             retry_on_timeout=False, **client_options)
         self._ready: set[str] = set()  # indices known to exist with our mapping
 
@@ -435,15 +446,3 @@ def _refresh_value(value: bool | str | None) -> str | None:
     raise ConfigError(f"refresh must be false, true or 'wait_for', got {value!r}")
 
 
-def _url_options(query: str, url: str) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        kind = _URL_OPTIONS.get(name)
-        if kind is None:
-            raise ConfigError(f"unknown query parameter {name!r} in {mask_text(url)}; "
-                              f"known: {', '.join(sorted(_URL_OPTIONS))}")
-        try:
-            options[name] = kind(value)
-        except ValueError:
-            raise ConfigError(f"query parameter {name}={value!r} must be {kind.__name__}") from None
-    return options

@@ -30,12 +30,12 @@ import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..classify import classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, ValidationError
 from ..record import ForeignEntry, MalformedID, Partition, Record
-from .base import Adapter, ScanItem
+from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 __all__ = ["FileAdapter"]
 
@@ -43,16 +43,7 @@ _NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _SHARD = re.compile(r"[0-9a-fA-F]{2}")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 _HEAD = 128  # bytes read by a scan: `{"fp":"<32>","id":"<36>",` fits with room to spare
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-
-
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if str(value).lower() in _TRUE + _FALSE:
-        return str(value).lower() in _TRUE
-    raise ValidationError(f"file option {name}={value!r} must be true or false")
 
 
 def _fsync_dir(path: str) -> None:
@@ -104,18 +95,16 @@ class FileAdapter(Adapter):
                 return StoreRejectedError
         return super()._classify(err)
 
-    def __init__(self, url: str, *, fsync: bool | str | None = None, batch_size: int | None = None) -> None:
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("fsync", bool, True, "fsync each file and its directory before a batch returns; false trades "
+               "durability on power loss for speed (caches, tests)"),
+        BATCH_SIZE,
+    )
+
+    def __init__(self, url: str, **options: Any) -> None:
         parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        unknown = set(query) - {"fsync", "batch_size"}
-        if unknown:
-            raise ValidationError(f"unknown file URL option(s): {', '.join(sorted(unknown))}; known: fsync, batch_size")
-        if batch_size is None and "batch_size" in query:
-            try:
-                batch_size = int(query["batch_size"])
-            except ValueError:
-                raise ValidationError(f"file option batch_size={query['batch_size']!r} must be an int") from None
-        super().__init__(url, batch_size=batch_size)
+        opts = self.parse_options(url, options)
+        super().__init__(url, batch_size=opts["batch_size"])
         if parts.netloc not in ("", "localhost"):
             raise ValidationError(f"file URL {url!r} names host {parts.netloc!r}: use file:///absolute/path "
                                   "(three slashes); relative roots are not accepted")
@@ -123,7 +112,7 @@ class FileAdapter(Adapter):
         if not path or not os.path.isabs(path):
             raise ValidationError(f"file URL {url!r} needs an absolute root, e.g. file:///var/lib/uuid-forge")
         self.root: str = os.path.normpath(path)
-        self.fsync: bool = _flag("fsync", query.get("fsync", True) if fsync is None else fsync)
+        self.fsync: bool = opts["fsync"]
         self._checked: set[str] = set()  # entity types whose directory was seen to stay under root
         # Shard directories known to exist: one flag per 16-bit ID prefix (= one shard folder) and
         # entity type. A bytearray of 65,536 is 64 KiB flat; a set of path strings grew to ~8 MiB.

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..record import Partition, Record
-from .base import Adapter, ScanItem
+from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 _NAMED: dict[str, dict[str, dict[uuid.UUID, Record]]] = {}
 
@@ -22,8 +22,11 @@ class MemoryAdapter(Adapter):
 
     name: ClassVar[str] = "memory"
 
+    options: ClassVar[tuple[Option, ...]] = (BATCH_SIZE,)
+
     def __init__(self, url: str = "memory://", **options: Any) -> None:
-        super().__init__(url, **options)
+        opts = self.parse_options(url, options)
+        super().__init__(url, batch_size=opts["batch_size"])
         label = urlsplit(url).netloc
         self._data: dict[str, dict[uuid.UUID, Record]] = _NAMED.setdefault(label, {}) if label else {}
 

@@ -32,7 +32,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from bson import Binary
 from pymongo import DeleteMany, MongoClient, ReplaceOne
@@ -56,13 +56,11 @@ from ..errors import StoreConfigError, StoreError, StoreRejectedError, Validatio
 _RAW_BINARY = re.compile(r"Binary\(subtype=(?P<subtype>\d+), hex=(?P<hex>[0-9a-f]*)\)")
 from ..classify import classify, classify_uuid
 from ..record import ForeignEntry, MalformedID, Partition, Record
-from .base import Adapter, ScanItem, chunked
+from ..contract import BATCH_SIZE, Adapter, Option, ScanItem, chunked
 
 __all__ = ["MongoAdapter"]
 
 DEFAULT_DATABASE = "uuid_forge"
-#: options read from the URL query (the rest of the query goes to pymongo)
-_URL_OPTIONS = ("id_format", "collection_prefix", "in_batch_size")
 #: sane defaults: a server that accepts connections but never answers fails in seconds, not never
 _CLIENT_DEFAULTS = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000, "socketTimeoutMS": 30000}
 #: which prefix and entity type each collection was made for (see the module doc)
@@ -109,26 +107,33 @@ class MongoAdapter(Adapter):
                 return StoreRejectedError
         return super()._classify(err)
 
-    def __init__(self, url: str, *, id_format: str | None = None, collection_prefix: str | None = None,
-                 database: str | None = None, in_batch_size: int | None = None, batch_size: int | None = None,
-                 **client_options: Any) -> None:
-        """``client_options`` go to :class:`pymongo.MongoClient` (e.g. ``serverSelectionTimeoutMS``)."""
-        super().__init__(url, batch_size=batch_size)
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("id_format", str, "binary", "_id as BSON Binary subtype 4, or the 36-char lowercase string",
+               choices=("binary", "string")),
+        Option("collection_prefix", str, "", "prefix of the per-type collections (no '$' or NUL)"),
+        Option("database", str, None, "the database (none: the URL's path, else uuid_forge); the URL names it in "
+               "its path", url=False),
+        Option("in_batch_size", int, 100, "IDs per $in list of a read or delete", minimum=1),
+        BATCH_SIZE,
+    )
+    driver_query: ClassVar[str] = "pymongo as URI options (e.g. `authSource`, `replicaSet`, `tls`, `appname`)"
+    driver_keywords: ClassVar[str] = ("`pymongo.MongoClient` (e.g. `serverSelectionTimeoutMS`, `event_listeners`); "
+                                      "`uuidRepresentation` must stay `standard`")
+
+    def __init__(self, url: str, **options: Any) -> None:
+        """Keywords that are not options go to :class:`pymongo.MongoClient` (``serverSelectionTimeoutMS``, ...)."""
+        opts = self.parse_options(url, options)
+        client_options = opts.driver_keywords
+        database = opts["database"]
+        super().__init__(url, batch_size=opts["batch_size"])
         parts = urlsplit(url)
         # our options leave the query; the rest goes to pymongo verbatim (its own quoting rules)
-        ours = {k: v for k, v in parse_qsl(parts.query) if k in _URL_OPTIONS}
-        driver_query = "&".join(p for p in parts.query.split("&") if p.partition("=")[0] not in _URL_OPTIONS)
-        self.id_format = id_format or ours.get("id_format", "binary")
-        if self.id_format not in ("binary", "string"):
-            raise ValidationError(f"id_format must be 'binary' or 'string', got {self.id_format!r}")
-        self.collection_prefix = collection_prefix if collection_prefix is not None else \
-            ours.get("collection_prefix", "")
+        driver_query = "&".join(p for p in parts.query.split("&") if p.partition("=")[0] not in opts.url_names)
+        self.id_format = opts["id_format"]
+        self.collection_prefix = opts["collection_prefix"]
         if "$" in self.collection_prefix or "\x00" in self.collection_prefix:
             raise ValidationError(f"collection_prefix {self.collection_prefix!r} may not contain '$' or NUL")
-        size = in_batch_size if in_batch_size is not None else ours.get("in_batch_size", 100)
-        if not str(size).isdigit() or int(size) < 1:
-            raise ValidationError(f"in_batch_size must be a positive int, got {size!r}")
-        self.in_batch_size = int(size)
+        self.in_batch_size = opts["in_batch_size"]
         if client_options.get("uuidRepresentation", "standard") != "standard":
             raise ValidationError("uuidRepresentation must be 'standard': IDs are stored as BSON Binary subtype 4")
         options = {**_CLIENT_DEFAULTS, **client_options, "uuidRepresentation": "standard"}

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pika
 import pika.exceptions
@@ -43,7 +43,7 @@ from ..errors import (
 from ..events import EVENT_SCHEME, event_id
 from ..record import ForeignEntry, MalformedID, Partition, Record
 from ..urls import mask_url
-from .base import SCAN, WRITE, Adapter, ScanItem
+from ..contract import BATCH_SIZE, SCAN, WRITE, Adapter, Option, ScanItem
 
 __all__ = ["EVENT_SCHEME", "MARKER_TYPE", "BrokerUnavailable", "RabbitMQAdapter", "event_id"]
 
@@ -53,7 +53,6 @@ MARKER_TYPE = "uuid-forge.scan-marker"
 
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,255}")  # AMQP 0-9-1 exchange/queue name grammar
 _EVENT = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
-_OPTIONS = ("exchange", "stream", "event", "timeout", "pipeline", "declare", "batch_size")
 _PREFETCH = 1000
 _ACK_EVERY = 250
 
@@ -115,27 +114,37 @@ class RabbitMQAdapter(Adapter):
                 return StoreConfigError
         return super()._classify(err)
 
-    def __init__(self, url: str, *, exchange: str | None = None, stream: str | None = None,
-                 event: str | None = None, timeout: float | None = None, pipeline: bool | None = None,
-                 declare: bool | None = None, batch_size: int | None = None) -> None:
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("exchange", str, "uuid_forge", "the durable topic exchange events are published to ('amq.' names "
+               "are reserved)"),
+        Option("stream", str, None, "the durable stream queue bound with '#' that keeps the history audits read",
+               shown_default="{exchange}.history"),
+        Option("event", str, "upserted", "the event name: routing key {entity_type}.{event} and message type"),
+        Option("timeout", float, 5.0, "seconds to connect and to wait for publisher confirms", minimum=0,
+               exclusive=True),
+        Option("pipeline", bool, True, "publish a batch before waiting for its confirms (false: wait for each)"),
+        Option("declare", bool, True, "declare the exchange, stream and binding on connect (false: they exist)"),
+        BATCH_SIZE,
+    )
+    driver_query: ClassVar[str] = "pika (`pika.URLParameters`, e.g. `heartbeat`, `connection_attempts`)"
+
+    def __init__(self, url: str, **options: Any) -> None:
         parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        ours = {k: v for k, v in query if k in _OPTIONS}
-        theirs = [(k, v) for k, v in query if k not in _OPTIONS]
-        super().__init__(url, batch_size=batch_size if batch_size is not None else _int(ours.get("batch_size")))
-        self.exchange = _name(exchange if exchange is not None else ours.get("exchange", "uuid_forge"), "exchange")
+        opts = self.parse_options(url, options)
+        theirs = opts.driver_query
+        exchange, stream, event = opts["exchange"], opts["stream"], opts["event"]
+        super().__init__(url, batch_size=opts["batch_size"])
+        self.exchange = _name(exchange, "exchange")
         if self.exchange.startswith("amq."):
             raise ValidationError(f"exchange {self.exchange!r}: names starting with 'amq.' are reserved by AMQP")
-        self.stream = _name(stream if stream is not None else ours.get("stream", f"{self.exchange}.history"), "stream")
-        self.event = event if event is not None else ours.get("event", "upserted")
+        self.stream = _name(stream if stream is not None else f"{self.exchange}.history", "stream")
+        self.event = event
         if not isinstance(self.event, str) or not _EVENT.fullmatch(self.event):
             raise ValidationError(f"event {self.event!r}: use letters, digits, '_', '-', '.' (not first)")
         _shortstr(self.event, "event")
-        self.timeout = _float(timeout if timeout is not None else ours.get("timeout", 5.0), "timeout")
-        if not self.timeout > 0:
-            raise ConfigError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
-        self.pipeline = _bool(pipeline if pipeline is not None else ours.get("pipeline", True), "pipeline")
-        self.declare = _bool(declare if declare is not None else ours.get("declare", True), "declare")
+        self.timeout: float = opts["timeout"]
+        self.pipeline: bool = opts["pipeline"]
+        self.declare: bool = opts["declare"]
         try:
             self._params = pika.URLParameters(urlunsplit(parts._replace(query=urlencode(theirs))))
         except ValueError as err:
@@ -485,30 +494,3 @@ def _shortstr(value: str, what: str) -> None:
         check_target(value, "amqp-shortstr", what)
     except TargetError as err:
         raise ValidationError(str(err)) from None
-
-
-def _bool(value: Any, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{what} must be true or false, got {value!r}")
-
-
-def _float(value: Any, what: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be a number of seconds, got {value!r}") from None
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"batch_size must be a positive int, got {value!r}") from None

@@ -31,7 +31,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -40,13 +40,11 @@ from redis.retry import Retry
 from ..classify import classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, ValidationError
 from ..record import ForeignEntry, MalformedID, Partition, Record
-from .base import Adapter, ScanItem
+from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 __all__ = ["RedisAdapter"]
 
 KEY_FORMATS = ("string", "base64url")
-_OUR_QUERY = ("key_format", "id_format", "prefix", "ttl", "socket_timeout", "socket_connect_timeout", "retries",
-              "batch_size")
 _STRING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _B64URL = re.compile(r"[A-Za-z0-9_-]{21}[AQgw]")  # canonical: the last char carries 2 bits + 4 zero bits
 _GLOB = re.compile(r"([*?\[\]\\])")
@@ -54,16 +52,6 @@ _GLOB = re.compile(r"([*?\[\]\\])")
 
 def _b64(u: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(u.bytes)[:22].decode("ascii")
-
-
-def _number(name: str, value: Any, kind: type) -> Any:
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"redis option {name}={value!r} must be a {kind.__name__}") from None
-    if number < 0 or (name == "ttl" and number == 0):
-        raise ValidationError(f"redis option {name}={value!r} must be {'positive' if name == 'ttl' else '>= 0'}")
-    return number
 
 
 class RedisAdapter(Adapter):
@@ -92,33 +80,36 @@ class RedisAdapter(Adapter):
                 return StoreRejectedError
         return super()._classify(err)
 
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("key_format", str, "string", "how the ID is written in the key: the 36-char string, or the 22-char "
+               "base64url form (14 bytes less per key)", choices=KEY_FORMATS, aliases=("id_format",)),
+        Option("prefix", str, "", "key prefix, always joined by ':' (prefix=app gives app:{type}:{id})"),
+        Option("ttl", int, None, "seconds until every key written expires (the Redis-cache-with-TTL pattern); "
+               "none: keys never expire", minimum=1),
+        Option("socket_timeout", float, 5.0, "seconds to wait for a reply", minimum=0),
+        Option("socket_connect_timeout", float, 5.0, "seconds to wait for a connection", minimum=0),
+        Option("retries", int, 1, "quick retries of a dropped pooled connection (never of a timeout: "
+               "write-through retries on its own)", minimum=0),
+        BATCH_SIZE,
+    )
+    driver_query: ClassVar[str] = "redis-py (`redis.Redis.from_url`, e.g. `health_check_interval`)"
+
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> None:
         parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        settings: dict[str, Any] = {k: v for k, v in query if k in _OUR_QUERY}
-        unknown = set(options) - set(_OUR_QUERY)
-        if unknown:
-            raise TypeError(f"unknown redis option(s): {', '.join(sorted(unknown))}; known: {', '.join(_OUR_QUERY)}")
-        settings.update(options)
-        batch_size = settings.pop("batch_size", None)
-        super().__init__(url, batch_size=None if batch_size is None else _number("batch_size", batch_size, int))
-
-        key_format = settings.get("key_format", settings.get("id_format", "string"))
-        if key_format not in KEY_FORMATS:
-            raise ValidationError(f"redis key_format {key_format!r} is not one of {', '.join(KEY_FORMATS)}")
-        self.key_format: str = key_format
-        prefix = str(settings.get("prefix", ""))
+        opts = self.parse_options(url, options)
+        super().__init__(url, batch_size=opts["batch_size"])
+        self.key_format: str = opts["key_format"]
+        prefix = opts["prefix"]
         # always joined by a separator: "app" + "user" must not read as type "appuser"
         self.prefix: str = prefix if not prefix or prefix.endswith(":") else prefix + ":"
-        self.ttl: int | None = None if settings.get("ttl") in (None, "") else _number("ttl", settings["ttl"], int)
+        self.ttl: int | None = opts["ttl"]
         self._types_key = f"{self.prefix}uf:types"
-        retries = _number("retries", settings.get("retries", 1), int)
-        driver_url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in _OUR_QUERY])))
+        retries = opts["retries"]
+        driver_url = urlunsplit(parts._replace(query=urlencode(opts.driver_query)))
         self._client = redis.Redis.from_url(
             driver_url,
-            socket_timeout=_number("socket_timeout", settings.get("socket_timeout", 5.0), float),
-            socket_connect_timeout=_number("socket_connect_timeout", settings.get("socket_connect_timeout", 5.0),
-                                           float),
+            socket_timeout=opts["socket_timeout"],
+            socket_connect_timeout=opts["socket_connect_timeout"],
             # redis-py's default retries 10 times, timeouts included: a silent server would hang for
             # a minute. Write-through retries on its own; here only a dropped pooled connection is.
             retry=Retry(NoBackoff(), retries, supported_errors=(redis.exceptions.ConnectionError,)),

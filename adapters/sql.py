@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -22,7 +23,7 @@ from ..canonical import canonical
 from ..classify import ANY_VERSIONS, classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, UUIDForgeError, ValidationError
 from ..record import ForeignEntry, MalformedID, Partition, Record, fingerprint_of
-from .base import Adapter, ScanItem
+from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 __all__ = ["SQLAdapter"]
 
@@ -38,7 +39,6 @@ _HEX32 = re.compile(r"[0-9a-f]{32}")
 _STR36 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MAX_UUID = uuid.UUID(int=(1 << 128) - 1)
 _ID_FORMATS = ("uuid", "hex", "string")
-_URL_OPTIONS = ("id_format", "table_prefix", "schema", "data_type", "statement_timeout")
 #: which table_prefix and entity type each of our tables was made for: ``table_prefix + type`` has
 #: no separator a type could not contain (``uf_`` + ``acme_user`` is ``uf_acme_`` + ``user``)
 OWNERS = "uuid_forge_owners"
@@ -346,23 +346,49 @@ class SQLAdapter(Adapter):
         sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, ConnectionError, TimeoutError)
     timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (_Timeout, TimeoutError)
 
-    def __init__(self, url: str, *, batch_size: int | None = None, table_prefix: str | None = None,
-                 schema: str | None = None, id_format: str | None = None, data_type: str | None = None,
-                 table: sa.Table | str | None = None, entity_type: str | None = None,
-                 columns: Mapping[str, str | None] | None = None, fields: Mapping[str, str] | None = None,
-                 connect_timeout: float = 5.0, read_timeout: float = 30.0,
-                 statement_timeout: float | None = None, engine_options: Mapping[str, Any] | None = None) -> None:
-        super().__init__(url, batch_size=batch_size)
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("table_prefix", str, "uf_", "prefix of the per-type tables (1-30 letters, digits or '_')"),
+        Option("schema", str, None, "database schema of the tables (none: the connection's default)"),
+        Option("id_format", str, "uuid", "ID column type: native uuid on PostgreSQL (CHAR(32) hex elsewhere), hex "
+               "(CHAR(32) text) or string (36-char text)", choices=_ID_FORMATS),
+        Option("data_type", str, "json", "type of the data column on PostgreSQL: json keeps the exact text, jsonb "
+               "allows GIN indexes", choices=("json", "jsonb")),
+        Option("statement_timeout", float, None, "seconds a statement may run on PostgreSQL (none: the server's "
+               "setting)", minimum=0),
+        Option("connect_timeout", float, 5.0, "seconds to connect (SQLite: to wait for a lock); in the URL query "
+               "the driver's own parameter of this name applies", minimum=0, url=False),
+        Option("read_timeout", float, 30.0, "seconds to wait for a reply on MariaDB/MySQL (also the write timeout)",
+               minimum=0, url=False),
+        Option("table", object, None, "your own table: a sqlalchemy.Table or the name of a table to reflect "
+               "(needs entity_type)"),
+        Option("entity_type", str, None, "the one entity type your own table holds", url=False),
+        Option("columns", dict, None, "your table's columns for id (required), fingerprint, data and key "
+               "(None: not stored)"),
+        Option("fields", dict, None, "data fields kept in their own columns: {field: column}"),
+        Option("engine_options", dict, None, "keyword arguments for sqlalchemy.create_engine (pool size, echo, ...)"),
+        BATCH_SIZE,
+    )
+    driver_query: ClassVar[str] = "the database driver through SQLAlchemy (e.g. `sslmode`, `application_name`)"
+
+    def __init__(self, url: str, **options: Any) -> None:
         sa_url = make_url(url)
+        # the query as SQLAlchemy reads it (an unencoded '#' in a password would fool urlsplit)
+        opts = self.parse_options("?" + urlencode(dict(sa_url.query), doseq=True), options)
+        super().__init__(url, batch_size=opts["batch_size"])
+        table, entity_type = opts["table"], opts["entity_type"]
+        columns, fields = opts["columns"], opts["fields"]
+        connect_timeout, read_timeout = opts["connect_timeout"], opts["read_timeout"]
+        engine_options = opts["engine_options"]
         sa_url = sa_url.set(drivername=_DRIVERS.get(sa_url.drivername, sa_url.drivername))
         query = dict(sa_url.query)
-        from_url = {k: str(query.pop(k)) for k in _URL_OPTIONS if k in query}  # ours, not the driver's
+        for name in opts.url_names:  # ours, not the driver's
+            query.pop(name, None)
         sa_url = sa_url.set(query=query)
-        self._prefix = table_prefix if table_prefix is not None else from_url.get("table_prefix", "uf_")
-        self._schema: str | None = schema if schema is not None else from_url.get("schema")
-        self._id_format = id_format or from_url.get("id_format", "uuid")
-        self._data_type = data_type or from_url.get("data_type", "json")
-        timeout = statement_timeout if statement_timeout is not None else from_url.get("statement_timeout")
+        self._prefix = opts["table_prefix"]
+        self._schema: str | None = opts["schema"]
+        self._id_format = opts["id_format"]
+        self._data_type = opts["data_type"]
+        timeout = opts["statement_timeout"]
         if not _PREFIX.fullmatch(self._prefix):
             raise ValidationError(f"table_prefix {self._prefix!r} must be 1-30 letters, digits or '_'")
         if self._id_format not in _ID_FORMATS:

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from uuid_forge import IDConfig, Namespace, Record, UUIDGenerator, open_store
-from uuid_forge.adapters.base import Adapter
+from uuid_forge.contract import Adapter
 
 URL = os.environ.get("UUID_FORGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -24,7 +24,7 @@ import redis
 from elasticsearch import Elasticsearch
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
-from uuid_forge.adapters.base import Adapter
+from uuid_forge.contract import Adapter
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 

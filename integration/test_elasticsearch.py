@@ -27,7 +27,7 @@ import pytest
 
 elasticsearch = pytest.importorskip("elasticsearch")
 
-from uuid_forge.adapters.base import Adapter
+from uuid_forge.contract import Adapter
 from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter
 
 from uuid_forge import (

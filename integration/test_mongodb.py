@@ -19,7 +19,7 @@ pymongo = pytest.importorskip("pymongo")
 
 from bson import Binary, ObjectId
 from pymongo import monitoring
-from uuid_forge.adapters.base import Adapter
+from uuid_forge.contract import Adapter
 from uuid_forge.adapters.mongodb import MongoAdapter
 
 from uuid_forge import (

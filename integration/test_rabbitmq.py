@@ -20,7 +20,7 @@ import pika
 import pytest
 
 from uuid_forge import Record, open_store
-from uuid_forge.adapters.base import Adapter
+from uuid_forge.contract import Adapter
 from uuid_forge.adapters.rabbitmq import MARKER_TYPE, RabbitMQAdapter, event_id
 from uuid_forge.errors import ConfigError, StoreError, StoreTimeoutError, StoreUnavailableError, ValidationError
 from uuid_forge.record import ForeignEntry, MalformedID

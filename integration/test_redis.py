@@ -17,7 +17,7 @@ import pytest
 
 redis = pytest.importorskip("redis")
 
-from uuid_forge.adapters.base import Adapter
+from uuid_forge.contract import Adapter
 from uuid_forge.adapters.redis import RedisAdapter
 
 from uuid_forge import Record, StoreTimeoutError, StoreUnavailableError, ValidationError, open_store

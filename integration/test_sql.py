@@ -24,7 +24,7 @@ from uuid_forge import (
     ForeignEntry, IDConfig, MalformedID, Namespace, Partition, Record, StoreError, StoreTimeoutError, StoreUnavailableError,
     UUIDGenerator, ValidationError, canonical_name, open_store,
 )
-from uuid_forge.adapters.base import Adapter
+from uuid_forge.contract import Adapter
 from uuid_forge.adapters.sql import SQLAdapter
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records

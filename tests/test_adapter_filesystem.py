@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from uuid_forge.adapters.base import Adapter
+from uuid_forge.contract import Adapter
 from uuid_forge.adapters.filesystem import FileAdapter
 
 from uuid_forge import Record, StoreUnavailableError, ValidationError, open_store

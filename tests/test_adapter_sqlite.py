@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from uuid_forge import ForeignEntry, MalformedID, Partition, Record, ValidationError, open_store
-from uuid_forge.adapters.base import Adapter
+from uuid_forge.contract import Adapter
 from uuid_forge.adapters.sql import SQLAdapter
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records

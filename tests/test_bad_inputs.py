@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from uuid_forge.adapters.base import Adapter
+from uuid_forge.contract import Adapter
 
 from uuid_forge.canonical import canonical
 from uuid_forge.cli import main

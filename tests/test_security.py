@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import event, inspect, text
-from uuid_forge.adapters.base import Adapter
+from uuid_forge.contract import Adapter
 
 from uuid_forge.cli import main
 from uuid_forge.errors import ConfigError, StoreUnavailableError, UUIDForgeError, WriteError

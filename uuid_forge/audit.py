@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import idmarker
-from .adapters.base import DELETE, READ, SCAN, chunked
+from .contract import DELETE, READ, SCAN, chunked
 from .errors import UUIDForgeError, ValidationError
 from .classify import scheme_versions
 from .record import ForeignEntry, MalformedID, Partition, Record

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .adapters.base import DELETE, WRITE, Adapter
+from .contract import DELETE, WRITE, Adapter
 from .audit import AuditReport
 from .forge import Forge, StoreHandle
 from .ids import IDConfig, Namespace

@@ -27,7 +27,7 @@ from .ids import IDConfig, Namespace, UUIDGenerator, _coerce_namespace
 __all__ = ["DEFAULT_SALT_ENV", "FROM_DATA", "EntityType", "TypedGenerator", "as_types"]
 
 DEFAULT_SALT_ENV = "UUID_FORGE_SALT"
-RESERVED_PREFIX = "uuid-forge."  # the same as adapters.base.RESERVED_TYPE_PREFIX (no import cycle here)
+RESERVED_PREFIX = "uuid-forge."  # the same as contract.RESERVED_TYPE_PREFIX (no import cycle here)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

@@ -61,6 +61,20 @@ class ValidationError(UUIDForgeError, ValueError):
     """A record or entity type is rejected by a store before anything is written."""
 
 
+class OptionError(ConfigError, ValidationError, TypeError):
+    """A store option is unknown or has a bad value; the message names the adapter, the option
+    and what is valid (``adapter`` and ``option`` carry the names).
+
+    Also a ValidationError and a TypeError: bad option values were ValidationErrors and unknown
+    keywords TypeErrors before options were declared, and callers catching those keep working.
+    """
+
+    def __init__(self, message: str, *, adapter: str | None = None, option: str | None = None) -> None:
+        super().__init__(message)
+        self.adapter = adapter
+        self.option = option
+
+
 class AdapterNotFoundError(UUIDForgeError, LookupError):
     """No adapter is registered for a URL scheme."""
 

@@ -47,9 +47,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import events, idmarker
-from .adapters.base import DELETE, READ, Adapter, chunked
+from .contract import DELETE, READ, Adapter, chunked
 from .entitytypes import DEFAULT_SALT_ENV, FROM_DATA, EntityType, TypedGenerator, as_types
-from .errors import (ConfigError, StoreError, StoreRejectedError, StoreUnavailableError, UUIDForgeError,
+from .errors import (ConfigError, OptionError, StoreError, StoreRejectedError, StoreUnavailableError, UUIDForgeError,
                      ValidationError, WriteError)
 from .ids import IDConfig, UUIDGenerator
 from .journal import Journal, PendingBatch
@@ -136,6 +136,11 @@ class Forge:
         try:
             for s in settings.stores:
                 handles.append(StoreHandle(s.name, open_store(s.url, **s.options), s.source, s.required))
+        except OptionError as err:  # an unknown or bad adapter option: say which file and store
+            for h in handles:
+                h.adapter.close()
+            raise OptionError(f"{settings.origin}: store options of {s.name!r}: {err}", adapter=err.adapter,
+                              option=err.option) from None
         except UUIDForgeError:
             for h in handles:
                 h.adapter.close()

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .adapters.base import READ, RESERVED_TYPE_PREFIX, SCAN, WRITE
+from .contract import READ, RESERVED_TYPE_PREFIX, SCAN, WRITE
 from .errors import ConfigError, IDConfigMismatchError, StoreError, ValidationError
 from .ids import IDConfig
 from .record import Record

@@ -22,7 +22,7 @@ from .errors import AdapterNotFoundError, ConfigError, DriverMissingError, Valid
 from .urls import hide_password, mask_url, password_of, scheme_of
 
 if TYPE_CHECKING:
-    from .adapters.base import Adapter
+    from .contract import Adapter
 
 ENTRY_POINT_GROUP = "uuid_forge.adapters"
 

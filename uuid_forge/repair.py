@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .adapters.base import DELETE, READ, chunked
+from .contract import DELETE, READ, chunked
 from .errors import ConfigError, RepairRefusedError, UUIDForgeError
 from .record import Record, fingerprint_of
 

@@ -12,7 +12,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from ..adapters.base import SCAN
+from ..contract import SCAN
 from .. import html_report, idmarker, metrics
 from ..audit import CLASSES, AuditReport
 from ..entitytypes import FROM_DATA

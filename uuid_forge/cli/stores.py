@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import difflib
+
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from ..registry import available
+from ..errors import ConfigError
+from ..options import options_rows
+from ..registry import BUILTIN, adapter_class, available, known_schemes
 from .app import CONTEXT, cli, emit_json, out
 
 
 @cli.command(context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def adapters(as_json: bool) -> None:
+@click.option("--options", "options_of", metavar="NAME", default=None,
+              help="Print the options of one adapter (a name from the list, or a URL scheme).")
+def adapters(as_json: bool, options_of: str | None) -> None:
     """List every store adapter, whether its driver is installed, and what to install.
 
     Third-party adapters appear here too, from the 'uuid_forge.adapters' entry-point group.
+    With --options NAME: the options that adapter reads from its URL query or keywords.
     """
+    if options_of is not None:
+        _print_options(options_of, as_json)
+        return
     rows = available()
     if as_json:
         emit_json(rows)
@@ -33,3 +43,43 @@ def adapters(as_json: bool) -> None:
         table.add_row(r["name"], "yes" if r["installed"] else "[red]no[/]", escape(extra),
                       ", ".join(r["schemes"]), escape(r["stores_id_as"]))
     out.print(table)
+
+
+def _print_options(name: str, as_json: bool) -> None:
+    """The option table of one adapter: name, type, default, doc."""
+    cls = adapter_class(_scheme_for(name))
+    rows = options_rows(cls)
+    if as_json:
+        emit_json({"adapter": cls.name, "options": rows, "driver_query": cls.driver_query or None,
+                   "driver_keywords": cls.driver_keywords or None})
+        return
+    table = Table(header_style="bold", title=f"{cls.name} options (URL query or keyword; a keyword wins)")
+    table.add_column("option", no_wrap=True)
+    table.add_column("type", overflow="fold")
+    table.add_column("default", no_wrap=True)
+    table.add_column("what it is for", overflow="fold")
+    for r in rows:
+        label = r["name"] + "".join(f" (alias {a})" for a in r["aliases"])
+        table.add_row(escape(label), escape(r["type"]), escape(r["default"]), escape(r["doc"]))
+    out.print(table)
+    for label, where in (("other URL query parameters go to", cls.driver_query),
+                         ("other keyword arguments go to", cls.driver_keywords)):
+        if where:
+            out.print(escape(f"{label} {where.replace('`', '')}"))
+
+
+def _scheme_for(name: str) -> str:
+    """A URL scheme for an adapter named as in `uuid-forge adapters` (or by its class's name, or a scheme)."""
+    key = name.strip().lower()
+    for spec in BUILTIN:
+        if key == spec.name:
+            return spec.schemes[0]
+    if key in known_schemes():
+        return key
+    for spec in BUILTIN:  # the adapter's own name: sql, filesystem
+        if key == spec.target.rpartition(".")[2].partition(":")[0]:
+            return spec.schemes[0]
+    names = sorted({spec.name for spec in BUILTIN} | set(known_schemes()))
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"--options {name!r}: no such adapter.{hint} Known: {', '.join(names)}")

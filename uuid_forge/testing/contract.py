@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ..adapters.base import ALL_CAPABILITIES, DELETE, READ, SCAN, WRITE, Adapter
+from ..contract import ALL_CAPABILITIES, DELETE, READ, SCAN, WRITE, Adapter
 from ..errors import UUIDForgeError, ValidationError
 from ..ids import IDConfig, Namespace, UUIDGenerator
 from ..record import MalformedID, Partition, Record

@@ -1,5 +1,13 @@
 """The adapter contract: public batch methods live here once; adapters fill in small hooks.
 
+This module is part of the core (it moved here from ``adapters/base.py``): the core never imports
+the ``uuid_forge.adapters`` folder, which holds only concrete stores loaded lazily by the registry.
+A third-party adapter imports its base class from here::
+
+    from uuid_forge.contract import Adapter, Option, ScanItem
+
+and declares its options in ``options`` (see :mod:`uuid_forge.options`).
+
 Public methods validate input before any write, encode IDs, chunk batches, wrap driver errors
 into the uuid-forge hierarchy (connection trouble becomes :class:`StoreUnavailableError`, which
 write-through retries) and mask passwords. An adapter implements ``_put``, ``_get``, ``_delete``,
@@ -16,8 +24,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
-from ..classify import ANY_VERSIONS
-from ..errors import (
+from .classify import ANY_VERSIONS
+from .errors import (
     StoreConfigError,
     StoreError,
     StoreRejectedError,
@@ -26,8 +34,9 @@ from ..errors import (
     UUIDForgeError,
     ValidationError,
 )
-from ..record import ForeignEntry, MalformedID, Partition, Record
-from ..urls import mask_text, mask_url
+from .options import BATCH_SIZE, Option, ParsedOptions, parse_options
+from .record import ForeignEntry, MalformedID, Partition, Record
+from .urls import mask_text, mask_url
 
 log = logging.getLogger("uuid_forge.adapters")
 
@@ -37,7 +46,8 @@ ALL_CAPABILITIES = frozenset({READ, WRITE, SCAN, DELETE})
 _ENTITY_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 RESERVED_TYPE_PREFIX = "uuid-forge."  # uuid-forge's own records (the ID-configuration marker): never listed
 
-__all__ = ["ALL_CAPABILITIES", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "ScanItem", "chunked"]
+__all__ = ["ALL_CAPABILITIES", "BATCH_SIZE", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "Option", "ScanItem",
+           "chunked"]
 
 ScanItem = tuple["uuid.UUID | MalformedID | ForeignEntry", "str | None"]
 
@@ -76,6 +86,12 @@ class Adapter(ABC):
     #: UUID versions the configured ID scheme makes (set by an audit from its Forge): a name in the
     #: wrong form that decodes to another version is foreign (uuid_forge.classify), not malformed
     id_versions: frozenset[int] = ANY_VERSIONS
+    #: the options this adapter reads from its URL query or keywords (uuid_forge.options)
+    options: ClassVar[tuple[Option, ...]] = (BATCH_SIZE,)
+    #: where URL query parameters that are not options go ("" : nowhere, an unknown one is an error)
+    driver_query: ClassVar[str] = ""
+    #: where keyword arguments that are not options go ("" : nowhere, an unknown one is an error)
+    driver_keywords: ClassVar[str] = ""
 
     def __init__(self, url: str, *, batch_size: int | None = None) -> None:
         self._url = url
@@ -86,8 +102,14 @@ class Adapter(ABC):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Adapter:
-        """Open the store at ``url``; ``options`` are adapter-specific keyword arguments."""
+        """Open the store at ``url``; ``options`` are the adapter's declared options (see ``options``)."""
         return cls(url, **options)
+
+    @classmethod
+    def parse_options(cls, url: str, keywords: dict[str, Any]) -> ParsedOptions:
+        """The declared ``options`` read from ``url``'s query and ``keywords`` (keywords win)."""
+        return parse_options(cls.name or cls.__name__, cls.options, url, keywords,
+                             driver_query=bool(cls.driver_query), driver_keywords=bool(cls.driver_keywords))
 
     # -- identity ------------------------------------------------------------------------------
     def url(self, masked: bool = True) -> str:
@@ -334,7 +356,7 @@ def _uuids(ids: Iterable[Any]) -> Iterable[uuid.UUID]:
 
 
 def _decoded(ids: Iterable[Any]) -> Iterator[uuid.UUID]:
-    from ..encodings import decode
+    from .encodings import decode
 
     for i, value in enumerate(ids):
         if isinstance(value, uuid.UUID):
