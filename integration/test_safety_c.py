@@ -229,10 +229,10 @@ def test_repair_through_the_cli_keeps_every_foreign_entry(world: World) -> None:
     before = _snapshot(world)
     plan = _cli("audit", "-c", str(world.config), "-e", ET, "--repair")
     assert plan.returncode == 1, plan.stdout + plan.stderr
-    assert "redis: rewrite 1 record(s)" in plan.stdout  # it said 3: the foreign keys were counted as ours
+    assert f"redis/{ET}: rewrite 1 record(s)" in plan.stdout  # it said 3: the foreign keys were counted as ours
     assert "redis: leave 3 foreign entries alone" in plan.stdout
     assert "elasticsearch: leave 2 foreign entries alone" in plan.stdout
-    assert "redis: rewrite 1 record(s)" in plan.stdout and "(0 missing, 0 stale, 1 malformed)" in plan.stdout
+    assert f"redis/{ET}: rewrite 1 record(s) from db (0 missing, 0 stale, 1 malformed)" in plan.stdout
     _assert_foreign_untouched(before, world)
 
     done = _cli("audit", "-c", str(world.config), "-e", ET, "--repair", "--apply", "--json")
@@ -275,12 +275,13 @@ def test_two_tenants_on_one_redis_db_never_touch_each_other(redis_url: str, tmp_
         before = {k: raw.dump(k) for k in b_keys}
 
         for _ in range(2):
-            report = a.audit(repair=True, delete_orphans=True)
+            # A's own type: the shared test DB also holds other tests' unprefixed types
+            report = a.audit("acme", repair=True, delete_orphans=True)
             assert {k: raw.dump(k) for k in b_keys} == before  # first: before the fix, all of B's keys went
             assert report.stores["redis"]["foreign"] == 26 and report.stores["redis"]["ok"] == 10
             assert report.stores["redis"]["malformed"] == 0 and report.stores["redis"]["orphan"] == 0
             assert report.consistent and report.repair_errors == []
-        assert a.entity_types() == ["acme"]
+        assert "acme" in a.entity_types() and "user" not in a.entity_types()  # B's type is not A's
         assert {k: raw.dump(k) for k in b_keys} == before
         after_b = b.audit()
         assert after_b.consistent and after_b.stores["redis"]["ok"] == 25 and after_b.stores["redis"]["foreign"] == 0
