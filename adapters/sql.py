@@ -18,10 +18,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
-from ..canonical import canonical
 from ..classify import ANY_VERSIONS, classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, UUIDForgeError, ValidationError
-from ..record import ForeignEntry, MalformedID, Partition, Record, fingerprint_of
+from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint, load_json
 from .base import Adapter, ScanItem
 
 __all__ = ["SQLAdapter"]
@@ -281,9 +280,9 @@ class _Layout:
         return data
 
     def record(self, entity_type: str, ident: uuid.UUID, row: Any) -> Record:
-        """A stored row back as a Record, with the fingerprint the store kept."""
-        return Record(entity_type, ident, self.data_of(row), row[self.i_key] if self.i_key is not None else None,
-                      fingerprint=row[self.i_fp] if self.i_fp is not None else None)
+        """A stored row back as a Record; its fingerprint comes from the data read, never the
+        ``fingerprint`` column (a write-time hint another program's UPDATE leaves behind)."""
+        return Record(entity_type, ident, self.data_of(row), row[self.i_key] if self.i_key is not None else None)
 
 
 class SQLAdapter(Adapter):
@@ -293,7 +292,7 @@ class SQLAdapter(Adapter):
     ``uf_``), created on first write::
 
         id          sqlalchemy.Uuid   primary key: native uuid on PostgreSQL, CHAR(32) lowercase hex elsewhere
-        fingerprint VARCHAR(32)       record.fingerprint, so audits compare without reading data
+        fingerprint VARCHAR(32)       record.fingerprint as written: a hint; audits hash the data itself
         data        JSON              the canonical JSON text, byte for byte (PostgreSQL: ``json``)
         key         JSON NULL         the business key, when known
         updated_at  timestamp         set by the server on insert and update
@@ -640,14 +639,14 @@ class SQLAdapter(Adapter):
             rows = conn.exec_driver_sql(sql, params).all()
         if layout.array:  # psycopg returns uuid.UUID (or text) and parsed JSON
             if codec.native:
-                return [Record(entity_type, row[0], row[2], row[3], fingerprint=row[1]) for row in rows]
+                return [Record(entity_type, row[0], row[2], row[3]) for row in rows]
             get = dict(zip(keys, ids)).get
-            return [Record(entity_type, ident, row[2], row[3], fingerprint=row[1])
-                    for row in rows if (ident := get(row[0])) is not None]
-        # PyMySQL and sqlite3 return JSON as text; only IDs asked for count (a case-blind collation may match more)
-        get, loads = dict(zip(keys, ids)).get, json.loads
-        return [Record(entity_type, ident, loads(row[2]), None if row[3] is None else loads(row[3]),
-                       fingerprint=row[1]) for row in rows if (ident := get(row[0])) is not None]
+            return [Record(entity_type, ident, row[2], row[3]) for row in rows if (ident := get(row[0])) is not None]
+        # PyMySQL and sqlite3 return JSON as text; only IDs asked for count (a case-blind collation may match more).
+        # No fingerprint hint: each record's fingerprint is computed from the data read.
+        get, loads = dict(zip(keys, ids)).get, load_json
+        return [Record(entity_type, ident, loads(row[2]), None if row[3] is None else loads(row[3]))
+                for row in rows if (ident := get(row[0])) is not None]
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         layout = self._layout(entity_type, create=False)
@@ -662,7 +661,14 @@ class SQLAdapter(Adapter):
             return
         codec = layout.codec
         where, primary = codec.range_filter(layout.scan_id, partition)
-        extra = [layout.fp] if layout.fp is not None else [c for c in layout.read_cols[1:]]
+        # The data itself, never the fingerprint column: our own table keeps the canonical text, hashed
+        # as read (a TextFingerprint); a table of your own is rebuilt from its columns and canonicalised.
+        text = layout.simple and layout.data is not None
+        if text:
+            extra = [sa.cast(layout.data, sa.Text) if self._backend == "postgresql"
+                     else sa.type_coerce(layout.data, sa.Text)]
+        else:
+            extra = [c for c in layout.read_cols[1:]]
         stmt = sa.select(layout.scan_id, *extra).where(where).order_by(layout.scan_id)
         # stream_results: a server-side cursor on PostgreSQL, an unbuffered one on MariaDB
         with self._engine.connect() as conn:
@@ -672,10 +678,10 @@ class SQLAdapter(Adapter):
                 if isinstance(ident, ForeignEntry) and primary is not None \
                         and not (primary[0] <= row[0] and (primary[1] is None or row[0] < primary[1])):
                     continue  # foreign text outside this partition's own range: another partition reports it
-                if layout.fp is not None:
-                    yield ident, row[1]
+                if text:
+                    yield ident, (TextFingerprint(row[1]) if isinstance(row[1], str) else None)
                 else:
-                    yield ident, fingerprint_of(canonical(layout.data_of(row), "scanned data"))
+                    yield ident, data_fingerprint(layout.data_of(row))
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete rows by their ID column's raw text (a wrongly encoded ID, as ``MalformedID.raw``)."""
