@@ -41,7 +41,7 @@ from ..errors import (
     ValidationError,
 )
 from ..events import EVENT_SCHEME, event_id
-from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint, load_json
+from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, held_fingerprint, load_json
 from ..urls import mask_url
 from .base import SCAN, WRITE, Adapter, ScanItem
 
@@ -385,7 +385,7 @@ def _body_fp(body: bytes) -> str | None:
         doc = load_json(body)
     except ValueError:
         return None
-    return data_fingerprint(doc.get("data")) if isinstance(doc, dict) else None
+    return held_fingerprint(doc.get("data")) if isinstance(doc, dict) else None
 
 
 _KEY_DECODER = json.JSONDecoder()

@@ -19,7 +19,7 @@ from .canonical import canonical
 from .errors import UUIDForgeError, ValidationError
 
 __all__ = ["ForeignEntry", "MalformedID", "Partition", "Record", "TextFingerprint", "data_fingerprint",
-           "fingerprint_of", "load_json", "same_fingerprint"]
+           "fingerprint_of", "held_fingerprint", "load_json", "same_fingerprint"]
 
 _SPACE = 1 << 128
 
@@ -49,6 +49,17 @@ def data_fingerprint(data: Any) -> str | None:
         return None
     try:
         return fingerprint_of(canonical(data, "stored data"))
+    except (UUIDForgeError, ValueError, TypeError, RecursionError):
+        return None
+
+
+def held_fingerprint(data: Any) -> TextFingerprint | None:
+    """As :func:`data_fingerprint`, but keeping the canonical text, for a store whose data cannot
+    be read back by ID later (a message log): the audit names the differing fields from it."""
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        return TextFingerprint(canonical(data, "stored data"))
     except (UUIDForgeError, ValueError, TypeError, RecursionError):
         return None
 
