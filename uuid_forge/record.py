@@ -115,8 +115,9 @@ class Record:
     The key is a mapping of named key values (``generate(type, **key)``) or a list of positional
     ones (``generate(type, *key)``); an audit can recompute the ID from it.
 
-    The canonical JSON of ``data`` and its fingerprint are computed once, on first use; a record
-    read back from a store carries the fingerprint the store kept.
+    The canonical JSON of ``data`` and its fingerprint are computed once, on first use. Adapters
+    read records back without a fingerprint, so it is computed from the data the store holds
+    (``fingerprint=`` is for callers that already know it from that same data).
     """
 
     __slots__ = ("entity_type", "id", "data", "key", "_json", "_key_json", "_fingerprint")
