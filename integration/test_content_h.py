@@ -1,7 +1,7 @@
 """Issue 11: the audit reads the data each store holds, not the fingerprint written beside it.
 
 For every store, three records are changed with the store's own driver, behind uuid-forge's back:
-(a) one field edited, (b) one field removed, (c) a number changed. The stored ``fp`` is left as it
+(a) one field edited, (b) one field removed, (c) a number changed, and (d) a field added. The stored ``fp`` is left as it
 was (as another program would leave it). The audit must report exactly those three as ``stale``,
 naming the field (its values only with ``show_values``); a repair must put the source's value
 back (checked with the raw driver), and the next audit must be consistent. A stream message
@@ -268,17 +268,20 @@ def test_content_edits_in_each_store_are_stale_with_fields_named_then_repaired(
     forge.write_many(rows)
     records = forge.records(rows)
     assert forge.audit(et).consistent
-    edited, removed, renumbered = records[3], records[7], records[11]
+    edited, removed, renumbered, added = records[3], records[7], records[11], records[13]
     raw.edit(edited.id, _set("name", "Edited Behind Our Back"))
     raw.edit(removed.id, _drop("email"))
     raw.edit(renumbered.id, _set("n", 1000 + renumbered.data["n"]))
+    raw.edit(added.id, _set("nick", "by hand"))
     name = raw.kind
 
     report = forge.audit(et)
     findings = {f.id: f for f in report.findings}
-    assert set(findings) == {str(edited.id), str(removed.id), str(renumbered.id)}, report.findings
+    assert set(findings) == {str(edited.id), str(removed.id), str(renumbered.id), str(added.id)}, report.findings
     assert {f.kind for f in findings.values()} == {"stale"} and {f.store for f in findings.values()} == {name}
-    assert report.stores[name]["ok"] == N - 3 and report.stores[name]["stale"] == 3
+    assert report.stores[name]["ok"] == N - 4 and report.stores[name]["stale"] == 4
+    assert findings[str(added.id)].fields == ("nick",)
+    assert "not in the source: nick" in findings[str(added.id)].detail
     assert findings[str(edited.id)].fields == ("name",)
     assert findings[str(removed.id)].fields == ("email",)
     assert "missing in the store: email" in findings[str(removed.id)].detail
@@ -294,8 +297,8 @@ def test_content_edits_in_each_store_are_stale_with_fields_named_then_repaired(
     assert shown[str(renumbered.id)].to_dict()["values"] == {"n": {"store": 1011, "source": 11}}
 
     repaired = forge.audit(et, repair=True)
-    assert repaired.repaired[name]["rewritten"] == 3, repaired.repair_errors
-    for r in (edited, removed, renumbered):
+    assert repaired.repaired[name]["rewritten"] == 4, repaired.repair_errors
+    for r in (edited, removed, renumbered, added):  # the hand-added field is gone too
         assert raw.read(r.id) == r.json_data, f"{name}: {r.id} not restored"
     again = forge.audit(et)
     assert again.consistent, again.findings
