@@ -44,7 +44,7 @@ from ..errors import (
     TargetError,
     ValidationError,
 )
-from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint, load_json
+from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint
 from ..urls import mask_text
 from .base import Adapter, ScanItem
 
@@ -90,7 +90,7 @@ def _key_value(record: Record) -> str:
 
 
 def _from_source(value: Any) -> Any:
-    return load_json(value) if isinstance(value, str) else value
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _data_fp(src: dict[str, Any]) -> str | None:
@@ -276,9 +276,11 @@ class ElasticsearchAdapter(Adapter):
             if doc.get("found"):
                 src = doc["_source"]
                 data, key = src.get("data"), src.get("key")
+                # the fingerprint of the data read (its text where kept as text), never the "fp" field
+                fp = TextFingerprint(data) if type(data) is str else None
                 if type(data) is str or type(key) is str:  # see _json_value
                     data, key = _from_source(data), _from_source(key)
-                found.append(Record(entity_type, ident, data, key))  # fingerprint: from the data, not "fp"
+                found.append(Record(entity_type, ident, data, key, fingerprint=fp))
             elif "error" in doc and doc["error"].get("type") != "index_not_found_exception":
                 self._raise_item_error("mget", [doc["error"]], len(ids))
         return found

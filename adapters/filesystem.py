@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..classify import classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, ValidationError
-from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint, load_json
+from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint
 from .base import Adapter, ScanItem
 
 __all__ = ["FileAdapter"]
@@ -66,8 +66,19 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-_KEY_AT = b',"key":'
 _KEY_DECODER = json.JSONDecoder()
+
+
+def _data_text_fp(text: str) -> TextFingerprint | None:
+    """The fingerprint of the data's text in a file of our own layout (its last member), else None."""
+    if text[:7] == '{"fp":"' and text[39:47] == '","id":"' and text[83:91] == '","key":' and text[-2:] == "}\n":
+        try:  # the key is small: decode it only to find where the data starts
+            _, at = _KEY_DECODER.raw_decode(text, 91)
+        except ValueError:
+            return None
+        if text.startswith(',"data":', at):
+            return TextFingerprint(text[at + 8:-2])
+    return None
 
 
 def _read_head(path: str) -> tuple[str | None, str | None]:
@@ -78,15 +89,14 @@ def _read_head(path: str) -> tuple[str | None, str | None]:
     source's). Any other file is parsed whole. The ``fp`` written beside the data is not used.
     """
     blob = _read_bytes(path)
-    if blob[:7] == b'{"fp":"' and blob[39:47] == b'","id":"' and blob[83:84] == b'"' \
-            and blob[84:91] == _KEY_AT and blob[-2:] == b"}\n":
-        try:  # the key is small: decode it only to find where the data starts
+    if blob[:7] == b'{"fp":"':
+        try:
             text = blob.decode("utf-8")
-            _, at = _KEY_DECODER.raw_decode(text, 91)
-        except ValueError:
-            at = -1
-        if at > 0 and text.startswith(',"data":', at):
-            return TextFingerprint(text[at + 8:-2]), text[47:83]
+        except UnicodeDecodeError:
+            return None, None
+        fp = _data_text_fp(text)
+        if fp is not None:
+            return fp, text[47:83]
     try:
         doc = json.loads(blob)
     except ValueError:
@@ -227,7 +237,7 @@ class FileAdapter(Adapter):
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         found = []
-        loads = load_json
+        loads = json.loads
         base = os.path.join(self.root, entity_type) + os.sep
         for ident in ids:
             s = str(ident)
@@ -235,8 +245,8 @@ class FileAdapter(Adapter):
                 text = _read_all(f"{base}{s[0:2]}{os.sep}{s[2:4]}{os.sep}{s}.json")
             except FileNotFoundError:
                 continue
-            doc = loads(text)  # no fingerprint hint: the record's fingerprint comes from its data
-            found.append(Record(entity_type, ident, doc["data"], doc.get("key")))
+            doc = loads(text)  # the fingerprint of the data's text as stored, never the "fp" member
+            found.append(Record(entity_type, ident, doc["data"], doc.get("key"), fingerprint=_data_text_fp(text)))
         return found
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:

@@ -55,7 +55,7 @@ from ..errors import StoreConfigError, StoreError, StoreRejectedError, Validatio
 
 _RAW_BINARY = re.compile(r"Binary\(subtype=(?P<subtype>\d+), hex=(?P<hex>[0-9a-f]*)\)")
 from ..classify import classify, classify_uuid
-from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint, load_json
+from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint
 from .base import Adapter, ScanItem, chunked
 
 __all__ = ["MongoAdapter"]
@@ -226,9 +226,10 @@ class MongoAdapter(Adapter):
         for chunk in chunked(self._keys(ids), self.in_batch_size):
             for doc in coll.find({"_id": {"$in": chunk}}):
                 ident = doc["_id"] if binary else uuid.UUID(doc["_id"])
-                data, k = doc.get("data"), doc.get("key")  # no fingerprint hint: it comes from the data read
-                found.append(Record(entity_type, ident, load_json(data) if isinstance(data, str) else data,
-                                    load_json(k) if isinstance(k, str) else k))
+                data, k = doc.get("data"), doc.get("key")  # fingerprint: from the data read, never "fp"
+                found.append(Record(entity_type, ident, json.loads(data) if isinstance(data, str) else data,
+                                    json.loads(k) if isinstance(k, str) else k,
+                                    fingerprint=TextFingerprint(data) if isinstance(data, str) else None))
         return found
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:

@@ -25,6 +25,7 @@ Options (keyword or URL query): ``key_format`` (``string``/``base64url``, alias 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator
@@ -37,7 +38,7 @@ from redis.retry import Retry
 
 from ..classify import classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, ValidationError
-from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, load_json
+from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint
 from .base import Adapter, ScanItem
 
 __all__ = ["RedisAdapter"]
@@ -174,11 +175,12 @@ class RedisAdapter(Adapter):
         command = pipe.execute_command
         for key in self._keys(entity_type, ids):
             command(b"HMGET", key.encode(), b"data", b"key")
-        loads = load_json
+        loads = json.loads
         found = []
         for ident, (data, key) in zip(ids, pipe.execute()):
-            if data is not None:  # no fingerprint hint: it comes from the data read
-                found.append(Record(entity_type, ident, loads(data), loads(key) if key else None))
+            if data is not None:  # the fingerprint of the data text read, never the ``fp`` field
+                found.append(Record(entity_type, ident, loads(data), loads(key) if key else None,
+                                    fingerprint=TextFingerprint(data)))
         return found
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, make_url
 
 from ..classify import ANY_VERSIONS, classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, UUIDForgeError, ValidationError
-from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint, load_json
+from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint
 from .base import Adapter, ScanItem
 
 __all__ = ["SQLAdapter"]
@@ -264,8 +264,13 @@ class _Layout:
         size = 1 if self.array else max(8, 1 << (n - 1).bit_length())
         sql = self._read_sql.get(size)
         if sql is None:
-            stmt = self.get_stmt if self.array else sa.select(*self.read_cols).where(
-                self.id.in_(sa.bindparam("ids", value=[""] * size, expanding=True)))
+            if self.array:  # data and key as text (psycopg would parse json into floats): the data's
+                # exact text is what its fingerprint is computed from
+                stmt = sa.select(self.id, self.fp, sa.cast(self.data, sa.Text), sa.cast(self.key, sa.Text)).where(
+                    self.get_stmt.whereclause)
+            else:
+                stmt = sa.select(*self.read_cols).where(
+                    self.id.in_(sa.bindparam("ids", value=[""] * size, expanding=True)))
             sql = self._read_sql[size] = str(stmt.compile(dialect=self.dialect,
                                                           compile_kwargs={"render_postcompile": True}))
         return sql, size
@@ -637,16 +642,17 @@ class SQLAdapter(Adapter):
         params = (keys,) if layout.array else tuple(keys + keys[-1:] * (size - len(keys)))
         with self._engine.connect() as conn:
             rows = conn.exec_driver_sql(sql, params).all()
-        if layout.array:  # psycopg returns uuid.UUID (or text) and parsed JSON
-            if codec.native:
-                return [Record(entity_type, row[0], row[2], row[3]) for row in rows]
-            get = dict(zip(keys, ids)).get
-            return [Record(entity_type, ident, row[2], row[3]) for row in rows if (ident := get(row[0])) is not None]
-        # PyMySQL and sqlite3 return JSON as text; only IDs asked for count (a case-blind collation may match more).
-        # No fingerprint hint: each record's fingerprint is computed from the data read.
-        get, loads = dict(zip(keys, ids)).get, load_json
-        return [Record(entity_type, ident, loads(row[2]), None if row[3] is None else loads(row[3]))
-                for row in rows if (ident := get(row[0])) is not None]
+        # JSON comes as text (cast on PostgreSQL; PyMySQL and sqlite3 return it so), parsed here; each
+        # record's fingerprint is the hash of the data text read (never the fingerprint column), which
+        # the audit re-canonicalises only where it differs. Only IDs asked for count (a case-blind
+        # collation may match more).
+        loads = json.loads
+        if layout.array and codec.native:  # psycopg returns uuid.UUID
+            return [Record(entity_type, row[0], loads(row[2]), None if row[3] is None else loads(row[3]),
+                           fingerprint=TextFingerprint(row[2])) for row in rows]
+        get = dict(zip(keys, ids)).get
+        return [Record(entity_type, ident, loads(row[2]), None if row[3] is None else loads(row[3]),
+                       fingerprint=TextFingerprint(row[2])) for row in rows if (ident := get(row[0])) is not None]
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         layout = self._layout(entity_type, create=False)

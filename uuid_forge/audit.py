@@ -38,7 +38,7 @@ from . import idmarker
 from .adapters.base import DELETE, READ, SCAN, chunked
 from .errors import UUIDForgeError, ValidationError
 from .classify import scheme_versions
-from .record import ForeignEntry, MalformedID, Partition, Record, same_fingerprint
+from .record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, same_fingerprint
 
 if TYPE_CHECKING:
     from .forge import Forge, StoreHandle
@@ -320,12 +320,16 @@ def describe_stale(forge: Forge, report: AuditReport, show_values: bool = False)
                 theirs = _held_data(held.get(ident) if readable else f.held)
                 if ident not in truth or theirs is None:
                     continue  # gone since, or not readable as a document: the finding stays as it is
-                report.findings[n] = _stale_finding(f, truth[ident].data, theirs, show_values)
+                report.findings[n] = _stale_finding(f, _held_data(truth[ident]), theirs, show_values)
 
 
 def _held_data(found: Any) -> Any:
+    """The data as read, with every digit: from the text it was read as where the adapter kept it."""
     if isinstance(found, Record):
-        return found.data
+        fp = found.fingerprint
+        found = fp.text if isinstance(fp, TextFingerprint) else found.data
+        if not isinstance(found, (str, bytes)):
+            return found
     if isinstance(found, (str, bytes)):
         try:
             from .record import load_json
