@@ -5,7 +5,7 @@ Layout (index ``{index_prefix}{entity_type}``, default prefix ``uf-``)::
     _id   the 36-char UUID string (or, with id_format="base64url", the 22-char base64url form)
     id    keyword, always the 36-char string: ES 8 forbids sorting and range queries on _id,
           and audits need range queries (partitions)
-    fp    keyword, the record's fingerprint
+    fp    keyword, the record's fingerprint as written (a hint: audits hash ``data`` itself)
     key   the business key, in _source only (object, enabled: false)
     data  the record's data, in _source only (object, enabled: false)
 
@@ -44,7 +44,7 @@ from ..errors import (
     TargetError,
     ValidationError,
 )
-from ..record import ForeignEntry, MalformedID, Partition, Record
+from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint
 from ..urls import mask_text
 from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
@@ -89,6 +89,12 @@ def _key_value(record: Record) -> str:
 
 def _from_source(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+def _data_fp(src: dict[str, Any]) -> str | None:
+    """The fingerprint of the ``data`` a document holds (never its ``fp`` field)."""
+    data = src.get("data")
+    return TextFingerprint(data) if isinstance(data, str) else data_fingerprint(data)
 
 
 class ElasticsearchAdapter(Adapter):
@@ -281,9 +287,11 @@ class ElasticsearchAdapter(Adapter):
             if doc.get("found"):
                 src = doc["_source"]
                 data, key = src.get("data"), src.get("key")
+                # the fingerprint of the data read (its text where kept as text), never the "fp" field
+                fp = TextFingerprint(data) if type(data) is str else None
                 if type(data) is str or type(key) is str:  # see _json_value
                     data, key = _from_source(data), _from_source(key)
-                found.append(Record(entity_type, ident, data, key, fingerprint=src.get("fp")))
+                found.append(Record(entity_type, ident, data, key, fingerprint=fp))
             elif "error" in doc and doc["error"].get("type") != "index_not_found_exception":
                 self._raise_item_error("mget", [doc["error"]], len(ids))
         return found
@@ -343,7 +351,7 @@ class ElasticsearchAdapter(Adapter):
         no_id = {"bool": {"must_not": {"exists": {"field": "id"}}}}
         hits = helpers.scan(self._client, index=index, size=self._page, ignore_unavailable=True,
                             query={"query": {"bool": {"should": [in_range, no_id], "minimum_should_match": 1}},
-                                   "_source": ["id", "fp"]})
+                                   "_source": ["id", "data"]})
         for hit in hits:
             src = hit.get("_source") or {}
             item = self._classify_hit(hit["_id"], src)
@@ -354,14 +362,14 @@ class ElasticsearchAdapter(Adapter):
                     if partition.index == 0:
                         yield item, None
                 elif isinstance(item, MalformedID) and item.id is not None and partition.contains(item.id):
-                    yield item, src.get("fp")
+                    yield item, _data_fp(src)
                 continue
             # With an id field, exactly one partition's range query finds the document: the one whose
             # string range holds that text, which for a non-canonical id field may not be the one its
             # UUID falls in. It is reported there, once, with the UUID as ``id`` only when they agree.
             if isinstance(item, MalformedID) and item.id is not None and not partition.contains(item.id):
                 item = MalformedID(raw=item.raw, reason=f"{item.reason} ({item.id})")
-            yield item, (None if isinstance(item, ForeignEntry) else src.get("fp"))
+            yield item, (None if isinstance(item, ForeignEntry) else _data_fp(src))
 
     def _classify_hit(self, raw: str, src: dict[str, Any]) -> uuid.UUID | MalformedID | ForeignEntry:
         """A document's ID: its ``_id`` decides whether it is ours (uuid_forge.classify); the

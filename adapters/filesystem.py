@@ -4,7 +4,8 @@ Layout (DESIGN.md): ``root/{entity_type}/{hex[0:2]}/{hex[2:4]}/{uuid}.json``, ev
 lowercase, so the same tree works on case-insensitive disks (macOS, Windows), and the two shard
 levels keep directories small (65,536 leaves). A file holds
 ``{"fp":…,"id":…,"key":…,"data":…}`` in that order: the fingerprint and ID sit at fixed offsets
-at the head, so a scan reads them without parsing the data.
+at the head; a scan hashes the data's text as stored (parsing it only where it differs from the
+source), so an edited file is found whatever its ``fp`` says.
 
 Writes are atomic: a temporary dot-file in the same directory, written, fsynced, then
 ``os.replace``-d over the target, so a reader sees the old file or the new one, never half of
@@ -34,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..classify import classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, ValidationError
-from ..record import ForeignEntry, MalformedID, Partition, Record
+from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint
 from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 __all__ = ["FileAdapter"]
@@ -42,7 +43,6 @@ __all__ = ["FileAdapter"]
 _NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.json")
 _SHARD = re.compile(r"[0-9a-fA-F]{2}")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
-_HEAD = 128  # bytes read by a scan: `{"fp":"<32>","id":"<36>",` fits with room to spare
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -57,26 +57,45 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+_KEY_DECODER = json.JSONDecoder()
+
+
+def _data_text_fp(text: str) -> TextFingerprint | None:
+    """The fingerprint of the data's text in a file of our own layout (its last member), else None."""
+    if text[:7] == '{"fp":"' and text[39:47] == '","id":"' and text[83:91] == '","key":' and text[-2:] == "}\n":
+        try:  # the key is small: decode it only to find where the data starts
+            _, at = _KEY_DECODER.raw_decode(text, 91)
+        except ValueError:
+            return None
+        if text.startswith(',"data":', at):
+            return TextFingerprint(text[at + 8:-2])
+    return None
+
+
 def _read_head(path: str) -> tuple[str | None, str | None]:
-    """(fingerprint, id text) of a record file, from its head when it has our layout."""
-    fd = os.open(path, os.O_RDONLY)  # os-level reads: a buffered file object cost more than the read
+    """(fingerprint of the data the file holds, id text) of a record file.
+
+    In our own layout the data is the file's last member, kept as canonical text: its bytes are
+    hashed as they are (a TextFingerprint, re-canonicalised only where it differs from the
+    source's). Any other file is parsed whole. The ``fp`` written beside the data is not used.
+    """
+    blob = _read_bytes(path)
+    if blob[:7] == b'{"fp":"':
+        try:
+            text = blob.decode("utf-8")
+        except UnicodeDecodeError:
+            return None, None
+        fp = _data_text_fp(text)
+        if fp is not None:
+            return fp, text[47:83]
     try:
-        head = os.read(fd, _HEAD)
-        if head[:7] == b'{"fp":"' and head[39:47] == b'","id":"' and head[83:84] == b'"':
-            return head[7:39].decode("ascii", "replace"), head[47:83].decode("ascii", "replace")
-        chunks = [head]  # written by someone else: parse it all
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    try:
-        doc = json.loads(b"".join(chunks))
+        doc = json.loads(blob)
     except ValueError:
         return None, None
     if not isinstance(doc, dict):
         return None, None
-    fp, ident = doc.get("fp"), doc.get("id")
-    return (fp if isinstance(fp, str) else None), (ident if isinstance(ident, str) else None)
+    ident = doc.get("id")
+    return data_fingerprint(doc.get("data")), (ident if isinstance(ident, str) else None)
 
 
 class FileAdapter(Adapter):
@@ -215,8 +234,8 @@ class FileAdapter(Adapter):
                 text = _read_all(f"{base}{s[0:2]}{os.sep}{s[2:4]}{os.sep}{s}.json")
             except FileNotFoundError:
                 continue
-            doc = loads(text)
-            found.append(Record(entity_type, ident, doc["data"], doc.get("key"), fingerprint=doc.get("fp")))
+            doc = loads(text)  # the fingerprint of the data's text as stored, never the "fp" member
+            found.append(Record(entity_type, ident, doc["data"], doc.get("key"), fingerprint=_data_text_fp(text)))
         return found
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
@@ -358,6 +377,10 @@ def _shards(folder: str) -> list[str]:
 
 def _read_all(path: str) -> str:
     """A small file's text, with raw ``os`` calls: no buffered-file object per record."""
+    return _read_bytes(path).decode("utf-8")
+
+
+def _read_bytes(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         chunks = [os.read(fd, 65536)]
@@ -365,7 +388,7 @@ def _read_all(path: str) -> str:
             chunks.append(os.read(fd, 65536))
     finally:
         os.close(fd)
-    return b"".join(chunks).decode("utf-8")
+    return b"".join(chunks)
 
 
 def _unlink_quietly(path: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from ..record import Partition, Record
+from ..record import Partition, Record, data_fingerprint
 from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 _NAMED: dict[str, dict[str, dict[uuid.UUID, Record]]] = {}
@@ -36,8 +36,8 @@ class MemoryAdapter(Adapter):
             table[r.id] = Record(entity_type, r.id, r.json_data, r.key, fingerprint=r.fingerprint)
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
-        table = self._data.get(entity_type, {})
-        return [table[i] for i in ids if i in table]
+        table = self._data.get(entity_type, {})  # fingerprints from the data held, not the write-time hint
+        return [Record(entity_type, i, r.data, r.key) for i in ids if (r := table.get(i)) is not None]
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         table = self._data.get(entity_type, {})
@@ -45,7 +45,7 @@ class MemoryAdapter(Adapter):
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         for ident, record in list(self._data.get(entity_type, {}).items()):
-            yield ident, record.fingerprint
+            yield ident, data_fingerprint(record.data)
 
     def _entity_types(self) -> Iterable[str]:
         return [t for t, table in self._data.items() if table]

@@ -30,7 +30,7 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -55,7 +55,7 @@ from ..errors import StoreConfigError, StoreError, StoreRejectedError, Validatio
 
 _RAW_BINARY = re.compile(r"Binary\(subtype=(?P<subtype>\d+), hex=(?P<hex>[0-9a-f]*)\)")
 from ..classify import classify, classify_uuid
-from ..record import ForeignEntry, MalformedID, Partition, Record
+from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint
 from ..contract import BATCH_SIZE, Adapter, Option, ScanItem, chunked
 
 __all__ = ["MongoAdapter"]
@@ -231,9 +231,10 @@ class MongoAdapter(Adapter):
         for chunk in chunked(self._keys(ids), self.in_batch_size):
             for doc in coll.find({"_id": {"$in": chunk}}):
                 ident = doc["_id"] if binary else uuid.UUID(doc["_id"])
-                data, k = doc["data"], doc.get("key")
+                data, k = doc.get("data"), doc.get("key")  # fingerprint: from the data read, never "fp"
                 found.append(Record(entity_type, ident, json.loads(data) if isinstance(data, str) else data,
-                                    json.loads(k) if isinstance(k, str) else k, fingerprint=doc.get("fp")))
+                                    json.loads(k) if isinstance(k, str) else k,
+                                    fingerprint=TextFingerprint(data) if isinstance(data, str) else None))
         return found
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
@@ -279,19 +280,19 @@ class MongoAdapter(Adapter):
             bounds.update({"$lt": str(hi)} if hi else {"$lte": _MAX_STRING})
         if partition.count == 1:
             # the whole ID space: one pass over the collection sees the wrongly encoded ones too
-            for doc in coll.find({}, {"fp": 1}).batch_size(self.batch_size):
-                yield self._scanned(doc["_id"]), doc.get("fp")
+            for doc in coll.find({}, {"data": 1}).batch_size(self.batch_size):
+                yield self._scanned(doc["_id"]), _data_fp(doc)
             return
         # No sort: the audit compares by ID, not in order, and sorting cost the stand-in 2/3 of
         # the scan (a real server walks the _id index for the range either way).
-        for doc in coll.find({"_id": bounds}, {"fp": 1}).batch_size(self.batch_size):
-            yield self._scanned(doc["_id"]), doc.get("fp")
+        for doc in coll.find({"_id": bounds}, {"data": 1}).batch_size(self.batch_size):
+            yield self._scanned(doc["_id"]), _data_fp(doc)
         # everything outside the well-encoded range; undecodable ones are reported by partition 0 only
-        outside = coll.find({"_id": {"$not": {"$gte": lowest, "$lte": highest}}}, {"fp": 1}).batch_size(self.batch_size)
+        outside = coll.find({"_id": {"$not": {"$gte": lowest, "$lte": highest}}}, {"data": 1}).batch_size(self.batch_size)
         for doc in outside:
             item = self._scanned(doc["_id"])
             if isinstance(item, MalformedID) or (isinstance(item, ForeignEntry) and partition.index == 0):
-                yield item, doc.get("fp")
+                yield item, _data_fp(doc)
 
     def _scanned(self, raw: Any) -> uuid.UUID | MalformedID | ForeignEntry:
         """The UUID an ``_id`` encodes if it is in this adapter's encoding; a MalformedID for an ID
@@ -352,6 +353,13 @@ class MongoAdapter(Adapter):
 
     def _close(self) -> None:
         self._client.close()
+
+
+def _data_fp(doc: Mapping[str, Any]) -> str | None:
+    """The fingerprint of the ``data`` a document holds (never its ``fp`` field): hashed as stored
+    when BSON kept the canonical text, else rebuilt from the document's values."""
+    data = doc.get("data")
+    return TextFingerprint(data) if isinstance(data, str) else data_fingerprint(data)
 
 
 def _to_bson(canonical_json: str) -> Any:

@@ -41,7 +41,7 @@ from ..errors import (
     ValidationError,
 )
 from ..events import EVENT_SCHEME, event_id
-from ..record import ForeignEntry, MalformedID, Partition, Record
+from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, held_fingerprint, load_json
 from ..urls import mask_url
 from ..contract import BATCH_SIZE, SCAN, WRITE, Adapter, Option, ScanItem
 
@@ -304,7 +304,7 @@ class RabbitMQAdapter(Adapter):
         """
         latest: dict[uuid.UUID | str, ScanItem] = {}
 
-        def collect(props: pika.BasicProperties) -> None:
+        def collect(props: pika.BasicProperties, body: bytes) -> None:
             headers = props.headers or {}
             if headers.get("x-entity-type") != entity_type:
                 return
@@ -312,19 +312,20 @@ class RabbitMQAdapter(Adapter):
             key = ident if isinstance(ident, uuid.UUID) else (ident.id or ident.raw) \
                 if isinstance(ident, MalformedID) else f"foreign:{ident.raw}"
             if isinstance(key, str) or partition.contains(key):
-                latest[key] = (ident, headers.get("x-fingerprint"))
+                # the fingerprint of the data the message carries, never its x-fingerprint header
+                latest[key] = (ident, None if isinstance(ident, ForeignEntry) else _body_fp(body))
 
         self._read_history(collect)
         yield from latest.values()
 
     def _entity_types(self) -> Iterable[str]:
         types: set[str] = set()
-        self._read_history(lambda props: types.add(str((props.headers or {}).get("x-entity-type") or "")))
+        self._read_history(lambda props, _: types.add(str((props.headers or {}).get("x-entity-type") or "")))
         types.discard("")
         return types
 
-    def _read_history(self, handle: Callable[[pika.BasicProperties], None]) -> None:
-        """Feed the properties of every message in the stream, oldest first, to ``handle``.
+    def _read_history(self, handle: Callable[[pika.BasicProperties, bytes], None]) -> None:
+        """Feed the properties and body of every message in the stream, oldest first, to ``handle``.
 
         A stream never says "end": over AMQP 0-9-1 a consumer just waits for more, and
         queue.declare-ok reports 0 messages for streams. So we first append a marker (a tiny
@@ -353,7 +354,7 @@ class RabbitMQAdapter(Adapter):
                 if props.type == MARKER_TYPE and props.message_id == marker:
                     state["done"] = True
                 elif props.type != MARKER_TYPE:
-                    handle(props)
+                    handle(props, body)
                 if state["done"] or state["unacked"] >= _ACK_EVERY:  # streams need acks to keep credit
                     ch.basic_ack(method.delivery_tag, multiple=True)
                     state["unacked"] = 0
@@ -372,6 +373,31 @@ class RabbitMQAdapter(Adapter):
                                            f"before the end marker ({state['seen']} messages read)")
             finally:
                 _close_consumer(channel)
+
+
+def _body_fp(body: bytes) -> str | None:
+    """The fingerprint of the ``data`` in a message body.
+
+    Our bodies are ``{"id":…,…,"fp":…,"data":<canonical text>,"key":<key>}``: the data's text is
+    hashed as it is (a TextFingerprint) once the small key at the end is checked to be JSON; a
+    body in any other shape (another producer's) is parsed whole.
+    """
+    start = body.find(b'"data":')
+    end = body.rfind(b',"key":')
+    if 0 < start < end and body[-1:] == b"}" and body[:7] == b'{"id":"':
+        try:
+            _KEY_DECODER.decode(body[end + 7:-1].decode("utf-8"))
+            return TextFingerprint(body[start + 7:end])
+        except ValueError:
+            pass
+    try:
+        doc = load_json(body)
+    except ValueError:
+        return None
+    return held_fingerprint(doc.get("data")) if isinstance(doc, dict) else None
+
+
+_KEY_DECODER = json.JSONDecoder()
 
 
 def _close_consumer(channel: Any) -> None:

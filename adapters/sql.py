@@ -19,10 +19,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
-from ..canonical import canonical
 from ..classify import ANY_VERSIONS, classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, UUIDForgeError, ValidationError
-from ..record import ForeignEntry, MalformedID, Partition, Record, fingerprint_of
+from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint
 from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 __all__ = ["SQLAdapter"]
@@ -265,8 +264,13 @@ class _Layout:
         size = 1 if self.array else max(8, 1 << (n - 1).bit_length())
         sql = self._read_sql.get(size)
         if sql is None:
-            stmt = self.get_stmt if self.array else sa.select(*self.read_cols).where(
-                self.id.in_(sa.bindparam("ids", value=[""] * size, expanding=True)))
+            if self.array:  # data and key as text (psycopg would parse json into floats): the data's
+                # exact text is what its fingerprint is computed from
+                stmt = sa.select(self.id, self.fp, sa.cast(self.data, sa.Text), sa.cast(self.key, sa.Text)).where(
+                    self.get_stmt.whereclause)
+            else:
+                stmt = sa.select(*self.read_cols).where(
+                    self.id.in_(sa.bindparam("ids", value=[""] * size, expanding=True)))
             sql = self._read_sql[size] = str(stmt.compile(dialect=self.dialect,
                                                           compile_kwargs={"render_postcompile": True}))
         return sql, size
@@ -281,9 +285,9 @@ class _Layout:
         return data
 
     def record(self, entity_type: str, ident: uuid.UUID, row: Any) -> Record:
-        """A stored row back as a Record, with the fingerprint the store kept."""
-        return Record(entity_type, ident, self.data_of(row), row[self.i_key] if self.i_key is not None else None,
-                      fingerprint=row[self.i_fp] if self.i_fp is not None else None)
+        """A stored row back as a Record; its fingerprint comes from the data read, never the
+        ``fingerprint`` column (a write-time hint another program's UPDATE leaves behind)."""
+        return Record(entity_type, ident, self.data_of(row), row[self.i_key] if self.i_key is not None else None)
 
 
 class SQLAdapter(Adapter):
@@ -293,7 +297,7 @@ class SQLAdapter(Adapter):
     ``uf_``), created on first write::
 
         id          sqlalchemy.Uuid   primary key: native uuid on PostgreSQL, CHAR(32) lowercase hex elsewhere
-        fingerprint VARCHAR(32)       record.fingerprint, so audits compare without reading data
+        fingerprint VARCHAR(32)       record.fingerprint as written: a hint; audits hash the data itself
         data        JSON              the canonical JSON text, byte for byte (PostgreSQL: ``json``)
         key         JSON NULL         the business key, when known
         updated_at  timestamp         set by the server on insert and update
@@ -664,16 +668,17 @@ class SQLAdapter(Adapter):
         params = (keys,) if layout.array else tuple(keys + keys[-1:] * (size - len(keys)))
         with self._engine.connect() as conn:
             rows = conn.exec_driver_sql(sql, params).all()
-        if layout.array:  # psycopg returns uuid.UUID (or text) and parsed JSON
-            if codec.native:
-                return [Record(entity_type, row[0], row[2], row[3], fingerprint=row[1]) for row in rows]
-            get = dict(zip(keys, ids)).get
-            return [Record(entity_type, ident, row[2], row[3], fingerprint=row[1])
-                    for row in rows if (ident := get(row[0])) is not None]
-        # PyMySQL and sqlite3 return JSON as text; only IDs asked for count (a case-blind collation may match more)
-        get, loads = dict(zip(keys, ids)).get, json.loads
+        # JSON comes as text (cast on PostgreSQL; PyMySQL and sqlite3 return it so), parsed here; each
+        # record's fingerprint is the hash of the data text read (never the fingerprint column), which
+        # the audit re-canonicalises only where it differs. Only IDs asked for count (a case-blind
+        # collation may match more).
+        loads = json.loads
+        if layout.array and codec.native:  # psycopg returns uuid.UUID
+            return [Record(entity_type, row[0], loads(row[2]), None if row[3] is None else loads(row[3]),
+                           fingerprint=TextFingerprint(row[2])) for row in rows]
+        get = dict(zip(keys, ids)).get
         return [Record(entity_type, ident, loads(row[2]), None if row[3] is None else loads(row[3]),
-                       fingerprint=row[1]) for row in rows if (ident := get(row[0])) is not None]
+                       fingerprint=TextFingerprint(row[2])) for row in rows if (ident := get(row[0])) is not None]
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         layout = self._layout(entity_type, create=False)
@@ -688,7 +693,14 @@ class SQLAdapter(Adapter):
             return
         codec = layout.codec
         where, primary = codec.range_filter(layout.scan_id, partition)
-        extra = [layout.fp] if layout.fp is not None else [c for c in layout.read_cols[1:]]
+        # The data itself, never the fingerprint column: our own table keeps the canonical text, hashed
+        # as read (a TextFingerprint); a table of your own is rebuilt from its columns and canonicalised.
+        text = layout.simple and layout.data is not None
+        if text:
+            extra = [sa.cast(layout.data, sa.Text) if self._backend == "postgresql"
+                     else sa.type_coerce(layout.data, sa.Text)]
+        else:
+            extra = [c for c in layout.read_cols[1:]]
         stmt = sa.select(layout.scan_id, *extra).where(where).order_by(layout.scan_id)
         # stream_results: a server-side cursor on PostgreSQL, an unbuffered one on MariaDB
         with self._engine.connect() as conn:
@@ -698,10 +710,10 @@ class SQLAdapter(Adapter):
                 if isinstance(ident, ForeignEntry) and primary is not None \
                         and not (primary[0] <= row[0] and (primary[1] is None or row[0] < primary[1])):
                     continue  # foreign text outside this partition's own range: another partition reports it
-                if layout.fp is not None:
-                    yield ident, row[1]
+                if text:
+                    yield ident, (TextFingerprint(row[1]) if isinstance(row[1], str) else None)
                 else:
-                    yield ident, fingerprint_of(canonical(layout.data_of(row), "scanned data"))
+                    yield ident, data_fingerprint(layout.data_of(row))
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete rows by their ID column's raw text (a wrongly encoded ID, as ``MalformedID.raw``)."""

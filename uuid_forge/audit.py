@@ -31,14 +31,14 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from . import idmarker
 from .contract import DELETE, READ, SCAN, chunked
 from .errors import UUIDForgeError, ValidationError
 from .classify import scheme_versions
-from .record import ForeignEntry, MalformedID, Partition, Record
+from .record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, same_fingerprint
 
 if TYPE_CHECKING:
     from .forge import Forge, StoreHandle
@@ -62,10 +62,20 @@ class Finding:
     kind: str
     detail: str = ""
     raw: str | None = None  # for malformed: the key/_id/path exactly as stored
+    #: for stale: the fields that differ (``address.city`` for nested ones), and with show_values
+    #: their values, ``{field: {"store": ..., "source": ...}}`` (absent sides left out)
+    fields: tuple[str, ...] = ()
+    values: dict[str, dict[str, Any]] | None = None
+    held: Any = field(default=None, compare=False, repr=False)  # scanned data of a store that cannot be read back
 
-    def to_dict(self) -> dict[str, str | None]:
-        return {"store": self.store, "entity_type": self.entity_type, "id": self.id, "class": self.kind,
-                "detail": self.detail, "raw": self.raw}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"store": self.store, "entity_type": self.entity_type, "id": self.id, "class": self.kind,
+                             "detail": self.detail, "raw": self.raw}
+        if self.kind == "stale":
+            d["fields"] = list(self.fields)
+            if self.values is not None:
+                d["values"] = self.values
+        return d
 
 
 @dataclass
@@ -124,7 +134,7 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
           ids: Iterable[uuid.UUID] | None = None, partition: Partition | None = None, repair: bool = False,
           delete_orphans: bool = False, dry_run: bool = False, verify_keys: bool = False,
           progress: Callable[[int], None] | None = None, max_findings: int = 100_000,
-          max_delete: int | str | None = None) -> AuditReport:
+          max_delete: int | str | None = None, show_values: bool = False) -> AuditReport:
     """Audit ``entity_type`` (a type, a list of types, or every type when None) in every store
     against the source of truth.
 
@@ -137,6 +147,9 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
     that type; default 10%) caps the deletions per store and type, and a type the source holds
     none of is never emptied unless a number allows it. A refused repair raises
     :class:`~uuid_forge.errors.RepairRefusedError` before anything is changed.
+
+    A stale finding names the fields that differ; ``show_values`` adds their values (hidden by
+    default: they may be personal data).
     """
     from .repair import DeleteLimit, build_plan, source_is_empty, source_warnings
 
@@ -164,6 +177,7 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
         for et in types:
             _full(forge, et, partition or Partition(), report, verify_keys, progress)
         fraction = 1.0 / (partition or Partition()).count
+    describe_stale(forge, report, show_values)
     # a type the stores hold and the source lacks: a wrong source, whether or not orphans are deleted
     orphaned = {f.entity_type for f in report.findings if f.kind == "orphan" and f.store != forge.source.name}
     empty = {et for et in orphaned if source_is_empty(forge, et)}
@@ -274,12 +288,125 @@ def _compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | N
             sink.add(Finding(h.name, entity_type, str(ident), "orphan", "not in the source"))
             continue
         seen.add(ident)
-        if fp != expected[ident]:
-            sink.add(Finding(h.name, entity_type, str(ident), "stale", f"fingerprint {fp} != source {expected[ident]}"))
+        if not same_fingerprint(fp, expected[ident]):  # both computed from the data each side holds
+            held = getattr(fp, "text", None) if READ not in h.adapter.capabilities else None
+            sink.add(Finding(h.name, entity_type, str(ident), "stale", "data differs from the source", held=held))
         else:
             sink.ok += 1
     for ident in expected.keys() - seen:
         sink.add(Finding(h.name, entity_type, str(ident), "missing", "in the source, not in this store"))
+
+
+def describe_stale(forge: Forge, report: AuditReport, show_values: bool = False) -> None:
+    """Name the fields each stale record differs in: after the partitions are compared, the stale
+    IDs are read from the source and the store in batches (get_many) and their data diffed. A
+    store that cannot be read back (a message log) is diffed with the data its scan read."""
+    handles = {h.name: h for h in forge.stores}
+    groups: dict[tuple[str, str], list[int]] = {}
+    for n, f in enumerate(report.findings):
+        if f.kind == "stale" and f.store in handles and f.store != forge.source.name:
+            groups.setdefault((f.store, f.entity_type), []).append(n)
+    source = forge.source.adapter
+    if READ not in source.capabilities:
+        return
+    for (store, entity_type), positions in groups.items():
+        adapter = handles[store].adapter
+        readable = READ in adapter.capabilities
+        for batch in chunked(positions, 500):
+            ids = [uuid.UUID(report.findings[n].id) for n in batch]
+            try:
+                truth = source.get_many(entity_type, ids)
+                held = adapter.get_many(entity_type, ids) if readable else {}
+            except UUIDForgeError as err:
+                report.warnings.append(f"{store}/{entity_type}: stale fields not named: {err}")
+                break
+            for n, ident in zip(batch, ids):
+                f = report.findings[n]
+                theirs = _held_data(held.get(ident) if readable else f.held)
+                if ident not in truth or theirs is None:
+                    continue  # gone since, or not readable as a document: the finding stays as it is
+                report.findings[n] = _stale_finding(f, _held_data(truth[ident]), theirs, show_values)
+
+
+def _held_data(found: Any) -> Any:
+    """The data as read, with every digit: from the text it was read as where the adapter kept it."""
+    if isinstance(found, Record):
+        fp = found.fingerprint
+        found = fp.text if isinstance(fp, TextFingerprint) else found.data
+        if not isinstance(found, (str, bytes)):
+            return found
+    if isinstance(found, (str, bytes)):
+        try:
+            from .record import load_json
+
+            return load_json(found)
+        except ValueError:
+            return None
+    return None
+
+
+def _stale_finding(f: Finding, source: Any, store: Any, show_values: bool) -> Finding:
+    diffs = diff_fields(source, store) if isinstance(source, dict) and isinstance(store, dict) else []
+    if not diffs:
+        return replace(f, detail="data differs from the source (no field differs now: changed since the scan?)",
+                       held=None)
+    parts: dict[str, list[str]] = {}
+    values: dict[str, dict[str, Any]] = {}
+    for path, how, want, got in diffs:
+        label = path
+        if show_values:
+            shown = {"missing": f"source {_shown(want)}", "extra": f"store {_shown(got)}"}.get(
+                how, f"store {_shown(got)}, source {_shown(want)}")
+            label = f"{path} ({shown})"
+            values[path] = {k: _plain(v) for k, v, absent in (("store", got, how == "missing"),
+                                                               ("source", want, how == "extra")) if not absent}
+        parts.setdefault(how, []).append(label)
+    heads = {"differs": "fields differ", "missing": "missing in the store", "extra": "not in the source"}
+    detail = "; ".join(f"{heads[how]}: {', '.join(parts[how])}" for how in heads if how in parts)
+    return replace(f, detail=detail, fields=tuple(p for p, *_ in diffs), values=values if show_values else None,
+                   held=None)
+
+
+def diff_fields(source: Any, store: Any, prefix: str = "") -> list[tuple[str, str, Any, Any]]:
+    """``(path, how, source value, store value)`` for every field that differs between two data
+    mappings; ``how`` is ``differs``, ``missing`` (in the source, not the store) or ``extra``.
+    Nested objects are followed (``address.city``); values compare by canonical form, so ``2``
+    and ``2.0``, or a Decimal and its float, are equal as they are in fingerprints."""
+    out: list[tuple[str, str, Any, Any]] = []
+    for k in sorted(set(source) | set(store)):
+        path = prefix + str(k)
+        if k not in store:
+            out.append((path, "missing", source[k], None))
+        elif k not in source:
+            out.append((path, "extra", None, store[k]))
+        elif isinstance(source[k], dict) and isinstance(store[k], dict):
+            out += diff_fields(source[k], store[k], path + ".")
+        elif _canonical_or_repr(source[k]) != _canonical_or_repr(store[k]):
+            out.append((path, "differs", source[k], store[k]))
+    return out
+
+
+def _canonical_or_repr(value: Any) -> str:
+    from .canonical import canonical
+
+    try:
+        return canonical(value)
+    except (UUIDForgeError, ValueError, TypeError, RecursionError):
+        return "\0" + repr(value)  # never equal to a canonical text
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON can carry it (Decimals and dates as their canonical form)."""
+    import json
+
+    text = _canonical_or_repr(value)
+    return json.loads(text) if not text.startswith("\0") else repr(value)
+
+
+def _shown(value: Any) -> str:
+    text = _canonical_or_repr(value)
+    text = text if not text.startswith("\0") else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _malformed(store: str, entity_type: str, ident: MalformedID | ForeignEntry) -> Finding:

@@ -1,11 +1,13 @@
 """Records moved between stores, their fingerprints, and ID-range partitions for scans.
 
-A fingerprint is a hash of the canonical form of a record's data. Stores keep it beside the data
-so an audit can compare (id, fingerprint) pairs without moving whole documents.
+A fingerprint is a hash of the canonical form of a record's data. Stores may keep it beside the
+data as a write-time hint, but an audit computes it from the data each store holds: an edit made by
+another program changes the data, not the hint.
 """
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 import uuid
@@ -14,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .canonical import canonical
-from .errors import ValidationError
+from .errors import UUIDForgeError, ValidationError
 
-__all__ = ["ForeignEntry", "MalformedID", "Partition", "Record", "fingerprint_of"]
+__all__ = ["ForeignEntry", "MalformedID", "Partition", "Record", "TextFingerprint", "data_fingerprint",
+           "fingerprint_of", "held_fingerprint", "load_json", "same_fingerprint"]
 
 _SPACE = 1 << 128
 
@@ -26,14 +29,95 @@ def fingerprint_of(data_json: str) -> str:
     return hashlib.sha256(data_json.encode("utf-8")).hexdigest()[:32]
 
 
+def _number(text: str) -> float | decimal.Decimal:
+    """A JSON fraction as canonical() wrote it: exponent forms came from floats, plain ones may be
+    Decimals of more digits than a float holds (parsing them as floats would invent differences)."""
+    return float(text) if "e" in text or "E" in text else decimal.Decimal(text)
+
+
+def load_json(text: str | bytes) -> Any:
+    """Parse stored JSON text without losing digits: ``canonical(load_json(canonical(v)))`` is
+    ``canonical(v)`` for every value, so stored text re-canonicalises to what was written."""
+    return json.loads(text, parse_float=_number)
+
+
+def data_fingerprint(data: Any) -> str | None:
+    """The fingerprint of data as read from a store (a parsed document, typed column values), or
+    None when it has no canonical form (not a mapping, a naive datetime...): never equal to a
+    source's fingerprint, so the record is reported stale rather than failing the scan."""
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        return fingerprint_of(canonical(data, "stored data"))
+    except (UUIDForgeError, ValueError, TypeError, RecursionError):
+        return None
+
+
+def held_fingerprint(data: Any) -> TextFingerprint | None:
+    """As :func:`data_fingerprint`, but keeping the canonical text, for a store whose data cannot
+    be read back by ID later (a message log): the audit names the differing fields from it."""
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        return TextFingerprint(canonical(data, "stored data"))
+    except (UUIDForgeError, ValueError, TypeError, RecursionError):
+        return None
+
+
+class TextFingerprint(str):
+    """The fingerprint of stored JSON text, hashed as read (fast: no parsing).
+
+    Stores that keep the canonical text verbatim give the canonical fingerprint this way. Where it
+    differs from the other side's, :meth:`settled` parses and re-canonicalises the text, so a hand
+    edit that only reformats the JSON is no difference, while a changed value is.
+    """
+
+    text: str | bytes
+    _settled: str | None
+
+    def __new__(cls, text: str | bytes) -> TextFingerprint:
+        raw = text.encode("utf-8") if isinstance(text, str) else text
+        obj = super().__new__(cls, hashlib.sha256(raw).hexdigest()[:32])
+        obj.text = text
+        obj._settled = None
+        return obj
+
+    def settled(self) -> str | None:
+        """The fingerprint of the text's canonical form (None when it is not a JSON object)."""
+        if self._settled is None:
+            try:
+                value = load_json(self.text)
+            except ValueError:
+                return None
+            self._settled = data_fingerprint(value) or ""
+        return self._settled or None
+
+
+def _settle(fp: str | None) -> str | None:
+    return fp.settled() if isinstance(fp, TextFingerprint) else fp
+
+
+def same_fingerprint(found: str | None, expected: str | None) -> bool:
+    """Whether two fingerprints from data as read describe the same data (None never matches)."""
+    if found is None or expected is None:
+        return False
+    if found == expected:
+        return True
+    if not isinstance(found, TextFingerprint) and not isinstance(expected, TextFingerprint):
+        return False
+    a, b = _settle(found), _settle(expected)
+    return a is not None and a == b
+
+
 class Record:
     """One entity in one store: entity type, UUID, data, and optionally the business key.
 
     The key is a mapping of named key values (``generate(type, **key)``) or a list of positional
     ones (``generate(type, *key)``); an audit can recompute the ID from it.
 
-    The canonical JSON of ``data`` and its fingerprint are computed once, on first use; a record
-    read back from a store carries the fingerprint the store kept.
+    The canonical JSON of ``data`` and its fingerprint are computed once, on first use. Adapters
+    read records back without a fingerprint, so it is computed from the data the store holds
+    (``fingerprint=`` is for callers that already know it from that same data).
     """
 
     __slots__ = ("entity_type", "id", "data", "key", "_json", "_key_json", "_fingerprint")

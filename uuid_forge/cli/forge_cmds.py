@@ -347,17 +347,20 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
                    "[default: 10%]. A percentage never allows deleting a type the source holds none of (an empty or "
                    "wrong source, a table_prefix typo); only a number does.")
 @click.option("--verify-keys", is_flag=True, help="Also recompute each source ID from its stored key (reads data).")
+@click.option("--show-values", is_flag=True,
+              help="Show the differing values of stale records, in the findings and in the --html samples "
+                   "(hidden by default: they may be personal data).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full findings as JSON.")
 @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the JSON to FILE (0600).")
 @click.option("--html", default=None, type=click.Path(dir_okay=False),
               help="Also write a self-contained HTML report to FILE (0600): table, chart, slowest partitions, samples.")
-@click.option("--show-values", is_flag=True,
-              help="With --html: show raw keys and values in samples (masked otherwise).")
 def audit(config_path: str, entity_type: str | None, partition: str | None, repair: bool, apply: bool,
-          delete_orphans: bool, max_delete: str | None, verify_keys: bool, as_json: bool, output: str | None,
-          html: str | None = None, show_values: bool = False) -> None:
+          delete_orphans: bool, max_delete: str | None, verify_keys: bool, show_values: bool, as_json: bool,
+          output: str | None, html: str | None = None) -> None:
     """Compare every store with the source of truth: ok, missing, orphan, stale, malformed.
 
+    Every store's data is read and fingerprinted as it is, so an edit made by another program is
+    found as stale, with the fields that differ named (their values with --show-values).
     Exit 0 when consistent, 1 when not (an ID configuration that differs from the one the source
     was written with is one finding per type), 2 on error or when a repair is refused (by the
     deletion guard, or under such an ID configuration, before any store is touched).
@@ -379,8 +382,6 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
     part = Partition.parse(partition) if partition else None
     if output:
         refuse_link(output, "--output")  # before the audit (and any repair) runs, not after
-    if show_values and not html:
-        raise click.UsageError("--show-values goes with --html")
     if html:
         refuse_link(html, "--html")
         check_folder(html, "--html")
@@ -392,7 +393,7 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
             with progress_bar("auditing", None, not as_json) as advance:
                 report = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance,
                                      repair=repair, dry_run=not apply, delete_orphans=delete_orphans,
-                                     max_delete=max_delete)
+                                     max_delete=max_delete, show_values=show_values)
         except RepairRefusedError as refused:  # machine readers get the refused plan; the line goes to stderr
             if as_json or output:
                 body = {"refused": str(refused), "plan": refused.plan.to_dict() if refused.plan else None}
@@ -406,7 +407,8 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
         final = report
         if repair and apply:
             with progress_bar("re-auditing", None, not as_json) as advance:
-                final = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance)
+                final = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance,
+                                    show_values=show_values)
     metrics.record(report, final if repair and apply else None)
     if html:
         html_report.write(html, report, final=final if repair and apply else None, show_values=show_values)

@@ -1,0 +1,111 @@
+"""Hand-written content scans: what one would write without uuid-forge to compare the data the
+stores hold. Each reads every record's ID and data of one entity type with the store's raw driver
+(the same fields the adapters' scans read) and hashes the data: the stored text where the store
+keeps text (SQL ``data::text``, the Redis ``data`` field, the file's bytes), else a sorted
+``json.dumps`` of the parsed document (MongoDB, Elasticsearch). ``content_audit`` compares every
+store's ``{id: hash}`` with the source's, the stores in parallel threads, as the audit does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+
+def _h(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()[:32]
+
+
+def _doc_hash(data: Any) -> str:
+    return _h(json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+
+
+def scan_postgres(url: str, et: str) -> dict[uuid.UUID, str]:
+    import psycopg
+
+    p = urlsplit(url)
+    with psycopg.connect(host=p.hostname, port=p.port or 5432, user=unquote(p.username or ""),
+                         password=unquote(p.password or "") or None, dbname=p.path.lstrip("/")) as conn:
+        with conn.cursor(name="scan") as cur:  # server-side cursor, like the adapter's stream_results
+            cur.itersize = 1000
+            cur.execute(f"SELECT id, data::text FROM uf_{et}")
+            return {row[0]: _h(row[1]) for row in cur}
+
+
+def scan_mongodb(url: str, et: str) -> dict[uuid.UUID, str]:
+    from pymongo import MongoClient
+
+    client: Any = MongoClient(url, uuidRepresentation="standard")
+    try:
+        coll = client.get_default_database("uuid_forge")[et]
+        return {doc["_id"]: _doc_hash(doc.get("data")) for doc in coll.find({}, {"data": 1}).batch_size(1000)}
+    finally:
+        client.close()
+
+
+def scan_redis(url: str, et: str) -> dict[uuid.UUID, str]:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    out: dict[uuid.UUID, str] = {}
+    skip = len(et) + 1
+    try:
+        cursor = 0
+        while True:
+            cursor, keys = client.scan(cursor, match=f"{et}:*", count=1000)
+            pipe = client.pipeline(transaction=False)
+            for k in keys:
+                pipe.hget(k, "data")
+            for k, data in zip(keys, pipe.execute()):
+                if data is not None:
+                    out[uuid.UUID(k[skip:].decode())] = _h(data)
+            if cursor == 0:
+                return out
+    finally:
+        client.close()
+
+
+def scan_elasticsearch(url: str, et: str) -> dict[uuid.UUID, str]:
+    from elasticsearch import Elasticsearch, helpers
+
+    es = Elasticsearch(url.replace("elasticsearch+", "", 1), request_timeout=60)
+    try:
+        es.indices.refresh(index=f"uf-{et}")
+        return {uuid.UUID(hit["_source"]["id"]): _doc_hash(hit["_source"].get("data"))
+                for hit in helpers.scan(es, index=f"uf-{et}", size=1000, query={"_source": ["id", "data"]})}
+    finally:
+        es.close()
+
+
+def scan_file(url: str, et: str) -> dict[uuid.UUID, str]:
+    out: dict[uuid.UUID, str] = {}
+    top = os.path.join(urlsplit(url).path, et)
+    for folder, _, names in os.walk(top):
+        for name in names:
+            if name.endswith(".json"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    doc = json.loads(f.read())
+                out[uuid.UUID(name[:-5])] = _doc_hash(doc["data"])
+    return out
+
+
+SCANS = {"postgres": scan_postgres, "mongodb": scan_mongodb, "redis": scan_redis,
+         "elasticsearch": scan_elasticsearch, "file": scan_file}
+
+
+def content_audit(urls: dict[str, str], et: str, source: str = "postgres") -> int:
+    """Differences between each store and the source (0 when all agree): source first, then the
+    other stores in parallel threads."""
+    truth = SCANS[source](urls[source], et)
+    others = [n for n in urls if n != source and n in SCANS]
+    with ThreadPoolExecutor(max_workers=max(1, len(others))) as pool:
+        scanned = list(pool.map(lambda n: SCANS[n](urls[n], et), others))
+    differ = 0
+    for found in scanned:
+        differ += sum(1 for i in truth.keys() | found.keys() if truth.get(i) != found.get(i))
+    return differ
