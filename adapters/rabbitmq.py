@@ -84,6 +84,8 @@ class RabbitMQAdapter(Adapter):
 
     name: ClassVar[str] = "rabbitmq"
     capabilities: ClassVar[frozenset[str]] = frozenset({WRITE, SCAN})
+    #: a scan reads the whole stream: an audit reads it once (scan_log), not once per partition
+    partitioned_scan: ClassVar[bool] = False
     # A channel closed *by the broker* (404, 406, 403: wrong topology or rights) is not listed:
     # retrying cannot fix it, so it surfaces as a plain StoreError with the broker's reply text;
     # the transient ones (a queue's node down, 506) arrive as BrokerUnavailable (an OSError).
