@@ -2,13 +2,14 @@
 
 Run as a script::
 
-    python bench/memory.py [--sizes 50000,200000] [--stores postgres,redis,elasticsearch,file]
+    python bench/memory.py [--sizes 50000,200000] [--stores postgres,redis,elasticsearch,file,amqp]
     python bench/memory.py --sustained [--n 200000]
 
 PostgreSQL is the source of truth; the other stores are compared with it. Each run uses a new
 entity type and drops it from every store afterwards (PostgreSQL: the table; Redis db 15: only
 its own keys; Elasticsearch: its index; files: a temporary root with ``fsync=false``, since
-fsync says nothing about memory and costs ~2.5 ms per file).
+fsync says nothing about memory and costs ~2.5 ms per file; RabbitMQ, the message log: an
+exchange and history stream of the run's own, deleted with every message in it).
 
 * Bounded audit (default): write N entities with ``Forge.write_many(generator)`` (a generator, so
   the input is never held), then run a full ``forge.audit(entity_type)`` in a FRESH subprocess
@@ -50,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-STORES = ["postgres", "redis", "elasticsearch", "file"]
+STORES = ["postgres", "redis", "elasticsearch", "file", "amqp"]
 SOURCE = "postgres"
 MIB = 1024 * 1024
 _MARK = "MEMORY-RESULT "  # the child's result line on stdout
@@ -67,9 +68,12 @@ def entities(entity_type: str, start: int, stop: int) -> Iterator[tuple[str, dic
 
 
 def store_url(name: str, url: str) -> str:
-    """The URL a run uses for one store (files: no fsync, see the module docstring)."""
+    """The URL a run uses for one store (files: no fsync, see the module docstring; RabbitMQ: an
+    exchange, and so a history stream, of this run's own, unless the URL names one)."""
     if name == "file" and "fsync=" not in url:
         return f"{url}{'&' if '?' in url else '?'}fsync=false"
+    if name == "amqp" and "exchange=" not in url:
+        return f"{url}{'&' if '?' in url else '?'}exchange=uf_mem_{uuid.uuid4().hex[:10]}"
     return url
 
 
@@ -100,6 +104,8 @@ def drop_everywhere(urls: dict[str, str], entity_type: str) -> None:
                 if h.name == "elasticsearch":
                     h.adapter.client.options(request_timeout=120).indices.delete(
                         index=h.adapter.index_name(entity_type), ignore_unavailable=True)
+                elif h.name == "amqp":  # a log cannot forget one type: the run's own exchange and stream go
+                    h.adapter.delete_topology()
                 else:
                     h.adapter.drop(entity_type)
             except Exception as err:  # noqa: BLE001 - cleanup goes on with the other stores
@@ -376,6 +382,7 @@ def bounded_audit(urls: dict[str, str], sizes: list[int], *, partition_target: i
     ``n``, ``stores`` and ``write_seconds``. The entity type is dropped from every store at the end.
     """
     et = f"mem{uuid.uuid4().hex[:10]}"
+    urls = {k: store_url(k, v) for k, v in urls.items()}  # once: a RabbitMQ exchange of the run's own
     jdir = tempfile.mkdtemp(prefix="uf-mem-j-")
     rows: list[dict[str, Any]] = []
     done = 0
@@ -411,6 +418,7 @@ def growth(rows: list[dict[str, Any]], stores: list[str]) -> float:
 def sustained(urls: dict[str, str], n: int, *, interval: float = 0.5, trace: bool = False) -> dict[str, Any]:
     """Write ``n`` entities then audit them in a fresh process, RSS sampled; with slopes and peaks."""
     et = f"mems{uuid.uuid4().hex[:9]}"
+    urls = {k: store_url(k, v) for k, v in urls.items()}  # once: a RabbitMQ exchange of the run's own
     jdir = tempfile.mkdtemp(prefix="uf-mem-j-")
     try:
         result = run_child({"mode": "sustained", "entity_type": et, "n": n, "urls": urls, "interval": interval,
@@ -486,7 +494,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="50000,200000", help="entity counts to compare (bounded audit)")
     parser.add_argument("--stores", default=",".join(STORES), help="postgres (the source) and any of "
-                        "redis, elasticsearch, file")
+                        "redis, elasticsearch, file, amqp (a RabbitMQ history stream: the message log)")
     parser.add_argument("--sustained", action="store_true", help="also run the sustained write+audit")
     parser.add_argument("--only-sustained", action="store_true", help="run only the sustained write+audit")
     parser.add_argument("--n", type=int, default=200_000, help="entities for --sustained")

@@ -7,7 +7,7 @@ entity) grows with the entity count, which the audit's bounded memory forbids. S
 each log once, keeps the latest item per entity (later events replace earlier ones) in a
 temporary SQLite file keyed by the ID's 16 bytes (big-endian, so byte order is ID order and one
 partition is one range query), and then compares it partition by partition with the source, as
-it compares every other store. Memory: SQLite's page cache (about 2 MiB) and one partition.
+it compares every other store. Memory: SQLite's page cache (2 MiB) and one partition.
 
 The file lives in a new private directory (``tempfile.mkdtemp``, mode 0700), is created 0600 and
 never through a link, and the directory is removed when the audit pass ends, on errors too. It
@@ -41,6 +41,7 @@ __all__ = ["LogPass", "LogSpill", "spill"]
 
 _OURS, _MALFORMED, _FOREIGN = 0, 1, 2
 _FLUSH = 2000  # items per INSERT batch
+_CACHE_KIB = 2048  # SQLite's page cache: the spill's memory, whatever the log's size (its default, made explicit)
 
 ScanItem = tuple[Any, "str | None"]
 
@@ -67,7 +68,7 @@ class LogSpill:
             self._db: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None,
                                                                   check_same_thread=False)
             self._db.executescript(
-                "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+                f"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE; PRAGMA cache_size=-{_CACHE_KIB};"
                 "CREATE TABLE ided (k BLOB PRIMARY KEY, kind INTEGER NOT NULL, raw TEXT, reason TEXT, fp TEXT)"
                 " WITHOUT ROWID;"
                 "CREATE TABLE other (k TEXT PRIMARY KEY, kind INTEGER NOT NULL, raw TEXT, reason TEXT) WITHOUT ROWID;"
