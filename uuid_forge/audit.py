@@ -243,7 +243,7 @@ def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport
             jobs += logs.ready(part, expected)
             for job in jobs:
                 job.result().merge_into(report)
-            for job in logs.ready(part, expected):  # a log whose read ended meanwhile
+            for job in logs.ready(part, expected, wait=part is parts[-1]):  # a log read meanwhile
                 job.result().merge_into(report)
             if progress is not None:
                 progress(len(expected))

@@ -30,6 +30,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
+from concurrent.futures import wait as futures_wait
 from types import TracebackType
 from typing import Any
 
@@ -190,7 +191,8 @@ class LogPass:
 
     Each log is read into a :class:`LogSpill` in ``pool`` as the pass starts, beside the
     partitions. ``ready(part, expected)`` compares every log already read with the source's
-    partition the pass holds anyway; ``rest(expected_of)`` waits for the logs still being read,
+    partition the pass holds anyway (on the last partition, ``wait=True`` waits for the logs
+    still being read); ``rest(expected_of)`` waits for the logs still being read,
     compares them with the partitions that went by meanwhile (``expected_of`` re-reads one
     partition of the source: the old in-memory way read the whole source a second time), then the
     entries without an ID, once per log. ``compare(handle, entity_type, expected, items)`` returns a sink.
@@ -216,13 +218,16 @@ class LogPass:
                 with contextlib.suppress(BaseException):
                     future.result().close()  # waits for a read still running, then removes its file
 
-    def ready(self, part: Partition, expected: dict[uuid.UUID, Any]) -> list[Future[Any]]:
-        """Compare jobs for the logs already read, against the source's ``part``."""
+    def ready(self, part: Partition, expected: dict[uuid.UUID, Any], wait: bool = False) -> list[Future[Any]]:
+        """Compare jobs for the logs already read, against the source's ``part``. With ``wait``
+        (the pass's last partition, still held), wait for every log first: no re-read for it."""
         if part not in self._parts:
             self._parts.append(part)
         jobs = []
         for h in self.handles:
             future = self._spills[h.name]
+            if wait:
+                futures_wait([future])
             if future.done() and future.exception() is None and part not in self._done[h.name]:
                 self._done[h.name].add(part)
                 jobs.append(self._pool.submit(self.compare, h, self.entity_type, expected, future.result().items(part)))
