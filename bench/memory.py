@@ -21,7 +21,8 @@ exchange and history stream of the run's own, deleted with every message in it).
   in every figure; it is the same each time.
   Growth = peak RSS at the largest N against the smallest; the target is < 20%.
   ``--partition-target`` overrides ``uuid_forge.audit.PARTITION_TARGET`` in the audit process
-  (a huge value makes the audit hold every ID at once: growth must then show).
+  (a huge value makes the audit hold every ID at once: growth must then show; it applies to
+  ``--sustained`` too, so that small runs have as many partitions as the 200k one).
   ``--isolate`` also audits each non-source store on its own with the source, to attribute growth.
   ``--tracemalloc`` adds the Python-heap peak (tracemalloc) and the top allocation sites.
 * ``--sustained``: in a fresh subprocess, write N entities (streamed) then run a full audit, RSS
@@ -312,6 +313,10 @@ def _child_sustained(spec: dict[str, Any]) -> dict[str, Any]:
     import tracemalloc
 
     n, et = int(spec["n"]), spec["entity_type"]
+    if spec.get("partition_target"):
+        from uuid_forge import audit as audit_module
+
+        audit_module.PARTITION_TARGET = int(spec["partition_target"])
     forge = open_forge(spec["urls"], spec["journal"])
     for h in forge.stores:
         h.adapter.ping()
@@ -415,14 +420,16 @@ def growth(rows: list[dict[str, Any]], stores: list[str]) -> float:
     return (mine[-1]["peak"] - mine[0]["peak"]) / mine[0]["peak"] * 100
 
 
-def sustained(urls: dict[str, str], n: int, *, interval: float = 0.5, trace: bool = False) -> dict[str, Any]:
+def sustained(urls: dict[str, str], n: int, *, interval: float = 0.5, trace: bool = False,
+              partition_target: int | None = None) -> dict[str, Any]:
     """Write ``n`` entities then audit them in a fresh process, RSS sampled; with slopes and peaks."""
     et = f"mems{uuid.uuid4().hex[:9]}"
     urls = {k: store_url(k, v) for k, v in urls.items()}  # once: a RabbitMQ exchange of the run's own
     jdir = tempfile.mkdtemp(prefix="uf-mem-j-")
     try:
         result = run_child({"mode": "sustained", "entity_type": et, "n": n, "urls": urls, "interval": interval,
-                            "journal": os.path.join(jdir, "journal.sqlite3"), "tracemalloc": trace})
+                            "journal": os.path.join(jdir, "journal.sqlite3"), "tracemalloc": trace,
+                            "partition_target": partition_target})
     finally:
         drop_everywhere(urls, et)
         shutil.rmtree(jdir, ignore_errors=True)
@@ -524,7 +531,7 @@ def main() -> None:
             print(f"\n  growth of the audit's peak RSS, {min(sizes)} -> {max(sizes)} entities: {g:+.1f}%  "
                   f"target < 20%: {'PASS' if g < 20 else 'FAIL'}")
         if args.sustained or args.only_sustained:
-            _print_sustained(sustained(urls, args.n, trace=args.tracemalloc))
+            _print_sustained(sustained(urls, args.n, trace=args.tracemalloc, partition_target=args.partition_target))
 
 
 if __name__ == "__main__":
