@@ -292,8 +292,9 @@ class RabbitMQAdapter(Adapter):
 
         The whole stream is read (a log has no index by type or ID), and the latest event per
         entity wins, so this holds one entry per entity of the partition in memory (a few hundred
-        bytes each): an audit reads :meth:`scan_log` instead, which keeps nothing. A ``correlation_id`` that is not the
-        lowercase 36-char UUID string is reported as :class:`MalformedID`.
+        bytes each): an audit reads :meth:`scan_log` instead, which keeps nothing. A
+        ``correlation_id`` that is not the lowercase 36-char UUID string is reported as
+        :class:`MalformedID`.
         """
         latest: dict[uuid.UUID | str, ScanItem] = {}
 

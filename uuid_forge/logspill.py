@@ -69,7 +69,8 @@ class LogSpill:
             self._db: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None,
                                                                   check_same_thread=False)
             self._db.executescript(
-                f"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE; PRAGMA cache_size=-{_CACHE_KIB};"
+                "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+                f"PRAGMA cache_size=-{_CACHE_KIB};"
                 "CREATE TABLE ided (k BLOB PRIMARY KEY, kind INTEGER NOT NULL, raw TEXT, reason TEXT, fp TEXT)"
                 " WITHOUT ROWID;"
                 "CREATE TABLE other (k TEXT PRIMARY KEY, kind INTEGER NOT NULL, raw TEXT, reason TEXT) WITHOUT ROWID;"
@@ -195,7 +196,8 @@ class LogPass:
     still being read); ``rest(expected_of)`` waits for the logs still being read,
     compares them with the partitions that went by meanwhile (``expected_of`` re-reads one
     partition of the source: the old in-memory way read the whole source a second time), then the
-    entries without an ID, once per log. ``compare(handle, entity_type, expected, items)`` returns a sink.
+    entries without an ID, once per log. ``compare(handle, entity_type, expected, items)``
+    returns a sink.
     """
 
     def __init__(self, pool: Executor, handles: list[Any], entity_type: str, within: Partition,
