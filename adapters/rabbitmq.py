@@ -83,6 +83,8 @@ class RabbitMQAdapter(Adapter):
 
     name: ClassVar[str] = "rabbitmq"
     capabilities: ClassVar[frozenset[str]] = frozenset({WRITE, SCAN})
+    #: a scan reads the whole stream: an audit reads it once (scan_log), not once per partition
+    partitioned_scan: ClassVar[bool] = False
     # A channel closed *by the broker* (404, 406, 403: wrong topology or rights) is not listed:
     # retrying cannot fix it, so it surfaces as a plain StoreError with the broker's reply text;
     # the transient ones (a queue's node down, 506) arrive as BrokerUnavailable (an OSError).
@@ -299,24 +301,40 @@ class RabbitMQAdapter(Adapter):
 
         The whole stream is read (a log has no index by type or ID), and the latest event per
         entity wins, so this holds one entry per entity of the partition in memory (a few hundred
-        bytes each): scan by partitions to bound it. A ``correlation_id`` that is not the
-        lowercase 36-char UUID string is reported as :class:`MalformedID`.
+        bytes each): an audit reads :meth:`scan_log` instead, which keeps nothing. A
+        ``correlation_id`` that is not the lowercase 36-char UUID string is reported as
+        :class:`MalformedID`.
         """
         latest: dict[uuid.UUID | str, ScanItem] = {}
 
-        def collect(props: pika.BasicProperties, body: bytes) -> None:
-            headers = props.headers or {}
-            if headers.get("x-entity-type") != entity_type:
-                return
-            ident = _entity_id(props.correlation_id, self.id_versions)
+        def collect(item: ScanItem) -> None:
+            ident = item[0]
             key = ident if isinstance(ident, uuid.UUID) else (ident.id or ident.raw) \
                 if isinstance(ident, MalformedID) else f"foreign:{ident.raw}"
             if isinstance(key, str) or partition.contains(key):
-                # the fingerprint of the data the message carries, never its x-fingerprint header
-                latest[key] = (ident, None if isinstance(ident, ForeignEntry) else _body_fp(body))
+                latest[key] = item
 
-        self._read_history(collect)
+        self._read_log(entity_type, collect)
         yield from latest.values()
+
+    def scan_log(self, entity_type: str, handle: Callable[[ScanItem], None]) -> None:
+        """Call ``handle`` with every event of ``entity_type`` in the stream as a scan item, oldest
+        first, keeping none: the audit spills the latest per entity to disk (uuid_forge.logspill),
+        so its memory does not grow with the stream."""
+        self._require(SCAN)
+        self.check_entity_type(entity_type)
+        with self._errors(f"scan_log({entity_type})"):
+            self._read_log(entity_type, handle)
+
+    def _read_log(self, entity_type: str, handle: Callable[[ScanItem], None]) -> None:
+        def each(props: pika.BasicProperties, body: bytes) -> None:
+            headers = props.headers or {}
+            if headers.get("x-entity-type") == entity_type:
+                ident = _entity_id(props.correlation_id, self.id_versions)
+                # the fingerprint of the data the message carries, never its x-fingerprint header
+                handle((ident, None if isinstance(ident, ForeignEntry) else _body_fp(body)))
+
+        self._read_history(each)
 
     def _entity_types(self) -> Iterable[str]:
         types: set[str] = set()

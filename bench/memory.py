@@ -2,13 +2,14 @@
 
 Run as a script::
 
-    python bench/memory.py [--sizes 50000,200000] [--stores postgres,redis,elasticsearch,file]
+    python bench/memory.py [--sizes 50000,200000] [--stores postgres,redis,elasticsearch,file,amqp]
     python bench/memory.py --sustained [--n 200000]
 
 PostgreSQL is the source of truth; the other stores are compared with it. Each run uses a new
 entity type and drops it from every store afterwards (PostgreSQL: the table; Redis db 15: only
 its own keys; Elasticsearch: its index; files: a temporary root with ``fsync=false``, since
-fsync says nothing about memory and costs ~2.5 ms per file).
+fsync says nothing about memory and costs ~2.5 ms per file; RabbitMQ, the message log: an
+exchange and history stream of the run's own, deleted with every message in it).
 
 * Bounded audit (default): write N entities with ``Forge.write_many(generator)`` (a generator, so
   the input is never held), then run a full ``forge.audit(entity_type)`` in a FRESH subprocess
@@ -20,7 +21,8 @@ fsync says nothing about memory and costs ~2.5 ms per file).
   in every figure; it is the same each time.
   Growth = peak RSS at the largest N against the smallest; the target is < 20%.
   ``--partition-target`` overrides ``uuid_forge.audit.PARTITION_TARGET`` in the audit process
-  (a huge value makes the audit hold every ID at once: growth must then show).
+  (a huge value makes the audit hold every ID at once: growth must then show; it applies to
+  ``--sustained`` too, so that small runs have as many partitions as the 200k one).
   ``--isolate`` also audits each non-source store on its own with the source, to attribute growth.
   ``--tracemalloc`` adds the Python-heap peak (tracemalloc) and the top allocation sites.
 * ``--sustained``: in a fresh subprocess, write N entities (streamed) then run a full audit, RSS
@@ -50,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-STORES = ["postgres", "redis", "elasticsearch", "file"]
+STORES = ["postgres", "redis", "elasticsearch", "file", "amqp"]
 SOURCE = "postgres"
 MIB = 1024 * 1024
 _MARK = "MEMORY-RESULT "  # the child's result line on stdout
@@ -67,9 +69,12 @@ def entities(entity_type: str, start: int, stop: int) -> Iterator[tuple[str, dic
 
 
 def store_url(name: str, url: str) -> str:
-    """The URL a run uses for one store (files: no fsync, see the module docstring)."""
+    """The URL a run uses for one store (files: no fsync, see the module docstring; RabbitMQ: an
+    exchange, and so a history stream, of this run's own, unless the URL names one)."""
     if name == "file" and "fsync=" not in url:
         return f"{url}{'&' if '?' in url else '?'}fsync=false"
+    if name == "amqp" and "exchange=" not in url:
+        return f"{url}{'&' if '?' in url else '?'}exchange=uf_mem_{uuid.uuid4().hex[:10]}"
     return url
 
 
@@ -100,6 +105,8 @@ def drop_everywhere(urls: dict[str, str], entity_type: str) -> None:
                 if h.name == "elasticsearch":
                     h.adapter.client.options(request_timeout=120).indices.delete(
                         index=h.adapter.index_name(entity_type), ignore_unavailable=True)
+                elif h.name == "amqp":  # a log cannot forget one type: the run's own exchange and stream go
+                    h.adapter.delete_topology()
                 else:
                     h.adapter.drop(entity_type)
             except Exception as err:  # noqa: BLE001 - cleanup goes on with the other stores
@@ -306,6 +313,10 @@ def _child_sustained(spec: dict[str, Any]) -> dict[str, Any]:
     import tracemalloc
 
     n, et = int(spec["n"]), spec["entity_type"]
+    if spec.get("partition_target"):
+        from uuid_forge import audit as audit_module
+
+        audit_module.PARTITION_TARGET = int(spec["partition_target"])
     forge = open_forge(spec["urls"], spec["journal"])
     for h in forge.stores:
         h.adapter.ping()
@@ -376,6 +387,7 @@ def bounded_audit(urls: dict[str, str], sizes: list[int], *, partition_target: i
     ``n``, ``stores`` and ``write_seconds``. The entity type is dropped from every store at the end.
     """
     et = f"mem{uuid.uuid4().hex[:10]}"
+    urls = {k: store_url(k, v) for k, v in urls.items()}  # once: a RabbitMQ exchange of the run's own
     jdir = tempfile.mkdtemp(prefix="uf-mem-j-")
     rows: list[dict[str, Any]] = []
     done = 0
@@ -408,13 +420,16 @@ def growth(rows: list[dict[str, Any]], stores: list[str]) -> float:
     return (mine[-1]["peak"] - mine[0]["peak"]) / mine[0]["peak"] * 100
 
 
-def sustained(urls: dict[str, str], n: int, *, interval: float = 0.5, trace: bool = False) -> dict[str, Any]:
+def sustained(urls: dict[str, str], n: int, *, interval: float = 0.5, trace: bool = False,
+              partition_target: int | None = None) -> dict[str, Any]:
     """Write ``n`` entities then audit them in a fresh process, RSS sampled; with slopes and peaks."""
     et = f"mems{uuid.uuid4().hex[:9]}"
+    urls = {k: store_url(k, v) for k, v in urls.items()}  # once: a RabbitMQ exchange of the run's own
     jdir = tempfile.mkdtemp(prefix="uf-mem-j-")
     try:
         result = run_child({"mode": "sustained", "entity_type": et, "n": n, "urls": urls, "interval": interval,
-                            "journal": os.path.join(jdir, "journal.sqlite3"), "tracemalloc": trace})
+                            "journal": os.path.join(jdir, "journal.sqlite3"), "tracemalloc": trace,
+                            "partition_target": partition_target})
     finally:
         drop_everywhere(urls, et)
         shutil.rmtree(jdir, ignore_errors=True)
@@ -486,7 +501,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="50000,200000", help="entity counts to compare (bounded audit)")
     parser.add_argument("--stores", default=",".join(STORES), help="postgres (the source) and any of "
-                        "redis, elasticsearch, file")
+                        "redis, elasticsearch, file, amqp (a RabbitMQ history stream: the message log)")
     parser.add_argument("--sustained", action="store_true", help="also run the sustained write+audit")
     parser.add_argument("--only-sustained", action="store_true", help="run only the sustained write+audit")
     parser.add_argument("--n", type=int, default=200_000, help="entities for --sustained")
@@ -516,7 +531,7 @@ def main() -> None:
             print(f"\n  growth of the audit's peak RSS, {min(sizes)} -> {max(sizes)} entities: {g:+.1f}%  "
                   f"target < 20%: {'PASS' if g < 20 else 'FAIL'}")
         if args.sustained or args.only_sustained:
-            _print_sustained(sustained(urls, args.n, trace=args.tracemalloc))
+            _print_sustained(sustained(urls, args.n, trace=args.tracemalloc, partition_target=args.partition_target))
 
 
 if __name__ == "__main__":

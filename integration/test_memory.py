@@ -1,7 +1,10 @@
 """Memory stays bounded (issue 5) and flat under sustained load (issue 6 part 5), on real stores.
 
-PostgreSQL is the source of truth; Redis (db 15), Elasticsearch (the noida-db stand-in) and files
-(``fsync=false``: fsync says nothing about memory) are compared with it. The measuring code is
+PostgreSQL is the source of truth; Redis (db 15), Elasticsearch (the noida-db stand-in), files
+(``fsync=false``: fsync says nothing about memory) and a message log (a RabbitMQ history stream on
+an exchange of the run's own, deleted afterwards) are compared with it. The log has no index by
+ID: the audit reads it once and spills its latest state to a temporary file
+(uuid_forge.logspill), so it too stays out of memory. The measuring code is
 ``bench/memory.py`` (the same functions the benchmark script runs), so the test and the bench
 cannot drift apart. Each measurement runs in a fresh interpreter, so pytest's own memory is not
 in the figures; peaks are ``VmHWM`` (``ru_maxrss`` of a child starts from its parent's high-water
@@ -15,7 +18,7 @@ PARTITION_TARGET raised to 10**9, so that the audit holds every ID at once, 25,0
 100,000 gave 96.4 -> 131.9 MiB, +36.9% (``python bench/memory.py --sizes 25000,100000
 --partition-target 1000000000``); as it stands it gives about +1%.
 
-Sustained load: 200,000 entities (the issue's figure) written through all four stores, then a full
+Sustained load: 200,000 entities (the issue's figure) written through all five stores, then a full
 audit, RSS sampled every 0.5 s. In each phase the peak RSS may grow by at most SLOPE_LIMIT per
 100k entities over the phase's second half (``memory.peak_growth``).
 """
@@ -37,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
 
 SMALL, LARGE = 50_000, 200_000
-SUSTAINED_N = 200_000  # into all four stores: ~2-3 min here
+SUSTAINED_N = 200_000  # into all five stores
 # "Flat" = the peak RSS grows by less than 5 MiB per 100k entities over the second half of each
 # phase. A leak of 50 bytes per entity is 4.8 MiB/100k, and anything that keeps an ID and a
 # fingerprint per entity (~200 bytes) is ~19 MiB/100k. It did catch one: while the file adapter's
@@ -63,16 +66,17 @@ def _bench() -> ModuleType:
     return module
 
 
-def _urls(postgres: str, redis: str, elasticsearch: str, files: Path) -> dict[str, str]:
+def _urls(postgres: str, redis: str, elasticsearch: str, files: Path, amqp: str) -> dict[str, str]:
+    """The stores; ``amqp`` gets an exchange and stream of the run's own (bench/memory.py store_url)."""
     return {"postgres": postgres, "redis": redis, "elasticsearch": elasticsearch,
-            "file": f"file://{files}?fsync=false"}
+            "file": f"file://{files}?fsync=false", "amqp": amqp}
 
 
 def test_audit_peak_rss_does_not_grow_with_entities(postgres_url: str, redis_url: str, elasticsearch_url: str,
-                                                     tmp_path: Path) -> None:
+                                                     amqp_url: str, tmp_path: Path) -> None:
     memory = _bench()
     started = time.perf_counter()
-    rows = memory.bounded_audit(_urls(postgres_url, redis_url, elasticsearch_url, tmp_path / "files"),
+    rows = memory.bounded_audit(_urls(postgres_url, redis_url, elasticsearch_url, tmp_path / "files", amqp_url),
                                 [SMALL, LARGE])
     small, large = sorted(rows, key=lambda r: r["n"])
     summary = (f"{SMALL}: {small['partitions']} partitions, {small['seconds']:.1f}s, peak {small['peak'] / MIB:.1f} "
@@ -81,6 +85,7 @@ def test_audit_peak_rss_does_not_grow_with_entities(postgres_url: str, redis_url
     print(summary)
     assert small["consistent"] and large["consistent"], (small["counts"], large["counts"])
     assert small["counts"]["redis"]["ok"] == SMALL and large["counts"]["file"]["ok"] == LARGE
+    assert small["counts"]["amqp"]["ok"] == SMALL and large["counts"]["amqp"]["ok"] == LARGE  # the log
     # the bound comes from partitioning: more entities, more partitions of the same size
     assert large["partitions"] == 4 * small["partitions"] > 1
     growth = (large["peak"] - small["peak"]) / small["peak"] * 100
@@ -88,12 +93,12 @@ def test_audit_peak_rss_does_not_grow_with_entities(postgres_url: str, redis_url
 
 
 @pytest.fixture(scope="module")
-def sustained(postgres_url: str, redis_url: str, elasticsearch_url: str,
+def sustained(postgres_url: str, redis_url: str, elasticsearch_url: str, amqp_url: str,
               tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One sustained run (write SUSTAINED_N entities, then a full audit), shared by the phase tests."""
     started = time.perf_counter()
     result: dict[str, Any] = _bench().sustained(
-        _urls(postgres_url, redis_url, elasticsearch_url, tmp_path_factory.mktemp("sustained") / "files"),
+        _urls(postgres_url, redis_url, elasticsearch_url, tmp_path_factory.mktemp("sustained") / "files", amqp_url),
         SUSTAINED_N)
     result["summary"] = (
         f"write {result['write_seconds']:.1f}s ({SUSTAINED_N / result['write_seconds']:.0f}/s), audit "

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from . import idmarker
+from . import idmarker, logspill
 from .contract import DELETE, READ, SCAN, chunked
 from .errors import UUIDForgeError, ValidationError
 from .classify import scheme_versions
@@ -240,9 +240,10 @@ def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport
     parts = _partitions(forge, entity_type, within)
     report.partitions += len(parts)
     workers = max(1, len(ranged) + len(readable) + len(unranged))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uuid-forge-audit") as pool:
-        # a message log is read in one pass, beside the partitions, and compared with the source
-        logs = [pool.submit(_compare_log, forge, h, entity_type, within) for h in unranged]
+    with ThreadPoolExecutor(max_workers=workers + len(unranged), thread_name_prefix="uuid-forge-audit") as pool, \
+            logspill.LogPass(pool, unranged, entity_type, within, _compare_items) as logs:
+        # a message log is read once, beside the partitions, its latest state spilled to disk;
+        # then it is compared partition by partition like the other stores (uuid_forge.logspill)
         for part in parts:
             part_started = time.perf_counter()
             expected: dict[uuid.UUID, str | None] = {}
@@ -256,14 +257,17 @@ def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport
                 _verify_keys(forge, entity_type, list(expected), report)
             jobs = [pool.submit(_scan_and_compare, h, entity_type, part, expected) for h in ranged]
             jobs += [pool.submit(_compare_by_reads, h, entity_type, expected) for h in readable]
+            jobs += logs.ready(part, expected)
             for job in jobs:
+                job.result().merge_into(report)
+            for job in logs.ready(part, expected, wait=part is parts[-1]):  # a log read meanwhile
                 job.result().merge_into(report)
             report.partition_times.append((entity_type, f"{part.index + 1}/{part.count}",
                                            time.perf_counter() - part_started, len(expected)))
             if progress is not None:
                 progress(len(expected))
-        for job in logs:
-            job.result().merge_into(report)
+        for sink in logs.rest(lambda p: dict(source.scan(entity_type, p))):
+            sink.merge_into(report)
 
 
 def _scan_and_compare(h: StoreHandle, entity_type: str, part: Partition, expected: dict[uuid.UUID, str | None]) -> _Sink:
@@ -424,11 +428,10 @@ def _compare_by_reads(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID
     return sink
 
 
-def _compare_log(forge: Forge, h: StoreHandle, entity_type: str, within: Partition) -> _Sink:
-    latest = dict(h.adapter.scan(entity_type, within, include_malformed=True))
-    expected: dict[uuid.UUID, str | None] = dict(forge.source.adapter.scan(entity_type, within))
+def _compare_items(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None],
+                   items: Iterator[tuple[Any, str | None]]) -> _Sink:
     sink = _Sink(h.name)
-    _compare(h, entity_type, expected, iter(latest.items()), sink)
+    _compare(h, entity_type, expected, items, sink)
     return sink
 
 

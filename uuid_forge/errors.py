@@ -57,6 +57,10 @@ class JournalError(PrivateFileError):
     """The journal cannot be used (corrupt, full, locked, unreadable); the message names its path."""
 
 
+class SpillError(PrivateFileError):
+    """An audit's temporary file of a message log's latest state could not be written or read."""
+
+
 class ValidationError(UUIDForgeError, ValueError):
     """A record or entity type is rejected by a store before anything is written."""
 
