@@ -18,7 +18,7 @@ import pytest
 from uuid_forge import Forge, IDConfig, Namespace, Partition, Record
 from uuid_forge import audit as audit_module
 from uuid_forge import logspill
-from uuid_forge.adapters.base import SCAN, WRITE, Adapter, ScanItem
+from uuid_forge.contract import SCAN, WRITE, Adapter, ScanItem
 from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.errors import SpillError
 from uuid_forge.forge import StoreHandle

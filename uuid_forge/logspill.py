@@ -11,8 +11,10 @@ it compares every other store. Memory: SQLite's page cache (2 MiB) and one parti
 
 The file lives in a new private directory (``tempfile.mkdtemp`` under ``TMPDIR``, mode 0700), is
 created 0600 and never through a link, and the directory is removed when the audit pass ends, on
-errors too. It holds IDs, fingerprints and, for malformed or foreign entries, the raw names as
-stored: never entity data. Disk: about 70 bytes per entity of the audited range (14 MB for 200k).
+errors too. It holds IDs, fingerprints, for malformed or foreign entries the raw names as
+stored, and the data text of each entity's latest message (so that a stale finding can name the
+fields that differ: a log cannot be read back by ID). Disk: about 70 bytes per entity of the
+audited range plus its data (14 MB plus the data for 200k); memory does not grow with it.
 
 An adapter may offer ``scan_log(entity_type, handle)``, which calls ``handle(item)`` for every
 scan item of the log, oldest first, without keeping them (the RabbitMQ adapter does); for any
@@ -36,7 +38,7 @@ from typing import Any
 
 from .errors import SpillError
 from .privatefile import create_private
-from .record import ForeignEntry, MalformedID, Partition
+from .record import ForeignEntry, MalformedID, Partition, TextFingerprint
 
 __all__ = ["LogPass", "LogSpill", "spill"]
 
@@ -71,7 +73,7 @@ class LogSpill:
             self._db.executescript(
                 "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
                 f"PRAGMA cache_size=-{_CACHE_KIB};"
-                "CREATE TABLE ided (k BLOB PRIMARY KEY, kind INTEGER NOT NULL, raw TEXT, reason TEXT, fp TEXT)"
+                "CREATE TABLE ided (k BLOB PRIMARY KEY, kind INTEGER NOT NULL, raw TEXT, reason TEXT, fp TEXT, body BLOB)"
                 " WITHOUT ROWID;"
                 "CREATE TABLE other (k TEXT PRIMARY KEY, kind INTEGER NOT NULL, raw TEXT, reason TEXT) WITHOUT ROWID;"
                 "BEGIN;")
@@ -87,12 +89,12 @@ class LogSpill:
         ident, fp = item[0], item[1]
         if isinstance(ident, uuid.UUID):
             if self.within.count == 1 or self.within.contains(ident):
-                self._buffer.append((ident.bytes, _OURS, None, None, fp))
+                self._buffer.append((ident.bytes, _OURS, None, None, _fp(fp), _body(fp)))
         elif isinstance(ident, MalformedID):
             if ident.id is None:
                 self._others.append((ident.raw, _MALFORMED, ident.raw, ident.reason))
             elif self.within.count == 1 or self.within.contains(ident.id):
-                self._buffer.append((ident.id.bytes, _MALFORMED, ident.raw, ident.reason, fp))
+                self._buffer.append((ident.id.bytes, _MALFORMED, ident.raw, ident.reason, _fp(fp), _body(fp)))
         elif isinstance(ident, ForeignEntry):
             self._others.append((f"foreign:{ident.raw}", _FOREIGN, ident.raw, ident.reason))
         else:
@@ -106,7 +108,7 @@ class LogSpill:
             raise SpillError("audit spill file: written after it was finished or closed")
         try:
             if self._buffer:
-                self._db.executemany("INSERT OR REPLACE INTO ided VALUES (?, ?, ?, ?, ?)", self._buffer)
+                self._db.executemany("INSERT OR REPLACE INTO ided VALUES (?, ?, ?, ?, ?, ?)", self._buffer)
             if self._others:
                 self._db.executemany("INSERT OR REPLACE INTO other VALUES (?, ?, ?, ?)", self._others)
         except sqlite3.Error as err:
@@ -142,10 +144,12 @@ class LogSpill:
         """The latest ID-keyed items within ``part`` (well-formed IDs, and malformed names that
         decode to an ID in it), in ID order."""
         hi = part.hi_uuid
-        sql = "SELECT k, kind, raw, reason, fp FROM ided WHERE k >= ?" + (" AND k < ?" if hi is not None else "")
+        sql = "SELECT k, kind, raw, reason, fp, body FROM ided WHERE k >= ?" + (" AND k < ?" if hi is not None else "")
         args = (part.lo_uuid.bytes,) + ((hi.bytes,) if hi is not None else ())
-        for k, kind, raw, reason, fp in self._read(sql + " ORDER BY k", args):
+        for k, kind, raw, reason, fp, body in self._read(sql + " ORDER BY k", args):
             ident = uuid.UUID(bytes=k)
+            if body is not None:  # the data text the log held: a stale finding can name its fields
+                fp = TextFingerprint(body)
             yield (ident, fp) if kind == _OURS else (MalformedID(raw, reason, ident), fp)
 
     def others(self) -> Iterator[ScanItem]:
@@ -250,3 +254,14 @@ class LogPass:
                 yield self.compare(h, self.entity_type, expected, self._spills[h.name].result().items(part))
         for h in self.handles:
             yield self.compare(h, self.entity_type, {}, self._spills[h.name].result().others())
+
+
+def _fp(fp: Any) -> str | None:
+    return None if fp is None else str(fp)
+
+
+def _body(fp: Any) -> bytes | None:
+    """The data text behind a text fingerprint, kept on disk beside it (never in memory)."""
+    if isinstance(fp, TextFingerprint):
+        return fp.text.encode("utf-8") if isinstance(fp.text, str) else bytes(fp.text)
+    return None
