@@ -73,8 +73,8 @@ class LogSpill:
             self._db.executescript(
                 "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
                 f"PRAGMA cache_size=-{_CACHE_KIB};"
-                "CREATE TABLE ided (k BLOB PRIMARY KEY, kind INTEGER NOT NULL, raw TEXT, reason TEXT, fp TEXT, body BLOB)"
-                " WITHOUT ROWID;"
+                "CREATE TABLE ided (k BLOB PRIMARY KEY, kind INTEGER NOT NULL, raw TEXT, reason TEXT, fp TEXT,"
+                " body BLOB) WITHOUT ROWID;"
                 "CREATE TABLE other (k TEXT PRIMARY KEY, kind INTEGER NOT NULL, raw TEXT, reason TEXT) WITHOUT ROWID;"
                 "BEGIN;")
         except (sqlite3.Error, OSError) as err:
