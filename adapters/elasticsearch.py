@@ -289,9 +289,13 @@ class ElasticsearchAdapter(Adapter):
                 data, key = src.get("data"), src.get("key")
                 # the fingerprint of the data read (its text where kept as text), never the "fp" field
                 fp = TextFingerprint(data) if type(data) is str else None
-                if type(data) is str or type(key) is str:  # see _json_value
-                    data, key = _from_source(data), _from_source(key)
-                found.append(Record(entity_type, ident, data, key, fingerprint=fp))
+
+                def make(data: Any = data, key: Any = key, fp: Any = fp, ident: uuid.UUID = ident) -> Record:
+                    if type(data) is str or type(key) is str:  # see _json_value
+                        data, key = _from_source(data), _from_source(key)
+                    return Record(entity_type, ident, data, key, fingerprint=fp)
+
+                found.append(self._read_record(entity_type, ident, make))
             elif "error" in doc and doc["error"].get("type") != "index_not_found_exception":
                 self._raise_item_error("mget", [doc["error"]], len(ids))
         return found

@@ -234,8 +234,13 @@ class FileAdapter(Adapter):
                 text = _read_all(f"{base}{s[0:2]}{os.sep}{s[2:4]}{os.sep}{s}.json")
             except FileNotFoundError:
                 continue
-            doc = loads(text)  # the fingerprint of the data's text as stored, never the "fp" member
-            found.append(Record(entity_type, ident, doc["data"], doc.get("key"), fingerprint=_data_text_fp(text)))
+            path = f"{base}{s[0:2]}{os.sep}{s[2:4]}{os.sep}{s}.json"
+
+            def make(text: bytes | str = text) -> Record:
+                doc = loads(text)  # the fingerprint of the data's text as stored, never the "fp" member
+                return Record(entity_type, ident, doc["data"], doc.get("key"), fingerprint=_data_text_fp(text))
+
+            found.append(self._read_record(entity_type, ident, make, path))
         return found
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:

@@ -232,9 +232,10 @@ class MongoAdapter(Adapter):
             for doc in coll.find({"_id": {"$in": chunk}}):
                 ident = doc["_id"] if binary else uuid.UUID(doc["_id"])
                 data, k = doc.get("data"), doc.get("key")  # fingerprint: from the data read, never "fp"
-                found.append(Record(entity_type, ident, json.loads(data) if isinstance(data, str) else data,
-                                    json.loads(k) if isinstance(k, str) else k,
-                                    fingerprint=TextFingerprint(data) if isinstance(data, str) else None))
+                found.append(self._read_record(entity_type, ident, lambda d=data, k=k, i=ident: Record(
+                    entity_type, i, json.loads(d) if isinstance(d, str) else d,
+                    json.loads(k) if isinstance(k, str) else k,
+                    fingerprint=TextFingerprint(d) if isinstance(d, str) else None)))
         return found
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:

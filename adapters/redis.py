@@ -170,8 +170,8 @@ class RedisAdapter(Adapter):
         found = []
         for ident, (data, key) in zip(ids, pipe.execute()):
             if data is not None:  # the fingerprint of the data text read, never the ``fp`` field
-                found.append(Record(entity_type, ident, loads(data), loads(key) if key else None,
-                                    fingerprint=TextFingerprint(data)))
+                found.append(self._read_record(entity_type, ident, lambda d=data, k=key, i=ident: Record(
+                    entity_type, i, loads(d), loads(k) if k else None, fingerprint=TextFingerprint(d))))
         return found
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:

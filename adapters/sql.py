@@ -659,10 +659,12 @@ class SQLAdapter(Adapter):
         if not layout.simple:  # your own table: SQLAlchemy converts the field columns' values
             with self._engine.connect() as conn:
                 rows = conn.execute(layout.get_stmt, {"ids": keys}).all()
+            read = self._read_record
             if codec.native:
-                return [layout.record(entity_type, row[0], row) for row in rows]
+                return [read(entity_type, row[0], lambda r=row: layout.record(entity_type, r[0], r)) for row in rows]
             get = dict(zip(keys, ids)).get
-            return [layout.record(entity_type, ident, row) for row in rows if (ident := get(row[0])) is not None]
+            return [read(entity_type, ident, lambda r=row, i=ident: layout.record(entity_type, i, r))
+                    for row in rows if (ident := get(row[0])) is not None]
         # our own table: the SELECT compiled once, bound and read at the driver level
         sql, size = layout.read_sql(len(keys))
         params = (keys,) if layout.array else tuple(keys + keys[-1:] * (size - len(keys)))
@@ -672,13 +674,17 @@ class SQLAdapter(Adapter):
         # record's fingerprint is the hash of the data text read (never the fingerprint column), which
         # the audit re-canonicalises only where it differs. Only IDs asked for count (a case-blind
         # collation may match more).
-        loads = json.loads
+        loads, read = json.loads, self._read_record
+
+        def make(ident: uuid.UUID, row: Any) -> Record:
+            return Record(entity_type, ident, loads(row[2]), None if row[3] is None else loads(row[3]),
+                          fingerprint=TextFingerprint(row[2]))
+
         if layout.array and codec.native:  # psycopg returns uuid.UUID
-            return [Record(entity_type, row[0], loads(row[2]), None if row[3] is None else loads(row[3]),
-                           fingerprint=TextFingerprint(row[2])) for row in rows]
+            return [read(entity_type, row[0], lambda r=row: make(r[0], r)) for row in rows]
         get = dict(zip(keys, ids)).get
-        return [Record(entity_type, ident, loads(row[2]), None if row[3] is None else loads(row[3]),
-                       fingerprint=TextFingerprint(row[2])) for row in rows if (ident := get(row[0])) is not None]
+        return [read(entity_type, ident, lambda r=row, i=ident: make(i, r))
+                for row in rows if (ident := get(row[0])) is not None]
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         layout = self._layout(entity_type, create=False)

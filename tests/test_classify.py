@@ -85,8 +85,10 @@ def test_repair_keeps_a_foreign_file_and_fixes_a_malformed_one(tmp_path: Path) -
         forge.stores[1].adapter.drop("user")
 
 
-def test_a_malformed_entry_whose_id_the_source_lacks_is_not_removed(tmp_path: Path) -> None:
-    """Only a wrong twin of a record the repair rewrites may go; otherwise it is reported, kept."""
+def test_a_malformed_entry_whose_id_the_source_lacks_is_an_orphan(tmp_path: Path) -> None:
+    """Ours in the wrong form, and the source lacks it: an orphan, not a rewrite the source cannot
+    feed (the plan used to promise "rewrite 1" and repair did nothing, for ever). It is kept without
+    --delete-orphans and removed by its raw name with it."""
     forge = Forge([StoreHandle("db", open_store(f"sqlite:///{tmp_path / 'src.db'}"), source=True),
                    StoreHandle("files", open_store(f"file://{tmp_path / 'files'}?fsync=false"))],
                   ids=IDConfig(namespace=Namespace("classify.uuid-forge.test")), journal=Journal(tmp_path / "j.db"))
@@ -98,6 +100,11 @@ def test_a_malformed_entry_whose_id_the_source_lacks_is_not_removed(tmp_path: Pa
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text('{"fp":"x","id":"' + s + '","key":null,"data":{}}')
         report = forge.audit("user", repair=True)
-        assert report.stores["files"]["malformed"] == 1 and report.repaired["files"]["malformed_removed"] == 0
-        assert path.exists()
-        assert forge.audit("user").stores["files"]["malformed"] == 1
+        assert report.stores["files"]["orphan"] == 1 and report.stores["files"]["malformed"] == 0
+        assert [f.kind for f in report.findings] == ["orphan"] and "not lowercase" in report.findings[0].detail
+        assert report.repaired["files"].get("malformed_removed", 0) == 0 and path.exists()
+        plan = forge.audit("user", repair=True, dry_run=True, delete_orphans=True).plan
+        assert [(r.store, r.rewrite, r.delete) for r in plan.rows] == [("files", 0, 1)]
+        done = forge.audit("user", repair=True, delete_orphans=True)
+        assert done.repaired["files"]["orphans_deleted"] == 1 and not path.exists()
+        assert forge.audit("user").consistent

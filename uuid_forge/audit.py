@@ -284,6 +284,12 @@ def _compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | N
             sink.add(_malformed(h.name, entity_type, ident))  # not ours: never marks an ID as present
             continue
         if isinstance(ident, MalformedID):
+            if ident.id is not None and ident.id not in expected:
+                # ours in the wrong form, and the source lacks it: an orphan (removed by its raw name,
+                # proven first, and only with --delete-orphans), never a rewrite the source cannot feed
+                sink.add(Finding(h.name, entity_type, str(ident.id), "orphan",
+                                 f"not in the source ({ident.reason})", ident.raw))
+                continue
             sink.add(_malformed(h.name, entity_type, ident))
             if ident.id is not None:
                 seen.add(ident.id)  # present, wrongly encoded: malformed, not also missing
@@ -335,6 +341,8 @@ def describe_stale(forge: Forge, report: AuditReport, show_values: bool = False)
 def _held_data(found: Any) -> Any:
     """The data as read, with every digit: from the text it was read as where the adapter kept it."""
     if isinstance(found, Record):
+        if found.unreadable:
+            return None  # nothing to diff: the finding keeps its detail
         fp = found.fingerprint
         found = fp.text if isinstance(fp, TextFingerprint) else found.data
         if not isinstance(found, (str, bytes)):
@@ -530,7 +538,7 @@ def _repair(forge: Forge, report: AuditReport, delete_orphans: bool, max_delete:
             counts: dict[str, int | None] | None = None, fraction: float = 1.0) -> None:
     """Re-check the findings (a writer may have finished what the audit caught half done), let the
     guard refuse mass deletion before anything changes, then rewrite and delete proven orphans."""
-    from .repair import build_plan, delete_proven, recheck, refuse_if_guarded, settle
+    from .repair import build_plan, delete_proven, delete_proven_raw, recheck, refuse_if_guarded, settle
 
     handles = {h.name: h for h in forge.stores}
     findings = recheck(forge, report.findings)
@@ -555,8 +563,10 @@ def _repair(forge: Forge, report: AuditReport, delete_orphans: bool, max_delete:
             steps.append(("malformed_removed", lambda: adapter.delete_raw(entity_type, [raw for _, raw in twins])))
         steps.append(("rewritten", lambda: _rewrite(forge, adapter, entity_type, rewrite)))
         if delete_orphans and kinds.get("orphan") and DELETE in adapter.capabilities:
-            orphans = [uuid.UUID(f.id) for f in kinds["orphan"]]
-            steps.append(("orphans_deleted", lambda: delete_proven(forge, adapter, entity_type, orphans, done)))
+            orphans = [uuid.UUID(f.id) for f in kinds["orphan"] if f.raw is None]
+            wrong_form = [(uuid.UUID(f.id), f.raw) for f in kinds["orphan"] if f.raw is not None]
+            steps.append(("orphans_deleted", lambda: delete_proven(forge, adapter, entity_type, orphans, done)
+                          + delete_proven_raw(forge, adapter, entity_type, wrong_form)))
         for label, step in steps:
             try:
                 done[label] += step()
@@ -605,6 +615,10 @@ def _rewrite(forge: Forge, adapter: Any, entity_type: str, ids: list[uuid.UUID])
     rejected: list[tuple[uuid.UUID, str]] = []
     for batch in chunked(ids, 1000):
         records = list(forge.source.adapter.get_many(entity_type, batch).values())
+        unreadable = [r for r in records if r.unreadable]
+        if unreadable:  # never copy an unreadable source entry anywhere: named, and the rest goes on
+            rejected.extend((r.id, f"the source's entry cannot be read ({r.unreadable})") for r in unreadable)
+            records = [r for r in records if not r.unreadable]
         ok, error, bad = put_isolating(records, attempt_once(adapter.put_many))
         if not ok:
             raise _StoreError(f"{error} ({total} record(s) rewritten before it)")

@@ -21,7 +21,7 @@ import logging
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 from .classify import ANY_VERSIONS
@@ -182,6 +182,18 @@ class Adapter(ABC):
         if isinstance(err, PermissionError):
             return StoreConfigError
         return None
+
+    def _read_record(self, entity_type: str, ident: uuid.UUID, make: Callable[[], Record], where: str = "") -> Record:
+        """``make()``, or an unreadable entry (:meth:`Record.unreadable_entry`) when the stored entry
+        cannot be parsed as a record: one corrupt entry must not fail the read of its whole batch
+        (and with it every repair). The warning names the entry and the parser's reason, never the
+        content."""
+        try:
+            return make()
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            reason = f"{where or f'{entity_type} {ident}'} cannot be read: {type(err).__name__}: {mask_text(str(err))[:200]}"
+            log.warning("%s: %s", self.url(), reason)
+            return Record.unreadable_entry(entity_type, ident, reason)
 
     # -- public batch API ----------------------------------------------------------------------
     def put_many(self, records: Iterable[Record]) -> int:

@@ -426,6 +426,10 @@ class Forge:
         for entity_type, ids in by_type.items():
             unique = list(dict.fromkeys(ids))
             found = self.source.adapter.get_many(entity_type, unique)
+            unreadable = [r.unreadable for r in found.values() if r.unreadable]
+            if unreadable:  # never copy an unreadable source entry: the batch waits, named
+                raise StoreError(f"{len(unreadable)} source record(s) cannot be read, e.g. {unreadable[0]}",
+                                 store=self.source.name)
             current.extend(found[i] for i in unique if i in found)
             missing = [i for i in unique if i not in found]
             if missing:

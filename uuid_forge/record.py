@@ -24,6 +24,9 @@ __all__ = ["ForeignEntry", "MalformedID", "Partition", "Record", "TextFingerprin
 _SPACE = 1 << 128
 
 
+UNREADABLE = "unreadable"  # the fingerprint of an unreadable entry: never a 32-hex digest, so never equal
+
+
 def fingerprint_of(data_json: str) -> str:
     """32 hex chars of SHA-256 over the canonical JSON text of the data."""
     return hashlib.sha256(data_json.encode("utf-8")).hexdigest()[:32]
@@ -120,7 +123,7 @@ class Record:
     (``fingerprint=`` is for callers that already know it from that same data).
     """
 
-    __slots__ = ("entity_type", "id", "data", "key", "_json", "_key_json", "_fingerprint")
+    __slots__ = ("entity_type", "id", "data", "key", "_json", "_key_json", "_fingerprint", "unreadable")
 
     def __init__(self, entity_type: str, id: uuid.UUID | str, data: Mapping[str, Any],  # noqa: A002
                  key: Mapping[str, Any] | list[Any] | None = None, *, fingerprint: str | None = None) -> None:
@@ -140,6 +143,17 @@ class Record:
         self._json: str | None = None
         self._key_json: str | None = None
         self._fingerprint = fingerprint
+        self.unreadable: str | None = None
+
+    @classmethod
+    def unreadable_entry(cls, entity_type: str, id: uuid.UUID, reason: str) -> Record:  # noqa: A002
+        """A stored entry under ``id`` that cannot be read as a record (a file emptied or edited into
+        invalid JSON by hand). It is present, its fingerprint equals no data's, and ``unreadable``
+        says why (never the content): an audit calls it stale, repair rewrites it from the source,
+        and nothing copies its (empty) data anywhere."""
+        record = cls(entity_type, id, {}, None, fingerprint=UNREADABLE)
+        record.unreadable = reason
+        return record
 
     @property
     def data_json(self) -> str:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .contract import DELETE, READ, chunked
 from .errors import ConfigError, RepairRefusedError, UUIDForgeError
-from .record import Record, fingerprint_of
+from .record import UNREADABLE, Record, fingerprint_of
 
 if TYPE_CHECKING:
     from .audit import AuditReport, Finding
@@ -218,7 +218,9 @@ def build_plan(forge: Forge, findings: Iterable[Finding], delete_orphans: bool, 
 
 def _data_fp(record: Record | None) -> str | None:
     """The fingerprint of what was read, computed from the data (never a stored fingerprint)."""
-    return None if record is None else fingerprint_of(record.data_json)
+    if record is None:
+        return None
+    return UNREADABLE if record.unreadable else fingerprint_of(record.data_json)
 
 
 def recheck(forge: Forge, findings: list[Finding]) -> list[Finding]:
@@ -230,7 +232,9 @@ def recheck(forge: Forge, findings: list[Finding]) -> list[Finding]:
     groups: dict[tuple[str, str], list[Finding]] = {}
     handles = {h.name: h for h in forge.stores}
     for f in findings:
-        if f.store != forge.source.name and f.kind in ("missing", "stale", "orphan") \
+        # an orphan in the wrong form (raw set) is not found by ID in its store: it is proven
+        # against the source right before its deletion instead (delete_proven_raw)
+        if f.store != forge.source.name and f.kind in ("missing", "stale", "orphan") and f.raw is None \
                 and READ in handles[f.store].adapter.capabilities:
             groups.setdefault((f.store, f.entity_type), []).append(f)
         else:
@@ -270,10 +274,23 @@ def delete_proven(forge: Forge, adapter: Any, entity_type: str, ids: list[uuid.U
             continue
         deleted += adapter.delete_many(entity_type, absent)
         appeared = source.get_many(entity_type, absent)  # a writer between our read and our delete
+        appeared = {i: r for i, r in appeared.items() if not r.unreadable}  # never copy an unreadable entry
         if appeared:
             adapter.put_many(appeared.values())
             done["restored_after_delete"] += len(appeared)
             _add(done, "rewritten_again", settle(forge, adapter, entity_type, list(appeared)))
+    return deleted
+
+
+def delete_proven_raw(forge: Forge, adapter: Any, entity_type: str, pairs: list[tuple[uuid.UUID, str]]) -> int:
+    """Delete orphans stored in the wrong form, by their raw names, once the source is read right
+    before and still lacks their IDs. Returns how many were deleted."""
+    deleted = 0
+    for batch in chunked(pairs, READ_BATCH):
+        present = forge.source.adapter.get_many(entity_type, [i for i, _ in batch])
+        raws = [raw for i, raw in batch if i not in present]
+        if raws:
+            deleted += adapter.delete_raw(entity_type, raws)
     return deleted
 
 
@@ -289,7 +306,9 @@ def settle(forge: Forge, adapter: Any, entity_type: str, ids: list[uuid.UUID]) -
         for _ in range(SETTLE_ROUNDS):
             in_source = forge.source.adapter.get_many(entity_type, todo)
             in_store = adapter.get_many(entity_type, todo)
-            behind = [r for i, r in in_source.items() if _data_fp(r) != _data_fp(in_store.get(i))]
+            # an unreadable source entry is never copied (the rewrite step names it)
+            behind = [r for i, r in in_source.items()
+                      if not r.unreadable and _data_fp(r) != _data_fp(in_store.get(i))]
             if not behind:
                 break
             adapter.put_many(behind)
