@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from uuid_forge import CanonicalTypeError, Forge, IDConfig, Namespace, Record, UUIDGenerator, ValidationError
 from uuid_forge import generate_uuid_only
 from uuid_forge.adapters.memory import MemoryAdapter
-from uuid_forge.cli import main
 from uuid_forge.entitytypes import EntityType
 from uuid_forge.errors import ConfigError, IDConfigMismatchError, UUIDForgeError
 from uuid_forge.forge import StoreHandle
@@ -22,6 +20,7 @@ from uuid_forge.journal import Journal
 from uuid_forge.settings import parse_settings
 
 from .conftest import load_vectors
+from .scaffold import run_cli
 
 VECTORS = {v["label"]: v for v in load_vectors("ids-v1.json")}
 STORES = {"db": {"url": "memory://", "role": "source"}}
@@ -222,12 +221,7 @@ def test_a_dict_after_the_entity_type_stays_canonical_input() -> None:
 
 # -- the command line, on SQLite and files -----------------------------------------------------------------------
 def run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    runner = CliRunner()
-    base = {k: None for k in ("UUID_FORGE_SALT", "UUID_FORGE_SECRET", "UUID_FORGE_NAMESPACE", "UUID_FORGE_SCHEME",
-                              "UUID_FORGE_CONFIG", "UF_SALT_ORDERS")}
-    with runner.isolation(env={**base, "COLUMNS": "200", **(env or {})}) as streams:
-        code = main(args)
-        return code, streams[0].getvalue().decode(), streams[1].getvalue().decode()
+    return run_cli(args, env, columns=200, unset=("UF_SALT_ORDERS",))
 
 
 def test_cli_write_without_key_jsonl_without_key_and_generate_with_config(tmp_path: Path) -> None:

@@ -18,22 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from uuid_forge import privatefile
-from uuid_forge.cli import main
 from uuid_forge.errors import JournalError, PrivateFileError
 from uuid_forge.journal import Journal
 from uuid_forge.privatefile import create_private, write_private
 from uuid_forge.record import Record
 
+from .scaffold import run_cli
+
 
 def run(args: list[str], stdin: bytes | None = None) -> tuple[int, str, str]:
-    base = {k: None for k in ("UUID_FORGE_SALT", "UUID_FORGE_SECRET", "UUID_FORGE_NAMESPACE", "UUID_FORGE_SCHEME",
-                              "UUID_FORGE_JOURNAL")}
-    with CliRunner().isolation(input=stdin, env=base) as streams:
-        code = main(args)
-        return code, streams[0].getvalue().decode(), streams[1].getvalue().decode()
+    return run_cli(args, stdin=stdin)
 
 
 def config(tmp_path: Path, batch_size: int = 1000) -> str:

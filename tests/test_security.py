@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import event, inspect, text
 from uuid_forge.contract import Adapter
 
-from uuid_forge.cli import main
 from uuid_forge.errors import ConfigError, StoreUnavailableError, UUIDForgeError, WriteError
 from uuid_forge.forge import Forge, StoreHandle
 from uuid_forge.ids import IDConfig, Namespace, UUIDGenerator, canonical_name
@@ -32,6 +30,8 @@ from uuid_forge.record import Record
 from uuid_forge.registry import open_store
 from uuid_forge.settings import WriteSettings, load_settings
 from uuid_forge.urls import mask_text, mask_url
+
+from . import scaffold
 
 SALT = "salt-Qz7vK2pX9wLm4R"
 SECRET = "secret-hmac-Jd8Tn3Ye6Uc1Hb"
@@ -89,18 +89,13 @@ def write_config(tmp_path: Path, cache: str = OPTIONAL_CACHE, name: str = "uuid-
     return path
 
 
-_ENV_OFF = {k: None for k in ("UUID_FORGE_SALT", "UUID_FORGE_SECRET", "UUID_FORGE_NAMESPACE", "UUID_FORGE_SCHEME",
-                              "UUID_FORGE_CONFIG", "UUID_FORGE_DEBUG", "UUID_FORGE_JOURNAL")}
-
-
 def run_cli(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
     """``main(argv)`` in-process; returns the exit code and stdout + stderr together.
 
     COLUMNS is wide so that rich never folds a URL across lines (a split secret would hide).
     """
-    with CliRunner().isolation(env={**_ENV_OFF, "COLUMNS": "400", **ENV, **(env or {})}) as streams:
-        code = main(argv)
-    return code, streams[0].getvalue().decode("utf-8") + streams[1].getvalue().decode("utf-8")
+    code, out, err = scaffold.run_cli(argv, {**ENV, **(env or {})}, columns=400)
+    return code, out + err
 
 
 # ============================================================================================
