@@ -1,4 +1,5 @@
-"""Shared scaffolding for the fast tests: the command line run in-process, in a clean environment.
+"""Shared scaffolding for the fast tests: the command line run in-process, in a clean environment,
+and skips (with the reason) for tests whose store driver is not installed.
 
 Written once here so that every test file runs ``main(argv)`` the same way: its own stdout and
 stderr, and no ``UUID_FORGE_*`` variable leaking in from the shell that started pytest.
@@ -6,9 +7,12 @@ stderr, and no ``UUID_FORGE_*`` variable leaking in from the shell that started 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from uuid_forge.cli import main
@@ -38,3 +42,23 @@ def run_cli(argv: Sequence[str], env: Mapping[str, str | None] | None = None, *,
     with CliRunner().isolation(input=stdin, env=full) as streams:
         code = main(list(argv))
     return code, streams[0].getvalue().decode("utf-8"), streams[1].getvalue().decode("utf-8")
+
+
+#: the extra that installs each driver module (pyproject.toml; tests/test_extras_l.py checks the adapters' side)
+DRIVER_EXTRAS = {"redis": "redis", "pymongo": "mongodb", "elasticsearch": "elasticsearch", "pika": "rabbitmq",
+                 "psycopg": "postgres", "pymysql": "mariadb", "prometheus_client": "metrics"}
+
+
+def _missing(module: str) -> str:
+    return f'the {module} driver is not installed (pip install "uuid-forge[{DRIVER_EXTRAS.get(module, module)}]")'
+
+
+def need_driver(module: str) -> Any:
+    """The driver module, or skip the calling test with the extra to install."""
+    return pytest.importorskip(module, reason=_missing(module))
+
+
+def requires_driver(*modules: str) -> pytest.MarkDecorator:
+    """A skipif mark for a test that opens a store whose driver may be absent."""
+    absent = [m for m in modules if importlib.util.find_spec(m) is None]
+    return pytest.mark.skipif(bool(absent), reason="; ".join(_missing(m) for m in absent))

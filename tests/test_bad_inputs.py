@@ -472,6 +472,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Adapte
     elif kind == "sqlite":
         store = open_store("sqlite:///" + str(tmp_path / "x.db"))
     else:
+        scaffold.need_driver("redis")
         prefix = f"uf-bad-inputs-{uuid.uuid4().hex[:8]}:"
         store = open_store(os.environ.get("UUID_FORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"), prefix=prefix,
                            socket_timeout=2, socket_connect_timeout=2)
@@ -638,6 +639,7 @@ def _fails_in_time(call: Any, limit: float) -> StoreUnavailableError:
     return info.value
 
 
+@scaffold.requires_driver("redis")
 def test_silent_redis_server_times_out(silent_server: int) -> None:
     store = open_store(f"redis://127.0.0.1:{silent_server}/0", socket_timeout=1, socket_connect_timeout=1)
     try:
@@ -664,6 +666,7 @@ def test_silent_sql_server_times_out(silent_server: int, url: str, options: dict
         store.close()
 
 
+@scaffold.requires_driver("redis")
 def test_silent_optional_store_is_journaled_not_waited_for(silent_server: int, tmp_path: Path) -> None:
     source = open_store("memory://")
     cache = open_store(f"redis://127.0.0.1:{silent_server}/0", socket_timeout=1, socket_connect_timeout=1)

@@ -8,7 +8,10 @@ that hint names an extra pyproject.toml lacks, or one that does not install the 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -100,3 +103,31 @@ def test_the_parsers_read_requirement_strings() -> None:
     assert _installs("all", fake) == {"redis", "pika"}
     assert _self_extras("uuid-forge[postgres, redis]") == {"postgres", "redis"}
     assert "pymongo" not in _installs("b", fake)
+
+
+BLOCKER = '''"""pytest plugin: the store drivers behave as if they were not installed."""
+import sys
+for _name in list(sys.modules):
+    if _name.split(".")[0] in {blocked!r}:
+        del sys.modules[_name]
+for _name in {blocked!r}:
+    sys.modules[_name] = None  # import raises ModuleNotFoundError; importlib.util.find_spec gives None
+'''
+DRIVERS = ("redis", "hiredis", "pymongo", "bson", "elasticsearch", "elastic_transport", "pika", "psycopg", "pymysql",
+           "prometheus_client")
+
+
+def test_fast_tests_collect_without_any_store_driver(tmp_path: Path) -> None:
+    """A newcomer without the drivers gets skips with reasons, never a collection error.
+
+    (The run itself was checked the same way: ``PYTHONPATH=DIR python -m pytest -p blocker tests/``
+    gives passes and skips naming the extra to install.)
+    """
+    (tmp_path / "uf_block_drivers.py").write_text(BLOCKER.format(blocked=DRIVERS))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "uf_block_drivers", "-p", "no:cacheprovider",
+                           "--collect-only", "-q", "-m", "not slow", str(Path(__file__).parent)],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "error" not in done.stdout.lower().split("short test summary")[-1], done.stdout[-3000:]
+    assert "collected" in done.stdout, done.stdout[-3000:]

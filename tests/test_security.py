@@ -103,6 +103,7 @@ def run_cli(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, st
 # ============================================================================================
 
 
+@scaffold.requires_driver("redis")
 def test_cli_output_never_shows_salt_secret_or_passwords(tmp_path: Path) -> None:
     cfg = str(write_config(tmp_path))
     seen: list[str] = []
@@ -125,6 +126,7 @@ def test_cli_output_never_shows_salt_secret_or_passwords(tmp_path: Path) -> None
     assert "set (hidden)" in everything  # config describes the salt without showing it
 
 
+@scaffold.requires_driver("redis")
 def test_cli_errors_never_show_passwords(tmp_path: Path) -> None:
     required = str(write_config(tmp_path, REQUIRED_CACHE, "required.toml"))
     code, output = run_cli(["write", "-c", required, "user", "-k", "email=a@b.c", "-d", "n:=1"])
@@ -141,6 +143,7 @@ def _forge(tmp_path: Path, cache: str = OPTIONAL_CACHE) -> Forge:
     return Forge.from_config(str(write_config(tmp_path, cache)), env=ENV)
 
 
+@scaffold.requires_driver("redis")
 def test_logs_never_show_secrets(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with _forge(tmp_path) as forge:
@@ -153,6 +156,7 @@ def test_logs_never_show_secrets(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     assert_no_secret("\n".join(repr(r.args) for r in caplog.records), "log record arguments")
 
 
+@scaffold.requires_driver("redis")
 def test_reports_never_show_secrets(tmp_path: Path) -> None:
     with _forge(tmp_path) as forge:
         report = forge.write("user", {"email": "a@b.c"}, {"name": MARKER})
@@ -166,6 +170,7 @@ def test_reports_never_show_secrets(tmp_path: Path) -> None:
         assert_no_secret(json.dumps(audit.to_dict()) + repr(audit), "AuditReport")
 
 
+@scaffold.requires_driver("redis")
 def test_exceptions_never_show_secrets(tmp_path: Path) -> None:
     redis_store = open_store(REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
     assert redis_store.url(masked=False) == REDIS_URL  # the password really is in the URL
@@ -190,6 +195,7 @@ def test_exceptions_never_show_secrets(tmp_path: Path) -> None:
     assert_no_secret(json.dumps(write_info.value.report.to_dict()), "WriteError.report")
 
 
+@scaffold.requires_driver("redis")
 def test_repr_never_shows_secrets(tmp_path: Path) -> None:
     config = IDConfig(namespace=Namespace("security.example"), salt=SALT, secret=SECRET)
     record = Record("user", uuid.uuid4(), {"password": MEM_PASSWORD}, {"email": "a@b.c"})
@@ -226,6 +232,7 @@ def test_mask_url_hides_passwords_with_reserved_characters(url: str, password: s
         assert part not in masked, masked
 
 
+@scaffold.requires_driver("redis")
 def test_journal_holds_data_but_no_secrets(tmp_path: Path) -> None:
     with _forge(tmp_path) as forge:
         forge.write("user", {"email": "a@b.c"}, {"name": MARKER})
@@ -464,6 +471,7 @@ def test_postgresql_binds_every_value() -> None:
         store.close()
 
 
+@scaffold.requires_driver("redis")
 def test_write_through_keeps_secrets_out_of_a_required_failure(tmp_path: Path) -> None:
     """A required store down: WriteError, the source written, the failure journaled, nothing leaked."""
     source = open_store("memory://")
@@ -585,6 +593,7 @@ def test_a_password_cut_at_the_window_edge_is_still_masked() -> None:
     assert "Edge-Pw" not in mask_text(text, limit=None)
 
 
+@scaffold.requires_driver("redis", "pika")
 def test_open_store_hides_password_fragments_quoted_by_url_parsers() -> None:
     """redis-py reads 'redis://:ab/cd@h' as port 'ab' and says so: no piece of it is shown."""
     for url in ("redis://:Sl4sh3d/P4rtQ@127.0.0.1:6379/0", "amqp://g:Sl4sh3d/P4rtQ@127.0.0.1:5672/v"):
