@@ -18,19 +18,21 @@ DEFAULT_SALT = "integration-salt-not-shown"
 
 
 def write_forge_toml(path: Path, stores: Mapping[str, str], source: str, *, namespace: str,
-                     journal: Path | str | None = None, retries: int = 1, backoff: float = 0.01,
-                     extra: str = "") -> Path:
+                     journal: Path | str | None = None, retries: int | None = 1, backoff: float = 0.01,
+                     batch_size: int | None = None, extra: str = "") -> Path:
     """Write a config: [ids], [journal], [write] and one [stores.NAME] per entry of ``stores``.
 
     ``source`` names the store with role = "source"; ``journal`` defaults to journal.sqlite3
-    beside the file; ``extra`` (TOML text) is appended as it is, e.g. [types.*] sections.
+    beside the file; ``retries=None`` leaves [write] out (the defaults); ``extra`` (TOML text) is
+    appended as it is, e.g. [types.*] sections.
     """
     if source not in stores:
         raise ValueError(f"source {source!r} is not one of the stores {sorted(stores)}")
     journal = path.parent / "journal.sqlite3" if journal is None else journal
-    parts = [f"[ids]\nnamespace = {json.dumps(namespace)}\n",
-             f"[journal]\npath = {json.dumps(str(journal))}\n",
-             f"[write]\nretries = {retries}\nbackoff = {backoff}\n"]
+    parts = [f"[ids]\nnamespace = {json.dumps(namespace)}\n", f"[journal]\npath = {json.dumps(str(journal))}\n"]
+    if retries is not None:
+        parts.append(f"[write]\nretries = {retries}\nbackoff = {backoff}\n"
+                     + (f"batch_size = {batch_size}\n" if batch_size is not None else ""))
     for name, url in stores.items():
         parts.append(f"[stores.{name}]\nurl = {json.dumps(url)}\n" + ('role = "source"\n' if name == source else ""))
     if extra:

@@ -20,7 +20,7 @@ from uuid_forge.journal import Journal
 from uuid_forge.settings import parse_settings
 
 from .conftest import load_vectors
-from .scaffold import run_cli
+from .scaffold import run_cli, write_forge_toml
 
 VECTORS = {v["label"]: v for v in load_vectors("ids-v1.json")}
 STORES = {"db": {"url": "memory://", "role": "source"}}
@@ -225,17 +225,10 @@ def run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, s
 
 
 def test_cli_write_without_key_jsonl_without_key_and_generate_with_config(tmp_path: Path) -> None:
-    config = tmp_path / "uuid-forge.toml"
-    config.write_text(f"""
-[ids]
-namespace = "base.example"
-[journal]
-path = "{tmp_path}/j.sqlite3"
-[stores.db]
-url = "sqlite:///{tmp_path}/db.sqlite3"
-role = "source"
-[stores.files]
-url = "file://{tmp_path}/files?fsync=false"
+    config = write_forge_toml(tmp_path / "uuid-forge.toml",
+                              {"db": f"sqlite:///{tmp_path}/db.sqlite3",
+                               "files": f"file://{tmp_path}/files?fsync=false"},
+                              "db", namespace="base.example", journal=f"{tmp_path}/j.sqlite3", extra="""
 [types.user]
 key = ["email"]
 namespace = "users"
