@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,43 +12,22 @@ import pytest
 
 from uuid_forge import Forge
 
+from .scaffold import run_cli, write_forge_toml
+
 SECRET_PW = "hunter2-pw"
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UUID_FORGE_")}
-    env["UUID_FORGE_SALT"] = "cli-salt-not-shown"
-    env["COLUMNS"] = "200"
-    return subprocess.run([sys.executable, "-m", "uuid_forge", *args], capture_output=True, text=True, env=env,
-                          input=stdin, timeout=300, check=False)
+    return run_cli(*args, stdin=stdin, salt="cli-salt-not-shown")
 
 
 @pytest.fixture
 def config(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[Path, str]]:
     et = f"cli{uuid.uuid4().hex[:8]}"
     pg = postgres_url.replace("postgres@", f"postgres:{SECRET_PW}@", 1)  # trust auth ignores it; we must hide it
-    path = tmp_path / "uuid-forge.toml"
-    path.write_text(f"""
-[ids]
-namespace = "cli.uuid-forge.test"
-
-[journal]
-path = "{tmp_path}/journal.sqlite3"
-
-[write]
-retries = 1
-backoff = 0.01
-
-[stores.db]
-url = "{pg}"
-role = "source"
-
-[stores.cache]
-url = "{redis_url}"
-
-[stores.files]
-url = "file://{tmp_path}/files?fsync=false"
-""")
+    path = write_forge_toml(tmp_path / "uuid-forge.toml",
+                            {"db": pg, "cache": redis_url, "files": f"file://{tmp_path}/files?fsync=false"},
+                            "db", namespace="cli.uuid-forge.test")
     yield path, et
     with Forge.from_config(str(path)) as forge:
         for h in forge.stores:

@@ -10,9 +10,7 @@ refused for that type only.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,18 +21,15 @@ import sqlalchemy as sa
 from uuid_forge import Forge, IDConfig, Namespace, UUIDGenerator
 from uuid_forge.idmarker import META_TYPE, marker_id
 
+from .scaffold import run_cli, write_forge_toml
+
 BASE_SALT = "base-salt-not-shown"
 ORDER_SALT = "order-salt-not-shown"
 
 
 def cli(*args: str, order_salt: str | None = ORDER_SALT, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UUID_FORGE_")}
-    env["UUID_FORGE_SALT"] = BASE_SALT
-    if order_salt is not None:
-        env["UUID_FORGE_SALT_ORDERS"] = order_salt
-    env["COLUMNS"] = "200"
-    done = subprocess.run([sys.executable, "-m", "uuid_forge", *args], capture_output=True, text=True, env=env,
-                          input=stdin, timeout=300, check=False)
+    env = {} if order_salt is None else {"UUID_FORGE_SALT_ORDERS": order_salt}
+    done = run_cli(*args, env=env, stdin=stdin, salt=BASE_SALT)
     text = done.stdout + done.stderr
     assert BASE_SALT not in text and ORDER_SALT not in text and "Traceback" not in text, text
     return done
@@ -48,28 +43,9 @@ def expected_id(namespace: str, salt: str, entity_type: str, **key: object) -> s
 def setup(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     tag = uuid.uuid4().hex[:8]
     names = {"user": f"user_{tag}", "order": f"order_{tag}", "product": f"product_{tag}"}
-    path = tmp_path / "uuid-forge.toml"
-    path.write_text(f"""
-[ids]
-namespace = "shop.uuid-forge.test"
-
-[journal]
-path = "{tmp_path}/journal.sqlite3"
-
-[write]
-retries = 1
-backoff = 0.01
-
-[stores.db]
-url = "{postgres_url}"
-role = "source"
-
-[stores.cache]
-url = "{redis_url}"
-
-[stores.files]
-url = "file://{tmp_path}/files?fsync=false"
-
+    path = write_forge_toml(tmp_path / "uuid-forge.toml",
+                            {"db": postgres_url, "cache": redis_url, "files": f"file://{tmp_path}/files?fsync=false"},
+                            "db", namespace="shop.uuid-forge.test", extra=f"""
 [types.{names["user"]}]
 key = ["email"]
 namespace = "users"

@@ -13,11 +13,9 @@ it these browser tests skip locally and fail under CI=true.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import subprocess
-import sys
 import time
 import uuid
 import zlib
@@ -30,6 +28,7 @@ import pytest
 from uuid_forge import Forge, html_report
 
 from .conftest import IN_CI
+from .scaffold import run_cli, write_forge_toml
 from .servers import PrivateRedis
 
 prometheus_parser = pytest.importorskip("prometheus_client.parser")
@@ -39,10 +38,7 @@ EVIL_KEY = "<script>document.title='pwned'</script>"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UUID_FORGE_")}
-    env.update(UUID_FORGE_SALT=SALT, COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "uuid_forge", *args], capture_output=True, text=True, env=env,
-                          timeout=300, check=False)
+    return run_cli(*args, salt=SALT)
 
 
 def metric_values(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -55,29 +51,10 @@ def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str
 
 
 def write_config(tmp_path: Path, source: str, cache: str) -> Path:
-    path = tmp_path / "uuid-forge.toml"
-    path.write_text(f"""
-[ids]
-namespace = "report.uuid-forge.test"
-
-[journal]
-path = "{tmp_path}/journal.sqlite3"
-
-[write]
-retries = 1
-backoff = 0.01
-
-[stores.db]
-url = "{source}"
-role = "source"
-
-[stores.cache]
-url = "{cache}?socket_timeout=2&socket_connect_timeout=2"
-
-[stores.files]
-url = "file://{tmp_path}/files?fsync=false"
-""")
-    return path
+    return write_forge_toml(tmp_path / "uuid-forge.toml",
+                            {"db": source, "cache": f"{cache}?socket_timeout=2&socket_connect_timeout=2",
+                             "files": f"file://{tmp_path}/files?fsync=false"},
+                            "db", namespace="report.uuid-forge.test")
 
 
 def write_people(path: Path, et: str, n: int) -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +26,8 @@ from uuid_forge.record import Record
 from uuid_forge.registry import open_store
 from uuid_forge.settings import load_settings
 
+from .scaffold import run_cli
+
 PG_PASSWORD = "Pa55 W0rd-Zq"  # a space: SQLAlchemy accepts it unencoded
 PG_SSLPASSWORD = "SslPw-Kx7"
 REDIS_PASSWORD = "Sl4sh3d/P4rtQ"  # an unencoded '/': redis-py reads 'Sl4sh3d' as the port
@@ -36,11 +36,7 @@ EMAIL = "bob.issue10@example.com"
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UUID_FORGE_")}
-    env["UUID_FORGE_SALT"] = "safety-a-salt-not-shown"
-    env["COLUMNS"] = "200"
-    return subprocess.run([sys.executable, "-m", "uuid_forge", *args], capture_output=True, text=True, env=env,
-                          input=stdin, timeout=300, check=False)
+    return run_cli(*args, stdin=stdin, salt="safety-a-salt-not-shown")
 
 
 def write_config(tmp_path: Path, store_url: str, *, source_url: str | None = None, optional: bool = True) -> Path:

@@ -11,7 +11,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,14 +19,11 @@ import pytest
 
 from uuid_forge import Forge
 
+from .scaffold import run_cli, write_forge_toml
+
 
 def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UUID_FORGE_")}
-    env["UUID_FORGE_SALT"] = "safety-b-salt-not-shown"
-    env["COLUMNS"] = "200"
-    done = subprocess.run([sys.executable, "-m", "uuid_forge", *args], capture_output=True, env=env, input=stdin,
-                          timeout=300, check=False)
-    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
+    return run_cli(*args, stdin=stdin, salt="safety-b-salt-not-shown")
 
 
 def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -40,25 +36,8 @@ def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def write_config(path: Path, source: str, *, journal: Path, files: Path, batch_size: int = 1000) -> None:
-    path.write_text(f"""
-[ids]
-namespace = "safety-b.uuid-forge.test"
-
-[journal]
-path = "{journal}"
-
-[write]
-retries = 0
-backoff = 0.01
-batch_size = {batch_size}
-
-[stores.db]
-url = "{source}"
-role = "source"
-
-[stores.files]
-url = "file://{files}?fsync=false"
-""")
+    write_forge_toml(path, {"db": source, "files": f"file://{files}?fsync=false"}, "db",
+                     namespace="safety-b.uuid-forge.test", journal=journal, retries=0, batch_size=batch_size)
 
 
 @pytest.fixture

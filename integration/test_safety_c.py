@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from uuid_forge import Forge, IDConfig, Namespace, open_store
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 
+from .scaffold import run_cli, write_forge_toml
 from .servers import elasticsearch_http_url
 
 ET = "user"  # the issue's own entity type and key names
@@ -73,11 +72,8 @@ def world(postgres_url: str, redis_url: str, mongodb_url: str, elasticsearch_url
     urls = {"db": postgres_url, "redis": redis_url, "files": f"file://{tmp_path}/files?fsync=false",
             "mongodb": _with_db(mongodb_url, mongo_db), "elasticsearch": elasticsearch_url,
             "sqlite": f"sqlite:///{tmp_path}/store.sqlite3"}
-    config = tmp_path / "uuid-forge.toml"
-    stores = "".join(f'\n[stores.{name}]\nurl = "{url}"\n' + ('role = "source"\n' if name == "db" else "")
-                     for name, url in urls.items())
-    config.write_text(f'[ids]\nnamespace = "safety-c.uuid-forge.test"\n\n[journal]\npath = "{tmp_path}/journal.sqlite3"\n'
-                      + stores)
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", urls, "db", namespace="safety-c.uuid-forge.test",
+                              retries=None)
     w = World(config, urls, tmp_path / "files", tmp_path / "store.sqlite3", mongo_db)
     _cleanup(w)
     yield w
@@ -217,10 +213,7 @@ def test_repair_through_the_api_keeps_every_foreign_entry(world: World) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UUID_FORGE_")}
-    env["COLUMNS"] = "250"
-    return subprocess.run([sys.executable, "-m", "uuid_forge", *args], capture_output=True, text=True, env=env,
-                          timeout=300, check=False)
+    return run_cli(*args, salt=None, columns=250)
 
 
 def test_repair_through_the_cli_keeps_every_foreign_entry(world: World) -> None:

@@ -28,24 +28,19 @@ from uuid_forge.cli import main as cli_main
 from uuid_forge.errors import RepairRefusedError
 from uuid_forge.record import fingerprint_of
 
+from .scaffold import run_cli, write_forge_toml
+
 SALT = "safety-d-salt-not-shown"
 ENV = {"UUID_FORGE_SALT": SALT}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UUID_FORGE_")}
-    env.update(ENV, COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "uuid_forge", *args], capture_output=True, text=True, env=env,
-                          timeout=300, check=False)
+    return run_cli(*args, salt=SALT)
 
 
 def _config(path: Path, tmp: Path, source: str, others: dict[str, str]) -> Path:
-    text = f'[ids]\nnamespace = "safety-d.uuid-forge.test"\n\n[journal]\npath = "{tmp}/journal.sqlite3"\n\n' \
-           f'[write]\nretries = 1\nbackoff = 0.01\n\n[stores.db]\nurl = "{source}"\nrole = "source"\n'
-    for name, url in others.items():
-        text += f'\n[stores.{name}]\nurl = "{url}"\n'
-    path.write_text(text)
-    return path
+    return write_forge_toml(path, {"db": source, **others}, "db", namespace="safety-d.uuid-forge.test",
+                            journal=f"{tmp}/journal.sqlite3")
 
 
 def _with_query(url: str, query: str) -> str:

@@ -27,6 +27,7 @@ from uuid_forge.journal import Journal
 from uuid_forge.registry import open_store
 from uuid_forge.settings import WriteSettings
 
+from .scaffold import write_forge_toml
 from .servers import PrivatePostgres, PrivateRedis
 
 pytestmark = [pytest.mark.fault]
@@ -289,11 +290,9 @@ def test_journal_cli_on_a_mariadb_dead_letter(mariadb_url: str, tmp_path: Path,
     """uuid-forge journal: the summary, the list (no data), retry (replay makes it a dead letter
     again, attempts 2, not stuck) and drop."""
     et = f"jcli{uuid.uuid4().hex[:8]}"
-    config = tmp_path / "uuid-forge.toml"
-    config.write_text(f'[ids]\nnamespace = "safety-e.uuid-forge.test"\n[journal]\npath = "{tmp_path}/j.sqlite3"\n'
-                      f'[write]\nretries = 1\nbackoff = 0.01\n'
-                      f'[stores.src]\nurl = "sqlite:///{tmp_path}/source.db"\nrole = "source"\n'
-                      f'[stores.maria]\nurl = "{mariadb_url}"\n')
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", {"src": f"sqlite:///{tmp_path}/source.db",
+                                                             "maria": mariadb_url},
+                              "src", namespace="safety-e.uuid-forge.test", journal=f"{tmp_path}/j.sqlite3")
     items = [{"entity_type": et, "key": {"email": f"p{i}@example.com"}, "data": {"v": 1, "secret": "SSN-078-05-1120"}}
              for i in range(10)]
     items[6]["data"]["doc"] = nested(33)

@@ -10,9 +10,7 @@ through.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +25,8 @@ try:
 except ImportError:  # the code before the marker (to see these tests fail there): no marker to clean up
     META_TYPE = ""
 
+from .scaffold import run_cli, write_forge_toml
+
 SALT = "salt-S-never-printed"
 SECRET_1 = "secret-one-never-printed"
 SECRET_2 = "secret-two-never-printed"
@@ -35,9 +35,7 @@ N = 40
 
 def run(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI as cron runs it: only the UUID_FORGE_* variables given, nothing inherited."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("UUID_FORGE_")}
-    return subprocess.run([sys.executable, "-m", "uuid_forge", *args], capture_output=True, text=True,
-                          env={**base, "COLUMNS": "200", **env}, input=stdin, timeout=120, check=False)
+    return run_cli(*args, env=env, stdin=stdin, salt=None, timeout=120)
 
 
 def assert_one_clean_line(done: subprocess.CompletedProcess[str]) -> None:
@@ -77,25 +75,8 @@ class Setup:
 @pytest.fixture
 def setup(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[Setup]:
     et = f"sf{uuid.uuid4().hex[:8]}"
-    path = tmp_path / "uuid-forge.toml"
-    path.write_text(f"""
-[ids]
-namespace = "safety-f.uuid-forge.test"
-
-[journal]
-path = "{tmp_path}/journal.sqlite3"
-
-[write]
-retries = 0
-backoff = 0.01
-
-[stores.db]
-url = "{postgres_url}"
-role = "source"
-
-[stores.cache]
-url = "{redis_url}"
-""")
+    path = write_forge_toml(tmp_path / "uuid-forge.toml", {"db": postgres_url, "cache": redis_url}, "db",
+                            namespace="safety-f.uuid-forge.test", retries=0)
     yield Setup(path, et, postgres_url, redis_url)
     with Forge.from_config(str(path), env={}) as forge:
         for h in forge.stores:

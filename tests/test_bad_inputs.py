@@ -25,11 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from uuid_forge.contract import Adapter
 
 from uuid_forge.canonical import canonical
-from uuid_forge.cli import main
 from uuid_forge.encodings import check_target, decode
 from uuid_forge.errors import (
     CanonicalTypeError,
@@ -46,6 +44,8 @@ from uuid_forge.ids import IDConfig, UUIDGenerator, canonical_name
 from uuid_forge.record import Record
 from uuid_forge.registry import open_store
 from uuid_forge.settings import WriteSettings, load_settings
+
+from . import scaffold
 
 GEN = UUIDGenerator(IDConfig(namespace=uuid.UUID("7570842a-fbec-40d3-ae25-3f1c2bda326b"), salt="bad-inputs"))
 SAMPLE = uuid.UUID("7570842a-fbec-40d3-ae25-3f1c2bda326b")
@@ -66,15 +66,9 @@ def nested_dict(depth: int) -> Any:
     return value
 
 
-_ENV_OFF = {k: None for k in ("UUID_FORGE_SALT", "UUID_FORGE_SECRET", "UUID_FORGE_NAMESPACE", "UUID_FORGE_SCHEME",
-                              "UUID_FORGE_CONFIG", "UUID_FORGE_DEBUG", "UUID_FORGE_JOURNAL")}
-
-
 def run_cli(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """``main(argv)`` in-process, with its own stdout/stderr and no UUID_FORGE_* variables."""
-    with CliRunner().isolation(env={**_ENV_OFF, **(env or {})}) as streams:
-        code = main(argv)
-    return code, streams[0].getvalue().decode("utf-8"), streams[1].getvalue().decode("utf-8")
+    return scaffold.run_cli(argv, env)
 
 
 def assert_cli_error(argv: list[str], fragment: str, env: dict[str, str] | None = None) -> str:
@@ -478,6 +472,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Adapte
     elif kind == "sqlite":
         store = open_store("sqlite:///" + str(tmp_path / "x.db"))
     else:
+        scaffold.need_driver("redis")
         prefix = f"uf-bad-inputs-{uuid.uuid4().hex[:8]}:"
         store = open_store(os.environ.get("UUID_FORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"), prefix=prefix,
                            socket_timeout=2, socket_connect_timeout=2)
@@ -644,6 +639,7 @@ def _fails_in_time(call: Any, limit: float) -> StoreUnavailableError:
     return info.value
 
 
+@scaffold.requires_driver("redis")
 def test_silent_redis_server_times_out(silent_server: int) -> None:
     store = open_store(f"redis://127.0.0.1:{silent_server}/0", socket_timeout=1, socket_connect_timeout=1)
     try:
@@ -670,6 +666,7 @@ def test_silent_sql_server_times_out(silent_server: int, url: str, options: dict
         store.close()
 
 
+@scaffold.requires_driver("redis")
 def test_silent_optional_store_is_journaled_not_waited_for(silent_server: int, tmp_path: Path) -> None:
     source = open_store("memory://")
     cache = open_store(f"redis://127.0.0.1:{silent_server}/0", socket_timeout=1, socket_connect_timeout=1)

@@ -9,11 +9,10 @@ import subprocess
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from uuid_forge.cli import main
 
 from .conftest import load_vectors
+from .scaffold import run_cli
 
 V1 = load_vectors("ids-v1.json")
 LEGACY = load_vectors("ids-legacy-uuid-forge-0.1.json")
@@ -22,16 +21,7 @@ ENCODINGS = load_vectors("encodings.json")
 
 def run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Run the CLI in-process through main(), which maps errors to exit codes."""
-    runner = CliRunner()
-    base = {k: None for k in ("UUID_FORGE_SALT", "UUID_FORGE_SECRET", "UUID_FORGE_NAMESPACE", "UUID_FORGE_SCHEME")}
-    code_box: list[int] = []
-
-    def invoke() -> None:
-        code_box.append(main(args))
-
-    with runner.isolation(env={**base, **(env or {})}) as streams:
-        invoke()
-        return code_box[0], streams[0].getvalue().decode(), streams[1].getvalue().decode()
+    return run_cli(args, env)
 
 
 def cli_args(v: dict[str, Any]) -> list[str]:

@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from uuid_forge import CanonicalTypeError, Forge, IDConfig, Namespace, Record, UUIDGenerator, ValidationError
 from uuid_forge import generate_uuid_only
 from uuid_forge.adapters.memory import MemoryAdapter
-from uuid_forge.cli import main
 from uuid_forge.entitytypes import EntityType
 from uuid_forge.errors import ConfigError, IDConfigMismatchError, UUIDForgeError
 from uuid_forge.forge import StoreHandle
@@ -22,6 +20,7 @@ from uuid_forge.journal import Journal
 from uuid_forge.settings import parse_settings
 
 from .conftest import load_vectors
+from .scaffold import run_cli, write_forge_toml
 
 VECTORS = {v["label"]: v for v in load_vectors("ids-v1.json")}
 STORES = {"db": {"url": "memory://", "role": "source"}}
@@ -222,26 +221,14 @@ def test_a_dict_after_the_entity_type_stays_canonical_input() -> None:
 
 # -- the command line, on SQLite and files -----------------------------------------------------------------------
 def run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    runner = CliRunner()
-    base = {k: None for k in ("UUID_FORGE_SALT", "UUID_FORGE_SECRET", "UUID_FORGE_NAMESPACE", "UUID_FORGE_SCHEME",
-                              "UUID_FORGE_CONFIG", "UF_SALT_ORDERS")}
-    with runner.isolation(env={**base, "COLUMNS": "200", **(env or {})}) as streams:
-        code = main(args)
-        return code, streams[0].getvalue().decode(), streams[1].getvalue().decode()
+    return run_cli(args, env, columns=200, unset=("UF_SALT_ORDERS",))
 
 
 def test_cli_write_without_key_jsonl_without_key_and_generate_with_config(tmp_path: Path) -> None:
-    config = tmp_path / "uuid-forge.toml"
-    config.write_text(f"""
-[ids]
-namespace = "base.example"
-[journal]
-path = "{tmp_path}/j.sqlite3"
-[stores.db]
-url = "sqlite:///{tmp_path}/db.sqlite3"
-role = "source"
-[stores.files]
-url = "file://{tmp_path}/files?fsync=false"
+    config = write_forge_toml(tmp_path / "uuid-forge.toml",
+                              {"db": f"sqlite:///{tmp_path}/db.sqlite3",
+                               "files": f"file://{tmp_path}/files?fsync=false"},
+                              "db", namespace="base.example", journal=f"{tmp_path}/j.sqlite3", extra="""
 [types.user]
 key = ["email"]
 namespace = "users"

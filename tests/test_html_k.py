@@ -12,6 +12,7 @@ from pathlib import Path
 from uuid_forge import html_report
 from uuid_forge.audit import CLASSES, AuditReport, Finding
 
+from .scaffold import write_forge_toml
 from .test_cli import run
 
 EVIL = "<script>alert('x')</script>"
@@ -126,11 +127,9 @@ def test_consistent_report_has_no_bars() -> None:
 
 
 def _config(tmp_path: Path) -> str:
-    (tmp_path / "uuid-forge.toml").write_text(
-        f'[journal]\npath = "{tmp_path}/journal.sqlite3"\n\n'
-        f'[stores.db]\nurl = "sqlite:///{tmp_path}/db.sqlite3"\nrole = "source"\n\n'
-        f'[stores.files]\nurl = "file://{tmp_path}/files"\noptions = {{ fsync = false }}\n')
-    return str(tmp_path / "uuid-forge.toml")
+    return str(write_forge_toml(tmp_path / "uuid-forge.toml",
+                                {"db": f"sqlite:///{tmp_path}/db.sqlite3",
+                                 "files": {"url": f"file://{tmp_path}/files", "options": {"fsync": False}}}, "db"))
 
 
 def test_cli_html_private_file_and_flags(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from uuid_forge.forge import StoreHandle
 from uuid_forge.idmarker import META_TYPE, Marker, differences, marker_id
 from uuid_forge.journal import Journal
 
+from .scaffold import write_forge_toml
+
 NS = Namespace("marker.test")
 BASE = IDConfig(namespace=NS, salt="salt-one-hidden")
 
@@ -118,9 +120,8 @@ def test_source_on_a_user_table_keeps_no_marker(tmp_path: Path) -> None:
 def test_ids_accept_command(tmp_path: Path) -> None:
     from uuid_forge.cli.app import cli
 
-    config = tmp_path / "uuid-forge.toml"
-    config.write_text(f'[journal]\npath = "{tmp_path}/j.sqlite3"\n[stores.db]\nurl = "sqlite:///{tmp_path}/s.db"\n'
-                      'role = "source"\n')
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", {"db": f"sqlite:///{tmp_path}/s.db"}, "db",
+                              journal=f"{tmp_path}/j.sqlite3")
     runner = CliRunner()
     old, new = {"UUID_FORGE_SALT": "salt-one-hidden"}, {"UUID_FORGE_SALT": "salt-two-hidden"}
     assert runner.invoke(cli, ["write", "-c", str(config), "user", "-k", "e=a"], env=old).exit_code == 0

@@ -23,6 +23,7 @@ from uuid_forge.record import Record
 from uuid_forge.settings import WriteSettings
 
 from .fakes import FakeFlakyStore, entities
+from .scaffold import write_forge_toml
 
 IDS = IDConfig(namespace=Namespace("safety.test"), salt="s")
 
@@ -267,9 +268,9 @@ def test_sql_errors_are_classified_by_code() -> None:
 
 def test_journal_cli_lists_retries_and_drops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     journal_path = tmp_path / "j.sqlite3"
-    config = tmp_path / "uuid-forge.toml"
-    config.write_text(f'[journal]\npath = "{journal_path}"\n[stores.src]\nurl = "memory://"\nrole = "source"\n'
-                      '[stores.other]\nurl = "memory://"\noptional = true\n')
+    config = write_forge_toml(tmp_path / "uuid-forge.toml",
+                              {"src": "memory://", "other": {"url": "memory://", "optional": True}}, "src",
+                              journal=journal_path)
     src, other = MemoryAdapter(), FakePickyStore()
     forge = make(tmp_path, src, StoreHandle("other", other, required=False))
     items = entities(4)

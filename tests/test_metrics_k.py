@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from uuid_forge import metrics
 
+from .scaffold import write_forge_toml
 from .test_cli import run
 
 SALT = {"UUID_FORGE_SALT": "metrics-test-salt-0123456789"}
@@ -41,15 +42,12 @@ def value(found: dict[Any, float], name: str, **labels: str) -> float:
 
 
 def config(tmp_path: Path, optional_down: bool = False) -> str:
-    text = ('[ids]\nnamespace = "metrics.example.com"\n\n'
-            f'[journal]\npath = "{tmp_path}/journal.sqlite3"\n\n[write]\nretries = 0\nbackoff = 0.01\n\n'
-            f'[stores.db]\nurl = "sqlite:///{tmp_path}/db.sqlite3"\nrole = "source"\n\n'
-            f'[stores.files]\nurl = "file://{tmp_path}/files"\noptions = {{ fsync = false }}\n')
+    stores: dict[str, Any] = {"db": f"sqlite:///{tmp_path}/db.sqlite3",
+                              "files": {"url": f"file://{tmp_path}/files", "options": {"fsync": False}}}
     if optional_down:
-        text += '\n[stores.down]\nurl = "redis://127.0.0.1:1/0?socket_timeout=0.5"\noptional = true\n'
-    path = tmp_path / "uuid-forge.toml"
-    path.write_text(text)
-    return str(path)
+        stores["down"] = {"url": "redis://127.0.0.1:1/0?socket_timeout=0.5", "optional": True}
+    return str(write_forge_toml(tmp_path / "uuid-forge.toml", stores, "db", namespace="metrics.example.com",
+                                write={"retries": 0, "backoff": 0.01}))
 
 
 def write_users(tmp_path: Path, conf: str, n: int = 20, metrics_file: Path | None = None) -> tuple[int, str]:

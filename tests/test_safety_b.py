@@ -18,30 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from uuid_forge import privatefile
-from uuid_forge.cli import main
 from uuid_forge.errors import JournalError, PrivateFileError
 from uuid_forge.journal import Journal
 from uuid_forge.privatefile import create_private, write_private
 from uuid_forge.record import Record
 
+from .scaffold import run_cli, write_forge_toml
+
 
 def run(args: list[str], stdin: bytes | None = None) -> tuple[int, str, str]:
-    base = {k: None for k in ("UUID_FORGE_SALT", "UUID_FORGE_SECRET", "UUID_FORGE_NAMESPACE", "UUID_FORGE_SCHEME",
-                              "UUID_FORGE_JOURNAL")}
-    with CliRunner().isolation(input=stdin, env=base) as streams:
-        code = main(args)
-        return code, streams[0].getvalue().decode(), streams[1].getvalue().decode()
+    return run_cli(args, stdin=stdin)
 
 
 def config(tmp_path: Path, batch_size: int = 1000) -> str:
-    (tmp_path / "uuid-forge.toml").write_text(
-        f'[journal]\npath = "{tmp_path}/j/journal.sqlite3"\n[write]\nbatch_size = {batch_size}\n'
-        '[stores.db]\nurl = "sqlite:///db.sqlite3"\nrole = "source"\n\n'
-        f'[stores.files]\nurl = "file://{tmp_path}/files"\noptions = {{ fsync = false }}\n', encoding="utf-8")
-    return str(tmp_path / "uuid-forge.toml")
+    return str(write_forge_toml(tmp_path / "uuid-forge.toml",
+                                {"db": "sqlite:///db.sqlite3",
+                                 "files": {"url": f"file://{tmp_path}/files", "options": {"fsync": False}}},
+                                "db", journal=f"{tmp_path}/j/journal.sqlite3", write={"batch_size": batch_size}))
 
 
 def lines(n: int, start: int = 0) -> bytes:

@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import event, inspect, text
 from uuid_forge.contract import Adapter
 
-from uuid_forge.cli import main
 from uuid_forge.errors import ConfigError, StoreUnavailableError, UUIDForgeError, WriteError
 from uuid_forge.forge import Forge, StoreHandle
 from uuid_forge.ids import IDConfig, Namespace, UUIDGenerator, canonical_name
@@ -32,6 +30,8 @@ from uuid_forge.record import Record
 from uuid_forge.registry import open_store
 from uuid_forge.settings import WriteSettings, load_settings
 from uuid_forge.urls import mask_text, mask_url
+
+from . import scaffold
 
 SALT = "salt-Qz7vK2pX9wLm4R"
 SECRET = "secret-hmac-Jd8Tn3Ye6Uc1Hb"
@@ -89,18 +89,13 @@ def write_config(tmp_path: Path, cache: str = OPTIONAL_CACHE, name: str = "uuid-
     return path
 
 
-_ENV_OFF = {k: None for k in ("UUID_FORGE_SALT", "UUID_FORGE_SECRET", "UUID_FORGE_NAMESPACE", "UUID_FORGE_SCHEME",
-                              "UUID_FORGE_CONFIG", "UUID_FORGE_DEBUG", "UUID_FORGE_JOURNAL")}
-
-
 def run_cli(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
     """``main(argv)`` in-process; returns the exit code and stdout + stderr together.
 
     COLUMNS is wide so that rich never folds a URL across lines (a split secret would hide).
     """
-    with CliRunner().isolation(env={**_ENV_OFF, "COLUMNS": "400", **ENV, **(env or {})}) as streams:
-        code = main(argv)
-    return code, streams[0].getvalue().decode("utf-8") + streams[1].getvalue().decode("utf-8")
+    code, out, err = scaffold.run_cli(argv, {**ENV, **(env or {})}, columns=400)
+    return code, out + err
 
 
 # ============================================================================================
@@ -108,6 +103,7 @@ def run_cli(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, st
 # ============================================================================================
 
 
+@scaffold.requires_driver("redis")
 def test_cli_output_never_shows_salt_secret_or_passwords(tmp_path: Path) -> None:
     cfg = str(write_config(tmp_path))
     seen: list[str] = []
@@ -130,6 +126,7 @@ def test_cli_output_never_shows_salt_secret_or_passwords(tmp_path: Path) -> None
     assert "set (hidden)" in everything  # config describes the salt without showing it
 
 
+@scaffold.requires_driver("redis")
 def test_cli_errors_never_show_passwords(tmp_path: Path) -> None:
     required = str(write_config(tmp_path, REQUIRED_CACHE, "required.toml"))
     code, output = run_cli(["write", "-c", required, "user", "-k", "email=a@b.c", "-d", "n:=1"])
@@ -146,6 +143,7 @@ def _forge(tmp_path: Path, cache: str = OPTIONAL_CACHE) -> Forge:
     return Forge.from_config(str(write_config(tmp_path, cache)), env=ENV)
 
 
+@scaffold.requires_driver("redis")
 def test_logs_never_show_secrets(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with _forge(tmp_path) as forge:
@@ -158,6 +156,7 @@ def test_logs_never_show_secrets(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     assert_no_secret("\n".join(repr(r.args) for r in caplog.records), "log record arguments")
 
 
+@scaffold.requires_driver("redis")
 def test_reports_never_show_secrets(tmp_path: Path) -> None:
     with _forge(tmp_path) as forge:
         report = forge.write("user", {"email": "a@b.c"}, {"name": MARKER})
@@ -171,6 +170,7 @@ def test_reports_never_show_secrets(tmp_path: Path) -> None:
         assert_no_secret(json.dumps(audit.to_dict()) + repr(audit), "AuditReport")
 
 
+@scaffold.requires_driver("redis")
 def test_exceptions_never_show_secrets(tmp_path: Path) -> None:
     redis_store = open_store(REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
     assert redis_store.url(masked=False) == REDIS_URL  # the password really is in the URL
@@ -195,6 +195,7 @@ def test_exceptions_never_show_secrets(tmp_path: Path) -> None:
     assert_no_secret(json.dumps(write_info.value.report.to_dict()), "WriteError.report")
 
 
+@scaffold.requires_driver("redis")
 def test_repr_never_shows_secrets(tmp_path: Path) -> None:
     config = IDConfig(namespace=Namespace("security.example"), salt=SALT, secret=SECRET)
     record = Record("user", uuid.uuid4(), {"password": MEM_PASSWORD}, {"email": "a@b.c"})
@@ -231,6 +232,7 @@ def test_mask_url_hides_passwords_with_reserved_characters(url: str, password: s
         assert part not in masked, masked
 
 
+@scaffold.requires_driver("redis")
 def test_journal_holds_data_but_no_secrets(tmp_path: Path) -> None:
     with _forge(tmp_path) as forge:
         forge.write("user", {"email": "a@b.c"}, {"name": MARKER})
@@ -469,6 +471,7 @@ def test_postgresql_binds_every_value() -> None:
         store.close()
 
 
+@scaffold.requires_driver("redis")
 def test_write_through_keeps_secrets_out_of_a_required_failure(tmp_path: Path) -> None:
     """A required store down: WriteError, the source written, the failure journaled, nothing leaked."""
     source = open_store("memory://")
@@ -590,6 +593,7 @@ def test_a_password_cut_at_the_window_edge_is_still_masked() -> None:
     assert "Edge-Pw" not in mask_text(text, limit=None)
 
 
+@scaffold.requires_driver("redis", "pika")
 def test_open_store_hides_password_fragments_quoted_by_url_parsers() -> None:
     """redis-py reads 'redis://:ab/cd@h' as port 'ab' and says so: no piece of it is shown."""
     for url in ("redis://:Sl4sh3d/P4rtQ@127.0.0.1:6379/0", "amqp://g:Sl4sh3d/P4rtQ@127.0.0.1:5672/v"):
