@@ -37,8 +37,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..classify import classify
-from ..errors import StoreConfigError, StoreError, StoreRejectedError, ValidationError
+from ..errors import OptionError, StoreConfigError, StoreError, StoreRejectedError, ValidationError
 from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint
+from ..urls import mask_text
 from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 __all__ = ["RedisAdapter"]
@@ -114,6 +115,15 @@ class RedisAdapter(Adapter):
             retry=Retry(NoBackoff(), retries, supported_errors=(redis.exceptions.ConnectionError,)),
             decode_responses=False,
         )
+        if opts.driver_query:  # a name redis-py does not know fails at the first connection: fail now
+            pool = self._client.connection_pool
+            try:
+                pool.connection_class(**pool.connection_kwargs)  # builds the settings; does not connect
+            except TypeError as err:
+                names = ", ".join(sorted({n for n, _ in opts.driver_query}))
+                raise OptionError(f"redis: URL query parameter(s) {names}: neither an option of this adapter "
+                                  f"({', '.join(o.name for o in self.options)}) nor one redis-py accepts "
+                                  f"({type(err).__name__}: {mask_text(str(err))})") from None
 
     @property
     def id_encoding(self) -> str:

@@ -227,3 +227,30 @@ def test_import_uuid_forge_imports_no_sqlalchemy() -> None:
     code = "import sys, uuid_forge, uuid_forge.contract, uuid_forge.options; print('sqlalchemy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize(("query", "said"), [("tll=60", "Did you mean 'ttl'"),
+                                             ("bogus_param=1", "nor one redis-py accepts")])
+def test_redis_refuses_at_open_what_neither_it_nor_redis_py_knows(query: str, said: str) -> None:
+    """A fresh-eyes run: '?tll=60' reached redis-py, failed at the first connection as a TypeError,
+    and write-through journaled it as an outage. Now it is refused when the store is opened."""
+    pytest.importorskip("redis")
+    from uuid_forge import open_store
+    from uuid_forge.errors import OptionError
+
+    with pytest.raises(OptionError, match=said):
+        open_store(f"redis://127.0.0.1:6379/0?{query}")
+
+
+def test_a_url_the_driver_cannot_parse_names_the_file_and_store(tmp_path: Path) -> None:
+    """A fresh-eyes run: 'redis://127.0.0.1:6379x/13' gave redis-py's bare 'Port could not be cast
+    to integer value' with no file or store named."""
+    pytest.importorskip("redis")
+    from uuid_forge import Forge
+    from uuid_forge.errors import ConfigError
+
+    path = tmp_path / "uf.toml"
+    path.write_text(f'[stores.db]\nurl = "sqlite:///{tmp_path}/a.db"\nrole = "source"\n'
+                    '[stores.cache]\nurl = "redis://127.0.0.1:6379x/13"\n')
+    with pytest.raises(ConfigError, match=r"uf\.toml: store 'cache': store URL 'redis://127\.0\.0\.1:6379x/13'"):
+        Forge.from_config(str(path))

@@ -141,6 +141,10 @@ class Forge:
                 h.adapter.close()
             raise OptionError(f"{settings.origin}: store options of {s.name!r}: {err}", adapter=err.adapter,
                               option=err.option) from None
+        except ConfigError as err:  # a URL the adapter or its driver cannot parse: say which file and store
+            for h in handles:
+                h.adapter.close()
+            raise ConfigError(f"{settings.origin}: store {s.name!r}: {err}") from None
         except UUIDForgeError:
             for h in handles:
                 h.adapter.close()

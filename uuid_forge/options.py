@@ -237,7 +237,7 @@ def _typo(name: str, valid: list[str]) -> bool:
     """True when ``name`` looks like a misspelt declared option (one slip, or very similar)."""
     if difflib.get_close_matches(name, valid, n=1, cutoff=_TYPO_CUTOFF):
         return True
-    return len(name) >= 4 and any(_one_slip(name, v) for v in valid)
+    return len(name) >= 3 and any(_one_slip(name, v) for v in valid)
 
 
 def _one_slip(a: str, b: str) -> bool:

@@ -18,8 +18,8 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import AdapterNotFoundError, ConfigError, DriverMissingError, ValidationError
-from .urls import hide_password, mask_url, password_of, scheme_of
+from .errors import AdapterNotFoundError, ConfigError, DriverMissingError, UUIDForgeError, ValidationError
+from .urls import hide_password, mask_text, mask_url, password_of, scheme_of
 
 if TYPE_CHECKING:
     from .contract import Adapter
@@ -142,11 +142,13 @@ def open_store(url: str, **options: Any) -> Adapter:
     cls = adapter_class(scheme_of(url))
     try:
         return cls.from_url(url, **options)
-    except ValueError as err:  # a parser may quote part of an unencoded password ("... as 'ab'")
+    except ValueError as err:  # the driver's URL parser: name the URL; it may quote part of an unencoded password
         shown = hide_password(str(err), url)
-        if not password_of(url) or shown == str(err):
-            raise
         where = "" if mask_url(url) in shown else f"store URL {mask_url(url)!r}: "
+        if not password_of(url) or shown == str(err):
+            if isinstance(err, UUIDForgeError):
+                raise  # ours: it names what it needs already
+            raise ConfigError(f"{where}{mask_text(str(err))}") from None
         raise ConfigError(f"{where}{shown} (a '/', '@', ':', '?', '#' or space in a password must be percent-encoded, "
                           "e.g. %2F for '/')") from None
 

@@ -10,7 +10,7 @@ from rich.markup import escape
 from .. import demo as demo_job
 from ..forge import Forge
 from .app import CONTEXT, cli, emit_json, out
-from .forge_cmds import audit_table, write_report_table
+from .forge_cmds import audit_table, per_store, write_report_table
 from .progress import progress_bar
 
 
@@ -38,9 +38,11 @@ def demo(config_path: str | None, directory: str | None, users: int, orders: int
     else:
         if directory is None:
             tmp = directory = demo_job.temp_dir()
+        directory = os.path.abspath(directory)  # file:// URLs need an absolute root
         os.makedirs(directory, exist_ok=True)
         forge = demo_job.embedded_forge(directory)
-        where = f"embedded stores in {directory}"
+        where = f"embedded stores in {directory}" + (" (a temporary folder, removed when the demo ends: keep "
+                                                     "the stores with --dir DIR)" if tmp else "")
     say = (lambda _msg: None) if as_json else (lambda msg: out.print(f"[bold cyan]{escape(msg)}[/]"))
     try:
         if not as_json:
@@ -64,9 +66,7 @@ def demo(config_path: str | None, directory: str | None, users: int, orders: int
         out.print(write_report_table(result.write))
         out.print("planted: " + ", ".join(f"{k} in {s}" for s, k, _ in result.planted))
         out.print(audit_table(result.first_audit, "audit after planting"))
-        done = "; ".join(f"{n}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items())
-                         for n, c in result.repair.repaired.items())
-        out.print(f"repaired: {done or 'nothing'}")
+        out.print(f"repaired: {per_store({n: dict(c) for n, c in result.repair.repaired.items()}) or 'nothing'}")
         out.print(audit_table(result.final_audit, "audit after repair"))
         out.print("[green]demo ok: the audit found every planted fault and the repair fixed them[/]" if result.ok
                   else "[red]demo failed: see the tables above[/]")

@@ -48,9 +48,20 @@ def open_forge(path: str) -> Forge:
     return forge
 
 
-def write_report_table(report: WriteReport) -> Table:
+def per_store(counts: dict[str, Any]) -> str:
+    """``{"cache": {"rewritten": 1}}`` or ``{"cache": 1}`` as ``cache: rewritten 1`` / ``cache: 1``:
+    what the CLI prints instead of a Python dict."""
+    parts = []
+    for name, value in counts.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in value.items()) or "nothing"
+        parts.append(f"{name}: {value}")
+    return "; ".join(parts)
+
+
+def write_report_table(report: WriteReport, title: str = "write-through") -> Table:
     """Per-store results; the (masked) URLs go in the caption, so a narrow terminal squeezes no figure."""
-    table = Table(header_style="bold", title=f"write-through: {report.entities} "
+    table = Table(header_style="bold", title=f"{title}: {report.entities} "
                   f"entit{'y' if report.entities == 1 else 'ies'} in {report.seconds:.2f}s",
                   caption="\n".join(f"{s.name}: {escape(s.url)}" for s in report.stores.values()),
                   caption_justify="left")
@@ -273,10 +284,10 @@ def replay(config_path: str, as_json: bool) -> None:
             if not before:
                 out.print("journal is empty: nothing to replay")
             else:
-                out.print(write_report_table(report))
-                out.print(f"pending before: {before or 0}; after: {left or 'nothing'}")
+                out.print(write_report_table(report, "replay"))
+                out.print(f"pending before: {per_store(before)}; after: {per_store(left) or 'nothing'}")
             if dead:
-                out.print(f"dead letters (refused for good, not replayed): {dead}; "
+                out.print(f"dead letters (refused for good, not replayed): {per_store(dead)}; "
                           "see 'uuid-forge journal dead-letters'")
         if left:
             raise click.exceptions.Exit(1)
@@ -435,7 +446,7 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
             for line in _plan(report, delete_orphans):
                 out.print(f"  {escape(line)}")
         if repair and apply:
-            out.print(f"repaired: { {n: dict(c) for n, c in report.repaired.items()} }")
+            out.print(f"repaired: {per_store({n: dict(c) for n, c in report.repaired.items()}) or 'nothing'}")
             for e in report.repair_errors:
                 err.print(f"[red]repair error[/]: {escape(e)}")
             out.print(audit_table(final, "after repair"))
