@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
@@ -74,10 +75,13 @@ def write_report_table(report: WriteReport, title: str = "write-through") -> Tab
     return table
 
 
-def show_write(report: WriteReport, as_json: bool) -> None:
+def show_write(report: WriteReport, as_json: bool, ident: uuid.UUID | None = None) -> None:
+    """The write table (or JSON); ``ident``, for a single entity, is the ID it was written under."""
     if as_json:
-        emit_json(report.to_dict())
+        emit_json({**report.to_dict(), "id": str(ident)} if ident is not None else report.to_dict())
         return
+    if ident is not None:
+        out.print(f"id: {ident}")
     out.print(write_report_table(report))
     for s in report.stores.values():
         for e in s.errors:
@@ -220,6 +224,7 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
 
     with open_forge(config_path) as forge:
         reader = None
+        single: uuid.UUID | None = None
         try:
             if jsonl is None:
                 key = parse_assignments(keys, "-k")
@@ -228,8 +233,9 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
                     raise click.UsageError(f"give the business key with -k KEY=VALUE (at least one), or declare "
                                            f"the key fields of {entity_type!r} in the configuration "
                                            f"([types.{entity_type}] key = [\"email\"])")
-                report = forge.write(entity_type,  # type: ignore[arg-type]
-                                     key or FROM_DATA, parse_assignments(data, "-d"))
+                fields = parse_assignments(data, "-d")
+                single = forge.id_for(entity_type, key or FROM_DATA, fields)  # type: ignore[arg-type]
+                report = forge.write(entity_type, key or FROM_DATA, fields)  # type: ignore[arg-type]
             elif jsonl == "-":
                 reader = _JsonlReader(sys.stdin.buffer, "<stdin>", forge)
                 with progress_bar("writing", None, not as_json) as advance:
@@ -253,7 +259,7 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
                 raise
             raise PrivateFileError(f"{failure}; {_entities(written)} were written to every store before it"
                                    ) from None
-        show_write(report, as_json)
+        show_write(report, as_json, single)
         metrics.record(report)
         if reader is not None and reader.error is not None:
             n = report.entities
@@ -297,7 +303,10 @@ def replay(config_path: str, as_json: bool) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def stores(config_path: str, as_json: bool) -> None:
-    """Show each configured store: role, masked URL, reachable or not, and journal backlog."""
+    """Show each configured store: role, masked URL, reachable or not, and journal backlog.
+
+    Exit 0 when the source and every required store answer (an optional store may be down), 2
+    when one of them does not: a health check for a scheduler."""
     with open_forge(config_path) as forge:
         pending = forge.pending()
         rows = []
@@ -312,14 +321,22 @@ def stores(config_path: str, as_json: bool) -> None:
                          "pending": pending.get(h.name, 0)})
     if as_json:
         emit_json(rows)
-        return
-    table = Table(header_style="bold")
-    for col in ("store", "role", "adapter", "url", "reachable", "pending"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["name"], r["role"], r["adapter"], escape(r["url"]),
-                      "[green]yes[/]" if r["reachable"] else f"[red]no[/] {escape(r['error'] or '')}", str(r["pending"]))
-    out.print(table)
+    else:
+        # the (masked) URLs in the caption: a narrow terminal cuts no database number or option
+        table = Table(header_style="bold", caption="\n".join(f"{r['name']}: {escape(r['url'])}" for r in rows),
+                      caption_justify="left")
+        for col in ("store", "role", "adapter", "reachable", "pending"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["name"], r["role"], r["adapter"],
+                          "[green]yes[/]" if r["reachable"] else f"[red]no[/] {escape(r['error'] or '')}",
+                          str(r["pending"]))
+        out.print(table)
+    down = [r["name"] for r in rows if not r["reachable"] and r["role"] != "optional"]
+    if down:  # a health check a scheduler can trust: a source or required store that fails is an error
+        err.print(f"uuid-forge: error: not reachable: {', '.join(down)} (the source or a required store)",
+                  highlight=False)
+        raise click.exceptions.Exit(2)
 
 
 def audit_table(report: AuditReport, title: str) -> Table:
