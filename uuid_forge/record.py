@@ -44,27 +44,29 @@ def load_json(text: str | bytes) -> Any:
     return json.loads(text, parse_float=_number)
 
 
+def _stored_canonical(data: Any) -> str | None:
+    """The canonical text of data as read from a store, or None when it has none."""
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        return canonical(data, "stored data")
+    except (UUIDForgeError, ValueError, TypeError, RecursionError):
+        return None
+
+
 def data_fingerprint(data: Any) -> str | None:
     """The fingerprint of data as read from a store (a parsed document, typed column values), or
     None when it has no canonical form (not a mapping, a naive datetime...): never equal to a
     source's fingerprint, so the record is reported stale rather than failing the scan."""
-    if not isinstance(data, Mapping):
-        return None
-    try:
-        return fingerprint_of(canonical(data, "stored data"))
-    except (UUIDForgeError, ValueError, TypeError, RecursionError):
-        return None
+    text = _stored_canonical(data)
+    return None if text is None else fingerprint_of(text)
 
 
 def held_fingerprint(data: Any) -> TextFingerprint | None:
     """As :func:`data_fingerprint`, but keeping the canonical text, for a store whose data cannot
     be read back by ID later (a message log): the audit names the differing fields from it."""
-    if not isinstance(data, Mapping):
-        return None
-    try:
-        return TextFingerprint(canonical(data, "stored data"))
-    except (UUIDForgeError, ValueError, TypeError, RecursionError):
-        return None
+    text = _stored_canonical(data)
+    return None if text is None else TextFingerprint(text)
 
 
 class TextFingerprint(str):

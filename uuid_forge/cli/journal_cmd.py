@@ -8,8 +8,10 @@ Only the journal is opened: no store is contacted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -30,11 +32,18 @@ def _settings(config_path: str) -> ForgeSettings:
     return load_settings(config_path)
 
 
-def _open(settings: ForgeSettings) -> Journal | None:
-    """The configured journal, or None when it was never created (nothing was ever written)."""
+@contextlib.contextmanager
+def _opened(settings: ForgeSettings) -> Iterator[Journal | None]:
+    """The configured journal, closed afterwards; None when it was never created (nothing was
+    ever written), so a look at it never creates one."""
     if not os.path.exists(settings.journal_path):
-        return None
-    return Journal(settings.journal_path, settings.journal_synchronous)
+        yield None
+        return
+    jr = Journal(settings.journal_path, settings.journal_synchronous)
+    try:
+        yield jr
+    finally:
+        jr.close()
 
 
 def _store(settings: ForgeSettings, journal: Journal | None, store: str | None) -> str | None:
@@ -76,20 +85,19 @@ def journal(ctx: click.Context, config_path: str, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = _settings(config_path)
-    jr = _open(settings)
-    pending = jr.pending_counts() if jr else {}
-    dead = jr.dead_letter_counts() if jr else {}
-    if jr:
-        jr.close()
+    with _opened(settings) as jr:
+        exists = jr is not None
+        pending = jr.pending_counts() if jr else {}
+        dead = jr.dead_letter_counts() if jr else {}
     names = [s.name for s in settings.stores] + sorted((set(pending) | set(dead)) - {s.name for s in settings.stores})
     roles = {s.name: "source" if s.source else "required" if s.required else "optional" for s in settings.stores}
     if as_json:
-        emit_json({"journal": settings.journal_path, "exists": jr is not None,
+        emit_json({"journal": settings.journal_path, "exists": exists,
                    "stores": {n: {"role": roles.get(n, "not configured"), "pending": pending.get(n, 0),
                                   "dead_letters": dead.get(n, 0)} for n in names}})
         return
     table = Table(header_style="bold", title=f"journal {escape(settings.journal_path)}"
-                  + ("" if jr else " (not created yet)"))
+                  + ("" if exists else " (not created yet)"))
     for col in ("store", "role", "pending", "dead letters"):
         table.add_column(col, no_wrap=True)
     for n in names:
@@ -114,13 +122,9 @@ def _filters(f: Any) -> Any:
 def dead_letters(config_path: str, store: str | None, ident: str | None, as_json: bool) -> None:
     """List dead letters: store, entity type, ID, reason, attempts, time (never the data)."""
     settings = _settings(config_path)
-    jr = _open(settings)
     wanted = _ident(ident)
-    try:
+    with _opened(settings) as jr:
         rows = jr.dead_letters(_store(settings, jr, store), wanted) if jr else []
-    finally:
-        if jr:
-            jr.close()
     if as_json:
         emit_json([d.to_dict() for d in rows])
         return
@@ -143,16 +147,13 @@ def retry(config_path: str, store: str | None, ident: str | None) -> None:
     becomes a dead letter again. A retried record of the source is owed to the other stores too.
     """
     settings = _settings(config_path)
-    jr = _open(settings)
-    if jr is None:
-        out.print("no dead letters (the journal was never created)")
-        return
-    try:
+    with _opened(settings) as jr:
+        if jr is None:
+            out.print("no dead letters (the journal was never created)")
+            return
         sources = [s.name for s in settings.stores if s.source]
         also = {sources[0]: [s.name for s in settings.stores if not s.source]} if sources else None
         n = jr.retry_dead_letters(_store(settings, jr, store), _ident(ident), also=also)
-    finally:
-        jr.close()
     out.print(f"{n} dead letter(s) back on the pending list" + (": run uuid-forge replay" if n else ""))
 
 
@@ -168,12 +169,9 @@ def drop(config_path: str, store: str | None, ident: str | None, drop_all: bool,
     if not yes:
         raise click.UsageError("dropping dead letters forgets records the store never received: add --yes to confirm")
     settings = _settings(config_path)
-    jr = _open(settings)
-    if jr is None:
-        out.print("no dead letters (the journal was never created)")
-        return
-    try:
+    with _opened(settings) as jr:
+        if jr is None:
+            out.print("no dead letters (the journal was never created)")
+            return
         n = jr.drop_dead_letters(_store(settings, jr, store), _ident(ident))
-    finally:
-        jr.close()
     out.print(f"{n} dead letter(s) dropped")
