@@ -45,7 +45,7 @@ class MemoryAdapter(Adapter):
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         for ident, record in list(self._data.get(entity_type, {}).items()):
-            yield ident, data_fingerprint(record.data)
+            yield ident, self.fingerprint_data(record.data)
 
     def _entity_types(self) -> Iterable[str]:
         return [t for t, table in self._data.items() if table]

@@ -17,6 +17,7 @@ write-through retries) and mask passwords. An adapter implements ``_put``, ``_ge
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import re
 import uuid
@@ -35,8 +36,10 @@ from .errors import (
     ValidationError,
 )
 from .options import BATCH_SIZE, Option, ParsedOptions, parse_options
-from .record import ForeignEntry, MalformedID, Partition, Record
+from .record import (ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint,
+                     held_fingerprint, load_json)
 from .urls import mask_text, mask_url
+from .view import FULL, FieldView
 
 log = logging.getLogger("uuid_forge.adapters")
 
@@ -88,6 +91,8 @@ class Adapter(ABC):
     id_versions: frozenset[int] = ANY_VERSIONS
     #: the options this adapter reads from its URL query or keywords (uuid_forge.options)
     options: ClassVar[tuple[Option, ...]] = (BATCH_SIZE,)
+    #: what of an entity this store holds (uuid_forge.view): every field, unless configured
+    view: FieldView = FULL
     #: where URL query parameters that are not options go ("" : nowhere, an unknown one is an error)
     driver_query: ClassVar[str] = ""
     #: where keyword arguments that are not options go ("" : nowhere, an unknown one is an error)
@@ -195,6 +200,34 @@ class Adapter(ABC):
             log.warning("%s: %s", self.url(), reason)
             return Record.unreadable_entry(entity_type, ident, reason)
 
+    # -- fingerprints of what the store holds -------------------------------------------------
+    def fingerprint_data(self, data: Any) -> str | None:
+        """The fingerprint of data as read from this store (a parsed document, typed column
+        values), seen through the store's view. Every adapter's ``_scan`` and ``_get`` produce
+        their fingerprints here or in :meth:`fingerprint_text`, so projections apply everywhere."""
+        if self.view.full:
+            return data_fingerprint(data)
+        return data_fingerprint(self.view.apply(data))
+
+    def fingerprint_text(self, text: str | bytes) -> str | None:
+        """The fingerprint of JSON text as stored (hashed as read when the view is full: fast)."""
+        if self.view.full:
+            return TextFingerprint(text)
+        try:
+            value = load_json(text)
+        except ValueError:
+            return TextFingerprint(text)  # not JSON: equal to no source's data, reported stale
+        return held_fingerprint(self.view.apply(value))
+
+    def viewed(self, view: FieldView) -> Adapter:
+        """This adapter (same connections) seen through another view: the audit reads the source
+        through each store's view, so both sides of a comparison are projected alike."""
+        if view == self.view:
+            return self
+        twin = copy.copy(self)
+        twin.view = view
+        return twin
+
     # -- public batch API ----------------------------------------------------------------------
     def put_many(self, records: Iterable[Record]) -> int:
         """Upsert every record (idempotent: the same record twice leaves one copy). Returns the count.
@@ -207,6 +240,8 @@ class Adapter(ABC):
             if not isinstance(record, Record):
                 raise ValidationError(f"put_many takes Record objects, got {type(record).__name__}")
             groups.setdefault(record.entity_type, []).append(record)
+        if self.view.projection is not None:  # the store holds only its projection: send only that
+            groups = {t: [Record(t, r.id, self.view.written(r.data), r.key) for r in g] for t, g in groups.items()}
         for entity_type, group in groups.items():
             self.check_entity_type(entity_type)
             for record in group:
