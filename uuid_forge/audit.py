@@ -38,7 +38,8 @@ from . import idmarker, logspill
 from .contract import DELETE, READ, SCAN, chunked
 from .errors import UUIDForgeError, ValidationError
 from .classify import scheme_versions
-from .record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, same_fingerprint
+from .record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint, same_fingerprint
+from .view import FULL, FieldView
 
 if TYPE_CHECKING:
     from .forge import Forge, StoreHandle
@@ -239,6 +240,7 @@ def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport
     readable = [h for h in forge.stores[1:] if SCAN not in h.adapter.capabilities and READ in h.adapter.capabilities]
     parts = _partitions(forge, entity_type, within)
     report.partitions += len(parts)
+    views = {h.adapter.view for h in ranged + readable + unranged}
     workers = max(1, len(ranged) + len(readable) + len(unranged))
     with ThreadPoolExecutor(max_workers=workers + len(unranged), thread_name_prefix="uuid-forge-audit") as pool, \
             logspill.LogPass(pool, unranged, entity_type, within, _compare_items) as logs:
@@ -253,21 +255,36 @@ def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport
                     report.add(_malformed(forge.source.name, entity_type, ident))
                 else:
                     expected[ident] = fp
+            by_view = _viewed_expectations(source, entity_type, part, expected, views)
             if verify_keys:
                 _verify_keys(forge, entity_type, list(expected), report)
-            jobs = [pool.submit(_scan_and_compare, h, entity_type, part, expected) for h in ranged]
-            jobs += [pool.submit(_compare_by_reads, h, entity_type, expected) for h in readable]
-            jobs += logs.ready(part, expected)
+            jobs = [pool.submit(_scan_and_compare, h, entity_type, part, by_view[h.adapter.view]) for h in ranged]
+            jobs += [pool.submit(_compare_by_reads, h, entity_type, by_view[h.adapter.view]) for h in readable]
+            jobs += logs.ready(part, by_view)
             for job in jobs:
                 job.result().merge_into(report)
-            for job in logs.ready(part, expected, wait=part is parts[-1]):  # a log read meanwhile
+            for job in logs.ready(part, by_view, wait=part is parts[-1]):  # a log read meanwhile
                 job.result().merge_into(report)
             report.partition_times.append((entity_type, f"{part.index + 1}/{part.count}",
                                            time.perf_counter() - part_started, len(expected)))
             if progress is not None:
                 progress(len(expected))
-        for sink in logs.rest(lambda p: dict(source.scan(entity_type, p))):
+        for sink in logs.rest(lambda p: _viewed_expectations(source, entity_type, p, None, views)):
             sink.merge_into(report)
+
+
+def _viewed_expectations(source: Any, entity_type: str, part: Partition, full: dict[uuid.UUID, Any] | None,
+                         views: set[FieldView]) -> dict[FieldView, dict[uuid.UUID, Any]]:
+    """The source's fingerprints of ``part`` as each store view sees them (uuid_forge.view): a
+    store holding a projection is compared with the source's same projection. The full view's come
+    from the scan already made (``full``); each other view reads the partition once more."""
+    out: dict[FieldView, dict[uuid.UUID, Any]] = {}
+    for view in views | {FULL}:
+        if view == FULL and full is not None:
+            out[view] = full
+        else:
+            out[view] = dict(source.viewed(view).scan(entity_type, part))
+    return out
 
 
 def _scan_and_compare(h: StoreHandle, entity_type: str, part: Partition, expected: dict[uuid.UUID, str | None]) -> _Sink:
@@ -335,7 +352,17 @@ def describe_stale(forge: Forge, report: AuditReport, show_values: bool = False)
                 theirs = _held_data(held.get(ident) if readable else f.held)
                 if ident not in truth or theirs is None:
                     continue  # gone since, or not readable as a document: the finding stays as it is
-                report.findings[n] = _stale_finding(f, _held_data(truth[ident]), theirs, show_values)
+                view = adapter.view
+                report.findings[n] = _stale_finding(f, view.apply(_held_data(truth[ident])), view.apply(theirs),
+                                                    show_values)
+
+
+def viewed_fingerprint(view: FieldView, record: Record) -> str | None:
+    """A record's fingerprint as a store of ``view`` is compared (its own when the view is full)."""
+    if view.full or record.unreadable:
+        return record.fingerprint
+    data = _held_data(record)
+    return data_fingerprint(view.apply(data)) if data is not None else None
 
 
 def _held_data(found: Any) -> Any:
@@ -432,7 +459,7 @@ def _compare_by_reads(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID
     for batch in chunked(list(expected), 500):
         found = h.adapter.get_many(entity_type, batch)
         _compare(h, entity_type, {i: expected[i] for i in batch},
-                 ((i, r.fingerprint) for i, r in found.items()), sink)
+                 ((i, viewed_fingerprint(h.adapter.view, r)) for i, r in found.items()), sink)
     return sink
 
 
@@ -519,18 +546,19 @@ def _point(forge: Forge, entity_type: str, targets: list[uuid.UUID], report: Aud
     source = forge.source.adapter
     for batch in chunked(targets, 500):
         in_source = source.get_many(entity_type, batch)
-        expected = {i: r.fingerprint for i, r in in_source.items()}
         for ident in batch:
             if ident not in in_source:
                 report.stores.setdefault(forge.source.name, Counter({k: 0 for k in CLASSES}))
                 report.add(Finding(forge.source.name, entity_type, str(ident), "missing", "not in the source"))
         if verify_keys:
-            _verify_keys(forge, entity_type, list(expected), report)
+            _verify_keys(forge, entity_type, list(in_source), report)
         for h in forge.stores[1:]:
             if READ in h.adapter.capabilities:
+                view = h.adapter.view
+                expected = {i: viewed_fingerprint(view, r) for i, r in in_source.items()}
                 found = h.adapter.get_many(entity_type, batch)
                 sink = _Sink(h.name)
-                _compare(h, entity_type, expected, ((i, r.fingerprint) for i, r in found.items()), sink)
+                _compare(h, entity_type, expected, ((i, viewed_fingerprint(view, r)) for i, r in found.items()), sink)
                 sink.merge_into(report)
 
 

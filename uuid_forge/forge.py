@@ -135,7 +135,9 @@ class Forge:
         handles: list[StoreHandle] = []
         try:
             for s in settings.stores:
-                handles.append(StoreHandle(s.name, open_store(s.url, **s.options), s.source, s.required))
+                adapter = open_store(s.url, **s.options)
+                adapter.view = s.view
+                handles.append(StoreHandle(s.name, adapter, s.source, s.required))
         except OptionError as err:  # an unknown or bad adapter option: say which file and store
             for h in handles:
                 h.adapter.close()

@@ -30,7 +30,7 @@ import shutil
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from concurrent.futures import wait as futures_wait
 from types import TracebackType
@@ -224,8 +224,10 @@ class LogPass:
                 with contextlib.suppress(BaseException):
                     future.result().close()  # waits for a read still running, then removes its file
 
-    def ready(self, part: Partition, expected: dict[uuid.UUID, Any], wait: bool = False) -> list[Future[Any]]:
-        """Compare jobs for the logs already read, against the source's ``part``. With ``wait``
+    def ready(self, part: Partition, expected: Mapping[Any, dict[uuid.UUID, Any]],
+              wait: bool = False) -> list[Future[Any]]:
+        """Compare jobs for the logs already read, against the source's ``part`` (``expected`` holds
+        the source's fingerprints per store view, uuid_forge.view). With ``wait``
         (the pass's last partition, still held), wait for every log first: no re-read for it."""
         if part not in self._parts:
             self._parts.append(part)
@@ -236,10 +238,11 @@ class LogPass:
                 futures_wait([future])
             if future.done() and future.exception() is None and part not in self._done[h.name]:
                 self._done[h.name].add(part)
-                jobs.append(self._pool.submit(self.compare, h, self.entity_type, expected, future.result().items(part)))
+                jobs.append(self._pool.submit(self.compare, h, self.entity_type, expected[h.adapter.view],
+                                              future.result().items(part)))
         return jobs
 
-    def rest(self, expected_of: Callable[[Partition], dict[uuid.UUID, Any]]) -> Iterator[Any]:
+    def rest(self, expected_of: Callable[[Partition], Mapping[Any, dict[uuid.UUID, Any]]]) -> Iterator[Any]:
         """Sinks for what :meth:`ready` could not do yet; a log that could not be read raises."""
         for h in self.handles:
             self._spills[h.name].result()
@@ -251,7 +254,8 @@ class LogPass:
             for h in todo:
                 self._done[h.name].add(part)
                 self.late += 1
-                yield self.compare(h, self.entity_type, expected, self._spills[h.name].result().items(part))
+                yield self.compare(h, self.entity_type, expected[h.adapter.view],
+                                   self._spills[h.name].result().items(part))
         for h in self.handles:
             yield self.compare(h, self.entity_type, {}, self._spills[h.name].result().others())
 

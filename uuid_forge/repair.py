@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from .contract import DELETE, READ, chunked
 from .errors import ConfigError, RepairRefusedError, UUIDForgeError
-from .record import UNREADABLE, Record, fingerprint_of
+from .record import UNREADABLE, Record, data_fingerprint, fingerprint_of
+from .view import FieldView
 
 if TYPE_CHECKING:
     from .audit import AuditReport, Finding
@@ -216,11 +217,16 @@ def build_plan(forge: Forge, findings: Iterable[Finding], delete_orphans: bool, 
     return plan
 
 
-def _data_fp(record: Record | None) -> str | None:
-    """The fingerprint of what was read, computed from the data (never a stored fingerprint)."""
+def _data_fp(view: FieldView, record: Record | None) -> str | None:
+    """The fingerprint of what was read, computed from the data (never a stored fingerprint), as
+    a store of ``view`` is compared (its projection, uuid_forge.view)."""
     if record is None:
         return None
-    return UNREADABLE if record.unreadable else fingerprint_of(record.data_json)
+    if record.unreadable:
+        return UNREADABLE
+    if view.full:
+        return fingerprint_of(record.data_json)
+    return data_fingerprint(view.apply(record.data)) or UNREADABLE
 
 
 def recheck(forge: Forge, findings: list[Finding]) -> list[Finding]:
@@ -254,7 +260,7 @@ def recheck(forge: Forge, findings: list[Finding]) -> list[Finding]:
                 elif got is None:
                     kept.append(Finding(store, entity_type, str(ident), "missing",
                                         "in the source, not in this store (re-checked)"))
-                elif _data_fp(src) != _data_fp(got):
+                elif _data_fp(adapter.view, src) != _data_fp(adapter.view, got):
                     kept.append(Finding(store, entity_type, str(ident), "stale", "data differs (re-checked)"))
     return kept
 
@@ -308,7 +314,7 @@ def settle(forge: Forge, adapter: Any, entity_type: str, ids: list[uuid.UUID]) -
             in_store = adapter.get_many(entity_type, todo)
             # an unreadable source entry is never copied (the rewrite step names it)
             behind = [r for i, r in in_source.items()
-                      if not r.unreadable and _data_fp(r) != _data_fp(in_store.get(i))]
+                      if not r.unreadable and _data_fp(adapter.view, r) != _data_fp(adapter.view, in_store.get(i))]
             if not behind:
                 break
             adapter.put_many(behind)

@@ -54,6 +54,7 @@ from .errors import AdapterNotFoundError, ConfigError
 from .ids import SCHEMES, IDConfig, _coerce_namespace
 from .registry import known_schemes
 from .urls import mask_text, mask_url, scheme_of
+from .view import FULL, FieldView
 
 __all__ = ["ForgeSettings", "StoreSettings", "WriteSettings", "load_settings"]
 
@@ -61,7 +62,7 @@ _SECTIONS = {"ids", "journal", "write", "stores", "types"}
 _IDS = {"namespace", "scheme"}
 _JOURNAL = {"path", "synchronous"}
 _WRITE = {"retries", "backoff", "batch_size", "concurrent"}
-_STORE = {"url", "role", "required", "optional", "options"}
+_STORE = {"url", "role", "required", "optional", "options", "projection", "ignore_fields", "datetime_precision"}
 _TYPE = {"key", "namespace", "salt_env"}
 
 
@@ -74,6 +75,7 @@ class StoreSettings:
     source: bool = False
     required: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    view: FieldView = FULL  # what of an entity the store holds (projection, ignored fields, precision)
 
     def __repr__(self) -> str:
         return (f"StoreSettings(name={self.name!r}, url={mask_url(self.url)!r}, source={self.source!r}, "
@@ -240,7 +242,12 @@ def _store(where: str, name: str, spec: Any, env: dict[str, str], base: Path | N
     if role == "source" and not required:
         raise ConfigError(f"{where}: the source of truth cannot be optional")
     options = _typed(f"{where} options", spec.get("options", {}), dict, "a table")
-    return StoreSettings(name=name, url=url, source=role == "source", required=required, options=dict(options))
+    view = FieldView.from_settings(where, spec)
+    if role == "source" and not view.full:
+        raise ConfigError(f"{where}: the source of truth holds every field: projection, ignore_fields and "
+                          "datetime_precision belong to the other stores")
+    return StoreSettings(name=name, url=url, source=role == "source", required=required, options=dict(options),
+                         view=view)
 
 
 def _check_stores(stores: tuple[StoreSettings, ...], origin: str) -> tuple[StoreSettings, ...]:
