@@ -34,7 +34,7 @@ def _forge(tmp_path: Path, view: FieldView) -> tuple[Forge, Any]:
     return Forge(stores, ids=IDS, journal=Journal(tmp_path / "j.sqlite3")), target
 
 
-def _settings(text: str):  # noqa: ANN202
+def _settings(text: str):
     import tomllib
 
     return parse_settings(tomllib.loads(text), "forge.toml", env={})
@@ -107,7 +107,7 @@ def test_without_a_view_an_added_field_is_stale(tmp_path: Path) -> None:
 
 
 def test_datetime_precision_compares_at_the_stores_precision(tmp_path: Path) -> None:
-    when = dt.datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=dt.UTC)
     forge, db = _forge(tmp_path, FieldView(datetime_precision="ms"))
     with forge:
         rows = [(ET, {"email": "a@x.org"}, {"email": "a@x.org", "at": when})]
@@ -120,7 +120,7 @@ def test_datetime_precision_compares_at_the_stores_precision(tmp_path: Path) -> 
 
 
 def test_offset_datetime_text_is_the_instant_it_names() -> None:
-    utc = {"at": dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.timezone.utc)}
+    utc = {"at": dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)}
     for text in ("2024-05-01T10:00:00+02:00", "2024-05-01T10:00:00.000+0200", "2024-05-01 08:00Z",
                  "2024-05-01T03:00:00-05:00"):
         assert data_fingerprint({"at": text}) == data_fingerprint(utc), text

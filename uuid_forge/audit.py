@@ -35,9 +35,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from . import idmarker, logspill
+from .classify import scheme_versions
 from .contract import DELETE, READ, SCAN, chunked
 from .errors import UUIDForgeError, ValidationError
-from .classify import scheme_versions
 from .record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint, same_fingerprint
 from .view import FULL, FieldView
 

@@ -160,9 +160,9 @@ class Record:
     (``fingerprint=`` is for callers that already know it from that same data).
     """
 
-    __slots__ = ("entity_type", "id", "data", "key", "_json", "_key_json", "_fingerprint", "unreadable")
+    __slots__ = ("_fingerprint", "_json", "_key_json", "data", "entity_type", "id", "key", "unreadable")
 
-    def __init__(self, entity_type: str, id: uuid.UUID | str, data: Mapping[str, Any],  # noqa: A002
+    def __init__(self, entity_type: str, id: uuid.UUID | str, data: Mapping[str, Any],
                  key: Mapping[str, Any] | list[Any] | None = None, *, fingerprint: str | None = None) -> None:
         if type(entity_type) is not str or not entity_type:
             if not isinstance(entity_type, str) or not entity_type:
@@ -170,7 +170,7 @@ class Record:
         if type(id) is not uuid.UUID and not isinstance(id, uuid.UUID):
             from .encodings import decode
 
-            id = decode(id)  # noqa: A001
+            id = decode(id)
         if type(data) is not dict and not isinstance(data, Mapping):
             raise ValidationError(f"data of {entity_type} {id} must be a mapping, got {type(data).__name__}")
         self.entity_type = entity_type
@@ -183,7 +183,7 @@ class Record:
         self.unreadable: str | None = None
 
     @classmethod
-    def unreadable_entry(cls, entity_type: str, id: uuid.UUID, reason: str) -> Record:  # noqa: A002
+    def unreadable_entry(cls, entity_type: str, id: uuid.UUID, reason: str) -> Record:
         """A stored entry under ``id`` that cannot be read as a record (a file emptied or edited into
         invalid JSON by hand). It is present, its fingerprint equals no data's, and ``unreadable``
         says why (never the content): an audit calls it stale, repair rewrites it from the source,
