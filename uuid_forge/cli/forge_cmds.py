@@ -395,9 +395,12 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
 
     Every store's data is read and fingerprinted as it is, so an edit made by another program is
     found as stale, with the fields that differ named (their values with --show-values).
-    Exit 0 when consistent, 1 when not (an ID configuration that differs from the one the source
-    was written with is one finding per type), 2 on error or when a repair is refused (by the
-    deletion guard, or under such an ID configuration, before any store is touched).
+    Exit 0 only when every store was audited and found consistent; 1 when there are findings
+    (an ID configuration that differs from the one the source was written with is one finding
+    per type); 2 when the audit could not finish: an optional store that does not answer is
+    left out (the others are audited, it is listed as not audited), the source or a required
+    store is down, --entity names a type neither the configuration nor a store knows, or a
+    repair is refused (by the deletion guard, or under such an ID configuration).
     '--partition 2/4' audits the second quarter of the ID space, so four machines can share a
     large audit. Every finding is re-read before repair acts on it, and each orphan is re-read
     from the source right before its deletion, so a live writer's records are never deleted.
