@@ -108,3 +108,32 @@ def test_bad_partition_text(text: str) -> None:
     with pytest.raises(ValueError, match="partition"):
         Partition.parse(text)
 
+
+
+def test_a_repair_that_worked_reports_consistent_and_says_so(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]
+                                                            ) -> None:
+    forge, _, replica = setup
+    ids = sorted(replica._data["user"])
+    replica.delete_many("user", [ids[0]])
+    replica.put_many([Record("user", ids[1], {"edited": True})])
+    report = forge.audit("user", repair=True)
+    assert report.consistent and report.rechecked is not None and report.rechecked["replica"]["missing"] == 0
+    text = str(report)
+    assert text.startswith("audit of user against src: 2 findings (replica: 1 missing, 1 stale); "
+                           "repaired replica: 2 rewritten; consistent now (300 source records, ")
+    assert "\n" not in text and "Counter" not in text and "AuditReport" not in text
+
+
+def test_a_repair_that_leaves_orphans_is_not_consistent(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]) -> None:
+    forge, _, replica = setup
+    replica.put_many([Record("user", uuid.uuid4(), {"x": 1})])
+    report = forge.audit("user", repair=True)  # orphans are kept unless delete_orphans
+    assert not report.consistent and report.rechecked["replica"]["orphan"] == 1
+    assert "still inconsistent (replica: 1 orphan)" in str(report)
+
+
+def test_write_and_replay_reports_print_as_one_line(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]) -> None:
+    forge, _, _ = setup
+    text = str(forge.write_many(entities(3, "invoice")))
+    assert text.startswith("write: 3 entities in ") and text.endswith("; src: ok; replica: ok")
+    assert str(forge.replay()).startswith("replay: 0 entities in ")

@@ -12,6 +12,7 @@ import pytest
 
 
 from .conftest import load_vectors
+from . import scaffold
 from .scaffold import run_cli
 
 V1 = load_vectors("ids-v1.json")
@@ -155,17 +156,28 @@ def _embedded_config(tmp_path: Any) -> str:
     return str(tmp_path / "uuid-forge.toml")
 
 
-def test_audit_of_an_entity_type_no_store_holds_warns(tmp_path: Any) -> None:
+def test_audit_of_an_entity_type_nothing_knows_is_an_error(tmp_path: Any) -> None:
     conf = _embedded_config(tmp_path)
     code, _, _ = run(["write", "-c", conf, "user", "-k", "email=a@example.com", "-d", "name=A"])
     assert code == 0
     code, out, err = run(["audit", "-c", conf, "--entity", "usr", "--json"])
-    assert code == 0 and json.loads(out)["warnings"] == [
-        "--entity 'usr': no store holds records of that type, so there is nothing to audit; did you mean "
-        "'user'? (types found: user)"]
-    assert "warning: --entity 'usr'" in err and "Traceback" not in err
+    body = json.loads(out)
+    assert code == 2 and body["did_you_mean"] == "user" and body["error"] == (
+        "--entity 'usr': neither the configuration nor any store knows that entity type; did you mean "
+        "'user'? (known: user)")
+    code, out, err = run(["audit", "-c", conf, "--entity", "usr"])  # the suggestion on stdout too
+    assert code == 2 and "did you mean 'user'?" in out and "Traceback" not in err
     code, out, err = run(["audit", "-c", conf, "--entity", "user", "--json"])
-    assert json.loads(out)["warnings"] == [] and "warning" not in err
+    # a known type is audited: 1, since the memory:// cache starts empty in each process
+    assert code == 1 and json.loads(out)["warnings"] == [] and "warning" not in err
+
+
+def test_audit_of_a_declared_type_with_no_records_is_fine(tmp_path: Any) -> None:
+    conf = _embedded_config(tmp_path)
+    with open(conf, "a", encoding="utf-8") as fh:
+        fh.write('\n[types.invoice]\nkey = ["number"]\n')
+    code, out, err = run(["audit", "-c", conf, "--entity", "invoice", "--json"])
+    assert code == 0 and json.loads(out)["consistent"] is True, err
 
 
 def test_memory_store_in_a_config_is_flagged(tmp_path: Any) -> None:
@@ -177,5 +189,26 @@ def test_missing_jsonl_file_names_the_option(tmp_path: Any) -> None:
     conf = _embedded_config(tmp_path)
     code, _, err = run(["write", "-c", conf, "--jsonl", str(tmp_path / "nope.jsonl")])
     assert code == 2 and "--jsonl" in err and "no such file" in err and "Errno" not in err
-    code, _, err = run(["audit", "-c", conf, "--entity", "user"])  # nothing was written anywhere
-    assert code == 0 and "(the stores are empty)" in err
+    code, out, err = run(["audit", "-c", conf, "--entity", "user"])  # nothing was written anywhere
+    assert code == 2 and "(the stores are empty and no [types.NAME] is declared)" in out
+
+
+@scaffold.requires_driver("redis")
+def test_audit_with_an_optional_store_down_audits_the_others_and_exits_2(tmp_path: Any) -> None:
+    conf = _embedded_config(tmp_path)
+    with open(conf, "a", encoding="utf-8") as fh:
+        fh.write('\n[stores.redis]\nurl = "redis://u:hunter2@127.0.0.1:1/0"\noptional = true\n')
+    run(["write", "-c", conf, "user", "-k", "email=a@example.com", "-d", "name=A"])
+    metrics = tmp_path / "audit.prom"
+    code, out, err = run(["audit", "-c", conf, "--json", "--metrics", str(metrics)])
+    body = json.loads(out)
+    assert code == 2, err
+    assert set(body["not_audited"]) == {"redis"} and body["complete"] is False
+    assert "files" in body["stores"] and "redis" not in body["stores"]  # the others were audited
+    assert "hunter2" not in out and "***" in body["not_audited"]["redis"]
+    assert body["summary"].startswith("INCOMPLETE: ") and "\n" not in body["summary"]
+    text = metrics.read_text()
+    assert 'uuid_forge_audit_store_audited{entity_type="*",partition="*",store="redis"} 0.0' in text
+    assert 'uuid_forge_audit_exit_status{entity_type="*",partition="*"} 2.0' in text
+    code, out, _ = run(["audit", "-c", conf], {"COLUMNS": "80"})
+    assert code == 2 and "not audited redis" in out and "NOT AUDITED: redis" in out

@@ -39,6 +39,7 @@ from .classify import scheme_versions
 from .contract import DELETE, READ, SCAN, chunked
 from .errors import UUIDForgeError, ValidationError
 from .record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint, same_fingerprint
+from .urls import mask_text
 from .view import FULL, FieldView
 
 if TYPE_CHECKING:
@@ -99,11 +100,27 @@ class AuditReport:
     foreign_samples: dict[str, list[str]] = field(default_factory=dict)
     #: (entity type, partition "i/n", seconds, source records) per partition of a full audit
     partition_times: list[tuple[str, str, float, int]] = field(default_factory=list)
+    #: optional stores that did not answer, so were left out: name -> reason (masked)
+    not_audited: dict[str, str] = field(default_factory=dict)
+    #: after a repair: the repaired IDs read again, per store and class (None: no repair was made)
+    rechecked: dict[str, Counter[str]] | None = None
 
     @property
     def consistent(self) -> bool:
-        return not self.id_config and all(c[k] == 0 for c in self.stores.values() for k in CLASSES
-                                          if k not in NOT_FINDINGS)
+        """Every audited store agrees with the source; after a repair, as the re-check found them."""
+        counts = self.rechecked if self.rechecked is not None else self.stores
+        return not self.id_config and not self.repair_errors and all(
+            c[k] == 0 for c in counts.values() for k in CLASSES if k not in NOT_FINDINGS)
+
+    @property
+    def complete(self) -> bool:
+        """Every configured store was audited (an optional store that was down was not)."""
+        return not self.not_audited
+
+    def __str__(self) -> str:
+        from .summary import audit_summary
+
+        return audit_summary(self)
 
     def add(self, finding: Finding) -> None:
         self.stores[finding.store][finding.kind] += 1
@@ -127,11 +144,45 @@ class AuditReport:
             "repaired": {n: dict(c) for n, c in self.repaired.items()}, "repair_errors": self.repair_errors,
             "id_config": self.id_config,
             "plan": self.plan.to_dict() if self.plan is not None else None, "warnings": self.warnings,
-            "foreign_samples": self.foreign_samples,
+            "foreign_samples": self.foreign_samples, "complete": self.complete, "not_audited": self.not_audited,
+            "rechecked": ({n: {k: c[k] for k in CLASSES} for n, c in self.rechecked.items()}
+                          if self.rechecked is not None else None),
         }
 
 
-def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys: Iterable[Any] | None = None,
+def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, **kwargs: Any) -> AuditReport:
+    """Audit every store that answers; see :func:`_audit` for the arguments.
+
+    An optional store that does not answer is left out, not fatal: the others are audited and
+    the report lists it in ``not_audited`` (``complete`` is then False). A source or required
+    store that does not answer still raises.
+    """
+    down = _unanswered_optional(forge)
+    if not down:
+        return _audit(forge, entity_type, **kwargs)
+    everyone = forge.stores
+    forge.stores = [h for h in everyone if h.name not in down]
+    try:
+        report = _audit(forge, entity_type, **kwargs)
+    finally:
+        forge.stores = everyone
+    report.not_audited = down
+    return report
+
+
+def _unanswered_optional(forge: Forge) -> dict[str, str]:
+    """The optional stores that do not answer a ping, with the reason (URL passwords masked)."""
+    down: dict[str, str] = {}
+    for h in forge.stores[1:]:
+        if not h.required:
+            try:
+                h.adapter.ping()
+            except UUIDForgeError as err:
+                down[h.name] = mask_text(str(err))
+    return down
+
+
+def _audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys: Iterable[Any] | None = None,
           ids: Iterable[uuid.UUID] | None = None, partition: Partition | None = None, repair: bool = False,
           delete_orphans: bool = False, dry_run: bool = False, verify_keys: bool = False,
           progress: Callable[[int], None] | None = None, max_findings: int = 100_000,
@@ -188,6 +239,7 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
         report.plan = build_plan(forge, report.findings, delete_orphans, max_delete, counts, fraction)
     elif repair:
         _repair(forge, report, delete_orphans, max_delete, counts, fraction)
+        report.rechecked = _recheck(forge, report)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -606,6 +658,28 @@ def _repair(forge: Forge, report: AuditReport, delete_orphans: bool, max_delete:
                 done["rewritten_again"] += again
         except UUIDForgeError as err:
             report.repair_errors.append(f"{store}/{entity_type} re-check after rewrite: {err}")
+
+
+def _recheck(forge: Forge, report: AuditReport) -> dict[str, Counter[str]]:
+    """The IDs of the findings read again after a repair, per store and class: what is left.
+
+    A point audit of those IDs only (not a second full audit). An orphan the repair was not
+    asked to delete is still an orphan; an ID the source lacks is not a finding of the source's.
+    """
+    left = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in forge.stores[1:]},
+                       source=forge.source.name)
+    targets: dict[str, set[uuid.UUID]] = {}
+    for f in report.findings:
+        if f.kind != "foreign" and (ident := _as_uuid(f.id)) is not None:
+            targets.setdefault(f.entity_type, set()).add(ident)
+    for entity_type, ids in targets.items():
+        _point(forge, entity_type, sorted(ids), left, verify_keys=False)
+    left.stores.pop(forge.source.name, None)  # "not in the source": the orphans, counted in their stores
+    for f in report.findings:  # a store that cannot be read by ID keeps what the audit found
+        handle = next((h for h in forge.stores if h.name == f.store), None)
+        if handle is not None and READ not in handle.adapter.capabilities and f.kind not in NOT_FINDINGS:
+            left.stores[f.store][f.kind] += 1
+    return left.stores
 
 
 def _twins(forge: Forge, store: str, entity_type: str, malformed: list[Finding],

@@ -452,6 +452,7 @@ class Forge:
         source's current records. Safe to run any time."""
         started = time.perf_counter()
         report = self._new_report()
+        report.kind = "replay"
         if self.journal is None:
             return report
         known = {h.name: h for h in self.stores}

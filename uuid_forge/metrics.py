@@ -20,6 +20,7 @@ on one machine never collide)::
     uuid_forge_audit_findings{store, class}            records per store and class (ok, missing,
                                                        orphan, stale, malformed, foreign)
     uuid_forge_audit_entities                          source records audited
+    uuid_forge_audit_store_audited{store}              1 audited, 0 left out (an optional store down)
     uuid_forge_audit_partitions                        ID-range partitions read
     uuid_forge_audit_repaired_records{store, action}   with --repair --apply
     uuid_forge_write_entities, uuid_forge_replay_entities
@@ -148,6 +149,12 @@ def render(command: str, *, status: int, report: Any = None, repaired: AuditRepo
         for store, counts in final.stores.items():
             for cls in CLASSES:
                 findings(counts[cls], store, cls)
+        audited = gauge("store_audited", "1 when the store was audited, 0 when it was left out (an optional "
+                                         "store that did not answer).", ("store",))
+        for store in final.stores:
+            audited(1, store)
+        for store in report.not_audited:
+            audited(0, store)
         gauge("entities", "Source records audited.")(sum(p[3] for p in final.partition_times))
         gauge("partitions", "ID-range partitions read.")(final.partitions)
         if report.repaired:

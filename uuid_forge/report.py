@@ -46,6 +46,12 @@ class WriteReport:
     stores: dict[str, StoreResult] = field(default_factory=dict)
     journal_seconds: float = 0.0
     seconds: float = 0.0
+    kind: str = "write"  # or "replay": what the summary calls it
+
+    def __str__(self) -> str:
+        from .summary import write_summary
+
+        return write_summary(self, self.kind)
 
     @property
     def ok(self) -> bool:

@@ -52,6 +52,7 @@ from typing import Any
 from .entitytypes import EntityType
 from .errors import AdapterNotFoundError, ConfigError
 from .ids import SCHEMES, IDConfig, _coerce_namespace
+from .precedence import JOURNAL_ENV, id_settings, pick, store_url_env
 from .registry import known_schemes
 from .urls import mask_text, mask_url, scheme_of
 from .view import FULL, FieldView
@@ -106,6 +107,8 @@ class ForgeSettings:
     write: WriteSettings = WriteSettings()
     origin: str = "<code>"
     types: dict[str, EntityType] = field(default_factory=dict)  # declared entity types, salt_env read
+    #: where each value came from (``uuid-forge config``): namespace, scheme, salt, secret, journal, store.NAME
+    origins: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def _unknown(where: str, got: dict[str, Any], allowed: set[str]) -> None:
@@ -121,8 +124,8 @@ def _typed(where: str, value: Any, kind: type | tuple[type, ...], what: str) -> 
     return value
 
 
-def _env_name(store: str) -> str:
-    return "UUID_FORGE_STORE_" + store.upper().replace("-", "_") + "_URL"
+_env_name = store_url_env
+DEFAULT_JOURNAL = ".uuid-forge/journal.sqlite3"
 
 
 def _anchored(path: str, base: Path | None) -> str:
@@ -139,10 +142,11 @@ def _anchored_url(url: str, base: Path | None) -> str:
 
 
 def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str, str] | None = None,
-                   base: Path | None = None) -> ForgeSettings:
+                   base: Path | None = None, flags: dict[str, Any] | None = None) -> ForgeSettings:
     """Validate a parsed TOML document (plus environment overrides) into settings.
 
-    ``base`` is the folder relative paths in ``doc`` are taken from (the config file's own).
+    ``base`` is the folder relative paths in ``doc`` are taken from (the config file's own);
+    ``flags``: command-line [ids] values (namespace, scheme, salt), which win over everything.
     """
     env = dict(os.environ) if env is None else env
     _unknown(origin, doc, _SECTIONS)
@@ -150,19 +154,20 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
     if "salt" in ids or "secret" in ids:
         raise ConfigError(f"{origin} [ids]: keep salt and secret out of the file; set UUID_FORGE_SALT / UUID_FORGE_SECRET")
     _unknown(f"{origin} [ids]", ids, _IDS)
-    namespace = env.get("UUID_FORGE_NAMESPACE") or ids.get("namespace")
-    scheme = env.get("UUID_FORGE_SCHEME") or ids.get("scheme") or SCHEMES[0]
+    picked = id_settings(ids, env, origin, flags)  # flags > environment > file > default: uuid_forge.precedence
+    namespace, scheme = picked["namespace"].value, picked["scheme"].value or SCHEMES[0]
     try:
         id_config = IDConfig(namespace=_coerce_namespace(namespace) if namespace else IDConfig().namespace,
-                             salt=env.get("UUID_FORGE_SALT", ""), scheme=scheme,
-                             secret=env.get("UUID_FORGE_SECRET") or None)
+                             salt=picked["salt"].value or "", scheme=scheme, secret=picked["secret"].value or None)
     except (ConfigError, TypeError) as err:
         raise ConfigError(f"{origin} [ids]: {err}") from None
 
     journal = _typed(f"{origin} [journal]", doc.get("journal", {}), dict, "a table")
     _unknown(f"{origin} [journal]", journal, _JOURNAL)
-    journal_path = env.get("UUID_FORGE_JOURNAL") or _anchored(
-        _typed(f"{origin} [journal] path", journal.get("path") or ".uuid-forge/journal.sqlite3", str, "a string"), base)
+    journal_at = pick(env=env, env_name=JOURNAL_ENV, file_where=f"{origin} [journal]", file_value=_anchored(_typed(
+        f"{origin} [journal] path", journal["path"], str, "a string"), base) if journal.get("path") else None,
+        default=_anchored(DEFAULT_JOURNAL, base))
+    journal_path = journal_at.value
     synchronous = _typed(f"{origin} [journal] synchronous", journal.get("synchronous", "normal"), str, "a string")
 
     write = _typed(f"{origin} [write]", doc.get("write", {}), dict, "a table")
@@ -181,8 +186,11 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
     stores = tuple(_store(f"{origin} [stores.{name}]", name, spec, env, base) for name, spec in stores_doc.items())
     types_doc = _typed(f"{origin} [types]", doc.get("types", {}), dict, "a table of [types.NAME] tables")
     types = {name: _entity_type(f"{origin} [types.{name}]", name, spec, env) for name, spec in types_doc.items()}
+    origins = {k: v.origin for k, v in picked.items()} | {"journal": journal_at.origin} | {
+        f"store.{s.name}": f"env {_env_name(s.name)}" if env.get(_env_name(s.name)) else f"file {origin} [stores.{s.name}]"
+        for s in stores}
     return ForgeSettings(ids=id_config, stores=_check_stores(stores, origin), journal_path=journal_path,
-                         journal_synchronous=synchronous, write=ws, origin=origin, types=types)
+                         journal_synchronous=synchronous, write=ws, origin=origin, types=types, origins=origins)
 
 
 def _entity_type(where: str, name: str, spec: Any, env: dict[str, str]) -> EntityType:
@@ -260,7 +268,8 @@ def _check_stores(stores: tuple[StoreSettings, ...], origin: str) -> tuple[Store
     return tuple(sorted(stores, key=lambda s: not s.source))
 
 
-def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> ForgeSettings:
+def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = None,
+                  flags: dict[str, Any] | None = None) -> ForgeSettings:
     """Read and validate a TOML config file."""
     p = Path(path)
     try:
@@ -276,6 +285,6 @@ def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = Non
     except RecursionError:
         raise ConfigError(f"{p}: not valid TOML: nested too deeply") from None
     try:
-        return parse_settings(doc, str(p), env, base=p.resolve().parent)
+        return parse_settings(doc, str(p), env, base=p.resolve().parent, flags=flags)
     except AdapterNotFoundError as err:
         raise ConfigError(str(err)) from None

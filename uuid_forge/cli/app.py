@@ -15,8 +15,9 @@ from rich.table import Table
 
 from ..encodings import FORMS, all_forms, decode, encode
 from ..errors import ConfigError
-from ..ids import SCHEMES, IDConfig, UUIDGenerator, extract_uuid_from_prefixed, generate_salt, load_config_from_env
+from ..ids import SCHEMES, UUIDGenerator, extract_uuid_from_prefixed, generate_salt
 from ..privatefile import write_private
+from .configuration import config_path_option, resolve_ids
 from .parsing import parse_assignments, parse_positional
 
 out = Console(highlight=False, soft_wrap=True)
@@ -47,48 +48,22 @@ def cli() -> None:
     """
 
 
-def build_config(namespace: str | None, salt: str | None, scheme: str | None, use_env: bool = True) -> IDConfig:
-    """Environment first, then each flag given overrides its own value (0.1.x dropped the env salt)."""
-    base = load_config_from_env() if use_env else IDConfig()
-    if namespace == "":
-        raise ConfigError("--namespace '': give a domain (users.myapp.com) or a UUID, or leave the flag out")
-    return IDConfig(
-        namespace=namespace if namespace is not None else base.namespace,
-        salt=salt if salt is not None else base.salt,
-        scheme=scheme if scheme is not None else base.scheme,
-        secret=base.secret,
-    )
-
-
-def config_from_file(path: str, entity_type: str, namespace: str | None, salt: str | None, scheme: str | None,
-                     use_env: bool) -> IDConfig:
-    """The ID configuration a configured writer uses for ``entity_type``: the file's [ids] (the
-    environment over it), the type's own namespace and salt from [types.NAME], then each flag."""
-    from ..settings import load_settings
-
-    settings = load_settings(path, None if use_env else {})
-    declared = settings.types.get(entity_type)
-    base = declared.id_config(settings.ids) if declared is not None else settings.ids
-    if declared is not None and declared.salt_missing and salt is None:
-        raise ConfigError(f"{path} [types.{entity_type}]: its salt comes from ${declared.salt_env}, which is not set; "
-                          "the ID printed without it would not be the one the writer stores")
-    if namespace == "":
-        raise ConfigError("--namespace '': give a domain (users.myapp.com) or a UUID, or leave the flag out")
-    return IDConfig(namespace=namespace if namespace is not None else base.namespace,
-                    salt=salt if salt is not None else base.salt,
-                    scheme=scheme if scheme is not None else base.scheme, secret=base.secret)
+def id_flags(namespace: str | None, salt: str | None, scheme: str | None) -> dict[str, str | None]:
+    """The ID flags as :func:`~uuid_forge.cli.configuration.resolve_ids` takes them."""
+    return {"namespace": namespace, "salt": salt, "scheme": scheme}
 
 
 def id_options(f: Any) -> Any:
     """--namespace/--salt/--scheme/--env, shared by every command that computes IDs."""
     f = click.option("--env/--no-env", "use_env", default=True, show_default=True,
-                     help="Read UUID_FORGE_* variables first; flags override them one by one.")(f)
+                     help="Read UUID_FORGE_* variables (they override the file; flags override both).")(f)
     f = click.option("--scheme", type=click.Choice(SCHEMES), default=None,
-                     help="ID scheme [default: $UUID_FORGE_SCHEME or uuid-forge/1].")(f)
+                     help="ID scheme [default: $UUID_FORGE_SCHEME, else [ids] scheme, else uuid-forge/1].")(f)
     f = click.option("--salt", default=None, metavar="TEXT",
                      help="Salt [default: $UUID_FORGE_SALT]. Prefer the variable: flags land in shell history.")(f)
     f = click.option("--namespace", "-n", default=None, metavar="DOMAIN|UUID",
-                     help="Namespace domain (e.g. users.myapp.com) or UUID [default: $UUID_FORGE_NAMESPACE].")(f)
+                     help="Namespace domain (e.g. users.myapp.com) or UUID [default: $UUID_FORGE_NAMESPACE, else [ids] "
+                          "namespace, else the DNS namespace].")(f)
     return f
 
 
@@ -102,10 +77,7 @@ def id_options(f: Any) -> Any:
 @click.option("--form", "-f", type=click.Choice([f for f in FORMS if f != "bytes"]), default="string",
               show_default=True, help="Text form of the printed ID.")
 @id_options
-@click.option("--config", "-c", "config_path", envvar="UUID_FORGE_CONFIG", default=None,
-              type=click.Path(dir_okay=False),
-              help="TOML config: its [ids], and ENTITY_TYPE's own namespace and salt from [types.NAME] "
-                   "(env: UUID_FORGE_CONFIG).")
+@config_path_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of the bare ID.")
 def generate(entity_type: str, args: tuple[str, ...], attrs: tuple[str, ...], prefix: str | None, separator: str,
              form: str, namespace: str | None, salt: str | None, scheme: str | None, use_env: bool,
@@ -124,8 +96,7 @@ def generate(entity_type: str, args: tuple[str, ...], attrs: tuple[str, ...], pr
       UUID_FORGE_SECRET=... uuid-forge generate user -a email=x@y.z   # keyed UUIDv8
       uuid-forge generate order -a order_number=A-1 -c uuid-forge.toml   # [types.order] namespace/salt
     """
-    config = (build_config(namespace, salt, scheme, use_env) if config_path is None
-              else config_from_file(config_path, entity_type, namespace, salt, scheme, use_env))
+    config = resolve_ids(config_path, entity_type, id_flags(namespace, salt, scheme), use_env).config
     values = parse_positional(args)
     kwargs = parse_assignments(attrs)
     ident = UUIDGenerator(config).generate(entity_type, *values, **kwargs)
@@ -151,15 +122,30 @@ def _forms_table(ident: uuid.UUID, detected: str | None) -> Table:
     return table
 
 
-def _decode_cmd(value: str, form: str | None, as_json: bool) -> None:
+def _decode_cmd(value: str, form: str | None, as_json: bool, fit: str | None = None) -> None:
     ident = decode(value, form)
     from ..encodings import detect_form
 
     detected = form or detect_form(value)
     if as_json:
-        emit_json({"input_form": detected, **all_forms(ident)})
+        emit_json({"input_form": detected, **all_forms(ident), **({"configuration": fit} if fit else {})})
     else:
         out.print(_forms_table(ident, detected))
+        if fit:
+            out.print(escape(f"configuration: {fit}"))
+
+
+def _fits(value: str, form: str | None, resolved_config: Any, file: str | None) -> str:
+    """Whether an ID's version is the one the configuration in use gives (v8 keyed, v5 otherwise)."""
+    from ..classify import scheme_versions
+
+    ident = decode(value, form)
+    wanted = sorted(scheme_versions(resolved_config))
+    where = f" of {file}" if file else ""
+    if ident.version in wanted:
+        return f"version {ident.version}, as the configuration{where} gives"
+    return (f"version {ident.version}, but the configuration{where} gives version {wanted[0]}: not an ID this "
+            "configuration writes (another secret setting, or another tool)")
 
 
 _FORM_CHOICE = click.Choice(["string", "hex", "base64url", "base32", "int", "urn"])
@@ -186,10 +172,15 @@ def decode_(value: str, form: str | None, as_json: bool) -> None:
 @cli.command(context_settings=CONTEXT)
 @click.argument("value")
 @click.option("--form", type=_FORM_CHOICE, default=None, help="Force the input form.")
+@id_options
+@config_path_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def inspect(value: str, form: str | None, as_json: bool) -> None:
-    """Same as decode: every form, version and variant of a UUID in any form."""
-    _decode_cmd(value, form, as_json)
+def inspect(value: str, form: str | None, namespace: str | None, salt: str | None, scheme: str | None,
+            use_env: bool, config_path: str | None, as_json: bool) -> None:
+    """Every form, version and variant of a UUID in any form, and whether its version is the one
+    the configuration in use gives (keyed v8 or v5)."""
+    resolved = resolve_ids(config_path, None, id_flags(namespace, salt, scheme), use_env, need_salts=False)
+    _decode_cmd(value, form, as_json, _fits(value, form, resolved.config, resolved.file))
 
 
 @cli.command("encode", context_settings=CONTEXT)
@@ -252,52 +243,69 @@ def init(output: str, force: bool) -> None:
     click.echo(f"wrote {output} (mode 0600) with a new salt")
 
 
-def _config_rows(config: IDConfig) -> dict[str, str]:
-    rows = config.describe()
-    sources = {
-        "namespace": "UUID_FORGE_NAMESPACE" if os.environ.get("UUID_FORGE_NAMESPACE") else "default (NAMESPACE_DNS)",
-        "salt": "UUID_FORGE_SALT" if os.environ.get("UUID_FORGE_SALT") else "-",
-        "secret": "UUID_FORGE_SECRET" if os.environ.get("UUID_FORGE_SECRET") else "-",
-        "scheme": "UUID_FORGE_SCHEME" if os.environ.get("UUID_FORGE_SCHEME") else "default",
-    }
-    return {k: f"{v}  [from {sources[k]}]" for k, v in rows.items()}
-
-
 @cli.command(context_settings=CONTEXT)
+@id_options
+@config_path_option
+@click.option("--entity", "-e", "entity_type", default=None, help="Show the ID configuration of this entity type "
+              "(its [types.NAME] namespace and salt) [default: the [ids] one].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def config(as_json: bool) -> None:
-    """Show the ID configuration in effect (salt and secret are masked)."""
-    cfg = load_config_from_env()
+def config(namespace: str | None, salt: str | None, scheme: str | None, use_env: bool, config_path: str | None,
+           entity_type: str | None, as_json: bool) -> None:
+    """Show the configuration in use and where each value came from.
+
+    Each value comes from the first of: a flag, the environment (UUID_FORGE_*), the config file,
+    the default. Salts and secrets are never printed, store passwords show as ***.
+    """
+    resolved = resolve_ids(config_path, entity_type, id_flags(namespace, salt, scheme), use_env, need_salts=False)
+    described = resolved.config.describe()
     if as_json:
-        emit_json({**cfg.describe(), "keyed": cfg.keyed})
+        emit_json({**described, "keyed": resolved.config.keyed, "file": resolved.file,
+                   "file_from": resolved.file_origin,
+                   "values": {k: {"value": v, "from": o} for k, (v, o) in resolved.rows.items()}})
         return
-    table = Table(show_header=False)
-    for key, value in _config_rows(cfg).items():
-        table.add_row(key, escape(value))
-    out.print(table)
+    # one value per line, its origin on the next: fits 80 columns without cutting a URL
+    out.print(escape(f"config file: {resolved.file} (from {resolved.file_origin})" if resolved.file
+                     else "config file: none (-c FILE, $UUID_FORGE_CONFIG or ./uuid-forge.toml)"))
+    for key, (value, origin) in resolved.rows.items():
+        if entity_type is None or not key.startswith("type ") or key.startswith(f"type {entity_type} "):
+            out.print(escape(f"{key}: {value}\n    from {origin}"))
 
 
 @cli.command(context_settings=CONTEXT)
+@id_options
+@config_path_option
 @click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
-def validate(strict: bool) -> None:
-    """Check the configuration for weak settings (no salt, short salt, default namespace)."""
-    cfg = load_config_from_env()
+def validate(namespace: str | None, salt: str | None, scheme: str | None, use_env: bool, config_path: str | None,
+             strict: bool) -> None:
+    """Check the configuration for weak settings (no salt, short salt, default namespace).
+
+    With a config file, the whole file is validated too, and a declared type whose salt
+    variable is unset fails. Exit 0 ok, 1 weak (or a warning with --strict), 2 invalid.
+    """
+    resolved = resolve_ids(config_path, None, id_flags(namespace, salt, scheme), use_env)
+    cfg = resolved.config
     problems: list[str] = []
     failed = False
     if not cfg.salt and not cfg.secret:
-        problems.append("no salt and no secret: IDs can be computed by anyone who knows the key values")
+        problems.append("no salt and no secret: IDs can be computed by anyone who knows the key values "
+                        "(set UUID_FORGE_SALT; uuid-forge new-salt makes one)")
         failed = True
     elif cfg.salt and len(cfg.salt) < 16:
         problems.append(f"salt is only {len(cfg.salt)} characters; use 16 or more (uuid-forge new-salt)")
         failed = failed or strict
     if cfg.namespace_uuid == uuid.NAMESPACE_DNS:
-        problems.append("the default namespace is in use; set UUID_FORGE_NAMESPACE to your domain")
+        problems.append("the default namespace is in use; set [ids] namespace or UUID_FORGE_NAMESPACE to your domain")
         failed = failed or strict
+    for key, (value, origin) in resolved.rows.items():
+        if key.startswith("type ") and key.endswith(" salt") and value == "not set":
+            problems.append(f"{key}: {origin}: the writer would refuse this type")
+            failed = True
     for p in problems:
-        err.print(f"- {p}")
+        err.print(f"- {escape(p)}")
     if failed:
         raise click.exceptions.Exit(1)
-    click.echo("configuration ok" if not problems else "configuration usable (see notes)")
+    where = f" ({resolved.file})" if resolved.file else ""
+    click.echo(f"configuration ok{where}" if not problems else f"configuration usable (see notes){where}")
 
 
 @cli.command(context_settings=CONTEXT)

@@ -156,13 +156,16 @@ def _numbered(stream: BinaryIO, name: str, forge: Forge | None = None
         yield lineno, entity
 
 
-def _unknown_type_warning(forge: Forge, entity_type: str) -> str | None:
-    """A type that no store holds is most likely a typo: its audit would say "consistent" of nothing.
+def _unknown_type(forge: Forge, entity_type: str) -> tuple[str, str | None] | None:
+    """A type that neither the configuration ([types.NAME]) nor any store knows is most likely a
+    typo: its audit would say "consistent" of nothing. Returns the message and the suggestion.
 
-    A warning, not an error: a new deployment's scheduled audit may run before the first write.
-    The source is asked first (a cheap listing); only a type it lacks costs a look at every store,
-    since listing a message log's types reads the whole log.
+    A declared type with no records yet is fine (a new deployment's audit may run before the
+    first write). The source is asked first (a cheap listing); only a type it lacks costs a look
+    at every store, since listing a message log's types reads the whole log.
     """
+    if entity_type in forge.types:
+        return None
     source = forge.source.adapter
     if SCAN in source.capabilities and entity_type in source.entity_types():
         return None
@@ -171,10 +174,13 @@ def _unknown_type_warning(forge: Forge, entity_type: str) -> str | None:
         return None
     import difflib
 
-    close = difflib.get_close_matches(entity_type, known, n=1)
-    return (f"--entity {entity_type!r}: no store holds records of that type, so there is nothing to audit"
-            + (f"; did you mean {close[0]!r}?" if close else "")
-            + (f" (types found: {', '.join(known)})" if known else " (the stores are empty)"))
+    candidates = sorted(set(known) | set(forge.types))
+    close = difflib.get_close_matches(entity_type, candidates, n=1)
+    message = (f"--entity {entity_type!r}: neither the configuration nor any store knows that entity type"
+               + (f"; did you mean {close[0]!r}?" if close else "")
+               + (f" (known: {', '.join(candidates)})" if candidates else " (the stores are empty and no "
+                  "[types.NAME] is declared)"))
+    return message, close[0] if close else None
 
 
 def _check_file(path: str, forge: Forge) -> int:
@@ -389,9 +395,12 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
 
     Every store's data is read and fingerprinted as it is, so an edit made by another program is
     found as stale, with the fields that differ named (their values with --show-values).
-    Exit 0 when consistent, 1 when not (an ID configuration that differs from the one the source
-    was written with is one finding per type), 2 on error or when a repair is refused (by the
-    deletion guard, or under such an ID configuration, before any store is touched).
+    Exit 0 only when every store was audited and found consistent; 1 when there are findings
+    (an ID configuration that differs from the one the source was written with is one finding
+    per type); 2 when the audit could not finish: an optional store that does not answer is
+    left out (the others are audited, it is listed as not audited), the source or a required
+    store is down, --entity names a type neither the configuration nor a store knows, or a
+    repair is refused (by the deletion guard, or under such an ID configuration).
     '--partition 2/4' audits the second quarter of the ID space, so four machines can share a
     large audit. Every finding is re-read before repair acts on it, and each orphan is re-read
     from the source right before its deletion, so a live writer's records are never deleted.
@@ -414,9 +423,13 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
         refuse_link(html, "--html")
         check_folder(html, "--html")
     with open_forge(config_path) as forge:
-        warning = _unknown_type_warning(forge, entity_type) if entity_type is not None else None
-        if warning:
-            err.print(f"warning: {warning}", highlight=False)
+        unknown = _unknown_type(forge, entity_type) if entity_type is not None else None
+        if unknown:  # an error a scheduler sees (exit 2), with the suggestion where the reader looks
+            if as_json:
+                emit_json({"error": unknown[0], "did_you_mean": unknown[1], "consistent": None})
+            else:
+                out.print(f"uuid-forge: error: {escape(unknown[0])}", highlight=False)
+            raise click.exceptions.Exit(2)
         try:
             with progress_bar("auditing", None, not as_json) as advance:
                 report = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance,
@@ -440,36 +453,62 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
     metrics.record(report, final if repair and apply else None)
     if html:
         html_report.write(html, report, final=final if repair and apply else None, show_values=show_values)
+    code = audit_exit_code(report, final)
     payload = report.to_dict()
-    payload["warnings"] = ([warning] if warning else []) + report.warnings
+    payload["warnings"] = report.warnings
     if repair and apply:
         payload["after_repair"] = final.to_dict()
+    payload["exit_code"], payload["summary"] = code, _summary_line(report, final, code)
     if output:
         _write_private(output, payload)
     if as_json:
         emit_json(payload)
     else:
-        out.print(audit_table(report, f"audit of {', '.join(report.entity_types) or 'nothing'} against "
-                                      f"{report.source} ({report.seconds:.2f}s, {report.partitions} "
-                                      f"partition{'' if report.partitions == 1 else 's'})"))
-        for c in report.id_config:  # one line per type, whatever the number of records (see uuid_forge.idmarker)
-            out.print(f"  [red]id config[/] {escape(idmarker.summary_line(c) or c['message'])}")
-        for f in report.findings[:20]:
-            out.print(f"  {f.kind:9} {f.store}/{f.entity_type} {f.id}  {escape(f.detail)}")
-        if len(report.findings) > 20:
-            out.print(f"  ... {len(report.findings) - 20} more (use --json)")
-        if repair and not apply and not report.consistent:
-            out.print("[bold]repair plan[/] (dry run; add --apply to carry it out):")
-            for line in _plan(report, delete_orphans):
-                out.print(f"  {escape(line)}")
-        if repair and apply:
-            out.print(f"repaired: {per_store({n: dict(c) for n, c in report.repaired.items()}) or 'nothing'}")
-            for e in report.repair_errors:
-                err.print(f"[red]repair error[/]: {escape(e)}")
-            out.print(audit_table(final, "after repair"))
-        out.print("[green]consistent[/]" if final.consistent else "[red]inconsistent[/]")
-    if not final.consistent:
-        raise click.exceptions.Exit(1)
+        _print_audit(report, final, repair, apply, delete_orphans)
+        out.print(("[green]" if code == 0 else "[red]") + escape(payload["summary"]) + "[/]", highlight=False)
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+def audit_exit_code(report: AuditReport, final: AuditReport) -> int:
+    """0: every store audited and consistent; 1: findings; 2: a store was not audited."""
+    if report.not_audited or final.not_audited:
+        return 2
+    return 0 if final.consistent else 1
+
+
+def _summary_line(report: AuditReport, final: AuditReport, code: int) -> str:
+    """The last line of an audit's output: the outcome first, then the one-line summary."""
+    outcome = {0: "consistent", 1: "INCONSISTENT", 2: "INCOMPLETE"}[code]
+    text = str(report)
+    if final is not report:  # after --repair --apply: the full re-audit decides
+        text += f"; re-audit: {'consistent' if final.consistent else 'still inconsistent'}"
+    return f"{outcome}: {text}"
+
+
+def _print_audit(report: AuditReport, final: AuditReport, repair: bool, apply: bool, delete_orphans: bool) -> None:
+    """The text report: the table, the findings (20 at most), the plan or what was repaired."""
+    out.print(audit_table(report, f"audit of {', '.join(report.entity_types) or 'nothing'} against "
+                                  f"{report.source} ({report.seconds:.2f}s, {report.partitions} "
+                                  f"partition{'' if report.partitions == 1 else 's'})"))
+    for name, reason in report.not_audited.items():
+        out.print(f"  [red]not audited[/] {escape(name)} (optional, not answering): {escape(reason)}",
+                  highlight=False)
+    for c in report.id_config:  # one line per type, whatever the number of records (see uuid_forge.idmarker)
+        out.print(f"  [red]id config[/] {escape(idmarker.summary_line(c) or c['message'])}")
+    for f in report.findings[:20]:
+        out.print(f"  {f.kind:9} {f.store}/{f.entity_type} {f.id}  {escape(f.detail)}")
+    if len(report.findings) > 20:
+        out.print(f"  ... {len(report.findings) - 20} more (use --json)")
+    if repair and not apply and not report.consistent:
+        out.print("[bold]repair plan[/] (dry run; add --apply to carry it out):")
+        for line in _plan(report, delete_orphans):
+            out.print(f"  {escape(line)}")
+    if repair and apply:
+        out.print(f"repaired: {per_store({n: dict(c) for n, c in report.repaired.items()}) or 'nothing'}")
+        for e in report.repair_errors:
+            err.print(f"[red]repair error[/]: {escape(e)}")
+        out.print(audit_table(final, "after repair"))
 
 
 def _plan(report: AuditReport, delete_orphans: bool) -> list[str]:
