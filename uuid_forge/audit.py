@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from . import idmarker, logspill
 from .classify import scheme_versions
 from .contract import DELETE, READ, SCAN, chunked
-from .errors import UUIDForgeError, ValidationError
+from .errors import StoreError, UUIDForgeError, ValidationError
 from .record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint, same_fingerprint
 from .urls import mask_text
 from .view import FULL, FieldView
@@ -166,7 +166,7 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, **kwargs
         report = _audit(forge, entity_type, **kwargs)
     finally:
         forge.stores = everyone
-    report.not_audited = down
+    report.not_audited = {**down, **report.not_audited}
     return report
 
 
@@ -310,11 +310,17 @@ def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport
             by_view = _viewed_expectations(source, entity_type, part, expected, views)
             if verify_keys:
                 _verify_keys(forge, entity_type, list(expected), report)
-            jobs = [pool.submit(_scan_and_compare, h, entity_type, part, by_view[h.adapter.view]) for h in ranged]
-            jobs += [pool.submit(_compare_by_reads, h, entity_type, by_view[h.adapter.view]) for h in readable]
+            jobs = [pool.submit(_guarded, h, _scan_and_compare, entity_type, part, by_view[h.adapter.view])
+                    for h in ranged if h.name not in report.not_audited]
+            jobs += [pool.submit(_guarded, h, _compare_by_reads, entity_type, by_view[h.adapter.view])
+                     for h in readable if h.name not in report.not_audited]
             jobs += logs.ready(part, by_view)
             for job in jobs:
-                job.result().merge_into(report)
+                sink = job.result()
+                if isinstance(sink, _Lost):
+                    report.not_audited[sink.store] = sink.reason
+                else:
+                    sink.merge_into(report)
             for job in logs.ready(part, by_view, wait=part is parts[-1]):  # a log read meanwhile
                 job.result().merge_into(report)
             report.partition_times.append((entity_type, f"{part.index + 1}/{part.count}",
@@ -323,6 +329,30 @@ def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport
                 progress(len(expected))
         for sink in logs.rest(lambda p: _viewed_expectations(source, entity_type, p, None, views)):
             sink.merge_into(report)
+    if report.not_audited:  # a store lost half-way: its partial counts would read as the whole
+        report.findings = [f for f in report.findings if f.store not in report.not_audited]
+        for name in report.not_audited:
+            report.stores.pop(name, None)
+            report.foreign_samples.pop(name, None)
+
+
+@dataclass(frozen=True)
+class _Lost:
+    """An optional store that stopped answering during the audit: left out of the report."""
+
+    store: str
+    reason: str
+
+
+def _guarded(h: StoreHandle, compare: Callable[..., _Sink], *args: Any) -> _Sink | _Lost:
+    """``compare(h, *args)``; an optional store's failure leaves that store out instead of
+    aborting the audit of the others (a source or required store's failure still raises)."""
+    try:
+        return compare(h, *args)
+    except StoreError as err:
+        if h.required:
+            raise
+        return _Lost(h.name, mask_text(str(err)))
 
 
 def _viewed_expectations(source: Any, entity_type: str, part: Partition, full: dict[uuid.UUID, Any] | None,
