@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from ..record import Partition, Record, data_fingerprint
+from ..record import Partition, Record, load_json
 from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 _NAMED: dict[str, dict[str, dict[uuid.UUID, Record]]] = {}
@@ -33,7 +33,7 @@ class MemoryAdapter(Adapter):
     def _put(self, entity_type: str, records: list[Record]) -> None:
         table = self._data.setdefault(entity_type, {})
         for r in records:
-            table[r.id] = Record(entity_type, r.id, r.json_data, r.key, fingerprint=r.fingerprint)
+            table[r.id] = Record(entity_type, r.id, load_json(r.data_json), r.key)  # every digit kept
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         table = self._data.get(entity_type, {})  # fingerprints from the data held, not the write-time hint
