@@ -109,8 +109,6 @@ _MAX_BINARY = Binary(b"\xff" * 16, 4)
 _MIN_STRING = str(uuid.UUID(int=0))
 _MAX_STRING = str(uuid.UUID(int=(1 << 128) - 1))
 _CANONICAL_STRING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-#: cheap pre-check on canonical JSON: no match means BSON holds it exactly (no false negatives)
-_RISKY_JSON = re.compile(r'\d{19}|\\u0000|"\$|\.(?:[^"\\]|\\.)*":')
 _INT64 = range(-(1 << 63), 1 << 63)
 #: the canonical datetime text (uuid_forge.canonical): what datetimes="date" writes as a BSON date
 _CANONICAL_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z")
@@ -563,20 +561,31 @@ def _date(text: str) -> _dt.datetime:
 
 
 def _to_bson(canonical_json: str) -> Any:
-    """The JSON as a document when BSON holds it exactly, else the canonical text itself."""
-    value = json.loads(canonical_json)
-    if _RISKY_JSON.search(canonical_json) and not _bson_exact(value):
+    """Envelope layout: the JSON as a document when BSON holds it exactly, else the canonical text itself."""
+    try:
+        return _exact(load_json(canonical_json))
+    except _NotExact:
         return canonical_json
-    return value
 
 
-def _bson_exact(value: Any) -> bool:
-    """False for what BSON cannot store as is: ints beyond int64, NUL/``$``/``.`` in field names."""
+class _NotExact(Exception):
+    """A value BSON cannot hold as it is (the envelope then keeps the text)."""
+
+
+def _exact(value: Any) -> Any:
+    """``value`` (parsed by load_json) with fractions as doubles; _NotExact for what BSON cannot
+    store as is: ints beyond int64, fractions a double does not hold, NUL/``$``/``.`` in names."""
     if isinstance(value, dict):
-        return all(isinstance(k, str) and "\x00" not in k and "." not in k and not k.startswith("$")
-                   and _bson_exact(v) for k, v in value.items())
+        if not all(isinstance(k, str) and "\x00" not in k and "." not in k and not k.startswith("$") for k in value):
+            raise _NotExact
+        return {k: _exact(v) for k, v in value.items()}
     if isinstance(value, list):
-        return all(_bson_exact(v) for v in value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value in _INT64
-    return True
+        return [_exact(v) for v in value]
+    if isinstance(value, decimal.Decimal):
+        as_float = float(value)
+        if format_float(as_float) != format_decimal(value):
+            raise _NotExact
+        return as_float
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        raise _NotExact
+    return value
