@@ -39,8 +39,11 @@ microseconds beyond the millisecond are cut by BSON. Compare such a store at its
 ``datetimes="text"`` round-trips exactly. Dates already in the store (written by other code) are
 read either way.
 
-Writes are one unordered ``bulk_write`` of upserting ``ReplaceOne`` per batch (a repair puts the
-whole source document back; fields added by hand go). Reads and deletes send ``$in`` lists of
+Writes are one unordered ``bulk_write`` of upserting ``ReplaceOne`` per batch: a repair puts the
+whole source document back, and fields added by hand go, except those the store's view declares
+as its own (``ignore_fields``: read first and kept). A store that holds a projection (``projection``
+in its ``forge.toml`` entry) is written with ``UpdateOne`` setting (and unsetting) only the projected
+fields, so the other fields of a shared document stay as their owner left them. Reads and deletes send ``$in`` lists of
 ``in_batch_size`` IDs (default 100): real servers take thousands, but the SecantusDB stand-in
 used in tests slows down quadratically with long ``$in`` lists. Scans are ``_id`` range queries
 that fetch the data (only the projected fields when the store holds a projection) and
@@ -70,7 +73,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from bson import Binary, Decimal128, ObjectId
-from pymongo import DeleteMany, MongoClient, ReplaceOne
+from pymongo import DeleteMany, MongoClient, ReplaceOne, UpdateOne
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
@@ -296,17 +299,41 @@ class MongoAdapter(Adapter):
         return [Binary(i.bytes, 4) for i in ids] if self._binary else [str(i) for i in ids]
 
     def _put(self, entity_type: str, records: list[Record]) -> None:
-        ops = []
-        for r, _id in zip(records, self._keys([r.id for r in records])):
-            if self.flat:
-                doc = {"_id": _id, **self._document(r)}
-            else:
-                key_json = None if r.key is None else r.key_json
-                doc = {"_id": _id, "fp": r.fingerprint, "data": _to_bson(r.data_json),
-                       "key": None if key_json is None else _to_bson(key_json)}
-            ops.append(ReplaceOne({"_id": _id}, doc, upsert=True))
+        keys = self._keys([r.id for r in records])
         self._check_owner(entity_type, claim=True)
-        self._collection(entity_type).bulk_write(ops, ordered=False)
+        coll = self._collection(entity_type)
+        if not self.flat:
+            ops: list[Any] = []
+            for r, _id in zip(records, keys):
+                key_json = None if r.key is None else r.key_json
+                ops.append(ReplaceOne({"_id": _id}, {"_id": _id, "fp": r.fingerprint, "data": _to_bson(r.data_json),
+                                                     "key": None if key_json is None else _to_bson(key_json)},
+                                      upsert=True))
+        elif self._projected_update():
+            ops = [_update_within(_id, self._document(r), self.view.projection or ()) for r, _id in zip(records, keys)]
+        else:
+            kept = self._kept_fields(coll, keys)
+            ops = [ReplaceOne({"_id": _id}, {**kept.get(_key(_id), {}), "_id": _id, **self._document(r)}, upsert=True)
+                   for r, _id in zip(records, keys)]
+        coll.bulk_write(ops, ordered=False)
+
+    def _projected_update(self) -> bool:
+        """Whether writes set the projection's fields only: the store holds a projection (fields
+        outside it belong to someone else), all plain top-level names."""
+        names = self.view.projection
+        return names is not None and not any("." in n or n.startswith("$") for n in names)
+
+    def _kept_fields(self, coll: Any, keys: list[Any]) -> dict[Any, dict[str, Any]]:
+        """The fields the store adds for itself (the view's ignore_fields) of the documents about
+        to be replaced: a rewrite from the source keeps them. Nothing to read when none are declared."""
+        names = self.view.ignore_fields
+        if not names:
+            return {}
+        kept: dict[Any, dict[str, Any]] = {}
+        for chunk in chunked(keys, self.in_batch_size):
+            for doc in coll.find({"_id": {"$in": chunk}}, {n: 1 for n in names}):
+                kept[_key(doc.pop("_id"))] = doc
+        return kept
 
     def _document(self, record: Record) -> dict[str, Any]:
         """The record's data as the flat layout stores it (see the module doc): its canonical form
@@ -493,6 +520,21 @@ def _user_collection(collection: str | None, entity_type: str | None) -> tuple[s
         raise ValidationError(f"collection {collection!r} is not a collection uuid-forge can use: no '$' or NUL, "
                               "not empty, not in 'system.', not uuid-forge's own owners collection")
     return collection, entity_type
+
+
+def _key(_id: Any) -> Any:
+    """An ``_id`` as a dict key alike whether it was built (Binary) or read back (UUID)."""
+    return bytes(_id) if isinstance(_id, Binary) else _id.bytes if isinstance(_id, uuid.UUID) else _id
+
+
+def _update_within(_id: Any, data: dict[str, Any], projection: Iterable[str]) -> UpdateOne:
+    """An upsert that sets the projection's fields from ``data`` and unsets those it lacks,
+    leaving every other field of the document as it is."""
+    update: dict[str, Any] = {"$set": {k: v for k, v in data.items() if k in projection}}
+    unset = {k: "" for k in projection if k not in data}
+    if unset:
+        update["$unset"] = unset
+    return UpdateOne({"_id": _id}, update, upsert=True)
 
 
 def _data(doc: dict[str, Any]) -> dict[str, Any]:

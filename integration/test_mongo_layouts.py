@@ -315,3 +315,23 @@ def test_foreign_entry_is_reported_by_its_id(db_url: str, raw: Any) -> None:
         items = list(store.scan("thing", include_malformed=True))
     foreign = [i for i, _ in items if isinstance(i, ForeignEntry)]
     assert [f.raw for f in foreign] == ["legacy-7"]
+
+
+def test_writes_leave_fields_outside_the_store_view_alone(db_url: str, raw: Any) -> None:
+    """A projection is written with $set/$unset of its fields only; ignore_fields (the store's
+    own) survive a rewrite from the source, while other hand-added fields go."""
+    ident = uuid.uuid5(uuid.NAMESPACE_URL, "view")
+    full = Record("profile", ident, {"name": "Ann", "email": "ann@example.com", "age": 40})
+    raw["profile"].insert_one({"_id": Binary(ident.bytes, 4), "name": "old", "nick": "theirs", "seen_at": "x"})
+    with open_store(db_url) as store:
+        store.view = FieldView(projection=("name", "email", "phone"))
+        raw["profile"].update_one({"_id": Binary(ident.bytes, 4)}, {"$set": {"phone": "stale"}})
+        store.put_many([full])
+        assert raw["profile"].find_one() == {"_id": Binary(ident.bytes, 4), "name": "Ann", "email": "ann@example.com",
+                                             "nick": "theirs", "seen_at": "x"}  # age not sent, phone unset
+        assert dict(store.scan("profile")) == {ident: data_fingerprint({"name": "Ann", "email": "ann@example.com"})}
+        store.view = FieldView(ignore_fields=("seen_at",))
+        store.put_many([full])
+        assert raw["profile"].find_one() == {"_id": Binary(ident.bytes, 4), "name": "Ann", "email": "ann@example.com",
+                                             "age": 40, "seen_at": "x"}  # nick (hand-added) gone, seen_at kept
+        assert dict(store.scan("profile")) == {ident: full.fingerprint}
