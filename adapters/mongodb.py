@@ -119,7 +119,7 @@ FLAT, ENVELOPE = "flat", "envelope"
 
 
 class MongoAdapter(Adapter):
-    """MongoDB through pymongo 4: ``_id`` as Binary subtype 4 (or string), ``fp`` beside the data."""
+    """MongoDB through pymongo 4: flat documents by default, ``_id`` as Binary subtype 4 (or string)."""
 
     name: ClassVar[str] = "mongodb"
     connection_errors: ClassVar[tuple[type[BaseException], ...]] = (ConnectionFailure,)
