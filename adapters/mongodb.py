@@ -1,41 +1,79 @@
-"""``mongodb://host:port/db``: one collection per entity type, the ID as ``_id``.
+"""``mongodb://host:port/db``: the entity's fields as a MongoDB document, the ID as ``_id``.
 
-Each document is ``{_id, fp, data, key}``. ``_id`` is BSON Binary subtype 4 by default (the
-client runs with ``uuidRepresentation="standard"``: 16 bytes instead of a 36-char string, and
-the form other drivers read as a UUID); ``id_format="string"`` (or ``?id_format=string`` in the
-URL) keeps the 36-char lowercase string instead. ``data`` and ``key`` are the record's JSON as
-embedded documents, so they stay queryable; the few values BSON cannot hold exactly (integers
-beyond 64 bits, field names with NUL, a leading ``$`` or a ``.``) make that one field the
-canonical JSON text instead, so nothing is ever lost or altered.
+**Layouts** (``layout=``):
 
-Writes are one unordered ``bulk_write`` of upserting ``ReplaceOne`` per batch. Reads and deletes
-send ``$in`` lists of ``in_batch_size`` IDs (default 100): real servers take thousands, but the
-SecantusDB stand-in used in tests slows down quadratically with long ``$in`` lists. Scans are
-``_id`` range queries sorted by ``_id`` that fetch only ``fp``; a second query finds every
-``_id`` outside the well-encoded range (strings in binary mode, binaries in string mode, ...)
-and reports it as :class:`~uuid_forge.record.MalformedID`.
+* ``flat`` (default): ``{_id: <id>, **data}``, the entity's fields at the top level beside
+  ``_id``, as MongoDB users keep their documents (queryable, indexable, readable by any tool).
+  Nothing else is stored: no fingerprint, no key (a record read back has ``key=None``; an audit
+  checks IDs against the entity type's declared key fields in the data). A data field named
+  ``_id`` is refused before anything is written.
+* ``envelope``: uuid-forge's older shape ``{_id, fp, data, key}`` with ``data`` and ``key`` as
+  embedded documents (or their canonical JSON text where BSON cannot hold them exactly). Kept
+  for stores written by earlier versions; the stored ``fp`` is never trusted.
 
-Collection names are ``collection_prefix + entity_type`` with no separator a type could not
-contain (prefix ``acme_`` with type ``user`` and no prefix with type ``acme_user`` are the same
-collection), so the first write records which prefix and type a collection is for in the
+**Where**: one collection per entity type, ``collection_prefix + entity_type``; or your own
+collection: ``collection="documents"`` with ``entity_type="document"``, the one type it holds
+(like the SQL adapter's ``table=``/``entity_type=``). Other applications' documents in it (an
+``_id`` that is not an ID of this scheme in any form: ``"legacy-42"``, an ObjectId) are reported
+as foreign and never touched; ``drop`` on your own collection deletes our documents only.
+
+**IDs**: ``_id`` is BSON Binary subtype 4 by default (the client runs with
+``uuidRepresentation="standard"``: 16 bytes, the form other drivers read as a UUID);
+``id_format="string"`` keeps the 36-char lowercase string, as a store that already has strings
+(the seed's ``documents`` collection) holds them.
+
+**One data model**: the client runs with ``tz_aware=True``, and values read back are mapped to
+uuid-forge's canonical model: BSON dates become aware UTC datetimes, Decimal128 a ``Decimal``,
+Binary subtype 4 a ``UUID``, ObjectId its hex text. What we write is the canonical form of the
+data: datetimes and UUIDs as their canonical text (so they round-trip exactly), integers as
+int64, and fractions as doubles when a double holds the canonical digits exactly, else as
+**Decimal128** (34 significant digits, exact: ``Decimal("1234567890.1234567890")`` keeps every
+digit and stays a number MongoDB can compare and sort). Integers beyond int64 go to Decimal128
+too. A number Decimal128 cannot hold exactly, or a field name MongoDB cannot store (a leading
+``$`` or a NUL), is refused before any write, naming the record and the field.
+
+**BSON dates hold milliseconds.** ``datetimes="date"`` writes datetime values (and text in the
+canonical datetime form) as BSON dates, the shape of stores whose other writers use dates: the
+microseconds beyond the millisecond are cut by BSON. Compare such a store at its precision with
+``datetime_precision = "ms"`` in its ``forge.toml`` entry (:mod:`uuid_forge.view`); the default
+``datetimes="text"`` round-trips exactly. Dates already in the store (written by other code) are
+read either way.
+
+Writes are one unordered ``bulk_write`` of upserting ``ReplaceOne`` per batch: a repair puts the
+whole source document back, and fields added by hand go, except those the store's view declares
+as its own (``ignore_fields``: read first and kept). A store that holds a projection (``projection``
+in its ``forge.toml`` entry) is written with ``UpdateOne`` setting (and unsetting) only the projected
+fields, so the other fields of a shared document stay as their owner left them. Reads and deletes send ``$in`` lists of
+``in_batch_size`` IDs (default 100): real servers take thousands, but the SecantusDB stand-in
+used in tests slows down quadratically with long ``$in`` lists. Scans are ``_id`` range queries
+that fetch the data (only the projected fields when the store holds a projection) and
+fingerprint what they read; a second query finds every ``_id`` outside the well-encoded range
+(strings in binary mode, binaries in string mode, ...) and reports it as
+:class:`~uuid_forge.record.MalformedID` (ours, wrongly encoded) or
+:class:`~uuid_forge.record.ForeignEntry` (not ours).
+
+Per-type collection names are ``collection_prefix + entity_type`` with no separator a type could
+not contain (prefix ``acme_`` with type ``user`` and no prefix with type ``acme_user`` are the
+same collection), so the first write records which prefix and type a collection is for in the
 collection ``uuid_forge.owners`` (``{_id: collection, collection_prefix, entity_type}``). A write,
 scan or delete through another prefix or type is refused with an error naming both, and
-``entity_types()`` does not list it. Collections written before that marker existed are claimed
-by their next write.
+``entity_types()`` does not list it. Your own collection (``collection=``) is not recorded there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
+import decimal
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from bson import Binary
-from pymongo import DeleteMany, MongoClient, ReplaceOne
+from bson import Binary, Decimal128, ObjectId
+from pymongo import DeleteMany, MongoClient, ReplaceOne, UpdateOne
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
@@ -51,12 +89,13 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
+from ..canonical import format_decimal, format_float
+from ..classify import classify, classify_uuid
+from ..contract import BATCH_SIZE, Adapter, Option, ScanItem, chunked
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, ValidationError
+from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
 
 _RAW_BINARY = re.compile(r"Binary\(subtype=(?P<subtype>\d+), hex=(?P<hex>[0-9a-f]*)\)")
-from ..classify import classify, classify_uuid
-from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint
-from ..contract import BATCH_SIZE, Adapter, Option, ScanItem, chunked
 
 __all__ = ["MongoAdapter"]
 
@@ -73,13 +112,14 @@ _MAX_BINARY = Binary(b"\xff" * 16, 4)
 _MIN_STRING = str(uuid.UUID(int=0))
 _MAX_STRING = str(uuid.UUID(int=(1 << 128) - 1))
 _CANONICAL_STRING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-#: cheap pre-check on canonical JSON: no match means BSON holds it exactly (no false negatives)
-_RISKY_JSON = re.compile(r'\d{19}|\\u0000|"\$|\.(?:[^"\\]|\\.)*":')
 _INT64 = range(-(1 << 63), 1 << 63)
+#: the canonical datetime text (uuid_forge.canonical): what datetimes="date" writes as a BSON date
+_CANONICAL_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z")
+FLAT, ENVELOPE = "flat", "envelope"
 
 
 class MongoAdapter(Adapter):
-    """MongoDB through pymongo 4: ``_id`` as Binary subtype 4 (or string), ``fp`` beside the data."""
+    """MongoDB through pymongo 4: flat documents by default, ``_id`` as Binary subtype 4 (or string)."""
 
     name: ClassVar[str] = "mongodb"
     connection_errors: ClassVar[tuple[type[BaseException], ...]] = (ConnectionFailure,)
@@ -108,9 +148,23 @@ class MongoAdapter(Adapter):
         return super()._classify(err)
 
     options: ClassVar[tuple[Option, ...]] = (
-        Option("id_format", str, "binary", "_id as BSON Binary subtype 4, or the 36-char lowercase string",
-               choices=("binary", "string")),
-        Option("collection_prefix", str, "", "prefix of the per-type collections (no '$' or NUL)"),
+        Option("layout", str, FLAT, "document shape: flat puts the entity's fields at the top level beside _id "
+               "({_id, name, email, ...}, what MongoDB users query); envelope is uuid-forge's older "
+               "{_id, fp, data, key}, for collections written by earlier versions", choices=(FLAT, ENVELOPE)),
+        Option("id_format", str, "binary", "how _id holds the ID: binary is BSON Binary subtype 4 (what drivers "
+               "read as a UUID), string the 36-char lowercase text, for collections that already use strings "
+               "(e.g. ?id_format=string)", choices=("binary", "string")),
+        Option("collection", str, None, "your own collection, holding one entity type (needs entity_type), e.g. "
+               "?collection=documents&entity_type=document; none: one collection per type, named "
+               "collection_prefix + type"),
+        Option("entity_type", str, None, "the one entity type your own collection= holds, e.g. document; other "
+               "types are refused by this store"),
+        Option("datetimes", str, "text", "how datetimes are written: text is the canonical UTC text "
+               "(2024-05-01T12:00:00.123456Z, exact); date is a BSON date, as other writers of the collection "
+               "keep them, to the millisecond (set datetime_precision = \"ms\" on the store to compare at that "
+               "precision). Dates already stored are read either way", choices=("text", "date")),
+        Option("collection_prefix", str, "", "prefix of the per-type collections (no '$' or NUL), e.g. acme_ puts "
+               "type user in acme_user"),
         Option("database", str, None, "the database (none: the URL's path, else uuid_forge); the URL names it in "
                "its path", url=False),
         Option("in_batch_size", int, 100, "IDs per $in list of a read or delete", minimum=1),
@@ -118,7 +172,7 @@ class MongoAdapter(Adapter):
     )
     driver_query: ClassVar[str] = "pymongo as URI options (e.g. `authSource`, `replicaSet`, `tls`, `appname`)"
     driver_keywords: ClassVar[str] = ("`pymongo.MongoClient` (e.g. `serverSelectionTimeoutMS`, `event_listeners`); "
-                                      "`uuidRepresentation` must stay `standard`")
+                                      "`uuidRepresentation` must stay `standard` and `tz_aware` true")
 
     def __init__(self, url: str, **options: Any) -> None:
         """Keywords that are not options go to :class:`pymongo.MongoClient` (``serverSelectionTimeoutMS``, ...)."""
@@ -130,17 +184,26 @@ class MongoAdapter(Adapter):
         # our options leave the query; the rest goes to pymongo verbatim (its own quoting rules)
         driver_query = "&".join(p for p in parts.query.split("&") if p.partition("=")[0] not in opts.url_names)
         self.id_format = opts["id_format"]
+        self.layout = opts["layout"]
+        self.flat = self.layout == FLAT
+        self.dates = opts["datetimes"] == "date"
         self.collection_prefix = opts["collection_prefix"]
         if "$" in self.collection_prefix or "\x00" in self.collection_prefix:
             raise ValidationError(f"collection_prefix {self.collection_prefix!r} may not contain '$' or NUL")
+        self.user_collection, self.user_entity_type = _user_collection(opts["collection"], opts["entity_type"])
         self.in_batch_size = opts["in_batch_size"]
         if client_options.get("uuidRepresentation", "standard") != "standard":
             raise ValidationError("uuidRepresentation must be 'standard': IDs are stored as BSON Binary subtype 4")
-        options = {**_CLIENT_DEFAULTS, **client_options, "uuidRepresentation": "standard"}
+        if not client_options.get("tz_aware", True):
+            raise ValidationError("tz_aware must stay true: BSON dates are read as aware UTC datetimes")
+        options = {**_CLIENT_DEFAULTS, **client_options, "uuidRepresentation": "standard", "tz_aware": True}
         driver_url = urlunsplit(parts._replace(query=driver_query))
         with Adapter._errors(self, "open"):  # a bad URL or option leaves as a StoreError, password masked
             self._client: MongoClient[dict[str, Any]] = MongoClient(driver_url, **options)
             self._db = self._client[database] if database else self._client.get_default_database(DEFAULT_DATABASE)
+        if self.user_collection is not None and len(f"{self._db.name}.{self.user_collection}".encode()) > _MAX_NAMESPACE:
+            raise ValidationError(f"collection {self.user_collection!r}: '{self._db.name}.{self.user_collection}' is "
+                                  f"longer than {_MAX_NAMESPACE} bytes")
         self._collections: dict[str, Any] = {}
         self._owned: set[str] = set()  # entity types whose collection was seen to be ours
         self._binary = self.id_format == "binary"
@@ -153,6 +216,11 @@ class MongoAdapter(Adapter):
     def check_entity_type(self, entity_type: str) -> str:
         """The base rule, plus MongoDB's: no ``system.`` collections, namespace at most 255 bytes."""
         super().check_entity_type(entity_type)
+        if self.user_collection is not None:
+            if entity_type != self.user_entity_type:
+                raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: its collection "
+                                      f"{self.user_collection!r} holds only {self.user_entity_type!r}")
+            return entity_type
         name = self.collection_prefix + entity_type
         if name == OWNERS:
             raise ValidationError(f"entity type {entity_type!r} is not accepted by mongodb: collection {name!r} "
@@ -164,6 +232,19 @@ class MongoAdapter(Adapter):
             raise ValidationError(f"entity type {entity_type!r} is not accepted by mongodb: "
                                   f"'{self._db.name}.{name}' is longer than {_MAX_NAMESPACE} bytes")
         return entity_type
+
+    def validate_records(self, entity_type: str, records: list[Record]) -> None:
+        """Refuse, before anything is written, what the flat layout cannot store as it is: a data
+        field named ``_id`` (it holds the ID), a field name MongoDB refuses, a number BSON cannot
+        hold exactly."""
+        if not self.flat:
+            return
+        for record in records:
+            if "_id" in record.data:
+                raise ValidationError(f"{entity_type} {record.id}: data field '_id' collides with MongoDB's document "
+                                      "ID (the flat layout keeps the entity's ID there): rename the field, or use "
+                                      "layout=envelope")
+            self._document(record)  # raises ValidationError naming the field
 
     # -- error wrapping ------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -186,14 +267,17 @@ class MongoAdapter(Adapter):
     def _collection(self, entity_type: str) -> Any:
         coll = self._collections.get(entity_type)
         if coll is None:
-            coll = self._collections[entity_type] = self._db[self.collection_prefix + entity_type]
+            coll = self._collections[entity_type] = self._db[self._collection_name(entity_type)]
         return coll
+
+    def _collection_name(self, entity_type: str) -> str:
+        return self.user_collection if self.user_collection is not None else self.collection_prefix + entity_type
 
     def _check_owner(self, entity_type: str, claim: bool = False) -> None:
         """Raise ValidationError when the collection was made for another prefix or type; with
         ``claim`` (a write), record it as this prefix's and type's if nobody has yet."""
-        if entity_type in self._owned:
-            return
+        if entity_type in self._owned or self.user_collection is not None:
+            return  # your own collection is named by you: no marker in it or beside it
         name, prefix = self.collection_prefix + entity_type, self.collection_prefix
         owners = self._db[OWNERS]
         doc = owners.find_one({"_id": name})
@@ -215,14 +299,48 @@ class MongoAdapter(Adapter):
         return [Binary(i.bytes, 4) for i in ids] if self._binary else [str(i) for i in ids]
 
     def _put(self, entity_type: str, records: list[Record]) -> None:
-        ops = []
-        for r, _id in zip(records, self._keys([r.id for r in records])):
-            key_json = None if r.key is None else r.key_json
-            ops.append(ReplaceOne({"_id": _id}, {"_id": _id, "fp": r.fingerprint, "data": _to_bson(r.data_json),
-                                                 "key": None if key_json is None else _to_bson(key_json)},
-                                  upsert=True))
+        keys = self._keys([r.id for r in records])
         self._check_owner(entity_type, claim=True)
-        self._collection(entity_type).bulk_write(ops, ordered=False)
+        coll = self._collection(entity_type)
+        if not self.flat:
+            ops: list[Any] = []
+            for r, _id in zip(records, keys):
+                key_json = None if r.key is None else r.key_json
+                ops.append(ReplaceOne({"_id": _id}, {"_id": _id, "fp": r.fingerprint, "data": _to_bson(r.data_json),
+                                                     "key": None if key_json is None else _to_bson(key_json)},
+                                      upsert=True))
+        elif self._projected_update():
+            ops = [_update_within(_id, self._document(r), self.view.projection or ()) for r, _id in zip(records, keys)]
+        else:
+            kept = self._kept_fields(coll, keys)
+            ops = [ReplaceOne({"_id": _id}, {**kept.get(_key(_id), {}), "_id": _id, **self._document(r)}, upsert=True)
+                   for r, _id in zip(records, keys)]
+        coll.bulk_write(ops, ordered=False)
+
+    def _projected_update(self) -> bool:
+        """Whether writes set the projection's fields only: the store holds a projection (fields
+        outside it belong to someone else), all plain top-level names."""
+        names = self.view.projection
+        return names is not None and not any("." in n or n.startswith("$") for n in names)
+
+    def _kept_fields(self, coll: Any, keys: list[Any]) -> dict[Any, dict[str, Any]]:
+        """The fields the store adds for itself (the view's ignore_fields) of the documents about
+        to be replaced: a rewrite from the source keeps them. Nothing to read when none are declared."""
+        names = self.view.ignore_fields
+        if not names:
+            return {}
+        kept: dict[Any, dict[str, Any]] = {}
+        for chunk in chunked(keys, self.in_batch_size):
+            for doc in coll.find({"_id": {"$in": chunk}}, {n: 1 for n in names}):
+                kept[_key(doc.pop("_id"))] = doc
+        return kept
+
+    def _document(self, record: Record) -> dict[str, Any]:
+        """The record's data as the flat layout stores it (see the module doc): its canonical form
+        with numbers as int64, double or Decimal128, datetimes as text or BSON dates."""
+        where = f"{record.entity_type} {record.id}"
+        value = _bson_value(load_json(record.data_json), where, "", self.dates)
+        return value  # type: ignore[no-any-return]
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         coll = self._collection(entity_type)
@@ -231,12 +349,37 @@ class MongoAdapter(Adapter):
         for chunk in chunked(self._keys(ids), self.in_batch_size):
             for doc in coll.find({"_id": {"$in": chunk}}):
                 ident = doc["_id"] if binary else uuid.UUID(doc["_id"])
-                data, k = doc.get("data"), doc.get("key")  # fingerprint: from the data read, never "fp"
-                found.append(self._read_record(entity_type, ident, lambda d=data, k=k, i=ident: Record(
-                    entity_type, i, json.loads(d) if isinstance(d, str) else d,
-                    json.loads(k) if isinstance(k, str) else k,
-                    fingerprint=TextFingerprint(d) if isinstance(d, str) else None)))
+                found.append(self._read_record(entity_type, ident, lambda d=doc, i=ident: self._record(entity_type, i, d)))
         return found
+
+    def _record(self, entity_type: str, ident: uuid.UUID, doc: dict[str, Any]) -> Record:
+        """A document read by ID as a Record; its fingerprint from the data read, never a stored ``fp``."""
+        if self.flat:
+            data = _data(doc)
+            return Record(entity_type, ident, data, None, fingerprint=self.fingerprint_data(data))
+        d, k = doc.get("data"), doc.get("key")
+        if isinstance(d, str):
+            return Record(entity_type, ident, load_json(d), json.loads(k) if isinstance(k, str) else k,
+                          fingerprint=self.fingerprint_text(d))
+        data = _from_bson(d)
+        return Record(entity_type, ident, data, json.loads(k) if isinstance(k, str) else k,
+                      fingerprint=self.fingerprint_data(data))
+
+    def _fingerprint(self, doc: dict[str, Any]) -> str | None:
+        """The fingerprint of what a scanned document holds: its fields (flat) or its ``data``."""
+        if self.flat:
+            return self.fingerprint_data(_data(doc))
+        d = doc.get("data")
+        return self.fingerprint_text(d) if isinstance(d, str) else self.fingerprint_data(_from_bson(d))
+
+    def _fields(self) -> dict[str, int] | None:
+        """The find projection of a scan: the data (flat: every field, or the store's projection)."""
+        if not self.flat:
+            return {"data": 1}
+        names = self.view.projection
+        if names is not None and not any("." in n or n.startswith("$") for n in names):
+            return {name: 1 for name in names} or {"_id": 1}
+        return None  # every field (a projection of odd names is applied after the read)
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         self._check_owner(entity_type)
@@ -279,21 +422,22 @@ class MongoAdapter(Adapter):
             lowest, highest = _MIN_STRING, _MAX_STRING
             bounds = {"$gte": str(partition.lo_uuid)}
             bounds.update({"$lt": str(hi)} if hi else {"$lte": _MAX_STRING})
+        fields = self._fields()
         if partition.count == 1:
             # the whole ID space: one pass over the collection sees the wrongly encoded ones too
-            for doc in coll.find({}, {"data": 1}).batch_size(self.batch_size):
-                yield self._scanned(doc["_id"]), _data_fp(doc)
+            for doc in coll.find({}, fields).batch_size(self.batch_size):
+                yield self._scanned(doc["_id"]), self._fingerprint(doc)
             return
         # No sort: the audit compares by ID, not in order, and sorting cost the stand-in 2/3 of
         # the scan (a real server walks the _id index for the range either way).
-        for doc in coll.find({"_id": bounds}, {"data": 1}).batch_size(self.batch_size):
-            yield self._scanned(doc["_id"]), _data_fp(doc)
+        for doc in coll.find({"_id": bounds}, fields).batch_size(self.batch_size):
+            yield self._scanned(doc["_id"]), self._fingerprint(doc)
         # everything outside the well-encoded range; undecodable ones are reported by partition 0 only
-        outside = coll.find({"_id": {"$not": {"$gte": lowest, "$lte": highest}}}, {"data": 1}).batch_size(self.batch_size)
+        outside = coll.find({"_id": {"$not": {"$gte": lowest, "$lte": highest}}}, fields).batch_size(self.batch_size)
         for doc in outside:
             item = self._scanned(doc["_id"])
             if isinstance(item, MalformedID) or (isinstance(item, ForeignEntry) and partition.index == 0):
-                yield item, _data_fp(doc)
+                yield item, self._fingerprint(doc)
 
     def _scanned(self, raw: Any) -> uuid.UUID | MalformedID | ForeignEntry:
         """The UUID an ``_id`` encodes if it is in this adapter's encoding; a MalformedID for an ID
@@ -322,7 +466,11 @@ class MongoAdapter(Adapter):
         return ForeignEntry(str(raw), f"{type(raw).__name__} _id: not ours, left alone")
 
     def _drop(self, entity_type: str) -> None:
-        """Drop the collection (and its indexes): one command, where deleting by ID would first read every ID."""
+        """Drop our per-type collection (and its indexes): one command, where deleting by ID would
+        first read every ID. In your own collection only our documents go; it and the others stay."""
+        if self.user_collection is not None:
+            super()._drop(entity_type)
+            return
         self._check_owner(entity_type)  # never another prefix's collection
         self._collection(entity_type).drop()
         self._collections.pop(entity_type, None)
@@ -330,6 +478,9 @@ class MongoAdapter(Adapter):
         self._owned.discard(entity_type)
 
     def _entity_types(self) -> Iterable[str]:
+        if self.user_collection is not None:
+            present = self.user_collection in self._db.list_collection_names()
+            return [self.user_entity_type] if present and self.user_entity_type else []
         prefix = self.collection_prefix
         owners = {d["_id"]: (d.get("collection_prefix"), d.get("entity_type")) for d in self._db[OWNERS].find()}
         found = []
@@ -356,28 +507,127 @@ class MongoAdapter(Adapter):
         self._client.close()
 
 
-def _data_fp(doc: Mapping[str, Any]) -> str | None:
-    """The fingerprint of the ``data`` a document holds (never its ``fp`` field): hashed as stored
-    when BSON kept the canonical text, else rebuilt from the document's values."""
-    data = doc.get("data")
-    return TextFingerprint(data) if isinstance(data, str) else data_fingerprint(data)
+def _user_collection(collection: str | None, entity_type: str | None) -> tuple[str | None, str | None]:
+    """``collection=`` and ``entity_type=`` checked together: your own collection holds one type."""
+    if collection is None:
+        if entity_type is not None:
+            raise ValidationError("entity_type= names the one type of your own collection: pass collection= too")
+        return None, None
+    if not entity_type:
+        raise ValidationError(f"collection={collection!r} needs entity_type=: the one entity type it holds")
+    if not collection or "$" in collection or "\x00" in collection or collection.startswith("system.") \
+            or collection == OWNERS:
+        raise ValidationError(f"collection {collection!r} is not a collection uuid-forge can use: no '$' or NUL, "
+                              "not empty, not in 'system.', not uuid-forge's own owners collection")
+    return collection, entity_type
 
 
-def _to_bson(canonical_json: str) -> Any:
-    """The JSON as a document when BSON holds it exactly, else the canonical text itself."""
-    value = json.loads(canonical_json)
-    if _RISKY_JSON.search(canonical_json) and not _bson_exact(value):
-        return canonical_json
+def _key(_id: Any) -> Any:
+    """An ``_id`` as a dict key alike whether it was built (Binary) or read back (UUID)."""
+    return bytes(_id) if isinstance(_id, Binary) else _id.bytes if isinstance(_id, uuid.UUID) else _id
+
+
+def _update_within(_id: Any, data: dict[str, Any], projection: Iterable[str]) -> UpdateOne:
+    """An upsert that sets the projection's fields from ``data`` and unsets those it lacks,
+    leaving every other field of the document as it is."""
+    update: dict[str, Any] = {"$set": {k: v for k, v in data.items() if k in projection}}
+    unset = {k: "" for k in projection if k not in data}
+    if unset:
+        update["$unset"] = unset
+    return UpdateOne({"_id": _id}, update, upsert=True)
+
+
+def _data(doc: dict[str, Any]) -> dict[str, Any]:
+    """A flat document's data: every field but ``_id``, in the canonical model (see _from_bson)."""
+    return {k: _from_bson(v) for k, v in doc.items() if k != "_id"}
+
+
+def _from_bson(value: Any) -> Any:
+    """A value as read from BSON, in uuid-forge's data model: Decimal128 as Decimal, dates as aware
+    UTC (the client is tz_aware), ObjectId as its hex text; UUIDs (Binary 4) are decoded already."""
+    t = type(value)
+    if t is str or t is int or t is float or t is bool or value is None:
+        return value
+    if t is dict:
+        return {k: _from_bson(v) for k, v in value.items()}
+    if t is list:
+        return [_from_bson(v) for v in value]
+    if t is Decimal128:
+        return value.to_decimal()
+    if t is ObjectId:
+        return str(value)
+    if isinstance(value, _dt.datetime) and value.tzinfo is None:  # only when a caller's client was naive
+        return value.replace(tzinfo=_dt.timezone.utc)
     return value
 
 
-def _bson_exact(value: Any) -> bool:
-    """False for what BSON cannot store as is: ints beyond int64, NUL/``$``/``.`` in field names."""
+def _bson_value(value: Any, where: str, path: str, dates: bool) -> Any:
+    """One value of parsed canonical JSON (load_json: plain fractions as Decimal) as BSON keeps it
+    exactly; ValidationError naming ``where`` and the field when it cannot."""
+    t = type(value)
+    if t is str:
+        return _date(value) if dates and _CANONICAL_DATETIME.fullmatch(value) else value
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if "\x00" in k or (not path and k.startswith("$")):
+                raise ValidationError(f"{where}: field {path + k!r} cannot be a MongoDB field name (BSON has no NUL "
+                                      "in names; a top-level name cannot start with '$'): rename it, or use "
+                                      "layout=envelope")
+            out[k] = _bson_value(v, where, f"{path}{k}.", dates)
+        return out
+    if t is list:
+        return [_bson_value(v, where, f"{path}{i}.", dates) for i, v in enumerate(value)]
+    if t is int:
+        return value if value in _INT64 else _decimal128(decimal.Decimal(value), where, path)
+    if t is decimal.Decimal:  # a plain fraction: a double when it holds these digits, else Decimal128
+        as_float = float(value)
+        if format_float(as_float) == format_decimal(value):
+            return as_float
+        return _decimal128(value, where, path)
+    return value  # bool, None, floats of exponent form
+
+
+def _decimal128(value: decimal.Decimal, where: str, path: str) -> Decimal128:
+    try:
+        return Decimal128(value.normalize(decimal.Context(prec=len(value.as_tuple().digits) + 1)))
+    except (decimal.Inexact, decimal.InvalidOperation, decimal.Overflow, ValueError):
+        raise ValidationError(f"{where}: field {path.rstrip('.')!r} holds {format_decimal(value)[:40]}, which "
+                              "MongoDB cannot store exactly (Decimal128 keeps 34 significant digits): "
+                              "use layout=envelope, or store it as text") from None
+
+
+def _date(text: str) -> _dt.datetime:
+    """Canonical datetime text as a BSON date (milliseconds: the rest is cut, see the module doc)."""
+    return _dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=_dt.timezone.utc)
+
+
+def _to_bson(canonical_json: str) -> Any:
+    """Envelope layout: the JSON as a document when BSON holds it exactly, else the canonical text itself."""
+    try:
+        return _exact(load_json(canonical_json))
+    except _NotExact:
+        return canonical_json
+
+
+class _NotExact(Exception):
+    """A value BSON cannot hold as it is (the envelope then keeps the text)."""
+
+
+def _exact(value: Any) -> Any:
+    """``value`` (parsed by load_json) with fractions as doubles; _NotExact for what BSON cannot
+    store as is: ints beyond int64, fractions a double does not hold, NUL/``$``/``.`` in names."""
     if isinstance(value, dict):
-        return all(isinstance(k, str) and "\x00" not in k and "." not in k and not k.startswith("$")
-                   and _bson_exact(v) for k, v in value.items())
+        if not all(isinstance(k, str) and "\x00" not in k and "." not in k and not k.startswith("$") for k in value):
+            raise _NotExact
+        return {k: _exact(v) for k, v in value.items()}
     if isinstance(value, list):
-        return all(_bson_exact(v) for v in value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value in _INT64
-    return True
+        return [_exact(v) for v in value]
+    if isinstance(value, decimal.Decimal):
+        as_float = float(value)
+        if format_float(as_float) != format_decimal(value):
+            raise _NotExact
+        return as_float
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        raise _NotExact
+    return value

@@ -52,7 +52,7 @@ def planters(urls: dict[str, str], files: Path) -> dict[str, Callable[[str, uuid
 
     def mongodb(et: str, ident: uuid.UUID) -> None:
         client: pymongo.MongoClient = pymongo.MongoClient(urls["mongodb"])
-        client.get_default_database()[et].insert_one({"_id": str(ident), "fp": "0" * 32, "data": {}, "key": None})
+        client.get_default_database()[et].insert_one({"_id": str(ident), "name": "planted"})
         client.close()
 
     def redis_(et: str, ident: uuid.UUID) -> None:

@@ -90,7 +90,7 @@ class Raw:
     _read_postgres = _read_mariadb = _read_sqlite = _sql_read
     _edit_postgres = _edit_mariadb = _edit_sqlite = _sql_edit
 
-    # -- MongoDB: $set / $unset of the document's fields, as a mongo shell user would
+    # -- MongoDB: $set / $unset of the document's top-level fields (the flat layout), as a mongo shell user would
     def _coll(self) -> Any:
         import pymongo
 
@@ -100,7 +100,7 @@ class Raw:
     def _read_mongodb(self, ident: uuid.UUID) -> dict[str, Any]:
         client, coll = self._coll()
         try:
-            return coll.find_one({"_id": ident})["data"]
+            return {k: v for k, v in coll.find_one({"_id": ident}).items() if k != "_id"}
         finally:
             client.close()
 
@@ -108,8 +108,8 @@ class Raw:
         before = self._read_mongodb(ident)
         after = change(dict(before))
         update: dict[str, Any] = {}
-        sets = {f"data.{k}": v for k, v in after.items() if before.get(k, object()) != v}
-        unsets = {f"data.{k}": "" for k in before if k not in after}
+        sets = {k: v for k, v in after.items() if before.get(k, object()) != v}
+        unsets = {k: "" for k in before if k not in after}
         if sets:
             update["$set"] = sets
         if unsets:

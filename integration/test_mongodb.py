@@ -33,7 +33,7 @@ from uuid_forge import (
 )
 from uuid_forge.record import ForeignEntry, MalformedID
 from uuid_forge.testing import AdapterContract
-from uuid_forge.testing.contract import sample_records
+from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records
 
 
 @pytest.fixture(scope="module")
@@ -61,23 +61,37 @@ class _MongoContract(AdapterContract):
         self.raw.drop_collection(entity_type)
 
 
-class TestMongoBinaryIDs(_MongoContract):
+class _FlatContract(_MongoContract):
+    def test_injection_strings_are_data(self, store: Adapter, etype: str) -> None:
+        """As the contract's, except a field name with a NUL: BSON cannot hold one, so the flat
+        layout refuses it before any write, naming the field (layout=envelope keeps it as text)."""
+        records = [Record(etype, uuid.uuid5(uuid.NAMESPACE_URL, s), {"text": s, "key": {s: s}}) for s in INJECTION_STRINGS]
+        holdable = [r for r in records if "\x00" not in r.data["text"]]
+        with pytest.raises(ValidationError, match=r"field 'key\.\\x00") as info:
+            store.put_many(records)
+        assert "_id" not in str(info.value) and store.count(etype) == 0  # refused before anything was written
+        store.put_many(holdable)
+        assert dict(store.scan(etype)) == {r.id: r.fingerprint for r in holdable}
+        got = store.get_many(etype, [r.id for r in holdable])
+        assert {i: r.json_data for i, r in got.items()} == {r.id: r.json_data for r in holdable}
+
+
+class TestMongoBinaryIDs(_FlatContract):
     def assert_stored_natively(self, store: Adapter, record: Record) -> None:
         assert store.id_encoding == "binary4"
         doc = self.raw[record.entity_type].find_one({"_id": Binary(record.id.bytes, 4)})
         assert doc is not None
         assert type(doc["_id"]) is Binary and doc["_id"].subtype == 4
         assert bytes(doc["_id"]) == record.id.bytes
-        assert doc["fp"] == record.fingerprint
-        assert doc["data"] == record.json_data  # an embedded document, not text: queryable
-        assert doc["key"] == record.key
+        # the flat layout: the entity's fields beside _id, nothing of uuid-forge's own (no fp, no key)
+        assert {k: v for k, v in doc.items() if k != "_id"} == record.json_data
 
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
-        self.raw[entity_type].insert_one({"_id": str(ident), "fp": "0" * 32, "data": {}, "key": None})
+        self.raw[entity_type].insert_one({"_id": str(ident), "name": "planted"})
         return True
 
 
-class TestMongoStringIDs(_MongoContract):
+class TestMongoStringIDs(_FlatContract):
     options: ClassVar[dict[str, Any]] = {"id_format": "string"}
 
     def assert_stored_natively(self, store: Adapter, record: Record) -> None:
@@ -85,10 +99,27 @@ class TestMongoStringIDs(_MongoContract):
         doc = self.raw[record.entity_type].find_one({"_id": str(record.id)})
         assert doc is not None
         assert type(doc["_id"]) is str and doc["_id"] == str(record.id)
-        assert doc["fp"] == record.fingerprint
+        assert {k: v for k, v in doc.items() if k != "_id"} == record.json_data
 
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
-        self.raw[entity_type].insert_one({"_id": Binary(ident.bytes, 4), "fp": "0" * 32, "data": {}, "key": None})
+        self.raw[entity_type].insert_one({"_id": Binary(ident.bytes, 4), "name": "planted"})
+        return True
+
+
+class TestMongoEnvelope(_MongoContract):
+    """The older {_id, fp, data, key} shape, still written with layout=envelope."""
+
+    options: ClassVar[dict[str, Any]] = {"layout": "envelope"}
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        doc = self.raw[record.entity_type].find_one({"_id": Binary(record.id.bytes, 4)})
+        assert doc is not None and set(doc) == {"_id", "fp", "data", "key"}
+        assert doc["fp"] == record.fingerprint
+        assert doc["data"] == record.json_data  # an embedded document, not text: queryable
+        assert doc["key"] == record.key
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        self.raw[entity_type].insert_one({"_id": str(ident), "fp": "0" * 32, "data": {}, "key": None})
         return True
 
 
@@ -175,11 +206,11 @@ def test_entity_types_skips_empty_and_foreign_collections(mongodb_url: str, raw_
         raw_db.drop_collection(foreign)
 
 
-def test_data_bson_cannot_hold_is_kept_exactly_as_text(mongodb_url: str, raw_db: Any, etype: str) -> None:
+def test_envelope_keeps_what_bson_cannot_hold_exactly_as_text(mongodb_url: str, raw_db: Any, etype: str) -> None:
     plain = Record(etype, uuid.uuid4(), {"n": 2**62, "a": {"b": [1, "x"]}}, {"sku": "A-1"})
     wide = Record(etype, uuid.uuid4(), {"n": 2**64}, {"a.b": 1})
     odd_keys = Record(etype, uuid.uuid4(), {"$where": 1, "k\x00": 2})
-    with open_store(mongodb_url) as store:
+    with open_store(mongodb_url, layout="envelope") as store:
         store.put_many([plain, wide, odd_keys])
         got = store.get_many(etype, [plain.id, wide.id, odd_keys.id])
     assert {i: r.data_json for i, r in got.items()} == {r.id: r.data_json for r in (plain, wide, odd_keys)}
@@ -250,7 +281,7 @@ def test_reads_are_pushed_down_and_chunked(mongodb_url: str, etype: str) -> None
         ranged = listener.named("find")[0]
         assert ranged["filter"] == {"_id": {"$gte": Binary(part.lo_uuid.bytes, 4),
                                             "$lt": Binary(part.hi_uuid.bytes, 4)}}  # type: ignore[union-attr]
-        assert ranged["projection"] == {"data": 1}  # the data itself is fingerprinted, never the stored fp
+        assert "projection" not in ranged  # flat: the whole document is the data, fingerprinted as read
         assert "sort" not in ranged  # the audit compares by ID; a sort only costs the server
         listener.commands.clear()
         assert len(list(store.scan(etype))) == 250  # the whole ID space: one unfiltered pass

@@ -126,7 +126,7 @@ def _plant(w: World, forge: Forge) -> dict[str, uuid.UUID]:
     coll.insert_one({"_id": FOREIGN_MONGO, "name": "from the legacy system", "fp": "whatever"})
     z = by_id[wrong["mongodb"]]
     coll.delete_one({"_id": z.id})
-    coll.insert_one({"_id": str(z.id), "fp": z.fingerprint, "data": z.json_data, "key": z.key})
+    coll.insert_one({"_id": str(z.id), **z.json_data})  # the flat layout, with a string _id
     client.close()
 
     es = Elasticsearch(elasticsearch_http_url(w.urls["elasticsearch"]))
