@@ -170,8 +170,8 @@ def _instant(text: str) -> dt.datetime | None:
     except ValueError:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)  # Elasticsearch reads a date without offset as UTC
-    return value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)  # Elasticsearch reads a date without offset as UTC
+    return value.astimezone(dt.UTC)
 
 
 def _dates(value: Any, paths: set[tuple[str, ...]], path: tuple[str, ...] = ()) -> Any:
@@ -313,7 +313,7 @@ class ElasticsearchAdapter(Adapter):
         for record in records:
             clash = reserved.intersection(record.data)
             if clash:
-                field = sorted(clash)[0]
+                field = min(clash)
                 why = ("Elasticsearch's own metadata field" if field in META_FIELDS
                        else f"this store's {'id_field' if field == self.id_field else 'numbers_field'}")
                 raise ValidationError(f"{entity_type} {record.id}: data field {field!r} collides with {why} in index "

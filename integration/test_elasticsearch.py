@@ -29,7 +29,6 @@ import pytest
 
 elasticsearch = pytest.importorskip("elasticsearch")
 
-from uuid_forge.contract import Adapter
 from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter
 
 from uuid_forge import (
@@ -41,6 +40,7 @@ from uuid_forge import (
     ValidationError,
     open_store,
 )
+from uuid_forge.contract import Adapter
 from uuid_forge.record import ForeignEntry, MalformedID, Partition
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
@@ -111,7 +111,7 @@ class _ESContract(AdapterContract):
         test_unmappable_data_is_refused_by_the_server), as for any document of your own."""
         data = {"email": "zoë@example.com", "name": "Zoë 東京", "n": 2**70, "ratio": 0.1, "ok": True,
                 "none": None, "nested": {"b": [{"c": "d"}, {"c": "e"}], "a": 1.5, "ints": [1, 2]},
-                "when": dt.datetime(2024, 5, 6, 7, 8, 9, 123, tzinfo=dt.timezone.utc),
+                "when": dt.datetime(2024, 5, 6, 7, 8, 9, 123, tzinfo=dt.UTC),
                 "day": dt.date(2024, 1, 2), "price": decimal.Decimal("12.50")}
         record = Record(etype, uuid.uuid5(uuid.NAMESPACE_URL, etype), data, {"email": "zoë@example.com"})
         assert store.put_many([record]) == 1

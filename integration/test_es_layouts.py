@@ -18,15 +18,16 @@ import pytest
 
 elasticsearch = pytest.importorskip("elasticsearch")
 
-from uuid_forge import ConfigError, Forge, IDConfig, Namespace, Record, ValidationError, open_store  # noqa: E402
-from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter  # noqa: E402
-from uuid_forge.forge import StoreHandle  # noqa: E402
-from uuid_forge.journal import Journal  # noqa: E402
+from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter
 
-from .servers import elasticsearch_http_url  # noqa: E402
+from uuid_forge import ConfigError, Forge, IDConfig, Namespace, Record, ValidationError, open_store
+from uuid_forge.forge import StoreHandle
+from uuid_forge.journal import Journal
+
+from .servers import elasticsearch_http_url
 
 IDS = IDConfig(namespace=Namespace("es-layouts.uuid-forge.test"), salt="es-layouts")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 #: every value kind of the one data model
 EVERY_KIND: dict[str, Any] = {
     "created_at": dt.datetime(2024, 5, 6, 9, 8, 9, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2))),
@@ -179,7 +180,8 @@ def _seed_orders(forge: Forge, n: int) -> list[Record]:
     """``n`` orders in the source (the truth), as the seed's order flow made them."""
     rows = [("order", {"order_id": f"ORD-{i:04d}"}, {
         "order_id": f"ORD-{i:04d}", "customer_email": f"customer{i}@example.com", "status": "paid",
-        "total": decimal.Decimal(f"{10 + i}.90"), "created_at": dt.datetime(2024, 1, 15, 10, 30, i, 123000, tzinfo=UTC)})
+        "total": decimal.Decimal(f"{10 + i}.90"),
+        "created_at": dt.datetime(2024, 1, 15, 10, 30, i, 123000, tzinfo=UTC)})
         for i in range(n)]
     records = forge.records(rows)
     forge.source.adapter.put_many(records)
@@ -216,7 +218,7 @@ def seeded(elasticsearch_url: str, raw: Any, name: str, tmp_path: Path) -> Itera
 
 
 def test_seed_index_is_read_as_consistent(seeded: tuple[Forge, list[Record], str]) -> None:
-    forge, records, index = seeded
+    forge, records, _ = seeded
     report = forge.audit("order")
     assert report.consistent, report.findings
     assert report.stores["es"]["ok"] == len(records) and report.stores["es"]["foreign"] == 1
@@ -251,7 +253,7 @@ def test_seed_index_edits_are_stale_with_the_field_named_and_repaired_in_place(
 
 
 def test_match_query_finds_a_document_uuid_forge_wrote(seeded: tuple[Forge, list[Record], str], raw: Any) -> None:
-    forge, records, index = seeded
+    forge, _, index = seeded
     forge.write("order", {"order_id": "ORD-9001"}, {
         "order_id": "ORD-9001", "customer_email": "alice@wonderland.test", "status": "paid",
         "total": decimal.Decimal("42.00"), "created_at": dt.datetime(2024, 2, 1, tzinfo=UTC)})
