@@ -1,28 +1,50 @@
-"""``elasticsearch+http://`` / ``elasticsearch+https://``: one index per entity type, via ``_bulk``.
+"""``elasticsearch+http://`` / ``elasticsearch+https://``: the entity's fields as indexed, searchable fields.
 
-Layout (index ``{index_prefix}{entity_type}``, default prefix ``uf-``)::
+**Layout** (``fields``, the only one): each entity is one document whose top-level fields are the
+entity's own fields, indexed like any document you write yourself, so ``match``, ``term`` and
+``range`` queries find what uuid-forge wrote::
 
-    _id   the 36-char UUID string (or, with id_format="base64url", the 22-char base64url form)
-    id    keyword, always the 36-char string: ES 8 forbids sorting and range queries on _id,
-          and audits need range queries (partitions)
-    fp    keyword, the record's fingerprint as written (a hint: audits hash ``data`` itself)
-    key   the business key, in _source only (object, enabled: false)
-    data  the record's data, in _source only (object, enabled: false)
+    _id       the 36-char UUID string (or, with id_format=base64url, its 22-char base64url form)
+    uf_id     keyword, the 36-char UUID string (option id_field): Elasticsearch 8 forbids sort
+              and range on _id, and an audit reads ID ranges (partitions). "" writes no such field.
+    name, email, total, created_at, ...   the entity's data, as is
 
-``key`` and ``data`` are never indexed, so arbitrary data can cause neither mapping explosions nor
-type conflicts, and ``dynamic: strict`` keeps anything else out of the mapping.
+There is no fingerprint, business key or envelope in the document: an audit fingerprints the data
+it reads (the document without ``id_field``), and a Record read back has ``key=None``.
 
-The mapping's ``_meta.uuid_forge`` names the ``index_prefix`` and entity type an index was made
-for. Prefix and type are joined without a separator a type could not contain (``uf-`` + ``a-b``
-and ``uf-a-`` + ``b`` are both ``uf-a-b``), so before reading, writing or deleting an existing
-index the adapter checks that marker: an index made for another prefix or type, or not made by
-uuid-forge at all, is refused with an error naming both, and ``entity_types()`` does not list it.
-Indices made before the marker existed are recognised by their ``id`` and ``fp`` fields.
+**Where**: one index per entity type, ``{index_prefix}{entity_type}`` (default prefix ``uf-``),
+or your own index: ``index=orders&entity_type=order`` (the one type it holds). An index that
+exists is used as it is: uuid-forge never puts a mapping on it. An index uuid-forge has to
+create gets ``id_field`` as a ``keyword`` and leaves every other field to dynamic mapping (a
+per-type index also gets ``_meta.uuid_forge`` naming its prefix and type, so that ``uf-`` +
+``a-b`` and ``uf-a-`` + ``b`` never share an index). ``drop()`` deletes a per-type index that
+uuid-forge made and that holds nothing else; from your own index, or from one holding other
+applications' documents, it deletes only uuid-forge's documents.
+
+**One data model**: ``_source`` keeps the JSON text as sent. Responses are parsed with
+:func:`uuid_forge.record.load_json` (fractions as Decimal, every digit kept), and strings in fields
+the index maps as ``date`` come back as aware UTC datetimes (a date without an offset is UTC,
+as Elasticsearch reads it), so ``...+02:00``, ``...Z`` and ``.123Z`` compare with the source's
+datetime by instant. JSON layers outside Python (Java and JavaScript clients, ingest pipelines,
+the noida-db stand-in) turn integers beyond 64 bits and decimals beyond a double's 17 digits into
+doubles; such numbers are written as their exact text, and the document lists where they are in
+``uf_numbers`` (option ``numbers_field``, JSON Pointers such as ``/total``), read back as numbers.
+
+**Seed-era indices**: documents with a UUID ``_id`` and the entity's fields but no ``id_field``
+(the seed's order index) are read, audited and repaired as they are; ``id_field=`` (empty) keeps
+that shape on rewrite. Without an id field a scan cannot read one ID range alone: each partition
+reads the whole index. A document whose ``_id`` is no ID of ours is another application's
+(:class:`~uuid_forge.record.ForeignEntry`): reported, never rewritten or deleted.
+
+Indices written by earlier versions in the envelope layout (``id``, ``fp``, ``key``, ``data``
+with ``dynamic: strict``) are refused with a message saying so: reindex them into this layout.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import decimal
 import json
 import re
 import uuid
@@ -32,8 +54,11 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import elasticsearch
 from elasticsearch import helpers
+from elasticsearch.serializer import JsonSerializer
 
+from ..canonical import canonical, format_decimal, format_float
 from ..classify import classify, classify_uuid, parse_id
+from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 from ..encodings import check_target, encode
 from ..errors import (
     ConfigError,
@@ -42,80 +67,131 @@ from ..errors import (
     StoreRejectedError,
     StoreUnavailableError,
     TargetError,
+    UUIDForgeError,
     ValidationError,
 )
-from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint
+from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
 from ..urls import mask_text
-from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 __all__ = ["ElasticsearchAdapter"]
 
 ID_FORMATS = ("string", "base64url")
-MAPPINGS: dict[str, Any] = {
-    "dynamic": "strict",
-    "properties": {
-        "id": {"type": "keyword"},
-        "fp": {"type": "keyword"},
-        "key": {"type": "object", "enabled": False},
-        "data": {"type": "object", "enabled": False},
-    },
-}
-# Bulk item failures that mean "busy or not ready, try again" rather than "this record is bad".
+#: fields Elasticsearch keeps for itself: a document may not have them at top level
+META_FIELDS = frozenset({"_id", "_index", "_source", "_routing", "_seq_no", "_primary_term", "_version",
+                         "_field_names", "_ignored", "_doc_count", "_tier", "_data_stream_timestamp",
+                         "_nested_path", "_feature", "_ignored_source", "_size"})
 # per-item bulk errors that are the document's own fault (split out and dead-lettered) or the store's
 _RECORD_REFUSALS = {"mapper_parsing_exception", "document_parsing_exception", "illegal_argument_exception",
                     "strict_dynamic_mapping_exception", "version_conflict_engine_exception",
                     "x_content_parse_exception", "parse_exception"}
 _STORE_REFUSALS = {"security_exception", "index_closed_exception", "invalid_index_name_exception"}
 _RETRYABLE = {"es_rejected_execution_exception", "unavailable_shards_exception", "cluster_block_exception"}
-# A run of 20+ digits in canonical JSON may be an integer beyond 64 bits (see _json_value).
-_LONG_NUMBER = re.compile(r"\d{20}")
+# 16+ characters of digits and points: a number that may not survive a double (see _exact_text)
+_LONG_NUMBER = re.compile(r"\d[\d.]{15}")
+_INT64 = range(-(2**63), 2**63)
 
 
-def _json_value(text: str) -> str:
-    """``text`` (canonical JSON) as it goes into ``_source``: itself, or as a JSON string.
+class _ExactJson(JsonSerializer):
+    """Responses parsed without losing digits: ``_source`` fractions become Decimals."""
 
-    Elasticsearch keeps ``_source`` verbatim, but JSON layers around it (Java and JavaScript
-    clients, ingest pipelines, the noida-db stand-in) turn integers beyond 64 bits into floats.
-    Such values are kept as their canonical text instead, so ``get`` returns exactly what was
-    fingerprinted; everything else stays a readable object.
-    """
-    return json.dumps(text, ensure_ascii=False) if _LONG_NUMBER.search(text) else text
+    def json_loads(self, data: bytes) -> Any:
+        return load_json(data)
 
 
-def _key_value(record: Record) -> str:
-    key = record.key_json
-    return "null" if key is None else _json_value(key)
+def _lossy(value: Any) -> bool:
+    """Whether a JSON layer holding numbers as int64/double would change ``value``."""
+    if type(value) is int:
+        return value not in _INT64
+    if isinstance(value, decimal.Decimal):
+        text = format_decimal(value)
+        try:
+            return format_float(float(text)) != text
+        except (UUIDForgeError, ValueError, OverflowError):
+            return True  # beyond a double's range
+    return False
 
 
-def _from_source(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+def _pointer_part(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
 
 
-def _data_fp(src: dict[str, Any]) -> str | None:
-    """The fingerprint of the ``data`` a document holds (never its ``fp`` field)."""
-    data = src.get("data")
-    return TextFingerprint(data) if isinstance(data, str) else data_fingerprint(data)
+def _exact_text(value: Any, pointer: str, found: list[str]) -> Any:
+    """``value`` with every lossy number replaced by its canonical text; their JSON Pointers go to ``found``."""
+    if isinstance(value, dict):
+        return {k: _exact_text(v, f"{pointer}/{_pointer_part(k)}", found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_exact_text(v, f"{pointer}/{i}", found) for i, v in enumerate(value)]
+    if _lossy(value):
+        found.append(pointer)
+        return canonical(value)
+    return value
+
+
+def _restore_numbers(data: dict[str, Any], pointers: Any) -> None:
+    """Turn the texts at ``pointers`` back into numbers (in place); a path an edit removed is skipped."""
+    for pointer in pointers if isinstance(pointers, list) else [pointers]:
+        if not isinstance(pointer, str) or not pointer.startswith("/"):
+            continue
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
+        try:
+            parent: Any = data
+            for part in parts[:-1]:
+                parent = parent[int(part)] if isinstance(parent, list) else parent[part]
+            last: Any = int(parts[-1]) if isinstance(parent, list) else parts[-1]
+            text = parent[last]
+            if isinstance(text, str):
+                number = load_json(text)
+                if isinstance(number, (int, decimal.Decimal, float)) and not isinstance(number, bool):
+                    parent[last] = number
+        except (KeyError, IndexError, ValueError, TypeError):
+            continue
+
+
+def _date_paths(properties: dict[str, Any], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """The field paths a mapping's ``properties`` map as ``date`` or ``date_nanos``."""
+    found: set[tuple[str, ...]] = set()
+    for name, spec in (properties or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        path = (*prefix, *name.split("."))
+        if spec.get("type") in ("date", "date_nanos"):
+            found.add(path)
+        if isinstance(spec.get("properties"), dict):
+            found |= _date_paths(spec["properties"], path)
+    return found
+
+
+def _instant(text: str) -> dt.datetime | None:
+    """A date-time string (with a time of day) as an aware UTC datetime; None for anything else."""
+    if len(text) < 16 or not text[:4].isdigit():
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)  # Elasticsearch reads a date without offset as UTC
+    return value.astimezone(dt.UTC)
+
+
+def _dates(value: Any, paths: set[tuple[str, ...]], path: tuple[str, ...] = ()) -> Any:
+    """``value`` with the date-time strings at date-mapped ``paths`` as aware UTC datetimes."""
+    if isinstance(value, dict):
+        return {k: _dates(v, paths, (*path, *k.split("."))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dates(v, paths, path) for v in value]
+    if isinstance(value, str) and path in paths:
+        return _instant(value) or value
+    return value
 
 
 class ElasticsearchAdapter(Adapter):
-    """Records as documents, one index per entity type, written with ``_bulk``.
+    """Entities as documents of indexed fields, written with ``_bulk`` (layouts: see the module doc).
 
-    Options (keyword arguments, or URL query parameters ``?id_format=base64url&refresh=wait_for``):
-
-    * ``id_format``: ``"string"`` (default) or ``"base64url"`` for ``_id``. ES stores a base64url
-      ``_id`` as its 16 decoded bytes and any other ``_id`` as UTF-8 plus a marker byte (37 bytes
-      for the 36-char string), so base64url makes the ``_id`` terms and their index much smaller.
-      The ``id`` field keeps the 36-char string either way (sorting, ranges, people).
-    * ``index_prefix``: default ``"uf-"``.
-    * ``refresh``: ``False`` (default, for throughput), ``True`` or ``"wait_for"``, passed to
-      ``_bulk``. Reads by ID (``mget``) are real-time whatever this is; ``scan`` refreshes first.
-    * ``timeout``: seconds per request (default 10), so a server that never answers is an error.
-    * ``max_retries``: the client's own retries on connection errors and 429/502/503/504
-      (default 0: write-through retries whole batches, and an audit should fail fast).
-    * ``scan_page_size``: hits per scroll page (default 10,000, the most Elasticsearch
-      returns by default: each page holds only ``id`` and ``fp``, about 1 MB, and fewer pages
-      made the stand-in's scan 2.8x faster than pages of 1,000).
-    * anything else (``api_key``, ``ca_certs``, ``verify_certs``, ...) goes to ``Elasticsearch()``.
+    Options come as keyword arguments or URL query parameters
+    (``elasticsearch+http://host:9200?index=orders&entity_type=order``); ``uuid-forge adapters
+    --options elasticsearch`` prints them. Anything else (``api_key``, ``ca_certs``,
+    ``verify_certs``, ...) goes to ``Elasticsearch()``.
     """
 
     name: ClassVar[str] = "elasticsearch"
@@ -123,9 +199,23 @@ class ElasticsearchAdapter(Adapter):
     timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (elasticsearch.ConnectionTimeout,)
 
     options: ClassVar[tuple[Option, ...]] = (
+        Option("index", str, None, "your own index, e.g. `orders`: it holds one entity type (entity_type=); used as "
+               "it is (its mapping is never changed), created with id_field as keyword and the rest dynamic when "
+               "absent; drop() deletes only uuid-forge's documents from it. Unset: one index per type, "
+               "index_prefix + type"),
+        Option("entity_type", str, None, "the one entity type your own index= holds, e.g. `order`; any other type "
+               "is refused"),
+        Option("index_prefix", str, "uf-", "prefix of the per-type indices when index= is not set: type `user` "
+               "lives in `uf-user`"),
+        Option("id_field", str, "uf_id", "keyword field holding the 36-char UUID beside _id (Elasticsearch 8 "
+               "forbids sort and range on _id; audits read ID ranges). Data with a field of this name is refused. "
+               "Empty: no such field (the seed's shape; each audit partition then reads the whole index)"),
+        Option("numbers_field", str, "uf_numbers", "where a document lists (as JSON Pointers, e.g. `/total`) the "
+               "numbers written as exact text because a double or int64 cannot hold them (20-digit decimals, "
+               "integers beyond 64 bits); present only on such documents. Empty: write them as numbers (exact "
+               "in Elasticsearch's _source, rounded by JSON layers that use doubles)"),
         Option("id_format", str, "string", "_id as the 36-char string, or base64url (22 chars: smaller _id terms); "
-               "the id field keeps the 36-char string either way", choices=ID_FORMATS),
-        Option("index_prefix", str, "uf-", "prefix of the per-type indices"),
+               "id_field keeps the 36-char string either way", choices=ID_FORMATS),
         Option("refresh", str, None, "refresh parameter of _bulk: false (throughput), true or wait_for; reads by ID "
                "are real-time whatever it is, and scan refreshes first", shown_default="false",
                convert=lambda v: _refresh_value(v), expects="false, true or wait_for"),
@@ -134,8 +224,8 @@ class ElasticsearchAdapter(Adapter):
         Option("max_retries", int, 0, "the client's own retries on connection errors and 429/502/503/504 "
                "(write-through retries whole batches; an audit should fail fast)", minimum=0),
         BATCH_SIZE,
-        Option("scan_page_size", int, 10_000, "hits per scroll page of a scan (id and fp only: about 1 MB)",
-               minimum=1),
+        Option("scan_page_size", int, 10_000, "hits per scroll page of a scan (whole documents: lower it for "
+               "large ones)", minimum=1),
     )
     driver_keywords: ClassVar[str] = "`elasticsearch.Elasticsearch()` (e.g. `api_key`, `ca_certs`, `verify_certs`)"
 
@@ -146,11 +236,11 @@ class ElasticsearchAdapter(Adapter):
         super().__init__(url, batch_size=opts["batch_size"])
         self.id_format: str = opts["id_format"]
         self.index_prefix: str = opts["index_prefix"]
-        if self.index_prefix:
-            try:
-                check_target(self.index_prefix + "x", "es-index", "index_prefix + 'x'")
-            except TargetError as err:
-                raise ConfigError(str(err)) from None
+        self.id_field: str = opts["id_field"]
+        self.numbers_field: str = opts["numbers_field"]
+        self.user_index: str | None = opts["index"] or None
+        self.user_entity_type: str | None = opts["entity_type"] or None
+        self._check_layout_options()
         self._refresh = opts["refresh"]
         self._page = opts["scan_page_size"]
         scheme = parts.scheme.lower()
@@ -162,12 +252,33 @@ class ElasticsearchAdapter(Adapter):
         netloc += f":{parts.port or 9200}"  # Elasticsearch's port, not the scheme's 80/443
         if parts.username is not None and "basic_auth" not in client_options:
             client_options["basic_auth"] = (unquote(parts.username), unquote(parts.password or ""))
+        client_options.setdefault("serializers", {"application/json": _ExactJson()})
         self._client = elasticsearch.Elasticsearch(
             urlunsplit((http_scheme, netloc, parts.path.rstrip("/"), "", "")),
             request_timeout=opts["timeout"],
             max_retries=opts["max_retries"],
             retry_on_timeout=False, **client_options)
-        self._ready: set[str] = set()  # indices known to exist with our mapping
+        self._ready: set[str] = set()  # indices known to exist and to be usable
+
+    def _check_layout_options(self) -> None:
+        """Clear errors for option combinations that cannot work, before any request."""
+        try:
+            if self.index_prefix:
+                check_target(self.index_prefix + "x", "es-index", "index_prefix + 'x'")
+            if self.user_index is not None:
+                check_target(self.user_index, "es-index", "index")
+        except TargetError as err:
+            raise ConfigError(str(err)) from None
+        if (self.user_index is None) != (self.user_entity_type is None):
+            raise ConfigError("elasticsearch: index= and entity_type= go together: your own index holds one "
+                              "entity type, e.g. ?index=orders&entity_type=order")
+        for option in ("id_field", "numbers_field"):
+            name = getattr(self, option)
+            if name and (name in META_FIELDS or name.startswith("_") or "." in name):
+                raise ConfigError(f"elasticsearch: {option}={name!r} cannot be a document field: it may not start "
+                                  "with '_' nor contain '.'")
+        if self.id_field and self.id_field == self.numbers_field:
+            raise ConfigError(f"elasticsearch: id_field and numbers_field are both {self.id_field!r}: choose two names")
 
     @property
     def id_encoding(self) -> str:
@@ -179,17 +290,35 @@ class ElasticsearchAdapter(Adapter):
         return self._client
 
     def index_name(self, entity_type: str) -> str:
-        return self.index_prefix + entity_type
+        return self.user_index or self.index_prefix + entity_type
 
     def check_entity_type(self, entity_type: str) -> str:
-        """ES index names are lowercase, at most 255 bytes, without ``\\ / * ? " < > | , # :``."""
+        """ES index names are lowercase, at most 255 bytes, without ``\\ / * ? " < > | , # :``;
+        your own index holds its one entity type only."""
         super().check_entity_type(entity_type)
-        index = self.index_name(entity_type)
+        if self.user_index is not None:
+            if entity_type != self.user_entity_type:
+                raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: its index "
+                                      f"{self.user_index!r} holds only {self.user_entity_type!r}")
+            return entity_type
         try:
-            check_target(index, "es-index", "index")
+            check_target(self.index_name(entity_type), "es-index", "index")
         except TargetError as err:
             raise ValidationError(f"entity type {entity_type!r} is not accepted by elasticsearch: {err}") from None
         return entity_type
+
+    def validate_records(self, entity_type: str, records: list[Record]) -> None:
+        """Refuse data whose top-level fields Elasticsearch or this layout keep for themselves."""
+        reserved = META_FIELDS | {name for name in (self.id_field, self.numbers_field) if name}
+        for record in records:
+            clash = reserved.intersection(record.data)
+            if clash:
+                field = min(clash)
+                why = ("Elasticsearch's own metadata field" if field in META_FIELDS
+                       else f"this store's {'id_field' if field == self.id_field else 'numbers_field'}")
+                raise ValidationError(f"{entity_type} {record.id}: data field {field!r} collides with {why} in index "
+                                      f"{self.index_name(entity_type)!r}: rename the field, or choose another "
+                                      "id_field / numbers_field; nothing was written")
 
     def _doc_id(self, ident: uuid.UUID) -> str:
         """``_id`` of the document for ``ident``."""
@@ -227,16 +356,26 @@ class ElasticsearchAdapter(Adapter):
         raise kind(f"{self.url()}: {operation}: {len(errors)} of {total} items failed; first: "
                    f"{first.get('type')}: {mask_text(str(first.get('reason')))}", store=self.url())
 
-    # -- hooks -----------------------------------------------------------------------------------
+    # -- indices ---------------------------------------------------------------------------------
+    def _mapping(self, index: str) -> dict[str, Any] | None:
+        """The index's mapping, or None when the index does not exist."""
+        try:
+            found = self._client.indices.get_mapping(index=index).body
+        except elasticsearch.NotFoundError:
+            return None
+        return next(iter(found.values()), {}).get("mappings") or {}
+
     def _ensure_index(self, entity_type: str) -> None:
-        """Create the index with our mapping on first write (ES would otherwise guess one); an
-        existing one must be ours, for this prefix and type (see the module doc)."""
+        """Create the index on first write with only ``id_field`` mapped (the rest stays dynamic);
+        an existing index is used as it is, once :meth:`_check_index` accepts it."""
         index = self.index_name(entity_type)
         if index in self._ready:
             return
+        mappings: dict[str, Any] = {"properties": {self.id_field: {"type": "keyword"}} if self.id_field else {}}
+        if self.user_index is None:
+            mappings["_meta"] = {"uuid_forge": {"index_prefix": self.index_prefix, "entity_type": entity_type}}
         try:
-            self._client.indices.create(index=index, mappings={
-                **MAPPINGS, "_meta": {"uuid_forge": {"index_prefix": self.index_prefix, "entity_type": entity_type}}})
+            self._client.indices.create(index=index, mappings=mappings)
         except elasticsearch.BadRequestError as err:
             if err.error != "resource_already_exists_exception":
                 raise
@@ -244,30 +383,63 @@ class ElasticsearchAdapter(Adapter):
         self._ready.add(index)
 
     def _check_index(self, entity_type: str) -> None:
-        """Raise ValidationError unless the index of ``entity_type`` is ours for this prefix and
-        type, or does not exist (yet)."""
+        """Raise ValidationError when the index of ``entity_type`` exists but cannot be used (see
+        :func:`_refusal`)."""
         index = self.index_name(entity_type)
         if index in self._ready:
             return
-        try:
-            found = self._client.indices.get_mapping(index=index).body
-        except elasticsearch.NotFoundError:
+        mapping = self._mapping(index)
+        if mapping is None:
             return
-        problem = _not_ours(self.index_prefix, entity_type, next(iter(found.values()), {}).get("mappings") or {})
+        problem = _refusal(self.index_prefix if self.user_index is None else None, entity_type, mapping)
         if problem:
-            raise ValidationError(f"index {index!r} is not the index of entity type {entity_type!r} with index_prefix "
-                                  f"{self.index_prefix!r}: {problem}; refused (choose an index_prefix whose names "
-                                  "cannot overlap another's)")
+            raise ValidationError(f"index {index!r} cannot hold entity type {entity_type!r} here: {problem}")
         self._ready.add(index)
 
+    def _made_by_us(self, entity_type: str) -> bool:
+        """Whether the index is a per-type index uuid-forge created for this prefix and type."""
+        if self.user_index is not None:
+            return False
+        meta = ((self._mapping(self.index_name(entity_type)) or {}).get("_meta") or {}).get("uuid_forge")
+        return isinstance(meta, dict) and (meta.get("index_prefix"), meta.get("entity_type")) == (
+            self.index_prefix, entity_type)
+
+    def _date_paths(self, index: str) -> set[tuple[str, ...]]:
+        return _date_paths((self._mapping(index) or {}).get("properties") or {})
+
+    # -- documents -------------------------------------------------------------------------------
+    def _document(self, record: Record) -> str:
+        """The document's JSON: the canonical data, lossy numbers as text, plus the id field."""
+        text = record.data_json
+        extra = []
+        if self.numbers_field and _LONG_NUMBER.search(text):
+            found: list[str] = []
+            value = _exact_text(load_json(text), "", found)
+            if found:
+                text = canonical(value)
+                extra.append(f"{json.dumps(self.numbers_field)}:{canonical(found)}")
+        if self.id_field:
+            extra.insert(0, f'{json.dumps(self.id_field)}:"{record.id}"')
+        if not extra:
+            return text
+        return ("{" if text == "{}" else text[:-1] + ",") + ",".join(extra) + "}"
+
+    def _data(self, src: dict[str, Any], dates: set[tuple[str, ...]]) -> dict[str, Any]:
+        """The entity's data in a ``_source``: without our fields, exact numbers and dates restored."""
+        data = dict(src)
+        if self.id_field:
+            data.pop(self.id_field, None)
+        pointers = data.pop(self.numbers_field, None) if self.numbers_field else None
+        if pointers:
+            _restore_numbers(data, pointers)
+        return _dates(data, dates) if dates else data
+
+    # -- hooks -----------------------------------------------------------------------------------
     def _put(self, entity_type: str, records: list[Record]) -> None:
         index = self.index_name(entity_type)
         self._ensure_index(entity_type)
         # One NDJSON text with the canonical JSON embedded as is: no parse and re-serialise per record.
-        body = "".join([
-            f'{{"index":{{"_id":"{self._doc_id(r.id)}"}}}}\n{{"id":"{r.id}","fp":"{r.fingerprint}",'
-            f'"key":{_key_value(r)},"data":{_json_value(r.data_json)}}}\n'
-            for r in records])
+        body = "".join([f'{{"index":{{"_id":"{self._doc_id(r.id)}"}}}}\n{self._document(r)}\n' for r in records])
         resp = self._client.bulk(operations=body, index=index, refresh=self._refresh,  # type: ignore[arg-type]
                                  filter_path="errors,items.*.error")  # a str body is sent as is
         if resp.get("errors"):
@@ -277,23 +449,22 @@ class ElasticsearchAdapter(Adapter):
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         # mget is real-time: it sees acknowledged writes before any refresh.
-        doc_ids = list(map(str if self.id_format == "string" else _base64url, ids))
-        resp = self._client.mget(index=self.index_name(entity_type), ids=doc_ids)
+        index = self.index_name(entity_type)
+        self._check_index(entity_type)
+        resp = self._client.mget(index=index, ids=[self._doc_id(i) for i in ids])
         docs = resp["docs"]
         if len(docs) != len(ids):
             raise StoreError(f"{self.url()}: mget returned {len(docs)} docs for {len(ids)} ids", store=self.url())
         found = []
+        dates: set[tuple[str, ...]] | None = None
         for ident, doc in zip(ids, docs):  # mget answers in request order
             if doc.get("found"):
-                src = doc["_source"]
-                data, key = src.get("data"), src.get("key")
-                # the fingerprint of the data read (its text where kept as text), never the "fp" field
-                fp = TextFingerprint(data) if type(data) is str else None
+                if dates is None:
+                    dates = self._date_paths(index)
 
-                def make(data: Any = data, key: Any = key, fp: Any = fp, ident: uuid.UUID = ident) -> Record:
-                    if type(data) is str or type(key) is str:  # see _json_value
-                        data, key = _from_source(data), _from_source(key)
-                    return Record(entity_type, ident, data, key, fingerprint=fp)
+                def make(src: Any = doc["_source"], ident: uuid.UUID = ident, dates: Any = dates) -> Record:
+                    data = self._data(src, dates)
+                    return Record(entity_type, ident, data, None, fingerprint=self.fingerprint_data(data))
 
                 found.append(self._read_record(entity_type, ident, make))
             elif "error" in doc and doc["error"].get("type") != "index_not_found_exception":
@@ -331,14 +502,14 @@ class ElasticsearchAdapter(Adapter):
         return deleted
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
-        """Every document whose ``id`` keyword falls in ``partition`` (a range filter), and every
-        document with no ``id`` field at all, in one scroll in ``_doc`` order.
+        """Every document whose ``id_field`` falls in ``partition`` (a range filter), and every
+        document without that field, in one scroll in ``_doc`` order, fingerprinted from its data.
 
         The audit compares by ID, not in order, so nothing is sorted: ``_doc`` order is the cheapest
         way Elasticsearch has to read a result set, and ``helpers.scan`` clears the scroll when the
-        scan ends or is abandoned. On the noida-db stand-in this was 3-6x faster than the earlier
-        ``search_after`` pages sorted by ``id`` followed by a second query for documents lacking
-        ``id``: each query cost it a pass over the whole index.
+        scan ends or is abandoned. Documents without the id field (seed-era ones, or every document
+        with ``id_field=""``) come in every partition's query and are kept in the partition their
+        ``_id`` decodes into; one that is not ours at all is reported in the first partition only.
 
         Search is near-real-time: writes are invisible until a refresh (about 1 s later). An
         audit that just wrote must see its own writes, so the scan refreshes the index once first.
@@ -346,72 +517,100 @@ class ElasticsearchAdapter(Adapter):
         index = self.index_name(entity_type)
         self._check_index(entity_type)
         self._client.indices.refresh(index=index, ignore_unavailable=True)
-        bounds = {}
-        if partition.index > 0:  # partition 0 has no lower bound: a junk id below "000..." is still seen
-            bounds["gte"] = str(partition.lo_uuid)
-        if partition.hi_uuid is not None:
-            bounds["lt"] = str(partition.hi_uuid)
-        in_range = {"range": {"id": bounds}} if bounds else {"exists": {"field": "id"}}
-        no_id = {"bool": {"must_not": {"exists": {"field": "id"}}}}
+        dates = self._date_paths(index)
         hits = helpers.scan(self._client, index=index, size=self._page, ignore_unavailable=True,
-                            query={"query": {"bool": {"should": [in_range, no_id], "minimum_should_match": 1}},
-                                   "_source": ["id", "data"]})
+                            query={"query": self._partition_query(partition)})
         for hit in hits:
             src = hit.get("_source") or {}
             item = self._classify_hit(hit["_id"], src)
-            if "id" not in src:
-                # No id field (written by something else): it lands in the partition its _id decodes
-                # into; one that is not ours at all in the first partition, so it is reported once.
+            if not self.id_field or self.id_field not in src:
                 if isinstance(item, ForeignEntry):
                     if partition.index == 0:
                         yield item, None
-                elif isinstance(item, MalformedID) and item.id is not None and partition.contains(item.id):
-                    yield item, _data_fp(src)
+                    continue
+                ident = item if isinstance(item, uuid.UUID) else item.id
+                if ident is not None and partition.contains(ident):
+                    yield item, self.fingerprint_data(self._data(src, dates))
                 continue
             # With an id field, exactly one partition's range query finds the document: the one whose
             # string range holds that text, which for a non-canonical id field may not be the one its
             # UUID falls in. It is reported there, once, with the UUID as ``id`` only when they agree.
             if isinstance(item, MalformedID) and item.id is not None and not partition.contains(item.id):
                 item = MalformedID(raw=item.raw, reason=f"{item.reason} ({item.id})")
-            yield item, (None if isinstance(item, ForeignEntry) else _data_fp(src))
+            yield item, (None if isinstance(item, ForeignEntry) else self.fingerprint_data(self._data(src, dates)))
+
+    def _partition_query(self, partition: Partition) -> dict[str, Any]:
+        """The partition's ``id_field`` range, or documents without the field; everything without an id field."""
+        if not self.id_field:
+            return {"match_all": {}}
+        bounds = {}
+        if partition.index > 0:  # partition 0 has no lower bound: a junk id below "000..." is still seen
+            bounds["gte"] = str(partition.lo_uuid)
+        if partition.hi_uuid is not None:
+            bounds["lt"] = str(partition.hi_uuid)
+        in_range = {"range": {self.id_field: bounds}} if bounds else {"exists": {"field": self.id_field}}
+        no_id = {"bool": {"must_not": {"exists": {"field": self.id_field}}}}
+        return {"bool": {"should": [in_range, no_id], "minimum_should_match": 1}}
 
     def _classify_hit(self, raw: str, src: dict[str, Any]) -> uuid.UUID | MalformedID | ForeignEntry:
         """A document's ID: its ``_id`` decides whether it is ours (uuid_forge.classify); the
-        ``id`` field, when present, must name the same UUID (lowercase 36-char when all is well)."""
+        ``id_field``, when present, must name the same UUID (lowercase 36-char when all is well)."""
         by_id = classify(raw, self.id_format, versions=self.id_versions, where="_id")
-        if isinstance(by_id, ForeignEntry):
-            return by_id
+        has_field = bool(self.id_field) and self.id_field in src
+        if isinstance(by_id, ForeignEntry) or not has_field:
+            return by_id  # no id field: the _id alone says (a seed-era document is ours when it is right)
         ident = by_id if isinstance(by_id, uuid.UUID) else by_id.id
         assert ident is not None
-        has_field, field = "id" in src, src.get("id")
-        if has_field and field == str(ident):
+        field = src.get(self.id_field)
+        if field == str(ident):
             if isinstance(by_id, MalformedID):
-                return MalformedID(raw=raw, reason=f"_id {raw!r} is not the {self.id_format} form of its id field "
-                                                   f"{field}", id=ident)
+                return MalformedID(raw=raw, reason=f"_id {raw!r} is not the {self.id_format} form of its "
+                                                   f"{self.id_field} field {field}", id=ident)
             return ident
         parsed = parse_id(field) if isinstance(field, str) else None
-        if has_field and (parsed is None or parsed[0] != ident) and isinstance(by_id, MalformedID):
+        if (parsed is None or parsed[0] != ident) and isinstance(by_id, MalformedID):
             # neither part is ours in the right form, and they disagree: nothing says it is ours
-            return ForeignEntry(raw, "_id and id field name different IDs: not ours, left alone")
+            return ForeignEntry(raw, f"_id and {self.id_field} field name different IDs: not ours, left alone")
         mine = classify_uuid(ident, raw=raw, versions=self.id_versions, where="_id")
         if isinstance(mine, ForeignEntry):
             return mine
-        if not has_field:
-            reason = "document has no id field" + ("" if isinstance(by_id, uuid.UUID) else f"; {by_id.reason}")
-        else:
-            reason = f"id field {field!r} is not a lowercase 36-char UUID string naming its _id"
-        return MalformedID(raw=raw, reason=reason, id=ident)
+        return MalformedID(raw=raw, reason=f"{self.id_field} field {field!r} is not a lowercase 36-char UUID "
+                                           "string naming its _id", id=ident)
 
     def _drop(self, entity_type: str) -> None:
-        """Delete the whole index: one request, where deleting by ID would first read every ID."""
+        """Our documents go; the index goes too when uuid-forge made it and nothing else is in it."""
         index = self.index_name(entity_type)
-        self._check_index(entity_type)  # never another prefix's or application's index
-        self._client.indices.delete(index=index, ignore_unavailable=True)
-        self._ready.discard(index)
+        self._check_index(entity_type)  # never another prefix's index
+        ours = self._made_by_us(entity_type)
+        ids, raws, foreign = [], [], False
+        hits = helpers.scan(self._client, index=index, size=self._page, ignore_unavailable=True,
+                            query={"query": {"match_all": {}}, "_source": [self.id_field] if self.id_field else False})
+        for hit in hits:
+            item = self._classify_hit(hit["_id"], hit.get("_source") or {})
+            if isinstance(item, ForeignEntry):
+                foreign = True  # not ours: dropping a type leaves other applications' documents alone
+            elif isinstance(item, MalformedID):
+                raws.append(item.raw)
+            else:
+                ids.append(item)
+        if ours and not foreign:
+            self._client.indices.delete(index=index, ignore_unavailable=True)  # one request for the rest
+            self._ready.discard(index)
+            return
+        for start in range(0, len(ids), self.batch_size):
+            self._delete(entity_type, ids[start:start + self.batch_size])
+        if raws:
+            self._delete_raw(entity_type, raws)
+        self._client.indices.refresh(index=index, ignore_unavailable=True)
 
     def _entity_types(self) -> Iterable[str]:
-        """Indices under the prefix that were made for this prefix (their marker), so another
-        prefix's or application's index is never taken for a type of ours."""
+        """Your own index's type when it holds a document of ours; otherwise the indices under the
+        prefix made for this prefix (their marker), so another prefix's index is never taken for ours."""
+        if self.user_index is not None:
+            entity_type = self.user_entity_type or ""
+            if any(isinstance(i, uuid.UUID) for i, _ in self._scan(entity_type, Partition())):
+                yield entity_type
+            return
         found: dict[str, Any] = self._client.indices.get_mapping(index=self.index_prefix + "*").body
         for index, body in found.items():
             name = index[len(self.index_prefix):]
@@ -419,7 +618,9 @@ class ElasticsearchAdapter(Adapter):
                 self.check_entity_type(name)
             except ValidationError:
                 continue  # not one of ours
-            if not _not_ours(self.index_prefix, name, (body or {}).get("mappings") or {}):
+            meta = (((body or {}).get("mappings") or {}).get("_meta") or {}).get("uuid_forge")
+            if isinstance(meta, dict) and (meta.get("index_prefix"), meta.get("entity_type")) == (
+                    self.index_prefix, name):
                 yield name
 
     def _ping(self) -> None:
@@ -433,18 +634,22 @@ def _base64url(ident: uuid.UUID) -> str:
     return encode(ident, "base64url")  # type: ignore[return-value]
 
 
-def _not_ours(prefix: str, entity_type: str, mapping: dict[str, Any]) -> str | None:
-    """Why an index with ``mapping`` is not ours for ``prefix`` + ``entity_type`` (None: it is)."""
-    meta = (mapping.get("_meta") or {}).get("uuid_forge")
-    if isinstance(meta, dict):
-        if meta.get("index_prefix") == prefix and meta.get("entity_type") == entity_type:
-            return None
-        return (f"it was made for entity type {meta.get('entity_type')!r} with index_prefix "
-                f"{meta.get('index_prefix')!r}")
+def _refusal(prefix: str | None, entity_type: str, mapping: dict[str, Any]) -> str | None:
+    """Why an existing index with ``mapping`` cannot hold ``entity_type`` (None: it can).
+
+    Refused: an index in the former envelope layout, and a per-type index (``prefix`` given) that
+    uuid-forge made for another prefix or type. Any other index is the user's, used as it is.
+    """
     props = mapping.get("properties") or {}
-    if "id" in props and "fp" in props:
-        return None  # made before the marker existed: our fields
-    return "it was not made by uuid-forge"
+    if "fp" in props and (props.get("data") or {}).get("enabled") is False:
+        return ("it holds uuid-forge's former envelope layout (id, fp, key, data; dynamic: strict): reindex its "
+                "documents' data as top-level fields into a new index, then point this store at it")
+    meta = (mapping.get("_meta") or {}).get("uuid_forge")
+    if prefix is not None and isinstance(meta, dict) and (meta.get("index_prefix"), meta.get("entity_type")) != (
+            prefix, entity_type):
+        return (f"it was made for entity type {meta.get('entity_type')!r} with index_prefix "
+                f"{meta.get('index_prefix')!r}; refused (choose an index_prefix whose names cannot overlap another's)")
+    return None
 
 
 def _refresh_value(value: bool | str | None) -> str | None:

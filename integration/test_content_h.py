@@ -148,19 +148,19 @@ class Raw:
         return Elasticsearch(elasticsearch_http_url(self.url))
 
     def _read_elasticsearch(self, ident: uuid.UUID) -> dict[str, Any]:
+        """The document's fields (the fields layout), without the uf_id keyword."""
         client = self._es()
         try:
-            data = client.get(index=f"uf-{self.et}", id=str(ident))["_source"]["data"]
+            src = client.get(index=f"uf-{self.et}", id=str(ident))["_source"]
         finally:
             client.close()
-        return json.loads(data) if isinstance(data, str) else data
+        return {k: v for k, v in src.items() if k != "uf_id"}
 
     def _edit_elasticsearch(self, ident: uuid.UUID, change: Edit) -> None:
         client = self._es()
         try:
             src = client.get(index=f"uf-{self.et}", id=str(ident))["_source"]
-            src["data"] = change(dict(src["data"]))
-            client.index(index=f"uf-{self.et}", id=str(ident), document=src, refresh=True)
+            client.index(index=f"uf-{self.et}", id=str(ident), document=change(dict(src)), refresh=True)
         finally:
             client.close()
 

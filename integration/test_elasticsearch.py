@@ -15,6 +15,8 @@ filtering, ``exists``, scroll, real-time ``mget``, ``refresh`` on ``_bulk`` and 
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import decimal
 import http.server
 import json
 import socket
@@ -27,7 +29,6 @@ import pytest
 
 elasticsearch = pytest.importorskip("elasticsearch")
 
-from uuid_forge.contract import Adapter
 from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter
 
 from uuid_forge import (
@@ -39,6 +40,7 @@ from uuid_forge import (
     ValidationError,
     open_store,
 )
+from uuid_forge.contract import Adapter
 from uuid_forge.record import ForeignEntry, MalformedID, Partition
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
@@ -89,23 +91,38 @@ class _ESContract(AdapterContract):
         raise NotImplementedError
 
     def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        """The fields layout: the entity's fields at top level plus the uf_id keyword; nothing else."""
         index = "uf-" + record.entity_type
         doc = self.raw.get(index=index, id=self.doc_id(record.id))
         assert doc["_id"] == self.doc_id(record.id)
-        src = doc["_source"]
-        assert src["id"] == str(record.id)  # the 36-char string, whatever _id is
-        assert src["fp"] == record.fingerprint
-        assert src["data"] == record.json_data  # an object, not text
-        assert src["key"] == json.loads(record.key_json or "null")
+        assert doc["_source"] == {**record.json_data, "uf_id": str(record.id)}  # no fp, key or data envelope
         assert not self.raw.exists(index=index, id=self.wrong_id(record.id))
-        props = self.raw.indices.get_mapping(index=index)[index]["mappings"]
-        assert props["dynamic"] == "strict"
-        assert props["properties"]["id"] == {"type": "keyword"}
-        assert props["properties"]["data"] == {"type": "object", "enabled": False}
+        mapping = self.raw.indices.get_mapping(index=index)[index]["mappings"]
+        assert mapping.get("dynamic") in (None, True, "true")  # the entity's fields are mapped dynamically
+        assert mapping["properties"]["uf_id"] == {"type": "keyword"}
+        assert mapping["properties"]["name"]["type"] == "text"  # indexed: searchable
+        self.raw.indices.refresh(index=index)  # search is near-real-time
+        hits = self.raw.search(index=index, query={"match": {"name": record.data["name"]}})["hits"]["hits"]
+        assert [h["_id"] for h in hits] == [self.doc_id(record.id)]
+
+    def test_round_trip(self, store: Adapter, etype: str) -> None:
+        """The contract's round trip, with ``nested.b`` an array of one kind: Elasticsearch maps
+        each field to one type, so ``[1, 2, {"c": "d"}]`` is refused by the server (see
+        test_unmappable_data_is_refused_by_the_server), as for any document of your own."""
+        data = {"email": "zoë@example.com", "name": "Zoë 東京", "n": 2**70, "ratio": 0.1, "ok": True,
+                "none": None, "nested": {"b": [{"c": "d"}, {"c": "e"}], "a": 1.5, "ints": [1, 2]},
+                "when": dt.datetime(2024, 5, 6, 7, 8, 9, 123, tzinfo=dt.UTC),
+                "day": dt.date(2024, 1, 2), "price": decimal.Decimal("12.50")}
+        record = Record(etype, uuid.uuid5(uuid.NAMESPACE_URL, etype), data, {"email": "zoë@example.com"})
+        assert store.put_many([record]) == 1
+        back = store.get_many(etype, [record.id])[record.id]
+        assert back.key is None  # the fields layout keeps no key
+        assert back.fingerprint == record.fingerprint
+        assert back.data_json == record.data_json
+        assert dict(store.scan(etype)) == {record.id: record.fingerprint}
 
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
-        self.raw.index(index="uf-" + entity_type, id=self.wrong_id(ident),
-                       document={"id": str(ident), "fp": "0" * 32, "key": None, "data": {}})
+        self.raw.index(index="uf-" + entity_type, id=self.wrong_id(ident), document={"uf_id": str(ident), "x": 1})
         return True
 
 
@@ -203,41 +220,54 @@ def test_refresh_option_makes_writes_searchable_at_once(elasticsearch_url: str, 
     assert raw.count(index="uf-" + etype)["count"] == 7
 
 
-def test_huge_integers_are_kept_as_text(store: ElasticsearchAdapter, raw: Any, etype: str) -> None:
-    """JSON layers outside Python turn integers beyond 64 bits into floats: such data stays text."""
-    small, big = (Record(etype, uuid.uuid4(), {"n": n}, {"n": n}) for n in (2**63, 2**70))
-    store.put_many([small, big])
-    src = {d["_id"]: d["_source"] for d in raw.mget(index="uf-" + etype, ids=[str(small.id), str(big.id)])["docs"]}
-    assert src[str(small.id)]["data"] == {"n": 2**63}
-    assert src[str(big.id)]["data"] == '{"n":1180591620717411303424}'
-    assert src[str(big.id)]["key"] == '{"n":1180591620717411303424}'
-    got = store.get_many(etype, [small.id, big.id])
-    assert got[big.id].data == {"n": 2**70} and got[big.id].key == {"n": 2**70}
-    assert got[big.id].fingerprint == big.fingerprint and got[big.id].data_json == big.data_json
+def test_numbers_a_double_cannot_hold_are_kept_as_text(store: ElasticsearchAdapter, raw: Any, etype: str) -> None:
+    """JSON layers outside Python (and the stand-in) turn integers beyond 64 bits and 20-digit
+    decimals into doubles: such numbers are written as their text, listed in uf_numbers."""
+    plain = Record(etype, uuid.uuid4(), {"m": 2**62, "d": decimal.Decimal("12.50")})
+    # (a field Elasticsearch maps as long refuses 2**70 as text or number alike: separate fields here)
+    exact = Record(etype, uuid.uuid4(), {"n": 2**70, "deep": {"x/y": [decimal.Decimal("12345678901234567890.12")]}})
+    store.put_many([plain, exact])
+    src = {d["_id"]: d["_source"] for d in raw.mget(index="uf-" + etype, ids=[str(plain.id), str(exact.id)])["docs"]}
+    assert src[str(plain.id)] == {"m": 2**62, "d": 12.5, "uf_id": str(plain.id)}  # no uf_numbers where none is needed
+    assert src[str(exact.id)] == {"n": "1180591620717411303424", "deep": {"x/y": ["12345678901234567890.12"]},
+                                  "uf_numbers": ["/deep/x~1y/0", "/n"], "uf_id": str(exact.id)}
+    got = store.get_many(etype, [plain.id, exact.id])
+    assert got[exact.id].data == {"n": 2**70, "deep": {"x/y": [decimal.Decimal("12345678901234567890.12")]}}
+    assert got[exact.id].fingerprint == exact.fingerprint and got[plain.id].fingerprint == plain.fingerprint
+    assert dict(store.scan(etype)) == {plain.id: plain.fingerprint, exact.id: exact.fingerprint}
+
+
+def test_numbers_field_empty_writes_numbers_as_numbers(elasticsearch_url: str, raw: Any, etype: str) -> None:
+    with open_store(elasticsearch_url, numbers_field="") as s:
+        record = Record(etype, uuid.uuid4(), {"n": 2**70})
+        s.put_many([record])
+    doc = raw.get(index="uf-" + etype, id=str(record.id))["_source"]
+    assert set(doc) == {"n", "uf_id"} and not isinstance(doc["n"], str)
 
 
 def test_scan_reports_documents_without_a_proper_id_field(store: ElasticsearchAdapter, raw: Any, etype: str) -> None:
     good = sample_records(etype, 3)
     store.put_many(good)
     # "E7CA..." sorts between "9..." and "a...", so the string range and the UUID disagree on partitions
-    lost, junk = uuid.uuid5(uuid.NAMESPACE_DNS, etype), uuid.UUID("e7ca75a0-99ce-58fd-884e-10e9b67c976c")  # v5: ours
+    seed, junk = uuid.uuid5(uuid.NAMESPACE_DNS, etype), uuid.UUID("e7ca75a0-99ce-58fd-884e-10e9b67c976c")  # v5: ours
     index = "uf-" + etype
-    raw.index(index=index, id=str(lost), document={"fp": "f" * 32})  # no id field at all
-    raw.index(index=index, id=str(junk), document={"id": str(junk).upper(), "fp": "e" * 32})
-    raw.index(index=index, id="not-a-uuid", document={"fp": "d" * 32})
+    raw.index(index=index, id=str(seed), document={"name": "seed era"})  # no uf_id field: ours by its _id
+    raw.index(index=index, id=str(junk), document={"uf_id": str(junk).upper(), "name": "junk"})
+    raw.index(index=index, id="not-a-uuid", document={"name": "another app"})
     items = list(store.scan(etype, include_malformed=True))
     bad = {m.raw: (m, fp) for m, fp in items if isinstance(m, MalformedID)}
-    assert set(bad) == {str(lost), str(junk)}
-    assert bad[str(lost)][0].id == lost and bad[str(lost)][1] is None  # no data: its stored fp is not trusted
+    assert set(bad) == {str(junk)}
     assert bad[str(junk)][0].id == junk and "lowercase" in bad[str(junk)][0].reason
     # issue 10: an _id that is no UUID of ours in any form is another application's document
     assert [m.raw for m, _ in items if isinstance(m, ForeignEntry)] == ["not-a-uuid"]
-    assert sorted(i for i, _ in store.scan(etype)) == sorted(r.id for r in good)
+    scanned = dict(store.scan(etype))
+    assert sorted(scanned) == sorted([*(r.id for r in good), seed])
+    assert scanned[seed] == Record(etype, seed, {"name": "seed era"}).fingerprint  # from its data
     # across partitions each one is reported once, whatever the string order of a junk id field
     for count in (2, 3, 5, 16):
-        parts = [m.raw for p in Partition().split(count) for m, _ in store.scan(etype, p, include_malformed=True)
-                 if isinstance(m, (MalformedID, ForeignEntry))]
-        assert sorted(parts) == sorted([*bad, "not-a-uuid"])
+        seen = [i for p in Partition().split(count) for i, _ in store.scan(etype, p, include_malformed=True)]
+        assert sorted(str(getattr(i, "raw", i)) for i in seen) == sorted(
+            [str(junk), "not-a-uuid", str(seed), *(str(r.id) for r in good)])
 
 
 def test_scan_reads_every_scroll_page(elasticsearch_url: str, etype: str) -> None:
@@ -249,8 +279,8 @@ def test_scan_reads_every_scroll_page(elasticsearch_url: str, etype: str) -> Non
 
 
 def test_bulk_item_failure_raises_with_the_reason(store: ElasticsearchAdapter, raw: Any, etype: str) -> None:
-    # an index of ours (id and fp fields) whose fp mapping no record fits: every bulk item fails
-    raw.indices.create(index="uf-" + etype, mappings={"properties": {"id": {"type": "keyword"}, "fp": {"type": "long"}}})
+    # the user's index maps "name" as a number: no record fits, every bulk item fails
+    raw.indices.create(index="uf-" + etype, mappings={"properties": {"name": {"type": "long"}}})
     with pytest.raises(StoreError, match=r"3 of 3 items failed; first: \w+") as info:
         store.put_many(sample_records(etype, 3))
     assert not isinstance(info.value, StoreUnavailableError)
