@@ -214,7 +214,8 @@ class RabbitMQAdapter(Adapter):
         Option("routing_key", str, "{entity_type}.{event}", "the routing key of every message, a template with "
                "the placeholders {entity_type}, {event} and {id} (the entity ID), at most 255 bytes filled in. "
                "Examples: '{event}' (route by event type, as a publisher of order.created does), "
-               "'{entity_type}.{event}' (user.upserted), 'orders.{id}'"),
+               "'{entity_type}.{event}' (user.upserted), 'orders.{id}'. A scan also reads the messages of your "
+               "own publisher (no x-entity-type header) whose routing key is the template filled in for the type"),
         Option("event", str, "upserted", "the event name: {event} in the routing key, the message's type, and "
                "part of its deterministic message_id. Example: event=order.created"),
         Option("layout", str, "data", _LAYOUT_DOC, choices=LAYOUTS),
@@ -245,7 +246,7 @@ class RabbitMQAdapter(Adapter):
         self.stream: str | None = (None if stream is not None and stream.strip().lower() in NO_STREAM
                                    else _name(stream if stream is not None else f"{self.exchange}.history", "stream"))
         if self.stream is None:
-            self.capabilities = frozenset({WRITE})  # type: ignore[misc] - no history: nothing to scan
+            self.capabilities = frozenset({WRITE})  # type: ignore[misc]  # no history: nothing to scan
         self.event = opts["event"]
         if not isinstance(self.event, str) or not _EVENT.fullmatch(self.event):
             raise ValidationError(f"event {self.event!r}: use letters, digits, '_', '-', '.' (not first)")
@@ -422,8 +423,8 @@ class RabbitMQAdapter(Adapter):
         """(exchange, routing key, body, properties) of one record in the configured layout."""
         ident, fp, event = str(r.id), r.fingerprint, self.event
         routing_key = self.routing_key_for(entity_type, ident)
-        props = dict(content_type="application/json", delivery_mode=2, correlation_id=ident,
-                     message_id=str(event_id(r.id, event, fp)), timestamp=int(time.time()))
+        props: dict[str, Any] = {"content_type": "application/json", "delivery_mode": 2, "correlation_id": ident,
+                                 "message_id": str(event_id(r.id, event, fp)), "timestamp": int(time.time())}
         if self.layout == "data":
             return self.exchange, routing_key, r.data_json.encode(), pika.BasicProperties(
                 type=event, headers={"x-entity-type": entity_type}, **props)

@@ -18,9 +18,9 @@ from typing import Any
 import pika
 import pika.exceptions
 import pytest
+from uuid_forge.adapters.rabbitmq import MARKER_TYPE, RabbitMQAdapter, event_id
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
-from uuid_forge.adapters.rabbitmq import MARKER_TYPE, RabbitMQAdapter, event_id
 from uuid_forge.audit import audit
 from uuid_forge.canonical import canonical
 from uuid_forge.errors import OptionError, StoreError, StoreUnavailableError, ValidationError
@@ -302,23 +302,23 @@ def test_without_a_stream_it_only_publishes(amqp_url: str, names: dict[str, str]
 
 # -- the earlier envelope ----------------------------------------------------------------------
 def test_envelope_layout_and_mixed_streams_are_read(amqp_url: str, names: dict[str, str], tmp_path: Path) -> None:
-    with RabbitMQAdapter(amqp_url, exchange=names["exchange"], layout="envelope") as old:
-        with forge_with(old, tmp_path) as forge:
-            rows = [("user", {"email": f"e{i}@example.com"}, {"email": f"e{i}@example.com", "n": i}) for i in range(4)]
-            forge.write_many(rows)
-            records = forge.records(rows)
-            assert audit(forge, "user").consistent
-            ((_, props, body),) = [m for m in stream_messages(amqp_url, names["stream"])
-                                   if m[1].correlation_id == str(records[0].id)]
-            assert json.loads(body) == {"id": str(records[0].id), "entity_type": "user", "event": "upserted",
-                                        "fp": records[0].fingerprint, "data": records[0].json_data,
-                                        "key": {"email": "e0@example.com"}}
-            # now the default layout on the same exchange: one newer event per layout, read alike
-            new = RabbitMQAdapter(amqp_url, exchange=names["exchange"])
-            changed = Record("user", records[1].id, {**records[1].data, "n": 100})
-            new.put_many([changed])
-            scanned = dict(new.scan("user"))
-            assert scanned == {**{r.id: r.fingerprint for r in records}, changed.id: changed.fingerprint}
-            report = audit(forge, "user")
-            assert [(f.id, f.kind, f.fields) for f in report.findings] == [(str(changed.id), "stale", ("n",))]
-            new.close()
+    old = RabbitMQAdapter(amqp_url, exchange=names["exchange"], layout="envelope")
+    with forge_with(old, tmp_path) as forge:
+        rows = [("user", {"email": f"e{i}@example.com"}, {"email": f"e{i}@example.com", "n": i}) for i in range(4)]
+        forge.write_many(rows)
+        records = forge.records(rows)
+        assert audit(forge, "user").consistent
+        ((_, _, body),) = [m for m in stream_messages(amqp_url, names["stream"])
+                           if m[1].correlation_id == str(records[0].id)]
+        assert json.loads(body) == {"id": str(records[0].id), "entity_type": "user", "event": "upserted",
+                                    "fp": records[0].fingerprint, "data": records[0].json_data,
+                                    "key": {"email": "e0@example.com"}}
+        # now the default layout on the same exchange: one newer event per layout, read alike
+        new = RabbitMQAdapter(amqp_url, exchange=names["exchange"])
+        changed = Record("user", records[1].id, {**records[1].data, "n": 100})
+        new.put_many([changed])
+        scanned = dict(new.scan("user"))
+        assert scanned == {**{r.id: r.fingerprint for r in records}, changed.id: changed.fingerprint}
+        report = audit(forge, "user")
+        assert [(f.id, f.kind, f.fields) for f in report.findings] == [(str(changed.id), "stale", ("n",))]
+        new.close()
