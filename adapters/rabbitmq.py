@@ -1,27 +1,56 @@
-"""``amqp://``: every record becomes a persistent event message; a stream queue keeps the history.
+"""``amqp://``: every record becomes a persistent event message on the user's exchange; an optional
+stream queue keeps the history that audits read.
 
-Layout (DESIGN.md): a durable topic exchange (default ``uuid_forge``), routing key
-``{entity_type}.{event}``, ``correlation_id`` = the entity ID (36-char string) and ``message_id`` =
-a deterministic event ID (:func:`event_id`), so a retried publish carries the same message_id and
-consumers can drop duplicates. A durable stream queue (default ``{exchange}.history``) bound with
-``#`` keeps every message; audits read it from the first offset without consuming it.
+Layouts (DESIGN.md "Layouts"):
+
+* **exchange**: the user's existing exchange, of any type (direct, topic, fanout, headers). When it
+  exists it is declared passively, never redeclared (a declare with other arguments would close
+  the channel); when it does not, it is created durable, of type ``exchange_type`` (default topic).
+* **routing key**: the template ``routing_key`` (default ``{entity_type}.{event}``) with the
+  placeholders ``{entity_type}``, ``{event}`` and ``{id}``; ``{event}`` alone routes as a publisher
+  that routes by event type does. Checked before any publish: unknown placeholders are refused,
+  and a filled-in key must fit an AMQP shortstr (255 bytes).
+* **message** (``layout=data``, the default): the body is the entity's data as canonical JSON,
+  nothing else, so a consumer that already reads the user's events gets the same shape.
+  ``correlation_id`` = the entity ID (36-char string), ``message_id`` = a deterministic event ID
+  (:func:`event_id`: a retried publish carries the same one, consumers can drop duplicates),
+  ``type`` = the event, header ``x-entity-type`` = the entity type (so an audit finds the type and
+  ID without parsing the body). ``layout=envelope`` writes the earlier uuid-forge body
+  ``{"id","entity_type","event","fp","data","key"}`` (headers ``x-fingerprint``, ``x-id-scheme``)
+  for deployments whose consumers read it; a scan reads both shapes whatever the option says.
+* **history** (optional): a durable stream queue (``stream``, default ``{exchange}.history``;
+  ``none`` for no history: publish only, no audit) bound to the exchange so that it sees every
+  message: with ``#`` and ``x-match=all`` (topic, fanout, headers) and, unless the routing key
+  holds ``{id}``, with each routing key used (direct). Audits read it from the first offset
+  without consuming it; the latest message per ID is the store's state, its fingerprint computed
+  from the body (never from a header).
+
+Which messages of the stream belong to an entity type: those with ``x-entity-type`` = the type,
+and, for messages without that header (the user's own publisher, before uuid-forge), those whose
+routing key is the template filled in for the type, the event and the message's correlation_id.
+Among them, a correlation_id that is not an ID of this scheme is another application's message
+(:class:`ForeignEntry`): reported, never touched (a stream cannot delete anyway).
 
 A message log is append-only, so the adapter declares ``write`` and ``scan`` only: no read by ID,
-no delete. A scan appends a small end marker to the stream (``type`` = :data:`MARKER_TYPE`, through
-the default exchange, so only the stream sees it); other readers of the stream should skip it. URL: ``amqp://user:pass@host:5672/vhost?exchange=uuid_forge&stream=uuid_forge.history``
-(also ``event``, ``timeout``, ``pipeline``, ``declare``, ``batch_size``; keyword options override the
-URL; any other query parameter goes to pika, e.g. ``heartbeat``).
+no delete; repair publishes the source's record again, which becomes the latest message. A scan
+appends a small end marker to the stream (``type`` = :data:`MARKER_TYPE`, through the default
+exchange, so only the stream sees it); other readers of the stream should skip it. URL:
+``amqp://user:pass@host:5672/vhost?exchange=orders&routing_key={event}&event=order.created``
+(every option is in :attr:`RabbitMQAdapter.options`; keyword options override the URL; any other
+query parameter goes to pika, e.g. ``heartbeat``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
+import string
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -29,7 +58,9 @@ import pika
 import pika.exceptions
 from pika.adapters.utils.connection_workflow import AMQPConnectorException, AMQPConnectorStackTimeout
 
+from ..canonical import canonical
 from ..classify import ANY_VERSIONS, classify
+from ..contract import BATCH_SIZE, SCAN, WRITE, Adapter, Option, ScanItem
 from ..encodings import check_target
 from ..errors import (
     ConfigError,
@@ -38,23 +69,31 @@ from ..errors import (
     StoreRejectedError,
     StoreUnavailableError,
     TargetError,
+    UUIDForgeError,
     ValidationError,
 )
 from ..events import EVENT_SCHEME, event_id
-from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, held_fingerprint, load_json
+from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
 from ..urls import mask_url
-from ..contract import BATCH_SIZE, SCAN, WRITE, Adapter, Option, ScanItem
 
 __all__ = ["EVENT_SCHEME", "MARKER_TYPE", "BrokerUnavailable", "RabbitMQAdapter", "event_id"]
 
-#: first element of the name hashed into an event ID; bump it only with a new formula
 #: ``type`` of the end-of-scan markers this adapter appends to the stream (readers skip them)
 MARKER_TYPE = "uuid-forge.scan-marker"
+#: the layouts of a message: the data as the body, or uuid-forge's earlier envelope
+LAYOUTS = ("data", "envelope")
+EXCHANGE_TYPES = ("topic", "direct", "fanout", "headers")
+#: the placeholders a routing-key template may use
+PLACEHOLDERS = ("entity_type", "event", "id")
+#: a stream name that means "no history stream"
+NO_STREAM = ("", "none")
 
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,255}")  # AMQP 0-9-1 exchange/queue name grammar
 _EVENT = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+_SAMPLE_ID = "0" * 36  # every ID is 36 chars in a routing key: its length check needs no real one
 _PREFETCH = 1000
 _ACK_EVERY = 250
+_ENVELOPE_HEADER = "x-id-scheme"  # only the envelope layout sets it: how a scan tells the two apart
 
 
 class BrokerUnavailable(ConnectionError):
@@ -71,6 +110,55 @@ def _transient() -> Iterator[None]:
         if err.reply_code == 506 or (err.reply_code == 404 and "down or inaccessible" in err.reply_text):
             raise BrokerUnavailable(f"({err.reply_code}) {err.reply_text}") from None
         raise
+
+
+class _ProbeFilter(logging.Filter):
+    """Hides pika's warning about the channel a passive declare of a missing exchange closes:
+    that 404 is how we learn the exchange must be created, not a problem (this thread only)."""
+
+    local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "probing", False)
+
+
+_PROBE = _ProbeFilter()
+logging.getLogger("pika.channel").addFilter(_PROBE)
+
+
+@contextlib.contextmanager
+def _probing() -> Iterator[None]:
+    _PROBE.local.probing = True
+    try:
+        yield
+    finally:
+        _PROBE.local.probing = False
+
+
+def _template_fields(template: str) -> list[str]:
+    """The placeholders of a routing-key template; ValidationError for any other, or a format spec."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as err:
+        raise ValidationError(f"routing_key {template!r}: {err} (write a literal brace as {{{{ or }}}})") from None
+    fields = []
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in PLACEHOLDERS:
+            raise ValidationError(f"routing_key {template!r}: unknown placeholder {{{name}}}; use "
+                                  + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS))
+        if spec or conversion:
+            raise ValidationError(f"routing_key {template!r}: {{{name}}} takes no format spec or conversion")
+        fields.append(name)
+    return fields
+
+
+_LAYOUT_DOC = ("what a message body holds. 'data': the entity's data as canonical JSON, nothing else "
+               "(e.g. {\"email\":\"a@example.com\",\"total\":12.5}), with the ID in correlation_id and the "
+               "type in the x-entity-type header. 'envelope': uuid-forge's earlier body "
+               "{\"id\",\"entity_type\",\"event\",\"fp\",\"data\",\"key\"}, for consumers that read it. "
+               "A scan reads both")
 
 
 class RabbitMQAdapter(Adapter):
@@ -117,15 +205,29 @@ class RabbitMQAdapter(Adapter):
         return super()._classify(err)
 
     options: ClassVar[tuple[Option, ...]] = (
-        Option("exchange", str, "uuid_forge", "the durable topic exchange events are published to ('amq.' names "
-               "are reserved)"),
-        Option("stream", str, None, "the durable stream queue bound with '#' that keeps the history audits read",
+        Option("exchange", str, "uuid_forge", "the exchange events are published to: your existing one, of any "
+               "type (declared passively, never redeclared), or a new durable one of exchange_type. 'amq.' "
+               "names are reserved. Example: exchange=orders.events"),
+        Option("exchange_type", str, "topic", "the type the exchange is created with when it does not exist yet "
+               "(an existing exchange keeps its own type). Example: exchange_type=direct",
+               choices=EXCHANGE_TYPES),
+        Option("routing_key", str, "{entity_type}.{event}", "the routing key of every message, a template with "
+               "the placeholders {entity_type}, {event} and {id} (the entity ID), at most 255 bytes filled in. "
+               "Examples: '{event}' (route by event type, as a publisher of order.created does), "
+               "'{entity_type}.{event}' (user.upserted), 'orders.{id}'. A scan also reads the messages of your "
+               "own publisher (no x-entity-type header) whose routing key is the template filled in for the type"),
+        Option("event", str, "upserted", "the event name: {event} in the routing key, the message's type, and "
+               "part of its deterministic message_id. Example: event=order.created"),
+        Option("layout", str, "data", _LAYOUT_DOC, choices=LAYOUTS),
+        Option("stream", str, None, "the durable stream queue bound to the exchange that keeps every message: "
+               "audits read the latest message per ID from it. 'none' (or empty): no history, publish only, "
+               "and the store cannot be audited. Example: stream=orders.history",
                shown_default="{exchange}.history"),
-        Option("event", str, "upserted", "the event name: routing key {entity_type}.{event} and message type"),
         Option("timeout", float, 5.0, "seconds to connect and to wait for publisher confirms", minimum=0,
                exclusive=True),
         Option("pipeline", bool, True, "publish a batch before waiting for its confirms (false: wait for each)"),
-        Option("declare", bool, True, "declare the exchange, stream and binding on connect (false: they exist)"),
+        Option("declare", bool, True, "declare the exchange (passively when it exists), the stream and its "
+               "bindings on connect (false: they exist as they should)"),
         BATCH_SIZE,
     )
     driver_query: ClassVar[str] = "pika (`pika.URLParameters`, e.g. `heartbeat`, `connection_attempts`)"
@@ -134,16 +236,26 @@ class RabbitMQAdapter(Adapter):
         parts = urlsplit(url)
         opts = self.parse_options(url, options)
         theirs = opts.driver_query
-        exchange, stream, event = opts["exchange"], opts["stream"], opts["event"]
         super().__init__(url, batch_size=opts["batch_size"])
-        self.exchange = _name(exchange, "exchange")
+        self.exchange = _name(opts["exchange"], "exchange")
         if self.exchange.startswith("amq."):
             raise ValidationError(f"exchange {self.exchange!r}: names starting with 'amq.' are reserved by AMQP")
-        self.stream = _name(stream if stream is not None else f"{self.exchange}.history", "stream")
-        self.event = event
+        self.exchange_type: str = opts["exchange_type"]
+        self.layout: str = opts["layout"]
+        stream = opts["stream"]
+        self.stream: str | None = (None if stream is not None and stream.strip().lower() in NO_STREAM
+                                   else _name(stream if stream is not None else f"{self.exchange}.history", "stream"))
+        if self.stream is None:
+            self.capabilities = frozenset({WRITE})  # type: ignore[misc]  # no history: nothing to scan
+        self.event = opts["event"]
         if not isinstance(self.event, str) or not _EVENT.fullmatch(self.event):
             raise ValidationError(f"event {self.event!r}: use letters, digits, '_', '-', '.' (not first)")
         _shortstr(self.event, "event")
+        self.routing_key: str = opts["routing_key"]
+        self._per_id = "id" in _template_fields(self.routing_key)
+        if self._per_id and self.stream is not None and self.exchange_type == "direct":
+            raise ValidationError(f"routing_key {self.routing_key!r} holds {{id}}: a direct exchange cannot route "
+                                  "every ID to the history stream; use a topic exchange, or stream=none")
         self.timeout: float = opts["timeout"]
         self.pipeline: bool = opts["pipeline"]
         self.declare: bool = opts["declare"]
@@ -160,6 +272,8 @@ class RabbitMQAdapter(Adapter):
         self._lock = threading.RLock()
         self._conn: pika.BlockingConnection | None = None
         self._declared = False
+        self._bound: set[str] = set()  # routing keys the stream is bound with on this connection
+        self._created_exchange = False  # only an exchange this adapter created may be deleted by it
         self._publisher: _Publisher | None = None
 
     @property
@@ -167,11 +281,15 @@ class RabbitMQAdapter(Adapter):
         return "string"
 
     # -- validation ----------------------------------------------------------------------------
+    def routing_key_for(self, entity_type: str, ident: str = _SAMPLE_ID) -> str:
+        """The routing key template filled in (``ident`` only matters when it holds ``{id}``)."""
+        return self.routing_key.format(entity_type=entity_type, event=self.event, id=ident)
+
     def check_entity_type(self, entity_type: str) -> str:
-        """The base rule, plus: the routing key ``{entity_type}.{event}`` (also the message
-        ``type``) must fit an AMQP shortstr (255 bytes), or the broker would close the channel."""
+        """The base rule, plus: the routing key filled in for this type (with a 36-char ID) must fit
+        an AMQP shortstr (255 bytes), or the broker would close the channel."""
         super().check_entity_type(entity_type)
-        _shortstr(f"{entity_type}.{self.event}", "routing key")
+        _shortstr(self.routing_key_for(entity_type), "routing key")
         return entity_type
 
     # -- connection ----------------------------------------------------------------------------
@@ -184,6 +302,7 @@ class RabbitMQAdapter(Adapter):
                 self._conn = None
         if self._conn is None or not self._conn.is_open:
             self._conn, self._publisher, self._declared = None, None, False
+            self._bound = set()
             try:
                 self._conn = pika.BlockingConnection(self._params)
             except pika.exceptions.AMQPConnectionError as err:
@@ -192,16 +311,64 @@ class RabbitMQAdapter(Adapter):
                     raise TimeoutError(f"connecting timed out after {self.timeout}s: {cause}") from None
                 raise
         if self.declare and not self._declared:
-            channel = self._conn.channel()
-            try:
-                channel.exchange_declare(self.exchange, "topic", durable=True)
-                channel.queue_declare(self.stream, durable=True, arguments={"x-queue-type": "stream"})
-                channel.queue_bind(self.stream, self.exchange, "#")
-            finally:
-                if channel.is_open:
-                    channel.close()
+            self._declare_topology(self._conn)
             self._declared = True
         return self._conn
+
+    def _declare_topology(self, conn: pika.BlockingConnection) -> None:
+        """The exchange (passively if it exists: the user's, as it is), our stream and its binding."""
+        channel = conn.channel()
+        try:
+            try:
+                with _probing():
+                    channel.exchange_declare(self.exchange, passive=True)
+            except pika.exceptions.ChannelClosedByBroker as err:
+                if err.reply_code != 404:
+                    raise
+                channel = conn.channel()  # a failed passive declare closes its channel
+                channel.exchange_declare(self.exchange, self.exchange_type, durable=True)
+                self._created_exchange = True
+            if self.stream is not None:
+                self._declare_stream(channel)
+                # '#' routes everything on a topic exchange (fanout ignores keys), x-match=all with
+                # no other header matches everything on a headers exchange; direct: see _bind
+                channel.queue_bind(self.stream, self.exchange, "#", arguments={"x-match": "all"})
+                if not ({"entity_type", "id"} & set(_template_fields(self.routing_key))):
+                    # one key for every type ('{event}'): bound now, so that the user's own
+                    # publisher's messages reach the stream before uuid-forge publishes any
+                    key = self.routing_key_for("")
+                    channel.queue_bind(self.stream, self.exchange, key)
+                    self._bound.add(key)
+        finally:
+            if channel.is_open:
+                channel.close()
+
+    def _declare_stream(self, channel: Any) -> None:
+        """Declare the history stream, or say clearly why an existing queue of that name is not one."""
+        try:
+            channel.queue_declare(self.stream, durable=True, arguments={"x-queue-type": "stream"})
+        except pika.exceptions.ChannelClosedByBroker as err:
+            if err.reply_code != 406:
+                raise
+            what = "is not a stream queue" if "x-queue-type" in err.reply_text else "has other arguments"
+            raise StoreConfigError(f"{self.url()}: queue {self.stream!r} exists but {what} ({err.reply_text}); "
+                                   "name another stream, or declare=false to use it as it is",
+                                   store=self.url()) from None
+
+    def _bind(self, routing_keys: set[str]) -> None:
+        """Bind the stream with each routing key not bound yet on this connection: on a direct
+        exchange (whose type an existing exchange does not tell) only an exact key routes to it."""
+        todo = routing_keys - self._bound
+        if not todo or self.stream is None or not self.declare:
+            return
+        channel = self._connection().channel()
+        try:
+            for key in sorted(todo):
+                channel.queue_bind(self.stream, self.exchange, key)
+                self._bound.add(key)
+        finally:
+            if channel.is_open:
+                channel.close()
 
     def _publishing(self) -> _Publisher:
         conn = self._connection()
@@ -220,7 +387,8 @@ class RabbitMQAdapter(Adapter):
                 conn.close()
 
     def delete_topology(self) -> None:
-        """Delete this adapter's exchange and history stream, with every message in it.
+        """Delete this adapter's history stream, with every message in it, and its exchange if
+        this adapter created it (a user's existing exchange is theirs: it stays).
 
         A message log cannot forget one entity type, so this is all or nothing: for tests, demos
         and decommissioning.
@@ -228,36 +396,43 @@ class RabbitMQAdapter(Adapter):
         with self._errors("delete_topology"), self._lock:
             channel = self._connection().channel()
             try:
-                channel.queue_delete(self.stream)
-                channel.exchange_delete(self.exchange)
+                if self.stream is not None:
+                    channel.queue_delete(self.stream)
+                if self._created_exchange:
+                    channel.exchange_delete(self.exchange)
             finally:
                 if channel.is_open:
                     channel.close()
             self._declared = False
+            self._bound = set()
 
     # -- writing -------------------------------------------------------------------------------
     def _put(self, entity_type: str, records: list[Record]) -> None:
         """Publish one batch and return only when the broker has confirmed every message."""
-        routing_key, event = f"{entity_type}.{self.event}", self.event
-        head = f'"entity_type":{json.dumps(entity_type)},"event":{json.dumps(event)}'
-        now = int(time.time())
-
-        def messages() -> Iterator[tuple[str, str, bytes, pika.BasicProperties]]:
-            for r in records:
-                ident, fp, key = str(r.id), r.fingerprint, r.key_json
-                body = f'{{"id":"{ident}",{head},"fp":{json.dumps(fp)},"data":{r.data_json},"key":{key or "null"}}}'
-                yield self.exchange, routing_key, body.encode(), pika.BasicProperties(
-                    content_type="application/json", delivery_mode=2, correlation_id=ident,
-                    message_id=str(event_id(r.id, event, fp)), type=routing_key, timestamp=now,
-                    headers={"x-entity-type": entity_type, "x-fingerprint": fp, "x-id-scheme": "uuid-forge/1"})
-
-        batch = list(messages())  # encode every key before the first publish: a bad key fails cleanly
+        batch = [self._message(entity_type, r) for r in records]  # every body encoded before the first publish
         with self._lock, _transient():
+            if not self._per_id:
+                self._bind({routing_key for _, routing_key, _, _ in batch})
             returned, nacked = self._publish_confirmed(batch)
         if returned:
             self._raise_unroutable(returned)
         if nacked:
             raise StoreError(f"{self.url()}: the broker rejected (nacked) {nacked} message(s)", store=self.url())
+
+    def _message(self, entity_type: str, r: Record) -> tuple[str, str, bytes, pika.BasicProperties]:
+        """(exchange, routing key, body, properties) of one record in the configured layout."""
+        ident, fp, event = str(r.id), r.fingerprint, self.event
+        routing_key = self.routing_key_for(entity_type, ident)
+        props: dict[str, Any] = {"content_type": "application/json", "delivery_mode": 2, "correlation_id": ident,
+                                 "message_id": str(event_id(r.id, event, fp)), "timestamp": int(time.time())}
+        if self.layout == "data":
+            return self.exchange, routing_key, r.data_json.encode(), pika.BasicProperties(
+                type=event, headers={"x-entity-type": entity_type}, **props)
+        body = (f'{{"id":"{ident}","entity_type":{json.dumps(entity_type)},"event":{json.dumps(event)},'
+                f'"fp":{json.dumps(fp)},"data":{r.data_json},"key":{r.key_json or "null"}}}')
+        return self.exchange, routing_key, body.encode(), pika.BasicProperties(
+            type=routing_key, headers={"x-entity-type": entity_type, "x-fingerprint": fp,
+                                       _ENVELOPE_HEADER: "uuid-forge/1"}, **props)
 
     def _raise_unroutable(self, returned: int) -> None:
         """Messages came back unroutable: a retry helps only if the history stream exists.
@@ -265,9 +440,13 @@ class RabbitMQAdapter(Adapter):
         Just after a broker restart the stream exists but is not yet available, and publishes to
         its exchange come back unroutable; that passes, so it is StoreUnavailableError (retried,
         then journaled). A stream that does not exist (``declare=false`` and nobody declared it)
-        will not appear by itself, so that is a plain StoreError.
+        will not appear by itself, so that is a plain StoreError. Without a stream, nobody was
+        bound to receive them yet: retried, then journaled, until a consumer binds a queue.
         """
         head = f"{self.url()}: {returned} message(s) returned unroutable by exchange {self.exchange!r}"
+        if self.stream is None:
+            raise StoreUnavailableError(f"{head}: no queue is bound to receive them (and no history stream "
+                                        "is configured)", store=self.url())
         with self._lock, _transient():
             channel = self._connection().channel()
             try:
@@ -327,23 +506,47 @@ class RabbitMQAdapter(Adapter):
             self._read_log(entity_type, handle)
 
     def _read_log(self, entity_type: str, handle: Callable[[ScanItem], None]) -> None:
-        def each(props: pika.BasicProperties, body: bytes) -> None:
+        fixed = None if self._per_id else self.routing_key_for(entity_type)
+        if fixed is not None:
+            with self._lock, _transient():
+                self._bind({fixed})  # from now on the user's own messages of this type reach the stream
+
+        def each(props: pika.BasicProperties, routing_key: str, body: bytes) -> None:
             headers = props.headers or {}
-            if headers.get("x-entity-type") == entity_type:
-                ident = _entity_id(props.correlation_id, self.id_versions)
-                # the fingerprint of the data the message carries, never its x-fingerprint header
-                handle((ident, None if isinstance(ident, ForeignEntry) else _body_fp(body)))
+            owner = headers.get("x-entity-type")
+            if owner is None:  # the user's own publisher: the routing key says whose it is
+                raw = props.correlation_id or ""
+                if routing_key != (fixed if fixed is not None else self.routing_key_for(entity_type, str(raw))):
+                    return
+            elif owner != entity_type:
+                return
+            ident = _entity_id(props.correlation_id, self.id_versions)
+            # the fingerprint of the data the message carries, never its x-fingerprint header
+            handle((ident, None if isinstance(ident, ForeignEntry) else self._body_fp(headers, body)))
 
         self._read_history(each)
 
+    def _body_fp(self, headers: Mapping[str, Any], body: bytes) -> str | None:
+        """The fingerprint of the data a message carries: the body itself, or an envelope's ``data``."""
+        if _ENVELOPE_HEADER not in headers:
+            return self.fingerprint_text(body)
+        data = _envelope_data(body)
+        if isinstance(data, bytes):
+            return self.fingerprint_text(data)
+        try:
+            return self.fingerprint_text(canonical(data)) if isinstance(data, Mapping) else None
+        except (UUIDForgeError, ValueError, TypeError, RecursionError):
+            return self.fingerprint_data(data)  # no canonical form: equal to no source's data
+
     def _entity_types(self) -> Iterable[str]:
         types: set[str] = set()
-        self._read_history(lambda props, _: types.add(str((props.headers or {}).get("x-entity-type") or "")))
+        self._read_history(lambda props, _key, _body: types.add(str((props.headers or {}).get("x-entity-type") or "")))
         types.discard("")
         return types
 
-    def _read_history(self, handle: Callable[[pika.BasicProperties, bytes], None]) -> None:
-        """Feed the properties and body of every message in the stream, oldest first, to ``handle``.
+    def _read_history(self, handle: Callable[[pika.BasicProperties, str, bytes], None]) -> None:
+        """Feed the properties, routing key and body of every message in the stream, oldest first,
+        to ``handle``.
 
         A stream never says "end": over AMQP 0-9-1 a consumer just waits for more, and
         queue.declare-ok reports 0 messages for streams. So we first append a marker (a tiny
@@ -353,6 +556,7 @@ class RabbitMQAdapter(Adapter):
         scan short on a slow broker. If no message arrives for ``timeout`` seconds, the scan
         fails instead.
         """
+        assert self.stream is not None  # SCAN is declared only with a stream
         with self._lock, _transient():
             marker = str(uuid.uuid4())
             returned, nacked = self._publish_confirmed([("", self.stream, b"", pika.BasicProperties(
@@ -372,7 +576,7 @@ class RabbitMQAdapter(Adapter):
                 if props.type == MARKER_TYPE and props.message_id == marker:
                     state["done"] = True
                 elif props.type != MARKER_TYPE:
-                    handle(props, body)
+                    handle(props, method.routing_key, body)
                 if state["done"] or state["unacked"] >= _ACK_EVERY:  # streams need acks to keep credit
                     ch.basic_ack(method.delivery_tag, multiple=True)
                     state["unacked"] = 0
@@ -393,26 +597,23 @@ class RabbitMQAdapter(Adapter):
                 _close_consumer(channel)
 
 
-def _body_fp(body: bytes) -> str | None:
-    """The fingerprint of the ``data`` in a message body.
-
-    Our bodies are ``{"id":…,…,"fp":…,"data":<canonical text>,"key":<key>}``: the data's text is
-    hashed as it is (a TextFingerprint) once the small key at the end is checked to be JSON; a
-    body in any other shape (another producer's) is parsed whole.
-    """
+def _envelope_data(body: bytes) -> bytes | Any:
+    """The ``data`` of an envelope body: its text as stored when the body is one we wrote
+    (``{"id":…,…,"data":<canonical text>,"key":<key>}``, checked by parsing the small key at the
+    end), else the parsed value of its ``data`` (None when the body is no JSON object)."""
     start = body.find(b'"data":')
     end = body.rfind(b',"key":')
     if 0 < start < end and body[-1:] == b"}" and body[:7] == b'{"id":"':
         try:
             _KEY_DECODER.decode(body[end + 7:-1].decode("utf-8"))
-            return TextFingerprint(body[start + 7:end])
+            return body[start + 7:end]
         except ValueError:
             pass
     try:
         doc = load_json(body)
     except ValueError:
         return None
-    return held_fingerprint(doc.get("data")) if isinstance(doc, dict) else None
+    return doc.get("data") if isinstance(doc, dict) else None
 
 
 _KEY_DECODER = json.JSONDecoder()

@@ -196,7 +196,7 @@ class Raw:
             def on_message(ch: Any, method: Any, props: Any, body: bytes) -> None:
                 seen["n"] += 1
                 if props.correlation_id == str(ident):
-                    latest["data"] = json.loads(body)["data"]
+                    latest["data"] = json.loads(body)  # the default layout: the body is the data
                 ch.basic_ack(method.delivery_tag)
 
             channel.basic_consume(f"{exchange}.history", on_message, arguments={"x-stream-offset": "first"})
@@ -217,11 +217,9 @@ class Raw:
         try:
             channel = conn.channel()
             channel.confirm_delivery()
-            body = {"id": str(ident), "entity_type": self.et, "event": "upserted", "fp": "0" * 32, "data": data,
-                    "key": None}
-            channel.basic_publish(exchange, f"{self.et}.upserted", json.dumps(body).encode(), pika.BasicProperties(
+            channel.basic_publish(exchange, f"{self.et}.upserted", json.dumps(data).encode(), pika.BasicProperties(
                 correlation_id=str(ident), message_id=str(uuid.uuid4()), delivery_mode=2,
-                content_type="application/json", headers={"x-entity-type": self.et, "x-fingerprint": "0" * 32}))
+                content_type="application/json", headers={"x-entity-type": self.et}))
         finally:
             conn.close()
 
