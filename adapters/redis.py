@@ -54,10 +54,10 @@ from redis.retry import Retry
 
 from ..canonical import canonical
 from ..classify import classify
+from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 from ..errors import OptionError, StoreConfigError, StoreError, StoreRejectedError, ValidationError
 from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
 from ..urls import mask_text
-from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 __all__ = ["RedisAdapter"]
 

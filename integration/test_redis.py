@@ -18,10 +18,10 @@ import pytest
 
 redis = pytest.importorskip("redis")
 
-from uuid_forge.contract import Adapter
 from uuid_forge.adapters.redis import RedisAdapter
 
 from uuid_forge import Record, StoreTimeoutError, StoreUnavailableError, ValidationError, open_store
+from uuid_forge.contract import Adapter
 from uuid_forge.record import ForeignEntry, MalformedID, Partition
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records

@@ -28,11 +28,11 @@ import pytest
 
 redis = pytest.importorskip("redis")
 
-from uuid_forge import Forge, IDConfig, Namespace, Record, open_store  # noqa: E402
-from uuid_forge.errors import OptionError  # noqa: E402
-from uuid_forge.canonical import canonical  # noqa: E402
-from uuid_forge.forge import StoreHandle  # noqa: E402
-from uuid_forge.journal import Journal  # noqa: E402
+from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
+from uuid_forge.canonical import canonical
+from uuid_forge.errors import OptionError
+from uuid_forge.forge import StoreHandle
+from uuid_forge.journal import Journal
 
 IDS = IDConfig(namespace=Namespace("redis-layouts.uuid-forge.test"), salt="redis-layouts")
 LAYOUTS = ["json", "hash"]
