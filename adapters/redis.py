@@ -1,31 +1,47 @@
-"""``redis://`` and ``rediss://``: one Redis hash per record, the ID in the key.
+"""``redis://`` and ``rediss://``: one Redis key per record, the ID in the key, the data as the value.
 
-Layout (DESIGN.md): key ``{prefix}:{entity_type}:{id}`` (``{entity_type}:{id}`` without a
-prefix; a prefix is always joined by ``:``, and one that already ends in ``:`` is not doubled, so
-``prefix=app`` with type ``user`` never shares keys with type ``appuser``; entity types cannot
-contain ``:``, so no tenant's key parses as another's ID) with the ID as the lowercase 36-char
-string (``key_format="base64url"`` for the 22-char form: 14 bytes less per key), and a hash
-``{fp, data, key}`` as its value (``data``/``key`` are canonical JSON text, ``key`` is ``null``
-when unknown). A hash rather than one JSON string: ``HGET user:… data`` works from redis-cli, and
-a scan reads ``data`` (HGET) and hashes it as stored; ``fp`` is a write-time hint no audit trusts. One JSON string measured about 30% faster for 10k puts/gets; the
-hash is still on par with hand-written redis-py code writing the same layout.
-``ttl=`` seconds gives the "Redis cache with TTL" pattern: every key written expires on its own.
-``{prefix}:uf:types`` is a set of the entity types written, so ``entity_types()`` needs no walk
-over the whole keyspace, only a check that each listed type still has a key. Keys under a type's
-pattern that are no ID of ours in any form (``user:session-abc``, ``user:42:prefs``, another
-tenant's ``acme:user:…``) are foreign (uuid_forge.classify): reported, never deleted, not even by
-``drop``.
+Layouts (DESIGN.md "Layouts"): the shape is the user's, declared in the store's options.
 
-Options (keyword or URL query): ``key_format`` (``string``/``base64url``, alias ``id_format``),
-``prefix``, ``ttl``, ``socket_timeout`` and ``socket_connect_timeout`` (seconds, default 5),
-``retries`` (default 1: one quick retry on a dropped pooled connection, never on a timeout),
-``batch_size``. e.g. ``redis://127.0.0.1:6379/15?key_format=base64url&ttl=3600``.
+* Key: ``key_pattern`` (default ``{type}:{id}``, so type ``user`` gives ``user:<uuid>``), with
+  ``{type}`` and ``{id}`` placeholders; ``prefix`` is always joined in front by ``:`` (``prefix=app``
+  gives ``app:user:<uuid>``; one that already ends in ``:`` is not doubled). The ID is the
+  lowercase 36-char string, or the 22-char base64url form (``key_format=base64url``). A pattern
+  must hold ``{id}`` once and ``{type}`` at most once, no glob characters, and ``{type}`` set off
+  by a character no entity type has (``:``, ``/``, ``|``...), so one type's SCAN MATCH never
+  catches another type's keys.
+* Value (``value=``):
+  - ``json`` (default): the data as one JSON string, ``SET key json`` (``SET ... EX ttl`` with a
+    ``ttl``), readable with a plain ``GET``; the seed's ``SETEX user:<id> 3600 <json.dumps(...)>``
+    is this layout. Written as canonical JSON; read with every digit (Decimals stay exact).
+  - ``hash``: a flat hash, one field per top-level data field, each value the canonical JSON of
+    that field's value (``HGET user:<id> age`` gives ``42``, a number; a name gives ``"Ann"``). A
+    field set by hand to text that is no JSON (``HSET user:<id> name Ann``) reads as that text.
+    Redis has no empty hash, so empty data is refused in this layout.
+  - ``envelope``: uuid-forge 0.x's hash ``{fp, data, key}`` (``data``/``key`` canonical JSON);
+    ``fp`` is a write-time hint no audit trusts.
+  Only the data is stored in ``json`` and ``hash``: records read back have ``key=None`` (the
+  audit checks IDs against the entity type's declared key fields in the data).
+
+Every fingerprint comes from the data read (``fingerprint_text`` of the JSON string as stored,
+``fingerprint_data`` of a hash's fields), never from a stored ``fp``. ``ttl=`` seconds gives the
+"Redis cache with TTL" pattern: every key written expires on its own (a rewrite sets it again).
+
+Ownership is by key name (uuid_forge.classify): a key under a type's pattern whose ID part is no ID
+of ours in any form (``user:session-abc``, ``user:42:prefs``, another tenant's ``acme:user:...``)
+is foreign: reported, never deleted or overwritten, not even by ``drop``. A key whose name is an
+ID of ours but which holds the wrong Redis type (a hash where the layout wants a string) is an
+unreadable record of ours: stale in an audit, rewritten by repair. ``{prefix}:uf:types`` is a set
+of the types written, so ``entity_types()`` needs no walk over the keyspace; scans never need it
+(keys a seed wrote without it are found by SCAN MATCH on the pattern).
+
+Options (keyword or URL query), e.g. ``redis://127.0.0.1:6379/0?key_pattern=cache:{type}:{id}&ttl=3600``:
+see ``uuid-forge adapters --options redis``.
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import logging
 import re
 import uuid
 from collections.abc import Iterable, Iterator
@@ -36,26 +52,83 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..canonical import canonical
 from ..classify import classify
-from ..errors import OptionError, StoreConfigError, StoreError, StoreRejectedError, ValidationError
-from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint
-from ..urls import mask_text
 from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
+from ..errors import OptionError, StoreConfigError, StoreError, StoreRejectedError, ValidationError
+from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
+from ..urls import mask_text
 
 __all__ = ["RedisAdapter"]
 
+log = logging.getLogger("uuid_forge.adapters")
+
 KEY_FORMATS = ("string", "base64url")
+VALUES = ("json", "hash", "envelope")
+DEFAULT_PATTERN = "{type}:{id}"
 _STRING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _B64URL = re.compile(r"[A-Za-z0-9_-]{21}[AQgw]")  # canonical: the last char carries 2 bits + 4 zero bits
 _GLOB = re.compile(r"([*?\[\]\\])")
+_BRACES = re.compile(r"\{[^{}]*\}|[{}]")
+_TYPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_GONE = object()  # a key SCAN listed that expired or was deleted before its value was read
 
 
 def _b64(u: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(u.bytes)[:22].decode("ascii")
 
 
+def check_key_pattern(pattern: str) -> tuple[str, str]:
+    """The parts of ``pattern`` before and after ``{id}``, or OptionError saying what is wrong.
+
+    Refused: no ``{id}`` or two; ``{type}`` twice; any other ``{...}``; glob characters (they
+    would widen SCAN MATCH); a ``{type}`` touching a character an entity type may hold, or
+    ``{id}`` (type ``a`` would then MATCH the keys of type ``ab``).
+    """
+    def bad(reason: str) -> OptionError:
+        return OptionError(f"redis option key_pattern={pattern!r}: {reason} (e.g. '{{type}}:{{id}}', "
+                           "'cache:{type}:{id}', '{type}:{id}:profile')", adapter="redis", option="key_pattern")
+
+    tokens = _BRACES.findall(pattern)
+    unknown = sorted({t for t in tokens if t not in ("{type}", "{id}")})
+    if unknown:
+        raise bad(f"unknown placeholder or stray brace {', '.join(unknown)}: only {{type}} and {{id}}")
+    if tokens.count("{id}") != 1:
+        raise bad("must hold {id} exactly once")
+    if tokens.count("{type}") > 1:
+        raise bad("may hold {type} at most once")
+    glob = sorted(set(_GLOB.findall(pattern)))
+    if glob:
+        raise bad(f"holds the glob character(s) {' '.join(glob)}, which would widen SCAN MATCH")
+    if "{type}" in pattern:
+        at = pattern.index("{type}")
+        before, after = pattern[:at], pattern[at + len("{type}"):]
+        for neighbour in (before[-1:], after[:1]):
+            if neighbour and (neighbour in _TYPE_CHARS or neighbour in "{}"):
+                raise bad("{type} must be set off by a separator no entity type holds (':', '/', '|', '#', ...), "
+                          "or one type's keys would match another's")
+    before, after = pattern.split("{id}")
+    return before, after
+
+
+def _field_value(raw: bytes) -> Any:
+    """A hash field as JSON (a number stays a number); text set by hand that is no JSON, as text."""
+    try:
+        return load_json(raw)
+    except ValueError:
+        return raw.decode("utf-8")
+
+
+def _hash_data(fields: dict[Any, bytes]) -> dict[str, Any]:
+    return {(k.decode("utf-8") if isinstance(k, bytes) else k): _field_value(v) for k, v in fields.items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 class RedisAdapter(Adapter):
-    """Records as Redis hashes under deterministic keys, written and read with pipelines."""
+    """Records as Redis values (JSON strings by default) under the user's key pattern."""
 
     name: ClassVar[str] = "redis"
     connection_errors: ClassVar[tuple[type[BaseException], ...]] = (
@@ -81,11 +154,21 @@ class RedisAdapter(Adapter):
         return super()._classify(err)
 
     options: ClassVar[tuple[Option, ...]] = (
+        Option("value", str, "json", "what each key holds. json: the data as one JSON string (SET, or SET ... EX "
+               "with a ttl), read with a plain GET, e.g. GET user:<id> gives {\"name\":\"Ann\",\"age\":42}; "
+               "hash: a flat hash, one field per data field, each value that field's JSON (HGET user:<id> age "
+               "gives 42); envelope: uuid-forge 0.x's hash {fp, data, key}", choices=VALUES),
+        Option("key_pattern", str, DEFAULT_PATTERN, "the key of one record: {type} is the entity type, {id} the ID "
+               "(see key_format). {type}:{id} gives user:<uuid>; cache:{type}:{id} gives cache:user:<uuid>; "
+               "{type}:{id}:profile gives user:<uuid>:profile. {id} exactly once; {type} at most once, set off by a "
+               "separator such as ':'; no glob characters (* ? [ ] \\). Without {type}, every type shares "
+               "the keys: give such a store one entity type"),
         Option("key_format", str, "string", "how the ID is written in the key: the 36-char string, or the 22-char "
                "base64url form (14 bytes less per key)", choices=KEY_FORMATS, aliases=("id_format",)),
-        Option("prefix", str, "", "key prefix, always joined by ':' (prefix=app gives app:{type}:{id})"),
-        Option("ttl", int, None, "seconds until every key written expires (the Redis-cache-with-TTL pattern); "
-               "none: keys never expire", minimum=1),
+        Option("prefix", str, "", "text in front of every key, always joined by ':' (a tenant or application name): "
+               "prefix=app gives app:user:<uuid>; keys of other prefixes are other tenants', never touched"),
+        Option("ttl", int, None, "seconds until every key written expires (the Redis-cache-with-TTL pattern, "
+               "SET ... EX ttl); a rewrite or repair sets it again. none: keys never expire", minimum=1),
         Option("socket_timeout", float, 5.0, "seconds to wait for a reply", minimum=0),
         Option("socket_connect_timeout", float, 5.0, "seconds to wait for a connection", minimum=0),
         Option("retries", int, 1, "quick retries of a dropped pooled connection (never of a timeout: "
@@ -98,6 +181,9 @@ class RedisAdapter(Adapter):
         parts = urlsplit(url)
         opts = self.parse_options(url, options)
         super().__init__(url, batch_size=opts["batch_size"])
+        self.value: str = opts["value"]
+        self.key_pattern: str = opts["key_pattern"]
+        self._before_id, self._after_id = check_key_pattern(self.key_pattern)
         self.key_format: str = opts["key_format"]
         prefix = opts["prefix"]
         # always joined by a separator: "app" + "user" must not read as type "appuser"
@@ -142,62 +228,177 @@ class RedisAdapter(Adapter):
                                   "and * ? [ ] are glob characters in SCAN MATCH")
         return entity_type
 
+    def validate_records(self, entity_type: str, records: list[Record]) -> None:
+        """A hash cannot be empty in Redis: empty data would read back as no record at all."""
+        if self.value == "hash":
+            empty = [str(r.id) for r in records if not r.data]
+            if empty:
+                raise ValidationError(f"redis value=hash cannot hold empty data ({entity_type} {empty[0]}"
+                                      f"{f' and {len(empty) - 1} more' if len(empty) > 1 else ''}): Redis has "
+                                      "no empty hash; use value=json")
+
+    # -- keys ----------------------------------------------------------------------------------
+    def _ends(self, entity_type: str) -> tuple[str, str]:
+        """The fixed text before and after the ID in one type's keys."""
+        return (self.prefix + self._before_id.replace("{type}", entity_type),
+                self._after_id.replace("{type}", entity_type))
+
     def key_of(self, entity_type: str, ident: uuid.UUID) -> str:
         """The Redis key of one record."""
-        return f"{self.prefix}{entity_type}:{ident if self.key_format == 'string' else _b64(ident)}"
+        return self._keys(entity_type, [ident])[0]
 
     def _keys(self, entity_type: str, ids: list[uuid.UUID]) -> list[str]:
-        head = f"{self.prefix}{entity_type}:"
+        head, tail = self._ends(entity_type)
         if self.key_format == "string":
-            return [f"{head}{i}" for i in ids]
-        return [head + _b64(i) for i in ids]
+            return [f"{head}{i}{tail}" for i in ids]
+        return [f"{head}{_b64(i)}{tail}" for i in ids]
 
     def _match(self, entity_type: str) -> str:
         """The SCAN MATCH pattern for one type's keys (a prefix may hold glob characters: escaped)."""
-        return _GLOB.sub(r"\\\1", f"{self.prefix}{entity_type}:") + "*"
+        head, tail = self._ends(entity_type)
+        return _GLOB.sub(r"\\\1", head) + "*" + _GLOB.sub(r"\\\1", tail)
 
-    # -- hooks ---------------------------------------------------------------------------------
+    def _id_part(self, key: str, head: str, tail: str) -> str | None:
+        """The text where the ID sits in ``key``, or None when the key does not have the type's shape."""
+        if len(key) < len(head) + len(tail) or not key.startswith(head) or not key.endswith(tail):
+            return None
+        return key[len(head):len(key) - len(tail)]
+
+    def _parse(self, key: str, suffix: str | None) -> uuid.UUID | MalformedID | ForeignEntry:
+        """The UUID in a key's ID part; a MalformedID for an ID of ours in the wrong form; a
+        ForeignEntry for anything else (``session-abc``, ``42:prefs``, another tenant's keys)."""
+        if suffix is None:
+            return ForeignEntry(key, "key does not have this type's key pattern: not ours, left alone")
+        if self.key_format == "string" and _STRING.fullmatch(suffix):
+            return uuid.UUID(suffix)
+        if self.key_format == "base64url" and _B64URL.fullmatch(suffix):
+            return uuid.UUID(bytes=base64.urlsafe_b64decode(suffix + "=="))
+        return classify(suffix, self.key_format, raw=key, versions=self.id_versions, where="key's ID part")
+
+    def _ours(self, entity_type: str, keys: Iterable[bytes | str]) -> list[bytes | str]:
+        """The keys among ``keys`` that uuid-forge may delete for this type (no foreign key, not the set)."""
+        head, tail = self._ends(entity_type)
+        kept = []
+        for key in keys:
+            text = _text(key)
+            if text != self._types_key and not isinstance(self._parse(text, self._id_part(text, head, tail)),
+                                                          ForeignEntry):
+                kept.append(key)
+        return kept
+
+    # -- writes --------------------------------------------------------------------------------
     def _put(self, entity_type: str, records: list[Record]) -> None:
-        pipe = self._client.pipeline(transaction=False)
+        # hash: DEL + HSET in MULTI/EXEC, so a removed field goes and no reader sees a half record
+        pipe = self._client.pipeline(transaction=self.value == "hash")
         command = pipe.execute_command
         ttl = self.ttl
-        # arguments as bytes, fields spelt out: redis-py then packs them without per-value type checks
+        write = {"json": self._put_json, "hash": self._put_hash, "envelope": self._put_envelope}[self.value]
+        # arguments as bytes: redis-py then packs them without per-value type checks
         for key, r in zip(self._keys(entity_type, [r.id for r in records]), records):
-            key_bytes = key.encode()
-            command(b"HSET", key_bytes, b"fp", r.fingerprint.encode(), b"data", r.data_json.encode(),
-                    b"key", (r.key_json or "null").encode())
-            if ttl:
-                command(b"EXPIRE", key_bytes, ttl)
+            write(command, key.encode(), r, ttl)
         command(b"SADD", self._types_key, entity_type)
         pipe.execute()
 
-    def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
+    @staticmethod
+    def _put_json(command: Any, key: bytes, r: Record, ttl: int | None) -> None:
+        if ttl:
+            command(b"SET", key, r.data_json.encode(), b"EX", ttl)
+        else:
+            command(b"SET", key, r.data_json.encode())  # a plain SET also clears an old TTL
+
+    @staticmethod
+    def _put_hash(command: Any, key: bytes, r: Record, ttl: int | None) -> None:
+        where = f"data of {r.entity_type} {r.id}"
+        fields: list[bytes] = []
+        for name, value in r.data.items():
+            fields += [str(name).encode(), canonical(value, f"{where}.{name}").encode()]
+        command(b"DEL", key)
+        command(b"HSET", key, *fields)
+        if ttl:
+            command(b"EXPIRE", key, ttl)
+
+    @staticmethod
+    def _put_envelope(command: Any, key: bytes, r: Record, ttl: int | None) -> None:
+        command(b"HSET", key, b"fp", r.fingerprint.encode(), b"data", r.data_json.encode(),
+                b"key", (r.key_json or "null").encode())
+        if ttl:
+            command(b"EXPIRE", key, ttl)
+
+    # -- reads ---------------------------------------------------------------------------------
+    def _strings(self, keys: list[bytes | str]) -> list[Any]:
+        """MGET: bytes for a string, None for an absent key, and the Redis type's name (str) for a
+        key holding another type (MGET says nil for those: TYPE tells them from absent keys)."""
+        values: list[Any] = list(self._client.execute_command("MGET", *keys)) if keys else []
+        missing = [n for n, v in enumerate(values) if v is None]
+        if missing:
+            pipe = self._client.pipeline(transaction=False)
+            for n in missing:
+                pipe.execute_command("TYPE", keys[n])
+            for n, kind in zip(missing, pipe.execute()):
+                kind = _text(kind)
+                if kind != "none":
+                    values[n] = kind
+        return values
+
+    def _pipelined(self, keys: list[bytes | str], *args: str) -> list[Any]:
+        """One command per key in one round trip; a WRONGTYPE comes back as its exception."""
         pipe = self._client.pipeline(transaction=False)
-        command = pipe.execute_command
-        for key in self._keys(entity_type, ids):
-            command(b"HMGET", key.encode(), b"data", b"key")
-        loads = json.loads
-        found = []
-        for ident, (data, key) in zip(ids, pipe.execute()):
-            if data is not None:  # the fingerprint of the data text read, never the ``fp`` field
-                found.append(self._read_record(entity_type, ident, lambda d=data, k=key, i=ident: Record(
-                    entity_type, i, loads(d), loads(k) if k else None, fingerprint=TextFingerprint(d))))
+        for key in keys:
+            pipe.execute_command(args[0], key, *args[1:])
+        return pipe.execute(raise_on_error=False)
+
+    def _unreadable(self, entity_type: str, ident: uuid.UUID, key: str, what: str) -> Record:
+        reason = f"key {key} {what}, not the {self.value} layout this store reads"
+        log.warning("%s: %s", self.url(), reason)
+        return Record.unreadable_entry(entity_type, ident, reason)
+
+    def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
+        keys = self._keys(entity_type, ids)
+        found: list[Record] = []
+        if self.value == "json":
+            for ident, key, v in zip(ids, keys, self._strings(keys)):
+                if isinstance(v, bytes):
+                    found.append(self._read_record(entity_type, ident, lambda v=v, i=ident: Record(
+                        entity_type, i, load_json(v), None, fingerprint=self.fingerprint_text(v)), f"key {key}"))
+                elif v is not None:
+                    found.append(self._unreadable(entity_type, ident, key, f"holds a Redis {v}"))
+        elif self.value == "hash":
+            for ident, key, v in zip(ids, keys, self._pipelined(keys, "HGETALL")):
+                if isinstance(v, Exception):
+                    found.append(self._unreadable(entity_type, ident, key, "holds another Redis type than a hash"))
+                elif v:
+                    found.append(self._read_record(entity_type, ident, lambda v=v, i=ident: self._hash_record(
+                        entity_type, i, v), f"key {key}"))
+        else:
+            for ident, key, v in zip(ids, keys, self._pipelined(keys, "HMGET", "data", "key")):
+                if isinstance(v, Exception):
+                    found.append(self._unreadable(entity_type, ident, key, "holds another Redis type than a hash"))
+                elif v[0] is not None:
+                    data, k = v
+                    found.append(self._read_record(entity_type, ident, lambda d=data, k=k, i=ident: Record(
+                        entity_type, i, load_json(d), load_json(k) if k else None,
+                        fingerprint=self.fingerprint_text(d)), f"key {key}"))
         return found
+
+    def _hash_record(self, entity_type: str, ident: uuid.UUID, fields: dict[Any, bytes]) -> Record:
+        data = _hash_data(fields)
+        return Record(entity_type, ident, data, None, fingerprint=self.fingerprint_data(data))
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         # one UNLINK with every key: a single command whose reply is the count that existed
         return int(self._client.unlink(*self._keys(entity_type, ids)))
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
-        """SCAN the type's keys page by page, then HGET ``data`` of one page in one pipeline.
+        """SCAN MATCH the type's pattern page by page, then read one page's values in one call
+        (MGET for JSON strings, pipelined HGETALL or HGET for hashes) and fingerprint the data read.
 
-        The ID range is filtered here, before fetching fingerprints, rather than narrowed in MATCH:
+        The ID range is filtered here, before reading values, rather than narrowed in MATCH:
         SCAN walks the whole keyspace on the server whatever the pattern, so a narrower pattern
         would only save key names on the wire, and it would hide wrongly encoded keys (uppercase,
         base64url in a string store) from partitioned audits. SCAN may repeat a key when Redis
         resizes its table mid-scan; memory stays bounded, so repeats are not filtered out.
         """
-        skip = len(f"{self.prefix}{entity_type}:")
+        head, tail = self._ends(entity_type)
         pattern = self._match(entity_type)
         # Lowercase hex strings sort like the numbers they encode, so a well-formed string key of
         # another partition is skipped by two string comparisons and a regex, without building a UUID.
@@ -207,50 +408,54 @@ class RedisAdapter(Adapter):
         cursor = 0
         while True:
             cursor, keys = self._client.scan(cursor, match=pattern, count=1000)
-            wanted: list[tuple[bytes | str, uuid.UUID | MalformedID | ForeignEntry]] = []
+            wanted: list[tuple[bytes | str, uuid.UUID | MalformedID]] = []
             for raw in keys:
-                text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+                text = _text(raw)
                 if text == self._types_key:
                     continue
-                suffix = text[skip:]
-                if ranged and not lo <= suffix < hi and _STRING.fullmatch(suffix):
+                suffix = self._id_part(text, head, tail)
+                if ranged and suffix is not None and not lo <= suffix < hi and _STRING.fullmatch(suffix):
                     continue
                 ident = self._parse(text, suffix)
                 if isinstance(ident, ForeignEntry):
                     # every pass meets it, as SCAN cannot be narrowed to a range: another
                     # application's key is reported by the first partition only, so it counts once
                     if partition.index == 0:
-                        yield ident, None  # no HGET: its value is not ours to read or judge
+                        yield ident, None  # its value is not ours to read or judge
                 elif isinstance(ident, MalformedID):
                     if ident.id is None or partition.contains(ident.id):
                         wanted.append((raw, ident))
                 elif partition.contains(ident):
                     wanted.append((raw, ident))
             if wanted:
-                pipe = self._client.pipeline(transaction=False)
-                for raw, _ in wanted:
-                    pipe.execute_command("HGET", raw, "data")
-                for (_, ident), data in zip(wanted, pipe.execute(raise_on_error=False)):
-                    # the fingerprint of the data held (hashed as stored), never the ``fp`` field;
-                    # a key of another type (WRONGTYPE) or a hash without data gives none
-                    yield ident, TextFingerprint(data) if isinstance(data, bytes) else None
+                fingerprints = self._scan_fingerprints([raw for raw, _ in wanted])
+                for (_, ident), fp in zip(wanted, fingerprints):
+                    if fp is not _GONE:
+                        yield ident, fp  # type: ignore[misc]
             if cursor == 0:
                 return
 
-    def _parse(self, key: str, suffix: str) -> uuid.UUID | MalformedID | ForeignEntry:
-        """The UUID in a key's suffix; a MalformedID for an ID of ours in the wrong form; a
-        ForeignEntry for anything else (``session-abc``, ``42:prefs``, another tenant's keys)."""
-        if self.key_format == "string" and _STRING.fullmatch(suffix):
-            return uuid.UUID(suffix)
-        if self.key_format == "base64url" and _B64URL.fullmatch(suffix):
-            return uuid.UUID(bytes=base64.urlsafe_b64decode(suffix + "=="))
-        return classify(suffix, self.key_format, raw=key, versions=self.id_versions, where="key suffix")
+    def _scan_fingerprints(self, keys: list[bytes | str]) -> list[Any]:
+        """The fingerprint of each key's data as read (never a stored ``fp``); None for a key of
+        the wrong Redis type or data that is no record (so: stale); _GONE for a key gone since SCAN."""
+        if self.value == "json":
+            return [self.fingerprint_text(v) if isinstance(v, bytes) else _GONE if v is None else None
+                    for v in self._strings(keys)]
+        if self.value == "hash":
+            return [None if isinstance(v, Exception) else self._hash_fingerprint(v) if v else _GONE
+                    for v in self._pipelined(keys, "HGETALL")]
+        return [self.fingerprint_text(v) if isinstance(v, bytes) else None
+                for v in self._pipelined(keys, "HGET", "data")]
+
+    def _hash_fingerprint(self, fields: dict[Any, bytes]) -> str | None:
+        try:
+            return self.fingerprint_data(_hash_data(fields))
+        except ValueError:  # a field that is not UTF-8 text: no record's data
+            return None
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete keys exactly as stored (a wrongly encoded key found by a scan), of this type only."""
-        head = f"{self.prefix}{entity_type}:"
-        stray = [k for k in raws if not k.startswith(head)
-                 or isinstance(self._parse(k, k[len(head):]), ForeignEntry)]
+        stray = [k for k in raws if k not in self._ours(entity_type, [k])]
         if stray:
             raise ValidationError(f"keys {stray[:3]} are not keys of entity type {entity_type!r} written by "
                                   "uuid-forge: refused, foreign keys are never deleted")
@@ -263,13 +468,10 @@ class RedisAdapter(Adapter):
         scan, and the ones deleted are exactly the ones already returned. Keys that are not ours
         (another application's, another tenant's) stay.
         """
-        skip = len(f"{self.prefix}{entity_type}:")
         cursor = 0
         while True:
             cursor, keys = self._client.scan(cursor, match=self._match(entity_type), count=1000)
-            texts = [k.decode("utf-8", "replace") if isinstance(k, bytes) else k for k in keys]
-            keys = [k for k, text in zip(keys, texts) if text != self._types_key
-                    and not isinstance(self._parse(text, text[skip:]), ForeignEntry)]
+            keys = self._ours(entity_type, keys)
             if keys:
                 self._client.unlink(*keys)
             if cursor == 0:
@@ -292,7 +494,7 @@ class RedisAdapter(Adapter):
         types = []
         itself = self._types_key.encode()  # the set is `uf:types`: not a key of a type named "uf"
         for member in self._client.smembers(self._types_key):
-            name = member if isinstance(member, str) else member.decode()
+            name = _text(member)
             keys = self._client.scan_iter(match=self._match(name), count=1000)
             if any(k != itself for k in keys):  # stops at the first key found
                 types.append(name)

@@ -57,7 +57,7 @@ def planters(urls: dict[str, str], files: Path) -> dict[str, Callable[[str, uuid
 
     def redis_(et: str, ident: uuid.UUID) -> None:
         client = redis.Redis.from_url(urls["redis"])
-        client.hset(f"{et}:{_b64(ident)}", mapping={"fp": "0" * 32, "data": "{}", "key": "null"})
+        client.set(f"{et}:{_b64(ident)}", "{}")  # the default layout: a JSON string value
         client.close()
 
     def elastic(et: str, ident: uuid.UUID) -> None:

@@ -120,7 +120,7 @@ class Raw:
         finally:
             client.close()
 
-    # -- Redis: HSET of the hash's data field
+    # -- Redis: SET of the JSON string value (the default layout), as redis-cli would
     def _redis(self) -> Any:
         import redis
 
@@ -129,7 +129,7 @@ class Raw:
     def _read_redis(self, ident: uuid.UUID) -> dict[str, Any]:
         client = self._redis()
         try:
-            return json.loads(client.hget(f"{self.et}:{ident}", "data"))
+            return json.loads(client.get(f"{self.et}:{ident}"))
         finally:
             client.close()
 
@@ -137,7 +137,7 @@ class Raw:
         data = change(self._read_redis(ident))
         client = self._redis()
         try:
-            client.hset(f"{self.et}:{ident}", "data", json.dumps(data))
+            client.set(f"{self.et}:{ident}", json.dumps(data))
         finally:
             client.close()
 

@@ -7,6 +7,7 @@ server is shared, so nothing here flushes a database.
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import threading
 import uuid
@@ -17,10 +18,10 @@ import pytest
 
 redis = pytest.importorskip("redis")
 
-from uuid_forge.contract import Adapter
 from uuid_forge.adapters.redis import RedisAdapter
 
 from uuid_forge import Record, StoreTimeoutError, StoreUnavailableError, ValidationError, open_store
+from uuid_forge.contract import Adapter
 from uuid_forge.record import ForeignEntry, MalformedID, Partition
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
@@ -48,6 +49,8 @@ def _forget(raw: redis.Redis, prefix: str, entity_type: str) -> None:
 
 class _RedisContract(AdapterContract):
     options: ClassVar[dict[str, str]] = {}
+    #: the keys of one type, as SCAN MATCH (cleanup) and one record's key
+    pattern: ClassVar[str] = "{type}:{id}"
 
     @pytest.fixture
     def store(self, redis_url: str) -> Iterator[Adapter]:
@@ -59,28 +62,36 @@ class _RedisContract(AdapterContract):
         self.raw = raw
 
     def cleanup(self, store: Adapter, entity_type: str) -> None:
-        _forget(self.raw, "", entity_type)
+        keys = list(self.raw.scan_iter(match=self.pattern.format(type=entity_type, id="*"), count=1000))
+        if keys:
+            self.raw.unlink(*keys)
+        self.raw.srem("uf:types", entity_type)
+
+    def id_text(self, ident: uuid.UUID) -> str:
+        return _b64(ident) if self.options.get("key_format") == "base64url" else str(ident)
 
     def expected_key(self, record: Record) -> str:
-        raise NotImplementedError
+        return self.pattern.format(type=record.entity_type, id=self.id_text(record.id))
 
     def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        """The default layout: the data's canonical JSON as a plain string value, read with GET."""
         key = self.expected_key(record)
-        assert self.raw.exists(key) == 1
-        assert self.raw.type(key) == b"hash"
-        assert self.raw.hget(key, "fp") == record.fingerprint.encode()
-        assert self.raw.hget(key, "data").decode() == record.data_json
+        assert self.raw.type(key) == b"string"
+        assert self.raw.get(key).decode() == record.data_json
+        assert json.loads(self.raw.get(key)) == record.json_data
         assert self.raw.ttl(key) == -1  # no TTL unless asked for
         assert self.raw.sismember("uf:types", record.entity_type)
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        """The ID in upper case (base64url stores: the string form) under the type's pattern."""
+        wrong = str(ident) if self.options.get("key_format") == "base64url" else str(ident).upper()
+        self.raw.set(self.pattern.format(type=entity_type, id=wrong), "{}")
+        return True
 
 
 class TestRedisStringKeys(_RedisContract):
     def expected_key(self, record: Record) -> str:
         return f"{record.entity_type}:{record.id}"  # exactly `user:7570842a-...`, as DESIGN.md says
-
-    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
-        self.raw.hset(f"{entity_type}:{str(ident).upper()}", mapping={"fp": "0" * 32, "data": "{}"})
-        return True
 
 
 class TestRedisBase64urlKeys(_RedisContract):
@@ -89,8 +100,44 @@ class TestRedisBase64urlKeys(_RedisContract):
     def expected_key(self, record: Record) -> str:
         return f"{record.entity_type}:{_b64(record.id)}"
 
+
+class TestRedisKeyPattern(_RedisContract):
+    """The user's key pattern, with the ID in the middle of the key."""
+
+    options: ClassVar[dict[str, str]] = {"key_pattern": "cache/{type}:{id}:v1"}
+    pattern: ClassVar[str] = "cache/{type}:{id}:v1"
+
+
+class TestRedisHash(_RedisContract):
+    options: ClassVar[dict[str, str]] = {"value": "hash"}
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        """A flat hash: one field per data field, each value that field's JSON (numbers stay numbers)."""
+        key = self.expected_key(record)
+        assert self.raw.type(key) == b"hash"
+        held = {k.decode(): json.loads(v) for k, v in self.raw.hgetall(key).items()}
+        assert held == record.json_data
+        assert self.raw.hget(key, "n") == str(record.data["n"]).encode()  # 0, not "0"
+        assert self.raw.hget(key, "name") == json.dumps(record.data["name"]).encode()
+        assert self.raw.ttl(key) == -1
+
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
-        self.raw.hset(f"{entity_type}:{ident}", mapping={"fp": "0" * 32, "data": "{}"})  # string where b64 expected
+        self.raw.hset(f"{entity_type}:{str(ident).upper()}", mapping={"n": "1"})
+        return True
+
+
+class TestRedisEnvelope(_RedisContract):
+    options: ClassVar[dict[str, str]] = {"value": "envelope"}
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        key = self.expected_key(record)
+        assert self.raw.type(key) == b"hash"
+        assert self.raw.hget(key, "fp") == record.fingerprint.encode()
+        assert self.raw.hget(key, "data").decode() == record.data_json
+        assert self.raw.ttl(key) == -1
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        self.raw.hset(f"{entity_type}:{str(ident).upper()}", mapping={"fp": "0" * 32, "data": "{}"})
         return True
 
 
@@ -168,11 +215,13 @@ def test_foreign_keys_are_reported_not_fatal(redis_url: str, raw: redis.Redis, e
     string_valued = uuid.uuid5(uuid.NAMESPACE_DNS, etype)  # a version this scheme makes: its hex form is ours
     with open_store(redis_url) as store:
         store.put_many(good)
-        raw.set(f"{etype}:{string_valued}", "{}")  # the 0.1.x docs' SETEX pattern: a string, not a hash
+        raw.hset(f"{etype}:{string_valued}", "fp", "x")  # a hash where this layout writes a JSON string
         raw.hset(f"{etype}:not-a-uuid", "fp", "x")
         raw.hset(f"{etype}:{string_valued.hex}", "fp", "y")
         items = dict(store.scan(etype, include_malformed=True))
-    assert items[string_valued] is None  # WRONGTYPE gives no fingerprint rather than an error
+        unreadable = store.get_many(etype, [string_valued])[string_valued]
+    assert items[string_valued] is None  # the wrong Redis type gives no fingerprint rather than an error
+    assert unreadable.unreadable and "holds a Redis hash" in unreadable.unreadable  # read: an unreadable entry
     malformed = sorted((m for m in items if isinstance(m, MalformedID)), key=lambda m: m.raw)
     assert [(m.raw, m.id) for m in malformed] == [(f"{etype}:{string_valued.hex}", string_valued)]
     assert "hex form" in malformed[0].reason

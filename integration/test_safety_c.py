@@ -111,7 +111,7 @@ def _plant(w: World, forge: Forge) -> dict[str, uuid.UUID]:
     r.hset("user:42:prefs", mapping={"theme": "dark"})
     x = by_id[wrong["redis"]]
     r.delete(f"user:{x.id}")
-    r.hset(f"user:{str(x.id).upper()}", mapping={"fp": x.fingerprint, "data": x.data_json, "key": x.key_json or "null"})
+    r.set(f"user:{str(x.id).upper()}", x.data_json)  # the default layout: a JSON string value
     r.close()
 
     readme = w.files / FOREIGN_FILE

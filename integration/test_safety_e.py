@@ -52,7 +52,7 @@ def redis_versions(url: str, entity_type: str) -> set[int]:
     try:
         found = set()
         for key in client.scan_iter(match=f"{entity_type}:*", count=1000):
-            found.add(json.loads(client.hget(key, "data"))["v"])  # type: ignore[arg-type]
+            found.add(json.loads(client.get(key))["v"])  # type: ignore[arg-type]  (the default layout: a JSON string)
         return found
     finally:
         client.close()
