@@ -1,5 +1,11 @@
 """SQL stores through SQLAlchemy 2 Core: PostgreSQL (psycopg 3) first, SQLite and MariaDB/MySQL (PyMySQL) too.
 
+Two layouts (see :class:`SQLAdapter`): your own table in its own shape (``table=``, one entity
+type, data fields in typed columns that round-trip: timestamptz, timestamp in a declared zone,
+numeric, integer, double, boolean, json/jsonb, uuid, date, PostgreSQL arrays, text), or without
+``table=`` one table per entity type holding the data as one JSON column. Either way a record's
+fingerprint is computed from the data read, never from a stored one.
+
 Only SQLAlchemy is imported here; it loads the DBAPI driver (psycopg, pymysql, sqlite3) when the
 engine first connects, so a SQLite store needs nothing beyond SQLAlchemy.
 """
@@ -563,7 +569,43 @@ class SQLAdapter(Adapter):
     rebuilt from them on read and a record with a field not in ``fields`` is rejected before any
     write. The ID column must be the primary key (or unique). Its kind follows its type: a
     ``uuid``/``Uuid`` column holds UUIDs, a text column 36-char text (``id_format="hex"`` for
-    CHAR(32) text).
+    CHAR(32) text). A field mapped onto the ID (or fingerprint, data, key) column is refused.
+
+    **Typed columns** - each field's value is checked against its column type before anything is
+    written (a ValidationError names the field and the column), and read back in the data model,
+    so a clean write audits clean:
+
+    * ``timestamptz``: an aware datetime or ISO text with an offset (``...+02:00``, ``...Z``);
+      read back as an aware datetime in UTC (the same instant);
+    * ``timestamp`` without time zone (also MariaDB DATETIME/TIMESTAMP and SQLite datetimes): the
+      same values, written as the wall time in the zone of the option ``timezone``
+      (``timezone="Europe/Paris"``), read back as aware datetimes in UTC;
+    * ``numeric``/``DECIMAL``: int, float or Decimal (refused when the column's scale or precision
+      would round it); read back as an exact Decimal;
+    * ``double precision``/``DOUBLE``/SQLite ``REAL``: numbers a double keeps exactly; float;
+    * ``integer``/``bigint``: whole numbers; int. ``boolean`` (MariaDB TINYINT(1)): bool;
+    * ``json``/``jsonb``: any value, written as its canonical text, parsed back with every digit;
+    * ``uuid``: lowercase UUID text or a UUID; a UUID. ``date``: ``YYYY-MM-DD`` text or a date;
+    * PostgreSQL arrays (``text[]``, ``numeric[]``, ...): a list of values of the element type;
+    * text types: str.
+
+    A timestamp column without time zone and no ``timezone`` option is an error naming the column
+    and the option (its values are wall times in an unknown zone). In the hour a zone repeats (the
+    autumn change) a wall time reads back as its first occurrence. SQLite has no exact decimal
+    type (its NUMERIC keeps a double): keep exact decimals in a JSON column there. Single-precision
+    columns (PostgreSQL ``real``, MariaDB ``FLOAT``) do not round-trip: use double precision.
+    MariaDB ``DATETIME`` without ``(6)`` rounds to whole seconds: use ``DATETIME(6)`` for
+    datetimes with fractions.
+
+    **NULL** - ``nulls="value"`` (default): a NULL column is the field with value null; every
+    mapped field must then be in the data (a missing one would read back as null and be stale on
+    every audit), so a field set to NULL by hand is reported as differing. ``nulls="absent"``: a
+    NULL column is a field the entity does not have; a None value is refused, and a field set to
+    NULL by hand is reported as missing in the store.
+
+    **Other programs' rows** in your table: an ID that is no UUID, or a UUID of a version this ID
+    scheme does not make (``gen_random_uuid()``'s version 4), is a :class:`ForeignEntry`: counted
+    by the audit, never rewritten or deleted.
 
     **Malformed IDs**: text ID columns (SQLite, MariaDB, ``id_format="string"``) can hold a wrong
     encoding (36-char text in a hex column, uppercase); scans read the raw text and report it as
