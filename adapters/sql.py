@@ -29,9 +29,9 @@ from sqlalchemy.engine import URL, make_url
 
 from ..canonical import canonical
 from ..classify import ANY_VERSIONS, classify, classify_uuid
+from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, UUIDForgeError, ValidationError
 from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
-from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
 
 __all__ = ["SQLAdapter"]
 
@@ -186,7 +186,7 @@ class _IdCodec:
 # What each column kind accepts on write (values as canonical JSON gives them back: datetimes and
 # UUIDs as text, fractions as Decimal or float) and what it reads back as, so that a value read
 # from the column has the canonical form of the one written (uuid_forge.canonical).
-_UTC = _dt.timezone.utc
+_UTC = _dt.UTC
 
 
 def _column_kind(col_type: sa.types.TypeEngine[Any], backend: str) -> str:
@@ -278,7 +278,7 @@ class _FieldColumn:
             return [self.item.to_db(v) for v in value]
         return value
 
-    def _number(self, value: int | float | decimal.Decimal) -> Any:
+    def _number(self, value: float | decimal.Decimal) -> Any:
         """A number the column keeps exactly, else a ValidationError (a silent rounding would be
         reported stale on every audit)."""
         if self.kind == "float":
@@ -302,7 +302,7 @@ class _FieldColumn:
         """ISO text with an offset (or Z) -> an aware datetime; in the declared zone, naive, for a
         timestamp without time zone."""
         moment = None
-        if isinstance(value, str):
+        if isinstance(value, str) and _ISO_MOMENT.fullmatch(value):  # not fromisoformat's other forms
             with contextlib.suppress(ValueError):
                 moment = _dt.datetime.fromisoformat(value)
         if moment is None or moment.tzinfo is None:
@@ -343,6 +343,7 @@ class _FieldColumn:
 
 
 _DATE = re.compile(r"\d{4}-\d\d-\d\d")
+_ISO_MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\d\d:\d\d)")
 
 
 class _Layout:

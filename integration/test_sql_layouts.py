@@ -32,7 +32,7 @@ from uuid_forge.journal import Journal
 
 IDS = IDConfig(namespace=Namespace("users.layouts.uuid-forge.test"), salt="sql-layouts")
 PARIS = dt.timezone(dt.timedelta(hours=2))
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _pg(url: str) -> Any:
@@ -162,9 +162,9 @@ def test_postgres_bad_values_and_mappings_are_refused_before_any_write(postgres_
                     store.put_many([Record("user", good.id, {**{f: None for f in fields}, "name": "ok"}),
                                     Record("user", ident, data)])
         assert _pg_exec(postgres_url, "SELECT count(*) FROM {t}", table_name) == [(0,)]
-        with pytest.raises(ValidationError, match=r"field 'user_id'.*'id'"):  # a field on the ID column
-            with open_store(postgres_url, table=table_name, entity_type="user", fields={"user_id": "id"}) as store:
-                store.put_many([Record("user", ident, {"user_id": "x"})])
+        with pytest.raises(ValidationError, match=r"field 'user_id'.*'id'"), \
+                open_store(postgres_url, table=table_name, entity_type="user", fields={"user_id": "id"}) as store:
+            store.put_many([Record("user", ident, {"user_id": "x"})])  # a field on the ID column
         with pytest.raises(ValidationError, match="timezone 'Mars/Olympus'"):
             open_store(postgres_url, table=table_name, entity_type="user", fields=fields, timezone="Mars/Olympus")
     finally:
@@ -268,8 +268,8 @@ def test_seed_users_hand_edits_are_stale_with_the_field_named(postgres_url: str,
 
     repaired = forge.audit("user", repair=True)
     assert repaired.repaired["users"]["rewritten"] == 4, repaired.repair_errors
-    rows = dict((row[0], row[1:]) for row in _pg_exec(
-        postgres_url, "SELECT id, name, balance, created_at, profile->>'score' FROM {t}", table))
+    rows = {row[0]: row[1:] for row in _pg_exec(
+        postgres_url, "SELECT id, name, balance, created_at, profile->>'score' FROM {t}", table)}
     for r in (edited, removed, renumbered, moved):
         assert rows[r.id] == (r.data["name"], r.data["balance"], dt.datetime.fromisoformat(r.data["created_at"]),
                               "0.1234567890123456789")

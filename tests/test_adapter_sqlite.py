@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from uuid_forge.adapters.sql import SQLAdapter
 
 from uuid_forge import ForeignEntry, MalformedID, Partition, Record, ValidationError, open_store
 from uuid_forge.contract import Adapter
-from uuid_forge.adapters.sql import SQLAdapter
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
@@ -162,7 +162,7 @@ def _person(i: int) -> Record:
     import decimal
 
     data = {"email": f"p{i}@example.com", "created_at": dt.datetime(2024, 3, 31, 1, 30, i, 250000,
-                                                                     tzinfo=dt.timezone.utc),
+                                                                     tzinfo=dt.UTC),
             "n": 10**15 + i, "ratio": i / 8, "active": i % 2 == 0, "nick": "Zoë ✓" if i else None,
             "profile": {"balance": decimal.Decimal("12345678901234567890.123"), "tags": ["a", None, True]}}
     return Record("person", uuid.uuid5(uuid.NAMESPACE_DNS, f"person-{i}"), data)
@@ -195,9 +195,9 @@ def test_sqlite_typed_columns_round_trip_in_a_declared_zone(people_db: Path) -> 
 def test_sqlite_naive_timestamps_need_a_zone_and_doubles_keep_only_their_digits(people_db: Path) -> None:
     import decimal
 
-    with open_store(f"sqlite:///{people_db}", table="people", entity_type="person", fields=PEOPLE_FIELDS) as s:
-        with pytest.raises(ValidationError, match=r"'created_at'.*option timezone"):
-            s.put_many([_person(0)])
+    with open_store(f"sqlite:///{people_db}", table="people", entity_type="person", fields=PEOPLE_FIELDS) as s, \
+            pytest.raises(ValidationError, match=r"'created_at'.*option timezone"):
+        s.put_many([_person(0)])
     with open_store(f"sqlite:///{people_db}", table="people", entity_type="person", fields=PEOPLE_FIELDS,
                     timezone="UTC") as s:
         too_precise = _person(1)
