@@ -51,7 +51,7 @@ from ..canonical import canonical
 from ..classify import classify
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, ValidationError
 from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
-from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
+from ..contract import BATCH_SIZE, RESERVED_TYPE_PREFIX, Adapter, Option, ScanItem
 
 __all__ = ["FileAdapter"]
 
@@ -188,6 +188,9 @@ class FileAdapter(Adapter):
         if entity_type != entity_type.lower():
             raise ValidationError(f"entity type {entity_type!r} is not accepted by file: use lowercase only, "
                                   "case-insensitive disks would merge it with its lowercase twin")
+        if self.layout == "raw" and entity_type.startswith(RESERVED_TYPE_PREFIX):
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by file with layout=raw: uuid-forge's "
+                                  "own records have no content field (use layout=json for a source of truth)")
         if entity_type.split(".")[0] in _WINDOWS_RESERVED or entity_type.endswith("."):
             raise ValidationError(f"entity type {entity_type!r} is not accepted by file: Windows reserves "
                                   "device names (con, nul, com1, ...) and drops trailing dots")
