@@ -49,9 +49,9 @@ from urllib.parse import unquote, urlsplit
 
 from ..canonical import canonical
 from ..classify import classify
+from ..contract import BATCH_SIZE, RESERVED_TYPE_PREFIX, Adapter, Option, ScanItem
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, ValidationError
 from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
-from ..contract import BATCH_SIZE, RESERVED_TYPE_PREFIX, Adapter, Option, ScanItem
 
 __all__ = ["FileAdapter"]
 
@@ -252,7 +252,7 @@ class FileAdapter(Adapter):
         """A raw-layout record's data: the sidecar's fields plus the content field from the bytes."""
         data = load_json(meta) if meta is not None else {}
         if not isinstance(data, dict):
-            raise ValueError("the metadata sidecar does not hold a JSON object")
+            raise TypeError("the metadata sidecar does not hold a JSON object")
         if content is not None:
             data[self.content_field] = self._content_text(content)
         return data
@@ -362,11 +362,11 @@ class FileAdapter(Adapter):
             text = _without_newline(blob)
             data = load_json(text)
             if not isinstance(data, dict):
-                raise ValueError("the file does not hold a JSON object")
+                raise TypeError("the file does not hold a JSON object")
             return Record(entity_type, ident, data, None, fingerprint=self.fingerprint_text(text))
         doc = load_json(blob)
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
-            raise ValueError("the file does not hold an envelope with a data object")
+            raise TypeError("the file does not hold an envelope with a data object")
         return Record(entity_type, ident, doc["data"], doc.get("key"), fingerprint=self._envelope_fp(blob, doc)[0])
 
     def _envelope_fp(self, blob: bytes, doc: Any = None) -> tuple[str | None, str | None]:
@@ -476,7 +476,7 @@ class FileAdapter(Adapter):
         files = {part: _read_or_none(os.path.join(folder, name)) for part, name in parts.items()}
         try:
             return self.fingerprint_data(self._raw_data(files.get("content"), files.get("meta")))
-        except ValueError:  # a sidecar that is no JSON object, content that is not UTF-8: stale
+        except (ValueError, TypeError):  # a sidecar that is no JSON object, content that is not UTF-8: stale
             return None
 
     def _split(self, name: str) -> tuple[str, str, str] | None:

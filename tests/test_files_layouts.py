@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from uuid_forge.adapters.filesystem import FileAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, ValidationError, open_store
-from uuid_forge.adapters.filesystem import FileAdapter
 from uuid_forge.canonical import canonical
 from uuid_forge.errors import OptionError
 from uuid_forge.forge import StoreHandle
@@ -325,3 +325,15 @@ def test_scan_reports_a_foreign_entry_in_one_partition_only(tmp_path: Path) -> N
             if isinstance(i, ForeignEntry)]
     assert sorted(seen) == sorted(["t/README.txt", f"t/{s[:2]}/{s[2:4]}/notes.txt"])
     assert not any(isinstance(i, MalformedID) for i, _ in store.scan("t", include_malformed=True))
+
+
+def test_raw_sidecar_that_is_no_object_is_stale_and_unreadable(tmp_path: Path) -> None:
+    store = open_store(f"file://{tmp_path}?layout=raw&fsync=false")
+    record = Record(ET, uuid.uuid5(uuid.NAMESPACE_DNS, "sidecar"), _document(2))
+    store.put_many([record])
+    ((_, fp),) = store.scan(ET)
+    assert same_fingerprint(fp, record.fingerprint)
+    Path(store.meta_path_of(ET, record.id)).write_text("[1, 2]")  # type: ignore[attr-defined]
+    ((ident, fp),) = store.scan(ET)
+    assert ident == record.id and not same_fingerprint(fp, record.fingerprint)
+    assert "sidecar" in (store.get_many(ET, [record.id])[record.id].unreadable or "")
