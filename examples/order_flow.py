@@ -165,6 +165,15 @@ def main() -> None:
             print(f"the shop's consumer: {EVENT} messages with {len(ids)} distinct message_id, body = the order")
             assert ids == {str(event_id(order_id, EVENT, fp))}
 
+            if MONGO:  # the seed's insert_one({"_id": order_id, **order}) shape: flat, _id a Binary-4 UUID
+                from pymongo import MongoClient
+
+                client: MongoClient[dict[str, Any]] = MongoClient(MONGO, uuidRepresentation="standard")
+                doc = client.get_default_database()[f"orders_{run}"].find_one({"_id": order_id})
+                client.close()
+                print(f"seed's find_one in MongoDB -> _id {doc['_id'] if doc else None}, the order's fields beside it")
+                assert doc == {"_id": order_id, **order}
+
             audit = forge.audit("order")
             oks = ", ".join(f"{name} ok={counts['ok']}" for name, counts in audit.stores.items())
             print(f"audit: {'consistent' if audit.consistent else 'INCONSISTENT'} ({oks})")
@@ -187,11 +196,14 @@ def main() -> None:
             for h in forge.stores:
                 if "delete" in h.adapter.capabilities:
                     h.adapter.delete_many("order", [forge.id_for("order", data=order)])
-            for h in forge.stores:
-                drop = getattr(h.adapter, "drop", None)
-                if drop and h.name in ("postgres", "mongodb"):
-                    drop("order")
+            forge.stores[0].adapter.drop("order")  # type: ignore[attr-defined]
             forge.close()
+            if MONGO:
+                from pymongo import MongoClient
+
+                client = MongoClient(MONGO)
+                client.get_default_database().drop_collection(f"orders_{run}")
+                client.close()
             drop_run_tables(PG, f"ex{run}_", owners_existed)
             es.indices.delete(index=index, ignore_unavailable=True)
             leftover = list(cache.scan_iter(match=f"{prefix}:*"))
