@@ -50,7 +50,8 @@ class ConsistencyValidator:
     """The seed's validator: one generator per namespace, one lookup per entity per store (raw drivers)."""
 
     def __init__(self, conn: Any, cache: redis.Redis, table_prefix: str, key_prefix: str) -> None:
-        self.generators = {t: UUIDGenerator(IDConfig(namespace=Namespace(ns), salt="v1")) for t, ns in NAMESPACES.items()}
+        self.generators = {t: UUIDGenerator(IDConfig(namespace=Namespace(ns), salt="v1"))
+                           for t, ns in NAMESPACES.items()}
         self.conn, self.cache, self.table_prefix, self.key_prefix = conn, cache, table_prefix, key_prefix
 
     def validate_storage_consistency(self, entity_type: str, identifier: str) -> dict[str, Any]:
@@ -99,7 +100,8 @@ def main() -> None:
               for i in range(1000)]
     products = [{"sku": f"SKU-{i:04}", "name": f"Product {i}", "price_cents": 250 + i} for i in range(500)]
     try:
-        forge.write_many([("user", u) for u in users] + [("order", o) for o in orders] + [("product", p) for p in products])
+        forge.write_many([("user", u) for u in users] + [("order", o) for o in orders]
+                         + [("product", p) for p in products])
         print(f"wrote {len(users)} users, {len(orders)} orders, {len(products)} products, each type in its own "
               f"namespace, to {', '.join(h.name for h in forge.stores)}")
 
@@ -122,7 +124,8 @@ def main() -> None:
         started = time.perf_counter()
         asked = [("user", u["email"]) for u in users] + [("order", o["order_number"]) for o in orders] + \
                 [("product", p["sku"]) for p in products]
-        bad = [(t, k, r["inconsistencies"]) for t, k in asked if not (r := seed.validate_storage_consistency(t, k))["consistent"]]
+        results = [(t, k, seed.validate_storage_consistency(t, k)) for t, k in asked]
+        bad = [(t, k, r["inconsistencies"]) for t, k, r in results if not r["consistent"]]
         seed_seconds = time.perf_counter() - started
         print(f"seed's validator: {len(asked)} entities x 2 stores in {seed_seconds:.2f}s, found {len(bad)}: {bad}")
         assert bad == [("order", "ORD-00042", ["redis"])]  # blind to the edited email, price and stray ID
@@ -151,7 +154,8 @@ def main() -> None:
         final = forge.audit(["user", "order", "product"], verify_keys=True)
         print(f"after repair: consistent: {final.consistent}")
         assert not report.consistent and final.consistent
-        assert cache.get(f"{key_prefix}:order:{lost_order}") is not None and not cache.exists(f"{key_prefix}:product:{wrong_ns}")
+        assert cache.get(f"{key_prefix}:order:{lost_order}") is not None
+        assert not cache.exists(f"{key_prefix}:product:{wrong_ns}")
     finally:
         conn.close()
         forge.close()

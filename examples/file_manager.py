@@ -24,7 +24,6 @@ import base64
 import hashlib
 import json
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +81,8 @@ def main() -> None:
             forge.source.adapter.put_many(forge.records([("file", record_of(*report_pdf)), ("file", record_of(*logo))]))
             for content, metadata in (report_pdf, logo):
                 file_id = seed.store_file(content, metadata)
-                print(f"seed:       {seed.get_file_path(content).relative_to(root)} ({len(content)} bytes) + .meta.json")
+                print(f"seed:       {seed.get_file_path(content).relative_to(root)} ({len(content)} bytes) "
+                      "+ .meta.json")
                 assert file_id == str(forge.id_for("file", data=record_of(content, metadata)))  # one ID scheme
             (root / "file" / "README.txt").write_text("files of the shop; do not edit by hand\n")  # another program's
 

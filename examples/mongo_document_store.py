@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pymongo import MongoClient
 
@@ -85,8 +85,10 @@ def main() -> None:
     run = uuid.uuid4().hex[:8]
     work = tempfile.mkdtemp(prefix="uf-mongo-docs-")
     utc = dt.timezone.utc
-    docs = [("Q3 revenue grew 12%.", {"author": "ann", "tags": ["finance"]}, dt.datetime(2024, 10, 1, 9, 30, 0, 123456, utc)),
-            ("Ship v1 on Monday.", {"author": "bob", "tags": ["eng"]}, dt.datetime(2024, 10, 2, 17, 5, 42, 987654, utc))]
+    docs = [("Q3 revenue grew 12%.", {"author": "ann", "tags": ["finance"]},
+             dt.datetime(2024, 10, 1, 9, 30, 0, 123456, utc)),
+            ("Ship v1 on Monday.", {"author": "bob", "tags": ["eng"]},
+             dt.datetime(2024, 10, 2, 17, 5, 42, 987654, utc))]
     with mongodb_url() as url:
         database = f"uf_example_docs_{run}"
         seed = DocumentStore(url, database)
