@@ -1,86 +1,151 @@
-"""Postgres user repository: users created and fetched by email through their deterministic ID.
+"""The seed's PostgreSQL user repository, on its own ``users`` table, beside uuid-forge.
 
-The uuid-forge 0.1 docs showed a ``UserRepository`` that computed ``generate("user", email=...)``
-and wrote ``INSERT INTO users (id, email, name)`` by hand. Here the same pattern goes through the
-SQL adapter and an existing ``users`` table of your own (``user_id uuid`` primary key, one column
-per field, plus ``fp`` for the fingerprint audits compare), mapped with ``columns=`` and
-``fields=``. Looking a user up by email needs no index on email and no query by email: the ID is
-computed from it. Creating a user twice is an idempotent upsert.
+What the seed (uuid-forge 0.1) did: a ``UserRepository`` computed ``generate("user", email=...)``
+and wrote ``INSERT INTO users (id, email, name, ...)`` with raw SQL into its own table (``id uuid``
+primary key, one column per field, ``created_at timestamptz``). Nothing said whether the rows
+still matched the account records they were copied from.
+
+What uuid-forge adds: it maps that table as it is (SQL store options ``table=``, ``entity_type=``,
+``columns=``, ``fields=``; no uuid-forge column: no fingerprint, no JSON, no key), writes users
+through to it in the seed's shape, reads the seed's rows, and audits the table against the
+system of record by content: a column updated by hand is ``stale`` with the field named, and
+repair writes the record's values back. A row another program inserted (a random version-4 ID)
+is reported as foreign and left alone. Typed columns compare as values: a datetime at +02:00 in
+the record and the ``timestamptz`` the seed inserted (read back in UTC) are the same instant.
+
+Below, the seed's class is the seed's code (raw psycopg) and runs beside uuid-forge; each reads
+what the other wrote. The system of record is a SQLite file in a temporary directory here.
 
 Run: ``python examples/postgres_user_repository.py``. The server comes from
-``UUID_FORGE_TEST_POSTGRES_URL`` (default: the local test server); the demo table is dropped at the end.
+``UUID_FORGE_TEST_POSTGRES_URL`` (default: the local test server); the table lives in a schema of
+the run's own, dropped at the end.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import tempfile
 import uuid
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
-from uuid_forge import IDConfig, Namespace, Record, UUIDGenerator, open_store
-from uuid_forge.contract import Adapter
+from uuid_forge import EntityType, Forge, IDConfig, Namespace, UUIDGenerator, open_store
+from uuid_forge.forge import StoreHandle
+from uuid_forge.journal import Journal
 
 URL = os.environ.get("UUID_FORGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 class UserRepository:
-    """Users keyed by ``generate("user", email=...)``: every service computes the same ID."""
+    """The seed's repository, with raw SQL (its schema given, so runs do not collide)."""
 
-    def __init__(self, store: Adapter, generator: UUIDGenerator) -> None:
-        self.store = store
-        self.generator = generator
+    def __init__(self, conninfo: str, schema: str) -> None:
+        self.generator = UUIDGenerator(IDConfig(namespace=Namespace("users.myapp.com"), salt="v1"))
+        self.conn = psycopg.connect(conninfo, autocommit=True, options=f"-c search_path={schema}")
 
-    def user_id(self, email: str) -> uuid.UUID:
-        return self.generator.generate("user", email=email)
+    def create_table(self) -> None:
+        self.conn.execute("CREATE TABLE users (id uuid PRIMARY KEY, email text NOT NULL UNIQUE, name text NOT NULL, "
+                          "created_at timestamptz NOT NULL)")
 
-    def create_user(self, email: str, name: str) -> uuid.UUID:
-        user_id = self.user_id(email)
-        self.store.put_many([Record("user", user_id, {"email": email, "name": name}, {"email": email})])
+    def create_user(self, email: str, name: str, created_at: dt.datetime) -> uuid.UUID:
+        user_id = self.generator.generate("user", email=email)
+        self.conn.execute("INSERT INTO users (id, email, name, created_at) VALUES (%s, %s, %s, %s)",
+                          (user_id, email, name, created_at))
         return user_id
 
     def get_user_by_email(self, email: str) -> dict[str, Any] | None:
-        user_id = self.user_id(email)
-        record = self.store.get_many("user", [user_id]).get(user_id)
-        return None if record is None else {"id": record.id, **record.data}
+        """No index on email needed: the ID is computed from it."""
+        row = self.conn.execute("SELECT id, email, name, created_at FROM users WHERE id = %s",
+                                (self.generator.generate("user", email=email),)).fetchone()
+        return None if row is None else dict(zip(("id", "email", "name", "created_at"), row))
 
 
 def main() -> None:
-    engine = sa.create_engine(URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    # your existing table; a unique name here so parallel runs of the demo do not collide
-    users = sa.Table(f"users_demo_{uuid.uuid4().hex[:8]}", sa.MetaData(),
-                     sa.Column("user_id", sa.Uuid, primary_key=True),
-                     sa.Column("email", sa.Text, nullable=False, unique=True),
-                     sa.Column("name", sa.Text),
-                     sa.Column("fp", sa.String(32)))
-    users.create(engine)
-    print(f"created table {users.name}(user_id uuid primary key, email, name, fp)")
+    schema = f"uf_example_{uuid.uuid4().hex[:8]}"
+    work = tempfile.mkdtemp(prefix="uf-user-repo-")
+    engine = sa.create_engine(URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    seed = UserRepository(URL.replace("postgresql+psycopg://", "postgresql://", 1), schema)
+    # the system of record: account records, created_at in the office's zone (+02:00) or as UTC text
+    office = dt.timezone(dt.timedelta(hours=2))
+    alice = {"email": "alice@example.com", "name": "Alice", "created_at": dt.datetime(2024, 5, 1, 10, 0, tzinfo=office)}
+    bob = {"email": "bob@example.com", "name": "Bob",
+           "created_at": dt.datetime(2024, 5, 2, 9, 30, 15, 250000, tzinfo=office)}
+    carol = {"email": "carol@example.com", "name": "Carol", "created_at": "2024-05-03T18:45:00Z"}
+    forge = None
     try:
-        generator = UUIDGenerator(IDConfig(namespace=Namespace("users.myapp.com"), salt="v1"))
-        with open_store(URL, table=users, entity_type="user", columns={"id": "user_id", "fingerprint": "fp"},
-                        fields={"email": "email", "name": "name"}) as store:
-            repo = UserRepository(store, generator)
-            john = repo.create_user("john@example.com", "John Doe")
-            print(f"create_user(john@example.com) -> {john}")
-            again = repo.create_user("john@example.com", "John Doe")
-            print(f"create_user again           -> {again} (same ID, still one row)")
-            repo.create_user("zoe@example.com", "Zoë")
-            print(f"get_user_by_email(zoe@example.com) -> {repo.get_user_by_email('zoe@example.com')}")
-            repo.create_user("john@example.com", "John Q. Doe")  # an upsert updates in place
-            print(f"after rename: {repo.get_user_by_email('john@example.com')}")
-            print(f"get_user_by_email(nobody@example.com) -> {repo.get_user_by_email('nobody@example.com')}")
-            with engine.connect() as conn:
-                rows = conn.execute(sa.select(users.c.user_id, users.c.email, users.c.name)
-                                    .order_by(users.c.email)).all()
-            print(f"rows in {users.name}: {len(rows)}")
-            for row in rows:
-                print(f"  {row.user_id}  {row.email:<18} {row.name}")
-            assert len(rows) == 2 and again == john
+        seed.create_table()
+        print(f"seed:       CREATE TABLE {schema}.users (id uuid PRIMARY KEY, email, name, created_at timestamptz)")
+        users = sa.Table("users", sa.MetaData(), schema=schema, autoload_with=engine)
+        table = open_store(URL, table=users, entity_type="user", columns={"id": "id"},
+                           fields={"email": "email", "name": "name", "created_at": "created_at"})
+        forge = Forge([StoreHandle("accounts", open_store(f"sqlite:///{work}/accounts.db"), source=True),
+                       StoreHandle("postgres", table)],
+                      types=[EntityType("user", key=("email",), namespace=Namespace("users.myapp.com"), salt="v1")],
+                      journal=Journal(f"{work}/journal.sqlite3"))
+
+        # 1. seed era: the records hold Alice and Bob, and the seed's repository inserted them by hand
+        forge.source.adapter.put_many(forge.records([("user", alice), ("user", bob)]))
+        for user in (alice, bob):
+            user_id = seed.create_user(user["email"], user["name"], user["created_at"])
+            print(f"seed:       INSERT INTO users (id, email, name, created_at) -> {user_id}")
+            assert user_id == forge.id_for("user", data=user)  # one ID scheme on both sides
+        seed.conn.execute("INSERT INTO users VALUES (gen_random_uuid(), 'ops@example.com', 'Ops', now())")
+        print("other app:  INSERT INTO users VALUES (gen_random_uuid(), 'ops@example.com', ...)")
+
+        # 2. uuid-forge reads the seed's rows in their shape; the audit finds them equal to the records
+        alice_id = forge.id_for("user", data=alice)
+        got = table.get_many("user", [alice_id])[alice_id]
+        print(f"uuid-forge: reads the seed's row {alice_id}: {dict(got.data)}")
+        report = forge.audit("user")
+        print(f"audit of the seed's table: {report.stores['postgres']['ok']} ok, "
+              f"{report.stores['postgres']['foreign']} foreign, consistent: {report.consistent}")
+        assert report.consistent and report.stores["postgres"]["ok"] == 2
+        assert report.stores["postgres"]["foreign"] == 1
+
+        # 3. uuid-forge writes Carol through; the seed's SELECT reads her row
+        forge.write("user", carol)
+        row = seed.get_user_by_email("carol@example.com")
+        print(f"uuid-forge: wrote Carol; the seed's SELECT -> {row}")
+        assert row == {"id": forge.id_for("user", data=carol), "email": carol["email"], "name": "Carol",
+                       "created_at": dt.datetime(2024, 5, 3, 18, 45, tzinfo=dt.timezone.utc)}
+
+        # 4. an UPDATE by hand, found by reading the columns (there is no fingerprint column to trust)
+        seed.conn.execute("UPDATE users SET name = 'Alice (edited)' WHERE email = 'alice@example.com'")
+        seed.conn.execute("UPDATE users SET created_at = created_at + interval '1 second' "
+                          "WHERE email = 'bob@example.com'")
+        print("by hand:    UPDATE users SET name = ... (Alice); SET created_at = created_at + 1 s (Bob)")
+        report = forge.audit("user")
+        found = sorted((f.kind, f.id, f.fields) for f in report.findings)
+        for kind, ident, fields in found:
+            print(f"audit:      {kind} {ident}, fields {fields}")
+        bob_id = forge.id_for("user", data=bob)
+        assert found == sorted([("stale", str(alice_id), ("name",)), ("stale", str(bob_id), ("created_at",))])
+
+        # 5. repair writes the records' values back; the other app's row is untouched
+        repaired = forge.audit("user", repair=True)
+        assert repaired.consistent, repaired.repair_errors
+        print(f"repair:     rewritten {repaired.repaired['postgres']['rewritten']}; the seed reads "
+              f"{seed.get_user_by_email('alice@example.com')['name']!r}, "  # type: ignore[index]
+              f"{seed.get_user_by_email('bob@example.com')['created_at'].isoformat()}")  # type: ignore[index]
+        assert seed.get_user_by_email("alice@example.com")["name"] == "Alice"  # type: ignore[index]
+        assert seed.conn.execute("SELECT count(*) FROM users WHERE email = 'ops@example.com'").fetchone() == (1,)
+        final = forge.audit("user")
+        print(f"after repair: consistent: {final.consistent}; rows in users: "
+              f"{seed.conn.execute('SELECT count(*) FROM users').fetchone()[0]}")  # type: ignore[index]
+        assert final.consistent and final.stores["postgres"]["ok"] == 3
     finally:
-        users.drop(engine)
+        if forge is not None:
+            forge.close()
+        seed.conn.close()
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
-        print(f"dropped table {users.name}")
+        print(f"dropped schema {schema}")
 
 
 if __name__ == "__main__":

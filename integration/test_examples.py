@@ -13,16 +13,18 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # example -> the session fixtures (servers) it needs, and a line its output must contain
 NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
-    "postgres_user_repository.py": (("postgres_url",), ""),
-    "mongo_document_store.py": (("mongodb_url",), ""),
-    "redis_cache.py": (("redis_url",), "database loads: 1"),
-    "rabbitmq_publisher.py": (("amqp_url",), ""),
-    "file_manager.py": ((), ""),
-    "order_flow.py": (("postgres_url", "redis_url", "amqp_url", "mongodb_url"), "audit: consistent"),
+    "postgres_user_repository.py": (("postgres_url",), "after repair: consistent: True; rows in users: 4"),
+    "mongo_document_store.py": (("mongodb_url",), "after repair: consistent: True"),
+    "redis_cache.py": (("redis_url",), "after repair: consistent: True"),
+    "rabbitmq_publisher.py": (("amqp_url",), "4 deliveries, 2 orders processed"),
+    "file_manager.py": ((), "after repair: consistent: True"),
+    "order_flow.py": (("postgres_url", "redis_url", "amqp_url", "elasticsearch_url", "mongodb_url"),
+                      "audit: consistent"),
     "consistency_validator.py": (("postgres_url", "redis_url"), "after repair: consistent: True"),
 }
 ENV_OF = {"postgres_url": "UUID_FORGE_TEST_POSTGRES_URL", "redis_url": "UUID_FORGE_TEST_REDIS_URL",
-          "amqp_url": "UUID_FORGE_TEST_AMQP_URL", "mongodb_url": "UUID_FORGE_TEST_MONGODB_URL"}
+          "amqp_url": "UUID_FORGE_TEST_AMQP_URL", "mongodb_url": "UUID_FORGE_TEST_MONGODB_URL",
+          "elasticsearch_url": "UUID_FORGE_TEST_ELASTICSEARCH_URL"}
 
 
 def test_every_example_is_listed() -> None:
