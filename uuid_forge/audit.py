@@ -38,7 +38,8 @@ from . import idmarker, logspill
 from .classify import scheme_versions
 from .contract import DELETE, READ, SCAN, chunked
 from .errors import StoreError, UUIDForgeError, ValidationError
-from .record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint, same_fingerprint
+from .record import (ForeignEntry, MalformedID, Partition, Record, TextFingerprint, comparable, data_fingerprint,
+                     same_fingerprint)
 from .urls import mask_text
 from .view import FULL, FieldView
 
@@ -502,9 +503,15 @@ def diff_fields(source: Any, store: Any, prefix: str = "") -> list[tuple[str, st
             out.append((path, "extra", None, store[k]))
         elif isinstance(source[k], dict) and isinstance(store[k], dict):
             out += diff_fields(source[k], store[k], path + ".")
-        elif _canonical_or_repr(source[k]) != _canonical_or_repr(store[k]):
+        elif _comparable(source[k]) != _comparable(store[k]):
             out.append((path, "differs", source[k], store[k]))
     return out
+
+
+def _comparable(value: Any) -> str:
+    """A value as fingerprints compare it: datetime text as the instant it names."""
+    text = _canonical_or_repr(value)
+    return text if text.startswith("\0") else comparable("[" + text + "]")
 
 
 def _canonical_or_repr(value: Any) -> str:

@@ -39,7 +39,7 @@ _OFFSET_DATETIME = re.compile(
 # a cheap first look: datetime text with an offset, or a "Z" not in the canonical form
 _ANY_OFFSET_DATETIME = re.compile(
     r'"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d)?(?:[.,]\d{1,9})?'
-    r'(?:[+-]\d\d(?::?\d\d)?|(?<!\d\d:\d\d:\d\d)(?<!\d\d:\d\d:\d\d\.\d{6})Z)"')
+    r'(?:[+-]\d\d(?::?\d\d)?|(?<!\d\d:\d\d:\d\d)(?<!\d\d:\d\d:\d\d\.\d{6})Z|(?<=\.000000)Z)"')
 
 
 def _instant(match: re.Match[str]) -> str:
