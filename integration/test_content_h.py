@@ -294,6 +294,7 @@ def test_content_edits_in_each_store_are_stale_with_fields_named_then_repaired(
 
     repaired = forge.audit(et, repair=True)
     assert repaired.repaired[name]["rewritten"] == 4, repaired.repair_errors
+    assert repaired.consistent, repaired.rechecked  # re-checked after the repair (a log: confirmed republishes)
     for r in (edited, removed, renumbered, added):  # the hand-added field is gone too
         assert raw.read(r.id) == r.json_data, f"{name}: {r.id} not restored"
     again = forge.audit(et)

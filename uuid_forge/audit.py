@@ -712,11 +712,20 @@ def _recheck(forge: Forge, report: AuditReport) -> dict[str, Counter[str]]:
     for entity_type, ids in targets.items():
         _point(forge, entity_type, sorted(ids), left, verify_keys=False)
     left.stores.pop(forge.source.name, None)  # "not in the source": the orphans, counted in their stores
-    for f in report.findings:  # a store that cannot be read by ID keeps what the audit found
-        handle = next((h for h in forge.stores if h.name == f.store), None)
-        if handle is not None and READ not in handle.adapter.capabilities and f.kind not in NOT_FINDINGS:
-            left.stores[f.store][f.kind] += 1
+    for f in report.findings:  # a store that cannot be read by ID (a message log): what the audit found,
+        handle = next((h for h in forge.stores if h.name == f.store), None)  # less what repair republished
+        if handle is None or READ in handle.adapter.capabilities or f.kind in NOT_FINDINGS:
+            continue
+        if f.kind in ("missing", "stale", "malformed") and _republished(report, f.store):
+            continue  # the broker confirmed the source's record: it is the stream's latest state now
+        left.stores[f.store][f.kind] += 1
     return left.stores
+
+
+def _republished(report: AuditReport, store: str) -> bool:
+    """Whether repair rewrote a log store's findings without an error (publisher confirms)."""
+    return report.repaired.get(store, Counter())["rewritten"] > 0 and not any(
+        e.startswith(f"{store}/") for e in report.repair_errors)
 
 
 def _twins(forge: Forge, store: str, entity_type: str, malformed: list[Finding],
