@@ -66,7 +66,7 @@ def test_write_audit_repair_cycle(config: tuple[Path, str]) -> None:
         cache.delete_many(et, [forge.id_for(et, {"email": "u1@example.com"})])
     drift = cli("audit", "-c", str(path), "--entity", et)
     assert_clean(drift)
-    assert drift.returncode == 1 and "inconsistent" in drift.stdout
+    assert drift.returncode == 1 and "INCONSISTENT: " in drift.stdout and "cache: 1 missing" in drift.stdout
     plan = cli("audit", "-c", str(path), "--entity", et, "--repair")
     assert plan.returncode == 1 and "rewrite 1 record(s)" in plan.stdout and "dry run" in plan.stdout
     fixed = cli("audit", "-c", str(path), "--entity", et, "--repair", "--apply", "--json")
