@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from tests.scaffold import write_forge_toml
 from uuid_forge import Forge
 from uuid_forge.audit import AuditReport
 from uuid_forge.distributed import audit_on
 from uuid_forge.executors import LocalExecutor
 from uuid_forge.partial import audit_partition, merge, merge_all, plan, to_report
-from tests.scaffold import write_forge_toml
 
 ET = "user"
 
@@ -132,3 +132,23 @@ def test_the_delete_guard_is_applied_to_the_whole_type(tmp_path: Path, small_par
         with pytest.raises(RepairRefusedError):
             audit_on(LocalExecutor(str(config), 2), forge, ET, repair=True, delete_orphans=True, max_delete=5)
         assert forge.audit(ET).stores["copy"]["orphan"] == 6  # nothing changed
+
+
+def test_cli_audit_with_workers_equals_one_worker_and_write_in_chunks(tmp_path: Path) -> None:
+    from tests.scaffold import run_cli
+
+    config = _config(tmp_path)
+    lines = [json.dumps({"entity_type": ET, "key": {"email": f"c{i}@x.org"}, "data": {"n": i}}) for i in range(3000)]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    code, out, err = run_cli(["write", "-c", str(config), "--jsonl", str(tmp_path / "in.jsonl"), "--workers", "3",
+                              "--json"])
+    assert code == 0, err
+    assert json.loads(out)["entities"] == 3000 and json.loads(out)["stores"]["files"]["written"] == 3000
+    with Forge.from_config(str(config)) as forge:
+        forge.stores[1].adapter.delete_many(ET, [forge.records([(ET, {"email": "c5@x.org"}, {"n": 5})])[0].id])
+    # 3000 records at the default target make one partition: the CLI then audits in-process
+    one = json.loads(run_cli(["audit", "-c", str(config), "--json", "--workers", "1"])[1])
+    many = json.loads(run_cli(["audit", "-c", str(config), "--json", "--workers", "2"])[1])
+    for r in (one, many):
+        r.pop("seconds"), r.pop("summary")
+    assert one == many and one["stores"]["copy"]["missing"] == 1

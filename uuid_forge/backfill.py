@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import fields
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from .entitytypes import FROM_DATA
@@ -41,7 +42,7 @@ def chunks(path: str, workers: int, chunk_bytes: int = CHUNK_BYTES) -> list[tupl
                 fh.readline()  # to the start of the next line (or stay, when at-1 ended one)
             cuts.append(min(fh.tell(), size))
     cuts.append(size)
-    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+    return [(a, b) for a, b in pairwise(cuts) if b > a]
 
 
 def _entities(path: str, start: int, end: int) -> Any:

@@ -20,8 +20,18 @@ from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from . import idmarker
-from .audit import (CLASSES, FOREIGN_SAMPLES, AuditReport, Finding, _full, _partitions, _recheck, _repair,
-                    _unanswered_optional, describe_stale)
+from .audit import (
+    CLASSES,
+    FOREIGN_SAMPLES,
+    AuditReport,
+    Finding,
+    _full,
+    _partitions,
+    _recheck,
+    _repair,
+    _unanswered_optional,
+    describe_stale,
+)
 from .classify import scheme_versions
 from .errors import UUIDForgeError, ValidationError
 from .record import Partition
