@@ -59,7 +59,9 @@ def audit_on(executor: Executor, forge: Forge, entity_type: str | Iterable[str] 
             progress(len(merged["parts"]), len(tasks), merged["entities"], merged["total_findings"])
 
     partials = executor.run("audit_partition", [{"task": t, **options} for t in tasks], done)
-    report = to_report(merge_all(partials), types)
+    merged = merge_all(partials)
+    report = to_report(merged, types)
+    executor.max_rss_mib = merged.get("max_rss_mib", 0.0)  # type: ignore[attr-defined] # bench/scale.py reads it
     fraction = 1.0 / (partition or Partition()).count
     orphaned = {f.entity_type for f in report.findings if f.kind == "orphan" and f.store != forge.source.name}
     empty = {et for et in orphaned if source_is_empty(forge, et)}

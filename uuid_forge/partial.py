@@ -91,7 +91,18 @@ def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = F
                             for n, (et, label, secs, count) in enumerate(report.partition_times)],
         "partitions": report.partitions, "not_audited": report.not_audited, "id_config": report.id_config,
         "entities": sum(t[3] for t in report.partition_times),
+        "max_rss_mib": _rss_mib(),
     }
+
+
+def _rss_mib() -> float:
+    """This process's peak resident memory (Linux: KiB), for the memory per worker in docs/scaling.md."""
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    except ImportError:  # not on this platform
+        return 0.0
 
 
 def _key(part: list[Any]) -> tuple[Any, ...]:
@@ -143,6 +154,7 @@ def merge(a: Partial, b: Partial) -> Partial:
         "not_audited": {**b["not_audited"], **a["not_audited"]},
         "id_config": sorted(id_config.values(), key=lambda f: f["entity_type"]),
         "entities": a["entities"] + b["entities"],
+        "max_rss_mib": max(a.get("max_rss_mib", 0.0), b.get("max_rss_mib", 0.0)),
     }
 
 
