@@ -55,6 +55,7 @@ path = "{folder}/journal.sqlite3"
 broker = "{urls['amqp']}"
 backend = "{urls['redis']}"
 result_expires = 3600
+queue = "uf_bench_{tag}"
 [stores.db]
 url = "{urls['postgres']}"
 role = "source"

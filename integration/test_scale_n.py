@@ -25,10 +25,10 @@ import pytest
 
 pytest.importorskip("celery", reason='Celery is not installed (pip install "uuid-forge[celery]")')
 
-from uuid_forge import Forge  # noqa: E402
-from uuid_forge.audit import AuditReport  # noqa: E402
-from uuid_forge.distributed import audit_on  # noqa: E402
-from tests.scaffold import run_cli, write_forge_toml  # noqa: E402
+from tests.scaffold import run_cli, write_forge_toml
+from uuid_forge import Forge
+from uuid_forge.audit import AuditReport
+from uuid_forge.distributed import audit_on
 
 pytestmark = pytest.mark.slow
 ET = "member"
@@ -36,7 +36,8 @@ N = 3000
 
 
 def _config(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str, tag: str) -> Path:
-    extra = f'[executor]\nbroker = "{amqp_url}"\nbackend = "{redis_url}"\nresult_expires = 600\n'
+    extra = (f'[executor]\nbroker = "{amqp_url}"\nbackend = "{redis_url}"\nresult_expires = 600\n'
+             f'queue = "uf_test_{tag}"\n')
     return write_forge_toml(tmp_path / "uuid-forge.toml", {
         "db": {"url": postgres_url, "options": {"table_prefix": f"{tag}_"}},
         "cache": {"url": redis_url, "options": {"prefix": tag}},
@@ -177,7 +178,7 @@ def test_a_worker_killed_mid_audit_leaves_a_complete_correct_report(setup: Any) 
 def test_repair_through_workers_leaves_the_stores_consistent(setup: Any) -> None:
     from uuid_forge.celery import CeleryExecutor
 
-    config, forge, workers = setup
+    config, forge, _ = setup
     report = audit_on(CeleryExecutor(str(config), 2), forge, ET, repair=True, delete_orphans=True)
     assert not report.repair_errors and report.plan is not None and report.plan.rechecked
     assert report.repaired["cache"]["rewritten"] == 9 and report.repaired["cache"]["orphans_deleted"] == 5
@@ -186,3 +187,25 @@ def test_repair_through_workers_leaves_the_stores_consistent(setup: Any) -> None
     after = forge.audit(ET)
     assert after.consistent and after.stores["cache"]["ok"] == N and after.stores["cache"]["foreign"] == 1
     assert forge.stores[1].adapter._client.get(f"{forge.stores[1].adapter.prefix}{ET}:not-an-id") == b"theirs"
+
+
+def test_the_beat_task_audits_as_a_chord_and_writes_the_report(setup: Any, tmp_path: Path) -> None:
+    from uuid_forge.celery import audit
+
+    config, forge, workers = setup
+    want = forge.audit(ET)
+    out = tmp_path / "beat-report.json"
+    started = audit.delay(ET, str(out)).get(timeout=60)
+    assert started["partitions"] >= 1  # planned by the worker (its own partition size)
+    deadline = time.time() + 120
+    while not out.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    got = json.loads(out.read_text())
+
+    def key(f: dict[str, Any]) -> str:
+        return json.dumps(f, sort_keys=True)
+
+    # the worker plans with its own partition size, so the findings come in another order
+    assert got["stores"] == want.to_dict()["stores"]
+    assert sorted(got["findings"], key=key) == sorted(want.to_dict()["findings"], key=key)
+    assert oct(out.stat().st_mode & 0o777) == "0o600"

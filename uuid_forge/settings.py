@@ -65,7 +65,7 @@ _JOURNAL = {"path", "synchronous"}
 _WRITE = {"retries", "backoff", "batch_size", "concurrent"}
 _STORE = {"url", "role", "required", "optional", "options", "projection", "ignore_fields", "datetime_precision"}
 _TYPE = {"key", "namespace", "salt_env"}
-_EXECUTOR = {"broker", "backend", "result_expires"}
+_EXECUTOR = {"broker", "backend", "result_expires", "queue"}
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,11 @@ class ExecutorSettings:
     broker: str = ""
     backend: str = ""
     result_expires: int = 86_400  # seconds a partial report waits in the backend (Celery's default)
+    queue: str = "uuid_forge"  # the workers of one configuration take tasks from this queue only
 
     def __repr__(self) -> str:
         return (f"ExecutorSettings(broker={mask_url(self.broker)!r}, backend={mask_url(self.backend)!r}, "
-                f"result_expires={self.result_expires})")
+                f"result_expires={self.result_expires}, queue={self.queue!r})")
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,10 @@ def _executor(where: str, spec: Any, env: dict[str, str]) -> ExecutorSettings:
     expires = _typed(f"{where} result_expires", spec.get("result_expires", 86_400), int, "an integer (seconds)")
     if expires < 60:
         raise ConfigError(f"{where} result_expires must be at least 60 seconds, got {expires}")
-    return ExecutorSettings(broker, backend, expires)
+    queue = _typed(f"{where} queue", spec.get("queue", "uuid_forge"), str, "a queue name")
+    if not queue or len(queue) > 200:
+        raise ConfigError(f"{where} queue must be a name of 1-200 characters")
+    return ExecutorSettings(broker, backend, expires, queue)
 
 
 def _entity_type(where: str, name: str, spec: Any, env: dict[str, str]) -> EntityType:
