@@ -116,23 +116,27 @@ def main() -> None:
                 procs = _workers(config, folder, 2)
                 settings.append(("celery 2 workers", 2, lambda: _pooled(CeleryExecutor(str(config), 2), forge, et)))
             results: dict[str, list[float]] = {name: [] for name, _, _ in settings}
+            inside: dict[str, list[float]] = {name: [] for name, _, _ in settings}  # sum of partition times
             parts: list[tuple[str, str, float, int]] = []
             for _ in range(args.rounds):
                 for name, _, run in settings:
                     seconds, report = _timed(run)
                     assert report.consistent and report.stores["cache"]["ok"] == args.n, report
                     results[name].append(seconds)
+                    inside[name].append(sum(p[2] for p in report.partition_times))
                     if name == "single process":
                         parts = report.partition_times
                     print(f"  {name}: {seconds:.2f}s", flush=True)
             base = statistics.median(results["single process"])
             print(f"\nfull audit of {args.n:,} entities, 3 stores, {len(parts)} partitions, {cores} cores, "
                   f"median of {args.rounds}; load average before: {os.getloadavg()[0]:.1f}")
-            print(f"{'setting':<20}{'median s':>10}{'entities/s':>12}{'speedup':>9}{'per core':>10}")
+            print(f"{'setting':<20}{'median s':>10}{'entities/s':>12}{'speedup':>9}{'per core':>10}"
+                  f"{'partition s (sum)':>19}")
             for name, w, _ in settings:
                 m = statistics.median(results[name])
                 speed = base / m
-                print(f"{name:<20}{m:>10.2f}{args.n / m:>12,.0f}{speed:>9.2f}{speed / min(w, cores):>10.2f}")
+                print(f"{name:<20}{m:>10.2f}{args.n / m:>12,.0f}{speed:>9.2f}{speed / min(w, cores):>10.2f}"
+                      f"{statistics.median(inside[name]):>19.2f}")
             secs = [p[2] for p in parts]
             print(f"\nper partition (single process): {statistics.median([p[3] for p in parts]):,.0f} records, "
                   f"median {statistics.median(secs):.2f}s, {statistics.median([p[3] / p[2] for p in parts]):,.0f} "

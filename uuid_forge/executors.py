@@ -13,6 +13,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import errors
@@ -59,6 +60,8 @@ def run_task(config_path: str, name: str, payload: dict[str, Any]) -> dict[str, 
         return {"result": _task_functions()[name](forge_for(config_path), **payload)}
     except UUIDForgeError as err:
         return {"error": type(err).__name__, "message": mask_text(str(err))}
+    except Exception as err:  # noqa: BLE001 a driver's own error: as data, masked, never a worker's traceback
+        return {"error": "ExecutorError", "message": f"task {name} failed: {type(err).__name__}: {mask_text(str(err))}"}
 
 
 def unwrap(outcome: dict[str, Any]) -> Any:
@@ -110,6 +113,8 @@ class LocalExecutor:
                         results[i] = unwrap(fut.result())
                         if done is not None:
                             done(i, results[i])
+            except BrokenProcessPool as err:
+                raise ExecutorError(f"a local worker process died ({err}); the audit was not finished") from None
             except BaseException:
                 for fut in pending:
                     fut.cancel()
