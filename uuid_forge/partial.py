@@ -73,7 +73,8 @@ def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = F
         report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in forge.stores[1:]},
                              source=forge.source.name, max_findings=max_findings)
         report.id_config = idmarker.audit_findings(forge, [et])
-        _full(forge, et, part, report, verify_keys, None)
+        # sized by the plan already: counting the source again in every task would scan it each time
+        _full(forge, et, part, report, verify_keys, None, [part])
         describe_stale(forge, report, show_values)
     finally:
         forge.stores = everyone
