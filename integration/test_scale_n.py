@@ -192,7 +192,7 @@ def test_repair_through_workers_leaves_the_stores_consistent(setup: Any) -> None
 def test_the_beat_task_audits_as_a_chord_and_writes_the_report(setup: Any, tmp_path: Path) -> None:
     from uuid_forge.celery import audit
 
-    config, forge, workers = setup
+    _, forge, _ = setup
     want = forge.audit(ET)
     out = tmp_path / "beat-report.json"
     started = audit.delay(ET, str(out)).get(timeout=60)

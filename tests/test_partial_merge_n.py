@@ -152,3 +152,26 @@ def test_cli_audit_with_workers_equals_one_worker_and_write_in_chunks(tmp_path: 
     for r in (one, many):
         r.pop("seconds"), r.pop("summary")
     assert one == many and one["stores"]["copy"]["missing"] == 1
+
+
+@pytest.mark.slow
+def test_cli_audit_on_two_local_processes_equals_in_process(tmp_path: Path) -> None:
+    """Enough records for 4 partitions at the default size, so --workers 2 really uses the pool."""
+    from tests.scaffold import run_cli
+
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", {
+        "db": f"sqlite:///{tmp_path}/source.db", "copy": f"sqlite:///{tmp_path}/copy.db"}, "db",
+        namespace="scale.uuid-forge.test")
+    with Forge.from_config(str(config)) as forge:
+        rows = [(ET, {"email": f"u{i}@x.org"}, {"n": i}) for i in range(41_000)]
+        forge.write_many(rows)
+        ids = [r.id for r in forge.records(rows[:50])]
+        forge.stores[1].adapter.delete_many(ET, ids[:3])
+    one = json.loads(run_cli(["audit", "-c", str(config), "--json", "--workers", "1"])[1])
+    code, out, err = run_cli(["audit", "-c", str(config), "--json", "--workers", "2"])
+    many = json.loads(out)
+    assert code == 1, err
+    assert one["partitions"] == many["partitions"] == 4
+    for r in (one, many):
+        r.pop("seconds"), r.pop("summary")
+    assert one == many and one["stores"]["copy"]["missing"] == 3

@@ -35,9 +35,10 @@ def audit_on(executor: Executor, forge: Forge, entity_type: str | Iterable[str] 
              partition: Partition | None = None, repair: bool = False, delete_orphans: bool = False,
              dry_run: bool = False, verify_keys: bool = False, max_findings: int = 100_000,
              max_delete: int | str | None = None, show_values: bool = False,
-             progress: Progress | None = None) -> AuditReport:
+             progress: Progress | None = None, planned: list[dict[str, Any]] | None = None) -> AuditReport:
     """A full audit (as ``audit.audit``) whose partitions run on ``executor``; ``forge`` (this
-    process's) is used for the plan, the ID-configuration check and the guard."""
+    process's) is used for the plan, the ID-configuration check and the guard. ``planned``: the
+    tasks of :func:`uuid_forge.partial.plan` when the caller made them already (counting is a scan)."""
     from .repair import DeleteLimit, build_plan, recheck, refuse_if_guarded, source_is_empty, source_warnings
 
     if repair:
@@ -46,7 +47,7 @@ def audit_on(executor: Executor, forge: Forge, entity_type: str | Iterable[str] 
     types = ([entity_type] if isinstance(entity_type, str) else list(entity_type) if entity_type is not None
              else _all_types(forge))
     idmarker.audit_findings(forge, types, refuse=repair and not dry_run)  # refused before any task runs
-    tasks = plan(forge, types, partition)
+    tasks = planned if planned is not None else plan(forge, types, partition)
     if not tasks:
         raise ValidationError("nothing to audit: no entity type")
     options = {"verify_keys": verify_keys, "max_findings": max_findings, "show_values": show_values}

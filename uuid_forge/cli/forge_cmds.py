@@ -517,17 +517,20 @@ def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None,
              part: Partition | None, as_json: bool) -> Callable[..., AuditReport]:
     """How this audit runs: in this process (one worker, one partition, or stores only this
     process can see), or its partitions as tasks on local processes or Celery workers."""
-    from ..audit import _all_types, _partitions
+    from ..audit import _all_types
     from ..distributed import audit_on
     from ..executors import default_workers, in_process_only, make_executor
+    from ..partial import plan
 
     n = workers or default_workers()
+    planned = None
     if executor == "local":
         why = in_process_only(forge)
-        types = [entity_type] if entity_type else _all_types(forge)
         if why and workers and workers > 1:
             err.print(f"note: auditing in this process: {escape(why)}", highlight=False)
-        if n == 1 or why or sum(len(_partitions(forge, t, part or Partition())) for t in types) <= 1:
+        if n > 1 and not why:  # counting the source is a scan on some stores: done once, kept for the audit
+            planned = plan(forge, [entity_type] if entity_type else _all_types(forge), part)
+        if planned is None or len(planned) <= 1:
             def here(label: str, **kwargs: Any) -> AuditReport:
                 with progress_bar(label, None, not as_json) as advance:
                     return forge.audit(entity_type, partition=part, progress=advance, **kwargs)
@@ -537,7 +540,7 @@ def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None,
     def tasks(label: str, **kwargs: Any) -> AuditReport:
         with partition_progress(f"{label} ({pool.name}, {n} worker{'s' if n > 1 else ''})"
                                 if pool.name == "local" else f"{label} (celery)", not as_json) as update:
-            return audit_on(pool, forge, entity_type, partition=part, progress=update, **kwargs)
+            return audit_on(pool, forge, entity_type, partition=part, progress=update, planned=planned, **kwargs)
     return tasks
 
 
