@@ -284,14 +284,14 @@ class _Sink:
 
 
 def _full(forge: Forge, entity_type: str, within: Partition, report: AuditReport, verify_keys: bool,
-          progress: Callable[[int], None] | None) -> None:
+          progress: Callable[[int], None] | None, parts: list[Partition] | None = None) -> None:
     """Source partition first, then every other store's same partition in parallel threads
     (drivers wait on sockets without the GIL, so a pass costs about the slowest store's scan)."""
     source = forge.source.adapter
     ranged = [h for h in forge.stores[1:] if SCAN in h.adapter.capabilities and h.adapter.partitioned_scan]
     unranged = [h for h in forge.stores[1:] if SCAN in h.adapter.capabilities and not h.adapter.partitioned_scan]
     readable = [h for h in forge.stores[1:] if SCAN not in h.adapter.capabilities and READ in h.adapter.capabilities]
-    parts = _partitions(forge, entity_type, within)
+    parts = parts or _partitions(forge, entity_type, within)  # a task's partition comes sized (uuid_forge.partial)
     report.partitions += len(parts)
     views = {h.adapter.view for h in ranged + readable + unranged}
     workers = max(1, len(ranged) + len(readable) + len(unranged))

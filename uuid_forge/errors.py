@@ -133,3 +133,8 @@ class RepairRefusedError(UUIDForgeError):
     def __init__(self, message: str, *, plan: Any = None) -> None:
         super().__init__(message)
         self.plan = plan
+
+
+class ExecutorError(UUIDForgeError):
+    """A partition or chunk task could not be run: no broker configured, Celery not installed, a
+    worker's configuration differs from the coordinator's, or a task failed (its error, masked)."""

@@ -59,12 +59,13 @@ from .view import FULL, FieldView
 
 __all__ = ["ForgeSettings", "StoreSettings", "WriteSettings", "load_settings"]
 
-_SECTIONS = {"ids", "journal", "write", "stores", "types"}
+_SECTIONS = {"ids", "journal", "write", "stores", "types", "executor"}
 _IDS = {"namespace", "scheme"}
 _JOURNAL = {"path", "synchronous"}
 _WRITE = {"retries", "backoff", "batch_size", "concurrent"}
 _STORE = {"url", "role", "required", "optional", "options", "projection", "ignore_fields", "datetime_precision"}
 _TYPE = {"key", "namespace", "salt_env"}
+_EXECUTOR = {"broker", "backend", "result_expires", "queue"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,23 @@ class WriteSettings:
 
 
 @dataclass(frozen=True)
+class ExecutorSettings:
+    """``[executor]``: where Celery workers take partition tasks from (uuid_forge.celery).
+
+    The URLs may hold passwords: print them through uuid_forge.urls.mask_url only.
+    """
+
+    broker: str = ""
+    backend: str = ""
+    result_expires: int = 86_400  # seconds a partial report waits in the backend (Celery's default)
+    queue: str = "uuid_forge"  # the workers of one configuration take tasks from this queue only
+
+    def __repr__(self) -> str:
+        return (f"ExecutorSettings(broker={mask_url(self.broker)!r}, backend={mask_url(self.backend)!r}, "
+                f"result_expires={self.result_expires}, queue={self.queue!r})")
+
+
+@dataclass(frozen=True)
 class ForgeSettings:
     """Everything a :class:`~uuid_forge.forge.Forge` needs, validated."""
 
@@ -107,6 +125,7 @@ class ForgeSettings:
     write: WriteSettings = WriteSettings()
     origin: str = "<code>"
     types: dict[str, EntityType] = field(default_factory=dict)  # declared entity types, salt_env read
+    executor: ExecutorSettings = ExecutorSettings()
     #: where each value came from (``uuid-forge config``): namespace, scheme, salt, secret, journal, store.NAME
     origins: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -186,11 +205,29 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
     stores = tuple(_store(f"{origin} [stores.{name}]", name, spec, env, base) for name, spec in stores_doc.items())
     types_doc = _typed(f"{origin} [types]", doc.get("types", {}), dict, "a table of [types.NAME] tables")
     types = {name: _entity_type(f"{origin} [types.{name}]", name, spec, env) for name, spec in types_doc.items()}
+    executor = _executor(f"{origin} [executor]", doc.get("executor", {}), env)
     origins = {k: v.origin for k, v in picked.items()} | {"journal": journal_at.origin} | {
         f"store.{s.name}": f"env {_env_name(s.name)}" if env.get(_env_name(s.name)) else f"file {origin} [stores.{s.name}]"
         for s in stores}
     return ForgeSettings(ids=id_config, stores=_check_stores(stores, origin), journal_path=journal_path,
-                         journal_synchronous=synchronous, write=ws, origin=origin, types=types, origins=origins)
+                         journal_synchronous=synchronous, write=ws, origin=origin, types=types, origins=origins,
+                         executor=executor)
+
+
+def _executor(where: str, spec: Any, env: dict[str, str]) -> ExecutorSettings:
+    """``[executor]`` broker/backend URLs (env UUID_FORGE_BROKER_URL / UUID_FORGE_RESULT_BACKEND win,
+    so a password can stay out of the file) and the result expiry in seconds."""
+    _typed(where, spec, dict, "a table (broker = ..., backend = ...)")
+    _unknown(where, spec, _EXECUTOR)
+    broker = env.get("UUID_FORGE_BROKER_URL") or _typed(f"{where} broker", spec.get("broker", ""), str, "a URL")
+    backend = env.get("UUID_FORGE_RESULT_BACKEND") or _typed(f"{where} backend", spec.get("backend", ""), str, "a URL")
+    expires = _typed(f"{where} result_expires", spec.get("result_expires", 86_400), int, "an integer (seconds)")
+    if expires < 60:
+        raise ConfigError(f"{where} result_expires must be at least 60 seconds, got {expires}")
+    queue = _typed(f"{where} queue", spec.get("queue", "uuid_forge"), str, "a queue name")
+    if not queue or len(queue) > 200:
+        raise ConfigError(f"{where} queue must be a name of 1-200 characters")
+    return ExecutorSettings(broker, backend, expires, queue)
 
 
 def _entity_type(where: str, name: str, spec: Any, env: dict[str, str]) -> EntityType:

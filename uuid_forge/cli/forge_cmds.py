@@ -13,9 +13,9 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from ..contract import SCAN
 from .. import html_report, idmarker, metrics
 from ..audit import CLASSES, AuditReport
+from ..contract import SCAN
 from ..entitytypes import FROM_DATA
 from ..errors import ConfigError, PrivateFileError, RepairRefusedError, UUIDForgeError, ValidationError, WriteError
 from ..forge import Forge
@@ -25,7 +25,7 @@ from ..record import Partition
 from ..report import WriteReport
 from .app import CONTEXT, cli, emit_json, err, out
 from .parsing import parse_assignments
-from .progress import progress_bar
+from .progress import partition_progress, progress_bar
 
 DEFAULT_CONFIG = "uuid-forge.toml"
 
@@ -156,6 +156,37 @@ def _numbered(stream: BinaryIO, name: str, forge: Forge | None = None
         yield lineno, entity
 
 
+def _write_chunks(forge: Forge, config_path: str, path: str, total: int, workers: int, executor: str,
+                  as_json: bool) -> WriteReport | None:
+    """The file written as chunk tasks (uuid_forge.backfill), or None to write it in this process:
+    one worker, stores only this process sees, or an entity the file holds twice (its last line
+    must win, and chunks run side by side)."""
+    import time
+
+    from ..backfill import chunks, first_repeat, merge_reports
+    from ..executors import in_process_only, make_executor
+
+    if executor == "local" and workers == 1:
+        return None
+    why = in_process_only(forge)
+    repeat = None if why else first_repeat(forge, path)
+    if why or repeat:
+        reason = why or f"lines {repeat[0]} and {repeat[1]} write the same entity"  # type: ignore[index]
+        err.print(f"note: writing in this process: {escape(reason)}", highlight=False)
+        return None
+    pool = make_executor(executor, config_path, workers)
+    ranges = chunks(path, workers)
+    started = time.perf_counter()
+    with progress_bar(f"writing ({pool.name}, {len(ranges)} chunks)", total, not as_json) as advance:
+        parts = pool.run("write_chunk", [{"path": os.path.abspath(path), "start": a, "end": b} for a, b in ranges],
+                         lambda _, part: advance(part["report"]["entities"]))
+    report = merge_reports(parts, time.perf_counter() - started)
+    failed = [p["error"] for p in parts if p["error"]]
+    if failed:
+        raise WriteError(f"{len(failed)} of {len(parts)} chunk(s) failed: {failed[0]}", report=report)
+    return report
+
+
 def _unknown_type(forge: Forge, entity_type: str) -> tuple[str, str | None] | None:
     """A type that neither the configuration ([types.NAME]) nor any store knows is most likely a
     typo: its audit would say "consistent" of nothing. Returns the message and the suggestion.
@@ -202,8 +233,13 @@ def _check_file(path: str, forge: Forge) -> int:
               help="Read entities from JSON lines: {\"entity_type\":..,\"key\":{..},\"data\":{..}} (\"key\" may be "
                    "left out for a type declared with key fields).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(min=1), metavar="N",
+              help="With --jsonl FILE: write chunks of the file in N processes at once (each journals its "
+                   "failures as usual; see docs/scaling.md).")
+@click.option("--executor", type=click.Choice(["local", "celery"]), default="local", show_default=True,
+              help="With --jsonl FILE: where the chunks are written (celery: workers that read FILE at the same path).")
 def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data: tuple[str, ...],
-          jsonl: str | None, as_json: bool) -> None:
+          jsonl: str | None, as_json: bool, workers: int = 1, executor: str = "local") -> None:
     """Write entities to every configured store under their deterministic IDs.
 
     The source of truth is written first, then the other stores. A store that stays down keeps
@@ -250,9 +286,13 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
                 if not os.path.isfile(jsonl):
                     raise ValidationError(f"--jsonl {jsonl!r}: no such file (use - to read standard input)")
                 total = _check_file(jsonl, forge)
-                with open(jsonl, "rb") as fh, progress_bar("writing", total, not as_json) as advance:
-                    reader = _JsonlReader(fh, jsonl, None)  # each entity was checked above
-                    report = forge.write_many(iter(reader), progress=counted(advance))
+                chunked_report = _write_chunks(forge, config_path, jsonl, total, workers, executor, as_json)
+                if chunked_report is not None:
+                    report = chunked_report
+                else:
+                    with open(jsonl, "rb") as fh, progress_bar("writing", total, not as_json) as advance:
+                        reader = _JsonlReader(fh, jsonl, None)  # each entity was checked above
+                        report = forge.write_many(iter(reader), progress=counted(advance))
         except WriteError as failure:
             show_write(failure.report, as_json)
             if jsonl is None:
@@ -388,9 +428,15 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
 @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the JSON to FILE (0600).")
 @click.option("--html", default=None, type=click.Path(dir_okay=False),
               help="Also write a self-contained HTML report to FILE (0600): table, chart, slowest partitions, samples.")
+@click.option("--workers", "-w", default=None, type=click.IntRange(min=1), metavar="N",
+              help="Partitions audited in N processes at once [default: the number of cores]; 1 audits in this "
+                   "process. With --executor celery: sizes the repair groups only.")
+@click.option("--executor", type=click.Choice(["local", "celery"]), default="local", show_default=True,
+              help="Where partitions run: local processes, or Celery workers on the [executor] broker "
+                   "(celery -A uuid_forge.celery worker; see docs/scaling.md).")
 def audit(config_path: str, entity_type: str | None, partition: str | None, repair: bool, apply: bool,
           delete_orphans: bool, max_delete: str | None, verify_keys: bool, show_values: bool, as_json: bool,
-          output: str | None, html: str | None = None) -> None:
+          output: str | None, html: str | None = None, workers: int | None = None, executor: str = "local") -> None:
     """Compare every store with the source of truth: ok, missing, orphan, stale, malformed.
 
     Every store's data is read and fingerprinted as it is, so an edit made by another program is
@@ -430,11 +476,10 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
             else:
                 out.print(f"uuid-forge: error: {escape(unknown[0])}", highlight=False)
             raise click.exceptions.Exit(2)
+        run = _auditor(forge, config_path, executor, workers, entity_type, part, as_json)
         try:
-            with progress_bar("auditing", None, not as_json) as advance:
-                report = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance,
-                                     repair=repair, dry_run=not apply, delete_orphans=delete_orphans,
-                                     max_delete=max_delete, show_values=show_values)
+            report = run("auditing", repair=repair, dry_run=not apply, delete_orphans=delete_orphans,
+                         max_delete=max_delete, verify_keys=verify_keys, show_values=show_values)
         except RepairRefusedError as refused:  # machine readers get the refused plan; the line goes to stderr
             if as_json or output:
                 body = {"refused": str(refused), "plan": refused.plan.to_dict() if refused.plan else None}
@@ -447,9 +492,7 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
             err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
         final = report
         if repair and apply:
-            with progress_bar("re-auditing", None, not as_json) as advance:
-                final = forge.audit(entity_type, partition=part, verify_keys=verify_keys, progress=advance,
-                                    show_values=show_values)
+            final = run("re-auditing", verify_keys=verify_keys, show_values=show_values)
     metrics.record(report, final if repair and apply else None)
     if html:
         html_report.write(html, report, final=final if repair and apply else None, show_values=show_values)
@@ -468,6 +511,37 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
         out.print(("[green]" if code == 0 else "[red]") + escape(payload["summary"]) + "[/]", highlight=False)
     if code:
         raise click.exceptions.Exit(code)
+
+
+def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None, entity_type: str | None,
+             part: Partition | None, as_json: bool) -> Callable[..., AuditReport]:
+    """How this audit runs: in this process (one worker, one partition, or stores only this
+    process can see), or its partitions as tasks on local processes or Celery workers."""
+    from ..audit import _all_types
+    from ..distributed import audit_on
+    from ..executors import default_workers, in_process_only, make_executor
+    from ..partial import plan
+
+    n = workers or default_workers()
+    planned = None
+    if executor == "local":
+        why = in_process_only(forge)
+        if why and workers and workers > 1:
+            err.print(f"note: auditing in this process: {escape(why)}", highlight=False)
+        if n > 1 and not why:  # counting the source is a scan on some stores: done once, kept for the audit
+            planned = plan(forge, [entity_type] if entity_type else _all_types(forge), part)
+        if planned is None or len(planned) <= 1:
+            def here(label: str, **kwargs: Any) -> AuditReport:
+                with progress_bar(label, None, not as_json) as advance:
+                    return forge.audit(entity_type, partition=part, progress=advance, **kwargs)
+            return here
+    pool = make_executor(executor, config_path, n)
+
+    def tasks(label: str, **kwargs: Any) -> AuditReport:
+        with partition_progress(f"{label} ({pool.name}, {n} worker{'s' if n > 1 else ''})"
+                                if pool.name == "local" else f"{label} (celery)", not as_json) as update:
+            return audit_on(pool, forge, entity_type, partition=part, progress=update, planned=planned, **kwargs)
+    return tasks
 
 
 def audit_exit_code(report: AuditReport, final: AuditReport) -> int:

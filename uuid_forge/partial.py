@@ -1,0 +1,238 @@
+"""Partition audits as pure tasks, and the associative merge of their partial reports.
+
+A task is ``(configuration, entity type, ID range)`` in, a JSON-serialisable partial report out.
+The partitions are the ones a single-process audit walks (``audit._partitions``), so merging the
+partials of every partition, in any grouping or order, gives that audit's report: the same
+counts, the same findings (kept in partition order, so the same first ``max_findings``), the same
+foreign samples. Each partial names the partitions it covers; a partition seen twice (a Celery
+task re-run after its worker died) is counted once.
+
+Repair is not part of a partition task: the delete guard needs the whole type's counts, so the
+coordinator plans and guards on the merged findings (uuid_forge.executors), and only then are the
+rewrites and proven deletions carried out, a group of IDs per task (:func:`repair_findings`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from functools import reduce
+from typing import TYPE_CHECKING, Any
+
+from . import idmarker
+from .audit import (
+    CLASSES,
+    FOREIGN_SAMPLES,
+    AuditReport,
+    Finding,
+    _full,
+    _partitions,
+    _recheck,
+    _repair,
+    _unanswered_optional,
+    describe_stale,
+)
+from .classify import scheme_versions
+from .errors import UUIDForgeError, ValidationError
+from .record import Partition
+from .urls import mask_text
+
+if TYPE_CHECKING:
+    from .forge import Forge
+
+Partial = dict[str, Any]  # JSON: see audit_partition for the keys
+
+__all__ = ["audit_partition", "finding_from_dict", "merge", "merge_all", "plan", "repair_findings", "to_report"]
+
+
+def plan(forge: Forge, types: list[str], within: Partition | None = None) -> list[dict[str, Any]]:
+    """One task per partition a single-process audit would walk: ``{pos, entity_type, index, count}``."""
+    return [{"pos": pos, "entity_type": et, "index": p.index, "count": p.count}
+            for pos, et in enumerate(types) for p in _partitions(forge, et, within or Partition())]
+
+
+def prepare(forge: Forge) -> None:
+    """What ``audit._audit`` sets on the adapters before any scan (names of our scheme's versions)."""
+    versions = scheme_versions(forge.generator.config)
+    for h in forge.stores:
+        h.adapter.id_versions = versions
+
+
+def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = False, max_findings: int = 100_000,
+                    show_values: bool = False) -> Partial:
+    """Audit one partition of one type in every store that answers; a pure function of the data.
+
+    Stale findings are described (their fields named) here, where the partition's data is at hand.
+    """
+    prepare(forge)
+    et, part, pos = task["entity_type"], Partition(task["index"], task["count"]), task["pos"]
+    down = _unanswered_optional(forge)
+    everyone = forge.stores
+    forge.stores = [h for h in everyone if h.name not in down]
+    try:
+        report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in forge.stores[1:]},
+                             source=forge.source.name, max_findings=max_findings)
+        report.id_config = idmarker.audit_findings(forge, [et])
+        # sized by the plan already: counting the source again in every task would scan it each time
+        _full(forge, et, part, report, verify_keys, None, [part])
+        describe_stale(forge, report, show_values)
+    finally:
+        forge.stores = everyone
+    report.not_audited = {**down, **report.not_audited}
+    lo = part.lo
+    return {
+        "parts": [[pos, et, part.index, part.count]], "source": report.source, "max_findings": max_findings,
+        "stores": {n: {k: c[k] for k in CLASSES} for n, c in report.stores.items()},
+        "findings": [[pos, lo, n, f.to_dict()] for n, f in enumerate(report.findings)],
+        "total_findings": len(report.findings) + report.truncated,
+        "foreign_samples": {s: [[pos, lo, n, text] for n, text in enumerate(v)]
+                            for s, v in report.foreign_samples.items()},
+        "warnings": [[pos, lo, n, w] for n, w in enumerate(report.warnings)],
+        "partition_times": [[pos, lo, n, et, label, secs, count]
+                            for n, (et, label, secs, count) in enumerate(report.partition_times)],
+        "partitions": report.partitions, "not_audited": report.not_audited, "id_config": report.id_config,
+        "entities": sum(t[3] for t in report.partition_times),
+        "max_rss_mib": _rss_mib(),
+    }
+
+
+def _rss_mib() -> float:
+    """This process's peak resident memory (Linux: KiB), for the memory per worker in docs/scaling.md."""
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    except ImportError:  # not on this platform
+        return 0.0
+
+
+def _key(part: list[Any]) -> tuple[Any, ...]:
+    return tuple(part)
+
+
+def merge(a: Partial, b: Partial) -> Partial:
+    """The partial of the union of two partials' partitions: associative and commutative.
+
+    A partial whose partitions the other already covers is a duplicate (a re-run task) and adds
+    nothing; partials that overlap only in part cannot be merged (they would double-count).
+    """
+    ka, kb = {_key(p) for p in a["parts"]}, {_key(p) for p in b["parts"]}
+    if kb <= ka:
+        return a
+    if ka <= kb:
+        return b
+    if ka & kb:
+        raise ValidationError("partial reports overlap in part: merge the single partitions instead")
+    stores: dict[str, dict[str, int]] = {}
+    for side in (a, b):
+        for name, counts in side["stores"].items():
+            mine = stores.setdefault(name, dict.fromkeys(CLASSES, 0))
+            for k in CLASSES:
+                mine[k] += counts.get(k, 0)
+    cap = min(a["max_findings"], b["max_findings"])
+    samples: dict[str, list[Any]] = {}
+    for name in sorted(set(a["foreign_samples"]) | set(b["foreign_samples"])):
+        both = a["foreign_samples"].get(name, []) + b["foreign_samples"].get(name, [])
+        samples[name] = sorted(both, key=lambda s: s[:3])[:FOREIGN_SAMPLES]
+    id_config: dict[str, dict[str, Any]] = {}
+    for f in a["id_config"] + b["id_config"]:
+        seen = id_config.get(f["entity_type"])
+        if seen is None:
+            id_config[f["entity_type"]] = {**f, **({"verify_keys": dict(f["verify_keys"])} if "verify_keys" in f else {})}
+        elif "verify_keys" in f:
+            mine = seen.setdefault("verify_keys", {"checked": 0, "mismatched": 0})
+            for k in ("checked", "mismatched"):
+                mine[k] += f["verify_keys"][k]
+    return {
+        "parts": sorted(a["parts"] + b["parts"]), "source": a["source"] or b["source"], "max_findings": cap,
+        "stores": stores,
+        "findings": sorted(a["findings"] + b["findings"], key=lambda f: f[:3])[:cap],
+        "total_findings": a["total_findings"] + b["total_findings"],
+        "foreign_samples": samples,
+        "warnings": sorted(a["warnings"] + b["warnings"], key=lambda w: w[:3]),
+        "partition_times": sorted(a["partition_times"] + b["partition_times"], key=lambda t: t[:3]),
+        "partitions": a["partitions"] + b["partitions"],
+        "not_audited": {**b["not_audited"], **a["not_audited"]},
+        "id_config": sorted(id_config.values(), key=lambda f: f["entity_type"]),
+        "entities": a["entities"] + b["entities"],
+        "max_rss_mib": max(a.get("max_rss_mib", 0.0), b.get("max_rss_mib", 0.0)),
+    }
+
+
+def merge_all(partials: list[Partial]) -> Partial:
+    """Every partial merged; a partial covering the same partitions as one before it (a re-run
+    task's result) is dropped first, so it is counted once."""
+    if not partials:
+        raise ValidationError("no partial reports to merge")
+    unique = {tuple(_key(p) for p in partial["parts"]): partial for partial in reversed(partials)}
+    return reduce(merge, unique.values())
+
+
+def finding_from_dict(d: dict[str, Any]) -> Finding:
+    return Finding(d["store"], d["entity_type"], d["id"], d["class"], d.get("detail", ""), d.get("raw"),
+                   tuple(d.get("fields", ())), d.get("values"))
+
+
+def to_report(partial: Partial, entity_types: list[str]) -> AuditReport:
+    """The AuditReport a single-process audit of the same partitions gives (``seconds`` aside).
+
+    A store that some partition found not answering is left out of every partition's counts,
+    as a single-process audit leaves out a store lost half-way.
+    """
+    lost = partial["not_audited"]
+    report = AuditReport(stores={n: Counter(c) for n, c in partial["stores"].items() if n not in lost},
+                         source=partial["source"], max_findings=partial["max_findings"])
+    report.entity_types = list(entity_types)
+    report.findings = [finding_from_dict(f[3]) for f in partial["findings"] if f[3]["store"] not in lost]
+    report.truncated = partial["total_findings"] - len(partial["findings"])
+    report.foreign_samples = {s: [t[3] for t in v] for s, v in partial["foreign_samples"].items() if s not in lost}
+    report.warnings = list(dict.fromkeys(w[3] for w in partial["warnings"]))
+    report.partition_times = [(t[3], t[4], t[5], t[6]) for t in partial["partition_times"]]
+    report.partitions = partial["partitions"]
+    report.not_audited = dict(lost)
+    report.id_config = [dict(f) for f in partial["id_config"]]
+    return report
+
+
+def repair_findings(forge: Forge, findings: list[dict[str, Any]], delete_orphans: bool, max_delete: Any,
+                    counts: dict[str, int | None], fraction: float = 1.0) -> dict[str, Any]:
+    """Repair one group of findings (every finding of an ID is in the same group) as a
+    single-process repair does: re-check each, re-apply the guard against the whole type's source
+    count, rewrite, delete orphans proven absent from the source right before, then re-read them.
+    The coordinator has already applied the guard to all the findings of the audit."""
+    prepare(forge)
+    report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in forge.stores[1:]},
+                         source=forge.source.name)
+    report.findings = [finding_from_dict(f) for f in findings]
+    try:
+        _repair(forge, report, delete_orphans, max_delete, dict(counts), fraction)
+    except UUIDForgeError as err:  # refused here (the source changed since the plan): nothing of this group done
+        report.repair_errors.append(f"repair of {len(findings)} finding(s) refused or failed: {mask_text(str(err))}")
+    rechecked = _recheck(forge, report)
+    return {"repaired": {n: dict(c) for n, c in report.repaired.items()}, "repair_errors": report.repair_errors,
+            "rechecked": {n: {k: c[k] for k in CLASSES} for n, c in rechecked.items()}}
+
+
+def repair_groups(findings: list[Finding], groups: int) -> list[list[dict[str, Any]]]:
+    """Findings split into ``groups`` by ID range, so every finding of one ID lands in one group
+    (the re-read after repair counts each ID once per store)."""
+    out: list[list[dict[str, Any]]] = [[] for _ in range(max(1, groups))]
+    for f in findings:
+        try:
+            n = uuid.UUID(f.id).int * len(out) >> 128 if len(f.id) == 36 else 0
+        except ValueError:
+            n = 0
+        out[n].append(f.to_dict())
+    return [g for g in out if g]
+
+
+def merge_repairs(report: AuditReport, results: list[dict[str, Any]]) -> None:
+    """Add the repair groups' outcomes to ``report`` (repaired, repair_errors, rechecked)."""
+    rechecked: dict[str, Counter[str]] = {n: Counter({k: 0 for k in CLASSES}) for n in report.stores}
+    for r in results:
+        for name, done in r["repaired"].items():
+            report.repaired.setdefault(name, Counter()).update(done)
+        report.repair_errors += r["repair_errors"]
+        for name, counts in r["rechecked"].items():
+            rechecked.setdefault(name, Counter({k: 0 for k in CLASSES})).update(counts)
+    report.rechecked = rechecked
