@@ -1,5 +1,11 @@
 """SQL stores through SQLAlchemy 2 Core: PostgreSQL (psycopg 3) first, SQLite and MariaDB/MySQL (PyMySQL) too.
 
+Two layouts (see :class:`SQLAdapter`): your own table in its own shape (``table=``, one entity
+type, data fields in typed columns that round-trip: timestamptz, timestamp in a declared zone,
+numeric, integer, double, boolean, json/jsonb, uuid, date, PostgreSQL arrays, text), or without
+``table=`` one table per entity type holding the data as one JSON column. Either way a record's
+fingerprint is computed from the data read, never from a stored one.
+
 Only SQLAlchemy is imported here; it loads the DBAPI driver (psycopg, pymysql, sqlite3) when the
 engine first connects, so a SQLite store needs nothing beyond SQLAlchemy.
 """
@@ -7,9 +13,11 @@ engine first connects, so a SQLite store needs nothing beyond SQLAlchemy.
 from __future__ import annotations
 
 import contextlib
-import json
+import datetime as _dt
+import decimal
 import re
 import uuid
+import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -19,10 +27,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
-from ..classify import ANY_VERSIONS, classify
-from ..errors import StoreConfigError, StoreError, StoreRejectedError, UUIDForgeError, ValidationError
-from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint
+from ..canonical import canonical
+from ..classify import ANY_VERSIONS, classify, classify_uuid
 from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
+from ..errors import StoreConfigError, StoreError, StoreRejectedError, UUIDForgeError, ValidationError
+from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
 
 __all__ = ["SQLAdapter"]
 
@@ -38,9 +47,21 @@ _HEX32 = re.compile(r"[0-9a-f]{32}")
 _STR36 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MAX_UUID = uuid.UUID(int=(1 << 128) - 1)
 _ID_FORMATS = ("uuid", "hex", "string")
+_NULLS = ("value", "absent")
 #: which table_prefix and entity type each of our tables was made for: ``table_prefix + type`` has
 #: no separator a type could not contain (``uf_`` + ``acme_user`` is ``uf_acme_`` + ``user``)
 OWNERS = "uuid_forge_owners"
+
+
+def _zone(name: str | None) -> _dt.tzinfo | None:
+    """The declared zone of naive timestamp columns; ValidationError for a name zoneinfo does not know."""
+    if name is None:
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"timezone {name!r} is not a zone name zoneinfo knows (e.g. 'UTC', "
+                              "'Europe/Paris')") from None
 
 
 def _is_timeout(err: BaseException) -> bool:
@@ -104,9 +125,12 @@ class _Timeout(TimeoutError):
 class _IdCodec:
     """How one table keeps IDs: ``native`` uuid column, ``hex`` CHAR(32) or ``string`` 36-char text."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, shared: bool = False) -> None:
         self.kind = kind
         self.native = kind == "native"
+        #: a table of yours, which other programs write too: a UUID of a version this ID scheme does
+        #: not make (gen_random_uuid()'s v4) is theirs, never an orphan of ours
+        self.shared = shared
 
     def column_type(self) -> sa.types.TypeEngine[Any]:
         if self.kind == "native":
@@ -125,12 +149,16 @@ class _IdCodec:
         """The UUID behind a stored value; a MalformedID for an ID of ours in the wrong form; a
         ForeignEntry for other text (``42``, ``invoice-2024-001``): never ours, never deleted."""
         if self.native:
-            return raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw))
-        raw = str(raw)
-        good = _HEX32 if self.kind == "hex" else _STR36
-        if good.fullmatch(raw):
-            return uuid.UUID(raw)
-        return classify(raw, self.kind, versions=versions, where=f"ID text in a {self.kind} column")
+            ident = raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw))
+        else:
+            raw = str(raw)
+            good = _HEX32 if self.kind == "hex" else _STR36
+            if not good.fullmatch(raw):
+                return classify(raw, self.kind, versions=versions, where=f"ID text in a {self.kind} column")
+            ident = uuid.UUID(raw)
+        if self.shared and not (ident.variant == uuid.RFC_4122 and ident.version in versions):
+            return classify_uuid(ident, raw=str(raw), versions=versions, where="ID column")
+        return ident
 
     def range_filter(self, col: Any, part: Partition) -> tuple[Any, Any]:
         """(WHERE clause, primary text range) for the IDs of ``part``.
@@ -154,13 +182,179 @@ class _IdCodec:
         return sa.or_(*ranges), (self.encode(lo), None if hi is None else self.encode(hi))
 
 
+# -- typed columns: one entity field per column ---------------------------------------------------
+# What each column kind accepts on write (values as canonical JSON gives them back: datetimes and
+# UUIDs as text, fractions as Decimal or float) and what it reads back as, so that a value read
+# from the column has the canonical form of the one written (uuid_forge.canonical).
+_UTC = _dt.UTC
+
+
+def _column_kind(col_type: sa.types.TypeEngine[Any], backend: str) -> str:
+    """The kind of a (reflected or declared) column type: how values go in and come back."""
+    if isinstance(col_type, sa.ARRAY):
+        return "array"
+    if isinstance(col_type, sa.JSON):
+        return "json"
+    if isinstance(col_type, sa.Uuid):
+        return "uuid"
+    if isinstance(col_type, sa.Boolean) or (isinstance(col_type, mysql.TINYINT)
+                                            and getattr(col_type, "display_width", None) == 1):
+        return "bool"  # MariaDB's BOOLEAN is TINYINT(1)
+    if isinstance(col_type, sa.DateTime):
+        # only PostgreSQL keeps the instant (timestamptz); MariaDB and SQLite keep wall-clock time
+        return "aware" if backend == "postgresql" and col_type.timezone else "naive"
+    if isinstance(col_type, sa.Date):
+        return "date"
+    if isinstance(col_type, sa.Float) or (isinstance(col_type, sa.Numeric) and backend == "sqlite"):
+        return "float"  # SQLite has no exact decimal type: NUMERIC keeps a double
+    if isinstance(col_type, sa.Numeric):
+        return "numeric"
+    if isinstance(col_type, sa.Integer):
+        return "int"
+    if isinstance(col_type, sa.String):
+        return "text"
+    return "other"
+
+
+class _FieldColumn:
+    """One data field kept in its own column: checks and converts its values both ways."""
+
+    def __init__(self, field: str, column: sa.Column[Any], backend: str, zone: _dt.tzinfo | None,
+                 zone_name: str | None, col_type: sa.types.TypeEngine[Any] | None = None) -> None:
+        self.field, self.column = field, column
+        self.type = column.type if col_type is None else col_type
+        self.kind = _column_kind(self.type, backend)
+        self.zone = zone
+        self.item = (_FieldColumn(field, column, backend, zone, zone_name, self.type.item_type)  # type: ignore[attr-defined]
+                     if self.kind == "array" else None)
+        if self.kind == "naive" and zone is None:
+            raise ValidationError(
+                f"column {column.name!r} (field {field!r}) is a timestamp without time zone: declare the zone its "
+                "values are in with the option timezone (e.g. timezone='UTC' or timezone='Europe/Paris')")
+        self.scale = getattr(self.type, "scale", None) if self.kind == "numeric" else None
+        self.precision = getattr(self.type, "precision", None) if self.kind == "numeric" else None
+
+    def _refuse(self, value: Any, want: str) -> ValidationError:
+        return ValidationError(f"field {self.field!r}: column {self.column.name!r} holds {want}, not "
+                               f"{type(value).__name__} (values not shown)")
+
+    def to_db(self, value: Any) -> Any:
+        """``value`` (as canonical JSON reads back) in the Python type the column's driver takes."""
+        if value is None:
+            return None
+        kind = self.kind
+        if kind == "json":
+            return canonical(value)  # exact text; the column's own serializer would lose Decimals
+        if kind == "text":
+            if not isinstance(value, str):
+                raise self._refuse(value, "text (declare it json/jsonb for objects and lists)")
+            return value
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)) or value != int(value):
+                raise self._refuse(value, "whole numbers")
+            return int(value)
+        if kind in ("numeric", "float"):
+            if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+                raise self._refuse(value, "numbers")
+            return self._number(value)
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise self._refuse(value, "booleans")
+            return value
+        if kind in ("aware", "naive"):
+            return self._datetime(value)
+        if kind == "date":
+            if not isinstance(value, str) or not _DATE.fullmatch(value):
+                raise self._refuse(value, "dates as YYYY-MM-DD text")
+            return _dt.date.fromisoformat(value)
+        if kind == "uuid":
+            if not isinstance(value, str) or not _STR36.fullmatch(value):
+                raise self._refuse(value, "UUIDs (lowercase 36-char text, as a UUID reads back)")
+            return uuid.UUID(value)
+        if kind == "array":
+            assert self.item is not None
+            if not isinstance(value, list):
+                raise self._refuse(value, "arrays")
+            return [self.item.to_db(v) for v in value]
+        return value
+
+    def _number(self, value: float | decimal.Decimal) -> Any:
+        """A number the column keeps exactly, else a ValidationError (a silent rounding would be
+        reported stale on every audit)."""
+        if self.kind == "float":
+            number = float(value)
+            if canonical(number) != canonical(value):
+                raise ValidationError(f"field {self.field!r}: column {self.column.name!r} is a double; the value "
+                                      "has more digits than a double keeps (use numeric, or a json column)")
+            return number
+        exact = value if isinstance(value, decimal.Decimal) else decimal.Decimal(repr(value) if isinstance(
+            value, float) else value)
+        if self.scale is not None and exact != exact.quantize(decimal.Decimal(1).scaleb(-self.scale),
+                                                              context=decimal.Context(prec=1000)):
+            raise ValidationError(f"field {self.field!r}: column {self.column.name!r} keeps {self.scale} "
+                                  "digits after the point; the value has more")
+        if self.precision is not None and exact and exact.adjusted() + 1 > self.precision - (self.scale or 0):
+            raise ValidationError(f"field {self.field!r}: the value is too large for column "
+                                  f"{self.column.name!r} (precision {self.precision})")
+        return exact
+
+    def _datetime(self, value: Any) -> _dt.datetime:
+        """ISO text with an offset (or Z) -> an aware datetime; in the declared zone, naive, for a
+        timestamp without time zone."""
+        moment = None
+        if isinstance(value, str) and _ISO_MOMENT.fullmatch(value):  # not fromisoformat's other forms
+            with contextlib.suppress(ValueError):
+                moment = _dt.datetime.fromisoformat(value)
+        if moment is None or moment.tzinfo is None:
+            raise ValidationError(f"field {self.field!r}: column {self.column.name!r} holds timestamps; the value "
+                                  "must be an aware datetime or ISO text with an offset (2024-05-01T10:00:00+02:00 "
+                                  "or ...Z)")
+        if self.kind == "naive":
+            assert self.zone is not None
+            return moment.astimezone(self.zone).replace(tzinfo=None)
+        return moment
+
+    def from_db(self, raw: Any) -> Any:
+        """A value as the driver returned it, back in the data model (aware UTC datetimes,
+        Decimals, UUIDs, parsed JSON with every digit)."""
+        if raw is None:
+            return None
+        kind = self.kind
+        if kind == "json":
+            return load_json(raw) if isinstance(raw, (str, bytes)) else raw
+        if kind in ("aware", "naive"):
+            moment = raw if isinstance(raw, _dt.datetime) else _dt.datetime.fromisoformat(str(raw))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=self.zone)
+            return moment.astimezone(_UTC)
+        if kind == "date":
+            return raw if isinstance(raw, _dt.date) else _dt.date.fromisoformat(str(raw))
+        if kind == "bool":
+            return bool(raw) if raw in (0, 1) else raw
+        if kind == "uuid":
+            if isinstance(raw, uuid.UUID):
+                return raw
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            return uuid.UUID(text)
+        if kind == "array":
+            assert self.item is not None
+            return [self.item.from_db(v) for v in raw]
+        return raw
+
+
+_DATE = re.compile(r"\d{4}-\d\d-\d\d")
+_ISO_MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\d\d:\d\d)")
+
+
 class _Layout:
     """One table and where each part of a record goes in it, with its statements built once."""
 
     def __init__(self, engine: sa.Engine, table: sa.Table, codec: _IdCodec, columns: Mapping[str, str | None],
-                 fields: Mapping[str, str] | None, own: bool = False) -> None:
-        self.table, self.codec, self.fields = table, codec, dict(fields) if fields else None
+                 fields: Mapping[str, str] | None, own: bool = False, zone: _dt.tzinfo | None = None,
+                 zone_name: str | None = None, nulls: str = "value") -> None:
+        self.table, self.codec, self.fields, self.nulls = table, codec, dict(fields) if fields else None, nulls
         c = table.c
+        dialect = self.dialect = engine.dialect
 
         def col(part: str) -> Any:
             name = columns.get(part)
@@ -168,45 +362,57 @@ class _Layout:
 
         self.id = c[str(columns["id"])]
         self.fp, self.data, self.key, self.updated = (col(p) for p in ("fingerprint", "data", "key", "updated_at"))
-        self.field_cols = [(f, c[name]) for f, name in (self.fields or {}).items()]
+        self.field_cols = [_FieldColumn(f, c[name], dialect.name, zone, zone_name)
+                           for f, name in (self.fields or {}).items()]
         # scans read ID text untouched (type_coerce: no SQL CAST, so the index still serves the range)
         self.scan_id = self.id if codec.native else sa.type_coerce(self.id, sa.String())
         self.read_cols = [self.id, *(x for x in (self.fp, self.data, self.key) if x is not None),
-                          *(col for _, col in self.field_cols)]
-        dialect = self.dialect = engine.dialect
+                          *(f.column for f in self.field_cols)]
+        # what reads select: JSON as text (parsed here without losing digits), other columns as the
+        # driver returns them (SQLAlchemy's result processors would round SQLite numerics, parse JSON
+        # into floats); _FieldColumn.from_db maps them back to the data model
+        self.read_exprs = [self._as_read(x) for x in self.read_cols]
         self.array = dialect.name == "postgresql"
         if self.array:  # one array parameter: a constant statement to parse and plan
             match = self.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(self.id.type)))
         else:
             match = self.id.in_(sa.bindparam("ids", expanding=True))
         self._read_sql: dict[int, str] = {}
-        self.get_stmt = sa.select(*self.read_cols).where(match)
+        self.get_stmt = sa.select(*self.read_exprs).where(match)
         self.delete_stmt = sa.delete(table).where(match)
         # The upsert is built with Core and compiled once; rows are then bound at the driver level
         # (values already encoded here), which skips SQLAlchemy's per-row parameter processing:
         # that alone cost about a quarter of put_many's throughput on PostgreSQL.
-        self.write_cols = [self.id, *(x for x in (self.fp, self.data, self.key) if x is not None),
-                           *(col for _, col in self.field_cols)]
+        self.write_cols = self.read_cols
         keys = [c.key for c in self.write_cols]
         compiled = self._upsert(dialect.name).compile(dialect=dialect, column_keys=keys)
         self.put_sql = str(compiled)
         escaped = compiled.escaped_bind_names or {}
         self.put_names = [escaped.get(k, k) for k in keys]
         self.put_order = [keys.index(n) for n in compiled.positiontup] if compiled.positional else None
-        self.field_processors = [col.type.dialect_impl(dialect).bind_processor(dialect)
-                                 for _, col in self.field_cols]
+        # JSON goes as the canonical text (the column's serializer cannot write a Decimal)
+        self.field_processors = [None if f.kind == "json" else f.type.dialect_impl(dialect).bind_processor(dialect)
+                                 for f in self.field_cols]
         n_fixed = len(self.read_cols) - len(self.field_cols)
         at = {id(c): i for i, c in enumerate(self.read_cols)}
         self.i_fp, self.i_data, self.i_key = (at[id(c)] if c is not None else None
                                               for c in (self.fp, self.data, self.key))
-        self.i_fields = [(f, n_fixed + k) for k, (f, _) in enumerate(self.field_cols)]
+        self.i_fields = [(f, n_fixed + k) for k, f in enumerate(self.field_cols)]
         # our own table (id, fingerprint, data, key; types known): rows and records take a fast path
         self.simple = own and self.put_order == [0, 1, 2, 3] and (self.i_fp, self.i_data, self.i_key) == (1, 2, 3)
+
+    def _as_read(self, column: Any) -> Any:
+        if column is self.id:
+            return column
+        if isinstance(column.type, sa.JSON):
+            return (sa.cast(column, sa.Text) if self.dialect.name == "postgresql"
+                    else sa.type_coerce(column, sa.Text)).label(column.name)
+        return sa.type_coerce(column, sa.types.NullType()).label(column.name)
 
     def _upsert(self, dialect: str) -> Any:
         """INSERT ... ON CONFLICT DO UPDATE (PostgreSQL, SQLite) or ON DUPLICATE KEY UPDATE (MariaDB)."""
         cols = [x.name for x in (self.fp, self.data, self.key) if x is not None] + \
-               [col.name for _, col in self.field_cols]
+               [f.column.name for f in self.field_cols]
         update: dict[str, Any]
         if dialect == "mysql":
             ins = mysql.insert(self.table)
@@ -226,7 +432,8 @@ class _Layout:
         return ins.on_conflict_do_update(index_elements=[self.id], set_=update)
 
     def rows(self, records: list[Record], keys: list[str | None]) -> list[Any]:
-        """Driver-ready parameters for the compiled upsert: tuples (positional styles) or dicts by bind name."""
+        """Driver-ready parameters for the compiled upsert: tuples (positional styles) or dicts by
+        bind name. Field values are checked and converted first (ValidationError names the field)."""
         enc = self.codec.encode
         if self.simple:  # the default layout: one tuple per record, nothing else to do
             if self.codec.native:
@@ -245,16 +452,36 @@ class _Layout:
             if has[2]:
                 row.append(key_text)
             if self.field_cols:
-                data = r.json_data
-                for (f, _), proc in zip(self.field_cols, self.field_processors):
-                    v = data.get(f)
-                    row.append(proc(v) if proc is not None else v)
+                row += self._field_values(r)
             values.append(row)
         if self.put_order is not None:
             order = self.put_order
             return [tuple(v[i] for i in order) for v in values]
         names = self.put_names
         return [dict(zip(names, v)) for v in values]
+
+    def _field_values(self, record: Record) -> list[Any]:
+        """The record's mapped fields as column values; a NULL stands for None (``nulls="value"``)
+        or for an absent field (``nulls="absent"``), and what the other reading would lose is refused."""
+        data = load_json(record.data_json)  # the canonical values: Decimals keep every digit
+        out = []
+        for f, proc in zip(self.field_cols, self.field_processors):
+            if f.field not in data:
+                if self.nulls == "value":
+                    raise ValidationError(
+                        f"{record!r} has no field {f.field!r}, which column {f.column.name!r} holds: with "
+                        "nulls='value' a NULL reads back as the field with value null (pass the field, even as "
+                        "None, or choose nulls='absent')")
+                out.append(None)
+                continue
+            value = data[f.field]
+            if value is None and self.nulls == "absent":
+                raise ValidationError(
+                    f"{record!r}: field {f.field!r} is null, which nulls='absent' reads back as no field at all "
+                    "(leave the field out, or choose nulls='value')")
+            value = f.to_db(value)
+            out.append(proc(value) if proc is not None and value is not None else value)
+        return out
 
     def read_sql(self, n: int) -> tuple[str, int]:
         """The SELECT for ``n`` IDs compiled to driver SQL, and how many parameters it takes.
@@ -275,19 +502,34 @@ class _Layout:
                                                           compile_kwargs={"render_postcompile": True}))
         return sql, size
 
-    def data_of(self, row: Any) -> Any:
-        """The data of a row read with ``read_cols`` (rebuilt from field columns where mapped)."""
-        data = row[self.i_data] if self.i_data is not None else {}
-        if self.i_fields:
-            data = dict(data)
-            for f, i in self.i_fields:
-                data[f] = row[i]
+    def data_of(self, row: Any) -> dict[str, Any]:
+        """The data of a row read with ``read_exprs``: the data column's JSON (every digit kept),
+        then each field column mapped back to the data model."""
+        data: dict[str, Any] = {}
+        if self.i_data is not None:
+            raw = row[self.i_data]
+            data = dict(load_json(raw) if isinstance(raw, (str, bytes)) else raw)
+        for f, i in self.i_fields:
+            value = row[i]
+            if value is None and self.nulls == "absent":
+                data.pop(f.field, None)
+                continue
+            data[f.field] = f.from_db(value)
         return data
 
-    def record(self, entity_type: str, ident: uuid.UUID, row: Any) -> Record:
-        """A stored row back as a Record; its fingerprint comes from the data read, never the
-        ``fingerprint`` column (a write-time hint another program's UPDATE leaves behind)."""
-        return Record(entity_type, ident, self.data_of(row), row[self.i_key] if self.i_key is not None else None)
+    def key_of(self, row: Any) -> Any:
+        if self.i_key is None or row[self.i_key] is None:
+            return None
+        raw = row[self.i_key]
+        return load_json(raw) if isinstance(raw, (str, bytes)) else raw
+
+    def record(self, entity_type: str, ident: uuid.UUID, row: Any, fingerprint: Any) -> Record:
+        """A stored row back as a Record; its fingerprint comes from the data read (through the
+        adapter's hook), never the ``fingerprint`` column (a write-time hint another program's
+        UPDATE leaves behind)."""
+        data = self.data_of(row)
+        return Record(entity_type, ident, data, self.key_of(row), fingerprint=fingerprint(data))
+
 
 
 class SQLAdapter(Adapter):
@@ -328,7 +570,43 @@ class SQLAdapter(Adapter):
     rebuilt from them on read and a record with a field not in ``fields`` is rejected before any
     write. The ID column must be the primary key (or unique). Its kind follows its type: a
     ``uuid``/``Uuid`` column holds UUIDs, a text column 36-char text (``id_format="hex"`` for
-    CHAR(32) text).
+    CHAR(32) text). A field mapped onto the ID (or fingerprint, data, key) column is refused.
+
+    **Typed columns** - each field's value is checked against its column type before anything is
+    written (a ValidationError names the field and the column), and read back in the data model,
+    so a clean write audits clean:
+
+    * ``timestamptz``: an aware datetime or ISO text with an offset (``...+02:00``, ``...Z``);
+      read back as an aware datetime in UTC (the same instant);
+    * ``timestamp`` without time zone (also MariaDB DATETIME/TIMESTAMP and SQLite datetimes): the
+      same values, written as the wall time in the zone of the option ``timezone``
+      (``timezone="Europe/Paris"``), read back as aware datetimes in UTC;
+    * ``numeric``/``DECIMAL``: int, float or Decimal (refused when the column's scale or precision
+      would round it); read back as an exact Decimal;
+    * ``double precision``/``DOUBLE``/SQLite ``REAL``: numbers a double keeps exactly; float;
+    * ``integer``/``bigint``: whole numbers; int. ``boolean`` (MariaDB TINYINT(1)): bool;
+    * ``json``/``jsonb``: any value, written as its canonical text, parsed back with every digit;
+    * ``uuid``: lowercase UUID text or a UUID; a UUID. ``date``: ``YYYY-MM-DD`` text or a date;
+    * PostgreSQL arrays (``text[]``, ``numeric[]``, ...): a list of values of the element type;
+    * text types: str.
+
+    A timestamp column without time zone and no ``timezone`` option is an error naming the column
+    and the option (its values are wall times in an unknown zone). In the hour a zone repeats (the
+    autumn change) a wall time reads back as its first occurrence. SQLite has no exact decimal
+    type (its NUMERIC keeps a double): keep exact decimals in a JSON column there. Single-precision
+    columns (PostgreSQL ``real``, MariaDB ``FLOAT``) do not round-trip: use double precision.
+    MariaDB ``DATETIME`` without ``(6)`` rounds to whole seconds: use ``DATETIME(6)`` for
+    datetimes with fractions.
+
+    **NULL** - ``nulls="value"`` (default): a NULL column is the field with value null; every
+    mapped field must then be in the data (a missing one would read back as null and be stale on
+    every audit), so a field set to NULL by hand is reported as differing. ``nulls="absent"``: a
+    NULL column is a field the entity does not have; a None value is refused, and a field set to
+    NULL by hand is reported as missing in the store.
+
+    **Other programs' rows** in your table: an ID that is no UUID, or a UUID of a version this ID
+    scheme does not make (``gen_random_uuid()``'s version 4), is a :class:`ForeignEntry`: counted
+    by the audit, never rewritten or deleted.
 
     **Malformed IDs**: text ID columns (SQLite, MariaDB, ``id_format="string"``) can hold a wrong
     encoding (36-char text in a hex column, uppercase); scans read the raw text and report it as
@@ -363,12 +641,27 @@ class SQLAdapter(Adapter):
                "the driver's own parameter of this name applies", minimum=0, url=False),
         Option("read_timeout", float, 30.0, "seconds to wait for a reply on MariaDB/MySQL (also the write timeout)",
                minimum=0, url=False),
-        Option("table", object, None, "your own table: a sqlalchemy.Table or the name of a table to reflect "
-               "(needs entity_type)"),
-        Option("entity_type", str, None, "the one entity type your own table holds", url=False),
-        Option("columns", dict, None, "your table's columns for id (required), fingerprint, data and key "
-               "(None: not stored)"),
-        Option("fields", dict, None, "data fields kept in their own columns: {field: column}"),
+        Option("table", object, None, "your own table, in its own shape: a sqlalchemy.Table or the name of a "
+               "table to reflect, e.g. table='users' (needs entity_type; without it, one table per type named "
+               "table_prefix + type holds the data as one JSON column)"),
+        Option("entity_type", str, None, "the one entity type your own table holds, e.g. entity_type='user'",
+               url=False),
+        Option("columns", dict, None, "where the record's parts go in your table: {'id': 'user_id'} (required "
+               "unless the table has a column named id), plus 'fingerprint', 'data' (a JSON column for fields "
+               "not mapped in fields=) and 'key'; None stores a part nowhere, an omitted one uses the column "
+               "of the same name if the table has it"),
+        Option("fields", dict, None, "data fields kept in typed columns of your table: {field: column}, e.g. "
+               "{'email': 'email', 'created_at': 'created_at'}; values are checked against the column type "
+               "before any write (timestamptz, timestamp with timezone=, numeric, integer, double, boolean, "
+               "json/jsonb, uuid, date, text, PostgreSQL arrays) and read back in the data model"),
+        Option("timezone", str, None, "the zone the values of timestamp columns without time zone are in "
+               "(IANA name, e.g. timezone='UTC' or timezone='Europe/Paris'): written as that zone's wall "
+               "time, read back as aware datetimes; required when a mapped field has such a column (MariaDB "
+               "DATETIME/TIMESTAMP and SQLite datetimes are always such columns)"),
+        Option("nulls", str, "value", "what a NULL in a field column means: value (the field is there with "
+               "value null: every mapped field must be in the data, None included) or absent (the entity "
+               "has no such field: a None value is refused). A field set to NULL by hand is then reported "
+               "as differing (value) or missing (absent)", choices=_NULLS),
         Option("engine_options", dict, None, "keyword arguments for sqlalchemy.create_engine (pool size, echo, ...)"),
         BATCH_SIZE,
     )
@@ -413,6 +706,9 @@ class SQLAdapter(Adapter):
             # bound parameters are entity data (emails, SSNs): never in an error text or a log line
             **{**style, **dict(engine_options or {}), "hide_parameters": True})
         self._user_table, self._entity_type = table, entity_type
+        self._zone_name: str | None = opts["timezone"]
+        self._zone = _zone(self._zone_name)
+        self._nulls: str = opts["nulls"]
         self._columns, self._fields = dict(columns or {}), fields
         self._layouts: dict[str, _Layout] = {}
         self._max_packet: int | None = None
@@ -465,7 +761,9 @@ class SQLAdapter(Adapter):
         return entity_type
 
     def validate_records(self, entity_type: str, records: list[Record]) -> None:
-        """With field columns and no data column, every data field must have a column."""
+        """Before any write: with field columns and no data column, every data field must have a
+        column, and each field's value must fit its column's type (converted once here and again
+        when written: a refused record must not leave half a batch behind)."""
         self._check_fields(records)
 
     def _check_fields(self, records: list[Record]) -> None:
@@ -479,6 +777,9 @@ class SQLAdapter(Adapter):
                 if extra:
                     raise ValidationError(f"{r!r} has data fields {extra} that no column holds: map them "
                                           f"in fields= or give the table a data column")
+        if layout is not None:
+            for r in records:
+                layout.rows([r], [None])
 
     # -- tables --------------------------------------------------------------------------------
     def _table_name(self) -> str:
@@ -587,18 +888,24 @@ class SQLAdapter(Adapter):
         if columns["data"] is None and not self._fields:
             raise ValidationError(f"table {t.name!r}: map data to a column (columns={{'data': ...}}) or its "
                                   "fields to columns (fields={...})")
+        own_parts = {name: part for part, name in columns.items() if name}
+        for field, name in (self._fields or {}).items():  # the ID (or fp, data, key) is never also a field
+            if name in own_parts:
+                raise ValidationError(f"field {field!r} maps to column {name!r}, which holds the record's "
+                                      f"{own_parts[name]}: refused (map the field to another column)")
         id_col = t.c[columns["id"]]
         if isinstance(id_col.type, sa.Uuid):  # PostgreSQL's uuid reflects as a Uuid subclass
             kind = "native" if self._backend == "postgresql" else "hex"
         else:
             kind = self._id_format if self._id_format != "uuid" else (
                 "hex" if getattr(id_col.type, "length", None) == 32 else "string")
-        codec = _IdCodec(kind)
+        codec = _IdCodec(kind, shared=True)
         # statements run against a copy whose ID column type matches the codec (no Uuid processing of text)
         copy = sa.Table(t.name, sa.MetaData(), *[
             sa.Column(c.name, codec.column_type() if c is id_col else c.type, primary_key=c is id_col)
             for c in t.c if c.name in wanted], schema=t.schema)
-        return _Layout(self._engine, copy, codec, columns, self._fields)
+        return _Layout(self._engine, copy, codec, columns, self._fields, zone=self._zone, zone_name=self._zone_name,
+                       nulls=self._nulls)
 
     # -- hooks ---------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -656,14 +963,15 @@ class SQLAdapter(Adapter):
             return []
         codec = layout.codec
         keys: list[Any] = ids if codec.native else [i.hex for i in ids] if codec.kind == "hex" else [str(i) for i in ids]
-        if not layout.simple:  # your own table: SQLAlchemy converts the field columns' values
+        if not layout.simple:  # your own table: each column's value mapped back to the data model
             with self._engine.connect() as conn:
                 rows = conn.execute(layout.get_stmt, {"ids": keys}).all()
-            read = self._read_record
+            read, fp = self._read_record, self.fingerprint_data
             if codec.native:
-                return [read(entity_type, row[0], lambda r=row: layout.record(entity_type, r[0], r)) for row in rows]
+                return [read(entity_type, row[0], lambda r=row: layout.record(entity_type, r[0], r, fp))
+                        for row in rows]
             get = dict(zip(keys, ids)).get
-            return [read(entity_type, ident, lambda r=row, i=ident: layout.record(entity_type, i, r))
+            return [read(entity_type, ident, lambda r=row, i=ident: layout.record(entity_type, i, r, fp))
                     for row in rows if (ident := get(row[0])) is not None]
         # our own table: the SELECT compiled once, bound and read at the driver level
         sql, size = layout.read_sql(len(keys))
@@ -674,11 +982,12 @@ class SQLAdapter(Adapter):
         # record's fingerprint is the hash of the data text read (never the fingerprint column), which
         # the audit re-canonicalises only where it differs. Only IDs asked for count (a case-blind
         # collation may match more).
-        loads, read = json.loads, self._read_record
+        # (load_json: fractions as Decimals, every digit kept)
+        read, fp = self._read_record, self.fingerprint_text
 
         def make(ident: uuid.UUID, row: Any) -> Record:
-            return Record(entity_type, ident, loads(row[2]), None if row[3] is None else loads(row[3]),
-                          fingerprint=TextFingerprint(row[2]))
+            return Record(entity_type, ident, load_json(row[2]), None if row[3] is None else load_json(row[3]),
+                          fingerprint=fp(row[2]))
 
         if layout.array and codec.native:  # psycopg returns uuid.UUID
             return [read(entity_type, row[0], lambda r=row: make(r[0], r)) for row in rows]
@@ -700,13 +1009,13 @@ class SQLAdapter(Adapter):
         codec = layout.codec
         where, primary = codec.range_filter(layout.scan_id, partition)
         # The data itself, never the fingerprint column: our own table keeps the canonical text, hashed
-        # as read (a TextFingerprint); a table of your own is rebuilt from its columns and canonicalised.
+        # as read (fingerprint_text); a table of your own is rebuilt from its columns (fingerprint_data).
         text = layout.simple and layout.data is not None
         if text:
             extra = [sa.cast(layout.data, sa.Text) if self._backend == "postgresql"
                      else sa.type_coerce(layout.data, sa.Text)]
         else:
-            extra = [c for c in layout.read_cols[1:]]
+            extra = layout.read_exprs[1:]
         stmt = sa.select(layout.scan_id, *extra).where(where).order_by(layout.scan_id)
         # stream_results: a server-side cursor on PostgreSQL, an unbuffered one on MariaDB
         with self._engine.connect() as conn:
@@ -717,9 +1026,18 @@ class SQLAdapter(Adapter):
                         and not (primary[0] <= row[0] and (primary[1] is None or row[0] < primary[1])):
                     continue  # foreign text outside this partition's own range: another partition reports it
                 if text:
-                    yield ident, (TextFingerprint(row[1]) if isinstance(row[1], str) else None)
+                    yield ident, (self.fingerprint_text(row[1]) if isinstance(row[1], str) else None)
                 else:
-                    yield ident, data_fingerprint(layout.data_of(row))
+                    yield ident, self._row_fingerprint(layout, row)
+
+    def _row_fingerprint(self, layout: _Layout, row: Any) -> str | None:
+        """The fingerprint of a row of your table; None (stale, named by the audit's read) for a value
+        that cannot be mapped back (a NULL in a nulls='value' JSON column is fine; text in a number
+        column read through SQLite is not)."""
+        try:
+            return self.fingerprint_data(layout.data_of(row))
+        except (ValueError, TypeError, ArithmeticError):
+            return None
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete rows by their ID column's raw text (a wrongly encoded ID, as ``MalformedID.raw``)."""

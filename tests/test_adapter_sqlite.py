@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from uuid_forge.adapters.sql import SQLAdapter
 
 from uuid_forge import ForeignEntry, MalformedID, Partition, Record, ValidationError, open_store
 from uuid_forge.contract import Adapter
-from uuid_forge.adapters.sql import SQLAdapter
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
@@ -149,3 +149,86 @@ def test_delete_raw_removes_only_the_wrong_encoding_and_drop_removes_the_table(s
     store.drop("thing")  # already gone: fine
     store.put_many(good[:1])  # and the table comes back on the next write
     assert store.count("thing") == 1
+
+
+# -- your own table with typed columns (issue 11) ---------------------------------------------------------
+TYPED = ("CREATE TABLE people (id CHAR(36) PRIMARY KEY, email TEXT NOT NULL, created_at TIMESTAMP, n INTEGER, "
+         "ratio REAL, active BOOLEAN, profile JSON, nick TEXT)")
+PEOPLE_FIELDS = {f: f for f in ("email", "created_at", "n", "ratio", "active", "profile", "nick")}
+
+
+def _person(i: int) -> Record:
+    import datetime as dt
+    import decimal
+
+    data = {"email": f"p{i}@example.com", "created_at": dt.datetime(2024, 3, 31, 1, 30, i, 250000,
+                                                                     tzinfo=dt.UTC),
+            "n": 10**15 + i, "ratio": i / 8, "active": i % 2 == 0, "nick": "Zoë ✓" if i else None,
+            "profile": {"balance": decimal.Decimal("12345678901234567890.123"), "tags": ["a", None, True]}}
+    return Record("person", uuid.uuid5(uuid.NAMESPACE_DNS, f"person-{i}"), data)
+
+
+@pytest.fixture
+def people_db(tmp_path: Path) -> Path:
+    path = tmp_path / "people.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute(TYPED)
+    return path
+
+
+def test_sqlite_typed_columns_round_trip_in_a_declared_zone(people_db: Path) -> None:
+    people = [_person(i) for i in range(4)]
+    with open_store(f"sqlite:///{people_db}", table="people", entity_type="person", fields=PEOPLE_FIELDS,
+                    timezone="Europe/Paris") as s:
+        s.put_many(people)
+        got = s.get_many("person", [p.id for p in people])
+        assert {i: r.fingerprint for i, r in got.items()} == {p.id: p.fingerprint for p in people}
+        assert got[people[1].id].data["created_at"] == people[1].data["created_at"]  # aware again
+        assert dict(s.scan("person")) == {p.id: p.fingerprint for p in people}
+    with sqlite3.connect(people_db) as raw:
+        row = raw.execute("SELECT created_at, profile, active, nick FROM people WHERE id = ?",
+                          (str(people[1].id),)).fetchone()
+    assert row[0].startswith("2024-03-31 03:30:01.250000")  # Paris wall time: summer time began at 01:00 UTC
+    assert '"balance":12345678901234567890.123' in row[1] and row[2:] == (0, "Zoë ✓")
+
+
+def test_sqlite_naive_timestamps_need_a_zone_and_doubles_keep_only_their_digits(people_db: Path) -> None:
+    import decimal
+
+    with open_store(f"sqlite:///{people_db}", table="people", entity_type="person", fields=PEOPLE_FIELDS) as s, \
+            pytest.raises(ValidationError, match=r"'created_at'.*option timezone"):
+        s.put_many([_person(0)])
+    with open_store(f"sqlite:///{people_db}", table="people", entity_type="person", fields=PEOPLE_FIELDS,
+                    timezone="UTC") as s:
+        too_precise = _person(1)
+        too_precise.data["ratio"] = decimal.Decimal("0.12345678901234567890")
+        with pytest.raises(ValidationError, match="'ratio'.*double"):
+            s.put_many([_person(0), too_precise])
+        assert s.count("person") == 0  # refused before anything was written
+
+
+def test_sqlite_field_set_null_by_hand_is_stale_and_repaired(people_db: Path, tmp_path: Path) -> None:
+    from uuid_forge import Forge
+    from uuid_forge.forge import StoreHandle
+    from uuid_forge.journal import Journal
+
+    store = open_store(f"sqlite:///{people_db}", table="people", entity_type="person", fields=PEOPLE_FIELDS,
+                       timezone="UTC")
+    source = open_store(f"sqlite:///{tmp_path / 'source.db'}")
+    with Forge([StoreHandle("source", source, source=True), StoreHandle("people", store)],
+               journal=Journal(tmp_path / "journal.sqlite3")) as forge:
+        people = [_person(i) for i in range(4)]
+        source.put_many(people)
+        store.put_many(people)
+        assert forge.audit("person").consistent
+        with sqlite3.connect(people_db) as raw:
+            raw.execute("UPDATE people SET nick = NULL WHERE id = ?", (str(people[2].id),))
+            raw.execute("UPDATE people SET n = n + 1 WHERE id = ?", (str(people[3].id),))
+        report = forge.audit("person")
+        assert sorted((f.id, f.fields) for f in report.findings) == sorted(
+            [(str(people[2].id), ("nick",)), (str(people[3].id), ("n",))])
+        forge.audit("person", repair=True)
+        with sqlite3.connect(people_db) as raw:
+            assert raw.execute("SELECT nick FROM people WHERE id = ?", (str(people[2].id),)).fetchone() == ("Zoë ✓",)
+            assert raw.execute("SELECT n FROM people WHERE id = ?", (str(people[3].id),)).fetchone() == (10**15 + 3,)
+        assert forge.audit("person").consistent
