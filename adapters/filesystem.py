@@ -1,11 +1,25 @@
-"""``file:///abs/root``: one JSON file per record under lowercase, sharded, deterministic paths.
+"""``file:///abs/root``: one record per file (or file pair) under lowercase, sharded, deterministic paths.
 
-Layout (DESIGN.md): ``root/{entity_type}/{hex[0:2]}/{hex[2:4]}/{uuid}.json``, everything
-lowercase, so the same tree works on case-insensitive disks (macOS, Windows), and the two shard
-levels keep directories small (65,536 leaves). A file holds
-``{"fp":…,"id":…,"key":…,"data":…}`` in that order: the fingerprint and ID sit at fixed offsets
-at the head; a scan hashes the data's text as stored (parsing it only where it differs from the
-source), so an edited file is found whatever its ``fp`` says.
+Paths (DESIGN.md): ``root/{entity_type}/{hex[0:2]}/{hex[2:4]}/{uuid}…``, everything lowercase, so
+the same tree works on case-insensitive disks (macOS, Windows), and the two shard levels keep
+directories small (65,536 leaves). The ``layout`` option says what a record's file holds:
+
+* ``json`` (default): ``{uuid}.json`` holds the entity's data as a JSON document, nothing else
+  (no ID: the name is the ID; no fingerprint). It is written in canonical form, so a scan hashes
+  the bytes as they are (:meth:`~uuid_forge.contract.Adapter.fingerprint_text`) and parses only
+  files that differ from the source: a hand-reformatted file is no difference, an edited value is.
+* ``raw``: the seed's file manager. ``{uuid}.bin`` (``content_suffix``) holds raw bytes: the
+  value of the data field ``content_field`` (text in the data: base64, or UTF-8 with
+  ``content_encoding=utf-8``); a sidecar ``{uuid}.meta.json`` holds every other field (filename,
+  content_type, size, sha256, ...) as a JSON document. A scan rebuilds the data from both files,
+  so an edit of the bytes is stale on the content field and an edit of the sidecar on its field.
+  A record is present when either file is; a lone file is stale on what the other one holds.
+* ``envelope``: uuid-forge 1.0's ``{"fp":…,"id":…,"key":…,"data":…}`` in a ``.json`` file, kept
+  for deployments that have it; the ``fp`` written in it is never trusted.
+
+Files of other applications beside ours (``README.txt`` in a type folder, at its top or in a
+shard; folders that are no shard) are :class:`~uuid_forge.record.ForeignEntry`: reported, never
+deleted, not even by ``drop``. A file named like an ID in the wrong form or place is malformed.
 
 Writes are atomic: a temporary dot-file in the same directory, written, fsynced, then
 ``os.replace``-d over the target, so a reader sees the old file or the new one, never half of
@@ -16,34 +30,54 @@ the write-through journal replays the batch.
 
 URLs: ``file:///abs/root`` or ``file://localhost/abs/root`` (RFC 8089). Relative roots are
 refused: ``file://data/x`` would mean host ``data``, and guessing would write somewhere else
-than meant. Options (keyword or URL query): ``fsync`` (default true; false trades durability on
-power loss for speed, e.g. for caches and tests) and ``batch_size``.
+than meant. Options (keyword or URL query): see ``FileAdapter.options``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import os
 import re
 import secrets
-import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
+from ..canonical import canonical
 from ..classify import classify
+from ..contract import BATCH_SIZE, RESERVED_TYPE_PREFIX, Adapter, Option, ScanItem
 from ..errors import StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, ValidationError
-from ..record import ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint
-from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
+from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
 
 __all__ = ["FileAdapter"]
 
-_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.json")
+LAYOUTS = ("json", "raw", "envelope")
+ENCODINGS = ("base64", "utf-8")
+META = ".meta.json"  # the raw layout's sidecar: never a record of the json layout (its stem is no ID)
+
+_STRING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SHARD = re.compile(r"[0-9a-fA-F]{2}")
+_SUFFIX = re.compile(r"(\.[a-z0-9_-]+)*")
+# what a crashed write of ours leaves: .{name}.{pid}-{tag}.tmp, the name starting with the ID
+_TMP = re.compile(r"\.[0-9a-fA-F-]{36}[^/]*\.\d+-[0-9a-f]{8}\.tmp")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+def _suffix(value: Any) -> str:
+    """A content file ending: '' or lowercase dotted parts, and never the sidecar's ending."""
+    if not isinstance(value, str) or not _SUFFIX.fullmatch(value) or value.endswith((META, ".tmp")):
+        raise ValueError(value)
+    return value
+
+
+def _field(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(value)
+    return value
 
 
 def _fsync_dir(path: str) -> None:
@@ -60,46 +94,25 @@ def _fsync_dir(path: str) -> None:
 _KEY_DECODER = json.JSONDecoder()
 
 
-def _data_text_fp(text: str) -> TextFingerprint | None:
-    """The fingerprint of the data's text in a file of our own layout (its last member), else None."""
+def _envelope_data_text(text: str) -> str | None:
+    """The data's text in a file of the envelope layout (its last member, canonical), else None."""
     if text[:7] == '{"fp":"' and text[39:47] == '","id":"' and text[83:91] == '","key":' and text[-2:] == "}\n":
         try:  # the key is small: decode it only to find where the data starts
             _, at = _KEY_DECODER.raw_decode(text, 91)
         except ValueError:
             return None
         if text.startswith(',"data":', at):
-            return TextFingerprint(text[at + 8:-2])
+            return text[at + 8:-2]
     return None
 
 
-def _read_head(path: str) -> tuple[str | None, str | None]:
-    """(fingerprint of the data the file holds, id text) of a record file.
-
-    In our own layout the data is the file's last member, kept as canonical text: its bytes are
-    hashed as they are (a TextFingerprint, re-canonicalised only where it differs from the
-    source's). Any other file is parsed whole. The ``fp`` written beside the data is not used.
-    """
-    blob = _read_bytes(path)
-    if blob[:7] == b'{"fp":"':
-        try:
-            text = blob.decode("utf-8")
-        except UnicodeDecodeError:
-            return None, None
-        fp = _data_text_fp(text)
-        if fp is not None:
-            return fp, text[47:83]
-    try:
-        doc = json.loads(blob)
-    except ValueError:
-        return None, None
-    if not isinstance(doc, dict):
-        return None, None
-    ident = doc.get("id")
-    return data_fingerprint(doc.get("data")), (ident if isinstance(ident, str) else None)
+def _without_newline(blob: bytes) -> bytes:
+    """A JSON file's bytes as hashed: the newline we end files with is no part of the data."""
+    return blob[:-1] if blob[-1:] == b"\n" else blob
 
 
 class FileAdapter(Adapter):
-    """Records as JSON files; the ID is the file name (lowercase 36-char string)."""
+    """Records as files; the ID is the file name (lowercase 36-char string). See the module doc."""
 
     name: ClassVar[str] = "file"
 
@@ -115,6 +128,24 @@ class FileAdapter(Adapter):
         return super()._classify(err)
 
     options: ClassVar[tuple[Option, ...]] = (
+        Option("layout", str, "json",
+               "what a record's file holds. `json`: the entity's data as a JSON document in `{id}.json` "
+               "(`{\"name\":\"Ann\",\"email\":\"ann@example.com\"}`); `raw`: the file's bytes in `{id}.bin` "
+               "plus a sidecar `{id}.meta.json` with the other fields (the seed's file manager, see "
+               "`content_field`); `envelope`: uuid-forge 1.0's `{\"fp\",\"id\",\"key\",\"data\"}` document",
+               choices=LAYOUTS),
+        Option("content_field", str, "content",
+               "raw layout: the data field whose value is the file's bytes, e.g. `body` for "
+               "`{\"filename\":\"a.pdf\",\"body\":\"JVBERi0=\"}`; every other field goes to the sidecar",
+               convert=_field, expects="a field name"),
+        Option("content_encoding", str, "base64",
+               "raw layout: how the content field holds the bytes as text. `base64` (standard alphabet, "
+               "padded: any bytes round-trip) or `utf-8` (the text itself: text files only)",
+               choices=ENCODINGS),
+        Option("content_suffix", str, ".bin",
+               "raw layout: the content file's name ending, e.g. `.bin` (`{id}.bin`), `.dat`, or '' for a "
+               "bare `{id}`; lowercase, and never `.meta.json` (the sidecar's)",
+               convert=_suffix, expects="'' or a lowercase ending such as .bin"),
         Option("fsync", bool, True, "fsync each file and its directory before a batch returns; false trades "
                "durability on power loss for speed (caches, tests)"),
         BATCH_SIZE,
@@ -132,6 +163,13 @@ class FileAdapter(Adapter):
             raise ValidationError(f"file URL {url!r} needs an absolute root, e.g. file:///var/lib/uuid-forge")
         self.root: str = os.path.normpath(path)
         self.fsync: bool = opts["fsync"]
+        self.layout: str = opts["layout"]
+        self.content_field: str = opts["content_field"]
+        self.content_encoding: str = opts["content_encoding"]
+        self.content_suffix: str = opts["content_suffix"]
+        # (ending, part) pairs this layout's files end in, longest first: "doc", "content" or "meta"
+        self._endings: tuple[tuple[str, str], ...] = (
+            ((META, "meta"), (self.content_suffix, "content")) if self.layout == "raw" else ((".json", "doc"),))
         self._checked: set[str] = set()  # entity types whose directory was seen to stay under root
         # Shard directories known to exist: one flag per 16-bit ID prefix (= one shard folder) and
         # entity type. A bytearray of 65,536 is 64 KiB flat; a set of path strings grew to ~8 MiB.
@@ -150,6 +188,9 @@ class FileAdapter(Adapter):
         if entity_type != entity_type.lower():
             raise ValidationError(f"entity type {entity_type!r} is not accepted by file: use lowercase only, "
                                   "case-insensitive disks would merge it with its lowercase twin")
+        if self.layout == "raw" and entity_type.startswith(RESERVED_TYPE_PREFIX):
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by file with layout=raw: uuid-forge's "
+                                  "own records have no content field (use layout=json for a source of truth)")
         if entity_type.split(".")[0] in _WINDOWS_RESERVED or entity_type.endswith("."):
             raise ValidationError(f"entity type {entity_type!r} is not accepted by file: Windows reserves "
                                   "device names (con, nul, com1, ...) and drops trailing dots")
@@ -162,11 +203,73 @@ class FileAdapter(Adapter):
         return entity_type
 
     def path_of(self, entity_type: str, ident: uuid.UUID) -> str:
-        """The file that holds one record."""
+        """The file that holds one record (in the raw layout: its content; the sidecar is :meth:`meta_path_of`)."""
         s = str(ident)
-        return os.path.join(self.root, entity_type, s[0:2], s[2:4], s + ".json")
+        ending = self.content_suffix if self.layout == "raw" else ".json"
+        return os.path.join(self.root, entity_type, s[0:2], s[2:4], s + ending)
 
-    # -- hooks ---------------------------------------------------------------------------------
+    def meta_path_of(self, entity_type: str, ident: uuid.UUID) -> str:
+        """The raw layout's metadata sidecar of one record."""
+        s = str(ident)
+        return os.path.join(self.root, entity_type, s[0:2], s[2:4], s + META)
+
+    # -- the raw layout's content field ----------------------------------------------------------
+    def validate_records(self, entity_type: str, records: list[Record]) -> None:
+        """Raw layout: every record's content field must be text in the declared encoding."""
+        if self.layout == "raw":
+            for record in records:
+                self._content_bytes(record)
+
+    def _content_bytes(self, record: Record) -> bytes:
+        """The bytes a record's content field stands for; ValidationError naming the field otherwise."""
+        field = self.content_field
+        value = record.data.get(field)
+        where = f"{record.entity_type} {record.id}: data field {field!r} (the raw layout's content_field)"
+        if not isinstance(value, str):
+            got = "is missing" if field not in record.data else f"is {type(value).__name__}, not text"
+            raise ValidationError(f"{where} {got}: the raw layout writes it as the file's bytes")
+        if self.content_encoding == "utf-8":
+            try:
+                return value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValidationError(f"{where} cannot be written as UTF-8 (a lone surrogate)") from None
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raw = None
+        if raw is None or base64.b64encode(raw).decode("ascii") != value:
+            raise ValidationError(f"{where} is not padded standard base64 (content_encoding=base64); write "
+                                  "base64.b64encode(data).decode() or use content_encoding=utf-8 for text")
+        return raw
+
+    def _content_text(self, content: bytes) -> str:
+        """The content field's value for the bytes of a content file (UnicodeDecodeError: not UTF-8)."""
+        if self.content_encoding == "utf-8":
+            return content.decode("utf-8")
+        return base64.b64encode(content).decode("ascii")
+
+    def _raw_data(self, content: bytes | None, meta: bytes | None) -> dict[str, Any]:
+        """A raw-layout record's data: the sidecar's fields plus the content field from the bytes."""
+        data = load_json(meta) if meta is not None else {}
+        if not isinstance(data, dict):
+            raise TypeError("the metadata sidecar does not hold a JSON object")
+        if content is not None:
+            data[self.content_field] = self._content_text(content)
+        return data
+
+    # -- writes ----------------------------------------------------------------------------------
+    def _files_of(self, record: Record) -> list[tuple[str, bytes]]:
+        """(name, bytes) of the files that hold one record in this layout."""
+        s = str(record.id)
+        if self.layout == "json":
+            return [(s + ".json", (record.data_json + "\n").encode("utf-8"))]
+        if self.layout == "envelope":
+            body = f'{{"fp":"{record.fingerprint}","id":"{s}","key":{record.key_json or "null"},"data":{record.data_json}}}\n'
+            return [(s + ".json", body.encode("utf-8"))]
+        meta = {k: v for k, v in record.data.items() if k != self.content_field}
+        return [(s + self.content_suffix, self._content_bytes(record)),
+                (s + META, (canonical(meta, f"data of {record.entity_type} {s}") + "\n").encode("utf-8"))]
+
     def _put(self, entity_type: str, records: list[Record]) -> None:
         base = os.path.join(self.root, entity_type)
         sep = os.sep
@@ -182,32 +285,37 @@ class FileAdapter(Adapter):
             if not made[shard]:
                 self._mkdirs(folder, touched)
                 made[shard] = 1
-            body = f'{{"fp":"{r.fingerprint}","id":"{s}","key":{r.key_json or "null"},"data":{r.data_json}}}\n'
-            tmp = f"{folder}{sep}.{s}.{tag}.tmp"
-            try:
-                fd = os.open(tmp, _CREATE, 0o644)
-            except FileNotFoundError:  # shard directory removed behind our back: make it again
-                self._mkdirs(folder, touched)
-                fd = os.open(tmp, _CREATE, 0o644)
-            try:
-                try:
-                    view = memoryview(body.encode("utf-8"))
-                    while view:
-                        view = view[os.write(fd, view):]
-                    if self.fsync:
-                        os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, f"{folder}{sep}{s}.json")
-            except BaseException as err:
-                _unlink_quietly(tmp)
-                if isinstance(err, OSError) and err.filename is None:  # os.write/fsync: name the file (disk full)
-                    raise OSError(err.errno, err.strerror, f"{folder}{sep}{s}.json") from None
-                raise
+            for name, payload in self._files_of(r):
+                self._write_atomic(folder, name, payload, tag, touched)
             touched.add(folder)
         if self.fsync:
             for folder in touched:
                 _fsync_dir(folder)
+
+    def _write_atomic(self, folder: str, name: str, payload: bytes, tag: str, touched: set[str]) -> None:
+        """Write ``folder/name`` through a temporary dot-file: readers see the old file or the new one."""
+        tmp = f"{folder}{os.sep}.{name}.{tag}.tmp"
+        target = f"{folder}{os.sep}{name}"
+        try:
+            fd = os.open(tmp, _CREATE, 0o644)
+        except FileNotFoundError:  # shard directory removed behind our back: make it again
+            self._mkdirs(folder, touched)
+            fd = os.open(tmp, _CREATE, 0o644)
+        try:
+            try:
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view):]
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except BaseException as err:
+            _unlink_quietly(tmp)
+            if isinstance(err, OSError) and err.filename is None:  # os.write/fsync: name the file (disk full)
+                raise OSError(err.errno, err.strerror, target) from None
+            raise
 
     def _mkdirs(self, folder: str, touched: set[str]) -> None:
         """Create a shard directory (one mkdir when its parent exists); new entries are fsynced with the batch."""
@@ -224,102 +332,190 @@ class FileAdapter(Adapter):
         else:
             touched.add(parent)
 
+    # -- reads -----------------------------------------------------------------------------------
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         found = []
-        loads = json.loads
-        base = os.path.join(self.root, entity_type) + os.sep
         for ident in ids:
-            s = str(ident)
-            try:
-                text = _read_all(f"{base}{s[0:2]}{os.sep}{s[2:4]}{os.sep}{s}.json")
-            except FileNotFoundError:
-                continue
-            path = f"{base}{s[0:2]}{os.sep}{s[2:4]}{os.sep}{s}.json"
+            if self.layout == "raw":
+                content = _read_or_none(self.path_of(entity_type, ident))
+                meta = _read_or_none(self.meta_path_of(entity_type, ident))
+                if content is None and meta is None:
+                    continue
 
-            def make(text: bytes | str = text) -> Record:
-                doc = loads(text)  # the fingerprint of the data's text as stored, never the "fp" member
-                return Record(entity_type, ident, doc["data"], doc.get("key"), fingerprint=_data_text_fp(text))
+                def make(content: bytes | None = content, meta: bytes | None = meta, ident: uuid.UUID = ident) -> Record:
+                    data = self._raw_data(content, meta)
+                    return Record(entity_type, ident, data, None, fingerprint=self.fingerprint_data(data))
+            else:
+                blob = _read_or_none(self.path_of(entity_type, ident))
+                if blob is None:
+                    continue
 
-            found.append(self._read_record(entity_type, ident, make, path))
+                def make(blob: bytes = blob, ident: uuid.UUID = ident) -> Record:
+                    return self._json_record(entity_type, ident, blob)
+
+            found.append(self._read_record(entity_type, ident, make, self.path_of(entity_type, ident)))
         return found
+
+    def _json_record(self, entity_type: str, ident: uuid.UUID, blob: bytes) -> Record:
+        """One record of the json or envelope layout, its fingerprint from the data's text as stored."""
+        if self.layout == "json":
+            text = _without_newline(blob)
+            data = load_json(text)
+            if not isinstance(data, dict):
+                raise TypeError("the file does not hold a JSON object")
+            return Record(entity_type, ident, data, None, fingerprint=self.fingerprint_text(text))
+        doc = load_json(blob)
+        if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
+            raise TypeError("the file does not hold an envelope with a data object")
+        return Record(entity_type, ident, doc["data"], doc.get("key"), fingerprint=self._envelope_fp(blob, doc)[0])
+
+    def _envelope_fp(self, blob: bytes, doc: Any = None) -> tuple[str | None, str | None]:
+        """(fingerprint of the data, id text) of an envelope file; the ``fp`` member is never used."""
+        if blob[:7] == b'{"fp":"':
+            try:
+                text = blob.decode("utf-8")
+            except UnicodeDecodeError:
+                return None, None
+            data_text = _envelope_data_text(text)
+            if data_text is not None:
+                return self.fingerprint_text(data_text), text[47:83]
+        if doc is None:
+            try:
+                doc = load_json(blob)
+            except ValueError:
+                return None, None
+        if not isinstance(doc, dict):
+            return None, None
+        ident = doc.get("id")
+        return self.fingerprint_data(doc.get("data")), (ident if isinstance(ident, str) else None)
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         count = 0
         touched: set[str] = set()
         for ident in ids:
-            path = self.path_of(entity_type, ident)
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                continue
-            count += 1
-            touched.add(os.path.dirname(path))
+            paths = [self.path_of(entity_type, ident)]
+            if self.layout == "raw":
+                paths.append(self.meta_path_of(entity_type, ident))
+            gone = [p for p in paths if _unlink_existing(p)]
+            if gone:
+                count += 1
+                touched.add(os.path.dirname(gone[0]))
         if self.fsync:
             for folder in touched:
                 _fsync_dir(folder)
         return count
 
+    # -- scans -----------------------------------------------------------------------------------
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         """Walk only the shard directories inside the partition's ID range, in ID order.
 
         The two shard levels are the ID's first 16 bits, so a partition maps to a range of
-        directories; files are read one at a time (head only), so memory stays bounded.
+        directories; files are read one at a time, so memory stays bounded. Entries outside the
+        leaves (a README at the type's top) are foreign, reported in the partition of their folder's
+        first ID only.
         """
         top = os.path.join(self.root, entity_type)
         lo, hi = partition.lo >> 112, (partition.hi - 1) >> 112
-        for first in _shards(top):
+        firsts, others = _listing(top)
+        if partition.contains(uuid.UUID(int=0)):
+            yield from ((_foreign_dir(f"{entity_type}/{n}", d), None) for n, d in others)
+        for first in firsts:
             b1 = int(first, 16)
             if not lo >> 8 <= b1 <= hi >> 8:
                 continue
-            for second in _shards(os.path.join(top, first)):
-                if lo <= (b1 << 8 | int(second, 16)) <= hi:
-                    yield from self._scan_leaf(entity_type, first, second)
+            seconds, others = _listing(os.path.join(top, first))
+            if partition.contains(uuid.UUID(int=b1 << 120)):
+                yield from ((_foreign_dir(f"{entity_type}/{first}/{n}", d), None) for n, d in others)
+            for second in seconds:
+                prefix = b1 << 8 | int(second, 16)
+                if lo <= prefix <= hi:
+                    report_foreign = partition.contains(uuid.UUID(int=prefix << 112))
+                    yield from self._scan_leaf(entity_type, first, second, report_foreign)
 
-    def _scan_leaf(self, entity_type: str, first: str, second: str) -> Iterator[ScanItem]:
+    def _scan_leaf(self, entity_type: str, first: str, second: str, report_foreign: bool) -> Iterator[ScanItem]:
         folder = os.path.join(self.root, entity_type, first, second)
         try:
             with os.scandir(folder) as entries:
-                names = sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
-        except FileNotFoundError:
+                names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_file())
+        except (FileNotFoundError, NotADirectoryError):
             return
+        pairs: dict[uuid.UUID, dict[str, str]] = {}  # raw layout: an ID's content and sidecar names
         for name in names:
-            path = os.path.join(folder, name)
-            try:
-                fp, content_id = _read_head(path)
-            except FileNotFoundError:  # deleted while we walked
-                continue
             raw = f"{entity_type}/{first}/{second}/{name}"
-            ident = self._parse(raw, name, first, second, content_id)
-            yield ident, fp
+            ident, part = self._parse(raw, name, first, second)
+            if isinstance(ident, ForeignEntry):
+                if report_foreign:
+                    yield ident, None
+            elif self.layout == "raw":
+                if isinstance(ident, MalformedID):
+                    yield ident, None
+                else:
+                    pairs.setdefault(ident, {})[part] = name
+            else:
+                item = self._scan_json(os.path.join(folder, name), raw, ident)
+                if item is not None:
+                    yield item
+        for ident, parts in pairs.items():  # names were sorted, so IDs come in order
+            yield ident, self._raw_fp(folder, parts)
 
-    def _parse(self, raw: str, name: str, first: str, second: str,
-               content_id: str | None) -> uuid.UUID | MalformedID | ForeignEntry:
-        """The UUID a file name stands for; a MalformedID for an ID of ours in the wrong form or
-        place; a ForeignEntry for any other file (``README.txt``, ``notes.json``): never ours."""
-        if _NAME.fullmatch(name) and name[0:2] == first and name[2:4] == second:
-            ident = uuid.UUID(name[:36])
-            if content_id is None or content_id == name[:36]:
-                return ident
-            return MalformedID(raw=raw, reason=f"the file holds id {content_id!r}, not its name", id=ident)
-        if name[-5:].lower() != ".json":
-            return ForeignEntry(raw, "file name does not end in .json: not ours, left alone")
-        stem = name[:-5]
+    def _scan_json(self, path: str, raw: str, ident: uuid.UUID | MalformedID) -> ScanItem | None:
+        """(ID, fingerprint) of a json or envelope file; None when it vanished meanwhile."""
+        try:
+            blob = _read_bytes(path)
+        except FileNotFoundError:
+            return None
+        if self.layout == "json":
+            return ident, self.fingerprint_text(_without_newline(blob))
+        fp, content_id = self._envelope_fp(blob)
+        if type(ident) is uuid.UUID and content_id is not None and content_id != str(ident):
+            return MalformedID(raw=raw, reason=f"the file holds id {content_id!r}, not its name", id=ident), fp
+        return ident, fp
+
+    def _raw_fp(self, folder: str, parts: dict[str, str]) -> str | None:
+        """The fingerprint of a raw-layout record from its bytes and sidecar (None: unreadable)."""
+        files = {part: _read_or_none(os.path.join(folder, name)) for part, name in parts.items()}
+        try:
+            return self.fingerprint_data(self._raw_data(files.get("content"), files.get("meta")))
+        except (ValueError, TypeError):  # a sidecar that is no JSON object, content that is not UTF-8: stale
+            return None
+
+    def _split(self, name: str) -> tuple[str, str, str] | None:
+        """(stem, ending as written, part) when ``name`` ends in one of this layout's endings (any case)."""
+        low = name.lower()
+        for ending, part in self._endings:
+            cut = len(name) - len(ending)
+            if cut > 0 and low.endswith(ending):
+                return name[:cut], name[cut:], part
+        return None
+
+    def _parse(self, raw: str, name: str, first: str, second: str) -> tuple[uuid.UUID | MalformedID | ForeignEntry, str]:
+        """(what a file name stands for, which of a record's files it is): the UUID; a MalformedID
+        for an ID of ours in the wrong form or place; a ForeignEntry for any other file
+        (``README.txt``, ``notes.json``): never ours."""
+        split = self._split(name)
+        if split is None:
+            endings = " or ".join(e for e, _ in self._endings)
+            return ForeignEntry(raw, f"file name does not end in {endings}: not ours, left alone"), ""
+        stem, ending, part = split
+        if _STRING.fullmatch(stem) and ending == ending.lower() and stem[0:2] == first and stem[2:4] == second:
+            return uuid.UUID(stem), part
         found = classify(stem, "string", raw=raw, versions=self.id_versions, where="file name")
         if isinstance(found, ForeignEntry):
-            return found
+            return found, part
         ident = found.id if isinstance(found, MalformedID) else found
         assert ident is not None
         if isinstance(found, MalformedID):
             reason = ("file name is not lowercase (unsafe on case-insensitive disks)"
                       if found.reason.startswith("file name holds the ID in upper-case string") else found.reason)
-        elif name[-5:] != ".json":
-            reason = "file name ends in an upper-case .JSON"
+        elif ending != ending.lower():
+            reason = f"file name ends in an upper-case {ending}"
         elif first != first.lower() or second != second.lower():
             reason = "shard directory name is not lowercase"
         else:
             reason = f"file is in shard {first}/{second} but its ID belongs in {stem[0:2]}/{stem[2:4]}"
-        return MalformedID(raw=raw, reason=reason, id=ident)
+        return MalformedID(raw=raw, reason=reason, id=ident), part
 
+    # -- removal ---------------------------------------------------------------------------------
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete files by the path a scan reported (``type/ab/cd/NAME``), inside this type only."""
         base = os.path.realpath(os.path.join(self.root, entity_type))
@@ -329,19 +525,37 @@ class FileAdapter(Adapter):
             if not raw.startswith(entity_type + "/") or os.path.commonpath([base, path]) != base:
                 raise ValidationError(f"{raw!r} is not a file of entity type {entity_type!r} under {self.root}")
             parts = raw.split("/")
-            if len(parts) != 4 or isinstance(self._parse(raw, parts[3], parts[1], parts[2], None), ForeignEntry):
+            if len(parts) != 4 or isinstance(self._parse(raw, parts[3], parts[1], parts[2])[0], ForeignEntry):
                 raise ValidationError(f"{raw!r} is not a record file written by uuid-forge: refused, "
                                       "foreign files are never deleted")
-            try:
-                os.unlink(path)
-                count += 1
-            except FileNotFoundError:
-                continue
+            count += _unlink_existing(path)
         return count
 
     def _drop(self, entity_type: str) -> None:
+        """Remove this type's files of ours (and our crash leftovers), then the folders left empty:
+        other applications' files stay, with the folders that hold them."""
         self._made.pop(entity_type, None)
-        shutil.rmtree(os.path.join(self.root, entity_type), ignore_errors=True)
+        top = os.path.join(self.root, entity_type)
+        for first in _listing(top)[0]:
+            for second in _listing(os.path.join(top, first))[0]:
+                self._drop_leaf(entity_type, first, second)
+                _rmdir_quietly(os.path.join(top, first, second))
+            _rmdir_quietly(os.path.join(top, first))
+        _rmdir_quietly(top)
+
+    def _drop_leaf(self, entity_type: str, first: str, second: str) -> None:
+        folder = os.path.join(self.root, entity_type, first, second)
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in names:
+            if name.startswith("."):
+                ours = _TMP.fullmatch(name) is not None
+            else:
+                ours = not isinstance(self._parse("", name, first, second)[0], ForeignEntry)
+            if ours and os.path.isfile(os.path.join(folder, name)):
+                _unlink_existing(os.path.join(folder, name))
 
     def _entity_types(self) -> Iterable[str]:
         try:
@@ -371,21 +585,27 @@ class FileAdapter(Adapter):
             raise StoreUnavailableError(f"{self.url()}: root {self.root!r} is not writable", store=self.url())
 
 
-def _shards(folder: str) -> list[str]:
-    """Two-hex-digit subdirectories of ``folder``, sorted (uppercase ones too: scans report them)."""
+def _listing(folder: str) -> tuple[list[str], list[tuple[str, bool]]]:
+    """(two-hex-digit subdirectories, sorted; other entries as (name, is a directory)), dot-names left out.
+    Upper-case shard names are listed too: scans report their files as malformed."""
     try:
         with os.scandir(folder) as entries:
-            return sorted(e.name for e in entries if _SHARD.fullmatch(e.name) and e.is_dir())
+            found = [(e.name, e.is_dir()) for e in entries if not e.name.startswith(".")]
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        return [], []
+    shards = sorted(n for n, d in found if d and _SHARD.fullmatch(n))
+    return shards, sorted((n, d) for n, d in found if not (d and _SHARD.fullmatch(n)))
 
 
-def _read_all(path: str) -> str:
-    """A small file's text, with raw ``os`` calls: no buffered-file object per record."""
-    return _read_bytes(path).decode("utf-8")
+def _foreign_dir(raw: str, is_dir: bool) -> ForeignEntry:
+    """A file or folder beside the shard folders: another application's."""
+    if is_dir:
+        return ForeignEntry(raw + "/", "folder is not a shard folder of uuid-forge: not ours, left alone")
+    return ForeignEntry(raw, "file lies outside the shard folders: not ours, left alone")
 
 
 def _read_bytes(path: str) -> bytes:
+    """A small file's bytes, with raw ``os`` calls: no buffered-file object per record."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         chunks = [os.read(fd, 65536)]
@@ -396,8 +616,32 @@ def _read_bytes(path: str) -> bytes:
     return b"".join(chunks)
 
 
+def _read_or_none(path: str) -> bytes | None:
+    try:
+        return _read_bytes(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _unlink_existing(path: str) -> bool:
+    """Remove a file; False when it was not there."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _unlink_quietly(path: str) -> None:
     try:
         os.unlink(path)
+    except OSError:
+        pass
+
+
+def _rmdir_quietly(path: str) -> None:
+    """Remove a folder if it is empty (one holding another application's files stays)."""
+    try:
+        os.rmdir(path)
     except OSError:
         pass

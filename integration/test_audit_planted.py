@@ -69,8 +69,7 @@ def planters(urls: dict[str, str], files: Path) -> dict[str, Callable[[str, uuid
     def files_(et: str, ident: uuid.UUID) -> None:
         folder = files / et / ident.hex[0:2] / ident.hex[2:4]
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{str(ident).upper()}.json").write_text(
-            json.dumps({"fp": "0" * 32, "id": str(ident), "key": None, "data": {}}))
+        (folder / f"{str(ident).upper()}.json").write_text(json.dumps({}))  # the data as a document
 
     def rabbitmq(et: str, ident: uuid.UUID) -> None:
         conn = pika.BlockingConnection(pika.URLParameters(urls["amqp"].split("?")[0]))

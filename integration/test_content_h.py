@@ -164,18 +164,16 @@ class Raw:
         finally:
             client.close()
 
-    # -- files: the JSON file edited in place (rewritten by json.dumps: reformatted too)
+    # -- files: the JSON document (the data itself) edited in place (rewritten by json.dumps: reformatted too)
     def _path(self, ident: uuid.UUID) -> Path:
         s = str(ident)
         return Path(urlsplit(self.url).path) / self.et / s[0:2] / s[2:4] / f"{s}.json"
 
     def _read_files(self, ident: uuid.UUID) -> dict[str, Any]:
-        return json.loads(self._path(ident).read_text())["data"]
+        return json.loads(self._path(ident).read_text())
 
     def _edit_files(self, ident: uuid.UUID, change: Edit) -> None:
-        doc = json.loads(self._path(ident).read_text())
-        doc["data"] = change(doc["data"])
-        self._path(ident).write_text(json.dumps(doc))
+        self._path(ident).write_text(json.dumps(change(self._read_files(ident))))
 
     # -- RabbitMQ: a stream message cannot change; a newer one with other data is the edit
     def _amqp(self) -> tuple[Any, str]:

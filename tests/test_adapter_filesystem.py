@@ -13,7 +13,7 @@ from uuid_forge.contract import Adapter
 from uuid_forge.adapters.filesystem import FileAdapter
 
 from uuid_forge import Record, StoreUnavailableError, ValidationError, open_store
-from uuid_forge.record import ForeignEntry, MalformedID, Partition
+from uuid_forge.record import ForeignEntry, MalformedID, Partition, same_fingerprint
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
@@ -39,9 +39,32 @@ class TestFileAdapter(AdapterContract):
         assert path.is_file()
         assert os.listdir(path.parent) == [path.name]  # the exact lowercase name, nothing else beside it
         assert path.name == path.name.lower() and len(path.stem) == 36
+        # the default layout: the entity's data as a JSON document, nothing of uuid-forge's around it
+        assert path.read_text(encoding="utf-8") == record.data_json + "\n"
+        assert json.loads(path.read_text(encoding="utf-8")) == record.json_data
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        folder = _shard_dir(self.root, entity_type, ident)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{str(ident).upper()}.json").write_text(json.dumps({"x": 1}), encoding="utf-8")
+        return True
+
+
+class TestFileAdapterEnvelope(TestFileAdapter):
+    """``layout=envelope``: uuid-forge 1.0's {fp, id, key, data} files, still read and written."""
+
+    bulk_size = 500
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Adapter]:
+        self.root = tmp_path / "store"
+        with open_store(self.root.as_uri() + "?layout=envelope") as s:
+            yield s
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        path = _shard_dir(self.root, record.entity_type, record.id) / f"{record.id}.json"
         doc = json.loads(path.read_text(encoding="utf-8"))
-        assert doc["id"] == str(record.id)
-        assert doc["fp"] == record.fingerprint
+        assert list(doc) == ["fp", "id", "key", "data"] and doc["id"] == str(record.id)
         assert doc["data"] == record.json_data and doc["key"] == json.loads(record.key_json or "null")
 
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
@@ -106,7 +129,7 @@ def test_layout_is_lowercase_and_sharded(root: Path, store: FileAdapter) -> None
     s = str(record.id)
     expected = root / "user" / s[0:2] / s[2:4] / f"{s}.json"
     assert store.path_of("user", record.id) == str(expected)
-    assert expected.read_bytes().startswith(f'{{"fp":"{record.fingerprint}","id":"{s}",'.encode())
+    assert expected.read_bytes() == (record.data_json + "\n").encode()
     assert all(p.name == p.name.lower() for p in _all_files(root))
 
 
@@ -114,7 +137,7 @@ def test_crash_leftover_temp_file_is_ignored(root: Path, store: FileAdapter) -> 
     records = sample_records("doc", 3)
     store.put_many(records)
     folder = _shard_dir(root, "doc", records[0].id)
-    (folder / f".{records[0].id}.123-deadbeef.tmp").write_text('{"fp":"half-writ', encoding="utf-8")
+    (folder / f".{records[0].id}.123-deadbeef.tmp").write_text('{"name":"half-writ', encoding="utf-8")
     assert dict(store.scan("doc", include_malformed=True)) == {r.id: r.fingerprint for r in records}
     assert store.get_many("doc", [records[0].id])[records[0].id].fingerprint == records[0].fingerprint
     store.put_many(records[:1])  # rewriting beside the leftover works and keeps it untouched
@@ -185,8 +208,8 @@ def test_scan_walks_only_the_partition_shards(store: FileAdapter, monkeypatch: p
     records = sample_records("doc", 200)
     store.put_many(records)
     opened: list[str] = []
-    real = filesystem._read_head
-    monkeypatch.setattr(filesystem, "_read_head", lambda path: opened.append(path) or real(path))
+    real = filesystem._read_bytes
+    monkeypatch.setattr(filesystem, "_read_bytes", lambda path: opened.append(path) or real(path))
     for part in Partition(0, 1).split(16):
         opened.clear()
         inside = sorted(r.id for r in records if part.contains(r.id))
@@ -194,13 +217,35 @@ def test_scan_walks_only_the_partition_shards(store: FileAdapter, monkeypatch: p
         assert len(opened) == len(inside)  # files of other partitions are not even opened
 
 
-def test_foreign_layout_is_read_by_parsing(root: Path, store: FileAdapter) -> None:
+def test_reformatted_file_is_read_by_parsing(root: Path, store: FileAdapter) -> None:
+    """A file rewritten by another program (indented, keys reordered) holds the same data."""
     record = sample_records("doc", 1)[0]
     path = Path(store.path_of("doc", record.id))
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"id": str(record.id), "data": record.json_data, "fp": record.fingerprint}, indent=2))
-    assert dict(store.scan("doc")) == {record.id: record.fingerprint}
-    assert store.get_many("doc", [record.id])[record.id].json_data == record.json_data
+    path.write_text(json.dumps(dict(reversed(list(record.json_data.items()))), indent=2))
+    ((ident, fp),) = store.scan("doc")
+    assert ident == record.id and same_fingerprint(fp, record.fingerprint)
+    back = store.get_many("doc", [record.id])[record.id]
+    assert back.json_data == record.json_data and back.key is None
+    path.write_text(json.dumps({**record.json_data, "version": 99}))
+    ((_, fp),) = store.scan("doc")
+    assert not same_fingerprint(fp, record.fingerprint)
+
+
+def test_envelope_files_are_read_from_their_data(root: Path, tmp_path: Path) -> None:
+    """layout=envelope: the data member is compared, whatever the fp member says."""
+    record = sample_records("doc", 1)[0]
+    with open_store(root.as_uri() + "?layout=envelope") as store:
+        path = Path(store.path_of("doc", record.id))
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"id": str(record.id), "data": record.json_data, "fp": "0" * 32}, indent=2))
+        ((_, fp),) = store.scan("doc")
+        assert same_fingerprint(fp, record.fingerprint)
+        assert store.get_many("doc", [record.id])[record.id].json_data == record.json_data
+        path.write_text(json.dumps({"id": str(record.id), "data": {**record.json_data, "n": -1},
+                                    "fp": record.fingerprint}))
+        ((_, fp),) = store.scan("doc")
+        assert not same_fingerprint(fp, record.fingerprint)
 
 
 def test_entity_types_are_directories_with_records(root: Path, store: FileAdapter) -> None:

@@ -60,7 +60,7 @@ def test_content_edit_behind_our_back_is_stale_with_the_field_named_and_repaired
                 with sqlite3.connect(tmp_path / "t.db") as conn:
                     return json.loads(conn.execute(f"SELECT data FROM uf_{ET} WHERE id=?", (ident.hex,)).fetchone()[0])
             s = str(ident)
-            return json.loads((tmp_path / "files" / ET / s[:2] / s[2:4] / f"{s}.json").read_text())["data"]
+            return json.loads((tmp_path / "files" / ET / s[:2] / s[2:4] / f"{s}.json").read_text())
 
         def write(ident: uuid.UUID, data: dict) -> None:
             if kind == "sqlite":
@@ -69,8 +69,7 @@ def test_content_edit_behind_our_back_is_stale_with_the_field_named_and_repaired
                 return
             s = str(ident)
             path = tmp_path / "files" / ET / s[:2] / s[2:4] / f"{s}.json"
-            doc = json.loads(path.read_text())
-            path.write_text(json.dumps({**doc, "data": data}, indent=1))  # fp kept, layout reformatted
+            path.write_text(json.dumps(data, indent=1))  # the data as a JSON document, reformatted
 
         write(recs[1].id, {**read(recs[1].id), "name": "Mallory"})
         write(recs[2].id, {k: v for k, v in read(recs[2].id).items() if k != "email"})
@@ -103,7 +102,7 @@ def test_cli_show_values(tmp_path: Path) -> None:
     assert code == 0, err
     [path] = (tmp_path / "files" / ET).rglob("*.json")
     doc = json.loads(path.read_text())
-    path.write_text(json.dumps({**doc, "data": {**doc["data"], "name": "Eve"}}))
+    path.write_text(json.dumps({**doc, "name": "Eve"}))
     code, out, _ = run(["audit", "-c", str(conf), "--json"])
     finding = json.loads(out)["findings"][0]
     assert code == 1 and finding["fields"] == ["name"] and "values" not in finding and "Eve" not in out
