@@ -1,6 +1,7 @@
-"""Hand-written baseline for the file adapter's layout: root/{type}/{hex[0:2]}/{hex[2:4]}/{uuid}.json,
-written atomically (temp file, fsync, os.replace, directories fsynced once per call), as one would
-write it directly with the standard library."""
+"""Hand-written baseline for the file adapter's default layout (``layout=json``):
+root/{type}/{hex[0:2]}/{hex[2:4]}/{uuid}.json holding the entity's data as a JSON document and
+nothing else (the name is the ID), written atomically (temp file, fsync, os.replace, directories
+fsynced once per call), as one would write it directly with the standard library."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def put_many(ctx: str, entity_type: str, records: list[Record]) -> None:
         if folder not in folders:
             os.makedirs(folder, exist_ok=True)
             folders.add(folder)
-        body = f'{{"fp":"{r.fingerprint}","id":"{r.id}","key":{r.key_json or "null"},"data":{r.data_json}}}\n'
+        body = r.data_json + "\n"
         tmp = f"{folder}/.{r.id}.{os.getpid()}.tmp"
         with open(tmp, "wb") as f:
             f.write(body.encode("utf-8"))
@@ -48,10 +49,9 @@ def get_many(ctx: str, entity_type: str, ids: list[uuid.UUID]) -> int:
     for ident in ids:
         try:
             with open(_path(ctx, entity_type, ident), "rb") as f:
-                doc = json.loads(f.read())
+                json.loads(f.read())  # the data
         except FileNotFoundError:
             continue
-        doc["fp"], doc["data"], doc["key"]
         found += 1
     return found
 

@@ -1,11 +1,11 @@
-"""Hand-written pymongo baseline: the adapter's layout ({_id: Binary subtype 4, fp, data, key} in a
-collection per entity type), written the way one would without uuid-forge: one unordered
-bulk_write of upserting ReplaceOne per 1,000 records, and ``$in`` reads of 100 IDs (the size the
-SecantusDB stand-in handles well, the same the adapter uses)."""
+"""Hand-written pymongo baseline: the adapter's default layout (``layout=flat``: ``{_id: Binary
+subtype 4, **data}``, the entity's fields at the top level, in a collection per entity type),
+written the way one would without uuid-forge: one unordered bulk_write of upserting ReplaceOne per
+1,000 records, and ``$in`` reads of 100 IDs (the size the SecantusDB stand-in handles well, the
+same the adapter uses)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -31,9 +31,7 @@ def put_many(ctx: Any, entity_type: str, records: list[Record]) -> None:
         ops = []
         for r in records[start:start + BATCH]:
             _id = Binary(r.id.bytes, 4)
-            ops.append(ReplaceOne({"_id": _id}, {"_id": _id, "fp": r.fingerprint, "data": json.loads(r.data_json),
-                                                 "key": None if r.key is None else json.loads(r.key_json)},
-                                  upsert=True))
+            ops.append(ReplaceOne({"_id": _id}, {"_id": _id, **r.json_data}, upsert=True))
         coll.bulk_write(ops, ordered=False)
 
 
@@ -42,7 +40,7 @@ def get_many(ctx: Any, entity_type: str, ids: list[uuid.UUID]) -> int:
     found = 0
     for start in range(0, len(ids), IN_BATCH):
         for doc in coll.find({"_id": {"$in": [Binary(i.bytes, 4) for i in ids[start:start + IN_BATCH]]}}):
-            doc["_id"], doc["fp"], doc["data"], doc["key"]
+            doc.pop("_id")  # the rest of the document is the entity's data
             found += 1
     return found
 

@@ -1,4 +1,7 @@
-"""Hand-written pika baseline for the RabbitMQ adapter: the same exchange, stream and messages.
+"""Hand-written pika baseline for the RabbitMQ adapter: the same exchange, stream and messages, in
+the adapter's default layout (``layout=data``: the body is the entity's data as JSON,
+``correlation_id`` = the entity ID, ``type`` = the event, header ``x-entity-type`` = the type,
+routing key ``{entity_type}.{event}``).
 
 put_many is what pika documents for reliable publishing: a BlockingChannel in confirm mode,
 ``basic_publish(mandatory=True)`` per message (each call waits for its confirm). get_many reads
@@ -40,15 +43,11 @@ def put_many(ctx: dict[str, Any], entity_type: str, records: list[Record]) -> No
     routing_key = f"{entity_type}.{EVENT}"
     now = int(time.time())
     for r in records:
-        fp, key_json = r.fingerprint, r.key_json
-        body = json.dumps({"id": str(r.id), "entity_type": entity_type, "event": EVENT, "fp": fp,
-                           "data": r.json_data, "key": None if key_json is None else json.loads(key_json)},
-                          separators=(",", ":"))
-        message_id = uuid.uuid5(r.id, json.dumps(["uuid-forge-event/1", EVENT, fp], separators=(",", ":")))
-        channel.basic_publish(exchange, routing_key, body.encode(), pika.BasicProperties(
-            content_type="application/json", delivery_mode=2, correlation_id=str(r.id),
-            message_id=str(message_id), type=routing_key, timestamp=now,
-            headers={"x-entity-type": entity_type, "x-fingerprint": fp, "x-id-scheme": "uuid-forge/1"}),
+        ident = str(r.id)
+        message_id = uuid.uuid5(r.id, json.dumps(["uuid-forge-event/1", EVENT, r.fingerprint], separators=(",", ":")))
+        channel.basic_publish(exchange, routing_key, r.data_json.encode(), pika.BasicProperties(
+            content_type="application/json", delivery_mode=2, correlation_id=ident,
+            message_id=str(message_id), type=EVENT, timestamp=now, headers={"x-entity-type": entity_type}),
             mandatory=True)  # raises UnroutableError / NackError
 
 

@@ -1,5 +1,7 @@
-"""Hand-written redis-py baseline: the adapter's layout (hash {fp, data, key} under `{type}:{uuid}`),
-written the way one would without uuid-forge: a non-transactional pipeline per batch."""
+"""Hand-written redis-py baseline: the adapter's default layout (``value=json``: the data as one
+JSON string under ``{type}:{uuid}``, ``SET`` to write, ``GET``/``MGET`` to read), written the way
+one would without uuid-forge: a non-transactional pipeline of ``SET`` per batch, one ``MGET`` per
+batch to read."""
 
 from __future__ import annotations
 
@@ -21,21 +23,17 @@ def put_many(ctx: redis.Redis, entity_type: str, records: list[Record]) -> None:
     for start in range(0, len(records), BATCH):
         pipe = ctx.pipeline(transaction=False)
         for r in records[start:start + BATCH]:
-            pipe.hset(f"{entity_type}:{r.id}",
-                      mapping={"fp": r.fingerprint, "data": r.data_json, "key": r.key_json or "null"})
-        pipe.sadd("uf:types", entity_type)
+            pipe.set(f"{entity_type}:{r.id}", r.data_json)
+        pipe.sadd("uf:types", entity_type)  # as the adapter does, so both send the same commands
         pipe.execute()
 
 
 def get_many(ctx: redis.Redis, entity_type: str, ids: list[uuid.UUID]) -> int:
     found = 0
     for start in range(0, len(ids), BATCH):
-        pipe = ctx.pipeline(transaction=False)
-        for i in ids[start:start + BATCH]:
-            pipe.hmget(f"{entity_type}:{i}", "fp", "data", "key")
-        for fp, data, key in pipe.execute():
-            if data is not None:
-                fp.decode(), json.loads(data), json.loads(key)
+        for value in ctx.mget([f"{entity_type}:{i}" for i in ids[start:start + BATCH]]):
+            if value is not None:
+                json.loads(value)
                 found += 1
     return found
 

@@ -1,9 +1,12 @@
 """Hand-written content scans: what one would write without uuid-forge to compare the data the
-stores hold. Each reads every record's ID and data of one entity type with the store's raw driver
-(the same fields the adapters' scans read) and hashes the data: the stored text where the store
-keeps text (SQL ``data::text``, the Redis ``data`` field, the file's bytes), else a sorted
-``json.dumps`` of the parsed document (MongoDB, Elasticsearch). ``content_audit`` compares every
-store's ``{id: hash}`` with the source's, the stores in parallel threads, as the audit does.
+stores hold, in each adapter's default layout. Each reads every record's ID and data of one entity
+type with the store's raw driver (the same fields the adapters' scans read: SQL ``id, data::text``;
+MongoDB the whole flat document, ``_id`` apart; Redis the JSON string value, by ``MGET`` per
+``SCAN`` page; Elasticsearch the whole ``_source``, its ``uf_id`` keyword apart; the file's bytes)
+and hashes the data: the stored text where the store keeps the JSON text (SQL, Redis, files), else
+a sorted ``json.dumps`` of the parsed document (MongoDB, Elasticsearch). ``content_audit``
+compares every store's ``{id: hash}`` with the source's, the stores in parallel threads, as the
+audit does.
 """
 
 from __future__ import annotations
@@ -43,7 +46,11 @@ def scan_mongodb(url: str, et: str) -> dict[uuid.UUID, str]:
     client: Any = MongoClient(url, uuidRepresentation="standard")
     try:
         coll = client.get_default_database("uuid_forge")[et]
-        return {doc["_id"]: _doc_hash(doc.get("data")) for doc in coll.find({}, {"data": 1}).batch_size(1000)}
+        out: dict[uuid.UUID, str] = {}
+        for doc in coll.find({}).batch_size(1000):  # flat documents: every field but _id is the data
+            ident = doc.pop("_id")
+            out[ident] = _doc_hash(doc)
+        return out
     finally:
         client.close()
 
@@ -58,12 +65,10 @@ def scan_redis(url: str, et: str) -> dict[uuid.UUID, str]:
         cursor = 0
         while True:
             cursor, keys = client.scan(cursor, match=f"{et}:*", count=1000)
-            pipe = client.pipeline(transaction=False)
-            for k in keys:
-                pipe.hget(k, "data")
-            for k, data in zip(keys, pipe.execute()):
-                if data is not None:
-                    out[uuid.UUID(k[skip:].decode())] = _h(data)
+            if keys:  # JSON string values: one MGET per page
+                for k, data in zip(keys, client.mget(keys)):
+                    if data is not None:
+                        out[uuid.UUID(k[skip:].decode())] = _h(data)
             if cursor == 0:
                 return out
     finally:
@@ -76,8 +81,12 @@ def scan_elasticsearch(url: str, et: str) -> dict[uuid.UUID, str]:
     es = Elasticsearch(url.replace("elasticsearch+", "", 1), request_timeout=60)
     try:
         es.indices.refresh(index=f"uf-{et}")
-        return {uuid.UUID(hit["_source"]["id"]): _doc_hash(hit["_source"].get("data"))
-                for hit in helpers.scan(es, index=f"uf-{et}", size=1000, query={"_source": ["id", "data"]})}
+        out: dict[uuid.UUID, str] = {}
+        for hit in helpers.scan(es, index=f"uf-{et}", size=1000):
+            doc = hit["_source"]  # the entity's fields at the top level, and the uf_id keyword
+            ident = uuid.UUID(doc.pop("uf_id"))
+            out[ident] = _doc_hash(doc)
+        return out
     finally:
         es.close()
 
@@ -89,8 +98,8 @@ def scan_file(url: str, et: str) -> dict[uuid.UUID, str]:
         for name in names:
             if name.endswith(".json"):
                 with open(os.path.join(folder, name), "rb") as f:
-                    doc = json.loads(f.read())
-                out[uuid.UUID(name[:-5])] = _doc_hash(doc["data"])
+                    blob = f.read()  # the data as a JSON document, as written: hashed as stored
+                out[uuid.UUID(name[:-5])] = _h(blob[:-1] if blob.endswith(b"\n") else blob)
     return out
 
 
