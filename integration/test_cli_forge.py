@@ -86,7 +86,8 @@ def test_bad_jsonl_line_writes_nothing(config: tuple[Path, str]) -> None:
     assert_clean(done)
     assert done.returncode == 2 and "bad.jsonl line 2" in done.stderr and "not a finite number" in done.stderr
     audit = cli("audit", "-c", str(path), "--entity", et, "--json")
-    assert json.loads(audit.stdout)["stores"]["cache"]["ok"] == 0  # nothing written anywhere
+    # nothing written anywhere: no store knows the type at all
+    assert audit.returncode == 2 and "neither the configuration nor any store knows" in json.loads(audit.stdout)["error"]
 
 
 def test_optional_store_down_is_journaled_and_replay_says_so(config: tuple[Path, str]) -> None:
