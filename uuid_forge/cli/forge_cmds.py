@@ -429,8 +429,9 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
 @click.option("--html", default=None, type=click.Path(dir_okay=False),
               help="Also write a self-contained HTML report to FILE (0600): table, chart, slowest partitions, samples.")
 @click.option("--workers", "-w", default=None, type=click.IntRange(min=1), metavar="N",
-              help="Partitions audited in N processes at once [default: the number of cores]; 1 audits in this "
-                   "process. With --executor celery: sizes the repair groups only.")
+              help="Partitions audited in N processes at once [default: the number of cores, or this process when "
+                   "a store is a message log, read once here]; 1 audits in this process. With --executor "
+                   "celery: sizes the repair groups only.")
 @click.option("--executor", type=click.Choice(["local", "celery"]), default="local", show_default=True,
               help="Where partitions run: local processes, or Celery workers on the [executor] broker "
                    "(celery -A uuid_forge.celery worker; see docs/scaling.md).")
@@ -523,6 +524,8 @@ def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None,
     from ..partial import plan
 
     n = workers or default_workers()
+    if executor == "local" and workers is None and any(not h.adapter.partitioned_scan for h in forge.stores):
+        n = 1  # a message log is read once per task: by default it is read once, here (--workers N overrides)
     planned = None
     if executor == "local":
         why = in_process_only(forge)
