@@ -158,3 +158,16 @@ def test_the_salt_missing_exits_1_with_an_id_config_finding(site: dict[str, Any]
     assert value(found, "uuid_forge_audit_last_success_timestamp_seconds") == 0
     assert body["id_config"] and body["id_config"][0]["entity_type"] == site["et"]
     assert "ID configuration differs" in body["summary"]
+
+
+def test_an_optional_store_down_with_every_type_and_worker_processes(site: dict[str, Any]) -> None:
+    """The default audit (every type, partitions in worker processes) lists the types with the
+    optional store down instead of failing on it (a fresh-eyes run found it exiting 2 with no report)."""
+    site["configure"](f'[stores.search]\nurl = "redis://127.0.0.1:{closed_port()}/0"\noptional = true\n')
+    done = cron("audit", "--workers", "2", "--json", "--metrics", str(site["prom"]), env_file=site["env"])
+    assert "Traceback" not in done.stderr + done.stdout and done.stdout.strip().startswith("{"), done.stderr
+    body = json.loads(done.stdout)
+    assert done.returncode == 2 and set(body["not_audited"]) == {"search"} and body["consistent"] is False
+    assert site["et"] in body["entity_types"] and body["stores"]["cache"]["ok"] >= 20
+    assert body["summary"].startswith("INCOMPLETE: ") and "NOT AUDITED: search" in body["summary"]
+    assert value(metrics(site["prom"]), "uuid_forge_audit_store_audited", store="search") == 0

@@ -108,9 +108,11 @@ class AuditReport:
 
     @property
     def consistent(self) -> bool:
-        """Every audited store agrees with the source; after a repair, as the re-check found them."""
+        """Every store was audited and agrees with the source (after a repair, as the re-check found
+        them). A store left out (``not_audited``) makes it False: a script reading only this flag
+        must not take a partial audit for a clean one."""
         counts = self.rechecked if self.rechecked is not None else self.stores
-        return not self.id_config and not self.repair_errors and all(
+        return not self.not_audited and not self.id_config and not self.repair_errors and all(
             c[k] == 0 for c in counts.values() for k in CLASSES if k not in NOT_FINDINGS)
 
     @property
@@ -246,10 +248,16 @@ def _audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys
 
 
 def _all_types(forge: Forge) -> list[str]:
+    """Every type any store holds; an optional store that does not answer is skipped (it is then
+    reported as not audited), a source or required one still raises."""
     types: set[str] = set()
     for h in forge.stores:
         if SCAN in h.adapter.capabilities:
-            types.update(h.adapter.entity_types())
+            try:
+                types.update(h.adapter.entity_types())
+            except StoreError:
+                if h.required:
+                    raise
     return sorted(types)
 
 

@@ -49,18 +49,20 @@ def audit_summary(report: AuditReport) -> str:
     entities = sum(p[3] for p in report.partition_times)
     found, where = _findings(report.stores)
     head = f"audit of {types} against {report.source}: "
+    parts = []
     if report.id_config:
-        head += f"ID configuration differs for {', '.join(c['entity_type'] for c in report.id_config)}; "
+        parts.append(f"ID configuration differs for {', '.join(c['entity_type'] for c in report.id_config)}")
     if report.rechecked is not None:  # a repair was made
         left, left_where = _findings(report.rechecked)
         repaired = counts_text({n: dict(c) for n, c in report.repaired.items()}) or "nothing"
-        head += (f"{plural(found, 'finding')} ({where}); repaired {repaired}; "
-                 + ("consistent now" if report.consistent else
-                    f"still inconsistent ({left_where or plural(len(report.repair_errors), 'repair error')})"))
+        parts.append(f"{plural(found, 'finding')} ({where}); repaired {repaired}; "
+                     + ("consistent now" if not left and not report.repair_errors else
+                        f"still inconsistent ({left_where or plural(len(report.repair_errors), 'repair error')})"))
     elif found:
-        head += f"{plural(found, 'finding')} ({where})"
+        parts.append(f"{plural(found, 'finding')} ({where})")
     elif not report.id_config:
-        head += "consistent"
+        parts.append("consistent" if not report.not_audited else "consistent where audited")
+    head += "; ".join(parts)
     tail = [f"{entities:,} source records" if report.partition_times else "", f"{report.seconds:.1f}s"]
     text = head + f" ({', '.join(t for t in tail if t)})"
     if report.not_audited:
