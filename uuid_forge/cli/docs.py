@@ -53,7 +53,9 @@ def _commands(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click
 
 def _usage(name: str, command: click.Command) -> str:
     ctx = click.Context(command, info_name=f"uuid-forge {name}")
-    return " ".join(command.collect_usage_pieces(ctx))
+    # click 8.2+ prints an optional subcommand as [COMMAND], earlier releases as COMMAND: the page
+    # must not depend on which click the reader installed
+    return " ".join(command.collect_usage_pieces(ctx)).replace("[COMMAND]", "COMMAND")
 
 
 def _option_row(param: click.Parameter) -> str | None:
