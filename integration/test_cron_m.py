@@ -157,7 +157,8 @@ def test_the_salt_missing_exits_1_with_an_id_config_finding(site: dict[str, Any]
     assert value(found, "uuid_forge_audit_exit_status") == code
     assert value(found, "uuid_forge_audit_last_success_timestamp_seconds") == 0
     assert body["id_config"] and body["id_config"][0]["entity_type"] == site["et"]
-    assert "ID configuration differs" in body["summary"]
+    assert "ID configuration differs" in body["summary"] and "; (" not in body["summary"]
+    assert value(found, "uuid_forge_audit_id_config_mismatches") == 1  # alerting can see it
 
 
 def test_an_optional_store_down_with_every_type_and_worker_processes(site: dict[str, Any]) -> None:

@@ -155,6 +155,9 @@ def render(command: str, *, status: int, report: Any = None, repaired: AuditRepo
             audited(1, store)
         for store in report.not_audited:
             audited(0, store)
+        gauge("id_config_mismatches", "Entity types whose ID configuration (namespace, salt, secret) differs "
+                                      "from the one the source was written with: a missing salt under cron shows "
+                                      "here.")(len(report.id_config))
         gauge("entities", "Source records audited.")(sum(p[3] for p in final.partition_times))
         gauge("partitions", "ID-range partitions read.")(final.partitions)
         if report.repaired:
