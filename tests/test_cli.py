@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,3 +213,13 @@ def test_audit_with_an_optional_store_down_audits_the_others_and_exits_2(tmp_pat
     assert 'uuid_forge_audit_exit_status{entity_type="*",partition="*"} 2.0' in text
     code, out, _ = run(["audit", "-c", conf], {"COLUMNS": "80"})
     assert code == 2 and "not audited redis" in out and "NOT AUDITED: redis" in out
+
+
+def test_write_without_a_salt_warns_before_the_first_write(tmp_path: Path) -> None:
+    """A later salt would change every ID: the write says so (a fresh-eyes run wrote unsalted IDs unwarned)."""
+    conf = tmp_path / "uuid-forge.toml"
+    conf.write_text(f'[stores.db]\nurl = "sqlite:///{tmp_path}/db.sqlite3"\nrole = "source"\n', encoding="utf-8")
+    code, _, err = run(["write", "-c", str(conf), "user", "-k", "email=a@x.org", "-d", "n:=1"], env={})
+    assert code == 0 and "no salt or secret set" in err
+    code, _, err = run(["write", "-c", str(conf), "other", "-k", "email=a@x.org"], env={"UUID_FORGE_SALT": "s" * 32})
+    assert "no salt or secret set" not in err

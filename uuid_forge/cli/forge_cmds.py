@@ -265,6 +265,11 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
         return step
 
     with open_forge(config_path) as forge:
+        config = forge.generator.config
+        if not config.salt and not config.secret:  # a later salt changes every ID: say so before the first write
+            err.print("[yellow]warning:[/] no salt or secret set (UUID_FORGE_SALT / UUID_FORGE_SECRET): these IDs "
+                      "can be computed by anyone who knows the keys, and setting a salt later changes them all "
+                      "(uuid-forge init writes one to .env: load it first)", highlight=False)
         reader = None
         single: uuid.UUID | None = None
         try:
