@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-
-from .conftest import load_vectors
 from . import scaffold
+from .conftest import load_vectors
 from .scaffold import run_cli
 
 V1 = load_vectors("ids-v1.json")
