@@ -49,6 +49,8 @@ def test_an_emptied_file_is_stale_and_repaired_with_the_rest(forge: Forge, caplo
 
     report = forge.audit(ET)
     assert sorted((f.kind, f.store) for f in report.findings) == [("missing", "files"), ("stale", "files")]
+    stale = next(f for f in report.findings if f.kind == "stale")
+    assert stale.detail.startswith("unreadable: ") and str(emptied) in stale.detail  # why, on the finding itself
     done = forge.audit(ET, repair=True)
     assert done.repair_errors == [], done.repair_errors
     assert forge.audit(ET).consistent

@@ -440,7 +440,11 @@ def describe_stale(forge: Forge, report: AuditReport, show_values: bool = False)
                 break
             for n, ident in zip(batch, ids):
                 f = report.findings[n]
-                theirs = _held_data(held.get(ident) if readable else f.held)
+                found = held.get(ident) if readable else None
+                if isinstance(found, Record) and found.unreadable:  # say why, on the finding (never the content)
+                    report.findings[n] = replace(f, detail=f"unreadable: {found.unreadable}", held=None)
+                    continue
+                theirs = _held_data(found if readable else f.held)
                 if ident not in truth or theirs is None:
                     continue  # gone since, or not readable as a document: the finding stays as it is
                 view = adapter.view

@@ -538,7 +538,7 @@ def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None,
             err.print(f"note: auditing in this process: {escape(why)}", highlight=False)
         if n > 1 and not why:  # counting the source is a scan on some stores: done once, kept for the audit
             planned = plan(forge, [entity_type] if entity_type else _all_types(forge), part)
-        if planned is None or len(planned) <= 1:
+        if planned is None or all(t["count"] == 1 for t in planned):  # small: a process costs more than it saves
             def here(label: str, **kwargs: Any) -> AuditReport:
                 with progress_bar(label, None, not as_json) as advance:
                     return forge.audit(entity_type, partition=part, progress=advance, **kwargs)
