@@ -36,15 +36,21 @@ def emit_json(payload: Any) -> None:
 def cli() -> None:
     """Deterministic UUIDs that agree across services, languages and stores.
 
-    The same entity type and key values give the same UUID everywhere, with no lookup.
-    Configuration comes from the environment (UUID_FORGE_NAMESPACE, UUID_FORGE_SALT,
-    UUID_FORGE_SECRET, UUID_FORGE_SCHEME) and can be overridden per command.
+    The same entity type and key values give the same UUID everywhere, with no lookup; write
+    each entity to every configured store, and audit the stores against the source of truth.
+
+    Configuration: a uuid-forge.toml file (-c FILE, $UUID_FORGE_CONFIG, or ./uuid-forge.toml)
+    names the stores; the salt and secret come from the environment (UUID_FORGE_SALT,
+    UUID_FORGE_SECRET). Flags win over the environment, which wins over the file
+    ('uuid-forge config' shows where each value came from; docs/configuration.md).
 
     \b
     Start here:
       uuid-forge demo                         write-through + audit on embedded stores
       uuid-forge generate user -a email=john@example.com
-      uuid-forge inspect ZFxn-eqzX6Sd1Cs1QtyNxw
+      uuid-forge stores                       is every configured store reachable?
+      uuid-forge write user -k email=john@example.com -d name=John
+      uuid-forge audit                        exit 0 consistent, 1 findings, 2 could not finish
     """
 
 
