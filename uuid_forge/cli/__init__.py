@@ -5,6 +5,7 @@ Errors are one line on stderr, never a traceback (set UUID_FORGE_DEBUG=1 to see 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -15,6 +16,15 @@ from ..urls import mask_text
 from .app import cli
 
 __all__ = ["cli", "main"]
+
+
+def _quiet_write_log() -> None:
+    """The write report the CLI prints names every store error and dead letter: the library's
+    per-batch warnings about the same events would say each one twice on stderr."""
+    forge_log = logging.getLogger("uuid_forge.forge")
+    if not forge_log.handlers:
+        forge_log.addHandler(logging.NullHandler())
+        forge_log.propagate = False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,4 +57,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _entry() -> None:
+    """The ``uuid-forge`` command and ``python -m uuid_forge`` (not in-process callers of main())."""
+    _quiet_write_log()
     sys.exit(main())
