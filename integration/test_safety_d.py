@@ -216,6 +216,9 @@ def test_repair_beside_live_writer_loses_no_acknowledged_write(postgres_url: str
     monkeypatch.setenv("UUID_FORGE_SALT", SALT)  # the audits in this process run under the writer's ID configuration
     try:
         deadline = time.monotonic() + 90
+        # an audit of a type no store knows yet is an error (exit 2): start once the writer wrote some
+        while writer.poll() is None and not (acks.exists() and acks.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.05)
         while writer.poll() is None and time.monotonic() < deadline:
             code = cli_main(["audit", "-c", str(config), "-e", et, "--repair", "--apply", "--delete-orphans",
                              "--max-delete", "100%", "--json"])
