@@ -30,21 +30,13 @@ from uuid_forge.canonical import canonical
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 
+from .test_sql import _maria, _pg
+
 IDS = IDConfig(namespace=Namespace("users.layouts.uuid-forge.test"), salt="sql-layouts")
 PARIS = dt.timezone(dt.timedelta(hours=2))
 UTC = dt.UTC
 
 
-def _pg(url: str) -> Any:
-    u = sa.engine.make_url(url)
-    return psycopg.connect(host=u.host, port=u.port or 5432, user=u.username, dbname=u.database,
-                           autocommit=True, connect_timeout=5)
-
-
-def _maria(url: str) -> Any:
-    u = sa.engine.make_url(url)
-    return pymysql.connect(host=u.host, port=u.port or 3306, user=u.username, password=u.password or "",
-                           database=u.database, autocommit=True, connect_timeout=5, charset="utf8mb4")
 
 
 def _pg_exec(url: str, statement: str, table: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
