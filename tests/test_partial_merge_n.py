@@ -175,3 +175,26 @@ def test_cli_audit_on_two_local_processes_equals_in_process(tmp_path: Path) -> N
     for r in (one, many):
         r.pop("seconds"), r.pop("summary")
     assert one == many and one["stores"]["copy"]["missing"] == 3
+
+
+def test_worker_processes_run_under_the_coordinators_current_salt(tmp_path: Path, small_partitions: None,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forkserver keeps the environment it started with (an earlier audit's, without this salt):
+    the workers must get the coordinator's UUID_FORGE_* variables as they are now (CI found the
+    pool auditing under a stale salt once another test had started the forkserver)."""
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():  # started now (if not before) without this salt
+        monkeypatch.delenv("UUID_FORGE_SALT", raising=False)
+        starter = multiprocessing.get_context("forkserver").Process(target=len, args=("",))
+        starter.start()
+        starter.join()
+    monkeypatch.setenv("UUID_FORGE_SALT", "a-salt-set-after-the-forkserver-started")
+    config = _config(tmp_path)
+    with Forge.from_config(str(config)) as forge:
+        _plant(forge, tmp_path)
+        want = forge.audit(ET)
+        assert not want.id_config
+        got = audit_on(LocalExecutor(str(config), 2), forge, ET)
+        assert not got.id_config
+        _same(got, want)

@@ -89,6 +89,16 @@ class Executor(Protocol):
         ...
 
 
+_ENV_PREFIX = "UUID_FORGE_"
+
+
+def _adopt_environment(env: dict[str, str]) -> None:
+    """In a worker process: exactly the coordinator's UUID_FORGE_* variables, none left from before."""
+    for name in [n for n in os.environ if n.startswith(_ENV_PREFIX)]:
+        del os.environ[name]
+    os.environ.update(env)
+
+
 class LocalExecutor:
     """Tasks in ``workers`` separate processes (forkserver, else spawn): each store's scan and a
     message log's decoding get their own interpreter, so one GIL does not bound the audit."""
@@ -102,8 +112,11 @@ class LocalExecutor:
     def run(self, task: str, payloads: list[dict[str, Any]], done: Done | None = None) -> list[Any]:
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         results: list[Any] = [None] * len(payloads)
-        with ProcessPoolExecutor(min(self.workers, len(payloads)) or 1,
-                                 mp_context=multiprocessing.get_context(method)) as pool:
+        # a forkserver keeps the environment it started with: give every worker this process's
+        # current UUID_FORGE_* variables (the salt above all), or a worker could mint other IDs
+        env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
+        with ProcessPoolExecutor(min(self.workers, len(payloads)) or 1, mp_context=multiprocessing.get_context(method),
+                                 initializer=_adopt_environment, initargs=(env,)) as pool:
             pending = {pool.submit(run_task, self.config_path, task, p): i for i, p in enumerate(payloads)}
             try:
                 while pending:

@@ -266,10 +266,7 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
 
     with open_forge(config_path) as forge:
         config = forge.generator.config
-        if not config.salt and not config.secret:  # a later salt changes every ID: say so before the first write
-            err.print("[yellow]warning:[/] no salt or secret set (UUID_FORGE_SALT / UUID_FORGE_SECRET): these IDs "
-                      "can be computed by anyone who knows the keys, and setting a salt later changes them all "
-                      "(uuid-forge init writes one to .env: load it first)", highlight=False)
+        unsalted = not config.salt and not config.secret
         reader = None
         single: uuid.UUID | None = None
         try:
@@ -311,6 +308,10 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
             raise PrivateFileError(f"{failure}; {_entities(written)} were written to every store before it"
                                    ) from None
         show_write(report, as_json, single)
+        if unsalted and report.entities:  # a later salt changes every ID: say so while there are few
+            err.print("[yellow]warning:[/] written without a salt or secret (UUID_FORGE_SALT / UUID_FORGE_SECRET): "
+                      "anyone who knows the keys can compute these IDs, and setting a salt later changes them all "
+                      "(uuid-forge init writes one to .env: load it before writing)", highlight=False)
         metrics.record(report)
         if reader is not None and reader.error is not None:
             n = report.entities
