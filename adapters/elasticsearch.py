@@ -52,7 +52,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import elasticsearch
@@ -179,7 +179,7 @@ def _instant(text: str) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
-def _dates(value: Any, paths: set[tuple[str, ...]], path: tuple[str, ...] = ()) -> Any:
+def _dates(value: Any, paths: frozenset[tuple[str, ...]], path: tuple[str, ...] = ()) -> Any:
     """``value`` with the date-time strings at date-mapped ``paths`` as aware UTC datetimes."""
     if isinstance(value, dict):
         return {k: _dates(v, paths, (*path, *k.split("."))) for k, v in value.items()}
@@ -388,7 +388,7 @@ def _owner(mapping: dict[str, Any]) -> tuple[str, str] | None:
     meta = (mapping.get("_meta") or {}).get("uuid_forge")
     if not isinstance(meta, dict):
         return None
-    return meta.get("index_prefix"), meta.get("entity_type")
+    return cast("tuple[str, str]", (meta.get("index_prefix"), meta.get("entity_type")))
 
 
 class ElasticsearchAdapter(Adapter):
@@ -548,7 +548,8 @@ class ElasticsearchAdapter(Adapter):
             found = self._client.indices.get_mapping(index=index).body
         except elasticsearch.NotFoundError:
             return None
-        return next(iter(found.values()), {}).get("mappings") or {}
+        first: dict[str, Any] = next(iter(found.values()), {})
+        return first.get("mappings") or {}
 
     def create_index(self, index: str, mappings: dict[str, Any]) -> None:
         """Create ``index`` with ``mappings`` unless it exists (then it is left as it is)."""
@@ -622,9 +623,8 @@ class ElasticsearchAdapter(Adapter):
             if doc.get("found"):
                 if dates is None:
                     dates = self._date_paths(index)
-                hit = Hit(doc["_source"], dates)
                 found.append(self._read_record(entity_type, ident,
-                                               lambda h=hit, i=ident: self.layout.decode(entity_type, i, h)))
+                                               _decoder(self.layout, entity_type, ident, Hit(doc["_source"], dates))))
             elif "error" in doc and doc["error"].get("type") != "index_not_found_exception":
                 self._raise_item_error("mget", [doc["error"]], len(ids))
         return found
@@ -746,6 +746,11 @@ class ElasticsearchAdapter(Adapter):
     def _close(self) -> None:
         self._client.close()
 
+
+
+def _decoder(layout: Layout, entity_type: str, ident: uuid.UUID, stored: Any) -> Callable[[], Record]:
+    """``layout.decode`` of one stored entry, deferred (``Adapter._read_record`` calls it)."""
+    return lambda: layout.decode(entity_type, ident, stored)
 
 
 def _container_options(own: str | None, own_type: str | None, prefix: str) -> tuple[str | None, str | None, str]:

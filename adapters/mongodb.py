@@ -73,6 +73,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 from bson import Binary, Decimal128, ObjectId
 from pymongo import DeleteMany, MongoClient, ReplaceOne, UpdateOne
@@ -163,7 +164,7 @@ class BinaryIds(IdFormat):
         return Binary(ident.bytes, 4)
 
     def ident(self, raw: Any) -> uuid.UUID:
-        return raw  # type: ignore[no-any-return]  # uuidRepresentation="standard" decoded it
+        return raw  # uuidRepresentation="standard" decoded it
 
     def classify(self, raw: Any, versions: Any) -> uuid.UUID | MalformedID | ForeignEntry:
         if type(raw) is uuid.UUID:  # Binary subtype 4, decoded by uuidRepresentation="standard"
@@ -217,7 +218,7 @@ def _as_text(text: str) -> Any:
 def _as_date(text: str) -> Any:
     """Canonical datetime text as a BSON date (milliseconds: the rest is cut, see the module doc)."""
     if _CANONICAL_DATETIME.fullmatch(text):
-        return _dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=_dt.timezone.utc)
+        return _dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=_dt.UTC)
     return text
 
 
@@ -263,7 +264,7 @@ class DataLayout(MongoLayout):
         """The record's data as stored (see the module doc): its canonical form with numbers as
         int64, double or Decimal128, datetimes as text or BSON dates (``datetimes=``)."""
         where = f"{record.entity_type} {record.id}"
-        return _bson_value(load_json(record.data_json), where, "", self.datetimes)  # type: ignore[no-any-return]
+        return _bson_value(load_json(record.data_json), where, "", self.datetimes)
 
     def decode(self, entity_type: str, ident: uuid.UUID, stored: Any) -> Record:
         data = _data(stored)
@@ -540,8 +541,7 @@ class MongoAdapter(Adapter):
         for chunk in chunked(self._keys(ids), self.in_batch_size):
             for doc in coll.find({"_id": {"$in": chunk}}):
                 ident = self.ids.ident(doc["_id"])
-                found.append(self._read_record(
-                    entity_type, ident, lambda d=doc, i=ident: self.layout.decode(entity_type, i, d)))
+                found.append(self._read_record(entity_type, ident, _decoder(self.layout, entity_type, ident, doc)))
         return found
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
@@ -630,6 +630,11 @@ class MongoAdapter(Adapter):
 
 
 
+def _decoder(layout: Layout, entity_type: str, ident: uuid.UUID, stored: Any) -> Callable[[], Record]:
+    """``layout.decode`` of one stored entry, deferred (``Adapter._read_record`` calls it)."""
+    return lambda: layout.decode(entity_type, ident, stored)
+
+
 def _user_collection(collection: str | None, entity_type: str | None) -> tuple[str | None, str | None]:
     """``collection=`` and ``entity_type=`` checked together: your own collection holds one type."""
     if collection is None:
@@ -688,7 +693,7 @@ def _from_bson(value: Any) -> Any:
     if t is ObjectId:
         return str(value)
     if isinstance(value, _dt.datetime) and value.tzinfo is None:  # only when a caller's client was naive
-        return value.replace(tzinfo=_dt.timezone.utc)
+        return value.replace(tzinfo=_dt.UTC)
     return value
 
 

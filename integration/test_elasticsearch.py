@@ -200,7 +200,7 @@ def test_bad_index_prefix_is_a_config_error(elasticsearch_url: str, prefix: str)
 
 def test_url_options(elasticsearch_url: str) -> None:
     with open_store(elasticsearch_url + "?id_format=base64url&index_prefix=x-&refresh=wait_for&timeout=3") as s:
-        assert (s.id_encoding, s.index_prefix, s.index_name("user")) == ("base64url", "x-", "x-user")
+        assert (s.id_encoding, s.prefix, s.index_name("user")) == ("base64url", "x-", "x-user")
     with pytest.raises(ConfigError, match="unknown query parameter 'colour'"):
         open_store(elasticsearch_url + "?colour=red")
     with pytest.raises(ConfigError, match="id_format"):
