@@ -216,7 +216,7 @@ class DataLayout(Layout):
     """
 
     name = "data"
-    doc = "the entity's fields at the top level, with the ID in id_field (the only layout)"
+    doc = "the entity's fields at the top level, with the ID in id_field (the only layout)."
 
     def __init__(self, adapter: ElasticsearchAdapter, id_field: str, numbers_field: str) -> None:
         for option, value in (("id_field", id_field), ("numbers_field", numbers_field)):
@@ -405,7 +405,7 @@ class ElasticsearchAdapter(Adapter):
     timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (elasticsearch.ConnectionTimeout,)
 
     options: ClassVar[tuple[Option, ...]] = (
-        layout_option(LAYOUTS, "data", "document shape:"),
+        layout_option(LAYOUTS, "data", "the document's shape."),
         Option("index", str, None, "your own index, e.g. `orders`: it holds one entity type (entity_type=); used as "
                "it is (its mapping is never changed), created with id_field as keyword and the rest dynamic when "
                "absent; drop() deletes only uuid-forge's documents from it. Unset: one index per type, "

@@ -257,8 +257,7 @@ class DataLayout(MongoLayout):
     """``{_id, **data}``: the entity's fields at the top level, what MongoDB users query."""
 
     name = "data"
-    doc = ("the entity's fields at the top level beside _id ({_id, name, email, ...}, what MongoDB users "
-           "query; flat is its former name)")
+    doc = "the entity's fields at the top level beside _id ({_id, name, email, ...}, what MongoDB users query)"
 
     def encode(self, record: Record) -> dict[str, Any]:
         """The record's data as stored (see the module doc): its canonical form with numbers as
@@ -320,7 +319,7 @@ class EnvelopeLayout(MongoLayout):
     """``{_id, fp, data, key}``: uuid-forge's older shape, for collections written by earlier versions."""
 
     name = "envelope"
-    doc = "uuid-forge's older {_id, fp, data, key}, for collections written by earlier versions"
+    doc = "uuid-forge's older {_id, fp, data, key}, for collections written by earlier versions."
 
     def encode(self, record: Record) -> dict[str, Any]:
         """``data`` and ``key`` as documents when BSON holds them exactly, else their canonical text."""
@@ -406,7 +405,7 @@ class MongoAdapter(Adapter):
         return super()._classify(err)
 
     options: ClassVar[tuple[Option, ...]] = (
-        layout_option(LAYOUTS, "data", "document shape:", deprecated_values=(("flat", "data"),)),
+        layout_option(LAYOUTS, "data", "the document's shape.", deprecated_values=(("flat", "data"),)),
         Option("id_format", str, "binary", "how _id holds the ID: binary is BSON Binary subtype 4 (what drivers "
                "read as a UUID), string the 36-char lowercase text, for collections that already use strings "
                "(e.g. ?id_format=string)", choices=tuple(ID_FORMATS)),
