@@ -13,11 +13,12 @@ import pytest
 
 pytest.importorskip("elasticsearch")
 
-from uuid_forge import options as options_module  # noqa: E402
-from uuid_forge.adapters.elasticsearch import LAYOUTS, DataLayout, ElasticsearchAdapter, Hit  # noqa: E402
-from uuid_forge.errors import ConfigError  # noqa: E402
-from uuid_forge.options import OptionDeprecationWarning  # noqa: E402
-from uuid_forge.record import ForeignEntry, Partition, Record  # noqa: E402
+from uuid_forge.adapters.elasticsearch import LAYOUTS, DataLayout, ElasticsearchAdapter, Hit
+
+from uuid_forge import options as options_module
+from uuid_forge.errors import ConfigError
+from uuid_forge.options import OptionDeprecationWarning
+from uuid_forge.record import ForeignEntry, Partition, Record
 
 #: nothing listens there: the client connects on the first request, and these tests send none
 URL = "elasticsearch+http://127.0.0.1:9"

@@ -13,18 +13,19 @@ import pytest
 
 pytest.importorskip("pymongo")
 
-from uuid_forge import options as options_module  # noqa: E402
-from uuid_forge.adapters.mongodb import (  # noqa: E402
+from uuid_forge.adapters.mongodb import (
     LAYOUTS,
     DataLayout,
     EnvelopeLayout,
     MongoAdapter,
     StringIds,
 )
-from uuid_forge.errors import ValidationError  # noqa: E402
-from uuid_forge.options import OptionDeprecationWarning  # noqa: E402
-from uuid_forge.record import Record  # noqa: E402
-from uuid_forge.view import FieldView  # noqa: E402
+
+from uuid_forge import options as options_module
+from uuid_forge.errors import ValidationError
+from uuid_forge.options import OptionDeprecationWarning
+from uuid_forge.record import Record
+from uuid_forge.view import FieldView
 
 #: nothing listens there: pymongo connects lazily, and these tests never send a command
 URL = "mongodb://127.0.0.1:9/uf_options?serverSelectionTimeoutMS=50"
