@@ -26,8 +26,8 @@ INSTALL_AND_DEMO = "python3 -m pip install -e . && python3 -m uuid_forge demo"
 INSTALL_AND_TEST = 'python3 -m pip install -e ".[all,test]" && python3 -m pytest'
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-FENCE = re.compile(r"^```.*?^```", re.S | re.M)
-BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
+BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def slug(heading: str) -> str:
@@ -38,7 +38,7 @@ def slug(heading: str) -> str:
 
 def anchors(page: Path) -> set[str]:
     prose = FENCE.sub("", page.read_text(encoding="utf-8"))
-    return {slug(m) for m in re.findall(r"^#{1,6} (.+)$", prose, re.M)}
+    return {slug(m) for m in re.findall(r"^#{1,6} (.+)$", prose, re.MULTILINE)}
 
 
 def links(page: Path) -> list[str]:
@@ -100,7 +100,7 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     blocks = tour()
 
     console = next(body for lang, body in blocks if lang == "console")
-    for command, expected in re.findall(r"^\$ (.+)\n([^$\n].*)$", console, re.M):
+    for command, expected in re.findall(r"^\$ (.+)\n([^$\n].*)$", console, re.MULTILINE):
         done = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=60, check=False)
         assert (done.returncode, done.stdout.strip()) == (0, expected.strip()), (command, done.stderr)
