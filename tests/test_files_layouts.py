@@ -22,8 +22,8 @@ import pytest
 from uuid_forge.adapters.filesystem import LAYOUTS, DataLayout, FileAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, ValidationError, open_store
-from uuid_forge.canonical import canonical
 from uuid_forge import options as options_module
+from uuid_forge.canonical import canonical
 from uuid_forge.errors import OptionError
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
