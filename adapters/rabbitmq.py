@@ -99,6 +99,7 @@ _EVENT = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
 _SAMPLE_ID = "0" * 36  # every ID is 36 chars in a routing key: its length check needs no real one
 _PREFETCH = 1000
 _ACK_EVERY = 250
+_ID_SCHEME = "x-id-scheme"  # the header only the envelope layout sets: a scan tells the layouts apart by it
 
 
 class BrokerUnavailable(ConnectionError):
@@ -230,7 +231,7 @@ class EnvelopeLayout(MessageLayout):
     name: ClassVar[str] = "envelope"
     doc: ClassVar[str] = ("uuid-forge's earlier body {\"id\",\"entity_type\",\"event\",\"fp\",\"data\",\"key\"}, "
                           "for consumers that read it")
-    mark: ClassVar[str | None] = "x-id-scheme"
+    mark: ClassVar[str | None] = _ID_SCHEME
     MEMBERS: ClassVar[frozenset[str]] = frozenset((ID, "entity_type", "event", FP, DATA, KEY))
 
     def encode(self, record: Record) -> Message:
@@ -238,7 +239,7 @@ class EnvelopeLayout(MessageLayout):
         members = envelope_members(record)  # data then key, last: a scan finds the data's text by them
         body = json_object(((ID, f'"{ident}"'), ("entity_type", json.dumps(entity_type)), ("event", json.dumps(event)),
                             (FP, members[FP]), (DATA, members[DATA]), (KEY, members[KEY])))
-        headers = {"x-entity-type": entity_type, "x-fingerprint": record.fingerprint, "x-id-scheme": "uuid-forge/1"}
+        headers = {"x-entity-type": entity_type, "x-fingerprint": record.fingerprint, _ID_SCHEME: "uuid-forge/1"}
         return Message(body.encode(), self.store.routing_key_for(entity_type, ident), headers)
 
     def decode(self, entity_type: str, ident: uuid.UUID, stored: Delivered) -> Record:
