@@ -119,7 +119,7 @@ def main() -> None:
         queue = channel.queue_declare("", exclusive=True).method.queue
         channel.queue_bind(queue, exchange, EVENT)
         stores = [
-            StoreHandle("postgres", open_store(PG, table_prefix=f"ex{run}_"), source=True),
+            StoreHandle("postgres", open_store(PG, prefix=f"ex{run}_"), source=True),
             StoreHandle("redis", open_store(REDIS, value="json", ttl=3600, prefix=prefix)),
             StoreHandle("elasticsearch", open_store(es_url, index=index, entity_type="order", refresh="wait_for")),
             StoreHandle("rabbitmq", open_store(f"{AMQP}{'&' if '?' in AMQP else '?'}exchange={exchange}",

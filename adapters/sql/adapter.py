@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
+from uuid_forge.containers import Containers
 from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
 from uuid_forge.errors import StoreError, UUIDForgeError, ValidationError
 from uuid_forge.record import ForeignEntry, Partition, Record
@@ -38,7 +39,7 @@ _NULLS = ("value", "absent")
 class SQLAdapter(Adapter):
     """Records in SQL tables; the ID in a native ``uuid`` column on PostgreSQL.
 
-    **Default layout** - one table per entity type, ``{table_prefix}{entity_type}`` (prefix
+    **Default layout** - one table per entity type, ``{prefix}{entity_type}`` (prefix
     ``uf_``), created on first write::
 
         id          sqlalchemy.Uuid   primary key: native uuid on PostgreSQL, CHAR(32) lowercase hex elsewhere
@@ -132,7 +133,8 @@ class SQLAdapter(Adapter):
     timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (DriverTimeout, TimeoutError)
 
     options: ClassVar[tuple[Option, ...]] = (
-        Option("table_prefix", str, "uf_", "prefix of the per-type tables (1-30 letters, digits or '_')"),
+        Option("prefix", str, "uf_", "prefix of the per-type tables (1-30 letters, digits or '_')",
+               deprecated=("table_prefix",)),
         Option("schema", str, None, "database schema of the tables (none: the connection's default)"),
         Option("id_format", str, "uuid", "ID column type: native uuid on PostgreSQL (CHAR(32) hex elsewhere), hex "
                "(CHAR(32) text) or string (36-char text)", choices=_ID_FORMATS),
@@ -146,7 +148,7 @@ class SQLAdapter(Adapter):
                minimum=0, url=False),
         Option("table", object, None, "your own table, in its own shape: a sqlalchemy.Table or the name of a "
                "table to reflect, e.g. table='users' (needs entity_type; without it, one table per type named "
-               "table_prefix + type holds the data as one JSON column)"),
+               "prefix + type holds the data as one JSON column)"),
         Option("entity_type", str, None, "the one entity type your own table holds, e.g. entity_type='user'",
                url=False),
         Option("columns", dict, None, "where the record's parts go in your table: {'id': 'user_id'} (required "
@@ -180,9 +182,9 @@ class SQLAdapter(Adapter):
         for name in opts.url_names:  # ours, not the driver's
             query.pop(name, None)
         sa_url = sa_url.set(query=query)
-        prefix, table = opts["table_prefix"], opts["table"]
+        prefix, table = opts["prefix"], opts["table"]
         if not _PREFIX.fullmatch(prefix):
-            raise ValidationError(f"table_prefix {prefix!r} must be 1-30 letters, digits or '_'")
+            raise ValidationError(f"prefix {prefix!r} must be 1-30 letters, digits or '_'")
         if opts["id_format"] not in _ID_FORMATS:
             raise ValidationError(f"id_format {opts['id_format']!r} is not one of {', '.join(_ID_FORMATS)}")
         if opts["data_type"] not in ("json", "jsonb"):
@@ -206,28 +208,29 @@ class SQLAdapter(Adapter):
             prefix=prefix, schema=opts["schema"], id_format=opts["id_format"], data_type=opts["data_type"],
             table=table, entity_type=opts["entity_type"], columns=dict(opts["columns"] or {}),
             fields=opts["fields"], zone=parse_zone(opts["timezone"]), nulls=opts["nulls"])
-        # your own table holds one type; otherwise one table per type
-        self._kind: type[TableLayout] = UserTable if table is not None else TypeTables
+        # your own table holds one type; otherwise one table per type, with an owners record
+        self._containers = Containers("table", own=None if table is None else self._table_name(),
+                                      own_type=opts["entity_type"], prefix=prefix,
+                                      owners=OwnersTable(self._engine, opts["schema"]))
+        self._layout_class: type[TableLayout] = UserTable if self._containers.is_own else TypeTables
         self._tables: dict[str, TableLayout] = {}
-        self._owners = OwnersTable(self._engine, self._settings.schema)
 
     @property
     def id_encoding(self) -> str:
         """``uuid`` (native column), ``hex`` (CHAR(32), what sqlalchemy.Uuid uses off PostgreSQL) or ``string``."""
-        opened = self._tables.get(self._settings.entity_type or "") if self._settings.table is not None else None
+        opened = self._tables.get(self._settings.entity_type or "") if self._containers.is_own else None
         kind = opened.codec.kind if opened is not None else self._settings.type_id_kind(self._dialect)
         return "uuid" if kind == "native" else kind
 
     # -- validation ----------------------------------------------------------------------------
     def check_entity_type(self, entity_type: str) -> str:
         super().check_entity_type(entity_type)
-        settings = self._settings
-        if settings.table is not None:
-            if entity_type != settings.entity_type:
-                raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: its table "
-                                      f"{self._table_name()!r} holds only {settings.entity_type!r}")
+        if self._containers.is_own:
+            refused = self._containers.accepts(entity_type)
+            if refused:
+                raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: {refused}")
             return entity_type
-        prefix = settings.prefix
+        prefix = self._settings.prefix
         if prefix + entity_type == OWNERS:
             raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: table {OWNERS!r} "
                                   "records which prefix and type each table belongs to")
@@ -255,34 +258,18 @@ class SQLAdapter(Adapter):
         return t.name if isinstance(t, sa.Table) else str(t)
 
     def _table(self, entity_type: str, create: bool) -> TableLayout | None:
-        """The layout of ``entity_type``'s table; None if the table does not exist (and create is False)."""
+        """The layout of ``entity_type``'s table; None if the table does not exist (and create is False).
+        Our per-type table must be this prefix's and type's (a write claims it)."""
         opened = self._tables.get(entity_type)
         if opened is not None:
             return opened
-        opened = self._kind.open(self._engine, self._dialect, self._settings, self._settings.prefix + entity_type,
-                                 create)
+        opened = self._layout_class.open(self._engine, self._dialect, self._settings,
+                                         self._containers.name_for(entity_type), create)
         if opened is None:
             return None
-        if self._settings.table is None:
-            self._check_owner(entity_type, claim=create)
+        self._containers.check(entity_type, claim=create)
         self._tables[entity_type] = opened
         return opened
-
-    def _check_owner(self, entity_type: str, claim: bool) -> None:
-        """Raise ValidationError when our table for ``entity_type`` was made for another prefix or
-        type; with ``claim`` (a write), record it as this prefix's and type's if nobody has yet.
-        Tables made before the record existed are claimed by their next write."""
-        prefix = self._settings.prefix
-        name = prefix + entity_type
-        owner = self._owners.get(name)
-        if owner is None and claim:
-            self._owners.claim(name, prefix, entity_type)
-            owner = self._owners.get(name)
-        if owner is not None and owner != (prefix, entity_type):
-            raise ValidationError(
-                f"table {name!r} belongs to entity type {owner[1]!r} with table_prefix {owner[0]!r}, not to "
-                f"{entity_type!r} with {prefix!r}: refused (choose a table_prefix whose names cannot "
-                "overlap another's)")
 
     # -- hooks ---------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -371,35 +358,30 @@ class SQLAdapter(Adapter):
 
     def _drop(self, entity_type: str) -> None:
         """DROP TABLE for our own per-type table; on your own table only its rows go, never the table."""
-        settings = self._settings
-        if settings.table is not None:
+        if self._containers.is_own:
             super()._drop(entity_type)
             return
-        self._check_owner(entity_type, claim=False)  # never another prefix's table
+        self._containers.check(entity_type, claim=False)  # never another prefix's table
         opened = self._tables.pop(entity_type, None)
+        settings = self._settings
         table = opened.table if opened is not None else type_table(
-            settings.prefix + entity_type, settings.schema,
+            self._containers.name_for(entity_type), settings.schema,
             IdCodec(settings.type_id_kind(self._dialect)).column_type(), settings.data_type)
         with self._engine.begin() as conn:
             conn.execute(sa.schema.DropTable(table, if_exists=True))
-        self._owners.remove(table.name)
+        self._containers.release(entity_type)
 
     def _entity_types(self) -> Iterable[str]:
         settings = self._settings
-        if settings.table is not None:
+        if self._containers.is_own:
             opened = self._table(settings.entity_type or "", create=False)
             return [settings.entity_type] if opened is not None else []  # type: ignore[list-item]
         with self._engine.connect() as conn:
             names = sa.inspect(conn).get_table_names(schema=settings.schema)
-        owners = self._owners.all() if OWNERS in names else {}
-        prefix, found = settings.prefix, []
-        for name in names:
-            if name.startswith(prefix) and len(name) > len(prefix) and name != OWNERS:
-                entity_type = name[len(prefix):]
-                if name in owners and owners[name] != (prefix, entity_type):
-                    continue  # made for another prefix and type
-                with contextlib.suppress(ValidationError):
-                    found.append(self.check_entity_type(entity_type))
+        found = []
+        for entity_type in self._containers.ours(n for n in names if n != OWNERS):
+            with contextlib.suppress(ValidationError):
+                found.append(self.check_entity_type(entity_type))
         return found
 
     def _ping(self) -> None:

@@ -12,11 +12,12 @@ import datetime as _dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from uuid_forge.errors import ValidationError
+from uuid_forge.layout import Layout
 from uuid_forge.record import Record, TextFingerprint, data_fingerprint, load_json
 
 from .codec import FieldColumn, IdCodec
@@ -79,16 +80,13 @@ class _FullView:
 _FULL = _FullView()
 
 
-class TableLayout:
+class TableLayout(Layout):
     """One table and where each part of a record goes in it, with its statements built once.
 
     This general form serves any column map; rows are read back column by column into the data
     model and fingerprinted from the data read, never from the ``fingerprint`` column (a
     write-time hint another program's UPDATE leaves behind).
     """
-
-    name: ClassVar[str] = ""
-    doc: ClassVar[str] = ""
 
     def __init__(self, engine: sa.Engine, dialect: Dialect, table: sa.Table, codec: IdCodec, columns: ColumnMap,
                  zone: _dt.tzinfo | None = None, nulls: str = "value") -> None:
