@@ -193,8 +193,7 @@ class SQLAdapter(Adapter):
             raise ValidationError("table= needs entity_type=: the one entity type that table holds")
         if (opts["columns"] is not None or opts["fields"] is not None) and table is None:
             raise ValidationError("columns= and fields= map a table of your own: pass table= too")
-        self._backend = sa_url.get_backend_name()
-        self._dialect = dialect_for(self._backend)
+        self._dialect = dialect_for(sa_url.get_backend_name())
         timeout = opts["statement_timeout"]
         args = self._dialect.connect_args(opts["connect_timeout"], opts["read_timeout"],
                                           None if timeout is None else float(timeout))
@@ -237,7 +236,7 @@ class SQLAdapter(Adapter):
         limit = self._dialect.max_identifier
         if limit is not None and len(prefix) + len(entity_type.encode()) > limit:
             raise ValidationError(
-                f"entity type {entity_type!r} is too long for {self._backend}: table name "
+                f"entity type {entity_type!r} is too long for {self._dialect.name}: table name "
                 f"{prefix + entity_type!r} must fit {limit} bytes (at most {limit - len(prefix)} "
                 f"chars after the prefix {prefix!r})")
         return entity_type
