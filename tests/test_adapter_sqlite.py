@@ -50,6 +50,49 @@ class TestSQLiteAdapter(AdapterContract):
         return True
 
 
+class TestSQLiteUserTable(AdapterContract):
+    """The same contract on the other layout: the user's own table (``table=``), its own column names."""
+
+    bulk_size = 2_000
+    invalid_entity_types = (*AdapterContract.invalid_entity_types, "thing")  # the table holds only "person"
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Adapter]:
+        path = tmp_path / "own.db"
+        with sqlite3.connect(path) as raw:
+            raw.execute("CREATE TABLE people (person_id VARCHAR(36) PRIMARY KEY, fp VARCHAR(32), body JSON NOT NULL, "
+                        "business_key JSON)")
+        with open_store(f"sqlite:///{path}", table="people", entity_type="person",
+                        columns={"id": "person_id", "fingerprint": "fp", "data": "body", "key": "business_key"}) as s:
+            yield s
+
+    @pytest.fixture
+    def etype(self, store: Adapter) -> Iterator[str]:
+        yield "person"  # the one type the table holds; each test has its own table
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        assert store.id_encoding == "string"
+        with _raw(store) as raw:
+            rows = raw.execute("SELECT person_id, fp, body FROM people").fetchall()
+        assert rows == [(str(record.id), record.fingerprint, record.data_json)]
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        with _raw(store) as raw:  # uppercase text in the 36-char ID column
+            raw.execute("INSERT INTO people (person_id, body) VALUES (?, '{}')", (str(ident).upper(),))
+        return True
+
+    def test_drop_removes_everything_and_the_type_can_be_written_again(self, store: Adapter, etype: str) -> None:
+        """Dropping the type deletes the rows and keeps the user's table (and so the type it holds)."""
+        records = sample_records(etype, 2_500)
+        store.put_many(records)
+        store.drop(etype)
+        assert list(store.scan(etype, include_malformed=True)) == []
+        with _raw(store) as raw:
+            assert raw.execute("SELECT count(*) FROM people").fetchone() == (0,)
+        store.put_many(records[:3])
+        assert set(store.get_many(etype, [r.id for r in records[:5]])) == {r.id for r in records[:3]}
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SQLAdapter]:
     with open_store(f"sqlite:///{tmp_path / 'extra.db'}") as s:
