@@ -309,8 +309,11 @@ def test_layout_options_are_declared_with_docs(redis_url: str) -> None:
     from uuid_forge.adapters.redis import RedisAdapter
 
     table = {o.name: o for o in RedisAdapter.options}
-    assert table["value"].default == "json" and table["value"].choices == ("json", "hash", "envelope")
+    assert table["layout"].default == "data" and table["layout"].choices == ("data", "hash", "envelope")
+    assert table["layout"].deprecated == ("value",) and table["layout"].deprecated_values == (("json", "data"),)
+    assert table["id_format"].deprecated == ("key_format",)
     assert table["key_pattern"].default == "{type}:{id}"
     assert all(len(o.doc) > 20 for o in table.values())
-    with pytest.raises(OptionError, match="value"):
-        open_store(f"{redis_url}?value=xml")
+    for query in ("layout=xml", "value=xml"):  # the old name too: a bad value is refused under the new name
+        with pytest.raises(OptionError, match="layout='xml'.*one of 'data', 'hash', 'envelope'"):
+            open_store(f"{redis_url}?{query}")
