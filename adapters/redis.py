@@ -185,8 +185,6 @@ def _pipelined(client: redis.Redis, keys: Sequence[Key], *args: str) -> list[Any
 class Fingerprints(Protocol):
     """Where a layout's fingerprints come from: the adapter, seen through its view (uuid_forge.view)."""
 
-    view: FieldView
-
     def fingerprint_text(self, text: str | bytes) -> str | None: ...
 
     def fingerprint_data(self, data: Any) -> str | None: ...
