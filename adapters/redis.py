@@ -67,8 +67,8 @@ from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load
 from uuid_forge.urls import mask_text
 from uuid_forge.view import FieldView
 
-__all__ = ["GONE", "ID_FORMATS", "LAYOUTS", "DataLayout", "EnvelopeLayout", "HashLayout", "IdText", "RedisAdapter",
-           "RedisLayout", "WrongType", "check_key_pattern"]
+__all__ = ["GONE", "ID_FORMATS", "LAYOUTS", "DataLayout", "EnvelopeLayout", "Fingerprints", "HashLayout", "IdText",
+           "RedisAdapter", "RedisLayout", "WrongType", "check_key_pattern"]
 
 log = logging.getLogger("uuid_forge.adapters")
 
