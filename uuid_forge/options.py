@@ -222,7 +222,7 @@ def parse_options(adapter: str, declared: Iterable[Option], url: str, keywords: 
     for option in table:
         for name in (option.name, *option.aliases, *option.deprecated):
             by_name[name] = option
-    valid = [o.name for o in table]
+    valid = list(by_name)  # every accepted spelling: a slip in an old name is a typo too, never the driver's
     values: dict[str, Any] = {}
     given: set[str] = set()
     url_names: set[str] = set()
