@@ -90,7 +90,7 @@ def main() -> None:
     engine.dispose()
     types = [EntityType(t, key=(KEYS[t],), namespace=Namespace(ns), salt="v1") for t, ns in NAMESPACES.items()]
     forge = Forge([StoreHandle("postgres", open_store(PG, prefix=table_prefix), source=True),
-                   StoreHandle("redis", open_store(REDIS, value="json", prefix=key_prefix))],
+                   StoreHandle("redis", open_store(REDIS, layout="data", prefix=key_prefix))],
                   types=types, journal=Journal(f"{work}/journal.sqlite3"))
     cache = redis.Redis.from_url(REDIS)
     conn = psycopg.connect(PG.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)
