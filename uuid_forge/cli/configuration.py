@@ -36,17 +36,18 @@ ConfigUse = Literal["stores", "ids", "demo"]
 
 def config_option(use: ConfigUse = "stores") -> Callable[[F], F]:
     """``-c/--config FILE``: the one option every command names its configuration file with."""
-    path = click.Path(dir_okay=False, exists=use == "demo")
+    settings: dict[str, Any]
     if use == "stores":
-        return click.option("--config", "-c", "config_path", envvar=CONFIG_ENV, default=DEFAULT_CONFIG,
-                            show_default=True, type=path,
-                            help=f"TOML config with [ids] and [stores.NAME] (env: {CONFIG_ENV}).")
-    if use == "ids":
-        return click.option("--config", "-c", "config_path", envvar=CONFIG_ENV, default=None, type=path,
-                            help=f"TOML config: its [ids] and [types.NAME] [default: ${CONFIG_ENV}, else "
-                                 f"./{DEFAULT_CONFIG} when it exists].")
-    return click.option("--config", "-c", "config_path", default=None, type=path,
-                        help="Run against the stores of this TOML config instead of the embedded ones.")
+        settings = {"envvar": CONFIG_ENV, "default": DEFAULT_CONFIG, "show_default": True,
+                    "help": f"TOML config with [ids] and [stores.NAME] (env: {CONFIG_ENV})."}
+    elif use == "ids":
+        settings = {"envvar": CONFIG_ENV, "default": None,
+                    "help": f"TOML config: its [ids] and [types.NAME] [default: ${CONFIG_ENV}, else "
+                            f"./{DEFAULT_CONFIG} when it exists]."}
+    else:
+        settings = {"default": None, "help": "Run against the stores of this TOML config instead of the embedded ones."}
+    return click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False, exists=use == "demo"),
+                        **settings)
 
 
 def id_options(f: F) -> F:
