@@ -52,8 +52,17 @@ from typing import Any
 from .entitytypes import EntityType
 from .errors import AdapterNotFoundError, ConfigError
 from .ids import SCHEMES, IDConfig, _coerce_namespace
-from .precedence import (BROKER_URL_ENV, JOURNAL_ENV, RESULT_BACKEND_ENV, SALT_ENV, SECRET_ENV, id_settings, pick,
-                         store_url_env, type_salt_env)
+from .precedence import (
+    BROKER_URL_ENV,
+    JOURNAL_ENV,
+    RESULT_BACKEND_ENV,
+    SALT_ENV,
+    SECRET_ENV,
+    id_settings,
+    pick,
+    store_url_env,
+    type_salt_env,
+)
 from .registry import known_schemes
 from .urls import mask_text, mask_url, scheme_of
 from .view import FULL, FieldView
