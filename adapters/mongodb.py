@@ -673,7 +673,7 @@ def _plain(projection: tuple[str, ...] | None) -> tuple[str, ...] | None:
 
 
 def _data(doc: dict[str, Any]) -> dict[str, Any]:
-    """A flat document's data: every field but ``_id``, in the canonical model (see _from_bson)."""
+    """A data-layout document's data: every field but ``_id``, in the canonical model (see _from_bson)."""
     return {k: _from_bson(v) for k, v in doc.items() if k != "_id"}
 
 
