@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from ..record import Partition, Record, load_json
-from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
+from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
+from uuid_forge.record import Partition, Record, load_json
 
 _NAMED: dict[str, dict[str, dict[uuid.UUID, Record]]] = {}
 
