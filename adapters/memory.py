@@ -21,6 +21,7 @@ class MemoryAdapter(Adapter):
     """Keeps UUID objects as dict keys; the reference implementation of the contract."""
 
     name: ClassVar[str] = "memory"
+    process_local: ClassVar[bool] = True
 
     options: ClassVar[tuple[Option, ...]] = (BATCH_SIZE,)
 

@@ -54,14 +54,6 @@ _set = object.__setattr__
 _SAFE = uuid.SafeUUID.unknown
 
 
-def _uuid_from_int(value: int) -> uuid.UUID:
-    """Build a UUID without the constructor's checks: the value is already 128 bits."""
-    u = _new(uuid.UUID)
-    _set(u, "int", value)
-    _set(u, "is_safe", _SAFE)
-    return u
-
-
 class Namespace:
     """A namespace from a domain name: ``uuid5(NAMESPACE_DNS, domain)`` (as in 0.1.x)."""
 

@@ -524,7 +524,6 @@ def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None,
              part: Partition | None, as_json: bool) -> Callable[..., AuditReport]:
     """How this audit runs: in this process (one worker, one partition, or stores only this
     process can see), or its partitions as tasks on local processes or Celery workers."""
-    from ..audit import _all_types
     from ..distributed import audit_on
     from ..executors import default_workers, in_process_only, make_executor
     from ..partial import plan
@@ -538,7 +537,7 @@ def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None,
         if why and workers and workers > 1:
             err.print(f"note: auditing in this process: {escape(why)}", highlight=False)
         if n > 1 and not why:  # counting the source is a scan on some stores: done once, kept for the audit
-            planned = plan(forge, [entity_type] if entity_type else _all_types(forge), part)
+            planned = plan(forge, [entity_type] if entity_type else forge.entity_types(), part)
         if planned is None or all(t["count"] == 1 for t in planned):  # small: a process costs more than it saves
             def here(label: str, **kwargs: Any) -> AuditReport:
                 with progress_bar(label, None, not as_json) as advance:
