@@ -20,10 +20,11 @@ from collections import deque
 from functools import partial
 from itertools import repeat
 from operator import itemgetter
+from json.encoder import encode_basestring as _json_str  # type: ignore[attr-defined]
 from typing import Any
 
 from . import legacy
-from .canonical import _json_str, canonical, canonical_str
+from .canonical import canonical, canonical_str
 from .errors import CanonicalTypeError, CanonicalValueError, ConfigError, DecodeError
 
 SCHEME_V1 = "uuid-forge/1"
@@ -38,6 +39,7 @@ __all__ = [
     "Namespace",
     "UUIDGenerator",
     "canonical_name",
+    "coerce_namespace",
     "extract_uuid_from_prefixed",
     "generate_salt",
     "generate_uuid_only",
@@ -83,7 +85,8 @@ class Namespace:
         return hash(self.domain)
 
 
-def _coerce_namespace(value: Any) -> uuid.UUID | Namespace:
+def coerce_namespace(value: Any) -> uuid.UUID | Namespace:
+    """A namespace as configured: a UUID (or its text) as is, any other text as a domain name."""
     if isinstance(value, (uuid.UUID, Namespace)):
         return value
     if isinstance(value, str) and value:
@@ -114,7 +117,7 @@ class IDConfig:
                 raise CanonicalTypeError(
                     f"namespace must be a UUID or Namespace, got {type(self.namespace).__name__}"
                 )
-            object.__setattr__(self, "namespace", _coerce_namespace(self.namespace))
+            object.__setattr__(self, "namespace", coerce_namespace(self.namespace))
         if not isinstance(self.salt, str):
             raise ConfigError(f"salt must be a str, got {type(self.salt).__name__}")
         if self.scheme not in SCHEMES:
@@ -464,7 +467,7 @@ def load_config_from_env(namespace_env: str = "UUID_FORGE_NAMESPACE", salt_env: 
     """An IDConfig from the environment: namespace (domain or UUID), salt, secret and scheme."""
     ns_value = os.environ.get(namespace_env)
     try:
-        namespace = _coerce_namespace(ns_value) if ns_value else uuid.NAMESPACE_DNS
+        namespace = coerce_namespace(ns_value) if ns_value else uuid.NAMESPACE_DNS
     except ConfigError as err:
         raise ConfigError(f"invalid namespace in ${namespace_env}: {err}") from None
     scheme = os.environ.get(scheme_env) or SCHEME_V1
