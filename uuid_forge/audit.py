@@ -99,11 +99,10 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
         DeleteLimit.parse(max_delete)  # a bad limit fails before the audit, not after
     started = time.perf_counter()
     refuse = repair and not dry_run
+    stores: StoreSet | None = None  # with an executor, the workers open and ping their own stores
     if executor is None:
-        stores: StoreSet | None = answering(forge)
+        stores = answering(forge)
         executor = InProcessExecutor(forge, stores, progress)
-    else:
-        stores = None  # the workers open and ping their own; here the forge's serve the plan and the guard
     in_process = getattr(executor, "in_process", False)
     if keys is not None or ids is not None:
         report = _point(forge, stores or answering(forge), entity_type, keys, ids, refuse, verify_keys, max_findings,

@@ -152,8 +152,8 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
                     report.not_audited[sink.store] = sink.reason
                 else:
                     sink.merge_into(report)
-            for job in logs.ready(part, by_view, wait=part is parts[-1]):  # a log read meanwhile
-                job.result().merge_into(report)
+            for late in logs.ready(part, by_view, wait=part is parts[-1]):  # a log read meanwhile
+                late.result().merge_into(report)
             report.partition_times.append((entity_type, f"{part.index + 1}/{part.count}",
                                            time.perf_counter() - part_started, len(expected)))
             if progress is not None:

@@ -207,9 +207,9 @@ def repair_findings(forge: Forge, findings: list[dict[str, Any]], delete_orphans
         repair(stores, report, delete_orphans, max_delete, dict(counts), fraction, rechecked)
     except UUIDForgeError as err:  # refused here (the source changed since the plan): nothing of this group done
         report.repair_errors.append(f"repair of {len(findings)} finding(s) refused or failed: {mask_text(str(err))}")
-    rechecked = recheck_repaired(stores, report)
+    left = recheck_repaired(stores, report)
     return {"repaired": {n: dict(c) for n, c in report.repaired.items()}, "repair_errors": report.repair_errors,
-            "rechecked": {n: {k: c[k] for k in CLASSES} for n, c in rechecked.items()}}
+            "rechecked": {n: {k: c[k] for k in CLASSES} for n, c in left.items()}}
 
 
 def repair_groups(findings: list[Finding], groups: int) -> list[list[dict[str, Any]]]:
