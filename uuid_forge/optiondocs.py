@@ -47,9 +47,11 @@ def options_markdown() -> str:
         lines += [f"### {cls.name}", "", "URL schemes: " + ", ".join(f"`{s}://`" for s in schemes), "",
                   "| option | type | default | what it is for |", "|---|---|---|---|"]
         for o in cls.options:
-            name = f"`{o.name}`" + "".join(f" (alias `{a}`)" for a in o.aliases)
+            name = (f"`{o.name}`" + "".join(f" (alias `{a}`)" for a in o.aliases)
+                    + "".join(f" (deprecated name `{a}`)" for a in o.deprecated))
             default = o.default_text if o.default is None and o.shown_default is None else f"`{o.default_text}`"
-            lines.append(f"| {name} | {_cell(o.type_name)} | {_cell(default)} | {_cell(o.doc)} |")
+            doc = o.doc + "".join(f" Deprecated value `{old}`: use `{new}`." for old, new in o.deprecated_values)
+            lines.append(f"| {name} | {_cell(o.type_name)} | {_cell(default)} | {_cell(doc)} |")
         lines.append("")
         for label, where in (("Other URL query parameters go to", cls.driver_query),
                              ("Other keyword arguments go to", cls.driver_keywords)):
