@@ -20,7 +20,7 @@ from collections import deque
 from functools import partial
 from itertools import repeat
 from operator import itemgetter
-from json.encoder import encode_basestring as _json_str  # type: ignore[attr-defined]
+from json.encoder import encode_basestring as _json_str
 from typing import Any
 
 from . import legacy
