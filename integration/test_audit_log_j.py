@@ -20,6 +20,7 @@ import pytest
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
 from uuid_forge import audit as audit_module
+from uuid_forge import compare as compare_module
 from uuid_forge.adapters.rabbitmq import RabbitMQAdapter
 from uuid_forge.forge import StoreHandle
 
@@ -58,8 +59,8 @@ def _old_way(f: Forge, et: str) -> tuple[set[tuple[str, str, str]], dict[str, in
     h = f.stores[1]
     latest = dict(h.adapter.scan(et, include_malformed=True))
     expected = dict(f.source.adapter.scan(et))
-    sink = audit_module._Sink(h.name)
-    audit_module._compare(h, et, expected, iter(latest.items()), sink)
+    sink = compare_module.Sink(h.name)
+    compare_module.compare(h, et, expected, iter(latest.items()), sink)
     report = audit_module.AuditReport(stores={h.name: Counter({k: 0 for k in audit_module.CLASSES})})
     sink.merge_into(report)
     audit_module.describe_stale(f, report)  # stale findings name their fields, as a full audit does
@@ -105,7 +106,7 @@ def test_audit_reads_the_stream_once_into_a_spill_with_the_same_findings(
 
     monkeypatch.setattr(RabbitMQAdapter, "_read_history", counted)
     monkeypatch.setattr(RabbitMQAdapter, "_scan", in_memory)
-    monkeypatch.setattr(audit_module, "PARTITION_TARGET", 200)  # 1205 source records: 8 partitions
+    monkeypatch.setattr(compare_module, "PARTITION_TARGET", 200)  # 1205 source records: 8 partitions
     report = f.audit(et)
 
     assert report.partitions == 8

@@ -104,7 +104,7 @@ class Workers:
 @pytest.fixture
 def setup(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Forge, Workers]]:
-    import uuid_forge.audit as audit_mod
+    import uuid_forge.compare as audit_mod
     import uuid_forge.celery as uf_celery
 
     monkeypatch.setattr(audit_mod, "PARTITION_TARGET", 100)  # 3000 records: 32 partition tasks

@@ -9,6 +9,7 @@ import pytest
 
 from uuid_forge import Forge, IDConfig, Namespace, Partition, Record
 from uuid_forge import audit as audit_module
+from uuid_forge import compare as compare_module
 from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
@@ -69,7 +70,7 @@ def test_many_small_partitions_give_the_same_answer(setup: tuple[Forge, MemoryAd
     forge, _, replica = setup
     replica.delete_many("user", sorted(replica._data["user"])[:5])
     whole = forge.audit()
-    monkeypatch.setattr(audit_module, "PARTITION_TARGET", 16)
+    monkeypatch.setattr(compare_module, "PARTITION_TARGET", 16)
     split = forge.audit()
     assert split.partitions > 16
     assert {(f.kind, f.id) for f in split.findings} == {(f.kind, f.id) for f in whole.findings}

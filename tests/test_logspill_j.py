@@ -17,6 +17,7 @@ import pytest
 
 from uuid_forge import Forge, IDConfig, Namespace, Partition, Record
 from uuid_forge import audit as audit_module
+from uuid_forge import compare as compare_module
 from uuid_forge import logspill
 from uuid_forge.contract import SCAN, WRITE, Adapter, ScanItem
 from uuid_forge.adapters.memory import MemoryAdapter
@@ -44,14 +45,18 @@ class FakeLogAdapter(Adapter):
         super().__init__("fake-log://")
         self.events: list[ScanItem] = []
         self.delay = delay
-        self.reads = 0
+        self.counts = {"reads": 0}  # shared with the copies an audit reads through (with_id_versions)
         self.seen: list[tuple[str, int, int]] = []
 
     def _put(self, entity_type: str, records: list[Record]) -> None:
         self.events += [(r.id, r.fingerprint) for r in records]
 
+    @property
+    def reads(self) -> int:
+        return self.counts["reads"]
+
     def _events(self) -> Iterator[ScanItem]:
-        self.reads += 1
+        self.counts["reads"] += 1
         time.sleep(self.delay)
         yield from self.events
 
@@ -132,8 +137,8 @@ def _old_way(forge: Forge, within: Partition) -> Seen:
     h = forge.stores[1]
     latest = dict(h.adapter.scan(ET, within, include_malformed=True))
     expected = dict(forge.source.adapter.scan(ET, within))
-    sink = audit_module._Sink(h.name)
-    audit_module._compare(h, ET, expected, iter(latest.items()), sink)
+    sink = compare_module.Sink(h.name)
+    compare_module.compare(h, ET, expected, iter(latest.items()), sink)
     report = audit_module.AuditReport(stores={h.name: Counter({k: 0 for k in audit_module.CLASSES})})
     sink.merge_into(report)
     return _new_way(report)
@@ -148,7 +153,7 @@ def _new_way(report: audit_module.AuditReport) -> Seen:
 @pytest.fixture
 def passes(monkeypatch: pytest.MonkeyPatch) -> list[logspill.LogPass]:
     """Many small partitions, and every LogPass of the audit kept for a look afterwards."""
-    monkeypatch.setattr(audit_module, "PARTITION_TARGET", 120)  # 814 source records: 8 partitions
+    monkeypatch.setattr(compare_module, "PARTITION_TARGET", 120)  # 814 source records: 8 partitions
     made: list[logspill.LogPass] = []
 
     class Recorded(logspill.LogPass):

@@ -18,7 +18,8 @@ from uuid_forge import open_store
 from uuid_forge.cli import cli
 from uuid_forge.contract import Adapter
 from uuid_forge.errors import ConfigError, OptionError, ValidationError
-from uuid_forge.options import BATCH_SIZE, END, Option, options_markdown, parse_options, replace_section
+from uuid_forge.optiondocs import END, options_markdown, replace_section
+from uuid_forge.options import BATCH_SIZE, Option, parse_options
 from uuid_forge.registry import BUILTIN, adapter_class
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,13 +202,13 @@ def test_cli_unknown_adapter_is_one_line_exit_2() -> None:
 
 
 def test_configuration_doc_matches_the_declared_options() -> None:
-    """Fails when an option changes without `python -m uuid_forge.options docs/configuration.md`."""
+    """Fails when an option changes without `python -m uuid_forge.optiondocs docs/configuration.md`."""
     for driver in ("sqlalchemy", "pymongo", "redis", "elasticsearch", "pika"):
         pytest.importorskip(driver)
     text = DOC.read_text(encoding="utf-8")
     assert text.startswith("# ") and END in text
     assert replace_section(text, options_markdown()) == text, \
-        "docs/configuration.md is stale: run python -m uuid_forge.options docs/configuration.md"
+        "docs/configuration.md is stale: run python -m uuid_forge.optiondocs docs/configuration.md"
 
 
 # -- import isolation ------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def _write_and_plant(forge: Forge, files_dir: Path) -> str:
 
 def test_an_optional_store_lost_mid_audit_is_left_out_and_the_others_reported(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import uuid_forge.audit as audit_mod
+    import uuid_forge.compare as audit_mod
 
     monkeypatch.setattr(audit_mod, "PARTITION_TARGET", 10)  # 40 records: 4 partitions
     forge, cache = _forge(tmp_path, cache_required=False)
@@ -70,7 +70,7 @@ def test_an_optional_store_lost_mid_audit_is_left_out_and_the_others_reported(
 
 
 def test_a_required_store_lost_mid_audit_still_aborts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import uuid_forge.audit as audit_mod
+    import uuid_forge.compare as audit_mod
 
     monkeypatch.setattr(audit_mod, "PARTITION_TARGET", 10)
     forge, cache = _forge(tmp_path, cache_required=True)

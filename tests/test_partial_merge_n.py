@@ -65,7 +65,7 @@ def _random_merge(partials: list[dict[str, Any]], rng: random.Random) -> dict[st
 
 @pytest.fixture
 def small_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
-    import uuid_forge.audit as audit_mod
+    import uuid_forge.compare as audit_mod
 
     monkeypatch.setattr(audit_mod, "PARTITION_TARGET", 25)  # 400 records: 16 partitions
 

@@ -16,7 +16,7 @@ import math
 import unicodedata
 import uuid
 from collections.abc import Mapping
-from json.encoder import encode_basestring as _json_str  # type: ignore[attr-defined]  # noqa: F401 (also used by ids)
+from json.encoder import encode_basestring as _json_str  # type: ignore[attr-defined]
 from typing import Any
 
 from .errors import CanonicalTypeError, CanonicalValueError

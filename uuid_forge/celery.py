@@ -20,10 +20,11 @@ from typing import Any
 
 from celery import Celery
 
+from .compare import all_types
 from .errors import ExecutorError
-from .executors import Done, run_task
 from .precedence import CONFIG_ENV
 from .settings import ExecutorSettings, load_settings
+from .tasks import Done, forge_for, run_task, unwrap
 from .urls import mask_url
 
 app = Celery("uuid_forge")
@@ -123,8 +124,6 @@ class CeleryExecutor:
     def run(self, task: str, payloads: list[dict[str, Any]], done: Done | None = None) -> list[Any]:
         from celery import group
 
-        from .executors import unwrap
-
         try:
             result = group(_TASKS[task].s(self.stores, p) for p in payloads).apply_async()
         except Exception as err:  # noqa: BLE001 kombu raises its own and socket errors: say where, never the password
@@ -162,12 +161,10 @@ def audit(entity_type: str | None = None, output: str | None = None) -> dict[str
     """
     from celery import chord
 
-    from .audit import _all_types
-    from .executors import forge_for
     from .partial import plan
 
     forge = forge_for(_worker_config())
-    types = [entity_type] if entity_type else _all_types(forge)
+    types = [entity_type] if entity_type else all_types(forge.stores)
     stores = _DIGESTS.setdefault(_worker_config(), stores_digest(load_settings(_worker_config())))
     tasks = plan(forge, types)
     chord(audit_partition.s(stores, {"task": t}) for t in tasks)(merge_audit.s(types, output))
@@ -180,7 +177,6 @@ def merge_audit(outcomes: list[dict[str, Any]], types: list[str], output: str | 
     write the JSON report; returns its summary line and counts."""
     import json
 
-    from .executors import forge_for, unwrap
     from .partial import merge_all, to_report
     from .privatefile import write_private
     from .repair import source_is_empty, source_warnings

@@ -36,8 +36,16 @@ from .errors import (
     ValidationError,
 )
 from .options import BATCH_SIZE, Option, ParsedOptions, parse_options
-from .record import (ForeignEntry, MalformedID, Partition, Record, TextFingerprint, data_fingerprint,
-                     held_fingerprint, load_json)
+from .record import (
+    ForeignEntry,
+    MalformedID,
+    Partition,
+    Record,
+    TextFingerprint,
+    data_fingerprint,
+    held_fingerprint,
+    load_json,
+)
 from .urls import mask_text, mask_url
 from .view import FULL, FieldView
 
@@ -86,14 +94,17 @@ class Adapter(ABC):
     batch_size: int = 1000
     #: True when scan(partition) reads only that ID range (a message log reads everything)
     partitioned_scan: ClassVar[bool] = True
-    #: True when the store lives in this process only (another process, or the next command, sees it empty)
-    process_local: ClassVar[bool] = False
-    #: UUID versions the configured ID scheme makes (set by an audit from its Forge): a name in the
-    #: wrong form that decodes to another version is foreign (uuid_forge.classify), not malformed
+    #: UUID versions the configured ID scheme makes (given when the store is opened: ``from_url(url,
+    #: id_versions=...)``, or a copy by :meth:`with_id_versions`): a name in the wrong form that decodes
+    #: to another version is foreign (uuid_forge.classify), not malformed
     id_versions: frozenset[int] = ANY_VERSIONS
+    #: True when the store's data lives in this process only (another process opening the same URL
+    #: would see other data): such a store cannot be audited or written by worker processes
+    process_local: bool = False
     #: the options this adapter reads from its URL query or keywords (uuid_forge.options)
     options: ClassVar[tuple[Option, ...]] = (BATCH_SIZE,)
-    #: what of an entity this store holds (uuid_forge.view): every field, unless configured
+    #: what of an entity this store holds (uuid_forge.view): every field, unless given when the store
+    #: is opened (``from_url(url, view=...)``), or a copy by :meth:`viewed`
     view: FieldView = FULL
     #: where URL query parameters that are not options go ("" : nowhere, an unknown one is an error)
     driver_query: ClassVar[str] = ""
@@ -108,9 +119,19 @@ class Adapter(ABC):
             self.batch_size = batch_size
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> Adapter:
-        """Open the store at ``url``; ``options`` are the adapter's declared options (see ``options``)."""
-        return cls(url, **options)
+    def from_url(cls, url: str, *, view: FieldView | None = None, id_versions: frozenset[int] | None = None,
+                 **options: Any) -> Adapter:
+        """Open the store at ``url``; ``options`` are the adapter's declared options (see ``options``).
+
+        ``view`` (what of an entity the store holds, uuid_forge.view) and ``id_versions`` (the UUID
+        versions of the scheme in use) belong to every store, so they are taken here rather than by
+        each adapter's constructor."""
+        adapter = cls(url, **options)
+        if view is not None:
+            adapter.view = view
+        if id_versions is not None:
+            adapter.id_versions = frozenset(id_versions)
+        return adapter
 
     @classmethod
     def parse_options(cls, url: str, keywords: dict[str, Any]) -> ParsedOptions:
@@ -228,6 +249,15 @@ class Adapter(ABC):
             return self
         twin = copy.copy(self)
         twin.view = view
+        return twin
+
+    def with_id_versions(self, versions: frozenset[int]) -> Adapter:
+        """This adapter (same connections) knowing the UUID versions of another ID scheme: an audit
+        classifies names in the wrong form by its own scheme's versions."""
+        if frozenset(versions) == self.id_versions:
+            return self
+        twin = copy.copy(self)
+        twin.id_versions = frozenset(versions)
         return twin
 
     # -- public batch API ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, ValidationError
-from .ids import IDConfig, Namespace, UUIDGenerator, _coerce_namespace
+from .ids import IDConfig, Namespace, UUIDGenerator, coerce_namespace
 from .precedence import SALT_ENV
 
 __all__ = ["DEFAULT_SALT_ENV", "FROM_DATA", "EntityType", "TypedGenerator", "as_types"]
@@ -81,7 +81,7 @@ class EntityType:
         object.__setattr__(self, "key", tuple(key))
         if self.namespace is not None:
             try:
-                object.__setattr__(self, "namespace", _coerce_namespace(self.namespace))
+                object.__setattr__(self, "namespace", coerce_namespace(self.namespace))
             except ConfigError as err:
                 raise ConfigError(f"{where}: {err}") from None
         if self.salt is not None and not isinstance(self.salt, str):

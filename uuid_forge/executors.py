@@ -1,85 +1,25 @@
 """Where partition and chunk tasks run: local processes (the default) or Celery workers.
 
-Every task is ``run_task(config path, task name, payload) -> JSON``: the worker opens its own Forge
-from the configuration (once per process, then reused), so a task carries no connection or
-object that would not survive a process boundary. Errors come back as data (class name and
-masked message) and are raised again here, so a worker's traceback never reaches the CLI.
+Every task is ``run_task(config path, task name, payload) -> JSON`` (uuid_forge.tasks): the worker
+opens its own Forge from the configuration, so a task carries no connection or object that would
+not survive a process boundary. An audit without an executor runs its tasks in this process
+(uuid_forge.partial.InProcessExecutor).
 """
 
 from __future__ import annotations
 
-import atexit
 import multiprocessing
 import os
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import errors
-from .errors import ExecutorError, UUIDForgeError
+from .errors import ExecutorError
 from .precedence import ENV_PREFIX
-from .urls import mask_text
+from .tasks import Done, close_forges, forge_for, run_task, unwrap
 
 if TYPE_CHECKING:
     from .forge import Forge
-
-_FORGES: dict[str, Forge] = {}
-
-
-def forge_for(config_path: str) -> Forge:
-    """This process's Forge for ``config_path``, opened on first use and kept for the next tasks."""
-    forge = _FORGES.get(config_path)
-    if forge is None:
-        from .forge import Forge
-
-        forge = _FORGES[config_path] = Forge.from_config(config_path)
-        if len(_FORGES) == 1:
-            atexit.register(close_forges)
-    return forge
-
-
-def close_forges() -> None:
-    while _FORGES:
-        _, forge = _FORGES.popitem()
-        try:
-            forge.close()
-        except UUIDForgeError:
-            pass
-
-
-def _task_functions() -> dict[str, Callable[..., Any]]:
-    from .backfill import write_chunk
-    from .partial import audit_partition, repair_findings
-
-    return {"audit_partition": audit_partition, "repair_findings": repair_findings, "write_chunk": write_chunk}
-
-
-def run_task(config_path: str, name: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Run task ``name`` on this process's Forge; a uuid-forge error is returned as ``{"error": ...}``."""
-    try:
-        return {"result": _task_functions()[name](forge_for(config_path), **payload)}
-    except UUIDForgeError as err:
-        return {"error": type(err).__name__, "message": mask_text(str(err))}
-    except Exception as err:  # noqa: BLE001 a driver's own error: as data, masked, never a worker's traceback
-        return {"error": "ExecutorError", "message": f"task {name} failed: {type(err).__name__}: {mask_text(str(err))}"}
-
-
-def unwrap(outcome: dict[str, Any]) -> Any:
-    """A task's result, or its error raised again here (as its own class when that takes a message)."""
-    if "error" not in outcome:
-        return outcome["result"]
-    kind = getattr(errors, outcome["error"], None)
-    if isinstance(kind, type) and issubclass(kind, UUIDForgeError):
-        try:
-            raise kind(outcome["message"])
-        except TypeError:
-            pass
-    raise ExecutorError(outcome["message"])
-
-
-Done = Callable[[int, Any], None]
-
 
 class Executor(Protocol):
     workers: int
@@ -140,9 +80,8 @@ def default_workers() -> int:
 def in_process_only(forge: Forge) -> str | None:
     """Why ``forge``'s stores cannot be opened again by another process (None when they can)."""
     for h in forge.stores:
-        url = h.adapter.url()
-        if url.startswith("memory:") or ":memory:" in url:
-            return f"store {h.name!r} lives in this process only ({url.split(':', 1)[0]}:)"
+        if h.adapter.process_local:
+            return f"store {h.name!r} lives in this process only ({h.adapter.url().split(':', 1)[0]}:)"
     return None
 
 
@@ -158,5 +97,5 @@ def make_executor(kind: str, config_path: str, workers: int) -> Executor:
     raise ExecutorError(f"unknown executor {kind!r} (local or celery)")
 
 
-__all__ = ["Executor", "LocalExecutor", "default_workers", "forge_for", "in_process_only", "make_executor",
-           "run_task", "unwrap"]
+__all__ = ["Done", "Executor", "LocalExecutor", "close_forges", "default_workers", "forge_for", "in_process_only",
+           "make_executor", "run_task", "unwrap"]

@@ -43,25 +43,39 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from . import events, idmarker
+from .audit import audit as run_audit
+from .classify import scheme_versions
+from .compare import all_types
 from .contract import DELETE, READ, Adapter, chunked
 from .entitytypes import DEFAULT_SALT_ENV, FROM_DATA, EntityType, TypedGenerator, as_types
-from .errors import (ConfigError, OptionError, StoreError, StoreRejectedError, StoreUnavailableError, UUIDForgeError,
-                     ValidationError, WriteError)
+from .errors import (
+    ConfigError,
+    OptionError,
+    StoreError,
+    StoreRejectedError,
+    StoreUnavailableError,
+    UUIDForgeError,
+    ValidationError,
+    WriteError,
+)
+from .handles import StoreHandle
 from .ids import IDConfig, UUIDGenerator
 from .journal import Journal, PendingBatch
 from .record import Record
 from .registry import open_store
-from .report import StoreResult, WriteReport
-from .settings import ForgeSettings, StoreSettings, WriteSettings, load_settings
+from .report import AuditReport, StoreResult, WriteReport
+from .settings import ForgeSettings, WriteSettings, load_settings
 from .urls import mask_text
+from .writes import attempt_once, error_reason, put_isolating
 
 log = logging.getLogger("uuid_forge.forge")
 
-__all__ = ["Entity", "Forge", "StoreHandle", "WriteReport"]
+__all__ = ["Entity", "Forge", "StoreHandle", "WriteReport", "attempt_once", "put_isolating"]
+
+_reason = error_reason  # the name older callers (and tests) import from here
 
 Entity = tuple[str, Any, Mapping[str, Any]]
 """``(entity_type, key, data)``; the key is a mapping of named key values, a tuple, or one value.
@@ -69,20 +83,6 @@ Entity = tuple[str, Any, Mapping[str, Any]]
 For a declared entity type (:class:`~uuid_forge.entitytypes.EntityType`) the key may be left out:
 ``(entity_type, data)``, or a dict without ``"key"``; the ID then comes from the type's key fields."""
 _NO_DATA: Any = object()
-
-
-@dataclass
-class StoreHandle:
-    """A configured store: its name, role and open adapter."""
-
-    name: str
-    adapter: Adapter
-    source: bool = False
-    required: bool = True
-
-    @property
-    def role(self) -> str:
-        return "source" if self.source else "required" if self.required else "optional"
 
 
 def _as_entity(item: Any, index: int) -> Entity:
@@ -111,8 +111,9 @@ class Forge:
             if source is None or source not in stores:
                 raise ConfigError(f"source must name one of the stores ({', '.join(stores)}), got {source!r}")
             opt = set(optional)
-            handles = [StoreHandle(n, open_store(s) if isinstance(s, str) else s, n == source, n not in opt)
-                       for n, s in stores.items()]
+            versions = scheme_versions(ids or IDConfig())  # the UUID versions our IDs have (uuid_forge.classify)
+            handles = [StoreHandle(n, open_store(s, id_versions=versions) if isinstance(s, str) else s, n == source,
+                                   n not in opt) for n, s in stores.items()]
         else:
             handles = list(stores)
         sources = [h for h in handles if h.source]
@@ -133,10 +134,10 @@ class Forge:
     @classmethod
     def from_settings(cls, settings: ForgeSettings) -> Forge:
         handles: list[StoreHandle] = []
+        versions = scheme_versions(settings.ids)  # a name in the wrong form is ours only if it has these versions
         try:
             for s in settings.stores:
-                adapter = open_store(s.url, **s.options)
-                adapter.view = s.view
+                adapter = open_store(s.url, view=s.view, id_versions=versions, **s.options)
                 handles.append(StoreHandle(s.name, adapter, s.source, s.required))
         except OptionError as err:  # an unknown or bad adapter option: say which file and store
             for h in handles:
@@ -406,16 +407,16 @@ class Forge:
                 call()
                 return True, "", None
             except StoreUnavailableError as err:  # reachable again later: retry with backoff
-                error = _reason(err)
+                error = error_reason(err)
                 if attempt == self.settings.retries:
                     return False, error, type(err)
                 result.retries += 1
                 self._sleep(delay * (1 + random.random() / 4))
                 delay = min(delay * 2, 10.0)
             except StoreError as err:  # the store answered with an error: retrying will not help
-                return False, _reason(err), type(err)
+                return False, error_reason(err), type(err)
             except ValidationError as err:  # a store's own check of the data (before it wrote anything)
-                return False, _reason(err), StoreRejectedError
+                return False, error_reason(err), StoreRejectedError
         return False, "no attempt made", None
 
     # -- recovery ------------------------------------------------------------------------------
@@ -501,7 +502,7 @@ class Forge:
         try:  # rule 2: the source's current record, never the journaled copy
             records, gone = self._current(batch.records)
         except StoreError as err:
-            error = f"could not read the source {self.source.name} to replay: {_reason(err)}"
+            error = f"could not read the source {self.source.name} to replay: {error_reason(err)}"
             report.stores[handle.name].note_error(error)
             if self.journal:
                 self.journal.mark_failed(handle.name, batch.seqs, error)
@@ -511,91 +512,13 @@ class Forge:
         return records, record_seqs, gone if DELETE in handle.adapter.capabilities else None
 
     # -- audit (see uuid_forge.audit) ----------------------------------------------------------
-    def audit(self, entity_type: str | Iterable[str] | None = None, **kwargs: Any) -> Any:
+    def audit(self, entity_type: str | Iterable[str] | None = None, **kwargs: Any) -> AuditReport:
         """Compare every store with the source of truth; see :func:`uuid_forge.audit.audit`."""
-        from .audit import audit
-
-        return audit(self, entity_type, **kwargs)
+        return run_audit(self, entity_type, **kwargs)
 
     def entity_types(self) -> list[str]:
         """Every entity type any scannable store holds records of, sorted."""
-        from .audit import _all_types
-
-        return _all_types(self)
-
-    def describe_stores(self) -> list[StoreSettings]:
-        return [StoreSettings(h.name, h.adapter.url(), h.source, h.required) for h in self.stores]
-
-
-Attempt = Callable[[list[Record]], "tuple[bool, str, type[StoreError] | None]"]
-
-
-def put_isolating(records: list[Record], attempt: Attempt) -> tuple[bool, str, list[tuple[int, str]]]:
-    """Write ``records`` with ``attempt(part) -> (ok, error, error class)``; when the store rejects
-    the data (StoreRejectedError), split the batch in halves until the bad records are isolated.
-
-    Returns (ok, error, [(index, reason)] of the records refused for good): the others landed.
-    ok is False only for a store-level failure (down, misconfigured), which stops the search:
-    then nothing is known to be bad and the whole batch is the caller's to keep. Costs about
-    2 log2(n) extra writes per bad record; writes are idempotent, so rewriting a half is safe."""
-    if not records:
-        return True, "", []
-    ok, error, kind = attempt(records)
-    if ok or not _rejection(kind):
-        return ok, error, []
-    rejected: list[tuple[int, str]] = []
-
-    def isolate(lo: int, hi: int, reason: str) -> str | None:
-        """records[lo:hi] failed with ``reason``; returns a store-level error that stops the search."""
-        if hi - lo == 1:
-            rejected.append((lo, reason))
-            return None
-        mid = (lo + hi) // 2
-        for a, b in ((lo, mid), (mid, hi)):
-            part_ok, part_error, part_kind = attempt(records[a:b])
-            if part_ok:
-                continue
-            if not _rejection(part_kind):
-                return part_error
-            stop = isolate(a, b, part_error)
-            if stop is not None:
-                return stop
-        return None
-
-    stop = isolate(0, len(records), error)
-    if stop is not None:
-        return False, stop, []
-    return True, "", rejected
-
-
-def _rejection(kind: type[StoreError] | None) -> bool:
-    return kind is not None and issubclass(kind, StoreRejectedError)
-
-
-def attempt_once(put: Callable[[list[Record]], object]) -> Attempt:
-    """An ``attempt`` for :func:`put_isolating` without retries (repair)."""
-    def attempt(part: list[Record]) -> tuple[bool, str, type[StoreError] | None]:
-        try:
-            put(part)
-        except StoreError as err:
-            return False, _reason(err), type(err)
-        return True, "", None
-    return attempt
-
-
-_QUOTING = ("\n[SQL:", "\n[parameters:", "\nCONTEXT:", "\nLINE ", " [SQL:", "(Background on this error")
-
-
-def _reason(err: BaseException, limit: int = 500) -> str:
-    """An error's text for reports, logs and the journal: masked, without the parts where drivers
-    quote the statement or the data (SQL text, parameters, a JSON excerpt), and capped."""
-    text = str(err)
-    for marker in _QUOTING:
-        cut = text.find(marker)
-        if cut > 0:
-            text = text[:cut]
-    text = mask_text(text[:limit * 4]).strip()
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+        return all_types(self.stores)
 
 
 def _stalled(report: WriteReport) -> bool:

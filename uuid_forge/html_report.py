@@ -26,7 +26,7 @@ from .privatefile import write_private
 from .urls import mask_text
 
 if TYPE_CHECKING:
-    from .audit import AuditReport, Finding
+    from .report import AuditReport, Finding
 
 __all__ = ["COLORS", "mask_value", "render", "write"]
 
@@ -263,7 +263,7 @@ def render(report: AuditReport, *, final: AuditReport | None = None, show_values
            generated: _dt.datetime | None = None) -> str:
     """The page for ``report`` (the audit as found) and ``final`` (the audit after a repair, if any)."""
     from . import idmarker
-    from .audit import CLASSES
+    from .report import CLASSES
 
     masker = _Masker(show_values)
     when = (generated or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -20,10 +20,11 @@ from collections import deque
 from functools import partial
 from itertools import repeat
 from operator import itemgetter
+from json.encoder import encode_basestring as _json_str
 from typing import Any
 
 from . import legacy
-from .canonical import _json_str, canonical, canonical_str
+from .canonical import canonical, canonical_str
 from .errors import CanonicalTypeError, CanonicalValueError, ConfigError, DecodeError
 from .precedence import NAMESPACE_ENV, SALT_ENV, SCHEME_ENV, SECRET_ENV
 
@@ -39,6 +40,7 @@ __all__ = [
     "Namespace",
     "UUIDGenerator",
     "canonical_name",
+    "coerce_namespace",
     "extract_uuid_from_prefixed",
     "generate_salt",
     "generate_uuid_only",
@@ -53,14 +55,6 @@ _V8 = (8 << 76) | (0x8000 << 48)
 _new = object.__new__
 _set = object.__setattr__
 _SAFE = uuid.SafeUUID.unknown
-
-
-def _uuid_from_int(value: int) -> uuid.UUID:
-    """Build a UUID without the constructor's checks: the value is already 128 bits."""
-    u = _new(uuid.UUID)
-    _set(u, "int", value)
-    _set(u, "is_safe", _SAFE)
-    return u
 
 
 class Namespace:
@@ -92,7 +86,8 @@ class Namespace:
         return hash(self.domain)
 
 
-def _coerce_namespace(value: Any) -> uuid.UUID | Namespace:
+def coerce_namespace(value: Any) -> uuid.UUID | Namespace:
+    """A namespace as configured: a UUID (or its text) as is, any other text as a domain name."""
     if isinstance(value, (uuid.UUID, Namespace)):
         return value
     if isinstance(value, str) and value:
@@ -123,7 +118,7 @@ class IDConfig:
                 raise CanonicalTypeError(
                     f"namespace must be a UUID or Namespace, got {type(self.namespace).__name__}"
                 )
-            object.__setattr__(self, "namespace", _coerce_namespace(self.namespace))
+            object.__setattr__(self, "namespace", coerce_namespace(self.namespace))
         if not isinstance(self.salt, str):
             raise ConfigError(f"salt must be a str, got {type(self.salt).__name__}")
         if self.scheme not in SCHEMES:
@@ -473,7 +468,7 @@ def load_config_from_env(namespace_env: str = NAMESPACE_ENV, salt_env: str = SAL
     """An IDConfig from the environment: namespace (domain or UUID), salt, secret and scheme."""
     ns_value = os.environ.get(namespace_env)
     try:
-        namespace = _coerce_namespace(ns_value) if ns_value else uuid.NAMESPACE_DNS
+        namespace = coerce_namespace(ns_value) if ns_value else uuid.NAMESPACE_DNS
     except ConfigError as err:
         raise ConfigError(f"invalid namespace in ${namespace_env}: {err}") from None
     scheme = os.environ.get(scheme_env) or SCHEME_V1

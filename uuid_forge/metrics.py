@@ -47,9 +47,8 @@ from .errors import DriverMissingError
 from .privatefile import check_folder, refuse_link, write_private
 
 if TYPE_CHECKING:
-    from .audit import AuditReport
     from .forge import Forge
-    from .report import WriteReport
+    from .report import AuditReport, WriteReport
 
 __all__ = ["COMMANDS", "MetricsRun", "attach", "metrics_option", "read_value", "record", "render"]
 
@@ -141,7 +140,7 @@ def render(command: str, *, status: int, report: Any = None, repaired: AuditRepo
         return put
 
     if command == "audit" and report is not None:
-        from .audit import CLASSES
+        from .report import CLASSES
 
         final = repaired or report  # after a repair, what is left is what alerting must see
         findings = gauge("findings", "Records per store and audit class (ok counts consistent records; "

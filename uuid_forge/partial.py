@@ -1,14 +1,15 @@
-"""Partition audits as pure tasks, and the associative merge of their partial reports.
+"""Partition audits as pure tasks, the associative merge of their partial reports, and the
+executor that runs the tasks in this process.
 
-A task is ``(configuration, entity type, ID range)`` in, a JSON-serialisable partial report out.
-The partitions are the ones a single-process audit walks (``audit._partitions``), so merging the
-partials of every partition, in any grouping or order, gives that audit's report: the same
-counts, the same findings (kept in partition order, so the same first ``max_findings``), the same
-foreign samples. Each partial names the partitions it covers; a partition seen twice (a Celery
-task re-run after its worker died) is counted once.
+A task is ``(configuration, entity type, ID ranges)`` in, a JSON-serialisable partial report out.
+The partitions are the ones a single pass walks (``compare.partitions``), so merging the partials
+of every partition, in any grouping or order, gives the same report: the same counts, the same
+findings (kept in partition order, so the same first ``max_findings``), the same foreign samples.
+Each partial names the partitions it covers; a partition seen twice (a Celery task re-run after
+its worker died) is counted once.
 
 Repair is not part of a partition task: the delete guard needs the whole type's counts, so the
-coordinator plans and guards on the merged findings (uuid_forge.executors), and only then are the
+coordinator (uuid_forge.audit) plans and guards on the merged findings, and only then are the
 rewrites and proven deletions carried out, a group of IDs per task (:func:`repair_findings`).
 """
 
@@ -16,25 +17,17 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from . import idmarker
-from .audit import (
-    CLASSES,
-    FOREIGN_SAMPLES,
-    AuditReport,
-    Finding,
-    _full,
-    _partitions,
-    _recheck,
-    _repair,
-    _unanswered_optional,
-    describe_stale,
-)
-from .classify import scheme_versions
+from .compare import answering, describe_stale, full_pass, partitions
 from .errors import UUIDForgeError, ValidationError
+from .handles import Stores, StoreSet
 from .record import Partition
+from .repair import recheck_repaired, repair
+from .report import CLASSES, FOREIGN_SAMPLES, AuditReport, Finding
 from .urls import mask_text
 
 if TYPE_CHECKING:
@@ -42,46 +35,49 @@ if TYPE_CHECKING:
 
 Partial = dict[str, Any]  # JSON: see audit_partition for the keys
 
-__all__ = ["audit_partition", "finding_from_dict", "merge", "merge_all", "plan", "repair_findings", "to_report"]
+__all__ = ["InProcessExecutor", "audit_partition", "finding_from_dict", "merge", "merge_all", "merge_repairs", "plan",
+           "repair_findings", "repair_groups", "to_report"]
 
 
-def plan(forge: Forge, types: list[str], within: Partition | None = None) -> list[dict[str, Any]]:
-    """One task per partition a single-process audit would walk: ``{pos, entity_type, index, count}``."""
+def plan(stores: Stores, types: list[str], within: Partition | None = None, whole_types: bool = False
+           ) -> list[dict[str, Any]]:
+    """One task per partition a single pass would walk: ``{pos, entity_type, index, count}``.
+
+    With ``whole_types``, one task per type holding all its partitions (``{pos, entity_type,
+    within, parts}``): in one process a message log is then read once per type, not per partition."""
+    within = within or Partition()
+    if whole_types:
+        return [{"pos": pos, "entity_type": et, "within": [within.index, within.count],
+                 "parts": [[p.index, p.count] for p in partitions(stores, et, within)]} for pos, et in enumerate(types)]
     return [{"pos": pos, "entity_type": et, "index": p.index, "count": p.count}
-            for pos, et in enumerate(types) for p in _partitions(forge, et, within or Partition())]
-
-
-def prepare(forge: Forge) -> None:
-    """What ``audit._audit`` sets on the adapters before any scan (names of our scheme's versions)."""
-    versions = scheme_versions(forge.generator.config)
-    for h in forge.stores:
-        h.adapter.id_versions = versions
+            for pos, et in enumerate(types) for p in partitions(stores, et, within)]
 
 
 def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = False, max_findings: int = 100_000,
-                    show_values: bool = False) -> Partial:
-    """Audit one partition of one type in every store that answers; a pure function of the data.
+                    show_values: bool = False, stores: StoreSet | None = None,
+                    progress: Callable[[int], None] | None = None) -> Partial:
+    """Audit the partitions of one type a task names in ``stores`` (by default: the stores of
+    ``forge`` that answer); a pure function of the data.
 
     Stale findings are described (their fields named) here, where the partition's data is at hand.
+    ``progress(source records)`` is called after each partition.
     """
-    prepare(forge)
-    et, part, pos = task["entity_type"], Partition(task["index"], task["count"]), task["pos"]
-    down = _unanswered_optional(forge)
-    everyone = forge.stores
-    forge.stores = [h for h in everyone if h.name not in down]
-    try:
-        report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in forge.stores[1:]},
-                             source=forge.source.name, max_findings=max_findings)
-        report.id_config = idmarker.audit_findings(forge, [et])
-        # sized by the plan already: counting the source again in every task would scan it each time
-        _full(forge, et, part, report, verify_keys, None, [part])
-        describe_stale(forge, report, show_values)
-    finally:
-        forge.stores = everyone
-    report.not_audited = {**down, **report.not_audited}
-    lo = part.lo
+    stores = stores if stores is not None else answering(forge)
+    et, pos = task["entity_type"], task["pos"]
+    if "parts" in task:
+        parts, within = [Partition(i, c) for i, c in task["parts"]], Partition(*task["within"])
+    else:
+        parts = [within := Partition(task["index"], task["count"])]
+    report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in stores.stores[1:]},
+                         source=stores.source.name, max_findings=max_findings)
+    report.id_config = idmarker.audit_findings(forge, [et])
+    # sized by the plan already: counting the source again in every task would scan it each time
+    full_pass(forge, stores, et, within, report, verify_keys, progress, parts)
+    describe_stale(stores, report, show_values)
+    report.not_audited = {**stores.down, **report.not_audited}
+    lo = parts[0].lo
     return {
-        "parts": [[pos, et, part.index, part.count]], "source": report.source, "max_findings": max_findings,
+        "parts": [[pos, et, p.index, p.count] for p in parts], "source": report.source, "max_findings": max_findings,
         "stores": {n: {k: c[k] for k in CLASSES} for n, c in report.stores.items()},
         "findings": [[pos, lo, n, f.to_dict()] for n, f in enumerate(report.findings)],
         "total_findings": len(report.findings) + report.truncated,
@@ -195,22 +191,25 @@ def to_report(partial: Partial, entity_types: list[str]) -> AuditReport:
 
 
 def repair_findings(forge: Forge, findings: list[dict[str, Any]], delete_orphans: bool, max_delete: Any,
-                    counts: dict[str, int | None], fraction: float = 1.0) -> dict[str, Any]:
+                    counts: dict[str, int | None], fraction: float = 1.0, stores: StoreSet | None = None,
+                    rechecked: list[Finding] | None = None) -> dict[str, Any]:
     """Repair one group of findings (every finding of an ID is in the same group) as a
     single-process repair does: re-check each, re-apply the guard against the whole type's source
     count, rewrite, delete orphans proven absent from the source right before, then re-read them.
-    The coordinator has already applied the guard to all the findings of the audit."""
-    prepare(forge)
-    report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in forge.stores[1:]},
-                         source=forge.source.name)
+    The coordinator has already applied the guard to all the findings of the audit. ``stores``:
+    the stores to repair (by default, the stores of ``forge`` that answer); ``rechecked``: the
+    findings the coordinator re-checked and guarded just before, in this process (not JSON)."""
+    stores = stores if stores is not None else answering(forge)
+    report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in stores.stores[1:]},
+                         source=stores.source.name)
     report.findings = [finding_from_dict(f) for f in findings]
     try:
-        _repair(forge, report, delete_orphans, max_delete, dict(counts), fraction)
+        repair(stores, report, delete_orphans, max_delete, dict(counts), fraction, rechecked)
     except UUIDForgeError as err:  # refused here (the source changed since the plan): nothing of this group done
         report.repair_errors.append(f"repair of {len(findings)} finding(s) refused or failed: {mask_text(str(err))}")
-    rechecked = _recheck(forge, report)
+    left = recheck_repaired(stores, report)
     return {"repaired": {n: dict(c) for n, c in report.repaired.items()}, "repair_errors": report.repair_errors,
-            "rechecked": {n: {k: c[k] for k in CLASSES} for n, c in rechecked.items()}}
+            "rechecked": {n: {k: c[k] for k in CLASSES} for n, c in left.items()}}
 
 
 def repair_groups(findings: list[Finding], groups: int) -> list[list[dict[str, Any]]]:
@@ -228,7 +227,8 @@ def repair_groups(findings: list[Finding], groups: int) -> list[list[dict[str, A
 
 def merge_repairs(report: AuditReport, results: list[dict[str, Any]]) -> None:
     """Add the repair groups' outcomes to ``report`` (repaired, repair_errors, rechecked)."""
-    rechecked: dict[str, Counter[str]] = {n: Counter({k: 0 for k in CLASSES}) for n in report.stores}
+    rechecked: dict[str, Counter[str]] = {n: Counter({k: 0 for k in CLASSES}) for n in report.stores
+                                          if n != report.source}
     for r in results:
         for name, done in r["repaired"].items():
             report.repaired.setdefault(name, Counter()).update(done)
@@ -236,3 +236,34 @@ def merge_repairs(report: AuditReport, results: list[dict[str, Any]]) -> None:
         for name, counts in r["rechecked"].items():
             rechecked.setdefault(name, Counter({k: 0 for k in CLASSES})).update(counts)
     report.rechecked = rechecked
+
+
+class InProcessExecutor:
+    """Runs the audit's tasks here, one after the other, on stores already opened and pinged
+    (``stores``): the executor a plain ``audit()`` uses, so one orchestrator serves both."""
+
+    name = "in-process"
+    workers = 1
+    #: the tasks share this process: one task per type (a message log is then read once per type,
+    #: uuid_forge.partial.plan) and one repair group
+    in_process = True
+
+    def __init__(self, forge: Forge, stores: StoreSet, progress: Callable[[int], None] | None = None) -> None:
+        self.forge = forge
+        self.stores = stores
+        self.progress = progress
+
+    def run(self, task: str, payloads: list[dict[str, Any]],
+            done: Callable[[int, Any], None] | None = None) -> list[Any]:
+        out: list[Any] = []
+        for i, payload in enumerate(payloads):
+            if task == "audit_partition":
+                result: Any = audit_partition(self.forge, stores=self.stores, progress=self.progress, **payload)
+            elif task == "repair_findings":
+                result = repair_findings(self.forge, stores=self.stores, **payload)
+            else:
+                raise ValidationError(f"unknown audit task {task!r}")
+            out.append(result)
+            if done is not None:
+                done(i, result)
+        return out

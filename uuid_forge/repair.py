@@ -24,26 +24,27 @@ from __future__ import annotations
 import math
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .contract import DELETE, READ, chunked
-from .errors import ConfigError, RepairRefusedError, UUIDForgeError
+from .compare import point_pass
+from .contract import DELETE, READ, Adapter, chunked
+from .errors import ConfigError, RepairRefusedError, StoreError, StoreRejectedError, UUIDForgeError
+from .handles import Stores
 from .record import UNREADABLE, Record, data_fingerprint, fingerprint_of
+from .report import CLASSES, NOT_FINDINGS, AuditReport, Finding
 from .view import FieldView
-
-if TYPE_CHECKING:
-    from .audit import AuditReport, Finding
-    from .forge import Forge
+from .writes import attempt_once, put_isolating
 
 DEFAULT_MAX_DELETE = "10%"
 REWRITE_KINDS = ("missing", "stale", "malformed")
 READ_BATCH = 500
 SETTLE_ROUNDS = 3
 
-__all__ = ["DEFAULT_MAX_DELETE", "DeleteLimit", "PlanRow", "RepairPlan", "build_plan", "delete_proven", "recheck",
-           "settle", "source_is_empty"]
+__all__ = ["DEFAULT_MAX_DELETE", "DeleteLimit", "PlanRow", "RepairPlan", "as_uuid", "build_plan", "delete_proven",
+           "delete_proven_raw", "recheck", "recheck_repaired", "refuse_if_guarded", "repair", "settle", "source_is_empty",
+           "source_warnings"]
 
 
 @dataclass(frozen=True)
@@ -158,18 +159,18 @@ class RepairPlan:
                            "keep": sum(r.keep for r in self.rows)}}
 
 
-def source_count(forge: Forge, entity_type: str, fraction: float = 1.0) -> int | None:
+def source_count(stores: Stores, entity_type: str, fraction: float = 1.0) -> int | None:
     """The source's record count for a type (scaled to the audited partition), None if it cannot say."""
     try:
-        return round(forge.source.adapter.count(entity_type) * fraction)
+        return round(stores.source.adapter.count(entity_type) * fraction)
     except UUIDForgeError:
         return None
 
 
-def source_is_empty(forge: Forge, entity_type: str) -> bool:
+def source_is_empty(stores: Stores, entity_type: str) -> bool:
     """True when the source holds no record of ``entity_type`` (reads one record at most)."""
     try:
-        scan = forge.source.adapter.scan(entity_type)
+        scan = stores.source.adapter.scan(entity_type)
         try:
             return next(scan, None) is None
         finally:
@@ -178,24 +179,24 @@ def source_is_empty(forge: Forge, entity_type: str) -> bool:
         return False  # it cannot say: the plan's count decides
 
 
-def build_plan(forge: Forge, findings: Iterable[Finding], delete_orphans: bool, max_delete: Any,
+def build_plan(stores: Stores, findings: Iterable[Finding], delete_orphans: bool, max_delete: Any,
                counts: dict[str, int | None] | None = None, fraction: float = 1.0) -> RepairPlan:
     """Counts per store and type from ``findings`` and the guard's verdict on their deletions."""
     limit = DeleteLimit.parse(max_delete)
-    plan = RepairPlan(forge.source.name, delete_orphans, str(limit))
+    plan = RepairPlan(stores.source.name, delete_orphans, str(limit))
     rows: dict[tuple[str, str], PlanRow] = {}
     for f in findings:
-        if f.store == forge.source.name:
+        if f.store == stores.source.name:
             continue
         row = rows.get((f.store, f.entity_type))
         if row is None:
             row = rows[(f.store, f.entity_type)] = PlanRow(f.store, f.entity_type)
         row.counts[f.kind] += 1
     known = dict(counts or {})
-    handles = {h.name: h for h in forge.stores}
+    handles = {h.name: h for h in stores.stores}
     for row in rows.values():
         if row.entity_type not in known:
-            known[row.entity_type] = source_count(forge, row.entity_type, fraction)
+            known[row.entity_type] = source_count(stores, row.entity_type, fraction)
         row.source_count = known[row.entity_type]
         if not (delete_orphans and row.counts["orphan"]):
             continue
@@ -206,10 +207,10 @@ def build_plan(forge: Forge, findings: Iterable[Finding], delete_orphans: bool, 
         if row.limit is not None and row.delete <= row.limit:
             continue
         if row.source_count == 0:
-            row.refused = (f"the source {forge.source.name!r} holds no {row.entity_type!r} records "
+            row.refused = (f"the source {stores.source.name!r} holds no {row.entity_type!r} records "
                            "(an empty or wrong source URL, or a table_prefix typo?)")
         elif row.source_count is None:
-            row.refused = f"the source {forge.source.name!r} cannot count its {row.entity_type!r} records"
+            row.refused = f"the source {stores.source.name!r} cannot count its {row.entity_type!r} records"
         else:
             row.refused = (f"the limit is {row.limit} ({limit} of the source's {row.source_count} "
                            f"{row.entity_type!r} records)")
@@ -229,18 +230,16 @@ def _data_fp(view: FieldView, record: Record | None) -> str | None:
     return data_fingerprint(view.apply(record.data)) or UNREADABLE
 
 
-def recheck(forge: Forge, findings: list[Finding]) -> list[Finding]:
+def recheck(stores: Stores, findings: list[Finding]) -> list[Finding]:
     """The findings still true now: each missing, stale or orphan finding re-read from the source
     and its store by ID, and reclassified (or dropped when both sides agree)."""
-    from .audit import Finding
-
     kept: list[Finding] = []
     groups: dict[tuple[str, str], list[Finding]] = {}
-    handles = {h.name: h for h in forge.stores}
+    handles = {h.name: h for h in stores.stores}
     for f in findings:
         # an orphan in the wrong form (raw set) is not found by ID in its store: it is proven
         # against the source right before its deletion instead (delete_proven_raw)
-        if f.store != forge.source.name and f.kind in ("missing", "stale", "orphan") and f.raw is None \
+        if f.store != stores.source.name and f.kind in ("missing", "stale", "orphan") and f.raw is None \
                 and READ in handles[f.store].adapter.capabilities:
             groups.setdefault((f.store, f.entity_type), []).append(f)
         else:
@@ -249,7 +248,7 @@ def recheck(forge: Forge, findings: list[Finding]) -> list[Finding]:
         adapter = handles[store].adapter
         for batch in chunked(group, READ_BATCH):
             ids = [uuid.UUID(f.id) for f in batch]
-            in_source = forge.source.adapter.get_many(entity_type, ids)
+            in_source = stores.source.adapter.get_many(entity_type, ids)
             in_store = adapter.get_many(entity_type, ids)
             for ident in ids:
                 src, got = in_source.get(ident), in_store.get(ident)
@@ -265,17 +264,17 @@ def recheck(forge: Forge, findings: list[Finding]) -> list[Finding]:
     return kept
 
 
-def delete_proven(forge: Forge, adapter: Any, entity_type: str, ids: list[uuid.UUID], done: Counter[str]) -> int:
+def delete_proven(stores: Stores, adapter: Any, entity_type: str, ids: list[uuid.UUID], done: Counter[str]) -> int:
     """Delete the orphans among ``ids`` that the source still lacks, read right before; then put
     back from the source any that a writer wrote meanwhile. Returns how many were deleted."""
-    source = forge.source.adapter
+    source = stores.source.adapter
     deleted = 0
     for batch in chunked(ids, READ_BATCH):
         present = source.get_many(entity_type, batch)
         absent = [i for i in batch if i not in present]
         if present:  # written meanwhile: no longer an orphan; the store gets the source's version
             done["orphans_kept_now_in_source"] += len(present)
-            _add(done, "rewritten_again", settle(forge, adapter, entity_type, list(present)))
+            _add(done, "rewritten_again", settle(stores, adapter, entity_type, list(present)))
         if not absent:
             continue
         deleted += adapter.delete_many(entity_type, absent)
@@ -284,23 +283,23 @@ def delete_proven(forge: Forge, adapter: Any, entity_type: str, ids: list[uuid.U
         if appeared:
             adapter.put_many(appeared.values())
             done["restored_after_delete"] += len(appeared)
-            _add(done, "rewritten_again", settle(forge, adapter, entity_type, list(appeared)))
+            _add(done, "rewritten_again", settle(stores, adapter, entity_type, list(appeared)))
     return deleted
 
 
-def delete_proven_raw(forge: Forge, adapter: Any, entity_type: str, pairs: list[tuple[uuid.UUID, str]]) -> int:
+def delete_proven_raw(stores: Stores, adapter: Any, entity_type: str, pairs: list[tuple[uuid.UUID, str]]) -> int:
     """Delete orphans stored in the wrong form, by their raw names, once the source is read right
     before and still lacks their IDs. Returns how many were deleted."""
     deleted = 0
     for batch in chunked(pairs, READ_BATCH):
-        present = forge.source.adapter.get_many(entity_type, [i for i, _ in batch])
+        present = stores.source.adapter.get_many(entity_type, [i for i, _ in batch])
         raws = [raw for i, raw in batch if i not in present]
         if raws:
             deleted += adapter.delete_raw(entity_type, raws)
     return deleted
 
 
-def settle(forge: Forge, adapter: Any, entity_type: str, ids: list[uuid.UUID]) -> int:
+def settle(stores: Stores, adapter: Any, entity_type: str, ids: list[uuid.UUID]) -> int:
     """Read ``ids`` back from the source and the store; rewrite from the source's current record
     any the store holds differently (a writer's newer version landed while we wrote an older one).
     Returns how many records were rewritten again."""
@@ -310,7 +309,7 @@ def settle(forge: Forge, adapter: Any, entity_type: str, ids: list[uuid.UUID]) -
     for batch in chunked(ids, READ_BATCH):
         todo = batch
         for _ in range(SETTLE_ROUNDS):
-            in_source = forge.source.adapter.get_many(entity_type, todo)
+            in_source = stores.source.adapter.get_many(entity_type, todo)
             in_store = adapter.get_many(entity_type, todo)
             # an unreadable source entry is never copied (the rewrite step names it)
             behind = [r for i, r in in_source.items()
@@ -333,13 +332,151 @@ def refuse_if_guarded(plan: RepairPlan) -> None:
         raise RepairRefusedError(plan.message(), plan=plan)
 
 
-def source_warnings(forge: Forge, report: AuditReport, empty: set[str]) -> list[str]:
+def source_warnings(stores: Stores, report: AuditReport, empty: set[str]) -> list[str]:
     """Types a store holds but the source holds none of: loud, whether or not orphans are deleted."""
     held: dict[str, Counter[str]] = {}
     for f in report.findings:
-        if f.kind == "orphan" and f.store != forge.source.name and f.entity_type in empty:
+        if f.kind == "orphan" and f.store != stores.source.name and f.entity_type in empty:
             held.setdefault(f.entity_type, Counter())[f.store] += 1
-    return [f"the source {forge.source.name!r} holds no {et!r} records, but "
+    return [f"the source {stores.source.name!r} holds no {et!r} records, but "
             + ", ".join(f"{s} holds {n}" for s, n in sorted(by_store.items()))
             + ": is the source URL (or its table_prefix) right? Their deletion is refused unless "
               "--max-delete allows it" for et, by_store in held.items()]
+
+
+# -- carrying out a repair ------------------------------------------------------------------------
+def repair(stores: Stores, report: AuditReport, delete_orphans: bool, max_delete: int | str | None = None,
+           counts: dict[str, int | None] | None = None, fraction: float = 1.0,
+           rechecked: list[Finding] | None = None) -> None:
+    """Re-check the findings (a writer may have finished what the audit caught half done), let the
+    guard refuse mass deletion before anything changes, then rewrite and delete proven orphans.
+
+    ``rechecked``: the findings as the caller re-checked them just before, with the guard applied
+    to them already (an audit in one process): they are acted on without a second re-check."""
+    handles = {h.name: h for h in stores.stores}
+    findings = rechecked
+    if findings is None:
+        findings = recheck(stores, report.findings)
+        report.plan = build_plan(stores, findings, delete_orphans, max_delete, counts, fraction)
+        report.plan.rechecked = True
+        refuse_if_guarded(report.plan)
+    todo: dict[tuple[str, str], dict[str, list[Finding]]] = {}
+    for f in findings:
+        if f.store == stores.source.name:
+            continue  # the source is the truth; its own problems are reported, not "repaired"
+        todo.setdefault((f.store, f.entity_type), {}).setdefault(f.kind, []).append(f)
+    for (store, entity_type), kinds in todo.items():
+        _repair_one(stores, report, handles[store].adapter, store, entity_type, kinds, delete_orphans)
+
+
+def _repair_one(stores: Stores, report: AuditReport, adapter: Adapter, store: str, entity_type: str,
+                kinds: dict[str, list[Finding]], delete_orphans: bool) -> None:
+    """Repair one entity type in one store: wrong twins removed, records rewritten, proven orphans
+    deleted, then the rewrites read back (each step's error reported, the next one still tried)."""
+    done = report.repaired.setdefault(store, Counter())
+    rewrite = [uuid.UUID(f.id) for f in kinds.get("missing", []) + kinds.get("stale", [])]
+    steps: list[tuple[str, Callable[[], int]]] = []
+    # A wrong twin goes only when it is an ID of ours whose record the source holds, so it is
+    # rewritten in the right form just below; anything else is reported and left alone.
+    twins = _twins(stores, store, entity_type, kinds.get("malformed", []), report)
+    rewrite += [i for i, _ in twins]
+    if twins:  # first, so the rewrite below is not removed with the wrong twin
+        steps.append(("malformed_removed", lambda: adapter.delete_raw(entity_type, [raw for _, raw in twins])))
+    steps.append(("rewritten", lambda: _rewrite(stores, adapter, entity_type, rewrite)))
+    if delete_orphans and kinds.get("orphan") and DELETE in adapter.capabilities:
+        orphans = [uuid.UUID(f.id) for f in kinds["orphan"] if f.raw is None]
+        wrong_form = [(uuid.UUID(f.id), f.raw) for f in kinds["orphan"] if f.raw is not None]
+        steps.append(("orphans_deleted", lambda: delete_proven(stores, adapter, entity_type, orphans, done)
+                      + delete_proven_raw(stores, adapter, entity_type, wrong_form)))
+    for label, step in steps:
+        try:
+            done[label] += step()
+        except UUIDForgeError as err:
+            report.repair_errors.append(f"{store}/{entity_type} {label}: {err}")
+    try:  # a writer's newer version may have landed in the source while we rewrote
+        again = settle(stores, adapter, entity_type, rewrite)
+        if again:
+            done["rewritten_again"] += again
+    except UUIDForgeError as err:
+        report.repair_errors.append(f"{store}/{entity_type} re-check after rewrite: {err}")
+
+
+def recheck_repaired(stores: Stores, report: AuditReport) -> dict[str, Counter[str]]:
+    """The IDs of the findings read again after a repair, per store and class: what is left.
+
+    A point audit of those IDs only (not a second full audit). An orphan the repair was not
+    asked to delete is still an orphan; an ID the source lacks is not a finding of the source's.
+    """
+    left = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in stores.stores[1:]},
+                       source=stores.source.name)
+    targets: dict[str, set[uuid.UUID]] = {}
+    for f in report.findings:
+        if f.kind != "foreign" and (ident := as_uuid(f.id)) is not None:
+            targets.setdefault(f.entity_type, set()).add(ident)
+    for entity_type, ids in targets.items():
+        point_pass(None, stores, entity_type, sorted(ids), left)
+    left.stores.pop(stores.source.name, None)  # "not in the source": the orphans, counted in their stores
+    for f in report.findings:  # a store that cannot be read by ID (a message log): what the audit found,
+        handle = next((h for h in stores.stores if h.name == f.store), None)  # less what repair republished
+        if handle is None or READ in handle.adapter.capabilities or f.kind in NOT_FINDINGS:
+            continue
+        if f.kind in ("missing", "stale", "malformed") and _republished(report, f.store):
+            continue  # the broker confirmed the source's record: it is the stream's latest state now
+        left.stores[f.store][f.kind] += 1
+    return left.stores
+
+
+def _republished(report: AuditReport, store: str) -> bool:
+    """Whether repair rewrote a log store's findings without an error (publisher confirms)."""
+    return report.repaired.get(store, Counter())["rewritten"] > 0 and not any(
+        e.startswith(f"{store}/") for e in report.repair_errors)
+
+
+def _twins(stores: Stores, store: str, entity_type: str, malformed: list[Finding],
+           report: AuditReport) -> list[tuple[uuid.UUID, str]]:
+    """(ID, raw entry) of the malformed findings whose ID the source holds: only those are rewritten,
+    so only their wrongly encoded twins may be removed."""
+    decoded = [(i, f.raw) for f in malformed if f.raw is not None and (i := as_uuid(f.id)) is not None]
+    if not decoded:
+        return []
+    try:
+        present: set[uuid.UUID] = set()
+        for batch in chunked(list({i for i, _ in decoded}), 1000):
+            present.update(stores.source.adapter.get_many(entity_type, batch))
+    except UUIDForgeError as err:
+        report.repair_errors.append(f"{store}/{entity_type} malformed_removed: source not read, nothing removed: {err}")
+        return []
+    return [(i, raw) for i, raw in decoded if i in present]
+
+
+def as_uuid(text: str) -> uuid.UUID | None:
+    """The UUID a finding's ID names, or None (a raw name in the wrong form)."""
+    try:
+        return uuid.UUID(text) if len(text) == 36 else None
+    except ValueError:
+        return None
+
+
+def _rewrite(stores: Stores, adapter: Any, entity_type: str, ids: list[uuid.UUID]) -> int:
+    """Rewrite ``ids`` from the source. A record the store rejects for good (constraint, data,
+    size) is isolated by splitting the batch, so it does not fail the repair of the others; the
+    rejected ones are named (IDs, never data) in one error after the rest is written."""
+    total = 0
+    rejected: list[tuple[uuid.UUID, str]] = []
+    for batch in chunked(ids, 1000):
+        records = list(stores.source.adapter.get_many(entity_type, batch).values())
+        unreadable = [r for r in records if r.unreadable]
+        if unreadable:  # never copy an unreadable source entry anywhere: named, and the rest goes on
+            rejected.extend((r.id, f"the source's entry cannot be read ({r.unreadable})") for r in unreadable)
+            records = [r for r in records if not r.unreadable]
+        ok, error, bad = put_isolating(records, attempt_once(adapter.put_many))
+        if not ok:
+            raise StoreError(f"{error} ({total} record(s) rewritten before it)")
+        rejected.extend((records[i].id, reason) for i, reason in bad)
+        total += len(records) - len(bad)
+    if rejected:
+        shown = ", ".join(str(i) for i, _ in rejected[:5])
+        shown += f" and {len(rejected) - 5} more" if len(rejected) > 5 else ""
+        raise StoreRejectedError(f"{total} record(s) rewritten; the store rejected {len(rejected)} for good ({shown}): "
+                        f"{rejected[0][1]}")
+    return total

@@ -1,11 +1,28 @@
-"""What a write-through did, per store: written, left in the journal, failed, and how long it took."""
+"""What a run found and did: write and replay results per store, audit findings and reports, and
+the one-line summaries ``str(report)`` gives.
+
+One module for the three, so that reports and their summaries are read and changed together.
+Why one line for a summary: it is what a cron mail, a log line or a chat alert shows first, so
+it says the outcome before the details, with rounded figures and no Python reprs.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+CLASSES = ("ok", "missing", "orphan", "stale", "malformed", "foreign")
+#: classes that are not inconsistencies: foreign entries are not ours to judge
+NOT_FINDINGS = ("ok", "foreign")
+FOREIGN_SAMPLES = 10  # raw names kept per store to show what the foreign entries are
 
+__all__ = ["CLASSES", "FOREIGN_SAMPLES", "NOT_FINDINGS", "AuditReport", "Finding", "StoreResult", "WriteReport",
+           "audit_summary", "counts_text", "plural", "write_summary"]
+
+
+# -- write and replay ------------------------------------------------------------------------------
 @dataclass
 class StoreResult:
     """One store's part of a write. ``pending`` records stay in the journal for ``replay``."""
@@ -49,8 +66,6 @@ class WriteReport:
     kind: str = "write"  # or "replay": what the summary calls it
 
     def __str__(self) -> str:
-        from .summary import write_summary
-
         return write_summary(self, self.kind)
 
     @property
@@ -74,3 +89,173 @@ class WriteReport:
                  + (f", {s.not_written} not written" if s.not_written else "") + ")"
                  for n, s in self.stores.items()]
         return f"{self.entities} entities; " + "; ".join(parts)
+
+
+# -- audits -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Finding:
+    """One inconsistency: which store, which entity, which class, and why."""
+
+    store: str
+    entity_type: str
+    id: str
+    kind: str
+    detail: str = ""
+    raw: str | None = None  # for malformed: the key/_id/path exactly as stored
+    #: for stale: the fields that differ (``address.city`` for nested ones), and with show_values
+    #: their values, ``{field: {"store": ..., "source": ...}}`` (absent sides left out)
+    fields: tuple[str, ...] = ()
+    values: dict[str, dict[str, Any]] | None = None
+    held: Any = field(default=None, compare=False, repr=False)  # scanned data of a store that cannot be read back
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"store": self.store, "entity_type": self.entity_type, "id": self.id, "class": self.kind,
+                             "detail": self.detail, "raw": self.raw}
+        if self.kind == "stale":
+            d["fields"] = list(self.fields)
+            if self.values is not None:
+                d["values"] = self.values
+        return d
+
+
+@dataclass
+class AuditReport:
+    """Counts per store and class, the findings, and what a repair did."""
+
+    stores: dict[str, Counter[str]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    entity_types: list[str] = field(default_factory=list)
+    source: str = ""
+    partitions: int = 0
+    seconds: float = 0.0
+    truncated: int = 0
+    repaired: dict[str, Counter[str]] = field(default_factory=dict)
+    repair_errors: list[str] = field(default_factory=list)
+    max_findings: int = 100_000
+    id_config: list[dict[str, Any]] = field(default_factory=list)  # types whose ID configuration differs (idmarker)
+    plan: Any = None  # the repair plan (uuid_forge.repair.RepairPlan), with --repair
+    warnings: list[str] = field(default_factory=list)
+    foreign_samples: dict[str, list[str]] = field(default_factory=dict)
+    #: (entity type, partition "i/n", seconds, source records) per partition of a full audit
+    partition_times: list[tuple[str, str, float, int]] = field(default_factory=list)
+    #: optional stores that did not answer, so were left out: name -> reason (masked)
+    not_audited: dict[str, str] = field(default_factory=dict)
+    #: after a repair: the repaired IDs read again, per store and class (None: no repair was made)
+    rechecked: dict[str, Counter[str]] | None = None
+
+    @property
+    def consistent(self) -> bool:
+        """Every store was audited and agrees with the source (after a repair, as the re-check found
+        them). A store left out (``not_audited``) makes it False: a script reading only this flag
+        must not take a partial audit for a clean one."""
+        counts = self.rechecked if self.rechecked is not None else self.stores
+        return not self.not_audited and not self.id_config and not self.repair_errors and all(
+            c[k] == 0 for c in counts.values() for k in CLASSES if k not in NOT_FINDINGS)
+
+    @property
+    def complete(self) -> bool:
+        """Every configured store was audited (an optional store that was down was not)."""
+        return not self.not_audited
+
+    def __str__(self) -> str:
+        return audit_summary(self)
+
+    def add(self, finding: Finding) -> None:
+        self.stores[finding.store][finding.kind] += 1
+        if finding.kind == "foreign":  # counted, a few shown, never a finding to repair
+            samples = self.foreign_samples.setdefault(finding.store, [])
+            if len(samples) < FOREIGN_SAMPLES:
+                raw = finding.raw or ""
+                samples.append(f"{finding.entity_type}: {raw if len(raw) <= 100 else raw[:97] + '...'}")
+            return
+        if len(self.findings) < self.max_findings:
+            self.findings.append(finding)
+        else:
+            self.truncated += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "consistent": self.consistent, "source": self.source, "entity_types": self.entity_types,
+            "partitions": self.partitions, "seconds": round(self.seconds, 3),
+            "stores": {n: {k: c[k] for k in CLASSES} for n, c in self.stores.items()},
+            "findings": [f.to_dict() for f in self.findings], "findings_truncated": self.truncated,
+            "repaired": {n: dict(c) for n, c in self.repaired.items()}, "repair_errors": self.repair_errors,
+            "id_config": self.id_config,
+            "plan": self.plan.to_dict() if self.plan is not None else None, "warnings": self.warnings,
+            "foreign_samples": self.foreign_samples, "complete": self.complete, "not_audited": self.not_audited,
+            "rechecked": ({n: {k: c[k] for k in CLASSES} for n, c in self.rechecked.items()}
+                          if self.rechecked is not None else None),
+        }
+
+
+# -- one-line summaries ----------------------------------------------------------------------------
+_FINDINGS = ("missing", "orphan", "stale", "malformed")
+
+
+def plural(n: int, word: str) -> str:
+    """``1 entity``, ``2 entities``, ``3 records``."""
+    if n == 1:
+        return f"1 {word}"
+    return f"{n:,} {word[:-1]}ies" if word.endswith("y") else f"{n:,} {word}s"
+
+
+def counts_text(counts: Mapping[str, Any]) -> str:
+    """``{"cache": {"rewritten": 1}}`` as ``cache: 1 rewritten``; ``{"cache": 2}`` as ``cache: 2``."""
+    parts = []
+    for name, value in counts.items():
+        if isinstance(value, Mapping):
+            value = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in value.items() if v) or "nothing"
+        parts.append(f"{name}: {value}")
+    return "; ".join(parts)
+
+
+def _findings(stores: Mapping[str, Mapping[str, int]]) -> tuple[int, str]:
+    """The number of findings and ``cache: 1 missing, 2 stale; files: 1 orphan``."""
+    per_store = {n: {k: c[k] for k in _FINDINGS if c[k]} for n, c in stores.items()}
+    per_store = {n: c for n, c in per_store.items() if c}
+    return sum(sum(c.values()) for c in per_store.values()), counts_text(per_store)
+
+
+def audit_summary(report: AuditReport) -> str:
+    """``audit of user against db: consistent (1,000 records, 3 stores, 1.2s)``, or what was found,
+    repaired and left, and which stores were not audited."""
+    types = ", ".join(report.entity_types) or "nothing"
+    entities = sum(p[3] for p in report.partition_times)
+    found, where = _findings(report.stores)
+    head = f"audit of {types} against {report.source}: "
+    parts = []
+    if report.id_config:
+        parts.append(f"ID configuration differs for {', '.join(c['entity_type'] for c in report.id_config)}")
+    if report.rechecked is not None:  # a repair was made
+        left, left_where = _findings(report.rechecked)
+        repaired = counts_text({n: dict(c) for n, c in report.repaired.items()}) or "nothing"
+        parts.append(f"{plural(found, 'finding')} ({where}); repaired {repaired}; "
+                     + ("consistent now" if not left and not report.repair_errors else
+                        f"still inconsistent ({left_where or plural(len(report.repair_errors), 'repair error')})"))
+    elif found:
+        parts.append(f"{plural(found, 'finding')} ({where})")
+    elif not report.id_config:
+        parts.append("consistent" if not report.not_audited else "consistent where audited")
+    head += "; ".join(parts)
+    tail = [f"{entities:,} source records" if report.partition_times else "", f"{report.seconds:.1f}s"]
+    text = head + f" ({', '.join(t for t in tail if t)})"
+    if report.not_audited:
+        text += "; NOT AUDITED: " + ", ".join(f"{n} ({_first_words(r)})" for n, r in report.not_audited.items())
+    return text
+
+
+def _first_words(reason: str, limit: int = 60) -> str:
+    """A reason cut for a one-line summary (the full text is in --json)."""
+    reason = reason.splitlines()[0] if reason else "no answer"
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."
+
+
+def write_summary(report: WriteReport, title: str = "write") -> str:
+    """``write: 1,000 entities in 0.4s; db: ok; cache: 3 in journal``."""
+    parts = []
+    for name, s in report.stores.items():
+        extra = [f"{s.pending} in journal" if s.pending else "", plural(s.dead_letters, "dead letter")
+                 if s.dead_letters else "", f"{s.not_written} not written" if s.not_written else ""]
+        detail = ", ".join(e for e in extra if e)
+        parts.append(f"{name}: {s.status}" + (f" ({detail})" if detail else ""))
+    return f"{title}: {plural(report.entities, 'entity')} in {report.seconds:.1f}s; " + "; ".join(parts)

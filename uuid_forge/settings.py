@@ -51,7 +51,7 @@ from typing import Any
 
 from .entitytypes import EntityType
 from .errors import AdapterNotFoundError, ConfigError
-from .ids import SCHEMES, IDConfig, _coerce_namespace
+from .ids import SCHEMES, IDConfig, coerce_namespace
 from .precedence import (
     BROKER_URL_ENV,
     JOURNAL_ENV,
@@ -186,7 +186,7 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
     picked = id_settings(ids, env, origin, flags)  # flags > environment > file > default: uuid_forge.precedence
     namespace, scheme = picked["namespace"].value, picked["scheme"].value or SCHEMES[0]
     try:
-        id_config = IDConfig(namespace=_coerce_namespace(namespace) if namespace else IDConfig().namespace,
+        id_config = IDConfig(namespace=coerce_namespace(namespace) if namespace else IDConfig().namespace,
                              salt=picked["salt"].value or "", scheme=scheme, secret=picked["secret"].value or None)
     except (ConfigError, TypeError) as err:
         raise ConfigError(f"{origin} [ids]: {err}") from None

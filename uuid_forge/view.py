@@ -13,7 +13,7 @@ Declared per store in ``forge.toml``::
     ignore_fields = ["cached_at"]       # fields the store adds for itself: never compared
     datetime_precision = "ms"           # compare datetimes at the store's precision (BSON dates)
 
-or in code: ``adapter.view = FieldView(projection=("name", "email"))``.
+or in code, when the store is opened: ``open_store(url, view=FieldView(projection=("name", "email")))``.
 """
 
 from __future__ import annotations

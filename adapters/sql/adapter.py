@@ -194,6 +194,7 @@ class SQLAdapter(Adapter):
         if (opts["columns"] is not None or opts["fields"] is not None) and table is None:
             raise ValidationError("columns= and fields= map a table of your own: pass table= too")
         self._dialect = dialect_for(sa_url.get_backend_name())
+        self.process_local = self._dialect.in_process(sa_url)
         timeout = opts["statement_timeout"]
         args = self._dialect.connect_args(opts["connect_timeout"], opts["read_timeout"],
                                           None if timeout is None else float(timeout))

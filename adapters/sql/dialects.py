@@ -74,6 +74,10 @@ class Dialect:
         """The driver-level parameters of the compiled read of ``size`` IDs."""
         return tuple(keys + keys[-1:] * (size - len(keys)))
 
+    def in_process(self, url: sa.URL) -> bool:
+        """True when the database at ``url`` lives in this process only (no other process can open it)."""
+        return False
+
     def check_batch(self, engine: sa.Engine, store: str, entity_type: str, records: list[Record]) -> None:
         """Refuse, before writing, a record the server would take for an outage."""
 
@@ -132,6 +136,10 @@ class SQLite(_OnConflict):
     """No exact decimals; the connect timeout is how long to wait for another writer's lock."""
 
     exact_numeric = False
+
+    def in_process(self, url: sa.URL) -> bool:
+        """SQLite's in-memory database (no file name, ``:memory:``, or ``mode=memory``)."""
+        return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
     def insert(self, table: sa.Table) -> Any:
         return sqlite.insert(table)
