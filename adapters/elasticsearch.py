@@ -44,7 +44,6 @@ with ``dynamic: strict``) are refused with a message saying so: reindex them int
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as dt
 import decimal
 import json
@@ -77,7 +76,6 @@ from uuid_forge.errors import (
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
 from uuid_forge.urls import mask_text
-from uuid_forge.view import FieldView
 
 __all__ = ["ID_FORMATS", "LAYOUTS", "DataLayout", "ElasticsearchAdapter", "Hit", "IndexOwners"]
 
@@ -225,15 +223,10 @@ class DataLayout(Layout):
                                   "with '_' nor contain '.'")
         if id_field and id_field == numbers_field:
             raise ConfigError(f"elasticsearch: id_field and numbers_field are both {id_field!r}: choose two names")
-        self.adapter = adapter
+        self.store = adapter
         self.id_field = id_field
         self.numbers_field = numbers_field
 
-    def bound(self, adapter: ElasticsearchAdapter) -> DataLayout:
-        """This layout for ``adapter`` (a twin seen through another view: see ``Adapter.viewed``)."""
-        twin = copy.copy(self)
-        twin.adapter = adapter
-        return twin
 
     # -- the Layout operations ---------------------------------------------------------------------
     def encode(self, record: Record) -> str:
@@ -250,10 +243,10 @@ class DataLayout(Layout):
 
     def decode(self, entity_type: str, ident: uuid.UUID, stored: Hit) -> Record:
         data = self.data(stored)
-        return Record(entity_type, ident, data, None, fingerprint=self.adapter.fingerprint_data(data))
+        return Record(entity_type, ident, data, None, fingerprint=self.store.fingerprint_data(data))
 
     def fingerprint(self, stored: Hit) -> str | None:
-        return self.adapter.fingerprint_data(self.data(stored))
+        return self.store.fingerprint_data(self.data(stored))
 
     def owned_fields(self, record: Record) -> frozenset[str]:
         ours = [self.id_field] if self.id_field else []
@@ -330,7 +323,7 @@ class DataLayout(Layout):
     def classify_hit(self, raw: str, source: dict[str, Any]) -> uuid.UUID | MalformedID | ForeignEntry:
         """A document's ID: its ``_id`` decides whether it is ours (uuid_forge.classify); the
         ``id_field``, when present, must name the same UUID (lowercase 36-char when all is well)."""
-        id_format, versions = self.adapter.id_format, self.adapter.id_versions
+        id_format, versions = self.store.id_format, self.store.id_versions
         by_id = classify(raw, id_format, versions=versions, where="_id")
         if isinstance(by_id, ForeignEntry) or not self.has_id(source):
             return by_id  # no id field: the _id alone says (a seed-era document is ours when it is right)
@@ -480,12 +473,6 @@ class ElasticsearchAdapter(Adapter):
         """The underlying ``Elasticsearch`` client, for queries of your own."""
         return self._client
 
-    def viewed(self, view: FieldView) -> Adapter:
-        """As the base; the twin's layout fingerprints through the twin's view."""
-        twin = super().viewed(view)
-        if isinstance(twin, ElasticsearchAdapter) and twin is not self:
-            twin.layout = self.layout.bound(twin)
-        return twin
 
     def index_name(self, entity_type: str) -> str:
         return self.containers.name_for(entity_type)

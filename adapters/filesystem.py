@@ -42,7 +42,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import copy
 import functools
 import json
 import os
@@ -62,7 +61,6 @@ from uuid_forge.errors import StoreConfigError, StoreError, StoreRejectedError, 
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.options import ParsedOptions
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
-from uuid_forge.view import FieldView
 
 __all__ = ["LAYOUTS", "DataLayout", "EnvelopeLayout", "FileAdapter", "FileLayout", "RawLayout"]
 
@@ -137,11 +135,6 @@ class FileLayout(Layout):
     def __init__(self, store: Adapter, opts: ParsedOptions) -> None:
         self.store = store  # fingerprints go through the store's view
 
-    def bound(self, store: Adapter) -> FileLayout:
-        """This layout fingerprinting through ``store`` (a twin of the adapter with another view)."""
-        twin = copy.copy(self)
-        twin.store = store
-        return twin
 
     @abstractmethod
     def encode(self, record: Record) -> list[tuple[str, bytes]]:
@@ -445,13 +438,6 @@ class FileAdapter(Adapter):
     def id_encoding(self) -> str:
         return "string"
 
-    def viewed(self, view: FieldView) -> Adapter:
-        """The twin's layout fingerprints through the twin's view."""
-        twin = super().viewed(view)
-        if twin is not self:
-            assert isinstance(twin, FileAdapter)
-            twin.layout = self.layout.bound(twin)
-        return twin
 
     def check_entity_type(self, entity_type: str) -> str:
         """Base rule, plus lowercase only (case-insensitive disks would merge ``User`` and ``user``),

@@ -65,7 +65,6 @@ write, scan or delete through another prefix or type is refused with an error na
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as _dt
 import decimal
 import json
@@ -100,7 +99,6 @@ from uuid_forge.envelope import DATA, FP, KEY, envelope_members, envelope_record
 from uuid_forge.errors import StoreConfigError, StoreError, StoreRejectedError, ValidationError
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
-from uuid_forge.view import FieldView
 
 __all__ = ["DATETIMES", "ID_FORMATS", "LAYOUTS", "BinaryIds", "DataLayout", "EnvelopeLayout", "IdFormat",
            "MongoAdapter", "MongoLayout", "OwnersCollection", "StringIds"]
@@ -232,14 +230,9 @@ class MongoLayout(Layout):
     and the operations a write sends, and the fields a scan fetches, are the shape's too."""
 
     def __init__(self, adapter: MongoAdapter, datetimes: Callable[[str], Any] = _as_text) -> None:
-        self.adapter = adapter
+        self.store = adapter
         self.datetimes = datetimes  # what a text value becomes (datetimes=): only the data layout uses it
 
-    def bound(self, adapter: MongoAdapter) -> MongoLayout:
-        """This layout for ``adapter`` (a twin seen through another view: see ``Adapter.viewed``)."""
-        twin = copy.copy(self)
-        twin.adapter = adapter
-        return twin
 
     def validate(self, entity_type: str, records: list[Record]) -> None:
         """Refuse, before anything is written, records this shape cannot store (none by default)."""
@@ -267,10 +260,10 @@ class DataLayout(MongoLayout):
 
     def decode(self, entity_type: str, ident: uuid.UUID, stored: Any) -> Record:
         data = _data(stored)
-        return Record(entity_type, ident, data, None, fingerprint=self.adapter.fingerprint_data(data))
+        return Record(entity_type, ident, data, None, fingerprint=self.store.fingerprint_data(data))
 
     def fingerprint(self, stored: Any) -> str | None:
-        return self.adapter.fingerprint_data(_data(stored))
+        return self.store.fingerprint_data(_data(stored))
 
     def owned_fields(self, record: Record) -> frozenset[str]:
         return frozenset(("_id", *record.data))
@@ -288,7 +281,7 @@ class DataLayout(MongoLayout):
     def writes(self, coll: Any, keys: list[Any], records: list[Record]) -> list[Any]:
         """Whole documents, keeping the fields the store's view declares its own; or, when the store
         holds a projection, ``$set``/``$unset`` of the projected fields only."""
-        names = _plain(self.adapter.view.projection)
+        names = _plain(self.store.view.projection)
         if names is not None:
             return [_update_within(_id, self.encode(r), names) for r, _id in zip(records, keys)]
         kept = self._kept_fields(coll, keys)
@@ -298,18 +291,18 @@ class DataLayout(MongoLayout):
     def _kept_fields(self, coll: Any, keys: list[Any]) -> dict[Any, dict[str, Any]]:
         """The fields the store adds for itself (the view's ignore_fields) of the documents about
         to be replaced: a rewrite from the source keeps them. Nothing to read when none are declared."""
-        names = self.adapter.view.ignore_fields
+        names = self.store.view.ignore_fields
         if not names:
             return {}
         kept: dict[Any, dict[str, Any]] = {}
-        for chunk in chunked(keys, self.adapter.in_batch_size):
+        for chunk in chunked(keys, self.store.in_batch_size):
             for doc in coll.find({"_id": {"$in": chunk}}, {n: 1 for n in names}):
                 kept[_key(doc.pop("_id"))] = doc
         return kept
 
     def scan_fields(self) -> dict[str, int] | None:
         """Every field, or the store's projection (a projection of odd names is applied after the read)."""
-        names = _plain(self.adapter.view.projection)
+        names = _plain(self.store.view.projection)
         if names is None:
             return None
         return {name: 1 for name in names} or {"_id": 1}
@@ -330,16 +323,16 @@ class EnvelopeLayout(MongoLayout):
         """The record; its fingerprint from the data read, never the stored ``fp``."""
         d, k = stored.get(DATA), stored.get(KEY)
         if isinstance(d, str):
-            data, fingerprint = load_json(d), self.adapter.fingerprint_text(d)
+            data, fingerprint = load_json(d), self.store.fingerprint_text(d)
         else:
             data = _from_bson(d)
-            fingerprint = self.adapter.fingerprint_data(data)
+            fingerprint = self.store.fingerprint_data(data)
         key = json.loads(k) if isinstance(k, str) else k
         return envelope_record(entity_type, ident, {DATA: data, KEY: key}, fingerprint)
 
     def fingerprint(self, stored: Any) -> str | None:
         d = stored.get(DATA)
-        return self.adapter.fingerprint_text(d) if isinstance(d, str) else self.adapter.fingerprint_data(_from_bson(d))
+        return self.store.fingerprint_text(d) if isinstance(d, str) else self.store.fingerprint_data(_from_bson(d))
 
     def owned_fields(self, record: Record) -> frozenset[str]:
         return frozenset(("_id", FP, DATA, KEY))
@@ -469,12 +462,6 @@ class MongoAdapter(Adapter):
         """The per-type collections' prefix (``prefix=``)."""
         return self.containers.prefix
 
-    def viewed(self, view: FieldView) -> Adapter:
-        """As the base; the twin's layout fingerprints through the twin's view."""
-        twin = super().viewed(view)
-        if isinstance(twin, MongoAdapter) and twin is not self:
-            twin.layout = self.layout.bound(twin)
-        return twin
 
     # -- validation ----------------------------------------------------------------------------
     def check_entity_type(self, entity_type: str) -> str:

@@ -45,7 +45,6 @@ query parameter goes to pika, e.g. ``heartbeat``).
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import re
@@ -81,7 +80,6 @@ from uuid_forge.events import EVENT_SCHEME, event_id
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
 from uuid_forge.urls import mask_url
-from uuid_forge.view import FieldView
 
 __all__ = ["EVENT_SCHEME", "LAYOUTS", "MARKER_TYPE", "BrokerUnavailable", "DataLayout", "EnvelopeLayout", "Message",
            "MessageLayout", "RabbitMQAdapter", "event_id"]
@@ -183,11 +181,6 @@ class MessageLayout(Layout):
     def __init__(self, store: RabbitMQAdapter) -> None:
         self.store = store  # its event and routing key; fingerprints go through its view
 
-    def bound(self, store: RabbitMQAdapter) -> MessageLayout:
-        """This layout fingerprinting through ``store`` (a twin of the adapter with another view)."""
-        twin = copy.copy(self)
-        twin.store = store
-        return twin
 
     def reads(self, headers: Mapping[str, Any]) -> bool:
         """Whether a message with these headers is in this layout."""
@@ -404,14 +397,6 @@ class RabbitMQAdapter(Adapter):
     def id_encoding(self) -> str:
         return "string"
 
-    def viewed(self, view: FieldView) -> Adapter:
-        """The twin's layouts fingerprint through the twin's view."""
-        twin = super().viewed(view)
-        if twin is not self:
-            assert isinstance(twin, RabbitMQAdapter)
-            twin.layout = self.layout.bound(twin)
-            twin._readers = [reader.bound(twin) for reader in self._readers]
-        return twin
 
     # -- validation ----------------------------------------------------------------------------
     def routing_key_for(self, entity_type: str, ident: str = _SAMPLE_ID) -> str:

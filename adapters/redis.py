@@ -42,7 +42,6 @@ see ``uuid-forge adapters --options redis``.
 from __future__ import annotations
 
 import base64
-import copy
 import logging
 import re
 import uuid
@@ -65,7 +64,6 @@ from uuid_forge.errors import OptionError, StoreConfigError, StoreError, StoreRe
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
 from uuid_forge.urls import mask_text
-from uuid_forge.view import FieldView
 
 __all__ = ["GONE", "ID_FORMATS", "LAYOUTS", "DataLayout", "EnvelopeLayout", "Fingerprints", "HashLayout", "IdText",
            "RedisAdapter", "RedisLayout", "WrongType", "check_key_pattern"]
@@ -205,11 +203,6 @@ class RedisLayout(Layout):
         self.store = store
         self.ttl = ttl
 
-    def bound(self, store: Fingerprints) -> RedisLayout:
-        """This layout fingerprinting through ``store`` (a twin of the adapter, with another view)."""
-        twin = copy.copy(self)
-        twin.store = store
-        return twin
 
     def check(self, entity_type: str, records: list[Record]) -> None:
         """Refuse, before anything is written, records this layout cannot hold (default: none)."""
@@ -488,13 +481,6 @@ class RedisAdapter(Adapter):
         """The underlying redis-py client (for what the adapter does not cover)."""
         return self._client
 
-    def viewed(self, view: FieldView) -> Adapter:
-        """The base's twin, with a layout that fingerprints through the twin's view."""
-        twin = super().viewed(view)
-        if twin is not self:
-            assert isinstance(twin, RedisAdapter)
-            twin.layout = self.layout.bound(twin)
-        return twin
 
     def check_entity_type(self, entity_type: str) -> str:
         """Base rule, plus no ``:`` (it separates key parts) and no glob characters (SCAN MATCH)."""

@@ -129,3 +129,31 @@ def test_the_check_allows_branches_inside_layout_classes_and_plain_calls() -> No
     source = ("class EnvelopeLayout(Layout):\n    def put(self):\n        if self.layout == 'x':\n            pass\n"
               "class Adapter:\n    def put(self, r):\n        return self.layout.encode(r)\n")
     assert layout_branches(source, "x.py") == []
+
+
+_OFFLINE_URLS = {  # stores whose adapter opens without reaching its server (drivers connect lazily)
+    "file": None,
+    "redis": "redis://127.0.0.1:1/0",
+    "mongodb": "mongodb://127.0.0.1:1/x?serverSelectionTimeoutMS=100",
+    "elasticsearch": "elasticsearch+http://127.0.0.1:1",
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:1/%2F",
+}
+
+
+@pytest.mark.parametrize("store", sorted(_OFFLINE_URLS))
+def test_a_copy_of_an_adapter_gets_layouts_that_serve_the_copy(store: str, tmp_path: Path) -> None:
+    """``viewed`` and ``with_id_versions`` copy the adapter; its layouts must fingerprint through the
+    copy's view and classify by the copy's ID versions, never the original's."""
+    from uuid_forge import open_store
+    from uuid_forge.layout import Layout
+    from uuid_forge.view import FieldView
+
+    if store != "file":
+        pytest.importorskip({"redis": "redis", "mongodb": "pymongo", "elasticsearch": "elasticsearch",
+                             "rabbitmq": "pika"}[store])
+    adapter = open_store(_OFFLINE_URLS[store] or f"file://{tmp_path}")
+    assert isinstance(adapter.layout, Layout) and adapter.layout.store is adapter  # type: ignore[attr-defined]
+    for twin in (adapter.with_id_versions(frozenset({8})), adapter.viewed(FieldView(ignore_fields=("x",)))):
+        assert twin is not adapter
+        assert twin.layout.store is twin  # type: ignore[attr-defined]
+    assert adapter.layout.store is adapter  # type: ignore[attr-defined]

@@ -35,6 +35,7 @@ from .errors import (
     UUIDForgeError,
     ValidationError,
 )
+from .layout import Layout
 from .options import BATCH_SIZE, Option, ParsedOptions, parse_options
 from .record import (
     ForeignEntry,
@@ -247,7 +248,7 @@ class Adapter(ABC):
         through each store's view, so both sides of a comparison are projected alike."""
         if view == self.view:
             return self
-        twin = copy.copy(self)
+        twin = self._twin()
         twin.view = view
         return twin
 
@@ -256,8 +257,18 @@ class Adapter(ABC):
         classifies names in the wrong form by its own scheme's versions."""
         if frozenset(versions) == self.id_versions:
             return self
-        twin = copy.copy(self)
+        twin = self._twin()
         twin.id_versions = frozenset(versions)
+        return twin
+
+    def _twin(self) -> Adapter:
+        """A shallow copy sharing the connections, whose layouts serve the copy, not this adapter."""
+        twin = copy.copy(self)
+        for name, value in list(vars(twin).items()):
+            if isinstance(value, Layout):
+                setattr(twin, name, value.bound(twin))
+            elif isinstance(value, list) and value and all(isinstance(v, Layout) for v in value):
+                setattr(twin, name, [v.bound(twin) for v in value])
         return twin
 
     # -- public batch API ----------------------------------------------------------------------

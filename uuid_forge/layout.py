@@ -10,10 +10,11 @@ another application added.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from .options import Option
 from .record import Record
@@ -28,6 +29,15 @@ class Layout(ABC):
     name: ClassVar[str]
     #: one line for the generated option docs
     doc: ClassVar[str] = ""
+    #: the adapter this layout serves: fingerprints go through its view, names are classified by
+    #: its ID versions (set by the layout's constructor)
+    store: Any
+
+    def bound(self, store: Any) -> Self:
+        """This layout serving ``store``, a copy of its adapter (``Adapter.viewed``, ``with_id_versions``)."""
+        twin = copy.copy(self)
+        twin.store = store
+        return twin
 
     @abstractmethod
     def encode(self, record: Record) -> Any:
