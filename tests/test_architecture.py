@@ -199,9 +199,13 @@ def test_no_module_imports_a_private_name_of_another() -> None:
     assert not found, "private names imported across modules (make them public or move them):\n" + "\n".join(found)
 
 
-def test_no_adapter_imports_relatively() -> None:
+def test_no_adapter_imports_the_core_relatively() -> None:
+    """Relative imports inside one adapter's own package (adapters/sql/) stay in its folder and are
+    fine; one that climbs into the core goes through the package-dir mapping, which readers and
+    tools cannot follow."""
     relative = [f"{i.module}:{i.line} imports {i.target} relatively" for i in imports()
-                if i.module.startswith(f"{PACKAGE}.adapters") and i.relative]
+                if i.module.startswith(f"{PACKAGE}.adapters") and i.relative
+                and not i.target.startswith(f"{PACKAGE}.adapters.")]
     assert not relative, "adapters import the core by absolute name (from uuid_forge.contract import ...):\n" + \
         "\n".join(relative)
 
@@ -250,7 +254,7 @@ def test_private_and_relative_imports_are_found(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["uuid_forge.audit", "uuid_forge.forge", "uuid_forge.adapters.memory",
-                                  "uuid_forge.cli.app"])
+                                  "uuid_forge.cli.commands", "uuid_forge.adapters.sql.adapter"])
 def test_the_graph_sees_the_real_modules(name: str) -> None:
     edges = graph()
     assert edges.get(name), f"{name} should import other project modules"
