@@ -86,7 +86,7 @@ def run_cli(argv: Sequence[str], env: Mapping[str, str | None] | None = None, *,
     return code, streams[0].getvalue().decode("utf-8"), streams[1].getvalue().decode("utf-8")
 
 
-#: the extra that installs each driver module (pyproject.toml; tests/test_extras_l.py checks the adapters' side)
+#: the extra that installs each driver module (pyproject.toml; tests/test_extras.py checks the adapters' side)
 DRIVER_EXTRAS = {"redis": "redis", "pymongo": "mongodb", "elasticsearch": "elasticsearch", "pika": "rabbitmq",
                  "psycopg": "postgres", "pymysql": "mariadb", "prometheus_client": "metrics"}
 

@@ -1,7 +1,7 @@
 """Fast checks (no servers) that audits fingerprint the data each store holds, not its ``fp``.
 
 SQLite and the file store are edited behind uuid-forge's back (with sqlite3 and plain file
-writes); the stored fingerprint is left as it was. See integration/test_content_h.py for every store.
+writes); the stored fingerprint is left as it was. See integration/test_content_fingerprints.py for every store.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Replay never resurrects old versions; a poison record becomes a dead letter (in-process fakes).
 
-The integration suite (integration/test_safety_e.py) proves the same on real servers.
+The integration suite (integration/test_replay_and_poison_records.py) proves the same on real servers.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Private files refuse symlinks, and every error names its place (issue 10, findings 10 and 11).
 
 Fast: embedded stores (SQLite source, file store) through the CLI in-process; a full disk is
-simulated by a failing ``os.write`` (integration/test_safety_b.py fills a real one).
+simulated by a failing ``os.write`` (integration/test_private_files_and_error_places.py fills a real one).
 """
 
 from __future__ import annotations

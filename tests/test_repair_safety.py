@@ -1,7 +1,7 @@
 """Repair safety on in-process stores: the deletion guard, re-checked findings, proven orphans.
 
 The "writer" here is a fake: a source adapter that writes a record at a chosen moment, so each
-race is exact and repeatable (the real concurrent writer is in integration/test_safety_d.py).
+race is exact and repeatable (the real concurrent writer is in integration/test_orphan_deletion_guard.py).
 """
 
 from __future__ import annotations
