@@ -45,7 +45,10 @@ from uuid_forge.record import ForeignEntry, MalformedID, Partition
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
+from tests.scaffold import SilentServer
+
 from .servers import elasticsearch_http_url
+
 
 # Index names Elasticsearch refuses (with the default prefix "uf-" where it matters): uppercase,
 # wildcard, leading underscore, over 255 bytes; plus the contract's generic ones.
@@ -309,17 +312,13 @@ def test_connection_refused_is_unavailable() -> None:
         assert not isinstance(info.value, StoreTimeoutError)
 
 
-def test_server_that_never_answers_times_out() -> None:
-    """The kernel completes the handshake for a listening socket nobody accepts from: a silent server."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        url = f"elasticsearch+http://127.0.0.1:{sock.getsockname()[1]}"
-        with open_store(url, timeout=0.5) as s:
-            with pytest.raises(StoreTimeoutError):
-                s.ping()
-            with pytest.raises(StoreTimeoutError):
-                s.put_many(sample_records("silent", 2))
+def test_server_that_never_answers_times_out(silent_server: SilentServer) -> None:
+    url = f"elasticsearch+http://127.0.0.1:{silent_server.port}"
+    with open_store(url, timeout=0.5) as s:
+        with pytest.raises(StoreTimeoutError):
+            s.ping()
+        with pytest.raises(StoreTimeoutError):
+            s.put_many(sample_records("silent", 2))
 
 
 class _FakeES(http.server.BaseHTTPRequestHandler):

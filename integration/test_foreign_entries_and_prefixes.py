@@ -72,8 +72,7 @@ def world(postgres_url: str, redis_url: str, mongodb_url: str, elasticsearch_url
     urls = {"db": postgres_url, "redis": redis_url, "files": f"file://{tmp_path}/files?fsync=false",
             "mongodb": _with_db(mongodb_url, mongo_db), "elasticsearch": elasticsearch_url,
             "sqlite": f"sqlite:///{tmp_path}/store.sqlite3"}
-    config = write_forge_toml(tmp_path / "uuid-forge.toml", urls, "db", namespace="safety-c.uuid-forge.test",
-                              retries=None)
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", urls, "db", namespace="safety-c.uuid-forge.test")
     w = World(config, urls, tmp_path / "files", tmp_path / "store.sqlite3", mongo_db)
     _cleanup(w)
     yield w

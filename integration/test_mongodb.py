@@ -35,6 +35,8 @@ from uuid_forge.record import ForeignEntry, MalformedID
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records
 
+from tests.scaffold import SilentServer
+
 
 @pytest.fixture(scope="module")
 def raw_db(mongodb_url: str) -> Iterator[Any]:
@@ -312,31 +314,9 @@ def _within(seconds: float, call: Callable[[], Any]) -> BaseException | None:
     return outcome[0]
 
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A TCP server that accepts connections and never sends a byte."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield server.getsockname()[1]
-    server.close()
-    for conn in held:
-        conn.close()
-
-
-def test_server_that_never_answers_times_out(silent_server: int) -> None:
+def test_server_that_never_answers_times_out(silent_server: SilentServer) -> None:
     # the adapter's default timeouts (5 s to select a server) must turn a silent server into an error
-    store = MongoAdapter(f"mongodb://127.0.0.1:{silent_server}/db")
+    store = MongoAdapter(f"mongodb://127.0.0.1:{silent_server.port}/db")
     try:
         err = _within(60, lambda: store.put_many(sample_records("silent", 3)))
         assert isinstance(err, StoreTimeoutError), err

@@ -27,7 +27,10 @@ from uuid_forge.record import ForeignEntry, MalformedID
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
+from tests.scaffold import SilentServer
+
 from . import servers
+
 
 RAW_WAIT = 10.0  # seconds a raw stream read waits for an expected message before failing
 
@@ -325,34 +328,16 @@ class TestRabbitMQAdapter(AdapterContract):
         assert dict(store.scan(etype)) == {first.id: first.fingerprint, second.id: second.fingerprint}
 
 
-def test_silent_server_times_out() -> None:
+def test_silent_server_times_out(silent_server: SilentServer) -> None:
     """A server that accepts TCP and never speaks AMQP: an error within the timeout, not a hang."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        try:
-            while True:
-                accepted.append(listener.accept()[0])
-        except OSError:
-            return
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        url = f"amqp://guest:secret-pw@127.0.0.1:{listener.getsockname()[1]}/%2F"
-        with RabbitMQAdapter(url, timeout=1) as store:
-            with pytest.raises(StoreTimeoutError) as info:
-                store.put_many(sample_records("order", 1))
-            assert "secret-pw" not in str(info.value)
-            with pytest.raises(StoreTimeoutError):
-                store.ping()
-        assert accepted  # it really connected, then waited for an answer
-    finally:
-        listener.close()
-        for conn in accepted:
-            conn.close()
+    url = f"amqp://guest:secret-pw@127.0.0.1:{silent_server.port}/%2F"
+    with RabbitMQAdapter(url, timeout=1) as store:
+        with pytest.raises(StoreTimeoutError) as info:
+            store.put_many(sample_records("order", 1))
+        assert "secret-pw" not in str(info.value)
+        with pytest.raises(StoreTimeoutError):
+            store.ping()
+    assert silent_server.accepted  # it really connected, then waited for an answer
 
 
 def test_refused_connection_is_unavailable() -> None:

@@ -27,7 +27,7 @@ from uuid_forge.journal import Journal
 from uuid_forge.registry import open_store
 from uuid_forge.settings import WriteSettings
 
-from .scaffold import write_forge_toml
+from .scaffold import FAST_WRITE, write_forge_toml
 from .servers import PrivatePostgres, PrivateRedis
 
 pytestmark = [pytest.mark.fault]
@@ -292,7 +292,7 @@ def test_journal_cli_on_a_mariadb_dead_letter(mariadb_url: str, tmp_path: Path,
     et = f"jcli{uuid.uuid4().hex[:8]}"
     config = write_forge_toml(tmp_path / "uuid-forge.toml", {"src": f"sqlite:///{tmp_path}/source.db",
                                                              "maria": mariadb_url},
-                              "src", namespace="safety-e.uuid-forge.test", journal=f"{tmp_path}/j.sqlite3")
+                              "src", namespace="safety-e.uuid-forge.test", journal=f"{tmp_path}/j.sqlite3", write=FAST_WRITE)
     items = [{"entity_type": et, "key": {"email": f"p{i}@example.com"}, "data": {"v": 1, "secret": "SSN-078-05-1120"}}
              for i in range(10)]
     items[6]["data"]["doc"] = nested(33)

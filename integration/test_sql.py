@@ -29,6 +29,8 @@ from uuid_forge.adapters.sql import SQLAdapter
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records
 
+from tests.scaffold import SilentServer
+
 _ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -248,24 +250,14 @@ def test_statement_timeout_gives_store_timeout_error(postgres_url: str, name: st
             _pg_drop(postgres_url, f"uf_{name}")
 
 
-def _silent_server() -> tuple[socket.socket, int]:
-    """A socket that accepts TCP connections (the kernel's backlog) and never says a word."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    return sock, sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("scheme", ["postgresql", "mariadb"])
-def test_silent_server_times_out_and_closed_port_is_unavailable(scheme: str) -> None:
-    sock, port = _silent_server()
-    try:
-        # PyMySQL waits for the server's greeting up to read_timeout, libpq up to connect_timeout (min 2 s)
-        with open_store(f"{scheme}://u@127.0.0.1:{port}/test", connect_timeout=1, read_timeout=1) as s, \
-                pytest.raises(StoreTimeoutError):
-            s.ping()
-    finally:
-        sock.close()
+def test_silent_server_times_out_and_closed_port_is_unavailable(scheme: str, silent_server: SilentServer) -> None:
+    port = silent_server.port
+    # PyMySQL waits for the server's greeting up to read_timeout, libpq up to connect_timeout (min 2 s)
+    with open_store(f"{scheme}://u@127.0.0.1:{port}/test", connect_timeout=1, read_timeout=1) as s, \
+            pytest.raises(StoreTimeoutError):
+        s.ping()
+    silent_server.close()  # now nothing listens on the port
     with open_store(f"{scheme}://u@127.0.0.1:{port}/test", connect_timeout=1) as s:
         with pytest.raises(StoreUnavailableError) as info:
             s.ping()
