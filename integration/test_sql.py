@@ -150,9 +150,11 @@ def name() -> str:
 
 
 def _vectors() -> list[dict[str, Any]]:
-    local = _ROOT / "tests" / "vectors" / "ids-v1.json"
-    path = local if local.exists() else Path("/work/shared/vectors/ids-v1.json")
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The repository's copy (tests/vectors), else the shared set beside the repository (../shared/vectors)."""
+    for folder in (_ROOT / "tests" / "vectors", _ROOT.parent / "shared" / "vectors"):
+        if (folder / "ids-v1.json").exists():
+            return json.loads((folder / "ids-v1.json").read_text(encoding="utf-8"))
+    raise FileNotFoundError(f"ids-v1.json is in neither {_ROOT / 'tests' / 'vectors'} nor {_ROOT.parent / 'shared' / 'vectors'}")
 
 
 def test_uuid_generate_v5_in_postgres_agrees_with_python(postgres_url: str) -> None:

@@ -13,7 +13,7 @@ from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.adapters.sql import SQLAdapter
 from uuid_forge.errors import IDConfigMismatchError
 from uuid_forge.forge import StoreHandle
-from uuid_forge.idmarker import META_TYPE, Marker, differences, marker_id
+from uuid_forge.idmarker import META_TYPE, Marker, differences, marker_id, read_markers
 from uuid_forge.journal import Journal
 
 from .scaffold import write_forge_toml
@@ -113,8 +113,19 @@ def test_source_on_a_user_table_keeps_no_marker(tmp_path: Path) -> None:
     src = SQLAdapter(db, table="people", entity_type="user")
     with forge(tmp_path, src) as f:
         f.write_many(people())
+        assert read_markers(f, ["user"]) == {}
     with forge(tmp_path, SQLAdapter(db, table="people", entity_type="user"), IDConfig(namespace=NS)) as f:
-        f.write_many(people(1, start=9))  # documented limitation: nothing to compare with
+        f.write_many(people(1, start=9))  # documented limitation: nothing to compare with (no salt now: not refused)
+        assert read_markers(f, ["user"]) == {}
+    engine = sa.create_engine(db)
+    try:
+        # no marker row in the user's table, and no table of ours beside it
+        assert sa.inspect(engine).get_table_names() == ["people"]
+        with engine.connect() as conn:
+            ids = {row[0] for row in conn.execute(sa.text("SELECT id FROM people"))}
+    finally:
+        engine.dispose()
+    assert len(ids) == 4 and marker_id("user").hex not in ids and str(marker_id("user")) not in ids
 
 
 def test_ids_accept_command(tmp_path: Path) -> None:
