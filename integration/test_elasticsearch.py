@@ -27,7 +27,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-elasticsearch = pytest.importorskip("elasticsearch")
+from tests.scaffold import SilentServer, driver_missing
+
+elasticsearch = pytest.importorskip("elasticsearch", reason=driver_missing("elasticsearch"))
 
 from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter
 
@@ -45,7 +47,6 @@ from uuid_forge.record import ForeignEntry, MalformedID, Partition
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
-from tests.scaffold import SilentServer
 
 from .servers import elasticsearch_http_url
 

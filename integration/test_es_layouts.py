@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-elasticsearch = pytest.importorskip("elasticsearch")
+from tests.scaffold import driver_missing
+
+elasticsearch = pytest.importorskip("elasticsearch", reason=driver_missing("elasticsearch"))
 
 from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter
 

@@ -25,8 +25,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import pymongo
 import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
+pytest.importorskip("redis", reason=driver_missing("redis"))
+pytest.importorskip("elasticsearch", reason=driver_missing("elasticsearch"))
+import pymongo
 import redis
 from elasticsearch import Elasticsearch
 

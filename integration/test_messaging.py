@@ -6,8 +6,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pika
 import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("pika", reason=driver_missing("pika"))
+import pika
 
 from uuid_forge import Forge, IDConfig, Namespace, UUIDGenerator, open_store
 from uuid_forge.adapters.rabbitmq import MARKER_TYPE

@@ -22,7 +22,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-pymongo = pytest.importorskip("pymongo")
+from tests.scaffold import driver_missing
+
+pymongo = pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
 
 from bson import Binary, Decimal128, ObjectId
 

@@ -15,7 +15,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-pymongo = pytest.importorskip("pymongo")
+from tests.scaffold import SilentServer, driver_missing
+
+pymongo = pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
 
 from bson import Binary, ObjectId
 from pymongo import monitoring
@@ -35,7 +37,6 @@ from uuid_forge.record import ForeignEntry, MalformedID
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records
 
-from tests.scaffold import SilentServer
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +123,22 @@ class TestMongoEnvelope(_MongoContract):
 
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
         self.raw[entity_type].insert_one({"_id": str(ident), "fp": "0" * 32, "data": {}, "key": None})
+        return True
+
+
+class TestMongoEnvelopeStringIDs(TestMongoEnvelope):
+    """layout=envelope with id_format=string: the envelope under a 36-char string _id."""
+
+    options: ClassVar[dict[str, Any]] = {"layout": "envelope", "id_format": "string"}
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        assert store.id_encoding == "string"
+        doc = self.raw[record.entity_type].find_one({"_id": str(record.id)})
+        assert doc is not None and set(doc) == {"_id", "fp", "data", "key"}
+        assert doc["fp"] == record.fingerprint and doc["data"] == record.json_data and doc["key"] == record.key
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        self.raw[entity_type].insert_one({"_id": Binary(ident.bytes, 4), "fp": "0" * 32, "data": {}, "key": None})
         return True
 
 

@@ -18,8 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pymongo
 import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
+pytest.importorskip("redis", reason=driver_missing("redis"))
+import pymongo
 import redis
 import sqlalchemy as sa
 

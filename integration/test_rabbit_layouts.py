@@ -15,9 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("pika", reason=driver_missing("pika"))
 import pika
 import pika.exceptions
-import pytest
 from uuid_forge.adapters.rabbitmq import MARKER_TYPE, RabbitMQAdapter, event_id
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store

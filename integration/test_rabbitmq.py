@@ -8,7 +8,6 @@ stream with pika itself, never through the adapter.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import uuid
@@ -16,8 +15,12 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import pika
 import pytest
+
+from tests.scaffold import SilentServer, driver_missing
+
+pytest.importorskip("pika", reason=driver_missing("pika"))
+import pika
 
 from uuid_forge import Record, open_store
 from uuid_forge.contract import Adapter
@@ -27,7 +30,6 @@ from uuid_forge.record import ForeignEntry, MalformedID
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
-from tests.scaffold import SilentServer
 
 from . import servers
 
@@ -326,6 +328,26 @@ class TestRabbitMQAdapter(AdapterContract):
         store._conn.close()
         store.put_many([second])
         assert dict(store.scan(etype)) == {first.id: first.fingerprint, second.id: second.fingerprint}
+
+
+class TestRabbitMQEnvelope(TestRabbitMQAdapter):
+    """``layout=envelope``: uuid-forge's earlier body {id, entity_type, event, fp, data, key}."""
+
+    @pytest.fixture
+    def store(self, amqp_url: str, exchange: str) -> Iterator[Adapter]:
+        self.amqp_url = amqp_url
+        with open_store(_url(amqp_url, exchange=exchange, layout="envelope")) as s:
+            yield s
+        _drop(amqp_url, exchange, f"{exchange}.history")
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        assert isinstance(store, RabbitMQAdapter)
+        ((method, props, body),) = raw_messages(self.amqp_url, store.stream, str(record.id))
+        assert props.correlation_id == str(record.id)
+        assert method.routing_key == f"{record.entity_type}.upserted"
+        assert json.loads(body) == {"id": str(record.id), "entity_type": record.entity_type, "event": "upserted",
+                                    "fp": record.fingerprint, "data": record.json_data,
+                                    "key": json.loads(record.key_json or "null")}
 
 
 def test_silent_server_times_out(silent_server: SilentServer) -> None:

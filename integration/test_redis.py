@@ -16,7 +16,9 @@ from typing import ClassVar
 
 import pytest
 
-redis = pytest.importorskip("redis")
+from tests.scaffold import SilentServer, driver_missing
+
+redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 
 from uuid_forge.adapters.redis import RedisAdapter
 
@@ -26,7 +28,6 @@ from uuid_forge.record import ForeignEntry, MalformedID, Partition
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
-from tests.scaffold import SilentServer
 
 
 def _b64(ident: uuid.UUID) -> str:

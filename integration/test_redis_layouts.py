@@ -26,7 +26,9 @@ from typing import Any
 
 import pytest
 
-redis = pytest.importorskip("redis")
+from tests.scaffold import driver_missing
+
+redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
 from uuid_forge.canonical import canonical

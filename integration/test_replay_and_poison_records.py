@@ -13,9 +13,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("psycopg", reason=driver_missing("psycopg"))
+pytest.importorskip("pymysql", reason=driver_missing("pymysql"))
+pytest.importorskip("redis", reason=driver_missing("redis"))
 import psycopg
 import pymysql
-import pytest
 import redis
 from sqlalchemy.engine import make_url
 

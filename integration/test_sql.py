@@ -6,7 +6,6 @@ Raw checks use the drivers directly (psycopg, pymysql), never the adapter.
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +13,10 @@ from typing import Any
 
 import pytest
 
-psycopg = pytest.importorskip("psycopg")
-pymysql = pytest.importorskip("pymysql")
+from tests.scaffold import SilentServer, driver_missing
+
+psycopg = pytest.importorskip("psycopg", reason=driver_missing("psycopg"))
+pymysql = pytest.importorskip("pymysql", reason=driver_missing("pymysql"))
 
 import sqlalchemy as sa
 from psycopg import sql as pgsql
@@ -29,7 +30,6 @@ from uuid_forge.adapters.sql import SQLAdapter
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records
 
-from tests.scaffold import SilentServer
 
 _ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
-psycopg = pytest.importorskip("psycopg")
-pymysql = pytest.importorskip("pymysql")
+from tests.scaffold import driver_missing
+
+psycopg = pytest.importorskip("psycopg", reason=driver_missing("psycopg"))
+pymysql = pytest.importorskip("pymysql", reason=driver_missing("pymysql"))
 
 import sqlalchemy as sa
 from psycopg import sql as pgsql

@@ -28,6 +28,8 @@ from uuid_forge.entitytypes import EntityType
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 from uuid_forge.settings import WriteSettings
+from uuid_forge.testing import AdapterContract
+from uuid_forge.testing.contract import sample_records
 
 #: unset even when absent from os.environ now (a test may set one with monkeypatch before the call)
 ALWAYS_UNSET = ("UUID_FORGE_SALT", "UUID_FORGE_SECRET", "UUID_FORGE_NAMESPACE", "UUID_FORGE_SCHEME",
@@ -98,23 +100,25 @@ def run_cli(argv: Sequence[str], env: Mapping[str, str | None] | None = None, *,
 
 
 #: the extra that installs each driver module (pyproject.toml; tests/test_extras.py checks the adapters' side)
-DRIVER_EXTRAS = {"redis": "redis", "pymongo": "mongodb", "elasticsearch": "elasticsearch", "pika": "rabbitmq",
-                 "psycopg": "postgres", "pymysql": "mariadb", "prometheus_client": "metrics"}
+DRIVER_EXTRAS = {"redis": "redis", "pymongo": "mongodb", "bson": "mongodb", "elasticsearch": "elasticsearch",
+                 "pika": "rabbitmq", "psycopg": "postgres", "pymysql": "mariadb", "prometheus_client": "metrics",
+                 "celery": "celery"}
 
 
-def _missing(module: str) -> str:
+def driver_missing(module: str) -> str:
+    """Why a test that needs ``module`` skips: the driver and the extra that installs it."""
     return f'the {module} driver is not installed (pip install "uuid-forge[{DRIVER_EXTRAS.get(module, module)}]")'
 
 
 def need_driver(module: str) -> Any:
     """The driver module, or skip the calling test with the extra to install."""
-    return pytest.importorskip(module, reason=_missing(module))
+    return pytest.importorskip(module, reason=driver_missing(module))
 
 
 def requires_driver(*modules: str) -> pytest.MarkDecorator:
     """A skipif mark for a test that opens a store whose driver may be absent."""
     absent = [m for m in modules if importlib.util.find_spec(m) is None]
-    return pytest.mark.skipif(bool(absent), reason="; ".join(_missing(m) for m in absent))
+    return pytest.mark.skipif(bool(absent), reason="; ".join(driver_missing(m) for m in absent))
 
 
 # -- one way to build a Forge ---------------------------------------------------------------------
@@ -160,6 +164,36 @@ def forge_factory_for(tmp_path: Path) -> tuple[Callable[..., Forge], Callable[[]
             forge.close()
 
     return factory, close_all
+
+
+# -- the contract over a store that holds one entity type (your own table, collection or index) -----
+class OneTypeContract(AdapterContract):
+    """``AdapterContract`` for a store given one container of the user's that holds one entity type.
+
+    Each test gets a fresh container (the ``store`` fixture's job) and writes the one ``entity_type``;
+    ``drop`` empties the container and keeps it, so the type is still listed afterwards.
+    """
+
+    entity_type = "user"
+
+    @pytest.fixture
+    def etype(self, store: Adapter) -> Iterator[str]:
+        yield self.entity_type
+
+    def assert_container_kept(self, store: Adapter) -> None:
+        """After ``drop``: the user's container is still there (checked with the raw driver)."""
+        raise NotImplementedError(f"{type(self).__name__} must check that drop kept the container")
+
+    def test_drop_removes_everything_and_the_type_can_be_written_again(self, store: Adapter, etype: str) -> None:
+        records = sample_records(etype, 2_500)
+        store.put_many(records)
+        planted = self.plant_malformed(store, etype, sample_records(etype, 1, start=10_000)[0].id)
+        assert len(list(store.scan(etype, include_malformed=True))) == 2_500 + planted
+        store.drop(etype)
+        assert list(store.scan(etype, include_malformed=True)) == []
+        self.assert_container_kept(store)
+        store.put_many(records[:3])
+        assert sorted(i for i, _ in store.scan(etype)) == sorted(r.id for r in records[:3])
 
 
 # -- a server that accepts connections and never answers (timeout tests) ---------------------------

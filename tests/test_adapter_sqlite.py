@@ -15,6 +15,8 @@ from uuid_forge.contract import Adapter
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
+from .scaffold import OneTypeContract
+
 
 def _raw(store: Adapter) -> sqlite3.Connection:
     path = store.url(masked=False).split(":///", 1)[1].split("?", 1)[0]
@@ -41,6 +43,37 @@ class TestSQLiteAdapter(AdapterContract):
 
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
         _plant(store, entity_type, str(ident))  # 36-char text in the CHAR(32) hex column
+        return True
+
+
+class TestSQLiteUserTable(OneTypeContract):
+    """Your own table (``table=people``, ``entity_type=user``): one entity type, the table kept by drop."""
+
+    bulk_size = 2_000
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Adapter]:
+        path = tmp_path / "own.db"
+        with sqlite3.connect(path) as raw:
+            raw.execute("CREATE TABLE people (id CHAR(32) PRIMARY KEY, data TEXT, key TEXT, fingerprint TEXT)")
+        raw.close()
+        with open_store(f"sqlite:///{path}", table="people", entity_type="user") as s:
+            yield s
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        with _raw(store) as raw:
+            rows = raw.execute("SELECT id, typeof(id), fingerprint FROM people").fetchall()
+            tables = [t for (t,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        assert rows == [(record.id.hex, "text", record.fingerprint)]
+        assert tables == ["people"]  # nothing of ours beside the user's table
+
+    def assert_container_kept(self, store: Adapter) -> None:
+        with _raw(store) as raw:
+            assert raw.execute("SELECT count(*) FROM people").fetchone() == (0,)
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        with _raw(store) as raw:
+            raw.execute("INSERT INTO people (id, fingerprint, data) VALUES (?, ?, ?)", (str(ident), "0" * 32, "{}"))
         return True
 
 

@@ -13,11 +13,9 @@ import decimal
 import json
 import math
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
