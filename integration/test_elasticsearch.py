@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tests.scaffold import SilentServer, driver_missing
+from tests.scaffold import OneTypeContract, SilentServer, driver_missing
 
 elasticsearch = pytest.importorskip("elasticsearch", reason=driver_missing("elasticsearch"))
 
@@ -152,6 +152,40 @@ class TestElasticsearchBase64urlId(_ESContract):
 
     def test_id_encoding(self, store: Adapter) -> None:
         assert store.id_encoding == "base64url"
+
+
+class TestElasticsearchOwnIndex(OneTypeContract, _ESContract):
+    """Your own index (``index=``, ``entity_type=user``), fresh for each test: drop keeps the index."""
+
+    @pytest.fixture
+    def store(self, elasticsearch_url: str) -> Iterator[Adapter]:
+        self.index = f"own-{uuid.uuid4().hex[:10]}"
+        try:
+            with open_store(elasticsearch_url, index=self.index, entity_type=self.entity_type) as s:
+                yield s
+        finally:
+            _drop(self.raw, self.index)
+
+    def cleanup(self, store: Adapter, entity_type: str) -> None:
+        pass  # the store fixture deletes the whole index
+
+    def doc_id(self, ident: uuid.UUID) -> str:
+        return str(ident)
+
+    def wrong_id(self, ident: uuid.UUID) -> str:
+        return _b64(ident)
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        doc = self.raw.get(index=self.index, id=str(record.id))
+        assert doc["_source"] == {**record.json_data, "uf_id": str(record.id)}
+        assert not self.raw.indices.exists(index="uf-" + record.entity_type)  # no per-type index beside it
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        self.raw.index(index=self.index, id=_b64(ident), document={"uf_id": str(ident), "x": 1})
+        return True
+
+    def assert_container_kept(self, store: Adapter) -> None:
+        assert self.raw.indices.exists(index=self.index)
 
 
 # -- store-specific behaviour --------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tests.scaffold import SilentServer, driver_missing
+from tests.scaffold import OneTypeContract, SilentServer, driver_missing
 
 pymongo = pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
 
@@ -140,6 +140,34 @@ class TestMongoEnvelopeStringIDs(TestMongoEnvelope):
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
         self.raw[entity_type].insert_one({"_id": Binary(ident.bytes, 4), "fp": "0" * 32, "data": {}, "key": None})
         return True
+
+
+class TestMongoOwnCollection(OneTypeContract, _FlatContract):
+    """Your own collection (``collection=``, ``entity_type=user``), fresh for each test: drop keeps it."""
+
+    @pytest.fixture
+    def store(self, mongodb_url: str, raw_db: Any) -> Iterator[Adapter]:
+        self.collection = f"own_{uuid.uuid4().hex[:10]}"
+        try:
+            with open_store(mongodb_url, collection=self.collection, entity_type=self.entity_type) as s:
+                yield s
+        finally:
+            raw_db.drop_collection(self.collection)
+
+    def cleanup(self, store: Adapter, entity_type: str) -> None:
+        pass  # the store fixture drops the whole collection
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        doc = self.raw[self.collection].find_one({"_id": Binary(record.id.bytes, 4)})
+        assert doc is not None and {k: v for k, v in doc.items() if k != "_id"} == record.json_data
+        assert record.entity_type not in self.raw.list_collection_names()  # no per-type collection beside it
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        self.raw[self.collection].insert_one({"_id": str(ident), "name": "planted"})
+        return True
+
+    def assert_container_kept(self, store: Adapter) -> None:
+        assert self.collection in self.raw.list_collection_names()
 
 
 # -- MongoDB-specific behaviour ----------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.scaffold import SilentServer, driver_missing
+from tests.scaffold import OneTypeContract, SilentServer, driver_missing
 
 psycopg = pytest.importorskip("psycopg", reason=driver_missing("psycopg"))
 pymysql = pytest.importorskip("pymysql", reason=driver_missing("pymysql"))
@@ -108,6 +108,37 @@ class TestPostgresStringIds(AdapterContract):
             raw.execute(pgsql.SQL("INSERT INTO {} (id, fingerprint, data) VALUES (%s, %s, %s)").format(
                 pgsql.Identifier(f"uf_{entity_type}")), (str(ident).upper(), "0" * 32, "{}"))
         return True
+
+
+class TestPostgresUserTable(OneTypeContract):
+    """Your own table (``table=``, ``entity_type=user``), fresh for each test: drop keeps the table."""
+
+    bulk_size = 2000
+
+    @pytest.fixture
+    def store(self, postgres_url: str) -> Iterator[Adapter]:
+        self.table = f"own_{uuid.uuid4().hex[:10]}"
+        with _pg(postgres_url) as raw:
+            raw.execute(pgsql.SQL("CREATE TABLE {} (id uuid PRIMARY KEY, fingerprint text, data json, key text)").format(
+                pgsql.Identifier(self.table)))
+        try:
+            with open_store(postgres_url, table=self.table, entity_type="user") as s:
+                yield s
+        finally:
+            _pg_drop(postgres_url, self.table)
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        with _pg(store.url(masked=False)) as raw:
+            rows = raw.execute(pgsql.SQL("SELECT pg_typeof(id)::text, id, fingerprint FROM {}").format(
+                pgsql.Identifier(self.table))).fetchall()
+        assert rows == [("uuid", record.id, record.fingerprint)]
+
+    def assert_container_kept(self, store: Adapter) -> None:
+        with _pg(store.url(masked=False)) as raw:
+            count = raw.execute(pgsql.SQL("SELECT count(*) FROM {}").format(pgsql.Identifier(self.table))).fetchone()
+        assert count == (0,)
+
+    # plant_malformed stays False: a native uuid column cannot hold a wrongly encoded ID.
 
 
 class TestMariaDBAdapter(AdapterContract):
