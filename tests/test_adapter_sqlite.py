@@ -15,7 +15,7 @@ from uuid_forge.contract import Adapter
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
-from .scaffold import OneTypeContract
+from .scaffold import make_forge, OneTypeContract
 
 
 def _raw(store: Adapter) -> sqlite3.Connection:
@@ -241,15 +241,11 @@ def test_sqlite_naive_timestamps_need_a_zone_and_doubles_keep_only_their_digits(
 
 
 def test_sqlite_field_set_null_by_hand_is_stale_and_repaired(people_db: Path, tmp_path: Path) -> None:
-    from uuid_forge import Forge
-    from uuid_forge.forge import StoreHandle
-    from uuid_forge.journal import Journal
 
     store = open_store(f"sqlite:///{people_db}", table="people", entity_type="person", fields=PEOPLE_FIELDS,
                        timezone="UTC")
     source = open_store(f"sqlite:///{tmp_path / 'source.db'}")
-    with Forge([StoreHandle("source", source, source=True), StoreHandle("people", store)],
-               journal=Journal(tmp_path / "journal.sqlite3")) as forge:
+    with make_forge(tmp_path, source, ("people", store)) as forge:
         people = [_person(i) for i in range(4)]
         source.put_many(people)
         store.put_many(people)

@@ -10,10 +10,9 @@ import pytest
 from uuid_forge import Forge, IDConfig, Namespace, Partition, Record
 from uuid_forge import audit as audit_module
 from uuid_forge.adapters.memory import MemoryAdapter
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 
 from .fakes import entities
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("audit.test"), salt="s")
 
@@ -21,8 +20,7 @@ IDS = IDConfig(namespace=Namespace("audit.test"), salt="s")
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Forge, MemoryAdapter, MemoryAdapter]:
     src, replica = MemoryAdapter(), MemoryAdapter()
-    forge = Forge([StoreHandle("src", src, source=True), StoreHandle("replica", replica)], ids=IDS,
-                  journal=Journal(tmp_path / "j.sqlite3"))
+    forge = make_forge(tmp_path, ("src", src), ("replica", replica), ids=IDS, journal="j.sqlite3")
     forge.write_many(entities(300) + entities(40, "order"))
     return forge, src, replica
 

@@ -20,7 +20,7 @@ from uuid_forge.journal import Journal
 from uuid_forge.settings import parse_settings
 
 from .conftest import load_vectors
-from .scaffold import run_cli, write_forge_toml
+from .scaffold import make_forge, run_cli, write_forge_toml
 
 VECTORS = {v["label"]: v for v in load_vectors("ids-v1.json")}
 STORES = {"db": {"url": "memory://", "role": "source"}}
@@ -34,9 +34,8 @@ def settings(types: Any, env: dict[str, str] | None = None) -> Any:
 def forge(tmp_path: Path, *types: EntityType,
           ids: IDConfig | None = None) -> tuple[Forge, MemoryAdapter, MemoryAdapter]:
     src, cache = MemoryAdapter(), MemoryAdapter()
-    f = Forge([StoreHandle("src", src, source=True), StoreHandle("cache", cache)],  # type: ignore[arg-type]
-              ids=ids or IDConfig(namespace=Namespace("base.example")), journal=Journal(tmp_path / "j.sqlite3"),
-              types=types)
+    f = make_forge(tmp_path, ("src", src), ("cache", cache), ids=ids or IDConfig(namespace=Namespace("base.example")),
+                   journal="j.sqlite3", types=types)
     return f, src, cache
 
 

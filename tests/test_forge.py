@@ -16,14 +16,15 @@ from uuid_forge.journal import Journal
 from uuid_forge.settings import WriteSettings
 
 from .fakes import FakeFlakyStore, all_ids, entities
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("forge.test"), salt="s")
 
 
 def make(tmp_path: Path, *others: StoreHandle, concurrent: bool = True, retries: int = 2) -> tuple[Forge, MemoryAdapter]:
     source = MemoryAdapter()
-    forge = Forge([StoreHandle("src", source, source=True), *others], ids=IDS, journal=Journal(tmp_path / "j.sqlite3"),
-                  write=WriteSettings(retries=retries, backoff=0.0, batch_size=100, concurrent=concurrent))
+    forge = make_forge(tmp_path, ("src", source), *others, ids=IDS, journal="j.sqlite3",
+                       write=WriteSettings(retries=retries, backoff=0.0, batch_size=100, concurrent=concurrent))
     forge._sleep = lambda s: None
     return forge, source
 

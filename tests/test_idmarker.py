@@ -14,17 +14,15 @@ from uuid_forge.adapters.sql import SQLAdapter
 from uuid_forge.errors import IDConfigMismatchError
 from uuid_forge.forge import StoreHandle
 from uuid_forge.idmarker import META_TYPE, Marker, differences, marker_id, read_markers
-from uuid_forge.journal import Journal
 
-from .scaffold import write_forge_toml
+from .scaffold import make_forge, write_forge_toml
 
 NS = Namespace("marker.test")
 BASE = IDConfig(namespace=NS, salt="salt-one-hidden")
 
 
 def forge(tmp_path: Path, source: object, ids: IDConfig = BASE, *others: StoreHandle) -> Forge:
-    return Forge([StoreHandle("src", source, source=True), *others], ids=ids,  # type: ignore[arg-type]
-                 journal=Journal(tmp_path / "j.sqlite3"))
+    return make_forge(tmp_path, ("src", source), *others, ids=ids, journal="j.sqlite3")  # type: ignore[arg-type]
 
 
 def people(n: int = 3, start: int = 0) -> list[tuple[str, dict[str, str], dict[str, int]]]:

@@ -23,7 +23,7 @@ from uuid_forge.record import Record
 from uuid_forge.settings import WriteSettings
 
 from .fakes import FakeFlakyStore, entities
-from .scaffold import write_forge_toml
+from .scaffold import make_forge, write_forge_toml
 
 IDS = IDConfig(namespace=Namespace("safety.test"), salt="s")
 
@@ -46,8 +46,8 @@ class FakePickyStore(MemoryAdapter):
 
 
 def make(tmp_path: Path, source: MemoryAdapter, *others: StoreHandle, batch_size: int = 100) -> Forge:
-    forge = Forge([StoreHandle("src", source, source=True), *others], ids=IDS, journal=Journal(tmp_path / "j.sqlite3"),
-                  write=WriteSettings(retries=1, backoff=0.0, batch_size=batch_size))
+    forge = make_forge(tmp_path, ("src", source), *others, ids=IDS, journal="j.sqlite3",
+                       write=WriteSettings(retries=1, backoff=0.0, batch_size=batch_size))
     forge._sleep = lambda s: None
     return forge
 

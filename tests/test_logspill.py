@@ -21,8 +21,9 @@ from uuid_forge import logspill
 from uuid_forge.contract import SCAN, WRITE, Adapter, ScanItem
 from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.errors import SpillError
-from uuid_forge.forge import StoreHandle
 from uuid_forge.record import ForeignEntry, MalformedID
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("logspill.test"), salt="s")
 ET = "user"
@@ -120,7 +121,7 @@ def _planted(delay: float = 0.0) -> tuple[Forge, FakeLogAdapter, dict[str, set[s
     want["malformed"].add("not-an-id")
     log.events += [(ForeignEntry("their-key", "not ours"), None)] * 3 + [(ForeignEntry("", "no correlation_id"), None)]
     want["foreign"] = {"their-key", ""}
-    forge = Forge([StoreHandle("src", source, source=True), StoreHandle("log", log)], ids=IDS, journal=None)
+    forge = make_forge(Path(), ("src", source), ("log", log), ids=IDS, journal=None)
     return forge, log, want
 
 

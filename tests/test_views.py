@@ -16,11 +16,11 @@ import pytest
 
 from uuid_forge import Forge, IDConfig, Namespace, open_store
 from uuid_forge.errors import ConfigError
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 from uuid_forge.record import Record, comparable, data_fingerprint, fingerprint_of
 from uuid_forge.settings import parse_settings
 from uuid_forge.view import FULL, FieldView
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("view.uuid-forge.test"), salt="view-n-fast")
 ET = "user"
@@ -29,9 +29,7 @@ ET = "user"
 def _forge(tmp_path: Path, view: FieldView) -> tuple[Forge, Any]:
     target = open_store("memory://")  # the fake store
     target.view = view
-    stores = [StoreHandle("source", open_store("memory://"), source=True),
-              StoreHandle("cache", target)]
-    return Forge(stores, ids=IDS, journal=Journal(tmp_path / "j.sqlite3")), target
+    return make_forge(tmp_path, open_store("memory://"), ("cache", target), ids=IDS, journal="j.sqlite3"), target
 
 
 def _settings(text: str):
