@@ -23,10 +23,9 @@ elasticsearch = pytest.importorskip("elasticsearch", reason=driver_missing("elas
 from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter
 
 from uuid_forge import ConfigError, Forge, IDConfig, Namespace, Record, ValidationError, open_store
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 
 from .servers import elasticsearch_http_url
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("es-layouts.uuid-forge.test"), salt="es-layouts")
 UTC = dt.UTC
@@ -56,8 +55,7 @@ def name(raw: Any) -> Iterator[str]:
 
 
 def _forge(tmp_path: Path, store: ElasticsearchAdapter) -> Forge:
-    source = StoreHandle("source", open_store(f"sqlite:///{tmp_path}/source.db"), source=True)
-    return Forge([source, StoreHandle("es", store)], ids=IDS, journal=Journal(tmp_path / "journal.sqlite3"))
+    return make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", ("es", store), ids=IDS)
 
 
 def _source_of(doc: dict[str, Any]) -> dict[str, Any]:

@@ -24,13 +24,13 @@ import pika
 import pika.exceptions
 from uuid_forge.adapters.rabbitmq import MARKER_TYPE, RabbitMQAdapter, event_id
 
-from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
+from uuid_forge import Forge, IDConfig, Namespace, Record
 from uuid_forge.audit import audit
 from uuid_forge.canonical import canonical
 from uuid_forge.errors import OptionError, StoreError, StoreUnavailableError, ValidationError
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 from uuid_forge.record import load_json
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("layouts.rabbit.uuid-forge.test"), salt="rabbit-layouts")
 QUIET = 2.0  # seconds without a delivery after which a raw read of the stream is complete
@@ -88,8 +88,7 @@ def seed_publish(channel: Any, exchange: str, routing_key: str, correlation_id: 
 
 
 def forge_with(store: RabbitMQAdapter, tmp_path: Path) -> Forge:
-    source = StoreHandle("source", open_store(f"sqlite:///{tmp_path}/source.db"), source=True)
-    return Forge([source, StoreHandle("rabbitmq", store)], ids=IDS, journal=Journal(tmp_path / "journal.sqlite3"))
+    return make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", ("rabbitmq", store), ids=IDS)
 
 
 # -- the default layout ------------------------------------------------------------------------

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from uuid_forge import Forge, IDConfig, Namespace, open_store
+from uuid_forge import Forge, IDConfig, Namespace
 from uuid_forge.canonical import canonical
 from uuid_forge.contract import READ
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 from uuid_forge.record import data_fingerprint, fingerprint_of, load_json
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("roundtrip.uuid-forge.test"), salt="roundtrip-n")
 STORES = ["postgres", "mariadb", "sqlite", "mongodb", "redis", "elasticsearch", "files", "rabbitmq", "memory"]
@@ -84,9 +84,8 @@ def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path, et: str) -> 
 def forge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Forge, str]]:
     kind: str = request.param
     et = f"rt{uuid.uuid4().hex[:8]}"
-    source = StoreHandle("source", open_store(f"sqlite:///{tmp_path}/source.db"), source=True)
-    target = StoreHandle(kind, open_store(_url(kind, request, tmp_path, et)))
-    f = Forge([source, target], ids=IDS, journal=Journal(tmp_path / "journal.sqlite3"))
+    f = make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", (kind, _url(kind, request, tmp_path, et)), ids=IDS)
+    target = f.stores[1]
     yield f, et
     for h in f.stores:
         if "delete" in h.adapter.capabilities:
