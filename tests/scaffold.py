@@ -150,7 +150,11 @@ def make_forge(tmp_path: Path, source: StoreLike, *others: StoreLike, ids: IDCon
     return Forge(handles, ids=ids, journal=journal, write=write, types=types)
 
 
-def forge_factory_for(tmp_path: Path) -> tuple[Callable[..., Forge], Callable[[], None]]:
+#: the type of the forge_factory fixture: make_forge without its tmp_path
+ForgeFactory = Callable[..., Forge]
+
+
+def forge_factory_for(tmp_path: Path) -> tuple[ForgeFactory, Callable[[], None]]:
     """``make_forge`` bound to ``tmp_path``, and a function that closes every Forge it made."""
     made: list[Forge] = []
 
@@ -240,7 +244,7 @@ class SilentServer:
 
 # -- the fixtures both conftests expose --------------------------------------------------------------
 @pytest.fixture
-def forge_factory(tmp_path: Path) -> Iterator[Callable[..., Forge]]:
+def forge_factory(tmp_path: Path) -> Iterator[ForgeFactory]:
     """``make_forge`` bound to this test's ``tmp_path``; every Forge it made is closed afterwards."""
     factory, close_all = forge_factory_for(tmp_path)
     yield factory

@@ -44,7 +44,7 @@ from uuid_forge.registry import open_store
 from uuid_forge.settings import WriteSettings, load_settings
 
 from . import scaffold
-from .scaffold import SilentServer
+from .scaffold import ForgeFactory, SilentServer
 
 GEN = UUIDGenerator(IDConfig(namespace=uuid.UUID("7570842a-fbec-40d3-ae25-3f1c2bda326b"), salt="bad-inputs"))
 SAMPLE = uuid.UUID("7570842a-fbec-40d3-ae25-3f1c2bda326b")
@@ -325,10 +325,10 @@ def test_entity_type_refused_as_an_elasticsearch_index(entity_type: str) -> None
         check_target(entity_type, "es-index")
 
 
-def test_forge_refuses_a_bad_entity_type_before_writing_anywhere(tmp_path: Path) -> None:
+def test_forge_refuses_a_bad_entity_type_before_writing_anywhere(tmp_path: Path, forge_factory: ForgeFactory) -> None:
     source = open_store("memory://")
     files = open_store("file://" + str(tmp_path / "files"), fsync=False)
-    forge = Forge([StoreHandle("db", source, True), StoreHandle("files", files)], journal=str(tmp_path / "j.sqlite3"))
+    forge = forge_factory(("db", source), ("files", files), journal="j.sqlite3")
     with forge:
         with pytest.raises(ValidationError, match="lowercase only"):
             forge.write_many([("user", {"e": "a@b.c"}, {"n": 1}), ("User", {"e": "a@b.c"}, {"n": 1})])
@@ -336,9 +336,9 @@ def test_forge_refuses_a_bad_entity_type_before_writing_anywhere(tmp_path: Path)
         assert forge.pending() == {}
 
 
-def test_forge_refuses_bad_data_before_writing_anywhere(tmp_path: Path) -> None:
+def test_forge_refuses_bad_data_before_writing_anywhere(forge_factory: ForgeFactory) -> None:
     source = open_store("memory://")
-    with Forge([StoreHandle("db", source, True)], journal=str(tmp_path / "j.sqlite3")) as forge:
+    with forge_factory(("db", source), journal="j.sqlite3") as forge:
         with pytest.raises(ValidationError, match=r"entities\[1\] \(user\): unsupported type 'bytes'"):
             forge.write_many([("user", {"e": "a@b.c"}, {"n": 1}), ("user", {"e": "b@b.c"}, {"photo": b"\xff"})])
         with pytest.raises(ValidationError, match="must be a mapping"):
