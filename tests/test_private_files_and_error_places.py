@@ -134,15 +134,6 @@ def test_journal_errors_after_opening_name_the_path(tmp_path: Path) -> None:
         journal.close()
 
 
-def test_journal_files_are_0600(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j" / "journal.sqlite3")
-    journal.close()
-    for name in ("journal.sqlite3", "journal.sqlite3-wal", "journal.sqlite3-shm"):
-        p = tmp_path / "j" / name
-        if p.exists():
-            assert stat.S_IMODE(p.stat().st_mode) == 0o600
-
-
 # -- the CLI ---------------------------------------------------------------------------------------
 def test_cli_output_symlink_exits_2_and_target_untouched(tmp_path: Path) -> None:
     conf = config(tmp_path)

@@ -332,7 +332,9 @@ def test_journal_and_its_wal_and_shm_are_0600(tmp_path: Path, open_umask: None) 
 def test_journal_of_a_forge_from_config_is_0600(tmp_path: Path, open_umask: None) -> None:
     with Forge.from_config(str(write_config(tmp_path, "")), env=ENV) as forge:
         forge.write("user", {"email": "a@b.c"}, {"name": MARKER})
-        for f in tmp_path.glob("journal.sqlite3*"):
+        files = sorted(tmp_path.glob("journal.sqlite3*"))
+        assert tmp_path / "journal.sqlite3" in files
+        for f in files:
             assert mode(f) == 0o600, f
 
 
