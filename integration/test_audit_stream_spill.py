@@ -21,10 +21,10 @@ from tests.scaffold import driver_missing
 
 pytest.importorskip("pika", reason=driver_missing("pika"))
 import pika
+from uuid_forge.adapters.rabbitmq import RabbitMQAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
 from uuid_forge import audit as audit_module
-from uuid_forge.adapters.rabbitmq import RabbitMQAdapter
 from uuid_forge.forge import StoreHandle
 
 IDS = IDConfig(namespace=Namespace("audit-log.uuid-forge.test"), salt="audit-log")

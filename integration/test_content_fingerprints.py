@@ -25,8 +25,8 @@ from uuid_forge import Forge, IDConfig, Namespace, open_store
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 
-from .servers import elasticsearch_http_url
 from .scaffold import make_forge
+from .servers import elasticsearch_http_url
 
 IDS = IDConfig(namespace=Namespace("content.uuid-forge.test"), salt="content-h")
 STORES = ["postgres", "mariadb", "sqlite", "mongodb", "redis", "elasticsearch", "files", "rabbitmq"]

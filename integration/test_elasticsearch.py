@@ -47,9 +47,7 @@ from uuid_forge.record import ForeignEntry, MalformedID, Partition
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
-
 from .servers import elasticsearch_http_url
-
 
 # Index names Elasticsearch refuses (with the default prefix "uf-" where it matters): uppercase,
 # wildcard, leading underscore, over 255 bytes; plus the contract's generic ones.

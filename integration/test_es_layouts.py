@@ -24,8 +24,8 @@ from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter
 
 from uuid_forge import ConfigError, Forge, IDConfig, Namespace, Record, ValidationError, open_store
 
-from .servers import elasticsearch_http_url
 from .scaffold import make_forge
+from .servers import elasticsearch_http_url
 
 IDS = IDConfig(namespace=Namespace("es-layouts.uuid-forge.test"), salt="es-layouts")
 UTC = dt.UTC

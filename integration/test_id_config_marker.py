@@ -25,6 +25,7 @@ import psycopg
 import redis
 
 from uuid_forge import Forge
+
 try:
     from uuid_forge.idmarker import META_TYPE, marker_id
 except ImportError:  # the code before the marker (to see these tests fail there): no marker to clean up

@@ -12,9 +12,9 @@ from tests.scaffold import driver_missing
 
 pytest.importorskip("pika", reason=driver_missing("pika"))
 import pika
+from uuid_forge.adapters.rabbitmq import MARKER_TYPE
 
 from uuid_forge import Forge, IDConfig, Namespace, UUIDGenerator, open_store
-from uuid_forge.adapters.rabbitmq import MARKER_TYPE
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 from uuid_forge.messaging import IdempotentConsumer

@@ -37,7 +37,7 @@ from uuid_forge.view import FieldView
 from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("mongo-layouts.uuid-forge.test"), salt="mongo-layouts")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SEED = {"collection": "documents", "entity_type": "document", "id_format": "string", "datetimes": "date"}
 
 

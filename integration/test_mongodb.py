@@ -21,7 +21,6 @@ pymongo = pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
 
 from bson import Binary, ObjectId
 from pymongo import monitoring
-from uuid_forge.contract import Adapter
 from uuid_forge.adapters.mongodb import MongoAdapter
 
 from uuid_forge import (
@@ -33,10 +32,10 @@ from uuid_forge import (
     ValidationError,
     open_store,
 )
+from uuid_forge.contract import Adapter
 from uuid_forge.record import ForeignEntry, MalformedID
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records
-
 
 
 @pytest.fixture(scope="module")

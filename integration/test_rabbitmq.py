@@ -21,18 +21,16 @@ from tests.scaffold import SilentServer, driver_missing
 
 pytest.importorskip("pika", reason=driver_missing("pika"))
 import pika
+from uuid_forge.adapters.rabbitmq import MARKER_TYPE, RabbitMQAdapter, event_id
 
 from uuid_forge import Record, open_store
 from uuid_forge.contract import Adapter
-from uuid_forge.adapters.rabbitmq import MARKER_TYPE, RabbitMQAdapter, event_id
 from uuid_forge.errors import ConfigError, StoreError, StoreTimeoutError, StoreUnavailableError, ValidationError
 from uuid_forge.record import ForeignEntry, MalformedID
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
-
 from . import servers
-
 
 RAW_WAIT = 10.0  # seconds a raw stream read waits for an expected message before failing
 

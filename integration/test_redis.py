@@ -29,7 +29,6 @@ from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
 
-
 def _b64(ident: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(ident.bytes).rstrip(b"=").decode()
 

@@ -20,16 +20,26 @@ pymysql = pytest.importorskip("pymysql", reason=driver_missing("pymysql"))
 
 import sqlalchemy as sa
 from psycopg import sql as pgsql
+from uuid_forge.adapters.sql import SQLAdapter
 
 from uuid_forge import (
-    ForeignEntry, IDConfig, MalformedID, Namespace, Partition, Record, StoreError, StoreTimeoutError, StoreUnavailableError,
-    UUIDGenerator, ValidationError, canonical_name, open_store,
+    ForeignEntry,
+    IDConfig,
+    MalformedID,
+    Namespace,
+    Partition,
+    Record,
+    StoreError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+    UUIDGenerator,
+    ValidationError,
+    canonical_name,
+    open_store,
 )
 from uuid_forge.contract import Adapter
-from uuid_forge.adapters.sql import SQLAdapter
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records
-
 
 _ROOT = Path(__file__).resolve().parent.parent
 

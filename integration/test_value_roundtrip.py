@@ -35,7 +35,7 @@ STORES = ["postgres", "mariadb", "sqlite", "mongodb", "redis", "elasticsearch", 
 
 #: (name, value): every kind of value the data model promises to keep
 VALUES: list[tuple[str, Any]] = [
-    ("aware_datetime", dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.timezone.utc)),
+    ("aware_datetime", dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)),
     ("datetime_in_paris", dt.datetime(2024, 5, 6, 9, 8, 9, tzinfo=dt.timezone(dt.timedelta(hours=2)))),
     ("offset_datetime_text", "2024-05-06T09:08:09+02:00"),
     ("date", dt.date(2024, 1, 2)),

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from uuid_forge.contract import Adapter
 from uuid_forge.adapters.filesystem import FileAdapter
 
 from uuid_forge import Record, StoreUnavailableError, ValidationError, open_store
+from uuid_forge.contract import Adapter
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, same_fingerprint
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records

@@ -194,7 +194,7 @@ def test_cli_prints_one_adapters_options() -> None:
 
 def test_cli_unknown_adapter_is_one_line_exit_2() -> None:
     proc = subprocess.run([sys.executable, "-m", "uuid_forge", "adapters", "--options", "redsi"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "Did you mean 'redis'?" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 

@@ -15,7 +15,7 @@ from uuid_forge.contract import Adapter
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
-from .scaffold import make_forge, OneTypeContract
+from .scaffold import OneTypeContract, make_forge
 
 
 def _raw(store: Adapter) -> sqlite3.Connection:

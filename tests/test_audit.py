@@ -6,10 +6,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from uuid_forge.adapters.memory import MemoryAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, Partition, Record
 from uuid_forge import audit as audit_module
-from uuid_forge.adapters.memory import MemoryAdapter
 
 from .fakes import entities
 from .scaffold import make_forge
@@ -33,7 +33,7 @@ def test_clean_stores_are_consistent(setup: tuple[Forge, MemoryAdapter, MemoryAd
 
 
 def test_each_planted_class_is_found_exactly(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]) -> None:
-    forge, src, replica = setup
+    forge, _, replica = setup
     ids = sorted(replica._data["user"])
     replica.delete_many("user", [ids[0]])
     ghost = uuid.uuid4()
@@ -57,7 +57,7 @@ def test_repair_keeps_orphans_unless_asked(setup: tuple[Forge, MemoryAdapter, Me
 
 def test_dry_run_changes_nothing(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]) -> None:
     forge, _, replica = setup
-    replica.delete_many("user", [sorted(replica._data["user"])[0]])
+    replica.delete_many("user", [min(replica._data["user"])])
     forge.audit(repair=True, dry_run=True)
     assert forge.audit().stores["replica"]["missing"] == 1
 
@@ -91,7 +91,7 @@ def test_point_audit_by_keys(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]) 
 
 
 def test_verify_keys_flags_ids_the_scheme_could_not_produce(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]) -> None:
-    forge, src, _ = setup
+    forge, _, _ = setup
     forged = uuid.uuid4()
     record = Record("user", forged, {"name": "impostor"}, {"email": "u1@example.com"})
     for h in forge.stores:

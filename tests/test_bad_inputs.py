@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from uuid_forge.contract import Adapter
 
 from uuid_forge.canonical import canonical
+from uuid_forge.contract import Adapter
 from uuid_forge.encodings import check_target, decode
 from uuid_forge.errors import (
     CanonicalTypeError,

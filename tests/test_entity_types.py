@@ -9,10 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from uuid_forge import CanonicalTypeError, Forge, IDConfig, Namespace, Record, UUIDGenerator, ValidationError
-from uuid_forge import generate_uuid_only
 from uuid_forge.adapters.memory import MemoryAdapter
+
+from uuid_forge import (
+    CanonicalTypeError,
+    Forge,
+    IDConfig,
+    Namespace,
+    Record,
+    UUIDGenerator,
+    ValidationError,
+    generate_uuid_only,
+)
 from uuid_forge.entitytypes import EntityType
 from uuid_forge.errors import ConfigError, IDConfigMismatchError, UUIDForgeError
 from uuid_forge.forge import StoreHandle
@@ -172,8 +180,8 @@ def test_unset_salt_env_is_refused_for_that_type_only(tmp_path: Path, monkeypatc
                types=[EntityType("order", ("n",), salt_env="UF_TEST_UNSET_SALT")]) as f2:
         report = f2.audit("order", verify_keys=True)
         assert not report.findings and report.warnings == [
-            "--verify-keys skipped for 'order': its salt comes from $UF_TEST_UNSET_SALT, which is not set, so every "
-            "ID would seem wrong"]
+            ("--verify-keys skipped for 'order': its salt comes from $UF_TEST_UNSET_SALT, which is not set, so every "
+             "ID would seem wrong")]
 
 
 # -- audit: --verify-keys from the key fields ---------------------------------------------------------------

@@ -7,9 +7,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from uuid_forge.adapters.memory import MemoryAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, UUIDGenerator, ValidationError, WriteError
-from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.events import event_id
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from uuid_forge import Forge, IDConfig, Namespace, ValidationError
 from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.adapters.sql import SQLAdapter
+
+from uuid_forge import Forge, IDConfig, Namespace, ValidationError
 from uuid_forge.errors import IDConfigMismatchError
 from uuid_forge.forge import StoreHandle
 from uuid_forge.idmarker import META_TYPE, Marker, differences, marker_id, read_markers

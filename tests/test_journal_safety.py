@@ -12,9 +12,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from uuid_forge.adapters.memory import MemoryAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, WriteError
-from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.cli import main
 from uuid_forge.errors import StoreConfigError, StoreRejectedError
 from uuid_forge.forge import StoreHandle, _reason, put_isolating

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-
-from uuid_forge import Forge, IDConfig, Namespace, Partition, Record
-from uuid_forge import audit as audit_module
-from uuid_forge import logspill
-from uuid_forge.contract import SCAN, WRITE, Adapter, ScanItem
 from uuid_forge.adapters.memory import MemoryAdapter
+
+from uuid_forge import Forge, IDConfig, Namespace, Partition, Record, logspill
+from uuid_forge import audit as audit_module
+from uuid_forge.contract import SCAN, WRITE, Adapter, ScanItem
 from uuid_forge.errors import SpillError
 from uuid_forge.record import ForeignEntry, MalformedID
 
@@ -183,7 +182,7 @@ def test_spilled_log_findings_equal_the_in_memory_comparison(passes: list[logspi
 
 
 def test_audit_of_one_partition_reads_only_its_range_of_the_log(passes: list[logspill.LogPass]) -> None:
-    forge, log, _ = _planted()
+    forge, _, _ = _planted()
     within = Partition(2, 4)
     report = forge.audit(ET, partition=within)
     assert _new_way(report) == _old_way(forge, within)

@@ -11,17 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from uuid_forge import AdapterNotFoundError, DriverMissingError, ValidationError, open_store, register_adapter
-from uuid_forge import registry
 from uuid_forge.adapters.memory import MemoryAdapter
+
+from uuid_forge import AdapterNotFoundError, DriverMissingError, ValidationError, open_store, register_adapter, registry
 from uuid_forge.cli import main
 
 DRIVERS = ("sqlalchemy", "psycopg", "pymysql", "pymongo", "bson", "redis", "elasticsearch", "elastic_transport", "pika")
 
 
 def test_import_uuid_forge_imports_no_store_driver() -> None:
-    code = "import sys, uuid_forge, uuid_forge.cli; print([m for m in sys.modules if m.split('.')[0] in %r])" % (DRIVERS,)
+    code = f"import sys, uuid_forge, uuid_forge.cli; print([m for m in sys.modules if m.split('.')[0] in {DRIVERS!r}])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
+from uuid_forge.adapters.memory import MemoryAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, Record
-from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.errors import ConfigError, RepairRefusedError
 from uuid_forge.repair import DeleteLimit
 

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, inspect, text
-from uuid_forge.contract import Adapter
+from sqlalchemy import event, inspect
+from sqlalchemy import text as sql_text
 
+from uuid_forge.contract import Adapter
 from uuid_forge.errors import ConfigError, StoreUnavailableError, UUIDForgeError, WriteError
 from uuid_forge.forge import Forge, StoreHandle
 from uuid_forge.ids import IDConfig, Namespace, UUIDGenerator, canonical_name
@@ -431,7 +432,7 @@ def _check_bound_parameters(store: Adapter, prefix: str) -> None:
         for entity_type in TRICKY_TYPES:
             assert prefix + entity_type in tables
             quoted = engine.dialect.identifier_preparer.quote(prefix + entity_type)
-            assert conn.execute(text(f"SELECT COUNT(*) FROM {quoted}")).scalar() == len(SQL_INJECTIONS) - 1
+            assert conn.execute(sql_text(f"SELECT COUNT(*) FROM {quoted}")).scalar() == len(SQL_INJECTIONS) - 1
         assert "students" not in tables
 
 
@@ -469,7 +470,7 @@ def test_postgresql_binds_every_value() -> None:
         with engine.begin() as conn:
             for name in inspect(conn).get_table_names():
                 if name.startswith(prefix):
-                    conn.execute(text(f"DROP TABLE {engine.dialect.identifier_preparer.quote(name)}"))
+                    conn.execute(sql_text(f"DROP TABLE {engine.dialect.identifier_preparer.quote(name)}"))
         store.close()
 
 
