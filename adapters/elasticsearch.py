@@ -1,6 +1,6 @@
 """``elasticsearch+http://`` / ``elasticsearch+https://``: the entity's fields as indexed, searchable fields.
 
-**Layout** (``fields``, the only one): each entity is one document whose top-level fields are the
+**Layout** (``layout=data``, the only one: :class:`DataLayout`): each entity is one document whose top-level fields are the
 entity's own fields, indexed like any document you write yourself, so ``match``, ``term`` and
 ``range`` queries find what uuid-forge wrote::
 
@@ -12,12 +12,13 @@ entity's own fields, indexed like any document you write yourself, so ``match``,
 There is no fingerprint, business key or envelope in the document: an audit fingerprints the data
 it reads (the document without ``id_field``), and a Record read back has ``key=None``.
 
-**Where**: one index per entity type, ``{index_prefix}{entity_type}`` (default prefix ``uf-``),
+**Where** (:mod:`uuid_forge.containers`): one index per entity type, ``{prefix}{entity_type}``
+(default prefix ``uf-``; ``index_prefix`` is the option's former name),
 or your own index: ``index=orders&entity_type=order`` (the one type it holds). An index that
 exists is used as it is: uuid-forge never puts a mapping on it. An index uuid-forge has to
 create gets ``id_field`` as a ``keyword`` and leaves every other field to dynamic mapping (a
-per-type index also gets ``_meta.uuid_forge`` naming its prefix and type, so that ``uf-`` +
-``a-b`` and ``uf-a-`` + ``b`` never share an index). ``drop()`` deletes a per-type index that
+per-type index also gets its owners record, ``_meta.uuid_forge = {index_prefix, entity_type}``
+naming its prefix and type, so that ``uf-`` + ``a-b`` and ``uf-a-`` + ``b`` never share an index). ``drop()`` deletes a per-type index that
 uuid-forge made and that holds nothing else; from your own index, or from one holding other
 applications' documents, it deletes only uuid-forge's documents.
 
@@ -43,24 +44,27 @@ with ``dynamic: strict``) are refused with a message saying so: reindex them int
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import decimal
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import elasticsearch
 from elasticsearch import helpers
 from elasticsearch.serializer import JsonSerializer
 
-from ..canonical import canonical, format_decimal, format_float
-from ..classify import classify, classify_uuid, parse_id
-from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
-from ..encodings import check_target, encode
-from ..errors import (
+from uuid_forge.canonical import canonical, format_decimal, format_float
+from uuid_forge.classify import classify, classify_uuid, parse_id
+from uuid_forge.containers import Containers
+from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
+from uuid_forge.encodings import check_target, encode
+from uuid_forge.errors import (
     ConfigError,
     StoreConfigError,
     StoreError,
@@ -70,12 +74,13 @@ from ..errors import (
     UUIDForgeError,
     ValidationError,
 )
-from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
-from ..urls import mask_text
+from uuid_forge.layout import Layout, layout_option
+from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.urls import mask_text
+from uuid_forge.view import FieldView
 
-__all__ = ["ElasticsearchAdapter"]
+__all__ = ["ID_FORMATS", "LAYOUTS", "DataLayout", "ElasticsearchAdapter", "Hit", "IndexOwners"]
 
-ID_FORMATS = ("string", "base64url")
 #: fields Elasticsearch keeps for itself: a document may not have them at top level
 META_FIELDS = frozenset({"_id", "_index", "_source", "_routing", "_seq_no", "_primary_term", "_version",
                          "_field_names", "_ignored", "_doc_count", "_tier", "_data_stream_timestamp",
@@ -174,7 +179,7 @@ def _instant(text: str) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
-def _dates(value: Any, paths: set[tuple[str, ...]], path: tuple[str, ...] = ()) -> Any:
+def _dates(value: Any, paths: frozenset[tuple[str, ...]], path: tuple[str, ...] = ()) -> Any:
     """``value`` with the date-time strings at date-mapped ``paths`` as aware UTC datetimes."""
     if isinstance(value, dict):
         return {k: _dates(v, paths, (*path, *k.split("."))) for k, v in value.items()}
@@ -185,8 +190,209 @@ def _dates(value: Any, paths: set[tuple[str, ...]], path: tuple[str, ...] = ()) 
     return value
 
 
+def _base64url(ident: uuid.UUID) -> str:
+    return encode(ident, "base64url")  # type: ignore[return-value]
+
+
+#: ``id_format=`` values: the ``_id`` of an ID (``id_field`` keeps the 36-char string either way)
+ID_FORMATS: dict[str, Callable[[uuid.UUID], str]] = {"string": str, "base64url": _base64url}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A document as read: its ``_source``, and the field paths its index maps as dates."""
+
+    source: dict[str, Any]
+    dates: frozenset[tuple[str, ...]] = frozenset()
+
+
+class DataLayout(Layout):
+    """The entity's fields at the top level, plus the ID in ``id_field`` (a keyword: ES 8 forbids
+    range queries on ``_id``) and, on documents that need it, ``numbers_field`` (see the module doc).
+
+    It fingerprints through its adapter, whose view decides what is compared, and holds what the
+    shape decides: the document text, the data in a ``_source``, the mapping of a new index, which
+    old indices it refuses, and the scan query of a partition.
+    """
+
+    name = "data"
+    doc = "the entity's fields at the top level, with the ID in id_field (the only layout)."
+
+    def __init__(self, adapter: ElasticsearchAdapter, id_field: str, numbers_field: str) -> None:
+        for option, value in (("id_field", id_field), ("numbers_field", numbers_field)):
+            if value and (value in META_FIELDS or value.startswith("_") or "." in value):
+                raise ConfigError(f"elasticsearch: {option}={value!r} cannot be a document field: it may not start "
+                                  "with '_' nor contain '.'")
+        if id_field and id_field == numbers_field:
+            raise ConfigError(f"elasticsearch: id_field and numbers_field are both {id_field!r}: choose two names")
+        self.adapter = adapter
+        self.id_field = id_field
+        self.numbers_field = numbers_field
+
+    def bound(self, adapter: ElasticsearchAdapter) -> DataLayout:
+        """This layout for ``adapter`` (a twin seen through another view: see ``Adapter.viewed``)."""
+        twin = copy.copy(self)
+        twin.adapter = adapter
+        return twin
+
+    # -- the Layout operations ---------------------------------------------------------------------
+    def encode(self, record: Record) -> str:
+        """The document's JSON: the canonical data, lossy numbers as text, plus the id field."""
+        text, found = self._exact(record)
+        extra = []
+        if found:
+            extra.append(f"{json.dumps(self.numbers_field)}:{canonical(found)}")
+        if self.id_field:
+            extra.insert(0, f'{json.dumps(self.id_field)}:"{record.id}"')
+        if not extra:
+            return text
+        return ("{" if text == "{}" else text[:-1] + ",") + ",".join(extra) + "}"
+
+    def decode(self, entity_type: str, ident: uuid.UUID, stored: Hit) -> Record:
+        data = self.data(stored)
+        return Record(entity_type, ident, data, None, fingerprint=self.adapter.fingerprint_data(data))
+
+    def fingerprint(self, stored: Hit) -> str | None:
+        return self.adapter.fingerprint_data(self.data(stored))
+
+    def owned_fields(self, record: Record) -> frozenset[str]:
+        ours = [self.id_field] if self.id_field else []
+        if self._exact(record)[1]:
+            ours.append(self.numbers_field)
+        return frozenset((*record.data, *ours))
+
+    def _exact(self, record: Record) -> tuple[str, list[str]]:
+        """The data's JSON with every number a double or int64 would change as text, and where they are."""
+        text = record.data_json
+        if not self.numbers_field or not _LONG_NUMBER.search(text):
+            return text, []
+        found: list[str] = []
+        value = _exact_text(load_json(text), "", found)
+        return (canonical(value), found) if found else (text, [])
+
+    # -- what else the shape decides ---------------------------------------------------------------
+    def data(self, stored: Hit) -> dict[str, Any]:
+        """The entity's data in a ``_source``: without our fields, exact numbers and dates restored."""
+        data = dict(stored.source)
+        if self.id_field:
+            data.pop(self.id_field, None)
+        pointers = data.pop(self.numbers_field, None) if self.numbers_field else None
+        if pointers:
+            _restore_numbers(data, pointers)
+        return _dates(data, stored.dates) if stored.dates else data
+
+    def validate(self, entity_type: str, index: str, records: list[Record]) -> None:
+        """Refuse data whose top-level fields Elasticsearch or this layout keep for themselves."""
+        reserved = META_FIELDS | {name for name in (self.id_field, self.numbers_field) if name}
+        for record in records:
+            clash = reserved.intersection(record.data)
+            if clash:
+                field = min(clash)
+                why = ("Elasticsearch's own metadata field" if field in META_FIELDS
+                       else f"this store's {'id_field' if field == self.id_field else 'numbers_field'}")
+                raise ValidationError(f"{entity_type} {record.id}: data field {field!r} collides with {why} in index "
+                                      f"{index!r}: rename the field, or choose another id_field / numbers_field; "
+                                      "nothing was written")
+
+    def mappings(self) -> dict[str, Any]:
+        """The mapping of an index uuid-forge creates: ``id_field`` as keyword, the rest dynamic."""
+        return {"properties": {self.id_field: {"type": "keyword"}} if self.id_field else {}}
+
+    def refusal(self, mapping: dict[str, Any]) -> str | None:
+        """Why an existing index cannot hold this layout: it holds the former envelope layout."""
+        props = mapping.get("properties") or {}
+        if "fp" in props and (props.get("data") or {}).get("enabled") is False:
+            return ("it holds uuid-forge's former envelope layout (id, fp, key, data; dynamic: strict): reindex its "
+                    "documents' data as top-level fields into a new index, then point this store at it")
+        return None
+
+    def has_id(self, source: dict[str, Any]) -> bool:
+        """Whether a document carries the id field (seed-era ones, and all with ``id_field=""``, do not)."""
+        return bool(self.id_field) and self.id_field in source
+
+    def id_source(self) -> list[str] | bool:
+        """The ``_source`` a scan for IDs only fetches."""
+        return [self.id_field] if self.id_field else False
+
+    def partition_query(self, partition: Partition) -> dict[str, Any]:
+        """The partition's ``id_field`` range, or documents without the field; everything without an id field."""
+        if not self.id_field:
+            return {"match_all": {}}
+        bounds = {}
+        if partition.index > 0:  # partition 0 has no lower bound: a junk id below "000..." is still seen
+            bounds["gte"] = str(partition.lo_uuid)
+        if partition.hi_uuid is not None:
+            bounds["lt"] = str(partition.hi_uuid)
+        in_range = {"range": {self.id_field: bounds}} if bounds else {"exists": {"field": self.id_field}}
+        no_id = {"bool": {"must_not": {"exists": {"field": self.id_field}}}}
+        return {"bool": {"should": [in_range, no_id], "minimum_should_match": 1}}
+
+    def classify_hit(self, raw: str, source: dict[str, Any]) -> uuid.UUID | MalformedID | ForeignEntry:
+        """A document's ID: its ``_id`` decides whether it is ours (uuid_forge.classify); the
+        ``id_field``, when present, must name the same UUID (lowercase 36-char when all is well)."""
+        id_format, versions = self.adapter.id_format, self.adapter.id_versions
+        by_id = classify(raw, id_format, versions=versions, where="_id")
+        if isinstance(by_id, ForeignEntry) or not self.has_id(source):
+            return by_id  # no id field: the _id alone says (a seed-era document is ours when it is right)
+        ident = by_id if isinstance(by_id, uuid.UUID) else by_id.id
+        assert ident is not None
+        field = source.get(self.id_field)
+        if field == str(ident):
+            if isinstance(by_id, MalformedID):
+                return MalformedID(raw=raw, reason=f"_id {raw!r} is not the {id_format} form of its "
+                                                   f"{self.id_field} field {field}", id=ident)
+            return ident
+        parsed = parse_id(field) if isinstance(field, str) else None
+        if (parsed is None or parsed[0] != ident) and isinstance(by_id, MalformedID):
+            # neither part is ours in the right form, and they disagree: nothing says it is ours
+            return ForeignEntry(raw, f"_id and {self.id_field} field name different IDs: not ours, left alone")
+        mine = classify_uuid(ident, raw=raw, versions=versions, where="_id")
+        if isinstance(mine, ForeignEntry):
+            return mine
+        return MalformedID(raw=raw, reason=f"{self.id_field} field {field!r} is not a lowercase 36-char UUID "
+                                           "string naming its _id", id=ident)
+
+
+#: ``layout=`` values (one today; the former envelope indices are refused, see DataLayout.refusal)
+LAYOUTS: dict[str, type[DataLayout]] = {"data": DataLayout}
+
+
+class IndexOwners:
+    """:class:`~uuid_forge.containers.OwnersBook` kept in each per-type index's mapping,
+    ``_meta.uuid_forge = {index_prefix, entity_type}`` (the field names earlier versions wrote):
+    creating the index with it is the atomic claim, and dropping the index forgets it."""
+
+    def __init__(self, adapter: ElasticsearchAdapter, pattern: str) -> None:
+        self.adapter = adapter
+        self.pattern = pattern  # the indices all() looks at: prefix*
+
+    def get(self, name: str) -> tuple[str, str] | None:
+        return _owner(self.adapter.mapping(name) or {})
+
+    def claim(self, name: str, prefix: str, entity_type: str) -> None:
+        mappings = {**self.adapter.layout.mappings(),
+                    "_meta": {"uuid_forge": {"index_prefix": prefix, "entity_type": entity_type}}}
+        self.adapter.create_index(name, mappings)
+
+    def remove(self, name: str) -> None:
+        """Nothing to do: the record is in the index's own mapping, gone with the index."""
+
+    def all(self) -> dict[str, tuple[str, str]]:
+        found: dict[str, Any] = self.adapter.client.indices.get_mapping(index=self.pattern).body
+        owners = {index: _owner((body or {}).get("mappings") or {}) for index, body in found.items()}
+        return {index: owner for index, owner in owners.items() if owner is not None}
+
+
+def _owner(mapping: dict[str, Any]) -> tuple[str, str] | None:
+    """(prefix, entity type) that an index's ``_meta`` says it was made for, or None."""
+    meta = (mapping.get("_meta") or {}).get("uuid_forge")
+    if not isinstance(meta, dict):
+        return None
+    return cast("tuple[str, str]", (meta.get("index_prefix"), meta.get("entity_type")))
+
+
 class ElasticsearchAdapter(Adapter):
-    """Entities as documents of indexed fields, written with ``_bulk`` (layouts: see the module doc).
+    """Entities as documents of indexed fields, written with ``_bulk`` (layout: see the module doc).
 
     Options come as keyword arguments or URL query parameters
     (``elasticsearch+http://host:9200?index=orders&entity_type=order``); ``uuid-forge adapters
@@ -199,14 +405,15 @@ class ElasticsearchAdapter(Adapter):
     timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (elasticsearch.ConnectionTimeout,)
 
     options: ClassVar[tuple[Option, ...]] = (
+        layout_option(LAYOUTS, "data", "the document's shape."),
         Option("index", str, None, "your own index, e.g. `orders`: it holds one entity type (entity_type=); used as "
                "it is (its mapping is never changed), created with id_field as keyword and the rest dynamic when "
                "absent; drop() deletes only uuid-forge's documents from it. Unset: one index per type, "
-               "index_prefix + type"),
+               "prefix + type"),
         Option("entity_type", str, None, "the one entity type your own index= holds, e.g. `order`; any other type "
                "is refused"),
-        Option("index_prefix", str, "uf-", "prefix of the per-type indices when index= is not set: type `user` "
-               "lives in `uf-user`"),
+        Option("prefix", str, "uf-", "prefix of the per-type indices when index= is not set: type `user` "
+               "lives in `uf-user`", deprecated=("index_prefix",)),
         Option("id_field", str, "uf_id", "keyword field holding the 36-char UUID beside _id (Elasticsearch 8 "
                "forbids sort and range on _id; audits read ID ranges). Data with a field of this name is refused. "
                "Empty: no such field (the seed's shape; each audit partition then reads the whole index)"),
@@ -215,7 +422,7 @@ class ElasticsearchAdapter(Adapter):
                "integers beyond 64 bits); present only on such documents. Empty: write them as numbers (exact "
                "in Elasticsearch's _source, rounded by JSON layers that use doubles)"),
         Option("id_format", str, "string", "_id as the 36-char string, or base64url (22 chars: smaller _id terms); "
-               "id_field keeps the 36-char string either way", choices=ID_FORMATS),
+               "id_field keeps the 36-char string either way", choices=tuple(ID_FORMATS)),
         Option("refresh", str, None, "refresh parameter of _bulk: false (throughput), true or wait_for; reads by ID "
                "are real-time whatever it is, and scan refreshes first", shown_default="false",
                convert=lambda v: _refresh_value(v), expects="false, true or wait_for"),
@@ -235,12 +442,11 @@ class ElasticsearchAdapter(Adapter):
         client_options = opts.driver_keywords
         super().__init__(url, batch_size=opts["batch_size"])
         self.id_format: str = opts["id_format"]
-        self.index_prefix: str = opts["index_prefix"]
-        self.id_field: str = opts["id_field"]
-        self.numbers_field: str = opts["numbers_field"]
-        self.user_index: str | None = opts["index"] or None
-        self.user_entity_type: str | None = opts["entity_type"] or None
-        self._check_layout_options()
+        self._doc_id = ID_FORMATS[self.id_format]
+        self.layout: DataLayout = LAYOUTS[opts["layout"]](self, opts["id_field"], opts["numbers_field"])
+        own, own_type, prefix = _container_options(opts["index"] or None, opts["entity_type"] or None, opts["prefix"])
+        self._owners = IndexOwners(self, prefix + "*")
+        self.containers = Containers("index", own=own, own_type=own_type, prefix=prefix, owners=self._owners)
         self._refresh = opts["refresh"]
         self._page = opts["scan_page_size"]
         scheme = parts.scheme.lower()
@@ -260,46 +466,38 @@ class ElasticsearchAdapter(Adapter):
             retry_on_timeout=False, **client_options)
         self._ready: set[str] = set()  # indices known to exist and to be usable
 
-    def _check_layout_options(self) -> None:
-        """Clear errors for option combinations that cannot work, before any request."""
-        try:
-            if self.index_prefix:
-                check_target(self.index_prefix + "x", "es-index", "index_prefix + 'x'")
-            if self.user_index is not None:
-                check_target(self.user_index, "es-index", "index")
-        except TargetError as err:
-            raise ConfigError(str(err)) from None
-        if (self.user_index is None) != (self.user_entity_type is None):
-            raise ConfigError("elasticsearch: index= and entity_type= go together: your own index holds one "
-                              "entity type, e.g. ?index=orders&entity_type=order")
-        for option in ("id_field", "numbers_field"):
-            name = getattr(self, option)
-            if name and (name in META_FIELDS or name.startswith("_") or "." in name):
-                raise ConfigError(f"elasticsearch: {option}={name!r} cannot be a document field: it may not start "
-                                  "with '_' nor contain '.'")
-        if self.id_field and self.id_field == self.numbers_field:
-            raise ConfigError(f"elasticsearch: id_field and numbers_field are both {self.id_field!r}: choose two names")
-
     @property
     def id_encoding(self) -> str:
         return self.id_format
+
+    @property
+    def prefix(self) -> str:
+        """The per-type indices' prefix (``prefix=``)."""
+        return self.containers.prefix
 
     @property
     def client(self) -> elasticsearch.Elasticsearch:
         """The underlying ``Elasticsearch`` client, for queries of your own."""
         return self._client
 
+    def viewed(self, view: FieldView) -> Adapter:
+        """As the base; the twin's layout fingerprints through the twin's view."""
+        twin = super().viewed(view)
+        if isinstance(twin, ElasticsearchAdapter) and twin is not self:
+            twin.layout = self.layout.bound(twin)
+        return twin
+
     def index_name(self, entity_type: str) -> str:
-        return self.user_index or self.index_prefix + entity_type
+        return self.containers.name_for(entity_type)
 
     def check_entity_type(self, entity_type: str) -> str:
         """ES index names are lowercase, at most 255 bytes, without ``\\ / * ? " < > | , # :``;
         your own index holds its one entity type only."""
         super().check_entity_type(entity_type)
-        if self.user_index is not None:
-            if entity_type != self.user_entity_type:
-                raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: its index "
-                                      f"{self.user_index!r} holds only {self.user_entity_type!r}")
+        if self.containers.is_own:
+            refused = self.containers.accepts(entity_type)
+            if refused:
+                raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: {refused}")
             return entity_type
         try:
             check_target(self.index_name(entity_type), "es-index", "index")
@@ -309,20 +507,7 @@ class ElasticsearchAdapter(Adapter):
 
     def validate_records(self, entity_type: str, records: list[Record]) -> None:
         """Refuse data whose top-level fields Elasticsearch or this layout keep for themselves."""
-        reserved = META_FIELDS | {name for name in (self.id_field, self.numbers_field) if name}
-        for record in records:
-            clash = reserved.intersection(record.data)
-            if clash:
-                field = min(clash)
-                why = ("Elasticsearch's own metadata field" if field in META_FIELDS
-                       else f"this store's {'id_field' if field == self.id_field else 'numbers_field'}")
-                raise ValidationError(f"{entity_type} {record.id}: data field {field!r} collides with {why} in index "
-                                      f"{self.index_name(entity_type)!r}: rename the field, or choose another "
-                                      "id_field / numbers_field; nothing was written")
-
-    def _doc_id(self, ident: uuid.UUID) -> str:
-        """``_id`` of the document for ``ident``."""
-        return str(ident) if self.id_format == "string" else _base64url(ident)
+        self.layout.validate(entity_type, self.index_name(entity_type), records)
 
     # -- errors ----------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -357,89 +542,66 @@ class ElasticsearchAdapter(Adapter):
                    f"{first.get('type')}: {mask_text(str(first.get('reason')))}", store=self.url())
 
     # -- indices ---------------------------------------------------------------------------------
-    def _mapping(self, index: str) -> dict[str, Any] | None:
+    def mapping(self, index: str) -> dict[str, Any] | None:
         """The index's mapping, or None when the index does not exist."""
         try:
             found = self._client.indices.get_mapping(index=index).body
         except elasticsearch.NotFoundError:
             return None
-        return next(iter(found.values()), {}).get("mappings") or {}
+        first: dict[str, Any] = next(iter(found.values()), {})
+        return first.get("mappings") or {}
 
-    def _ensure_index(self, entity_type: str) -> None:
-        """Create the index on first write with only ``id_field`` mapped (the rest stays dynamic);
-        an existing index is used as it is, once :meth:`_check_index` accepts it."""
-        index = self.index_name(entity_type)
-        if index in self._ready:
-            return
-        mappings: dict[str, Any] = {"properties": {self.id_field: {"type": "keyword"}} if self.id_field else {}}
-        if self.user_index is None:
-            mappings["_meta"] = {"uuid_forge": {"index_prefix": self.index_prefix, "entity_type": entity_type}}
+    def create_index(self, index: str, mappings: dict[str, Any]) -> None:
+        """Create ``index`` with ``mappings`` unless it exists (then it is left as it is)."""
         try:
             self._client.indices.create(index=index, mappings=mappings)
         except elasticsearch.BadRequestError as err:
             if err.error != "resource_already_exists_exception":
                 raise
-            self._check_index(entity_type)
-        self._ready.add(index)
 
-    def _check_index(self, entity_type: str) -> None:
-        """Raise ValidationError when the index of ``entity_type`` exists but cannot be used (see
-        :func:`_refusal`)."""
+    def _ensure_index(self, entity_type: str) -> None:
+        """Create the index on first write with only ``id_field`` mapped (the rest stays dynamic; a
+        per-type index also gets its owners record); an existing index is used as it is, once
+        :meth:`_check_index` accepts it."""
         index = self.index_name(entity_type)
         if index in self._ready:
             return
-        mapping = self._mapping(index)
-        if mapping is None:
+        if self.containers.is_own:
+            self.create_index(index, self.layout.mappings())
+        self._check_index(entity_type, claim=True)
+
+    def _check_index(self, entity_type: str, claim: bool = False) -> None:
+        """Raise ValidationError when the index of ``entity_type`` exists but cannot be used: it holds
+        the former envelope layout, or it is a per-type index made for another prefix or type. With
+        ``claim`` (a write), a per-type index that does not exist yet is created as this one's."""
+        index = self.index_name(entity_type)
+        if index in self._ready:
             return
-        problem = _refusal(self.index_prefix if self.user_index is None else None, entity_type, mapping)
+        mapping = self.mapping(index)
+        if mapping is None and not claim:
+            return
+        problem = self.layout.refusal(mapping or {})
         if problem:
             raise ValidationError(f"index {index!r} cannot hold entity type {entity_type!r} here: {problem}")
+        self.containers.check(entity_type, claim=claim)
         self._ready.add(index)
 
     def _made_by_us(self, entity_type: str) -> bool:
         """Whether the index is a per-type index uuid-forge created for this prefix and type."""
-        if self.user_index is not None:
+        if self.containers.is_own:
             return False
-        meta = ((self._mapping(self.index_name(entity_type)) or {}).get("_meta") or {}).get("uuid_forge")
-        return isinstance(meta, dict) and (meta.get("index_prefix"), meta.get("entity_type")) == (
-            self.index_prefix, entity_type)
+        return self._owners.get(self.index_name(entity_type)) == (self.prefix, entity_type)
 
-    def _date_paths(self, index: str) -> set[tuple[str, ...]]:
-        return _date_paths((self._mapping(index) or {}).get("properties") or {})
-
-    # -- documents -------------------------------------------------------------------------------
-    def _document(self, record: Record) -> str:
-        """The document's JSON: the canonical data, lossy numbers as text, plus the id field."""
-        text = record.data_json
-        extra = []
-        if self.numbers_field and _LONG_NUMBER.search(text):
-            found: list[str] = []
-            value = _exact_text(load_json(text), "", found)
-            if found:
-                text = canonical(value)
-                extra.append(f"{json.dumps(self.numbers_field)}:{canonical(found)}")
-        if self.id_field:
-            extra.insert(0, f'{json.dumps(self.id_field)}:"{record.id}"')
-        if not extra:
-            return text
-        return ("{" if text == "{}" else text[:-1] + ",") + ",".join(extra) + "}"
-
-    def _data(self, src: dict[str, Any], dates: set[tuple[str, ...]]) -> dict[str, Any]:
-        """The entity's data in a ``_source``: without our fields, exact numbers and dates restored."""
-        data = dict(src)
-        if self.id_field:
-            data.pop(self.id_field, None)
-        pointers = data.pop(self.numbers_field, None) if self.numbers_field else None
-        if pointers:
-            _restore_numbers(data, pointers)
-        return _dates(data, dates) if dates else data
+    def _date_paths(self, index: str) -> frozenset[tuple[str, ...]]:
+        return frozenset(_date_paths((self.mapping(index) or {}).get("properties") or {}))
 
     # -- hooks -----------------------------------------------------------------------------------
     def _put(self, entity_type: str, records: list[Record]) -> None:
         index = self.index_name(entity_type)
         self._ensure_index(entity_type)
         # One NDJSON text with the canonical JSON embedded as is: no parse and re-serialise per record.
-        body = "".join([f'{{"index":{{"_id":"{self._doc_id(r.id)}"}}}}\n{self._document(r)}\n' for r in records])
+        encode = self.layout.encode
+        body = "".join([f'{{"index":{{"_id":"{self._doc_id(r.id)}"}}}}\n{encode(r)}\n' for r in records])
         resp = self._client.bulk(operations=body, index=index, refresh=self._refresh,  # type: ignore[arg-type]
                                  filter_path="errors,items.*.error")  # a str body is sent as is
         if resp.get("errors"):
@@ -456,17 +618,13 @@ class ElasticsearchAdapter(Adapter):
         if len(docs) != len(ids):
             raise StoreError(f"{self.url()}: mget returned {len(docs)} docs for {len(ids)} ids", store=self.url())
         found = []
-        dates: set[tuple[str, ...]] | None = None
+        dates: frozenset[tuple[str, ...]] | None = None
         for ident, doc in zip(ids, docs):  # mget answers in request order
             if doc.get("found"):
                 if dates is None:
                     dates = self._date_paths(index)
-
-                def make(src: Any = doc["_source"], ident: uuid.UUID = ident, dates: Any = dates) -> Record:
-                    data = self._data(src, dates)
-                    return Record(entity_type, ident, data, None, fingerprint=self.fingerprint_data(data))
-
-                found.append(self._read_record(entity_type, ident, make))
+                found.append(self._read_record(entity_type, ident,
+                                               _decoder(self.layout, entity_type, ident, Hit(doc["_source"], dates))))
             elif "error" in doc and doc["error"].get("type") != "index_not_found_exception":
                 self._raise_item_error("mget", [doc["error"]], len(ids))
         return found
@@ -475,8 +633,8 @@ class ElasticsearchAdapter(Adapter):
         """Delete documents by the exact ``_id`` a scan reported (a wrongly encoded one)."""
         index = self.index_name(entity_type)
         self._check_index(entity_type)
-        foreign = [raw for raw in raws if isinstance(classify(raw, self.id_format, versions=self.id_versions),
-                                                    ForeignEntry)]
+        foreign = [raw for raw in raws
+                   if isinstance(classify(raw, self.id_format, versions=self.id_versions), ForeignEntry)]
         if foreign:
             raise ValidationError(f"_ids {foreign[:3]} are not IDs written by uuid-forge: refused, foreign "
                                   "documents are never deleted")
@@ -518,64 +676,27 @@ class ElasticsearchAdapter(Adapter):
         self._check_index(entity_type)
         self._client.indices.refresh(index=index, ignore_unavailable=True)
         dates = self._date_paths(index)
+        layout = self.layout
         hits = helpers.scan(self._client, index=index, size=self._page, ignore_unavailable=True,
-                            query={"query": self._partition_query(partition)})
+                            query={"query": layout.partition_query(partition)})
         for hit in hits:
             src = hit.get("_source") or {}
-            item = self._classify_hit(hit["_id"], src)
-            if not self.id_field or self.id_field not in src:
+            item = layout.classify_hit(hit["_id"], src)
+            if not layout.has_id(src):
                 if isinstance(item, ForeignEntry):
                     if partition.index == 0:
                         yield item, None
                     continue
                 ident = item if isinstance(item, uuid.UUID) else item.id
                 if ident is not None and partition.contains(ident):
-                    yield item, self.fingerprint_data(self._data(src, dates))
+                    yield item, layout.fingerprint(Hit(src, dates))
                 continue
             # With an id field, exactly one partition's range query finds the document: the one whose
             # string range holds that text, which for a non-canonical id field may not be the one its
             # UUID falls in. It is reported there, once, with the UUID as ``id`` only when they agree.
             if isinstance(item, MalformedID) and item.id is not None and not partition.contains(item.id):
                 item = MalformedID(raw=item.raw, reason=f"{item.reason} ({item.id})")
-            yield item, (None if isinstance(item, ForeignEntry) else self.fingerprint_data(self._data(src, dates)))
-
-    def _partition_query(self, partition: Partition) -> dict[str, Any]:
-        """The partition's ``id_field`` range, or documents without the field; everything without an id field."""
-        if not self.id_field:
-            return {"match_all": {}}
-        bounds = {}
-        if partition.index > 0:  # partition 0 has no lower bound: a junk id below "000..." is still seen
-            bounds["gte"] = str(partition.lo_uuid)
-        if partition.hi_uuid is not None:
-            bounds["lt"] = str(partition.hi_uuid)
-        in_range = {"range": {self.id_field: bounds}} if bounds else {"exists": {"field": self.id_field}}
-        no_id = {"bool": {"must_not": {"exists": {"field": self.id_field}}}}
-        return {"bool": {"should": [in_range, no_id], "minimum_should_match": 1}}
-
-    def _classify_hit(self, raw: str, src: dict[str, Any]) -> uuid.UUID | MalformedID | ForeignEntry:
-        """A document's ID: its ``_id`` decides whether it is ours (uuid_forge.classify); the
-        ``id_field``, when present, must name the same UUID (lowercase 36-char when all is well)."""
-        by_id = classify(raw, self.id_format, versions=self.id_versions, where="_id")
-        has_field = bool(self.id_field) and self.id_field in src
-        if isinstance(by_id, ForeignEntry) or not has_field:
-            return by_id  # no id field: the _id alone says (a seed-era document is ours when it is right)
-        ident = by_id if isinstance(by_id, uuid.UUID) else by_id.id
-        assert ident is not None
-        field = src.get(self.id_field)
-        if field == str(ident):
-            if isinstance(by_id, MalformedID):
-                return MalformedID(raw=raw, reason=f"_id {raw!r} is not the {self.id_format} form of its "
-                                                   f"{self.id_field} field {field}", id=ident)
-            return ident
-        parsed = parse_id(field) if isinstance(field, str) else None
-        if (parsed is None or parsed[0] != ident) and isinstance(by_id, MalformedID):
-            # neither part is ours in the right form, and they disagree: nothing says it is ours
-            return ForeignEntry(raw, f"_id and {self.id_field} field name different IDs: not ours, left alone")
-        mine = classify_uuid(ident, raw=raw, versions=self.id_versions, where="_id")
-        if isinstance(mine, ForeignEntry):
-            return mine
-        return MalformedID(raw=raw, reason=f"{self.id_field} field {field!r} is not a lowercase 36-char UUID "
-                                           "string naming its _id", id=ident)
+            yield item, (None if isinstance(item, ForeignEntry) else layout.fingerprint(Hit(src, dates)))
 
     def _drop(self, entity_type: str) -> None:
         """Our documents go; the index goes too when uuid-forge made it and nothing else is in it."""
@@ -584,9 +705,9 @@ class ElasticsearchAdapter(Adapter):
         ours = self._made_by_us(entity_type)
         ids, raws, foreign = [], [], False
         hits = helpers.scan(self._client, index=index, size=self._page, ignore_unavailable=True,
-                            query={"query": {"match_all": {}}, "_source": [self.id_field] if self.id_field else False})
+                            query={"query": {"match_all": {}}, "_source": self.layout.id_source()})
         for hit in hits:
-            item = self._classify_hit(hit["_id"], hit.get("_source") or {})
+            item = self.layout.classify_hit(hit["_id"], hit.get("_source") or {})
             if isinstance(item, ForeignEntry):
                 foreign = True  # not ours: dropping a type leaves other applications' documents alone
             elif isinstance(item, MalformedID):
@@ -596,6 +717,7 @@ class ElasticsearchAdapter(Adapter):
         if ours and not foreign:
             self._client.indices.delete(index=index, ignore_unavailable=True)  # one request for the rest
             self._ready.discard(index)
+            self.containers.release(entity_type)
             return
         for start in range(0, len(ids), self.batch_size):
             self._delete(entity_type, ids[start:start + self.batch_size])
@@ -605,23 +727,18 @@ class ElasticsearchAdapter(Adapter):
 
     def _entity_types(self) -> Iterable[str]:
         """Your own index's type when it holds a document of ours; otherwise the indices under the
-        prefix made for this prefix (their marker), so another prefix's index is never taken for ours."""
-        if self.user_index is not None:
-            entity_type = self.user_entity_type or ""
+        prefix made for this prefix (their owners record), so another prefix's index is never taken for ours."""
+        if self.containers.is_own:
+            entity_type = self.containers.own_type or ""
             if any(isinstance(i, uuid.UUID) for i, _ in self._scan(entity_type, Partition())):
                 yield entity_type
             return
-        found: dict[str, Any] = self._client.indices.get_mapping(index=self.index_prefix + "*").body
-        for index, body in found.items():
-            name = index[len(self.index_prefix):]
+        for entity_type in self.containers.ours(self._owners.all()):
             try:
-                self.check_entity_type(name)
+                self.check_entity_type(entity_type)
             except ValidationError:
                 continue  # not one of ours
-            meta = (((body or {}).get("mappings") or {}).get("_meta") or {}).get("uuid_forge")
-            if isinstance(meta, dict) and (meta.get("index_prefix"), meta.get("entity_type")) == (
-                    self.index_prefix, name):
-                yield name
+            yield entity_type
 
     def _ping(self) -> None:
         self._client.info()  # unlike ping(), raises the real error
@@ -630,26 +747,26 @@ class ElasticsearchAdapter(Adapter):
         self._client.close()
 
 
-def _base64url(ident: uuid.UUID) -> str:
-    return encode(ident, "base64url")  # type: ignore[return-value]
+
+def _decoder(layout: Layout, entity_type: str, ident: uuid.UUID, stored: Any) -> Callable[[], Record]:
+    """``layout.decode`` of one stored entry, deferred (``Adapter._read_record`` calls it)."""
+    return lambda: layout.decode(entity_type, ident, stored)
 
 
-def _refusal(prefix: str | None, entity_type: str, mapping: dict[str, Any]) -> str | None:
-    """Why an existing index with ``mapping`` cannot hold ``entity_type`` (None: it can).
-
-    Refused: an index in the former envelope layout, and a per-type index (``prefix`` given) that
-    uuid-forge made for another prefix or type. Any other index is the user's, used as it is.
-    """
-    props = mapping.get("properties") or {}
-    if "fp" in props and (props.get("data") or {}).get("enabled") is False:
-        return ("it holds uuid-forge's former envelope layout (id, fp, key, data; dynamic: strict): reindex its "
-                "documents' data as top-level fields into a new index, then point this store at it")
-    meta = (mapping.get("_meta") or {}).get("uuid_forge")
-    if prefix is not None and isinstance(meta, dict) and (meta.get("index_prefix"), meta.get("entity_type")) != (
-            prefix, entity_type):
-        return (f"it was made for entity type {meta.get('entity_type')!r} with index_prefix "
-                f"{meta.get('index_prefix')!r}; refused (choose an index_prefix whose names cannot overlap another's)")
-    return None
+def _container_options(own: str | None, own_type: str | None, prefix: str) -> tuple[str | None, str | None, str]:
+    """``index=``, ``entity_type=`` and ``prefix=`` checked before any request: valid index names,
+    and your own index always with its one entity type."""
+    try:
+        if prefix:
+            check_target(prefix + "x", "es-index", "prefix + 'x'")
+        if own is not None:
+            check_target(own, "es-index", "index")
+    except TargetError as err:
+        raise ConfigError(str(err)) from None
+    if (own is None) != (own_type is None):
+        raise ConfigError("elasticsearch: index= and entity_type= go together: your own index holds one "
+                          "entity type, e.g. ?index=orders&entity_type=order")
+    return own, own_type, prefix
 
 
 def _refresh_value(value: bool | str | None) -> str | None:

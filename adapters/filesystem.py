@@ -4,7 +4,7 @@ Paths (DESIGN.md): ``root/{entity_type}/{hex[0:2]}/{hex[2:4]}/{uuid}…``, every
 the same tree works on case-insensitive disks (macOS, Windows), and the two shard levels keep
 directories small (65,536 leaves). The ``layout`` option says what a record's file holds:
 
-* ``json`` (default): ``{uuid}.json`` holds the entity's data as a JSON document, nothing else
+* ``data`` (default; ``json`` is its deprecated old name): ``{uuid}.json`` holds the entity's data as a JSON document, nothing else
   (no ID: the name is the ID; no fingerprint). It is written in canonical form, so a scan hashes
   the bytes as they are (:meth:`~uuid_forge.contract.Adapter.fingerprint_text`) and parses only
   files that differ from the source: a hand-reformatted file is no difference, an edited value is.
@@ -16,6 +16,10 @@ directories small (65,536 leaves). The ``layout`` option says what a record's fi
   A record is present when either file is; a lone file is stale on what the other one holds.
 * ``envelope``: uuid-forge 1.0's ``{"fp":…,"id":…,"key":…,"data":…}`` in a ``.json`` file, kept
   for deployments that have it; the ``fp`` written in it is never trusted.
+
+Each layout is a class (:data:`LAYOUTS`): it makes a record's files, rebuilds the record from
+them, fingerprints them, and knows which file names are a record's; the adapter does paths,
+shards, atomic writes and scans, and never asks which layout it has.
 
 Files of other applications beside ours (``README.txt`` in a type folder, at its top or in a
 shard; folders that are no shard) are :class:`~uuid_forge.record.ForeignEntry`: reported, never
@@ -38,26 +42,32 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import copy
+import functools
 import json
 import os
 import re
 import secrets
 import uuid
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
-from ..canonical import canonical
-from ..classify import classify
-from ..contract import BATCH_SIZE, RESERVED_TYPE_PREFIX, Adapter, Option, ScanItem
-from ..errors import StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, ValidationError
-from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.canonical import canonical
+from uuid_forge.classify import classify
+from uuid_forge.contract import BATCH_SIZE, RESERVED_TYPE_PREFIX, Adapter, Option, ScanItem
+from uuid_forge.envelope import DATA, FP, ID, KEY, envelope_members, envelope_record, json_object
+from uuid_forge.errors import StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, ValidationError
+from uuid_forge.layout import Layout, layout_option
+from uuid_forge.options import ParsedOptions
+from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.view import FieldView
 
-__all__ = ["FileAdapter"]
+__all__ = ["LAYOUTS", "DataLayout", "EnvelopeLayout", "FileAdapter", "FileLayout", "RawLayout"]
 
-LAYOUTS = ("json", "raw", "envelope")
 ENCODINGS = ("base64", "utf-8")
-META = ".meta.json"  # the raw layout's sidecar: never a record of the json layout (its stem is no ID)
+META = ".meta.json"  # the raw layout's sidecar: never a record of the data layout (its stem is no ID)
 
 _STRING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SHARD = re.compile(r"[0-9a-fA-F]{2}")
@@ -111,114 +121,239 @@ def _without_newline(blob: bytes) -> bytes:
     return blob[:-1] if blob[-1:] == b"\n" else blob
 
 
-class FileAdapter(Adapter):
-    """Records as files; the ID is the file name (lowercase 36-char string). See the module doc."""
+#: what a scan hands a layout for each file of a leaf folder: (path as reported, what its name
+#: stands for, which of a record's files it is, the file name)
+Entry = tuple[str, "uuid.UUID | MalformedID | ForeignEntry", str, str]
 
-    name: ClassVar[str] = "file"
 
-    def _classify(self, err: BaseException) -> type[StoreError] | None:
-        """A read-only or forbidden directory is the store's; a name or file too long the record's."""
-        import errno
+class FileLayout(Layout):
+    """What a record's files hold: the files a write makes, how a read and a scan rebuild the
+    record from them, and which file names are a record's. The adapter does paths, shards,
+    atomic writes and folder walks, and calls its layout for everything else."""
 
-        if isinstance(err, OSError):
-            if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                return StoreConfigError
-            if err.errno in (errno.ENAMETOOLONG, errno.EFBIG):
-                return StoreRejectedError
-        return super()._classify(err)
+    #: (name ending, part) of the files of one record, any ending that ends another one first
+    endings: tuple[tuple[str, str], ...] = ((".json", "doc"),)
 
-    options: ClassVar[tuple[Option, ...]] = (
-        Option("layout", str, "json",
-               "what a record's file holds. `json`: the entity's data as a JSON document in `{id}.json` "
-               "(`{\"name\":\"Ann\",\"email\":\"ann@example.com\"}`); `raw`: the file's bytes in `{id}.bin` "
-               "plus a sidecar `{id}.meta.json` with the other fields (the seed's file manager, see "
-               "`content_field`); `envelope`: uuid-forge 1.0's `{\"fp\",\"id\",\"key\",\"data\"}` document",
-               choices=LAYOUTS),
-        Option("content_field", str, "content",
-               "raw layout: the data field whose value is the file's bytes, e.g. `body` for "
-               "`{\"filename\":\"a.pdf\",\"body\":\"JVBERi0=\"}`; every other field goes to the sidecar",
-               convert=_field, expects="a field name"),
-        Option("content_encoding", str, "base64",
-               "raw layout: how the content field holds the bytes as text. `base64` (standard alphabet, "
-               "padded: any bytes round-trip) or `utf-8` (the text itself: text files only)",
-               choices=ENCODINGS),
-        Option("content_suffix", str, ".bin",
-               "raw layout: the content file's name ending, e.g. `.bin` (`{id}.bin`), `.dat`, or '' for a "
-               "bare `{id}`; lowercase, and never `.meta.json` (the sidecar's)",
-               convert=_suffix, expects="'' or a lowercase ending such as .bin"),
-        Option("fsync", bool, True, "fsync each file and its directory before a batch returns; false trades "
-               "durability on power loss for speed (caches, tests)"),
-        BATCH_SIZE,
-    )
+    def __init__(self, store: Adapter, opts: ParsedOptions) -> None:
+        self.store = store  # fingerprints go through the store's view
 
-    def __init__(self, url: str, **options: Any) -> None:
-        parts = urlsplit(url)
-        opts = self.parse_options(url, options)
-        super().__init__(url, batch_size=opts["batch_size"])
-        if parts.netloc not in ("", "localhost"):
-            raise ValidationError(f"file URL {url!r} names host {parts.netloc!r}: use file:///absolute/path "
-                                  "(three slashes); relative roots are not accepted")
-        path = unquote(parts.path)
-        if not path or not os.path.isabs(path):
-            raise ValidationError(f"file URL {url!r} needs an absolute root, e.g. file:///var/lib/uuid-forge")
-        self.root: str = os.path.normpath(path)
-        self.fsync: bool = opts["fsync"]
-        self.layout: str = opts["layout"]
+    def bound(self, store: Adapter) -> FileLayout:
+        """This layout fingerprinting through ``store`` (a twin of the adapter with another view)."""
+        twin = copy.copy(self)
+        twin.store = store
+        return twin
+
+    @abstractmethod
+    def encode(self, record: Record) -> list[tuple[str, bytes]]:
+        """(file name, bytes) of each file that holds ``record``."""
+
+    def file_names(self, s: str) -> tuple[str, ...]:
+        """The names of the files of the record with ID text ``s``, the main one first."""
+        return (s + self.endings[0][0],)
+
+    def split(self, name: str) -> tuple[str, str, str] | None:
+        """(stem, ending as written, part) when ``name`` ends in one of this layout's endings (any case)."""
+        low = name.lower()
+        for ending, part in self.endings:
+            cut = len(name) - len(ending)
+            if cut > 0 and low.endswith(ending):
+                return name[:cut], name[cut:], part
+        return None
+
+    def check_entity_type(self, entity_type: str) -> None:
+        """Refuse an entity type this layout cannot hold (ValidationError); every one by default."""
+
+    def validate(self, records: list[Record]) -> None:
+        """Refuse a batch this layout cannot write before anything is written (none by default)."""
+
+    @abstractmethod
+    def read(self, folder: str, s: str) -> Any:
+        """What the files of the record ``s`` in ``folder`` hold (for :meth:`decode`); None: no file."""
+
+    @abstractmethod
+    def scan_leaf(self, folder: str, entries: Iterable[Entry]) -> Iterator[ScanItem]:
+        """The scan items of one leaf folder's files, given in name order."""
+
+
+class _OneFileLayout(FileLayout):
+    """A record is one ``{id}.json`` file, hashed as it is read."""
+
+    def read(self, folder: str, s: str) -> bytes | None:
+        return _read_or_none(os.path.join(folder, s + ".json"))
+
+    def scan_leaf(self, folder: str, entries: Iterable[Entry]) -> Iterator[ScanItem]:
+        for raw, ident, _, name in entries:
+            if isinstance(ident, ForeignEntry):
+                yield ident, None
+                continue
+            try:  # files are read one at a time: memory stays bounded
+                blob = _read_bytes(os.path.join(folder, name))
+            except FileNotFoundError:
+                continue  # removed since the folder was listed
+            yield self.scan_item(raw, ident, blob)
+
+    @abstractmethod
+    def scan_item(self, raw: str, ident: uuid.UUID | MalformedID, blob: bytes) -> ScanItem:
+        """(ID, fingerprint) of one file's bytes."""
+
+
+class DataLayout(_OneFileLayout):
+    """``{id}.json`` holds the entity's data, nothing else, in canonical form."""
+
+    name: ClassVar[str] = "data"
+    doc: ClassVar[str] = ("the entity's data as a JSON document in `{id}.json` "
+                          "(`{\"name\":\"Ann\",\"email\":\"ann@example.com\"}`)")
+
+    def encode(self, record: Record) -> list[tuple[str, bytes]]:
+        return [(f"{record.id}.json", (record.data_json + "\n").encode("utf-8"))]
+
+    def decode(self, entity_type: str, ident: uuid.UUID, stored: bytes) -> Record:
+        text = _without_newline(stored)
+        data = load_json(text)
+        if not isinstance(data, dict):
+            raise TypeError("the file does not hold a JSON object")
+        return Record(entity_type, ident, data, None, fingerprint=self.store.fingerprint_text(text))
+
+    def fingerprint(self, stored: bytes) -> str | None:
+        """The bytes as they are (we write canonical text): only a file that differs is parsed."""
+        return self.store.fingerprint_text(_without_newline(stored))
+
+    def owned_fields(self, record: Record) -> frozenset[str]:
+        return frozenset(record.data)
+
+    def scan_item(self, raw: str, ident: uuid.UUID | MalformedID, blob: bytes) -> ScanItem:
+        return ident, self.fingerprint(blob)
+
+
+class EnvelopeLayout(_OneFileLayout):
+    """uuid-forge 1.0's ``{"fp","id","key","data"}`` in ``{id}.json``; its ``fp`` is never trusted."""
+
+    name: ClassVar[str] = "envelope"
+    doc: ClassVar[str] = "uuid-forge 1.0's `{\"fp\",\"id\",\"key\",\"data\"}` document"
+
+    def encode(self, record: Record) -> list[tuple[str, bytes]]:
+        s = str(record.id)
+        members = envelope_members(record)  # in this order: the fast path of a scan finds the data by offset
+        body = json_object(((FP, members[FP]), (ID, f'"{s}"'), (KEY, members[KEY]), (DATA, members[DATA])))
+        return [(s + ".json", (body + "\n").encode("utf-8"))]
+
+    def decode(self, entity_type: str, ident: uuid.UUID, stored: bytes) -> Record:
+        doc = load_json(stored)
+        return envelope_record(entity_type, ident, doc, self._fp_and_id(stored, doc)[0])
+
+    def fingerprint(self, stored: bytes) -> str | None:
+        return self._fp_and_id(stored)[0]
+
+    def owned_fields(self, record: Record) -> frozenset[str]:
+        return frozenset((FP, ID, KEY, DATA))
+
+    def scan_item(self, raw: str, ident: uuid.UUID | MalformedID, blob: bytes) -> ScanItem:
+        fp, content_id = self._fp_and_id(blob)
+        if type(ident) is uuid.UUID and content_id is not None and content_id != str(ident):
+            return MalformedID(raw=raw, reason=f"the file holds id {content_id!r}, not its name", id=ident), fp
+        return ident, fp
+
+    def _fp_and_id(self, blob: bytes, doc: Any = None) -> tuple[str | None, str | None]:
+        """(fingerprint of the data, id text) of an envelope file; the ``fp`` member is never used.
+        A file as we write it is hashed without parsing its data."""
+        if blob[:7] == b'{"fp":"':
+            try:
+                text = blob.decode("utf-8")
+            except UnicodeDecodeError:
+                return None, None
+            data_text = _envelope_data_text(text)
+            if data_text is not None:
+                return self.store.fingerprint_text(data_text), text[47:83]
+        if doc is None:
+            try:
+                doc = load_json(blob)
+            except ValueError:
+                return None, None
+        if not isinstance(doc, dict):
+            return None, None
+        ident = doc.get(ID)
+        return self.store.fingerprint_data(doc.get(DATA)), (ident if isinstance(ident, str) else None)
+
+
+#: a raw-layout record as read: (the content file's bytes, the sidecar's bytes), None where absent
+RawFiles = tuple["bytes | None", "bytes | None"]
+
+
+class RawLayout(FileLayout):
+    """The seed's file manager: the content field's bytes in ``{id}{content_suffix}``, every other
+    field in a sidecar ``{id}.meta.json``. A record is present when either file is."""
+
+    name: ClassVar[str] = "raw"
+    doc: ClassVar[str] = ("the file's bytes in `{id}.bin` plus a sidecar `{id}.meta.json` with the other "
+                          "fields (the seed's file manager, see `content_field`)")
+
+    def __init__(self, store: Adapter, opts: ParsedOptions) -> None:
+        super().__init__(store, opts)
         self.content_field: str = opts["content_field"]
         self.content_encoding: str = opts["content_encoding"]
         self.content_suffix: str = opts["content_suffix"]
-        # (ending, part) pairs this layout's files end in, longest first: "doc", "content" or "meta"
-        self._endings: tuple[tuple[str, str], ...] = (
-            ((META, "meta"), (self.content_suffix, "content")) if self.layout == "raw" else ((".json", "doc"),))
-        self._checked: set[str] = set()  # entity types whose directory was seen to stay under root
-        # Shard directories known to exist: one flag per 16-bit ID prefix (= one shard folder) and
-        # entity type. A bytearray of 65,536 is 64 KiB flat; a set of path strings grew to ~8 MiB.
-        self._made: dict[str, bytearray] = {}
+        # the sidecar's ending first: a content suffix such as .json ends it too
+        self.endings = ((META, "meta"), (self.content_suffix, "content"))
 
-    @property
-    def id_encoding(self) -> str:
-        return "string"
+    def file_names(self, s: str) -> tuple[str, ...]:
+        return s + self.content_suffix, s + META
 
-    def check_entity_type(self, entity_type: str) -> str:
-        """Base rule, plus lowercase only (case-insensitive disks would merge ``User`` and ``user``),
-        no Windows device names or trailing dot, and the directory must resolve inside the root."""
-        if entity_type in self._checked:
-            return entity_type
-        super().check_entity_type(entity_type)
-        if entity_type != entity_type.lower():
-            raise ValidationError(f"entity type {entity_type!r} is not accepted by file: use lowercase only, "
-                                  "case-insensitive disks would merge it with its lowercase twin")
-        if self.layout == "raw" and entity_type.startswith(RESERVED_TYPE_PREFIX):
+    def check_entity_type(self, entity_type: str) -> None:
+        if entity_type.startswith(RESERVED_TYPE_PREFIX):
             raise ValidationError(f"entity type {entity_type!r} is not accepted by file with layout=raw: uuid-forge's "
-                                  "own records have no content field (use layout=json for a source of truth)")
-        if entity_type.split(".")[0] in _WINDOWS_RESERVED or entity_type.endswith("."):
-            raise ValidationError(f"entity type {entity_type!r} is not accepted by file: Windows reserves "
-                                  "device names (con, nul, com1, ...) and drops trailing dots")
-        real_root = os.path.realpath(self.root)
-        target = os.path.realpath(os.path.join(self.root, entity_type))
-        if os.path.dirname(target) != real_root:
-            raise ValidationError(f"entity type {entity_type!r} is not accepted by file: "
-                                  f"its directory resolves to {target!r}, outside the root {real_root!r}")
-        self._checked.add(entity_type)
-        return entity_type
+                                  "own records have no content field (use layout=data for a source of truth)")
 
-    def path_of(self, entity_type: str, ident: uuid.UUID) -> str:
-        """The file that holds one record (in the raw layout: its content; the sidecar is :meth:`meta_path_of`)."""
-        s = str(ident)
-        ending = self.content_suffix if self.layout == "raw" else ".json"
-        return os.path.join(self.root, entity_type, s[0:2], s[2:4], s + ending)
+    def validate(self, records: list[Record]) -> None:
+        """Every record's content field must be text in the declared encoding."""
+        for record in records:
+            self._content_bytes(record)
 
-    def meta_path_of(self, entity_type: str, ident: uuid.UUID) -> str:
-        """The raw layout's metadata sidecar of one record."""
-        s = str(ident)
-        return os.path.join(self.root, entity_type, s[0:2], s[2:4], s + META)
+    def encode(self, record: Record) -> list[tuple[str, bytes]]:
+        s = str(record.id)
+        meta = {k: v for k, v in record.data.items() if k != self.content_field}
+        return [(s + self.content_suffix, self._content_bytes(record)),
+                (s + META, (canonical(meta, f"data of {record.entity_type} {s}") + "\n").encode("utf-8"))]
 
-    # -- the raw layout's content field ----------------------------------------------------------
-    def validate_records(self, entity_type: str, records: list[Record]) -> None:
-        """Raw layout: every record's content field must be text in the declared encoding."""
-        if self.layout == "raw":
-            for record in records:
-                self._content_bytes(record)
+    def read(self, folder: str, s: str) -> RawFiles | None:
+        content = _read_or_none(os.path.join(folder, s + self.content_suffix))
+        meta = _read_or_none(os.path.join(folder, s + META))
+        return None if content is None and meta is None else (content, meta)
+
+    def decode(self, entity_type: str, ident: uuid.UUID, stored: RawFiles) -> Record:
+        data = self._data(stored)
+        return Record(entity_type, ident, data, None, fingerprint=self.store.fingerprint_data(data))
+
+    def fingerprint(self, stored: RawFiles) -> str | None:
+        """Rebuilt from both files, so an edit of the bytes is stale on the content field and an edit
+        of the sidecar on its field; None when they cannot be read as a record."""
+        try:
+            return self.store.fingerprint_data(self._data(stored))
+        except (ValueError, TypeError):  # a sidecar that is no JSON object, content that is not UTF-8: stale
+            return None
+
+    def owned_fields(self, record: Record) -> frozenset[str]:
+        return frozenset(record.data)
+
+    def scan_leaf(self, folder: str, entries: Iterable[Entry]) -> Iterator[ScanItem]:
+        pairs: dict[uuid.UUID, dict[str, str]] = {}  # an ID's content and sidecar names
+        for _, ident, part, name in entries:
+            if isinstance(ident, (ForeignEntry, MalformedID)):
+                yield ident, None
+            else:
+                pairs.setdefault(ident, {})[part] = name
+        for ident, parts in pairs.items():  # names were sorted, so IDs come in order
+            files = {part: _read_or_none(os.path.join(folder, name)) for part, name in parts.items()}
+            yield ident, self.fingerprint((files.get("content"), files.get("meta")))
+
+    def _data(self, stored: RawFiles) -> dict[str, Any]:
+        """A record's data: the sidecar's fields plus the content field from the bytes."""
+        content, meta = stored
+        data = load_json(meta) if meta is not None else {}
+        if not isinstance(data, dict):
+            raise TypeError("the metadata sidecar does not hold a JSON object")
+        if content is not None:
+            data[self.content_field] = self._content_text(content)
+        return data
 
     def _content_bytes(self, record: Record) -> bytes:
         """The bytes a record's content field stands for; ValidationError naming the field otherwise."""
@@ -248,28 +383,116 @@ class FileAdapter(Adapter):
             return content.decode("utf-8")
         return base64.b64encode(content).decode("ascii")
 
-    def _raw_data(self, content: bytes | None, meta: bytes | None) -> dict[str, Any]:
-        """A raw-layout record's data: the sidecar's fields plus the content field from the bytes."""
-        data = load_json(meta) if meta is not None else {}
-        if not isinstance(data, dict):
-            raise TypeError("the metadata sidecar does not hold a JSON object")
-        if content is not None:
-            data[self.content_field] = self._content_text(content)
-        return data
+
+#: the ``layout`` option's values and the class each one selects
+LAYOUTS: dict[str, type[FileLayout]] = {"data": DataLayout, "raw": RawLayout, "envelope": EnvelopeLayout}
+
+
+class FileAdapter(Adapter):
+    """Records as files; the ID is the file name (lowercase 36-char string). See the module doc."""
+
+    name: ClassVar[str] = "file"
+
+    def _classify(self, err: BaseException) -> type[StoreError] | None:
+        """A read-only or forbidden directory is the store's; a name or file too long the record's."""
+        import errno
+
+        if isinstance(err, OSError):
+            if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                return StoreConfigError
+            if err.errno in (errno.ENAMETOOLONG, errno.EFBIG):
+                return StoreRejectedError
+        return super()._classify(err)
+
+    options: ClassVar[tuple[Option, ...]] = (
+        layout_option(LAYOUTS, "data", "what a record's file holds.", deprecated_values=(("json", "data"),)),
+        Option("content_field", str, "content",
+               "raw layout: the data field whose value is the file's bytes, e.g. `body` for "
+               "`{\"filename\":\"a.pdf\",\"body\":\"JVBERi0=\"}`; every other field goes to the sidecar",
+               convert=_field, expects="a field name"),
+        Option("content_encoding", str, "base64",
+               "raw layout: how the content field holds the bytes as text. `base64` (standard alphabet, "
+               "padded: any bytes round-trip) or `utf-8` (the text itself: text files only)",
+               choices=ENCODINGS),
+        Option("content_suffix", str, ".bin",
+               "raw layout: the content file's name ending, e.g. `.bin` (`{id}.bin`), `.dat`, or '' for a "
+               "bare `{id}`; lowercase, and never `.meta.json` (the sidecar's)",
+               convert=_suffix, expects="'' or a lowercase ending such as .bin"),
+        Option("fsync", bool, True, "fsync each file and its directory before a batch returns; false trades "
+               "durability on power loss for speed (caches, tests)"),
+        BATCH_SIZE,
+    )
+
+    def __init__(self, url: str, **options: Any) -> None:
+        parts = urlsplit(url)
+        opts = self.parse_options(url, options)
+        super().__init__(url, batch_size=opts["batch_size"])
+        if parts.netloc not in ("", "localhost"):
+            raise ValidationError(f"file URL {url!r} names host {parts.netloc!r}: use file:///absolute/path "
+                                  "(three slashes); relative roots are not accepted")
+        path = unquote(parts.path)
+        if not path or not os.path.isabs(path):
+            raise ValidationError(f"file URL {url!r} needs an absolute root, e.g. file:///var/lib/uuid-forge")
+        self.root: str = os.path.normpath(path)
+        self.fsync: bool = opts["fsync"]
+        self.layout: FileLayout = LAYOUTS[opts["layout"]](self, opts)
+        self._checked: set[str] = set()  # entity types whose directory was seen to stay under root
+        # Shard directories known to exist: one flag per 16-bit ID prefix (= one shard folder) and
+        # entity type. A bytearray of 65,536 is 64 KiB flat; a set of path strings grew to ~8 MiB.
+        self._made: dict[str, bytearray] = {}
+
+    @property
+    def id_encoding(self) -> str:
+        return "string"
+
+    def viewed(self, view: FieldView) -> Adapter:
+        """The twin's layout fingerprints through the twin's view."""
+        twin = super().viewed(view)
+        if twin is not self:
+            assert isinstance(twin, FileAdapter)
+            twin.layout = self.layout.bound(twin)
+        return twin
+
+    def check_entity_type(self, entity_type: str) -> str:
+        """Base rule, plus lowercase only (case-insensitive disks would merge ``User`` and ``user``),
+        no Windows device names or trailing dot, and the directory must resolve inside the root."""
+        if entity_type in self._checked:
+            return entity_type
+        super().check_entity_type(entity_type)
+        if entity_type != entity_type.lower():
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by file: use lowercase only, "
+                                  "case-insensitive disks would merge it with its lowercase twin")
+        self.layout.check_entity_type(entity_type)
+        if entity_type.split(".")[0] in _WINDOWS_RESERVED or entity_type.endswith("."):
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by file: Windows reserves "
+                                  "device names (con, nul, com1, ...) and drops trailing dots")
+        real_root = os.path.realpath(self.root)
+        target = os.path.realpath(os.path.join(self.root, entity_type))
+        if os.path.dirname(target) != real_root:
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by file: "
+                                  f"its directory resolves to {target!r}, outside the root {real_root!r}")
+        self._checked.add(entity_type)
+        return entity_type
+
+    def folder_of(self, entity_type: str, s: str) -> str:
+        """The shard folder of the record with ID text ``s``."""
+        return os.path.join(self.root, entity_type, s[0:2], s[2:4])
+
+    def path_of(self, entity_type: str, ident: uuid.UUID) -> str:
+        """The file that holds one record (in the raw layout: its content; the sidecar is :meth:`meta_path_of`)."""
+        s = str(ident)
+        return os.path.join(self.folder_of(entity_type, s), self.layout.file_names(s)[0])
+
+    def meta_path_of(self, entity_type: str, ident: uuid.UUID) -> str:
+        """The raw layout's metadata sidecar of one record."""
+        s = str(ident)
+        return os.path.join(self.folder_of(entity_type, s), s + META)
+
+    def validate_records(self, entity_type: str, records: list[Record]) -> None:
+        """What the layout refuses (raw: a content field that is no text in the declared encoding)."""
+        self.layout.validate(records)
 
     # -- writes ----------------------------------------------------------------------------------
-    def _files_of(self, record: Record) -> list[tuple[str, bytes]]:
-        """(name, bytes) of the files that hold one record in this layout."""
-        s = str(record.id)
-        if self.layout == "json":
-            return [(s + ".json", (record.data_json + "\n").encode("utf-8"))]
-        if self.layout == "envelope":
-            body = f'{{"fp":"{record.fingerprint}","id":"{s}","key":{record.key_json or "null"},"data":{record.data_json}}}\n'
-            return [(s + ".json", body.encode("utf-8"))]
-        meta = {k: v for k, v in record.data.items() if k != self.content_field}
-        return [(s + self.content_suffix, self._content_bytes(record)),
-                (s + META, (canonical(meta, f"data of {record.entity_type} {s}") + "\n").encode("utf-8"))]
-
     def _put(self, entity_type: str, records: list[Record]) -> None:
         base = os.path.join(self.root, entity_type)
         sep = os.sep
@@ -285,7 +508,7 @@ class FileAdapter(Adapter):
             if not made[shard]:
                 self._mkdirs(folder, touched)
                 made[shard] = 1
-            for name, payload in self._files_of(r):
+            for name, payload in self.layout.encode(r):
                 self._write_atomic(folder, name, payload, tag, touched)
             touched.add(folder)
         if self.fsync:
@@ -336,70 +559,25 @@ class FileAdapter(Adapter):
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         found = []
         for ident in ids:
-            if self.layout == "raw":
-                content = _read_or_none(self.path_of(entity_type, ident))
-                meta = _read_or_none(self.meta_path_of(entity_type, ident))
-                if content is None and meta is None:
-                    continue
-
-                def make(content: bytes | None = content, meta: bytes | None = meta, ident: uuid.UUID = ident) -> Record:
-                    data = self._raw_data(content, meta)
-                    return Record(entity_type, ident, data, None, fingerprint=self.fingerprint_data(data))
-            else:
-                blob = _read_or_none(self.path_of(entity_type, ident))
-                if blob is None:
-                    continue
-
-                def make(blob: bytes = blob, ident: uuid.UUID = ident) -> Record:
-                    return self._json_record(entity_type, ident, blob)
-
-            found.append(self._read_record(entity_type, ident, make, self.path_of(entity_type, ident)))
+            s = str(ident)
+            folder = self.folder_of(entity_type, s)
+            stored = self.layout.read(folder, s)
+            if stored is not None:
+                make = functools.partial(self.layout.decode, entity_type, ident, stored)
+                found.append(self._read_record(entity_type, ident, make,
+                                               os.path.join(folder, self.layout.file_names(s)[0])))
         return found
-
-    def _json_record(self, entity_type: str, ident: uuid.UUID, blob: bytes) -> Record:
-        """One record of the json or envelope layout, its fingerprint from the data's text as stored."""
-        if self.layout == "json":
-            text = _without_newline(blob)
-            data = load_json(text)
-            if not isinstance(data, dict):
-                raise TypeError("the file does not hold a JSON object")
-            return Record(entity_type, ident, data, None, fingerprint=self.fingerprint_text(text))
-        doc = load_json(blob)
-        if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
-            raise TypeError("the file does not hold an envelope with a data object")
-        return Record(entity_type, ident, doc["data"], doc.get("key"), fingerprint=self._envelope_fp(blob, doc)[0])
-
-    def _envelope_fp(self, blob: bytes, doc: Any = None) -> tuple[str | None, str | None]:
-        """(fingerprint of the data, id text) of an envelope file; the ``fp`` member is never used."""
-        if blob[:7] == b'{"fp":"':
-            try:
-                text = blob.decode("utf-8")
-            except UnicodeDecodeError:
-                return None, None
-            data_text = _envelope_data_text(text)
-            if data_text is not None:
-                return self.fingerprint_text(data_text), text[47:83]
-        if doc is None:
-            try:
-                doc = load_json(blob)
-            except ValueError:
-                return None, None
-        if not isinstance(doc, dict):
-            return None, None
-        ident = doc.get("id")
-        return self.fingerprint_data(doc.get("data")), (ident if isinstance(ident, str) else None)
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         count = 0
         touched: set[str] = set()
         for ident in ids:
-            paths = [self.path_of(entity_type, ident)]
-            if self.layout == "raw":
-                paths.append(self.meta_path_of(entity_type, ident))
-            gone = [p for p in paths if _unlink_existing(p)]
+            s = str(ident)
+            folder = self.folder_of(entity_type, s)
+            gone = [name for name in self.layout.file_names(s) if _unlink_existing(os.path.join(folder, name))]
             if gone:
                 count += 1
-                touched.add(os.path.dirname(gone[0]))
+                touched.add(folder)
         if self.fsync:
             for folder in touched:
                 _fsync_dir(folder)
@@ -433,68 +611,30 @@ class FileAdapter(Adapter):
                     yield from self._scan_leaf(entity_type, first, second, report_foreign)
 
     def _scan_leaf(self, entity_type: str, first: str, second: str, report_foreign: bool) -> Iterator[ScanItem]:
+        """The layout's scan items of one leaf folder: its files read and fingerprinted by the layout."""
         folder = os.path.join(self.root, entity_type, first, second)
         try:
             with os.scandir(folder) as entries:
                 names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_file())
         except (FileNotFoundError, NotADirectoryError):
             return
-        pairs: dict[uuid.UUID, dict[str, str]] = {}  # raw layout: an ID's content and sidecar names
-        for name in names:
-            raw = f"{entity_type}/{first}/{second}/{name}"
-            ident, part = self._parse(raw, name, first, second)
-            if isinstance(ident, ForeignEntry):
-                if report_foreign:
-                    yield ident, None
-            elif self.layout == "raw":
-                if isinstance(ident, MalformedID):
-                    yield ident, None
-                else:
-                    pairs.setdefault(ident, {})[part] = name
-            else:
-                item = self._scan_json(os.path.join(folder, name), raw, ident)
-                if item is not None:
-                    yield item
-        for ident, parts in pairs.items():  # names were sorted, so IDs come in order
-            yield ident, self._raw_fp(folder, parts)
 
-    def _scan_json(self, path: str, raw: str, ident: uuid.UUID | MalformedID) -> ScanItem | None:
-        """(ID, fingerprint) of a json or envelope file; None when it vanished meanwhile."""
-        try:
-            blob = _read_bytes(path)
-        except FileNotFoundError:
-            return None
-        if self.layout == "json":
-            return ident, self.fingerprint_text(_without_newline(blob))
-        fp, content_id = self._envelope_fp(blob)
-        if type(ident) is uuid.UUID and content_id is not None and content_id != str(ident):
-            return MalformedID(raw=raw, reason=f"the file holds id {content_id!r}, not its name", id=ident), fp
-        return ident, fp
+        def parsed() -> Iterator[Entry]:
+            for name in names:
+                raw = f"{entity_type}/{first}/{second}/{name}"
+                ident, part = self._parse(raw, name, first, second)
+                if report_foreign or not isinstance(ident, ForeignEntry):
+                    yield raw, ident, part, name
 
-    def _raw_fp(self, folder: str, parts: dict[str, str]) -> str | None:
-        """The fingerprint of a raw-layout record from its bytes and sidecar (None: unreadable)."""
-        files = {part: _read_or_none(os.path.join(folder, name)) for part, name in parts.items()}
-        try:
-            return self.fingerprint_data(self._raw_data(files.get("content"), files.get("meta")))
-        except (ValueError, TypeError):  # a sidecar that is no JSON object, content that is not UTF-8: stale
-            return None
-
-    def _split(self, name: str) -> tuple[str, str, str] | None:
-        """(stem, ending as written, part) when ``name`` ends in one of this layout's endings (any case)."""
-        low = name.lower()
-        for ending, part in self._endings:
-            cut = len(name) - len(ending)
-            if cut > 0 and low.endswith(ending):
-                return name[:cut], name[cut:], part
-        return None
+        yield from self.layout.scan_leaf(folder, parsed())
 
     def _parse(self, raw: str, name: str, first: str, second: str) -> tuple[uuid.UUID | MalformedID | ForeignEntry, str]:
         """(what a file name stands for, which of a record's files it is): the UUID; a MalformedID
         for an ID of ours in the wrong form or place; a ForeignEntry for any other file
         (``README.txt``, ``notes.json``): never ours."""
-        split = self._split(name)
+        split = self.layout.split(name)
         if split is None:
-            endings = " or ".join(e for e, _ in self._endings)
+            endings = " or ".join(e for e, _ in self.layout.endings)
             return ForeignEntry(raw, f"file name does not end in {endings}: not ours, left alone"), ""
         stem, ending, part = split
         if _STRING.fullmatch(stem) and ending == ending.lower() and stem[0:2] == first and stem[2:4] == second:

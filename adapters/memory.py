@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from ..record import Partition, Record, load_json
-from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
+from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
+from uuid_forge.record import Partition, Record, load_json
 
 _NAMED: dict[str, dict[str, dict[uuid.UUID, Record]]] = {}
 
@@ -21,6 +21,7 @@ class MemoryAdapter(Adapter):
     """Keeps UUID objects as dict keys; the reference implementation of the contract."""
 
     name: ClassVar[str] = "memory"
+    process_local = True
 
     options: ClassVar[tuple[Option, ...]] = (BATCH_SIZE,)
 

@@ -1,26 +1,27 @@
 """``mongodb://host:port/db``: the entity's fields as a MongoDB document, the ID as ``_id``.
 
-**Layouts** (``layout=``):
+**Layouts** (``layout=``, one class each in :data:`LAYOUTS`):
 
-* ``flat`` (default): ``{_id: <id>, **data}``, the entity's fields at the top level beside
-  ``_id``, as MongoDB users keep their documents (queryable, indexable, readable by any tool).
-  Nothing else is stored: no fingerprint, no key (a record read back has ``key=None``; an audit
-  checks IDs against the entity type's declared key fields in the data). A data field named
-  ``_id`` is refused before anything is written.
-* ``envelope``: uuid-forge's older shape ``{_id, fp, data, key}`` with ``data`` and ``key`` as
-  embedded documents (or their canonical JSON text where BSON cannot hold them exactly). Kept
-  for stores written by earlier versions; the stored ``fp`` is never trusted.
+* ``data`` (default; ``flat``, its former name, still works): ``{_id: <id>, **data}``, the
+  entity's fields at the top level beside ``_id``, as MongoDB users keep their documents
+  (queryable, indexable, readable by any tool). Nothing else is stored: no fingerprint, no key (a
+  record read back has ``key=None``; an audit checks IDs against the entity type's declared key
+  fields in the data). A data field named ``_id`` is refused before anything is written.
+* ``envelope``: uuid-forge's older shape ``{_id, fp, data, key}`` (:mod:`uuid_forge.envelope`)
+  with ``data`` and ``key`` as embedded documents (or their canonical JSON text where BSON cannot
+  hold them exactly). Kept for stores written by earlier versions; the stored ``fp`` is never
+  trusted.
 
-**Where**: one collection per entity type, ``collection_prefix + entity_type``; or your own
-collection: ``collection="documents"`` with ``entity_type="document"``, the one type it holds
-(like the SQL adapter's ``table=``/``entity_type=``). Other applications' documents in it (an
+**Where** (:mod:`uuid_forge.containers`): one collection per entity type, ``prefix + entity_type``;
+or your own collection: ``collection="documents"`` with ``entity_type="document"``, the one type it
+holds (like the SQL adapter's ``table=``/``entity_type=``). Other applications' documents in it (an
 ``_id`` that is not an ID of this scheme in any form: ``"legacy-42"``, an ObjectId) are reported
 as foreign and never touched; ``drop`` on your own collection deletes our documents only.
 
-**IDs**: ``_id`` is BSON Binary subtype 4 by default (the client runs with
-``uuidRepresentation="standard"``: 16 bytes, the form other drivers read as a UUID);
-``id_format="string"`` keeps the 36-char lowercase string, as a store that already has strings
-(the seed's ``documents`` collection) holds them.
+**IDs** (``id_format=``, one class each in :data:`ID_FORMATS`): ``_id`` is BSON Binary subtype 4
+by default (the client runs with ``uuidRepresentation="standard"``: 16 bytes, the form other
+drivers read as a UUID); ``id_format="string"`` keeps the 36-char lowercase string, as a store
+that already has strings (the seed's ``documents`` collection) holds them.
 
 **One data model**: the client runs with ``tz_aware=True``, and values read back are mapped to
 uuid-forge's canonical model: BSON dates become aware UTC datetimes, Decimal128 a ``Decimal``,
@@ -52,23 +53,25 @@ fingerprint what they read; a second query finds every ``_id`` outside the well-
 :class:`~uuid_forge.record.MalformedID` (ours, wrongly encoded) or
 :class:`~uuid_forge.record.ForeignEntry` (not ours).
 
-Per-type collection names are ``collection_prefix + entity_type`` with no separator a type could
-not contain (prefix ``acme_`` with type ``user`` and no prefix with type ``acme_user`` are the
-same collection), so the first write records which prefix and type a collection is for in the
-collection ``uuid_forge.owners`` (``{_id: collection, collection_prefix, entity_type}``). A write,
-scan or delete through another prefix or type is refused with an error naming both, and
+Per-type collection names are ``prefix + entity_type`` with no separator a type could not contain
+(prefix ``acme_`` with type ``user`` and no prefix with type ``acme_user`` are the same
+collection), so the first write records which prefix and type a collection is for in the
+collection ``uuid_forge.owners`` (``{_id: collection, collection_prefix, entity_type}``: the field
+keeps the option's former name, so records written by earlier versions are read as they are). A
+write, scan or delete through another prefix or type is refused with an error naming both, and
 ``entity_types()`` does not list it. Your own collection (``collection=``) is not recorded there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as _dt
 import decimal
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -80,24 +83,27 @@ from pymongo.errors import (
     ConnectionFailure,
     DocumentTooLarge,
     DuplicateKeyError,
-    OperationFailure,
-    WriteError,
     ExecutionTimeout,
     NetworkTimeout,
+    OperationFailure,
     ServerSelectionTimeoutError,
     WaitQueueTimeoutError,
+    WriteError,
     WTimeoutError,
 )
 
-from ..canonical import format_decimal, format_float
-from ..classify import classify, classify_uuid
-from ..contract import BATCH_SIZE, Adapter, Option, ScanItem, chunked
-from ..errors import StoreConfigError, StoreError, StoreRejectedError, ValidationError
-from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.canonical import format_decimal, format_float
+from uuid_forge.classify import classify, classify_uuid
+from uuid_forge.containers import Containers
+from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem, chunked
+from uuid_forge.envelope import DATA, FP, KEY, envelope_members, envelope_record
+from uuid_forge.errors import StoreConfigError, StoreError, StoreRejectedError, ValidationError
+from uuid_forge.layout import Layout, layout_option
+from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.view import FieldView
 
-_RAW_BINARY = re.compile(r"Binary\(subtype=(?P<subtype>\d+), hex=(?P<hex>[0-9a-f]*)\)")
-
-__all__ = ["MongoAdapter"]
+__all__ = ["DATETIMES", "ID_FORMATS", "LAYOUTS", "BinaryIds", "DataLayout", "EnvelopeLayout", "IdFormat",
+           "MongoAdapter", "MongoLayout", "OwnersCollection", "StringIds"]
 
 DEFAULT_DATABASE = "uuid_forge"
 #: sane defaults: a server that accepts connections but never answers fails in seconds, not never
@@ -107,19 +113,270 @@ OWNERS = "uuid_forge.owners"
 #: MongoDB limit on "database.collection" (bytes)
 _MAX_NAMESPACE = 255
 
-_MIN_BINARY = Binary(bytes(16), 4)
-_MAX_BINARY = Binary(b"\xff" * 16, 4)
-_MIN_STRING = str(uuid.UUID(int=0))
-_MAX_STRING = str(uuid.UUID(int=(1 << 128) - 1))
+_RAW_BINARY = re.compile(r"Binary\(subtype=(?P<subtype>\d+), hex=(?P<hex>[0-9a-f]*)\)")
 _CANONICAL_STRING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _INT64 = range(-(1 << 63), 1 << 63)
 #: the canonical datetime text (uuid_forge.canonical): what datetimes="date" writes as a BSON date
 _CANONICAL_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z")
-FLAT, ENVELOPE = "flat", "envelope"
+
+
+# -- IDs: how _id holds one ------------------------------------------------------------------------
+class IdFormat:
+    """How ``_id`` holds an ID: the value written, the range a scan reads, what a read ``_id`` is."""
+
+    name: ClassVar[str]
+    #: the encoding's name for uuid_forge.encodings (``Adapter.id_encoding``)
+    encoding: ClassVar[str]
+    #: the lowest and highest well-encoded ``_id``: a scan's second query reads everything outside
+    lowest: ClassVar[Any]
+    highest: ClassVar[Any]
+
+    def key(self, ident: uuid.UUID) -> Any:
+        """The ``_id`` of ``ident``."""
+        raise NotImplementedError
+
+    def ident(self, raw: Any) -> uuid.UUID:
+        """The UUID of an ``_id`` read back by ID (so already in this encoding)."""
+        raise NotImplementedError
+
+    def classify(self, raw: Any, versions: Any) -> uuid.UUID | MalformedID | ForeignEntry:
+        """The UUID an ``_id`` encodes if it is in this encoding; a MalformedID for an ID of ours in
+        another encoding; a ForeignEntry for anything else (``"legacy-42"``, an ObjectId)."""
+        raise NotImplementedError
+
+    def bounds(self, partition: Partition) -> dict[str, Any]:
+        """The ``_id`` range query of ``partition``."""
+        hi = partition.hi_uuid
+        bounds = {"$gte": self.key(partition.lo_uuid)}
+        bounds.update({"$lt": self.key(hi)} if hi else {"$lte": self.highest})
+        return bounds
+
+
+class BinaryIds(IdFormat):
+    """BSON Binary subtype 4: 16 bytes, what drivers read as a UUID (decoded to ``UUID`` on read)."""
+
+    name = "binary"
+    encoding = "binary4"
+    lowest = Binary(bytes(16), 4)
+    highest = Binary(b"\xff" * 16, 4)
+
+    def key(self, ident: uuid.UUID) -> Binary:
+        return Binary(ident.bytes, 4)
+
+    def ident(self, raw: Any) -> uuid.UUID:
+        return raw  # uuidRepresentation="standard" decoded it
+
+    def classify(self, raw: Any, versions: Any) -> uuid.UUID | MalformedID | ForeignEntry:
+        if type(raw) is uuid.UUID:  # Binary subtype 4, decoded by uuidRepresentation="standard"
+            return raw
+        if isinstance(raw, str):
+            return classify(raw, None, versions=versions, where="string _id (BSON Binary subtype 4 expected)")
+        if isinstance(raw, bytes):  # Binary of another subtype (bytes for subtype 0)
+            subtype = getattr(raw, "subtype", 0)
+            shown = f"Binary(subtype={subtype}, hex={raw.hex()})"
+            if len(raw) != 16:
+                return ForeignEntry(shown, f"Binary subtype {subtype} _id of {len(raw)} bytes: not ours, left alone")
+            return classify_uuid(uuid.UUID(bytes=bytes(raw)), raw=shown, versions=versions, where="_id",
+                                 wanted=f"Binary subtype {subtype} where subtype 4 is expected")
+        return ForeignEntry(str(raw), f"{type(raw).__name__} _id: not ours, left alone")
+
+
+class StringIds(IdFormat):
+    """The 36-char lowercase string, as stores that already hold strings keep it (sorts like the number)."""
+
+    name = "string"
+    encoding = "string"
+    lowest = str(uuid.UUID(int=0))
+    highest = str(uuid.UUID(int=(1 << 128) - 1))
+
+    def key(self, ident: uuid.UUID) -> str:
+        return str(ident)
+
+    def ident(self, raw: Any) -> uuid.UUID:
+        return uuid.UUID(raw)
+
+    def classify(self, raw: Any, versions: Any) -> uuid.UUID | MalformedID | ForeignEntry:
+        if isinstance(raw, str):
+            if _CANONICAL_STRING.fullmatch(raw):
+                return uuid.UUID(raw)
+            return classify(raw, "string", versions=versions, where="string _id")
+        if type(raw) is uuid.UUID:
+            return classify_uuid(raw, raw=f"Binary(subtype=4, hex={raw.hex})", versions=versions, where="_id",
+                                 wanted="BSON Binary where a 36-char string is expected")
+        return ForeignEntry(str(raw), f"{type(raw).__name__} _id: not ours, left alone")
+
+
+#: ``id_format=`` values
+ID_FORMATS: dict[str, IdFormat] = {f.name: f for f in (BinaryIds(), StringIds())}
+
+
+# -- datetimes: how the data layout writes them -----------------------------------------------------
+def _as_text(text: str) -> Any:
+    return text
+
+
+def _as_date(text: str) -> Any:
+    """Canonical datetime text as a BSON date (milliseconds: the rest is cut, see the module doc)."""
+    if _CANONICAL_DATETIME.fullmatch(text):
+        return _dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=_dt.UTC)
+    return text
+
+
+#: ``datetimes=`` values: what a text value of the data becomes in BSON
+DATETIMES: dict[str, Callable[[str], Any]] = {"text": _as_text, "date": _as_date}
+
+
+# -- layouts -----------------------------------------------------------------------------------------
+class MongoLayout(Layout):
+    """A document shape. It fingerprints through its adapter (whose view decides what is compared),
+    and the operations a write sends, and the fields a scan fetches, are the shape's too."""
+
+    def __init__(self, adapter: MongoAdapter, datetimes: Callable[[str], Any] = _as_text) -> None:
+        self.adapter = adapter
+        self.datetimes = datetimes  # what a text value becomes (datetimes=): only the data layout uses it
+
+    def bound(self, adapter: MongoAdapter) -> MongoLayout:
+        """This layout for ``adapter`` (a twin seen through another view: see ``Adapter.viewed``)."""
+        twin = copy.copy(self)
+        twin.adapter = adapter
+        return twin
+
+    def validate(self, entity_type: str, records: list[Record]) -> None:
+        """Refuse, before anything is written, records this shape cannot store (none by default)."""
+
+    def writes(self, coll: Any, keys: list[Any], records: list[Record]) -> list[Any]:
+        """The bulk operations that store ``records`` under ``keys``: whole-document upserts."""
+        return [ReplaceOne({"_id": _id}, {"_id": _id, **self.encode(r)}, upsert=True) for r, _id in zip(records, keys)]
+
+    def scan_fields(self) -> dict[str, int] | None:
+        """The find projection of a scan (None: every field)."""
+        return None
+
+
+class DataLayout(MongoLayout):
+    """``{_id, **data}``: the entity's fields at the top level, what MongoDB users query."""
+
+    name = "data"
+    doc = "the entity's fields at the top level beside _id ({_id, name, email, ...}, what MongoDB users query)"
+
+    def encode(self, record: Record) -> dict[str, Any]:
+        """The record's data as stored (see the module doc): its canonical form with numbers as
+        int64, double or Decimal128, datetimes as text or BSON dates (``datetimes=``)."""
+        where = f"{record.entity_type} {record.id}"
+        return _bson_value(load_json(record.data_json), where, "", self.datetimes)
+
+    def decode(self, entity_type: str, ident: uuid.UUID, stored: Any) -> Record:
+        data = _data(stored)
+        return Record(entity_type, ident, data, None, fingerprint=self.adapter.fingerprint_data(data))
+
+    def fingerprint(self, stored: Any) -> str | None:
+        return self.adapter.fingerprint_data(_data(stored))
+
+    def owned_fields(self, record: Record) -> frozenset[str]:
+        return frozenset(("_id", *record.data))
+
+    def validate(self, entity_type: str, records: list[Record]) -> None:
+        """A data field named ``_id`` (it holds the ID), a field name MongoDB refuses, a number BSON
+        cannot hold exactly."""
+        for record in records:
+            if "_id" in record.data:
+                raise ValidationError(f"{entity_type} {record.id}: data field '_id' collides with MongoDB's document "
+                                      "ID (the data layout keeps the entity's ID there): rename the field, or use "
+                                      "layout=envelope")
+            self.encode(record)  # raises ValidationError naming the field
+
+    def writes(self, coll: Any, keys: list[Any], records: list[Record]) -> list[Any]:
+        """Whole documents, keeping the fields the store's view declares its own; or, when the store
+        holds a projection, ``$set``/``$unset`` of the projected fields only."""
+        names = _plain(self.adapter.view.projection)
+        if names is not None:
+            return [_update_within(_id, self.encode(r), names) for r, _id in zip(records, keys)]
+        kept = self._kept_fields(coll, keys)
+        return [ReplaceOne({"_id": _id}, {**kept.get(_key(_id), {}), "_id": _id, **self.encode(r)}, upsert=True)
+                for r, _id in zip(records, keys)]
+
+    def _kept_fields(self, coll: Any, keys: list[Any]) -> dict[Any, dict[str, Any]]:
+        """The fields the store adds for itself (the view's ignore_fields) of the documents about
+        to be replaced: a rewrite from the source keeps them. Nothing to read when none are declared."""
+        names = self.adapter.view.ignore_fields
+        if not names:
+            return {}
+        kept: dict[Any, dict[str, Any]] = {}
+        for chunk in chunked(keys, self.adapter.in_batch_size):
+            for doc in coll.find({"_id": {"$in": chunk}}, {n: 1 for n in names}):
+                kept[_key(doc.pop("_id"))] = doc
+        return kept
+
+    def scan_fields(self) -> dict[str, int] | None:
+        """Every field, or the store's projection (a projection of odd names is applied after the read)."""
+        names = _plain(self.adapter.view.projection)
+        if names is None:
+            return None
+        return {name: 1 for name in names} or {"_id": 1}
+
+
+class EnvelopeLayout(MongoLayout):
+    """``{_id, fp, data, key}``: uuid-forge's older shape, for collections written by earlier versions."""
+
+    name = "envelope"
+    doc = "uuid-forge's older {_id, fp, data, key}, for collections written by earlier versions."
+
+    def encode(self, record: Record) -> dict[str, Any]:
+        """``data`` and ``key`` as documents when BSON holds them exactly, else their canonical text."""
+        members = envelope_members(record)
+        return {FP: record.fingerprint, DATA: _to_bson(members[DATA]), KEY: _to_bson(members[KEY])}
+
+    def decode(self, entity_type: str, ident: uuid.UUID, stored: Any) -> Record:
+        """The record; its fingerprint from the data read, never the stored ``fp``."""
+        d, k = stored.get(DATA), stored.get(KEY)
+        if isinstance(d, str):
+            data, fingerprint = load_json(d), self.adapter.fingerprint_text(d)
+        else:
+            data = _from_bson(d)
+            fingerprint = self.adapter.fingerprint_data(data)
+        key = json.loads(k) if isinstance(k, str) else k
+        return envelope_record(entity_type, ident, {DATA: data, KEY: key}, fingerprint)
+
+    def fingerprint(self, stored: Any) -> str | None:
+        d = stored.get(DATA)
+        return self.adapter.fingerprint_text(d) if isinstance(d, str) else self.adapter.fingerprint_data(_from_bson(d))
+
+    def owned_fields(self, record: Record) -> frozenset[str]:
+        return frozenset(("_id", FP, DATA, KEY))
+
+    def scan_fields(self) -> dict[str, int] | None:
+        return {DATA: 1}
+
+
+#: ``layout=`` values
+LAYOUTS: dict[str, type[MongoLayout]] = {"data": DataLayout, "envelope": EnvelopeLayout}
+
+
+# -- the owners record ---------------------------------------------------------------------------------
+class OwnersCollection:
+    """:class:`~uuid_forge.containers.OwnersBook` over the collection ``uuid_forge.owners``:
+    ``{_id: collection, collection_prefix, entity_type}`` (the field names earlier versions wrote)."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+
+    def get(self, name: str) -> tuple[str, str] | None:
+        doc = self.collection.find_one({"_id": name})
+        return None if doc is None else (doc.get("collection_prefix"), doc.get("entity_type"))
+
+    def claim(self, name: str, prefix: str, entity_type: str) -> None:
+        with contextlib.suppress(DuplicateKeyError):  # another writer claimed it first: get() says whose
+            self.collection.insert_one({"_id": name, "collection_prefix": prefix, "entity_type": entity_type})
+
+    def remove(self, name: str) -> None:
+        self.collection.delete_one({"_id": name})
+
+    def all(self) -> dict[str, tuple[str, str]]:
+        return {d["_id"]: (d.get("collection_prefix"), d.get("entity_type")) for d in self.collection.find()}
 
 
 class MongoAdapter(Adapter):
-    """MongoDB through pymongo 4: flat documents by default, ``_id`` as Binary subtype 4 (or string)."""
+    """MongoDB through pymongo 4: documents of the entity's fields by default, ``_id`` as Binary subtype 4 (or string)."""
 
     name: ClassVar[str] = "mongodb"
     connection_errors: ClassVar[tuple[type[BaseException], ...]] = (ConnectionFailure,)
@@ -148,23 +405,21 @@ class MongoAdapter(Adapter):
         return super()._classify(err)
 
     options: ClassVar[tuple[Option, ...]] = (
-        Option("layout", str, FLAT, "document shape: flat puts the entity's fields at the top level beside _id "
-               "({_id, name, email, ...}, what MongoDB users query); envelope is uuid-forge's older "
-               "{_id, fp, data, key}, for collections written by earlier versions", choices=(FLAT, ENVELOPE)),
+        layout_option(LAYOUTS, "data", "the document's shape.", deprecated_values=(("flat", "data"),)),
         Option("id_format", str, "binary", "how _id holds the ID: binary is BSON Binary subtype 4 (what drivers "
                "read as a UUID), string the 36-char lowercase text, for collections that already use strings "
-               "(e.g. ?id_format=string)", choices=("binary", "string")),
+               "(e.g. ?id_format=string)", choices=tuple(ID_FORMATS)),
         Option("collection", str, None, "your own collection, holding one entity type (needs entity_type), e.g. "
                "?collection=documents&entity_type=document; none: one collection per type, named "
-               "collection_prefix + type"),
+               "prefix + type"),
         Option("entity_type", str, None, "the one entity type your own collection= holds, e.g. document; other "
                "types are refused by this store"),
         Option("datetimes", str, "text", "how datetimes are written: text is the canonical UTC text "
                "(2024-05-01T12:00:00.123456Z, exact); date is a BSON date, as other writers of the collection "
                "keep them, to the millisecond (set datetime_precision = \"ms\" on the store to compare at that "
-               "precision). Dates already stored are read either way", choices=("text", "date")),
-        Option("collection_prefix", str, "", "prefix of the per-type collections (no '$' or NUL), e.g. acme_ puts "
-               "type user in acme_user"),
+               "precision). Dates already stored are read either way", choices=tuple(DATETIMES)),
+        Option("prefix", str, "", "prefix of the per-type collections (no '$' or NUL), e.g. acme_ puts "
+               "type user in acme_user", deprecated=("collection_prefix",)),
         Option("database", str, None, "the database (none: the URL's path, else uuid_forge); the URL names it in "
                "its path", url=False),
         Option("in_batch_size", int, 100, "IDs per $in list of a read or delete", minimum=1),
@@ -183,15 +438,13 @@ class MongoAdapter(Adapter):
         parts = urlsplit(url)
         # our options leave the query; the rest goes to pymongo verbatim (its own quoting rules)
         driver_query = "&".join(p for p in parts.query.split("&") if p.partition("=")[0] not in opts.url_names)
-        self.id_format = opts["id_format"]
-        self.layout = opts["layout"]
-        self.flat = self.layout == FLAT
-        self.dates = opts["datetimes"] == "date"
-        self.collection_prefix = opts["collection_prefix"]
-        if "$" in self.collection_prefix or "\x00" in self.collection_prefix:
-            raise ValidationError(f"collection_prefix {self.collection_prefix!r} may not contain '$' or NUL")
-        self.user_collection, self.user_entity_type = _user_collection(opts["collection"], opts["entity_type"])
-        self.in_batch_size = opts["in_batch_size"]
+        self.ids: IdFormat = ID_FORMATS[opts["id_format"]]
+        self.layout: MongoLayout = LAYOUTS[opts["layout"]](self, DATETIMES[opts["datetimes"]])
+        prefix = opts["prefix"]
+        if "$" in prefix or "\x00" in prefix:
+            raise ValidationError(f"prefix {prefix!r} (collection_prefix) may not contain '$' or NUL")
+        own, own_type = _user_collection(opts["collection"], opts["entity_type"])
+        self.in_batch_size: int = opts["in_batch_size"]
         if client_options.get("uuidRepresentation", "standard") != "standard":
             raise ValidationError("uuidRepresentation must be 'standard': IDs are stored as BSON Binary subtype 4")
         if not client_options.get("tz_aware", True):
@@ -201,27 +454,38 @@ class MongoAdapter(Adapter):
         with Adapter._errors(self, "open"):  # a bad URL or option leaves as a StoreError, password masked
             self._client: MongoClient[dict[str, Any]] = MongoClient(driver_url, **options)
             self._db = self._client[database] if database else self._client.get_default_database(DEFAULT_DATABASE)
-        if self.user_collection is not None and len(f"{self._db.name}.{self.user_collection}".encode()) > _MAX_NAMESPACE:
-            raise ValidationError(f"collection {self.user_collection!r}: '{self._db.name}.{self.user_collection}' is "
-                                  f"longer than {_MAX_NAMESPACE} bytes")
+        if own is not None and len(f"{self._db.name}.{own}".encode()) > _MAX_NAMESPACE:
+            raise ValidationError(f"collection {own!r}: '{self._db.name}.{own}' is longer than {_MAX_NAMESPACE} bytes")
+        self.containers = Containers("collection", own=own, own_type=own_type, prefix=prefix,
+                                     owners=OwnersCollection(self._db[OWNERS]))
         self._collections: dict[str, Any] = {}
-        self._owned: set[str] = set()  # entity types whose collection was seen to be ours
-        self._binary = self.id_format == "binary"
 
     @property
     def id_encoding(self) -> str:
-        return "binary4" if self._binary else "string"
+        return self.ids.encoding
+
+    @property
+    def prefix(self) -> str:
+        """The per-type collections' prefix (``prefix=``)."""
+        return self.containers.prefix
+
+    def viewed(self, view: FieldView) -> Adapter:
+        """As the base; the twin's layout fingerprints through the twin's view."""
+        twin = super().viewed(view)
+        if isinstance(twin, MongoAdapter) and twin is not self:
+            twin.layout = self.layout.bound(twin)
+        return twin
 
     # -- validation ----------------------------------------------------------------------------
     def check_entity_type(self, entity_type: str) -> str:
         """The base rule, plus MongoDB's: no ``system.`` collections, namespace at most 255 bytes."""
         super().check_entity_type(entity_type)
-        if self.user_collection is not None:
-            if entity_type != self.user_entity_type:
-                raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: its collection "
-                                      f"{self.user_collection!r} holds only {self.user_entity_type!r}")
+        if self.containers.is_own:
+            refused = self.containers.accepts(entity_type)
+            if refused:
+                raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: {refused}")
             return entity_type
-        name = self.collection_prefix + entity_type
+        name = self.containers.name_for(entity_type)
         if name == OWNERS:
             raise ValidationError(f"entity type {entity_type!r} is not accepted by mongodb: collection {name!r} "
                                   "records which prefix and type each collection belongs to")
@@ -234,17 +498,8 @@ class MongoAdapter(Adapter):
         return entity_type
 
     def validate_records(self, entity_type: str, records: list[Record]) -> None:
-        """Refuse, before anything is written, what the flat layout cannot store as it is: a data
-        field named ``_id`` (it holds the ID), a field name MongoDB refuses, a number BSON cannot
-        hold exactly."""
-        if not self.flat:
-            return
-        for record in records:
-            if "_id" in record.data:
-                raise ValidationError(f"{entity_type} {record.id}: data field '_id' collides with MongoDB's document "
-                                      "ID (the flat layout keeps the entity's ID there): rename the field, or use "
-                                      "layout=envelope")
-            self._document(record)  # raises ValidationError naming the field
+        """Refuse, before anything is written, what the layout cannot store as it is."""
+        self.layout.validate(entity_type, records)
 
     # -- error wrapping ------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -267,122 +522,29 @@ class MongoAdapter(Adapter):
     def _collection(self, entity_type: str) -> Any:
         coll = self._collections.get(entity_type)
         if coll is None:
-            coll = self._collections[entity_type] = self._db[self._collection_name(entity_type)]
+            coll = self._collections[entity_type] = self._db[self.containers.name_for(entity_type)]
         return coll
 
-    def _collection_name(self, entity_type: str) -> str:
-        return self.user_collection if self.user_collection is not None else self.collection_prefix + entity_type
-
-    def _check_owner(self, entity_type: str, claim: bool = False) -> None:
-        """Raise ValidationError when the collection was made for another prefix or type; with
-        ``claim`` (a write), record it as this prefix's and type's if nobody has yet."""
-        if entity_type in self._owned or self.user_collection is not None:
-            return  # your own collection is named by you: no marker in it or beside it
-        name, prefix = self.collection_prefix + entity_type, self.collection_prefix
-        owners = self._db[OWNERS]
-        doc = owners.find_one({"_id": name})
-        if doc is None:
-            if not claim:
-                return  # not written yet, or written before the marker: the next write claims it
-            try:
-                owners.insert_one({"_id": name, "collection_prefix": prefix, "entity_type": entity_type})
-            except DuplicateKeyError:  # another writer claimed it first: check whose it is
-                doc = owners.find_one({"_id": name})
-        if doc is not None and (doc.get("collection_prefix"), doc.get("entity_type")) != (prefix, entity_type):
-            raise ValidationError(
-                f"collection {name!r} belongs to entity type {doc.get('entity_type')!r} with collection_prefix "
-                f"{doc.get('collection_prefix')!r}, not to {entity_type!r} with {prefix!r}: refused (choose a "
-                "collection_prefix whose names cannot overlap another's)")
-        self._owned.add(entity_type)
-
-    def _keys(self, ids: list[uuid.UUID]) -> list[Binary] | list[str]:
-        return [Binary(i.bytes, 4) for i in ids] if self._binary else [str(i) for i in ids]
+    def _keys(self, ids: list[uuid.UUID]) -> list[Any]:
+        return [self.ids.key(i) for i in ids]
 
     def _put(self, entity_type: str, records: list[Record]) -> None:
         keys = self._keys([r.id for r in records])
-        self._check_owner(entity_type, claim=True)
+        self.containers.check(entity_type, claim=True)
         coll = self._collection(entity_type)
-        if not self.flat:
-            ops: list[Any] = []
-            for r, _id in zip(records, keys):
-                key_json = None if r.key is None else r.key_json
-                ops.append(ReplaceOne({"_id": _id}, {"_id": _id, "fp": r.fingerprint, "data": _to_bson(r.data_json),
-                                                     "key": None if key_json is None else _to_bson(key_json)},
-                                      upsert=True))
-        elif self._projected_update():
-            ops = [_update_within(_id, self._document(r), self.view.projection or ()) for r, _id in zip(records, keys)]
-        else:
-            kept = self._kept_fields(coll, keys)
-            ops = [ReplaceOne({"_id": _id}, {**kept.get(_key(_id), {}), "_id": _id, **self._document(r)}, upsert=True)
-                   for r, _id in zip(records, keys)]
-        coll.bulk_write(ops, ordered=False)
-
-    def _projected_update(self) -> bool:
-        """Whether writes set the projection's fields only: the store holds a projection (fields
-        outside it belong to someone else), all plain top-level names."""
-        names = self.view.projection
-        return names is not None and not any("." in n or n.startswith("$") for n in names)
-
-    def _kept_fields(self, coll: Any, keys: list[Any]) -> dict[Any, dict[str, Any]]:
-        """The fields the store adds for itself (the view's ignore_fields) of the documents about
-        to be replaced: a rewrite from the source keeps them. Nothing to read when none are declared."""
-        names = self.view.ignore_fields
-        if not names:
-            return {}
-        kept: dict[Any, dict[str, Any]] = {}
-        for chunk in chunked(keys, self.in_batch_size):
-            for doc in coll.find({"_id": {"$in": chunk}}, {n: 1 for n in names}):
-                kept[_key(doc.pop("_id"))] = doc
-        return kept
-
-    def _document(self, record: Record) -> dict[str, Any]:
-        """The record's data as the flat layout stores it (see the module doc): its canonical form
-        with numbers as int64, double or Decimal128, datetimes as text or BSON dates."""
-        where = f"{record.entity_type} {record.id}"
-        value = _bson_value(load_json(record.data_json), where, "", self.dates)
-        return value  # type: ignore[no-any-return]
+        coll.bulk_write(self.layout.writes(coll, keys, records), ordered=False)
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         coll = self._collection(entity_type)
-        binary = self._binary
         found = []
         for chunk in chunked(self._keys(ids), self.in_batch_size):
             for doc in coll.find({"_id": {"$in": chunk}}):
-                ident = doc["_id"] if binary else uuid.UUID(doc["_id"])
-                found.append(self._read_record(entity_type, ident, lambda d=doc, i=ident: self._record(entity_type, i, d)))
+                ident = self.ids.ident(doc["_id"])
+                found.append(self._read_record(entity_type, ident, _decoder(self.layout, entity_type, ident, doc)))
         return found
 
-    def _record(self, entity_type: str, ident: uuid.UUID, doc: dict[str, Any]) -> Record:
-        """A document read by ID as a Record; its fingerprint from the data read, never a stored ``fp``."""
-        if self.flat:
-            data = _data(doc)
-            return Record(entity_type, ident, data, None, fingerprint=self.fingerprint_data(data))
-        d, k = doc.get("data"), doc.get("key")
-        if isinstance(d, str):
-            return Record(entity_type, ident, load_json(d), json.loads(k) if isinstance(k, str) else k,
-                          fingerprint=self.fingerprint_text(d))
-        data = _from_bson(d)
-        return Record(entity_type, ident, data, json.loads(k) if isinstance(k, str) else k,
-                      fingerprint=self.fingerprint_data(data))
-
-    def _fingerprint(self, doc: dict[str, Any]) -> str | None:
-        """The fingerprint of what a scanned document holds: its fields (flat) or its ``data``."""
-        if self.flat:
-            return self.fingerprint_data(_data(doc))
-        d = doc.get("data")
-        return self.fingerprint_text(d) if isinstance(d, str) else self.fingerprint_data(_from_bson(d))
-
-    def _fields(self) -> dict[str, int] | None:
-        """The find projection of a scan: the data (flat: every field, or the store's projection)."""
-        if not self.flat:
-            return {"data": 1}
-        names = self.view.projection
-        if names is not None and not any("." in n or n.startswith("$") for n in names):
-            return {name: 1 for name in names} or {"_id": 1}
-        return None  # every field (a projection of odd names is applied after the read)
-
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
-        self._check_owner(entity_type)
+        self.containers.check(entity_type)
         ops = [DeleteMany({"_id": {"$in": chunk}})
                for chunk in chunked(self._keys(ids), self.in_batch_size)]
         return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
@@ -390,7 +552,7 @@ class MongoAdapter(Adapter):
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete documents by an ``_id`` exactly as a scan reported it: a string, or
         ``Binary(subtype=N, hex=...)`` for a binary of the wrong kind."""
-        self._check_owner(entity_type)
+        self.containers.check(entity_type)
         keys: list[Any] = []
         for raw in raws:
             binary = _RAW_BINARY.fullmatch(raw)
@@ -408,93 +570,52 @@ class MongoAdapter(Adapter):
         return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
-        self._check_owner(entity_type)
+        self.containers.check(entity_type)
         coll = self._collection(entity_type)
-        hi = partition.hi_uuid
-        lowest: Binary | str
-        highest: Binary | str
-        bounds: dict[str, Binary | str]
-        if self._binary:
-            lowest, highest = _MIN_BINARY, _MAX_BINARY
-            bounds = {"$gte": Binary(partition.lo_uuid.bytes, 4)}
-            bounds.update({"$lt": Binary(hi.bytes, 4)} if hi else {"$lte": _MAX_BINARY})
-        else:  # lowercase hex sorts like the numbers it encodes
-            lowest, highest = _MIN_STRING, _MAX_STRING
-            bounds = {"$gte": str(partition.lo_uuid)}
-            bounds.update({"$lt": str(hi)} if hi else {"$lte": _MAX_STRING})
-        fields = self._fields()
+        fields = self.layout.scan_fields()
+        fingerprint = self.layout.fingerprint
         if partition.count == 1:
             # the whole ID space: one pass over the collection sees the wrongly encoded ones too
             for doc in coll.find({}, fields).batch_size(self.batch_size):
-                yield self._scanned(doc["_id"]), self._fingerprint(doc)
+                yield self._scanned(doc["_id"]), fingerprint(doc)
             return
         # No sort: the audit compares by ID, not in order, and sorting cost the stand-in 2/3 of
         # the scan (a real server walks the _id index for the range either way).
-        for doc in coll.find({"_id": bounds}, fields).batch_size(self.batch_size):
-            yield self._scanned(doc["_id"]), self._fingerprint(doc)
+        for doc in coll.find({"_id": self.ids.bounds(partition)}, fields).batch_size(self.batch_size):
+            yield self._scanned(doc["_id"]), fingerprint(doc)
         # everything outside the well-encoded range; undecodable ones are reported by partition 0 only
-        outside = coll.find({"_id": {"$not": {"$gte": lowest, "$lte": highest}}}, fields).batch_size(self.batch_size)
-        for doc in outside:
+        outside = {"_id": {"$not": {"$gte": self.ids.lowest, "$lte": self.ids.highest}}}
+        for doc in coll.find(outside, fields).batch_size(self.batch_size):
             item = self._scanned(doc["_id"])
             if isinstance(item, MalformedID) or (isinstance(item, ForeignEntry) and partition.index == 0):
-                yield item, self._fingerprint(doc)
+                yield item, fingerprint(doc)
 
     def _scanned(self, raw: Any) -> uuid.UUID | MalformedID | ForeignEntry:
-        """The UUID an ``_id`` encodes if it is in this adapter's encoding; a MalformedID for an ID
-        of ours in another encoding; a ForeignEntry for anything else (``"legacy-42"``, an ObjectId)."""
-        versions = self.id_versions
-        if self._binary:
-            if type(raw) is uuid.UUID:  # Binary subtype 4, decoded by uuidRepresentation="standard"
-                return raw
-            if isinstance(raw, str):
-                return classify(raw, None, versions=versions, where="string _id (BSON Binary subtype 4 expected)")
-            if isinstance(raw, bytes):  # Binary of another subtype (bytes for subtype 0)
-                subtype = getattr(raw, "subtype", 0)
-                shown = f"Binary(subtype={subtype}, hex={raw.hex()})"
-                if len(raw) != 16:
-                    return ForeignEntry(shown, f"Binary subtype {subtype} _id of {len(raw)} bytes: not ours, left alone")
-                return classify_uuid(uuid.UUID(bytes=bytes(raw)), raw=shown, versions=versions, where="_id",
-                                     wanted=f"Binary subtype {subtype} where subtype 4 is expected")
-            return ForeignEntry(str(raw), f"{type(raw).__name__} _id: not ours, left alone")
-        if isinstance(raw, str):
-            if _CANONICAL_STRING.fullmatch(raw):
-                return uuid.UUID(raw)
-            return classify(raw, "string", versions=versions, where="string _id")
-        if type(raw) is uuid.UUID:
-            return classify_uuid(raw, raw=f"Binary(subtype=4, hex={raw.hex})", versions=versions, where="_id",
-                                 wanted="BSON Binary where a 36-char string is expected")
-        return ForeignEntry(str(raw), f"{type(raw).__name__} _id: not ours, left alone")
+        """What an ``_id`` is: ours, ours wrongly encoded, or another application's (see IdFormat)."""
+        return self.ids.classify(raw, self.id_versions)
 
     def _drop(self, entity_type: str) -> None:
         """Drop our per-type collection (and its indexes): one command, where deleting by ID would
         first read every ID. In your own collection only our documents go; it and the others stay."""
-        if self.user_collection is not None:
+        if self.containers.is_own:
             super()._drop(entity_type)
             return
-        self._check_owner(entity_type)  # never another prefix's collection
+        self.containers.check(entity_type)  # never another prefix's collection
         self._collection(entity_type).drop()
         self._collections.pop(entity_type, None)
-        self._db[OWNERS].delete_one({"_id": self.collection_prefix + entity_type})
-        self._owned.discard(entity_type)
+        self.containers.release(entity_type)
 
     def _entity_types(self) -> Iterable[str]:
-        if self.user_collection is not None:
-            present = self.user_collection in self._db.list_collection_names()
-            return [self.user_entity_type] if present and self.user_entity_type else []
-        prefix = self.collection_prefix
-        owners = {d["_id"]: (d.get("collection_prefix"), d.get("entity_type")) for d in self._db[OWNERS].find()}
+        names = [n for n in self._db.list_collection_names() if not n.startswith("system.") and n != OWNERS]
+        if self.containers.is_own:
+            return self.containers.ours(names)
         found = []
-        for name in self._db.list_collection_names():
-            if not name.startswith(prefix) or name.startswith("system.") or name == OWNERS:
-                continue
-            if name in owners and owners[name] != (prefix, name[len(prefix):]):
-                continue  # made for another prefix and type
-            entity_type = name[len(prefix):]
+        for entity_type in self.containers.ours(names):
             try:
                 self.check_entity_type(entity_type)
             except ValidationError:
                 continue  # another application's collection
-            first = self._db[name].find_one({}, {"_id": 1})
+            first = self._db[self.containers.name_for(entity_type)].find_one({}, {"_id": 1})
             # another application's collection (its first _id is not ours in any form) is not a type
             if first is not None and not isinstance(self._scanned(first["_id"]), ForeignEntry):
                 found.append(entity_type)
@@ -505,6 +626,12 @@ class MongoAdapter(Adapter):
 
     def _close(self) -> None:
         self._client.close()
+
+
+
+def _decoder(layout: Layout, entity_type: str, ident: uuid.UUID, stored: Any) -> Callable[[], Record]:
+    """``layout.decode`` of one stored entry, deferred (``Adapter._read_record`` calls it)."""
+    return lambda: layout.decode(entity_type, ident, stored)
 
 
 def _user_collection(collection: str | None, entity_type: str | None) -> tuple[str | None, str | None]:
@@ -537,8 +664,16 @@ def _update_within(_id: Any, data: dict[str, Any], projection: Iterable[str]) ->
     return UpdateOne({"_id": _id}, update, upsert=True)
 
 
+def _plain(projection: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """The store's projection when every name is a plain top-level field (None otherwise: the
+    whole document is read and written, and the view applies the projection after the read)."""
+    if projection is None or any("." in n or n.startswith("$") for n in projection):
+        return None
+    return projection
+
+
 def _data(doc: dict[str, Any]) -> dict[str, Any]:
-    """A flat document's data: every field but ``_id``, in the canonical model (see _from_bson)."""
+    """A data-layout document's data: every field but ``_id``, in the canonical model (see _from_bson)."""
     return {k: _from_bson(v) for k, v in doc.items() if k != "_id"}
 
 
@@ -557,16 +692,16 @@ def _from_bson(value: Any) -> Any:
     if t is ObjectId:
         return str(value)
     if isinstance(value, _dt.datetime) and value.tzinfo is None:  # only when a caller's client was naive
-        return value.replace(tzinfo=_dt.timezone.utc)
+        return value.replace(tzinfo=_dt.UTC)
     return value
 
 
-def _bson_value(value: Any, where: str, path: str, dates: bool) -> Any:
+def _bson_value(value: Any, where: str, path: str, datetimes: Callable[[str], Any]) -> Any:
     """One value of parsed canonical JSON (load_json: plain fractions as Decimal) as BSON keeps it
     exactly; ValidationError naming ``where`` and the field when it cannot."""
     t = type(value)
     if t is str:
-        return _date(value) if dates and _CANONICAL_DATETIME.fullmatch(value) else value
+        return datetimes(value)
     if t is dict:
         out = {}
         for k, v in value.items():
@@ -574,10 +709,10 @@ def _bson_value(value: Any, where: str, path: str, dates: bool) -> Any:
                 raise ValidationError(f"{where}: field {path + k!r} cannot be a MongoDB field name (BSON has no NUL "
                                       "in names; a top-level name cannot start with '$'): rename it, or use "
                                       "layout=envelope")
-            out[k] = _bson_value(v, where, f"{path}{k}.", dates)
+            out[k] = _bson_value(v, where, f"{path}{k}.", datetimes)
         return out
     if t is list:
-        return [_bson_value(v, where, f"{path}{i}.", dates) for i, v in enumerate(value)]
+        return [_bson_value(v, where, f"{path}{i}.", datetimes) for i, v in enumerate(value)]
     if t is int:
         return value if value in _INT64 else _decimal128(decimal.Decimal(value), where, path)
     if t is decimal.Decimal:  # a plain fraction: a double when it holds these digits, else Decimal128
@@ -595,11 +730,6 @@ def _decimal128(value: decimal.Decimal, where: str, path: str) -> Decimal128:
         raise ValidationError(f"{where}: field {path.rstrip('.')!r} holds {format_decimal(value)[:40]}, which "
                               "MongoDB cannot store exactly (Decimal128 keeps 34 significant digits): "
                               "use layout=envelope, or store it as text") from None
-
-
-def _date(text: str) -> _dt.datetime:
-    """Canonical datetime text as a BSON date (milliseconds: the rest is cut, see the module doc)."""
-    return _dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=_dt.timezone.utc)
 
 
 def _to_bson(canonical_json: str) -> Any:

@@ -18,6 +18,8 @@ Layouts (DESIGN.md "Layouts"):
   ID without parsing the body). ``layout=envelope`` writes the earlier uuid-forge body
   ``{"id","entity_type","event","fp","data","key"}`` (headers ``x-fingerprint``, ``x-id-scheme``)
   for deployments whose consumers read it; a scan reads both shapes whatever the option says.
+  Each layout is a class (:data:`LAYOUTS`) that makes a message's body, type and headers and
+  fingerprints a message's body; a scan picks, per message, the layout whose header it carries.
 * **history** (optional): a durable stream queue (``stream``, default ``{exchange}.history``;
   ``none`` for no history: publish only, no audit) bound to the exchange so that it sees every
   message: with ``#`` and ``x-match=all`` (topic, fanout, headers) and, unless the routing key
@@ -43,6 +45,7 @@ query parameter goes to pika, e.g. ``heartbeat``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import re
@@ -50,19 +53,21 @@ import string
 import threading
 import time
 import uuid
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pika
 import pika.exceptions
 from pika.adapters.utils.connection_workflow import AMQPConnectorException, AMQPConnectorStackTimeout
 
-from ..canonical import canonical
-from ..classify import ANY_VERSIONS, classify
-from ..contract import BATCH_SIZE, SCAN, WRITE, Adapter, Option, ScanItem
-from ..encodings import check_target
-from ..errors import (
+from uuid_forge.canonical import canonical
+from uuid_forge.classify import ANY_VERSIONS, classify
+from uuid_forge.contract import BATCH_SIZE, SCAN, WRITE, Adapter, Option, ScanItem
+from uuid_forge.encodings import check_target
+from uuid_forge.envelope import DATA, FP, ID, KEY, envelope_members, envelope_record, json_object
+from uuid_forge.errors import (
     ConfigError,
     StoreConfigError,
     StoreError,
@@ -72,16 +77,17 @@ from ..errors import (
     UUIDForgeError,
     ValidationError,
 )
-from ..events import EVENT_SCHEME, event_id
-from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
-from ..urls import mask_url
+from uuid_forge.events import EVENT_SCHEME, event_id
+from uuid_forge.layout import Layout, layout_option
+from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.urls import mask_url
+from uuid_forge.view import FieldView
 
-__all__ = ["EVENT_SCHEME", "MARKER_TYPE", "BrokerUnavailable", "RabbitMQAdapter", "event_id"]
+__all__ = ["EVENT_SCHEME", "LAYOUTS", "MARKER_TYPE", "BrokerUnavailable", "DataLayout", "EnvelopeLayout", "Message",
+           "MessageLayout", "RabbitMQAdapter", "event_id"]
 
 #: ``type`` of the end-of-scan markers this adapter appends to the stream (readers skip them)
 MARKER_TYPE = "uuid-forge.scan-marker"
-#: the layouts of a message: the data as the body, or uuid-forge's earlier envelope
-LAYOUTS = ("data", "envelope")
 EXCHANGE_TYPES = ("topic", "direct", "fanout", "headers")
 #: the placeholders a routing-key template may use
 PLACEHOLDERS = ("entity_type", "event", "id")
@@ -93,7 +99,7 @@ _EVENT = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
 _SAMPLE_ID = "0" * 36  # every ID is 36 chars in a routing key: its length check needs no real one
 _PREFETCH = 1000
 _ACK_EVERY = 250
-_ENVELOPE_HEADER = "x-id-scheme"  # only the envelope layout sets it: how a scan tells the two apart
+_ID_SCHEME = "x-id-scheme"  # the header only the envelope layout sets: a scan tells the layouts apart by it
 
 
 class BrokerUnavailable(ConnectionError):
@@ -154,11 +160,127 @@ def _template_fields(template: str) -> list[str]:
     return fields
 
 
-_LAYOUT_DOC = ("what a message body holds. 'data': the entity's data as canonical JSON, nothing else "
-               "(e.g. {\"email\":\"a@example.com\",\"total\":12.5}), with the ID in correlation_id and the "
-               "type in the x-entity-type header. 'envelope': uuid-forge's earlier body "
-               "{\"id\",\"entity_type\",\"event\",\"fp\",\"data\",\"key\"}, for consumers that read it. "
-               "A scan reads both")
+class Message(NamedTuple):
+    """What a layout puts in one record's message; the adapter adds the routing key and the
+    properties every message has (correlation_id, message_id, persistence, timestamp)."""
+
+    body: bytes
+    type: str
+    headers: dict[str, Any]
+
+
+#: a message as a scan reads it: (its headers, its body)
+Delivered = tuple[Mapping[str, Any], bytes]
+
+
+class MessageLayout(Layout):
+    """What a message of one record holds, and how its data's fingerprint is read back from it."""
+
+    #: the header only this layout's messages carry, so that a scan reads every layout's messages
+    #: whatever the option says; None: the layout of messages that carry no such header
+    mark: ClassVar[str | None] = None
+
+    def __init__(self, store: RabbitMQAdapter) -> None:
+        self.store = store  # its event and routing key; fingerprints go through its view
+
+    def bound(self, store: RabbitMQAdapter) -> MessageLayout:
+        """This layout fingerprinting through ``store`` (a twin of the adapter with another view)."""
+        twin = copy.copy(self)
+        twin.store = store
+        return twin
+
+    def reads(self, headers: Mapping[str, Any]) -> bool:
+        """Whether a message with these headers is in this layout."""
+        return self.mark is None or self.mark in headers
+
+    @abstractmethod
+    def encode(self, record: Record) -> Message:
+        """The body, type and headers of ``record``'s message."""
+
+
+class DataLayout(MessageLayout):
+    """The body is the entity's data as canonical JSON, nothing else: the shape a consumer of the
+    user's own events already reads."""
+
+    name: ClassVar[str] = "data"
+    doc: ClassVar[str] = ("the entity's data as canonical JSON, nothing else "
+                          "(e.g. {\"email\":\"a@example.com\",\"total\":12.5}), with the ID in correlation_id and the "
+                          "type in the x-entity-type header")
+
+    def encode(self, record: Record) -> Message:
+        return Message(record.data_json.encode(), self.store.event, {"x-entity-type": record.entity_type})
+
+    def decode(self, entity_type: str, ident: uuid.UUID, stored: Delivered) -> Record:
+        data = load_json(stored[1])
+        if not isinstance(data, dict):
+            raise TypeError("the message body is not a JSON object")
+        return Record(entity_type, ident, data, None, fingerprint=self.fingerprint(stored))
+
+    def fingerprint(self, stored: Delivered) -> str | None:
+        """The body as it is (we publish canonical text): only a body that differs is parsed."""
+        return self.store.fingerprint_text(stored[1])
+
+    def owned_fields(self, record: Record) -> frozenset[str]:
+        return frozenset(record.data)
+
+
+class EnvelopeLayout(MessageLayout):
+    """uuid-forge's earlier body ``{"id","entity_type","event","fp","data","key"}``, marked by the
+    ``x-id-scheme`` header; its ``fp`` and ``x-fingerprint`` are written for old readers, never trusted."""
+
+    name: ClassVar[str] = "envelope"
+    doc: ClassVar[str] = ("uuid-forge's earlier body {\"id\",\"entity_type\",\"event\",\"fp\",\"data\",\"key\"}, "
+                          "for consumers that read it")
+    mark: ClassVar[str | None] = _ID_SCHEME
+    MEMBERS: ClassVar[frozenset[str]] = frozenset((ID, "entity_type", "event", FP, DATA, KEY))
+
+    def encode(self, record: Record) -> Message:
+        ident, entity_type, event = str(record.id), record.entity_type, self.store.event
+        members = envelope_members(record)  # data then key, last: a scan finds the data's text by them
+        body = json_object(((ID, f'"{ident}"'), ("entity_type", json.dumps(entity_type)), ("event", json.dumps(event)),
+                            (FP, members[FP]), (DATA, members[DATA]), (KEY, members[KEY])))
+        headers = {"x-entity-type": entity_type, "x-fingerprint": record.fingerprint, _ID_SCHEME: "uuid-forge/1"}
+        return Message(body.encode(), self.store.routing_key_for(entity_type, ident), headers)
+
+    def decode(self, entity_type: str, ident: uuid.UUID, stored: Delivered) -> Record:
+        return envelope_record(entity_type, ident, load_json(stored[1]), self.fingerprint(stored))
+
+    def fingerprint(self, stored: Delivered) -> str | None:
+        """The data's text as stored when the body is one we wrote, else its parsed ``data``."""
+        data = self._data(stored[1])
+        if isinstance(data, bytes):
+            return self.store.fingerprint_text(data)
+        try:
+            return self.store.fingerprint_text(canonical(data)) if isinstance(data, Mapping) else None
+        except (UUIDForgeError, ValueError, TypeError, RecursionError):
+            return self.store.fingerprint_data(data)  # no canonical form: equal to no source's data
+
+    def owned_fields(self, record: Record) -> frozenset[str]:
+        return self.MEMBERS
+
+    @staticmethod
+    def _data(body: bytes) -> bytes | Any:
+        """The ``data`` of an envelope body: its text as stored when the body is one we wrote
+        (``{"id":…,…,"data":<canonical text>,"key":<key>}``, checked by parsing the small key at the
+        end), else the parsed value of its ``data`` (None when the body is no JSON object)."""
+        start = body.find(b'"data":')
+        end = body.rfind(b',"key":')
+        if 0 < start < end and body[-1:] == b"}" and body[:7] == b'{"id":"':
+            try:
+                _KEY_DECODER.decode(body[end + 7:-1].decode("utf-8"))
+                return body[start + 7:end]
+            except ValueError:
+                pass
+        try:
+            doc = load_json(body)
+        except ValueError:
+            return None
+        return doc.get(DATA) if isinstance(doc, dict) else None
+
+
+#: the ``layout`` option's values and the class each one selects
+LAYOUTS: dict[str, type[MessageLayout]] = {"data": DataLayout, "envelope": EnvelopeLayout}
+_KEY_DECODER = json.JSONDecoder()
 
 
 class RabbitMQAdapter(Adapter):
@@ -218,7 +340,7 @@ class RabbitMQAdapter(Adapter):
                "own publisher (no x-entity-type header) whose routing key is the template filled in for the type"),
         Option("event", str, "upserted", "the event name: {event} in the routing key, the message's type, and "
                "part of its deterministic message_id. Example: event=order.created"),
-        Option("layout", str, "data", _LAYOUT_DOC, choices=LAYOUTS),
+        layout_option(LAYOUTS, "data", "what a message body holds (a scan reads every layout's messages)."),
         Option("stream", str, None, "the durable stream queue bound to the exchange that keeps every message: "
                "audits read the latest message per ID from it. 'none' (or empty): no history, publish only, "
                "and the store cannot be audited. Example: stream=orders.history",
@@ -241,7 +363,9 @@ class RabbitMQAdapter(Adapter):
         if self.exchange.startswith("amq."):
             raise ValidationError(f"exchange {self.exchange!r}: names starting with 'amq.' are reserved by AMQP")
         self.exchange_type: str = opts["exchange_type"]
-        self.layout: str = opts["layout"]
+        self.layout: MessageLayout = LAYOUTS[opts["layout"]](self)
+        # a scan reads the messages of every layout, whatever the option says: the marked ones by their mark
+        self._readers = sorted((cls(self) for cls in LAYOUTS.values()), key=lambda reader: reader.mark is None)
         stream = opts["stream"]
         self.stream: str | None = (None if stream is not None and stream.strip().lower() in NO_STREAM
                                    else _name(stream if stream is not None else f"{self.exchange}.history", "stream"))
@@ -279,6 +403,15 @@ class RabbitMQAdapter(Adapter):
     @property
     def id_encoding(self) -> str:
         return "string"
+
+    def viewed(self, view: FieldView) -> Adapter:
+        """The twin's layouts fingerprint through the twin's view."""
+        twin = super().viewed(view)
+        if twin is not self:
+            assert isinstance(twin, RabbitMQAdapter)
+            twin.layout = self.layout.bound(twin)
+            twin._readers = [reader.bound(twin) for reader in self._readers]
+        return twin
 
     # -- validation ----------------------------------------------------------------------------
     def routing_key_for(self, entity_type: str, ident: str = _SAMPLE_ID) -> str:
@@ -421,18 +554,12 @@ class RabbitMQAdapter(Adapter):
 
     def _message(self, entity_type: str, r: Record) -> tuple[str, str, bytes, pika.BasicProperties]:
         """(exchange, routing key, body, properties) of one record in the configured layout."""
-        ident, fp, event = str(r.id), r.fingerprint, self.event
-        routing_key = self.routing_key_for(entity_type, ident)
-        props: dict[str, Any] = {"content_type": "application/json", "delivery_mode": 2, "correlation_id": ident,
-                                 "message_id": str(event_id(r.id, event, fp)), "timestamp": int(time.time())}
-        if self.layout == "data":
-            return self.exchange, routing_key, r.data_json.encode(), pika.BasicProperties(
-                type=event, headers={"x-entity-type": entity_type}, **props)
-        body = (f'{{"id":"{ident}","entity_type":{json.dumps(entity_type)},"event":{json.dumps(event)},'
-                f'"fp":{json.dumps(fp)},"data":{r.data_json},"key":{r.key_json or "null"}}}')
-        return self.exchange, routing_key, body.encode(), pika.BasicProperties(
-            type=routing_key, headers={"x-entity-type": entity_type, "x-fingerprint": fp,
-                                       _ENVELOPE_HEADER: "uuid-forge/1"}, **props)
+        ident = str(r.id)
+        message = self.layout.encode(r)
+        return self.exchange, self.routing_key_for(entity_type, ident), message.body, pika.BasicProperties(
+            content_type="application/json", delivery_mode=2, correlation_id=ident,
+            message_id=str(event_id(r.id, self.event, r.fingerprint)), timestamp=int(time.time()),
+            type=message.type, headers=message.headers)
 
     def _raise_unroutable(self, returned: int) -> None:
         """Messages came back unroutable: a retry helps only if the history stream exists.
@@ -527,16 +654,9 @@ class RabbitMQAdapter(Adapter):
         self._read_history(each)
 
     def _body_fp(self, headers: Mapping[str, Any], body: bytes) -> str | None:
-        """The fingerprint of the data a message carries: the body itself, or an envelope's ``data``."""
-        if _ENVELOPE_HEADER not in headers:
-            return self.fingerprint_text(body)
-        data = _envelope_data(body)
-        if isinstance(data, bytes):
-            return self.fingerprint_text(data)
-        try:
-            return self.fingerprint_text(canonical(data)) if isinstance(data, Mapping) else None
-        except (UUIDForgeError, ValueError, TypeError, RecursionError):
-            return self.fingerprint_data(data)  # no canonical form: equal to no source's data
+        """The fingerprint of the data a message carries, read by the layout it was written in."""
+        reader = next(r for r in self._readers if r.reads(headers))
+        return reader.fingerprint((headers, body))
 
     def _entity_types(self) -> Iterable[str]:
         types: set[str] = set()
@@ -595,28 +715,6 @@ class RabbitMQAdapter(Adapter):
                                            f"before the end marker ({state['seen']} messages read)")
             finally:
                 _close_consumer(channel)
-
-
-def _envelope_data(body: bytes) -> bytes | Any:
-    """The ``data`` of an envelope body: its text as stored when the body is one we wrote
-    (``{"id":…,…,"data":<canonical text>,"key":<key>}``, checked by parsing the small key at the
-    end), else the parsed value of its ``data`` (None when the body is no JSON object)."""
-    start = body.find(b'"data":')
-    end = body.rfind(b',"key":')
-    if 0 < start < end and body[-1:] == b"}" and body[:7] == b'{"id":"':
-        try:
-            _KEY_DECODER.decode(body[end + 7:-1].decode("utf-8"))
-            return body[start + 7:end]
-        except ValueError:
-            pass
-    try:
-        doc = load_json(body)
-    except ValueError:
-        return None
-    return doc.get("data") if isinstance(doc, dict) else None
-
-
-_KEY_DECODER = json.JSONDecoder()
 
 
 def _close_consumer(channel: Any) -> None:

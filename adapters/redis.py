@@ -5,21 +5,22 @@ Layouts (DESIGN.md "Layouts"): the shape is the user's, declared in the store's 
 * Key: ``key_pattern`` (default ``{type}:{id}``, so type ``user`` gives ``user:<uuid>``), with
   ``{type}`` and ``{id}`` placeholders; ``prefix`` is always joined in front by ``:`` (``prefix=app``
   gives ``app:user:<uuid>``; one that already ends in ``:`` is not doubled). The ID is the
-  lowercase 36-char string, or the 22-char base64url form (``key_format=base64url``). A pattern
+  lowercase 36-char string, or the 22-char base64url form (``id_format=base64url``). A pattern
   must hold ``{id}`` once and ``{type}`` at most once, no glob characters, and ``{type}`` set off
   by a character no entity type has (``:``, ``/``, ``|``...), so one type's SCAN MATCH never
   catches another type's keys.
-* Value (``value=``):
-  - ``json`` (default): the data as one JSON string, ``SET key json`` (``SET ... EX ttl`` with a
-    ``ttl``), readable with a plain ``GET``; the seed's ``SETEX user:<id> 3600 <json.dumps(...)>``
-    is this layout. Written as canonical JSON; read with every digit (Decimals stay exact).
+* Value (``layout=``, one class per layout in :data:`LAYOUTS`):
+  - ``data`` (default; ``json`` is its old name): the data as one JSON string, ``SET key json``
+    (``SET ... EX ttl`` with a ``ttl``), readable with a plain ``GET``; the seed's
+    ``SETEX user:<id> 3600 <json.dumps(...)>`` is this layout. Written as canonical JSON; read
+    with every digit (Decimals stay exact).
   - ``hash``: a flat hash, one field per top-level data field, each value the canonical JSON of
     that field's value (``HGET user:<id> age`` gives ``42``, a number; a name gives ``"Ann"``). A
     field set by hand to text that is no JSON (``HSET user:<id> name Ann``) reads as that text.
     Redis has no empty hash, so empty data is refused in this layout.
   - ``envelope``: uuid-forge 0.x's hash ``{fp, data, key}`` (``data``/``key`` canonical JSON);
     ``fp`` is a write-time hint no audit trusts.
-  Only the data is stored in ``json`` and ``hash``: records read back have ``key=None`` (the
+  Only the data is stored in ``data`` and ``hash``: records read back have ``key=None`` (the
   audit checks IDs against the entity type's declared key fields in the data).
 
 Every fingerprint comes from the data read (``fingerprint_text`` of the JSON string as stored,
@@ -41,41 +42,74 @@ see ``uuid-forge adapters --options redis``.
 from __future__ import annotations
 
 import base64
+import copy
 import logging
 import re
 import uuid
-from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..canonical import canonical
-from ..classify import classify
-from ..contract import BATCH_SIZE, Adapter, Option, ScanItem
-from ..errors import OptionError, StoreConfigError, StoreError, StoreRejectedError, ValidationError
-from ..record import ForeignEntry, MalformedID, Partition, Record, load_json
-from ..urls import mask_text
+from uuid_forge.canonical import canonical
+from uuid_forge.classify import classify
+from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
+from uuid_forge.envelope import DATA, FP, KEY, envelope_members, envelope_record
+from uuid_forge.errors import OptionError, StoreConfigError, StoreError, StoreRejectedError, ValidationError
+from uuid_forge.layout import Layout, layout_option
+from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.urls import mask_text
+from uuid_forge.view import FieldView
 
-__all__ = ["RedisAdapter"]
+__all__ = ["GONE", "ID_FORMATS", "LAYOUTS", "DataLayout", "EnvelopeLayout", "Fingerprints", "HashLayout", "IdText",
+           "RedisAdapter", "RedisLayout", "WrongType", "check_key_pattern"]
 
 log = logging.getLogger("uuid_forge.adapters")
 
-KEY_FORMATS = ("string", "base64url")
-VALUES = ("json", "hash", "envelope")
 DEFAULT_PATTERN = "{type}:{id}"
 _STRING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _B64URL = re.compile(r"[A-Za-z0-9_-]{21}[AQgw]")  # canonical: the last char carries 2 bits + 4 zero bits
 _GLOB = re.compile(r"([*?\[\]\\])")
 _BRACES = re.compile(r"\{[^{}]*\}|[{}]")
 _TYPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-_GONE = object()  # a key SCAN listed that expired or was deleted before its value was read
+GONE = object()  # a key SCAN listed that expired or was deleted before its value was read
+
+Key = bytes | str  # a key as SCAN gives it (bytes) or as built here (str)
+Command = Callable[..., Any]  # a pipeline's execute_command
 
 
+# -- the ID in a key -----------------------------------------------------------------------------
 def _b64(u: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(u.bytes)[:22].decode("ascii")
+
+
+def _from_b64(text: str) -> uuid.UUID:
+    return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=="))
+
+
+@dataclass(frozen=True)
+class IdText:
+    """One text form of the ID in a key (option ``id_format``): writing it, and reading it back."""
+
+    name: str
+    text: Callable[[uuid.UUID], str]
+    #: the canonical text of an ID in this form; anything else goes to uuid_forge.classify
+    pattern: re.Pattern[str]
+    parse: Callable[[str], uuid.UUID]
+    #: the text sorts like the ID's number, so a partition's range is two string comparisons
+    ordered: bool
+
+
+ID_FORMATS: dict[str, IdText] = {
+    "string": IdText("string", str, _STRING, uuid.UUID, ordered=True),
+    "base64url": IdText("base64url", _b64, _B64URL, _from_b64, ordered=False),
+}
 
 
 def check_key_pattern(pattern: str) -> tuple[str, str]:
@@ -111,6 +145,128 @@ def check_key_pattern(pattern: str) -> tuple[str, str]:
     return before, after
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+# -- reading many keys in one round trip -----------------------------------------------------------
+@dataclass(frozen=True)
+class WrongType:
+    """What a read found under a key of ours that holds another Redis type than its layout writes."""
+
+    what: str  # e.g. "holds a Redis hash"
+
+
+def _strings(client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
+    """MGET: bytes for a string, None for an absent key, and the Redis type's name (str) for a
+    key holding another type (MGET says nil for those: TYPE tells them from absent keys)."""
+    values: list[Any] = list(client.execute_command("MGET", *keys)) if keys else []
+    missing = [n for n, v in enumerate(values) if v is None]
+    if missing:
+        pipe = client.pipeline(transaction=False)
+        for n in missing:
+            pipe.execute_command("TYPE", keys[n])
+        for n, kind in zip(missing, pipe.execute()):
+            kind = _text(kind)
+            if kind != "none":
+                values[n] = kind
+    return values
+
+
+def _pipelined(client: redis.Redis, keys: Sequence[Key], *args: str) -> list[Any]:
+    """One command per key in one round trip; a WRONGTYPE comes back as its exception."""
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.execute_command(args[0], key, *args[1:])
+    return pipe.execute(raise_on_error=False)
+
+
+# -- layouts: what one key holds -----------------------------------------------------------------
+class Fingerprints(Protocol):
+    """Where a layout's fingerprints come from: the adapter, seen through its view (uuid_forge.view)."""
+
+    def fingerprint_text(self, text: str | bytes) -> str | None: ...
+
+    def fingerprint_data(self, data: Any) -> str | None: ...
+
+
+class RedisLayout(Layout):
+    """What one record's key holds: the commands that write it, the read that fetches it, and
+    how it becomes a record and a fingerprint again. The adapter keeps keys, scans and ownership.
+
+    A layout fingerprints through the adapter it serves (``store``), whose view decides what of
+    the data counts; :meth:`RedisAdapter.viewed` gives a twin adapter its own layout.
+    """
+
+    #: MULTI/EXEC around one batch's commands (a record written in two commands must not be seen half-done)
+    transaction: ClassVar[bool] = False
+
+    def __init__(self, store: Fingerprints, ttl: int | None) -> None:
+        self.store = store
+        self.ttl = ttl
+
+    def bound(self, store: Fingerprints) -> RedisLayout:
+        """This layout fingerprinting through ``store`` (a twin of the adapter, with another view)."""
+        twin = copy.copy(self)
+        twin.store = store
+        return twin
+
+    def check(self, entity_type: str, records: list[Record]) -> None:
+        """Refuse, before anything is written, records this layout cannot hold (default: none)."""
+
+    @abstractmethod
+    def write(self, command: Command, keys: list[bytes], records: list[Record]) -> None:
+        """Queue on a pipeline (``command``) what stores each record under its key (bytes: redis-py
+        then packs arguments without per-value type checks)."""
+
+    @abstractmethod
+    def read(self, client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
+        """What each key holds, in one round trip: what :meth:`decode` takes, None for an absent
+        key, or a :class:`WrongType`."""
+
+    @abstractmethod
+    def fingerprints(self, client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
+        """The audit's read of one SCAN page (its fast path): each key's fingerprint, None for a
+        key of the wrong Redis type or data that is no record (so: stale), :data:`GONE` for a key
+        deleted since SCAN listed it."""
+
+
+class DataLayout(RedisLayout):
+    """The data as one JSON string: what a cache written with ``SET``/``SETEX`` and read with ``GET`` holds."""
+
+    name: ClassVar[str] = "data"
+    doc: ClassVar[str] = ("the data as one JSON string (SET, or SET ... EX with a ttl), read with a plain GET, "
+                          "e.g. GET user:<id> gives {\"name\":\"Ann\",\"age\":42}")
+
+    def encode(self, record: Record) -> bytes:
+        return record.data_json.encode()
+
+    def write(self, command: Command, keys: list[bytes], records: list[Record]) -> None:
+        ttl = self.ttl
+        if ttl:
+            for key, r in zip(keys, records):
+                command(b"SET", key, r.data_json.encode(), b"EX", ttl)
+        else:
+            for key, r in zip(keys, records):
+                command(b"SET", key, r.data_json.encode())  # a plain SET also clears an old TTL
+
+    def read(self, client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
+        return [WrongType(f"holds a Redis {v}") if isinstance(v, str) else v for v in _strings(client, keys)]
+
+    def decode(self, entity_type: str, ident: uuid.UUID, stored: bytes) -> Record:
+        return Record(entity_type, ident, load_json(stored), None, fingerprint=self.store.fingerprint_text(stored))
+
+    def fingerprint(self, stored: bytes) -> str | None:
+        return self.store.fingerprint_text(stored)
+
+    def fingerprints(self, client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
+        text = self.store.fingerprint_text
+        return [text(v) if isinstance(v, bytes) else GONE if v is None else None for v in _strings(client, keys)]
+
+    def owned_fields(self, record: Record) -> frozenset[str]:
+        return frozenset(record.data)
+
+
 def _field_value(raw: bytes) -> Any:
     """A hash field as JSON (a number stays a number); text set by hand that is no JSON, as text."""
     try:
@@ -123,8 +279,106 @@ def _hash_data(fields: dict[Any, bytes]) -> dict[str, Any]:
     return {(k.decode("utf-8") if isinstance(k, bytes) else k): _field_value(v) for k, v in fields.items()}
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+class HashLayout(RedisLayout):
+    """A flat hash, one field per top-level data field: what ``HSET``/``HGET`` users hold."""
+
+    name: ClassVar[str] = "hash"
+    doc: ClassVar[str] = ("a flat hash, one field per data field, each value that field's JSON "
+                          "(HGET user:<id> age gives 42)")
+    transaction: ClassVar[bool] = True  # DEL + HSET: a removed field goes, and no reader sees half a record
+
+    def check(self, entity_type: str, records: list[Record]) -> None:
+        """A hash cannot be empty in Redis: empty data would read back as no record at all."""
+        empty = [str(r.id) for r in records if not r.data]
+        if empty:
+            raise ValidationError(f"redis layout=hash cannot hold empty data ({entity_type} {empty[0]}"
+                                  f"{f' and {len(empty) - 1} more' if len(empty) > 1 else ''}): Redis has "
+                                  "no empty hash; use layout=data")
+
+    def encode(self, record: Record) -> list[bytes]:
+        """HSET's arguments: each field's name and its canonical JSON."""
+        where = f"data of {record.entity_type} {record.id}"
+        fields: list[bytes] = []
+        for name, value in record.data.items():
+            fields += [str(name).encode(), canonical(value, f"{where}.{name}").encode()]
+        return fields
+
+    def write(self, command: Command, keys: list[bytes], records: list[Record]) -> None:
+        ttl = self.ttl
+        for key, r in zip(keys, records):
+            command(b"DEL", key)
+            command(b"HSET", key, *self.encode(r))
+            if ttl:
+                command(b"EXPIRE", key, ttl)
+
+    def read(self, client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
+        return [WrongType("holds another Redis type than a hash") if isinstance(v, Exception) else v or None
+                for v in _pipelined(client, keys, "HGETALL")]
+
+    def decode(self, entity_type: str, ident: uuid.UUID, stored: dict[Any, bytes]) -> Record:
+        data = _hash_data(stored)
+        return Record(entity_type, ident, data, None, fingerprint=self.store.fingerprint_data(data))
+
+    def fingerprint(self, stored: dict[Any, bytes]) -> str | None:
+        try:
+            return self.store.fingerprint_data(_hash_data(stored))
+        except ValueError:  # a field that is not UTF-8 text: no record's data
+            return None
+
+    def fingerprints(self, client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
+        fingerprint = self.fingerprint
+        return [None if isinstance(v, Exception) else fingerprint(v) if v else GONE
+                for v in _pipelined(client, keys, "HGETALL")]
+
+    def owned_fields(self, record: Record) -> frozenset[str]:
+        return frozenset(str(name) for name in record.data)
+
+
+class EnvelopeLayout(RedisLayout):
+    """uuid-forge 0.x's hash ``{fp, data, key}``, still read and written for stores it filled."""
+
+    name: ClassVar[str] = "envelope"
+    doc: ClassVar[str] = "uuid-forge 0.x's hash {fp, data, key}, fp a write-time hint no audit trusts."
+    FIELDS: ClassVar[frozenset[str]] = frozenset({FP, DATA, KEY})
+    _READ: ClassVar[tuple[str, ...]] = ("HMGET", DATA, KEY)
+
+    def encode(self, record: Record) -> list[bytes]:
+        """HSET's arguments: ``fp`` the write-time fingerprint (a hint no audit trusts), ``data``
+        and ``key`` their canonical JSON (``key`` ``null`` when none is known)."""
+        members = envelope_members(record)  # fp as JSON text there: a hash field holds it bare
+        return [FP.encode(), record.fingerprint.encode(), DATA.encode(), members[DATA].encode(),
+                KEY.encode(), members[KEY].encode()]
+
+    def write(self, command: Command, keys: list[bytes], records: list[Record]) -> None:
+        ttl = self.ttl
+        for key, r in zip(keys, records):
+            command(b"HSET", key, *self.encode(r))
+            if ttl:
+                command(b"EXPIRE", key, ttl)
+
+    def read(self, client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
+        return [WrongType("holds another Redis type than a hash") if isinstance(v, Exception)
+                else None if v[0] is None else v for v in _pipelined(client, keys, *self._READ)]
+
+    def decode(self, entity_type: str, ident: uuid.UUID, stored: Sequence[bytes | None]) -> Record:
+        data, key = stored
+        assert data is not None  # read() gives None, not a pair, for a key without data
+        doc = {DATA: load_json(data), KEY: load_json(key) if key else None}
+        return envelope_record(entity_type, ident, doc, self.store.fingerprint_text(data))
+
+    def fingerprint(self, stored: Sequence[bytes | None]) -> str | None:
+        return None if stored[0] is None else self.store.fingerprint_text(stored[0])
+
+    def fingerprints(self, client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
+        text = self.store.fingerprint_text  # only the data is read: a stored fp is never trusted
+        return [text(v) if isinstance(v, bytes) else None for v in _pipelined(client, keys, "HGET", DATA)]
+
+    def owned_fields(self, record: Record) -> frozenset[str]:
+        return self.FIELDS
+
+
+#: the layouts, by the name option ``layout`` takes
+LAYOUTS: dict[str, type[RedisLayout]] = {"data": DataLayout, "hash": HashLayout, "envelope": EnvelopeLayout}
 
 
 class RedisAdapter(Adapter):
@@ -154,17 +408,15 @@ class RedisAdapter(Adapter):
         return super()._classify(err)
 
     options: ClassVar[tuple[Option, ...]] = (
-        Option("value", str, "json", "what each key holds. json: the data as one JSON string (SET, or SET ... EX "
-               "with a ttl), read with a plain GET, e.g. GET user:<id> gives {\"name\":\"Ann\",\"age\":42}; "
-               "hash: a flat hash, one field per data field, each value that field's JSON (HGET user:<id> age "
-               "gives 42); envelope: uuid-forge 0.x's hash {fp, data, key}", choices=VALUES),
+        layout_option(LAYOUTS, "data", "what each key holds.", deprecated=("value",),
+                      deprecated_values=(("json", "data"),)),
         Option("key_pattern", str, DEFAULT_PATTERN, "the key of one record: {type} is the entity type, {id} the ID "
-               "(see key_format). {type}:{id} gives user:<uuid>; cache:{type}:{id} gives cache:user:<uuid>; "
+               "(see id_format). {type}:{id} gives user:<uuid>; cache:{type}:{id} gives cache:user:<uuid>; "
                "{type}:{id}:profile gives user:<uuid>:profile. {id} exactly once; {type} at most once, set off by a "
                "separator such as ':'; no glob characters (* ? [ ] \\). Without {type}, every type shares "
                "the keys: give such a store one entity type"),
-        Option("key_format", str, "string", "how the ID is written in the key: the 36-char string, or the 22-char "
-               "base64url form (14 bytes less per key)", choices=KEY_FORMATS, aliases=("id_format",)),
+        Option("id_format", str, "string", "how the ID is written in the key: the 36-char string, or the 22-char "
+               "base64url form (14 bytes less per key)", choices=tuple(ID_FORMATS), deprecated=("key_format",)),
         Option("prefix", str, "", "text in front of every key, always joined by ':' (a tenant or application name): "
                "prefix=app gives app:user:<uuid>; keys of other prefixes are other tenants', never touched"),
         Option("ttl", int, None, "seconds until every key written expires (the Redis-cache-with-TTL pattern, "
@@ -178,47 +430,71 @@ class RedisAdapter(Adapter):
     driver_query: ClassVar[str] = "redis-py (`redis.Redis.from_url`, e.g. `health_check_interval`)"
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> None:
-        parts = urlsplit(url)
         opts = self.parse_options(url, options)
         super().__init__(url, batch_size=opts["batch_size"])
-        self.value: str = opts["value"]
+        self.ttl: int | None = opts["ttl"]
+        #: the layout (a :class:`RedisLayout`): what each key holds
+        self.layout: RedisLayout = LAYOUTS[opts["layout"]](self, self.ttl)
         self.key_pattern: str = opts["key_pattern"]
         self._before_id, self._after_id = check_key_pattern(self.key_pattern)
-        self.key_format: str = opts["key_format"]
+        self._ids = ID_FORMATS[opts["id_format"]]
         prefix = opts["prefix"]
         # always joined by a separator: "app" + "user" must not read as type "appuser"
         self.prefix: str = prefix if not prefix or prefix.endswith(":") else prefix + ":"
-        self.ttl: int | None = opts["ttl"]
         self._types_key = f"{self.prefix}uf:types"
-        retries = opts["retries"]
-        driver_url = urlunsplit(parts._replace(query=urlencode(opts.driver_query)))
-        self._client = redis.Redis.from_url(
+        self._client = self._connect(url, opts.driver_query, opts["socket_timeout"], opts["socket_connect_timeout"],
+                                     opts["retries"])
+
+    def _connect(self, url: str, driver_query: list[tuple[str, str]], socket_timeout: float,
+                 connect_timeout: float, retries: int) -> redis.Redis:
+        """A redis-py client; URL query parameters that are not ours go to redis-py, checked now."""
+        driver_url = urlunsplit(urlsplit(url)._replace(query=urlencode(driver_query)))
+        client = redis.Redis.from_url(
             driver_url,
-            socket_timeout=opts["socket_timeout"],
-            socket_connect_timeout=opts["socket_connect_timeout"],
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
             # redis-py's default retries 10 times, timeouts included: a silent server would hang for
             # a minute. Write-through retries on its own; here only a dropped pooled connection is.
             retry=Retry(NoBackoff(), retries, supported_errors=(redis.exceptions.ConnectionError,)),
             decode_responses=False,
         )
-        if opts.driver_query:  # a name redis-py does not know fails at the first connection: fail now
-            pool = self._client.connection_pool
+        if driver_query:  # a name redis-py does not know fails at the first connection: fail now
+            pool = client.connection_pool
             try:
                 pool.connection_class(**pool.connection_kwargs)  # builds the settings; does not connect
             except TypeError as err:
-                names = ", ".join(sorted({n for n, _ in opts.driver_query}))
+                names = ", ".join(sorted({n for n, _ in driver_query}))
                 raise OptionError(f"redis: URL query parameter(s) {names}: neither an option of this adapter "
                                   f"({', '.join(o.name for o in self.options)}) nor one redis-py accepts "
                                   f"({type(err).__name__}: {mask_text(str(err))})") from None
+        return client
+
+    @property
+    def id_format(self) -> str:
+        """How the ID is written in keys: ``string`` or ``base64url``."""
+        return self._ids.name
+
+    @property
+    def key_format(self) -> str:
+        """The old name of :attr:`id_format`."""
+        return self._ids.name
 
     @property
     def id_encoding(self) -> str:
-        return self.key_format
+        return self._ids.name
 
     @property
     def client(self) -> redis.Redis:
         """The underlying redis-py client (for what the adapter does not cover)."""
         return self._client
+
+    def viewed(self, view: FieldView) -> Adapter:
+        """The base's twin, with a layout that fingerprints through the twin's view."""
+        twin = super().viewed(view)
+        if twin is not self:
+            assert isinstance(twin, RedisAdapter)
+            twin.layout = self.layout.bound(twin)
+        return twin
 
     def check_entity_type(self, entity_type: str) -> str:
         """Base rule, plus no ``:`` (it separates key parts) and no glob characters (SCAN MATCH)."""
@@ -229,13 +505,7 @@ class RedisAdapter(Adapter):
         return entity_type
 
     def validate_records(self, entity_type: str, records: list[Record]) -> None:
-        """A hash cannot be empty in Redis: empty data would read back as no record at all."""
-        if self.value == "hash":
-            empty = [str(r.id) for r in records if not r.data]
-            if empty:
-                raise ValidationError(f"redis value=hash cannot hold empty data ({entity_type} {empty[0]}"
-                                      f"{f' and {len(empty) - 1} more' if len(empty) > 1 else ''}): Redis has "
-                                      "no empty hash; use value=json")
+        self.layout.check(entity_type, records)
 
     # -- keys ----------------------------------------------------------------------------------
     def _ends(self, entity_type: str) -> tuple[str, str]:
@@ -249,9 +519,8 @@ class RedisAdapter(Adapter):
 
     def _keys(self, entity_type: str, ids: list[uuid.UUID]) -> list[str]:
         head, tail = self._ends(entity_type)
-        if self.key_format == "string":
-            return [f"{head}{i}{tail}" for i in ids]
-        return [f"{head}{_b64(i)}{tail}" for i in ids]
+        text = self._ids.text
+        return [f"{head}{text(i)}{tail}" for i in ids]
 
     def _match(self, entity_type: str) -> str:
         """The SCAN MATCH pattern for one type's keys (a prefix may hold glob characters: escaped)."""
@@ -269,13 +538,12 @@ class RedisAdapter(Adapter):
         ForeignEntry for anything else (``session-abc``, ``42:prefs``, another tenant's keys)."""
         if suffix is None:
             return ForeignEntry(key, "key does not have this type's key pattern: not ours, left alone")
-        if self.key_format == "string" and _STRING.fullmatch(suffix):
-            return uuid.UUID(suffix)
-        if self.key_format == "base64url" and _B64URL.fullmatch(suffix):
-            return uuid.UUID(bytes=base64.urlsafe_b64decode(suffix + "=="))
-        return classify(suffix, self.key_format, raw=key, versions=self.id_versions, where="key's ID part")
+        ids = self._ids
+        if ids.pattern.fullmatch(suffix):
+            return ids.parse(suffix)
+        return classify(suffix, ids.name, raw=key, versions=self.id_versions, where="key's ID part")
 
-    def _ours(self, entity_type: str, keys: Iterable[bytes | str]) -> list[bytes | str]:
+    def _ours(self, entity_type: str, keys: Iterable[Key]) -> list[Key]:
         """The keys among ``keys`` that uuid-forge may delete for this type (no foreign key, not the set)."""
         head, tail = self._ends(entity_type)
         kept = []
@@ -288,101 +556,30 @@ class RedisAdapter(Adapter):
 
     # -- writes --------------------------------------------------------------------------------
     def _put(self, entity_type: str, records: list[Record]) -> None:
-        # hash: DEL + HSET in MULTI/EXEC, so a removed field goes and no reader sees a half record
-        pipe = self._client.pipeline(transaction=self.value == "hash")
+        layout = self.layout
+        pipe = self._client.pipeline(transaction=layout.transaction)
         command = pipe.execute_command
-        ttl = self.ttl
-        write = {"json": self._put_json, "hash": self._put_hash, "envelope": self._put_envelope}[self.value]
-        # arguments as bytes: redis-py then packs them without per-value type checks
-        for key, r in zip(self._keys(entity_type, [r.id for r in records]), records):
-            write(command, key.encode(), r, ttl)
+        layout.write(command, [k.encode() for k in self._keys(entity_type, [r.id for r in records])], records)
         command(b"SADD", self._types_key, entity_type)
         pipe.execute()
 
-    @staticmethod
-    def _put_json(command: Any, key: bytes, r: Record, ttl: int | None) -> None:
-        if ttl:
-            command(b"SET", key, r.data_json.encode(), b"EX", ttl)
-        else:
-            command(b"SET", key, r.data_json.encode())  # a plain SET also clears an old TTL
-
-    @staticmethod
-    def _put_hash(command: Any, key: bytes, r: Record, ttl: int | None) -> None:
-        where = f"data of {r.entity_type} {r.id}"
-        fields: list[bytes] = []
-        for name, value in r.data.items():
-            fields += [str(name).encode(), canonical(value, f"{where}.{name}").encode()]
-        command(b"DEL", key)
-        command(b"HSET", key, *fields)
-        if ttl:
-            command(b"EXPIRE", key, ttl)
-
-    @staticmethod
-    def _put_envelope(command: Any, key: bytes, r: Record, ttl: int | None) -> None:
-        command(b"HSET", key, b"fp", r.fingerprint.encode(), b"data", r.data_json.encode(),
-                b"key", (r.key_json or "null").encode())
-        if ttl:
-            command(b"EXPIRE", key, ttl)
-
     # -- reads ---------------------------------------------------------------------------------
-    def _strings(self, keys: list[bytes | str]) -> list[Any]:
-        """MGET: bytes for a string, None for an absent key, and the Redis type's name (str) for a
-        key holding another type (MGET says nil for those: TYPE tells them from absent keys)."""
-        values: list[Any] = list(self._client.execute_command("MGET", *keys)) if keys else []
-        missing = [n for n, v in enumerate(values) if v is None]
-        if missing:
-            pipe = self._client.pipeline(transaction=False)
-            for n in missing:
-                pipe.execute_command("TYPE", keys[n])
-            for n, kind in zip(missing, pipe.execute()):
-                kind = _text(kind)
-                if kind != "none":
-                    values[n] = kind
-        return values
-
-    def _pipelined(self, keys: list[bytes | str], *args: str) -> list[Any]:
-        """One command per key in one round trip; a WRONGTYPE comes back as its exception."""
-        pipe = self._client.pipeline(transaction=False)
-        for key in keys:
-            pipe.execute_command(args[0], key, *args[1:])
-        return pipe.execute(raise_on_error=False)
-
     def _unreadable(self, entity_type: str, ident: uuid.UUID, key: str, what: str) -> Record:
-        reason = f"key {key} {what}, not the {self.value} layout this store reads"
+        reason = f"key {key} {what}, not the {self.layout.name} layout this store reads"
         log.warning("%s: %s", self.url(), reason)
         return Record.unreadable_entry(entity_type, ident, reason)
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         keys = self._keys(entity_type, ids)
+        layout = self.layout
         found: list[Record] = []
-        if self.value == "json":
-            for ident, key, v in zip(ids, keys, self._strings(keys)):
-                if isinstance(v, bytes):
-                    found.append(self._read_record(entity_type, ident, lambda v=v, i=ident: Record(
-                        entity_type, i, load_json(v), None, fingerprint=self.fingerprint_text(v)), f"key {key}"))
-                elif v is not None:
-                    found.append(self._unreadable(entity_type, ident, key, f"holds a Redis {v}"))
-        elif self.value == "hash":
-            for ident, key, v in zip(ids, keys, self._pipelined(keys, "HGETALL")):
-                if isinstance(v, Exception):
-                    found.append(self._unreadable(entity_type, ident, key, "holds another Redis type than a hash"))
-                elif v:
-                    found.append(self._read_record(entity_type, ident, lambda v=v, i=ident: self._hash_record(
-                        entity_type, i, v), f"key {key}"))
-        else:
-            for ident, key, v in zip(ids, keys, self._pipelined(keys, "HMGET", "data", "key")):
-                if isinstance(v, Exception):
-                    found.append(self._unreadable(entity_type, ident, key, "holds another Redis type than a hash"))
-                elif v[0] is not None:
-                    data, k = v
-                    found.append(self._read_record(entity_type, ident, lambda d=data, k=k, i=ident: Record(
-                        entity_type, i, load_json(d), load_json(k) if k else None,
-                        fingerprint=self.fingerprint_text(d)), f"key {key}"))
+        for ident, key, v in zip(ids, keys, layout.read(self._client, keys)):
+            if isinstance(v, WrongType):
+                found.append(self._unreadable(entity_type, ident, key, v.what))
+            elif v is not None:
+                found.append(self._read_record(entity_type, ident, partial(layout.decode, entity_type, ident, v),
+                                               f"key {key}"))
         return found
-
-    def _hash_record(self, entity_type: str, ident: uuid.UUID, fields: dict[Any, bytes]) -> Record:
-        data = _hash_data(fields)
-        return Record(entity_type, ident, data, None, fingerprint=self.fingerprint_data(data))
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         # one UNLINK with every key: a single command whose reply is the count that existed
@@ -390,7 +587,8 @@ class RedisAdapter(Adapter):
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         """SCAN MATCH the type's pattern page by page, then read one page's values in one call
-        (MGET for JSON strings, pipelined HGETALL or HGET for hashes) and fingerprint the data read.
+        (the layout's :meth:`~RedisLayout.fingerprints`: MGET for JSON strings, pipelined HGETALL
+        or HGET for hashes) and fingerprint the data read.
 
         The ID range is filtered here, before reading values, rather than narrowed in MATCH:
         SCAN walks the whole keyspace on the server whatever the pattern, so a narrower pattern
@@ -400,21 +598,23 @@ class RedisAdapter(Adapter):
         """
         head, tail = self._ends(entity_type)
         pattern = self._match(entity_type)
+        fingerprints = self.layout.fingerprints
         # Lowercase hex strings sort like the numbers they encode, so a well-formed string key of
         # another partition is skipped by two string comparisons and a regex, without building a UUID.
-        ranged = self.key_format == "string" and partition.count > 1
+        ranged = self._ids.ordered and partition.count > 1
+        well_formed = self._ids.pattern.fullmatch
         lo = str(partition.lo_uuid)
         hi = str(partition.hi_uuid or "g")  # "g" sorts after every hex digit
         cursor = 0
         while True:
             cursor, keys = self._client.scan(cursor, match=pattern, count=1000)
-            wanted: list[tuple[bytes | str, uuid.UUID | MalformedID]] = []
+            wanted: list[tuple[Key, uuid.UUID | MalformedID]] = []
             for raw in keys:
                 text = _text(raw)
                 if text == self._types_key:
                     continue
                 suffix = self._id_part(text, head, tail)
-                if ranged and suffix is not None and not lo <= suffix < hi and _STRING.fullmatch(suffix):
+                if ranged and suffix is not None and not lo <= suffix < hi and well_formed(suffix):
                     continue
                 ident = self._parse(text, suffix)
                 if isinstance(ident, ForeignEntry):
@@ -428,30 +628,11 @@ class RedisAdapter(Adapter):
                 elif partition.contains(ident):
                     wanted.append((raw, ident))
             if wanted:
-                fingerprints = self._scan_fingerprints([raw for raw, _ in wanted])
-                for (_, ident), fp in zip(wanted, fingerprints):
-                    if fp is not _GONE:
-                        yield ident, fp  # type: ignore[misc]
+                for (_, ident), fp in zip(wanted, fingerprints(self._client, [raw for raw, _ in wanted])):
+                    if fp is not GONE:
+                        yield ident, fp
             if cursor == 0:
                 return
-
-    def _scan_fingerprints(self, keys: list[bytes | str]) -> list[Any]:
-        """The fingerprint of each key's data as read (never a stored ``fp``); None for a key of
-        the wrong Redis type or data that is no record (so: stale); _GONE for a key gone since SCAN."""
-        if self.value == "json":
-            return [self.fingerprint_text(v) if isinstance(v, bytes) else _GONE if v is None else None
-                    for v in self._strings(keys)]
-        if self.value == "hash":
-            return [None if isinstance(v, Exception) else self._hash_fingerprint(v) if v else _GONE
-                    for v in self._pipelined(keys, "HGETALL")]
-        return [self.fingerprint_text(v) if isinstance(v, bytes) else None
-                for v in self._pipelined(keys, "HGET", "data")]
-
-    def _hash_fingerprint(self, fields: dict[Any, bytes]) -> str | None:
-        try:
-            return self.fingerprint_data(_hash_data(fields))
-        except ValueError:  # a field that is not UTF-8 text: no record's data
-            return None
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete keys exactly as stored (a wrongly encoded key found by a scan), of this type only."""

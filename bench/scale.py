@@ -59,7 +59,7 @@ queue = "uf_bench_{tag}"
 [stores.db]
 url = "{urls['postgres']}"
 role = "source"
-options = {{ table_prefix = "{tag}_" }}
+options = {{ prefix = "{tag}_" }}
 [stores.cache]
 url = "{urls['redis']}"
 options = {{ prefix = "{tag}" }}

@@ -89,8 +89,8 @@ def main() -> None:
         owners_existed = sa.inspect(conn).has_table(OWNERS)
     engine.dispose()
     types = [EntityType(t, key=(KEYS[t],), namespace=Namespace(ns), salt="v1") for t, ns in NAMESPACES.items()]
-    forge = Forge([StoreHandle("postgres", open_store(PG, table_prefix=table_prefix), source=True),
-                   StoreHandle("redis", open_store(REDIS, value="json", prefix=key_prefix))],
+    forge = Forge([StoreHandle("postgres", open_store(PG, prefix=table_prefix), source=True),
+                   StoreHandle("redis", open_store(REDIS, layout="data", prefix=key_prefix))],
                   types=types, journal=Journal(f"{work}/journal.sqlite3"))
     cache = redis.Redis.from_url(REDIS)
     conn = psycopg.connect(PG.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)

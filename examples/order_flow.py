@@ -8,7 +8,7 @@ and, in its publisher, a RabbitMQ event on its own exchange with ``routing_key``
 Four hand-written writes, and nothing to say whether the four stores still agree.
 
 What uuid-forge adds: one ``forge.write("order", data)`` writes the order through to every store in
-those layouts (Redis ``value=json``, ``ttl=3600``; Elasticsearch ``index=`` + ``entity_type=``,
+those layouts (Redis ``layout=data``, ``ttl=3600``; Elasticsearch ``index=`` + ``entity_type=``,
 top-level indexed fields; RabbitMQ the shop's exchange, ``routing_key={event}``), from the order
 number alone (a declared entity type: ``key = ["order_number"]``, namespace ``orders``); a retry
 carries the same event ``message_id``; and one audit reads every store and compares it with the
@@ -119,8 +119,8 @@ def main() -> None:
         queue = channel.queue_declare("", exclusive=True).method.queue
         channel.queue_bind(queue, exchange, EVENT)
         stores = [
-            StoreHandle("postgres", open_store(PG, table_prefix=f"ex{run}_"), source=True),
-            StoreHandle("redis", open_store(REDIS, value="json", ttl=3600, prefix=prefix)),
+            StoreHandle("postgres", open_store(PG, prefix=f"ex{run}_"), source=True),
+            StoreHandle("redis", open_store(REDIS, layout="data", ttl=3600, prefix=prefix)),
             StoreHandle("elasticsearch", open_store(es_url, index=index, entity_type="order", refresh="wait_for")),
             StoreHandle("rabbitmq", open_store(f"{AMQP}{'&' if '?' in AMQP else '?'}exchange={exchange}",
                                                routing_key="{event}", event=EVENT)),

@@ -5,7 +5,7 @@ What the seed (uuid-forge 0.1) did: a ``CacheManager`` computed a user's ID from
 and cached the profile as ``SETEX user:<id> 3600 <json.dumps(profile)>``, read back with ``GET``.
 Nothing checked that the cache still said what the database said.
 
-What uuid-forge adds: the same keys and values (Redis store options ``value=json``, key pattern
+What uuid-forge adds: the same keys and values (Redis store options ``layout=data``, key pattern
 ``{type}:{id}``, ``ttl=3600``), written through from the database, and an audit that reads every
 cached JSON string and compares it with the database: a value edited by hand is ``stale`` with the
 field named, and repair puts the database's profile back as a JSON string, with its TTL.
@@ -61,7 +61,7 @@ def main() -> None:
     client = redis.Redis.from_url(URL)
     seed = CacheManager(client, prefix=f"{run}:")
     forge = Forge([StoreHandle("db", open_store(f"sqlite:///{work}/users.db"), source=True),
-                   StoreHandle("cache", open_store(URL, value="json", ttl=3600, prefix=run))],
+                   StoreHandle("cache", open_store(URL, layout="data", ttl=3600, prefix=run))],
                   types=[EntityType("user", key=("email",), namespace=Namespace("users"), salt="v1")],
                   journal=Journal(f"{work}/journal.sqlite3"))
     cache = forge.stores[1].adapter

@@ -236,7 +236,7 @@ def test_bad_index_prefix_is_a_config_error(elasticsearch_url: str, prefix: str)
 
 def test_url_options(elasticsearch_url: str) -> None:
     with open_store(elasticsearch_url + "?id_format=base64url&index_prefix=x-&refresh=wait_for&timeout=3") as s:
-        assert (s.id_encoding, s.index_prefix, s.index_name("user")) == ("base64url", "x-", "x-user")
+        assert (s.id_encoding, s.prefix, s.index_name("user")) == ("base64url", "x-", "x-user")
     with pytest.raises(ConfigError, match="unknown query parameter 'colour'"):
         open_store(elasticsearch_url + "?colour=red")
     with pytest.raises(ConfigError, match="id_format"):
@@ -332,6 +332,26 @@ def test_entity_types_only_lists_this_prefix(elasticsearch_url: str, raw: Any, e
         finally:
             _drop(raw, "other-" + etype)
 
+
+
+@pytest.mark.filterwarnings("ignore::uuid_forge.options.OptionDeprecationWarning")
+def test_prefix_and_index_prefix_share_the_indices_and_the_owners_record(elasticsearch_url: str, raw: Any,
+                                                                         etype: str) -> None:
+    """The owners record in ``_meta`` keeps the field name earlier versions wrote (``index_prefix``),
+    so an index made under either option name belongs to both spellings of the same prefix."""
+    try:
+        with open_store(elasticsearch_url, prefix="new-") as s:
+            s.put_many(sample_records(etype, 2))
+        meta = raw.indices.get_mapping(index="new-" + etype)["new-" + etype]["mappings"]["_meta"]["uuid_forge"]
+        assert meta == {"index_prefix": "new-", "entity_type": etype}
+        with open_store(elasticsearch_url, index_prefix="new-") as old:
+            assert etype in old.entity_types() and old.count(etype) == 2
+            old.put_many(sample_records(etype, 3))
+        with open_store(elasticsearch_url + "?prefix=ne") as other:  # "ne" + "w-<type>" names the same index
+            refused = f"belongs to entity type '{etype}' with prefix 'new-'"
+            pytest.raises(ValidationError, lambda: list(other.scan("w-" + etype))).match(refused)
+    finally:
+        _drop(raw, "new-" + etype)
 
 # -- failures: nothing listening, nothing answering, basic auth, busy ----------------------------
 

@@ -111,7 +111,7 @@ def test_layout_options_are_checked(elasticsearch_url: str) -> None:
     with pytest.raises(ConfigError, match="both 'x'"):
         open_store(elasticsearch_url, id_field="x", numbers_field="x")
     with open_store(elasticsearch_url + "?index=orders&entity_type=order&id_field=") as s:
-        assert (s.index_name("order"), s.id_field) == ("orders", "")
+        assert (s.index_name("order"), s.layout.id_field) == ("orders", "")
         with pytest.raises(ValidationError, match="holds only 'order'"):
             s.check_entity_type("user")
 

@@ -340,7 +340,7 @@ def test_overlapping_elasticsearch_prefixes_never_share_an_index(elasticsearch_u
 
         for call in (lambda: store.put_many([Record("a-b", uuid.uuid5(uuid.NAMESPACE_DNS, "x"), {"n": 1})]),
                      lambda: list(store.scan("a-b")), lambda: store.drop("a-b")):
-            with pytest.raises(ValidationError, match="index_prefix"):
+            with pytest.raises(ValidationError, match="belongs to entity type 'b' with prefix"):
                 call()
         es.indices.refresh(index=f"{head}a-b")
         assert es.count(index=f"{head}a-b")["count"] == 15
@@ -381,7 +381,7 @@ def test_overlapping_mongodb_prefixes_never_share_a_collection(mongodb_url: str,
             refused = err
         assert sorted(map(str, client[db][f"{head}user"].find())) == before  # first: the old code deleted them
         assert refused is not None and "belongs to entity type 'user'" in str(refused)
-        with pytest.raises(ValidationError, match="collection_prefix"):
+        with pytest.raises(ValidationError, match="belongs to entity type 'user' with prefix"):
             a.stores[1].adapter.put_many(mine)
         assert f"{head}user" not in a.stores[1].adapter.entity_types()
         assert sorted(map(str, client[db][f"{head}user"].find())) == before
@@ -425,7 +425,7 @@ def test_overlapping_sql_table_prefixes_never_share_a_table(postgres_url: str, t
             refused = err
         assert rows() == before  # first: the old code deleted B's rows and wrote A's into B's table
         assert refused is not None and "belongs to entity type 'b'" in str(refused)
-        with pytest.raises(ValidationError, match="table_prefix"):
+        with pytest.raises(ValidationError, match="with prefix"):
             a.stores[1].adapter.put_many(mine)
         assert "a_b" not in a.stores[1].adapter.entity_types()
         assert b.audit().consistent and b.audit().stores["pg"]["ok"] == 10

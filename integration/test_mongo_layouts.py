@@ -83,10 +83,10 @@ EVERY_KIND = {
 
 
 @pytest.mark.parametrize("id_format", ["binary", "string"])
-def test_default_flat_layout_round_trips_every_value_kind(db_url: str, raw: Any, id_format: str) -> None:
+def test_default_data_layout_round_trips_every_value_kind(db_url: str, raw: Any, id_format: str) -> None:
     record = Record("thing", uuid.uuid5(uuid.NAMESPACE_URL, "every-kind"), EVERY_KIND)
     with open_store(db_url, id_format=id_format) as store:
-        assert store.layout == "flat"  # type: ignore[attr-defined]
+        assert store.layout.name == "data"  # type: ignore[attr-defined]
         store.put_many([record])
         got = store.get_many("thing", [record.id])[record.id]
         scanned = dict(store.scan("thing"))

@@ -229,6 +229,28 @@ def test_collection_prefix(mongodb_url: str, raw_db: Any, etype: str) -> None:
     raw_db.drop_collection(f"uf_{etype}")
 
 
+
+@pytest.mark.filterwarnings("ignore::uuid_forge.options.OptionDeprecationWarning")
+def test_prefix_and_collection_prefix_share_the_collections_and_the_owners_record(mongodb_url: str, raw_db: Any,
+                                                                                  etype: str) -> None:
+    """``uuid_forge.owners`` keeps the field name earlier versions wrote (``collection_prefix``), so a
+    collection claimed under either option name belongs to both spellings of the same prefix."""
+    try:
+        with open_store(mongodb_url, prefix="new_") as store:
+            store.put_many(sample_records(etype, 2))
+        assert raw_db["uuid_forge.owners"].find_one({"_id": f"new_{etype}"}) == {
+            "_id": f"new_{etype}", "collection_prefix": "new_", "entity_type": etype}
+        with open_store(mongodb_url, collection_prefix="new_") as old:
+            assert etype in old.entity_types() and old.count(etype) == 2
+            old.put_many(sample_records(etype, 3))
+        with open_store(mongodb_url, prefix="ne") as other:  # "ne" + "w_<type>" names the same collection
+            with pytest.raises(ValidationError, match=f"belongs to entity type '{etype}' with prefix 'new_'"):
+                list(other.scan("w_" + etype))
+            assert "w_" + etype not in other.entity_types()
+    finally:
+        raw_db.drop_collection(f"new_{etype}")
+        raw_db["uuid_forge.owners"].delete_one({"_id": f"new_{etype}"})
+
 def test_namespace_length_limit(mongodb_url: str) -> None:
     with open_store(mongodb_url, collection_prefix="p" * 150) as store:
         assert store.check_entity_type("x" * 10)

@@ -22,7 +22,7 @@ from tests.scaffold import driver_missing
 pytest.importorskip("pika", reason=driver_missing("pika"))
 import pika
 import pika.exceptions
-from uuid_forge.adapters.rabbitmq import MARKER_TYPE, RabbitMQAdapter, event_id
+from uuid_forge.adapters.rabbitmq import LAYOUTS, MARKER_TYPE, DataLayout, EnvelopeLayout, RabbitMQAdapter, event_id
 
 from uuid_forge import Forge, IDConfig, Namespace, Record
 from uuid_forge.audit import audit
@@ -325,3 +325,49 @@ def test_envelope_layout_and_mixed_streams_are_read(amqp_url: str, names: dict[s
         report = audit(forge, "user")
         assert [(f.id, f.kind, f.fields) for f in report.findings] == [(str(changed.id), "stale", ("n",))]
         new.close()
+
+
+# -- the layouts as strategy objects -----------------------------------------------------------
+def test_layouts_are_chosen_from_one_table(amqp_url: str) -> None:
+    assert tuple(LAYOUTS) == ("data", "envelope")
+    option = {o.name: o for o in RabbitMQAdapter.options}["layout"]
+    assert option.choices == tuple(LAYOUTS) and option.default == "data"
+    assert isinstance(RabbitMQAdapter(amqp_url).layout, DataLayout)  # no connection is opened
+    assert isinstance(RabbitMQAdapter(amqp_url, layout="envelope").layout, EnvelopeLayout)
+
+
+@pytest.mark.parametrize("name", ["data", "envelope"])
+def test_each_layout_encodes_fingerprints_and_owns_its_fields(amqp_url: str, name: str) -> None:
+    store = RabbitMQAdapter(amqp_url, layout=name, event="created")
+    record = Record("user", uuid.uuid5(uuid.NAMESPACE_URL, "strategy"), {"b": 1, "a": "x"}, {"email": "e"})
+    message = store.layout.encode(record)
+    assert message.headers["x-entity-type"] == "user"
+    if name == "data":
+        assert message.body == b'{"a":"x","b":1}' and message.type == "created"
+        assert store.layout.owned_fields(record) == {"a", "b"}
+    else:
+        assert json.loads(message.body) == {"id": str(record.id), "entity_type": "user", "event": "created",
+                                            "fp": record.fingerprint, "data": {"a": "x", "b": 1},
+                                            "key": {"email": "e"}}
+        assert message.type == "user.created" and message.headers["x-id-scheme"] == "uuid-forge/1"
+        assert store.layout.owned_fields(record) == {"id", "entity_type", "event", "fp", "data", "key"}
+    delivered = (message.headers, message.body)
+    assert store.layout.fingerprint(delivered) == record.fingerprint
+    assert store.layout.decode("user", record.id, delivered).data == record.data
+    # a scan reads either layout's message whatever the option says, by the header it carries
+    for other in LAYOUTS:
+        assert RabbitMQAdapter(amqp_url, layout=other)._body_fp(message.headers, message.body) == record.fingerprint
+
+
+def test_a_viewed_twin_fingerprints_through_its_own_view(amqp_url: str) -> None:
+    from uuid_forge.record import data_fingerprint
+    from uuid_forge.view import FieldView
+
+    store = RabbitMQAdapter(amqp_url)
+    record = Record("user", uuid.uuid5(uuid.NAMESPACE_URL, "viewed"), {"b": 1, "a": "x"})
+    twin = store.viewed(FieldView(projection=("a",)))
+    assert isinstance(twin, RabbitMQAdapter) and twin is not store
+    for writer in (DataLayout(store), EnvelopeLayout(store)):
+        message = writer.encode(record)
+        assert twin._body_fp(message.headers, message.body) == data_fingerprint({"a": "x"})
+        assert store._body_fp(message.headers, message.body) == record.fingerprint

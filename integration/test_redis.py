@@ -70,7 +70,7 @@ class _RedisContract(AdapterContract):
         self.raw.srem("uf:types", entity_type)
 
     def id_text(self, ident: uuid.UUID) -> str:
-        return _b64(ident) if self.options.get("key_format") == "base64url" else str(ident)
+        return _b64(ident) if self.options.get("id_format") == "base64url" else str(ident)
 
     def expected_key(self, record: Record) -> str:
         return self.pattern.format(type=record.entity_type, id=self.id_text(record.id))
@@ -86,7 +86,7 @@ class _RedisContract(AdapterContract):
 
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
         """The ID in upper case (base64url stores: the string form) under the type's pattern."""
-        wrong = str(ident) if self.options.get("key_format") == "base64url" else str(ident).upper()
+        wrong = str(ident) if self.options.get("id_format") == "base64url" else str(ident).upper()
         self.raw.set(self.pattern.format(type=entity_type, id=wrong), "{}")
         return True
 
@@ -97,7 +97,7 @@ class TestRedisStringKeys(_RedisContract):
 
 
 class TestRedisBase64urlKeys(_RedisContract):
-    options: ClassVar[dict[str, str]] = {"key_format": "base64url"}
+    options: ClassVar[dict[str, str]] = {"id_format": "base64url"}
 
     def expected_key(self, record: Record) -> str:
         return f"{record.entity_type}:{_b64(record.id)}"
@@ -111,7 +111,7 @@ class TestRedisKeyPattern(_RedisContract):
 
 
 class TestRedisHash(_RedisContract):
-    options: ClassVar[dict[str, str]] = {"value": "hash"}
+    options: ClassVar[dict[str, str]] = {"layout": "hash"}
 
     def assert_stored_natively(self, store: Adapter, record: Record) -> None:
         """A flat hash: one field per data field, each value that field's JSON (numbers stay numbers)."""
@@ -129,7 +129,7 @@ class TestRedisHash(_RedisContract):
 
 
 class TestRedisEnvelope(_RedisContract):
-    options: ClassVar[dict[str, str]] = {"value": "envelope"}
+    options: ClassVar[dict[str, str]] = {"layout": "envelope"}
 
     def assert_stored_natively(self, store: Adapter, record: Record) -> None:
         key = self.expected_key(record)
@@ -159,7 +159,7 @@ def test_entity_types_redis_forbids(redis_url: str, raw: redis.Redis, bad: str) 
 
 
 def test_options_from_the_url(redis_url: str) -> None:
-    with open_store(f"{redis_url}?key_format=base64url&ttl=60&socket_timeout=2") as store:
+    with open_store(f"{redis_url}?id_format=base64url&ttl=60&socket_timeout=2") as store:
         assert isinstance(store, RedisAdapter)
         assert (store.id_encoding, store.ttl) == ("base64url", 60)
         assert store.client.connection_pool.connection_kwargs["socket_timeout"] == 2.0
@@ -168,7 +168,7 @@ def test_options_from_the_url(redis_url: str) -> None:
         assert store.ttl == 5  # keyword options win over the URL
 
 
-@pytest.mark.parametrize("options", [{"key_format": "hex"}, {"ttl": 0}, {"ttl": "soon"}, {"socket_timeout": -1}])
+@pytest.mark.parametrize("options", [{"id_format": "hex"}, {"key_format": "hex"}, {"layout": "json5"}, {"ttl": 0}, {"ttl": "soon"}, {"socket_timeout": -1}])
 def test_bad_options_are_rejected(redis_url: str, options: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         open_store(redis_url, **options)

@@ -1,7 +1,7 @@
 """Redis layouts against the real server (issue 11): the user's shape, read, audited and repaired in place.
 
-* the default layout (a JSON string per key, read with a plain GET) and ``value=hash`` round-trip
-  every value kind of the one data model;
+* the default layout (``layout=data``: a JSON string per key, read with a plain GET) and
+  ``layout=hash`` round-trip every value kind of the one data model;
 * the seed's cache (``SETEX user:<id> 3600 <json.dumps(profile)>``, read with GET), written here
   with redis-py, is audited (ok, stale with the field named, missing, orphan) and repaired in its
   own shape, keeping a TTL;
@@ -9,17 +9,22 @@
   both layouts, and repair restores the source's values (checked with redis-py);
 * other applications' keys beside ours are foreign, reported, and survive repair and drop;
 * a key of ours holding the wrong Redis type does not crash a scan: stale, then rewritten;
-* key patterns: the user's pattern and prefix give the keys, and ambiguous patterns are refused.
+* key patterns: the user's pattern and prefix give the keys, and ambiguous patterns are refused;
+* the layouts are strategy objects (issue 17): each says which fields it owns, fingerprints through
+  the view of the adapter it serves, and the old option spellings (``value=json``, ``key_format``)
+  keep working with one warning each.
 
 Every test works under its own entity type and deletes only its own keys (shared server).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import decimal
 import json
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,11 +38,14 @@ redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
 from uuid_forge.canonical import canonical
 from uuid_forge.errors import OptionError
+from uuid_forge.options import OptionDeprecationWarning
+from uuid_forge.record import same_fingerprint
+from uuid_forge.view import FieldView
 
 from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("redis-layouts.uuid-forge.test"), salt="redis-layouts")
-LAYOUTS = ["json", "hash"]
+LAYOUTS = ["data", "hash"]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +97,7 @@ EVERY_KIND = {
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_every_value_kind_round_trips(redis_url: str, raw: redis.Redis, et: str, layout: str) -> None:
     record = Record(et, uuid.uuid5(uuid.NAMESPACE_URL, et), EVERY_KIND)
-    with open_store(redis_url, value=layout) as store:
+    with open_store(redis_url, layout=layout) as store:
         store.put_many([record])
         back = store.get_many(et, [record.id])[record.id]
         scanned = dict(store.scan(et))
@@ -101,7 +109,7 @@ def test_every_value_kind_round_trips(redis_url: str, raw: redis.Redis, et: str,
     assert canonical(back.data["ratio"]) == canonical(0.1)  # a number by value (load_json keeps digits)
     assert back.fingerprint == record.fingerprint and scanned == {record.id: record.fingerprint}
     key = f"{et}:{record.id}"
-    if layout == "json":  # the user's own GET gives the JSON document
+    if layout == "data":  # the user's own GET gives the JSON document
         assert json.loads(raw.get(key))["text"] == EVERY_KIND["text"]
         assert raw.get(key).decode() == record.data_json
     else:  # one hash field per data field, each its JSON
@@ -112,7 +120,7 @@ def test_every_value_kind_round_trips(redis_url: str, raw: redis.Redis, et: str,
 def test_hash_field_set_by_hand_as_plain_text_reads_as_text(redis_url: str, raw: redis.Redis, et: str,
                                                             tmp_path: Path) -> None:
     """``HSET user:<id> name Ann`` from redis-cli (no JSON quotes) is the text Ann: no difference."""
-    with _forge(tmp_path, redis_url, value="hash") as forge:
+    with _forge(tmp_path, redis_url, layout="hash") as forge:
         rows = [(et, {"email": "ann@example.com"}, {"name": "Ann", "email": "ann@example.com"})]
         forge.write_many(rows)
         ident = forge.records(rows)[0].id
@@ -181,8 +189,8 @@ def _hash_edits() -> dict[str, Edit]:
 def test_raw_edits_are_stale_with_the_field_named_then_repaired(redis_url: str, raw: redis.Redis, et: str,
                                                                  tmp_path: Path, layout: str) -> None:
     rows = _profiles(et, 10)
-    edits = _json_edits() if layout == "json" else _hash_edits()
-    with _forge(tmp_path, redis_url, value=layout) as forge:
+    edits = _json_edits() if layout == "data" else _hash_edits()
+    with _forge(tmp_path, redis_url, layout=layout) as forge:
         forge.write_many(rows)
         records = forge.records(rows)
         assert forge.audit(et).consistent
@@ -200,7 +208,7 @@ def test_raw_edits_are_stale_with_the_field_named_then_repaired(redis_url: str, 
         assert repaired.repaired["cache"]["rewritten"] == 3, repaired.repair_errors
         for r in targets.values():
             key = f"{et}:{r.id}"
-            held = json.loads(raw.get(key)) if layout == "json" else {
+            held = json.loads(raw.get(key)) if layout == "data" else {
                 k.decode(): json.loads(v) for k, v in raw.hgetall(key).items()}
             assert held == r.json_data
         assert forge.audit(et).consistent
@@ -218,7 +226,7 @@ def test_other_applications_keys_are_foreign_and_survive_repair_and_drop(
     for key, plant in planted.items():
         plant(key)
     before = {k: (raw.type(k), raw.dump(k)) for k in planted}
-    with _forge(tmp_path, redis_url, value=layout) as forge:
+    with _forge(tmp_path, redis_url, layout=layout) as forge:
         rows = _profiles(et, 5)
         forge.write_many(rows)
         report = forge.audit(et)
@@ -300,7 +308,7 @@ def test_good_key_patterns_are_accepted(redis_url: str, pattern: str) -> None:
 def test_hash_layout_refuses_empty_data_before_any_write(redis_url: str, raw: redis.Redis, et: str) -> None:
     good = Record(et, uuid.uuid5(uuid.NAMESPACE_URL, f"{et}-good"), {"a": 1})
     empty = Record(et, uuid.uuid5(uuid.NAMESPACE_URL, f"{et}-empty"), {})
-    with open_store(redis_url, value="hash") as store, pytest.raises(ValueError, match="empty data"):
+    with open_store(redis_url, layout="hash") as store, pytest.raises(ValueError, match="empty data"):
         store.put_many([good, empty])
     assert not raw.exists(f"{et}:{good.id}")
 
@@ -309,8 +317,65 @@ def test_layout_options_are_declared_with_docs(redis_url: str) -> None:
     from uuid_forge.adapters.redis import RedisAdapter
 
     table = {o.name: o for o in RedisAdapter.options}
-    assert table["value"].default == "json" and table["value"].choices == ("json", "hash", "envelope")
+    assert table["layout"].default == "data" and table["layout"].choices == ("data", "hash", "envelope")
+    assert table["layout"].deprecated == ("value",) and table["layout"].deprecated_values == (("json", "data"),)
+    assert table["id_format"].deprecated == ("key_format",)
     assert table["key_pattern"].default == "{type}:{id}"
     assert all(len(o.doc) > 20 for o in table.values())
-    with pytest.raises(OptionError, match="value"):
-        open_store(f"{redis_url}?value=xml")
+    for query in ("layout=xml", "value=xml"):  # the old name too: a bad value is refused under the new name
+        with pytest.raises(OptionError, match="layout='xml'.*one of 'data', 'hash', 'envelope'"):
+            open_store(f"{redis_url}?{query}")
+
+
+# -- layouts as strategies, and the old spellings (issue 17) ----------------------------------------
+def test_old_option_names_and_values_open_the_same_store_and_warn_once(
+        redis_url: str, raw: redis.Redis, et: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``value=json`` and ``key_format=`` (the names before issue 17) are ``layout=data`` and ``id_format=``."""
+    from uuid_forge import options
+
+    monkeypatch.setattr(options, "_warned", set())  # each old spelling warns once per process: start afresh
+    record = Record(et, uuid.uuid5(uuid.NAMESPACE_URL, et), {"name": "Ann", "age": 42})
+    with pytest.warns(OptionDeprecationWarning) as caught:
+        old = open_store(f"{redis_url}?value=json", key_format="base64url")
+    assert sorted(str(w.message).split(" is deprecated")[0] for w in caught) == [
+        "redis: layout=json", "redis: option key_format", "redis: option value"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither the second use of an old spelling nor the new names warn
+        again = open_store(redis_url, value="json", key_format="base64url")
+        new = open_store(f"{redis_url}?layout=data&id_format=base64url")
+        hashed = open_store(f"{redis_url}?value=hash&layout=envelope")  # the new name wins
+    with old, again, new, hashed:
+        assert old.layout.name == again.layout.name == new.layout.name == "data"
+        assert hashed.layout.name == "envelope"
+        assert old.id_format == old.key_format == new.id_format == "base64url"
+        old.put_many([record])
+        key = f"{et}:{base64.urlsafe_b64encode(record.id.bytes)[:22].decode()}"
+        assert raw.get(key).decode() == record.data_json  # the same key and value as the new names write
+        assert new.get_many(et, [record.id])[record.id].data == {"name": "Ann", "age": 42}
+
+
+@pytest.mark.parametrize("layout, owned", [("data", {"name", "age"}), ("hash", {"name", "age"}),
+                                           ("envelope", {"fp", "data", "key"})])
+def test_each_layout_says_which_fields_of_the_stored_entry_it_owns(redis_url: str, layout: str,
+                                                                    owned: set[str]) -> None:
+    from uuid_forge.adapters.redis import LAYOUTS
+
+    record = Record("user", uuid.UUID(int=7), {"name": "Ann", "age": 42})
+    with open_store(redis_url, layout=layout) as store:
+        assert type(store.layout) is LAYOUTS[layout]
+        assert store.layout.owned_fields(record) == owned
+
+
+@pytest.mark.parametrize("layout", ["data", "hash", "envelope"])
+def test_a_viewed_twin_fingerprints_through_its_own_view(redis_url: str, et: str, layout: str) -> None:
+    """The audit reads a store through a view (``adapter.viewed``): the twin's layout must
+    fingerprint the projected data, while the adapter it came from still sees every field."""
+    record = Record(et, uuid.uuid5(uuid.NAMESPACE_URL, et), {"name": "Ann", "age": 42})
+    projected = Record(et, record.id, {"name": "Ann"})
+    with open_store(redis_url, layout=layout) as store:
+        store.put_many([record])
+        twin = store.viewed(FieldView(projection=("name",)))
+        assert same_fingerprint(dict(twin.scan(et))[record.id], projected.fingerprint)
+        assert same_fingerprint(twin.get_many(et, [record.id])[record.id].fingerprint, projected.fingerprint)
+        assert same_fingerprint(dict(store.scan(et))[record.id], record.fingerprint)
+        assert same_fingerprint(store.get_many(et, [record.id])[record.id].fingerprint, record.fingerprint)

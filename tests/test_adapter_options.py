@@ -189,7 +189,8 @@ def test_cli_prints_one_adapters_options() -> None:
     data = json.loads(result.output)
     assert data["adapter"] == "memory"
     assert data["options"][0] | {} == {"name": "batch_size", "type": "int >= 1", "default": "1000",
-                                       "doc": BATCH_SIZE.doc, "aliases": [], "url": True}
+                                       "doc": BATCH_SIZE.doc, "aliases": [], "deprecated": [],
+                                       "deprecated_values": [], "url": True}
     assert runner.invoke(cli, ["adapters"]).exit_code == 0
 
 

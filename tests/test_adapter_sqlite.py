@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from uuid_forge.adapters.sql import SQLAdapter
+import sqlalchemy as sa
+from uuid_forge.adapters.sql import LAYOUTS, SQLAdapter
+from uuid_forge.adapters.sql.dialects import DIALECTS, Dialect, MySQL, PostgreSQL, SQLite, dialect_for
 
 from uuid_forge import ForeignEntry, MalformedID, Partition, Record, ValidationError, open_store
+from uuid_forge import options as options_module
 from uuid_forge.contract import Adapter
+from uuid_forge.layout import Layout
+from uuid_forge.options import OptionDeprecationWarning
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
@@ -46,8 +52,51 @@ class TestSQLiteAdapter(AdapterContract):
         return True
 
 
-class TestSQLiteUserTable(OneTypeContract):
-    """Your own table (``table=people``, ``entity_type=user``): one entity type, the table kept by drop."""
+class TestSQLiteUserTable(AdapterContract):
+    """The same contract on the other layout: the user's own table (``table=``), its own column names."""
+
+    bulk_size = 2_000
+    invalid_entity_types = (*AdapterContract.invalid_entity_types, "thing")  # the table holds only "person"
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Adapter]:
+        path = tmp_path / "own.db"
+        with sqlite3.connect(path) as raw:
+            raw.execute("CREATE TABLE people (person_id VARCHAR(36) PRIMARY KEY, fp VARCHAR(32), body JSON NOT NULL, "
+                        "business_key JSON)")
+        with open_store(f"sqlite:///{path}", table="people", entity_type="person",
+                        columns={"id": "person_id", "fingerprint": "fp", "data": "body", "key": "business_key"}) as s:
+            yield s
+
+    @pytest.fixture
+    def etype(self, store: Adapter) -> Iterator[str]:
+        yield "person"  # the one type the table holds; each test has its own table
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        assert store.id_encoding == "string"
+        with _raw(store) as raw:
+            rows = raw.execute("SELECT person_id, fp, body FROM people").fetchall()
+        assert rows == [(str(record.id), record.fingerprint, record.data_json)]
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        with _raw(store) as raw:  # uppercase text in the 36-char ID column
+            raw.execute("INSERT INTO people (person_id, body) VALUES (?, '{}')", (str(ident).upper(),))
+        return True
+
+    def test_drop_removes_everything_and_the_type_can_be_written_again(self, store: Adapter, etype: str) -> None:
+        """Dropping the type deletes the rows and keeps the user's table (and so the type it holds)."""
+        records = sample_records(etype, 2_500)
+        store.put_many(records)
+        store.drop(etype)
+        assert list(store.scan(etype, include_malformed=True)) == []
+        with _raw(store) as raw:
+            assert raw.execute("SELECT count(*) FROM people").fetchone() == (0,)
+        store.put_many(records[:3])
+        assert set(store.get_many(etype, [r.id for r in records[:5]])) == {r.id for r in records[:3]}
+
+
+class TestSQLiteUserTableDefaultColumns(OneTypeContract):
+    """Your own table with the default column names (id, fingerprint, data, key), no column map."""
 
     bulk_size = 2_000
 
@@ -141,8 +190,72 @@ def test_table_prefix_and_entity_types(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("prefix", ["uf'; DROP TABLE x; --", 'a"b', "", "1abc", "x" * 31])
 def test_bad_table_prefix_rejected(tmp_path: Path, prefix: str) -> None:
-    with pytest.raises(ValidationError, match="table_prefix"):
+    with pytest.raises(ValidationError, match=r"^prefix .* must be 1-30 letters"):
         SQLAdapter(f"sqlite:///{tmp_path / 'b.db'}", table_prefix=prefix)
+    with pytest.raises(ValidationError, match=r"^prefix .* must be 1-30 letters"):
+        SQLAdapter(f"sqlite:///{tmp_path / 'b.db'}", prefix=prefix)
+
+
+def test_prefix_names_the_per_type_tables_without_a_warning(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with open_store(f"sqlite:///{tmp_path / 'p.db'}", prefix="kw_") as s:
+            s.put_many(sample_records("thing", 2))
+        with open_store(f"sqlite:///{tmp_path / 'p.db'}?prefix=url_") as s:
+            s.put_many(sample_records("thing", 3))
+            assert s.count("thing") == 3
+    with _raw(s) as raw:
+        names = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        owners = set(raw.execute("SELECT table_name, table_prefix, entity_type FROM uuid_forge_owners"))
+    assert names == {"kw_thing", "url_thing", "uuid_forge_owners"}
+    assert owners == {("kw_thing", "kw_", "thing"), ("url_thing", "url_", "thing")}  # columns as on disk
+
+
+def test_table_prefix_is_a_deprecated_name_of_prefix_that_warns_once(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(options_module, "_warned", set())
+    with pytest.warns(OptionDeprecationWarning, match="sql: option table_prefix is deprecated, use prefix"):
+        old = open_store(f"sqlite:///{tmp_path / 'p.db'}", table_prefix="old_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process: the URL spelling does not warn again
+        again = open_store(f"sqlite:///{tmp_path / 'p.db'}?table_prefix=old_")
+    with old, again:
+        old.put_many(sample_records("thing", 4))
+        assert again.entity_types() == ["thing"] and again.count("thing") == 4
+    with _raw(old) as raw:
+        assert {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")} == \
+            {"old_thing", "uuid_forge_owners"}
+
+
+def test_an_owners_record_written_by_an_earlier_version_is_honoured(tmp_path: Path) -> None:
+    """``p_`` + ``a_b`` and ``p_a_`` + ``b`` name one table; the record an earlier version wrote
+    (its columns unchanged on disk) still decides whose it is."""
+    path = tmp_path / "o.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE uuid_forge_owners (table_name VARCHAR(200) PRIMARY KEY, "
+                    "table_prefix VARCHAR(64) NOT NULL, entity_type VARCHAR(200) NOT NULL)")
+        raw.execute("INSERT INTO uuid_forge_owners VALUES ('p_a_b', 'p_', 'a_b')")
+    with open_store(f"sqlite:///{path}", prefix="p_a_") as s:
+        with pytest.raises(ValidationError, match="belongs to entity type 'a_b' with prefix 'p_'"):
+            s.put_many(sample_records("b", 1))
+        assert s.entity_types() == []
+    with open_store(f"sqlite:///{path}", prefix="p_") as s:
+        s.put_many(sample_records("a_b", 2))
+        assert s.entity_types() == ["a_b"]
+
+
+def test_dialects_are_chosen_by_backend_name() -> None:
+    assert type(dialect_for("postgresql")) is PostgreSQL and type(dialect_for("mariadb")) is MySQL
+    assert type(dialect_for("sqlite")) is SQLite and DIALECTS["mysql"] is MySQL
+    other = dialect_for("oracle")
+    assert type(other) is Dialect and not other.native_uuid and other.max_identifier is None
+    with pytest.raises(ValidationError, match="SQL dialect 'oracle' is not supported"):
+        other.upsert(sa.Table("t", sa.MetaData(), sa.Column("id", sa.String, primary_key=True)), None, [], None)
+
+
+def test_layouts_table_names_both_shapes() -> None:
+    assert set(LAYOUTS) == {"tables", "table"}
+    assert all(issubclass(cls, Layout) and cls.doc for cls in LAYOUTS.values())
 
 
 @pytest.mark.parametrize("bad", ['a"b', "a'b", "a;b", "x`y", "a b"])

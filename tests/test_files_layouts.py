@@ -13,16 +13,19 @@ import decimal
 import hashlib
 import json
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from uuid_forge.adapters.filesystem import FileAdapter
+from uuid_forge.adapters.filesystem import LAYOUTS, DataLayout, FileAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, ValidationError, open_store
+from uuid_forge import options as options_module
 from uuid_forge.canonical import canonical
 from uuid_forge.errors import OptionError
+from uuid_forge.options import OptionDeprecationWarning
 from uuid_forge.record import ForeignEntry, MalformedID, same_fingerprint
 
 from .scaffold import make_forge
@@ -117,7 +120,7 @@ def _document(i: int) -> dict[str, Any]:
             "sha256": hashlib.sha256(content).hexdigest(), "content": base64.b64encode(content).decode()}
 
 
-@pytest.mark.parametrize("layout", ["json", "raw", "envelope"])
+@pytest.mark.parametrize("layout", ["data", "json", "raw", "envelope"])
 def test_edits_are_stale_with_the_field_named_and_repaired(tmp_path: Path, forge_for: Callable[..., Forge],
                                                           layout: str) -> None:
     forge = forge_for(f"&layout={layout}")
@@ -173,7 +176,7 @@ def test_seed_era_raw_files_are_read_audited_and_repaired_in_their_shape(
         _seed_write(root, r.id, content, metas[name])
     forge = forge_for("&layout=raw")
     files = forge.stores[1].adapter
-    assert isinstance(files, FileAdapter) and files.layout == "raw"
+    assert isinstance(files, FileAdapter) and files.layout.name == "raw"
 
     back = files.get_many(ET, [r.id for r in recs])
     assert {i: canonical(b.data) for i, b in back.items()} == {r.id: r.data_json for r in recs}
@@ -244,7 +247,7 @@ def test_raw_layout_refuses_bad_content_before_any_write(tmp_path: Path, data: d
 
 
 @pytest.mark.parametrize("query, message", [
-    ("layout=flat", "expected one of 'json', 'raw', 'envelope'"),
+    ("layout=flat", "expected one of 'data', 'raw', 'envelope'"),
     ("content_suffix=.META.JSON", "lowercase ending"),
     ("content_suffix=.meta.json", "lowercase ending"),
     ("content_encoding=latin-1", "'base64', 'utf-8'"),
@@ -258,7 +261,7 @@ def test_bad_layout_options_are_clear_errors(tmp_path: Path, query: str, message
 def test_raw_layout_refuses_uuid_forges_own_types(tmp_path: Path) -> None:
     """The ID-configuration marker has no content field: a raw-layout source keeps none (said once)."""
     store = open_store(f"file://{tmp_path}?layout=raw")
-    with pytest.raises(ValidationError, match="layout=json"):
+    with pytest.raises(ValidationError, match="layout=data"):
         store.check_entity_type("uuid-forge.meta")
 
 
@@ -336,3 +339,67 @@ def test_raw_sidecar_that_is_no_object_is_stale_and_unreadable(tmp_path: Path) -
     ((ident, fp),) = store.scan(ET)
     assert ident == record.id and not same_fingerprint(fp, record.fingerprint)
     assert "sidecar" in (store.get_many(ET, [record.id])[record.id].unreadable or "")
+
+
+# -- the layout's names: `data`, and `json` its deprecated old name ------------------------------
+def test_layouts_are_chosen_from_one_table() -> None:
+    assert tuple(LAYOUTS) == ("data", "raw", "envelope")
+    options = {o.name: o for o in FileAdapter.options}
+    assert options["layout"].choices == tuple(LAYOUTS) and options["layout"].default == "data"
+    assert options["layout"].deprecated_values == (("json", "data"),)
+
+
+def test_the_data_layout_is_the_default_and_the_old_name_json_still_selects_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(options_module, "_warned", set())
+    record = Record(ET, uuid.uuid5(uuid.NAMESPACE_DNS, "alias"), {"title": "x"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new name and the default never warn
+        assert isinstance(FileAdapter(f"file://{tmp_path}/a").layout, DataLayout)
+        new = FileAdapter(f"file://{tmp_path}/b?layout=data&fsync=false")
+    with pytest.warns(OptionDeprecationWarning, match="layout=json is deprecated, use layout=data"):
+        old = FileAdapter(f"file://{tmp_path}/b?layout=json&fsync=false")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process: the second time is quiet
+        again = FileAdapter(f"file://{tmp_path}/b", layout="json")
+    assert isinstance(old.layout, DataLayout) and isinstance(again.layout, DataLayout)
+    old.put_many([record])  # the same files as the new name writes
+    assert (Path(new.path_of(ET, record.id)).read_bytes() == (record.data_json + "\n").encode())
+    assert new.get_many(ET, [record.id])[record.id].data == record.data
+
+
+@pytest.mark.parametrize("name", ["data", "raw", "envelope"])
+def test_each_layout_owns_the_fields_it_writes(tmp_path: Path, name: str) -> None:
+    store = FileAdapter(f"file://{tmp_path}?fsync=false&layout={name}")
+    record = Record(ET, uuid.uuid5(uuid.NAMESPACE_DNS, "owned"), {"title": "x", "content": "aGk="}, {"n": 1})
+    owned = store.layout.owned_fields(record)
+    assert owned == ({"fp", "id", "key", "data"} if name == "envelope" else {"title", "content"})
+    files = store.layout.encode(record)
+    assert files[0][0] == store.layout.file_names(str(record.id))[0]
+    stored = store.layout.read(_folder_of(store, record), str(record.id))
+    assert stored is None
+    store.put_many([record])
+    stored = store.layout.read(_folder_of(store, record), str(record.id))
+    assert store.layout.decode(ET, record.id, stored).data == record.data
+    assert same_fingerprint(store.layout.fingerprint(stored), record.fingerprint)
+
+
+def _folder_of(store: FileAdapter, record: Record) -> str:
+    return store.folder_of(ET, str(record.id))
+
+
+@pytest.mark.parametrize("name", ["data", "raw", "envelope"])
+def test_a_viewed_twin_fingerprints_through_its_own_view(tmp_path: Path, name: str) -> None:
+    """The audit reads a source through each store's view: the twin's layout must use the twin's."""
+    from uuid_forge.record import data_fingerprint
+    from uuid_forge.view import FieldView
+
+    store = FileAdapter(f"file://{tmp_path}?fsync=false&layout={name}")
+    record = Record(ET, uuid.uuid5(uuid.NAMESPACE_DNS, "viewed"), {"title": "x", "content": "aGk=", "n": 2})
+    store.put_many([record])
+    twin = store.viewed(FieldView(projection=("title", "content")))
+    assert twin is not store and twin.layout is not store.layout  # type: ignore[attr-defined]
+    projected = data_fingerprint({"title": "x", "content": "aGk="})
+    assert [same_fingerprint(fp, projected) for _, fp in twin.scan(ET)] == [True]
+    assert same_fingerprint(twin.get_many(ET, [record.id])[record.id].fingerprint, projected)
+    assert [same_fingerprint(fp, record.fingerprint) for _, fp in store.scan(ET)] == [True]  # the original: full

@@ -1,5 +1,5 @@
 """``python -m uuid_forge``: the same as the ``uuid-forge`` command."""
 
-from .cli import _entry
+from .cli import entry
 
-_entry()
+entry()

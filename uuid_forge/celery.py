@@ -22,10 +22,9 @@ from celery import Celery
 
 from .errors import ExecutorError
 from .executors import Done, run_task
+from .precedence import CONFIG_ENV
 from .settings import ExecutorSettings, load_settings
 from .urls import mask_url
-
-CONFIG_ENV = "UUID_FORGE_CONFIG"
 
 app = Celery("uuid_forge")
 

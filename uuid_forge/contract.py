@@ -86,6 +86,8 @@ class Adapter(ABC):
     batch_size: int = 1000
     #: True when scan(partition) reads only that ID range (a message log reads everything)
     partitioned_scan: ClassVar[bool] = True
+    #: True when the store lives in this process only (another process, or the next command, sees it empty)
+    process_local: ClassVar[bool] = False
     #: UUID versions the configured ID scheme makes (set by an audit from its Forge): a name in the
     #: wrong form that decodes to another version is foreign (uuid_forge.classify), not malformed
     id_versions: frozenset[int] = ANY_VERSIONS

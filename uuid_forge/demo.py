@@ -22,6 +22,7 @@ from .audit import AuditReport
 from .forge import Forge, StoreHandle
 from .ids import IDConfig, Namespace
 from .journal import Journal
+from .precedence import SALT_ENV
 from .record import Record
 from .registry import open_store
 from .report import WriteReport
@@ -68,7 +69,7 @@ def embedded_forge(directory: str) -> Forge:
         StoreHandle("memory", open_store("memory://"), required=False),
     ]
     return Forge(handles, ids=IDConfig(namespace=Namespace("demo.uuid-forge.dev"), salt=os.environ.get(
-        "UUID_FORGE_SALT", "")), journal=Journal(root / "journal.sqlite3"))
+        SALT_ENV, "")), journal=Journal(root / "journal.sqlite3"))
 
 
 def _plant_malformed_file(adapter: Adapter, record: Record) -> bool:

@@ -23,10 +23,11 @@ from typing import Any
 
 from .errors import ConfigError, ValidationError
 from .ids import IDConfig, Namespace, UUIDGenerator, _coerce_namespace
+from .precedence import SALT_ENV
 
 __all__ = ["DEFAULT_SALT_ENV", "FROM_DATA", "EntityType", "TypedGenerator", "as_types"]
 
-DEFAULT_SALT_ENV = "UUID_FORGE_SALT"
+DEFAULT_SALT_ENV = SALT_ENV
 RESERVED_PREFIX = "uuid-forge."  # the same as contract.RESERVED_TYPE_PREFIX (no import cycle here)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

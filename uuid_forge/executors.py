@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import errors
 from .errors import ExecutorError, UUIDForgeError
+from .precedence import ENV_PREFIX
 from .urls import mask_text
 
 if TYPE_CHECKING:
@@ -89,12 +90,9 @@ class Executor(Protocol):
         ...
 
 
-_ENV_PREFIX = "UUID_FORGE_"
-
-
 def _adopt_environment(env: dict[str, str]) -> None:
     """In a worker process: exactly the coordinator's UUID_FORGE_* variables, none left from before."""
-    for name in [n for n in os.environ if n.startswith(_ENV_PREFIX)]:
+    for name in [n for n in os.environ if n.startswith(ENV_PREFIX)]:
         del os.environ[name]
     os.environ.update(env)
 
@@ -114,7 +112,7 @@ class LocalExecutor:
         results: list[Any] = [None] * len(payloads)
         # a forkserver keeps the environment it started with: give every worker this process's
         # current UUID_FORGE_* variables (the salt above all), or a worker could mint other IDs
-        env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
+        env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
         with ProcessPoolExecutor(min(self.workers, len(payloads)) or 1, mp_context=multiprocessing.get_context(method),
                                  initializer=_adopt_environment, initargs=(env,)) as pool:
             pending = {pool.submit(run_task, self.config_path, task, p): i for i, p in enumerate(payloads)}

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from .contract import READ, RESERVED_TYPE_PREFIX, SCAN, WRITE
 from .errors import ConfigError, IDConfigMismatchError, StoreError, ValidationError
 from .ids import IDConfig
+from .precedence import SALT_ENV, SECRET_ENV
 from .record import Record
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ _TEXT = {
     "salt_added": "the source was written without a salt and one is set now",
     "secret": "the secret differs from the one this source was written with",
     "secret_missing": "the source was written with a secret and none is set now "
-                      "(is UUID_FORGE_SECRET missing from cron's environment?)",
+                      f"(is {SECRET_ENV} missing from cron's environment?)",
     "secret_added": "the source was written without a secret and one is set now",
 }
 
@@ -149,7 +150,7 @@ def differences(stored: Marker, config: IDConfig) -> list[str]:
 
 
 def explain(entity_type: str, kinds: list[str], stored: Marker | None = None, config: IDConfig | None = None,
-            salt_env: str = "UUID_FORGE_SALT") -> str:
+            salt_env: str = SALT_ENV) -> str:
     """One line: ``entity type 'user': the salt differs from the one this source was written with``.
 
     ``salt_env`` names the variable the type's salt comes from (a declared type's own ``salt_env``)."""
@@ -167,7 +168,7 @@ def _config(forge: Forge, entity_type: str) -> IDConfig:
 
 def _salt_env(forge: Forge, entity_type: str) -> str:
     salt_env = getattr(forge, "salt_env", None)
-    return salt_env(entity_type) if salt_env is not None else "UUID_FORGE_SALT"
+    return salt_env(entity_type) if salt_env is not None else SALT_ENV
 
 
 def _refusal(mismatched: dict[str, tuple[list[str], Marker]], forge: Forge, action: str) -> IDConfigMismatchError:

@@ -25,6 +25,7 @@ from typing import Any
 from . import legacy
 from .canonical import _json_str, canonical, canonical_str
 from .errors import CanonicalTypeError, CanonicalValueError, ConfigError, DecodeError
+from .precedence import NAMESPACE_ENV, SALT_ENV, SCHEME_ENV, SECRET_ENV
 
 SCHEME_V1 = "uuid-forge/1"
 SCHEME_LEGACY = "uuid-forge-0.1"
@@ -467,8 +468,8 @@ def generate_salt(length: int = 32) -> str:
     return secrets.token_urlsafe(length)
 
 
-def load_config_from_env(namespace_env: str = "UUID_FORGE_NAMESPACE", salt_env: str = "UUID_FORGE_SALT",
-                         secret_env: str = "UUID_FORGE_SECRET", scheme_env: str = "UUID_FORGE_SCHEME") -> IDConfig:
+def load_config_from_env(namespace_env: str = NAMESPACE_ENV, salt_env: str = SALT_ENV,
+                         secret_env: str = SECRET_ENV, scheme_env: str = SCHEME_ENV) -> IDConfig:
     """An IDConfig from the environment: namespace (domain or UUID), salt, secret and scheme."""
     ns_value = os.environ.get(namespace_env)
     try:

@@ -16,13 +16,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ID_ENV", "JOURNAL_ENV", "Setting", "id_settings", "pick", "store_url_env"]
+__all__ = ["BROKER_URL_ENV", "CONFIG_ENV", "DEBUG_ENV", "ENV_PREFIX", "ID_ENV", "JOURNAL_ENV", "NAMESPACE_ENV",
+           "RESULT_BACKEND_ENV", "SALT_ENV", "SCHEME_ENV", "SECRETS", "SECRET_ENV", "Setting", "id_settings", "pick",
+           "store_url_env", "type_salt_env"]
 
+# Every UUID_FORGE_* variable is named here and nowhere else: other modules import these names.
+#: what every uuid-forge variable starts with (a worker process takes all of the coordinator's)
+ENV_PREFIX = "UUID_FORGE_"
+NAMESPACE_ENV = "UUID_FORGE_NAMESPACE"
+SCHEME_ENV = "UUID_FORGE_SCHEME"
+SALT_ENV = "UUID_FORGE_SALT"
+SECRET_ENV = "UUID_FORGE_SECRET"
 #: the environment variable of each [ids] value
-ID_ENV = {"namespace": "UUID_FORGE_NAMESPACE", "scheme": "UUID_FORGE_SCHEME",
-          "salt": "UUID_FORGE_SALT", "secret": "UUID_FORGE_SECRET"}
+ID_ENV = {"namespace": NAMESPACE_ENV, "scheme": SCHEME_ENV, "salt": SALT_ENV, "secret": SECRET_ENV}
 JOURNAL_ENV = "UUID_FORGE_JOURNAL"
+#: the config file every command (and a Celery worker) reads when no -c FILE is given
 CONFIG_ENV = "UUID_FORGE_CONFIG"
+#: ``[executor]`` broker and result backend: a password can stay out of the file
+BROKER_URL_ENV = "UUID_FORGE_BROKER_URL"
+RESULT_BACKEND_ENV = "UUID_FORGE_RESULT_BACKEND"
+#: set to anything: the CLI shows the traceback of an error instead of one line
+DEBUG_ENV = "UUID_FORGE_DEBUG"
 #: values that belong in the environment only: never read from the file, never printed
 SECRETS = ("salt", "secret")
 
@@ -36,9 +50,18 @@ class Setting:
     origin: str
 
 
+def _env_part(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
 def store_url_env(store: str) -> str:
     """The variable that overrides ``[stores.NAME] url``: NAME upper-cased, '-' as '_'."""
-    return "UUID_FORGE_STORE_" + store.upper().replace("-", "_") + "_URL"
+    return f"{ENV_PREFIX}STORE_{_env_part(store)}_URL"
+
+
+def type_salt_env(entity_type: str) -> str:
+    """The variable to suggest for a declared type's own salt (``salt_env``): ``UUID_FORGE_SALT_ORDERS``."""
+    return f"{SALT_ENV}_{_env_part(entity_type)}"
 
 
 def pick(*, flag: Any = None, flag_name: str = "", env: Mapping[str, str] | None = None, env_name: str = "",

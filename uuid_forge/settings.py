@@ -52,7 +52,17 @@ from typing import Any
 from .entitytypes import EntityType
 from .errors import AdapterNotFoundError, ConfigError
 from .ids import SCHEMES, IDConfig, _coerce_namespace
-from .precedence import JOURNAL_ENV, id_settings, pick, store_url_env
+from .precedence import (
+    BROKER_URL_ENV,
+    JOURNAL_ENV,
+    RESULT_BACKEND_ENV,
+    SALT_ENV,
+    SECRET_ENV,
+    id_settings,
+    pick,
+    store_url_env,
+    type_salt_env,
+)
 from .registry import known_schemes
 from .urls import mask_text, mask_url, scheme_of
 from .view import FULL, FieldView
@@ -171,7 +181,7 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
     _unknown(origin, doc, _SECTIONS)
     ids = _typed(f"{origin} [ids]", doc.get("ids", {}), dict, "a table")
     if "salt" in ids or "secret" in ids:
-        raise ConfigError(f"{origin} [ids]: keep salt and secret out of the file; set UUID_FORGE_SALT / UUID_FORGE_SECRET")
+        raise ConfigError(f"{origin} [ids]: keep salt and secret out of the file; set {SALT_ENV} / {SECRET_ENV}")
     _unknown(f"{origin} [ids]", ids, _IDS)
     picked = id_settings(ids, env, origin, flags)  # flags > environment > file > default: uuid_forge.precedence
     namespace, scheme = picked["namespace"].value, picked["scheme"].value or SCHEMES[0]
@@ -219,8 +229,8 @@ def _executor(where: str, spec: Any, env: dict[str, str]) -> ExecutorSettings:
     so a password can stay out of the file) and the result expiry in seconds."""
     _typed(where, spec, dict, "a table (broker = ..., backend = ...)")
     _unknown(where, spec, _EXECUTOR)
-    broker = env.get("UUID_FORGE_BROKER_URL") or _typed(f"{where} broker", spec.get("broker", ""), str, "a URL")
-    backend = env.get("UUID_FORGE_RESULT_BACKEND") or _typed(f"{where} backend", spec.get("backend", ""), str, "a URL")
+    broker = env.get(BROKER_URL_ENV) or _typed(f"{where} broker", spec.get("broker", ""), str, "a URL")
+    backend = env.get(RESULT_BACKEND_ENV) or _typed(f"{where} backend", spec.get("backend", ""), str, "a URL")
     expires = _typed(f"{where} result_expires", spec.get("result_expires", 86_400), int, "an integer (seconds)")
     if expires < 60:
         raise ConfigError(f"{where} result_expires must be at least 60 seconds, got {expires}")
@@ -235,7 +245,7 @@ def _entity_type(where: str, name: str, spec: Any, env: dict[str, str]) -> Entit
     _typed(where, spec, dict, "a table (key = [...], namespace = ..., salt_env = ...)")
     if "salt" in spec or "secret" in spec:
         raise ConfigError(f"{where}: keep salts out of the file; name the variable that holds this type's salt, "
-                          f"e.g. salt_env = \"UUID_FORGE_SALT_{name.upper().replace('-', '_')}\"")
+                          f"e.g. salt_env = \"{type_salt_env(name)}\"")
     _unknown(where, spec, _TYPE)
     key = spec.get("key", [])
     if isinstance(key, str):

@@ -1,4 +1,4 @@
-"""Hand-written baseline for the file adapter's default layout (``layout=json``):
+"""Hand-written baseline for the file adapter's default layout (``layout=data``):
 root/{type}/{hex[0:2]}/{hex[2:4]}/{uuid}.json holding the entity's data as a JSON document and
 nothing else (the name is the ID), written atomically (temp file, fsync, os.replace, directories
 fsynced once per call), as one would write it directly with the standard library."""

@@ -1,4 +1,4 @@
-"""Hand-written pymongo baseline: the adapter's default layout (``layout=flat``: ``{_id: Binary
+"""Hand-written pymongo baseline: the adapter's default layout (``layout=data``: ``{_id: Binary
 subtype 4, **data}``, the entity's fields at the top level, in a collection per entity type),
 written the way one would without uuid-forge: one unordered bulk_write of upserting ReplaceOne per
 1,000 records, and ``$in`` reads of 100 IDs (the size the SecantusDB stand-in handles well, the

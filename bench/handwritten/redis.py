@@ -1,4 +1,4 @@
-"""Hand-written redis-py baseline: the adapter's default layout (``value=json``: the data as one
+"""Hand-written redis-py baseline: the adapter's default layout (``layout=data``: the data as one
 JSON string under ``{type}:{uuid}``, ``SET`` to write, ``GET``/``MGET`` to read), written the way
 one would without uuid-forge: a non-transactional pipeline of ``SET`` per batch, one ``MGET`` per
 batch to read."""

@@ -1,6 +1,7 @@
 """The ``uuid-forge`` command line. Exit codes: 0 ok, 1 inconsistent (audit), 2 bad input or error.
 
 Errors are one line on stderr, never a traceback (set UUID_FORGE_DEBUG=1 to see one).
+The group is :mod:`~uuid_forge.cli.app`, its commands are added in :mod:`~uuid_forge.cli.commands`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import sys
 import click
 
 from ..errors import UUIDForgeError
+from ..precedence import DEBUG_ENV
 from ..urls import mask_text
-from .app import cli
+from .commands import cli
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "entry", "main"]
 
 
 def _quiet_write_log() -> None:
@@ -40,23 +42,26 @@ def main(argv: list[str] | None = None) -> int:
         err.show()
         return 2
     except (UUIDForgeError, ValueError, TypeError, OSError) as err:
-        if os.environ.get("UUID_FORGE_DEBUG"):
+        if os.environ.get(DEBUG_ENV):
             raise
         click.echo(f"uuid-forge: error: {mask_text(str(err))}", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo("uuid-forge: interrupted", err=True)
         return 130
-    except Exception as err:  # noqa: BLE001 - the CLI never shows a raw traceback
-        if os.environ.get("UUID_FORGE_DEBUG"):
+    except Exception as err:  # the CLI never shows a raw traceback
+        if os.environ.get(DEBUG_ENV):
             raise
         click.echo(f"uuid-forge: unexpected error ({type(err).__name__}): {mask_text(str(err))} "
-                   "(set UUID_FORGE_DEBUG=1 for a traceback)", err=True)
+                   f"(set {DEBUG_ENV}=1 for a traceback)", err=True)
         return 2
     return code if isinstance(code, int) else 0
 
 
-def _entry() -> None:
+def entry() -> None:
     """The ``uuid-forge`` command and ``python -m uuid_forge`` (not in-process callers of main())."""
     _quiet_write_log()
     sys.exit(main())
+
+
+_entry = entry  # the console script's name in pyproject.toml (and in installs made before it was public)

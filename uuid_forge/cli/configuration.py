@@ -9,27 +9,82 @@ default, decided in :mod:`uuid_forge.precedence`). The file is found the same wa
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import click
 
+from .. import metrics
 from ..errors import ConfigError
-from ..ids import IDConfig
-from ..precedence import CONFIG_ENV, ID_ENV, id_settings
-from ..urls import mask_url
+from ..forge import Forge
+from ..ids import SCHEMES, IDConfig
+from ..precedence import CONFIG_ENV, ENV_PREFIX, ID_ENV, NAMESPACE_ENV, SALT_ENV, SCHEME_ENV, id_settings
+from ..urls import mask_url, scheme_of
+from .app import err
+
+__all__ = ["DEFAULT_CONFIG", "ConfigUse", "Resolved", "config_option", "existing_config", "find_config", "id_flags",
+           "id_options", "open_forge", "resolve_ids"]
 
 DEFAULT_CONFIG = "uuid-forge.toml"
 
-__all__ = ["DEFAULT_CONFIG", "Resolved", "config_path_option", "find_config", "resolve_ids"]
+F = TypeVar("F", bound=Callable[..., Any])
+#: what a command reads the file for: its stores (the file must exist), its IDs (a file is
+#: optional), or the demo's stores (named on the command line only: the demo writes sample data)
+ConfigUse = Literal["stores", "ids", "demo"]
 
 
-def config_path_option(f: Any) -> Any:
-    """``-c/--config`` for a command whose file is optional (the ID commands)."""
-    return click.option("--config", "-c", "config_path", envvar=CONFIG_ENV, default=None,
-                        type=click.Path(dir_okay=False),
-                        help=f"TOML config: its [ids] and [types.NAME] [default: ${CONFIG_ENV}, else "
-                             f"./{DEFAULT_CONFIG} when it exists].")(f)
+def config_option(use: ConfigUse = "stores") -> Callable[[F], F]:
+    """``-c/--config FILE``: the one option every command names its configuration file with."""
+    settings: dict[str, Any]
+    if use == "stores":
+        settings = {"envvar": CONFIG_ENV, "default": DEFAULT_CONFIG, "show_default": True,
+                    "help": f"TOML config with [ids] and [stores.NAME] (env: {CONFIG_ENV})."}
+    elif use == "ids":
+        settings = {"envvar": CONFIG_ENV, "default": None,
+                    "help": f"TOML config: its [ids] and [types.NAME] [default: ${CONFIG_ENV}, else "
+                            f"./{DEFAULT_CONFIG} when it exists]."}
+    else:
+        settings = {"default": None, "help": "Run against the stores of this TOML config instead of the embedded ones."}
+    return click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False, exists=use == "demo"),
+                        **settings)
+
+
+def id_options(f: F) -> F:
+    """--namespace/--salt/--scheme/--env, shared by every command that computes IDs."""
+    f = click.option("--env/--no-env", "use_env", default=True, show_default=True,
+                     help=f"Read {ENV_PREFIX}* variables (they override the file; flags override both).")(f)
+    f = click.option("--scheme", type=click.Choice(SCHEMES), default=None,
+                     help=f"ID scheme [default: ${SCHEME_ENV}, else [ids] scheme, else uuid-forge/1].")(f)
+    f = click.option("--salt", default=None, metavar="TEXT",
+                     help=f"Salt [default: ${SALT_ENV}]. Prefer the variable: flags land in shell history.")(f)
+    f = click.option("--namespace", "-n", default=None, metavar="DOMAIN|UUID",
+                     help=f"Namespace domain (e.g. users.myapp.com) or UUID [default: ${NAMESPACE_ENV}, else [ids] "
+                          "namespace, else the DNS namespace].")(f)
+    return f
+
+
+def id_flags(namespace: str | None, salt: str | None, scheme: str | None) -> dict[str, str | None]:
+    """The ID flags as :func:`resolve_ids` takes them."""
+    return {"namespace": namespace, "salt": salt, "scheme": scheme}
+
+
+def existing_config(path: str, hint: str = "") -> str:
+    """``path``, which must exist: a missing file is an error that says how to name one."""
+    if not os.path.exists(path):
+        raise ConfigError(f"config file {path!r} not found (name one with --config/-c or {CONFIG_ENV}{hint})")
+    return path
+
+
+def open_forge(path: str) -> Forge:
+    """The Forge of the config file at ``path``, for every command that uses the stores."""
+    forge = Forge.from_config(existing_config(path, ", or run 'uuid-forge demo' to try the embedded stores first"))
+    metrics.attach(forge)  # --metrics: its stores and journal
+    for h in forge.stores:
+        if h.adapter.process_local:
+            err.print(f"note: store {h.name!r} is {scheme_of(h.adapter.url())}://, which lives only as long as this "
+                      "command: the next command (an audit after a write) starts with it empty", highlight=False)
+    return forge
 
 
 def find_config(given: str | None) -> tuple[str | None, str]:
@@ -77,8 +132,8 @@ def resolve_ids(config_path: str | None, entity_type: str | None, flags: dict[st
                           salt=picked["salt"].value or "", scheme=picked["scheme"].value or IDConfig().scheme,
                           secret=picked["secret"].value or None)
         resolved = Resolved(config, None, path_origin)
-        for key, s in picked.items():
-            resolved.rows[key] = (_shown(key, s.value, config), s.origin)
+        for key, setting in picked.items():
+            resolved.rows[key] = (_shown(key, setting.value, config), setting.origin)
         return resolved
     from ..settings import load_settings
 
@@ -88,17 +143,18 @@ def resolve_ids(config_path: str | None, entity_type: str | None, flags: dict[st
     for key in ID_ENV:
         resolved.rows[key] = (_shown(key, getattr(config, key), config), settings.origins.get(key, "default"))
     resolved.rows["journal"] = (settings.journal_path, settings.origins.get("journal", "default"))
-    for s in settings.stores:
-        role = "source" if s.source else "required" if s.required else "optional"
-        resolved.rows[f"store {s.name}"] = (f"{mask_url(s.url)} ({role})", settings.origins.get(f"store.{s.name}", ""))
+    for store in settings.stores:
+        role = "source" if store.source else "required" if store.required else "optional"
+        resolved.rows[f"store {store.name}"] = (f"{mask_url(store.url)} ({role})",
+                                                settings.origins.get(f"store.{store.name}", ""))
     for name, declared in settings.types.items():
         _type_rows(resolved, path, name, declared, given)
-    declared = settings.types.get(entity_type) if entity_type else None
-    if declared is not None:
-        if need_salts and declared.salt_missing and "salt" not in given:
-            raise ConfigError(f"{path} [types.{entity_type}]: its salt comes from ${declared.salt_env}, which is not "
+    own = settings.types.get(entity_type) if entity_type else None
+    if own is not None:
+        if need_salts and own.salt_missing and "salt" not in given:
+            raise ConfigError(f"{path} [types.{entity_type}]: its salt comes from ${own.salt_env}, which is not "
                               "set; the ID printed without it would not be the one the writer stores")
-        base = declared.id_config(config)
+        base = own.id_config(config)
         resolved.config = IDConfig(namespace=given.get("namespace", base.namespace), salt=given.get("salt", base.salt),
                                    scheme=base.scheme, secret=base.secret)
     return resolved

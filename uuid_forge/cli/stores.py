@@ -1,20 +1,24 @@
-"""Store commands: adapters (more come with write-through and audit)."""
+"""``adapters`` and ``stores``: which store adapters exist, and whether the configured stores answer."""
 
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UUIDForgeError
 from ..options import options_rows
 from ..registry import BUILTIN, adapter_class, available, known_schemes
-from .app import CONTEXT, cli, emit_json, out
+from .app import CONTEXT, emit_json, err, out
+from .configuration import config_option, open_forge
+
+__all__ = ["adapters", "stores"]
 
 
-@cli.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--options", "options_of", metavar="NAME", default=None,
               help="Print the options of one adapter (a name from the list, or a URL scheme).")
@@ -83,3 +87,43 @@ def _scheme_for(name: str) -> str:
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ConfigError(f"--options {name!r}: no such adapter.{hint} Known: {', '.join(names)}")
+
+
+@click.command(context_settings=CONTEXT)
+@config_option()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def stores(config_path: str, as_json: bool) -> None:
+    """Show each configured store: role, masked URL, reachable or not, and journal backlog.
+
+    Exit 0 when the source and every required store answer (an optional store may be down), 2
+    when one of them does not: a health check for a scheduler."""
+    with open_forge(config_path) as forge:
+        pending = forge.pending()
+        rows: list[dict[str, Any]] = []
+        for h in forge.stores:
+            try:
+                h.adapter.ping()
+                reach = "yes"
+            except UUIDForgeError as e:
+                reach = f"no: {e}"
+            rows.append({"name": h.name, "role": h.role, "url": h.adapter.url(), "adapter": h.adapter.name,
+                         "reachable": reach == "yes", "error": None if reach == "yes" else reach[4:],
+                         "pending": pending.get(h.name, 0)})
+    if as_json:
+        emit_json(rows)
+    else:
+        # the (masked) URLs in the caption: a narrow terminal cuts no database number or option
+        table = Table(header_style="bold", caption="\n".join(f"{r['name']}: {escape(r['url'])}" for r in rows),
+                      caption_justify="left")
+        for col in ("store", "role", "adapter", "reachable", "pending"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["name"], r["role"], r["adapter"],
+                          "[green]yes[/]" if r["reachable"] else f"[red]no[/] {escape(r['error'] or '')}",
+                          str(r["pending"]))
+        out.print(table)
+    down = [r["name"] for r in rows if not r["reachable"] and r["role"] != "optional"]
+    if down:  # a health check a scheduler can trust: a source or required store that fails is an error
+        err.print(f"uuid-forge: error: not reachable: {', '.join(down)} (the source or a required store)",
+                  highlight=False)
+        raise click.exceptions.Exit(2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
@@ -22,14 +22,14 @@ from ..encodings import decode
 from ..errors import ConfigError, DecodeError, ValidationError
 from ..journal import Journal
 from ..settings import ForgeSettings, load_settings
-from .app import CONTEXT, cli, emit_json, out
-from .forge_cmds import config_option
+from .app import CONTEXT, emit_json, out
+from .configuration import config_option, existing_config
+
+__all__ = ["journal"]
 
 
 def _settings(config_path: str) -> ForgeSettings:
-    if not os.path.exists(config_path):
-        raise ConfigError(f"config file {config_path!r} not found (name one with --config/-c or UUID_FORGE_CONFIG)")
-    return load_settings(config_path)
+    return load_settings(existing_config(config_path))
 
 
 @contextlib.contextmanager
@@ -68,8 +68,8 @@ def _ident(value: str | None) -> uuid.UUID | None:
         raise ValidationError(f"--id: {err}") from None
 
 
-@cli.group("journal", context_settings=CONTEXT, invoke_without_command=True)
-@config_option
+@click.group("journal", context_settings=CONTEXT, invoke_without_command=True)
+@config_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def journal(ctx: click.Context, config_path: str, as_json: bool) -> None:
@@ -113,7 +113,7 @@ def journal(ctx: click.Context, config_path: str, as_json: bool) -> None:
 def _filters(f: Any) -> Any:
     f = click.option("--id", "ident", default=None, metavar="UUID", help="Only this entity ID (any UUID form).")(f)
     f = click.option("--store", "-s", "store", default=None, metavar="NAME", help="Only this store.")(f)
-    return config_option(f)
+    return config_option()(f)
 
 
 @journal.command("dead-letters", context_settings=CONTEXT)
@@ -152,7 +152,7 @@ def retry(config_path: str, store: str | None, ident: str | None) -> None:
             out.print("no dead letters (the journal was never created)")
             return
         sources = [s.name for s in settings.stores if s.source]
-        also = {sources[0]: [s.name for s in settings.stores if not s.source]} if sources else None
+        also: dict[str, Sequence[str]] | None = {sources[0]: [s.name for s in settings.stores if not s.source]} if sources else None
         n = jr.retry_dead_letters(_store(settings, jr, store), _ident(ident), also=also)
     out.print(f"{n} dead letter(s) back on the pending list" + (": run uuid-forge replay" if n else ""))
 

@@ -9,14 +9,16 @@ from rich.markup import escape
 
 from .. import demo as demo_job
 from ..forge import Forge
-from .app import CONTEXT, cli, emit_json, out
-from .forge_cmds import audit_table, per_store, write_report_table
+from .app import CONTEXT, emit_json, out
+from .configuration import config_option
 from .progress import progress_bar
+from .reports import audit_table, per_store, write_report_table
+
+__all__ = ["demo"]
 
 
-@cli.command(context_settings=CONTEXT)
-@click.option("--config", "-c", "config_path", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="Run against the stores of this TOML config instead of the embedded ones.")
+@click.command(context_settings=CONTEXT)
+@config_option("demo")
 @click.option("--dir", "directory", default=None, type=click.Path(file_okay=False),
               help="Where the embedded stores live [default: a temp dir, removed afterwards].")
 @click.option("--users", default=1000, show_default=True, help="Sample users to write.")

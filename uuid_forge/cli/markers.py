@@ -9,13 +9,15 @@ from rich.markup import escape
 
 from .. import idmarker
 from ..forge import Forge
-from .app import CONTEXT, cli, emit_json, out
-from .forge_cmds import config_option, open_forge
+from .app import CONTEXT, emit_json, out
+from .configuration import config_option, open_forge
+
+__all__ = ["ids"]
 
 _STATE = {"none": "no marker yet", "same": "matches the configuration in use", "differs": "DIFFERS"}
 
 
-@cli.group(context_settings=CONTEXT)
+@click.group(context_settings=CONTEXT)
 def ids() -> None:
     """The ID configuration each entity type was written with, as the source remembers it.
 
@@ -39,7 +41,7 @@ def _describe(row: dict[str, Any]) -> str:
 
 
 @ids.command("status", context_settings=CONTEXT)
-@config_option
+@config_option()
 @click.option("--entity", "-e", "entity_types", multiple=True, help="Only this entity type (repeat for more) "
               "[default: every type the stores hold].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -60,7 +62,7 @@ def status(config_path: str, entity_types: tuple[str, ...], as_json: bool) -> No
 
 
 @ids.command("accept", context_settings=CONTEXT)
-@config_option
+@config_option()
 @click.option("--entity", "-e", "entity_types", multiple=True, help="This entity type (repeat for more) "
               "[default: every type the stores hold].")
 @click.option("--yes", is_flag=True, help="Record it; without --yes only show what would change.")

@@ -1,0 +1,392 @@
+"""The SQL adapter: records in SQL tables through SQLAlchemy 2 Core.
+
+It parses its options, opens the engine with the dialect's timeouts, and hands each table to its
+layout (:mod:`.layout`): our table per entity type, or the user's own table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from uuid_forge.containers import Containers
+from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
+from uuid_forge.errors import StoreError, UUIDForgeError, ValidationError
+from uuid_forge.record import ForeignEntry, Partition, Record
+
+from .codec import IdCodec, parse_zone
+from .dialects import DRIVERS, dialect_for
+from .errors import DriverTimeout, classify_error, is_timeout
+from .layout import SQLSettings, TableLayout, TypeTables, UserTable
+from .tables import OWNERS, OwnersTable, type_table
+
+__all__ = ["SQLAdapter"]
+
+_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,29}")
+_ID_FORMATS = ("uuid", "hex", "string")
+_NULLS = ("value", "absent")
+
+
+class SQLAdapter(Adapter):
+    """Records in SQL tables; the ID in a native ``uuid`` column on PostgreSQL.
+
+    **Default layout** - one table per entity type, ``{prefix}{entity_type}`` (prefix
+    ``uf_``), created on first write::
+
+        id          sqlalchemy.Uuid   primary key: native uuid on PostgreSQL, CHAR(32) lowercase hex elsewhere
+        fingerprint VARCHAR(32)       record.fingerprint as written: a hint; audits hash the data itself
+        data        JSON              the canonical JSON text, byte for byte (PostgreSQL: ``json``)
+        key         JSON NULL         the business key, when known
+        updated_at  timestamp         set by the server on insert and update
+
+    On PostgreSQL ``data`` is ``json``, not ``jsonb``: jsonb rejects ``\\u0000`` in strings and
+    rewrites numbers (``1e+21`` reads back as an integer), while ``json`` keeps the exact text the
+    fingerprint was computed from. ``data_type="jsonb"`` chooses jsonb when you want GIN indexes.
+    ``id_format="string"`` (also ``?id_format=string`` in the URL) keeps IDs as 36-char text
+    instead (``"hex"``: 32-char text, what ``Uuid`` uses off PostgreSQL). MariaDB tables are
+    ``utf8mb4`` with the binary collation, so ID text compares exactly (case matters).
+
+    **Entity types**: the base rule (letters, digits, ``_ . -``), and ``prefix + type`` must fit
+    the identifier limit (63 bytes on PostgreSQL, 64 on MariaDB): PostgreSQL would silently cut a
+    longer name and two types could share a table. Dots and dashes are accepted: SQLAlchemy
+    quotes every identifier that needs it (raw SQL must quote ``"uf_order-items"`` too). Case
+    matters, except on a MariaDB server with ``lower_case_table_names=1``.
+
+    **Your own table** - ``table=`` (a ``sqlalchemy.Table`` or the name of a table to reflect),
+    ``entity_type=`` (the one type it holds), ``columns=`` and ``fields=``::
+
+        open_store("postgresql://.../app", table="users", entity_type="user",
+                   columns={"id": "user_id", "fingerprint": "fp"},
+                   fields={"email": "email", "name": "name"})
+
+    ``columns`` maps ``id`` (required), ``fingerprint``, ``data`` and ``key`` to column names
+    (``None``: not stored; an omitted key defaults to the column of the same name if the table has
+    one). ``fields`` maps data fields to their own columns; without a ``data`` column, data is
+    rebuilt from them on read and a record with a field not in ``fields`` is rejected before any
+    write. The ID column must be the primary key (or unique). Its kind follows its type: a
+    ``uuid``/``Uuid`` column holds UUIDs, a text column 36-char text (``id_format="hex"`` for
+    CHAR(32) text). A field mapped onto the ID (or fingerprint, data, key) column is refused.
+
+    **Typed columns** - each field's value is checked against its column type before anything is
+    written (a ValidationError names the field and the column), and read back in the data model,
+    so a clean write audits clean:
+
+    * ``timestamptz``: an aware datetime or ISO text with an offset (``...+02:00``, ``...Z``);
+      read back as an aware datetime in UTC (the same instant);
+    * ``timestamp`` without time zone (also MariaDB DATETIME/TIMESTAMP and SQLite datetimes): the
+      same values, written as the wall time in the zone of the option ``timezone``
+      (``timezone="Europe/Paris"``), read back as aware datetimes in UTC;
+    * ``numeric``/``DECIMAL``: int, float or Decimal (refused when the column's scale or precision
+      would round it); read back as an exact Decimal;
+    * ``double precision``/``DOUBLE``/SQLite ``REAL``: numbers a double keeps exactly; float;
+    * ``integer``/``bigint``: whole numbers; int. ``boolean`` (MariaDB TINYINT(1)): bool;
+    * ``json``/``jsonb``: any value, written as its canonical text, parsed back with every digit;
+    * ``uuid``: lowercase UUID text or a UUID; a UUID. ``date``: ``YYYY-MM-DD`` text or a date;
+    * PostgreSQL arrays (``text[]``, ``numeric[]``, ...): a list of values of the element type;
+    * text types: str.
+
+    A timestamp column without time zone and no ``timezone`` option is an error naming the column
+    and the option (its values are wall times in an unknown zone). In the hour a zone repeats (the
+    autumn change) a wall time reads back as its first occurrence. SQLite has no exact decimal
+    type (its NUMERIC keeps a double): keep exact decimals in a JSON column there. Single-precision
+    columns (PostgreSQL ``real``, MariaDB ``FLOAT``) do not round-trip: use double precision.
+    MariaDB ``DATETIME`` without ``(6)`` rounds to whole seconds: use ``DATETIME(6)`` for
+    datetimes with fractions.
+
+    **NULL** - ``nulls="value"`` (default): a NULL column is the field with value null; every
+    mapped field must then be in the data (a missing one would read back as null and be stale on
+    every audit), so a field set to NULL by hand is reported as differing. ``nulls="absent"``: a
+    NULL column is a field the entity does not have; a None value is refused, and a field set to
+    NULL by hand is reported as missing in the store.
+
+    **Other programs' rows** in your table: an ID that is no UUID, or a UUID of a version this ID
+    scheme does not make (``gen_random_uuid()``'s version 4), is a :class:`ForeignEntry`: counted
+    by the audit, never rewritten or deleted.
+
+    **Malformed IDs**: text ID columns (SQLite, MariaDB, ``id_format="string"``) can hold a wrong
+    encoding (36-char text in a hex column, uppercase); scans read the raw text and report it as
+    :class:`MalformedID` (also in partitioned scans: the ranges where uppercase and dashed forms
+    sort are searched too), and ``delete_raw`` removes it. A native PostgreSQL ``uuid`` column
+    cannot hold a wrong encoding. ``drop`` drops our per-type table; on your own table it deletes
+    the rows and keeps the table.
+
+    **Statements**: upserts are ``INSERT ... ON CONFLICT DO UPDATE`` (PostgreSQL, SQLite) or
+    ``ON DUPLICATE KEY UPDATE`` (MariaDB), one ``executemany`` and one transaction per batch;
+    reads use ``id = ANY(:array)`` on PostgreSQL and ``IN (...)`` elsewhere; scans stream
+    (server-side cursor on PostgreSQL) ordered by ID within the partition's range. Statements are
+    built with SQLAlchemy Core and compiled once per table; every value travels as a bound
+    parameter and identifiers are quoted by SQLAlchemy.
+    """
+
+    name: ClassVar[str] = "sql"
+    connection_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, ConnectionError, TimeoutError)
+    timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (DriverTimeout, TimeoutError)
+
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("prefix", str, "uf_", "prefix of the per-type tables (1-30 letters, digits or '_')",
+               deprecated=("table_prefix",)),
+        Option("schema", str, None, "database schema of the tables (none: the connection's default)"),
+        Option("id_format", str, "uuid", "ID column type: native uuid on PostgreSQL (CHAR(32) hex elsewhere), hex "
+               "(CHAR(32) text) or string (36-char text)", choices=_ID_FORMATS),
+        Option("data_type", str, "json", "type of the data column on PostgreSQL: json keeps the exact text, jsonb "
+               "allows GIN indexes", choices=("json", "jsonb")),
+        Option("statement_timeout", float, None, "seconds a statement may run on PostgreSQL (none: the server's "
+               "setting)", minimum=0),
+        Option("connect_timeout", float, 5.0, "seconds to connect (SQLite: to wait for a lock); in the URL query "
+               "the driver's own parameter of this name applies", minimum=0, url=False),
+        Option("read_timeout", float, 30.0, "seconds to wait for a reply on MariaDB/MySQL (also the write timeout)",
+               minimum=0, url=False),
+        Option("table", object, None, "your own table, in its own shape: a sqlalchemy.Table or the name of a "
+               "table to reflect, e.g. table='users' (needs entity_type; without it, one table per type named "
+               "prefix + type holds the data as one JSON column)"),
+        Option("entity_type", str, None, "the one entity type your own table holds, e.g. entity_type='user'",
+               url=False),
+        Option("columns", dict, None, "where the record's parts go in your table: {'id': 'user_id'} (required "
+               "unless the table has a column named id), plus 'fingerprint', 'data' (a JSON column for fields "
+               "not mapped in fields=) and 'key'; None stores a part nowhere, an omitted one uses the column "
+               "of the same name if the table has it"),
+        Option("fields", dict, None, "data fields kept in typed columns of your table: {field: column}, e.g. "
+               "{'email': 'email', 'created_at': 'created_at'}; values are checked against the column type "
+               "before any write (timestamptz, timestamp with timezone=, numeric, integer, double, boolean, "
+               "json/jsonb, uuid, date, text, PostgreSQL arrays) and read back in the data model"),
+        Option("timezone", str, None, "the zone the values of timestamp columns without time zone are in "
+               "(IANA name, e.g. timezone='UTC' or timezone='Europe/Paris'): written as that zone's wall "
+               "time, read back as aware datetimes; required when a mapped field has such a column (MariaDB "
+               "DATETIME/TIMESTAMP and SQLite datetimes are always such columns)"),
+        Option("nulls", str, "value", "what a NULL in a field column means: value (the field is there with "
+               "value null: every mapped field must be in the data, None included) or absent (the entity "
+               "has no such field: a None value is refused). A field set to NULL by hand is then reported "
+               "as differing (value) or missing (absent)", choices=_NULLS),
+        Option("engine_options", dict, None, "keyword arguments for sqlalchemy.create_engine (pool size, echo, ...)"),
+        BATCH_SIZE,
+    )
+    driver_query: ClassVar[str] = "the database driver through SQLAlchemy (e.g. `sslmode`, `application_name`)"
+
+    def __init__(self, url: str, **options: Any) -> None:
+        sa_url = make_url(url)
+        # the query as SQLAlchemy reads it (an unencoded '#' in a password would fool urlsplit)
+        opts = self.parse_options("?" + urlencode(dict(sa_url.query), doseq=True), options)
+        super().__init__(url, batch_size=opts["batch_size"])
+        sa_url = sa_url.set(drivername=DRIVERS.get(sa_url.drivername, sa_url.drivername))
+        query = dict(sa_url.query)
+        for name in opts.url_names:  # ours, not the driver's
+            query.pop(name, None)
+        sa_url = sa_url.set(query=query)
+        prefix, table = opts["prefix"], opts["table"]
+        if not _PREFIX.fullmatch(prefix):
+            raise ValidationError(f"prefix {prefix!r} must be 1-30 letters, digits or '_'")
+        if opts["id_format"] not in _ID_FORMATS:
+            raise ValidationError(f"id_format {opts['id_format']!r} is not one of {', '.join(_ID_FORMATS)}")
+        if opts["data_type"] not in ("json", "jsonb"):
+            raise ValidationError(f"data_type {opts['data_type']!r} must be 'json' or 'jsonb'")
+        if table is not None and not opts["entity_type"]:
+            raise ValidationError("table= needs entity_type=: the one entity type that table holds")
+        if (opts["columns"] is not None or opts["fields"] is not None) and table is None:
+            raise ValidationError("columns= and fields= map a table of your own: pass table= too")
+        self._dialect = dialect_for(sa_url.get_backend_name())
+        timeout = opts["statement_timeout"]
+        args = self._dialect.connect_args(opts["connect_timeout"], opts["read_timeout"],
+                                          None if timeout is None else float(timeout))
+        style = {"paramstyle": self._dialect.paramstyle} if self._dialect.paramstyle else {}
+        self._engine = sa.create_engine(
+            sa_url, pool_pre_ping=True, future=True,
+            connect_args={k: v for k, v in args.items() if k not in sa_url.query},  # the URL's own settings win
+            # bound parameters are entity data (emails, SSNs): never in an error text or a log line
+            **{**style, **dict(opts["engine_options"] or {}), "hide_parameters": True})
+        self._settings = SQLSettings(
+            prefix=prefix, schema=opts["schema"], id_format=opts["id_format"], data_type=opts["data_type"],
+            table=table, entity_type=opts["entity_type"], columns=dict(opts["columns"] or {}),
+            fields=opts["fields"], zone=parse_zone(opts["timezone"]), nulls=opts["nulls"])
+        # your own table holds one type; otherwise one table per type, with an owners record
+        self._containers = Containers("table", own=None if table is None else self._table_name(),
+                                      own_type=opts["entity_type"], prefix=prefix,
+                                      owners=OwnersTable(self._engine, opts["schema"]))
+        self._layout_class: type[TableLayout] = UserTable if self._containers.is_own else TypeTables
+        self._tables: dict[str, TableLayout] = {}
+
+    @property
+    def id_encoding(self) -> str:
+        """``uuid`` (native column), ``hex`` (CHAR(32), what sqlalchemy.Uuid uses off PostgreSQL) or ``string``."""
+        opened = self._tables.get(self._settings.entity_type or "") if self._containers.is_own else None
+        kind = opened.codec.kind if opened is not None else self._settings.type_id_kind(self._dialect)
+        return "uuid" if kind == "native" else kind
+
+    # -- validation ----------------------------------------------------------------------------
+    def check_entity_type(self, entity_type: str) -> str:
+        super().check_entity_type(entity_type)
+        if self._containers.is_own:
+            refused = self._containers.accepts(entity_type)
+            if refused:
+                raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: {refused}")
+            return entity_type
+        prefix = self._settings.prefix
+        if prefix + entity_type == OWNERS:
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: table {OWNERS!r} "
+                                  "records which prefix and type each table belongs to")
+        limit = self._dialect.max_identifier
+        if limit is not None and len(prefix) + len(entity_type.encode()) > limit:
+            raise ValidationError(
+                f"entity type {entity_type!r} is too long for {self._dialect.name}: table name "
+                f"{prefix + entity_type!r} must fit {limit} bytes (at most {limit - len(prefix)} "
+                f"chars after the prefix {prefix!r})")
+        return entity_type
+
+    def validate_records(self, entity_type: str, records: list[Record]) -> None:
+        """Before any write: with field columns, each record must fit your table (see
+        :meth:`UserTable.check_records`)."""
+        if not self._settings.fields:
+            return
+        with self._errors("reflect table"):
+            opened = self._table(self._settings.entity_type or "", create=False)
+        if opened is not None:
+            opened.check_records(records)
+
+    # -- tables --------------------------------------------------------------------------------
+    def _table_name(self) -> str:
+        t = self._settings.table
+        return t.name if isinstance(t, sa.Table) else str(t)
+
+    def _table(self, entity_type: str, create: bool) -> TableLayout | None:
+        """The layout of ``entity_type``'s table; None if the table does not exist (and create is False).
+        Our per-type table must be this prefix's and type's (a write claims it)."""
+        opened = self._tables.get(entity_type)
+        if opened is not None:
+            return opened
+        opened = self._layout_class.open(self._engine, self._dialect, self._settings,
+                                         self._containers.name_for(entity_type), create)
+        if opened is None:
+            return None
+        self._containers.check(entity_type, claim=create)
+        self._tables[entity_type] = opened
+        return opened
+
+    # -- hooks ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self, operation: str) -> Iterator[None]:
+        """The base wrapping, with driver timeouts told apart from lost connections."""
+        with super()._errors(operation):
+            try:
+                yield
+            except UUIDForgeError:
+                raise
+            except sa_exc.DBAPIError as err:
+                if is_timeout(err):
+                    raise DriverTimeout(str(err.orig)) from err
+                raise
+
+    def _classify(self, err: BaseException) -> type[StoreError] | None:
+        return classify_error(err) or super()._classify(err)
+
+    def _put(self, entity_type: str, records: list[Record]) -> None:
+        self._dialect.check_batch(self._engine, self.url(), entity_type, records)
+        self._write(entity_type, records, [r.key_json for r in records])
+
+    def _write(self, entity_type: str, records: list[Record], keys: list[str | None]) -> None:
+        """Upsert one batch; ``keys`` are the records' canonical key texts, already computed."""
+        opened = self._table(entity_type, create=True)
+        assert opened is not None
+        rows = opened.rows(records, keys)
+        with self._engine.begin() as conn:  # one transaction per batch
+            # executemany: psycopg pipelines it, PyMySQL folds it into multi-row INSERTs
+            conn.exec_driver_sql(opened.put_sql, rows)
+
+    def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
+        opened = self._table(entity_type, create=False)
+        if opened is None:
+            return []
+        keys = opened.codec.encode_many(ids)
+        with self._engine.connect() as conn:
+            rows = opened.fetch(conn, keys)
+        # each record's fingerprint is computed from the data read (never the fingerprint column),
+        # through this adapter's view
+        read, decode = self._read_record, opened.decode
+        return [read(entity_type, ident, functools.partial(decode, entity_type, ident, row, self))
+                for ident, row in opened.codec.matched(rows, keys, ids)]
+
+    def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
+        opened = self._table(entity_type, create=False)
+        if opened is None:
+            return 0
+        with self._engine.begin() as conn:
+            return conn.execute(opened.delete_stmt, {"ids": opened.codec.encode_many(ids)}).rowcount
+
+    def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
+        opened = self._table(entity_type, create=False)
+        if opened is None:
+            return
+        codec = opened.codec
+        where, primary = codec.range_filter(opened.scan_id, partition)
+        # The data itself, never the fingerprint column: our own table keeps the canonical text, hashed
+        # as read; a table of your own is rebuilt from its columns.
+        stmt = sa.select(opened.scan_id, *opened.scan_exprs()).where(where).order_by(opened.scan_id)
+        # stream_results: a server-side cursor on PostgreSQL, an unbuffered one on MariaDB
+        with self._engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=self.batch_size).execute(stmt)
+            for row in result:
+                ident = codec.decode(row[0], self.id_versions)
+                if isinstance(ident, ForeignEntry) and primary is not None \
+                        and not (primary[0] <= row[0] and (primary[1] is None or row[0] < primary[1])):
+                    continue  # foreign text outside this partition's own range: another partition reports it
+                yield ident, opened.fingerprint(row, self)
+
+    def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
+        """Delete rows by their ID column's raw text (a wrongly encoded ID, as ``MalformedID.raw``)."""
+        opened = self._table(entity_type, create=False)
+        if opened is None:
+            return 0
+        codec = opened.codec
+        if codec.native:  # a uuid column holds no wrong encoding: nothing by that text can exist
+            return super()._delete_raw(entity_type, raws)
+        foreign = [raw for raw in raws if isinstance(codec.decode(raw, self.id_versions), ForeignEntry)]
+        if foreign:
+            raise ValidationError(f"IDs {foreign[:3]} are not IDs written by uuid-forge: refused, foreign rows "
+                                  "are never deleted")
+        stmt = sa.delete(opened.table).where(opened.scan_id.in_(sa.bindparam("raws", expanding=True)))
+        with self._engine.begin() as conn:
+            return conn.execute(stmt, {"raws": list(raws)}).rowcount
+
+    def _drop(self, entity_type: str) -> None:
+        """DROP TABLE for our own per-type table; on your own table only its rows go, never the table."""
+        if self._containers.is_own:
+            super()._drop(entity_type)
+            return
+        self._containers.check(entity_type, claim=False)  # never another prefix's table
+        opened = self._tables.pop(entity_type, None)
+        settings = self._settings
+        table = opened.table if opened is not None else type_table(
+            self._containers.name_for(entity_type), settings.schema,
+            IdCodec(settings.type_id_kind(self._dialect)).column_type(), settings.data_type)
+        with self._engine.begin() as conn:
+            conn.execute(sa.schema.DropTable(table, if_exists=True))
+        self._containers.release(entity_type)
+
+    def _entity_types(self) -> Iterable[str]:
+        settings = self._settings
+        if self._containers.is_own:
+            opened = self._table(settings.entity_type or "", create=False)
+            return [settings.entity_type] if opened is not None else []  # type: ignore[list-item]
+        with self._engine.connect() as conn:
+            names = sa.inspect(conn).get_table_names(schema=settings.schema)
+        found = []
+        for entity_type in self._containers.ours(n for n in names if n != OWNERS):
+            with contextlib.suppress(ValidationError):
+                found.append(self.check_entity_type(entity_type))
+        return found
+
+    def _ping(self) -> None:
+        with self._engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def _close(self) -> None:
+        self._engine.dispose()
+        self._tables.clear()

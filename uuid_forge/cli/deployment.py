@@ -1,0 +1,122 @@
+"""Setting a deployment up and checking it: new-salt, init, config, validate, info."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import click
+from rich.markup import escape
+
+from ..errors import ConfigError
+from ..ids import generate_salt
+from ..precedence import CONFIG_ENV, NAMESPACE_ENV, SALT_ENV, SCHEME_ENV, SECRET_ENV
+from ..privatefile import write_private
+from .app import CONTEXT, emit_json, err, out
+from .configuration import DEFAULT_CONFIG, config_option, id_flags, id_options, resolve_ids
+
+__all__ = ["config", "info", "init", "new_salt", "validate"]
+
+
+@click.command("new-salt", context_settings=CONTEXT)
+@click.option("--length", "-l", default=32, show_default=True, help="Random bytes (at least 16).")
+def new_salt(length: int) -> None:
+    """Print a new random salt. Store it as UUID_FORGE_SALT, once per deployment.
+
+    Changing the salt changes every ID, so generate it once and keep it safe.
+    """
+    click.echo(generate_salt(length))
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--output", "-o", default=".env", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to write the template.")
+@click.option("--force", "-f", is_flag=True, help="Overwrite an existing file.")
+def init(output: str, force: bool) -> None:
+    """Write a .env template with a fresh salt (mode 0600; the salt is not printed)."""
+    if os.path.exists(output) and not force:
+        raise ConfigError(f"{output} exists; pass --force to overwrite it")
+    text = (
+        "# uuid-forge configuration. Keep this file secret and out of version control.\n"
+        f"{SALT_ENV}={generate_salt()}\n"
+        f"# {NAMESPACE_ENV}=mycompany.com\n"
+        f"# {SECRET_ENV}=...   # keyed mode: IDs nobody can compute without it\n"
+    )
+    write_private(output, text, "--output")  # 0600, never through a symlink
+    click.echo(f"wrote {output} (mode 0600) with a new salt")
+
+
+@click.command(context_settings=CONTEXT)
+@id_options
+@config_option("ids")
+@click.option("--entity", "-e", "entity_type", default=None, help="Show the ID configuration of this entity type "
+              "(its [types.NAME] namespace and salt) [default: the [ids] one].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def config(namespace: str | None, salt: str | None, scheme: str | None, use_env: bool, config_path: str | None,
+           entity_type: str | None, as_json: bool) -> None:
+    """Show the configuration in use and where each value came from.
+
+    Each value comes from the first of: a flag, the environment (UUID_FORGE_*), the config file,
+    the default. Salts and secrets are never printed, store passwords show as ***.
+    """
+    resolved = resolve_ids(config_path, entity_type, id_flags(namespace, salt, scheme), use_env, need_salts=False)
+    described = resolved.config.describe()
+    if as_json:
+        emit_json({**described, "keyed": resolved.config.keyed, "file": resolved.file,
+                   "file_from": resolved.file_origin,
+                   "values": {k: {"value": v, "from": o} for k, (v, o) in resolved.rows.items()}})
+        return
+    # one value per line, its origin on the next: fits 80 columns without cutting a URL
+    out.print(escape(f"config file: {resolved.file} (from {resolved.file_origin})" if resolved.file
+                     else f"config file: none (-c FILE, ${CONFIG_ENV} or ./{DEFAULT_CONFIG})"))
+    for key, (value, origin) in resolved.rows.items():
+        if entity_type is None or not key.startswith("type ") or key.startswith(f"type {entity_type} "):
+            out.print(escape(f"{key}: {value}\n    from {origin}"))
+
+
+@click.command(context_settings=CONTEXT)
+@id_options
+@config_option("ids")
+@click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
+def validate(namespace: str | None, salt: str | None, scheme: str | None, use_env: bool, config_path: str | None,
+             strict: bool) -> None:
+    """Check the configuration for weak settings (no salt, short salt, default namespace).
+
+    With a config file, the whole file is validated too, and a declared type whose salt
+    variable is unset fails. Exit 0 ok, 1 weak (or a warning with --strict), 2 invalid.
+    """
+    resolved = resolve_ids(config_path, None, id_flags(namespace, salt, scheme), use_env)
+    cfg = resolved.config
+    problems: list[str] = []
+    failed = False
+    if not cfg.salt and not cfg.secret:
+        problems.append("no salt and no secret: IDs can be computed by anyone who knows the key values "
+                        f"(set {SALT_ENV}; uuid-forge new-salt makes one)")
+        failed = True
+    elif cfg.salt and len(cfg.salt) < 16:
+        problems.append(f"salt is only {len(cfg.salt)} characters; use 16 or more (uuid-forge new-salt)")
+        failed = failed or strict
+    if cfg.namespace_uuid == uuid.NAMESPACE_DNS:
+        problems.append(f"the default namespace is in use; set [ids] namespace or {NAMESPACE_ENV} to your domain")
+        failed = failed or strict
+    for key, (value, origin) in resolved.rows.items():
+        if key.startswith("type ") and key.endswith(" salt") and value == "not set":
+            problems.append(f"{key}: {origin}: the writer would refuse this type")
+            failed = True
+    for p in problems:
+        err.print(f"- {escape(p)}")
+    if failed:
+        raise click.exceptions.Exit(1)
+    where = f" ({resolved.file})" if resolved.file else ""
+    click.echo(f"configuration ok{where}" if not problems else f"configuration usable (see notes){where}")
+
+
+@click.command(context_settings=CONTEXT)
+def info() -> None:
+    """What uuid-forge is and where its configuration comes from."""
+    from .. import __version__
+
+    out.print(f"uuid-forge {__version__}: deterministic UUIDs (scheme uuid-forge/1, RFC 9562 v5/v8)")
+    out.print(f"configuration: {NAMESPACE_ENV}, {SALT_ENV}, {SECRET_ENV}, {SCHEME_ENV}")
+    out.print("run 'uuid-forge --help' for the commands")
+

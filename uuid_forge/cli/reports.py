@@ -1,0 +1,57 @@
+"""How a write report and an audit report print as tables: write, replay, audit and demo share them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from ..audit import CLASSES, AuditReport
+from ..report import WriteReport
+
+__all__ = ["audit_table", "per_store", "write_report_table"]
+
+
+def per_store(counts: dict[str, Any]) -> str:
+    """``{"cache": {"rewritten": 1}}`` or ``{"cache": 1}`` as ``cache: rewritten 1`` / ``cache: 1``:
+    what the CLI prints instead of a Python dict."""
+    parts = []
+    for name, value in counts.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in value.items()) or "nothing"
+        parts.append(f"{name}: {value}")
+    return "; ".join(parts)
+
+
+def write_report_table(report: WriteReport, title: str = "write-through") -> Table:
+    """Per-store results; the (masked) URLs go in the caption, so a narrow terminal squeezes no figure."""
+    table = Table(header_style="bold", title=f"{title}: {report.entities} "
+                  f"entit{'y' if report.entities == 1 else 'ies'} in {report.seconds:.2f}s",
+                  caption="\n".join(f"{s.name}: {escape(s.url)}" for s in report.stores.values()),
+                  caption_justify="left")
+    for col in ("store", "role", "status", "written", "in journal", "retries", "seconds"):
+        table.add_column(col, no_wrap=True)
+    style = {"ok": "green", "journaled": "yellow", "failed": "red"}
+    for s in report.stores.values():
+        table.add_row(s.name, s.role, f"[{style[s.status]}]{s.status}[/]", str(s.written), str(s.pending),
+                      str(s.retries), f"{s.seconds:.2f}")
+    return table
+
+
+def audit_table(report: AuditReport, title: str) -> Table:
+    """Per-store counts of each class, findings in red; foreign entries explained in the caption."""
+    table = Table(header_style="bold", title=title)
+    table.add_column("store")
+    for k in CLASSES:
+        table.add_column(k, justify="right")
+    for name, counts in report.stores.items():
+        cells = [f"[red]{counts[k]}[/]" if k not in ("ok", "foreign") and counts[k] else str(counts[k]) for k in CLASSES]
+        table.add_row(name, *cells)
+    foreign = {n: c["foreign"] for n, c in report.stores.items() if c["foreign"]}
+    if foreign:  # not ours: say so, and that nothing was done to them
+        table.caption = ("foreign: entries not written by uuid-forge (other applications' keys, files, documents), "
+                         "left alone: never repaired or deleted. " + "; ".join(
+                             f"{n}: {c} (e.g. {', '.join(escape(x) for x in report.foreign_samples.get(n, [])[:3])})"
+                             for n, c in foreign.items()))
+    return table

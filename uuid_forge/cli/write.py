@@ -1,0 +1,208 @@
+"""``write`` and ``replay``: entities to every configured store, and what the journal still owes them."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Callable
+
+import click
+from rich.markup import escape
+
+from .. import metrics
+from ..entitytypes import FROM_DATA
+from ..errors import PrivateFileError, ValidationError, WriteError
+from ..forge import Forge
+from ..metrics import metrics_option
+from ..precedence import SALT_ENV, SECRET_ENV
+from ..report import WriteReport
+from .app import CONTEXT, emit_json, err, out
+from .configuration import config_option, open_forge
+from .jsonl import JsonlReader, count_checked
+from .parsing import parse_assignments
+from .progress import progress_bar
+from .reports import per_store, write_report_table
+
+__all__ = ["replay", "show_write", "write"]
+
+
+def show_write(report: WriteReport, as_json: bool, ident: uuid.UUID | None = None) -> None:
+    """The write table (or JSON); ``ident``, for a single entity, is the ID it was written under."""
+    if as_json:
+        emit_json({**report.to_dict(), "id": str(ident)} if ident is not None else report.to_dict())
+        return
+    if ident is not None:
+        out.print(f"id: {ident}")
+    out.print(write_report_table(report))
+    for s in report.stores.values():
+        for e in s.errors:
+            err.print(f"[yellow]{s.name}[/]: {escape(e)}")
+    dead = [f"{s.name}: {s.dead_letters}" for s in report.stores.values() if s.dead_letters]
+    if dead:
+        err.print(f"dead letters (records a store refused for good, kept in the journal; the others were written): "
+                  f"{', '.join(dead)}; see 'uuid-forge journal dead-letters'")
+
+
+def _entities(n: int) -> str:
+    return f"{n} entit{'y' if n == 1 else 'ies'}"
+
+
+def _write_chunks(forge: Forge, config_path: str, path: str, total: int, workers: int, executor: str,
+                  as_json: bool) -> WriteReport | None:
+    """The file written as chunk tasks (uuid_forge.backfill), or None to write it in this process:
+    one worker, stores only this process sees, or an entity the file holds twice (its last line
+    must win, and chunks run side by side)."""
+    import time
+
+    from ..backfill import chunks, first_repeat, merge_reports
+    from ..executors import in_process_only, make_executor
+
+    if executor == "local" and workers == 1:
+        return None
+    why = in_process_only(forge)
+    repeat = None if why else first_repeat(forge, path)
+    if why or repeat:
+        reason = why or f"lines {repeat[0]} and {repeat[1]} write the same entity"  # type: ignore[index]
+        err.print(f"note: writing in this process: {escape(reason)}", highlight=False)
+        return None
+    pool = make_executor(executor, config_path, workers)
+    ranges = chunks(path, workers)
+    started = time.perf_counter()
+    with progress_bar(f"writing ({pool.name}, {len(ranges)} chunks)", total, not as_json) as advance:
+        parts = pool.run("write_chunk", [{"path": os.path.abspath(path), "start": a, "end": b} for a, b in ranges],
+                         lambda _, part: advance(part["report"]["entities"]))
+    report = merge_reports(parts, time.perf_counter() - started)
+    failed = [p["error"] for p in parts if p["error"]]
+    if failed:
+        raise WriteError(f"{len(failed)} of {len(parts)} chunk(s) failed: {failed[0]}", report=report)
+    return report
+
+
+@click.command(context_settings=CONTEXT)
+@metrics_option("write")
+@config_option()
+@click.argument("entity_type", required=False)
+@click.option("-k", "--key", "keys", multiple=True, metavar="KEY=TEXT|KEY:=JSON", help="A business-key value.")
+@click.option("-d", "--data", "data", multiple=True, metavar="FIELD=TEXT|FIELD:=JSON", help="A data field.")
+@click.option("--jsonl", "jsonl", default=None, metavar="FILE|-",
+              help="Read entities from JSON lines: {\"entity_type\":..,\"key\":{..},\"data\":{..}} (\"key\" may be "
+                   "left out for a type declared with key fields).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(min=1), metavar="N",
+              help="With --jsonl FILE: write chunks of the file in N processes at once (each journals its "
+                   "failures as usual; see docs/scaling.md).")
+@click.option("--executor", type=click.Choice(["local", "celery"]), default="local", show_default=True,
+              help="With --jsonl FILE: where the chunks are written (celery: workers that read FILE at the same path).")
+def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data: tuple[str, ...],
+          jsonl: str | None, as_json: bool, workers: int = 1, executor: str = "local") -> None:
+    """Write entities to every configured store under their deterministic IDs.
+
+    The source of truth is written first, then the other stores. A store that stays down keeps
+    its part in the journal: run 'uuid-forge replay' when it is back. Exit 0 when every
+    required store was written, 2 otherwise.
+
+    \b
+    Examples:
+      uuid-forge write -c uuid-forge.toml user -k email=john@example.com -d name=John -d age:=42
+      uuid-forge write -c uuid-forge.toml order -d order_number=A-1 -d total:=12.5   # [types.order] key
+      uuid-forge write -c uuid-forge.toml --jsonl users.jsonl
+      producer | uuid-forge write -c uuid-forge.toml --jsonl -
+    """
+    if (jsonl is None) == (entity_type is None):
+        raise click.UsageError("give ENTITY_TYPE with -k/-d, or --jsonl FILE (not both)")
+    written = 0  # entities in batches finished before an error, for the message
+
+    def counted(advance: Callable[[int], None]) -> Callable[[int], None]:
+        def step(n: int) -> None:
+            nonlocal written
+            written += n
+            advance(n)
+        return step
+
+    with open_forge(config_path) as forge:
+        config = forge.generator.config
+        unsalted = not config.salt and not config.secret
+        reader = None
+        single: uuid.UUID | None = None
+        try:
+            if jsonl is None:
+                key = parse_assignments(keys, "-k")
+                declared = forge.types.get(entity_type)  # type: ignore[arg-type]
+                if not key and not (declared and declared.key):
+                    raise click.UsageError(f"give the business key with -k KEY=VALUE (at least one), or declare "
+                                           f"the key fields of {entity_type!r} in the configuration "
+                                           f"([types.{entity_type}] key = [\"email\"])")
+                fields = parse_assignments(data, "-d")
+                single = forge.id_for(entity_type, key or FROM_DATA, fields)  # type: ignore[arg-type]
+                report = forge.write(entity_type, key or FROM_DATA, fields)  # type: ignore[arg-type]
+            elif jsonl == "-":
+                reader = JsonlReader(sys.stdin.buffer, "<stdin>", forge)
+                with progress_bar("writing", None, not as_json) as advance:
+                    report = forge.write_many(iter(reader), progress=counted(advance))
+            else:
+                if not os.path.isfile(jsonl):
+                    raise ValidationError(f"--jsonl {jsonl!r}: no such file (use - to read standard input)")
+                total = count_checked(jsonl, forge)
+                chunked_report = _write_chunks(forge, config_path, jsonl, total, workers, executor, as_json)
+                if chunked_report is not None:
+                    report = chunked_report
+                else:
+                    with open(jsonl, "rb") as fh, progress_bar("writing", total, not as_json) as advance:
+                        reader = JsonlReader(fh, jsonl, None)  # each entity was checked above
+                        report = forge.write_many(iter(reader), progress=counted(advance))
+        except WriteError as failure:
+            show_write(failure.report, as_json)
+            if jsonl is None:
+                raise
+            before = "; ".join(f"{_entities(s.written)} written to {n} before it"
+                               for n, s in failure.report.stores.items() if s.status == "failed")
+            raise WriteError(f"{failure} ({before})" if before else str(failure), report=failure.report) from None
+        except (PrivateFileError, OSError) as failure:  # a full disk under the journal, say
+            if jsonl is None:
+                raise
+            raise PrivateFileError(f"{failure}; {_entities(written)} were written to every store before it"
+                                   ) from None
+        show_write(report, as_json, single)
+        if unsalted and report.entities:  # a later salt changes every ID: say so while there are few
+            err.print(f"[yellow]warning:[/] written without a salt or secret ({SALT_ENV} / {SECRET_ENV}): "
+                      "anyone who knows the keys can compute these IDs, and setting a salt later changes them all "
+                      "(uuid-forge init writes one to .env: load it before writing)", highlight=False)
+        metrics.record(report)
+        if reader is not None and reader.error is not None:
+            n = report.entities
+            raise ValidationError(f"{reader.error}; {_entities(n)} before it "
+                                  f"{'was' if n == 1 else 'were'} written, nothing after it")
+
+
+@click.command(context_settings=CONTEXT)
+@metrics_option("replay")
+@config_option()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def replay(config_path: str, as_json: bool) -> None:
+    """Finish every write the journal still holds (after a store outage or a crash).
+
+    Writes are idempotent upserts, so replaying is always safe. Exit 0 when nothing is left
+    pending, 1 when some store is still down.
+    """
+    with open_forge(config_path) as forge:
+        before = forge.pending()
+        with progress_bar("replaying", sum(before.values()), not as_json) as advance:
+            report = forge.replay(progress=advance)
+        metrics.record(report)
+        left = forge.pending()
+        dead = forge.journal.dead_letter_counts() if forge.journal else {}
+        if as_json:
+            emit_json({**report.to_dict(), "pending_before": before, "pending_after": left, "dead_letters": dead})
+        else:
+            if not before:
+                out.print("journal is empty: nothing to replay")
+            else:
+                out.print(write_report_table(report, "replay"))
+                out.print(f"pending before: {per_store(before)}; after: {per_store(left) or 'nothing'}")
+            if dead:
+                out.print(f"dead letters (refused for good, not replayed): {per_store(dead)}; "
+                          "see 'uuid-forge journal dead-letters'")
+        if left:
+            raise click.exceptions.Exit(1)
+
