@@ -3,6 +3,7 @@
 URLs come from ``UUID_FORGE_TEST_*_URL`` variables (defaults: the local servers). The MongoDB and
 Elasticsearch stand-ins are started once per test run on free ports when no URL is given. Under
 ``CI=true`` a server that cannot be reached fails the run; locally its tests skip with the reason.
+The forge factory and the silent server are the fast tests' fixtures (tests/scaffold.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.scaffold import forge_factory, silent_server
+
 from . import servers
+
+__all__ = ["forge_factory", "silent_server"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

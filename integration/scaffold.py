@@ -1,44 +1,25 @@
-"""Shared scaffolding for the integration tests: a uuid-forge.toml writer and the CLI as a subprocess.
+"""Shared scaffolding for the integration tests: the CLI as a subprocess, as cron runs it.
 
-Written once here so that every test file builds its config and runs the command line the same
-way (no inherited ``UUID_FORGE_*`` variable, a known salt, wide COLUMNS so rich never folds a
-line the assertions read).
+Written once here so that every test file runs the command line the same way (no inherited
+``UUID_FORGE_*`` variable, a known salt, wide COLUMNS so rich never folds a line the assertions
+read). The config writer, the forge factory and the silent server are the fast tests' own
+(tests/scaffold.py), re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from collections.abc import Mapping
-from pathlib import Path
+
+from tests.scaffold import make_forge, write_forge_toml
+
+__all__ = ["DEFAULT_SALT", "FAST_WRITE", "cli_env", "make_forge", "run_cli", "write_forge_toml"]
 
 DEFAULT_SALT = "integration-salt-not-shown"
-
-
-def write_forge_toml(path: Path, stores: Mapping[str, str], source: str, *, namespace: str,
-                     journal: Path | str | None = None, retries: int | None = 1, backoff: float = 0.01,
-                     batch_size: int | None = None, extra: str = "") -> Path:
-    """Write a config: [ids], [journal], [write] and one [stores.NAME] per entry of ``stores``.
-
-    ``source`` names the store with role = "source"; ``journal`` defaults to journal.sqlite3
-    beside the file; ``retries=None`` leaves [write] out (the defaults); ``extra`` (TOML text) is
-    appended as it is, e.g. [types.*] sections.
-    """
-    if source not in stores:
-        raise ValueError(f"source {source!r} is not one of the stores {sorted(stores)}")
-    journal = path.parent / "journal.sqlite3" if journal is None else journal
-    parts = [f"[ids]\nnamespace = {json.dumps(namespace)}\n", f"[journal]\npath = {json.dumps(str(journal))}\n"]
-    if retries is not None:
-        parts.append(f"[write]\nretries = {retries}\nbackoff = {backoff}\n"
-                     + (f"batch_size = {batch_size}\n" if batch_size is not None else ""))
-    for name, url in stores.items():
-        parts.append(f"[stores.{name}]\nurl = {json.dumps(url)}\n" + ('role = "source"\n' if name == source else ""))
-    if extra:
-        parts.append(extra.strip("\n") + "\n")
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
+#: the [write] table of integration configs: one retry, a short backoff, so an outage fails fast
+FAST_WRITE = {"retries": 1, "backoff": 0.01}
 
 
 def cli_env(env: Mapping[str, str] | None = None, *, salt: str | None = DEFAULT_SALT,

@@ -16,10 +16,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("pika", reason=driver_missing("pika"))
+pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
+pytest.importorskip("pymysql", reason=driver_missing("pymysql"))
+pytest.importorskip("redis", reason=driver_missing("redis"))
+pytest.importorskip("elasticsearch", reason=driver_missing("elasticsearch"))
 import pika
 import pymongo
 import pymysql
-import pytest
 import redis
 from elasticsearch import Elasticsearch
 

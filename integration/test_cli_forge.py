@@ -12,7 +12,7 @@ import pytest
 
 from uuid_forge import Forge
 
-from .scaffold import run_cli, write_forge_toml
+from .scaffold import FAST_WRITE, run_cli, write_forge_toml
 
 SECRET_PW = "hunter2-pw"
 
@@ -27,7 +27,7 @@ def config(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[
     pg = postgres_url.replace("postgres@", f"postgres:{SECRET_PW}@", 1)  # trust auth ignores it; we must hide it
     path = write_forge_toml(tmp_path / "uuid-forge.toml",
                             {"db": pg, "cache": redis_url, "files": f"file://{tmp_path}/files?fsync=false"},
-                            "db", namespace="cli.uuid-forge.test")
+                            "db", namespace="cli.uuid-forge.test", write=FAST_WRITE)
     yield path, et
     with Forge.from_config(str(path)) as forge:
         for h in forge.stores:

@@ -27,7 +27,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-elasticsearch = pytest.importorskip("elasticsearch")
+from tests.scaffold import OneTypeContract, SilentServer, driver_missing
+
+elasticsearch = pytest.importorskip("elasticsearch", reason=driver_missing("elasticsearch"))
 
 from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter
 
@@ -148,6 +150,40 @@ class TestElasticsearchBase64urlId(_ESContract):
 
     def test_id_encoding(self, store: Adapter) -> None:
         assert store.id_encoding == "base64url"
+
+
+class TestElasticsearchOwnIndex(OneTypeContract, _ESContract):
+    """Your own index (``index=``, ``entity_type=user``), fresh for each test: drop keeps the index."""
+
+    @pytest.fixture
+    def store(self, elasticsearch_url: str) -> Iterator[Adapter]:
+        self.index = f"own-{uuid.uuid4().hex[:10]}"
+        try:
+            with open_store(elasticsearch_url, index=self.index, entity_type=self.entity_type) as s:
+                yield s
+        finally:
+            _drop(self.raw, self.index)
+
+    def cleanup(self, store: Adapter, entity_type: str) -> None:
+        pass  # the store fixture deletes the whole index
+
+    def doc_id(self, ident: uuid.UUID) -> str:
+        return str(ident)
+
+    def wrong_id(self, ident: uuid.UUID) -> str:
+        return _b64(ident)
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        doc = self.raw.get(index=self.index, id=str(record.id))
+        assert doc["_source"] == {**record.json_data, "uf_id": str(record.id)}
+        assert not self.raw.indices.exists(index="uf-" + record.entity_type)  # no per-type index beside it
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        self.raw.index(index=self.index, id=_b64(ident), document={"uf_id": str(ident), "x": 1})
+        return True
+
+    def assert_container_kept(self, store: Adapter) -> None:
+        assert self.raw.indices.exists(index=self.index)
 
 
 # -- store-specific behaviour --------------------------------------------------------------------
@@ -329,17 +365,13 @@ def test_connection_refused_is_unavailable() -> None:
         assert not isinstance(info.value, StoreTimeoutError)
 
 
-def test_server_that_never_answers_times_out() -> None:
-    """The kernel completes the handshake for a listening socket nobody accepts from: a silent server."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        url = f"elasticsearch+http://127.0.0.1:{sock.getsockname()[1]}"
-        with open_store(url, timeout=0.5) as s:
-            with pytest.raises(StoreTimeoutError):
-                s.ping()
-            with pytest.raises(StoreTimeoutError):
-                s.put_many(sample_records("silent", 2))
+def test_server_that_never_answers_times_out(silent_server: SilentServer) -> None:
+    url = f"elasticsearch+http://127.0.0.1:{silent_server.port}"
+    with open_store(url, timeout=0.5) as s:
+        with pytest.raises(StoreTimeoutError):
+            s.ping()
+        with pytest.raises(StoreTimeoutError):
+            s.put_many(sample_records("silent", 2))
 
 
 class _FakeES(http.server.BaseHTTPRequestHandler):

@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 
-elasticsearch = pytest.importorskip("elasticsearch")
+from tests.scaffold import driver_missing
+
+elasticsearch = pytest.importorskip("elasticsearch", reason=driver_missing("elasticsearch"))
 
 from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter
 
 from uuid_forge import ConfigError, Forge, IDConfig, Namespace, Record, ValidationError, open_store
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 
+from .scaffold import make_forge
 from .servers import elasticsearch_http_url
 
 IDS = IDConfig(namespace=Namespace("es-layouts.uuid-forge.test"), salt="es-layouts")
@@ -54,8 +55,7 @@ def name(raw: Any) -> Iterator[str]:
 
 
 def _forge(tmp_path: Path, store: ElasticsearchAdapter) -> Forge:
-    source = StoreHandle("source", open_store(f"sqlite:///{tmp_path}/source.db"), source=True)
-    return Forge([source, StoreHandle("es", store)], ids=IDS, journal=Journal(tmp_path / "journal.sqlite3"))
+    return make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", ("es", store), ids=IDS)
 
 
 def _source_of(doc: dict[str, Any]) -> dict[str, Any]:

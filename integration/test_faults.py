@@ -15,8 +15,13 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("psycopg", reason=driver_missing("psycopg"))
+pytest.importorskip("redis", reason=driver_missing("redis"))
+import psycopg
 import redis
 
 from uuid_forge import Forge, IDConfig, Namespace

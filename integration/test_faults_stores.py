@@ -34,10 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("pika", reason=driver_missing("pika"))
+pytest.importorskip("psycopg", reason=driver_missing("psycopg"))
+pytest.importorskip("redis", reason=driver_missing("redis"))
 import pika
 import pika.exceptions
 import psycopg
-import pytest
 import redis
 
 from uuid_forge import Forge, IDConfig, Namespace

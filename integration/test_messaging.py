@@ -6,11 +6,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pika
 import pytest
 
-from uuid_forge import Forge, IDConfig, Namespace, UUIDGenerator, open_store
+from tests.scaffold import driver_missing
+
+pytest.importorskip("pika", reason=driver_missing("pika"))
+import pika
 from uuid_forge.adapters.rabbitmq import MARKER_TYPE
+
+from uuid_forge import Forge, IDConfig, Namespace, UUIDGenerator, open_store
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 from uuid_forge.messaging import IdempotentConsumer

@@ -22,20 +22,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-pymongo = pytest.importorskip("pymongo")
+from tests.scaffold import driver_missing
+
+pymongo = pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
 
 from bson import Binary, Decimal128, ObjectId
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, ValidationError, open_store
 from uuid_forge.canonical import canonical
 from uuid_forge.errors import OptionError
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 from uuid_forge.record import ForeignEntry, data_fingerprint, load_json
 from uuid_forge.view import FieldView
 
+from .scaffold import make_forge
+
 IDS = IDConfig(namespace=Namespace("mongo-layouts.uuid-forge.test"), salt="mongo-layouts")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SEED = {"collection": "documents", "entity_type": "document", "id_format": "string", "datetimes": "date"}
 
 
@@ -59,8 +61,7 @@ def raw(db_url: str) -> Iterator[Any]:
 
 
 def _forge(tmp_path: Path, store: Any) -> Forge:
-    source = StoreHandle("source", open_store(f"sqlite:///{tmp_path}/source.db"), source=True)
-    return Forge([source, StoreHandle("mongo", store)], ids=IDS, journal=Journal(tmp_path / "journal.sqlite3"))
+    return make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", ("mongo", store), ids=IDS)
 
 
 EVERY_KIND = {

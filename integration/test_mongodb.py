@@ -15,11 +15,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-pymongo = pytest.importorskip("pymongo")
+from tests.scaffold import OneTypeContract, SilentServer, driver_missing
+
+pymongo = pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
 
 from bson import Binary, ObjectId
 from pymongo import monitoring
-from uuid_forge.contract import Adapter
 from uuid_forge.adapters.mongodb import MongoAdapter
 
 from uuid_forge import (
@@ -31,6 +32,7 @@ from uuid_forge import (
     ValidationError,
     open_store,
 )
+from uuid_forge.contract import Adapter
 from uuid_forge.record import ForeignEntry, MalformedID
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records
@@ -121,6 +123,50 @@ class TestMongoEnvelope(_MongoContract):
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
         self.raw[entity_type].insert_one({"_id": str(ident), "fp": "0" * 32, "data": {}, "key": None})
         return True
+
+
+class TestMongoEnvelopeStringIDs(TestMongoEnvelope):
+    """layout=envelope with id_format=string: the envelope under a 36-char string _id."""
+
+    options: ClassVar[dict[str, Any]] = {"layout": "envelope", "id_format": "string"}
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        assert store.id_encoding == "string"
+        doc = self.raw[record.entity_type].find_one({"_id": str(record.id)})
+        assert doc is not None and set(doc) == {"_id", "fp", "data", "key"}
+        assert doc["fp"] == record.fingerprint and doc["data"] == record.json_data and doc["key"] == record.key
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        self.raw[entity_type].insert_one({"_id": Binary(ident.bytes, 4), "fp": "0" * 32, "data": {}, "key": None})
+        return True
+
+
+class TestMongoOwnCollection(OneTypeContract, _FlatContract):
+    """Your own collection (``collection=``, ``entity_type=user``), fresh for each test: drop keeps it."""
+
+    @pytest.fixture
+    def store(self, mongodb_url: str, raw_db: Any) -> Iterator[Adapter]:
+        self.collection = f"own_{uuid.uuid4().hex[:10]}"
+        try:
+            with open_store(mongodb_url, collection=self.collection, entity_type=self.entity_type) as s:
+                yield s
+        finally:
+            raw_db.drop_collection(self.collection)
+
+    def cleanup(self, store: Adapter, entity_type: str) -> None:
+        pass  # the store fixture drops the whole collection
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        doc = self.raw[self.collection].find_one({"_id": Binary(record.id.bytes, 4)})
+        assert doc is not None and {k: v for k, v in doc.items() if k != "_id"} == record.json_data
+        assert record.entity_type not in self.raw.list_collection_names()  # no per-type collection beside it
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        self.raw[self.collection].insert_one({"_id": str(ident), "name": "planted"})
+        return True
+
+    def assert_container_kept(self, store: Adapter) -> None:
+        assert self.collection in self.raw.list_collection_names()
 
 
 # -- MongoDB-specific behaviour ----------------------------------------------------------------
@@ -334,31 +380,9 @@ def _within(seconds: float, call: Callable[[], Any]) -> BaseException | None:
     return outcome[0]
 
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A TCP server that accepts connections and never sends a byte."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield server.getsockname()[1]
-    server.close()
-    for conn in held:
-        conn.close()
-
-
-def test_server_that_never_answers_times_out(silent_server: int) -> None:
+def test_server_that_never_answers_times_out(silent_server: SilentServer) -> None:
     # the adapter's default timeouts (5 s to select a server) must turn a silent server into an error
-    store = MongoAdapter(f"mongodb://127.0.0.1:{silent_server}/db")
+    store = MongoAdapter(f"mongodb://127.0.0.1:{silent_server.port}/db")
     try:
         err = _within(60, lambda: store.put_many(sample_records("silent", 3)))
         assert isinstance(err, StoreTimeoutError), err

@@ -15,18 +15,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("pika", reason=driver_missing("pika"))
 import pika
 import pika.exceptions
-import pytest
 from uuid_forge.adapters.rabbitmq import LAYOUTS, MARKER_TYPE, DataLayout, EnvelopeLayout, RabbitMQAdapter, event_id
 
-from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
+from uuid_forge import Forge, IDConfig, Namespace, Record
 from uuid_forge.audit import audit
 from uuid_forge.canonical import canonical
 from uuid_forge.errors import OptionError, StoreError, StoreUnavailableError, ValidationError
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 from uuid_forge.record import load_json
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("layouts.rabbit.uuid-forge.test"), salt="rabbit-layouts")
 QUIET = 2.0  # seconds without a delivery after which a raw read of the stream is complete
@@ -84,8 +88,7 @@ def seed_publish(channel: Any, exchange: str, routing_key: str, correlation_id: 
 
 
 def forge_with(store: RabbitMQAdapter, tmp_path: Path) -> Forge:
-    source = StoreHandle("source", open_store(f"sqlite:///{tmp_path}/source.db"), source=True)
-    return Forge([source, StoreHandle("rabbitmq", store)], ids=IDS, journal=Journal(tmp_path / "journal.sqlite3"))
+    return make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", ("rabbitmq", store), ids=IDS)
 
 
 # -- the default layout ------------------------------------------------------------------------

@@ -8,7 +8,6 @@ stream with pika itself, never through the adapter.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import uuid
@@ -16,12 +15,16 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import pika
 import pytest
+
+from tests.scaffold import SilentServer, driver_missing
+
+pytest.importorskip("pika", reason=driver_missing("pika"))
+import pika
+from uuid_forge.adapters.rabbitmq import MARKER_TYPE, RabbitMQAdapter, event_id
 
 from uuid_forge import Record, open_store
 from uuid_forge.contract import Adapter
-from uuid_forge.adapters.rabbitmq import MARKER_TYPE, RabbitMQAdapter, event_id
 from uuid_forge.errors import ConfigError, StoreError, StoreTimeoutError, StoreUnavailableError, ValidationError
 from uuid_forge.record import ForeignEntry, MalformedID
 from uuid_forge.testing import AdapterContract
@@ -325,34 +328,36 @@ class TestRabbitMQAdapter(AdapterContract):
         assert dict(store.scan(etype)) == {first.id: first.fingerprint, second.id: second.fingerprint}
 
 
-def test_silent_server_times_out() -> None:
+class TestRabbitMQEnvelope(TestRabbitMQAdapter):
+    """``layout=envelope``: uuid-forge's earlier body {id, entity_type, event, fp, data, key}."""
+
+    @pytest.fixture
+    def store(self, amqp_url: str, exchange: str) -> Iterator[Adapter]:
+        self.amqp_url = amqp_url
+        with open_store(_url(amqp_url, exchange=exchange, layout="envelope")) as s:
+            yield s
+        _drop(amqp_url, exchange, f"{exchange}.history")
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        assert isinstance(store, RabbitMQAdapter)
+        ((method, props, body),) = raw_messages(self.amqp_url, store.stream, str(record.id))
+        assert props.correlation_id == str(record.id)
+        assert method.routing_key == f"{record.entity_type}.upserted"
+        assert json.loads(body) == {"id": str(record.id), "entity_type": record.entity_type, "event": "upserted",
+                                    "fp": record.fingerprint, "data": record.json_data,
+                                    "key": json.loads(record.key_json or "null")}
+
+
+def test_silent_server_times_out(silent_server: SilentServer) -> None:
     """A server that accepts TCP and never speaks AMQP: an error within the timeout, not a hang."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        try:
-            while True:
-                accepted.append(listener.accept()[0])
-        except OSError:
-            return
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        url = f"amqp://guest:secret-pw@127.0.0.1:{listener.getsockname()[1]}/%2F"
-        with RabbitMQAdapter(url, timeout=1) as store:
-            with pytest.raises(StoreTimeoutError) as info:
-                store.put_many(sample_records("order", 1))
-            assert "secret-pw" not in str(info.value)
-            with pytest.raises(StoreTimeoutError):
-                store.ping()
-        assert accepted  # it really connected, then waited for an answer
-    finally:
-        listener.close()
-        for conn in accepted:
-            conn.close()
+    url = f"amqp://guest:secret-pw@127.0.0.1:{silent_server.port}/%2F"
+    with RabbitMQAdapter(url, timeout=1) as store:
+        with pytest.raises(StoreTimeoutError) as info:
+            store.put_many(sample_records("order", 1))
+        assert "secret-pw" not in str(info.value)
+        with pytest.raises(StoreTimeoutError):
+            store.ping()
+    assert silent_server.accepted  # it really connected, then waited for an answer
 
 
 def test_refused_connection_is_unavailable() -> None:

@@ -16,7 +16,9 @@ from typing import ClassVar
 
 import pytest
 
-redis = pytest.importorskip("redis")
+from tests.scaffold import SilentServer, driver_missing
+
+redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 
 from uuid_forge.adapters.redis import RedisAdapter
 
@@ -264,28 +266,12 @@ def test_refused_connection_is_unavailable() -> None:
         assert not isinstance(info.value, StoreTimeoutError)
 
 
-def test_silent_server_times_out() -> None:
+def test_silent_server_times_out(silent_server: SilentServer) -> None:
     """A server that accepts connections and never answers gives StoreTimeoutError, not a hang."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    acceptor = threading.Thread(target=accept, daemon=True)
-    acceptor.start()
     outcome: list[BaseException] = []
 
     def call() -> None:
-        store = open_store(f"redis://127.0.0.1:{listener.getsockname()[1]}/0", socket_timeout=0.5,
+        store = open_store(f"redis://127.0.0.1:{silent_server.port}/0", socket_timeout=0.5,
                            socket_connect_timeout=0.5)
         try:
             store.put_many(sample_records("silent", 2))
@@ -295,11 +281,6 @@ def test_silent_server_times_out() -> None:
     caller = threading.Thread(target=call, daemon=True)
     caller.start()
     caller.join(60)  # a guard against a hang, not a timing assertion
-    stop.set()
-    acceptor.join(5)
-    for conn in held:
-        conn.close()
-    listener.close()
     assert not caller.is_alive(), "put_many hung on a server that never answers"
     assert len(outcome) == 1 and isinstance(outcome[0], StoreTimeoutError), outcome
     assert "timed out" in str(outcome[0])

@@ -31,16 +31,18 @@ from typing import Any
 
 import pytest
 
-redis = pytest.importorskip("redis")
+from tests.scaffold import driver_missing
+
+redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
 from uuid_forge.canonical import canonical
 from uuid_forge.errors import OptionError
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 from uuid_forge.options import OptionDeprecationWarning
 from uuid_forge.record import same_fingerprint
 from uuid_forge.view import FieldView
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("redis-layouts.uuid-forge.test"), salt="redis-layouts")
 LAYOUTS = ["data", "hash"]
@@ -65,9 +67,7 @@ def et(raw: redis.Redis) -> Iterator[str]:
 
 
 def _forge(tmp_path: Path, redis_url: str, **options: Any) -> Forge:
-    source = StoreHandle("source", open_store(f"sqlite:///{tmp_path}/source.db"), source=True)
-    cache = StoreHandle("cache", open_store(redis_url, **options))
-    return Forge([source, cache], ids=IDS, journal=Journal(tmp_path / "journal.sqlite3"))
+    return make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", ("cache", open_store(redis_url, **options)), ids=IDS)
 
 
 def _profiles(et: str, n: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:

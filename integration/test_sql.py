@@ -6,7 +6,6 @@ Raw checks use the drivers directly (psycopg, pymysql), never the adapter.
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,18 +13,31 @@ from typing import Any
 
 import pytest
 
-psycopg = pytest.importorskip("psycopg")
-pymysql = pytest.importorskip("pymysql")
+from tests.scaffold import OneTypeContract, SilentServer, driver_missing
+
+psycopg = pytest.importorskip("psycopg", reason=driver_missing("psycopg"))
+pymysql = pytest.importorskip("pymysql", reason=driver_missing("pymysql"))
 
 import sqlalchemy as sa
 from psycopg import sql as pgsql
+from uuid_forge.adapters.sql import SQLAdapter
 
 from uuid_forge import (
-    ForeignEntry, IDConfig, MalformedID, Namespace, Partition, Record, StoreError, StoreTimeoutError, StoreUnavailableError,
-    UUIDGenerator, ValidationError, canonical_name, open_store,
+    ForeignEntry,
+    IDConfig,
+    MalformedID,
+    Namespace,
+    Partition,
+    Record,
+    StoreError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+    UUIDGenerator,
+    ValidationError,
+    canonical_name,
+    open_store,
 )
 from uuid_forge.contract import Adapter
-from uuid_forge.adapters.sql import SQLAdapter
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records
 
@@ -108,6 +120,37 @@ class TestPostgresStringIds(AdapterContract):
         return True
 
 
+class TestPostgresUserTable(OneTypeContract):
+    """Your own table (``table=``, ``entity_type=user``), fresh for each test: drop keeps the table."""
+
+    bulk_size = 2000
+
+    @pytest.fixture
+    def store(self, postgres_url: str) -> Iterator[Adapter]:
+        self.table = f"own_{uuid.uuid4().hex[:10]}"
+        with _pg(postgres_url) as raw:
+            raw.execute(pgsql.SQL("CREATE TABLE {} (id uuid PRIMARY KEY, fingerprint text, data json, key text)").format(
+                pgsql.Identifier(self.table)))
+        try:
+            with open_store(postgres_url, table=self.table, entity_type="user") as s:
+                yield s
+        finally:
+            _pg_drop(postgres_url, self.table)
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        with _pg(store.url(masked=False)) as raw:
+            rows = raw.execute(pgsql.SQL("SELECT pg_typeof(id)::text, id, fingerprint FROM {}").format(
+                pgsql.Identifier(self.table))).fetchall()
+        assert rows == [("uuid", record.id, record.fingerprint)]
+
+    def assert_container_kept(self, store: Adapter) -> None:
+        with _pg(store.url(masked=False)) as raw:
+            count = raw.execute(pgsql.SQL("SELECT count(*) FROM {}").format(pgsql.Identifier(self.table))).fetchone()
+        assert count == (0,)
+
+    # plant_malformed stays False: a native uuid column cannot hold a wrongly encoded ID.
+
+
 class TestMariaDBAdapter(AdapterContract):
     @pytest.fixture
     def store(self, mariadb_url: str) -> Iterator[Adapter]:
@@ -148,9 +191,11 @@ def name() -> str:
 
 
 def _vectors() -> list[dict[str, Any]]:
-    local = _ROOT / "tests" / "vectors" / "ids-v1.json"
-    path = local if local.exists() else Path("/work/shared/vectors/ids-v1.json")
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The repository's copy (tests/vectors), else the shared set beside the repository (../shared/vectors)."""
+    for folder in (_ROOT / "tests" / "vectors", _ROOT.parent / "shared" / "vectors"):
+        if (folder / "ids-v1.json").exists():
+            return json.loads((folder / "ids-v1.json").read_text(encoding="utf-8"))
+    raise FileNotFoundError(f"ids-v1.json is in neither {_ROOT / 'tests' / 'vectors'} nor {_ROOT.parent / 'shared' / 'vectors'}")
 
 
 def test_uuid_generate_v5_in_postgres_agrees_with_python(postgres_url: str) -> None:
@@ -248,24 +293,14 @@ def test_statement_timeout_gives_store_timeout_error(postgres_url: str, name: st
             _pg_drop(postgres_url, f"uf_{name}")
 
 
-def _silent_server() -> tuple[socket.socket, int]:
-    """A socket that accepts TCP connections (the kernel's backlog) and never says a word."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    return sock, sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("scheme", ["postgresql", "mariadb"])
-def test_silent_server_times_out_and_closed_port_is_unavailable(scheme: str) -> None:
-    sock, port = _silent_server()
-    try:
-        # PyMySQL waits for the server's greeting up to read_timeout, libpq up to connect_timeout (min 2 s)
-        with open_store(f"{scheme}://u@127.0.0.1:{port}/test", connect_timeout=1, read_timeout=1) as s, \
-                pytest.raises(StoreTimeoutError):
-            s.ping()
-    finally:
-        sock.close()
+def test_silent_server_times_out_and_closed_port_is_unavailable(scheme: str, silent_server: SilentServer) -> None:
+    port = silent_server.port
+    # PyMySQL waits for the server's greeting up to read_timeout, libpq up to connect_timeout (min 2 s)
+    with open_store(f"{scheme}://u@127.0.0.1:{port}/test", connect_timeout=1, read_timeout=1) as s, \
+            pytest.raises(StoreTimeoutError):
+        s.ping()
+    silent_server.close()  # now nothing listens on the port
     with open_store(f"{scheme}://u@127.0.0.1:{port}/test", connect_timeout=1) as s:
         with pytest.raises(StoreUnavailableError) as info:
             s.ping()

@@ -19,17 +19,18 @@ from typing import Any
 
 import pytest
 
-psycopg = pytest.importorskip("psycopg")
-pymysql = pytest.importorskip("pymysql")
+from tests.scaffold import driver_missing
+
+psycopg = pytest.importorskip("psycopg", reason=driver_missing("psycopg"))
+pymysql = pytest.importorskip("pymysql", reason=driver_missing("pymysql"))
 
 import sqlalchemy as sa
 from psycopg import sql as pgsql
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, ValidationError, open_store
 from uuid_forge.canonical import canonical
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 
+from .scaffold import make_forge
 from .test_sql import _maria, _pg
 
 IDS = IDConfig(namespace=Namespace("users.layouts.uuid-forge.test"), salt="sql-layouts")
@@ -84,8 +85,7 @@ def test_postgres_typed_columns_round_trip_every_value_kind(postgres_url: str, t
         store = open_store(postgres_url, table=table_name, entity_type="user", fields=TYPED_FIELDS,
                            timezone="Europe/Paris")
         source = open_store(f"sqlite:///{tmp_path}/source.db")
-        with Forge([StoreHandle("source", source, source=True), StoreHandle("pg", store)], ids=IDS,
-                   journal=Journal(tmp_path / "journal.sqlite3")) as forge:
+        with make_forge(tmp_path, source, ("pg", store), ids=IDS) as forge:
             rows = [("user", {"n": i}, _every_kind(i)) for i in range(6)]
             forge.write_many(rows)
             records = forge.records(rows)
@@ -183,8 +183,7 @@ def seeded(postgres_url: str, table_name: str, tmp_path: Path) -> Iterator[tuple
     _pg_exec(postgres_url, SEED_USERS, table_name)
     store = open_store(postgres_url, table=table_name, entity_type="user", fields=USER_FIELDS)
     source = open_store(f"sqlite:///{tmp_path}/source.db")
-    forge = Forge([StoreHandle("source", source, source=True), StoreHandle("users", store)], ids=IDS,
-                  journal=Journal(tmp_path / "journal.sqlite3"))
+    forge = make_forge(tmp_path, source, ("users", store), ids=IDS)
     records = forge.records([("user", {"email": d["email"]}, d) for d in (_seed_user(i) for i in range(8))])
     source.put_many(records)
     with _pg(postgres_url) as raw:
@@ -274,8 +273,7 @@ def test_nulls_absent_reads_a_null_column_as_a_missing_field(postgres_url: str, 
     try:
         store = open_store(postgres_url, table=table_name, entity_type="user", fields=USER_FIELDS, nulls="absent")
         source = open_store(f"sqlite:///{tmp_path}/source.db")
-        with Forge([StoreHandle("source", source, source=True), StoreHandle("users", store)], ids=IDS,
-                   journal=Journal(tmp_path / "journal.sqlite3")) as forge:
+        with make_forge(tmp_path, source, ("users", store), ids=IDS) as forge:
             rows = [("user", {"email": f"a{i}@example.com"}, {"email": f"a{i}@example.com", "name": f"A {i}",
                                                                "created_at": "2024-01-01T00:00:00Z", "active": True})
                     for i in range(3)]  # no balance, no profile: NULL columns, absent fields
@@ -326,8 +324,7 @@ def test_mariadb_typed_columns_round_trip_audit_and_repair(mariadb_url: str, tab
     try:
         store = open_store(mariadb_url, table=table, entity_type="user", fields=fields, timezone="Europe/Paris")
         source = open_store(f"sqlite:///{tmp_path}/source.db")
-        with Forge([StoreHandle("source", source, source=True), StoreHandle("maria", store)], ids=IDS,
-                   journal=Journal(tmp_path / "journal.sqlite3")) as forge:
+        with make_forge(tmp_path, source, ("maria", store), ids=IDS) as forge:
             rows = [("user", {"email": f"m{i}@example.com"},
                      {"email": f"m{i}@example.com", "name": f"Mär {i}", "created_at": dt.datetime(2024, 7, 1, 12, 0, i,
                                                                                                   654321, tzinfo=UTC),

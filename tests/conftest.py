@@ -1,10 +1,14 @@
-"""Shared helpers for the fast tests (no servers)."""
+"""Shared helpers and fixtures for the fast tests (no servers); the fixtures live in tests/scaffold.py."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+
+from .scaffold import forge_factory, silent_server
+
+__all__ = ["forge_factory", "load_vectors", "silent_server"]
 
 VECTORS = Path(__file__).parent / "vectors"
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from uuid_forge.adapters.memory import MemoryAdapter
+
 from uuid_forge.errors import StoreUnavailableError
 from uuid_forge.record import Record
 

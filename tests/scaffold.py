@@ -1,7 +1,9 @@
-"""Shared scaffolding for the fast tests: a uuid-forge.toml writer, the command line run in-process
-in a clean environment, and skips (with the reason) for tests whose store driver is not installed.
+"""Shared scaffolding for both test trees: the uuid-forge.toml writer, the forge factory, a silent
+server, the command line run in-process in a clean environment, and skips (with the reason) for
+tests whose store driver is not installed.
 
-Written once here so that every test file runs ``main(argv)`` the same way: its own stdout and
+Written once here (tests/conftest.py and integration/conftest.py expose the fixtures) so that every
+test file builds its config and its Forge, and runs ``main(argv)``, the same way: its own stdout and
 stderr, and no ``UUID_FORGE_*`` variable leaking in from the shell that started pytest.
 """
 
@@ -10,14 +12,24 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from collections.abc import Mapping, Sequence
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from click.testing import CliRunner
 
+from uuid_forge import Forge, IDConfig, open_store
 from uuid_forge.cli import main
+from uuid_forge.contract import Adapter
+from uuid_forge.entitytypes import EntityType
+from uuid_forge.forge import StoreHandle
+from uuid_forge.journal import Journal
+from uuid_forge.settings import WriteSettings
+from uuid_forge.testing import AdapterContract
+from uuid_forge.testing.contract import sample_records
 
 #: unset even when absent from os.environ now (a test may set one with monkeypatch before the call)
 ALWAYS_UNSET = ("UUID_FORGE_SALT", "UUID_FORGE_SECRET", "UUID_FORGE_NAMESPACE", "UUID_FORGE_SCHEME",
@@ -42,9 +54,10 @@ def write_forge_toml(path: Path, stores: Mapping[str, str | Mapping[str, Any]], 
                      write: Mapping[str, Any] | None = None, extra: str = "") -> Path:
     """Write a config: [ids] (when ``namespace``), [journal], [write] (when given), [stores.NAME].
 
-    A store is a URL, or a mapping of its keys (``url``, ``options``, ``optional`` ...);
-    ``source`` gets role = "source"; ``journal`` defaults to journal.sqlite3 beside the file;
-    ``extra`` (TOML text) is appended as it is.
+    The one config writer of both test trees. A store is a URL, or a mapping of its keys (``url``,
+    ``options``, ``optional`` ...); ``source`` gets role = "source"; ``journal`` defaults to
+    journal.sqlite3 beside the file; ``write`` is the [write] table (integration/scaffold.py's
+    ``FAST_WRITE`` fails fast); ``extra`` (TOML text, e.g. [types.*] sections) is appended as it is.
     """
     if source not in stores:
         raise ValueError(f"source {source!r} is not one of the stores {sorted(stores)}")
@@ -86,21 +99,160 @@ def run_cli(argv: Sequence[str], env: Mapping[str, str | None] | None = None, *,
     return code, streams[0].getvalue().decode("utf-8"), streams[1].getvalue().decode("utf-8")
 
 
-#: the extra that installs each driver module (pyproject.toml; tests/test_extras_l.py checks the adapters' side)
-DRIVER_EXTRAS = {"redis": "redis", "pymongo": "mongodb", "elasticsearch": "elasticsearch", "pika": "rabbitmq",
-                 "psycopg": "postgres", "pymysql": "mariadb", "prometheus_client": "metrics"}
+#: the extra that installs each driver module (pyproject.toml; tests/test_extras.py checks the adapters' side)
+DRIVER_EXTRAS = {"redis": "redis", "pymongo": "mongodb", "bson": "mongodb", "elasticsearch": "elasticsearch",
+                 "pika": "rabbitmq", "psycopg": "postgres", "pymysql": "mariadb", "prometheus_client": "metrics",
+                 "celery": "celery"}
 
 
-def _missing(module: str) -> str:
+def driver_missing(module: str) -> str:
+    """Why a test that needs ``module`` skips: the driver and the extra that installs it."""
     return f'the {module} driver is not installed (pip install "uuid-forge[{DRIVER_EXTRAS.get(module, module)}]")'
 
 
 def need_driver(module: str) -> Any:
     """The driver module, or skip the calling test with the extra to install."""
-    return pytest.importorskip(module, reason=_missing(module))
+    return pytest.importorskip(module, reason=driver_missing(module))
 
 
 def requires_driver(*modules: str) -> pytest.MarkDecorator:
     """A skipif mark for a test that opens a store whose driver may be absent."""
     absent = [m for m in modules if importlib.util.find_spec(m) is None]
-    return pytest.mark.skipif(bool(absent), reason="; ".join(_missing(m) for m in absent))
+    return pytest.mark.skipif(bool(absent), reason="; ".join(driver_missing(m) for m in absent))
+
+
+# -- one way to build a Forge ---------------------------------------------------------------------
+StoreLike = Adapter | str | StoreHandle | tuple[str, Adapter | str]
+
+
+def _handle(store: StoreLike, default_name: str, *, source: bool = False) -> StoreHandle:
+    if isinstance(store, StoreHandle):
+        return store
+    name, what = store if isinstance(store, tuple) else (default_name, store)
+    return StoreHandle(name, open_store(what) if isinstance(what, str) else what, source=source)
+
+
+def make_forge(tmp_path: Path, source: StoreLike, *others: StoreLike, ids: IDConfig | None = None,
+               journal: str | Path | Journal | None = "journal.sqlite3", write: WriteSettings | None = None,
+               types: Sequence[EntityType] | None = None, source_name: str = "source") -> Forge:
+    """A Forge over ``source`` (role source) and ``others`` (required stores), journaled in ``tmp_path``.
+
+    A store is an adapter, a URL, a ``(name, adapter or URL)`` pair or a ready ``StoreHandle`` (for
+    another name or role); bare adapters after the source are named store1, store2 ... ``journal``
+    is a file name inside ``tmp_path`` (a Path or a Journal is used as it is; None: no journal).
+    """
+    handles = [_handle(source, source_name, source=True)]
+    handles += [_handle(store, f"store{i}") for i, store in enumerate(others, 1)]
+    if isinstance(journal, str):
+        journal = Journal(tmp_path / journal)
+    elif isinstance(journal, Path):
+        journal = Journal(journal)
+    return Forge(handles, ids=ids, journal=journal, write=write, types=types)
+
+
+#: the type of the forge_factory fixture: make_forge without its tmp_path
+ForgeFactory = Callable[..., Forge]
+
+
+def forge_factory_for(tmp_path: Path) -> tuple[ForgeFactory, Callable[[], None]]:
+    """``make_forge`` bound to ``tmp_path``, and a function that closes every Forge it made."""
+    made: list[Forge] = []
+
+    def factory(source: StoreLike, *others: StoreLike, **kwargs: Any) -> Forge:
+        forge = make_forge(tmp_path, source, *others, **kwargs)
+        made.append(forge)
+        return forge
+
+    def close_all() -> None:
+        for forge in made:
+            forge.close()
+
+    return factory, close_all
+
+
+# -- the contract over a store that holds one entity type (your own table, collection or index) -----
+class OneTypeContract(AdapterContract):
+    """``AdapterContract`` for a store given one container of the user's that holds one entity type.
+
+    Each test gets a fresh container (the ``store`` fixture's job) and writes the one ``entity_type``;
+    ``drop`` empties the container and keeps it, so the type is still listed afterwards.
+    """
+
+    entity_type = "user"
+
+    @pytest.fixture
+    def etype(self, store: Adapter) -> Iterator[str]:
+        yield self.entity_type
+
+    def assert_container_kept(self, store: Adapter) -> None:
+        """After ``drop``: the user's container is still there (checked with the raw driver)."""
+        raise NotImplementedError(f"{type(self).__name__} must check that drop kept the container")
+
+    def test_drop_removes_everything_and_the_type_can_be_written_again(self, store: Adapter, etype: str) -> None:
+        records = sample_records(etype, 2_500)
+        store.put_many(records)
+        planted = self.plant_malformed(store, etype, sample_records(etype, 1, start=10_000)[0].id)
+        assert len(list(store.scan(etype, include_malformed=True))) == 2_500 + planted
+        store.drop(etype)
+        assert list(store.scan(etype, include_malformed=True)) == []
+        self.assert_container_kept(store)
+        store.put_many(records[:3])
+        assert sorted(i for i, _ in store.scan(etype)) == sorted(r.id for r in records[:3])
+
+
+# -- a server that accepts connections and never answers (timeout tests) ---------------------------
+class SilentServer:
+    """A TCP port on 127.0.0.1 that accepts every connection and never sends a byte.
+
+    ``close()`` is immediate: shutting the listening socket down wakes the accepting thread at once
+    (a plain ``close()`` leaves it blocked in ``accept`` until a join timeout runs out).
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port: int = self._listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name=f"silent-server-{self.port}", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # not every platform lets a listening socket be shut down; close() below still stops it
+        self._listener.close()
+        self._thread.join(timeout=0.5)
+        for conn in list(self.accepted):
+            conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- the fixtures both conftests expose --------------------------------------------------------------
+@pytest.fixture
+def forge_factory(tmp_path: Path) -> Iterator[ForgeFactory]:
+    """``make_forge`` bound to this test's ``tmp_path``; every Forge it made is closed afterwards."""
+    factory, close_all = forge_factory_for(tmp_path)
+    yield factory
+    close_all()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[SilentServer]:
+    """A port that accepts connections and never answers, stopped at once after the test."""
+    with SilentServer() as server:
+        yield server

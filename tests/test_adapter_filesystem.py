@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from uuid_forge.contract import Adapter
 from uuid_forge.adapters.filesystem import FileAdapter
 
 from uuid_forge import Record, StoreUnavailableError, ValidationError, open_store
+from uuid_forge.contract import Adapter
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, same_fingerprint
 from uuid_forge.testing import AdapterContract
-from uuid_forge.testing.contract import sample_records
+from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records
 
 
 def _shard_dir(root: Path, entity_type: str, ident: uuid.UUID) -> Path:
@@ -73,6 +73,43 @@ class TestFileAdapterEnvelope(TestFileAdapter):
         (folder / f"{str(ident).upper()}.json").write_text(
             json.dumps({"fp": "0" * 32, "id": str(ident), "key": None, "data": {}}), encoding="utf-8")
         return True
+
+
+class TestFileAdapterRaw(TestFileAdapter):
+    """``layout=raw``: one field's text as the file's bytes, the other fields in a sidecar.
+
+    The content field is ``name`` (utf-8), which every record of the contract has; the injection
+    strings are given one too.
+    """
+
+    bulk_size = 500
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Adapter]:
+        self.root = tmp_path / "store"
+        with open_store(self.root.as_uri() + "?layout=raw&content_field=name&content_encoding=utf-8") as s:
+            yield s
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        folder = _shard_dir(self.root, record.entity_type, record.id)
+        assert sorted(os.listdir(folder)) == [f"{record.id}.bin", f"{record.id}.meta.json"]
+        assert (folder / f"{record.id}.bin").read_bytes() == record.json_data["name"].encode("utf-8")
+        meta = json.loads((folder / f"{record.id}.meta.json").read_text(encoding="utf-8"))
+        assert meta == {k: v for k, v in record.json_data.items() if k != "name"}
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        folder = _shard_dir(self.root, entity_type, ident)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{str(ident).upper()}.bin").write_bytes(b"planted")  # the content file names the record
+        return True
+
+    def test_injection_strings_are_data(self, store: Adapter, etype: str) -> None:
+        records = [Record(etype, uuid.uuid5(uuid.NAMESPACE_URL, s), {"name": s, "text": s, "key": {s: s}}, {"s": s})
+                   for s in INJECTION_STRINGS]
+        store.put_many(records)
+        assert dict(store.scan(etype)) == {r.id: r.fingerprint for r in records}
+        got = store.get_many(etype, [r.id for r in records])
+        assert {i: r.json_data for i, r in got.items()} == {r.id: r.json_data for r in records}
 
 
 class TestFileAdapterWithoutFsync(TestFileAdapter):

@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from uuid_forge.adapters.memory import MemoryAdapter
 
 from uuid_forge import Record, open_store
 from uuid_forge.contract import Adapter
-from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.testing import AdapterContract
 
 

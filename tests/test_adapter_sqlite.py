@@ -21,6 +21,8 @@ from uuid_forge.options import OptionDeprecationWarning
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
+from .scaffold import OneTypeContract, make_forge
+
 
 def _raw(store: Adapter) -> sqlite3.Connection:
     path = store.url(masked=False).split(":///", 1)[1].split("?", 1)[0]
@@ -91,6 +93,37 @@ class TestSQLiteUserTable(AdapterContract):
             assert raw.execute("SELECT count(*) FROM people").fetchone() == (0,)
         store.put_many(records[:3])
         assert set(store.get_many(etype, [r.id for r in records[:5]])) == {r.id for r in records[:3]}
+
+
+class TestSQLiteUserTableDefaultColumns(OneTypeContract):
+    """Your own table with the default column names (id, fingerprint, data, key), no column map."""
+
+    bulk_size = 2_000
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Adapter]:
+        path = tmp_path / "own.db"
+        with sqlite3.connect(path) as raw:
+            raw.execute("CREATE TABLE people (id CHAR(32) PRIMARY KEY, data TEXT, key TEXT, fingerprint TEXT)")
+        raw.close()
+        with open_store(f"sqlite:///{path}", table="people", entity_type="user") as s:
+            yield s
+
+    def assert_stored_natively(self, store: Adapter, record: Record) -> None:
+        with _raw(store) as raw:
+            rows = raw.execute("SELECT id, typeof(id), fingerprint FROM people").fetchall()
+            tables = [t for (t,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        assert rows == [(record.id.hex, "text", record.fingerprint)]
+        assert tables == ["people"]  # nothing of ours beside the user's table
+
+    def assert_container_kept(self, store: Adapter) -> None:
+        with _raw(store) as raw:
+            assert raw.execute("SELECT count(*) FROM people").fetchone() == (0,)
+
+    def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
+        with _raw(store) as raw:
+            raw.execute("INSERT INTO people (id, fingerprint, data) VALUES (?, ?, ?)", (str(ident), "0" * 32, "{}"))
+        return True
 
 
 @pytest.fixture
@@ -321,15 +354,11 @@ def test_sqlite_naive_timestamps_need_a_zone_and_doubles_keep_only_their_digits(
 
 
 def test_sqlite_field_set_null_by_hand_is_stale_and_repaired(people_db: Path, tmp_path: Path) -> None:
-    from uuid_forge import Forge
-    from uuid_forge.forge import StoreHandle
-    from uuid_forge.journal import Journal
 
     store = open_store(f"sqlite:///{people_db}", table="people", entity_type="person", fields=PEOPLE_FIELDS,
                        timezone="UTC")
     source = open_store(f"sqlite:///{tmp_path / 'source.db'}")
-    with Forge([StoreHandle("source", source, source=True), StoreHandle("people", store)],
-               journal=Journal(tmp_path / "journal.sqlite3")) as forge:
+    with make_forge(tmp_path, source, ("people", store)) as forge:
         people = [_person(i) for i in range(4)]
         source.put_many(people)
         store.put_many(people)

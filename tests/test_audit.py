@@ -6,15 +6,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from uuid_forge.adapters.memory import MemoryAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, Partition, Record
-from uuid_forge import audit as audit_module
 from uuid_forge import compare as compare_module
-from uuid_forge.adapters.memory import MemoryAdapter
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 
 from .fakes import entities
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("audit.test"), salt="s")
 
@@ -22,8 +20,7 @@ IDS = IDConfig(namespace=Namespace("audit.test"), salt="s")
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Forge, MemoryAdapter, MemoryAdapter]:
     src, replica = MemoryAdapter(), MemoryAdapter()
-    forge = Forge([StoreHandle("src", src, source=True), StoreHandle("replica", replica)], ids=IDS,
-                  journal=Journal(tmp_path / "j.sqlite3"))
+    forge = make_forge(tmp_path, ("src", src), ("replica", replica), ids=IDS, journal="j.sqlite3")
     forge.write_many(entities(300) + entities(40, "order"))
     return forge, src, replica
 
@@ -36,7 +33,7 @@ def test_clean_stores_are_consistent(setup: tuple[Forge, MemoryAdapter, MemoryAd
 
 
 def test_each_planted_class_is_found_exactly(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]) -> None:
-    forge, src, replica = setup
+    forge, _, replica = setup
     ids = sorted(replica._data["user"])
     replica.delete_many("user", [ids[0]])
     ghost = uuid.uuid4()
@@ -60,7 +57,7 @@ def test_repair_keeps_orphans_unless_asked(setup: tuple[Forge, MemoryAdapter, Me
 
 def test_dry_run_changes_nothing(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]) -> None:
     forge, _, replica = setup
-    replica.delete_many("user", [sorted(replica._data["user"])[0]])
+    replica.delete_many("user", [min(replica._data["user"])])
     forge.audit(repair=True, dry_run=True)
     assert forge.audit().stores["replica"]["missing"] == 1
 
@@ -94,7 +91,7 @@ def test_point_audit_by_keys(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]) 
 
 
 def test_verify_keys_flags_ids_the_scheme_could_not_produce(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]) -> None:
-    forge, src, _ = setup
+    forge, _, _ = setup
     forged = uuid.uuid4()
     record = Record("user", forged, {"name": "impostor"}, {"email": "u1@example.com"})
     for h in forge.stores:

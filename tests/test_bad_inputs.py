@@ -13,11 +13,9 @@ import decimal
 import json
 import math
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from uuid_forge.contract import Adapter
 
 from uuid_forge.canonical import canonical
+from uuid_forge.contract import Adapter
 from uuid_forge.encodings import check_target, decode
 from uuid_forge.errors import (
     CanonicalTypeError,
@@ -46,6 +44,7 @@ from uuid_forge.registry import open_store
 from uuid_forge.settings import WriteSettings, load_settings
 
 from . import scaffold
+from .scaffold import ForgeFactory, SilentServer
 
 GEN = UUIDGenerator(IDConfig(namespace=uuid.UUID("7570842a-fbec-40d3-ae25-3f1c2bda326b"), salt="bad-inputs"))
 SAMPLE = uuid.UUID("7570842a-fbec-40d3-ae25-3f1c2bda326b")
@@ -326,10 +325,10 @@ def test_entity_type_refused_as_an_elasticsearch_index(entity_type: str) -> None
         check_target(entity_type, "es-index")
 
 
-def test_forge_refuses_a_bad_entity_type_before_writing_anywhere(tmp_path: Path) -> None:
+def test_forge_refuses_a_bad_entity_type_before_writing_anywhere(tmp_path: Path, forge_factory: ForgeFactory) -> None:
     source = open_store("memory://")
     files = open_store("file://" + str(tmp_path / "files"), fsync=False)
-    forge = Forge([StoreHandle("db", source, True), StoreHandle("files", files)], journal=str(tmp_path / "j.sqlite3"))
+    forge = forge_factory(("db", source), ("files", files), journal="j.sqlite3")
     with forge:
         with pytest.raises(ValidationError, match="lowercase only"):
             forge.write_many([("user", {"e": "a@b.c"}, {"n": 1}), ("User", {"e": "a@b.c"}, {"n": 1})])
@@ -337,9 +336,9 @@ def test_forge_refuses_a_bad_entity_type_before_writing_anywhere(tmp_path: Path)
         assert forge.pending() == {}
 
 
-def test_forge_refuses_bad_data_before_writing_anywhere(tmp_path: Path) -> None:
+def test_forge_refuses_bad_data_before_writing_anywhere(forge_factory: ForgeFactory) -> None:
     source = open_store("memory://")
-    with Forge([StoreHandle("db", source, True)], journal=str(tmp_path / "j.sqlite3")) as forge:
+    with forge_factory(("db", source), journal="j.sqlite3") as forge:
         with pytest.raises(ValidationError, match=r"entities\[1\] \(user\): unsupported type 'bytes'"):
             forge.write_many([("user", {"e": "a@b.c"}, {"n": 1}), ("user", {"e": "b@b.c"}, {"photo": b"\xff"})])
         with pytest.raises(ValidationError, match="must be a mapping"):
@@ -600,35 +599,8 @@ def test_bad_config_on_the_command_line(tmp_path: Path) -> None:
 
 
 # ============================================================================================
-# A server that accepts connections and never answers
+# A server that accepts connections and never answers (the silent_server fixture, conftest)
 # ============================================================================================
-
-
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A TCP port that accepts every connection and never sends a byte."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept_forever() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            accepted.append(conn)
-
-    thread = threading.Thread(target=accept_forever, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    server.close()
-    thread.join(timeout=5)
-    for conn in accepted:
-        conn.close()
 
 
 def _fails_in_time(call: Any, limit: float) -> StoreUnavailableError:
@@ -641,8 +613,8 @@ def _fails_in_time(call: Any, limit: float) -> StoreUnavailableError:
 
 
 @scaffold.requires_driver("redis")
-def test_silent_redis_server_times_out(silent_server: int) -> None:
-    store = open_store(f"redis://127.0.0.1:{silent_server}/0", socket_timeout=1, socket_connect_timeout=1)
+def test_silent_redis_server_times_out(silent_server: SilentServer) -> None:
+    store = open_store(f"redis://127.0.0.1:{silent_server.port}/0", socket_timeout=1, socket_connect_timeout=1)
     try:
         err = _fails_in_time(store.ping, 5)
         assert isinstance(err, StoreTimeoutError) and "timed out" in str(err)
@@ -656,9 +628,9 @@ def test_silent_redis_server_times_out(silent_server: int) -> None:
     ("postgresql+psycopg://postgres@127.0.0.1:{port}/test", {"connect_timeout": 1}),
     ("mysql+pymysql://root@127.0.0.1:{port}/test", {"connect_timeout": 1, "read_timeout": 1}),
 ], ids=["postgresql", "mariadb"])
-def test_silent_sql_server_times_out(silent_server: int, url: str, options: dict[str, Any]) -> None:
+def test_silent_sql_server_times_out(silent_server: SilentServer, url: str, options: dict[str, Any]) -> None:
     pytest.importorskip("psycopg" if url.startswith("postgresql") else "pymysql")
-    store = open_store(url.format(port=silent_server), **options)
+    store = open_store(url.format(port=silent_server.port), **options)
     try:
         err = _fails_in_time(store.ping, 10)
         assert isinstance(err, StoreTimeoutError), repr(err)
@@ -668,9 +640,9 @@ def test_silent_sql_server_times_out(silent_server: int, url: str, options: dict
 
 
 @scaffold.requires_driver("redis")
-def test_silent_optional_store_is_journaled_not_waited_for(silent_server: int, tmp_path: Path) -> None:
+def test_silent_optional_store_is_journaled_not_waited_for(silent_server: SilentServer, tmp_path: Path) -> None:
     source = open_store("memory://")
-    cache = open_store(f"redis://127.0.0.1:{silent_server}/0", socket_timeout=1, socket_connect_timeout=1)
+    cache = open_store(f"redis://127.0.0.1:{silent_server.port}/0", socket_timeout=1, socket_connect_timeout=1)
     forge = Forge([StoreHandle("db", source, True), StoreHandle("cache", cache, required=False)],
                   journal=str(tmp_path / "j.sqlite3"), write=WriteSettings(retries=1, backoff=0.01))
     with forge:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from uuid_forge import ForeignEntry, IDConfig, MalformedID, Namespace, UUIDGenerator, encode, open_store
+from uuid_forge import ForeignEntry, IDConfig, MalformedID, Namespace, UUIDGenerator, encode
 from uuid_forge.classify import ANY_VERSIONS, classify, parse_id, scheme_versions
-from uuid_forge.forge import Forge, StoreHandle
 from uuid_forge.ids import SCHEME_LEGACY
-from uuid_forge.journal import Journal
+
+from .scaffold import make_forge
 
 V5 = UUIDGenerator(IDConfig(namespace=Namespace("classify.uuid-forge.test"))).generate("user", "a")
 V8 = UUIDGenerator(IDConfig(secret="s3cret-for-tests")).generate("user", "a")
@@ -62,9 +62,9 @@ def test_scheme_versions() -> None:
 
 def test_repair_keeps_a_foreign_file_and_fixes_a_malformed_one(tmp_path: Path) -> None:
     """The file store and a SQLite source, no servers: the issue's README.txt survives a repair."""
-    forge = Forge([StoreHandle("db", open_store(f"sqlite:///{tmp_path / 'src.db'}"), source=True),
-                   StoreHandle("files", open_store(f"file://{tmp_path / 'files'}?fsync=false"))],
-                  ids=IDConfig(namespace=Namespace("classify.uuid-forge.test")), journal=Journal(tmp_path / "j.db"))
+    forge = make_forge(tmp_path, ("db", f"sqlite:///{tmp_path / 'src.db'}"),
+                       ("files", f"file://{tmp_path / 'files'}?fsync=false"),
+                       ids=IDConfig(namespace=Namespace("classify.uuid-forge.test")), journal="j.db")
     with forge:
         forge.write_many([("user", {"n": i}, {"n": i}) for i in range(5)])
         ident = forge.id_for("user", {"n": 0})
@@ -89,9 +89,9 @@ def test_a_malformed_entry_whose_id_the_source_lacks_is_an_orphan(tmp_path: Path
     """Ours in the wrong form, and the source lacks it: an orphan, not a rewrite the source cannot
     feed (the plan used to promise "rewrite 1" and repair did nothing, for ever). It is kept without
     --delete-orphans and removed by its raw name with it."""
-    forge = Forge([StoreHandle("db", open_store(f"sqlite:///{tmp_path / 'src.db'}"), source=True),
-                   StoreHandle("files", open_store(f"file://{tmp_path / 'files'}?fsync=false"))],
-                  ids=IDConfig(namespace=Namespace("classify.uuid-forge.test")), journal=Journal(tmp_path / "j.db"))
+    forge = make_forge(tmp_path, ("db", f"sqlite:///{tmp_path / 'src.db'}"),
+                       ("files", f"file://{tmp_path / 'files'}?fsync=false"),
+                       ids=IDConfig(namespace=Namespace("classify.uuid-forge.test")), journal="j.db")
     with forge:
         forge.write_many([("user", {"n": 1}, {"n": 1})])
         stray = forge.id_for("user", {"n": 999})  # an ID of ours, never written to the source

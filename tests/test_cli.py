@@ -130,7 +130,7 @@ def test_init_writes_0600_file_without_printing_salt(tmp_path: Any) -> None:
     code, out, _ = run(["init", "-o", str(target)])
     assert code == 0
     assert oct(target.stat().st_mode & 0o777) == "0o600"
-    salt_line = [ln for ln in target.read_text().splitlines() if ln.startswith("UUID_FORGE_SALT=")][0]
+    salt_line = next(ln for ln in target.read_text().splitlines() if ln.startswith("UUID_FORGE_SALT="))
     assert salt_line.split("=", 1)[1] not in out
 
 

@@ -43,9 +43,11 @@ def test_ports_match_the_test_urls(service: str) -> None:
     assert f"{parts.hostname}:{parts.port}:{parts.port}" in published
 
 
-def test_default_urls_in_the_test_suite_agree() -> None:
+def test_default_urls_in_the_test_suite_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     from integration import servers
 
+    for var in servers.ENV_VARS.values():  # the defaults, not this shell's UUID_FORGE_TEST_*_URL overrides
+        monkeypatch.delenv(var, raising=False)
     defaults = servers.default_urls()
     for key, service in (("postgres", "postgres"), ("mariadb", "mariadb"), ("redis", "redis"), ("amqp", "rabbitmq")):
         assert defaults[key] == EXPECTED[service][1]

@@ -25,10 +25,10 @@ from uuid_forge import Forge, IDConfig, Namespace, Record, ValidationError, open
 from uuid_forge import options as options_module
 from uuid_forge.canonical import canonical
 from uuid_forge.errors import OptionError
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 from uuid_forge.options import OptionDeprecationWarning
 from uuid_forge.record import ForeignEntry, MalformedID, same_fingerprint
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("files.uuid-forge.test"), salt="files-layouts")
 ET = "document"
@@ -45,10 +45,9 @@ def forge_for(tmp_path: Path) -> Iterator[Callable[..., Forge]]:
     opened: list[Forge] = []
 
     def make(query: str = "", *, with_files: bool = True) -> Forge:
-        stores = [StoreHandle("db", open_store(f"sqlite:///{tmp_path}/db.sqlite3"), source=True)]
-        if with_files:
-            stores.append(StoreHandle("files", open_store(f"file://{tmp_path}/files?fsync=false{query}")))
-        forge = Forge(stores, ids=IDS, journal=Journal(tmp_path / f"journal{len(opened)}.sqlite3"))
+        files = [("files", f"file://{tmp_path}/files?fsync=false{query}")] if with_files else []
+        forge = make_forge(tmp_path, ("db", f"sqlite:///{tmp_path}/db.sqlite3"), *files, ids=IDS,
+                           journal=f"journal{len(opened)}.sqlite3")
         opened.append(forge)
         return forge
 

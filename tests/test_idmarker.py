@@ -7,24 +7,22 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from uuid_forge import Forge, IDConfig, Namespace, ValidationError
 from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.adapters.sql import SQLAdapter
+
+from uuid_forge import Forge, IDConfig, Namespace, ValidationError
 from uuid_forge.errors import IDConfigMismatchError
 from uuid_forge.forge import StoreHandle
-from uuid_forge.idmarker import META_TYPE, Marker, differences, marker_id
-from uuid_forge.journal import Journal
+from uuid_forge.idmarker import META_TYPE, Marker, differences, marker_id, read_markers
 
-from .scaffold import write_forge_toml
+from .scaffold import make_forge, write_forge_toml
 
 NS = Namespace("marker.test")
 BASE = IDConfig(namespace=NS, salt="salt-one-hidden")
 
 
 def forge(tmp_path: Path, source: object, ids: IDConfig = BASE, *others: StoreHandle) -> Forge:
-    return Forge([StoreHandle("src", source, source=True), *others], ids=ids,  # type: ignore[arg-type]
-                 journal=Journal(tmp_path / "j.sqlite3"))
+    return make_forge(tmp_path, ("src", source), *others, ids=ids, journal="j.sqlite3")  # type: ignore[arg-type]
 
 
 def people(n: int = 3, start: int = 0) -> list[tuple[str, dict[str, str], dict[str, int]]]:
@@ -113,8 +111,19 @@ def test_source_on_a_user_table_keeps_no_marker(tmp_path: Path) -> None:
     src = SQLAdapter(db, table="people", entity_type="user")
     with forge(tmp_path, src) as f:
         f.write_many(people())
+        assert read_markers(f, ["user"]) == {}
     with forge(tmp_path, SQLAdapter(db, table="people", entity_type="user"), IDConfig(namespace=NS)) as f:
-        f.write_many(people(1, start=9))  # documented limitation: nothing to compare with
+        f.write_many(people(1, start=9))  # documented limitation: nothing to compare with (no salt now: not refused)
+        assert read_markers(f, ["user"]) == {}
+    engine = sa.create_engine(db)
+    try:
+        # no marker row in the user's table, and no table of ours beside it
+        assert sa.inspect(engine).get_table_names() == ["people"]
+        with engine.connect() as conn:
+            ids = {row[0] for row in conn.execute(sa.text("SELECT id FROM people"))}
+    finally:
+        engine.dispose()
+    assert len(ids) == 4 and marker_id("user").hex not in ids and str(marker_id("user")) not in ids
 
 
 def test_ids_accept_command(tmp_path: Path) -> None:

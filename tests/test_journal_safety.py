@@ -1,6 +1,6 @@
 """Replay never resurrects old versions; a poison record becomes a dead letter (in-process fakes).
 
-The integration suite (integration/test_safety_e.py) proves the same on real servers.
+The integration suite (integration/test_replay_and_poison_records.py) proves the same on real servers.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from uuid_forge.adapters.memory import MemoryAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, WriteError
-from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.cli import main
 from uuid_forge.errors import StoreConfigError, StoreRejectedError
 from uuid_forge.forge import StoreHandle, _reason, put_isolating
@@ -23,7 +23,7 @@ from uuid_forge.record import Record
 from uuid_forge.settings import WriteSettings
 
 from .fakes import FakeFlakyStore, entities
-from .scaffold import write_forge_toml
+from .scaffold import make_forge, write_forge_toml
 
 IDS = IDConfig(namespace=Namespace("safety.test"), salt="s")
 
@@ -46,8 +46,8 @@ class FakePickyStore(MemoryAdapter):
 
 
 def make(tmp_path: Path, source: MemoryAdapter, *others: StoreHandle, batch_size: int = 100) -> Forge:
-    forge = Forge([StoreHandle("src", source, source=True), *others], ids=IDS, journal=Journal(tmp_path / "j.sqlite3"),
-                  write=WriteSettings(retries=1, backoff=0.0, batch_size=batch_size))
+    forge = make_forge(tmp_path, ("src", source), *others, ids=IDS, journal="j.sqlite3",
+                       write=WriteSettings(retries=1, backoff=0.0, batch_size=batch_size))
     forge._sleep = lambda s: None
     return forge
 

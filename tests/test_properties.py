@@ -27,7 +27,7 @@ scalars = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.decimals(allow_nan=False, allow_infinity=False, places=3),
     st.dates(),
-    st.datetimes(timezones=st.just(dt.timezone.utc)),
+    st.datetimes(timezones=st.just(dt.UTC)),
 )
 values = st.recursive(
     scalars,
@@ -84,7 +84,7 @@ def _meaning(v: Any) -> Any:
     if isinstance(v, str):
         return ("s", unicodedata.normalize("NFC", v))
     if isinstance(v, dt.datetime):
-        return ("s", v.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") +
+        return ("s", v.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") +
                 (f".{v.microsecond:06d}" if v.microsecond else "") + "Z")
     if isinstance(v, dt.date):
         return ("s", v.isoformat())

@@ -1,7 +1,7 @@
 """Repair safety on in-process stores: the deletion guard, re-checked findings, proven orphans.
 
 The "writer" here is a fake: a source adapter that writes a record at a chosen moment, so each
-race is exact and repeatable (the real concurrent writer is in integration/test_safety_d.py).
+race is exact and repeatable (the real concurrent writer is in integration/test_orphan_deletion_guard.py).
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
+from uuid_forge.adapters.memory import MemoryAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, Record
-from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.errors import ConfigError, RepairRefusedError
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 from uuid_forge.repair import DeleteLimit
 
 from .fakes import entities
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("repair.test"), salt="s")
 
@@ -44,8 +43,7 @@ class FakeRacingSource(MemoryAdapter):
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Forge, FakeRacingSource, MemoryAdapter]:
     src, replica = FakeRacingSource(), MemoryAdapter()
-    forge = Forge([StoreHandle("src", src, source=True), StoreHandle("replica", replica)], ids=IDS,
-                  journal=Journal(tmp_path / "j.sqlite3"))
+    forge = make_forge(tmp_path, ("src", src), ("replica", replica), ids=IDS, journal="j.sqlite3")
     forge.write_many(entities(100))
     return forge, src, replica
 

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, inspect, text
-from uuid_forge.contract import Adapter
+from sqlalchemy import event, inspect
+from sqlalchemy import text as sql_text
 
+from uuid_forge.contract import Adapter
 from uuid_forge.errors import ConfigError, StoreUnavailableError, UUIDForgeError, WriteError
 from uuid_forge.forge import Forge, StoreHandle
 from uuid_forge.ids import IDConfig, Namespace, UUIDGenerator, canonical_name
@@ -332,7 +333,9 @@ def test_journal_and_its_wal_and_shm_are_0600(tmp_path: Path, open_umask: None) 
 def test_journal_of_a_forge_from_config_is_0600(tmp_path: Path, open_umask: None) -> None:
     with Forge.from_config(str(write_config(tmp_path, "")), env=ENV) as forge:
         forge.write("user", {"email": "a@b.c"}, {"name": MARKER})
-        for f in tmp_path.glob("journal.sqlite3*"):
+        files = sorted(tmp_path.glob("journal.sqlite3*"))
+        assert tmp_path / "journal.sqlite3" in files
+        for f in files:
             assert mode(f) == 0o600, f
 
 
@@ -429,7 +432,7 @@ def _check_bound_parameters(store: Adapter, prefix: str) -> None:
         for entity_type in TRICKY_TYPES:
             assert prefix + entity_type in tables
             quoted = engine.dialect.identifier_preparer.quote(prefix + entity_type)
-            assert conn.execute(text(f"SELECT COUNT(*) FROM {quoted}")).scalar() == len(SQL_INJECTIONS) - 1
+            assert conn.execute(sql_text(f"SELECT COUNT(*) FROM {quoted}")).scalar() == len(SQL_INJECTIONS) - 1
         assert "students" not in tables
 
 
@@ -467,7 +470,7 @@ def test_postgresql_binds_every_value() -> None:
         with engine.begin() as conn:
             for name in inspect(conn).get_table_names():
                 if name.startswith(prefix):
-                    conn.execute(text(f"DROP TABLE {engine.dialect.identifier_preparer.quote(name)}"))
+                    conn.execute(sql_text(f"DROP TABLE {engine.dialect.identifier_preparer.quote(name)}"))
         store.close()
 
 

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +73,7 @@ class TestThirdPartyAdapter(AdapterContract):
         path = store.path  # type: ignore[attr-defined]
         store.close()
         with dbm.dumb.open(path, "r") as raw:
-            keys = [k.decode() for k in raw.keys()]
+            keys = [k.decode() for k in raw]
         assert keys == [f"{record.entity_type}/{record.id.hex}"]
 
 

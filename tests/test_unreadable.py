@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from uuid_forge import Forge, IDConfig, Namespace, open_store
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
+from uuid_forge import Forge, IDConfig, Namespace
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("unreadable.uuid-forge.test"), salt="unreadable")
 ET = "user"
@@ -25,9 +25,8 @@ ET = "user"
 
 @pytest.fixture
 def forge(tmp_path: Path) -> Forge:
-    stores = [StoreHandle("db", open_store(f"sqlite:///{tmp_path}/src.db"), source=True),
-              StoreHandle("files", open_store(f"file://{tmp_path}/files?fsync=false"))]
-    f = Forge(stores, ids=IDS, journal=Journal(tmp_path / "j.sqlite3"))
+    f = make_forge(tmp_path, ("db", f"sqlite:///{tmp_path}/src.db"), ("files", f"file://{tmp_path}/files?fsync=false"),
+                   ids=IDS, journal="j.sqlite3")
     f.write_many([(ET, {"email": f"u{i}@example.com"}, {"name": f"U{i}", "n": i}) for i in range(10)])
     yield f
     f.close()

@@ -28,7 +28,7 @@ class KVFileAdapter(Adapter):
         opts = self.parse_options(url, options)
         super().__init__(url, batch_size=opts["batch_size"])
         self.path = urlsplit(url).path
-        self._db: Any = dbm.dumb.open(self.path, "c")
+        self._db: Any = dbm.dumb.open(self.path, "c")  # noqa: SIM115 - open for the store's life, closed by _close
 
     @staticmethod
     def key_of(entity_type: str, ident: uuid.UUID) -> bytes:
@@ -67,7 +67,7 @@ class KVFileAdapter(Adapter):
                 yield uuid.UUID(hex=key[len(prefix):].decode()), self.fingerprint_text(doc["data"])
 
     def _entity_types(self) -> Iterable[str]:
-        return sorted({k.decode().split("/", 1)[0] for k in self._db.keys()})
+        return sorted({k.decode().split("/", 1)[0] for k in self._db})
 
     def _close(self) -> None:
         self._db.close()

@@ -1,7 +1,7 @@
 """Private files refuse symlinks, and every error names its place (issue 10, findings 10 and 11).
 
 Fast: embedded stores (SQLite source, file store) through the CLI in-process; a full disk is
-simulated by a failing ``os.write`` (integration/test_safety_b.py fills a real one).
+simulated by a failing ``os.write`` (integration/test_private_files_and_error_places.py fills a real one).
 """
 
 from __future__ import annotations
@@ -132,15 +132,6 @@ def test_journal_errors_after_opening_name_the_path(tmp_path: Path) -> None:
             journal._db.execute("SELECT * FROM no_such_table")
     finally:
         journal.close()
-
-
-def test_journal_files_are_0600(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j" / "journal.sqlite3")
-    journal.close()
-    for name in ("journal.sqlite3", "journal.sqlite3-wal", "journal.sqlite3-shm"):
-        p = tmp_path / "j" / name
-        if p.exists():
-            assert stat.S_IMODE(p.stat().st_mode) == 0o600
 
 
 # -- the CLI ---------------------------------------------------------------------------------------

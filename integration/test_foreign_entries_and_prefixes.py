@@ -25,16 +25,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import pymongo
 import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
+pytest.importorskip("redis", reason=driver_missing("redis"))
+pytest.importorskip("elasticsearch", reason=driver_missing("elasticsearch"))
+import pymongo
 import redis
 from elasticsearch import Elasticsearch
 
 from uuid_forge import Forge, IDConfig, Namespace, open_store
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 
-from .scaffold import run_cli, write_forge_toml
+from .scaffold import make_forge, run_cli, write_forge_toml
 from .servers import elasticsearch_http_url
 
 ET = "user"  # the issue's own entity type and key names
@@ -72,8 +76,7 @@ def world(postgres_url: str, redis_url: str, mongodb_url: str, elasticsearch_url
     urls = {"db": postgres_url, "redis": redis_url, "files": f"file://{tmp_path}/files?fsync=false",
             "mongodb": _with_db(mongodb_url, mongo_db), "elasticsearch": elasticsearch_url,
             "sqlite": f"sqlite:///{tmp_path}/store.sqlite3"}
-    config = write_forge_toml(tmp_path / "uuid-forge.toml", urls, "db", namespace="safety-c.uuid-forge.test",
-                              retries=None)
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", urls, "db", namespace="safety-c.uuid-forge.test")
     w = World(config, urls, tmp_path / "files", tmp_path / "store.sqlite3", mongo_db)
     _cleanup(w)
     yield w
@@ -245,20 +248,16 @@ def test_repair_through_the_cli_keeps_every_foreign_entry(world: World) -> None:
 
 
 # -- finding 3: prefixes ---------------------------------------------------------------------------
-def _sqlite_source(path: Path) -> StoreHandle:
-    return StoreHandle("source", open_store(f"sqlite:///{path}"), source=True)
-
-
 @pytest.mark.parametrize("prefix", ["acme:", "acme"])
 def test_two_tenants_on_one_redis_db_never_touch_each_other(redis_url: str, tmp_path: Path, prefix: str) -> None:
     """Tenant A: entity type ``acme``, no prefix. Tenant B: prefix ``acme``/``acme:``, entity type
     ``user``. A's audit, repair and orphan deletion must leave every key of B as it is."""
     raw = redis.Redis.from_url(redis_url)
     ids = IDConfig(namespace=Namespace("tenants.uuid-forge.test"))
-    a = Forge([_sqlite_source(tmp_path / "a.db"), StoreHandle("redis", open_store(redis_url))], ids=ids,
-              journal=Journal(tmp_path / "a.journal"))
-    b = Forge([_sqlite_source(tmp_path / "b.db"), StoreHandle("redis", open_store(redis_url, prefix=prefix))], ids=ids,
-              journal=Journal(tmp_path / "b.journal"))
+    a = make_forge(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", ("redis", open_store(redis_url)),
+                   ids=ids, journal="a.journal")
+    b = make_forge(tmp_path, f"sqlite:///{tmp_path / 'b.db'}", ("redis", open_store(redis_url, prefix=prefix)),
+                   ids=ids, journal="b.journal")
     try:
         a.write_many([("acme", {"n": i}, {"tenant": "A", "n": i}) for i in range(10)])
         b.write_many([("user", {"n": i}, {"tenant": "B", "n": i}) for i in range(25)])
@@ -321,10 +320,10 @@ def test_overlapping_elasticsearch_prefixes_never_share_an_index(elasticsearch_u
     nor deletes it, and its audit with orphan deletion leaves every document."""
     head = f"t{uuid.uuid4().hex[:8]}-"
     ids = IDConfig(namespace=Namespace("tenants.uuid-forge.test"))
-    b = Forge([_sqlite_source(tmp_path / "b.db"), StoreHandle("es", open_store(elasticsearch_url, index_prefix=head + "a-"))],
-              ids=ids, journal=Journal(tmp_path / "b.journal"))
-    a = Forge([_sqlite_source(tmp_path / "a.db"), StoreHandle("es", open_store(elasticsearch_url, index_prefix=head))],
-              ids=ids, journal=Journal(tmp_path / "a.journal"))
+    b = make_forge(tmp_path, f"sqlite:///{tmp_path / 'b.db'}", ("es", open_store(elasticsearch_url, index_prefix=head + "a-")),
+                   ids=ids, journal="b.journal")
+    a = make_forge(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", ("es", open_store(elasticsearch_url, index_prefix=head)),
+                   ids=ids, journal="a.journal")
     es = Elasticsearch(elasticsearch_http_url(elasticsearch_url))
     try:
         b.write_many([("b", {"n": i}, {"tenant": "B", "n": i}) for i in range(15)])
@@ -364,10 +363,10 @@ def test_overlapping_mongodb_prefixes_never_share_a_collection(mongodb_url: str,
     db = f"uf_safety_{uuid.uuid4().hex[:8]}"
     url = _with_db(mongodb_url, db)
     ids = IDConfig(namespace=Namespace("tenants.uuid-forge.test"))
-    b = Forge([_sqlite_source(tmp_path / "b.db"), StoreHandle("mongo", open_store(url, collection_prefix=head))],
-              ids=ids, journal=Journal(tmp_path / "b.journal"))
-    a = Forge([_sqlite_source(tmp_path / "a.db"), StoreHandle("mongo", open_store(url))], ids=ids,
-              journal=Journal(tmp_path / "a.journal"))
+    b = make_forge(tmp_path, f"sqlite:///{tmp_path / 'b.db'}", ("mongo", open_store(url, collection_prefix=head)),
+                   ids=ids, journal="b.journal")
+    a = make_forge(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", ("mongo", open_store(url)),
+                   ids=ids, journal="a.journal")
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(url)
     try:
         b.write_many([("user", {"n": i}, {"tenant": "B", "n": i}) for i in range(10)])
@@ -403,10 +402,10 @@ def test_overlapping_sql_table_prefixes_never_share_a_table(postgres_url: str, t
 
     head = f"t{uuid.uuid4().hex[:8]}_"
     ids = IDConfig(namespace=Namespace("tenants.uuid-forge.test"))
-    b = Forge([_sqlite_source(tmp_path / "b.db"), StoreHandle("pg", open_store(postgres_url, table_prefix=head + "a_"))],
-              ids=ids, journal=Journal(tmp_path / "b.journal"))
-    a = Forge([_sqlite_source(tmp_path / "a.db"), StoreHandle("pg", open_store(postgres_url, table_prefix=head))],
-              ids=ids, journal=Journal(tmp_path / "a.journal"))
+    b = make_forge(tmp_path, f"sqlite:///{tmp_path / 'b.db'}", ("pg", open_store(postgres_url, table_prefix=head + "a_")),
+                   ids=ids, journal="b.journal")
+    a = make_forge(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", ("pg", open_store(postgres_url, table_prefix=head)),
+                   ids=ids, journal="a.journal")
     engine = sa.create_engine(postgres_url)
 
     def rows() -> list[Any]:

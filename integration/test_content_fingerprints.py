@@ -25,6 +25,7 @@ from uuid_forge import Forge, IDConfig, Namespace, open_store
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 
+from .scaffold import make_forge
 from .servers import elasticsearch_http_url
 
 IDS = IDConfig(namespace=Namespace("content.uuid-forge.test"), salt="content-h")
@@ -236,9 +237,8 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Forg
         "files": lambda: f"file://{tmp_path}/files?fsync=false",
         "rabbitmq": lambda: f"{request.getfixturevalue('amqp_url')}?exchange=uf_content_{et}",
     }[kind]()
-    source = StoreHandle("source", open_store(f"sqlite:///{tmp_path}/source.db"), source=True)
-    target = StoreHandle(kind, open_store(url))
-    forge = Forge([source, target], ids=IDS, journal=Journal(tmp_path / "journal.sqlite3"))
+    forge = make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", (kind, url), ids=IDS)
+    target = forge.stores[1]
     yield forge, Raw(kind, url, et), et
     for h in forge.stores:
         if "delete" in h.adapter.capabilities:

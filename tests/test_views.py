@@ -16,11 +16,11 @@ import pytest
 
 from uuid_forge import Forge, IDConfig, Namespace, open_store
 from uuid_forge.errors import ConfigError
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 from uuid_forge.record import Record, comparable, data_fingerprint, fingerprint_of
 from uuid_forge.settings import parse_settings
 from uuid_forge.view import FULL, FieldView
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("view.uuid-forge.test"), salt="view-n-fast")
 ET = "user"
@@ -29,9 +29,7 @@ ET = "user"
 def _forge(tmp_path: Path, view: FieldView) -> tuple[Forge, Any]:
     target = open_store("memory://")  # the fake store
     target.view = view
-    stores = [StoreHandle("source", open_store("memory://"), source=True),
-              StoreHandle("cache", target)]
-    return Forge(stores, ids=IDS, journal=Journal(tmp_path / "j.sqlite3")), target
+    return make_forge(tmp_path, open_store("memory://"), ("cache", target), ids=IDS, journal="j.sqlite3"), target
 
 
 def _settings(text: str):
@@ -169,7 +167,7 @@ def test_the_source_cannot_hold_a_projection(tmp_path: Path) -> None:
 
 
 def test_a_zero_fraction_is_the_same_instant() -> None:
-    utc = {"at": dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.timezone.utc)}
+    utc = {"at": dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)}
     assert data_fingerprint({"at": "2024-05-01T08:00:00.000000Z"}) == data_fingerprint(utc)
     assert data_fingerprint({"at": "2024-05-01T08:00:00.000001Z"}) != data_fingerprint(utc)
 
@@ -178,7 +176,7 @@ def test_stale_fields_name_no_datetime_that_is_the_same_instant() -> None:
     """The field diff agrees with the fingerprints: offset text and its UTC instant do not differ."""
     from uuid_forge.audit import diff_fields
 
-    utc = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.timezone.utc)
+    utc = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
     source = {"created_at": "2024-05-01T10:00:00+02:00", "name": "Ann"}
     assert [p for p, *_ in diff_fields(source, {"created_at": utc, "name": "Eve"})] == ["name"]
     assert [p for p, *_ in diff_fields(source, {"created_at": "2024-05-01T10:00:00+01:00", "name": "Ann"})] == [

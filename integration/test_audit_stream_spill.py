@@ -15,13 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pika
 import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("pika", reason=driver_missing("pika"))
+import pika
+from uuid_forge.adapters.rabbitmq import RabbitMQAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
 from uuid_forge import audit as audit_module
 from uuid_forge import compare as compare_module
-from uuid_forge.adapters.rabbitmq import RabbitMQAdapter
 from uuid_forge.forge import StoreHandle
 
 IDS = IDConfig(namespace=Namespace("audit-log.uuid-forge.test"), salt="audit-log")

@@ -9,10 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from uuid_forge import CanonicalTypeError, Forge, IDConfig, Namespace, Record, UUIDGenerator, ValidationError
-from uuid_forge import generate_uuid_only
 from uuid_forge.adapters.memory import MemoryAdapter
+
+from uuid_forge import (
+    CanonicalTypeError,
+    Forge,
+    IDConfig,
+    Namespace,
+    Record,
+    UUIDGenerator,
+    ValidationError,
+    generate_uuid_only,
+)
 from uuid_forge.entitytypes import EntityType
 from uuid_forge.errors import ConfigError, IDConfigMismatchError, UUIDForgeError
 from uuid_forge.forge import StoreHandle
@@ -20,7 +28,7 @@ from uuid_forge.journal import Journal
 from uuid_forge.settings import parse_settings
 
 from .conftest import load_vectors
-from .scaffold import run_cli, write_forge_toml
+from .scaffold import make_forge, run_cli, write_forge_toml
 
 VECTORS = {v["label"]: v for v in load_vectors("ids-v1.json")}
 STORES = {"db": {"url": "memory://", "role": "source"}}
@@ -34,9 +42,8 @@ def settings(types: Any, env: dict[str, str] | None = None) -> Any:
 def forge(tmp_path: Path, *types: EntityType,
           ids: IDConfig | None = None) -> tuple[Forge, MemoryAdapter, MemoryAdapter]:
     src, cache = MemoryAdapter(), MemoryAdapter()
-    f = Forge([StoreHandle("src", src, source=True), StoreHandle("cache", cache)],  # type: ignore[arg-type]
-              ids=ids or IDConfig(namespace=Namespace("base.example")), journal=Journal(tmp_path / "j.sqlite3"),
-              types=types)
+    f = make_forge(tmp_path, ("src", src), ("cache", cache), ids=ids or IDConfig(namespace=Namespace("base.example")),
+                   journal="j.sqlite3", types=types)
     return f, src, cache
 
 
@@ -173,8 +180,8 @@ def test_unset_salt_env_is_refused_for_that_type_only(tmp_path: Path, monkeypatc
                types=[EntityType("order", ("n",), salt_env="UF_TEST_UNSET_SALT")]) as f2:
         report = f2.audit("order", verify_keys=True)
         assert not report.findings and report.warnings == [
-            "--verify-keys skipped for 'order': its salt comes from $UF_TEST_UNSET_SALT, which is not set, so every "
-            "ID would seem wrong"]
+            ("--verify-keys skipped for 'order': its salt comes from $UF_TEST_UNSET_SALT, which is not set, so every "
+             "ID would seem wrong")]
 
 
 # -- audit: --verify-keys from the key fields ---------------------------------------------------------------

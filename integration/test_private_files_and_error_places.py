@@ -19,7 +19,7 @@ import pytest
 
 from uuid_forge import Forge
 
-from .scaffold import run_cli, write_forge_toml
+from .scaffold import FAST_WRITE, run_cli, write_forge_toml
 
 
 def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
@@ -37,7 +37,8 @@ def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
 
 def write_config(path: Path, source: str, *, journal: Path, files: Path, batch_size: int = 1000) -> None:
     write_forge_toml(path, {"db": source, "files": f"file://{files}?fsync=false"}, "db",
-                     namespace="safety-b.uuid-forge.test", journal=journal, retries=0, batch_size=batch_size)
+                     namespace="safety-b.uuid-forge.test", journal=journal,
+                     write={**FAST_WRITE, "retries": 0, "batch_size": batch_size})
 
 
 @pytest.fixture

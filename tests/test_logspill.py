@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from uuid_forge.adapters.memory import MemoryAdapter
 
-from uuid_forge import Forge, IDConfig, Namespace, Partition, Record
+from uuid_forge import Forge, IDConfig, Namespace, Partition, Record, logspill
 from uuid_forge import audit as audit_module
 from uuid_forge import compare as compare_module
-from uuid_forge import logspill
 from uuid_forge.contract import SCAN, WRITE, Adapter, ScanItem
-from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge.errors import SpillError
-from uuid_forge.forge import StoreHandle
 from uuid_forge.record import ForeignEntry, MalformedID
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("logspill.test"), salt="s")
 ET = "user"
@@ -125,7 +125,7 @@ def _planted(delay: float = 0.0) -> tuple[Forge, FakeLogAdapter, dict[str, set[s
     want["malformed"].add("not-an-id")
     log.events += [(ForeignEntry("their-key", "not ours"), None)] * 3 + [(ForeignEntry("", "no correlation_id"), None)]
     want["foreign"] = {"their-key", ""}
-    forge = Forge([StoreHandle("src", source, source=True), StoreHandle("log", log)], ids=IDS, journal=None)
+    forge = make_forge(Path(), ("src", source), ("log", log), ids=IDS, journal=None)
     return forge, log, want
 
 
@@ -187,7 +187,7 @@ def test_spilled_log_findings_equal_the_in_memory_comparison(passes: list[logspi
 
 
 def test_audit_of_one_partition_reads_only_its_range_of_the_log(passes: list[logspill.LogPass]) -> None:
-    forge, log, _ = _planted()
+    forge, _, _ = _planted()
     within = Partition(2, 4)
     report = forge.audit(ET, partition=within)
     assert _new_way(report) == _old_way(forge, within)

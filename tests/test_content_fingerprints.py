@@ -1,7 +1,7 @@
 """Fast checks (no servers) that audits fingerprint the data each store holds, not its ``fp``.
 
 SQLite and the file store are edited behind uuid-forge's back (with sqlite3 and plain file
-writes); the stored fingerprint is left as it was. See integration/test_content_h.py for every store.
+writes); the stored fingerprint is left as it was. See integration/test_content_fingerprints.py for every store.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from uuid_forge import Forge, IDConfig, Namespace, open_store
+from uuid_forge import IDConfig, Namespace
 from uuid_forge.audit import diff_fields
 from uuid_forge.canonical import canonical
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 from uuid_forge.record import TextFingerprint, fingerprint_of, load_json, same_fingerprint
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("content.uuid-forge.test"), salt="content-h-fast")
 ET = "user"
@@ -48,9 +48,7 @@ def test_diff_fields_names_nested_missing_and_extra_fields() -> None:
 @pytest.mark.parametrize("kind", ["sqlite", "file"])
 def test_content_edit_behind_our_back_is_stale_with_the_field_named_and_repaired(kind: str, tmp_path: Path) -> None:
     target_url = f"sqlite:///{tmp_path}/t.db" if kind == "sqlite" else f"file://{tmp_path}/files?fsync=false"
-    stores = [StoreHandle("source", open_store(f"sqlite:///{tmp_path}/s.db"), source=True),
-              StoreHandle(kind, open_store(target_url))]
-    with Forge(stores, ids=IDS, journal=Journal(tmp_path / "j.sqlite3")) as forge:
+    with make_forge(tmp_path, f"sqlite:///{tmp_path}/s.db", (kind, target_url), ids=IDS, journal="j.sqlite3") as forge:
         rows = [(ET, {"email": f"u{i}@x.org"}, {"name": f"U{i}", "email": f"u{i}@x.org", "n": i}) for i in range(10)]
         forge.write_many(rows)
         recs = forge.records(rows)

@@ -13,9 +13,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("psycopg", reason=driver_missing("psycopg"))
+pytest.importorskip("pymysql", reason=driver_missing("pymysql"))
+pytest.importorskip("redis", reason=driver_missing("redis"))
 import psycopg
 import pymysql
-import pytest
 import redis
 from sqlalchemy.engine import make_url
 
@@ -27,7 +33,7 @@ from uuid_forge.journal import Journal
 from uuid_forge.registry import open_store
 from uuid_forge.settings import WriteSettings
 
-from .scaffold import write_forge_toml
+from .scaffold import FAST_WRITE, make_forge, write_forge_toml
 from .servers import PrivatePostgres, PrivateRedis
 
 pytestmark = [pytest.mark.fault]
@@ -232,8 +238,8 @@ def test_poison_record_is_a_dead_letter_and_replay_is_not_stuck(case: str, tmp_p
     items = people(1, 40, et)
     items[13][2].update(poison())
     source = f"sqlite:///{tmp_path / 'source.db'}"
-    forge = Forge([StoreHandle("src", open_store(source), source=True), StoreHandle("db", open_store(url, **options))],
-                  ids=IDS, journal=Journal(tmp_path / "j.sqlite3"), write=FAST)
+    forge = make_forge(tmp_path, ("src", source), ("db", open_store(url, **options)), ids=IDS, journal="j.sqlite3",
+                       write=FAST)
     bad = forge.id_for(et, items[13][1])
     try:
         with pytest.raises(WriteError) as info:
@@ -269,9 +275,8 @@ def test_repair_rewrites_the_others_past_a_poison_record(postgres_url: str, tmp_
     """audit --repair: a record the store rejects no longer fails the repair of the others."""
     et = f"repair{uuid.uuid4().hex[:8]}"
     src = open_store(f"sqlite:///{tmp_path / 'source.db'}")
-    forge = Forge([StoreHandle("src", src, source=True),
-                   StoreHandle("db", open_store(postgres_url, data_type="jsonb"))],
-                  ids=IDS, journal=Journal(tmp_path / "j.sqlite3"), write=FAST)
+    forge = make_forge(tmp_path, ("src", src), ("db", open_store(postgres_url, data_type="jsonb")), ids=IDS,
+                       journal="j.sqlite3", write=FAST)
     items = people(1, 30, et)
     items[4][2]["name"] = "nul\u0000here"
     try:
@@ -292,7 +297,7 @@ def test_journal_cli_on_a_mariadb_dead_letter(mariadb_url: str, tmp_path: Path,
     et = f"jcli{uuid.uuid4().hex[:8]}"
     config = write_forge_toml(tmp_path / "uuid-forge.toml", {"src": f"sqlite:///{tmp_path}/source.db",
                                                              "maria": mariadb_url},
-                              "src", namespace="safety-e.uuid-forge.test", journal=f"{tmp_path}/j.sqlite3")
+                              "src", namespace="safety-e.uuid-forge.test", journal=f"{tmp_path}/j.sqlite3", write=FAST_WRITE)
     items = [{"entity_type": et, "key": {"email": f"p{i}@example.com"}, "data": {"v": 1, "secret": "SSN-078-05-1120"}}
              for i in range(10)]
     items[6]["data"]["doc"] = nested(33)
@@ -336,9 +341,8 @@ def test_unknown_database_is_a_config_error_not_an_outage(kind: str, tmp_path: P
     journal for a replay after the fix, and the report gives the store's own reason."""
     url = _store_url(kind, request)
     wrong = make_url(url).set(database="uf_no_such_db_e").render_as_string(hide_password=False)
-    forge = Forge([StoreHandle("src", open_store(f"sqlite:///{tmp_path / 'source.db'}"), source=True),
-                   StoreHandle("db", open_store(wrong))],
-                  ids=IDS, journal=Journal(tmp_path / "j.sqlite3"), write=WriteSettings(retries=3, backoff=0.05))
+    forge = make_forge(tmp_path, ("src", f"sqlite:///{tmp_path / 'source.db'}"), ("db", wrong), ids=IDS,
+                       journal="j.sqlite3", write=WriteSettings(retries=3, backoff=0.05))
     forge._sleep = lambda s: None
     try:
         with pytest.raises(WriteError) as info:

@@ -14,7 +14,8 @@ import pytest
 from uuid_forge import Forge, IDConfig, Namespace, open_store
 from uuid_forge.errors import StoreUnavailableError
 from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("partial.uuid-forge.test"), salt="partial-m")
 ET = "user"
@@ -38,9 +39,8 @@ class _DiesAfterOneScan:
 
 def _forge(tmp_path: Path, cache_required: bool) -> tuple[Forge, Any]:
     cache, files = open_store("memory://"), open_store(f"file://{tmp_path}/files?fsync=false")
-    stores = [StoreHandle("source", open_store("memory://"), source=True),
-              StoreHandle("cache", cache, required=cache_required), StoreHandle("files", files)]
-    return Forge(stores, ids=IDS, journal=Journal(tmp_path / "j.sqlite3")), cache
+    return make_forge(tmp_path, "memory://", StoreHandle("cache", cache, required=cache_required), ("files", files),
+                      ids=IDS, journal="j.sqlite3"), cache
 
 
 def _write_and_plant(forge: Forge, files_dir: Path) -> str:

@@ -23,19 +23,19 @@ from typing import Any
 
 import pytest
 
-from uuid_forge import Forge, IDConfig, Namespace, open_store
+from uuid_forge import Forge, IDConfig, Namespace
 from uuid_forge.canonical import canonical
 from uuid_forge.contract import READ
-from uuid_forge.forge import StoreHandle
-from uuid_forge.journal import Journal
 from uuid_forge.record import data_fingerprint, fingerprint_of, load_json
+
+from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("roundtrip.uuid-forge.test"), salt="roundtrip-n")
 STORES = ["postgres", "mariadb", "sqlite", "mongodb", "redis", "elasticsearch", "files", "rabbitmq", "memory"]
 
 #: (name, value): every kind of value the data model promises to keep
 VALUES: list[tuple[str, Any]] = [
-    ("aware_datetime", dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.timezone.utc)),
+    ("aware_datetime", dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)),
     ("datetime_in_paris", dt.datetime(2024, 5, 6, 9, 8, 9, tzinfo=dt.timezone(dt.timedelta(hours=2)))),
     ("offset_datetime_text", "2024-05-06T09:08:09+02:00"),
     ("date", dt.date(2024, 1, 2)),
@@ -84,9 +84,8 @@ def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path, et: str) -> 
 def forge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Forge, str]]:
     kind: str = request.param
     et = f"rt{uuid.uuid4().hex[:8]}"
-    source = StoreHandle("source", open_store(f"sqlite:///{tmp_path}/source.db"), source=True)
-    target = StoreHandle(kind, open_store(_url(kind, request, tmp_path, et)))
-    f = Forge([source, target], ids=IDS, journal=Journal(tmp_path / "journal.sqlite3"))
+    f = make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", (kind, _url(kind, request, tmp_path, et)), ids=IDS)
+    target = f.stores[1]
     yield f, et
     for h in f.stores:
         if "delete" in h.adapter.capabilities:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from uuid_forge import Forge, IDConfig, Namespace, UUIDGenerator
 from uuid_forge.idmarker import META_TYPE, marker_id
 
-from .scaffold import run_cli, write_forge_toml
+from .scaffold import FAST_WRITE, run_cli, write_forge_toml
 
 BASE_SALT = "base-salt-not-shown"
 ORDER_SALT = "order-salt-not-shown"
@@ -45,7 +45,7 @@ def setup(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[P
     names = {"user": f"user_{tag}", "order": f"order_{tag}", "product": f"product_{tag}"}
     path = write_forge_toml(tmp_path / "uuid-forge.toml",
                             {"db": postgres_url, "cache": redis_url, "files": f"file://{tmp_path}/files?fsync=false"},
-                            "db", namespace="shop.uuid-forge.test", extra=f"""
+                            "db", namespace="shop.uuid-forge.test", write=FAST_WRITE, extra=f"""
 [types.{names["user"]}]
 key = ["email"]
 namespace = "users"

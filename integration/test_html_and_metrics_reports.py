@@ -28,7 +28,7 @@ import pytest
 from uuid_forge import Forge, html_report
 
 from .conftest import IN_CI
-from .scaffold import run_cli, write_forge_toml
+from .scaffold import FAST_WRITE, run_cli, write_forge_toml
 from .servers import PrivateRedis
 
 prometheus_parser = pytest.importorskip("prometheus_client.parser")
@@ -54,7 +54,7 @@ def write_config(tmp_path: Path, source: str, cache: str) -> Path:
     return write_forge_toml(tmp_path / "uuid-forge.toml",
                             {"db": source, "cache": f"{cache}?socket_timeout=2&socket_connect_timeout=2",
                              "files": f"file://{tmp_path}/files?fsync=false"},
-                            "db", namespace="report.uuid-forge.test")
+                            "db", namespace="report.uuid-forge.test", write=FAST_WRITE)
 
 
 def write_people(path: Path, et: str, n: int) -> None:

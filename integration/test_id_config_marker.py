@@ -15,17 +15,23 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("psycopg", reason=driver_missing("psycopg"))
+pytest.importorskip("redis", reason=driver_missing("redis"))
+import psycopg
 import redis
 
 from uuid_forge import Forge
+
 try:
     from uuid_forge.idmarker import META_TYPE, marker_id
 except ImportError:  # the code before the marker (to see these tests fail there): no marker to clean up
     META_TYPE = ""
 
-from .scaffold import run_cli, write_forge_toml
+from .scaffold import FAST_WRITE, run_cli, write_forge_toml
 
 SALT = "salt-S-never-printed"
 SECRET_1 = "secret-one-never-printed"
@@ -76,7 +82,7 @@ class Setup:
 def setup(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[Setup]:
     et = f"sf{uuid.uuid4().hex[:8]}"
     path = write_forge_toml(tmp_path / "uuid-forge.toml", {"db": postgres_url, "cache": redis_url}, "db",
-                            namespace="safety-f.uuid-forge.test", retries=0)
+                            namespace="safety-f.uuid-forge.test", write={**FAST_WRITE, "retries": 0})
     yield Setup(path, et, postgres_url, redis_url)
     with Forge.from_config(str(path), env={}) as forge:
         for h in forge.stores:

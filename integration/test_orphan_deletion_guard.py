@@ -18,8 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pymongo
 import pytest
+
+from tests.scaffold import driver_missing
+
+pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
+pytest.importorskip("redis", reason=driver_missing("redis"))
+import pymongo
 import redis
 import sqlalchemy as sa
 
@@ -28,7 +33,7 @@ from uuid_forge.cli import main as cli_main
 from uuid_forge.errors import RepairRefusedError
 from uuid_forge.record import fingerprint_of
 
-from .scaffold import run_cli, write_forge_toml
+from .scaffold import FAST_WRITE, run_cli, write_forge_toml
 
 SALT = "safety-d-salt-not-shown"
 ENV = {"UUID_FORGE_SALT": SALT}
@@ -40,7 +45,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _config(path: Path, tmp: Path, source: str, others: dict[str, str]) -> Path:
     return write_forge_toml(path, {"db": source, **others}, "db", namespace="safety-d.uuid-forge.test",
-                            journal=f"{tmp}/journal.sqlite3")
+                            journal=f"{tmp}/journal.sqlite3", write=FAST_WRITE)
 
 
 def _with_query(url: str, query: str) -> str:
