@@ -1,0 +1,172 @@
+"""The ID function inside PostgreSQL gives the Python answer, or an error: never another ID.
+
+Installed into a schema of its own (``uf_test_idfn``) on the test database, checked against every
+vector of ``vectors/ids-v1.json`` and against the Python library on generated keys (NFC, member
+order by UTF-16 code units, escapes, big integers, nesting).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from uuid_forge import IDConfig, Namespace, UUIDGenerator
+from uuid_forge.ids import canonical_name
+from uuid_forge.pgfunctions import FUNCTION_NAMES, postgres_functions_sql
+
+psycopg = pytest.importorskip("psycopg")
+
+SCHEMA = "uf_test_idfn"
+VECTORS = json.loads((Path(__file__).resolve().parent.parent / "tests" / "vectors" / "ids-v1.json").read_text())
+NS = Namespace("pg.uuid-forge.test")
+
+
+@pytest.fixture(scope="module")
+def pg(postgres_url: str) -> Iterator[Any]:
+    conninfo = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        conn.execute(f"CREATE SCHEMA {SCHEMA}")
+        conn.execute(postgres_functions_sql(SCHEMA))
+        yield conn
+        conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+
+
+def _sql_id(pg: Any, namespace: uuid.UUID, entity_type: str, key: Any, salt: str, secret: str | None = None) -> Any:
+    if secret is None:
+        row = pg.execute(f"SELECT {SCHEMA}.uuid_forge_id(%s, %s, %s::jsonb, %s)",
+                         (namespace, entity_type, json.dumps(key), salt)).fetchone()
+    else:
+        row = pg.execute(f"SELECT {SCHEMA}.uuid_forge_id_keyed(%s, %s, %s::jsonb, %s, %s::text)",
+                         (namespace, entity_type, json.dumps(key), salt, secret)).fetchone()
+    return row[0]
+
+
+def _sql_name(pg: Any, entity_type: str, args: Any, kwargs: Any, salt: str) -> str:
+    row = pg.execute(f"SELECT {SCHEMA}.uuid_forge_name(%s, %s::jsonb, %s::jsonb, %s)",
+                     (entity_type, json.dumps(args), json.dumps(kwargs), salt)).fetchone()
+    return str(row[0])
+
+
+def _supported(value: Any) -> bool:
+    if isinstance(value, float):
+        return False
+    if isinstance(value, list):
+        return all(_supported(v) for v in value)
+    if isinstance(value, dict):
+        return all(_supported(v) for v in value.values())
+    return True
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["label"] for v in VECTORS])
+def test_each_vector_gives_the_python_id_or_an_error(pg: Any, vector: dict[str, Any]) -> None:
+    namespace = Namespace(vector["namespace_domain"]).uuid
+    assert not (vector["args"] and vector["kwargs"])  # the key is one of the two
+    key = vector["args"] or vector["kwargs"]
+    if not (_supported(vector["args"]) and _supported(vector["kwargs"])) and vector["label"] != "float integral":
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="not supported in SQL"):
+            _sql_id(pg, namespace, vector["entity_type"], key, vector["salt"], vector["secret"])
+        return
+    assert _sql_name(pg, vector["entity_type"], vector["args"], vector["kwargs"], vector["salt"]) == vector["name"]
+    assert _sql_id(pg, namespace, vector["entity_type"], key, vector["salt"], vector["secret"]) == uuid.UUID(
+        vector["uuid"])
+
+
+def test_the_vectors_cover_both_outcomes() -> None:
+    labels = {v["label"] for v in VECTORS}
+    assert "float fraction" in labels and "secret hmac v8" in labels and "non-ascii literal" in labels
+
+
+#: pieces of text: ASCII, escapes, composed and decomposed accents (NFC), supplementary planes
+_PIECES = [*string.ascii_letters, *string.digits, " ", '"', "\\", "\t", "\n", "\r", "\b", "\f", "\x01", "\x1f",
+           "\x7f", "\u00e9", "e\u0301", "\u00c5", "A\u030a", "\ufb01", "\u2028", "\u6771", "\U0001f600",
+           "\U0001d11e", "\ufffd", "\ue000"]
+_TEXT = st.lists(st.sampled_from(_PIECES), max_size=8).map("".join)
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(10**20), max_value=10**20) | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=12)
+
+
+def _nfc_unique(kwargs: dict[str, Any]) -> bool:
+    import unicodedata
+
+    def ok(v: Any) -> bool:
+        if isinstance(v, dict):
+            keys = [unicodedata.normalize("NFC", k) for k in v]
+            return len(keys) == len(set(keys)) and all(ok(x) for x in v.values())
+        if isinstance(v, list):
+            return all(ok(x) for x in v)
+        return True
+    return ok(kwargs)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kwargs=st.dictionaries(_TEXT, _VALUES, max_size=4).filter(_nfc_unique), salt=_TEXT,
+       secret=st.none() | st.text(min_size=1, max_size=8))
+def test_generated_keys_agree_with_python(pg: Any, kwargs: dict[str, Any], salt: str, secret: str | None) -> None:
+    generator = UUIDGenerator(IDConfig(namespace=NS, salt=salt, secret=secret))
+    assert _sql_name(pg, "thing", [], kwargs, salt) == canonical_name("thing", [], kwargs, salt)
+    assert _sql_id(pg, NS.uuid, "thing", kwargs, salt, secret) == generator.generate_many("thing", [kwargs])[0]
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    ({"amount": 0.1}, r"number 0.1 at kwargs.amount is not supported"),
+    ({"big": 10**21}, r"number 1000000000000000000000 at kwargs.big is not supported"),
+    ([1, [2, 2.5]], r"number 2.5 at args\[1\]\[1\] is not supported"),
+    ({"k": {"\u00e9": 1, "e\u0301": 2}}, "equal after NFC"),
+])
+def test_unsupported_values_raise_naming_the_place(pg: Any, key: Any, message: str) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=message):
+        _sql_id(pg, NS.uuid, "thing", key, "")
+
+
+def test_nesting_past_100_levels_is_an_error(pg: Any) -> None:
+    key: Any = {"k": 1}
+    for _ in range(101):
+        key = [key]
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="deeper than 100"):
+        _sql_id(pg, NS.uuid, "thing", key, "")
+
+
+def test_positional_key_matches_generate_with_args(pg: Any) -> None:
+    ours = UUIDGenerator(IDConfig(namespace=NS, salt="s")).generate("product", "SKU-1", 7)
+    assert _sql_id(pg, NS.uuid, "product", ["SKU-1", 7], "s") == ours
+
+
+def test_the_secret_is_a_parameter_never_stored_in_a_function(pg: Any) -> None:
+    _sql_id(pg, NS.uuid, "user", {"email": "a@b.c"}, "", secret="Zq-secret-9")
+    rows = pg.execute("SELECT proname, prosrc FROM pg_proc JOIN pg_namespace n ON n.oid = pronamespace "
+                      "WHERE nspname = %s", (SCHEMA,)).fetchall()
+    assert {r[0] for r in rows} >= set(FUNCTION_NAMES)
+    assert not any("Zq-secret-9" in r[1] for r in rows)
+
+
+def test_backfill_in_place_matches_python(pg: Any) -> None:
+    """The migration's use: one UPDATE computes the new IDs of a whole table."""
+    pg.execute(f"CREATE TABLE {SCHEMA}.users (serial_id int PRIMARY KEY, email text NOT NULL, new_id uuid)")
+    emails = [f"user{i}@example.com" for i in range(500)] + ["Zu\u0308rich@example.com"]
+    with pg.cursor() as cur:
+        cur.executemany(f"INSERT INTO {SCHEMA}.users (serial_id, email) VALUES (%s, %s)", list(enumerate(emails)))
+    pg.execute(f"UPDATE {SCHEMA}.users SET new_id = {SCHEMA}.uuid_forge_id(%s, 'user', "
+               "jsonb_build_object('email', email), 'v1')", (NS.uuid,))
+    got = dict(pg.execute(f"SELECT email, new_id FROM {SCHEMA}.users").fetchall())
+    generator = UUIDGenerator(IDConfig(namespace=NS, salt="v1"))
+    assert got == {e: generator.generate("user", email=e) for e in emails}
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"\ue000": 1, "\U0001f600": 2},  # UTF-16 puts the surrogate pair (D83D ...) before U+E000
+    {"b": 1, "a": 2, "B": 3, "aa": 4, "": 5},
+    {"\u00e9": "e\u0301", "z": {"y": [{"b": None, "a": True}]}},
+])
+def test_member_order_and_nfc_match_python(pg: Any, kwargs: dict[str, Any]) -> None:
+    assert _sql_name(pg, "thing", [], kwargs, "") == canonical_name("thing", [], kwargs, "")
