@@ -104,8 +104,8 @@ class Workers:
 @pytest.fixture
 def setup(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Forge, Workers]]:
-    import uuid_forge.compare as audit_mod
     import uuid_forge.celery as uf_celery
+    import uuid_forge.compare as audit_mod
 
     monkeypatch.setattr(audit_mod, "PARTITION_TARGET", 100)  # 3000 records: 32 partition tasks
     tag = "sc" + secrets.token_hex(3)
