@@ -10,6 +10,7 @@ from uuid import NAMESPACE_DNS, UUID, uuid5
 
 from .canonical import canonical
 from .encodings import FORMS, all_forms, check_target, decode, detect_form, encode
+from .entitytypes import EntityType
 from .errors import (
     AdapterNotFoundError,
     CanonicalTypeError,
@@ -38,7 +39,6 @@ from .ids import (
     generate_uuid_with_prefix,
     load_config_from_env,
 )
-from .entitytypes import EntityType
 from .record import ForeignEntry, MalformedID, Partition, Record
 from .registry import open_store, register_adapter
 

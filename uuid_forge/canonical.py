@@ -12,11 +12,12 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
+import itertools
 import math
 import unicodedata
 import uuid
 from collections.abc import Mapping
-from json.encoder import encode_basestring as _json_str  # type: ignore[attr-defined]
+from json.encoder import encode_basestring as _json_str
 from typing import Any
 
 from .errors import CanonicalTypeError, CanonicalValueError
@@ -24,7 +25,7 @@ from .errors import CanonicalTypeError, CanonicalValueError
 MAX_DEPTH = 100
 MAX_PLAIN_ZEROS = 100_000  # zeros a Decimal may add in plain notation (1E+999999999 is refused)
 
-__all__ = ["MAX_DEPTH", "canonical", "canonical_str", "format_float", "format_decimal"]
+__all__ = ["MAX_DEPTH", "canonical", "canonical_str", "format_decimal", "format_float"]
 
 
 def _fail(cls: type[Exception], message: str) -> Exception:
@@ -36,7 +37,7 @@ def _fail(cls: type[Exception], message: str) -> Exception:
 
 def format_float(x: float) -> str:
     """ECMAScript Number::toString for a finite float (RFC 8785 section 3.2.2.3)."""
-    if x != x or x in (math.inf, -math.inf):
+    if not math.isfinite(x):
         raise _fail(CanonicalValueError, f"{x!r} is not a finite number")
     if x == 0:
         return "0"
@@ -101,7 +102,7 @@ def _key_segment(key: str) -> str:
     return "." + key if key.isidentifier() else "[" + _json_str(key) + "]"
 
 
-def _c(v: Any, depth: int) -> str:  # noqa: C901 - one branch per rule of the spec, in its order
+def _c(v: Any, depth: int) -> str:
     t = type(v)
     # Fast paths for exact builtin types; they cannot carry __forge_key__, so the order holds.
     if t is str:
@@ -159,7 +160,7 @@ def _at(segment: str, value: Any, depth: int) -> str:
     try:
         return _c(value, depth + 1)
     except (CanonicalTypeError, CanonicalValueError) as err:
-        err.where.insert(0, segment)  # type: ignore[attr-defined]
+        err.where.insert(0, segment)
         raise
 
 
@@ -167,7 +168,7 @@ def _format_datetime(v: _dt.datetime) -> str:
     if v.tzinfo is None or v.utcoffset() is None:
         raise _fail(CanonicalValueError, "naive datetime (no timezone); use an aware datetime")
     try:
-        u = v.astimezone(_dt.timezone.utc)
+        u = v.astimezone(_dt.UTC)
     except OverflowError:
         raise _fail(CanonicalValueError, f"datetime {v.isoformat()} is outside years 1-9999 in UTC") from None
     text = u.strftime("%Y-%m-%dT%H:%M:%S")
@@ -194,7 +195,7 @@ def _mapping(m: Mapping[Any, Any], depth: int) -> str:
 def _set(s: set[Any] | frozenset[Any], depth: int) -> str:
     forms = [_at("{}", x, depth) for x in s]
     forms.sort(key=lambda f: f.encode("utf-8"))
-    for a, b in zip(forms, forms[1:]):
+    for a, b in itertools.pairwise(forms):
         if a == b:
             raise _fail(CanonicalValueError, f"set has two members with the same canonical form {a}")
     return "[" + ",".join(forms) + "]"
@@ -208,5 +209,5 @@ def canonical(value: Any, where: str = "value") -> str:
         path = where + "".join(getattr(err, "where", []))
         reason = getattr(err, "reason", str(err))
         err.args = (f"{reason} at {path}",)
-        err.path = path  # type: ignore[attr-defined]
+        err.path = path
         raise

@@ -23,7 +23,7 @@ import re
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from .classify import ANY_VERSIONS
 from .errors import (
@@ -390,7 +390,7 @@ class Adapter(ABC):
         with self._errors("close"):
             self._close()
 
-    def __enter__(self) -> Adapter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contract import DELETE, WRITE, Adapter
 from .audit import AuditReport
+from .contract import DELETE, WRITE, Adapter
 from .forge import Forge, StoreHandle
 from .ids import IDConfig, Namespace
 from .journal import Journal

@@ -23,7 +23,7 @@ _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _STRING = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _DIGITS = re.compile(r"[0-9]{1,39}")
 
-__all__ = ["FORMS", "TARGETS", "check_target", "decode", "detect_form", "encode", "all_forms"]
+__all__ = ["FORMS", "TARGETS", "all_forms", "check_target", "decode", "detect_form", "encode"]
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

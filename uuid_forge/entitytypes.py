@@ -37,7 +37,7 @@ class _FromData:
 
     _instance: _FromData | None = None
 
-    def __new__(cls) -> _FromData:
+    def __new__(cls) -> _FromData:  # noqa: PYI034 - one instance, the sentinel
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance

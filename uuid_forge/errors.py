@@ -14,11 +14,19 @@ class UUIDForgeError(Exception):
     """Base class of every error raised by uuid-forge."""
 
 
-class CanonicalTypeError(UUIDForgeError, TypeError):
+class CanonicalError(UUIDForgeError):
+    """A key value without a canonical form; ``path`` says where it was found (``kwargs.items[2]``)."""
+
+    where: list[str]  # path segments, innermost last, filled in as the error rises
+    reason: str
+    path: str
+
+
+class CanonicalTypeError(CanonicalError, TypeError):
     """A key value has a type the canonical form does not support."""
 
 
-class CanonicalValueError(UUIDForgeError, ValueError):
+class CanonicalValueError(CanonicalError, ValueError):
     """A key value has a supported type but an invalid value (NaN, naive datetime, ...)."""
 
 

@@ -37,13 +37,14 @@ job, or an audit, shows it).
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Self
 
 from . import events, idmarker
 from .audit import audit as run_audit
@@ -164,7 +165,7 @@ class Forge:
         """A Forge from a ``uuid-forge.toml`` file (environment variables override it)."""
         return cls.from_settings(load_settings(path, env))
 
-    def __enter__(self) -> Forge:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -234,9 +235,10 @@ class Forge:
             for pos, ident in zip(positions, self.generator.generate_many(entity_type, [items[p][1] for p in positions])):
                 ids[pos] = ident
         out = []
-        for i, ((entity_type, key, data), ident) in enumerate(zip(items, ids)):
+        for i, ((entity_type, key, data), made) in enumerate(zip(items, ids)):
+            assert made is not None  # every position belongs to one type's batch above
             stored_key = dict(key) if isinstance(key, Mapping) else list(key) if isinstance(key, tuple) else [key]
-            record = Record(entity_type, ident, data, stored_key)  # type: ignore[arg-type]
+            record = Record(entity_type, made, data, stored_key)
             try:
                 record.fingerprint  # noqa: B018 - validates the data now, before any store is touched
             except (TypeError, ValueError) as err:
@@ -354,7 +356,7 @@ class Forge:
         ok, error, rejected = self._put_isolating(handle, records, result)
         if ok and deletes:
             for entity_type, ids in deletes.items():
-                ok, error, _ = self._with_retries(lambda: handle.adapter.delete_many(entity_type, ids), result)
+                ok, error, _ = self._with_retries(functools.partial(handle.adapter.delete_many, entity_type, ids), result)
                 if not ok:
                     break
         result.seconds += time.perf_counter() - t

@@ -14,13 +14,13 @@ import os
 import secrets
 import unicodedata
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
-from operator import itemgetter
 from json.encoder import encode_basestring as _json_str
+from operator import itemgetter
 from typing import Any
 
 from . import legacy
@@ -60,7 +60,7 @@ _SAFE = uuid.SafeUUID.unknown
 class Namespace:
     """A namespace from a domain name: ``uuid5(NAMESPACE_DNS, domain)`` (as in 0.1.x)."""
 
-    __slots__ = ("domain", "_uuid")
+    __slots__ = ("_uuid", "domain")
 
     def __init__(self, domain: str) -> None:
         if not isinstance(domain, str) or not domain:
@@ -133,7 +133,7 @@ class IDConfig:
     def namespace_uuid(self) -> uuid.UUID:
         """The namespace as a UUID."""
         ns = self.namespace
-        return ns.uuid if isinstance(ns, Namespace) else ns  # type: ignore[return-value]
+        return ns.uuid if isinstance(ns, Namespace) else ns
 
     @property
     def keyed(self) -> bool:
@@ -259,8 +259,8 @@ class UUIDGenerator:
         tail = self._tail
         bodies = _uniform_bodies(keys, tail)
         if bodies is None:
-            bodies = [_fast_kwargs(k) if type(k) is dict else None for k in keys]
-            bodies = [(b if b is not None else _key_body(k, i)) + tail for i, (b, k) in enumerate(zip(bodies, keys))]
+            fast = [_fast_kwargs(k) if type(k) is dict else None for k in keys]
+            bodies = [(b if b is not None else _key_body(k, i)) + tail for i, (b, k) in enumerate(zip(fast, keys))]
         prefix = self._ns_bytes + ('["uuid-forge/1",' + canonical_str(entity_type) + ",").encode("utf-8")
         try:
             payloads = list(map(prefix.__add__, map(str.encode, bodies)))
@@ -283,7 +283,7 @@ class UUIDGenerator:
 
 
 _SHA1_DIGEST = type(hashlib.sha1()).digest
-_drain = partial(deque, maxlen=0)  # runs an iterator to its end at C speed
+_drain: Callable[[Iterable[Any]], deque[Any]] = partial(deque, maxlen=0)  # runs an iterator to its end at C speed
 
 
 def _uniform_bodies(keys: list[Any], tail: str) -> list[str] | None:

@@ -184,7 +184,7 @@ class _JournalConnection(sqlite3.Connection):
         cursor.journal_path = self.journal_path
         return cursor
 
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         if sql == "ROLLBACK" and not self.in_transaction:
             # SQLite rolls back by itself on a full disk or an I/O error; a second ROLLBACK would
             # fail ("no transaction is active") and hide the error that caused it.
@@ -192,11 +192,11 @@ class _JournalConnection(sqlite3.Connection):
         with journal_errors(self.journal_path):
             return self._cursor().execute(sql, parameters)
 
-    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:  # type: ignore[override]
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
         with journal_errors(self.journal_path):
             return self._cursor().executemany(sql, parameters)
 
-    def executescript(self, script: str, /) -> sqlite3.Cursor:  # type: ignore[override]
+    def executescript(self, script: str, /) -> sqlite3.Cursor:
         with journal_errors(self.journal_path):
             return self._cursor().executescript(script)
 
@@ -403,7 +403,8 @@ class Journal:
 
     @staticmethod
     def _dead_filter(store: str | None, ident: uuid.UUID | None) -> tuple[str, tuple[object, ...]]:
-        parts, args = [], []
+        parts: list[str] = []
+        args: list[object] = []
         if store is not None:
             parts.append("store = ?")
             args.append(store)
@@ -426,7 +427,7 @@ class Journal:
             self._db.close()
 
 
-def _record(row: tuple[object, ...]) -> Record:
+def _record(row: tuple[Any, ...]) -> Record:
     import json
 
     _, entity_type, raw_id, key, data, fp = row[:6]

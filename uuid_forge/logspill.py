@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from concurrent.futures import wait as futures_wait
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from .errors import SpillError
 from .privatefile import create_private
@@ -165,7 +165,7 @@ class LogSpill:
                 db.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> LogSpill:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -213,7 +213,7 @@ class LogPass:
         self._parts: list[Partition] = []
         self.late = 0  # (log, partition) pairs compared after the loop, the source's partition re-read
 
-    def __enter__(self) -> LogPass:
+    def __enter__(self) -> Self:
         for h in self.handles:
             self._spills[h.name] = self._pool.submit(spill, h.adapter, self.entity_type, self._within)
         return self

@@ -13,12 +13,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .errors import ValidationError
 from .registry import open_store
 
 T = TypeVar("T")
+
+
+@runtime_checkable
+class Claims(Protocol):
+    """A store that can claim a key once until it expires (the Redis adapter)."""
+
+    def claim(self, key: str, ttl: int) -> bool: ...
+
+    def release(self, key: str) -> None: ...
+
+    def close(self) -> None: ...
 
 __all__ = ["IdempotentConsumer"]
 
@@ -27,9 +38,10 @@ class IdempotentConsumer:
     """Deduplicates messages by ID with a Redis-backed claim that expires after ``ttl`` seconds."""
 
     def __init__(self, store: Any, *, ttl: int = 7 * 24 * 3600, namespace: str = "uf:seen") -> None:
-        self.store = open_store(store) if isinstance(store, str) else store
-        if not hasattr(self.store, "claim"):
-            raise ValidationError(f"{self.store!r} cannot claim message IDs; use a redis:// store")
+        opened = open_store(store) if isinstance(store, str) else store
+        if not isinstance(opened, Claims):
+            raise ValidationError(f"{opened!r} cannot claim message IDs; use a redis:// store")
+        self.store: Claims = opened
         if not isinstance(ttl, int) or ttl <= 0:
             raise ValidationError(f"ttl must be a positive number of seconds, got {ttl!r}")
         self.ttl = ttl

@@ -26,6 +26,7 @@ This module imports no store driver.
 from __future__ import annotations
 
 import difflib
+import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -170,7 +171,7 @@ class Option:
                     raise ValueError(value)
                 return int(value.strip() if isinstance(value, str) else value)
             number = float(value)
-            if number != number or number in (float("inf"), float("-inf")):
+            if not math.isfinite(number):
                 raise ValueError(value)
             return number
         if kind is str:
@@ -215,9 +216,9 @@ def parse_options(adapter: str, declared: Iterable[Option], url: str, keywords: 
     """
     table = tuple(declared)
     by_name: dict[str, Option] = {}
-    for option in table:
-        for name in (option.name, *option.aliases, *option.deprecated):
-            by_name[name] = option
+    for each in table:
+        for name in (each.name, *each.aliases, *each.deprecated):
+            by_name[name] = each
     valid = list(by_name)  # every accepted spelling: a slip in an old name is a typo too, never the driver's
     values: dict[str, Any] = {}
     given: set[str] = set()
@@ -256,8 +257,8 @@ def parse_options(adapter: str, declared: Iterable[Option], url: str, keywords: 
             continue  # None: not given, the URL's value or the default applies
         values[option.name] = option.parse(value, adapter, "")
         given.add(option.name)
-    for option in table:
-        values.setdefault(option.name, option.default)
+    for each in table:
+        values.setdefault(each.name, each.default)
     return ParsedOptions(values, frozenset(given), frozenset(url_names), rest, extra)
 
 

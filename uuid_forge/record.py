@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from .canonical import canonical
 from .errors import UUIDForgeError, ValidationError
@@ -115,7 +115,7 @@ class TextFingerprint(str):
     text: str | bytes
     _settled: str | None
 
-    def __new__(cls, text: str | bytes) -> TextFingerprint:
+    def __new__(cls, text: str | bytes) -> Self:
         raw = text.encode("utf-8") if isinstance(text, str) else text
         obj = super().__new__(cls, hashlib.sha256(raw).hexdigest()[:32])
         obj.text = text
@@ -164,9 +164,8 @@ class Record:
 
     def __init__(self, entity_type: str, id: uuid.UUID | str, data: Mapping[str, Any],
                  key: Mapping[str, Any] | list[Any] | None = None, *, fingerprint: str | None = None) -> None:
-        if type(entity_type) is not str or not entity_type:
-            if not isinstance(entity_type, str) or not entity_type:
-                raise ValidationError(f"entity_type must be a non-empty str, got {entity_type!r}")
+        if (type(entity_type) is not str or not entity_type) and (not isinstance(entity_type, str) or not entity_type):
+            raise ValidationError(f"entity_type must be a non-empty str, got {entity_type!r}")
         if type(id) is not uuid.UUID and not isinstance(id, uuid.UUID):
             from .encodings import decode
 

@@ -109,7 +109,7 @@ def _load(target: str, spec: AdapterSpec | None, scheme: str) -> type[Adapter]:
         raise DriverMissingError(
             f"the {scheme!r} adapter needs {missing!r}, which is not installed: {hint}") from None
     try:
-        return getattr(module, attr)  # type: ignore[no-any-return]
+        return getattr(module, attr)
     except AttributeError:
         raise AdapterNotFoundError(f"{target!r} for scheme {scheme!r} names no class in {module_name}") from None
 
@@ -126,7 +126,7 @@ def adapter_class(scheme: str) -> type[Adapter]:
     eps = _entry_point_targets()
     if scheme in eps:
         try:
-            return eps[scheme].load()  # type: ignore[no-any-return]
+            return eps[scheme].load()
         except ImportError as err:
             raise DriverMissingError(f"the {scheme!r} adapter from entry point {eps[scheme].value!r} "
                                      f"could not be imported: {err}") from None
