@@ -14,7 +14,7 @@ nothing the audit found is acted on as found:
 * rewritten records are read back from both sides and rewritten again (from the source's
   current record) when a writer's newer version landed in the source meanwhile;
 * a guard refuses the whole repair, before anything is changed, when the source holds none of a
-  type a store holds (an empty or wrong source, a ``table_prefix`` typo), or when the deletions
+  type a store holds (an empty or wrong source, a ``prefix`` typo), or when the deletions
   in one store exceed a limit: ``max_delete`` records, or a percentage of the source's count
   for that type (default 10%).
 """
@@ -208,7 +208,7 @@ def build_plan(stores: Stores, findings: Iterable[Finding], delete_orphans: bool
             continue
         if row.source_count == 0:
             row.refused = (f"the source {stores.source.name!r} holds no {row.entity_type!r} records "
-                           "(an empty or wrong source URL, or a table_prefix typo?)")
+                           "(an empty or wrong source URL, or a prefix typo?)")
         elif row.source_count is None:
             row.refused = f"the source {stores.source.name!r} cannot count its {row.entity_type!r} records"
         else:
@@ -340,7 +340,7 @@ def source_warnings(stores: Stores, report: AuditReport, empty: set[str]) -> lis
             held.setdefault(f.entity_type, Counter())[f.store] += 1
     return [f"the source {stores.source.name!r} holds no {et!r} records, but "
             + ", ".join(f"{s} holds {n}" for s, n in sorted(by_store.items()))
-            + ": is the source URL (or its table_prefix) right? Their deletion is refused unless "
+            + ": is the source URL (or its prefix) right? Their deletion is refused unless "
               "--max-delete allows it" for et, by_store in held.items()]
 
 

@@ -8,7 +8,7 @@ fingerprinted, so a projection is not "stale", while an edited field inside it s
 Declared per store in ``forge.toml``::
 
     [stores.cache]
-    url = "redis://127.0.0.1:6379/0?value=json"
+    url = "redis://127.0.0.1:6379/0?layout=data"
     projection = ["name", "email"]      # the store holds only these fields (writes send only these)
     ignore_fields = ["cached_at"]       # fields the store adds for itself: never compared
     datetime_precision = "ms"           # compare datetimes at the store's precision (BSON dates)

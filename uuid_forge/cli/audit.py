@@ -69,7 +69,7 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
               help="With --delete-orphans: refuse the whole repair (exit 2, nothing changed) when one store would "
                    "lose more than N records of a type, or more than P% of the source's records of that type "
                    "[default: 10%]. A percentage never allows deleting a type the source holds none of (an empty or "
-                   "wrong source, a table_prefix typo); only a number does.")
+                   "wrong source, a prefix typo); only a number does.")
 @click.option("--verify-keys", is_flag=True, help="Also recompute each source ID from its stored key (reads data).")
 @click.option("--show-values", is_flag=True,
               help="Show the differing values of stale records, in the findings and in the --html samples "
