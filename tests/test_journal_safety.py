@@ -17,10 +17,11 @@ from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge import Forge, IDConfig, Namespace, WriteError
 from uuid_forge.cli import main
 from uuid_forge.errors import StoreConfigError, StoreRejectedError
-from uuid_forge.forge import StoreHandle, _reason, put_isolating
+from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 from uuid_forge.record import Record
 from uuid_forge.settings import WriteSettings
+from uuid_forge.writes import error_reason, put_isolating
 
 from .fakes import FakeFlakyStore, entities
 from .scaffold import make_forge, write_forge_toml
@@ -240,8 +241,8 @@ def test_put_isolating_finds_every_bad_record() -> None:
 def test_reason_drops_quoted_statement_and_data() -> None:
     err = Exception("DataError: unsupported Unicode escape sequence\nCONTEXT:  JSON data, line 1: {\"ssn\":\"SSN-1\"\n"
                     "[SQL: INSERT ...]\n[parameters: ('SSN-078-05-1120',)]")
-    assert _reason(err) == "DataError: unsupported Unicode escape sequence"
-    assert len(_reason(Exception("x" * 100_000))) <= 500
+    assert error_reason(err) == "DataError: unsupported Unicode escape sequence"
+    assert len(error_reason(Exception("x" * 100_000))) <= 500
 
 
 def test_sql_errors_are_classified_by_code() -> None:

@@ -70,13 +70,11 @@ from .registry import open_store
 from .report import AuditReport, StoreResult, WriteReport
 from .settings import ForgeSettings, WriteSettings, load_settings
 from .urls import mask_text
-from .writes import attempt_once, error_reason, put_isolating
+from .writes import error_reason, put_isolating
 
 log = logging.getLogger("uuid_forge.forge")
 
-__all__ = ["Entity", "Forge", "StoreHandle", "WriteReport", "attempt_once", "put_isolating"]
-
-_reason = error_reason  # the name older callers (and tests) import from here
+__all__ = ["Entity", "Forge", "StoreHandle", "WriteReport"]
 
 Entity = tuple[str, Any, Mapping[str, Any]]
 """``(entity_type, key, data)``; the key is a mapping of named key values, a tuple, or one value.
