@@ -4,6 +4,10 @@ A dead letter is a record a store refused for good (a constraint, data or size v
 left the pending list so that one poison record cannot block a store's replay; this command
 lists them (never their data), puts them back for replay once the cause is fixed, or forgets them.
 Only the journal is opened: no store is contacted.
+
+``-c/--config`` names the configuration (and so the journal) before or after the subcommand
+(``journal -c B.toml drop`` is ``journal drop -c B.toml``): once a file is named, no subcommand
+falls back to ``./uuid-forge.toml``'s journal, and two different names are refused.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.markup import escape
 from rich.table import Table
 
@@ -28,8 +33,35 @@ from .configuration import config_option, existing_config
 __all__ = ["journal"]
 
 
+#: how explicitly a ``-c`` value was chosen: on the command line beats the environment beats the default
+_RANK = {ParameterSource.COMMANDLINE: 0, ParameterSource.ENVIRONMENT: 1}
+
+
 def _settings(config_path: str) -> ForgeSettings:
     return load_settings(existing_config(config_path))
+
+
+def _chosen_config(config_path: str) -> str:
+    """The config file a journal subcommand acts on: its own ``-c`` or the group's, whichever was
+    given (command line before environment before default).
+
+    Why: ``journal -c B.toml drop`` once dropped the dead letters of ``./uuid-forge.toml``'s
+    journal, because the subcommand's own ``-c`` default won over the group's ``-c``. Both places
+    must name the same configuration; two different files named on the command line are refused.
+    """
+    ctx = click.get_current_context()
+    group = ctx.parent
+    if group is None or "config_path" not in group.params:
+        return config_path
+    given: list[tuple[int, str, str]] = []
+    for where, at in ((f"journal {ctx.info_name} -c", ctx), ("journal -c", group)):
+        source = at.get_parameter_source("config_path")
+        given.append((_RANK.get(source, 2) if source is not None else 2, where, at.params["config_path"]))
+    (own_rank, own_where, own), (group_rank, group_where, of_group) = given
+    if own_rank == group_rank == 0 and os.path.realpath(own) != os.path.realpath(of_group):
+        raise click.UsageError(f"two configurations named: {of_group!r} ({group_where}) and {own!r} ({own_where}); "
+                               "name one, before or after the subcommand")
+    return own if own_rank <= group_rank else of_group
 
 
 @contextlib.contextmanager
@@ -44,6 +76,19 @@ def _opened(settings: ForgeSettings) -> Iterator[Journal | None]:
         yield jr
     finally:
         jr.close()
+
+
+def _which(settings: ForgeSettings) -> str:
+    """The journal file a change goes to and where its path came from ([journal] of which file,
+    UUID_FORGE_JOURNAL, or the default), escaped for the console: an operator must see what changes."""
+    where = settings.origins.get("journal")
+    return escape(f"journal {settings.journal_path}" + (f" ({where})" if where else ""))
+
+
+def _group_json() -> bool:
+    """``journal --json SUBCOMMAND``: the group's --json, which a subcommand must not silently ignore."""
+    group = click.get_current_context().parent
+    return bool(group is not None and group.params.get("as_json"))
 
 
 def _store(settings: ForgeSettings, journal: Journal | None, store: str | None) -> str | None:
@@ -70,10 +115,13 @@ def _ident(value: str | None) -> uuid.UUID | None:
 
 @click.group("journal", context_settings=CONTEXT, invoke_without_command=True)
 @config_option()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the summary; before dead-letters, its list).")
 @click.pass_context
 def journal(ctx: click.Context, config_path: str, as_json: bool) -> None:
     """What the journal owes each store (pending) and the records stores refused (dead letters).
+
+    -c/--config may come before or after the subcommand: it names the same configuration, and
+    so the same journal, either way (retry and drop print the journal file they change).
 
     \b
     Examples:
@@ -121,7 +169,8 @@ def _filters(f: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def dead_letters(config_path: str, store: str | None, ident: str | None, as_json: bool) -> None:
     """List dead letters: store, entity type, ID, reason, attempts, time (never the data)."""
-    settings = _settings(config_path)
+    settings = _settings(_chosen_config(config_path))
+    as_json = as_json or _group_json()
     wanted = _ident(ident)
     with _opened(settings) as jr:
         rows = jr.dead_letters(_store(settings, jr, store), wanted) if jr else []
@@ -146,15 +195,18 @@ def retry(config_path: str, store: str | None, ident: str | None) -> None:
     Fix the cause first (a column type, a size limit, a constraint): a record refused again
     becomes a dead letter again. A retried record of the source is owed to the other stores too.
     """
-    settings = _settings(config_path)
+    if _group_json():
+        raise click.UsageError("--json: this subcommand prints text only")
+    settings = _settings(_chosen_config(config_path))
     with _opened(settings) as jr:
         if jr is None:
-            out.print("no dead letters (the journal was never created)")
+            out.print(f"{_which(settings)}: no dead letters (the journal was never created)")
             return
         sources = [s.name for s in settings.stores if s.source]
         also: dict[str, Sequence[str]] | None = {sources[0]: [s.name for s in settings.stores if not s.source]} if sources else None
         n = jr.retry_dead_letters(_store(settings, jr, store), _ident(ident), also=also)
-    out.print(f"{n} dead letter(s) back on the pending list" + (": run uuid-forge replay" if n else ""))
+    out.print(f"{_which(settings)}: {n} dead letter(s) back on the pending list"
+              + (": run uuid-forge replay" if n else ""))
 
 
 @journal.command("drop", context_settings=CONTEXT)
@@ -168,10 +220,12 @@ def drop(config_path: str, store: str | None, ident: str | None, drop_all: bool,
         raise click.UsageError("give --id ID or --all (one of them)")
     if not yes:
         raise click.UsageError("dropping dead letters forgets records the store never received: add --yes to confirm")
-    settings = _settings(config_path)
+    if _group_json():
+        raise click.UsageError("--json: this subcommand prints text only")
+    settings = _settings(_chosen_config(config_path))
     with _opened(settings) as jr:
         if jr is None:
-            out.print("no dead letters (the journal was never created)")
+            out.print(f"{_which(settings)}: no dead letters (the journal was never created)")
             return
         n = jr.drop_dead_letters(_store(settings, jr, store), _ident(ident))
-    out.print(f"{n} dead letter(s) dropped")
+    out.print(f"{_which(settings)}: {n} dead letter(s) dropped")
