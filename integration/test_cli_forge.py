@@ -90,6 +90,27 @@ def test_bad_jsonl_line_writes_nothing(config: tuple[Path, str]) -> None:
     assert audit.returncode == 2 and "neither the configuration nor any store knows" in json.loads(audit.stdout)["error"]
 
 
+def test_jsonl_duplicate_member_or_deep_line_writes_nothing(config: tuple[Path, str]) -> None:
+    """Issue 18: a member repeated in a line (last one used to win) or a line nested 10,000 levels
+    (an unhandled RecursionError) is refused with its file and line; no store gets anything."""
+    path, et = config
+    good = json.dumps({"entity_type": et, "key": {"email": "a@example.com"}, "data": {"name": "A"}})
+    head = '{"entity_type": "' + et + '", "key": {"email": "b@example.com"}, "data": '
+    twice = head + '{"name": "B", "name": "hidden-B"}}'
+    deep = head + '{"v": ' + "[" * 10_000 + "]" * 10_000 + "}}"
+    for bad, reason in ((twice, 'member "name" appears twice'), (deep, "nesting deeper than 100 levels")):
+        (path.parent / "bad.jsonl").write_text(good + "\n" + good.replace("a@", "z@") + "\n" + bad + "\n")
+        done = cli("write", "-c", str(path), "--jsonl", str(path.parent / "bad.jsonl"))
+        assert_clean(done)
+        assert done.returncode == 2 and f"bad.jsonl line 3: {reason}" in done.stderr, done.stderr
+        assert "hidden-B" not in done.stderr and "unexpected" not in done.stderr
+    with Forge.from_config(str(path), env={"UUID_FORGE_SALT": "cli-salt-not-shown"}) as forge:
+        for h in forge.stores:  # PostgreSQL, Redis and files: not one record, not even the good lines'
+            assert et not in h.adapter.entity_types(), h.name
+    audit = cli("audit", "-c", str(path), "--entity", et, "--json")
+    assert audit.returncode == 2 and "neither the configuration nor any store knows" in json.loads(audit.stdout)["error"]
+
+
 def test_optional_store_down_is_journaled_and_replay_says_so(config: tuple[Path, str]) -> None:
     path, et = config
     text = path.read_text().replace('[stores.files]', '[stores.down]\nurl = "redis://user:hunter2-pw@127.0.0.1:1/0"\n'

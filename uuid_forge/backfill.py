@@ -12,7 +12,6 @@ entity twice in different chunks is written in one process instead (:func:`first
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import fields
 from itertools import pairwise
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .entitytypes import FROM_DATA
 from .errors import ValidationError, WriteError
+from .jsonline import parse_line
 from .report import StoreResult, WriteReport
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def _entities(path: str, start: int, end: int) -> Any:
             if not line:
                 break
             if line.strip():
-                item = json.loads(line)
+                item = parse_line(line.decode("utf-8"))
                 yield item["entity_type"], item.get("key", FROM_DATA), item.get("data", {})
 
 
@@ -112,5 +112,5 @@ def _lines(path: str) -> Any:
             if not line.strip():
                 yield None
                 continue
-            item = json.loads(line)
+            item = parse_line(line.decode("utf-8"))
             yield item["entity_type"], item.get("key", FROM_DATA), item.get("data", {})

@@ -6,13 +6,13 @@ it is written, so the message can say where to resume.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from ..entitytypes import FROM_DATA
 from ..errors import ValidationError
 from ..forge import Forge
+from ..jsonline import parse_line
 
 __all__ = ["JsonlReader", "count_checked", "numbered_entities"]
 
@@ -43,6 +43,8 @@ def numbered_entities(stream: BinaryIO, name: str, forge: Forge | None = None
     Read as bytes and decoded line by line: a non-UTF-8 byte is then reported at its own line and
     byte offset (a text stream fails at a buffer boundary, with no line). The line ending is cut
     before parsing, so a JSON error's column is the one ``json.loads`` gives for the line itself.
+    Each line is parsed by :func:`uuid_forge.jsonline.parse_line`: a repeated member or nesting
+    past its limit is refused with the line, like invalid JSON.
     With ``forge``, each entity is also checked (ID, data, entity type) before it is yielded.
     """
     offset = 0
@@ -58,9 +60,9 @@ def numbered_entities(stream: BinaryIO, name: str, forge: Forge | None = None
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValidationError(f"{name} line {lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            item = parse_line(line)
+        except ValidationError as e:
+            raise ValidationError(f"{name} line {lineno}: {e}") from None
         if not isinstance(item, dict) or "entity_type" not in item:
             raise ValidationError(f"{name} line {lineno}: expected an object with entity_type, key and data "
                                   "(key may be left out for a type declared with key fields)")
