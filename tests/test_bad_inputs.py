@@ -13,6 +13,8 @@ import decimal
 import json
 import math
 import os
+import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -510,6 +512,101 @@ def test_injection_strings_round_trip_unchanged(any_store: Adapter, tmp_path: Pa
         for r in records:
             text = Path(any_store.path_of("user", r.id)).read_text(encoding="utf-8")  # type: ignore[attr-defined]
             assert text == r.data_json + "\n" and json.loads(text) == r.data  # the data as a JSON document
+
+
+#: store names rich would read as markup (a style, a closing tag with nothing to close, both), and
+#: names of the same lengths that hold none: the same commands must exit and print the same with either
+MARKUP_NAMES = ("[cache]", "a[/]b", "[bold red]x[/]")
+PLAIN_NAMES = ("srcdb_7", "fs__5", "optional_st_14")
+
+
+def _markup_scenario(root: Path, names: tuple[str, str, str]) -> list[tuple[str, int, str, str]]:
+    """write, journal, replay, stores, config, validate and audit (text and --json) on a config whose
+    source, required file store and optional store are ``names``; the optional store is down at first
+    (its folder is a file), then up; then a record is made stale and a foreign file is planted."""
+    source, files, optional = names
+    root.mkdir()
+    (root / "blocker").write_text("a file where the optional store's folder should be\n", encoding="utf-8")
+    conf = root / "uuid-forge.toml"
+    conf.write_text(f'[journal]\npath = "{root}/journal.sqlite3"\n\n'
+                    f'[stores.{json.dumps(source)}]\nurl = "sqlite:///{root}/db.sqlite3"\nrole = "source"\n\n'
+                    f'[stores.{json.dumps(files)}]\nurl = "file://{root}/files"\noptions = {{ fsync = false }}\n\n'
+                    f'[stores.{json.dumps(optional)}]\nurl = "file://{root}/blocker/files"\noptional = true\n',
+                    encoding="utf-8")
+    env = {"UUID_FORGE_SALT": "markup-" * 5}
+    steps: list[tuple[str, int, str, str]] = []
+
+    def step(*argv: str) -> tuple[int, str, str]:
+        code, out, err = scaffold.run_cli([argv[0], "-c", str(conf), *argv[1:]], env, columns=200)
+        steps.append((" ".join(argv), code, out, err))
+        return code, out, err
+
+    step("write", "user", "-k", "email=a@x.org", "-d", "[bold]f[/]:=1", "-d", "name=[red]A[/]")
+    _, out, _ = step("write", "user", "-k", "email=b@x.org", "-d", "[bold]f[/]:=1", "-d", "name=[red]A[/]", "--json")
+    ident = json.loads(out)["id"]
+    for command in ("journal", "replay", "stores", "config"):
+        step(command)
+        step(command, "--json")
+    step("validate")
+    step("audit")  # the optional store is still down: not audited
+    (root / "blocker").unlink()  # the optional store comes back
+    step("replay")
+    step("audit")
+    held = next((root / "files").rglob(f"{ident}.json"))
+    held.write_text(json.dumps({"[bold]f[/]": 2, "name": "[red]B[/]", "[x]": 1, ":fire:": 1}), encoding="utf-8")
+    (root / "files" / "user" / "[b]y.json").write_text("{}", encoding="utf-8")  # another application's file
+    step("audit")
+    step("audit", "--show-values")
+    step("audit", "--repair")
+    step("audit", "--json")
+    shutil.rmtree(root / "files")
+    (root / "files").write_text("the required store's folder is gone\n", encoding="utf-8")
+    step("stores")
+    return steps
+
+
+def _normalized(steps: list[tuple[str, int, str, str]], root: Path, names: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """Each step's output with the folder, the store names and the timings replaced by placeholders."""
+    def plain(text: str) -> str:
+        text = text.replace(str(root), "ROOT")
+        for i, name in enumerate(names):
+            text = text.replace(name, f"<store {i}>")
+        return re.sub(r"\d+\.\d+", "#", text)
+    return [(label, code, plain(out), plain(err)) for label, code, out, err in steps]
+
+
+def test_markup_in_store_names_field_names_and_values_prints_literally(tmp_path: Path) -> None:
+    """rich reads ``[...]`` as markup: a store named ``a[/]b`` crashed write and audit (MarkupError),
+    ``[cache]`` vanished from the tables. Names, field names, values and reasons print as they are."""
+    plain = _markup_scenario(tmp_path / "plain", PLAIN_NAMES)
+    odd = _markup_scenario(tmp_path / "odd__", MARKUP_NAMES)  # the same length of folder name: the same widths
+    assert [(label, code) for label, code, *_ in odd] == [(label, code) for label, code, *_ in plain]
+    assert [code for _, code, *_ in odd] == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 2, 0, 0, 1, 1, 1, 1, 2]
+    assert _normalized(odd, tmp_path / "odd__", MARKUP_NAMES) == _normalized(plain, tmp_path / "plain", PLAIN_NAMES)
+    out = [o for _, _, o, _ in odd]
+    err = [e for _, _, _, e in odd]
+    for i in (0, 2, 4, 6, 8, 13):  # write, journal, replay, stores, config, audit: text
+        assert all(name in out[i] for name in MARKUP_NAMES), (odd[i][0], out[i])
+    for i in (1, 3, 5, 7, 9):  # their --json: one JSON document holding each name as it is
+        assert json.loads(out[i]) and all(name in out[i] for name in MARKUP_NAMES), odd[i][0]
+    assert json.loads(out[17])["stores"].keys() == {"a[/]b", "[bold red]x[/]"}
+    assert "[bold red]x[/]: file://" in err[0]  # the optional store's error, its name in yellow
+    assert "pending before: [bold red]x[/]: 2; after: [bold red]x[/]: 2" in out[4]
+    assert "  not audited [bold red]x[/] (optional, not answering): file://" in out[11]
+    assert "; NOT AUDITED: [bold red]x[/] (file://" in out[11]
+    assert "audit of user against [cache] (" in out[13]
+    assert "a[/]b: 1 (e.g. user: user/[b]y.json)" in out[14]  # the foreign file, in the caption
+    assert "a[/]b/user " in out[14] and "fields differ: [bold]f[/], name; not in the source: :fire:, [x]" in out[14]
+    assert ("fields differ: [bold]f[/] (store 2, source 1), name (store \"[red]B[/]\", source \"[red]A[/]\"); "
+            "not in the source: :fire: (store 1), [x] (store 1)") in out[15]
+    assert "  a[/]b/user: rewrite 1 record(s) from [cache] (0 missing, 1 stale, 0 malformed)" in out[16]
+    assert "not reachable: a[/]b (the source or a required store)" in err[18]
+    # a store that lives only as long as the command is named as it is in the note
+    conf = tmp_path / "memory.toml"
+    conf.write_text(f'[stores."a[/]b"]\nurl = "sqlite:///{tmp_path}/m.sqlite3"\nrole = "source"\n\n'
+                    '[stores."[bold red]x[/]"]\nurl = "memory://"\n', encoding="utf-8")
+    code, out, err = scaffold.run_cli(["stores", "-c", str(conf)], columns=200)
+    assert code == 0 and "note: store '[bold red]x[/]' is memory://" in err and "[bold red]x[/]" in out
 
 
 # ============================================================================================

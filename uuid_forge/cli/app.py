@@ -14,8 +14,10 @@ from rich.console import Console
 
 __all__ = ["CONTEXT", "cli", "emit_json", "err", "out"]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+#: no highlighting and no :emoji: codes: names, URLs and values print as they are (markup is escaped
+#: where they are printed: rich.markup.escape in a line, rich.text.Text in a table cell)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

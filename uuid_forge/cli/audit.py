@@ -214,16 +214,16 @@ def _summary_line(report: AuditReport, final: AuditReport, code: int) -> str:
 
 def _print_audit(report: AuditReport, final: AuditReport, repair: bool, apply: bool, delete_orphans: bool) -> None:
     """The text report: the table, the findings (20 at most), the plan or what was repaired."""
-    out.print(audit_table(report, f"audit of {', '.join(report.entity_types) or 'nothing'} against "
-                                  f"{report.source} ({report.seconds:.2f}s, {report.partitions} "
-                                  f"partition{'' if report.partitions == 1 else 's'})"))
+    out.print(audit_table(report, escape(f"audit of {', '.join(report.entity_types) or 'nothing'} against "
+                                         f"{report.source} ({report.seconds:.2f}s, {report.partitions} "
+                                         f"partition{'' if report.partitions == 1 else 's'})")))
     for name, reason in report.not_audited.items():
-        out.print(f"  [red]not audited[/] {escape(name)} (optional, not answering): {escape(reason)}",
+        out.print("  [red]not audited[/] " + escape(f"{name} (optional, not answering): {reason}"),
                   highlight=False)
     for c in report.id_config:  # one line per type, whatever the number of records (see uuid_forge.idmarker)
         out.print(f"  [red]id config[/] {escape(idmarker.summary_line(c) or c['message'])}")
     for f in report.findings[:20]:
-        out.print(f"  {f.kind:9} {f.store}/{f.entity_type} {f.id}  {escape(f.detail)}")
+        out.print(f"  {f.kind:9} {f.store}/{f.entity_type} {f.id}  {f.detail}", markup=False)
     if len(report.findings) > 20:
         out.print(f"  ... {len(report.findings) - 20} more (use --json)")
     if repair and not apply and not report.consistent:
@@ -231,7 +231,8 @@ def _print_audit(report: AuditReport, final: AuditReport, repair: bool, apply: b
         for line in _plan(report, delete_orphans):
             out.print(f"  {escape(line)}")
     if repair and apply:
-        out.print(f"repaired: {per_store({n: dict(c) for n, c in report.repaired.items()}) or 'nothing'}")
+        out.print(f"repaired: {per_store({n: dict(c) for n, c in report.repaired.items()}) or 'nothing'}",
+                  markup=False)
         for e in report.repair_errors:
             err.print(f"[red]repair error[/]: {escape(e)}")
         out.print(audit_table(final, "after repair"))

@@ -83,7 +83,8 @@ def open_forge(path: str) -> Forge:
     for h in forge.stores:
         if h.adapter.process_local:
             err.print(f"note: store {h.name!r} is {scheme_of(h.adapter.url())}://, which lives only as long as this "
-                      "command: the next command (an audit after a write) starts with it empty", highlight=False)
+                      "command: the next command (an audit after a write) starts with it empty",
+                      highlight=False, markup=False)
     return forge
 
 

@@ -66,9 +66,10 @@ def demo(config_path: str | None, directory: str | None, users: int, orders: int
     else:
         assert result.write and result.first_audit and result.final_audit and result.repair
         out.print(write_report_table(result.write))
-        out.print("planted: " + ", ".join(f"{k} in {s}" for s, k, _ in result.planted))
+        out.print("planted: " + ", ".join(f"{k} in {s}" for s, k, _ in result.planted), markup=False)
         out.print(audit_table(result.first_audit, "audit after planting"))
-        out.print(f"repaired: {per_store({n: dict(c) for n, c in result.repair.repaired.items()}) or 'nothing'}")
+        out.print(f"repaired: {per_store({n: dict(c) for n, c in result.repair.repaired.items()}) or 'nothing'}",
+                  markup=False)
         out.print(audit_table(result.final_audit, "audit after repair"))
         out.print("[green]demo ok: the audit found every planted fault and the repair fixed them[/]" if result.ok
                   else "[red]demo failed: see the tables above[/]")

@@ -22,6 +22,7 @@ import click
 from click.core import ParameterSource
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..encodings import decode
 from ..errors import ConfigError, DecodeError, ValidationError
@@ -144,12 +145,12 @@ def journal(ctx: click.Context, config_path: str, as_json: bool) -> None:
                    "stores": {n: {"role": roles.get(n, "not configured"), "pending": pending.get(n, 0),
                                   "dead_letters": dead.get(n, 0)} for n in names}})
         return
-    table = Table(header_style="bold", title=f"journal {escape(settings.journal_path)}"
-                  + ("" if exists else " (not created yet)"))
+    table = Table(header_style="bold", title=escape(f"journal {settings.journal_path}"
+                               + ("" if exists else " (not created yet)")))
     for col in ("store", "role", "pending", "dead letters"):
         table.add_column(col, no_wrap=True)
     for n in names:
-        table.add_row(n, roles.get(n, "not configured"), str(pending.get(n, 0)),
+        table.add_row(Text(n), roles.get(n, "not configured"), str(pending.get(n, 0)),
                       f"[red]{dead[n]}[/]" if dead.get(n) else "0")
     out.print(table)
     if any(pending.values()):

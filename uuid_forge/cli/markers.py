@@ -56,7 +56,7 @@ def status(config_path: str, entity_types: tuple[str, ...], as_json: bool) -> No
         emit_json(rows)
     else:
         for r in rows:
-            out.print(f"{escape(r['entity_type'])}: {escape(_describe(r))}", highlight=False)
+            out.print(escape(f"{r['entity_type']}: {_describe(r)}"), highlight=False)
     if any(r["state"] == "differs" for r in rows):
         raise click.exceptions.Exit(1)
 
@@ -98,7 +98,7 @@ def accept(config_path: str, entity_types: tuple[str, ...], yes: bool, as_json: 
                 line = f"recorded the configuration in use (before: {_describe(r)})"
             else:
                 line = f"would record the configuration in use (now: {_describe(r)})"
-            out.print(f"{escape(r['entity_type'])}: {escape(line)}", highlight=False)
+            out.print(escape(f"{r['entity_type']}: {line}"), highlight=False)
         if changing and not yes:
             out.print("nothing recorded: add --yes to record it", highlight=False)
     if changing and not yes:

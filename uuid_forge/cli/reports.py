@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..audit import CLASSES, AuditReport
 from ..report import WriteReport
@@ -28,13 +29,13 @@ def write_report_table(report: WriteReport, title: str = "write-through") -> Tab
     """Per-store results; the (masked) URLs go in the caption, so a narrow terminal squeezes no figure."""
     table = Table(header_style="bold", title=f"{title}: {report.entities} "
                   f"entit{'y' if report.entities == 1 else 'ies'} in {report.seconds:.2f}s",
-                  caption="\n".join(f"{s.name}: {escape(s.url)}" for s in report.stores.values()),
+                  caption=escape("\n".join(f"{s.name}: {s.url}" for s in report.stores.values())),
                   caption_justify="left")
     for col in ("store", "role", "status", "written", "in journal", "retries", "seconds"):
         table.add_column(col, no_wrap=True)
     style = {"ok": "green", "journaled": "yellow", "failed": "red"}
     for s in report.stores.values():
-        table.add_row(s.name, s.role, f"[{style[s.status]}]{s.status}[/]", str(s.written), str(s.pending),
+        table.add_row(Text(s.name), s.role, f"[{style[s.status]}]{s.status}[/]", str(s.written), str(s.pending),
                       str(s.retries), f"{s.seconds:.2f}")
     return table
 
@@ -47,11 +48,11 @@ def audit_table(report: AuditReport, title: str) -> Table:
         table.add_column(k, justify="right")
     for name, counts in report.stores.items():
         cells = [f"[red]{counts[k]}[/]" if k not in ("ok", "foreign") and counts[k] else str(counts[k]) for k in CLASSES]
-        table.add_row(name, *cells)
+        table.add_row(Text(name), *cells)
     foreign = {n: c["foreign"] for n, c in report.stores.items() if c["foreign"]}
     if foreign:  # not ours: say so, and that nothing was done to them
         table.caption = ("foreign: entries not written by uuid-forge (other applications' keys, files, documents), "
-                         "left alone: never repaired or deleted. " + "; ".join(
-                             f"{n}: {c} (e.g. {', '.join(escape(x) for x in report.foreign_samples.get(n, [])[:3])})"
-                             for n, c in foreign.items()))
+                         "left alone: never repaired or deleted. " + escape("; ".join(
+                             f"{n}: {c} (e.g. {', '.join(report.foreign_samples.get(n, [])[:3])})"
+                             for n, c in foreign.items())))
     return table

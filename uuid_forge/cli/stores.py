@@ -8,6 +8,7 @@ from typing import Any
 import click
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import ConfigError, UUIDForgeError
 from ..options import options_rows
@@ -44,8 +45,8 @@ def adapters(as_json: bool, options_of: str | None) -> None:
     table.add_column("stores the ID as", overflow="fold")
     for r in rows:
         extra = r["install"].partition("[")[2].partition("]")[0] or r["install"]
-        table.add_row(r["name"], "yes" if r["installed"] else "[red]no[/]", escape(extra),
-                      ", ".join(r["schemes"]), escape(r["stores_id_as"]))
+        table.add_row(Text(r["name"]), "yes" if r["installed"] else "[red]no[/]", escape(extra),
+                      Text(", ".join(r["schemes"])), escape(r["stores_id_as"]))
     out.print(table)
 
 
@@ -113,17 +114,17 @@ def stores(config_path: str, as_json: bool) -> None:
         emit_json(rows)
     else:
         # the (masked) URLs in the caption: a narrow terminal cuts no database number or option
-        table = Table(header_style="bold", caption="\n".join(f"{r['name']}: {escape(r['url'])}" for r in rows),
+        table = Table(header_style="bold", caption=escape("\n".join(f"{r['name']}: {r['url']}" for r in rows)),
                       caption_justify="left")
         for col in ("store", "role", "adapter", "reachable", "pending"):
             table.add_column(col)
         for r in rows:
-            table.add_row(r["name"], r["role"], r["adapter"],
+            table.add_row(Text(r["name"]), r["role"], Text(r["adapter"]),
                           "[green]yes[/]" if r["reachable"] else f"[red]no[/] {escape(r['error'] or '')}",
                           str(r["pending"]))
         out.print(table)
     down = [r["name"] for r in rows if not r["reachable"] and r["role"] != "optional"]
     if down:  # a health check a scheduler can trust: a source or required store that fails is an error
         err.print(f"uuid-forge: error: not reachable: {', '.join(down)} (the source or a required store)",
-                  highlight=False)
+                  highlight=False, markup=False)
         raise click.exceptions.Exit(2)

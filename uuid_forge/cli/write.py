@@ -37,11 +37,11 @@ def show_write(report: WriteReport, as_json: bool, ident: uuid.UUID | None = Non
     out.print(write_report_table(report))
     for s in report.stores.values():
         for e in s.errors:
-            err.print(f"[yellow]{s.name}[/]: {escape(e)}")
+            err.print(f"[yellow]{escape(s.name)}[/]: {escape(e)}")
     dead = [f"{s.name}: {s.dead_letters}" for s in report.stores.values() if s.dead_letters]
     if dead:
         err.print(f"dead letters (records a store refused for good, kept in the journal; the others were written): "
-                  f"{', '.join(dead)}; see 'uuid-forge journal dead-letters'")
+                  f"{', '.join(dead)}; see 'uuid-forge journal dead-letters'", markup=False)
 
 
 def _entities(n: int) -> str:
@@ -199,10 +199,10 @@ def replay(config_path: str, as_json: bool) -> None:
                 out.print("journal is empty: nothing to replay")
             else:
                 out.print(write_report_table(report, "replay"))
-                out.print(f"pending before: {per_store(before)}; after: {per_store(left) or 'nothing'}")
+                out.print(f"pending before: {per_store(before)}; after: {per_store(left) or 'nothing'}", markup=False)
             if dead:
                 out.print(f"dead letters (refused for good, not replayed): {per_store(dead)}; "
-                          "see 'uuid-forge journal dead-letters'")
+                          "see 'uuid-forge journal dead-letters'", markup=False)
         if left:
             raise click.exceptions.Exit(1)
 
