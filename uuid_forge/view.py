@@ -93,6 +93,25 @@ class FieldView:
             return data
         return {k: v for k, v in data.items() if k in self.projection}
 
+    def owns(self, name: str) -> bool:
+        """Whether uuid-forge owns the data field ``name`` in this store: a field of the projection
+        when there is one, else any field that is not ignored. A write changes owned fields only and
+        keeps the others, which another application put there (issue 18, rule 3)."""
+        if self.projection is not None:
+            return name in self.projection
+        return name not in self.ignore_fields
+
+    def kept(self, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields of a stored entry's data that a write must keep: those it does not own."""
+        return {k: v for k, v in stored.items() if not self.owns(k)}
+
+    def merged(self, stored: Mapping[str, Any] | None, data: Mapping[str, Any]) -> dict[str, Any]:
+        """What a write leaves in the store: the fields it does not own as they were, then its own
+        (owned fields absent from ``data`` are removed)."""
+        out = self.kept(stored) if stored else {}
+        out.update((k, v) for k, v in data.items() if self.owns(k))
+        return out
+
     def describe(self) -> str:
         parts = []
         if self.projection is not None:
