@@ -113,6 +113,14 @@ class SQLAdapter(Adapter):
     scheme does not make (``gen_random_uuid()``'s version 4), is a :class:`ForeignEntry`: counted
     by the audit, never rewritten or deleted.
 
+    **What a write owns** in your table: the mapped ID, fingerprint, data and key columns and the
+    columns of the fields the store's view owns (:meth:`uuid_forge.view.FieldView.owns`); the upsert
+    sets only those, so other columns (another application's, or a mapped field the view ignores)
+    keep their values. An unmapped column that is NOT NULL without a default refuses the table when
+    it is first opened (a ConfigError naming the columns) unless ``defaults={column: value}``
+    declares what to insert (INSERT only). ``filter="kind = 'user'"`` narrows the table: rows
+    outside the condition are never read, counted or deleted.
+
     **Malformed IDs**: text ID columns (SQLite, MariaDB, ``id_format="string"``) can hold a wrong
     encoding (36-char text in a hex column, uppercase); scans read the raw text and report it as
     :class:`MalformedID` (also in partitioned scans: the ranges where uppercase and dashed forms
