@@ -23,10 +23,10 @@ uuid-forge made and that holds nothing else; from your own index, or from one ho
 applications' documents, it deletes only uuid-forge's documents.
 
 **One data model**: ``_source`` keeps the JSON text as sent. Responses are parsed with
-:func:`uuid_forge.record.load_json` (fractions as Decimal, every digit kept), and strings in fields
-the index maps as ``date`` come back as aware UTC datetimes (a date without an offset is UTC,
-as Elasticsearch reads it), so ``...+02:00``, ``...Z`` and ``.123Z`` compare with the source's
-datetime by instant. JSON layers outside Python (Java and JavaScript clients, ingest pipelines,
+:func:`uuid_forge.record.load_json` (fractions as Decimal, every digit kept), and strings come back as the
+text sent, in fields the index maps as ``date`` too: text is text (docs/data-model.md), so a
+source's datetime, written as its UTC text ``...Z``, reads back equal, and ``...+02:00`` written by
+another program is another value (stale, repaired to the source's). JSON layers outside Python (Java and JavaScript clients, ingest pipelines,
 the noida-db stand-in) turn integers beyond 64 bits and decimals beyond a double's 17 digits into
 doubles; such numbers are written as their exact text, and the document lists where they are in
 ``uf_numbers`` (option ``numbers_field``, JSON Pointers such as ``/total``), read back as numbers.
@@ -272,7 +272,7 @@ class DataLayout(Layout):
         pointers = data.pop(self.numbers_field, None) if self.numbers_field else None
         if pointers:
             _restore_numbers(data, pointers)
-        return _dates(data, stored.dates) if stored.dates else data
+        return data  # text as sent, date-mapped or not: text is text (docs/data-model.md)
 
     def validate(self, entity_type: str, index: str, records: list[Record]) -> None:
         """Refuse data whose top-level fields Elasticsearch or this layout keep for themselves."""

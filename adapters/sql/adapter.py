@@ -81,7 +81,8 @@ class SQLAdapter(Adapter):
     written (a ValidationError names the field and the column), and read back in the data model,
     so a clean write audits clean:
 
-    * ``timestamptz``: an aware datetime or ISO text with an offset (``...+02:00``, ``...Z``);
+    * ``timestamptz``: an aware datetime, or its UTC text ``...Z`` (other spellings such as
+      ``...+02:00`` are refused: text is text, and the column would give back another one);
       read back as an aware datetime in UTC (the same instant);
     * ``timestamp`` without time zone (also MariaDB DATETIME/TIMESTAMP and SQLite datetimes): the
       same values, written as the wall time in the zone of the option ``timezone``
