@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import re
 import uuid
@@ -197,23 +198,23 @@ def _raise_first(replies: Iterable[Any]) -> None:
 
 
 # -- writes that own only their fields (issue 18, rule 3) ------------------------------------------
-# Each script gets the rule of FieldView.owns as ARGV: 'p' and the projection (the names owned), or
-# 'i' and ignore_fields (the names not owned). Scripts run atomically on the server: no other
+# Each script gets the rule of FieldView.owns as one argument, a JSON array: "p" and the projection
+# (the names owned), or "i" and ignore_fields (the names not owned). Scripts run atomically on the server: no other
 # client's command lands between their read and their write.
 
 #: layout=data, the fast path: SET the record when the stored JSON object holds only fields we own
 #: (or the key is absent, or holds another type or no JSON object: rewritten); 0 when it holds
 #: another application's field, or text cjson cannot read: then Python merges (_DATA_CAS).
-#: ARGV: the new JSON, ttl or '', 'p'|'i', names...
+#: ARGV: the new JSON, ttl or '', the rule
 _DATA_FAST = """
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind == 'string' then
-  local ok, doc = pcall(cjson.decode, redis.call('GET', KEYS[1]))
+local held = redis.pcall('GET', KEYS[1])
+if type(held) == 'string' then
+  local ok, doc = pcall(cjson.decode, held)
   if not ok then return 0 end
   if type(doc) == 'table' then
-    local listed = {}
-    for i = 4, #ARGV do listed[ARGV[i]] = true end
-    local projection = ARGV[3] == 'p'
+    local rule, listed = cjson.decode(ARGV[3]), {}
+    for i = 2, #rule do listed[rule[i]] = true end
+    local projection = rule[1] == 'p'
     for name in pairs(doc) do
       if type(name) ~= 'string' or (listed[name] == true) ~= projection then return 0 end
     end
@@ -239,17 +240,16 @@ return 1
 
 #: layout=hash: HDEL the owned fields the record no longer has, HSET its fields, set or clear the
 #: TTL; fields we do not own stay. A key of ours holding another Redis type is rewritten.
-#: ARGV: ttl or '', 'p'|'i', n, n names, then field, value pairs
+#: ARGV: ttl or '', the rule, then field, value pairs
 _HASH_MERGE = """
 local key = KEYS[1]
-local n = tonumber(ARGV[3])
-local first = 4 + n
+local first = 3
 local kind = redis.call('TYPE', key)['ok']
 if kind == 'hash' then
-  local listed, new, gone = {}, {}, {}
-  for i = 4, 3 + n do listed[ARGV[i]] = true end
+  local rule, listed, new, gone = cjson.decode(ARGV[2]), {}, {}, {}
+  for i = 2, #rule do listed[rule[i]] = true end
   for i = first, #ARGV, 2 do new[ARGV[i]] = true end
-  local projection = ARGV[2] == 'p'
+  local projection = rule[1] == 'p'
   for _, name in ipairs(redis.call('HKEYS', key)) do
     if not new[name] and (listed[name] == true) == projection then gone[#gone + 1] = name end
   end
@@ -266,18 +266,15 @@ return 1
 MERGE_ATTEMPTS = 20
 
 
-@dataclass(frozen=True)
 class Lua:
     """A server-side script, called by its SHA-1 (EVALSHA) and loaded again when the server lost it."""
 
-    text: str
-
-    @property
-    def sha(self) -> bytes:
-        return hashlib.sha1(self.text.encode()).hexdigest().encode()
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest().encode()
 
     def queue(self, command: Command, key: bytes, *args: bytes) -> None:
-        command(b"EVALSHA", self.sha, 1, key, *args)
+        command(b"EVALSHA", self.sha, b"1", key, *args)
 
     def load(self, client: redis.Redis) -> None:
         client.script_load(self.text)
@@ -306,12 +303,12 @@ def _no_script(reply: Any) -> bool:
     return isinstance(reply, redis.exceptions.NoScriptError)
 
 
-def _ownership(view: FieldView) -> list[bytes]:
-    """The rule of :meth:`FieldView.owns` as a script's arguments: ``p`` and the names owned (the
-    projection), or ``i`` and the names not owned (``ignore_fields``)."""
+def _ownership(view: FieldView) -> bytes:
+    """The rule of :meth:`FieldView.owns` as a script's argument, a JSON array: ``p`` and the names
+    owned (the projection), or ``i`` and the names not owned (``ignore_fields``)."""
     if view.projection is not None:
-        return [b"p", *(n.encode() for n in view.projection)]
-    return [b"i", *(n.encode() for n in view.ignore_fields)]
+        return json.dumps(["p", *view.projection]).encode()
+    return json.dumps(["i", *view.ignore_fields]).encode()
 
 
 def _owns_all(view: FieldView) -> bool:
@@ -403,7 +400,7 @@ class DataLayout(RedisLayout):
                 for key, r in zip(keys, records):
                     command(b"SET", key, r.data_json.encode())  # a plain SET also clears an old TTL
             return
-        args = [self._ttl_arg(), *_ownership(view)]
+        args = [self._ttl_arg(), _ownership(view)]
         for key, r in zip(keys, records):
             _DATA_FAST_SCRIPT.queue(command, key, self.encode(r), *args)
 
@@ -415,7 +412,7 @@ class DataLayout(RedisLayout):
         if _owns_all(self.store.view):
             _raise_first(replies)
             return
-        args = [self._ttl_arg(), *_ownership(self.store.view)]
+        args = [self._ttl_arg(), _ownership(self.store.view)]
         lost = [n for n, reply in enumerate(replies) if _no_script(reply)]
         if lost:  # the server lost its scripts (a restart, SCRIPT FLUSH): load, run those keys again
             again = _run(client, _DATA_FAST_SCRIPT, [(keys[n], [self.encode(records[n]), *args]) for n in lost])
@@ -535,9 +532,8 @@ class HashLayout(RedisLayout):
         _raise_first(replies)
 
     def _head(self) -> list[bytes]:
-        """The script's arguments before the fields: ttl, then the rule of ownership and its names' count."""
-        rule = _ownership(self.store.view)
-        return [str(self.ttl).encode() if self.ttl else b"", rule[0], str(len(rule) - 1).encode(), *rule[1:]]
+        """The script's arguments before the fields: ttl, then the rule of ownership."""
+        return [str(self.ttl).encode() if self.ttl else b"", _ownership(self.store.view)]
 
     def read(self, client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
         return [WrongType("holds another Redis type than a hash") if isinstance(v, Exception) else v or None
