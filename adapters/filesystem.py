@@ -21,6 +21,12 @@ Each layout is a class (:data:`LAYOUTS`): it makes a record's files, rebuilds th
 them, fingerprints them, and knows which file names are a record's; the adapter does paths,
 shards, atomic writes and scans, and never asks which layout it has.
 
+Writes own only their fields (issue 18, rule 3; docs/stores.md "Files: what a write owns"): with a
+``projection`` or ``ignore_fields``, the JSON object of a record (``data``: the record file;
+``raw``: the sidecar) is read and merged, the fields the view does not own kept, under an
+exclusive ``flock`` of the shard folder, and read again just before the rename (merged again if
+another writer changed it). The content file and the envelope are ours whole.
+
 Files of other applications beside ours (``README.txt`` in a type folder, at its top or in a
 shard; folders that are no shard) are :class:`~uuid_forge.record.ForeignEntry`: reported, never
 deleted, not even by ``drop``. A file named like an ID in the wrong form or place is malformed.

@@ -23,6 +23,13 @@ Layouts (DESIGN.md "Layouts"): the shape is the user's, declared in the store's 
   Only the data is stored in ``data`` and ``hash``: records read back have ``key=None`` (the
   audit checks IDs against the entity type's declared key fields in the data).
 
+Writes own only their fields (issue 18, rule 3; docs/stores.md "Redis: what a write owns"): with
+a ``projection`` or ``ignore_fields``, a write keeps the fields under a key that the view does not
+own. ``data`` SETs through a script when the stored object holds none of those (one round trip),
+else merges in Python and writes with a compare-and-set script, redone for keys changed meanwhile;
+``hash`` HSETs and HDELs owned fields only, in one script per key; ``envelope`` owns its three
+members and HSETs only them.
+
 Every fingerprint comes from the data read (``fingerprint_text`` of the JSON string as stored,
 ``fingerprint_data`` of a hash's fields), never from a stored ``fp``. ``ttl=`` seconds gives the
 "Redis cache with TTL" pattern: every key written expires on its own (a rewrite sets it again).
