@@ -240,3 +240,20 @@ def test_scripts_the_server_lost_are_loaded_again(redis_url: str, raw: redis.Red
         assert forge.write(et, {"email": "u0@example.com"}, _data(0, name="Again")).complete
         after = stored(raw, key, layout)
         assert after["name"] == "Again" and {k: after.get(k) for k in foreign} == foreign
+
+
+def test_foreign_values_are_written_back_as_they_were(redis_url: str, raw: redis.Redis, et: str,
+                                                      tmp_path: Path) -> None:
+    """Another application's values come back byte for byte: its numbers keep their digits (1.50,
+    1e3) and its strings are not NFC-normalised (a decomposed "é" stays decomposed)."""
+    view = FieldView(ignore_fields=("cached_at", "price", "label"))
+    with _forge(tmp_path, redis_url, "data", view) as forge:
+        forge.write(et, {"email": "u0@example.com"}, _data(0))
+        key = f"{et}:{forge.id_for(et, {'email': 'u0@example.com'})}"
+        theirs = '"label":"Cafe\u0301","price":1.50,"cached_at":1e3'
+        raw.set(key, raw.get(key).decode()[:-1] + "," + theirs + "}")
+        assert forge.write(et, {"email": "u0@example.com"}, _data(0, name="Renamed")).complete
+        text = raw.get(key).decode()
+        assert '"label":"Cafe\u0301"' in text and '"price":1.50' in text and '"cached_at":1e3' in text
+        assert json.loads(text)["name"] == "Renamed"
+        assert forge.audit(et).consistent
