@@ -23,10 +23,10 @@ uuid-forge made and that holds nothing else; from your own index, or from one ho
 applications' documents, it deletes only uuid-forge's documents.
 
 **One data model**: ``_source`` keeps the JSON text as sent. Responses are parsed with
-:func:`uuid_forge.record.load_json` (fractions as Decimal, every digit kept), and strings in fields
-the index maps as ``date`` come back as aware UTC datetimes (a date without an offset is UTC,
-as Elasticsearch reads it), so ``...+02:00``, ``...Z`` and ``.123Z`` compare with the source's
-datetime by instant. JSON layers outside Python (Java and JavaScript clients, ingest pipelines,
+:func:`uuid_forge.record.load_json` (fractions as Decimal, every digit kept), and strings with an offset
+(``...+02:00``, ``...Z``, ``.123Z``) in fields the index maps as ``date`` come back as aware UTC
+datetimes, so they compare with the source's datetime by instant; naive date-time text
+(``2024-05-01T10:00:00``) names no instant and compares as the text it is, as the source keeps it. JSON layers outside Python (Java and JavaScript clients, ingest pipelines,
 the noida-db stand-in) turn integers beyond 64 bits and decimals beyond a double's 17 digits into
 doubles; such numbers are written as their exact text, and the document lists where they are in
 ``uf_numbers`` (option ``numbers_field``, JSON Pointers such as ``/total``), read back as numbers.
@@ -36,6 +36,13 @@ doubles; such numbers are written as their exact text, and the document lists wh
 that shape on rewrite. Without an id field a scan cannot read one ID range alone: each partition
 reads the whole index. A document whose ``_id`` is no ID of ours is another application's
 (:class:`~uuid_forge.record.ForeignEntry`): reported, never rewritten or deleted.
+
+**Writes own only their fields** (``FieldView.owns``, :mod:`uuid_forge.view`; issue 18): a store
+that owns every field writes whole documents with bulk ``index`` (the fast path); any other view
+(``projection``, ``ignore_fields``) a bulk ``update`` whose script sets the owned fields, removes the
+owned ones the record lacks (``uf_numbers`` too when no longer needed), and keeps the rest.
+``filter`` (an Elasticsearch query in JSON) narrows your own index to this store's documents. An
+existing index that maps ``id_field`` as anything but ``keyword`` is refused.
 
 Indices written by earlier versions in the envelope layout (``id``, ``fp``, ``key``, ``data``
 with ``dynamic: strict``) are refused with a message saying so: reindex them into this layout.

@@ -40,11 +40,15 @@ microseconds beyond the millisecond are cut by BSON. Compare such a store at its
 ``datetimes="text"`` round-trips exactly. Dates already in the store (written by other code) are
 read either way.
 
-Writes are one unordered ``bulk_write`` of upserting ``ReplaceOne`` per batch: a repair puts the
-whole source document back, and fields added by hand go, except those the store's view declares
-as its own (``ignore_fields``: read first and kept). A store that holds a projection (``projection``
-in its ``forge.toml`` entry) is written with ``UpdateOne`` setting (and unsetting) only the projected
-fields, so the other fields of a shared document stay as their owner left them. Reads and deletes send ``$in`` lists of
+Writes are one unordered ``bulk_write`` of upserts per batch, each one atomic and owning only its
+fields (``FieldView.owns``, :mod:`uuid_forge.view`; issue 18): a store that owns every field gets a
+whole-document ``ReplaceOne`` (the fast path); a ``projection`` of plain names ``$set`` of its
+fields and ``$unset`` of those the record lacks; any other view (``ignore_fields``, a projection
+naming ``a.b``) an update pipeline that keeps every field the store does not own as it is in the
+server; the envelope layout ``$set`` of its members. Fields another application put in the document
+stay. ``filter`` (a query document in JSON) narrows your own collection to this store's documents:
+scans, reads, deletes and ``drop`` go through it, and a write outside it is refused before
+anything is written. Reads and deletes send ``$in`` lists of
 ``in_batch_size`` IDs (default 100): real servers take thousands, but the SecantusDB stand-in
 used in tests slows down quadratically with long ``$in`` lists. Scans are ``_id`` range queries
 that fetch the data (only the projected fields when the store holds a projection) and
