@@ -385,7 +385,18 @@ def ensure(forge: Forge, entity_types: Iterable[str], action: str = "write") -> 
         return
     unproven = {t: p for t, p in proofs.items() if not p.holds}
     if unproven:
-        raise _unproven(forge, unproven, action)
+        # a concurrent first writer may have made the marker (and written) since it was read: judge by it
+        for t, marker in read_markers(forge, unproven).items():
+            if kinds := differences(marker, _config(forge, t)):
+                mismatched[t] = (kinds, marker)
+            else:
+                checked.add(t)
+            del unproven[t]
+            record.remove(t)
+        if mismatched:
+            raise _refusal(mismatched, forge, action)
+        if unproven:
+            raise _unproven(forge, unproven, action)
     for t, p in proofs.items():
         if p.state == "proven":
             log.warning("entity type %r: the source held no ID-configuration marker; the configuration in use "

@@ -311,15 +311,18 @@ class SQLAdapter(Adapter):
         if opened.field_cols:  # your own table's typed columns: the base's read-then-write
             super()._put_new(entity_type, records)
             return
-        parts = [(c, v) for c, v in ((opened.fp, lambda r: r.fingerprint), (opened.data, lambda r: r.data_json),
-                                     (opened.key, lambda r: r.key_json)) if c is not None]
-        # JSON goes as its canonical text (the column's serializer would quote it again)
+        parts = [(opened.id, lambda r: opened.codec.encode(r.id))] + [
+            (c, v) for c, v in ((opened.fp, lambda r: r.fingerprint), (opened.data, lambda r: r.data_json),
+                                (opened.key, lambda r: r.key_json)) if c is not None]
         stmt = self._dialect.upsert(opened.table, opened.id, [], None).values(
-            {opened.id.name: sa.bindparam("p_id", type_=opened.id.type),
-             **{c.name: sa.type_coerce(sa.bindparam(f"p_{c.name}"), sa.String) for c, _ in parts}})
-        rows = [{"p_id": opened.codec.encode(r.id), **{f"p_{c.name}": v(r) for c, v in parts}} for r in records]
+            {c.name: sa.bindparam(f"p_{i}", type_=c.type) for i, (c, _) in enumerate(parts)})
+        # bound at the driver level as the upsert is: JSON as its canonical text, not serialised again
+        compiled = stmt.compile(dialect=self._engine.dialect)
+        rows: list[Any] = [{f"p_{i}": v(r) for i, (_, v) in enumerate(parts)} for r in records]
+        if compiled.positional:
+            rows = [tuple(row[n] for n in compiled.positiontup or ()) for row in rows]
         with self._engine.begin() as conn:
-            conn.execute(stmt, rows)
+            conn.exec_driver_sql(str(compiled), rows)
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         opened = self._table(entity_type, create=False)
