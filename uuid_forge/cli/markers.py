@@ -25,7 +25,9 @@ def ids() -> None:
     namespace, and for the salt and the secret either "unset" or a slow keyed digest (never the
     values). A later write, replay or repair under a configuration that differs (a salt missing
     from cron's environment, another UUID_FORGE_SECRET) is refused before any store is touched,
-    and an audit reports it. 'ids status' shows the markers; 'ids accept' changes one on purpose.
+    and an audit reports it. A lost marker is recorded again only by a configuration that rebuilds
+    the IDs the source holds from their key fields. 'ids status' shows the markers; 'ids accept'
+    restores one, or with --rotate changes it on purpose.
     """
 
 
