@@ -36,11 +36,6 @@ class MemoryAdapter(Adapter):
         for r in records:
             table[r.id] = Record(entity_type, r.id, load_json(r.data_json), r.key)  # every digit kept
 
-    def _put_new(self, entity_type: str, records: list[Record]) -> None:
-        table = self._data.setdefault(entity_type, {})
-        for r in records:
-            table.setdefault(r.id, Record(entity_type, r.id, load_json(r.data_json), r.key))  # one step under the GIL
-
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         table = self._data.get(entity_type, {})  # fingerprints from the data held, not the write-time hint
         return [Record(entity_type, i, r.data, r.key) for i in ids if (r := table.get(i)) is not None]
