@@ -83,6 +83,9 @@ from uuid_forge.layout import Layout, layout_option
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
 from uuid_forge.urls import mask_text
 
+#: beside your own index (index=): uuid-forge's own records (the ID-configuration marker)
+META = "uuid-forge.meta"
+
 __all__ = ["ID_FORMATS", "LAYOUTS", "DataLayout", "ElasticsearchAdapter", "Hit", "IndexOwners"]
 
 #: fields Elasticsearch keeps for itself: a document may not have them at top level
@@ -451,7 +454,8 @@ class ElasticsearchAdapter(Adapter):
         self.layout: DataLayout = LAYOUTS[opts["layout"]](self, opts["id_field"], opts["numbers_field"])
         own, own_type, prefix = _container_options(opts["index"] or None, opts["entity_type"] or None, opts["prefix"])
         self._owners = IndexOwners(self, prefix + "*")
-        self.containers = Containers("index", own=own, own_type=own_type, prefix=prefix, owners=self._owners)
+        self.containers = Containers("index", own=own, own_type=own_type, prefix=prefix, owners=self._owners,
+                                     side=META)
         self._refresh = opts["refresh"]
         self._page = opts["scan_page_size"]
         #: the query narrowing the index to this store's documents (option ``filter``), or None
@@ -613,6 +617,19 @@ class ElasticsearchAdapter(Adapter):
             errors = [op["error"] for item in resp.get("items", ()) for op in item.values() if "error" in op]
             if errors:
                 self._raise_item_error(f"bulk index into {index}", errors, len(records))
+
+    def _put_new(self, entity_type: str, records: list[Record]) -> None:
+        """``_bulk`` with ``create``: a document whose ``_id`` exists already stays as it is."""
+        index = self.index_name(entity_type)
+        self._ensure_index(entity_type)
+        encode = self.layout.encode
+        body = "".join([f'{{"create":{{"_id":"{self._doc_id(r.id)}"}}}}\n{encode(r)}\n' for r in records])
+        resp = self._client.bulk(operations=body, index=index, refresh=self._refresh,  # type: ignore[arg-type]
+                                 filter_path="errors,items.*.error")
+        errors = [op["error"] for item in resp.get("items", ()) for op in item.values()
+                  if "error" in op and op["error"].get("type") != "version_conflict_engine_exception"]
+        if errors:
+            self._raise_item_error(f"bulk create into {index}", errors, len(records))
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         # mget is real-time: it sees acknowledged writes before any refresh.

@@ -609,6 +609,29 @@ class FileAdapter(Adapter):
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
+    def _put_new(self, entity_type: str, records: list[Record]) -> None:
+        """Each file written whole under a dot-name, then hard-linked to its name: ``link`` fails on
+        an existing file, so a record someone wrote first stays (O_EXCL with the content complete)."""
+        tag = f"{os.getpid()}-{secrets.token_hex(4)}"
+        touched: set[str] = set()
+        for r in records:
+            s = str(r.id)
+            folder = self.folder_of(entity_type, s)
+            self._mkdirs(folder, touched)
+            touched.add(folder)
+            for name, payload in self.layout.encode(r):
+                staged = f".{name}.{tag}.new"
+                self._write_atomic(folder, staged, payload, tag, touched)
+                try:
+                    os.link(os.path.join(folder, staged), os.path.join(folder, name))
+                except FileExistsError:
+                    break  # written first by another writer: its record stays whole
+                finally:
+                    _unlink_quietly(os.path.join(folder, staged))
+        if self.fsync:
+            for folder in touched:
+                _fsync_dir(folder)
+
     def _write_atomic(self, folder: str, name: str, payload: bytes, tag: str, touched: set[str],
                       unchanged: Callable[[], bool] | None = None) -> bool:
         """Write ``folder/name`` through a temporary dot-file: readers see the old file or the new one.

@@ -112,6 +112,8 @@ DEFAULT_DATABASE = "uuid_forge"
 _CLIENT_DEFAULTS = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000, "socketTimeoutMS": 30000}
 #: which prefix and entity type each collection was made for (see the module doc)
 OWNERS = "uuid_forge.owners"
+#: beside your own collection (collection=): uuid-forge's own records (the ID-configuration marker)
+META = "uuid_forge.meta"
 #: MongoDB limit on "database.collection" (bytes)
 _MAX_NAMESPACE = 255
 
@@ -466,7 +468,7 @@ class MongoAdapter(Adapter):
         if own is not None and len(f"{self._db.name}.{own}".encode()) > _MAX_NAMESPACE:
             raise ValidationError(f"collection {own!r}: '{self._db.name}.{own}' is longer than {_MAX_NAMESPACE} bytes")
         self.containers = Containers("collection", own=own, own_type=own_type, prefix=prefix,
-                                     owners=OwnersCollection(self._db[OWNERS]))
+                                     owners=OwnersCollection(self._db[OWNERS]), side=META)
         self._collections: dict[str, Any] = {}
 
     @property
@@ -489,9 +491,9 @@ class MongoAdapter(Adapter):
                 raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: {refused}")
             return entity_type
         name = self.containers.name_for(entity_type)
-        if name == OWNERS:
+        if name in (OWNERS, META):
             raise ValidationError(f"entity type {entity_type!r} is not accepted by mongodb: collection {name!r} "
-                                  "records which prefix and type each collection belongs to")
+                                  "holds uuid-forge's own records")
         if name.startswith("system."):
             raise ValidationError(f"entity type {entity_type!r} is not accepted by mongodb: collection "
                                   f"{name!r} would be in the reserved 'system.' namespace")
@@ -559,6 +561,17 @@ class MongoAdapter(Adapter):
         self.containers.check(entity_type, claim=True)
         coll = self._collection(entity_type)
         coll.bulk_write(self.layout.writes(coll, keys, records), ordered=False)
+
+    def _put_new(self, entity_type: str, records: list[Record]) -> None:
+        """``insert_many``: a document whose ``_id`` exists already stays as it is (duplicate key)."""
+        self.containers.check(entity_type, claim=True)
+        docs = [{"_id": _id, **self.layout.encode(r)} for r, _id in zip(records, self._keys([r.id for r in records]))]
+        try:
+            self._collection(entity_type).insert_many(docs, ordered=False)
+        except BulkWriteError as err:
+            details = err.details or {}
+            if details.get("writeConcernErrors") or any(e.get("code") != 11000 for e in details.get("writeErrors", ())):
+                raise
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         coll = self._collection(entity_type)
@@ -632,7 +645,7 @@ class MongoAdapter(Adapter):
         self.containers.release(entity_type)
 
     def _entity_types(self) -> Iterable[str]:
-        names = [n for n in self._db.list_collection_names() if not n.startswith("system.") and n != OWNERS]
+        names = [n for n in self._db.list_collection_names() if not n.startswith("system.") and n not in (OWNERS, META)]
         if self.containers.is_own:
             return self.containers.ours(names)
         found = []

@@ -823,6 +823,22 @@ class RedisAdapter(Adapter):
         layout.settle(self._client, keys, records, replies[:-1])
         _raise_first(replies[-1:])
 
+    def _put_new(self, entity_type: str, records: list[Record]) -> None:
+        """Per record, ``WATCH`` its key, and only when it is absent ``MULTI``, the layout's write,
+        ``EXEC``: a key created by another writer meanwhile aborts the transaction, and stays."""
+        for record, key in zip(records, self._keys(entity_type, [r.id for r in records])):
+            with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    if pipe.exists(key):
+                        continue
+                    pipe.multi()
+                    self.layout.write(pipe.execute_command, [key.encode()], [record])
+                    pipe.execute_command(b"SADD", self._types_key, entity_type)
+                    pipe.execute()
+                except redis.WatchError:
+                    continue  # created meanwhile: the other writer's record is kept
+
     # -- reads ---------------------------------------------------------------------------------
     def _unreadable(self, entity_type: str, ident: uuid.UUID, key: str, what: str) -> Record:
         reason = f"key {key} {what}, not the {self.layout.name} layout this store reads"

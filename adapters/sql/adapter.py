@@ -28,7 +28,7 @@ from .columns import row_filter
 from .dialects import DRIVERS, dialect_for
 from .errors import DriverTimeout, classify_error, is_timeout
 from .layout import SQLSettings, TableLayout, TypeTables, UserTable
-from .tables import OWNERS, OwnersTable, type_table
+from .tables import META, OWNERS, OwnersTable, type_table
 
 __all__ = ["SQLAdapter"]
 
@@ -233,7 +233,7 @@ class SQLAdapter(Adapter):
         # your own table holds one type; otherwise one table per type, with an owners record
         self._containers = Containers("table", own=None if table is None else self._table_name(),
                                       own_type=opts["entity_type"], prefix=prefix,
-                                      owners=OwnersTable(self._engine, opts["schema"]))
+                                      owners=OwnersTable(self._engine, opts["schema"]), side=META)
         self._layout_class: type[TableLayout] = UserTable if self._containers.is_own else TypeTables
         self._tables: dict[str, TableLayout] = {}
         self._checked = False  # your table was opened once by check_entity_type
@@ -255,9 +255,9 @@ class SQLAdapter(Adapter):
             self._check_table_once(entity_type)
             return entity_type
         prefix = self._settings.prefix
-        if prefix + entity_type == OWNERS:
-            raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: table {OWNERS!r} "
-                                  "records which prefix and type each table belongs to")
+        if prefix + entity_type in (OWNERS, META):
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: table "
+                                  f"{prefix + entity_type!r} holds uuid-forge's own records")
         limit = self._dialect.max_identifier
         if limit is not None and len(prefix) + len(entity_type.encode()) > limit:
             raise ValidationError(
@@ -286,7 +286,7 @@ class SQLAdapter(Adapter):
     def validate_records(self, entity_type: str, records: list[Record]) -> None:
         """Before any write: with field columns, each record must fit your table (see
         :meth:`UserTable.check_records`)."""
-        if not self._settings.fields:
+        if not self._settings.fields or self._containers.is_side(entity_type):
             return
         with self._errors("reflect table"):
             opened = self._table(self._settings.entity_type or "", create=False)
@@ -304,8 +304,10 @@ class SQLAdapter(Adapter):
         opened = self._tables.get(entity_type)
         if opened is not None:
             return opened
-        opened = self._layout_class.open(self._engine, self._dialect, self._settings,
-                                         self._containers.name_for(entity_type), create)
+        # uuid-forge's own records beside your table sit in a table of ours (uuid_forge_meta)
+        shape = TypeTables if self._containers.is_side(entity_type) else self._layout_class
+        opened = shape.open(self._engine, self._dialect, self._settings, self._containers.name_for(entity_type),
+                            create)
         if opened is None:
             return None
         self._containers.check(entity_type, claim=create)
@@ -349,6 +351,27 @@ class SQLAdapter(Adapter):
         with self._engine.begin() as conn:  # one transaction per batch
             # executemany: psycopg pipelines it, PyMySQL folds it into multi-row INSERTs
             conn.exec_driver_sql(sql, rows)
+
+    def _put_new(self, entity_type: str, records: list[Record]) -> None:
+        """``INSERT ... ON CONFLICT DO NOTHING`` (MariaDB: a no-op ``ON DUPLICATE KEY UPDATE``): an
+        existing row is never replaced, whoever inserted it first."""
+        opened = self._table(entity_type, create=True)
+        assert opened is not None
+        if opened.field_cols:  # your own table's typed columns: the base's read-then-write
+            super()._put_new(entity_type, records)
+            return
+        parts = [(opened.id, lambda r: opened.codec.encode(r.id))] + [
+            (c, v) for c, v in ((opened.fp, lambda r: r.fingerprint), (opened.data, lambda r: r.data_json),
+                                (opened.key, lambda r: r.key_json)) if c is not None]
+        stmt = self._dialect.upsert(opened.table, opened.id, [], None).values(
+            {c.name: sa.bindparam(f"p_{i}", type_=c.type) for i, (c, _) in enumerate(parts)})
+        # bound at the driver level as the upsert is: JSON as its canonical text, not serialised again
+        compiled = stmt.compile(dialect=self._engine.dialect)
+        rows: list[Any] = [{f"p_{i}": v(r) for i, (_, v) in enumerate(parts)} for r in records]
+        if compiled.positional:
+            rows = [tuple(row[n] for n in compiled.positiontup or ()) for row in rows]
+        with self._engine.begin() as conn:
+            conn.exec_driver_sql(str(compiled), rows)
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         opened = self._table(entity_type, create=False)
@@ -428,7 +451,7 @@ class SQLAdapter(Adapter):
         with self._engine.connect() as conn:
             names = sa.inspect(conn).get_table_names(schema=settings.schema)
         found = []
-        for entity_type in self._containers.ours(n for n in names if n != OWNERS):
+        for entity_type in self._containers.ours(n for n in names if n not in (OWNERS, META)):
             with contextlib.suppress(ValidationError):
                 found.append(self.check_entity_type(entity_type))
         return found
