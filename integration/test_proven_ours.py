@@ -100,7 +100,7 @@ def world(postgres_url: str, redis_url: str, mongodb_url: str, elasticsearch_url
 def _plant(w: World, forge: Forge) -> None:
     """Ours everywhere (written by uuid-forge), then theirs with each store's own driver."""
     forge.write_many([(w.et, {"email": f"m{i}@example.com", "name": f"Member {i}"}) for i in range(10)])
-    v4, v5, hexed = w.foreign
+    v4, v5, _ = w.foreign
     names = [str(v4), str(v5), w.token]  # the token is 32 hex: our ID "in the wrong form" to a name parser
     body = {"token": "opaque session data", "owner": "someone@example.org"}
     r = redis.Redis.from_url(w.urls["redis"])

@@ -36,8 +36,8 @@ from .errors import (
     ValidationError,
 )
 from .layout import Layout
-from .ownership import Prover
 from .options import BATCH_SIZE, Option, ParsedOptions, parse_options
+from .ownership import Prover
 from .record import (
     ForeignEntry,
     MalformedID,

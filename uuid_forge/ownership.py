@@ -42,7 +42,8 @@ class _Generator(Protocol):
 
 
 class _Declared(Protocol):
-    key: tuple[str, ...]
+    @property
+    def key(self) -> tuple[str, ...]: ...
 
     @property
     def salt_missing(self) -> bool: ...
