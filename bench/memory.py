@@ -108,7 +108,7 @@ def drop_everywhere(urls: dict[str, str], entity_type: str) -> None:
                 elif h.name == "amqp":  # a log cannot forget one type: the run's own exchange and stream go
                     h.adapter.delete_topology()
                 else:
-                    h.adapter.drop(entity_type)
+                    h.adapter.drop(entity_type, prover=forge.prover)
             except Exception as err:  # noqa: BLE001 - cleanup goes on with the other stores
                 print(f"  cleanup of {h.name}: {err}", file=sys.stderr)
     finally:

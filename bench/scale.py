@@ -150,7 +150,7 @@ def main() -> None:
                 p.wait(30)
             for h in forge.stores:
                 if "delete" in h.adapter.capabilities:
-                    h.adapter.drop(et)
+                    h.adapter.drop(et, prover=forge.prover)
             forge.close()
 
 
