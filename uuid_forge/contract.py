@@ -375,12 +375,14 @@ class Adapter(ABC):
         proven page by page just before deleting; without a prover such a drop is refused."""
         self._require(DELETE)
         self.check_entity_type(entity_type)
-        if prover is None and self.shared(entity_type):
+        shared = self.shared(entity_type)
+        if prover is None and shared:
             raise ValidationError(
                 f"{self.url()}: drop({entity_type!r}) refused: {entity_type!r} lives in a container shared with "
                 "others, where only entries proven ours may be deleted; drop it through Forge.drop (which proves "
                 "each entry first), or pass prover=")
-        previous, self._drop_prover = self._drop_prover, prover
+        # a container of ours alone goes whole, whatever a prover would say of its entries
+        previous, self._drop_prover = self._drop_prover, (prover if shared else None)
         try:
             with self._errors(f"drop({entity_type})"):
                 self._drop(entity_type)
