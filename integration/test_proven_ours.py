@@ -33,7 +33,9 @@ import redis
 from bson.binary import Binary, UuidRepresentation
 from elasticsearch import Elasticsearch
 
-from uuid_forge import Forge
+from tests.scaffold import make_forge
+from uuid_forge import Forge, IDConfig, Namespace, open_store
+from uuid_forge.entitytypes import EntityType
 from uuid_forge.errors import ValidationError
 from uuid_forge.record import Record
 
@@ -197,3 +199,87 @@ def test_foreign_source_rows_are_never_copied(world: World) -> None:
         assert not report.consistent
         for h in forge.stores[1:]:
             assert h.adapter.get_many(world.et, stray) == {}, h.name  # before the fix: copied everywhere
+
+
+# -- a SQL table of the user's, shared with the user's application -----------------------------------
+def _pg_raw(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)
+
+
+@pytest.fixture
+def their_table(postgres_url: str) -> Iterator[str]:
+    table = f"their_members_{uuid.uuid4().hex[:8]}"
+    with _pg_raw(postgres_url) as raw:
+        raw.execute(f'CREATE TABLE "{table}" (id uuid PRIMARY KEY, fingerprint text, data json, key text)')
+    yield table
+    with _pg_raw(postgres_url) as raw:
+        raw.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+def _typed_forge(tmp_path: Path, source: Any, *others: Any, et: str) -> Forge:
+    return make_forge(tmp_path, source, *others, ids=IDConfig(namespace=Namespace("proven.uuid-forge.test"), salt="s"),
+                      types=[EntityType(et, key=("email",))])
+
+
+def test_sql_user_table_look_alike_rows_are_never_deleted(postgres_url: str, their_table: str, tmp_path: Path) -> None:
+    """The user's own table, which the user's application writes too: its rows named by UUIDs
+    (version 4, version 5 of its namespace, a 32-hex token PostgreSQL reads as a uuid) survive
+    repair with --delete-orphans, a point audit with repair, and drop; ours go."""
+    et = f"member{uuid.uuid4().hex[:8]}"
+    users = open_store(postgres_url, table=their_table, entity_type=et)
+    forge = _typed_forge(tmp_path, postgres_url, ("users", users), et=et)
+    try:
+        forge.write_many([(et, {"email": f"m{i}@example.com", "name": f"Member {i}"}) for i in range(10)])
+        foreign, token = _look_alikes(et)
+        rows = [(foreign[0], {"token": "opaque session data", "owner": "someone@example.org"}),
+                (foreign[1], {"email": "someone@example.org"}),  # a key field, giving another ID
+                (token, {"email": None, "owner": "someone@example.org"})]
+        with _pg_raw(postgres_url) as raw:
+            for ident, data in rows:
+                raw.execute(f'INSERT INTO "{their_table}" (id, data) VALUES (%s, %s)', (str(ident), json.dumps(data)))
+
+        def theirs_left() -> int:
+            with _pg_raw(postgres_url) as raw:
+                return raw.execute(f'SELECT count(*) FROM "{their_table}" WHERE id = ANY(%s)', (foreign,)).fetchone()[0]
+
+        report = forge.audit(et, repair=True, delete_orphans=True, max_delete=100)
+        assert theirs_left() == 3  # before the fix: all 3 deleted, and the audit said consistent
+        counts = report.to_dict()["stores"]["users"]
+        # the version-4 name is not even in our form here (foreign); the other two look like ours: unproven
+        assert (counts["unproven"], counts["foreign"]) == (2, 1) and not report.consistent
+        point = forge.audit(et, ids=foreign, repair=True, delete_orphans=True, max_delete=100)
+        assert theirs_left() == 3 and not point.consistent
+        forge.drop(et)
+        assert theirs_left() == 3
+        with _pg_raw(postgres_url) as raw:
+            assert raw.execute(f'SELECT count(*) FROM "{their_table}"').fetchone()[0] == 3  # ours went
+    finally:
+        forge.close()
+
+
+# -- rule 2: a source ID in another text form is never a reason to delete -------------------------------
+def test_source_ids_in_another_form_delete_nothing_elsewhere(postgres_url: str, redis_url: str, tmp_path: Path) -> None:
+    """Five source rows hold their IDs in upper case (a 36-char text column): a full audit and a
+    point audit with repair and --delete-orphans keep those five entities in the other store
+    (before the fix: deleted from every store), and report the source's wrong form."""
+    et = f"member{uuid.uuid4().hex[:8]}"
+    forge = _typed_forge(tmp_path, postgres_url + "?id_format=string&prefix=pvs_", ("cache", f"{redis_url}?prefix=pv{et}"), et=et)
+    try:
+        forge.write_many([(et, {"email": f"m{i}@example.com", "name": f"Member {i}"}) for i in range(10)])
+        ids = [forge.id_for(et, data={"email": f"m{i}@example.com"}) for i in range(10)]
+        wrong = ids[:5]
+        with _pg_raw(postgres_url) as raw:
+            raw.execute(f'UPDATE "pvs_{et}" SET id = upper(id) WHERE id = ANY(%s)', ([str(i) for i in wrong],))
+        cache = forge.stores[1].adapter
+        point = forge.audit(et, ids=wrong, repair=True, delete_orphans=True, max_delete=100)
+        assert set(cache.get_many(et, ids)) == set(ids)  # before: the five deleted from the cache
+        assert sorted(f.id for f in point.findings if f.store == "source" and f.kind == "malformed") == sorted(
+            str(i) for i in wrong)
+        report = forge.audit(et, repair=True, delete_orphans=True, max_delete=100)
+        assert set(cache.get_many(et, ids)) == set(ids)
+        assert report.to_dict()["stores"]["source"]["malformed"] == 5
+    finally:
+        forge.drop(et)
+        forge.close()
