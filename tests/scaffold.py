@@ -25,12 +25,12 @@ from uuid_forge import Forge, IDConfig, open_store
 from uuid_forge.cli import main
 from uuid_forge.contract import Adapter
 from uuid_forge.entitytypes import EntityType
+from uuid_forge.errors import ValidationError
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
+from uuid_forge.record import MalformedID
 from uuid_forge.settings import WriteSettings
 from uuid_forge.testing import AdapterContract
-from uuid_forge.errors import ValidationError
-from uuid_forge.record import MalformedID
 from uuid_forge.testing.contract import contract_prover, sample_records
 
 #: unset even when absent from os.environ now (a test may set one with monkeypatch before the call)

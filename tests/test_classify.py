@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from uuid_forge import ForeignEntry, IDConfig, MalformedID, Namespace, UUIDGenerator, encode
-from uuid_forge.entitytypes import EntityType
 from uuid_forge.classify import ANY_VERSIONS, classify, parse_id, scheme_versions
+from uuid_forge.entitytypes import EntityType
 from uuid_forge.ids import SCHEME_LEGACY
 
 from .scaffold import make_forge
