@@ -93,7 +93,7 @@ class Prover:
             if unheld:
                 return None, (f"this store's projection does not hold key field(s) {', '.join(unheld)}, and it keeps "
                               "no key beside the data")
-            return None, f"key field(s) {', '.join(missing)} missing or null"
+            return None, f"key field(s) {', '.join(missing)} missing or null in the data"
         if record.key is not None:
             return record.key, ""
         return None, "no key fields held here (undeclared type, and this store's layout keeps no key beside the data)"
