@@ -105,7 +105,7 @@ def forge(postgres_url: str, mariadb_url: str, mongodb_url: str, redis_url: str,
     yield f, {**urls, "amqp": urls["rabbitmq"]}, et
     for h in f.stores:
         if "delete" in h.adapter.capabilities:
-            h.adapter.drop(et)
+            h.adapter.drop(et, prover=f.prover)
     f.stores[-1].adapter.delete_topology()  # type: ignore[attr-defined]
     f.close()
 

@@ -84,7 +84,7 @@ class Raw:
 def _cleanup(config: Path, et: str) -> None:
     with Forge.from_config(str(config), env=ENV) as forge:
         for h in forge.stores:
-            h.adapter.drop(et)
+            h.adapter.drop(et, prover=forge.prover)
 
 
 def _write(config: Path, et: str, n: int) -> None:
