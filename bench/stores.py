@@ -15,10 +15,9 @@ import importlib
 import sys
 import uuid
 
-from common import GEN, make_records, median, median_time, store_urls
+from common import GEN, bench_prover, make_records, median, median_time, store_urls
 
 from uuid_forge import open_store
-from uuid_forge.ownership import Prover
 
 STORES = ["postgres", "mariadb", "sqlite", "mongodb", "redis", "elasticsearch", "amqp", "file"]
 BASELINE = {"postgres": "sql", "mariadb": "sql", "sqlite": "sql", "mongodb": "mongodb", "redis": "redis",
@@ -56,7 +55,7 @@ def bench_store(name: str, url: str, n: int, rounds: int) -> dict[str, float]:
         finally:
             try:
                 if "delete" in store.capabilities:
-                    store.drop(et_ours, prover=Prover(GEN))  # a shared container: proven entries only
+                    store.drop(et_ours, prover=bench_prover(GEN, et_ours))  # a shared container: proven entries only
                 elif hasattr(store, "delete_topology"):
                     store.delete_topology()
             finally:
