@@ -693,7 +693,9 @@ class ElasticsearchAdapter(Adapter):
     def _drop(self, entity_type: str) -> None:
         """Our documents go; the index goes too when uuid-forge made it and nothing else is in it."""
         if self.shared(entity_type):  # the user's index: our proven documents only (contract)
-            return super()._drop(entity_type)
+            super()._drop(entity_type)
+            self._client.indices.refresh(index=self.index_name(entity_type), ignore_unavailable=True)  # seen at once
+            return
         index = self.index_name(entity_type)
         self._check_index(entity_type)  # never another prefix's index
         ours = self._made_by_us(entity_type)
