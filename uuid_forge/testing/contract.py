@@ -337,7 +337,7 @@ class AdapterContract:
         self._need(store, READ)
         ours = sample_records(etype, 3)
         store.put_many(ours)
-        stray = {str(uuid.uuid4()): {"token": "reset-me", "owner": "x@example.org"},
+        stray: dict[str, dict[str, object]] = {str(uuid.uuid4()): {"token": "reset-me", "owner": "x@example.org"},
                  str(uuid.uuid4()): {"n": None, "owner": "x@example.org"}}
         if not all(self.plant_foreign(store, etype, name, data) for name, data in stray.items()):
             pytest.skip(f"{store.name}: no other application writes in this container")
