@@ -222,7 +222,9 @@ class DataLayout(Layout):
 
     def decode(self, entity_type: str, ident: uuid.UUID, stored: Hit) -> Record:
         data = self.data(stored)
-        return Record(entity_type, ident, data, None, fingerprint=self.store.fingerprint_data(data))
+        record = Record(entity_type, ident, data, None, fingerprint=self.store.fingerprint_data(data))
+        record.marked = bool(self.id_field) and stored.source.get(self.id_field) == str(ident)  # our mark
+        return record
 
     def fingerprint(self, stored: Hit) -> str | None:
         return self.store.fingerprint_data(self.data(stored))
@@ -745,8 +747,15 @@ class ElasticsearchAdapter(Adapter):
                 item = MalformedID(raw=item.raw, reason=f"{item.reason} ({item.id})")
             yield item, (None if isinstance(item, ForeignEntry) else layout.fingerprint(Hit(src)))
 
+    def shared(self, entity_type: str) -> bool:
+        return self.containers.is_own  # the user's own index
+
     def _drop(self, entity_type: str) -> None:
         """Our documents go; the index goes too when uuid-forge made it and nothing else is in it."""
+        if self.shared(entity_type):  # the user's index: our proven documents only (contract)
+            super()._drop(entity_type)
+            self._client.indices.refresh(index=self.index_name(entity_type), ignore_unavailable=True)  # seen at once
+            return
         index = self.index_name(entity_type)
         self._check_index(entity_type)  # never another prefix's index
         ours = self._made_by_us(entity_type) and self.filter is None  # a filtered index is shared

@@ -798,6 +798,8 @@ class FileAdapter(Adapter):
         """Remove this type's files of ours (and our crash leftovers), then the folders left empty:
         other applications' files stay, with the folders that hold them."""
         self._made.pop(entity_type, None)
+        if self._drop_prover is not None:  # a directory shared with others: proven files only (contract)
+            super()._drop(entity_type)
         top = os.path.join(self.root, entity_type)
         for first in _listing(top)[0]:
             for second in _listing(os.path.join(top, first))[0]:
@@ -808,6 +810,8 @@ class FileAdapter(Adapter):
 
     def _drop_leaf(self, entity_type: str, first: str, second: str) -> None:
         folder = os.path.join(self.root, entity_type, first, second)
+        if self._drop_prover is not None:
+            return  # the proven files went already; what is left is not proven ours
         try:
             names = os.listdir(folder)
         except (FileNotFoundError, NotADirectoryError):

@@ -31,6 +31,9 @@ class MemoryAdapter(Adapter):
         label = urlsplit(url).netloc
         self._data: dict[str, dict[uuid.UUID, Record]] = _NAMED.setdefault(label, {}) if label else {}
 
+    def shared(self, entity_type: str) -> bool:
+        return False  # this process's own dict: only uuid-forge writes it
+
     def _put(self, entity_type: str, records: list[Record]) -> None:
         table = self._data.setdefault(entity_type, {})
         for r in records:

@@ -633,6 +633,9 @@ class MongoAdapter(Adapter):
         """What an ``_id`` is: ours, ours wrongly encoded, or another application's (see IdFormat)."""
         return self.ids.classify(raw, self.id_versions)
 
+    def shared(self, entity_type: str) -> bool:
+        return self.containers.is_own  # the user's own collection
+
     def _drop(self, entity_type: str) -> None:
         """Drop our per-type collection (and its indexes): one command, where deleting by ID would
         first read every ID. In your own collection only our documents go; it and the others stay."""

@@ -918,6 +918,9 @@ class RedisAdapter(Adapter):
                                   "uuid-forge: refused, foreign keys are never deleted")
         return int(self._client.unlink(*raws)) if raws else 0
 
+    def shared(self, entity_type: str) -> bool:
+        return not self.prefix  # a database without a prefix of ours is shared with others
+
     def _drop(self, entity_type: str) -> None:
         """UNLINK each SCAN page as it comes: memory stays one page, however many keys there are.
 
@@ -929,6 +932,9 @@ class RedisAdapter(Adapter):
         while True:
             cursor, keys = self._client.scan(cursor, match=self._match(entity_type), count=1000)
             keys = self._ours(entity_type, keys)
+            if keys and self._drop_prover is not None and self.shared(entity_type):  # proven entries only
+                super()._drop(entity_type)
+                break
             if keys:
                 self._client.unlink(*keys)
             if cursor == 0:

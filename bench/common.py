@@ -17,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from integration import servers  # noqa: E402
 
 from uuid_forge import IDConfig, Namespace, Record, UUIDGenerator  # noqa: E402
+from uuid_forge.entitytypes import EntityType
+from uuid_forge.ownership import Prover
 
 GEN = UUIDGenerator(IDConfig(namespace=Namespace("bench.uuid-forge.dev"), salt="bench"))
 
@@ -69,3 +71,9 @@ def store_urls(wanted: list[str]) -> Iterator[dict[str, str]]:
             elif urls.get(name):
                 out[name] = urls[name]
         yield out
+
+
+def bench_prover(generator: UUIDGenerator, entity_type: str) -> Prover:
+    """The ownership proof for a bench run's records (their ``email`` key field is in their data):
+    what a cleanup drop may delete in a container shared with others (a Redis database, a directory)."""
+    return Prover(generator, {entity_type: EntityType(entity_type, key=("email",))})

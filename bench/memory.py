@@ -100,6 +100,8 @@ def drop_everywhere(urls: dict[str, str], entity_type: str) -> None:
     """
     forge = open_forge(urls, None)
     try:
+        from uuid_forge.entitytypes import EntityType  # what a cleanup may delete: proven ours
+        from uuid_forge.ownership import Prover
         for h in forge.stores:
             try:
                 if h.name == "elasticsearch":
@@ -108,7 +110,7 @@ def drop_everywhere(urls: dict[str, str], entity_type: str) -> None:
                 elif h.name == "amqp":  # a log cannot forget one type: the run's own exchange and stream go
                     h.adapter.delete_topology()
                 else:
-                    h.adapter.drop(entity_type)
+                    h.adapter.drop(entity_type, prover=Prover(forge.generator, {entity_type: EntityType(entity_type, key=("email",))}))
             except Exception as err:  # noqa: BLE001 - cleanup goes on with the other stores
                 print(f"  cleanup of {h.name}: {err}", file=sys.stderr)
     finally:

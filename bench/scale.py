@@ -148,9 +148,11 @@ def main() -> None:
                 os.killpg(p.pid, signal.SIGTERM)
             for p in procs:
                 p.wait(30)
+            from uuid_forge.entitytypes import EntityType  # what a cleanup may delete: proven ours
+            from uuid_forge.ownership import Prover
             for h in forge.stores:
                 if "delete" in h.adapter.capabilities:
-                    h.adapter.drop(et)
+                    h.adapter.drop(et, prover=Prover(forge.generator, {et: EntityType(et, key=("email",))}))
             forge.close()
 
 

@@ -15,7 +15,7 @@ import importlib
 import sys
 import uuid
 
-from common import make_records, median, median_time, store_urls
+from common import GEN, bench_prover, make_records, median, median_time, store_urls
 
 from uuid_forge import open_store
 
@@ -55,7 +55,7 @@ def bench_store(name: str, url: str, n: int, rounds: int) -> dict[str, float]:
         finally:
             try:
                 if "delete" in store.capabilities:
-                    store.drop(et_ours)
+                    store.drop(et_ours, prover=bench_prover(GEN, et_ours))  # a shared container: proven entries only
                 elif hasattr(store, "delete_topology"):
                     store.delete_topology()
             finally:

@@ -20,7 +20,7 @@ import tempfile
 import uuid
 from typing import Any
 
-from common import median, median_time, store_urls
+from common import bench_prover, median, median_time, store_urls
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
 from uuid_forge.forge import StoreHandle
@@ -83,8 +83,8 @@ def run_handwritten(urls: dict[str, str], items: list[Any], entity_type: str, pe
 
 def cleanup(forge: Forge, entity_type: str) -> None:
     for h in forge.stores:
-        if "delete" in h.adapter.capabilities:
-            h.adapter.drop(entity_type)
+        if "delete" in h.adapter.capabilities:  # a shared container: only what is proven ours goes
+            h.adapter.drop(entity_type, prover=bench_prover(forge.generator, entity_type))
         elif hasattr(h.adapter, "delete_topology"):
             h.adapter.delete_topology()
     forge.close()

@@ -33,6 +33,7 @@ from elasticsearch import Elasticsearch
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
 from uuid_forge.contract import Adapter
+from uuid_forge.entitytypes import EntityType
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 
@@ -101,11 +102,12 @@ def forge(postgres_url: str, mariadb_url: str, mongodb_url: str, redis_url: str,
             "files": f"file://{tmp_path}/files", "rabbitmq": f"{amqp_url}?exchange=uf_test_{et}"}
     handles = [StoreHandle("postgres", open_store(postgres_url), source=True)]
     handles += [StoreHandle(name, open_store(url)) for name, url in urls.items()]
-    f = Forge(handles, ids=IDS, journal=Journal(tmp_path / "journal.sqlite3"))
+    # the type's key field is declared and held in every record's data: each entry is provably ours (issue 18)
+    f = Forge(handles, ids=IDS, journal=Journal(tmp_path / "journal.sqlite3"), types=[EntityType(et, key=("email",))])
     yield f, {**urls, "amqp": urls["rabbitmq"]}, et
     for h in f.stores:
         if "delete" in h.adapter.capabilities:
-            h.adapter.drop(et)
+            h.adapter.drop(et, prover=f.prover)
     f.stores[-1].adapter.delete_topology()  # type: ignore[attr-defined]
     f.close()
 
@@ -113,7 +115,8 @@ def forge(postgres_url: str, mariadb_url: str, mongodb_url: str, redis_url: str,
 def test_each_planted_class_in_each_store_is_found_exactly_then_repaired(
         forge: tuple[Forge, dict[str, str], str], tmp_path: Path) -> None:
     f, urls, et = forge
-    base = [(et, {"email": f"u{i}@example.com"}, {"name": f"User {i}", "n": i}) for i in range(200)]
+    base = [(et, {"email": f"u{i}@example.com"}, {"email": f"u{i}@example.com", "name": f"User {i}", "n": i})
+            for i in range(200)]
     f.write_many(base)
     records = f.records(base)
     plant = planters(urls, tmp_path / "files")
@@ -127,11 +130,13 @@ def test_each_planted_class_in_each_store_is_found_exactly_then_repaired(
                 adapter.put_many([record])
 
     for n, (name, adapter) in enumerate(others):
-        missing = f.records([(et, {"email": f"missing-{name}@example.com"}, {"n": -1})])[0]
+        missing = f.records([(et, {"email": f"missing-{name}@example.com"}, {"email": f"missing-{name}@example.com",
+                                                                              "n": -1})])[0]
         everywhere_but(missing, skip=name)
         expected.add((name, "missing", str(missing.id)))
 
-        orphan = Record(et, uuid.uuid4(), {"ghost": name})
+        ghost = f"ghost-{name}@example.com"  # ours (its key field rebuilds its ID), absent from the source
+        orphan = f.records([(et, {"email": ghost}, {"email": ghost, "ghost": name})])[0]
         adapter.put_many([orphan])
         expected.add((name, "orphan", str(orphan.id)))
 
@@ -139,7 +144,8 @@ def test_each_planted_class_in_each_store_is_found_exactly_then_repaired(
         adapter.put_many([Record(et, stale.id, {**stale.data, "name": "edited behind our back"}, stale.key)])
         expected.add((name, "stale", str(stale.id)))
 
-        wrong = f.records([(et, {"email": f"wrong-{name}@example.com"}, {"n": -2})])[0]
+        wrong = f.records([(et, {"email": f"wrong-{name}@example.com"}, {"email": f"wrong-{name}@example.com",
+                                                                          "n": -2})])[0]
         everywhere_but(wrong, skip=name)
         plant[name](et, wrong.id)
         expected.add((name, "malformed", str(wrong.id)))

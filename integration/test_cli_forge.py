@@ -31,7 +31,7 @@ def config(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[
     yield path, et
     with Forge.from_config(str(path)) as forge:
         for h in forge.stores:
-            h.adapter.drop(et)
+            h.adapter.drop(et, prover=forge.prover)
 
 
 def assert_clean(done: subprocess.CompletedProcess[str]) -> None:

@@ -242,7 +242,7 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Forg
     yield forge, Raw(kind, url, et), et
     for h in forge.stores:
         if "delete" in h.adapter.capabilities:
-            h.adapter.drop(et)
+            h.adapter.drop(et, prover=forge.prover)
     if kind == "rabbitmq":
         target.adapter.delete_topology()  # type: ignore[attr-defined]
     forge.close()

@@ -77,7 +77,7 @@ def site(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str
         configure()
         with Forge.from_config(str(cfg), env={"UUID_FORGE_SALT": SALT}) as forge:
             for h in forge.stores:
-                h.adapter.drop(et)
+                h.adapter.drop(et, prover=forge.prover)
 
 
 def audit(site: dict[str, Any], *extra: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:

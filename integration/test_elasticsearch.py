@@ -182,6 +182,11 @@ class TestElasticsearchOwnIndex(OneTypeContract, _ESContract):
         self.raw.index(index=self.index, id=_b64(ident), document={"uf_id": str(ident), "x": 1})
         return True
 
+    def plant_foreign(self, store: Adapter, entity_type: str, name: str, data: dict[str, object]) -> bool:
+        """The user's application's document, without uuid-forge's mark (uf_id)."""
+        self.raw.index(index=self.index, id=name, document=data, refresh=True)
+        return True
+
     def assert_container_kept(self, store: Adapter) -> None:
         assert self.raw.indices.exists(index=self.index)
 

@@ -64,7 +64,7 @@ namespace = "products"
     with Forge.from_config(str(path), env=env) as forge:
         for h in forge.stores:
             for t in names.values():
-                h.adapter.drop(t)
+                h.adapter.drop(t, prover=forge.prover)
         forge.source.adapter.delete_many(META_TYPE, [marker_id(t) for t in names.values()])
 
 

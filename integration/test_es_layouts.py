@@ -22,13 +22,17 @@ elasticsearch = pytest.importorskip("elasticsearch", reason=driver_missing("elas
 
 from uuid_forge.adapters.elasticsearch import ElasticsearchAdapter
 
-from uuid_forge import ConfigError, Forge, IDConfig, Namespace, Record, ValidationError, open_store
+from uuid_forge import ConfigError, Forge, IDConfig, Namespace, Record, UUIDGenerator, ValidationError, open_store
+from uuid_forge.ownership import Prover
 
 from .scaffold import make_forge
 from .servers import elasticsearch_http_url
 
 IDS = IDConfig(namespace=Namespace("es-layouts.uuid-forge.test"), salt="es-layouts")
 UTC = dt.UTC
+#: these tests' records carry no key fields: what proves a document ours here is uuid-forge's mark
+#: (the uf_id field naming it), which every document it writes carries (issue 18)
+BY_MARK = Prover(UUIDGenerator(IDS))
 #: every value kind of the one data model
 EVERY_KIND: dict[str, Any] = {
     "created_at": dt.datetime(2024, 5, 6, 9, 8, 9, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2))),
@@ -135,7 +139,9 @@ def test_own_index_is_created_with_only_the_id_field_mapped(elasticsearch_url: s
         assert mapping["properties"]["status"]["type"] == "text"  # dynamic, as for any document
         assert "_meta" not in mapping and mapping.get("dynamic") in (None, True, "true")
         assert store.entity_types() == ["order"]
-        store.drop("order")  # the user's index stays; only our documents go
+        with pytest.raises(ValidationError, match="shared with others"):
+            store.drop("order")  # the user's index: not without the proof
+        store.drop("order", prover=BY_MARK)  # the user's index stays; only our documents go
         assert raw.indices.exists(index=index) and raw.count(index=index)["count"] == 0
 
 
@@ -158,7 +164,7 @@ def test_own_index_mapping_is_respected_and_drop_leaves_other_documents(elastics
         assert sorted(h["_id"] for h in hits) == sorted(str(r.id) for r in records)
         assert [m.raw for m, _ in store.scan("order", include_malformed=True) if not isinstance(m, uuid.UUID)] \
             == ["report-2024"]
-        store.drop("order")
+        store.drop("order", prover=BY_MARK)
     assert raw.indices.exists(index=index)
     raw.indices.refresh(index=index)
     assert [h["_id"] for h in raw.search(index=index)["hits"]["hits"]] == ["report-2024"]

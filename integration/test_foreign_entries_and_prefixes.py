@@ -37,6 +37,7 @@ import redis
 from elasticsearch import Elasticsearch
 
 from uuid_forge import Forge, IDConfig, Namespace, open_store
+from uuid_forge.entitytypes import EntityType
 
 from .scaffold import make_forge, run_cli, write_forge_toml
 from .servers import elasticsearch_http_url
@@ -76,7 +77,9 @@ def world(postgres_url: str, redis_url: str, mongodb_url: str, elasticsearch_url
     urls = {"db": postgres_url, "redis": redis_url, "files": f"file://{tmp_path}/files?fsync=false",
             "mongodb": _with_db(mongodb_url, mongo_db), "elasticsearch": elasticsearch_url,
             "sqlite": f"sqlite:///{tmp_path}/store.sqlite3"}
-    config = write_forge_toml(tmp_path / "uuid-forge.toml", urls, "db", namespace="safety-c.uuid-forge.test")
+    # the type's key field is in every record's data, so each store's entries are provably ours (issue 18)
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", urls, "db", namespace="safety-c.uuid-forge.test",
+                              extra=f'[types.{ET}]\nkey = ["email"]\n')
     w = World(config, urls, tmp_path / "files", tmp_path / "store.sqlite3", mongo_db)
     _cleanup(w)
     yield w
@@ -85,8 +88,7 @@ def world(postgres_url: str, redis_url: str, mongodb_url: str, elasticsearch_url
 
 def _cleanup(w: World) -> None:
     with Forge.from_config(str(w.config), env={}) as forge:
-        for h in forge.stores:
-            h.adapter.drop(ET)
+        forge.drop(ET)  # ours, proven, from every store (the shared Redis database and directory too)
     raw = redis.Redis.from_url(w.urls["redis"])
     raw.delete(*FOREIGN_REDIS)
     raw.close()
@@ -102,7 +104,8 @@ def _forge(w: World) -> Forge:
 def _plant(w: World, forge: Forge) -> dict[str, uuid.UUID]:
     """Write N records everywhere, then plant the foreign entries and one malformed entry per store.
     Returns the ID planted as malformed, per store."""
-    entities = [(ET, {"email": f"u{i}@example.com"}, {"name": f"User {i}", "n": i}) for i in range(N)]
+    entities = [(ET, {"email": f"u{i}@example.com"}, {"email": f"u{i}@example.com", "name": f"User {i}", "n": i})
+                for i in range(N)]
     forge.write_many(entities)
     records = forge.records(entities)
     wrong = {name: records[k].id for k, name in enumerate(("redis", "files", "mongodb", "elasticsearch", "sqlite"))}
@@ -255,7 +258,7 @@ def test_two_tenants_on_one_redis_db_never_touch_each_other(redis_url: str, tmp_
     raw = redis.Redis.from_url(redis_url)
     ids = IDConfig(namespace=Namespace("tenants.uuid-forge.test"))
     a = make_forge(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", ("redis", open_store(redis_url)),
-                   ids=ids, journal="a.journal")
+                   ids=ids, journal="a.journal", types=[EntityType("acme", key=("n",))])  # A's records hold their key
     b = make_forge(tmp_path, f"sqlite:///{tmp_path / 'b.db'}", ("redis", open_store(redis_url, prefix=prefix)),
                    ids=ids, journal="b.journal")
     try:
@@ -277,11 +280,11 @@ def test_two_tenants_on_one_redis_db_never_touch_each_other(redis_url: str, tmp_
         assert {k: raw.dump(k) for k in b_keys} == before
         after_b = b.audit()
         assert after_b.consistent and after_b.stores["redis"]["ok"] == 25 and after_b.stores["redis"]["foreign"] == 0
-        a.stores[1].adapter.drop("acme")  # dropping A's type leaves B's keys too
+        a.drop("acme")  # dropping A's type leaves B's keys too
         assert {k: raw.dump(k) for k in b_keys} == before
         assert b.audit().stores["redis"]["ok"] == 25
     finally:
-        a.stores[1].adapter.drop("acme")
+        a.drop("acme")
         b.stores[1].adapter.drop("user")
         raw.delete("acme:uf:types")
         a.close()

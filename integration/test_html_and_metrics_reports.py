@@ -91,7 +91,7 @@ def drifted(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple
     r.close()
     with Forge.from_config(str(path), env={"UUID_FORGE_SALT": SALT}) as forge:
         for h in forge.stores:
-            h.adapter.drop(et)
+            h.adapter.drop(et, prover=forge.prover)
 
 
 # ------------------------------------------------------------------ a tiny PNG reader (no Pillow needed)
@@ -251,4 +251,4 @@ def test_metrics_written_when_a_required_store_is_down(postgres_url: str, tmp_pa
             with Forge.from_config(str(path), env={"UUID_FORGE_SALT": SALT}) as forge:
                 for h in forge.stores:
                     if h.name != "cache":
-                        h.adapter.drop(et)
+                        h.adapter.drop(et, prover=forge.prover)

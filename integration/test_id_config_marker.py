@@ -87,7 +87,7 @@ def setup(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[Setup]:
     with Forge.from_config(str(path), env={}) as forge:
         for h in forge.stores:
             if h.name != "down":
-                h.adapter.drop(et)
+                h.adapter.drop(et, prover=forge.prover)
         if META_TYPE:
             forge.source.adapter.delete_many(META_TYPE, [marker_id(et)])
 

@@ -30,6 +30,7 @@ from bson import Binary, Decimal128, ObjectId
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, ValidationError, open_store
 from uuid_forge.canonical import canonical
+from uuid_forge.entitytypes import EntityType
 from uuid_forge.errors import OptionError
 from uuid_forge.record import ForeignEntry, data_fingerprint, load_json
 from uuid_forge.view import FieldView
@@ -60,8 +61,13 @@ def raw(db_url: str) -> Iterator[Any]:
     client.close()
 
 
+#: the types these tests write, with the key field each record holds in its data: what proves an
+#: entry of the user's collection ours (issue 18), so that its orphans may be deleted and drop removes it
+TYPES = [EntityType("document", key=("slug",)), EntityType("customer", key=("email",))]
+
+
 def _forge(tmp_path: Path, store: Any) -> Forge:
-    return make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", ("mongo", store), ids=IDS)
+    return make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", ("mongo", store), ids=IDS, types=TYPES)
 
 
 EVERY_KIND = {
@@ -262,7 +268,9 @@ def test_seed_documents_edited_are_stale_with_fields_named_then_repaired_in_plac
 
 def test_drop_of_own_collection_leaves_other_documents(seeded: tuple[Forge, list[Record]], raw: Any) -> None:
     forge, _ = seeded
-    forge.stores[1].adapter.drop("document")
+    with pytest.raises(ValidationError, match="shared with others"):
+        forge.stores[1].adapter.drop("document")  # the user's collection: not without the proof
+    forge.drop("document")
     left = list(raw["documents"].find({}, {"_id": 1}))
     assert len(left) == 2 and {"_id": "legacy-42"} in left
 
@@ -305,7 +313,7 @@ def test_flat_edits_are_stale_with_fields_named_and_repaired(tmp_path: Path, db_
         assert raw[et].find_one({"_id": "not-an-id"}) == {"_id": "not-an-id", "name": "someone else's"}
         assert forge.audit(et).stores["mongo"]["ok"] == 12
     finally:
-        forge.stores[1].adapter.drop(et)
+        forge.drop(et)
         forge.close()
 
 

@@ -165,6 +165,12 @@ class TestMongoOwnCollection(OneTypeContract, _FlatContract):
         self.raw[self.collection].insert_one({"_id": str(ident), "name": "planted"})
         return True
 
+    def plant_foreign(self, store: Adapter, entity_type: str, name: str, data: dict[str, object]) -> bool:
+        """The user's application's document: a UUID name as a binary UUID, a token as its text."""
+        ident: Any = Binary(uuid.UUID(name).bytes, 4) if len(name) == 36 else name
+        self.raw[self.collection].insert_one({"_id": ident, **data})
+        return True
+
     def assert_container_kept(self, store: Adapter) -> None:
         assert self.collection in self.raw.list_collection_names()
 

@@ -43,9 +43,12 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return run_cli(*args, salt=SALT)
 
 
-def _config(path: Path, tmp: Path, source: str, others: dict[str, str]) -> Path:
+def _config(path: Path, tmp: Path, source: str, others: dict[str, str], et: str) -> Path:
+    """The type's key field (email) is declared and kept in every record's data: each store's
+    entries are provably ours, so proven orphans can be deleted (issue 18)."""
     return write_forge_toml(path, {"db": source, **others}, "db", namespace="safety-d.uuid-forge.test",
-                            journal=f"{tmp}/journal.sqlite3", write=FAST_WRITE)
+                            journal=f"{tmp}/journal.sqlite3", write=FAST_WRITE,
+                            extra=f'[types.{et}]\nkey = ["email"]\n')
 
 
 def _with_query(url: str, query: str) -> str:
@@ -84,12 +87,13 @@ class Raw:
 def _cleanup(config: Path, et: str) -> None:
     with Forge.from_config(str(config), env=ENV) as forge:
         for h in forge.stores:
-            h.adapter.drop(et)
+            h.adapter.drop(et, prover=forge.prover)  # the proven ones: all of this test's
 
 
 def _write(config: Path, et: str, n: int) -> None:
     with Forge.from_config(str(config), env=ENV) as forge:
-        forge.write_many((et, {"email": f"u{i}@example.com"}, {"n": i, "name": f"user {i}"}) for i in range(n))
+        forge.write_many((et, {"email": f"u{i}@example.com"}, {"email": f"u{i}@example.com", "n": i, "name": f"user {i}"})
+                         for i in range(n))
 
 
 @pytest.fixture
@@ -98,8 +102,8 @@ def four_stores(postgres_url: str, redis_url: str, mongodb_url: str, tmp_path: P
     source has a table_prefix typo (an empty source for that type)."""
     et = f"sd{uuid.uuid4().hex[:8]}"
     others = {"cache": redis_url, "files": f"file://{tmp_path}/files?fsync=false", "docs": mongodb_url}
-    good = _config(tmp_path / "good.toml", tmp_path, postgres_url, others)
-    typo = _config(tmp_path / "typo.toml", tmp_path, _with_query(postgres_url, "table_prefix=ufx_"), others)
+    good = _config(tmp_path / "good.toml", tmp_path, postgres_url, others, et)
+    typo = _config(tmp_path / "typo.toml", tmp_path, _with_query(postgres_url, "table_prefix=ufx_"), others, et)
     _write(good, et, 4000)
     raw = Raw(postgres_url, redis_url, tmp_path / "files", mongodb_url, et)
     assert raw.counts() == {"db": 4000, "cache": 4000, "files": 4000, "docs": 4000}
@@ -149,7 +153,7 @@ def test_empty_source_orphan_deletion_refused(four_stores: dict[str, Any]) -> No
 def short_source(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     et = f"sd{uuid.uuid4().hex[:8]}"
     config = _config(tmp_path / "uf.toml", tmp_path, postgres_url,
-                     {"cache": redis_url, "files": f"file://{tmp_path}/files?fsync=false"})
+                     {"cache": redis_url, "files": f"file://{tmp_path}/files?fsync=false"}, et)
     _write(config, et, 4000)
     with Forge.from_config(str(config), env=ENV) as forge:  # the source loses 30% behind our back
         gone = [forge.id_for(et, {"email": f"u{i}@example.com"}) for i in range(0, 4000, 10) for i in (i, i + 1, i + 2)]
@@ -194,7 +198,8 @@ WRITER = textwrap.dedent("""
             if start >= 3000:  # a second version of earlier entities: a rewrite must never roll one back
                 items += [(i, 2) for i in range(start - 3000, start - 3000 + batch // 3)]
             try:
-                forge.write_many([(et, {"email": f"w{i}@example.com"}, {"n": i, "v": v, "pad": "x" * 40})
+                forge.write_many([(et, {"email": f"w{i}@example.com"},
+                                   {"email": f"w{i}@example.com", "n": i, "v": v, "pad": "x" * 40})
                                   for i, v in items])
             except WriteError:
                 continue  # not acknowledged: not owed
@@ -210,7 +215,7 @@ def test_repair_beside_live_writer_loses_no_acknowledged_write(postgres_url: str
     some) while audit --repair --apply --delete-orphans runs again and again in this one."""
     et = f"sd{uuid.uuid4().hex[:8]}"
     config = _config(tmp_path / "uf.toml", tmp_path, postgres_url,
-                     {"cache": redis_url, "files": f"file://{tmp_path}/files?fsync=false"})
+                     {"cache": redis_url, "files": f"file://{tmp_path}/files?fsync=false"}, et)
     acks = tmp_path / "acks.txt"
     (tmp_path / "writer.py").write_text(WRITER)
     env = {k: v for k, v in os.environ.items() if not k.startswith("UUID_FORGE_")}

@@ -90,6 +90,18 @@ class _RedisContract(AdapterContract):
         self.raw.set(self.pattern.format(type=entity_type, id=wrong), "{}")
         return True
 
+    def plant_foreign(self, store: Adapter, entity_type: str, name: str, data: dict[str, object]) -> bool:
+        """Another application's key under the same pattern: a database without a prefix of ours is shared."""
+        # a UUID name in this store's form (the look-alike), a token as it is
+        key = self.pattern.format(type=entity_type, id=self.id_text(uuid.UUID(name)) if len(name) == 36 else name)
+        if self.options.get("layout") == "envelope":  # our own shape, imitated: data and a fingerprint, no key
+            self.raw.hset(key, mapping={"fp": "0" * 32, "data": json.dumps(data)})
+        elif self.options.get("layout") == "hash":
+            self.raw.hset(key, mapping={k: json.dumps(v) for k, v in data.items()})
+        else:
+            self.raw.set(key, json.dumps(data))
+        return True
+
 
 class TestRedisStringKeys(_RedisContract):
     def expected_key(self, record: Record) -> str:

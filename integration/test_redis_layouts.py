@@ -37,7 +37,8 @@ redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
 from uuid_forge.canonical import canonical
-from uuid_forge.errors import OptionError
+from uuid_forge.entitytypes import EntityType
+from uuid_forge.errors import OptionError, ValidationError
 from uuid_forge.options import OptionDeprecationWarning
 from uuid_forge.record import same_fingerprint
 from uuid_forge.view import FieldView
@@ -66,8 +67,12 @@ def et(raw: redis.Redis) -> Iterator[str]:
     raw.srem("uf:types", name)
 
 
-def _forge(tmp_path: Path, redis_url: str, **options: Any) -> Forge:
-    return make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", ("cache", open_store(redis_url, **options)), ids=IDS)
+def _forge(tmp_path: Path, redis_url: str, *, et: str | None = None, **options: Any) -> Forge:
+    """``et`` declares that type with its key field ``email`` (in every profile's data): the cache's
+    entries of it are then provably ours, so its orphans can be deleted and drop removes them (issue 18)."""
+    types = [EntityType(et, key=("email",))] if et else None
+    return make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", ("cache", open_store(redis_url, **options)), ids=IDS,
+                      types=types)
 
 
 def _profiles(et: str, n: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -135,13 +140,14 @@ def test_seed_cache_is_read_audited_and_repaired_in_its_own_shape(redis_url: str
                                                                    tmp_path: Path) -> None:
     """The seed's cache manager: ``SETEX <type>:<id> 3600 json.dumps(profile)``, read with GET."""
     rows = _profiles(et, 12)
-    with _forge(tmp_path, redis_url, ttl=3600) as forge:
+    with _forge(tmp_path, redis_url, et=et, ttl=3600) as forge:
         records = forge.records(rows)
         forge.source.adapter.put_many(records)  # the source of truth holds them already
         for r in records[:-1]:  # the seed's code, verbatim in shape (the last one was never cached)
             raw.execute_command("SETEX", f"{et}:{r.id}", 3600, json.dumps(dict(r.data)))
-        stray = uuid.uuid5(uuid.NAMESPACE_DNS, f"{et}-gone")  # a cached user the source no longer has
-        raw.execute_command("SETEX", f"{et}:{stray}", 3600, json.dumps({"name": "gone"}))
+        gone = forge.records([(et, {"email": "gone@example.com"}, {"email": "gone@example.com", "name": "gone"})])[0]
+        stray = gone.id  # a cached user the source no longer has (its email proves it one of ours)
+        raw.execute_command("SETEX", f"{et}:{stray}", 3600, json.dumps(dict(gone.data)))
 
         report = forge.audit(et)
         assert report.stores["cache"]["ok"] == 11, report.findings  # json.dumps' spacing is no difference
@@ -226,7 +232,7 @@ def test_other_applications_keys_are_foreign_and_survive_repair_and_drop(
     for key, plant in planted.items():
         plant(key)
     before = {k: (raw.type(k), raw.dump(k)) for k in planted}
-    with _forge(tmp_path, redis_url, layout=layout) as forge:
+    with _forge(tmp_path, redis_url, et=et, layout=layout) as forge:
         rows = _profiles(et, 5)
         forge.write_many(rows)
         report = forge.audit(et)
@@ -234,7 +240,9 @@ def test_other_applications_keys_are_foreign_and_survive_repair_and_drop(
         assert set(report.foreign_samples["cache"]) == {f"{et}: {k}" for k in planted}
         forge.audit(et, repair=True, delete_orphans=True, max_delete=100)
         assert {k: (raw.type(k), raw.dump(k)) for k in planted} == before
-        forge.stores[1].adapter.drop(et)
+        with pytest.raises(ValidationError, match="shared with others"):
+            forge.stores[1].adapter.drop(et)  # a database without a prefix of ours: not without the proof
+        forge.drop(et, stores=["cache"])
         assert {k: (raw.type(k), raw.dump(k)) for k in planted} == before
         assert not any(raw.exists(f"{et}:{r.id}") for r in forge.records(rows))
 

@@ -38,6 +38,8 @@ from uuid_forge import (
     open_store,
 )
 from uuid_forge.contract import Adapter
+from uuid_forge.entitytypes import EntityType
+from uuid_forge.ownership import Prover
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import INJECTION_STRINGS, sample_records
 
@@ -147,6 +149,13 @@ class TestPostgresUserTable(OneTypeContract):
         with _pg(store.url(masked=False)) as raw:
             count = raw.execute(pgsql.SQL("SELECT count(*) FROM {}").format(pgsql.Identifier(self.table))).fetchone()
         assert count == (0,)
+
+    def plant_foreign(self, store: Adapter, entity_type: str, name: str, data: dict[str, object]) -> bool:
+        """The user's application's row (its own code writes this table too): no fingerprint, no key."""
+        with _pg(store.url(masked=False)) as raw:
+            raw.execute(pgsql.SQL("INSERT INTO {} (id, data) VALUES (%s, %s)").format(pgsql.Identifier(self.table)),
+                        (name, json.dumps(data)))
+        return True
 
     # plant_malformed stays False: a native uuid column cannot hold a wrongly encoded ID.
 
@@ -362,9 +371,15 @@ def test_drop_removes_our_table_but_only_the_rows_of_yours(pg_store: SQLAdapter,
     with open_store(postgres_url, table=users_table, entity_type="user", columns={"id": "user_id", "fingerprint": "fp"},
                     fields={"email": "email", "name": "name"}) as s:
         s.put_many([_user("a@example.com", "A"), _user("b@example.com", "B")])
-        s.drop("user")
+        with _pg(postgres_url) as raw:  # a row of the user's own application, named by a UUID too
+            raw.execute(pgsql.SQL("INSERT INTO {} (user_id, email) VALUES (%s, %s)").format(
+                pgsql.Identifier(users_table)), (uuid.uuid4(), "theirs@example.org"))
+        with pytest.raises(ValidationError, match="shared with others"):
+            s.drop("user")  # the user's table: no drop without the proof
+        s.drop("user", prover=Prover(GEN, {"user": EntityType("user", key=("email",))}))
     with _pg(postgres_url) as raw:
-        assert raw.execute(pgsql.SQL("SELECT count(*) FROM {}").format(pgsql.Identifier(users_table))).fetchone() == (0,)
+        assert raw.execute(pgsql.SQL("SELECT email FROM {}").format(pgsql.Identifier(users_table))).fetchall() == [
+            ("theirs@example.org",)]
 
 
 def test_user_table_as_sqlalchemy_table_without_fingerprint(postgres_url: str, users_table: str) -> None:

@@ -29,6 +29,7 @@ from psycopg import sql as pgsql
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, ValidationError, open_store
 from uuid_forge.canonical import canonical
+from uuid_forge.entitytypes import EntityType
 
 from .scaffold import make_forge
 from .test_sql import _maria, _pg
@@ -190,7 +191,8 @@ def seeded(postgres_url: str, table_name: str, tmp_path: Path) -> Iterator[tuple
     _pg_exec(postgres_url, SEED_USERS, table_name)
     store = open_store(postgres_url, table=table_name, entity_type="user", fields=USER_FIELDS)
     source = open_store(f"sqlite:///{tmp_path}/source.db")
-    forge = make_forge(tmp_path, source, ("users", store), ids=IDS)
+    # the users table holds each user's email, the type's key: a row of ours is provable (issue 18)
+    forge = make_forge(tmp_path, source, ("users", store), ids=IDS, types=[EntityType("user", key=("email",))])
     records = forge.records([("user", {"email": d["email"]}, d) for d in (_seed_user(i) for i in range(8))])
     source.put_many(records)
     with _pg(postgres_url) as raw:

@@ -89,7 +89,7 @@ def forge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Forg
     yield f, et
     for h in f.stores:
         if "delete" in h.adapter.capabilities:
-            h.adapter.drop(et)
+            h.adapter.drop(et, prover=f.prover)
     if hasattr(target.adapter, "delete_topology"):
         target.adapter.delete_topology()
     f.close()

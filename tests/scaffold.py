@@ -25,11 +25,13 @@ from uuid_forge import Forge, IDConfig, open_store
 from uuid_forge.cli import main
 from uuid_forge.contract import Adapter
 from uuid_forge.entitytypes import EntityType
+from uuid_forge.errors import ValidationError
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
+from uuid_forge.record import MalformedID
 from uuid_forge.settings import WriteSettings
 from uuid_forge.testing import AdapterContract
-from uuid_forge.testing.contract import sample_records
+from uuid_forge.testing.contract import contract_prover, sample_records
 
 #: unset even when absent from os.environ now (a test may set one with monkeypatch before the call)
 ALWAYS_UNSET = ("UUID_FORGE_SALT", "UUID_FORGE_SECRET", "UUID_FORGE_NAMESPACE", "UUID_FORGE_SCHEME",
@@ -189,12 +191,18 @@ class OneTypeContract(AdapterContract):
         raise NotImplementedError(f"{type(self).__name__} must check that drop kept the container")
 
     def test_drop_removes_everything_and_the_type_can_be_written_again(self, store: Adapter, etype: str) -> None:
+        """The user's container is shared with others: drop needs the proof, deletes every proven
+        entry, leaves a wrong-form name it cannot prove, and keeps the container."""
         records = sample_records(etype, 2_500)
         store.put_many(records)
         planted = self.plant_malformed(store, etype, sample_records(etype, 1, start=10_000)[0].id)
         assert len(list(store.scan(etype, include_malformed=True))) == 2_500 + planted
-        store.drop(etype)
-        assert list(store.scan(etype, include_malformed=True)) == []
+        assert store.shared(etype)
+        with pytest.raises(ValidationError, match="shared with others"):
+            store.drop(etype)
+        store.drop(etype, prover=contract_prover(etype))
+        left = list(store.scan(etype, include_malformed=True))
+        assert len(left) == planted and all(isinstance(i, MalformedID) for i, _ in left)
         self.assert_container_kept(store)
         store.put_many(records[:3])
         assert sorted(i for i, _ in store.scan(etype)) == sorted(r.id for r in records[:3])

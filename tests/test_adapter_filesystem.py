@@ -49,6 +49,13 @@ class TestFileAdapter(AdapterContract):
         (folder / f"{str(ident).upper()}.json").write_text(json.dumps({"x": 1}), encoding="utf-8")
         return True
 
+    def plant_foreign(self, store: Adapter, entity_type: str, name: str, data: dict[str, object]) -> bool:
+        """Another application's JSON file, named as it names them, in the shard folder its name reads as."""
+        folder = _shard_dir(self.root, entity_type, uuid.UUID(name))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.json").write_text(json.dumps(data), encoding="utf-8")
+        return True
+
 
 class TestFileAdapterEnvelope(TestFileAdapter):
     """``layout=envelope``: uuid-forge 1.0's {fp, id, key, data} files, still read and written."""
@@ -101,6 +108,13 @@ class TestFileAdapterRaw(TestFileAdapter):
         folder = _shard_dir(self.root, entity_type, ident)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{str(ident).upper()}.bin").write_bytes(b"planted")  # the content file names the record
+        return True
+
+    def plant_foreign(self, store: Adapter, entity_type: str, name: str, data: dict[str, object]) -> bool:
+        folder = _shard_dir(self.root, entity_type, uuid.UUID(name))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.bin").write_bytes(b"their content")
+        (folder / f"{name}.meta.json").write_text(json.dumps(data), encoding="utf-8")
         return True
 
     def test_injection_strings_are_data(self, store: Adapter, etype: str) -> None:

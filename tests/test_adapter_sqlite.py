@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 import warnings
@@ -13,13 +14,14 @@ import sqlalchemy as sa
 from uuid_forge.adapters.sql import LAYOUTS, SQLAdapter
 from uuid_forge.adapters.sql.dialects import DIALECTS, Dialect, MySQL, PostgreSQL, SQLite, dialect_for
 
-from uuid_forge import ForeignEntry, MalformedID, Partition, Record, ValidationError, open_store
+from uuid_forge import ForeignEntry, IDConfig, MalformedID, Partition, Record, ValidationError, open_store
 from uuid_forge import options as options_module
 from uuid_forge.contract import Adapter
+from uuid_forge.ids import UUIDGenerator
 from uuid_forge.layout import Layout
 from uuid_forge.options import OptionDeprecationWarning
 from uuid_forge.testing import AdapterContract
-from uuid_forge.testing.contract import sample_records
+from uuid_forge.testing.contract import contract_prover, sample_records
 
 from .scaffold import OneTypeContract, make_forge
 
@@ -83,11 +85,18 @@ class TestSQLiteUserTable(AdapterContract):
             raw.execute("INSERT INTO people (person_id, body) VALUES (?, '{}')", (str(ident).upper(),))
         return True
 
+    def plant_foreign(self, store: Adapter, entity_type: str, name: str, data: dict[str, object]) -> bool:
+        with _raw(store) as raw:  # the user's application writes its own rows, in its own way
+            raw.execute("INSERT INTO people (person_id, body) VALUES (?, ?)", (name, json.dumps(data)))
+        return True
+
     def test_drop_removes_everything_and_the_type_can_be_written_again(self, store: Adapter, etype: str) -> None:
-        """Dropping the type deletes the rows and keeps the user's table (and so the type it holds)."""
+        """Dropping the type deletes the rows (each proven ours) and keeps the user's table (and so the type it holds)."""
         records = sample_records(etype, 2_500)
         store.put_many(records)
-        store.drop(etype)
+        with pytest.raises(ValidationError, match="shared with others"):
+            store.drop(etype)
+        store.drop(etype, prover=contract_prover(etype))
         assert list(store.scan(etype, include_malformed=True)) == []
         with _raw(store) as raw:
             assert raw.execute("SELECT count(*) FROM people").fetchone() == (0,)
@@ -117,12 +126,18 @@ class TestSQLiteUserTableDefaultColumns(OneTypeContract):
         assert tables == ["people"]  # nothing of ours beside the user's table
 
     def assert_container_kept(self, store: Adapter) -> None:
-        with _raw(store) as raw:
-            assert raw.execute("SELECT count(*) FROM people").fetchone() == (0,)
+        with _raw(store) as raw:  # the table stays, with only the wrong-form row drop could not prove ours
+            assert raw.execute("SELECT id FROM people").fetchall() == [(str(sample_records("user", 1, start=10_000)[0].id),)]
 
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
         with _raw(store) as raw:
             raw.execute("INSERT INTO people (id, fingerprint, data) VALUES (?, ?, ?)", (str(ident), "0" * 32, "{}"))
+        return True
+
+    def plant_foreign(self, store: Adapter, entity_type: str, name: str, data: dict[str, object]) -> bool:
+        with _raw(store) as raw:
+            # a CHAR(32) ID column: the other application names its rows by 32 hex digits too
+            raw.execute("INSERT INTO people (id, data) VALUES (?, ?)", (uuid.UUID(name).hex, json.dumps(data)))
         return True
 
 
@@ -311,7 +326,8 @@ def _person(i: int) -> Record:
                                                                      tzinfo=dt.UTC),
             "n": 10**15 + i, "ratio": i / 8, "active": i % 2 == 0, "nick": "Zoë ✓" if i else None,
             "profile": {"balance": decimal.Decimal("12345678901234567890.123"), "tags": ["a", None, True]}}
-    return Record("person", uuid.uuid5(uuid.NAMESPACE_DNS, f"person-{i}"), data)
+    key = {"email": data["email"]}  # the ID is the forge's own, from the key it keeps: provably ours
+    return Record("person", UUIDGenerator(IDConfig()).generate("person", **key), data, key)
 
 
 @pytest.fixture

@@ -10,11 +10,18 @@ from uuid_forge.adapters.memory import MemoryAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, Partition, Record
 from uuid_forge import compare as compare_module
+from uuid_forge.ownership import masked_name
 
 from .fakes import entities
 from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("audit.test"), salt="s")
+
+
+def proven_orphan(forge: Forge, n: int = 0) -> Record:
+    """A record of ours the source lacks: its ID is the forge's for the key it keeps beside its data."""
+    key = {"email": f"ghost{n}@example.com"}
+    return Record("user", forge.id_for("user", key), {"email": key["email"], "x": 1}, key)
 
 
 @pytest.fixture
@@ -36,21 +43,25 @@ def test_each_planted_class_is_found_exactly(setup: tuple[Forge, MemoryAdapter, 
     forge, _, replica = setup
     ids = sorted(replica._data["user"])
     replica.delete_many("user", [ids[0]])
-    ghost = uuid.uuid4()
-    replica.put_many([Record("user", ghost, {"x": 1})])
+    ghost = proven_orphan(forge)
+    stray = uuid.uuid4()  # a name in our form, nothing to prove it ours
+    replica.put_many([ghost, Record("user", stray, {"x": 1})])
     replica.put_many([Record("user", ids[1], {"edited": True})])
     report = forge.audit()
     found = {(f.kind, f.id) for f in report.findings}
-    assert found == {("missing", str(ids[0])), ("orphan", str(ghost)), ("stale", str(ids[1]))}
+    assert found == {("missing", str(ids[0])), ("orphan", str(ghost.id)), ("stale", str(ids[1])),
+                     ("unproven", masked_name(str(stray)))}
     assert report.stores["replica"]["ok"] == 338 and not report.consistent
     repaired = forge.audit(repair=True, delete_orphans=True)
     assert repaired.repaired["replica"] == {"rewritten": 2, "orphans_deleted": 1}
-    assert forge.audit().consistent
+    after = forge.audit()
+    assert [(f.kind, f.id) for f in after.findings] == [("unproven", masked_name(str(stray)))]
+    assert set(replica.get_many("user", [ghost.id, stray])) == {stray}  # the proven orphan went, the other stayed
 
 
 def test_repair_keeps_orphans_unless_asked(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]) -> None:
     forge, _, replica = setup
-    replica.put_many([Record("user", uuid.uuid4(), {"x": 1})])
+    replica.put_many([proven_orphan(forge)])
     forge.audit(repair=True)
     assert forge.audit().stores["replica"]["orphan"] == 1
 
@@ -124,7 +135,7 @@ def test_a_repair_that_worked_reports_consistent_and_says_so(setup: tuple[Forge,
 
 def test_a_repair_that_leaves_orphans_is_not_consistent(setup: tuple[Forge, MemoryAdapter, MemoryAdapter]) -> None:
     forge, _, replica = setup
-    replica.put_many([Record("user", uuid.uuid4(), {"x": 1})])
+    replica.put_many([proven_orphan(forge)])
     report = forge.audit("user", repair=True)  # orphans are kept unless delete_orphans
     assert not report.consistent and report.rechecked["replica"]["orphan"] == 1
     assert "still inconsistent (replica: 1 orphan)" in str(report)

@@ -9,6 +9,7 @@ import pytest
 
 from uuid_forge import ForeignEntry, IDConfig, MalformedID, Namespace, UUIDGenerator, encode
 from uuid_forge.classify import ANY_VERSIONS, classify, parse_id, scheme_versions
+from uuid_forge.entitytypes import EntityType
 from uuid_forge.ids import SCHEME_LEGACY
 
 from .scaffold import make_forge
@@ -64,7 +65,8 @@ def test_repair_keeps_a_foreign_file_and_fixes_a_malformed_one(tmp_path: Path) -
     """The file store and a SQLite source, no servers: the issue's README.txt survives a repair."""
     forge = make_forge(tmp_path, ("db", f"sqlite:///{tmp_path / 'src.db'}"),
                        ("files", f"file://{tmp_path / 'files'}?fsync=false"),
-                       ids=IDConfig(namespace=Namespace("classify.uuid-forge.test")), journal="j.db")
+                       ids=IDConfig(namespace=Namespace("classify.uuid-forge.test")), journal="j.db",
+                       types=[EntityType("user", key=("n",))])  # the files keep the key field: provably ours
     with forge:
         forge.write_many([("user", {"n": i}, {"n": i}) for i in range(5)])
         ident = forge.id_for("user", {"n": 0})
@@ -82,13 +84,15 @@ def test_repair_keeps_a_foreign_file_and_fixes_a_malformed_one(tmp_path: Path) -
         after = forge.audit("user")
         assert after.consistent and after.stores["files"]["foreign"] == 1 and after.stores["files"]["ok"] == 5
         assert after.to_dict()["stores"]["files"]["foreign"] == 1
-        forge.stores[1].adapter.drop("user")
+        forge.drop("user", stores=["files"])  # a directory shared with others: the proven files go, README stays
+        assert readme.read_bytes() == b"notes" and not good.exists()
 
 
-def test_a_malformed_entry_whose_id_the_source_lacks_is_an_orphan(tmp_path: Path) -> None:
-    """Ours in the wrong form, and the source lacks it: an orphan, not a rewrite the source cannot
-    feed (the plan used to promise "rewrite 1" and repair did nothing, for ever). It is kept without
-    --delete-orphans and removed by its raw name with it."""
+def test_a_malformed_entry_whose_id_the_source_lacks_is_unproven_and_kept(tmp_path: Path) -> None:
+    """Ours in the wrong form, and the source lacks it: not a rewrite the source cannot feed (the
+    plan used to promise "rewrite 1" and repair did nothing, for ever). A name in the wrong form
+    cannot be read back to prove the entry ours (issue 18), so it is "unproven": reported with how
+    to make it provable, and kept even with --delete-orphans (it used to be deleted by its raw name)."""
     forge = make_forge(tmp_path, ("db", f"sqlite:///{tmp_path / 'src.db'}"),
                        ("files", f"file://{tmp_path / 'files'}?fsync=false"),
                        ids=IDConfig(namespace=Namespace("classify.uuid-forge.test")), journal="j.db")
@@ -100,11 +104,12 @@ def test_a_malformed_entry_whose_id_the_source_lacks_is_an_orphan(tmp_path: Path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text('{"fp":"x","id":"' + s + '","key":null,"data":{}}')
         report = forge.audit("user", repair=True)
-        assert report.stores["files"]["orphan"] == 1 and report.stores["files"]["malformed"] == 0
-        assert [f.kind for f in report.findings] == ["orphan"] and "not lowercase" in report.findings[0].detail
-        assert report.repaired["files"].get("malformed_removed", 0) == 0 and path.exists()
+        assert report.stores["files"]["unproven"] == 1 and report.stores["files"]["malformed"] == 0
+        assert report.stores["files"]["orphan"] == 0
+        assert [f.kind for f in report.findings] == ["unproven"] and "wrong form" in report.findings[0].detail
+        assert report.repaired.get("files", {}).get("malformed_removed", 0) == 0 and path.exists()
         plan = forge.audit("user", repair=True, dry_run=True, delete_orphans=True).plan
-        assert [(r.store, r.rewrite, r.delete) for r in plan.rows] == [("files", 0, 1)]
+        assert [(r.store, r.rewrite, r.delete) for r in plan.rows if r.rewrite or r.delete] == []
         done = forge.audit("user", repair=True, delete_orphans=True)
-        assert done.repaired["files"]["orphans_deleted"] == 1 and not path.exists()
-        assert forge.audit("user").consistent
+        assert done.repaired.get("files", {}).get("orphans_deleted", 0) == 0 and path.exists()
+        assert forge.audit("user").stores["files"]["unproven"] == 1

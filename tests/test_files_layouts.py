@@ -24,6 +24,7 @@ from uuid_forge.adapters.filesystem import LAYOUTS, DataLayout, FileAdapter
 from uuid_forge import Forge, IDConfig, Namespace, Record, ValidationError, open_store
 from uuid_forge import options as options_module
 from uuid_forge.canonical import canonical
+from uuid_forge.entitytypes import EntityType
 from uuid_forge.errors import OptionError
 from uuid_forge.options import OptionDeprecationWarning
 from uuid_forge.record import ForeignEntry, MalformedID, same_fingerprint
@@ -44,10 +45,10 @@ def forge_for(tmp_path: Path) -> Iterator[Callable[..., Forge]]:
     """A Forge over a SQLite source and a file store at tmp_path/files opened with ``query``."""
     opened: list[Forge] = []
 
-    def make(query: str = "", *, with_files: bool = True) -> Forge:
+    def make(query: str = "", *, with_files: bool = True, types: list[EntityType] | None = None) -> Forge:
         files = [("files", f"file://{tmp_path}/files?fsync=false{query}")] if with_files else []
         forge = make_forge(tmp_path, ("db", f"sqlite:///{tmp_path}/db.sqlite3"), *files, ids=IDS,
-                           journal=f"journal{len(opened)}.sqlite3")
+                           journal=f"journal{len(opened)}.sqlite3", types=types)
         opened.append(forge)
         return forge
 
@@ -269,7 +270,7 @@ def test_raw_layout_refuses_uuid_forges_own_types(tmp_path: Path) -> None:
 @pytest.mark.parametrize("layout", ["json", "raw"])
 def test_foreign_files_are_reported_and_survive_repair_and_drop(tmp_path: Path, forge_for: Callable[..., Forge],
                                                                 layout: str) -> None:
-    forge = forge_for(f"&layout={layout}")
+    forge = forge_for(f"&layout={layout}", types=[EntityType(ET, key=("filename",))])  # the files hold the key
     rows = [(ET, {"filename": f"f{i}.bin"}, _document(i)) for i in range(3)]
     forge.write_many(rows)
     recs = forge.records(rows)
@@ -287,8 +288,9 @@ def test_foreign_files_are_reported_and_survive_repair_and_drop(tmp_path: Path, 
     for path, text in planted.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    # an orphan of ours beside them (written through uuid-forge, absent from the source): deleted
-    orphan = Record(ET, forge.generator.generate(ET, filename="gone.bin"), _document(9))
+    # an orphan of ours beside them (written through uuid-forge, absent from the source, its key
+    # field rebuilding its ID): deleted
+    orphan = Record(ET, forge.generator.generate(ET, filename="f9.bin"), _document(9))
     forge.stores[1].adapter.put_many([orphan])
 
     report = forge.audit(ET)
@@ -307,7 +309,9 @@ def test_foreign_files_are_reported_and_survive_repair_and_drop(tmp_path: Path, 
     with pytest.raises(ValidationError, match="never deleted"):
         forge.stores[1].adapter.delete_raw(ET, [f"{ET}/{s[:2]}/{s[2:4]}/README.txt"])
 
-    forge.stores[1].adapter.drop(ET)  # ours go, theirs stay (with the folders that hold them)
+    with pytest.raises(ValidationError, match="shared with others"):
+        forge.stores[1].adapter.drop(ET)  # a directory shared with others: not without the proof
+    forge.drop(ET, stores=["files"])  # ours go, theirs stay (with the folders that hold them)
     assert all(path.read_text() == text for path, text in planted.items())
     left = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     assert left == sorted(str(p.relative_to(root)) for p in planted)

@@ -17,7 +17,7 @@ import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from .classify import scheme_versions
 from .contract import READ, SCAN, chunked
 from .errors import StoreError, UUIDForgeError
 from .handles import StoreHandle, Stores, StoreSet
+from .ownership import HOW_TO_PROVE, Prover, masked_name
 from .record import (
     ForeignEntry,
     MalformedID,
@@ -36,7 +37,7 @@ from .record import (
     data_fingerprint,
     same_fingerprint,
 )
-from .report import CLASSES, FOREIGN_SAMPLES, AuditReport, Finding
+from .report import CLASSES, FOREIGN_SAMPLES, UNPROVEN_SAMPLES, AuditReport, Finding
 from .urls import mask_text
 from .view import FULL, FieldView
 
@@ -97,19 +98,100 @@ class Sink:
         self.ok = 0
         self.findings: list[Finding] = []
         self.foreign = 0  # counted, not kept: another application may have millions
+        self.unproven = 0  # likewise: a few kept as samples, names masked
 
     def add(self, finding: Finding) -> None:
         if finding.kind == "foreign":
             self.foreign += 1
             if self.foreign > FOREIGN_SAMPLES:
                 return
+        elif finding.kind == "unproven":
+            self.unproven += 1
+            if self.unproven > UNPROVEN_SAMPLES:
+                return
         self.findings.append(finding)
 
     def merge_into(self, report: AuditReport) -> None:
+        report.stores.setdefault(self.store, Counter({k: 0 for k in CLASSES}))
         report.stores[self.store]["ok"] += self.ok
         report.stores[self.store]["foreign"] += max(0, self.foreign - FOREIGN_SAMPLES)
+        report.stores[self.store]["unproven"] += max(0, self.unproven - UNPROVEN_SAMPLES)
         for f in self.findings:
             report.add(f)
+
+
+def unproven(store: str, entity_type: str, name: str, reason: str, role: str = "store") -> Finding:
+    """The finding of an entry that looks like ours but cannot be proven ours: its name masked,
+    why not, and how to make such entries provable. Never acted on."""
+    what = ("not copied to any store: not an entity of this type" if role == "source"
+            else "not deleted or rewritten")
+    return Finding(store, entity_type, masked_name(name), "unproven", f"not proven ours: {reason}; {what}; "
+                   + HOW_TO_PROVE)
+
+
+def prove_orphans(prover: Prover | None, h: StoreHandle, entity_type: str, sink: Sink) -> None:
+    """Turn the sink's orphans that cannot be proven ours into "unproven" findings: only orphan
+    candidates are read back (get_many), so a consistent store costs nothing. An entry under a
+    name in the wrong form cannot be read back to be proven: unproven too. A store that cannot be
+    read by ID (a message log, which is never deleted from) keeps its orphans as they are."""
+    if prover is None or not any(f.kind == "orphan" for f in sink.findings):
+        return
+    if READ not in h.adapter.capabilities:
+        return
+    orphans = [f for f in sink.findings if f.kind == "orphan"]
+    sink.findings = [f for f in sink.findings if f.kind != "orphan"]
+    by_id = [f for f in orphans if f.raw is None]
+    for f in orphans:
+        if f.raw is not None:
+            sink.add(unproven(h.name, entity_type, f.raw, "stored under a name in the wrong form, which cannot be "
+                              "read back to prove it"))
+    for batch in chunked(by_id, 500):
+        found = h.adapter.get_many(entity_type, [uuid.UUID(f.id) for f in batch])
+        proofs = prover.prove(entity_type, found, h.adapter.view)
+        for f in batch:
+            proof = proofs.get(uuid.UUID(f.id))
+            if proof is None:
+                continue  # gone since the scan: nothing to report
+            sink.add(f if proof.ok else unproven(h.name, entity_type, f.id, proof.reason))
+
+
+def prove_source(prover: Prover | None, stores: Stores, entity_type: str, sinks: list[Sink], report: AuditReport,
+                 known: Mapping[uuid.UUID, Record] | None = None) -> set[uuid.UUID]:
+    """Rule 2, in the source: an entry repair would copy (missing, stale or malformed in some store)
+    is proven an entity of this type first. One whose key fields are missing or give another ID is
+    reported "unproven" on the source, and its findings in the other stores are dropped, so repair
+    never copies it. Only those candidates are read: a consistent audit pays nothing. Returns the
+    IDs found unproven."""
+    if prover is None or READ not in stores.source.adapter.capabilities:
+        return set()
+    wanted: set[uuid.UUID] = set()
+    for sink in sinks:
+        for f in sink.findings:
+            if f.kind in _COPIED and len(f.id) == 36:
+                wanted.add(uuid.UUID(f.id))
+    if not wanted:
+        return set()
+    bad: dict[uuid.UUID, str] = {}
+    for batch in chunked(sorted(wanted), 1000):
+        records = {i: known[i] for i in batch if i in known} if known is not None else {}
+        rest = [i for i in batch if i not in records]
+        if rest:
+            records.update(stores.source.adapter.get_many(entity_type, rest))
+        for ident, proof in prover.prove(entity_type, records).items():
+            if not proof.ok:
+                bad[ident] = proof.reason
+    if bad:
+        names = {str(i) for i in bad}
+        for sink in sinks:
+            sink.findings = [f for f in sink.findings if not (f.kind in _COPIED and f.id in names)]
+        source = Sink(stores.source.name)
+        for ident, reason in bad.items():
+            source.add(unproven(stores.source.name, entity_type, str(ident), reason, role="source"))
+        source.merge_into(report)
+    return set(bad)
+
+
+_COPIED = ("missing", "stale", "malformed")  # what repair copies from the source
 
 
 def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition, report: AuditReport,
@@ -121,6 +203,7 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
     unranged = [h for h in others if SCAN in h.adapter.capabilities and not h.adapter.partitioned_scan]
     readable = [h for h in others if SCAN not in h.adapter.capabilities and READ in h.adapter.capabilities]
     parts = parts or partitions(stores, entity_type, within)  # a task's partition comes sized (uuid_forge.partial)
+    prover: Prover | None = getattr(forge, "prover", None)
     report.partitions += len(parts)
     views = {h.adapter.view for h in ranged + readable + unranged}
     workers = max(1, len(ranged) + len(readable) + len(unranged))
@@ -131,28 +214,35 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
         for part in parts:
             part_started = time.perf_counter()
             expected: dict[uuid.UUID, str | None] = {}
+            protected: set[uuid.UUID] = set()  # IDs the source holds in another form: never orphans elsewhere
             for ident, fp in source.scan(entity_type, part, include_malformed=True):
                 if isinstance(ident, (MalformedID, ForeignEntry)):
                     report.stores.setdefault(stores.source.name, Counter({k: 0 for k in CLASSES}))
                     report.add(_malformed(stores.source.name, entity_type, ident))
+                    if isinstance(ident, MalformedID) and ident.id is not None:
+                        protected.add(ident.id)
                 else:
                     expected[ident] = fp
             by_view = _viewed_expectations(source, entity_type, part, expected, views)
             if verify_keys:
                 _verify_keys(forge, stores, entity_type, list(expected), report)
-            jobs = [pool.submit(_guarded, h, _scan_and_compare, entity_type, part, by_view[h.adapter.view])
+            jobs = [pool.submit(_guarded, h, _scan_and_compare, entity_type, part, by_view[h.adapter.view],
+                                prover, frozenset(protected))
                     for h in ranged if h.name not in report.not_audited]
-            jobs += [pool.submit(_guarded, h, _compare_by_reads, entity_type, by_view[h.adapter.view])
+            jobs += [pool.submit(_guarded, h, _compare_by_reads, entity_type, by_view[h.adapter.view], prover)
                      for h in readable if h.name not in report.not_audited]
             jobs += logs.ready(part, by_view)
+            sinks: list[Sink] = []
             for job in jobs:
                 sink = job.result()
                 if isinstance(sink, _Lost):
                     report.not_audited[sink.store] = sink.reason
                 else:
-                    sink.merge_into(report)
-            for late in logs.ready(part, by_view, wait=part is parts[-1]):  # a log read meanwhile
-                late.result().merge_into(report)
+                    sinks.append(sink)
+            sinks += [late.result() for late in logs.ready(part, by_view, wait=part is parts[-1])]  # a log read meanwhile
+            prove_source(prover, stores, entity_type, sinks, report)
+            for sink in sinks:
+                sink.merge_into(report)
             report.partition_times.append((entity_type, f"{part.index + 1}/{part.count}",
                                            time.perf_counter() - part_started, len(expected)))
             if progress is not None:
@@ -199,20 +289,28 @@ def _viewed_expectations(source: Any, entity_type: str, part: Partition, full: d
     return out
 
 
-def _scan_and_compare(h: StoreHandle, entity_type: str, part: Partition, expected: dict[uuid.UUID, str | None]) -> Sink:
+def _scan_and_compare(h: StoreHandle, entity_type: str, part: Partition, expected: dict[uuid.UUID, str | None],
+                      prover: Prover | None = None, protected: frozenset[uuid.UUID] = frozenset()) -> Sink:
     sink = Sink(h.name)
-    compare(h, entity_type, expected, h.adapter.scan(entity_type, part, include_malformed=True), sink)
+    compare(h, entity_type, expected, h.adapter.scan(entity_type, part, include_malformed=True), sink, protected)
+    prove_orphans(prover, h, entity_type, sink)
     return sink
 
 
 def compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None],
-             items: Iterator[tuple[Any, str | None]], sink: Sink) -> None:
+             items: Iterator[tuple[Any, str | None]], sink: Sink,
+             protected: frozenset[uuid.UUID] | set[uuid.UUID] = frozenset()) -> None:
+    """Class each scanned item against the source's ``expected`` fingerprints. An ID in
+    ``protected`` (the source holds it, in another text form) is never an orphan: the source's
+    malformed finding says what to fix, and nothing is deleted for it."""
     seen: set[uuid.UUID] = set()
     for ident, fp in items:
         if isinstance(ident, ForeignEntry):
             sink.add(_malformed(h.name, entity_type, ident))  # not ours: never marks an ID as present
             continue
         if isinstance(ident, MalformedID):
+            if ident.id is not None and ident.id in protected and ident.id not in expected:
+                continue
             if ident.id is not None and ident.id not in expected:
                 # ours in the wrong form, and the source lacks it: an orphan (removed by its raw name,
                 # proven first, and only with --delete-orphans), never a rewrite the source cannot feed
@@ -224,7 +322,8 @@ def compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | No
                 seen.add(ident.id)  # present, wrongly encoded: malformed, not also missing
             continue
         if ident not in expected:
-            sink.add(Finding(h.name, entity_type, str(ident), "orphan", "not in the source"))
+            if ident not in protected:
+                sink.add(Finding(h.name, entity_type, str(ident), "orphan", "not in the source"))
             continue
         seen.add(ident)
         if not same_fingerprint(fp, expected[ident]):  # both computed from the data each side holds
@@ -375,12 +474,14 @@ def _malformed(store: str, entity_type: str, ident: MalformedID | ForeignEntry) 
     return Finding(store, entity_type, str(ident.id) if ident.id else ident.raw, "malformed", ident.reason, ident.raw)
 
 
-def _compare_by_reads(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None]) -> Sink:
+def _compare_by_reads(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None],
+                      prover: Prover | None = None) -> Sink:
     sink = Sink(h.name)
     for batch in chunked(list(expected), 500):
         found = h.adapter.get_many(entity_type, batch)
         compare(h, entity_type, {i: expected[i] for i in batch},
                  ((i, viewed_fingerprint(h.adapter.view, r)) for i, r in found.items()), sink)
+    prove_orphans(prover, h, entity_type, sink)
     return sink
 
 
@@ -394,9 +495,11 @@ def _compare_items(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, s
 def _verify_keys(forge: Forge, stores: Stores, entity_type: str, ids: list[uuid.UUID], report: AuditReport) -> None:
     """Flag source records whose ID is not what the scheme gives for their key: for a declared
     type (:class:`~uuid_forge.entitytypes.EntityType`) the key fields in the record's data, else
-    the key stored beside it. IDs are recomputed a batch at a time (``generate_many``)."""
+    the key stored beside it. IDs are recomputed a batch at a time by the one ownership rule
+    (:class:`~uuid_forge.ownership.Prover`, exactly the configured ID function)."""
     if READ not in stores.source.adapter.capabilities:
         return
+    prover: Prover = getattr(forge, "prover", None) or Prover(forge.generator, getattr(forge, "types", {}))
     declared = getattr(forge, "types", {}).get(entity_type)
     # under an ID configuration that differs, one summary (counts) instead of a finding per record
     summary = next((f.setdefault("verify_keys", {"checked": 0, "mismatched": 0}) for f in report.id_config
@@ -417,17 +520,12 @@ def _verify_keys(forge: Forge, stores: Stores, entity_type: str, ids: list[uuid.
     for batch in chunked(ids, 1000):
         keyed: list[tuple[uuid.UUID, Any]] = []
         for ident, record in stores.source.adapter.get_many(entity_type, batch).items():
-            if declared is None:
-                keyed.append((ident, record.key))
-                continue
-            missing = [n for n in declared.key if record.data.get(n) is None]  # data is a Mapping (Record checks)
-            if not missing:  # the key as a write takes it (key_of), so the ID is the write's, by one function
-                keyed.append((ident, declared.key_of(record.data, f"{source} {ident}")))
-            elif isinstance(record.key, dict) and set(record.key) == set(declared.key):
-                keyed.append((ident, record.key))  # written as write(type, key, data) with the key outside the data
-            else:  # no ID can be checked (or rebuilt) without its key fields
-                flag(ident, f"key field(s) {', '.join(missing)} missing or null in the data: its ID cannot be checked")
-        for (ident, _), expected in zip(keyed, _ids_from_keys(forge, entity_type, [k for _, k in keyed])):
+            key, why = prover.key_of(entity_type, record)
+            if key is not None:
+                keyed.append((ident, key))
+            elif declared is not None:  # no ID can be checked (or rebuilt) without its key fields
+                flag(ident, f"{why}: its ID cannot be checked")
+        for (ident, _), expected in zip(keyed, prover.ids_from_keys(entity_type, [k for _, k in keyed])):
             if summary is not None and expected is not None:
                 summary["checked"] += 1
                 summary["mismatched"] += expected != ident
@@ -436,51 +534,54 @@ def _verify_keys(forge: Forge, stores: Stores, entity_type: str, ids: list[uuid.
                      else f"the scheme gives {expected} for the stored key")
 
 
-def _ids_from_keys(forge: Forge, entity_type: str, keys: list[Any]) -> list[uuid.UUID | None]:
-    """The IDs ``keys`` give (None for an absent or unusable key), in one batch when every key can."""
-    usable = [k for k in keys if k is not None]
-    if len(usable) == len(keys):
-        try:
-            return list(forge.generator.generate_many(entity_type, [tuple(k) if isinstance(k, list) else k
-                                                                    for k in keys]))
-        except (TypeError, ValueError):
-            pass  # one bad key: the others one by one
-    return [_id_from_key(forge, entity_type, k) for k in keys]
-
-
-def _id_from_key(forge: Forge, entity_type: str, key: Any = None) -> uuid.UUID | None:
-    if key is None:
-        return None
-    try:
-        if isinstance(key, dict):
-            return forge.generator.generate(entity_type, **key)
-        if isinstance(key, list):
-            return forge.generator.generate(entity_type, *key)
-        return forge.generator.generate(entity_type, key)
-    except (TypeError, ValueError):
-        return None
+def held_in_another_form(source: Any, entity_type: str, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, MalformedID]:
+    """The IDs of ``ids`` the source holds under a name in another text form (what its scan reports
+    as malformed), found by scanning only the narrowest partition around each (1/2**64 of the ID
+    space): a point audit pays for it only for its orphan candidates."""
+    out: dict[uuid.UUID, MalformedID] = {}
+    if SCAN not in source.capabilities:
+        return out
+    for ident in sorted(ids):
+        part = Partition(ident.int >> 64, 1 << 64)
+        for item, _ in source.scan(entity_type, part, include_malformed=True):
+            if isinstance(item, MalformedID) and item.id == ident:
+                out[ident] = item
+                break
+    return out
 
 
 def point_pass(forge: Forge | None, stores: Stores, entity_type: str, targets: list[uuid.UUID], report: AuditReport,
-               verify_keys: bool = False) -> None:
+               verify_keys: bool = False, prover: Prover | None = None) -> None:
     """Compare ``targets`` (IDs) in every store with the source, read by ID (``verify_keys`` needs
-    ``forge``, whose scheme recomputes the IDs)."""
+    ``forge``, whose scheme recomputes the IDs). Orphans and what repair would copy are proven
+    by ``prover`` (by default the forge's): what cannot be proven is "unproven"."""
+    prover = prover if prover is not None else getattr(forge, "prover", None)
     source = stores.source.adapter
+    readable = [h for h in stores.stores[1:] if READ in h.adapter.capabilities]
     for batch in chunked(targets, 500):
         in_source = source.get_many(entity_type, batch)
+        found = {h.name: h.adapter.get_many(entity_type, batch) for h in readable}
+        # orphan candidates the source holds in another text form: never a reason to delete (rule 2)
+        other_form = held_in_another_form(source, entity_type,
+                                          {i for got in found.values() for i in got if i not in in_source})
         for ident in batch:
             if ident not in in_source:
                 report.stores.setdefault(stores.source.name, Counter({k: 0 for k in CLASSES}))
-                report.add(Finding(stores.source.name, entity_type, str(ident), "missing", "not in the source"))
+                report.add(_malformed(stores.source.name, entity_type, other_form[ident]) if ident in other_form
+                           else Finding(stores.source.name, entity_type, str(ident), "missing", "not in the source"))
         if verify_keys and forge is not None:
             _verify_keys(forge, stores, entity_type, list(in_source), report)
-        for h in stores.stores[1:]:
-            if READ in h.adapter.capabilities:
-                view = h.adapter.view
-                expected = {i: viewed_fingerprint(view, r) for i, r in in_source.items()}
-                found = h.adapter.get_many(entity_type, batch)
-                sink = Sink(h.name)
-                compare(h, entity_type, expected, ((i, viewed_fingerprint(view, r)) for i, r in found.items()), sink)
-                sink.merge_into(report)
+        sinks: list[Sink] = []
+        for h in readable:
+            view = h.adapter.view
+            expected = {i: viewed_fingerprint(view, r) for i, r in in_source.items()}
+            sink = Sink(h.name)
+            compare(h, entity_type, expected, ((i, viewed_fingerprint(view, r)) for i, r in found[h.name].items()),
+                    sink, set(other_form))
+            prove_orphans(prover, h, entity_type, sink)
+            sinks.append(sink)
+        prove_source(prover, stores, entity_type, sinks, report, in_source)
+        for sink in sinks:
+            sink.merge_into(report)
 
 

@@ -37,6 +37,7 @@ from .errors import (
 )
 from .layout import Layout
 from .options import BATCH_SIZE, Option, ParsedOptions, parse_options
+from .ownership import Prover
 from .record import (
     ForeignEntry,
     MalformedID,
@@ -111,6 +112,8 @@ class Adapter(ABC):
     driver_query: ClassVar[str] = ""
     #: where keyword arguments that are not options go ("" : nowhere, an unknown one is an error)
     driver_keywords: ClassVar[str] = ""
+    #: the prover of the drop under way (uuid_forge.ownership), for ``_drop`` and :meth:`_proven_ids`
+    _drop_prover: Prover | None = None
 
     def __init__(self, url: str, *, batch_size: int | None = None) -> None:
         self._url = url
@@ -384,13 +387,34 @@ class Adapter(ABC):
                 total += self._delete_raw(entity_type, batch)
         return total
 
-    def drop(self, entity_type: str) -> None:
+    def drop(self, entity_type: str, prover: Prover | None = None) -> None:
         """Remove every record of ``entity_type`` and what the store made for it (a table, an
-        index, a collection, a directory). For tests, demos and decommissioning."""
+        index, a collection, a directory). For tests, demos and decommissioning.
+
+        In a container shared with others (:meth:`shared`: the user's own table, collection or
+        index, a Redis database without a prefix of ours, a directory of files) only the entries
+        ``prover`` proves ours go (uuid_forge.ownership; ``Forge.drop`` passes it), re-read and
+        proven page by page just before deleting; without a prover such a drop is refused."""
         self._require(DELETE)
         self.check_entity_type(entity_type)
-        with self._errors(f"drop({entity_type})"):
-            self._drop(entity_type)
+        shared = self.shared(entity_type)
+        if prover is None and shared:
+            raise ValidationError(
+                f"{self.url()}: drop({entity_type!r}) refused: {entity_type!r} lives in a container shared with "
+                "others, where only entries proven ours may be deleted; drop it through Forge.drop (which proves "
+                "each entry first), or pass prover=")
+        # a container of ours alone goes whole, whatever a prover would say of its entries
+        previous, self._drop_prover = self._drop_prover, (prover if shared else None)
+        try:
+            with self._errors(f"drop({entity_type})"):
+                self._drop(entity_type)
+        finally:
+            self._drop_prover = previous
+
+    def shared(self, entity_type: str) -> bool:
+        """True when ``entity_type`` lives in a container others may write too (so ``drop`` may
+        delete only proven entries). The safe default for an adapter that does not say: shared."""
+        return True
 
     def count(self, entity_type: str) -> int:
         """How many well-encoded records of ``entity_type`` the store holds."""
@@ -447,16 +471,27 @@ class Adapter(ABC):
         raise NotImplementedError
 
     def _drop(self, entity_type: str) -> None:
-        """Default: delete every ID a scan finds, malformed ones too where the store can."""
+        """Default: delete every ID a scan finds, malformed ones too where the store can; with a
+        prover (a shared container), only the entries proven ours, read back just before."""
         ids, raws = [], []
         for ident, _ in self.scan(entity_type, include_malformed=True):
             if isinstance(ident, ForeignEntry):
                 continue  # not ours: dropping a type leaves other applications' entries alone
             (raws.append(ident.raw) if isinstance(ident, MalformedID) else ids.append(ident))
         for batch in chunked(ids, self.batch_size):
-            self._delete(entity_type, batch)
-        if raws:
+            batch = self._proven_ids(entity_type, batch)
+            if batch:
+                self._delete(entity_type, batch)
+        if raws and self._drop_prover is None:  # a wrong-form name cannot be read back to prove it: left
             self._delete_raw(entity_type, raws)
+
+    def _proven_ids(self, entity_type: str, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        """``ids`` as they are, or, during a drop with a prover, those re-read now and proven ours."""
+        prover = self._drop_prover
+        if prover is None or not ids:
+            return ids
+        proven = prover.proven(entity_type, {r.id: r for r in self._get(entity_type, ids)}, self.view)
+        return [i for i in ids if i in proven]
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete entries by raw stored key; stores that can hold a wrong encoding implement it."""

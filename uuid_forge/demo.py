@@ -19,9 +19,11 @@ from typing import Any
 
 from .audit import AuditReport
 from .contract import DELETE, WRITE, Adapter
+from .entitytypes import EntityType
 from .forge import Forge, StoreHandle
 from .ids import IDConfig, Namespace
 from .journal import Journal
+from .ownership import Prover
 from .precedence import SALT_ENV
 from .record import Record
 from .registry import open_store
@@ -94,7 +96,9 @@ def plant(forge: Forge, records: list[Record]) -> list[tuple[str, str, str]]:
         missing, stale, wrong = users[3 * n], users[3 * n + 1], users[3 * n + 2]
         a.delete_many(USER, [missing.id])
         planted.append((h.name, "missing", str(missing.id)))
-        orphan = Record(USER, uuid.uuid4(), {"email": "ghost@example.com"}, {"email": "ghost@example.com"})
+        # a user of ours the source no longer has: its email (the key) rebuilds its ID, so it is provably ours
+        ghost = {"email": "ghost@example.com"}
+        orphan = Record(USER, forge.id_for(USER, ghost), dict(ghost), ghost)
         a.put_many([orphan])
         planted.append((h.name, "orphan", str(orphan.id)))
         a.put_many([Record(USER, stale.id, {**stale.data, "name": "edited behind our back"}, stale.key)])
@@ -108,6 +112,9 @@ def run_demo(forge: Forge, say: Callable[[str], None] = print, users: int = 1000
              progress: Callable[[int], None] | None = None) -> DemoResult:
     """Write, plant, audit, repair, audit again; ``say`` narrates each step."""
     result = DemoResult()
+    if USER not in forge.types:  # the demo's users hold their key field: declared, their entries are provably ours
+        forge.types[USER] = EntityType(USER, key=("email",))
+        forge.prover = Prover(forge.generator, forge.types)
     entities = sample_entities(users, orders)
     say(f"1. write-through: {len(entities)} entities ({users} {USER}, {orders} {ORDER}) to "
         f"{', '.join(f'{h.name} ({h.role})' for h in forge.stores)}")

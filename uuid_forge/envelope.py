@@ -29,9 +29,12 @@ def json_object(pairs: Iterable[tuple[str, str]]) -> str:
 
 
 def envelope_record(entity_type: str, ident: uuid.UUID, doc: Any, fingerprint: str | None) -> Record:
-    """The record a parsed envelope holds; TypeError when ``doc`` is no envelope with a data object."""
+    """The record a parsed envelope holds; TypeError when ``doc`` is no envelope with a data object.
+    An envelope whose ``id`` is the entry's ID is marked ours (:attr:`Record.marked`)."""
     if not isinstance(doc, Mapping) or not isinstance(doc.get(DATA), Mapping):
         raise TypeError("the entry does not hold an envelope with a data object")
     key = doc.get(KEY)
-    return Record(entity_type, ident, doc[DATA], key if isinstance(key, (Mapping, list)) else None,
-                  fingerprint=fingerprint)
+    record = Record(entity_type, ident, doc[DATA], key if isinstance(key, (Mapping, list)) else None,
+                    fingerprint=fingerprint)
+    record.marked = doc.get(ID) == str(ident)  # the envelope names the entry it is in: uuid-forge's mark
+    return record

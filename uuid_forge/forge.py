@@ -65,6 +65,7 @@ from .errors import (
 from .handles import StoreHandle
 from .ids import IDConfig, UUIDGenerator
 from .journal import Journal, PendingBatch
+from .ownership import Prover
 from .record import Record
 from .registry import open_store
 from .report import AuditReport, StoreResult, WriteReport
@@ -124,6 +125,8 @@ class Forge:
         self.types: dict[str, EntityType] = as_types(types)  # declared entity types (their salt_env read now)
         self.generator: UUIDGenerator | TypedGenerator = (TypedGenerator(self.ids, self.types) if self.types
                                                           else UUIDGenerator(self.ids))
+        #: the one ownership rule (uuid_forge.ownership): what deletes or copies asks it first
+        self.prover = Prover(self.generator, self.types)
         self.journal = journal if isinstance(journal, Journal) or journal is None else Journal(journal)
         self.settings = write or WriteSettings()
         self._pool: ThreadPoolExecutor | None = None
@@ -519,6 +522,16 @@ class Forge:
     def entity_types(self) -> list[str]:
         """Every entity type any scannable store holds records of, sorted."""
         return all_types(self.stores)
+
+    def drop(self, entity_type: str, stores: Iterable[str] | None = None) -> None:
+        """Remove ``entity_type`` from every store (or the ones named in ``stores``): a per-type
+        container of ours goes whole; in a container shared with others (the user's own table,
+        collection or index, a Redis database without a prefix of ours, a directory of files)
+        only the entries proven ours go (uuid_forge.ownership). For tests, demos and decommissioning."""
+        names = None if stores is None else set(stores)
+        for h in self.stores:
+            if (names is None or h.name in names) and DELETE in h.adapter.capabilities:
+                h.adapter.drop(entity_type, prover=self.prover)
 
 
 def _stalled(report: WriteReport) -> bool:

@@ -32,7 +32,7 @@ __all__ = ["COLORS", "mask_value", "render", "write"]
 
 #: class -> bar/cell colour (colour-blind-friendly, readable on white)
 COLORS = {"ok": "#2e7d32", "missing": "#c62828", "orphan": "#ef6c00", "stale": "#6a1b9a",
-          "malformed": "#1565c0", "foreign": "#757575"}
+          "malformed": "#1565c0", "foreign": "#757575", "unproven": "#ad1457"}
 FINDING_CLASSES = ("missing", "orphan", "stale", "malformed")
 SAMPLES = 10  # rows per class
 SLOWEST = 10  # partitions listed

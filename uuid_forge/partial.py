@@ -203,11 +203,12 @@ def repair_findings(forge: Forge, findings: list[dict[str, Any]], delete_orphans
     report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in stores.stores[1:]},
                          source=stores.source.name)
     report.findings = [finding_from_dict(f) for f in findings]
+    prover = forge.prover  # every deletion and copy proven here, just before: a task proves nothing by arriving
     try:
-        repair(stores, report, delete_orphans, max_delete, dict(counts), fraction, rechecked)
+        repair(stores, report, delete_orphans, max_delete, dict(counts), fraction, rechecked, prover)
     except UUIDForgeError as err:  # refused here (the source changed since the plan): nothing of this group done
         report.repair_errors.append(f"repair of {len(findings)} finding(s) refused or failed: {mask_text(str(err))}")
-    left = recheck_repaired(stores, report)
+    left = recheck_repaired(stores, report, prover)
     return {"repaired": {n: dict(c) for n, c in report.repaired.items()}, "repair_errors": report.repair_errors,
             "rechecked": {n: {k: c[k] for k in CLASSES} for n, c in left.items()}}
 
@@ -235,6 +236,9 @@ def merge_repairs(report: AuditReport, results: list[dict[str, Any]]) -> None:
         report.repair_errors += r["repair_errors"]
         for name, counts in r["rechecked"].items():
             rechecked.setdefault(name, Counter({k: 0 for k in CLASSES})).update(counts)
+    for name, counts in report.stores.items():  # never acted on, so still there: the repair leaves them
+        if counts["unproven"]:
+            rechecked.setdefault(name, Counter({k: 0 for k in CLASSES}))["unproven"] = counts["unproven"]
     report.rechecked = rechecked
 
 

@@ -131,7 +131,7 @@ class Record:
     (``fingerprint=`` is for callers that already know it from that same data).
     """
 
-    __slots__ = ("_fingerprint", "_json", "_key_json", "data", "entity_type", "id", "key", "unreadable")
+    __slots__ = ("_fingerprint", "_json", "_key_json", "data", "entity_type", "id", "key", "marked", "unreadable")
 
     def __init__(self, entity_type: str, id: uuid.UUID | str, data: Mapping[str, Any],
                  key: Mapping[str, Any] | list[Any] | None = None, *, fingerprint: str | None = None) -> None:
@@ -151,6 +151,10 @@ class Record:
         self._key_json: str | None = None
         self._fingerprint = fingerprint
         self.unreadable: str | None = None
+        #: True when the entry carries uuid-forge's mark naming this ID (Elasticsearch's id field
+        #: equal to ``_id``, the legacy envelope's ``id`` equal to its name): proof that it is ours
+        #: (uuid_forge.ownership). Set by the layout that read it; never by a writer.
+        self.marked = False
 
     @classmethod
     def unreadable_entry(cls, entity_type: str, id: uuid.UUID, reason: str) -> Record:

@@ -7,8 +7,10 @@ nothing the audit found is acted on as found:
 
 * every finding is re-read from the source and the store just before repair, and dropped when
   the two now agree (a writer finished what the audit caught half done);
-* an orphan is re-read from the source right before it is deleted, and only those still absent
-  go; after the deletion the source is read once more for those IDs, and any that appeared
+* an orphan is re-read from the source and from its store right before it is deleted, and only
+  those the source still lacks and that are proven ours (uuid_forge.ownership: their key fields
+  rebuild their ID, or they carry our mark) go: nothing else is ever deleted, whatever a finding
+  or a task says; a source record is proven an entity of its type before it is copied; after the deletion the source is read once more for those IDs, and any that appeared
   meanwhile (a writer that wrote the source, then this store, between the two reads) is
   rewritten into the store from the source at once, so an acknowledged write is never lost;
 * rewritten records are read back from both sides and rewritten again (from the source's
@@ -32,6 +34,7 @@ from .compare import point_pass
 from .contract import DELETE, READ, Adapter, chunked
 from .errors import ConfigError, RepairRefusedError, StoreError, StoreRejectedError, UUIDForgeError
 from .handles import Stores
+from .ownership import Prover
 from .record import UNREADABLE, Record, data_fingerprint, fingerprint_of
 from .report import CLASSES, NOT_FINDINGS, AuditReport, Finding
 from .view import FieldView
@@ -264,9 +267,11 @@ def recheck(stores: Stores, findings: list[Finding]) -> list[Finding]:
     return kept
 
 
-def delete_proven(stores: Stores, adapter: Any, entity_type: str, ids: list[uuid.UUID], done: Counter[str]) -> int:
-    """Delete the orphans among ``ids`` that the source still lacks, read right before; then put
-    back from the source any that a writer wrote meanwhile. Returns how many were deleted."""
+def delete_proven(stores: Stores, adapter: Any, entity_type: str, ids: list[uuid.UUID], done: Counter[str],
+                  prover: Prover | None = None) -> int:
+    """Delete the orphans among ``ids`` that the source still lacks and that ``prover`` proves
+    ours, both read right before; then put back from the source any that a writer wrote
+    meanwhile. Without a prover nothing is deleted. Returns how many were deleted."""
     source = stores.source.adapter
     deleted = 0
     for batch in chunked(ids, READ_BATCH):
@@ -274,32 +279,52 @@ def delete_proven(stores: Stores, adapter: Any, entity_type: str, ids: list[uuid
         absent = [i for i in batch if i not in present]
         if present:  # written meanwhile: no longer an orphan; the store gets the source's version
             done["orphans_kept_now_in_source"] += len(present)
-            _add(done, "rewritten_again", settle(stores, adapter, entity_type, list(present)))
+            _add(done, "rewritten_again", settle(stores, adapter, entity_type, list(present), prover))
         if not absent:
             continue
-        deleted += adapter.delete_many(entity_type, absent)
-        appeared = source.get_many(entity_type, absent)  # a writer between our read and our delete
-        appeared = {i: r for i, r in appeared.items() if not r.unreadable}  # never copy an unreadable entry
+        proven = _proven_in_store(adapter, entity_type, absent, prover)
+        _add(done, "orphans_kept_unproven", len(absent) - len(proven))
+        if not proven:
+            continue
+        deleted += adapter.delete_many(entity_type, proven)
+        appeared = source.get_many(entity_type, proven)  # a writer between our read and our delete
+        appeared = _copyable(entity_type, appeared, prover)  # never copy an unreadable or unproven entry
         if appeared:
             adapter.put_many(appeared.values())
             done["restored_after_delete"] += len(appeared)
-            _add(done, "rewritten_again", settle(stores, adapter, entity_type, list(appeared)))
+            _add(done, "rewritten_again", settle(stores, adapter, entity_type, list(appeared), prover))
     return deleted
 
 
-def delete_proven_raw(stores: Stores, adapter: Any, entity_type: str, pairs: list[tuple[uuid.UUID, str]]) -> int:
-    """Delete orphans stored in the wrong form, by their raw names, once the source is read right
-    before and still lacks their IDs. Returns how many were deleted."""
-    deleted = 0
-    for batch in chunked(pairs, READ_BATCH):
-        present = stores.source.adapter.get_many(entity_type, [i for i, _ in batch])
-        raws = [raw for i, raw in batch if i not in present]
-        if raws:
-            deleted += adapter.delete_raw(entity_type, raws)
-    return deleted
+def _proven_in_store(adapter: Any, entity_type: str, ids: list[uuid.UUID], prover: Prover | None) -> list[uuid.UUID]:
+    """The entries among ``ids`` the store holds now and ``prover`` proves ours (none without one)."""
+    if prover is None or READ not in adapter.capabilities:
+        return []
+    proven = prover.proven(entity_type, adapter.get_many(entity_type, ids), adapter.view)
+    return [i for i in ids if i in proven]
 
 
-def settle(stores: Stores, adapter: Any, entity_type: str, ids: list[uuid.UUID]) -> int:
+def _copyable(entity_type: str, records: dict[uuid.UUID, Record], prover: Prover | None) -> dict[uuid.UUID, Record]:
+    """The source records that may be copied to a store: readable, and proven entities of their type
+    (a record whose key fields are missing or give another ID is not one)."""
+    readable = {i: r for i, r in records.items() if not r.unreadable}
+    if prover is None or not readable:
+        return readable
+    proven = prover.proven(entity_type, readable)
+    return {i: r for i, r in readable.items() if i in proven}
+
+
+def delete_proven_raw(stores: Stores, adapter: Any, entity_type: str, pairs: list[tuple[uuid.UUID, str]],
+                      done: Counter[str] | None = None) -> int:
+    """Orphans stored in the wrong form are never deleted: an entry under a name in the wrong form
+    cannot be read back to be proven ours, and a look-alike name proves nothing. They are counted
+    (``orphans_kept_unproven``) and left. Returns 0."""
+    if done is not None:
+        _add(done, "orphans_kept_unproven", len(pairs))
+    return 0
+
+
+def settle(stores: Stores, adapter: Any, entity_type: str, ids: list[uuid.UUID], prover: Prover | None = None) -> int:
     """Read ``ids`` back from the source and the store; rewrite from the source's current record
     any the store holds differently (a writer's newer version landed while we wrote an older one).
     Returns how many records were rewritten again."""
@@ -311,9 +336,11 @@ def settle(stores: Stores, adapter: Any, entity_type: str, ids: list[uuid.UUID])
         for _ in range(SETTLE_ROUNDS):
             in_source = stores.source.adapter.get_many(entity_type, todo)
             in_store = adapter.get_many(entity_type, todo)
-            # an unreadable source entry is never copied (the rewrite step names it)
+            # an unreadable or unproven source entry is never copied (the rewrite step names it)
             behind = [r for i, r in in_source.items()
                       if not r.unreadable and _data_fp(adapter.view, r) != _data_fp(adapter.view, in_store.get(i))]
+            if behind and prover is not None:
+                behind = list(_copyable(entity_type, {r.id: r for r in behind}, prover).values())
             if not behind:
                 break
             adapter.put_many(behind)
@@ -347,12 +374,14 @@ def source_warnings(stores: Stores, report: AuditReport, empty: set[str]) -> lis
 # -- carrying out a repair ------------------------------------------------------------------------
 def repair(stores: Stores, report: AuditReport, delete_orphans: bool, max_delete: int | str | None = None,
            counts: dict[str, int | None] | None = None, fraction: float = 1.0,
-           rechecked: list[Finding] | None = None) -> None:
+           rechecked: list[Finding] | None = None, prover: Prover | None = None) -> None:
     """Re-check the findings (a writer may have finished what the audit caught half done), let the
     guard refuse mass deletion before anything changes, then rewrite and delete proven orphans.
 
     ``rechecked``: the findings as the caller re-checked them just before, with the guard applied
-    to them already (an audit in one process): they are acted on without a second re-check."""
+    to them already (an audit in one process): they are acted on without a second re-check.
+    ``prover`` (uuid_forge.ownership) proves each orphan right before its deletion and each
+    source record before it is copied; without one, nothing is deleted."""
     handles = {h.name: h for h in stores.stores}
     findings = rechecked
     if findings is None:
@@ -366,11 +395,11 @@ def repair(stores: Stores, report: AuditReport, delete_orphans: bool, max_delete
             continue  # the source is the truth; its own problems are reported, not "repaired"
         todo.setdefault((f.store, f.entity_type), {}).setdefault(f.kind, []).append(f)
     for (store, entity_type), kinds in todo.items():
-        _repair_one(stores, report, handles[store].adapter, store, entity_type, kinds, delete_orphans)
+        _repair_one(stores, report, handles[store].adapter, store, entity_type, kinds, delete_orphans, prover)
 
 
 def _repair_one(stores: Stores, report: AuditReport, adapter: Adapter, store: str, entity_type: str,
-                kinds: dict[str, list[Finding]], delete_orphans: bool) -> None:
+                kinds: dict[str, list[Finding]], delete_orphans: bool, prover: Prover | None = None) -> None:
     """Repair one entity type in one store: wrong twins removed, records rewritten, proven orphans
     deleted, then the rewrites read back (each step's error reported, the next one still tried)."""
     done = report.repaired.setdefault(store, Counter())
@@ -378,30 +407,30 @@ def _repair_one(stores: Stores, report: AuditReport, adapter: Adapter, store: st
     steps: list[tuple[str, Callable[[], int]]] = []
     # A wrong twin goes only when it is an ID of ours whose record the source holds, so it is
     # rewritten in the right form just below; anything else is reported and left alone.
-    twins = _twins(stores, store, entity_type, kinds.get("malformed", []), report)
+    twins = _twins(stores, store, entity_type, kinds.get("malformed", []), report, prover)
     rewrite += [i for i, _ in twins]
     if twins:  # first, so the rewrite below is not removed with the wrong twin
         steps.append(("malformed_removed", lambda: adapter.delete_raw(entity_type, [raw for _, raw in twins])))
-    steps.append(("rewritten", lambda: _rewrite(stores, adapter, entity_type, rewrite)))
+    steps.append(("rewritten", lambda: _rewrite(stores, adapter, entity_type, rewrite, prover, done)))
     if delete_orphans and kinds.get("orphan") and DELETE in adapter.capabilities:
-        orphans = [uuid.UUID(f.id) for f in kinds["orphan"] if f.raw is None]
-        wrong_form = [(uuid.UUID(f.id), f.raw) for f in kinds["orphan"] if f.raw is not None]
-        steps.append(("orphans_deleted", lambda: delete_proven(stores, adapter, entity_type, orphans, done)
-                      + delete_proven_raw(stores, adapter, entity_type, wrong_form)))
+        orphans = [uuid.UUID(f.id) for f in kinds["orphan"] if f.raw is None and as_uuid(f.id)]
+        wrong_form = [(uuid.UUID(f.id), f.raw) for f in kinds["orphan"] if f.raw is not None and as_uuid(f.id)]
+        steps.append(("orphans_deleted", lambda: delete_proven(stores, adapter, entity_type, orphans, done, prover)
+                      + delete_proven_raw(stores, adapter, entity_type, wrong_form, done)))
     for label, step in steps:
         try:
             done[label] += step()
         except UUIDForgeError as err:
             report.repair_errors.append(f"{store}/{entity_type} {label}: {err}")
     try:  # a writer's newer version may have landed in the source while we rewrote
-        again = settle(stores, adapter, entity_type, rewrite)
+        again = settle(stores, adapter, entity_type, rewrite, prover)
         if again:
             done["rewritten_again"] += again
     except UUIDForgeError as err:
         report.repair_errors.append(f"{store}/{entity_type} re-check after rewrite: {err}")
 
 
-def recheck_repaired(stores: Stores, report: AuditReport) -> dict[str, Counter[str]]:
+def recheck_repaired(stores: Stores, report: AuditReport, prover: Prover | None = None) -> dict[str, Counter[str]]:
     """The IDs of the findings read again after a repair, per store and class: what is left.
 
     A point audit of those IDs only (not a second full audit). An orphan the repair was not
@@ -414,7 +443,7 @@ def recheck_repaired(stores: Stores, report: AuditReport) -> dict[str, Counter[s
         if f.kind != "foreign" and (ident := as_uuid(f.id)) is not None:
             targets.setdefault(f.entity_type, set()).add(ident)
     for entity_type, ids in targets.items():
-        point_pass(None, stores, entity_type, sorted(ids), left)
+        point_pass(None, stores, entity_type, sorted(ids), left, prover=prover)
     left.stores.pop(stores.source.name, None)  # "not in the source": the orphans, counted in their stores
     for f in report.findings:  # a store that cannot be read by ID (a message log): what the audit found,
         handle = next((h for h in stores.stores if h.name == f.store), None)  # less what repair republished
@@ -433,16 +462,20 @@ def _republished(report: AuditReport, store: str) -> bool:
 
 
 def _twins(stores: Stores, store: str, entity_type: str, malformed: list[Finding],
-           report: AuditReport) -> list[tuple[uuid.UUID, str]]:
-    """(ID, raw entry) of the malformed findings whose ID the source holds: only those are rewritten,
-    so only their wrongly encoded twins may be removed."""
+           report: AuditReport, prover: Prover | None = None) -> list[tuple[uuid.UUID, str]]:
+    """(ID, raw entry) of the malformed findings whose ID the source holds, read just before, as a
+    proven entity of the type (``prover``): only those are rewritten, so only their wrongly encoded
+    twins may be removed (a twin under a wrong-form name cannot itself be read back: the proof is
+    its source record's). Without a prover, none."""
     decoded = [(i, f.raw) for f in malformed if f.raw is not None and (i := as_uuid(f.id)) is not None]
     if not decoded:
+        return []
+    if prover is None:
         return []
     try:
         present: set[uuid.UUID] = set()
         for batch in chunked(list({i for i, _ in decoded}), 1000):
-            present.update(stores.source.adapter.get_many(entity_type, batch))
+            present.update(_copyable(entity_type, stores.source.adapter.get_many(entity_type, batch), prover))
     except UUIDForgeError as err:
         report.repair_errors.append(f"{store}/{entity_type} malformed_removed: source not read, nothing removed: {err}")
         return []
@@ -457,18 +490,27 @@ def as_uuid(text: str) -> uuid.UUID | None:
         return None
 
 
-def _rewrite(stores: Stores, adapter: Any, entity_type: str, ids: list[uuid.UUID]) -> int:
+def _rewrite(stores: Stores, adapter: Any, entity_type: str, ids: list[uuid.UUID], prover: Prover | None = None,
+             done: Counter[str] | None = None) -> int:
     """Rewrite ``ids`` from the source. A record the store rejects for good (constraint, data,
     size) is isolated by splitting the batch, so it does not fail the repair of the others; the
-    rejected ones are named (IDs, never data) in one error after the rest is written."""
+    rejected ones are named (IDs, never data) in one error after the rest is written. A source
+    record ``prover`` cannot prove an entity of its type is never copied (counted, not an error:
+    the audit reported it "unproven")."""
     total = 0
     rejected: list[tuple[uuid.UUID, str]] = []
     for batch in chunked(ids, 1000):
-        records = list(stores.source.adapter.get_many(entity_type, batch).values())
+        found = stores.source.adapter.get_many(entity_type, batch)
+        records = list(found.values())
         unreadable = [r for r in records if r.unreadable]
         if unreadable:  # never copy an unreadable source entry anywhere: named, and the rest goes on
             rejected.extend((r.id, f"the source's entry cannot be read ({r.unreadable})") for r in unreadable)
             records = [r for r in records if not r.unreadable]
+        if prover is not None and records:
+            proven = _copyable(entity_type, {r.id: r for r in records}, prover)
+            if done is not None:
+                _add(done, "not_copied_unproven", len(records) - len(proven))
+            records = list(proven.values())
         ok, error, bad = put_isolating(records, attempt_once(adapter.put_many))
         if not ok:
             raise StoreError(f"{error} ({total} record(s) rewritten before it)")

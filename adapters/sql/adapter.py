@@ -428,6 +428,9 @@ class SQLAdapter(Adapter):
         with self._engine.begin() as conn:
             return conn.execute(stmt, {"raws": list(raws)}).rowcount
 
+    def shared(self, entity_type: str) -> bool:
+        return self._containers.is_own  # the user's own table
+
     def _drop(self, entity_type: str) -> None:
         """DROP TABLE for our own per-type table; on your own table only its rows go, never the table."""
         if self._containers.is_own:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import pytest
 
 from ..contract import ALL_CAPABILITIES, DELETE, READ, SCAN, WRITE, Adapter
+from ..entitytypes import EntityType
 from ..errors import UUIDForgeError, ValidationError
 from ..ids import IDConfig, Namespace, UUIDGenerator
-from ..record import MalformedID, Partition, Record
+from ..ownership import Prover
+from ..record import ForeignEntry, MalformedID, Partition, Record
 
 INJECTION_STRINGS = (
     "'; DROP TABLE users; --",
@@ -34,6 +36,38 @@ INJECTION_STRINGS = (
 )
 
 _GEN = UUIDGenerator(IDConfig(namespace=Namespace("contract.uuid-forge.test"), salt="contract"))
+#: another application's namespace: its entries are named by version-5 UUIDs too
+THEIRS = uuid.UUID("9a5e5b2c-1f4e-4c1a-8d7e-2b3c4d5e6f70")
+
+
+def contract_prover(entity_type: str) -> Prover:
+    """The ownership proof for :func:`sample_records`: ``entity_type`` declared with key field
+    ``n`` (each sample holds it in its data, and as its key), under the contract's ID configuration."""
+    return Prover(_GEN, {entity_type: EntityType(entity_type, key=("n",))})
+
+
+def look_alikes(entity_type: str) -> dict[str, dict[str, object]]:
+    """Another application's entry names that read as our IDs, with its data: a version-4 UUID
+    (no key field), a version-5 UUID of its own namespace (a key field that gives another ID) and
+    a random-looking 32-hex token that reads as a version-5 UUID (a key field of the wrong type)."""
+    token = uuid.uuid5(THEIRS, f"token-{entity_type}").hex
+    return {str(uuid.uuid4()): {"token": "opaque session data", "owner": "someone@example.org"},
+            str(uuid.uuid5(THEIRS, f"session-{entity_type}")): {"n": 1, "owner": "someone@example.org"},
+            token: {"n": "1", "owner": "someone@example.org"}}
+
+
+def scanned_items(store: Adapter, entity_type: str, leave_out: Collection[uuid.UUID] = ()) -> list[str]:
+    """Everything a scan with malformed and foreign entries yields, as sortable text, but ``leave_out``."""
+    out = []
+    for item, _ in store.scan(entity_type, include_malformed=True):
+        if isinstance(item, uuid.UUID):
+            if item not in leave_out:
+                out.append(f"id {item}")
+        elif isinstance(item, MalformedID):
+            out.append(f"malformed {item.raw}")
+        elif isinstance(item, ForeignEntry):
+            out.append(f"foreign {item.raw}")
+    return sorted(out)
 
 
 def sample_records(entity_type: str, n: int, start: int = 0, version: int = 1) -> list[Record]:
@@ -75,6 +109,12 @@ class AdapterContract:
 
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
         """Store ``ident`` in a wrong encoding with the raw driver; return False if impossible."""
+        return False
+
+    def plant_foreign(self, store: Adapter, entity_type: str, name: str, data: dict[str, object]) -> bool:
+        """Write another application's entry named ``name`` holding ``data`` with the raw driver,
+        beside ours in the container ``entity_type`` lives in; return False where no other
+        application writes (a container of uuid-forge's alone): the look-alike tests are skipped."""
         return False
 
     def cleanup(self, store: Adapter, entity_type: str) -> None:
@@ -264,13 +304,59 @@ class AdapterContract:
         store.put_many(records)
         planted = self.plant_malformed(store, etype, _GEN.generate(etype, "planted"))
         assert len(list(store.scan(etype, include_malformed=True))) == 2_500 + planted
-        store.drop(etype)
-        assert list(store.scan(etype, include_malformed=True)) == []
-        assert etype not in store.entity_types()
+        shared = store.shared(etype)
+        if shared:  # a container others write too: no drop without the proof
+            with pytest.raises(ValidationError, match="shared with others"):
+                store.drop(etype)
+            assert len(scanned_ids(store, etype)) == 2_500
+        store.drop(etype, prover=contract_prover(etype))
+        left = list(store.scan(etype, include_malformed=True))
+        # in a shared container a wrong-form name cannot be read back and proven ours: it stays
+        assert len(left) == (planted if shared else 0) and all(isinstance(i, MalformedID) for i, _ in left)
+        if not left:
+            assert etype not in store.entity_types()
         store.put_many(records[:3])  # whatever the adapter cached about the type (an index, a folder) is gone too
         assert sorted(scanned_ids(store, etype)) == sorted(r.id for r in records[:3])
         if READ in store.capabilities:
             assert set(store.get_many(etype, [r.id for r in records[:5]])) == {r.id for r in records[:3]}
+
+    def test_drop_keeps_look_alike_foreign_entries_beside_ours(self, store: Adapter, etype: str) -> None:
+        """Issue 18: a name in our form proves nothing; drop deletes the proven entries only."""
+        self._need(store, DELETE, SCAN)
+        ours = sample_records(etype, 20)
+        store.put_many(ours)
+        foreign = look_alikes(etype)
+        if not all(self.plant_foreign(store, etype, name, data) for name, data in foreign.items()):
+            pytest.skip(f"{store.name}: no other application writes in this container")
+        prover = contract_prover(etype)
+        theirs = [uuid.UUID(name) for name in foreign]
+        before = scanned_items(store, etype, {r.id for r in ours})
+        read = store.get_many(etype, theirs) if READ in store.capabilities else {}
+        assert before or read, "the planted entries are not seen at all: nothing would be tested"
+        assert not any(p.ok for p in prover.prove(etype, read, store.view).values())  # unproven, every one
+        if READ in store.capabilities:
+            assert prover.proven(etype, store.get_many(etype, [r.id for r in ours]), store.view) == {r.id for r in ours}
+        store.drop(etype, prover=prover)
+        assert not {r.id for r in ours} & set(scanned_ids(store, etype))  # ours went
+        assert scanned_items(store, etype) == before  # theirs stayed, every one
+        if READ in store.capabilities:
+            assert {i: r.data for i, r in store.get_many(etype, theirs).items()} == {i: r.data for i, r in read.items()}
+
+    def test_source_entries_without_their_key_fields_are_unproven(self, store: Adapter, etype: str) -> None:
+        """Issue 18, rule 2: an entry of a source whose key fields are missing is not an entity of the type."""
+        self._need(store, READ)
+        ours = sample_records(etype, 3)
+        store.put_many(ours)
+        stray: dict[str, dict[str, object]] = {str(uuid.uuid4()): {"token": "reset-me", "owner": "x@example.org"},
+                 str(uuid.uuid4()): {"n": None, "owner": "x@example.org"}}
+        if not all(self.plant_foreign(store, etype, name, data) for name, data in stray.items()):
+            pytest.skip(f"{store.name}: no other application writes in this container")
+        prover = contract_prover(etype)
+        got = store.get_many(etype, [uuid.UUID(n) for n in stray])
+        assert set(got) == {uuid.UUID(n) for n in stray}
+        proofs = prover.prove(etype, got, store.view)
+        assert not any(p.ok for p in proofs.values()), proofs
+        assert prover.proven(etype, store.get_many(etype, [r.id for r in ours]), store.view) == {r.id for r in ours}
 
     def test_close_is_idempotent(self, store: Adapter) -> None:
         store.close()
