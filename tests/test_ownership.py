@@ -8,7 +8,8 @@ import uuid
 
 from uuid_forge.entitytypes import EntityType, TypedGenerator
 from uuid_forge.ids import IDConfig, UUIDGenerator
-from uuid_forge.ownership import Prover, masked_name
+from uuid_forge.masking import mask_name
+from uuid_forge.ownership import Prover
 from uuid_forge.record import Record
 from uuid_forge.view import FieldView
 
@@ -57,6 +58,9 @@ def test_undeclared_type_is_proven_by_the_stored_key_only() -> None:
     assert prover.proven("thing", {keyed.id: keyed, bare.id: bare}) == {ident}
 
 
-def test_masked_names_keep_only_a_head() -> None:
-    name = str(uuid.uuid4())
-    assert masked_name(name).startswith(name[:8]) and name[9:] not in masked_name(name)
+def test_names_not_proven_ours_keep_only_their_shape() -> None:
+    name = str(uuid.uuid4())  # a look-alike: another application's session ID
+    shown = mask_name(name)
+    assert shown[0] == name[0] and shown.count("-") == 4 and len(shown) == len(name)
+    assert all(part[1:] not in shown for part in name.split("-") if len(part) > 1)
+    assert mask_name("session:john@example.com") == "s••••••:j•••@e••••••.c••"

@@ -27,7 +27,8 @@ from .classify import scheme_versions
 from .contract import READ, SCAN, chunked
 from .errors import StoreError, UUIDForgeError
 from .handles import StoreHandle, Stores, StoreSet
-from .ownership import HOW_TO_PROVE, Prover, masked_name
+from .masking import mask_name
+from .ownership import HOW_TO_PROVE, Prover
 from .record import (
     ForeignEntry,
     MalformedID,
@@ -125,7 +126,7 @@ def unproven(store: str, entity_type: str, name: str, reason: str, role: str = "
     why not, and how to make such entries provable. Never acted on."""
     what = ("not copied to any store: not an entity of this type" if role == "source"
             else "not deleted or rewritten")
-    return Finding(store, entity_type, masked_name(name), "unproven", f"not proven ours: {reason}; {what}; "
+    return Finding(store, entity_type, mask_name(name), "unproven", f"not proven ours: {reason}; {what}; "
                    + HOW_TO_PROVE)
 
 

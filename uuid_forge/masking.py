@@ -18,7 +18,7 @@ from .urls import mask_text
 if TYPE_CHECKING:
     from .report import AuditReport, Finding
 
-__all__ = ["Masker", "mask_value", "masked_report"]
+__all__ = ["Masker", "mask_name", "mask_value", "masked_report"]
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _WORD = re.compile(r"\w+")
@@ -41,6 +41,13 @@ def mask_value(text: str) -> str:
         last = m.end()
     out.append(_shape(text[last:]))
     return "".join(out)
+
+
+def mask_name(text: str) -> str:
+    """Another application's entry name with nothing of it kept but its shape, a UUID-looking name
+    included (a version-4 session ID is theirs, not an ID of ours): ``"session:john@example.com"``
+    -> ``"s••••••:j•••@e••••••.c••"``. Findings of entries not proven ours hold their name so."""
+    return _shape(text)
 
 
 class Masker:

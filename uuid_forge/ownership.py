@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from .record import Record
 from .view import FULL, FieldView
 
-__all__ = ["HOW_TO_PROVE", "Proof", "Prover", "masked_name"]
+__all__ = ["HOW_TO_PROVE", "Proof", "Prover"]
 
 #: what an audit tells the user about entries it cannot prove
 HOW_TO_PROVE = ("to make such entries provable, store the type's key fields in this store (or keep uuid-forge's "
@@ -60,14 +60,6 @@ class Proof:
 
 
 PROVEN = Proof(True)
-
-
-def masked_name(name: str) -> str:
-    """Another application's entry name as reports show it: its first 8 characters, the rest
-    hidden (a session token or an e-mail address in a key name is theirs, not ours to print)."""
-    if len(name) <= 8:
-        return name[:1] + "•" * (len(name) - 1)
-    return name[:8] + "".join("•" if c.isalnum() else c for c in name[8:])
 
 
 class Prover:
