@@ -21,7 +21,9 @@ from uuid_forge import audit as audit_module
 from uuid_forge import compare as compare_module
 from uuid_forge.contract import SCAN, WRITE, Adapter, ScanItem
 from uuid_forge.errors import SpillError
+from uuid_forge.ownership import PROVEN, Proof, Prover
 from uuid_forge.record import ForeignEntry, MalformedID
+from uuid_forge.view import FULL, FieldView
 
 from .scaffold import make_forge
 
@@ -82,6 +84,15 @@ class FakeLogAdapter(Adapter):
         return [ET]
 
 
+class FakeTrustingProver(Prover):
+    """A fake proof that takes every entry for ours: the planted source holds IDs at partition
+    boundaries, which no key gives. Proof is tested in tests/test_ownership.py; here the subject
+    is the log's spill, and the findings must not depend on it."""
+
+    def prove(self, entity_type: str, records: Any, view: FieldView = FULL) -> dict[uuid.UUID, Proof]:
+        return dict.fromkeys(records, PROVEN)
+
+
 def _boundary_ids() -> list[uuid.UUID]:
     """The first and last ID of every one of PARTS partitions (and one past each end)."""
     out = []
@@ -126,6 +137,7 @@ def _planted(delay: float = 0.0) -> tuple[Forge, FakeLogAdapter, dict[str, set[s
     log.events += [(ForeignEntry("their-key", "not ours"), None)] * 3 + [(ForeignEntry("", "no correlation_id"), None)]
     want["foreign"] = {"their-key", ""}
     forge = make_forge(Path(), ("src", source), ("log", log), ids=IDS, journal=None)
+    forge.prover = FakeTrustingProver(forge.generator, forge.types)
     return forge, log, want
 
 
