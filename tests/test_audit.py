@@ -10,7 +10,7 @@ from uuid_forge.adapters.memory import MemoryAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, Partition, Record
 from uuid_forge import compare as compare_module
-from uuid_forge.ownership import masked_name
+from uuid_forge.masking import mask_name
 
 from .fakes import entities
 from .scaffold import make_forge
@@ -50,12 +50,12 @@ def test_each_planted_class_is_found_exactly(setup: tuple[Forge, MemoryAdapter, 
     report = forge.audit()
     found = {(f.kind, f.id) for f in report.findings}
     assert found == {("missing", str(ids[0])), ("orphan", str(ghost.id)), ("stale", str(ids[1])),
-                     ("unproven", masked_name(str(stray)))}
+                     ("unproven", mask_name(str(stray)))}
     assert report.stores["replica"]["ok"] == 338 and not report.consistent
     repaired = forge.audit(repair=True, delete_orphans=True)
     assert repaired.repaired["replica"] == {"rewritten": 2, "orphans_deleted": 1}
     after = forge.audit()
-    assert [(f.kind, f.id) for f in after.findings] == [("unproven", masked_name(str(stray)))]
+    assert [(f.kind, f.id) for f in after.findings] == [("unproven", mask_name(str(stray)))]
     assert set(replica.get_many("user", [ghost.id, stray])) == {stray}  # the proven orphan went, the other stayed
 
 

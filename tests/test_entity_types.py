@@ -25,7 +25,7 @@ from uuid_forge.entitytypes import EntityType
 from uuid_forge.errors import ConfigError, IDConfigMismatchError, UUIDForgeError
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
-from uuid_forge.ownership import masked_name
+from uuid_forge.masking import mask_name
 from uuid_forge.settings import parse_settings
 
 from .conftest import load_vectors
@@ -204,7 +204,7 @@ def test_verify_keys_recomputes_ids_from_the_key_fields(tmp_path: Path) -> None:
         assert len(found) == 2
         # neither is an entity of the type (issue 18, rule 2): unproven, so repair never copies them
         unproven = sorted(f_.id for f_ in report.findings if f_.store == "src" and f_.kind == "unproven")
-        assert unproven == sorted([masked_name(str(wrong)), masked_name(str(stray))])
+        assert unproven == sorted([mask_name(str(wrong)), mask_name(str(stray))])
 
 
 # -- generate(dict): the ancestor's own call ------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from uuid_forge import Forge, IDConfig, Namespace
-from uuid_forge.ownership import masked_name
+from uuid_forge.masking import mask_name
 
 from .scaffold import make_forge
 
@@ -73,4 +73,4 @@ def test_an_unreadable_source_entry_is_never_copied_nor_makes_an_orphan(forge: F
     # it cannot be read, so it cannot be proven an entity of the type (issue 18): reported on the
     # source as unproven, masked, and never copied (it used to reach repair and fail there)
     assert [(f.id, "cannot be read" in f.detail) for f in done.findings if f.kind == "unproven"] == [
-        (masked_name(str(victim)), True)], done.findings
+        (mask_name(str(victim)), True)], done.findings

@@ -16,7 +16,7 @@ import pytest
 
 from uuid_forge import Forge, IDConfig, Namespace, open_store
 from uuid_forge.errors import ConfigError
-from uuid_forge.record import Record, data_fingerprint, fingerprint_of
+from uuid_forge.record import Record, data_fingerprint
 from uuid_forge.settings import parse_settings
 from uuid_forge.view import FULL, FieldView
 
