@@ -23,10 +23,10 @@ uuid-forge made and that holds nothing else; from your own index, or from one ho
 applications' documents, it deletes only uuid-forge's documents.
 
 **One data model**: ``_source`` keeps the JSON text as sent. Responses are parsed with
-:func:`uuid_forge.record.load_json` (fractions as Decimal, every digit kept), and strings in fields
-the index maps as ``date`` come back as aware UTC datetimes (a date without an offset is UTC,
-as Elasticsearch reads it), so ``...+02:00``, ``...Z`` and ``.123Z`` compare with the source's
-datetime by instant. JSON layers outside Python (Java and JavaScript clients, ingest pipelines,
+:func:`uuid_forge.record.load_json` (fractions as Decimal, every digit kept), and strings come back as the
+text sent, in fields the index maps as ``date`` too: text is text (docs/data-model.md), so a
+source's datetime, written as its UTC text ``...Z``, reads back equal, and ``...+02:00`` written by
+another program is another value (stale, repaired to the source's). JSON layers outside Python (Java and JavaScript clients, ingest pipelines,
 the noida-db stand-in) turn integers beyond 64 bits and decimals beyond a double's 17 digits into
 doubles; such numbers are written as their exact text, and the document lists where they are in
 ``uf_numbers`` (option ``numbers_field``, JSON Pointers such as ``/total``), read back as numbers.
@@ -37,6 +37,13 @@ that shape on rewrite. Without an id field a scan cannot read one ID range alone
 reads the whole index. A document whose ``_id`` is no ID of ours is another application's
 (:class:`~uuid_forge.record.ForeignEntry`): reported, never rewritten or deleted.
 
+**Writes own only their fields** (``FieldView.owns``, :mod:`uuid_forge.view`; issue 18): a store
+that owns every field writes whole documents with bulk ``index`` (the fast path); any other view
+(``projection``, ``ignore_fields``) a bulk ``update`` whose script sets the owned fields, removes the
+owned ones the record lacks (``uf_numbers`` too when no longer needed), and keeps the rest.
+``filter`` (an Elasticsearch query in JSON) narrows your own index to this store's documents. An
+existing index that maps ``id_field`` as anything but ``keyword`` is refused.
+
 Indices written by earlier versions in the envelope layout (``id``, ``fp``, ``key``, ``data``
 with ``dynamic: strict``) are refused with a message saying so: reindex them into this layout.
 """
@@ -44,7 +51,6 @@ with ``dynamic: strict``) are refused with a message saying so: reindex them int
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import decimal
 import json
 import re
@@ -76,6 +82,9 @@ from uuid_forge.errors import (
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
 from uuid_forge.urls import mask_text
+
+#: beside your own index (index=): uuid-forge's own records (the ID-configuration marker)
+META = "uuid-forge.meta"
 
 __all__ = ["ID_FORMATS", "LAYOUTS", "DataLayout", "ElasticsearchAdapter", "Hit", "IndexOwners"]
 
@@ -150,42 +159,13 @@ def _restore_numbers(data: dict[str, Any], pointers: Any) -> None:
             continue
 
 
-def _date_paths(properties: dict[str, Any], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
-    """The field paths a mapping's ``properties`` map as ``date`` or ``date_nanos``."""
-    found: set[tuple[str, ...]] = set()
-    for name, spec in (properties or {}).items():
-        if not isinstance(spec, dict):
-            continue
-        path = (*prefix, *name.split("."))
-        if spec.get("type") in ("date", "date_nanos"):
-            found.add(path)
-        if isinstance(spec.get("properties"), dict):
-            found |= _date_paths(spec["properties"], path)
-    return found
-
-
-def _instant(text: str) -> dt.datetime | None:
-    """A date-time string (with a time of day) as an aware UTC datetime; None for anything else."""
-    if len(text) < 16 or not text[:4].isdigit():
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)  # Elasticsearch reads a date without offset as UTC
-    return value.astimezone(dt.UTC)
-
-
-def _dates(value: Any, paths: frozenset[tuple[str, ...]], path: tuple[str, ...] = ()) -> Any:
-    """``value`` with the date-time strings at date-mapped ``paths`` as aware UTC datetimes."""
-    if isinstance(value, dict):
-        return {k: _dates(v, paths, (*path, *k.split("."))) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_dates(v, paths, path) for v in value]
-    if isinstance(value, str) and path in paths:
-        return _instant(value) or value
-    return value
+#: the partial update of DataLayout.update (JSON text): plain Painless that the stand-in runs too
+_MERGE_SCRIPT = json.dumps(
+    "for (k in params.unset) { ctx._source.remove(k); } "
+    "if (params.rest) { List drop = new ArrayList(); for (k in ctx._source.keySet()) { "
+    "if (!params.keep.contains(k) && !params.doc.containsKey(k)) { drop.add(k); } } "
+    "for (k in drop) { ctx._source.remove(k); } } "
+    "for (k in params.doc.keySet()) { ctx._source[k] = params.doc[k]; }")
 
 
 def _base64url(ident: uuid.UUID) -> str:
@@ -198,10 +178,9 @@ ID_FORMATS: dict[str, Callable[[uuid.UUID], str]] = {"string": str, "base64url":
 
 @dataclass(frozen=True)
 class Hit:
-    """A document as read: its ``_source``, and the field paths its index maps as dates."""
+    """A document as read: its ``_source`` (date-mapped fields too come back as the text sent)."""
 
     source: dict[str, Any]
-    dates: frozenset[tuple[str, ...]] = frozenset()
 
 
 class DataLayout(Layout):
@@ -249,10 +228,33 @@ class DataLayout(Layout):
         return self.store.fingerprint_data(self.data(stored))
 
     def owned_fields(self, record: Record) -> frozenset[str]:
+        """The id field (uuid-forge's mark), the numbers field where the record needs it, and the
+        record's fields the store's view owns (FieldView.owns)."""
         ours = [self.id_field] if self.id_field else []
         if self._exact(record)[1]:
             ours.append(self.numbers_field)
-        return frozenset((*record.data, *ours))
+        owns = self.store.view.owns
+        return frozenset((*(k for k in record.data if owns(k)), *ours))
+
+    def update(self, record: Record) -> str:
+        """The body of a bulk ``update`` that writes only the fields this store owns: a script
+        sets the owned fields of ``record`` and removes the owned ones it lacks, every other field
+        of the stored document stays as it is; a new document is the owned fields (``upsert``)."""
+        view = self.store.view
+        if any(not view.owns(k) for k in record.data):
+            record = Record(record.entity_type, record.id, {k: v for k, v in record.data.items() if view.owns(k)},
+                            record.key)
+        doc = self.encode(record)
+        marks = [n for n in (self.id_field, self.numbers_field) if n]
+        if view.projection is not None:  # the owned names are known: remove those the record lacks
+            unset = [n for n in view.projection if n not in record.data and n not in marks]
+            rest, keep = False, []
+        else:  # every field but ignore_fields is owned: remove whatever else the record lacks
+            unset, rest, keep = [], True, [n for n in view.ignore_fields if n not in marks]
+        if self.numbers_field and self.numbers_field not in unset and not self._exact(record)[1]:
+            unset.append(self.numbers_field)
+        params = f'{{"doc":{doc},"unset":{json.dumps(unset)},"rest":{json.dumps(rest)},"keep":{json.dumps(keep)}}}'
+        return f'{{"script":{{"source":{_MERGE_SCRIPT},"lang":"painless","params":{params}}},"upsert":{doc}}}'
 
     def _exact(self, record: Record) -> tuple[str, list[str]]:
         """The data's JSON with every number a double or int64 would change as text, and where they are."""
@@ -272,7 +274,7 @@ class DataLayout(Layout):
         pointers = data.pop(self.numbers_field, None) if self.numbers_field else None
         if pointers:
             _restore_numbers(data, pointers)
-        return _dates(data, stored.dates) if stored.dates else data
+        return data  # text as sent, date-mapped or not: text is text (docs/data-model.md)
 
     def validate(self, entity_type: str, index: str, records: list[Record]) -> None:
         """Refuse data whose top-level fields Elasticsearch or this layout keep for themselves."""
@@ -292,8 +294,15 @@ class DataLayout(Layout):
         return {"properties": {self.id_field: {"type": "keyword"}} if self.id_field else {}}
 
     def refusal(self, mapping: dict[str, Any]) -> str | None:
-        """Why an existing index cannot hold this layout: it holds the former envelope layout."""
+        """Why an existing index cannot hold this layout: it holds the former envelope layout, or
+        it maps ``id_field`` as something other than a keyword (a text field is split into terms:
+        the ID ranges an audit reads would be wrong)."""
         props = mapping.get("properties") or {}
+        kind = (props.get(self.id_field) or {}).get("type") if self.id_field else None
+        if kind is not None and kind != "keyword":
+            return (f"it maps {self.id_field!r} as {kind!r}: uuid-forge keeps the ID there and reads ID ranges, which "
+                    f"needs a keyword; map {self.id_field} as {{\"type\": \"keyword\"}} (reindex), or choose another "
+                    "id_field")
         if "fp" in props and (props.get("data") or {}).get("enabled") is False:
             return ("it holds uuid-forge's former envelope layout (id, fp, key, data; dynamic: strict): reindex its "
                     "documents' data as top-level fields into a new index, then point this store at it")
@@ -424,6 +433,12 @@ class ElasticsearchAdapter(Adapter):
         Option("max_retries", int, 0, "the client's own retries on connection errors and 429/502/503/504 "
                "(write-through retries whole batches; an audit should fail fast)", minimum=0),
         BATCH_SIZE,
+        Option("filter", str, None, "an Elasticsearch query in JSON that narrows your own index to the documents "
+               "this store reads, e.g. {\"term\": {\"kind\": \"user\"}}: scans, reads, counts, audits and drop see "
+               "only the documents it matches, and a write whose document it would not select is refused (checked "
+               "before writing for match_all, term, terms, exists, range and bool, against the values as written: "
+               "use keyword fields; a filter using other queries makes the store read-only)",
+               convert=lambda v: _query(v), expects="a JSON object (an Elasticsearch query)"),
         Option("scan_page_size", int, 10_000, "hits per scroll page of a scan (whole documents: lower it for "
                "large ones)", minimum=1),
     )
@@ -439,9 +454,12 @@ class ElasticsearchAdapter(Adapter):
         self.layout: DataLayout = LAYOUTS[opts["layout"]](self, opts["id_field"], opts["numbers_field"])
         own, own_type, prefix = _container_options(opts["index"] or None, opts["entity_type"] or None, opts["prefix"])
         self._owners = IndexOwners(self, prefix + "*")
-        self.containers = Containers("index", own=own, own_type=own_type, prefix=prefix, owners=self._owners)
+        self.containers = Containers("index", own=own, own_type=own_type, prefix=prefix, owners=self._owners,
+                                     side=META)
         self._refresh = opts["refresh"]
         self._page = opts["scan_page_size"]
+        #: the query narrowing the index to this store's documents (option ``filter``), or None
+        self.filter: dict[str, Any] | None = opts["filter"]
         scheme = parts.scheme.lower()
         http_scheme = scheme.split("+", 1)[1] if "+" in scheme else "http"
         if http_scheme not in ("http", "https"):
@@ -579,22 +597,39 @@ class ElasticsearchAdapter(Adapter):
             return False
         return self._owners.get(self.index_name(entity_type)) == (self.prefix, entity_type)
 
-    def _date_paths(self, index: str) -> frozenset[tuple[str, ...]]:
-        return frozenset(_date_paths((self.mapping(index) or {}).get("properties") or {}))
-
     # -- hooks -----------------------------------------------------------------------------------
     def _put(self, entity_type: str, records: list[Record]) -> None:
         index = self.index_name(entity_type)
         self._ensure_index(entity_type)
-        # One NDJSON text with the canonical JSON embedded as is: no parse and re-serialise per record.
-        encode = self.layout.encode
-        body = "".join([f'{{"index":{{"_id":"{self._doc_id(r.id)}"}}}}\n{encode(r)}\n' for r in records])
+        self._check_filter(records)
+        view = self.view
+        if view.projection is None and not view.ignore_fields:
+            # Every field is ours: whole documents, one NDJSON text with the canonical JSON embedded
+            # as is (no parse and re-serialise per record).
+            encode = self.layout.encode
+            body = "".join([f'{{"index":{{"_id":"{self._doc_id(r.id)}"}}}}\n{encode(r)}\n' for r in records])
+        else:  # the owned fields only: fields another application added stay (issue 18, rule 3)
+            update = self.layout.update
+            body = "".join([f'{{"update":{{"_id":"{self._doc_id(r.id)}"}}}}\n{update(r)}\n' for r in records])
         resp = self._client.bulk(operations=body, index=index, refresh=self._refresh,  # type: ignore[arg-type]
                                  filter_path="errors,items.*.error")  # a str body is sent as is
         if resp.get("errors"):
             errors = [op["error"] for item in resp.get("items", ()) for op in item.values() if "error" in op]
             if errors:
                 self._raise_item_error(f"bulk index into {index}", errors, len(records))
+
+    def _put_new(self, entity_type: str, records: list[Record]) -> None:
+        """``_bulk`` with ``create``: a document whose ``_id`` exists already stays as it is."""
+        index = self.index_name(entity_type)
+        self._ensure_index(entity_type)
+        encode = self.layout.encode
+        body = "".join([f'{{"create":{{"_id":"{self._doc_id(r.id)}"}}}}\n{encode(r)}\n' for r in records])
+        resp = self._client.bulk(operations=body, index=index, refresh=self._refresh,  # type: ignore[arg-type]
+                                 filter_path="errors,items.*.error")
+        errors = [op["error"] for item in resp.get("items", ()) for op in item.values()
+                  if "error" in op and op["error"].get("type") != "version_conflict_engine_exception"]
+        if errors:
+            self._raise_item_error(f"bulk create into {index}", errors, len(records))
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         # mget is real-time: it sees acknowledged writes before any refresh.
@@ -605,16 +640,42 @@ class ElasticsearchAdapter(Adapter):
         if len(docs) != len(ids):
             raise StoreError(f"{self.url()}: mget returned {len(docs)} docs for {len(ids)} ids", store=self.url())
         found = []
-        dates: frozenset[tuple[str, ...]] | None = None
         for ident, doc in zip(ids, docs):  # mget answers in request order
             if doc.get("found"):
-                if dates is None:
-                    dates = self._date_paths(index)
                 found.append(self._read_record(entity_type, ident,
-                                               _decoder(self.layout, entity_type, ident, Hit(doc["_source"], dates))))
+                                               _decoder(self.layout, entity_type, ident, Hit(doc["_source"]))))
             elif "error" in doc and doc["error"].get("type") != "index_not_found_exception":
                 self._raise_item_error("mget", [doc["error"]], len(ids))
+        if self.filter is not None and found:
+            # mget cannot filter: keep the documents the filter selects (a search, after a refresh)
+            self._client.indices.refresh(index=index, ignore_unavailable=True)
+            wanted = [self._doc_id(r.id) for r in found]
+            hits = self._client.search(index=index, size=len(wanted), source=False, query={"bool": {"filter": [
+                {"ids": {"values": wanted}}, self.filter]}})["hits"]["hits"]
+            selected = {h["_id"] for h in hits}
+            found = [r for r in found if self._doc_id(r.id) in selected]
         return found
+
+    def _narrowed(self, query: dict[str, Any]) -> dict[str, Any]:
+        """``query`` narrowed by the store's ``filter`` (unchanged without one)."""
+        return query if self.filter is None else {"bool": {"filter": [query, self.filter]}}
+
+    def _check_filter(self, records: list[Record]) -> None:
+        """Refuse, before anything is written, a record whose document the ``filter`` would not
+        select: written, it would be invisible to this store's own reads and audits."""
+        if self.filter is None:
+            return
+        for record in records:
+            try:
+                selected = _selects(self.filter, load_json(self.layout.encode(record)))
+            except _Unsupported as err:
+                raise ValidationError(f"{record.entity_type} {record.id}: this store's filter uses the {err} query, "
+                                      "which uuid-forge cannot check before a write: nothing was written (writes "
+                                      "need a filter of match_all, term, terms, exists, range and bool)") from None
+            if not selected:
+                raise ValidationError(f"{record.entity_type} {record.id}: its document does not match this store's "
+                                      f"filter {json.dumps(self.filter)[:200]}, so this store could never read it "
+                                      "back: nothing was written")
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete documents by the exact ``_id`` a scan reported (a wrongly encoded one)."""
@@ -662,10 +723,9 @@ class ElasticsearchAdapter(Adapter):
         index = self.index_name(entity_type)
         self._check_index(entity_type)
         self._client.indices.refresh(index=index, ignore_unavailable=True)
-        dates = self._date_paths(index)
         layout = self.layout
         hits = helpers.scan(self._client, index=index, size=self._page, ignore_unavailable=True,
-                            query={"query": layout.partition_query(partition)})
+                            query={"query": self._narrowed(layout.partition_query(partition))})
         for hit in hits:
             src = hit.get("_source") or {}
             item = layout.classify_hit(hit["_id"], src)
@@ -676,23 +736,23 @@ class ElasticsearchAdapter(Adapter):
                     continue
                 ident = item if isinstance(item, uuid.UUID) else item.id
                 if ident is not None and partition.contains(ident):
-                    yield item, layout.fingerprint(Hit(src, dates))
+                    yield item, layout.fingerprint(Hit(src))
                 continue
             # With an id field, exactly one partition's range query finds the document: the one whose
             # string range holds that text, which for a non-canonical id field may not be the one its
             # UUID falls in. It is reported there, once, with the UUID as ``id`` only when they agree.
             if isinstance(item, MalformedID) and item.id is not None and not partition.contains(item.id):
                 item = MalformedID(raw=item.raw, reason=f"{item.reason} ({item.id})")
-            yield item, (None if isinstance(item, ForeignEntry) else layout.fingerprint(Hit(src, dates)))
+            yield item, (None if isinstance(item, ForeignEntry) else layout.fingerprint(Hit(src)))
 
     def _drop(self, entity_type: str) -> None:
         """Our documents go; the index goes too when uuid-forge made it and nothing else is in it."""
         index = self.index_name(entity_type)
         self._check_index(entity_type)  # never another prefix's index
-        ours = self._made_by_us(entity_type)
+        ours = self._made_by_us(entity_type) and self.filter is None  # a filtered index is shared
         ids, raws, foreign = [], [], False
         hits = helpers.scan(self._client, index=index, size=self._page, ignore_unavailable=True,
-                            query={"query": {"match_all": {}}, "_source": self.layout.id_source()})
+                            query={"query": self._narrowed({"match_all": {}}), "_source": self.layout.id_source()})
         for hit in hits:
             item = self.layout.classify_hit(hit["_id"], hit.get("_source") or {})
             if isinstance(item, ForeignEntry):
@@ -767,3 +827,87 @@ def _refresh_value(value: bool | str | None) -> str | None:
     raise ConfigError(f"refresh must be false, true or 'wait_for', got {value!r}")
 
 
+
+
+# -- the filter option ---------------------------------------------------------------------------
+def _query(value: Any) -> dict[str, Any]:
+    """The ``filter`` option: an Elasticsearch query, given as JSON text or a mapping."""
+    if isinstance(value, str):
+        value = json.loads(value)  # ValueError on bad JSON: the option's error names it
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ValueError(value)
+    return dict(value)
+
+
+class _Unsupported(Exception):
+    """A query the write-time check does not evaluate (its text is the query's name)."""
+
+
+def _values(doc: Any, field: str) -> list[Any]:
+    """The values at a dotted field path, arrays flattened (as Elasticsearch indexes them)."""
+    found = [doc]
+    for part in field.split("."):
+        found = [v[part] for v in found if isinstance(v, dict) and part in v]
+        found = [x for v in found for x in (v if isinstance(v, list) else [v])]
+    return [v for v in found if v is not None]
+
+
+def _same(a: Any, b: Any) -> bool:
+    numbers = (int, float, decimal.Decimal)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return decimal.Decimal(str(a)) == decimal.Decimal(str(b))
+    return type(a) is type(b) and a == b
+
+
+def _selects(query: dict[str, Any], doc: dict[str, Any]) -> bool:
+    """Whether ``query`` selects ``doc`` (as written): the subset a write can be checked against
+    before it is sent (_Unsupported otherwise)."""
+    if not isinstance(query, dict) or len(query) != 1:
+        raise _Unsupported(json.dumps(query)[:40])
+    kind, body = next(iter(query.items()))
+    if kind == "match_all":
+        return True
+    if kind == "bool" and isinstance(body, dict):
+        def each(name: str) -> list[dict[str, Any]]:
+            clauses = body.get(name, [])
+            return clauses if isinstance(clauses, list) else [clauses]
+        if set(body) - {"must", "filter", "should", "must_not", "minimum_should_match"}:
+            raise _Unsupported("bool")
+        if not all(_selects(q, doc) for q in (*each("must"), *each("filter"))):
+            return False
+        if any(_selects(q, doc) for q in each("must_not")):
+            return False
+        should = each("should")
+        default = 0 if each("must") or each("filter") else 1
+        wanted = int(body.get("minimum_should_match", default) or 0) if should else 0
+        return sum(_selects(q, doc) for q in should) >= wanted
+    if kind == "exists" and isinstance(body, dict) and isinstance(body.get("field"), str):
+        return bool(_values(doc, body["field"]))
+    if kind in ("term", "terms", "range") and isinstance(body, dict):
+        fields = [k for k in body if k != "boost"]
+        if len(fields) != 1:
+            raise _Unsupported(kind)
+        field, spec = fields[0], body[fields[0]]
+        found = _values(doc, field.removesuffix(".keyword"))
+        if kind == "term":
+            term = spec.get("value") if isinstance(spec, dict) else spec
+            return any(_same(v, term) for v in found)
+        if kind == "terms":
+            if not isinstance(spec, list):
+                raise _Unsupported(kind)
+            return any(_same(v, w) for v in found for w in spec)
+        if not isinstance(spec, dict) or set(spec) - {"gt", "gte", "lt", "lte"}:
+            raise _Unsupported(kind)
+        return any(all(_in_range(v, bound, op) for op, bound in spec.items()) for v in found)
+    raise _Unsupported(kind)
+
+
+def _in_range(value: Any, bound: Any, op: str) -> bool:
+    numbers = (int, float, decimal.Decimal)
+    if isinstance(value, numbers) and isinstance(bound, numbers) and not isinstance(value, bool):
+        a, b = decimal.Decimal(str(value)), decimal.Decimal(str(bound))
+    elif isinstance(value, str) and isinstance(bound, str):
+        a, b = value, bound  # type: ignore[assignment]
+    else:
+        return False
+    return {"gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b}[op]

@@ -21,6 +21,12 @@ Each layout is a class (:data:`LAYOUTS`): it makes a record's files, rebuilds th
 them, fingerprints them, and knows which file names are a record's; the adapter does paths,
 shards, atomic writes and scans, and never asks which layout it has.
 
+Writes own only their fields (issue 18, rule 3; docs/stores.md "Files: what a write owns"): with a
+``projection`` or ``ignore_fields``, the JSON object of a record (``data``: the record file;
+``raw``: the sidecar) is read and merged, the fields the view does not own kept, under an
+exclusive ``flock`` of the shard folder, and read again just before the rename (merged again if
+another writer changed it). The content file and the envelope are ours whole.
+
 Files of other applications beside ours (``README.txt`` in a type folder, at its top or in a
 shard; folders that are no shard) are :class:`~uuid_forge.record.ForeignEntry`: reported, never
 deleted, not even by ``drop``. A file named like an ID in the wrong form or place is malformed.
@@ -49,18 +55,31 @@ import re
 import secrets
 import uuid
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; merged writes rely on the re-read before the rename
+    fcntl = None  # type: ignore[assignment]
 
 from uuid_forge.canonical import canonical
 from uuid_forge.classify import classify
 from uuid_forge.contract import BATCH_SIZE, RESERVED_TYPE_PREFIX, Adapter, Option, ScanItem
 from uuid_forge.envelope import DATA, FP, ID, KEY, envelope_members, envelope_record, json_object
-from uuid_forge.errors import StoreConfigError, StoreError, StoreRejectedError, StoreUnavailableError, ValidationError
+from uuid_forge.errors import (
+    StoreConfigError,
+    StoreError,
+    StoreRejectedError,
+    StoreUnavailableError,
+    UUIDForgeError,
+    ValidationError,
+)
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.options import ParsedOptions
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.view import FieldView
 
 __all__ = ["LAYOUTS", "DataLayout", "EnvelopeLayout", "FileAdapter", "FileLayout", "RawLayout"]
 
@@ -74,6 +93,8 @@ _SUFFIX = re.compile(r"(\.[a-z0-9_-]+)*")
 _TMP = re.compile(r"\.[0-9a-fA-F-]{36}[^/]*\.\d+-[0-9a-f]{8}\.tmp")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+#: how often a merged write is redone for a file other writers keep changing before it gives up
+MERGE_ATTEMPTS = 20
 
 def _suffix(value: Any) -> str:
     """A content file ending: '' or lowercase dotted parts, and never the sidecar's ending."""
@@ -119,6 +140,25 @@ def _without_newline(blob: bytes) -> bytes:
     return blob[:-1] if blob[-1:] == b"\n" else blob
 
 
+def _merged_json(view: FieldView, data: Mapping[str, Any], stored: bytes | None, where: str) -> bytes:
+    """A JSON file's bytes after a write: the stored object's fields that ``view`` does not own, as
+    they were, then ours (owned fields absent from ``data`` removed). A file that is no JSON object
+    is rewritten; one whose other fields cannot be written back unchanged is refused."""
+    held: Any = None
+    if stored is not None:
+        try:
+            held = load_json(_without_newline(stored))
+        except ValueError:  # no JSON (or no UTF-8): unreadable, rewritten as a record of ours
+            held = None
+        except RecursionError:
+            raise StoreRejectedError(f"{where} holds JSON nested too deep to merge with: left as it is") from None
+    try:
+        return (canonical(view.merged(held if isinstance(held, dict) else None, data), where) + "\n").encode("utf-8")
+    except (UUIDForgeError, ValueError, TypeError, RecursionError):
+        raise StoreRejectedError(f"{where} holds fields of another application that cannot be written back "
+                                 "unchanged: left as it is") from None
+
+
 #: what a scan hands a layout for each file of a leaf folder: (path as reported, what its name
 #: stands for, which of a record's files it is, the file name)
 Entry = tuple[str, "uuid.UUID | MalformedID | ForeignEntry", str, str]
@@ -158,6 +198,15 @@ class FileLayout(Layout):
 
     def validate(self, records: list[Record]) -> None:
         """Refuse a batch this layout cannot write before anything is written (none by default)."""
+
+    def shared_file(self, s: str) -> str | None:
+        """The name of the record's file that may hold fields another application added beside ours
+        (a JSON object): a write reads it and keeps them (:meth:`merge`). None: every file is ours."""
+        return None
+
+    def merge(self, record: Record, stored: bytes | None) -> bytes:
+        """The bytes of :meth:`shared_file` for ``record`` over what it holds (``stored``, None: no file)."""
+        raise NotImplementedError
 
     @abstractmethod
     def read(self, folder: str, s: str) -> Any:
@@ -212,7 +261,15 @@ class DataLayout(_OneFileLayout):
         return self.store.fingerprint_text(_without_newline(stored))
 
     def owned_fields(self, record: Record) -> frozenset[str]:
-        return frozenset(record.data)
+        """The record's fields this store's view owns (FieldView.owns); a write keeps every other."""
+        view = self.store.view
+        return frozenset(name for name in record.data if view.owns(name))
+
+    def shared_file(self, s: str) -> str:
+        return s + ".json"
+
+    def merge(self, record: Record, stored: bytes | None) -> bytes:
+        return _merged_json(self.store.view, record.data, stored, f"file {record.id}.json")
 
     def scan_item(self, raw: str, ident: uuid.UUID | MalformedID, blob: bytes) -> ScanItem:
         return ident, self.fingerprint(blob)
@@ -325,7 +382,17 @@ class RawLayout(FileLayout):
             return None
 
     def owned_fields(self, record: Record) -> frozenset[str]:
-        return frozenset(record.data)
+        """The record's fields this store's view owns (FieldView.owns): the content field (its file
+        is all ours) and the sidecar's owned fields; a write keeps the sidecar's other fields."""
+        view = self.store.view
+        return frozenset(name for name in record.data if view.owns(name))
+
+    def shared_file(self, s: str) -> str:
+        return s + META
+
+    def merge(self, record: Record, stored: bytes | None) -> bytes:
+        meta = {k: v for k, v in record.data.items() if k != self.content_field}
+        return _merged_json(self.store.view, meta, stored, f"sidecar {record.id}{META}")
 
     def scan_leaf(self, folder: str, entries: Iterable[Entry]) -> Iterator[ScanItem]:
         pairs: dict[uuid.UUID, dict[str, str]] = {}  # an ID's content and sidecar names
@@ -487,6 +554,9 @@ class FileAdapter(Adapter):
         made = self._made.get(entity_type)
         if made is None:
             made = self._made[entity_type] = bytearray(65536)
+        layout = self.layout
+        view = self.view
+        merging = view.projection is not None or bool(view.ignore_fields)  # else every field is ours: no read
         for r in records:
             s = str(r.id)
             folder = f"{base}{sep}{s[0:2]}{sep}{s[2:4]}"
@@ -494,15 +564,78 @@ class FileAdapter(Adapter):
             if not made[shard]:
                 self._mkdirs(folder, touched)
                 made[shard] = 1
-            for name, payload in self.layout.encode(r):
-                self._write_atomic(folder, name, payload, tag, touched)
+            shared = merging and layout.shared_file(s)
+            for name, payload in layout.encode(r):
+                if name == shared:
+                    self._write_merged(folder, name, r, tag, touched)
+                else:
+                    self._write_atomic(folder, name, payload, tag, touched)
             touched.add(folder)
         if self.fsync:
             for folder in touched:
                 _fsync_dir(folder)
 
-    def _write_atomic(self, folder: str, name: str, payload: bytes, tag: str, touched: set[str]) -> None:
-        """Write ``folder/name`` through a temporary dot-file: readers see the old file or the new one."""
+    def _write_merged(self, folder: str, name: str, record: Record, tag: str, touched: set[str]) -> None:
+        """Write ``folder/name`` over what it holds, keeping the fields another application added
+        (the layout's :meth:`~FileLayout.merge`). Under an exclusive ``flock`` of the folder, so
+        uuid-forge writers in other processes (and applications that take the same lock) wait;
+        and the file is read again just before the rename: one changed meanwhile by a writer that
+        takes no lock is merged again rather than overwritten."""
+        path = f"{folder}{os.sep}{name}"
+        with self._folder_lock(folder, touched):
+            for _ in range(MERGE_ATTEMPTS):
+                before = _read_or_none(path)
+                payload = self.layout.merge(record, before)
+                if self._write_atomic(folder, name, payload, tag, touched,
+                                      unchanged=functools.partial(_holds, path, before)):
+                    return
+        raise StoreUnavailableError(f"{self.url()}: {path} changed under each of {MERGE_ATTEMPTS} merges: "
+                                    "another writer keeps writing it; not written, try again", store=self.url())
+
+    @contextlib.contextmanager
+    def _folder_lock(self, folder: str, touched: set[str]) -> Iterator[None]:
+        """An exclusive ``flock`` of a shard folder for a read-merge-write (none where the OS has no flock)."""
+        if fcntl is None:
+            yield
+            return
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except FileNotFoundError:  # shard directory removed behind our back: make it again
+            self._mkdirs(folder, touched)
+            fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _put_new(self, entity_type: str, records: list[Record]) -> None:
+        """Each file written whole under a dot-name, then hard-linked to its name: ``link`` fails on
+        an existing file, so a record someone wrote first stays (O_EXCL with the content complete)."""
+        tag = f"{os.getpid()}-{secrets.token_hex(4)}"
+        touched: set[str] = set()
+        for r in records:
+            s = str(r.id)
+            folder = self.folder_of(entity_type, s)
+            self._mkdirs(folder, touched)
+            touched.add(folder)
+            for name, payload in self.layout.encode(r):
+                staged = f".{name}.{tag}.new"
+                self._write_atomic(folder, staged, payload, tag, touched)
+                try:
+                    os.link(os.path.join(folder, staged), os.path.join(folder, name))
+                except FileExistsError:
+                    break  # written first by another writer: its record stays whole
+                finally:
+                    _unlink_quietly(os.path.join(folder, staged))
+        if self.fsync:
+            for folder in touched:
+                _fsync_dir(folder)
+
+    def _write_atomic(self, folder: str, name: str, payload: bytes, tag: str, touched: set[str],
+                      unchanged: Callable[[], bool] | None = None) -> bool:
+        """Write ``folder/name`` through a temporary dot-file: readers see the old file or the new one.
+        ``unchanged``, asked just before the rename, may call the write off (False is returned)."""
         tmp = f"{folder}{os.sep}.{name}.{tag}.tmp"
         target = f"{folder}{os.sep}{name}"
         try:
@@ -519,7 +652,11 @@ class FileAdapter(Adapter):
                     os.fsync(fd)
             finally:
                 os.close(fd)
+            if unchanged is not None and not unchanged():
+                _unlink_quietly(tmp)
+                return False
             os.replace(tmp, target)
+            return True
         except BaseException as err:
             _unlink_quietly(tmp)
             if isinstance(err, OSError) and err.filename is None:  # os.write/fsync: name the file (disk full)
@@ -747,6 +884,11 @@ def _read_or_none(path: str) -> bytes | None:
         return _read_bytes(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def _holds(path: str, expected: bytes | None) -> bool:
+    """Whether ``path`` still holds ``expected`` (None: no file)."""
+    return _read_or_none(path) == expected
 
 
 def _unlink_existing(path: str) -> bool:

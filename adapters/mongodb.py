@@ -40,11 +40,15 @@ microseconds beyond the millisecond are cut by BSON. Compare such a store at its
 ``datetimes="text"`` round-trips exactly. Dates already in the store (written by other code) are
 read either way.
 
-Writes are one unordered ``bulk_write`` of upserting ``ReplaceOne`` per batch: a repair puts the
-whole source document back, and fields added by hand go, except those the store's view declares
-as its own (``ignore_fields``: read first and kept). A store that holds a projection (``projection``
-in its ``forge.toml`` entry) is written with ``UpdateOne`` setting (and unsetting) only the projected
-fields, so the other fields of a shared document stay as their owner left them. Reads and deletes send ``$in`` lists of
+Writes are one unordered ``bulk_write`` of upserts per batch, each one atomic and owning only its
+fields (``FieldView.owns``, :mod:`uuid_forge.view`; issue 18): a store that owns every field gets a
+whole-document ``ReplaceOne`` (the fast path); a ``projection`` of plain names ``$set`` of its
+fields and ``$unset`` of those the record lacks; any other view (``ignore_fields``, a projection
+naming ``a.b``) an update pipeline that keeps every field the store does not own as it is in the
+server; the envelope layout ``$set`` of its members. Fields another application put in the document
+stay. ``filter`` (a query document in JSON) narrows your own collection to this store's documents:
+scans, reads, deletes and ``drop`` go through it, and a write outside it is refused before
+anything is written. Reads and deletes send ``$in`` lists of
 ``in_batch_size`` IDs (default 100): real servers take thousands, but the SecantusDB stand-in
 used in tests slows down quadratically with long ``$in`` lists. Scans are ``_id`` range queries
 that fetch the data (only the projected fields when the store holds a projection) and
@@ -74,7 +78,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from bson import Binary, Decimal128, ObjectId
+from bson import Binary, Decimal128, ObjectId, Regex, json_util
 from pymongo import DeleteMany, MongoClient, ReplaceOne, UpdateOne
 from pymongo.errors import (
     BulkWriteError,
@@ -108,6 +112,8 @@ DEFAULT_DATABASE = "uuid_forge"
 _CLIENT_DEFAULTS = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000, "socketTimeoutMS": 30000}
 #: which prefix and entity type each collection was made for (see the module doc)
 OWNERS = "uuid_forge.owners"
+#: beside your own collection (collection=): uuid-forge's own records (the ID-configuration marker)
+META = "uuid_forge.meta"
 #: MongoDB limit on "database.collection" (bytes)
 _MAX_NAMESPACE = 255
 
@@ -238,8 +244,9 @@ class MongoLayout(Layout):
         """Refuse, before anything is written, records this shape cannot store (none by default)."""
 
     def writes(self, coll: Any, keys: list[Any], records: list[Record]) -> list[Any]:
-        """The bulk operations that store ``records`` under ``keys``: whole-document upserts."""
-        return [ReplaceOne({"_id": _id}, {"_id": _id, **self.encode(r)}, upsert=True) for r, _id in zip(records, keys)]
+        """The bulk operations that store ``records`` under ``keys``: upserts that ``$set`` the
+        members this shape owns, so fields another application put beside them stay."""
+        return [UpdateOne({"_id": _id}, {"$set": self.encode(r)}, upsert=True) for r, _id in zip(records, keys)]
 
     def scan_fields(self) -> dict[str, int] | None:
         """The find projection of a scan (None: every field)."""
@@ -266,7 +273,9 @@ class DataLayout(MongoLayout):
         return self.store.fingerprint_data(_data(stored))
 
     def owned_fields(self, record: Record) -> frozenset[str]:
-        return frozenset(("_id", *record.data))
+        """``_id`` and the record's fields the store's view owns (FieldView.owns)."""
+        owns = self.store.view.owns
+        return frozenset(("_id", *(k for k in record.data if owns(k))))
 
     def validate(self, entity_type: str, records: list[Record]) -> None:
         """A data field named ``_id`` (it holds the ID), a field name MongoDB refuses, a number BSON
@@ -279,26 +288,27 @@ class DataLayout(MongoLayout):
             self.encode(record)  # raises ValidationError naming the field
 
     def writes(self, coll: Any, keys: list[Any], records: list[Record]) -> list[Any]:
-        """Whole documents, keeping the fields the store's view declares its own; or, when the store
-        holds a projection, ``$set``/``$unset`` of the projected fields only."""
-        names = _plain(self.store.view.projection)
+        """The owned fields only (``FieldView.owns``), each write one atomic upsert, no read first:
+        a whole-document replace when the store owns every field (the fast path); ``$set`` and
+        ``$unset`` of the projection's fields when it names plain fields; otherwise an update
+        pipeline that keeps the fields the store does not own, as they are in the server, and
+        puts the owned ones from the record (an owned field the record lacks goes)."""
+        view = self.store.view
+        if view.projection is None and not view.ignore_fields:
+            return [ReplaceOne({"_id": _id}, {"_id": _id, **self.encode(r)}, upsert=True)
+                    for r, _id in zip(records, keys)]
+        names = _plain(view.projection)
         if names is not None:
             return [_update_within(_id, self.encode(r), names) for r, _id in zip(records, keys)]
-        kept = self._kept_fields(coll, keys)
-        return [ReplaceOne({"_id": _id}, {**kept.get(_key(_id), {}), "_id": _id, **self.encode(r)}, upsert=True)
+        if view.projection is not None:  # keep every field outside the projection
+            keep: dict[str, Any] = {"$not": [{"$in": ["$$this.k", list(view.projection)]}]}
+        else:  # keep the fields the store declares its own (ignore_fields)
+            keep = {"$in": ["$$this.k", list(view.ignore_fields)]}
+        kept = {"$arrayToObject": {"$filter": {"input": {"$objectToArray": "$$ROOT"}, "cond": keep}}}
+        return [UpdateOne({"_id": _id}, [{"$replaceWith": {"$mergeObjects": [
+                    kept, {"$literal": {**{k: v for k, v in self.encode(r).items() if view.owns(k)}, "_id": _id}}]}}],
+                          upsert=True)
                 for r, _id in zip(records, keys)]
-
-    def _kept_fields(self, coll: Any, keys: list[Any]) -> dict[Any, dict[str, Any]]:
-        """The fields the store adds for itself (the view's ignore_fields) of the documents about
-        to be replaced: a rewrite from the source keeps them. Nothing to read when none are declared."""
-        names = self.store.view.ignore_fields
-        if not names:
-            return {}
-        kept: dict[Any, dict[str, Any]] = {}
-        for chunk in chunked(keys, self.store.in_batch_size):
-            for doc in coll.find({"_id": {"$in": chunk}}, {n: 1 for n in names}):
-                kept[_key(doc.pop("_id"))] = doc
-        return kept
 
     def scan_fields(self) -> dict[str, int] | None:
         """Every field, or the store's projection (a projection of odd names is applied after the read)."""
@@ -416,6 +426,12 @@ class MongoAdapter(Adapter):
         Option("database", str, None, "the database (none: the URL's path, else uuid_forge); the URL names it in "
                "its path", url=False),
         Option("in_batch_size", int, 100, "IDs per $in list of a read or delete", minimum=1),
+        Option("filter", str, None, "a MongoDB query document in JSON (extended JSON: $date, $oid) that narrows "
+               "your own collection to the documents this store reads, e.g. {\"kind\": \"user\"}: scans, reads, "
+               "counts, audits and deletes see only the documents it matches, and a write whose document does not "
+               "match it is refused (checked before writing for equality, $eq, $ne, $in, $nin, $exists, $gt, $gte, "
+               "$lt, $lte, $not, $and, $or, $nor; a filter using other operators makes the store read-only)",
+               convert=lambda v: _query_document(v), expects="a JSON object (a MongoDB query document)"),
         BATCH_SIZE,
     )
     driver_query: ClassVar[str] = "pymongo as URI options (e.g. `authSource`, `replicaSet`, `tls`, `appname`)"
@@ -438,6 +454,8 @@ class MongoAdapter(Adapter):
             raise ValidationError(f"prefix {prefix!r} (collection_prefix) may not contain '$' or NUL")
         own, own_type = _user_collection(opts["collection"], opts["entity_type"])
         self.in_batch_size: int = opts["in_batch_size"]
+        #: the query narrowing the collection to this store's documents (option ``filter``), or None
+        self.filter: dict[str, Any] | None = opts["filter"]
         if client_options.get("uuidRepresentation", "standard") != "standard":
             raise ValidationError("uuidRepresentation must be 'standard': IDs are stored as BSON Binary subtype 4")
         if not client_options.get("tz_aware", True):
@@ -450,7 +468,7 @@ class MongoAdapter(Adapter):
         if own is not None and len(f"{self._db.name}.{own}".encode()) > _MAX_NAMESPACE:
             raise ValidationError(f"collection {own!r}: '{self._db.name}.{own}' is longer than {_MAX_NAMESPACE} bytes")
         self.containers = Containers("collection", own=own, own_type=own_type, prefix=prefix,
-                                     owners=OwnersCollection(self._db[OWNERS]))
+                                     owners=OwnersCollection(self._db[OWNERS]), side=META)
         self._collections: dict[str, Any] = {}
 
     @property
@@ -473,9 +491,9 @@ class MongoAdapter(Adapter):
                 raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: {refused}")
             return entity_type
         name = self.containers.name_for(entity_type)
-        if name == OWNERS:
+        if name in (OWNERS, META):
             raise ValidationError(f"entity type {entity_type!r} is not accepted by mongodb: collection {name!r} "
-                                  "records which prefix and type each collection belongs to")
+                                  "holds uuid-forge's own records")
         if name.startswith("system."):
             raise ValidationError(f"entity type {entity_type!r} is not accepted by mongodb: collection "
                                   f"{name!r} would be in the reserved 'system.' namespace")
@@ -515,24 +533,58 @@ class MongoAdapter(Adapter):
     def _keys(self, ids: list[uuid.UUID]) -> list[Any]:
         return [self.ids.key(i) for i in ids]
 
+    def _where(self, query: dict[str, Any]) -> dict[str, Any]:
+        """``query`` narrowed by the store's ``filter`` (unchanged without one)."""
+        return query if self.filter is None else {"$and": [self.filter, query]}
+
+    def _check_filter(self, records: list[Record], keys: list[Any]) -> None:
+        """Refuse, before anything is written, a record whose document the ``filter`` would not
+        select: written, it would be invisible to this store's own reads and audits."""
+        if self.filter is None:
+            return
+        for record, _id in zip(records, keys):
+            try:
+                selected = _matches(self.filter, {"_id": _id, **self.layout.encode(record)})
+            except _Unsupported as err:
+                raise ValidationError(f"{record.entity_type} {record.id}: this store's filter uses {err}, which "
+                                      "uuid-forge cannot check before a write: nothing was written (writes need a "
+                                      "filter of equality, $eq, $ne, $in, $nin, $exists, $gt, $gte, $lt, $lte, "
+                                      "$not, $and, $or, $nor)") from None
+            if not selected:
+                raise ValidationError(f"{record.entity_type} {record.id}: its document does not match this store's "
+                                      f"filter {json_util.dumps(self.filter)[:200]}, so this store could never read "
+                                      "it back: nothing was written")
+
     def _put(self, entity_type: str, records: list[Record]) -> None:
         keys = self._keys([r.id for r in records])
+        self._check_filter(records, keys)
         self.containers.check(entity_type, claim=True)
         coll = self._collection(entity_type)
         coll.bulk_write(self.layout.writes(coll, keys, records), ordered=False)
+
+    def _put_new(self, entity_type: str, records: list[Record]) -> None:
+        """``insert_many``: a document whose ``_id`` exists already stays as it is (duplicate key)."""
+        self.containers.check(entity_type, claim=True)
+        docs = [{"_id": _id, **self.layout.encode(r)} for r, _id in zip(records, self._keys([r.id for r in records]))]
+        try:
+            self._collection(entity_type).insert_many(docs, ordered=False)
+        except BulkWriteError as err:
+            details = err.details or {}
+            if details.get("writeConcernErrors") or any(e.get("code") != 11000 for e in details.get("writeErrors", ())):
+                raise
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         coll = self._collection(entity_type)
         found = []
         for chunk in chunked(self._keys(ids), self.in_batch_size):
-            for doc in coll.find({"_id": {"$in": chunk}}):
+            for doc in coll.find(self._where({"_id": {"$in": chunk}})):
                 ident = self.ids.ident(doc["_id"])
                 found.append(self._read_record(entity_type, ident, _decoder(self.layout, entity_type, ident, doc)))
         return found
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         self.containers.check(entity_type)
-        ops = [DeleteMany({"_id": {"$in": chunk}})
+        ops = [DeleteMany(self._where({"_id": {"$in": chunk}}))
                for chunk in chunked(self._keys(ids), self.in_batch_size)]
         return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
 
@@ -553,7 +605,7 @@ class MongoAdapter(Adapter):
         if foreign:
             raise ValidationError(f"_ids {foreign[:3]} are not IDs written by uuid-forge: refused, foreign "
                                   "documents are never deleted")
-        ops = [DeleteMany({"_id": {"$in": chunk}}) for chunk in chunked(keys, self.in_batch_size)]
+        ops = [DeleteMany(self._where({"_id": {"$in": chunk}})) for chunk in chunked(keys, self.in_batch_size)]
         return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
@@ -563,16 +615,16 @@ class MongoAdapter(Adapter):
         fingerprint = self.layout.fingerprint
         if partition.count == 1:
             # the whole ID space: one pass over the collection sees the wrongly encoded ones too
-            for doc in coll.find({}, fields).batch_size(self.batch_size):
+            for doc in coll.find(self._where({}), fields).batch_size(self.batch_size):
                 yield self._scanned(doc["_id"]), fingerprint(doc)
             return
         # No sort: the audit compares by ID, not in order, and sorting cost the stand-in 2/3 of
         # the scan (a real server walks the _id index for the range either way).
-        for doc in coll.find({"_id": self.ids.bounds(partition)}, fields).batch_size(self.batch_size):
+        for doc in coll.find(self._where({"_id": self.ids.bounds(partition)}), fields).batch_size(self.batch_size):
             yield self._scanned(doc["_id"]), fingerprint(doc)
         # everything outside the well-encoded range; undecodable ones are reported by partition 0 only
         outside = {"_id": {"$not": {"$gte": self.ids.lowest, "$lte": self.ids.highest}}}
-        for doc in coll.find(outside, fields).batch_size(self.batch_size):
+        for doc in coll.find(self._where(outside), fields).batch_size(self.batch_size):
             item = self._scanned(doc["_id"])
             if isinstance(item, MalformedID) or (isinstance(item, ForeignEntry) and partition.index == 0):
                 yield item, fingerprint(doc)
@@ -584,7 +636,7 @@ class MongoAdapter(Adapter):
     def _drop(self, entity_type: str) -> None:
         """Drop our per-type collection (and its indexes): one command, where deleting by ID would
         first read every ID. In your own collection only our documents go; it and the others stay."""
-        if self.containers.is_own:
+        if self.containers.is_own or self.filter is not None:  # a shared collection: our documents only
             super()._drop(entity_type)
             return
         self.containers.check(entity_type)  # never another prefix's collection
@@ -593,7 +645,7 @@ class MongoAdapter(Adapter):
         self.containers.release(entity_type)
 
     def _entity_types(self) -> Iterable[str]:
-        names = [n for n in self._db.list_collection_names() if not n.startswith("system.") and n != OWNERS]
+        names = [n for n in self._db.list_collection_names() if not n.startswith("system.") and n not in (OWNERS, META)]
         if self.containers.is_own:
             return self.containers.ours(names)
         found = []
@@ -636,18 +688,19 @@ def _user_collection(collection: str | None, entity_type: str | None) -> tuple[s
     return collection, entity_type
 
 
-def _key(_id: Any) -> Any:
-    """An ``_id`` as a dict key alike whether it was built (Binary) or read back (UUID)."""
-    return bytes(_id) if isinstance(_id, Binary) else _id.bytes if isinstance(_id, uuid.UUID) else _id
-
-
 def _update_within(_id: Any, data: dict[str, Any], projection: Iterable[str]) -> UpdateOne:
     """An upsert that sets the projection's fields from ``data`` and unsets those it lacks,
-    leaving every other field of the document as it is."""
-    update: dict[str, Any] = {"$set": {k: v for k, v in data.items() if k in projection}}
-    unset = {k: "" for k in projection if k not in data}
+    leaving every other field of the document as it is (``$unset`` names owned fields only)."""
+    update: dict[str, Any] = {}
+    owned = {k: v for k, v in data.items() if k in projection}
+    if owned:
+        update["$set"] = owned
+    unset = {k: "" for k in projection if k not in data and k != "_id"}
     if unset:
         update["$unset"] = unset
+    if not update:  # nothing of ours to set or unset: the document exists, as it is
+        return UpdateOne({"_id": _id}, [{"$replaceWith": {"$mergeObjects": ["$$ROOT", {"$literal": {"_id": _id}}]}}],
+                         upsert=True)
     return UpdateOne({"_id": _id}, update, upsert=True)
 
 
@@ -748,3 +801,98 @@ def _exact(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
         raise _NotExact
     return value
+
+
+# -- the filter option ---------------------------------------------------------------------------
+def _query_document(value: Any) -> dict[str, Any]:
+    """The ``filter`` option: a query document, given as JSON text (extended JSON) or a mapping."""
+    if isinstance(value, str):
+        value = json_util.loads(value)  # ValueError on bad JSON: the option's error names it
+    if not isinstance(value, dict):
+        raise TypeError(value)
+    return dict(value)
+
+
+class _Unsupported(Exception):
+    """A query operator the write-time check does not evaluate (its text is the operator)."""
+
+
+def _matches(query: dict[str, Any], doc: dict[str, Any]) -> bool:
+    """Whether ``doc`` (as it will be stored) is selected by ``query``: the subset of MongoDB's
+    query language a write can be checked against before it is sent (_Unsupported otherwise)."""
+    for key, cond in query.items():
+        if key in ("$and", "$or", "$nor"):
+            if not isinstance(cond, list):
+                raise _Unsupported(key)
+            hits = [_matches(q, doc) for q in cond]
+            if not (all(hits) if key == "$and" else any(hits) if key == "$or" else not any(hits)):
+                return False
+        elif key.startswith("$"):
+            raise _Unsupported(key)
+        elif not _field_matches(_at(doc, key.split(".")), cond):
+            return False
+    return True
+
+
+def _at(value: Any, path: list[str]) -> list[Any]:
+    """The values at a dotted path (an array is matched whole and by each element, as MongoDB does)."""
+    if not path:
+        return [value, *value] if isinstance(value, list) else [value]
+    if isinstance(value, dict):
+        return _at(value[path[0]], path[1:]) if path[0] in value else []
+    if isinstance(value, list):
+        return [found for item in value for found in _at(item, path)]
+    return []
+
+
+def _field_matches(found: list[Any], cond: Any) -> bool:
+    if isinstance(cond, (Regex, re.Pattern)):  # extended JSON's {"$regex": ...} arrives parsed
+        raise _Unsupported("$regex")
+    if not (isinstance(cond, dict) and cond and all(k.startswith("$") for k in cond)):
+        return any(_same(v, cond) for v in found) or (cond is None and not found)
+    for op, arg in cond.items():
+        if op == "$eq":
+            ok = _field_matches(found, {"$in": [arg]})
+        elif op == "$ne":
+            ok = not _field_matches(found, {"$in": [arg]})
+        elif op in ("$in", "$nin"):
+            if not isinstance(arg, list):
+                raise _Unsupported(op)
+            hit = any(_same(v, a) for v in found for a in arg) or (None in arg and not found)
+            ok = hit if op == "$in" else not hit
+        elif op == "$exists":
+            ok = bool(found) == bool(arg)
+        elif op == "$not":
+            ok = not _field_matches(found, arg)
+        elif op in _ORDER:
+            ok = any(_ordered(v, arg, op) for v in found)
+        else:
+            raise _Unsupported(op)
+        if not ok:
+            return False
+    return True
+
+
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "$gt": lambda a, b: a > b, "$gte": lambda a, b: a >= b, "$lt": lambda a, b: a < b, "$lte": lambda a, b: a <= b}
+
+
+def _comparable(value: Any) -> Any:
+    """Numbers as Decimal (int, double, Decimal128 compare by value), anything else as it is."""
+    if isinstance(value, Decimal128):
+        return value.to_decimal()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return decimal.Decimal(value)
+    if isinstance(value, _dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=_dt.UTC)
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    x, y = _comparable(a), _comparable(b)
+    return type(x) is type(y) and x == y
+
+
+def _ordered(a: Any, b: Any, op: str) -> bool:
+    x, y = _comparable(a), _comparable(b)
+    return type(x) is type(y) and not isinstance(x, (dict, list, bool)) and _ORDER[op](x, y)

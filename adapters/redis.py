@@ -23,6 +23,13 @@ Layouts (DESIGN.md "Layouts"): the shape is the user's, declared in the store's 
   Only the data is stored in ``data`` and ``hash``: records read back have ``key=None`` (the
   audit checks IDs against the entity type's declared key fields in the data).
 
+Writes own only their fields (issue 18, rule 3; docs/stores.md "Redis: what a write owns"): with
+a ``projection`` or ``ignore_fields``, a write keeps the fields under a key that the view does not
+own. ``data`` SETs through a script when the stored object holds none of those (one round trip),
+else merges in Python and writes with a compare-and-set script, redone for keys changed meanwhile;
+``hash`` HSETs and HDELs owned fields only, in one script per key; ``envelope`` owns its three
+members and HSETs only them.
+
 Every fingerprint comes from the data read (``fingerprint_text`` of the JSON string as stored,
 ``fingerprint_data`` of a hash's fields), never from a stored ``fp``. ``ttl=`` seconds gives the
 "Redis cache with TTL" pattern: every key written expires on its own (a rewrite sets it again).
@@ -42,6 +49,8 @@ see ``uuid-forge adapters --options redis``.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import logging
 import re
 import uuid
@@ -60,10 +69,19 @@ from uuid_forge.canonical import canonical
 from uuid_forge.classify import classify
 from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
 from uuid_forge.envelope import DATA, FP, KEY, envelope_members, envelope_record
-from uuid_forge.errors import OptionError, StoreConfigError, StoreError, StoreRejectedError, ValidationError
+from uuid_forge.errors import (
+    OptionError,
+    StoreConfigError,
+    StoreError,
+    StoreRejectedError,
+    StoreUnavailableError,
+    UUIDForgeError,
+    ValidationError,
+)
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
 from uuid_forge.urls import mask_text
+from uuid_forge.view import FieldView
 
 __all__ = ["GONE", "ID_FORMATS", "LAYOUTS", "DataLayout", "EnvelopeLayout", "Fingerprints", "HashLayout", "IdText",
            "RedisAdapter", "RedisLayout", "WrongType", "check_key_pattern"]
@@ -179,9 +197,167 @@ def _pipelined(client: redis.Redis, keys: Sequence[Key], *args: str) -> list[Any
     return pipe.execute(raise_on_error=False)
 
 
+def _raise_first(replies: Iterable[Any]) -> None:
+    """Raise the first error among a pipeline's replies (``execute(raise_on_error=False)``)."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+
+
+# -- writes that own only their fields (issue 18, rule 3) ------------------------------------------
+# Each script gets the rule of FieldView.owns as one argument, a JSON array: "p" and the projection
+# (the names owned), or "i" and ignore_fields (the names not owned). Scripts run atomically on the server: no other
+# client's command lands between their read and their write.
+
+#: layout=data, the fast path: SET the record when the stored JSON object holds only fields we own
+#: (or the key is absent, or holds another type or no JSON object: rewritten); 0 when it holds
+#: another application's field, or text cjson cannot read: then Python merges (_DATA_CAS).
+#: ARGV: the new JSON, ttl or '', the rule
+_DATA_FAST = """
+local held = redis.pcall('GET', KEYS[1])
+if type(held) == 'string' then
+  local ok, doc = pcall(cjson.decode, held)
+  if not ok then return 0 end
+  if type(doc) == 'table' then
+    local rule, listed = cjson.decode(ARGV[3]), {}
+    for i = 2, #rule do listed[rule[i]] = true end
+    local projection = rule[1] == 'p'
+    for name in pairs(doc) do
+      if type(name) ~= 'string' or (listed[name] == true) ~= projection then return 0 end
+    end
+  end
+end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) else redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+#: layout=data, after a merge in Python: SET only if the key still holds what the merge read (the
+#: SHA-1 of the string read, or '' when no string was read); 0 when another writer changed it.
+#: ARGV: the merged JSON, ttl or '', sha1 or ''
+_DATA_CAS = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if ARGV[3] == '' then
+  if kind == 'string' then return 0 end
+elseif kind ~= 'string' or redis.sha1hex(redis.call('GET', KEYS[1])) ~= ARGV[3] then
+  return 0
+end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) else redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+#: layout=hash: HDEL the owned fields the record no longer has, HSET its fields, set or clear the
+#: TTL; fields we do not own stay. A key of ours holding another Redis type is rewritten.
+#: ARGV: ttl or '', the rule, then field, value pairs
+_HASH_MERGE = """
+local key = KEYS[1]
+local first = 3
+local kind = redis.call('TYPE', key)['ok']
+if kind == 'hash' then
+  local rule, listed, new, gone = cjson.decode(ARGV[2]), {}, {}, {}
+  for i = 2, #rule do listed[rule[i]] = true end
+  for i = first, #ARGV, 2 do new[ARGV[i]] = true end
+  local projection = rule[1] == 'p'
+  for _, name in ipairs(redis.call('HKEYS', key)) do
+    if not new[name] and (listed[name] == true) == projection then gone[#gone + 1] = name end
+  end
+  for i = 1, #gone, 1000 do redis.call('HDEL', key, unpack(gone, i, math.min(i + 999, #gone))) end
+elseif kind ~= 'none' then
+  redis.call('DEL', key)
+end
+for i = first, #ARGV, 1000 do redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV))) end
+if ARGV[1] ~= '' then redis.call('EXPIRE', key, ARGV[1]) else redis.call('PERSIST', key) end
+return 1
+"""
+
+#: how often a batch's merge is redone for keys other writers keep changing before it gives up
+MERGE_ATTEMPTS = 20
+
+
+class Lua:
+    """A server-side script, called by its SHA-1 (EVALSHA) and loaded again when the server lost it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest().encode()
+
+    def queue(self, command: Command, key: bytes, *args: bytes) -> None:
+        command(b"EVALSHA", self.sha, b"1", key, *args)
+
+    def load(self, client: redis.Redis) -> None:
+        client.script_load(self.text)
+
+
+_DATA_FAST_SCRIPT = Lua(_DATA_FAST)
+_DATA_CAS_SCRIPT = Lua(_DATA_CAS)
+_HASH_SCRIPT = Lua(_HASH_MERGE)
+_TOO_DEEP = object()
+
+
+class _Verbatim(str):
+    """A JSON number as another application wrote it, written back digit for digit."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _verbatim_load(stored: bytes) -> Any:
+    """The stored JSON with its numbers kept as their text and its strings as they are (not
+    NFC-normalised): another application's fields are written back exactly as it wrote them."""
+    return json.loads(stored, parse_float=_Verbatim, parse_int=_Verbatim, parse_constant=_no_constant)
+
+
+def _verbatim_json(value: Any) -> str:
+    """JSON text of a value read by :func:`_verbatim_load`, unchanged but for insignificant spaces."""
+    if isinstance(value, _Verbatim):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{_verbatim_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_verbatim_json(v) for v in value) + "]"
+    return json.dumps(value)  # true, false, null
+
+
+def _run(client: redis.Redis, script: Lua, calls: list[tuple[bytes, list[bytes]]]) -> list[Any]:
+    """One call of ``script`` per (key, arguments), in one pipeline; loaded first if the server lost it."""
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for key, args in calls:
+            script.queue(pipe.execute_command, key, *args)
+        replies = pipe.execute(raise_on_error=False)
+        if attempt or not any(_no_script(r) for r in replies):
+            break
+        script.load(client)
+    return replies
+
+
+def _no_script(reply: Any) -> bool:
+    return isinstance(reply, redis.exceptions.NoScriptError)
+
+
+def _ownership(view: FieldView) -> bytes:
+    """The rule of :meth:`FieldView.owns` as a script's argument, a JSON array: ``p`` and the names
+    owned (the projection), or ``i`` and the names not owned (``ignore_fields``)."""
+    if view.projection is not None:
+        return json.dumps(["p", *view.projection]).encode()
+    return json.dumps(["i", *view.ignore_fields]).encode()
+
+
+def _owns_all(view: FieldView) -> bool:
+    """Whether a write owns every field whatever it is named: no projection, nothing ignored."""
+    return view.projection is None and not view.ignore_fields
+
+
 # -- layouts: what one key holds -----------------------------------------------------------------
 class Fingerprints(Protocol):
-    """Where a layout's fingerprints come from: the adapter, seen through its view (uuid_forge.view)."""
+    """Where a layout's fingerprints come from: the adapter, seen through its view (uuid_forge.view),
+    which also says which data fields a write owns."""
+
+    view: FieldView
+
+    def url(self) -> str: ...
 
     def fingerprint_text(self, text: str | bytes) -> str | None: ...
 
@@ -212,6 +388,12 @@ class RedisLayout(Layout):
         """Queue on a pipeline (``command``) what stores each record under its key (bytes: redis-py
         then packs arguments without per-value type checks)."""
 
+    def settle(self, client: redis.Redis, keys: list[bytes], records: list[Record], replies: list[Any]) -> None:
+        """Finish a batch once the pipeline ran (``replies``: one per command :meth:`write` queued):
+        by default, raise the first error. A layout that merges with what is stored redoes here the
+        keys another writer changed meanwhile."""
+        _raise_first(replies)
+
     @abstractmethod
     def read(self, client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
         """What each key holds, in one round trip: what :meth:`decode` takes, None for an absent
@@ -232,16 +414,88 @@ class DataLayout(RedisLayout):
                           "e.g. GET user:<id> gives {\"name\":\"Ann\",\"age\":42}")
 
     def encode(self, record: Record) -> bytes:
-        return record.data_json.encode()
+        """The record's JSON: its data, less any field this store's write does not own."""
+        view = self.store.view
+        if _owns_all(view) or all(view.owns(k) for k in record.data):
+            return record.data_json.encode()
+        return canonical(view.merged(None, record.data), f"data of {record.entity_type} {record.id}").encode()
 
     def write(self, command: Command, keys: list[bytes], records: list[Record]) -> None:
+        """Every field ours (no projection, nothing ignored): a plain SET, no read. Else one script
+        per key that SETs when the stored object holds no other application's field (the common
+        case: one round trip), and leaves the key to :meth:`settle`'s merge otherwise."""
         ttl = self.ttl
-        if ttl:
-            for key, r in zip(keys, records):
-                command(b"SET", key, r.data_json.encode(), b"EX", ttl)
-        else:
-            for key, r in zip(keys, records):
-                command(b"SET", key, r.data_json.encode())  # a plain SET also clears an old TTL
+        view = self.store.view
+        if _owns_all(view):
+            if ttl:
+                for key, r in zip(keys, records):
+                    command(b"SET", key, r.data_json.encode(), b"EX", ttl)
+            else:
+                for key, r in zip(keys, records):
+                    command(b"SET", key, r.data_json.encode())  # a plain SET also clears an old TTL
+            return
+        args = [self._ttl_arg(), _ownership(view)]
+        for key, r in zip(keys, records):
+            _DATA_FAST_SCRIPT.queue(command, key, self.encode(r), *args)
+
+    def settle(self, client: redis.Redis, keys: list[bytes], records: list[Record], replies: list[Any]) -> None:
+        """Merge the keys that hold another application's fields: read them (MGET), keep the fields
+        not owned and replace the owned ones (:meth:`FieldView.merged`), and SET each only if it
+        still holds what was read (a compare-and-set script); a key another writer changed
+        meanwhile is read and merged again, so no concurrent write is lost."""
+        if _owns_all(self.store.view):
+            _raise_first(replies)
+            return
+        args = [self._ttl_arg(), _ownership(self.store.view)]
+        lost = [n for n, reply in enumerate(replies) if _no_script(reply)]
+        if lost:  # the server lost its scripts (a restart, SCRIPT FLUSH): load, run those keys again
+            again = _run(client, _DATA_FAST_SCRIPT, [(keys[n], [self.encode(records[n]), *args]) for n in lost])
+            for n, reply in zip(lost, again):
+                replies[n] = reply
+        _raise_first(replies)
+        pending = [n for n, reply in enumerate(replies) if reply == 0]
+        for _ in range(MERGE_ATTEMPTS):
+            if not pending:
+                return
+            stored = client.execute_command("MGET", *(keys[n] for n in pending))
+            calls = []
+            for n, value in zip(pending, stored):
+                seen = hashlib.sha1(value).hexdigest().encode() if isinstance(value, bytes) else b""
+                calls.append((keys[n], [self._merged(keys[n], records[n], value), args[0], seen]))
+            replies = _run(client, _DATA_CAS_SCRIPT, calls)
+            _raise_first(replies)
+            pending = [n for n, reply in zip(pending, replies) if reply == 0]
+        if pending:
+            raise StoreUnavailableError(f"{self.store.url()}: key {_text(keys[pending[0]])} (and {len(pending) - 1} "
+                                        f"more) changed under each of {MERGE_ATTEMPTS} merges: other writers keep "
+                                        "writing it; not written, try again", store=self.store.url())
+
+    def _merged(self, key: bytes, record: Record, stored: bytes | None) -> bytes:
+        """The JSON a write leaves under ``key``: the stored object's fields that are not ours, then
+        ours. A value that is no JSON object (absent, another type, unreadable) is rewritten."""
+        try:
+            held = _verbatim_load(stored) if stored is not None else None
+        except ValueError:
+            held = None  # no JSON: unreadable, rewritten as a record of ours
+        except RecursionError:
+            held = _TOO_DEEP
+        if not isinstance(held, dict):
+            if held is _TOO_DEEP:
+                raise StoreRejectedError(f"key {_text(key)} holds JSON nested too deep to merge with: "
+                                         "left as it is", store=self.store.url())
+            return self.encode(record)
+        view = self.store.view
+        try:
+            entries = {json.dumps(k, ensure_ascii=False): _verbatim_json(v) for k, v in held.items() if not view.owns(k)}
+            entries.update((canonical(k), canonical(v, f"data of {record.entity_type} {record.id}"))
+                           for k, v in record.data.items() if view.owns(k))
+            return ("{" + ",".join(f"{k}:{v}" for k, v in sorted(entries.items())) + "}").encode()
+        except (UUIDForgeError, ValueError, TypeError, RecursionError):
+            raise StoreRejectedError(f"key {_text(key)} holds fields of another application that cannot be "
+                                     "written back unchanged: left as it is", store=self.store.url()) from None
+
+    def _ttl_arg(self) -> bytes:
+        return str(self.ttl).encode() if self.ttl else b""
 
     def read(self, client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
         return [WrongType(f"holds a Redis {v}") if isinstance(v, str) else v for v in _strings(client, keys)]
@@ -257,7 +511,9 @@ class DataLayout(RedisLayout):
         return [text(v) if isinstance(v, bytes) else GONE if v is None else None for v in _strings(client, keys)]
 
     def owned_fields(self, record: Record) -> frozenset[str]:
-        return frozenset(record.data)
+        """The record's fields this store's view owns (FieldView.owns); the write keeps every other."""
+        view = self.store.view
+        return frozenset(name for name in record.data if view.owns(name))
 
 
 def _field_value(raw: bytes) -> Any:
@@ -278,7 +534,6 @@ class HashLayout(RedisLayout):
     name: ClassVar[str] = "hash"
     doc: ClassVar[str] = ("a flat hash, one field per data field, each value that field's JSON "
                           "(HGET user:<id> age gives 42)")
-    transaction: ClassVar[bool] = True  # DEL + HSET: a removed field goes, and no reader sees half a record
 
     def check(self, entity_type: str, records: list[Record]) -> None:
         """A hash cannot be empty in Redis: empty data would read back as no record at all."""
@@ -289,20 +544,34 @@ class HashLayout(RedisLayout):
                                   "no empty hash; use layout=data")
 
     def encode(self, record: Record) -> list[bytes]:
-        """HSET's arguments: each field's name and its canonical JSON."""
+        """HSET's arguments: each owned field's name and its canonical JSON."""
         where = f"data of {record.entity_type} {record.id}"
+        view = self.store.view
+        every = _owns_all(view)
         fields: list[bytes] = []
         for name, value in record.data.items():
-            fields += [str(name).encode(), canonical(value, f"{where}.{name}").encode()]
+            if every or view.owns(str(name)):
+                fields += [str(name).encode(), canonical(value, f"{where}.{name}").encode()]
         return fields
 
     def write(self, command: Command, keys: list[bytes], records: list[Record]) -> None:
-        ttl = self.ttl
+        """One script per key (atomic): HDEL the owned fields the record no longer has, HSET its
+        fields, set or clear the TTL. Fields another application added stay; the hash is never
+        deleted as a whole."""
+        head = self._head()
         for key, r in zip(keys, records):
-            command(b"DEL", key)
-            command(b"HSET", key, *self.encode(r))
-            if ttl:
-                command(b"EXPIRE", key, ttl)
+            _HASH_SCRIPT.queue(command, key, *head, *self.encode(r))
+
+    def settle(self, client: redis.Redis, keys: list[bytes], records: list[Record], replies: list[Any]) -> None:
+        lost = [n for n, reply in enumerate(replies) if _no_script(reply)]
+        if lost:  # the server lost its scripts (a restart, SCRIPT FLUSH): load, run those keys again
+            head = self._head()
+            replies = _run(client, _HASH_SCRIPT, [(keys[n], [*head, *self.encode(records[n])]) for n in lost])
+        _raise_first(replies)
+
+    def _head(self) -> list[bytes]:
+        """The script's arguments before the fields: ttl, then the rule of ownership."""
+        return [str(self.ttl).encode() if self.ttl else b"", _ownership(self.store.view)]
 
     def read(self, client: redis.Redis, keys: Sequence[Key]) -> list[Any]:
         return [WrongType("holds another Redis type than a hash") if isinstance(v, Exception) else v or None
@@ -324,7 +593,9 @@ class HashLayout(RedisLayout):
                 for v in _pipelined(client, keys, "HGETALL")]
 
     def owned_fields(self, record: Record) -> frozenset[str]:
-        return frozenset(str(name) for name in record.data)
+        """The record's fields this store's view owns (FieldView.owns); the write keeps every other."""
+        view = self.store.view
+        return frozenset(str(name) for name in record.data if view.owns(str(name)))
 
 
 class EnvelopeLayout(RedisLayout):
@@ -545,9 +816,28 @@ class RedisAdapter(Adapter):
         layout = self.layout
         pipe = self._client.pipeline(transaction=layout.transaction)
         command = pipe.execute_command
-        layout.write(command, [k.encode() for k in self._keys(entity_type, [r.id for r in records])], records)
+        keys = [k.encode() for k in self._keys(entity_type, [r.id for r in records])]
+        layout.write(command, keys, records)
         command(b"SADD", self._types_key, entity_type)
-        pipe.execute()
+        replies = pipe.execute(raise_on_error=False)
+        layout.settle(self._client, keys, records, replies[:-1])
+        _raise_first(replies[-1:])
+
+    def _put_new(self, entity_type: str, records: list[Record]) -> None:
+        """Per record, ``WATCH`` its key, and only when it is absent ``MULTI``, the layout's write,
+        ``EXEC``: a key created by another writer meanwhile aborts the transaction, and stays."""
+        for record, key in zip(records, self._keys(entity_type, [r.id for r in records])):
+            with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    if pipe.exists(key):
+                        continue
+                    pipe.multi()
+                    self.layout.write(pipe.execute_command, [key.encode()], [record])
+                    pipe.execute_command(b"SADD", self._types_key, entity_type)
+                    pipe.execute()
+                except redis.WatchError:
+                    continue  # created meanwhile: the other writer's record is kept
 
     # -- reads ---------------------------------------------------------------------------------
     def _unreadable(self, entity_type: str, ident: uuid.UUID, key: str, what: str) -> Record:

@@ -178,9 +178,16 @@ def test_accept_records_a_deliberate_rotation(setup: Setup) -> None:
     assert plan.returncode == 1 and "would record" in plan.stdout and "add --yes" in plan.stdout
     assert setup.write(rotated).returncode == 2  # the plan recorded nothing
 
-    done = run("ids", "accept", "-c", str(setup.path), "-e", setup.et, "--yes", env=rotated)
+    assert "needs --rotate" in plan.stdout and "rebuilds none of the" in plan.stdout
+    refused = run("ids", "accept", "-c", str(setup.path), "-e", setup.et, "--yes", env=rotated)
+    assert_one_clean_line(refused)  # the salt in use rebuilds none of the IDs the source holds: not a repair
+    assert refused.returncode == 2 and "--rotate" in refused.stderr
+    assert setup.write(rotated).returncode == 2
+
+    done = run("ids", "accept", "-c", str(setup.path), "-e", setup.et, "--rotate", "--yes", env=rotated)
     assert done.returncode == 0, done.stderr
     assert "recorded" in done.stdout and "the salt differs" in done.stdout and "salt-T" not in done.stdout
+    assert "as a rotation" in done.stdout
     after = setup.write(rotated, start=N, count=5)
     assert after.returncode == 0, after.stderr
     assert setup.rows() == N + 5 and setup.keys() == N + 5

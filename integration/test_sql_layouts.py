@@ -112,16 +112,23 @@ def test_postgres_typed_columns_round_trip_every_value_kind(postgres_url: str, t
         _pg_exec(postgres_url, "DROP TABLE IF EXISTS {t}", table_name)
 
 
-def test_postgres_offset_text_goes_into_timestamptz_as_its_instant(postgres_url: str, table_name: str) -> None:
+def test_postgres_timestamptz_takes_the_instant_and_refuses_another_spelling(postgres_url: str, table_name: str) -> None:
+    """Text is text (docs/data-model.md): the column keeps the instant, so only its UTC text reads
+    back as written; ``...+02:00`` would come back as another value, and is refused."""
     _pg_exec(postgres_url, "CREATE TABLE {t} (id uuid PRIMARY KEY, at timestamptz, local_at timestamp)", table_name)
     try:
         with open_store(postgres_url, table=table_name, entity_type="user", fields={"at": "at", "local_at": "local_at"},
                         timezone="UTC") as store:
             r = Record("user", uuid.uuid5(uuid.NAMESPACE_DNS, "offset"),
-                       {"at": "2024-05-01T10:00:00+02:00", "local_at": "2024-05-01T10:00:00Z"})
+                       {"at": "2024-05-01T08:00:00Z", "local_at": "2024-05-01T10:00:00Z"})
             store.put_many([r])
             back = store.get_many("user", [r.id])[r.id].data
             assert back == {"at": dt.datetime(2024, 5, 1, 8, tzinfo=UTC), "local_at": dt.datetime(2024, 5, 1, 10, tzinfo=UTC)}
+            assert canonical(back) == r.data_json
+            for field in ("at", "local_at"):
+                zoned = Record("user", r.id, {**r.data, field: "2024-05-01T10:00:00+02:00"})
+                with pytest.raises(ValidationError, match=rf"'{field}'.*keeps the instant.*2024-05-01T08:00:00Z"):
+                    store.put_many([zoned])
         assert _pg_exec(postgres_url, "SELECT at = '2024-05-01T08:00:00Z'::timestamptz, local_at::text FROM {t}",
                         table_name) == [(True, "2024-05-01 10:00:00")]
     finally:
@@ -141,7 +148,7 @@ def test_postgres_bad_values_and_mappings_are_refused_before_any_write(postgres_
             with pytest.raises(ValidationError, match=r"'at'.*timezone"):
                 list(store.scan("user"))
         cases: list[tuple[dict[str, Any], str]] = [
-            ({"at": "2024-05-01T10:00:00", "name": "x", "amount": 1, "n": 1}, "offset"),  # naive text
+            ({"at": "2024-05-01T10:00:00", "name": "x", "amount": 1, "n": 1}, "UTC text"),  # naive text
             ({"at": "2024-05-01T10:00:00Z", "name": "x", "amount": decimal.Decimal("1.005"), "n": 1}, "2 digits"),
             ({"at": "2024-05-01T10:00:00Z", "name": "x", "amount": 1, "n": 1.5}, "whole numbers"),
             ({"at": "2024-05-01T10:00:00Z", "name": 42, "amount": 1, "n": 1}, "text"),

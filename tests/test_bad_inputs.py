@@ -595,7 +595,7 @@ def test_markup_in_store_names_field_names_and_values_prints_literally(tmp_path:
     assert "  not audited [bold red]x[/] (optional, not answering): file://" in out[11]
     assert "; NOT AUDITED: [bold red]x[/] (file://" in out[11]
     assert "audit of user against [cache] (" in out[13]
-    assert "a[/]b: 1 (e.g. user: user/[b]y.json)" in out[14]  # the foreign file, in the caption
+    assert "a[/]b: 1 (e.g. user: u•••/[b]y.j•••)" in out[14]  # the foreign file, in the caption (masked)
     assert "a[/]b/user " in out[14] and "fields differ: [bold]f[/], name; not in the source: :fire:, [x]" in out[14]
     assert ("fields differ: [bold]f[/] (store 2, source 1), name (store \"[red]B[/]\", source \"[red]A[/]\"); "
             "not in the source: :fire: (store 1), [x] (store 1)") in out[15]

@@ -13,7 +13,8 @@ from uuid_forge.adapters.sql import SQLAdapter
 from uuid_forge import Forge, IDConfig, Namespace, ValidationError
 from uuid_forge.errors import IDConfigMismatchError
 from uuid_forge.forge import StoreHandle
-from uuid_forge.idmarker import META_TYPE, Marker, differences, marker_id, read_markers
+from uuid_forge.idmarker import META_TYPE, Marker, accept, differences, marker_id, read_markers
+from uuid_forge.record import Record
 
 from .scaffold import make_forge, write_forge_toml
 
@@ -68,26 +69,56 @@ def test_first_write_records_then_refuses_another_salt(tmp_path: Path) -> None:
     assert src.count("user") == 3 and cache.count("user") == 3
 
 
-def test_a_source_without_marker_gets_one_and_audits_say_nothing_new(tmp_path: Path) -> None:
+def test_a_lost_marker_is_recreated_only_by_a_configuration_that_rebuilds_the_ids(tmp_path: Path) -> None:
     src = MemoryAdapter()
     with forge(tmp_path, src) as f:
         f.write_many(people())
-    src.delete_many(META_TYPE, [marker_id("user")])  # as written before markers existed
+    src.delete_many(META_TYPE, [marker_id("user")])  # lost (or written before markers existed)
     with forge(tmp_path, src, IDConfig(namespace=NS)) as f:
         report = f.audit(verify_keys=True)
         assert report.id_config == [] and len(report.findings) == 3  # no marker: per-record findings as before
-        f.write_many(people(1, start=10))  # the first write records the marker of the configuration in use
-    with forge(tmp_path, src, BASE) as f, pytest.raises(IDConfigMismatchError, match="without a salt and one is set"):
+        with pytest.raises(IDConfigMismatchError, match="rebuilds none of the 3 IDs") as err:
+            f.write_many(people(1, start=10))  # not re-created blindly under the wrong configuration
+        assert err.value.mismatches == {"user": ["marker_missing_disproven"]} and "--rotate --yes" in str(err.value)
+    assert src.count("user") == 3 and read_markers_of(tmp_path, src) == {}
+    with forge(tmp_path, src, BASE) as f:
+        f.write_many(people(1, start=10))  # the right configuration proves itself and records it again
+    with forge(tmp_path, src, IDConfig(namespace=NS)) as f, pytest.raises(IDConfigMismatchError,
+                                                                          match="written with a salt and none"):
+        f.write_many(people(1))
+    assert src.count("user") == 4
+
+
+def test_a_lost_marker_over_entries_without_keys_is_not_recreated(tmp_path: Path) -> None:
+    src = MemoryAdapter()
+    with forge(tmp_path, src) as f:
+        ident = f.id_for("user", {"email": "u0@example.com"})
+    src.put_many([Record("user", ident, {"n": 0}, None)])  # no key stored, none declared: nothing proves it
+    with forge(tmp_path, src) as f, pytest.raises(IDConfigMismatchError, match="holds its key fields"):
+        f.write_many(people(1))
+    with forge(tmp_path, src) as f:
+        with pytest.raises(IDConfigMismatchError, match="add --rotate"):
+            accept(f, ["user"])
+        accept(f, ["user"], rotate=True)
         f.write_many(people(1))
 
 
-def test_a_dropped_type_takes_a_new_configuration(tmp_path: Path) -> None:
+def read_markers_of(tmp_path: Path, src: MemoryAdapter) -> dict[str, Marker]:
+    with forge(tmp_path, src) as f:
+        return read_markers(f, ["user"])
+
+
+def test_a_dropped_type_takes_a_new_configuration_only_through_accept(tmp_path: Path) -> None:
     src = MemoryAdapter()
     with forge(tmp_path, src) as f:
         f.write_many(people())
     src.drop("user")
-    with forge(tmp_path, src, IDConfig(namespace=NS, salt="new")) as f:
-        f.write_many(people())  # no record left to duplicate: the marker is replaced
+    new = IDConfig(namespace=NS, salt="new")
+    with forge(tmp_path, src, new) as f:
+        with pytest.raises(IDConfigMismatchError, match="the salt differs"):
+            f.write_many(people())  # a write never replaces a marker that differs
+        assert accept(f, ["user"])[0]["proof"]["state"] == "empty"  # nothing to protect: no --rotate needed
+        f.write_many(people())
     with forge(tmp_path, src, BASE) as f, pytest.raises(IDConfigMismatchError, match="the salt differs"):
         f.write_many(people())
 
@@ -100,7 +131,7 @@ def test_reserved_type_cannot_be_written_or_audited(tmp_path: Path) -> None:
             f.audit(META_TYPE)
 
 
-def test_source_on_a_user_table_keeps_no_marker(tmp_path: Path) -> None:
+def test_source_on_a_user_table_keeps_its_marker_in_a_side_table(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'own.db'}"
     import sqlalchemy as sa
 
@@ -111,19 +142,21 @@ def test_source_on_a_user_table_keeps_no_marker(tmp_path: Path) -> None:
     src = SQLAdapter(db, table="people", entity_type="user")
     with forge(tmp_path, src) as f:
         f.write_many(people())
-        assert read_markers(f, ["user"]) == {}
-    with forge(tmp_path, SQLAdapter(db, table="people", entity_type="user"), IDConfig(namespace=NS)) as f:
-        f.write_many(people(1, start=9))  # documented limitation: nothing to compare with (no salt now: not refused)
-        assert read_markers(f, ["user"]) == {}
+        assert set(read_markers(f, ["user"])) == {"user"}
+        assert f.entity_types() == ["user"]
+    with forge(tmp_path, SQLAdapter(db, table="people", entity_type="user"), IDConfig(namespace=NS)) as f, \
+            pytest.raises(IDConfigMismatchError, match="written with a salt and none"):
+        f.write_many(people(1, start=9))
     engine = sa.create_engine(db)
     try:
-        # no marker row in the user's table, and no table of ours beside it
-        assert sa.inspect(engine).get_table_names() == ["people"]
+        # no marker row in the user's table: it is in a table of ours beside it
+        assert sorted(sa.inspect(engine).get_table_names()) == ["people", "uuid_forge_meta"]
         with engine.connect() as conn:
             ids = {row[0] for row in conn.execute(sa.text("SELECT id FROM people"))}
+            meta = {row[0] for row in conn.execute(sa.text("SELECT id FROM uuid_forge_meta"))}
     finally:
         engine.dispose()
-    assert len(ids) == 4 and marker_id("user").hex not in ids and str(marker_id("user")) not in ids
+    assert len(ids) == 3 and marker_id("user").hex not in ids and meta == {marker_id("user").hex}
 
 
 def test_ids_accept_command(tmp_path: Path) -> None:
@@ -138,7 +171,10 @@ def test_ids_accept_command(tmp_path: Path) -> None:
     assert isinstance(refused.exception, IDConfigMismatchError)
     plan = runner.invoke(cli, ["ids", "accept", "-c", str(config)], env=new)
     assert plan.exit_code == 1 and "would record" in plan.output and "salt-two" not in plan.output
-    done = runner.invoke(cli, ["ids", "accept", "-c", str(config), "--yes", "--json"], env=new)
+    assert "needs --rotate" in plan.output
+    refused = runner.invoke(cli, ["ids", "accept", "-c", str(config), "--yes"], env=new)
+    assert isinstance(refused.exception, IDConfigMismatchError) and "rebuilds none of the 1 IDs" in str(refused.exception)
+    done = runner.invoke(cli, ["ids", "accept", "-c", str(config), "--rotate", "--yes", "--json"], env=new)
     assert done.exit_code == 0 and json.loads(done.output)["entity_types"][0]["differs"] == ["salt"]
     assert runner.invoke(cli, ["write", "-c", str(config), "user", "-k", "e=b"], env=new).exit_code == 0
     assert runner.invoke(cli, ["ids", "status", "-c", str(config)], env=new).exit_code == 0

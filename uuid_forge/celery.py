@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -34,9 +33,9 @@ from celery import Celery
 
 from .compare import all_types
 from .errors import ExecutorError
-from .html_report import mask_value
+from .masking import Masker
+from .partial import finding_from_dict
 from .precedence import CONFIG_ENV
-from .repair import as_uuid
 from .settings import ExecutorSettings, load_settings
 from .tasks import Done, forge_for, run_task, unwrap
 from .urls import mask_url
@@ -133,61 +132,26 @@ def _checked(digest: str, name: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- what a result may hold -------------------------------------------------------------------------
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_WORD = re.compile(r"\w+")
-#: finding classes whose ID is one of ours (a UUID the source or the audit derived): shown as it is
-_OURS = ("missing", "stale", "orphan", "malformed")
-
-
-def _erased(text: str) -> str:
-    """Every word down to its first character: for a name that may be a token (even a UUID)."""
-    return _WORD.sub(lambda w: w.group()[0] + "•" * (len(w.group()) - 1), text)
-
-
-def _masked_text(text: str) -> str:
-    """A message with every quoted name masked (as the HTML report masks a detail)."""
-    return _QUOTED.sub(lambda m: m.group()[0] + mask_value(m.group()[1:-1]) + m.group()[-1], text)
-
-
-def _masked_finding(f: dict[str, Any]) -> dict[str, Any]:
-    """A finding as the backend may keep it: our IDs shown, any other name masked, no values."""
-    out = {k: v for k, v in f.items() if k != "values"}
-    ours = f.get("class") in _OURS and isinstance(f.get("id"), str) and as_uuid(f["id"]) is not None
-    if not ours:
-        out["id"] = _erased(str(f.get("id", "")))
-    raw = f.get("raw")
-    if isinstance(raw, str):
-        # a wrongly encoded name of one of our IDs stays readable; any other name is masked
-        plain = re.sub(r"[^0-9a-f]", "", raw.lower())
-        out["raw"] = raw if ours and f["id"].replace("-", "") in plain else (mask_value(raw) if ours else _erased(raw))
-    out["detail"] = _masked_text(str(f.get("detail", "")))
-    return out
-
-
-def _masked_sample(text: str) -> str:
-    """A foreign sample is ``"entity_type: raw"``: the type is ours, the name is someone else's."""
-    head, sep, rest = text.partition(": ")
-    return f"{head}{sep}{_erased(rest)}" if sep else _erased(text)
-
-
 def hidden(outcome: dict[str, Any]) -> dict[str, Any]:
     """A task's outcome as it may wait in the result backend: other applications' names masked
-    (foreign samples, names in findings and messages), data values left out, counts kept."""
+    as every output masks them (uuid_forge.masking: foreign samples, names in findings, quoted
+    names in messages), data values left out, counts kept."""
+    masker = Masker(show_values=False)
     if "error" in outcome:
-        return {**outcome, "message": _masked_text(str(outcome.get("message", "")))}
+        return {**outcome, "message": masker.detail(str(outcome.get("message", "")))}
     result = outcome.get("result")
     if not isinstance(result, dict):
         return outcome
     result = dict(result)
     if "foreign_samples" in result:  # a partition's partial (uuid_forge.partial.audit_partition)
-        result["foreign_samples"] = {s: [[*t[:3], _masked_sample(str(t[3]))] for t in v]
+        result["foreign_samples"] = {s: [[*t[:3], masker.sample(str(t[3]))] for t in v]
                                      for s, v in result["foreign_samples"].items()}
-        result["findings"] = [[*f[:3], _masked_finding(f[3])] for f in result["findings"]]
-        result["warnings"] = [[*w[:3], _masked_text(str(w[3]))] for w in result["warnings"]]
+        result["findings"] = [[*f[:3], masker.finding(finding_from_dict(f[3])).to_dict()] for f in result["findings"]]
+        result["warnings"] = [[*w[:3], masker.detail(str(w[3]))] for w in result["warnings"]]
     if "repair_errors" in result:
-        result["repair_errors"] = [_masked_text(str(e)) for e in result["repair_errors"]]
+        result["repair_errors"] = [masker.detail(str(e)) for e in result["repair_errors"]]
     if "report" in result and isinstance(result.get("error"), str):  # a write chunk's
-        result["error"] = _masked_text(result["error"])
+        result["error"] = masker.detail(result["error"])
     return {**outcome, "result": result}
 
 

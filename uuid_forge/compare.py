@@ -33,7 +33,6 @@ from .record import (
     Partition,
     Record,
     TextFingerprint,
-    comparable,
     data_fingerprint,
     same_fingerprint,
 )
@@ -343,9 +342,8 @@ def diff_fields(source: Any, store: Any, prefix: str = "") -> list[tuple[str, st
 
 
 def _comparable(value: Any) -> str:
-    """A value as fingerprints compare it: datetime text as the instant it names."""
-    text = _canonical_or_repr(value)
-    return text if text.startswith("\0") else comparable("[" + text + "]")
+    """A value as fingerprints (and the ID scheme) see it: its canonical form, text as text."""
+    return _canonical_or_repr(value)
 
 
 def _canonical_or_repr(value: Any) -> str:
@@ -423,8 +421,8 @@ def _verify_keys(forge: Forge, stores: Stores, entity_type: str, ids: list[uuid.
                 keyed.append((ident, record.key))
                 continue
             missing = [n for n in declared.key if record.data.get(n) is None]  # data is a Mapping (Record checks)
-            if not missing:
-                keyed.append((ident, {n: record.data[n] for n in declared.key}))
+            if not missing:  # the key as a write takes it (key_of), so the ID is the write's, by one function
+                keyed.append((ident, declared.key_of(record.data, f"{source} {ident}")))
             elif isinstance(record.key, dict) and set(record.key) == set(declared.key):
                 keyed.append((ident, record.key))  # written as write(type, key, data) with the key outside the data
             else:  # no ID can be checked (or rebuilt) without its key fields

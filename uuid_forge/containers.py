@@ -12,6 +12,11 @@ SQL tables, MongoDB collections and Elasticsearch indices follow one rule, writt
 
 Each store keeps the owners record its own way (a table, a collection, an index's ``_meta``)
 behind the small :class:`OwnersBook` protocol.
+
+uuid-forge's own records (reserved types, ``uuid-forge.*``: the ID-configuration marker) never go
+into your own container: they live in a side container of the same store, named by the store
+(``side=``: a table ``uuid_forge_meta``, a collection, an index). Per-type containers hold them
+as any other type.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from .contract import RESERVED_TYPE_PREFIX
 from .errors import ValidationError
 
 __all__ = ["Containers", "OwnersBook"]
@@ -44,9 +50,10 @@ class Containers:
     """The container of each entity type in one store, and the owners check that guards it."""
 
     def __init__(self, kind: str, *, own: str | None, own_type: str | None, prefix: str,
-                 owners: OwnersBook | None) -> None:
+                 owners: OwnersBook | None, side: str | None = None) -> None:
         self.kind = kind  # "table", "collection" or "index": for messages
         self.own = own
+        self.side = side  # beside your own container: where uuid-forge's reserved types live
         self.own_type = own_type
         self.prefix = prefix
         self.owners = owners
@@ -57,13 +64,19 @@ class Containers:
         """True when the user's own container holds the one entity type."""
         return self.own is not None
 
+    def is_side(self, entity_type: str) -> bool:
+        """True when ``entity_type`` is one of uuid-forge's own, kept in the side container."""
+        return self.own is not None and self.side is not None and entity_type.startswith(RESERVED_TYPE_PREFIX)
+
     def name_for(self, entity_type: str) -> str:
         """The container that holds ``entity_type``."""
-        return self.own if self.own is not None else self.prefix + entity_type
+        if self.own is None:
+            return self.prefix + entity_type
+        return self.side if self.side is not None and self.is_side(entity_type) else self.own
 
     def accepts(self, entity_type: str) -> str | None:
         """Why ``entity_type`` is not held here (the user's container holds another), or None."""
-        if self.own is not None and entity_type != self.own_type:
+        if self.own is not None and entity_type != self.own_type and not self.is_side(entity_type):
             return (f"its {self.kind} {self.own!r} holds only {self.own_type!r}")
         return None
 

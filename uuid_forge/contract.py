@@ -299,6 +299,28 @@ class Adapter(ABC):
                 total += len(batch)
         return total
 
+    def put_new(self, records: Iterable[Record]) -> None:
+        """Write each record whose ID the store does not hold yet; never replace one.
+
+        Two writers racing to create the same record: one wins, and the other reads the winner's
+        record back (how the ID-configuration marker is made, uuid_forge.idmarker). Stores answer
+        with their native create-if-absent in ``_put_new``; the default reads, then writes what
+        was absent, which narrows the race without closing it."""
+        self._require(WRITE)
+        groups: dict[str, list[Record]] = {}
+        for record in records:
+            if not isinstance(record, Record):
+                raise ValidationError(f"put_new takes Record objects, got {type(record).__name__}")
+            groups.setdefault(record.entity_type, []).append(record)
+        for entity_type, group in groups.items():
+            self.check_entity_type(entity_type)
+            for record in group:
+                record.fingerprint  # noqa: B018 - canonicalise now: bad data fails before any write
+                record.key_json  # noqa: B018
+            self.validate_records(entity_type, group)
+            with self._errors(f"put_new({entity_type}, {len(group)} records)"):
+                self._put_new(entity_type, group)
+
     def get_many(self, entity_type: str, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Record]:
         """The stored records among ``ids``, keyed by ID; absent IDs are left out."""
         self._require(READ)
@@ -400,6 +422,14 @@ class Adapter(ABC):
     @abstractmethod
     def _put(self, entity_type: str, records: list[Record]) -> None:
         """Upsert one batch with the store's native bulk call."""
+
+    def _put_new(self, entity_type: str, records: list[Record]) -> None:
+        """Create the records whose IDs are absent (see :meth:`put_new`). Default: read, then write
+        the absent ones (not atomic); stores override it with their create-if-absent."""
+        held = {r.id for r in self._get(entity_type, [r.id for r in records])}
+        absent = [r for r in records if r.id not in held]
+        if absent:
+            self._put(entity_type, absent)
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         """Fetch one batch with the store's native bulk read."""

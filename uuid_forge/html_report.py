@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from .masking import Masker, mask_value
 from .privatefile import write_private
 from .urls import mask_text
 
@@ -36,9 +36,6 @@ COLORS = {"ok": "#2e7d32", "missing": "#c62828", "orphan": "#ef6c00", "stale": "
 FINDING_CLASSES = ("missing", "orphan", "stale", "malformed")
 SAMPLES = 10  # rows per class
 SLOWEST = 10  # partitions listed
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_WORD = re.compile(r"\w+")
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 _CSS = """
 *{box-sizing:border-box}
@@ -81,47 +78,6 @@ footer{color:#57606a;font-size:12px;text-align:center;margin-top:8px}
 def _e(value: Any) -> str:
     """Escape for HTML text and attribute values alike (quotes included)."""
     return html.escape(str(value), quote=True)
-
-
-def mask_value(text: str) -> str:
-    """The shape of ``text`` without its content: each word keeps its first character, the rest
-    becomes ``•``; separators and UUIDs (IDs, not data) stay. ``"session:john@example.com"`` ->
-    ``"s••••••:j•••@e••••••.c••"``."""
-    out: list[str] = []
-    last = 0
-    for m in _UUID.finditer(text):
-        out.append(_WORD.sub(lambda w: w.group()[0] + "•" * (len(w.group()) - 1), text[last:m.start()]))
-        out.append(m.group())
-        last = m.end()
-    out.append(_WORD.sub(lambda w: w.group()[0] + "•" * (len(w.group()) - 1), text[last:]))
-    return "".join(out)
-
-
-class _Masker:
-    def __init__(self, show_values: bool) -> None:
-        self.show = show_values
-
-    def raw(self, text: str | None) -> str:
-        if text is None:
-            return ""
-        return mask_text(text) if self.show else mask_value(text)
-
-    def ident(self, text: str) -> str:
-        """Our IDs are shown; anything else in the ID column (a foreign name, a raw key) is a raw value."""
-        return text if _UUID.fullmatch(text) else self.raw(text)
-
-    def detail(self, text: str, raw: str | None = None) -> str:
-        text = mask_text(text)
-        if self.show:
-            return text
-        if raw:
-            text = text.replace(raw, mask_value(raw))
-        return _QUOTED.sub(lambda m: m.group()[0] + mask_value(m.group()[1:-1]) + m.group()[-1], text)
-
-    def sample(self, text: str) -> str:
-        """A foreign sample is ``"entity_type: raw"``: the type is ours, the name is someone else's."""
-        head, sep, rest = text.partition(": ")
-        return f"{head}{sep}{self.raw(rest)}" if sep else self.raw(text)
 
 
 def _fmt_seconds(s: float) -> str:
@@ -220,7 +176,7 @@ def _round_robin(findings: Iterable[Finding], limit: int) -> list[Finding]:
     return picked
 
 
-def _samples(report: AuditReport, masker: _Masker) -> str:
+def _samples(report: AuditReport, masker: Masker) -> str:
     out = []
     for cls in FINDING_CLASSES:
         total = sum(c[cls] for c in report.stores.values())
@@ -242,7 +198,7 @@ def _samples(report: AuditReport, masker: _Masker) -> str:
     return "".join(out)
 
 
-def _foreign(report: AuditReport, masker: _Masker) -> str:
+def _foreign(report: AuditReport, masker: Masker) -> str:
     rows = []
     for store, counts in report.stores.items():
         n = counts["foreign"]
@@ -265,7 +221,7 @@ def render(report: AuditReport, *, final: AuditReport | None = None, show_values
     from . import idmarker
     from .report import CLASSES
 
-    masker = _Masker(show_values)
+    masker = Masker(show_values)
     when = (generated or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%d %H:%M:%S %Z")
     verdict = final if final is not None else report
     good = verdict.consistent

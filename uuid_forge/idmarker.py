@@ -13,11 +13,18 @@ configuration on purpose.
 The markers are records of the reserved entity type ``uuid-forge.meta`` in the source, written
 and read through the public adapter API (ID: ``uuid5(META_NAMESPACE, entity_type)``). Every
 listing of entity types hides the reserved types (``Adapter.entity_types``), and audits never
-compare them with the other stores. A source that cannot hold that type (a SQL store mapped to
-one table of your own, a store that cannot be read) keeps no marker: there the check is off.
+compare them with the other stores. A source on a container of your own (a SQL ``table=``, a
+MongoDB ``collection=``, an Elasticsearch ``index=``) keeps them in a side container of the same
+store (uuid_forge.containers). Only a source that cannot hold the type at all (files with
+``layout=raw``, a store that cannot be read) keeps no marker: there the check is off.
 
-A source that holds a marker but no record of its type (its data was dropped) has no old IDs to
-protect: the marker is replaced by the current configuration, with a log line.
+A marker is created with ``Adapter.put_new`` (create-if-absent), then read back: of two first
+writers with different configurations, one creates it and the other is refused by it. A marker
+is never created blindly over existing data: when the source holds entries of the type but no
+marker (it was deleted), the writer first proves on a sample of them (:func:`prove`) that its
+configuration rebuilds their IDs from their key fields, and is refused otherwise. A marker that
+differs is only ever changed by ``uuid-forge ids accept``, which makes the same proof and needs
+``--rotate`` when it fails.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .contract import READ, RESERVED_TYPE_PREFIX, SCAN, WRITE
+from .contract import READ, RESERVED_TYPE_PREFIX, SCAN, WRITE, chunked
 from .errors import ConfigError, IDConfigMismatchError, StoreError, ValidationError
 from .ids import IDConfig
 from .precedence import SALT_ENV, SECRET_ENV
@@ -46,9 +53,12 @@ META_TYPE = RESERVED_TYPE_PREFIX + "meta"
 META_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://uuid-forge.dev/id-config-marker")
 MARKER_VERSION = 1
 KDF_ROUNDS = 200_000
+#: entries with a readable key a proof looks at, and entries it reads at most to find them
+SAMPLE = 100
+SCAN_LIMIT = 1000
 
-__all__ = ["META_TYPE", "Marker", "accept", "audit_findings", "differences", "ensure", "explain", "marker_id",
-           "read_markers", "status"]
+__all__ = ["META_TYPE", "Marker", "Proof", "accept", "audit_findings", "differences", "ensure", "explain",
+           "marker_id", "plan", "prove", "read_markers", "status"]
 
 _TEXT = {
     "scheme": "the scheme differs from the one this source was written with ({old} then, {new} now)",
@@ -179,8 +189,8 @@ def _refusal(mismatched: dict[str, tuple[list[str], Marker]], forge: Forge, acti
         explain(first, kinds, stored, _config(forge, first), _salt_env(forge, first))
         + (f" (and {more} other entity type{'s' if more > 1 else ''})" if more else "")
         + f"; {action} refused before any store was touched, since the IDs computed now would give old keys new IDs."
-        f" Fix the configuration, or record the current one on purpose with 'uuid-forge ids accept{only} --yes'"
-        " (existing IDs keep their old values)",
+        f" Fix the configuration, or record the current one on purpose with 'uuid-forge ids accept{only} --rotate"
+        " --yes' (existing IDs keep their old values)",
         mismatches={t: k for t, (k, _) in mismatched.items()})
 
 
@@ -217,14 +227,119 @@ def read_markers(forge: Forge, entity_types: Iterable[str]) -> dict[str, Marker]
     return out
 
 
-def _source_holds(forge: Forge, entity_type: str) -> bool:
-    """True unless the source can show it holds no record of the type (then no old ID can be duplicated)."""
+# -- the proof ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Proof:
+    """What a sample of the source says about a configuration: of ``read`` entries, ``checked``
+    had a readable key, and the configuration rebuilt the IDs of ``proven`` of them."""
+
+    read: int
+    checked: int
+    proven: int
+
+    @property
+    def state(self) -> str:
+        """``empty`` (no entry: nothing to protect), ``proven`` (one rebuilt ID is enough: no other
+        configuration rebuilds any), ``disproven`` (keys read, no ID rebuilt) or ``unprovable``
+        (entries, but none with its key fields)."""
+        if self.proven:
+            return "proven"
+        if self.checked:
+            return "disproven"
+        return "unprovable" if self.read else "empty"
+
+    @property
+    def holds(self) -> bool:
+        """Whether the configuration may be recorded without ``--rotate``."""
+        return self.state in ("empty", "proven")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "read": self.read, "checked": self.checked, "proven": self.proven}
+
+    def explain(self, entity_type: str) -> str:
+        """Why the configuration in use cannot be recorded without ``--rotate`` (counts only)."""
+        if self.state == "disproven":
+            return (f"the configuration in use rebuilds none of the {self.checked} IDs sampled from the source from "
+                    "their key fields: they were written under another salt, secret, namespace or scheme")
+        return (f"none of the {self.read} entries sampled from the source holds its key fields, so no ID can show "
+                f"which configuration wrote them (declare the key fields of {entity_type!r}, e.g. [types."
+                f"{entity_type}] key = [...], so that they can be checked)")
+
+
+def _key(declared: Any, record: Record) -> Any:
+    """The key an entry holds: the declared key fields in its data, else the key stored beside it."""
+    data = record.data if isinstance(record.data, dict) else {}
+    if declared is not None and declared.key:
+        if all(data.get(n) is not None for n in declared.key):
+            return {n: data[n] for n in declared.key}
+        if isinstance(record.key, dict) and set(record.key) == set(declared.key):
+            return record.key
+        return None
+    return record.key
+
+
+def _rebuilt(forge: Forge, entity_type: str, key: Any) -> uuid.UUID | None:
+    """The ID the configuration in use gives ``key``; None when it is no usable key."""
+    try:
+        if isinstance(key, dict):
+            return forge.generator.generate(entity_type, **key)
+        if isinstance(key, list):
+            return forge.generator.generate(entity_type, *key)
+        return forge.generator.generate(entity_type, key)
+    except (TypeError, ValueError, ValidationError):
+        return None
+
+
+def prove(forge: Forge, entity_type: str) -> Proof:
+    """Whether the configuration in use rebuilds the IDs the source holds for ``entity_type``, from
+    the key fields the entries hold themselves (at most :data:`SAMPLE` keyed entries, :data:`SCAN_LIMIT`
+    read). Entries without a readable key, wrongly encoded names and other applications' entries
+    prove nothing. A source that cannot be scanned proves nothing either (``unprovable``)."""
     adapter = forge.source.adapter
     if SCAN not in adapter.capabilities:
-        return True
-    for _ in adapter.scan(entity_type, include_malformed=True):
-        return True
-    return False
+        return Proof(read=1, checked=0, proven=0)
+    types = getattr(forge, "types", {}) or {}
+    declared = types.get(entity_type)
+    ids: list[uuid.UUID] = []
+    read = 0
+    for ident, _ in adapter.scan(entity_type, include_malformed=True):
+        read += 1
+        if type(ident) is uuid.UUID:
+            ids.append(ident)
+        if read >= SCAN_LIMIT:
+            break
+    checked = proven = 0
+    for batch in chunked(ids, SAMPLE):
+        for ident, record in adapter.get_many(entity_type, batch).items():
+            if record.unreadable:
+                continue
+            key = _key(declared, record)
+            expected = None if key is None else _rebuilt(forge, entity_type, key)
+            if expected is None:
+                continue
+            checked += 1
+            proven += expected == ident
+        if proven or checked >= SAMPLE:
+            break
+    return Proof(read=read, checked=checked, proven=proven)
+
+
+def _unproven(forge: Forge, proofs: dict[str, Proof], action: str) -> IDConfigMismatchError:
+    first, proof = next(iter(proofs.items()))
+    more = len(proofs) - 1
+    return IDConfigMismatchError(
+        f"entity type {first!r}: the source holds entries but no ID-configuration marker (it was removed), and "
+        f"{proof.explain(first)}"
+        + (f" (and {more} other entity type{'s' if more > 1 else ''})" if more else "")
+        + f"; {action} refused before any store was touched. Run it with the configuration that wrote the data "
+        f"(that recreates the marker), or record the one in use on purpose with 'uuid-forge ids accept --entity "
+        f"{first} --rotate --yes' (existing IDs keep their old values)",
+        mismatches={t: [f"marker_missing_{p.state}"] for t, p in proofs.items()})
+
+
+def _create(forge: Forge, markers: list[Marker]) -> None:
+    """Create-if-absent: a marker another writer made first stays (checked by reading it back)."""
+    forge.source.adapter.put_new([m.record() for m in markers])
 
 
 def _write(forge: Forge, markers: list[Marker]) -> None:
@@ -233,7 +348,8 @@ def _write(forge: Forge, markers: list[Marker]) -> None:
 
 def ensure(forge: Forge, entity_types: Iterable[str], action: str = "write") -> None:
     """Before ``action`` writes these types: refuse a configuration that differs from the marker,
-    and record the marker of a type that has none. Checked once per type and Forge.
+    and create the marker of a type that has none, once the source's entries prove the
+    configuration (or there are none). Checked once per type and Forge.
 
     When the source cannot be read, nothing is decided (the write that follows fails on the same
     source and is journaled); the next batch checks again.
@@ -252,24 +368,41 @@ def ensure(forge: Forge, entity_types: Iterable[str], action: str = "write") -> 
     mismatched: dict[str, tuple[list[str], Marker]] = {}
     for t in todo:
         marker = stored.get(t)
-        config = _config(forge, t)  # a declared type's own namespace and salt
-        kinds = differences(marker, config) if marker is not None else None
         if marker is None:
             record.append(t)
-        elif not kinds:
-            checked.add(t)
-        elif not _source_holds(forge, t):
-            log.warning("%s; the source holds no record of it, so the marker is replaced",
-                        explain(t, kinds, marker, config, _salt_env(forge, t)))
-            record.append(t)
+        elif kinds := differences(marker, _config(forge, t)):
+            mismatched[t] = (kinds, marker)  # changed only by 'ids accept', never by a write
         else:
-            mismatched[t] = (kinds, marker)
+            checked.add(t)
     if mismatched:
         raise _refusal(mismatched, forge, action)
     if not record:
         return
     try:
-        _write(forge, [Marker.of(_config(forge, t), t) for t in record])
+        proofs = {t: prove(forge, t) for t in record}
+    except StoreError as err:
+        log.info("ID-configuration marker not recorded, the source could not be read: %s", err)
+        return
+    unproven = {t: p for t, p in proofs.items() if not p.holds}
+    if unproven:
+        # a concurrent first writer may have made the marker (and written) since it was read: judge by it
+        for t, marker in read_markers(forge, unproven).items():
+            if kinds := differences(marker, _config(forge, t)):
+                mismatched[t] = (kinds, marker)
+            else:
+                checked.add(t)
+            del unproven[t]
+            record.remove(t)
+        if mismatched:
+            raise _refusal(mismatched, forge, action)
+        if unproven:
+            raise _unproven(forge, unproven, action)
+    for t, p in proofs.items():
+        if p.state == "proven":
+            log.warning("entity type %r: the source held no ID-configuration marker; the configuration in use "
+                        "rebuilt %d of %d sampled IDs, so its marker is recorded again", t, p.proven, p.checked)
+    try:
+        _create(forge, [Marker.of(_config(forge, t), t) for t in record])
         again = read_markers(forge, record)  # a concurrent first writer with another configuration may have won
     except StoreError as err:
         log.info("ID-configuration marker not recorded, the source could not be written: %s", err)
@@ -278,7 +411,7 @@ def ensure(forge: Forge, entity_types: Iterable[str], action: str = "write") -> 
             if t in again and (kinds := differences(again[t], _config(forge, t)))}
     if lost:
         raise _refusal(lost, forge, action)
-    checked.update(record)
+    checked.update(t for t in record if t in again)
 
 
 def check_not_reserved(entity_types: Iterable[str]) -> None:
@@ -320,7 +453,7 @@ def status(forge: Forge, entity_types: Iterable[str]) -> list[dict[str, Any]]:
     check_not_reserved(types)
     if not supported(forge):
         raise ConfigError(f"the source {forge.source.name} cannot keep ID-configuration markers (it must read and "
-                          f"write the entity type {META_TYPE!r}; a SQL store mapped to one table of your own cannot)")
+                          f"write the entity type {META_TYPE!r}; files with layout=raw cannot)")
     stored = read_markers(forge, types)
     rows = []
     for t in types:
@@ -333,13 +466,42 @@ def status(forge: Forge, entity_types: Iterable[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def accept(forge: Forge, entity_types: Iterable[str]) -> list[dict[str, Any]]:
-    """Record the configuration in use as the marker of each type; returns :func:`status` from before."""
-    before = status(forge, entity_types)
+def plan(forge: Forge, entity_types: Iterable[str]) -> list[dict[str, Any]]:
+    """:func:`status`, with the proof (:func:`prove`, as a dict) of each type whose marker would change."""
+    rows = status(forge, entity_types)
+    for r in rows:
+        r["proof"] = prove(forge, r["entity_type"]).to_dict() if r["state"] != "same" else None
+    return rows
+
+
+def needs_rotate(row: dict[str, Any]) -> str | None:
+    """Why a row of :func:`plan` cannot be recorded without ``--rotate``, or None."""
+    proof = row.get("proof")
+    if not proof or proof["state"] in ("empty", "proven"):
+        return None
+    return Proof(proof["read"], proof["checked"], proof["proven"]).explain(row["entity_type"])
+
+
+def accept(forge: Forge, entity_types: Iterable[str], rotate: bool = False) -> list[dict[str, Any]]:
+    """Record the configuration in use as the marker of each type; returns :func:`plan` from before.
+
+    The configuration must rebuild the IDs the source holds (:func:`prove`) unless ``rotate``:
+    recording one that does not is a deliberate rotation, not a repair."""
+    before = plan(forge, entity_types)
     changed = [r["entity_type"] for r in before if r["state"] != "same"]
     check_salts = getattr(forge, "check_salts", None)
     if changed and check_salts is not None:
         check_salts(changed)  # a declared salt_env that is unset is a mistake, not a rotation
+    refused = {r["entity_type"]: why for r in before if (why := needs_rotate(r))}
+    if refused and not rotate:
+        first, why = next(iter(refused.items()))
+        more = len(refused) - 1
+        raise IDConfigMismatchError(
+            f"entity type {first!r}: {why}"
+            + (f" (and {more} other entity type{'s' if more > 1 else ''})" if more else "")
+            + "; nothing recorded. Run 'ids accept' with the configuration that wrote the data, or add --rotate to "
+            "record this one on purpose (existing IDs keep their old values)",
+            mismatches={t: [f"unproven_{r['proof']['state']}"] for r in before if (t := r["entity_type"]) in refused})
     if changed:
         _write(forge, [Marker.of(_config(forge, t), t) for t in changed])
         forge.__dict__.setdefault("_id_markers_ok", set()).update(changed)

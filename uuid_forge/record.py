@@ -7,11 +7,9 @@ another program changes the data, not the hint.
 
 from __future__ import annotations
 
-import datetime as _dt
 import decimal
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,42 +27,15 @@ _SPACE = 1 << 128
 UNREADABLE = "unreadable"  # the fingerprint of an unreadable entry: never a 32-hex digest, so never equal
 
 
-# A JSON string value (after ``:``, ``,`` or ``[`` and before ``,``, ``]`` or ``}``: never inside a
-# string, where quotes are escaped, nor a key) that is an ISO 8601 datetime with an offset, not
-# already in the canonical form ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``.
-_OFFSET_DATETIME = re.compile(
-    r'(?<=[:,\[])"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d(?::\d\d)?)(?:[.,](\d{1,9}))?(Z|[+-]\d\d(?::?\d\d)?)"(?=[,\]}])')
-
-
-# a cheap first look: datetime text with an offset, or a "Z" not in the canonical form
-_ANY_OFFSET_DATETIME = re.compile(
-    r'"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d)?(?:[.,]\d{1,9})?'
-    r'(?:[+-]\d\d(?::?\d\d)?|(?<!\d\d:\d\d:\d\d)(?<!\d\d:\d\d:\d\d\.\d{6})Z|(?<=\.000000)Z)"')
-
-
-def _instant(match: re.Match[str]) -> str:
-    day, clock, fraction, offset = match.groups()
-    fraction = (fraction or "")[:6].ljust(6, "0")  # past microseconds: no Python datetime holds them
-    offset = "+00:00" if offset == "Z" else offset if len(offset) != 5 else offset[:3] + ":" + offset[3:]
-    try:
-        parsed = _dt.datetime.fromisoformat(f"{day}T{clock}.{fraction}{offset}")
-        return '"' + canonical(parsed, "a datetime")[1:-1] + '"'
-    except (ValueError, UUIDForgeError, OverflowError):
-        return match.group(0)  # not a real date (month 13...): compared as the text it is
-
-
-def comparable(data_json: str) -> str:
-    """The text fingerprints hash: canonical JSON, with datetime text carrying an offset written as
-    the canonical UTC instant. One data model: "2024-05-01T10:00:00+02:00" in one store and a
-    ``timestamptz`` read back as 08:00 UTC in another are the same value, not a stale record."""
-    if _ANY_OFFSET_DATETIME.search(data_json) is None:  # 0.7 us on a typical record
-        return data_json
-    return _OFFSET_DATETIME.sub(_instant, data_json)
-
-
 def fingerprint_of(data_json: str) -> str:
-    """32 hex chars of SHA-256 over the canonical JSON text of the data (datetimes as instants)."""
-    return hashlib.sha256(comparable(data_json).encode("utf-8")).hexdigest()[:32]
+    """32 hex chars of SHA-256 over the canonical JSON text of the data.
+
+    The one value rule (docs/data-model.md): two values are equal exactly when the ID scheme gives
+    them one canonical form. Text is text, date-time text too: ``"2024-05-01T12:00:00+02:00"`` and
+    ``"2024-05-01T10:00:00Z"`` name one instant but are two values, in data as in key fields
+    (where the scheme hashes them to two IDs). An aware ``datetime`` (a ``timestamptz``, a BSON
+    date) is its UTC text ``...Z``, in both."""
+    return hashlib.sha256(data_json.encode("utf-8")).hexdigest()[:32]
 
 
 def _number(text: str) -> float | decimal.Decimal:

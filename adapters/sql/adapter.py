@@ -20,14 +20,15 @@ from sqlalchemy.engine import make_url
 
 from uuid_forge.containers import Containers
 from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
-from uuid_forge.errors import StoreError, UUIDForgeError, ValidationError
+from uuid_forge.errors import ConfigError, StoreError, UUIDForgeError, ValidationError
 from uuid_forge.record import ForeignEntry, Partition, Record
 
 from .codec import IdCodec, parse_zone
+from .columns import row_filter
 from .dialects import DRIVERS, dialect_for
 from .errors import DriverTimeout, classify_error, is_timeout
 from .layout import SQLSettings, TableLayout, TypeTables, UserTable
-from .tables import OWNERS, OwnersTable, type_table
+from .tables import META, OWNERS, OwnersTable, type_table
 
 __all__ = ["SQLAdapter"]
 
@@ -80,7 +81,8 @@ class SQLAdapter(Adapter):
     written (a ValidationError names the field and the column), and read back in the data model,
     so a clean write audits clean:
 
-    * ``timestamptz``: an aware datetime or ISO text with an offset (``...+02:00``, ``...Z``);
+    * ``timestamptz``: an aware datetime, or its UTC text ``...Z`` (other spellings such as
+      ``...+02:00`` are refused: text is text, and the column would give back another one);
       read back as an aware datetime in UTC (the same instant);
     * ``timestamp`` without time zone (also MariaDB DATETIME/TIMESTAMP and SQLite datetimes): the
       same values, written as the wall time in the zone of the option ``timezone``
@@ -111,6 +113,14 @@ class SQLAdapter(Adapter):
     **Other programs' rows** in your table: an ID that is no UUID, or a UUID of a version this ID
     scheme does not make (``gen_random_uuid()``'s version 4), is a :class:`ForeignEntry`: counted
     by the audit, never rewritten or deleted.
+
+    **What a write owns** in your table: the mapped ID, fingerprint, data and key columns and the
+    columns of the fields the store's view owns (:meth:`uuid_forge.view.FieldView.owns`); the upsert
+    sets only those, so other columns (another application's, or a mapped field the view ignores)
+    keep their values. An unmapped column that is NOT NULL without a default refuses the table when
+    it is first opened (a ConfigError naming the columns) unless ``defaults={column: value}``
+    declares what to insert (INSERT only). ``filter="kind = 'user'"`` narrows the table: rows
+    outside the condition are never read, counted or deleted.
 
     **Malformed IDs**: text ID columns (SQLite, MariaDB, ``id_format="string"``) can hold a wrong
     encoding (36-char text in a hex column, uppercase); scans read the raw text and report it as
@@ -167,6 +177,14 @@ class SQLAdapter(Adapter):
                "value null: every mapped field must be in the data, None included) or absent (the entity "
                "has no such field: a None value is refused). A field set to NULL by hand is then reported "
                "as differing (value) or missing (absent)", choices=_NULLS),
+        Option("defaults", dict, None, "values uuid-forge inserts into unmapped columns of your table that are "
+               "NOT NULL without a default (another application's columns), on INSERT only: an existing row "
+               "keeps its value, e.g. defaults={'kind': 'user', 'source_app': 'uuid-forge'}. Without them such a "
+               "table is refused when opened, naming the columns"),
+        Option("filter", str, None, "a SQL condition narrowing your table to the rows of this entity type (e.g. "
+               "filter=\"kind = 'user'\"): rows outside it are never read, counted, audited, copied or "
+               "deleted; rows written must match it (declare the column in defaults= or fields=). One "
+               "condition: ';' and comments are refused"),
         Option("engine_options", dict, None, "keyword arguments for sqlalchemy.create_engine (pool size, echo, ...)"),
         BATCH_SIZE,
     )
@@ -193,6 +211,9 @@ class SQLAdapter(Adapter):
             raise ValidationError("table= needs entity_type=: the one entity type that table holds")
         if (opts["columns"] is not None or opts["fields"] is not None) and table is None:
             raise ValidationError("columns= and fields= map a table of your own: pass table= too")
+        if (opts["defaults"] is not None or opts["filter"] is not None) and table is None:
+            raise ValidationError("defaults= and filter= apply to a table of your own: pass table= too")
+        row_filter(opts["filter"])  # refused text fails here, before any connection
         self._dialect = dialect_for(sa_url.get_backend_name())
         self.process_local = self._dialect.in_process(sa_url)
         timeout = opts["statement_timeout"]
@@ -207,13 +228,15 @@ class SQLAdapter(Adapter):
         self._settings = SQLSettings(
             prefix=prefix, schema=opts["schema"], id_format=opts["id_format"], data_type=opts["data_type"],
             table=table, entity_type=opts["entity_type"], columns=dict(opts["columns"] or {}),
-            fields=opts["fields"], zone=parse_zone(opts["timezone"]), nulls=opts["nulls"])
+            fields=opts["fields"], zone=parse_zone(opts["timezone"]), nulls=opts["nulls"],
+            defaults=dict(opts["defaults"] or {}), filter=opts["filter"])
         # your own table holds one type; otherwise one table per type, with an owners record
         self._containers = Containers("table", own=None if table is None else self._table_name(),
                                       own_type=opts["entity_type"], prefix=prefix,
-                                      owners=OwnersTable(self._engine, opts["schema"]))
+                                      owners=OwnersTable(self._engine, opts["schema"]), side=META)
         self._layout_class: type[TableLayout] = UserTable if self._containers.is_own else TypeTables
         self._tables: dict[str, TableLayout] = {}
+        self._checked = False  # your table was opened once by check_entity_type
 
     @property
     def id_encoding(self) -> str:
@@ -229,11 +252,12 @@ class SQLAdapter(Adapter):
             refused = self._containers.accepts(entity_type)
             if refused:
                 raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: {refused}")
+            self._check_table_once(entity_type)
             return entity_type
         prefix = self._settings.prefix
-        if prefix + entity_type == OWNERS:
-            raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: table {OWNERS!r} "
-                                  "records which prefix and type each table belongs to")
+        if prefix + entity_type in (OWNERS, META):
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: table "
+                                  f"{prefix + entity_type!r} holds uuid-forge's own records")
         limit = self._dialect.max_identifier
         if limit is not None and len(prefix) + len(entity_type.encode()) > limit:
             raise ValidationError(
@@ -242,10 +266,27 @@ class SQLAdapter(Adapter):
                 f"chars after the prefix {prefix!r})")
         return entity_type
 
+    def _check_table_once(self, entity_type: str) -> None:
+        """Open (reflect and check) your table the first time a type is checked, which a Forge does
+        for every store before any store is written: a table every INSERT would fail on (unmapped
+        NOT NULL columns), bad defaults= or a filter the database refuses are a ConfigError then,
+        not a half-done write. Any other error (the server is down, no such table yet) is left for
+        the operation itself to report, classified."""
+        if self._checked or entity_type in self._tables:
+            return
+        self._checked = True
+        try:
+            with self._errors("open table"):
+                self._table(entity_type, create=False)
+        except ConfigError:
+            raise
+        except Exception:  # noqa: BLE001, S110 - reported, classified, by the operation that needs the table
+            pass
+
     def validate_records(self, entity_type: str, records: list[Record]) -> None:
         """Before any write: with field columns, each record must fit your table (see
         :meth:`UserTable.check_records`)."""
-        if not self._settings.fields:
+        if not self._settings.fields or self._containers.is_side(entity_type):
             return
         with self._errors("reflect table"):
             opened = self._table(self._settings.entity_type or "", create=False)
@@ -263,13 +304,23 @@ class SQLAdapter(Adapter):
         opened = self._tables.get(entity_type)
         if opened is not None:
             return opened
-        opened = self._layout_class.open(self._engine, self._dialect, self._settings,
-                                         self._containers.name_for(entity_type), create)
+        # uuid-forge's own records beside your table sit in a table of ours (uuid_forge_meta)
+        shape = TypeTables if self._containers.is_side(entity_type) else self._layout_class
+        opened = shape.open(self._engine, self._dialect, self._settings, self._containers.name_for(entity_type),
+                            create)
         if opened is None:
             return None
         self._containers.check(entity_type, claim=create)
+        opened.store = self  # writes own what this adapter's view owns
         self._tables[entity_type] = opened
         return opened
+
+    def _twin(self) -> Adapter:
+        """A copy whose layouts serve it (its view decides which field columns its writes own)."""
+        twin = super()._twin()
+        assert isinstance(twin, SQLAdapter)
+        twin._tables = {t: opened.bound(twin) for t, opened in self._tables.items()}
+        return twin
 
     # -- hooks ---------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -296,10 +347,31 @@ class SQLAdapter(Adapter):
         """Upsert one batch; ``keys`` are the records' canonical key texts, already computed."""
         opened = self._table(entity_type, create=True)
         assert opened is not None
-        rows = opened.rows(records, keys)
+        sql, rows = opened.prepared(records, keys)
         with self._engine.begin() as conn:  # one transaction per batch
             # executemany: psycopg pipelines it, PyMySQL folds it into multi-row INSERTs
-            conn.exec_driver_sql(opened.put_sql, rows)
+            conn.exec_driver_sql(sql, rows)
+
+    def _put_new(self, entity_type: str, records: list[Record]) -> None:
+        """``INSERT ... ON CONFLICT DO NOTHING`` (MariaDB: a no-op ``ON DUPLICATE KEY UPDATE``): an
+        existing row is never replaced, whoever inserted it first."""
+        opened = self._table(entity_type, create=True)
+        assert opened is not None
+        if opened.field_cols:  # your own table's typed columns: the base's read-then-write
+            super()._put_new(entity_type, records)
+            return
+        parts = [(opened.id, lambda r: opened.codec.encode(r.id))] + [
+            (c, v) for c, v in ((opened.fp, lambda r: r.fingerprint), (opened.data, lambda r: r.data_json),
+                                (opened.key, lambda r: r.key_json)) if c is not None]
+        stmt = self._dialect.upsert(opened.table, opened.id, [], None).values(
+            {c.name: sa.bindparam(f"p_{i}", type_=c.type) for i, (c, _) in enumerate(parts)})
+        # bound at the driver level as the upsert is: JSON as its canonical text, not serialised again
+        compiled = stmt.compile(dialect=self._engine.dialect)
+        rows: list[Any] = [{f"p_{i}": v(r) for i, (_, v) in enumerate(parts)} for r in records]
+        if compiled.positional:
+            rows = [tuple(row[n] for n in compiled.positiontup or ()) for row in rows]
+        with self._engine.begin() as conn:
+            conn.exec_driver_sql(str(compiled), rows)
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         opened = self._table(entity_type, create=False)
@@ -329,7 +401,7 @@ class SQLAdapter(Adapter):
         where, primary = codec.range_filter(opened.scan_id, partition)
         # The data itself, never the fingerprint column: our own table keeps the canonical text, hashed
         # as read; a table of your own is rebuilt from its columns.
-        stmt = sa.select(opened.scan_id, *opened.scan_exprs()).where(where).order_by(opened.scan_id)
+        stmt = sa.select(opened.scan_id, *opened.scan_exprs()).where(opened.where(where)).order_by(opened.scan_id)
         # stream_results: a server-side cursor on PostgreSQL, an unbuffered one on MariaDB
         with self._engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=self.batch_size).execute(stmt)
@@ -352,7 +424,7 @@ class SQLAdapter(Adapter):
         if foreign:
             raise ValidationError(f"IDs {foreign[:3]} are not IDs written by uuid-forge: refused, foreign rows "
                                   "are never deleted")
-        stmt = sa.delete(opened.table).where(opened.scan_id.in_(sa.bindparam("raws", expanding=True)))
+        stmt = sa.delete(opened.table).where(opened.where(opened.scan_id.in_(sa.bindparam("raws", expanding=True))))
         with self._engine.begin() as conn:
             return conn.execute(stmt, {"raws": list(raws)}).rowcount
 
@@ -379,7 +451,7 @@ class SQLAdapter(Adapter):
         with self._engine.connect() as conn:
             names = sa.inspect(conn).get_table_names(schema=settings.schema)
         found = []
-        for entity_type in self._containers.ours(n for n in names if n != OWNERS):
+        for entity_type in self._containers.ours(n for n in names if n not in (OWNERS, META)):
             with contextlib.suppress(ValidationError):
                 found.append(self.check_entity_type(entity_type))
         return found

@@ -253,8 +253,14 @@ class FieldColumn:
                 moment = _dt.datetime.fromisoformat(value)
         if moment is None or moment.tzinfo is None:
             raise ValidationError(f"field {self.field!r}: column {self.column.name!r} holds timestamps; the value "
-                                  "must be an aware datetime or ISO text with an offset (2024-05-01T10:00:00+02:00 "
-                                  "or ...Z)")
+                                  "must be an aware datetime or UTC text ending in Z (2024-05-01T08:00:00Z)")
+        if isinstance(value, str) and canonical(moment) != canonical(value):
+            # Text is text (docs/data-model.md): the column keeps the instant, not this spelling of it,
+            # so it would read back as another value, and a key field as another ID.
+            raise ValidationError(f"field {self.field!r}: column {self.column.name!r} keeps the instant, not the "
+                                  f"text {value!r}: it would read back as {canonical(moment)}, another value (and "
+                                  "in a key field another ID); write the instant as an aware datetime or as that "
+                                  "UTC text")
         if self.kind == "naive":
             assert self.zone is not None
             return moment.astimezone(self.zone).replace(tzinfo=None)

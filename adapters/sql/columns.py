@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from uuid_forge.errors import ValidationError
+from uuid_forge.errors import ConfigError, ValidationError
 from uuid_forge.record import Record
 
 if TYPE_CHECKING:
     from .codec import IdCodec
     from .dialects import Dialect
 
-__all__ = ["TYPE_TABLE_COLUMNS", "ColumnMap", "check_unmapped", "id_kind", "map_columns", "reflect",
-           "statement_table"]
+__all__ = ["TYPE_TABLE_COLUMNS", "ColumnMap", "check_defaults", "check_unmapped", "id_kind", "map_columns",
+           "reflect", "row_filter", "statement_table"]
 
 #: the parts of a record a column map places
 PARTS = ("id", "fingerprint", "data", "key")
@@ -91,20 +91,76 @@ def id_kind(column: sa.Column[Any], dialect: Dialect, id_format: str) -> str:
     return "hex" if getattr(column.type, "length", None) == 32 else "string"
 
 
-def statement_table(table: sa.Table, columns: ColumnMap, codec: IdCodec) -> sa.Table:
-    """A copy of the user's table with only the mapped columns, whose ID column type matches the
-    codec: statements run against it (no Uuid processing of text)."""
-    wanted = columns.names()
+def statement_table(table: sa.Table, columns: ColumnMap, codec: IdCodec, also: list[str] | None = None) -> sa.Table:
+    """A copy of the user's table with only the mapped columns (and ``also``: the columns with a
+    declared default), whose ID column type matches the codec: statements run against it (no Uuid
+    processing of text), so no statement can name another column."""
+    wanted = columns.names() + list(also or ())
     id_col = table.c[columns.id]
     return sa.Table(table.name, sa.MetaData(), *[
         sa.Column(c.name, codec.column_type() if c is id_col else c.type, primary_key=c is id_col)
         for c in table.c if c.name in wanted], schema=table.schema)
 
 
-def check_unmapped(records: list[Record], fields: Mapping[str, str]) -> None:
-    """Without a data column every data field needs a column: refuse a record with one that has none."""
+def _has_default(table: sa.Table, column: sa.Column[Any]) -> bool:
+    """Whether the database fills ``column`` when an INSERT leaves it out: a server default, an
+    identity or generated column, an auto-increment key, or NULL."""
+    return (column.nullable is not False or column.server_default is not None or column.identity is not None
+            or column.computed is not None or column.autoincrement is True
+            or column is table.autoincrement_column)
+
+
+def check_defaults(table: sa.Table, columns: ColumnMap, defaults: Mapping[str, Any]) -> None:
+    """Refuse, when the table is opened, a table an INSERT of ours would fail on: an unmapped
+    column that is NOT NULL without a default (the other application's own column) and has no
+    declared default; and a declared default for a column that does not exist or is mapped (a
+    mapped column's value is the record's, every time)."""
+    names = set(table.c.keys())
+    mapped = set(columns.names())
+    unknown = sorted(set(defaults) - names)
+    if unknown:
+        raise ConfigError(f"table {table.name!r}: defaults= names columns {unknown} it does not have; it has "
+                          f"{sorted(names)}")
+    clash = sorted(set(defaults) & mapped)
+    if clash:
+        raise ConfigError(f"table {table.name!r}: defaults= names mapped columns {clash}, whose values come from "
+                          "each record: declare defaults only for columns uuid-forge does not write")
+    required = [c.name for c in table.c
+                if c.name not in mapped and c.name not in defaults and not _has_default(table, c)]
+    if required:
+        raise ConfigError(
+            f"table {table.name!r}: columns {required} are NOT NULL without a default and not mapped, so every "
+            "row uuid-forge inserts would be refused: map them to data fields (fields={...}), give them a default "
+            "in the database (ALTER TABLE ... SET DEFAULT ...), or declare the values uuid-forge inserts with "
+            f"the store option defaults (e.g. defaults={{{required[0]!r}: ...}}; used on INSERT only, an "
+            "existing row's value is never changed)")
+
+
+#: text a filter may not contain: a second statement or a comment that would cut off the rest
+_FILTER_REFUSED = (";", "--", "/*", "*/", "#")
+
+
+def row_filter(condition: str | None) -> sa.TextClause | None:
+    """The user's ``filter``, a SQL condition narrowing their table, as a parenthesised text
+    clause; ConfigError for text that could end the statement or comment out the rest. Colons
+    are escaped: ``'10:00'`` is text, not a bound parameter."""
+    if condition is None:
+        return None
+    text = condition.strip()
+    if not text:
+        raise ConfigError("filter '': give a SQL condition (e.g. filter=\"kind = 'user'\"), or leave the option out")
+    refused = [t for t in _FILTER_REFUSED if t in text]
+    if refused:
+        raise ConfigError(f"filter {condition!r} contains {' '.join(refused)}: a filter is one SQL condition, "
+                          "without ';' or comments ('--', '/* */', '#')")
+    return sa.text("(" + text.replace(":", "\\:") + ")")
+
+
+def check_unmapped(records: list[Record], fields: Mapping[str, str], owns: Any = None) -> None:
+    """Without a data column every data field that the write owns (``owns``: the store's view)
+    needs a column: refuse a record with one that has none."""
     for r in records:
-        extra = sorted(set(r.data) - set(fields))
+        extra = sorted(f for f in set(r.data) - set(fields) if owns is None or owns(f))
         if extra:
             raise ValidationError(f"{r!r} has data fields {extra} that no column holds: map them "
                                   f"in fields= or give the table a data column")

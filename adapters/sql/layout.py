@@ -11,26 +11,31 @@ from __future__ import annotations
 import datetime as _dt
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
-from uuid_forge.errors import ValidationError
+from uuid_forge.errors import ConfigError, ValidationError
 from uuid_forge.layout import Layout
 from uuid_forge.record import Record, TextFingerprint, data_fingerprint, load_json
+from uuid_forge.urls import mask_text
 
 from .codec import FieldColumn, IdCodec
 from .columns import (
     TYPE_TABLE_COLUMNS,
     ColumnMap,
+    check_defaults,
     check_unmapped,
     id_kind,
     map_columns,
     reflect,
+    row_filter,
     statement_table,
 )
 from .dialects import Dialect
+from .errors import is_timeout
 from .tables import create_table, has_table, type_table
 
 __all__ = ["LAYOUTS", "Fingerprints", "SQLSettings", "TableLayout", "TypeTables", "UserTable"]
@@ -50,6 +55,10 @@ class SQLSettings:
     fields: Mapping[str, str] | None
     zone: _dt.tzinfo | None
     nulls: str
+    #: values for unmapped NOT NULL columns of the user's table, used on INSERT only
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: the user's SQL condition narrowing their table (None: every row)
+    filter: str | None = None
 
     def type_id_kind(self, dialect: Dialect) -> str:
         """How our per-type tables keep IDs: ``id_format="uuid"`` is the backend's uuid column where
@@ -80,6 +89,32 @@ class _FullView:
 _FULL = _FullView()
 
 
+@dataclass(frozen=True)
+class _Upsert:
+    """One compiled upsert: its driver SQL, bind names (or positional order) and the field columns it writes."""
+
+    sql: str
+    names: list[str]
+    order: list[int] | None
+    fields: list[FieldColumn]
+
+    def columns(self, layout: TableLayout) -> list[Any]:
+        """The columns it sets on an existing row."""
+        return [layout.id, *(x for x in (layout.fp, layout.data, layout.key) if x is not None),
+                *(f.column for f in self.fields)]
+
+
+def _bound(column: sa.Column[Any], value: Any, sa_dialect: sa.Dialect) -> Any:
+    """A declared default as the driver takes it (through the column type's bind processor);
+    ConfigError naming the column for a value its type cannot take."""
+    proc = column.type.dialect_impl(sa_dialect).bind_processor(sa_dialect)
+    try:
+        return proc(value) if proc is not None and value is not None else value
+    except (TypeError, ValueError, AttributeError):
+        raise ConfigError(f"defaults: column {column.name!r} ({column.type}) cannot take the value given "
+                          f"({type(value).__name__})") from None
+
+
 class TableLayout(Layout):
     """One table and where each part of a record goes in it, with its statements built once.
 
@@ -89,7 +124,8 @@ class TableLayout(Layout):
     """
 
     def __init__(self, engine: sa.Engine, dialect: Dialect, table: sa.Table, codec: IdCodec, columns: ColumnMap,
-                 zone: _dt.tzinfo | None = None, nulls: str = "value") -> None:
+                 zone: _dt.tzinfo | None = None, nulls: str = "value", defaults: Mapping[str, Any] | None = None,
+                 condition: sa.TextClause | None = None) -> None:
         self.table, self.codec, self.columns, self.nulls, self.dialect = table, codec, columns, nulls, dialect
         c = table.c
 
@@ -100,6 +136,8 @@ class TableLayout(Layout):
         self.fp, self.data, self.key, self.updated = (
             col(n) for n in (columns.fingerprint, columns.data, columns.key, columns.updated_at))
         self.field_cols = [FieldColumn(f, c[name], dialect, zone) for f, name in columns.fields.items()]
+        #: the user's ``filter``: rows outside it are not this store's (never read, counted or deleted)
+        self.condition = condition
         # scans read ID text untouched (type_coerce: no SQL CAST, so the index still serves the range)
         self.scan_id = self.id if codec.native else sa.type_coerce(self.id, sa.String())
         self.read_cols = [self.id, *(x for x in (self.fp, self.data, self.key) if x is not None),
@@ -108,29 +146,59 @@ class TableLayout(Layout):
         # driver returns them (SQLAlchemy's result processors would round SQLite numerics, parse JSON
         # into floats); FieldColumn.from_db maps them back to the data model
         self.read_exprs = [self._as_read(x) for x in self.read_cols]
-        match = dialect.id_match(self.id)
+        match = self.where(dialect.id_match(self.id))
         self.get_stmt = sa.select(*self.read_exprs).where(match)
         self.delete_stmt = sa.delete(table).where(match)
-        # The upsert is built with Core and compiled once; rows are then bound at the driver level
-        # (values already encoded here), which skips SQLAlchemy's per-row parameter processing:
-        # that alone cost about a quarter of put_many's throughput on PostgreSQL.
-        sa_dialect = engine.dialect
-        keys = [c.key for c in self.read_cols]
-        replaced = [x.name for x in (self.fp, self.data, self.key) if x is not None] + \
-                   [f.column.name for f in self.field_cols]
-        compiled = dialect.upsert(table, self.id, replaced, self.updated).compile(dialect=sa_dialect, column_keys=keys)
-        self.put_sql = str(compiled)
-        escaped = compiled.escaped_bind_names or {}
-        self.put_names = [escaped.get(k, k) for k in keys]
-        self.put_order = [keys.index(n) for n in compiled.positiontup] if compiled.positional else None
+        self._engine_dialect = sa_dialect = engine.dialect
         # JSON goes as the canonical text (the column's serializer cannot write a Decimal)
-        self.field_processors = [None if f.kind == "json" else f.type.dialect_impl(sa_dialect).bind_processor(sa_dialect)
-                                 for f in self.field_cols]
+        self.field_processors = {f.field: None if f.kind == "json" else
+                                 f.type.dialect_impl(sa_dialect).bind_processor(sa_dialect) for f in self.field_cols}
+        #: unmapped columns with a declared value for INSERT (never part of the UPDATE)
+        self.defaults = [(c[name], _bound(c[name], value, sa_dialect)) for name, value in (defaults or {}).items()]
+        self._upserts: dict[tuple[str, ...], _Upsert] = {}
+        full = self._upsert(tuple(f.field for f in self.field_cols))
+        self.put_sql, self.put_names, self.put_order = full.sql, full.names, full.order
         n_fixed = len(self.read_cols) - len(self.field_cols)
         at = {id(c): i for i, c in enumerate(self.read_cols)}
         self.i_fp, self.i_data, self.i_key = (at[id(c)] if c is not None else None
                                               for c in (self.fp, self.data, self.key))
         self.i_fields = [(f, n_fixed + k) for k, f in enumerate(self.field_cols)]
+
+    def where(self, clause: Any) -> Any:
+        """``clause`` narrowed to the rows of the user's ``filter`` (if any)."""
+        return clause if self.condition is None else sa.and_(clause, self.condition)
+
+    def _upsert(self, fields: tuple[str, ...]) -> _Upsert:
+        """The upsert writing the parts and the field columns of ``fields``, built once per set.
+
+        Built with Core and compiled once; rows are then bound at the driver level (values already
+        encoded here), which skips SQLAlchemy's per-row parameter processing: that alone cost about
+        a quarter of put_many's throughput on PostgreSQL. The UPDATE sets exactly the columns
+        written, so every other column of an existing row (another application's) keeps its value;
+        declared defaults are in the INSERT only."""
+        done = self._upserts.get(fields)
+        if done is not None:
+            return done
+        cols = [f for f in self.field_cols if f.field in fields]
+        written = [self.id, *(x for x in (self.fp, self.data, self.key) if x is not None), *(f.column for f in cols)]
+        keys = [x.key for x in written] + [x.key for x, _ in self.defaults]
+        compiled = self.dialect.upsert(self.table, self.id, [x.name for x in written[1:]], self.updated).compile(
+            dialect=self._engine_dialect, column_keys=keys)
+        escaped = compiled.escaped_bind_names or {}
+        done = self._upserts[fields] = _Upsert(
+            str(compiled), [escaped.get(k, k) for k in keys],
+            [keys.index(n) for n in compiled.positiontup] if compiled.positional else None, cols)
+        return done
+
+    def written_fields(self) -> tuple[str, ...]:
+        """The mapped fields a write sets: those the store's view owns (FieldView.owns); a column of
+        a field it does not own (ignored, or outside the projection) is another application's."""
+        owns = self._owns()
+        return tuple(f.field for f in self.field_cols if owns is None or owns(f.field))
+
+    def _owns(self) -> Any:
+        view = getattr(getattr(self, "store", None), "view", None)
+        return None if view is None or view.full else view.owns
 
     @classmethod
     def open(cls, engine: sa.Engine, dialect: Dialect, settings: SQLSettings, name: str,
@@ -149,11 +217,20 @@ class TableLayout(Layout):
     def check_records(self, records: list[Record]) -> None:
         """Refuse, before any write, a record this table cannot hold (nothing to check by default)."""
 
+    def prepared(self, records: list[Record], keys: list[str | None]) -> tuple[str, list[Any]]:
+        """The upsert (driver SQL) of the columns this store's write owns, and its parameters."""
+        up = self._upsert(self.written_fields())
+        return up.sql, self._rows(up, records, keys)
+
     def rows(self, records: list[Record], keys: list[str | None]) -> list[Any]:
         """Driver-ready parameters for the compiled upsert: tuples (positional styles) or dicts by
         bind name. Field values are checked and converted first (ValidationError names the field)."""
+        return self._rows(self._upsert(self.written_fields()), records, keys)
+
+    def _rows(self, up: _Upsert, records: list[Record], keys: list[str | None]) -> list[Any]:
         enc = self.codec.encode
         has = (self.fp is not None, self.data is not None, self.key is not None)
+        extra = [value for _, value in self.defaults]
         values: list[list[Any]] = []
         for r, key_text in zip(records, keys):
             row: list[Any] = [enc(r.id)]
@@ -163,21 +240,22 @@ class TableLayout(Layout):
                 row.append(r.data_json)
             if has[2]:
                 row.append(key_text)
-            if self.field_cols:
-                row += self._field_values(r)
-            values.append(row)
-        if self.put_order is not None:
-            order = self.put_order
+            if up.fields:
+                row += self._field_values(r, up.fields)
+            values.append(row + extra)
+        if up.order is not None:
+            order = up.order
             return [tuple(v[i] for i in order) for v in values]
-        names = self.put_names
+        names = up.names
         return [dict(zip(names, v)) for v in values]
 
-    def _field_values(self, record: Record) -> list[Any]:
+    def _field_values(self, record: Record, cols: list[FieldColumn]) -> list[Any]:
         """The record's mapped fields as column values; a NULL stands for None (``nulls="value"``)
         or for an absent field (``nulls="absent"``), and what the other reading would lose is refused."""
         data = load_json(record.data_json)  # the canonical values: Decimals keep every digit
         out: list[Any] = []
-        for f, proc in zip(self.field_cols, self.field_processors):
+        for f in cols:
+            proc = self.field_processors[f.field]
             if f.field not in data:
                 if self.nulls == "value":
                     raise ValidationError(
@@ -200,8 +278,10 @@ class TableLayout(Layout):
         return self.rows([record], [record.key_json])[0]
 
     def owned_fields(self, record: Record) -> frozenset[str]:
-        """The columns a write of ``record`` sets; every other column of the row is left as it is."""
-        written = [c.name for c in self.read_cols]
+        """The columns a write of ``record`` sets: the ID, fingerprint, data and key columns and the
+        columns of the fields the store's view owns; every other column of the row (another
+        application's, or a mapped field the view ignores) keeps its value."""
+        written = [c.name for c in self._upsert(self.written_fields()).columns(self)]
         return frozenset(written + ([self.updated.name] if self.updated is not None else []))
 
     # -- reading -----------------------------------------------------------------------------
@@ -260,7 +340,6 @@ class TypeTables(TableLayout):
     def __init__(self, engine: sa.Engine, dialect: Dialect, table: sa.Table, codec: IdCodec) -> None:
         super().__init__(engine, dialect, table, codec, TYPE_TABLE_COLUMNS)
         self._read_sql: dict[int, str] = {}
-        self._engine_dialect = engine.dialect
         # the upsert binds id, fingerprint, data, key in that order (a positional paramstyle)
         self.fast = self.put_order == [0, 1, 2, 3]
 
@@ -275,6 +354,10 @@ class TypeTables(TableLayout):
         elif not has_table(engine, name, settings.schema):
             return None
         return cls(engine, dialect, table, codec)
+
+    def prepared(self, records: list[Record], keys: list[str | None]) -> tuple[str, list[Any]]:
+        """Our own table: every column is ours, one statement for every write."""
+        return self.put_sql, self.rows(records, keys)
 
     def rows(self, records: list[Record], keys: list[str | None]) -> list[Any]:
         if not self.fast:
@@ -335,9 +418,28 @@ class UserTable(TableLayout):
         assert settings.table is not None
         table = reflect(engine, settings.table, settings.schema)
         columns = map_columns(table, settings.columns, settings.fields)
+        check_defaults(table, columns, settings.defaults)
         codec = IdCodec(id_kind(table.c[columns.id], dialect, settings.id_format), shared=True)
-        return cls(engine, dialect, statement_table(table, columns, codec), codec, columns,
-                   zone=settings.zone, nulls=settings.nulls)
+        opened = cls(engine, dialect, statement_table(table, columns, codec, list(settings.defaults)), codec, columns,
+                     zone=settings.zone, nulls=settings.nulls, defaults=settings.defaults,
+                     condition=row_filter(settings.filter))
+        opened.check_filter(engine, settings.filter)
+        return opened
+
+    def check_filter(self, engine: sa.Engine, text: str | None) -> None:
+        """Run the ``filter`` once when the table is opened, so a condition the database refuses
+        (an unknown column, a syntax error) is a ConfigError naming it, not a failed audit later."""
+        if self.condition is None:
+            return
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.select(self.id).where(self.condition).limit(1)).all()
+        except sa_exc.DBAPIError as err:
+            if err.connection_invalidated or is_timeout(err):
+                raise
+            raise ConfigError(f"filter {text!r} on table "
+                              f"{self.table.name!r} is refused by the database: {type(err.orig).__name__}: "
+                              f"{mask_text(str(err.orig).splitlines()[0] if str(err.orig) else '')}") from None
 
     def check_records(self, records: list[Record]) -> None:
         """With field columns: every data field has a column when there is no data column, and each
@@ -346,7 +448,7 @@ class UserTable(TableLayout):
         if not self.field_cols:
             return
         if self.data is None:
-            check_unmapped(records, self.columns.fields)
+            check_unmapped(records, self.columns.fields, self._owns())
         for r in records:
             self.rows([r], [None])
 

@@ -15,10 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 
-__all__ = ["OWNERS", "OwnersTable", "create_table", "has_table", "type_table"]
+__all__ = ["META", "OWNERS", "OwnersTable", "create_table", "has_table", "type_table"]
 
 #: the table of owners: table_name -> (table_prefix, entity_type)
 OWNERS = "uuid_forge_owners"
+#: beside your own table (table=): uuid-forge's own records (the ID-configuration marker), one of our tables
+META = "uuid_forge_meta"
 
 
 def type_table(name: str, schema: str | None, id_type: sa.types.TypeEngine[Any], data_type: str) -> sa.Table:

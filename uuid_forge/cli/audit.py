@@ -14,6 +14,7 @@ from ..audit import AuditReport
 from ..contract import SCAN
 from ..errors import RepairRefusedError
 from ..forge import Forge
+from ..masking import masked_report
 from ..metrics import metrics_option
 from ..privatefile import check_folder, refuse_link, write_private
 from ..record import Partition
@@ -72,8 +73,8 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
                    "wrong source, a prefix typo); only a number does.")
 @click.option("--verify-keys", is_flag=True, help="Also recompute each source ID from its stored key (reads data).")
 @click.option("--show-values", is_flag=True,
-              help="Show the differing values of stale records, in the findings and in the --html samples "
-                   "(hidden by default: they may be personal data).")
+              help="Show the differing values of stale records, and other applications' key names as they are, "
+                   "in the text, --json, --output and --html alike (masked by default: they may be personal data).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full findings as JSON.")
 @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the JSON to FILE (0600).")
 @click.option("--html", default=None, type=click.Path(dir_okay=False),
@@ -148,17 +149,18 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
     if html:
         html_report.write(html, report, final=final if repair and apply else None, show_values=show_values)
     code = audit_exit_code(report, final)
-    payload = report.to_dict()
-    payload["warnings"] = report.warnings
+    shown, shown_final = masked_report(report, show_values), masked_report(final, show_values)  # as the HTML page
+    payload = shown.to_dict()
+    payload["warnings"] = shown.warnings
     if repair and apply:
-        payload["after_repair"] = final.to_dict()
+        payload["after_repair"] = shown_final.to_dict()
     payload["exit_code"], payload["summary"] = code, _summary_line(report, final, code)
     if output:
         _write_private(output, payload)
     if as_json:
         emit_json(payload)
     else:
-        _print_audit(report, final, repair, apply, delete_orphans)
+        _print_audit(shown, shown_final, repair, apply, delete_orphans)
         out.print(("[green]" if code == 0 else "[red]") + escape(payload["summary"]) + "[/]", highlight=False)
     if code:
         raise click.exceptions.Exit(code)

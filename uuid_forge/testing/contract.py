@@ -152,6 +152,16 @@ class AdapterContract:
             got = store.get_many(etype, [r.id for r in second])
             assert {i: r.json_data["version"] for i, r in got.items()} == {r.id: 2 for r in second}
 
+    def test_put_new_creates_the_absent_and_never_replaces_a_record(self, store: Adapter, etype: str) -> None:
+        """The create-if-absent write the ID-configuration marker is made with (uuid_forge.idmarker)."""
+        self._need(store, READ)
+        first = sample_records(etype, 3)
+        store.put_many(first[:1])
+        store.put_new([sample_records(etype, 1, version=2)[0], *first[1:]])
+        store.put_new(sample_records(etype, 3, version=3))  # every one exists now: nothing changes
+        got = store.get_many(etype, [r.id for r in first])
+        assert {i: r.fingerprint for i, r in got.items()} == {r.id: r.fingerprint for r in first}
+
     def test_get_many_leaves_out_absent_ids(self, store: Adapter, etype: str) -> None:
         self._need(store, READ)
         records = sample_records(etype, 3)

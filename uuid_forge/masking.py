@@ -1,0 +1,92 @@
+"""Other applications' names and data, masked the one way in every output format.
+
+An audit lists entries it did not write (foreign and unproven ones: another application's Redis
+key such as ``session:john@example.com``, a file name, a document ``_id``) and quotes raw keys in
+its details. The HTML report, the text output, ``--json`` and ``--output`` all show them through
+:class:`Masker`, so no format leaks what another shows as a shape. ``--show-values`` shows them
+(URL credentials stay masked in any case). The IDs uuid-forge wrote are shown: an ID is not data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import TYPE_CHECKING
+
+from .urls import mask_text
+
+if TYPE_CHECKING:
+    from .report import AuditReport, Finding
+
+__all__ = ["Masker", "mask_value", "masked_report"]
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_WORD = re.compile(r"\w+")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def _shape(text: str) -> str:
+    return _WORD.sub(lambda w: w.group()[0] + "•" * (len(w.group()) - 1), text)
+
+
+def mask_value(text: str) -> str:
+    """The shape of ``text`` without its content: each word keeps its first character, the rest
+    becomes ``•``; separators and UUIDs (IDs, not data) stay. ``"session:john@example.com"`` ->
+    ``"s••••••:j•••@e••••••.c••"``."""
+    out: list[str] = []
+    last = 0
+    for m in _UUID.finditer(text):
+        out.append(_shape(text[last:m.start()]))
+        out.append(m.group())
+        last = m.end()
+    out.append(_shape(text[last:]))
+    return "".join(out)
+
+
+class Masker:
+    """How one output shows names and details: masked, or with ``show_values`` as they are (URL
+    credentials masked either way)."""
+
+    def __init__(self, show_values: bool = False) -> None:
+        self.show = show_values
+
+    def raw(self, text: str | None) -> str:
+        """A raw key, path or ``_id`` (another application's name, or ours in a wrong form)."""
+        if text is None:
+            return ""
+        return mask_text(text) if self.show else mask_value(text)
+
+    def ident(self, text: str) -> str:
+        """Our IDs are shown; anything else in the ID column (a foreign name, a raw key) is a raw value."""
+        return text if _UUID.fullmatch(text) else self.raw(text)
+
+    def detail(self, text: str, raw: str | None = None) -> str:
+        """A finding's detail: the raw name in it and any quoted text keep only their shape."""
+        text = mask_text(text)
+        if self.show:
+            return text
+        if raw:
+            text = text.replace(raw, mask_value(raw))
+        return _QUOTED.sub(lambda m: m.group()[0] + mask_value(m.group()[1:-1]) + m.group()[-1], text)
+
+    def sample(self, text: str) -> str:
+        """A foreign sample is ``"entity_type: raw"``: the type is ours, the name is someone else's."""
+        head, sep, rest = text.partition(": ")
+        return f"{head}{sep}{self.raw(rest)}" if sep else self.raw(text)
+
+    def finding(self, f: Finding) -> Finding:
+        """``f`` as an output shows it: ID, detail and raw name masked (values only with show_values)."""
+        return dataclasses.replace(f, id=self.ident(f.id), detail=self.detail(f.detail, f.raw),
+                                   raw=None if f.raw is None else self.raw(f.raw),
+                                   values=f.values if self.show else None)
+
+
+def masked_report(report: AuditReport, show_values: bool = False) -> AuditReport:
+    """A copy of ``report`` for output (text, ``--json``, ``--output``): every finding and foreign
+    sample masked as the HTML report masks them, warnings and errors without URL credentials. The
+    report itself is left as it is (repair and metrics use it)."""
+    m = Masker(show_values)
+    return dataclasses.replace(
+        report, findings=[m.finding(f) for f in report.findings],
+        foreign_samples={store: [m.sample(s) for s in samples] for store, samples in report.foreign_samples.items()},
+        warnings=[mask_text(w) for w in report.warnings], repair_errors=[mask_text(e) for e in report.repair_errors])
