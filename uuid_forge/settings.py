@@ -75,7 +75,8 @@ _JOURNAL = {"path", "synchronous"}
 _WRITE = {"retries", "backoff", "batch_size", "concurrent"}
 _STORE = {"url", "role", "required", "optional", "options", "projection", "ignore_fields", "datetime_precision"}
 _TYPE = {"key", "namespace", "salt_env"}
-_EXECUTOR = {"broker", "backend", "result_expires", "queue"}
+_EXECUTOR = {"broker", "backend", "result_expires", "queue", "report_dir", "signing_key", "signing_certificate",
+             "signing_certs"}
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,17 @@ class ExecutorSettings:
     backend: str = ""
     result_expires: int = 86_400  # seconds a partial report waits in the backend (Celery's default)
     queue: str = "uuid_forge"  # the workers of one configuration take tasks from this queue only
+    #: where a worker writes the reports of periodic audits (a task never names a path)
+    report_dir: str = ""
+    #: Celery message signing (docs/scaling.md): this side's private key and certificate (PEM), and
+    #: the directory of the certificates whose signatures are accepted; all three, or none
+    signing_key: str = ""
+    signing_certificate: str = ""
+    signing_certs: str = ""
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.signing_key)
 
     def __repr__(self) -> str:
         return (f"ExecutorSettings(broker={mask_url(self.broker)!r}, backend={mask_url(self.backend)!r}, "
@@ -215,7 +227,7 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
     stores = tuple(_store(f"{origin} [stores.{name}]", name, spec, env, base) for name, spec in stores_doc.items())
     types_doc = _typed(f"{origin} [types]", doc.get("types", {}), dict, "a table of [types.NAME] tables")
     types = {name: _entity_type(f"{origin} [types.{name}]", name, spec, env) for name, spec in types_doc.items()}
-    executor = _executor(f"{origin} [executor]", doc.get("executor", {}), env)
+    executor = _executor(f"{origin} [executor]", doc.get("executor", {}), env, base)
     origins = {k: v.origin for k, v in picked.items()} | {"journal": journal_at.origin} | {
         f"store.{s.name}": f"env {_env_name(s.name)}" if env.get(_env_name(s.name)) else f"file {origin} [stores.{s.name}]"
         for s in stores}
@@ -224,9 +236,10 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
                          executor=executor)
 
 
-def _executor(where: str, spec: Any, env: dict[str, str]) -> ExecutorSettings:
+def _executor(where: str, spec: Any, env: dict[str, str], base: Path | None = None) -> ExecutorSettings:
     """``[executor]`` broker/backend URLs (env UUID_FORGE_BROKER_URL / UUID_FORGE_RESULT_BACKEND win,
-    so a password can stay out of the file) and the result expiry in seconds."""
+    so a password can stay out of the file), the result expiry in seconds, the workers' report
+    directory and message signing files (paths relative to the file's folder)."""
     _typed(where, spec, dict, "a table (broker = ..., backend = ...)")
     _unknown(where, spec, _EXECUTOR)
     broker = env.get(BROKER_URL_ENV) or _typed(f"{where} broker", spec.get("broker", ""), str, "a URL")
@@ -237,7 +250,14 @@ def _executor(where: str, spec: Any, env: dict[str, str]) -> ExecutorSettings:
     queue = _typed(f"{where} queue", spec.get("queue", "uuid_forge"), str, "a queue name")
     if not queue or len(queue) > 200:
         raise ConfigError(f"{where} queue must be a name of 1-200 characters")
-    return ExecutorSettings(broker, backend, expires, queue)
+    paths = {k: _anchored(_typed(f"{where} {k}", spec[k], str, "a path"), base) if spec.get(k) else ""
+             for k in ("report_dir", "signing_key", "signing_certificate", "signing_certs")}
+    signing = [k for k in ("signing_key", "signing_certificate", "signing_certs") if paths[k]]
+    if signing and len(signing) != 3:
+        missing = sorted({"signing_key", "signing_certificate", "signing_certs"} - set(signing))
+        raise ConfigError(f"{where}: message signing needs signing_key, signing_certificate and signing_certs "
+                          f"together; {', '.join(missing)} missing")
+    return ExecutorSettings(broker, backend, expires, queue, **paths)
 
 
 def _entity_type(where: str, name: str, spec: Any, env: dict[str, str]) -> EntityType:
