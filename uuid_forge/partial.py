@@ -236,6 +236,10 @@ def merge_repairs(report: AuditReport, results: list[dict[str, Any]]) -> None:
         report.repair_errors += r["repair_errors"]
         for name, counts in r["rechecked"].items():
             rechecked.setdefault(name, Counter({k: 0 for k in CLASSES})).update(counts)
+        dropped = sum((r.get("not_proven") or {}).values())
+        if dropped:  # claims the worker could not re-prove: counted, never acted on, never named
+            report.warnings.append(f"repair: {dropped} finding(s) not acted on: the worker could not re-prove them "
+                                   f"({', '.join(f'{n} {why}' for why, n in sorted(r['not_proven'].items()))})")
     for name, counts in report.stores.items():  # never acted on, so still there: the repair leaves them
         if counts["unproven"]:
             rechecked.setdefault(name, Counter({k: 0 for k in CLASSES}))["unproven"] = counts["unproven"]
