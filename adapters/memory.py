@@ -36,8 +36,13 @@ class MemoryAdapter(Adapter):
 
     def _put(self, entity_type: str, records: list[Record]) -> None:
         table = self._data.setdefault(entity_type, {})
+        view = self.view
         for r in records:
-            table[r.id] = Record(entity_type, r.id, load_json(r.data_json), r.key)  # every digit kept
+            data = load_json(r.data_json)  # every digit kept
+            held = table.get(r.id)
+            if held is not None and not view.full:  # keep the fields this store's view does not own
+                data = view.merged(held.data, data)
+            table[r.id] = Record(entity_type, r.id, data, r.key)
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         table = self._data.get(entity_type, {})  # fingerprints from the data held, not the write-time hint

@@ -127,6 +127,17 @@ class _ESContract(AdapterContract):
         self.raw.index(index="uf-" + entity_type, id=self.wrong_id(ident), document={"uf_id": str(ident), "x": 1})
         return True
 
+    # -- ownership (issue 18): another application's field in our document ----------------------
+    def index_of(self, entity_type: str) -> str:
+        return "uf-" + entity_type
+
+    def add_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str, value: str) -> bool:
+        self.raw.update(index=self.index_of(entity_type), id=self.doc_id(ident), doc={name: value})
+        return True
+
+    def read_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str) -> Any:
+        return self.raw.get(index=self.index_of(entity_type), id=self.doc_id(ident))["_source"].get(name)
+
 
 class TestElasticsearchStringId(_ESContract):
     def doc_id(self, ident: uuid.UUID) -> str:
@@ -189,6 +200,9 @@ class TestElasticsearchOwnIndex(OneTypeContract, _ESContract):
 
     def assert_container_kept(self, store: Adapter) -> None:
         assert self.raw.indices.exists(index=self.index)
+
+    def index_of(self, entity_type: str) -> str:
+        return self.index
 
 
 # -- store-specific behaviour --------------------------------------------------------------------

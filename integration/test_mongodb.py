@@ -62,6 +62,22 @@ class _MongoContract(AdapterContract):
     def cleanup(self, store: Adapter, entity_type: str) -> None:
         self.raw.drop_collection(entity_type)
 
+    # -- ownership (issue 18): another application's top-level field in our document ------------
+    def collection_of(self, entity_type: str) -> Any:
+        return self.raw[entity_type]
+
+    def id_value(self, ident: uuid.UUID) -> Any:
+        return str(ident) if self.options.get("id_format") == "string" else Binary(ident.bytes, 4)
+
+    def add_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str, value: str) -> bool:
+        done = self.collection_of(entity_type).update_one({"_id": self.id_value(ident)}, {"$set": {name: value}})
+        assert done.matched_count == 1
+        return True
+
+    def read_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str) -> Any:
+        doc = self.collection_of(entity_type).find_one({"_id": self.id_value(ident)})
+        return None if doc is None else doc.get(name)
+
 
 class _FlatContract(_MongoContract):
     def test_injection_strings_are_data(self, store: Adapter, etype: str) -> None:
@@ -155,6 +171,9 @@ class TestMongoOwnCollection(OneTypeContract, _FlatContract):
 
     def cleanup(self, store: Adapter, entity_type: str) -> None:
         pass  # the store fixture drops the whole collection
+
+    def collection_of(self, entity_type: str) -> Any:
+        return self.raw[self.collection]
 
     def assert_stored_natively(self, store: Adapter, record: Record) -> None:
         doc = self.raw[self.collection].find_one({"_id": Binary(record.id.bytes, 4)})

@@ -12,7 +12,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -103,6 +103,19 @@ class _RedisContract(AdapterContract):
         return True
 
 
+    # -- ownership (issue 18): another application's field in our value (layout=data: a JSON member)
+    def key_of(self, entity_type: str, ident: uuid.UUID) -> str:
+        return self.pattern.format(type=entity_type, id=self.id_text(ident))
+
+    def add_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str, value: str) -> bool:
+        key = self.key_of(entity_type, ident)
+        self.raw.set(key, json.dumps({**json.loads(self.raw.get(key)), name: value}))
+        return True
+
+    def read_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str) -> Any:
+        return json.loads(self.raw.get(self.key_of(entity_type, ident))).get(name)
+
+
 class TestRedisStringKeys(_RedisContract):
     def expected_key(self, record: Record) -> str:
         return f"{record.entity_type}:{record.id}"  # exactly `user:7570842a-...`, as DESIGN.md says
@@ -139,6 +152,15 @@ class TestRedisHash(_RedisContract):
         self.raw.hset(f"{entity_type}:{str(ident).upper()}", mapping={"n": "1"})
         return True
 
+    def add_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str, value: str) -> bool:
+        """A hash field of its own, its value JSON like ours."""
+        self.raw.hset(self.key_of(entity_type, ident), name, json.dumps(value))
+        return True
+
+    def read_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str) -> Any:
+        held = self.raw.hget(self.key_of(entity_type, ident), name)
+        return None if held is None else json.loads(held)
+
 
 class TestRedisEnvelope(_RedisContract):
     options: ClassVar[dict[str, str]] = {"layout": "envelope"}
@@ -149,6 +171,15 @@ class TestRedisEnvelope(_RedisContract):
         assert self.raw.hget(key, "fp") == record.fingerprint.encode()
         assert self.raw.hget(key, "data").decode() == record.data_json
         assert self.raw.ttl(key) == -1
+
+    def add_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str, value: str) -> bool:
+        """A hash field beside the envelope's fp, data and key."""
+        self.raw.hset(self.key_of(entity_type, ident), name, value)
+        return True
+
+    def read_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str) -> Any:
+        held = self.raw.hget(self.key_of(entity_type, ident), name)
+        return None if held is None else held.decode()
 
     def plant_malformed(self, store: Adapter, entity_type: str, ident: uuid.UUID) -> bool:
         self.raw.hset(f"{entity_type}:{str(ident).upper()}", mapping={"fp": "0" * 32, "data": "{}"})

@@ -157,6 +157,30 @@ class TestPostgresUserTable(OneTypeContract):
                         (name, json.dumps(data)))
         return True
 
+    # -- ownership (issue 18): another application's columns in your table -----------------------
+    def add_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str, value: str) -> bool:
+        table, column = pgsql.Identifier(self.table), pgsql.Identifier(name)
+        with _pg(store.url(masked=False)) as raw:
+            raw.execute(pgsql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} text").format(table, column))
+            done = raw.execute(pgsql.SQL("UPDATE {} SET {} = %s WHERE id = %s").format(table, column), (value, ident))
+            assert done.rowcount == 1
+        return True
+
+    def read_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str) -> Any:
+        with _pg(store.url(masked=False)) as raw:
+            row = raw.execute(pgsql.SQL("SELECT {} FROM {} WHERE id = %s").format(
+                pgsql.Identifier(name), pgsql.Identifier(self.table)), (ident,)).fetchone()
+        return None if row is None else row[0]
+
+    def plant_required_column(self, store: Adapter, entity_type: str, column: str) -> bool:
+        with _pg(store.url(masked=False)) as raw:
+            raw.execute(pgsql.SQL("ALTER TABLE {} ADD COLUMN {} text NOT NULL").format(
+                pgsql.Identifier(self.table), pgsql.Identifier(column)))
+        return True
+
+    def open_with_defaults(self, store: Adapter, defaults: dict[str, Any]) -> Adapter:
+        return open_store(store.url(masked=False), table=self.table, entity_type=self.entity_type, defaults=defaults)
+
     # plant_malformed stays False: a native uuid column cannot hold a wrongly encoded ID.
 
 

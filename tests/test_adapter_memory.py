@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from uuid_forge.adapters.memory import MemoryAdapter
@@ -24,3 +25,14 @@ class TestMemoryAdapter(AdapterContract):
         table = store._data[record.entity_type]
         (key,) = table
         assert type(key) is uuid.UUID and key == record.id
+
+    # -- ownership (issue 18): another application's field in a record of a shared memory:// dict --
+    def add_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str, value: str) -> bool:
+        assert isinstance(store, MemoryAdapter)
+        held = store._data[entity_type][ident]
+        store._data[entity_type][ident] = Record(entity_type, ident, {**held.data, name: value}, held.key)
+        return True
+
+    def read_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str) -> Any:
+        assert isinstance(store, MemoryAdapter)
+        return store._data[entity_type][ident].data.get(name)

@@ -8,6 +8,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
@@ -54,11 +55,57 @@ class TestSQLiteAdapter(AdapterContract):
         return True
 
 
-class TestSQLiteUserTable(AdapterContract):
+class _OwnTableOwnership:
+    """The ownership hooks of the contract on a SQLite table of the user's (``people``): another
+    application's fields are columns of the table that no option maps."""
+
+    #: the ID column, and the text the table holds for an ID
+    id_column = "id"
+    open_options: ClassVar[dict[str, Any]] = {}
+
+    def id_text(self, ident: uuid.UUID) -> str:
+        return ident.hex
+
+    def add_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str, value: str) -> bool:
+        with _raw(store) as raw:
+            if name not in [row[1] for row in raw.execute("PRAGMA table_info(people)")]:
+                raw.execute(f'ALTER TABLE people ADD COLUMN "{name}" TEXT')
+            changed = raw.execute(f'UPDATE people SET "{name}" = ? WHERE "{self.id_column}" = ?',
+                                  (value, self.id_text(ident))).rowcount
+        assert changed == 1, f"no row of {ident} in the table"
+        return True
+
+    def read_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str) -> Any:
+        with _raw(store) as raw:
+            (value,) = raw.execute(f'SELECT "{name}" FROM people WHERE "{self.id_column}" = ?',
+                                   (self.id_text(ident),)).fetchone()
+        return value
+
+    def plant_required_column(self, store: Adapter, entity_type: str, column: str) -> bool:
+        """SQLite adds no NOT NULL column without a default to a table: the (empty) table is made
+        again with it."""
+        with _raw(store) as raw:
+            (ddl,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'people'").fetchone()
+            assert raw.execute("SELECT count(*) FROM people").fetchone() == (0,)
+            raw.execute("DROP TABLE people")
+            raw.execute(ddl.rstrip().removesuffix(")") + f', "{column}" TEXT NOT NULL)')
+        return True
+
+    def open_with_defaults(self, store: Adapter, defaults: dict[str, Any]) -> Adapter:
+        return open_store(store.url(masked=False), defaults=defaults, **self.open_options)
+
+
+class TestSQLiteUserTable(_OwnTableOwnership, AdapterContract):
     """The same contract on the other layout: the user's own table (``table=``), its own column names."""
 
     bulk_size = 2_000
     invalid_entity_types = (*AdapterContract.invalid_entity_types, "thing")  # the table holds only "person"
+    id_column = "person_id"
+    open_options: ClassVar[dict[str, Any]] = {"table": "people", "entity_type": "person", "columns": {
+        "id": "person_id", "fingerprint": "fp", "data": "body", "key": "business_key"}}
+
+    def id_text(self, ident: uuid.UUID) -> str:
+        return str(ident)
 
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Adapter]:
@@ -66,8 +113,7 @@ class TestSQLiteUserTable(AdapterContract):
         with sqlite3.connect(path) as raw:
             raw.execute("CREATE TABLE people (person_id VARCHAR(36) PRIMARY KEY, fp VARCHAR(32), body JSON NOT NULL, "
                         "business_key JSON)")
-        with open_store(f"sqlite:///{path}", table="people", entity_type="person",
-                        columns={"id": "person_id", "fingerprint": "fp", "data": "body", "key": "business_key"}) as s:
+        with open_store(f"sqlite:///{path}", **self.open_options) as s:
             yield s
 
     @pytest.fixture
@@ -104,10 +150,11 @@ class TestSQLiteUserTable(AdapterContract):
         assert set(store.get_many(etype, [r.id for r in records[:5]])) == {r.id for r in records[:3]}
 
 
-class TestSQLiteUserTableDefaultColumns(OneTypeContract):
+class TestSQLiteUserTableDefaultColumns(_OwnTableOwnership, OneTypeContract):
     """Your own table with the default column names (id, fingerprint, data, key), no column map."""
 
     bulk_size = 2_000
+    open_options: ClassVar[dict[str, Any]] = {"table": "people", "entity_type": "user"}
 
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Adapter]:
@@ -115,7 +162,7 @@ class TestSQLiteUserTableDefaultColumns(OneTypeContract):
         with sqlite3.connect(path) as raw:
             raw.execute("CREATE TABLE people (id CHAR(32) PRIMARY KEY, data TEXT, key TEXT, fingerprint TEXT)")
         raw.close()
-        with open_store(f"sqlite:///{path}", table="people", entity_type="user") as s:
+        with open_store(f"sqlite:///{path}", **self.open_options) as s:
             yield s
 
     def assert_stored_natively(self, store: Adapter, record: Record) -> None:

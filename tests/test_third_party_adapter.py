@@ -14,8 +14,10 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +77,18 @@ class TestThirdPartyAdapter(AdapterContract):
         with dbm.dumb.open(path, "r") as raw:
             keys = [k.decode() for k in raw]
         assert keys == [f"{record.entity_type}/{record.id.hex}"]
+
+    # -- ownership (issue 18): another application's field in the stored data --------------------
+    def add_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str, value: str) -> bool:
+        db = store._db  # type: ignore[attr-defined]
+        key = store.key_of(entity_type, ident)  # type: ignore[attr-defined]
+        doc = json.loads(db[key])
+        db[key] = json.dumps({**doc, "data": json.dumps({**json.loads(doc["data"]), name: value})})
+        return True
+
+    def read_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str) -> Any:
+        doc = json.loads(store._db[store.key_of(entity_type, ident)])  # type: ignore[attr-defined]
+        return json.loads(doc["data"]).get(name)
 
 
 def _cli_adapters(env: dict[str, str]) -> set[str]:

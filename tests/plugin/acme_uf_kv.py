@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from uuid_forge.canonical import canonical
 from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
 from uuid_forge.record import Partition, Record, load_json
 
@@ -35,8 +36,16 @@ class KVFileAdapter(Adapter):
         return f"{entity_type}/{ident.hex}".encode()
 
     def _put(self, entity_type: str, records: list[Record]) -> None:
+        """A write owns only the fields of the store's view (``FieldView.owns``): with a projection
+        or ignored fields, the fields another application added to the stored data are kept."""
+        view = self.view
         for r in records:
-            self._db[self.key_of(entity_type, r.id)] = json.dumps({"data": r.data_json, "key": r.key_json})
+            key = self.key_of(entity_type, r.id)
+            data = r.data_json
+            held = None if view.full else self._db.get(key)
+            if held is not None:
+                data = canonical(view.merged(load_json(json.loads(held)["data"]), load_json(data)))
+            self._db[key] = json.dumps({"data": data, "key": r.key_json})
         self._db.sync()
 
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:

@@ -9,16 +9,22 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
+<<<<<<< HEAD
 from collections.abc import Collection, Iterator
+=======
+from collections.abc import Iterator
+from typing import Any
+>>>>>>> contractown
 
 import pytest
 
 from ..contract import ALL_CAPABILITIES, DELETE, READ, SCAN, WRITE, Adapter
 from ..entitytypes import EntityType
-from ..errors import UUIDForgeError, ValidationError
+from ..errors import ConfigError, UUIDForgeError, ValidationError
 from ..ids import IDConfig, Namespace, UUIDGenerator
 from ..ownership import Prover
 from ..record import ForeignEntry, MalformedID, Partition, Record
+from ..view import FieldView
 
 INJECTION_STRINGS = (
     "'; DROP TABLE users; --",
@@ -361,3 +367,84 @@ class AdapterContract:
     def test_close_is_idempotent(self, store: Adapter) -> None:
         store.close()
         store.close()
+
+    # -- ownership: fields added by another application, unmapped required columns (issue 18) ----
+    #: the field another application adds beside ours, and the value it gives it
+    foreign_field: tuple[str, str] = ("cached_at", "set by another application")
+    #: the column another application adds to a table of its own that this store writes
+    required_column: str = "app_required"
+
+    def add_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str, value: str) -> bool:
+        """Add the field ``name`` with ``value`` to the stored entry of ``ident`` with the raw driver,
+        as another application sharing the store would (a document field, a hash field, a sidecar
+        member, a column of your table); return False when the store has no such place (skipped)."""
+        return False
+
+    def read_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str) -> Any:
+        """The value of the field ``name`` of the stored entry of ``ident``, read with the raw driver."""
+        raise NotImplementedError(f"{type(self).__name__} adds foreign fields: it must read them back too")
+
+    def plant_required_column(self, store: Adapter, entity_type: str, column: str) -> bool:
+        """Give the table of your own that ``store`` writes an unmapped ``column`` that is NOT NULL
+        without a default (another application's), with the raw driver, before the store is first
+        used; return False when the store has no such table (skipped)."""
+        return False
+
+    def open_with_defaults(self, store: Adapter, defaults: dict[str, Any]) -> Adapter:
+        """``store`` opened again over the same table with the option ``defaults=defaults`` (the
+        caller closes it); needed by every store whose :meth:`plant_required_column` plants one."""
+        raise NotImplementedError(f"{type(self).__name__} plants required columns: it must open the store "
+                                  "with defaults= too")
+
+    @pytest.mark.parametrize("owned", ["ignore_fields", "projection"])
+    def test_fields_added_by_another_application_are_kept(self, store: Adapter, etype: str, owned: str) -> None:
+        """A write owns only the fields of its store's view (``FieldView.owns``): a field another
+        application added to our entry survives a rewrite with changed data, while an owned field
+        the new data lacks is removed (issue 18, rule 3)."""
+        name, value = self.foreign_field
+        first = sample_records(etype, 2)
+        view = (FieldView(ignore_fields=(name,)) if owned == "ignore_fields"
+                else FieldView(projection=tuple(f for f in first[0].data if f != name)))
+        viewed = store.viewed(view)
+        viewed.put_many(first)
+        target = first[0].id
+        if not self.add_foreign_field(store, etype, target, name, value):
+            pytest.skip(f"{store.name} has no place for another application's fields beside ours")
+        assert self.read_foreign_field(store, etype, target, name) == value
+        second = [Record(etype, r.id, {k: v for k, v in r.data.items() if k != "tags"}, r.key)
+                  for r in sample_records(etype, 2, version=2)]  # changed data, the owned field "tags" gone
+        viewed.put_many(second)
+        assert self.read_foreign_field(store, etype, target, name) == value, \
+            f"{store.name} lost the field {name!r} that another application added"
+        if SCAN in store.capabilities:
+            assert dict(viewed.scan(etype)) == {r.id: viewed.fingerprint_data(r.json_data) for r in second}
+        if READ in store.capabilities:
+            got = viewed.get_many(etype, [r.id for r in second])
+            assert {i: {k: v for k, v in r.json_data.items() if view.owns(k)} for i, r in got.items()} == \
+                {r.id: view.apply(r.json_data) for r in second}
+
+    def test_unmapped_required_column_refuses_the_store_unless_defaults_are_declared(
+            self, store: Adapter, etype: str) -> None:
+        """A table of your own with another application's NOT NULL column without a default, which
+        no write of ours could fill: the store is refused the first time it is used, naming the
+        column (not a failed write per batch); ``defaults`` makes it work, on INSERT only."""
+        column = self.required_column
+        if not self.plant_required_column(store, etype, column):
+            pytest.skip(f"{store.name} writes no table of your own")
+        records = sample_records(etype, 2)
+        with pytest.raises(ConfigError, match=column):
+            store.put_many(records)
+        with pytest.raises(ConfigError, match=column):  # still refused: nothing half-done in between
+            store.put_many(records)
+        fixed = self.open_with_defaults(store, {column: "filled by uuid-forge"})
+        try:
+            assert fixed.put_many(records) == 2
+            if READ in fixed.capabilities:
+                got = fixed.get_many(etype, [r.id for r in records])
+                assert {i: r.fingerprint for i, r in got.items()} == {r.id: r.fingerprint for r in records}
+            assert self.read_foreign_field(fixed, etype, records[0].id, column) == "filled by uuid-forge"
+            assert self.add_foreign_field(fixed, etype, records[0].id, column, "the application's value")
+            fixed.put_many(sample_records(etype, 2, version=2))  # an update: the column keeps its value
+            assert self.read_foreign_field(fixed, etype, records[0].id, column) == "the application's value"
+        finally:
+            fixed.close()
