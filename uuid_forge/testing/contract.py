@@ -9,12 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-<<<<<<< HEAD
 from collections.abc import Collection, Iterator
-=======
-from collections.abc import Iterator
 from typing import Any
->>>>>>> contractown
 
 import pytest
 
