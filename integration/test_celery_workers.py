@@ -38,7 +38,8 @@ N = 3000
 def _config(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str, tag: str, executor: str = "") -> Path:
     """The test configuration; ``executor``: more ``[executor]`` lines (report_dir, signing)."""
     extra = (f'[executor]\nbroker = "{amqp_url}"\nbackend = "{redis_url}"\nresult_expires = 600\n'
-             f'queue = "uf_test_{tag}"\nreport_dir = "{tmp_path}/reports"\n{executor}')
+             f'queue = "uf_test_{tag}"\nreport_dir = "{tmp_path}/reports"\n{executor}'
+             '\n[types.member]\nkey = ["email"]\n')  # the key each record holds: orphans are proven ours
     return write_forge_toml(tmp_path / "uuid-forge.toml", {
         "db": {"url": postgres_url, "options": {"table_prefix": f"{tag}_"}},
         "cache": {"url": redis_url, "options": {"prefix": tag}},
@@ -53,7 +54,8 @@ def _plant(forge: Forge, tmp_path: Path) -> None:
     cache.delete_many(ET, ids[:9])
     files.put_many(forge.records([(ET, {"email": f"m{i}@x.org"}, {"email": f"m{i}@x.org", "n": -1})
                                   for i in range(100, 108)]))
-    cache.put_many(forge.records([(ET, {"email": f"ghost{i}@x.org"}, {"n": i}) for i in range(5)]))
+    cache.put_many(forge.records([(ET, {"email": f"ghost{i}@x.org"}, {"email": f"ghost{i}@x.org", "n": i})
+                                  for i in range(5)]))
     cache._client.set(f"{forge.stores[1].adapter.prefix}{ET}:not-an-id", "theirs")  # foreign: never touched
 
 
