@@ -94,7 +94,7 @@ def test_guard_limit_is_per_store_and_type(setup: tuple[Forge, FakeRacingSource,
 def test_orphan_written_before_the_delete_is_kept(setup: tuple[Forge, FakeRacingSource, MemoryAdapter]) -> None:
     """The writer writes the source after the audit, before the deletion: the orphan is proven wrong."""
     forge, src, replica = setup
-    late = Record("user", uuid.uuid4(), {"late": 1})
+    late = forge.records([("user", {"email": "late@example.com"}, {"late": 1})])[0]  # provably ours
     replica.put_many([late])  # the writer's store write seen by the audit before its source write
     report = forge.audit("user")
     assert [f.kind for f in report.findings] == ["orphan"]
@@ -109,7 +109,7 @@ def test_orphan_written_between_proof_and_delete_is_put_back(
     """The writer writes the source and the store just after the proof read: the delete removes
     the store's copy, and the read after the delete puts it back from the source."""
     forge, src, replica = setup
-    ghost = Record("user", uuid.uuid4(), {"v": 1})
+    ghost = forge.records([("user", {"email": "ghost@example.com"}, {"v": 1})])[0]  # provably ours
     replica.put_many([ghost])
     newer = Record("user", ghost.id, {"v": 2})
 
