@@ -111,7 +111,7 @@ def test_orphan_written_between_proof_and_delete_is_put_back(
     forge, src, replica = setup
     ghost = forge.records([("user", {"email": "ghost@example.com"}, {"v": 1})])[0]  # provably ours
     replica.put_many([ghost])
-    newer = Record("user", ghost.id, {"v": 2})
+    newer = Record("user", ghost.id, {"v": 2}, ghost.key)
 
     def writer(n: int) -> None:
         if n == 3:  # 1: the re-check, 2: the proof read right before the delete, 3: the read after it
@@ -132,10 +132,12 @@ def test_findings_rechecked_before_repair(setup: tuple[Forge, FakeRacingSource, 
     report = forge.audit("user")
     assert {f.kind for f in report.findings} == {"stale"}
 
+    key_b = MemoryAdapter.get_many(src, "user", [b])[b].key  # the source keeps each record's key: provable
+
     def writer(n: int) -> None:
-        if n == 1:
+        if n == 3:  # 1: the source read before copying, 2: naming the stale fields, 3: the re-check
             replica.put_many(MemoryAdapter.get_many(src, "user", [a]).values())  # the writer finished a
-            src.put_many([Record("user", b, {"v": "newest"})])  # and wrote b again
+            src.put_many([Record("user", b, {"v": "newest"}, key_b)])  # and wrote b again
 
     src.calls, src.hook = 0, writer
     done = forge.audit("user", repair=True)
