@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -157,12 +158,14 @@ def prove_orphans(prover: Prover | None, h: StoreHandle, entity_type: str, sink:
 
 
 def prove_source(prover: Prover | None, stores: Stores, entity_type: str, sinks: list[Sink], report: AuditReport,
-                 known: Mapping[uuid.UUID, Record] | None = None) -> set[uuid.UUID]:
+                 known: Mapping[uuid.UUID, Record] | None = None, flagged: AbstractSet[uuid.UUID] = frozenset()
+                 ) -> set[uuid.UUID]:
     """Rule 2, in the source: an entry repair would copy (missing, stale or malformed in some store)
     is proven an entity of this type first. One whose key fields are missing or give another ID is
     reported "unproven" on the source, and its findings in the other stores are dropped, so repair
     never copies it. Only those candidates are read: a consistent audit pays nothing. Returns the
-    IDs found unproven."""
+    IDs found unproven. ``flagged``: IDs --verify-keys already reported on the source (malformed,
+    with the ID their key fields give): not reported twice, but never copied either."""
     if prover is None or READ not in stores.source.adapter.capabilities:
         return set()
     wanted: set[uuid.UUID] = set()
@@ -187,7 +190,8 @@ def prove_source(prover: Prover | None, stores: Stores, entity_type: str, sinks:
             sink.findings = [f for f in sink.findings if not (f.kind in _COPIED and f.id in names)]
         source = Sink(stores.source.name)
         for ident, reason in bad.items():
-            source.add(unproven(stores.source.name, entity_type, str(ident), reason, role="source"))
+            if ident not in flagged:
+                source.add(unproven(stores.source.name, entity_type, str(ident), reason, role="source"))
         source.merge_into(report)
     return set(bad)
 
@@ -225,8 +229,7 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
                 else:
                     expected[ident] = fp
             by_view = _viewed_expectations(source, entity_type, part, expected, views)
-            if verify_keys:
-                _verify_keys(forge, stores, entity_type, list(expected), report)
+            flagged = _verify_keys(forge, stores, entity_type, list(expected), report) if verify_keys else set()
             jobs = [pool.submit(_guarded, h, _scan_and_compare, entity_type, part, by_view[h.adapter.view],
                                 prover, frozenset(protected))
                     for h in ranged if h.name not in report.not_audited]
@@ -241,7 +244,7 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
                 else:
                     sinks.append(sink)
             sinks += [late.result() for late in logs.ready(part, by_view, wait=part is parts[-1])]  # a log read meanwhile
-            prove_source(prover, stores, entity_type, sinks, report)
+            prove_source(prover, stores, entity_type, sinks, report, flagged=flagged)
             for sink in sinks:
                 sink.merge_into(report)
             report.partition_times.append((entity_type, f"{part.index + 1}/{part.count}",
@@ -493,13 +496,13 @@ def _compare_items(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, s
     return sink
 
 
-def _verify_keys(forge: Forge, stores: Stores, entity_type: str, ids: list[uuid.UUID], report: AuditReport) -> None:
+def _verify_keys(forge: Forge, stores: Stores, entity_type: str, ids: list[uuid.UUID], report: AuditReport) -> set[uuid.UUID]:
     """Flag source records whose ID is not what the scheme gives for their key: for a declared
     type (:class:`~uuid_forge.entitytypes.EntityType`) the key fields in the record's data, else
     the key stored beside it. IDs are recomputed a batch at a time by the one ownership rule
     (:class:`~uuid_forge.ownership.Prover`, exactly the configured ID function)."""
     if READ not in stores.source.adapter.capabilities:
-        return
+        return set()
     prover: Prover = getattr(forge, "prover", None) or Prover(forge.generator, getattr(forge, "types", {}))
     declared = getattr(forge, "types", {}).get(entity_type)
     # under an ID configuration that differs, one summary (counts) instead of a finding per record
@@ -510,11 +513,14 @@ def _verify_keys(forge: Forge, stores: Stores, entity_type: str, ids: list[uuid.
                 "set, so every ID would seem wrong")
         if note not in report.warnings:
             report.warnings.append(note)
-        return
+        return set()
     declared = declared if declared is not None and declared.key else None
     source = stores.source.name
 
+    flagged: set[uuid.UUID] = set()
+
     def flag(ident: uuid.UUID, detail: str) -> None:
+        flagged.add(ident)
         report.stores.setdefault(source, Counter({k: 0 for k in CLASSES}))
         report.add(Finding(source, entity_type, str(ident), "malformed", detail))
 
@@ -533,6 +539,7 @@ def _verify_keys(forge: Forge, stores: Stores, entity_type: str, ids: list[uuid.
             elif expected is not None and expected != ident:
                 flag(ident, f"key fields give {expected}" if declared is not None
                      else f"the scheme gives {expected} for the stored key")
+    return flagged
 
 
 def held_in_another_form(source: Any, entity_type: str, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, MalformedID]:
