@@ -138,7 +138,9 @@ def test_filter_narrows_a_shared_source_index(tmp_path: Path, elasticsearch_url:
         with pytest.raises(ValidationError, match="does not match this store's filter"):
             source.put_many([admin])
         assert not raw.exists(index=index, id=str(admin.id))
-        source.drop("user")  # our documents only, the filter's: the tokens stay
+        with pytest.raises(ValidationError, match="drop it through Forge.drop"):
+            source.drop("user")  # a shared index: no drop without the proof
+        source.drop("user", prover=forge.prover)  # our documents only, the filter's: the tokens stay
         raw.indices.refresh(index=index)
         assert raw.count(index=index)["count"] == 3
     finally:
