@@ -50,15 +50,19 @@ def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str
     return found[(name, tuple(sorted(labels.items())))]
 
 
-def write_config(tmp_path: Path, source: str, cache: str) -> Path:
+def write_config(tmp_path: Path, source: str, cache: str, et: str | None = None) -> Path:
+    """The test's configuration; with ``et``, that type declares its key (``email``, held in the
+    data), so an orphan of it is proven ours and repairable."""
+    extra = f'[types.{et}]\nkey = ["email"]\n' if et else ""
     return write_forge_toml(tmp_path / "uuid-forge.toml",
                             {"db": source, "cache": f"{cache}?socket_timeout=2&socket_connect_timeout=2",
                              "files": f"file://{tmp_path}/files?fsync=false"},
-                            "db", namespace="report.uuid-forge.test", write=FAST_WRITE)
+                            "db", namespace="report.uuid-forge.test", write=FAST_WRITE, extra=extra)
 
 
 def write_people(path: Path, et: str, n: int) -> None:
-    lines = "".join(json.dumps({"entity_type": et, "key": {"email": f"u{i}@example.com"}, "data": {"n": i}}) + "\n"
+    lines = "".join(json.dumps({"entity_type": et, "key": {"email": f"u{i}@example.com"},
+                                "data": {"email": f"u{i}@example.com", "n": i}}) + "\n"
                     for i in range(n))
     (path.parent / "people.jsonl").write_text(lines)
     done = cli("write", "-c", str(path), "--jsonl", str(path.parent / "people.jsonl"), "--json")
@@ -71,7 +75,7 @@ def drifted(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple
     3 missing and 2 stale in Redis, an orphan in files, foreign keys in Redis (one named like a script)."""
     redis = pytest.importorskip("redis")
     et = f"rep{uuid.uuid4().hex[:8]}"
-    path = write_config(tmp_path, postgres_url, redis_url)
+    path = write_config(tmp_path, postgres_url, redis_url, et)
     write_people(path, et, 200)
     r = redis.Redis.from_url(redis_url)
     with Forge.from_config(str(path), env={"UUID_FORGE_SALT": SALT}) as forge:
@@ -82,10 +86,11 @@ def drifted(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple
     foreign = [f"{et}:{EVIL_KEY}", f"{et}:session-john@example.com"]
     for k in foreign:
         r.set(k, "someone else's")
-    orphan = str(uuid.uuid5(uuid.NAMESPACE_URL, et))
+    with Forge.from_config(str(path), env={"UUID_FORGE_SALT": SALT}) as forge:  # an entity the source lost
+        orphan = str(forge.id_for(et, {"email": "gone@example.com"}))
     folder = tmp_path / "files" / et / orphan[:2] / orphan[2:4]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{orphan}.json").write_text(f'{{"fp":"{"1" * 32}","id":"{orphan}","key":null,"data":{{}}}}\n')
+    (folder / f"{orphan}.json").write_text('{"email":"gone@example.com","n":-5}\n')
     yield path, et
     r.delete(*foreign)
     r.close()
