@@ -28,7 +28,7 @@ pymongo = pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
 
 from bson import Binary
 
-from uuid_forge import IDConfig, Namespace, Record, ValidationError, open_store
+from uuid_forge import EntityType, IDConfig, Namespace, Record, ValidationError, open_store
 from uuid_forge.errors import ConfigError
 from uuid_forge.forge import StoreHandle
 from uuid_forge.view import FieldView
@@ -132,7 +132,8 @@ def test_filter_narrows_a_shared_source_collection(tmp_path: Path, db_url: str, 
     """Password-reset tokens of another application share the user's collection, under IDs of our
     exact form: with ``filter`` they are never read, reported missing, copied nor touched."""
     source = open_store(db_url, collection="accounts", entity_type="user", filter='{"kind": "user"}')
-    forge = make_forge(tmp_path, source, ("copy", f"sqlite:///{tmp_path}/copy.db"), ids=IDS)
+    forge = make_forge(tmp_path, source, ("copy", f"sqlite:///{tmp_path}/copy.db"), ids=IDS,
+                       types=[EntityType("user", key=("email",))])  # each document holds its key: provable
     try:
         rows = [("user", {"email": f"u{i}@example.com"}, {"email": f"u{i}@example.com", "kind": "user"})
                 for i in range(5)]
@@ -153,7 +154,9 @@ def test_filter_narrows_a_shared_source_collection(tmp_path: Path, db_url: str, 
         with pytest.raises(ValidationError, match="does not match this store's filter"):
             source.put_many([admin])
         assert raw["accounts"].count_documents({"kind": "admin"}) == 0
-        source.drop("user")  # our documents only, the filter's: the tokens stay
+        with pytest.raises(ValidationError, match="drop it through Forge.drop"):
+            source.drop("user")  # a shared collection: no drop without the proof
+        source.drop("user", prover=forge.prover)  # our documents only, the filter's: the tokens stay
         assert raw["accounts"].count_documents({}) == 3
     finally:
         forge.close()

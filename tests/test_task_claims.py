@@ -26,7 +26,8 @@ ET = "member"
 def forge(tmp_path: Path) -> Any:
     config = write_forge_toml(tmp_path / "uf.toml", {"db": f"sqlite:///{tmp_path}/src.db",
                                                      "files": f"file://{tmp_path}/files?fsync=false"},
-                              "db", namespace="claims.uuid-forge.test")
+                              "db", namespace="claims.uuid-forge.test",
+                              extra=f'[types.{ET}]\nkey = ["email"]\n')  # records hold their key: orphans provable
     f = Forge.from_config(str(config))
     f.write_many([(ET, {"email": f"m{i}@x.org"}, {"email": f"m{i}@x.org", "n": i}) for i in range(20)])
     yield f
@@ -65,13 +66,14 @@ def test_raw_names_and_ids_the_source_holds_are_not_acted_on(forge: Forge) -> No
 
 
 def test_what_is_proven_is_repaired(forge: Forge) -> None:
-    """A real orphan, a real wrongly encoded orphan (found again by the worker's own scan, whatever
-    name the claim gave) and a real missing record are repaired as in one process."""
+    """A real orphan (its key fields rebuild its ID) and a real missing record are repaired as in
+    one process; a real wrongly encoded orphan is found again by the worker's own scan, whatever
+    name the claim gave, but cannot be read back to be proven ours: kept, and reported unproven."""
     root = forge.stores[1].adapter.root
     ids = _ids(forge, 3)
-    orphan = forge.records([(ET, {"email": "gone@x.org"}, {"n": 1})])[0]
+    orphan = forge.records([(ET, {"email": "gone@x.org"}, {"email": "gone@x.org", "n": 1})])[0]
     forge.stores[1].adapter.put_many([orphan])
-    upper = forge.records([(ET, {"email": "upper@x.org"}, {"n": 2})])[0]
+    upper = forge.records([(ET, {"email": "upper@x.org"}, {"email": "upper@x.org", "n": 2})])[0]
     forge.stores[1].adapter.put_many([upper])
     right = os.path.join(root, _path(forge, upper.id))
     wrong = os.path.join(os.path.dirname(right), str(upper.id).upper() + ".json")
@@ -81,9 +83,11 @@ def test_what_is_proven_is_repaired(forge: Forge) -> None:
               {"store": "files", "entity_type": ET, "id": str(upper.id), "class": "orphan", "raw": "anything"},
               {"store": "files", "entity_type": ET, "id": str(ids[0]), "class": "missing", "raw": None}]
     out = repair_claimed(forge, claims, delete_orphans=True, max_delete=None, counts={})
-    assert out["repaired"]["files"]["orphans_deleted"] == 2 and out["repaired"]["files"]["rewritten"] == 1
-    assert not os.path.exists(wrong) and out["not_proven"] == {}
-    assert forge.audit(ET).consistent
+    assert out["repaired"]["files"]["orphans_deleted"] == 1 and out["repaired"]["files"]["rewritten"] == 1
+    assert not os.path.exists(os.path.join(root, _path(forge, orphan.id))) and os.path.exists(wrong)
+    after = forge.audit(ET)
+    assert after.stores["files"]["unproven"] == 1 and after.stores["files"]["missing"] == 0
+    assert after.stores["files"]["orphan"] == 0 and after.stores["files"]["ok"] == 20
 
 
 def test_a_claim_re_read_as_something_else_is_not_acted_on(forge: Forge) -> None:
