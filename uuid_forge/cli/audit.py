@@ -65,7 +65,7 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
 @click.option("--partition", "-p", default=None, metavar="i/n", help="Audit only part i of n of the ID space.")
 @click.option("--repair", is_flag=True, help="Plan a repair from the source (a dry run unless --apply).")
 @click.option("--apply", is_flag=True, help="With --repair: carry the plan out, then audit again.")
-@click.option("--delete-orphans", is_flag=True, help="With --repair: also delete records the source lacks.")
+@click.option("--delete-orphans", is_flag=True, help="With --repair: also delete records the source lacks that are proven ours (their key fields rebuild their ID).")
 @click.option("--max-delete", default=None, metavar="N|P%",
               help="With --delete-orphans: refuse the whole repair (exit 2, nothing changed) when one store would "
                    "lose more than N records of a type, or more than P% of the source's records of that type "
@@ -89,10 +89,14 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
 def audit(config_path: str, entity_type: str | None, partition: str | None, repair: bool, apply: bool,
           delete_orphans: bool, max_delete: str | None, verify_keys: bool, show_values: bool, as_json: bool,
           output: str | None, html: str | None = None, workers: int | None = None, executor: str = "local") -> None:
-    """Compare every store with the source of truth: ok, missing, orphan, stale, malformed.
+    """Compare every store with the source of truth: ok, missing, orphan, stale, malformed, and
+    foreign or unproven entries.
 
     Every store's data is read and fingerprinted as it is, so an edit made by another program is
-    found as stale, with the fields that differ named (their values with --show-values).
+    found as stale, with the fields that differ named (their values with --show-values). An entry
+    is ours only when its own key fields rebuild its ID (or it carries uuid-forge's mark): one
+    that cannot be proven is "unproven", counted with its name masked, and never deleted,
+    rewritten or copied, whatever its name looks like.
     Exit 0 only when every store was audited and found consistent; 1 when there are findings
     (an ID configuration that differs from the one the source was written with is one finding
     per type); 2 when the audit could not finish: an optional store that does not answer is
