@@ -76,6 +76,7 @@ from uuid_forge.errors import (
     UUIDForgeError,
     ValidationError,
 )
+from uuid_forge.jsonmerge import load_verbatim, merged_text, verbatim_json
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.options import ParsedOptions
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
@@ -140,20 +141,30 @@ def _without_newline(blob: bytes) -> bytes:
     return blob[:-1] if blob[-1:] == b"\n" else blob
 
 
+def _held_object(stored: bytes | None, where: str) -> dict[str, Any] | None:
+    """The JSON object a file holds, its members as written (:func:`~uuid_forge.jsonmerge.load_verbatim`);
+    None for no file, or one that is no JSON object (rewritten as a record of ours)."""
+    if stored is None:
+        return None
+    try:
+        held = load_verbatim(_without_newline(stored))
+    except ValueError:  # no JSON (or no UTF-8): unreadable, rewritten as a record of ours
+        return None
+    except RecursionError:
+        raise StoreRejectedError(f"{where} holds JSON nested too deep to merge with: left as it is") from None
+    return held if isinstance(held, dict) else None
+
+
 def _merged_json(view: FieldView, data: Mapping[str, Any], stored: bytes | None, where: str) -> bytes:
     """A JSON file's bytes after a write: the stored object's fields that ``view`` does not own, as
-    they were, then ours (owned fields absent from ``data`` removed). A file that is no JSON object
-    is rewritten; one whose other fields cannot be written back unchanged is refused."""
-    held: Any = None
-    if stored is not None:
-        try:
-            held = load_json(_without_newline(stored))
-        except ValueError:  # no JSON (or no UTF-8): unreadable, rewritten as a record of ours
-            held = None
-        except RecursionError:
-            raise StoreRejectedError(f"{where} holds JSON nested too deep to merge with: left as it is") from None
+    they were (verbatim), then ours (owned fields absent from ``data`` removed). A file that is no
+    JSON object is rewritten; one whose other fields cannot be written back is refused."""
+    held = _held_object(stored, where)
     try:
-        return (canonical(view.merged(held if isinstance(held, dict) else None, data), where) + "\n").encode("utf-8")
+        if held is None:
+            return (canonical(view.merged(None, data), where) + "\n").encode("utf-8")
+        ours = ((canonical(k), canonical(v, where)) for k, v in data.items() if view.owns(k))
+        return (merged_text({k: v for k, v in held.items() if not view.owns(k)}, ours) + "\n").encode("utf-8")
     except (UUIDForgeError, ValueError, TypeError, RecursionError):
         raise StoreRejectedError(f"{where} holds fields of another application that cannot be written back "
                                  "unchanged: left as it is") from None
@@ -207,6 +218,11 @@ class FileLayout(Layout):
     def merge(self, record: Record, stored: bytes | None) -> bytes:
         """The bytes of :meth:`shared_file` for ``record`` over what it holds (``stored``, None: no file)."""
         raise NotImplementedError
+
+    def merges(self, view: FieldView) -> bool:
+        """Whether a write must read :meth:`shared_file` first: only when ``view`` leaves fields to
+        another application (a projection, ignored fields); else every data field is ours."""
+        return view.projection is not None or bool(view.ignore_fields)
 
     @abstractmethod
     def read(self, folder: str, s: str) -> Any:
@@ -296,6 +312,26 @@ class EnvelopeLayout(_OneFileLayout):
 
     def owned_fields(self, record: Record) -> frozenset[str]:
         return frozenset((FP, ID, KEY, DATA))
+
+    def merges(self, view: FieldView) -> bool:
+        return True  # members another application added beside the envelope's are kept, whatever the view
+
+    def shared_file(self, s: str) -> str:
+        return s + ".json"
+
+    def merge(self, record: Record, stored: bytes | None) -> bytes:
+        """The envelope over what the file holds: its four members ours, any other member kept as
+        written, placed before ``data`` (so a file with none keeps the scan's fast path)."""
+        held = _held_object(stored, f"file {record.id}.json")
+        theirs = [(json.dumps(k, ensure_ascii=False), verbatim_json(v)) for k, v in (held or {}).items()
+                  if k not in (FP, ID, KEY, DATA)]
+        if not theirs:
+            return self.encode(record)[0][1]
+        members = envelope_members(record)
+        body = "{" + ",".join(f"{k}:{v}" for k, v in [('"fp"', members[FP]), ('"id"', f'"{record.id}"'),
+                                                       ('"key"', members[KEY]), *theirs,
+                                                       ('"data"', members[DATA])]) + "}"
+        return (body + "\n").encode("utf-8")
 
     def scan_item(self, raw: str, ident: uuid.UUID | MalformedID, blob: bytes) -> ScanItem:
         fp, content_id = self._fp_and_id(blob)
@@ -556,7 +592,7 @@ class FileAdapter(Adapter):
             made = self._made[entity_type] = bytearray(65536)
         layout = self.layout
         view = self.view
-        merging = view.projection is not None or bool(view.ignore_fields)  # else every field is ours: no read
+        merging = layout.merges(view)  # else every field is ours: no read
         for r in records:
             s = str(r.id)
             folder = f"{base}{sep}{s[0:2]}{sep}{s[2:4]}"

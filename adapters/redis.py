@@ -78,6 +78,7 @@ from uuid_forge.errors import (
     UUIDForgeError,
     ValidationError,
 )
+from uuid_forge.jsonmerge import load_verbatim, merged_text
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
 from uuid_forge.urls import mask_text
@@ -293,33 +294,6 @@ _HASH_SCRIPT = Lua(_HASH_MERGE)
 _TOO_DEEP = object()
 
 
-class _Verbatim(str):
-    """A JSON number as another application wrote it, written back digit for digit."""
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _verbatim_load(stored: bytes) -> Any:
-    """The stored JSON with its numbers kept as their text and its strings as they are (not
-    NFC-normalised): another application's fields are written back exactly as it wrote them."""
-    return json.loads(stored, parse_float=_Verbatim, parse_int=_Verbatim, parse_constant=_no_constant)
-
-
-def _verbatim_json(value: Any) -> str:
-    """JSON text of a value read by :func:`_verbatim_load`, unchanged but for insignificant spaces."""
-    if isinstance(value, _Verbatim):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{_verbatim_json(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(_verbatim_json(v) for v in value) + "]"
-    return json.dumps(value)  # true, false, null
-
-
 def _run(client: redis.Redis, script: Lua, calls: list[tuple[bytes, list[bytes]]]) -> list[Any]:
     """One call of ``script`` per (key, arguments), in one pipeline; loaded first if the server lost it."""
     for attempt in range(2):
@@ -474,7 +448,7 @@ class DataLayout(RedisLayout):
         """The JSON a write leaves under ``key``: the stored object's fields that are not ours, then
         ours. A value that is no JSON object (absent, another type, unreadable) is rewritten."""
         try:
-            held = _verbatim_load(stored) if stored is not None else None
+            held = load_verbatim(stored) if stored is not None else None
         except ValueError:
             held = None  # no JSON: unreadable, rewritten as a record of ours
         except RecursionError:
@@ -486,10 +460,10 @@ class DataLayout(RedisLayout):
             return self.encode(record)
         view = self.store.view
         try:
-            entries = {json.dumps(k, ensure_ascii=False): _verbatim_json(v) for k, v in held.items() if not view.owns(k)}
-            entries.update((canonical(k), canonical(v, f"data of {record.entity_type} {record.id}"))
-                           for k, v in record.data.items() if view.owns(k))
-            return ("{" + ",".join(f"{k}:{v}" for k, v in sorted(entries.items())) + "}").encode()
+            where = f"data of {record.entity_type} {record.id}"
+            return merged_text({k: v for k, v in held.items() if not view.owns(k)},
+                               ((canonical(k), canonical(v, where)) for k, v in record.data.items()
+                                if view.owns(k))).encode()
         except (UUIDForgeError, ValueError, TypeError, RecursionError):
             raise StoreRejectedError(f"key {_text(key)} holds fields of another application that cannot be "
                                      "written back unchanged: left as it is", store=self.store.url()) from None

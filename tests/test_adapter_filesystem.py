@@ -100,12 +100,6 @@ class TestFileAdapterEnvelope(TestFileAdapter):
         return True
 
 
-    def add_foreign_field(self, store: Adapter, entity_type: str, ident: uuid.UUID, name: str, value: str) -> bool:
-        """None: the envelope file is uuid-forge's own document, every member ours and the file
-        replaced by a write (docs/stores.md "Files: what a write owns"), unlike the Redis and
-        MongoDB envelopes, whose other members are kept."""
-        pytest.skip("layout=envelope: the file is uuid-forge's own document, every member ours (docs/stores.md)")
-
 
 class TestFileAdapterRaw(TestFileAdapter):
     """``layout=raw``: one field's text as the file's bytes, the other fields in a sidecar.

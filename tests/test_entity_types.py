@@ -25,7 +25,6 @@ from uuid_forge.entitytypes import EntityType
 from uuid_forge.errors import ConfigError, IDConfigMismatchError, UUIDForgeError
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
-from uuid_forge.masking import mask_name
 from uuid_forge.settings import parse_settings
 
 from .conftest import load_vectors
@@ -187,7 +186,7 @@ def test_unset_salt_env_is_refused_for_that_type_only(tmp_path: Path, monkeypatc
 
 # -- audit: --verify-keys from the key fields ---------------------------------------------------------------
 def test_verify_keys_recomputes_ids_from_the_key_fields(tmp_path: Path) -> None:
-    f, src, _ = forge(tmp_path, EntityType("user", ("email",), namespace="users"))
+    f, src, cache = forge(tmp_path, EntityType("user", ("email",), namespace="users"))
     with f:
         f.write_many([("user", {"email": f"u{i}@x.y", "n": i}) for i in range(50)])
         f.write("user", {"email": "kept@x.y"}, {"n": 99})  # the old form: the key beside the data, not in it
@@ -202,9 +201,12 @@ def test_verify_keys_recomputes_ids_from_the_key_fields(tmp_path: Path) -> None:
         assert found[str(wrong)].kind == "malformed" and found[str(wrong)].detail == f"key fields give {right}"
         assert found[str(stray)].detail == "key field(s) email missing or null in the data: its ID cannot be checked"
         assert len(found) == 2
-        # neither is an entity of the type (issue 18, rule 2): unproven, so repair never copies them
-        unproven = sorted(f_.id for f_ in report.findings if f_.store == "src" and f_.kind == "unproven")
-        assert unproven == sorted([mask_name(str(wrong)), mask_name(str(stray))])
+        # neither is an entity of the type (issue 18, rule 2): reported once (malformed, never also
+        # unproven on the source), and repair never copies them
+        assert not [f_ for f_ in report.findings if f_.store == "src" and f_.kind == "unproven"]
+        f.audit("user", repair=True)
+        assert cache.get_many("user", [wrong, stray]) == {wrong: cache.get_many("user", [wrong])[wrong]}
+        assert cache.get_many("user", [wrong])[wrong].data == {"email": "u7@x.y", "n": 7}  # the old copy, untouched
 
 
 # -- generate(dict): the ancestor's own call ------------------------------------------------------------------

@@ -216,11 +216,21 @@ def test_a_writer_holding_the_folder_lock_is_waited_for(tmp_path: Path) -> None:
         assert after["name"] == "Ours" and {k: after.get(k) for k in foreign} == foreign
 
 
-def test_an_envelope_file_is_ours_whole(tmp_path: Path) -> None:
-    """The envelope is uuid-forge's own document: its members are owned, and a write needs no merge."""
-    view, _, _ = VIEWS["ignore"]
-    with _forge(tmp_path, "envelope", view) as forge:
+def test_an_envelope_file_keeps_members_another_application_added(tmp_path: Path) -> None:
+    """The envelope's four members are ours; a member another application added beside them is
+    kept, verbatim, by every write (even with no view), and the record reads back the same."""
+    with _forge(tmp_path, "envelope", FieldView()) as forge:
         layout = forge.stores[1].adapter.layout
-        assert layout.shared_file("x") is None
         record = forge.records([(ET, {"email": "u0@example.com"}, _data(0))])[0]
         assert layout.owned_fields(record) == {"fp", "id", "key", "data"}
+        forge.write(ET, {"email": "u0@example.com"}, _data(0))
+        path = tmp_path / "files" / ET / str(record.id)[:2] / str(record.id)[2:4] / f"{record.id}.json"
+        doc = json.loads(path.read_text("utf-8"))
+        path.write_text(json.dumps({**doc, "audited_by": "Cafe\u0301", "hits": 1.50}, ensure_ascii=False)
+                        .replace("1.5}", "1.50}"), "utf-8")
+        assert forge.write(ET, {"email": "u0@example.com"}, _data(0, name="Renamed")).complete
+        text = path.read_text("utf-8")
+        assert '"audited_by":"Cafe\u0301"' in text and '"hits":1.50' in text
+        after = json.loads(text)
+        assert after["data"]["name"] == "Renamed" and after["id"] == str(record.id)
+        assert forge.audit(ET).consistent
