@@ -47,3 +47,20 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None, stdin: str | bytes
         return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
     return subprocess.run(command, capture_output=True, text=True, env=full_env, input=stdin, timeout=timeout,
                           check=False)
+
+
+def forget_redis_type(redis_url: str, entity_type: str) -> None:
+    """Remove what a test wrote under its own, uniquely named entity type in the test Redis
+    database (``<type>:*`` and its name in the type set). A proven drop leaves what it cannot
+    prove (a type with no declared key, a salt the teardown does not have), and the test database
+    outlives the run: without this, keys pile up from run to run."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{entity_type}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.unlink(*keys[start:start + 1000])
+        client.srem("uf:types", entity_type)
+    finally:
+        client.close()

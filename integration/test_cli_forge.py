@@ -12,7 +12,7 @@ import pytest
 
 from uuid_forge import Forge
 
-from .scaffold import FAST_WRITE, run_cli, write_forge_toml
+from .scaffold import FAST_WRITE, forget_redis_type, run_cli, write_forge_toml
 
 SECRET_PW = "hunter2-pw"
 
@@ -32,6 +32,7 @@ def config(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[
     with Forge.from_config(str(path)) as forge:
         for h in forge.stores:
             h.adapter.drop(et, prover=forge.prover)
+    forget_redis_type(redis_url, et)  # the drop above proves nothing without the CLI's salt
 
 
 def assert_clean(done: subprocess.CompletedProcess[str]) -> None:

@@ -25,7 +25,7 @@ from uuid_forge import Forge, IDConfig, Namespace, open_store
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 
-from .scaffold import make_forge
+from .scaffold import forget_redis_type, make_forge
 from .servers import elasticsearch_http_url
 
 IDS = IDConfig(namespace=Namespace("content.uuid-forge.test"), salt="content-h")
@@ -243,6 +243,8 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Forg
     for h in forge.stores:
         if "delete" in h.adapter.capabilities:
             h.adapter.drop(et, prover=forge.prover)
+    if kind == "redis":
+        forget_redis_type(url, et)
     if kind == "rabbitmq":
         target.adapter.delete_topology()  # type: ignore[attr-defined]
     forge.close()

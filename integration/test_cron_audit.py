@@ -22,6 +22,8 @@ import pytest
 
 from uuid_forge import Forge
 
+from .scaffold import forget_redis_type
+
 SALT = "cron-salt-not-shown-0123456789"
 
 
@@ -78,6 +80,7 @@ def site(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str
         with Forge.from_config(str(cfg), env={"UUID_FORGE_SALT": SALT}) as forge:
             for h in forge.stores:
                 h.adapter.drop(et, prover=forge.prover)
+        forget_redis_type(redis_url, et)
 
 
 def audit(site: dict[str, Any], *extra: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:

@@ -28,7 +28,7 @@ import pytest
 from uuid_forge import Forge, html_report
 
 from .conftest import IN_CI
-from .scaffold import FAST_WRITE, run_cli, write_forge_toml
+from .scaffold import FAST_WRITE, forget_redis_type, run_cli, write_forge_toml
 from .servers import PrivateRedis
 
 prometheus_parser = pytest.importorskip("prometheus_client.parser")
@@ -97,6 +97,7 @@ def drifted(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple
     with Forge.from_config(str(path), env={"UUID_FORGE_SALT": SALT}) as forge:
         for h in forge.stores:
             h.adapter.drop(et, prover=forge.prover)
+    forget_redis_type(redis_url, et)
 
 
 # ------------------------------------------------------------------ a tiny PNG reader (no Pillow needed)

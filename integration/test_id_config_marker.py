@@ -31,7 +31,7 @@ try:
 except ImportError:  # the code before the marker (to see these tests fail there): no marker to clean up
     META_TYPE = ""
 
-from .scaffold import FAST_WRITE, run_cli, write_forge_toml
+from .scaffold import FAST_WRITE, forget_redis_type, run_cli, write_forge_toml
 
 SALT = "salt-S-never-printed"
 SECRET_1 = "secret-one-never-printed"
@@ -90,6 +90,7 @@ def setup(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[Setup]:
                 h.adapter.drop(et, prover=forge.prover)
         if META_TYPE:
             forge.source.adapter.delete_many(META_TYPE, [marker_id(et)])
+    forget_redis_type(redis_url, et)
 
 
 def test_salt_unset_under_cron_is_refused_and_writes_nothing(setup: Setup) -> None:

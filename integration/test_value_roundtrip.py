@@ -28,7 +28,7 @@ from uuid_forge.canonical import canonical
 from uuid_forge.contract import READ
 from uuid_forge.record import data_fingerprint, fingerprint_of, load_json
 
-from .scaffold import make_forge
+from .scaffold import forget_redis_type, make_forge
 
 IDS = IDConfig(namespace=Namespace("roundtrip.uuid-forge.test"), salt="roundtrip-n")
 STORES = ["postgres", "mariadb", "sqlite", "mongodb", "redis", "elasticsearch", "files", "rabbitmq", "memory"]
@@ -84,12 +84,15 @@ def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path, et: str) -> 
 def forge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Forge, str]]:
     kind: str = request.param
     et = f"rt{uuid.uuid4().hex[:8]}"
-    f = make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", (kind, _url(kind, request, tmp_path, et)), ids=IDS)
+    url = _url(kind, request, tmp_path, et)
+    f = make_forge(tmp_path, f"sqlite:///{tmp_path}/source.db", (kind, url), ids=IDS)
     target = f.stores[1]
     yield f, et
     for h in f.stores:
         if "delete" in h.adapter.capabilities:
             h.adapter.drop(et, prover=f.prover)
+    if kind == "redis":
+        forget_redis_type(url, et)
     if hasattr(target.adapter, "delete_topology"):
         target.adapter.delete_topology()
     f.close()
