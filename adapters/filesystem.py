@@ -298,10 +298,16 @@ class EnvelopeLayout(_OneFileLayout):
     doc: ClassVar[str] = "uuid-forge 1.0's `{\"fp\",\"id\",\"key\",\"data\"}` document"
 
     def encode(self, record: Record) -> list[tuple[str, bytes]]:
-        s = str(record.id)
-        members = envelope_members(record)  # in this order: the fast path of a scan finds the data by offset
-        body = json_object(((FP, members[FP]), (ID, f'"{s}"'), (KEY, members[KEY]), (DATA, members[DATA])))
-        return [(s + ".json", (body + "\n").encode("utf-8"))]
+        return [(f"{record.id}.json", self._body(record, ()))]
+
+    @staticmethod
+    def _body(record: Record, theirs: Iterable[tuple[str, str]]) -> bytes:
+        """The file's bytes: ``fp``, ``id``, ``key`` first (the fast path of a scan finds the data
+        by offset), then ``theirs`` (another application's members, as JSON text), ``data`` last."""
+        members = envelope_members(record)
+        body = json_object(((FP, members[FP]), (ID, f'"{record.id}"'), (KEY, members[KEY]), *theirs,
+                            (DATA, members[DATA])))
+        return (body + "\n").encode("utf-8")
 
     def decode(self, entity_type: str, ident: uuid.UUID, stored: bytes) -> Record:
         doc = load_json(stored)
@@ -323,15 +329,9 @@ class EnvelopeLayout(_OneFileLayout):
         """The envelope over what the file holds: its four members ours, any other member kept as
         written, placed before ``data`` (so a file with none keeps the scan's fast path)."""
         held = _held_object(stored, f"file {record.id}.json")
-        theirs = [(json.dumps(k, ensure_ascii=False), verbatim_json(v)) for k, v in (held or {}).items()
-                  if k not in (FP, ID, KEY, DATA)]
-        if not theirs:
-            return self.encode(record)[0][1]
-        members = envelope_members(record)
-        body = "{" + ",".join(f"{k}:{v}" for k, v in [('"fp"', members[FP]), ('"id"', f'"{record.id}"'),
-                                                       ('"key"', members[KEY]), *theirs,
-                                                       ('"data"', members[DATA])]) + "}"
-        return (body + "\n").encode("utf-8")
+        theirs = [(json.dumps(k, ensure_ascii=False)[1:-1], verbatim_json(v)) for k, v in (held or {}).items()
+                  if k not in (FP, ID, KEY, DATA)]  # json_object quotes the (escaped) name
+        return self._body(record, theirs)
 
     def scan_item(self, raw: str, ident: uuid.UUID | MalformedID, blob: bytes) -> ScanItem:
         fp, content_id = self._fp_and_id(blob)

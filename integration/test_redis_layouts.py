@@ -43,7 +43,7 @@ from uuid_forge.options import OptionDeprecationWarning
 from uuid_forge.record import same_fingerprint
 from uuid_forge.view import FieldView
 
-from .scaffold import make_forge
+from .scaffold import forget_redis_type, make_forge
 
 IDS = IDConfig(namespace=Namespace("redis-layouts.uuid-forge.test"), salt="redis-layouts")
 LAYOUTS = ["data", "hash"]
@@ -57,14 +57,11 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def et(raw: redis.Redis) -> Iterator[str]:
+def et(redis_url: str) -> Iterator[str]:
     """A fresh entity type; every key under ``<type>:`` (ours and planted) is removed afterwards."""
     name = f"lay{uuid.uuid4().hex[:10]}"
     yield name
-    keys = list(raw.scan_iter(match=f"{name}:*", count=1000))
-    if keys:
-        raw.unlink(*keys)
-    raw.srem("uf:types", name)
+    forget_redis_type(redis_url, name)
 
 
 def _forge(tmp_path: Path, redis_url: str, *, et: str | None = None, **options: Any) -> Forge:

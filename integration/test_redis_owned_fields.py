@@ -32,7 +32,7 @@ import adapters.redis as redis_adapter
 from uuid_forge import Forge, IDConfig, Namespace, open_store
 from uuid_forge.view import FieldView
 
-from .scaffold import make_forge, run_cli
+from .scaffold import forget_redis_type, make_forge, run_cli
 
 IDS = IDConfig(namespace=Namespace("redis-owned.uuid-forge.test"), salt="redis-owned")
 LAYOUTS = ["data", "hash"]
@@ -53,13 +53,10 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def et(raw: redis.Redis) -> Iterator[str]:
+def et(redis_url: str) -> Iterator[str]:
     name = f"own{uuid.uuid4().hex[:10]}"
     yield name
-    keys = list(raw.scan_iter(match=f"{name}:*", count=1000))
-    if keys:
-        raw.unlink(*keys)
-    raw.srem("uf:types", name)
+    forget_redis_type(redis_url, name)
 
 
 def _forge(tmp_path: Path, redis_url: str, layout: str, view: FieldView) -> Forge:
