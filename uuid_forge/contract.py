@@ -335,8 +335,13 @@ class Adapter(ABC):
                     found[record.id] = record
         return found
 
-    def delete_many(self, entity_type: str, ids: Iterable[uuid.UUID]) -> int:
-        """Delete the records among ``ids``; returns how many existed."""
+    def delete_many(self, entity_type: str, ids: Iterable[uuid.UUID], *, token: str = "") -> int:
+        """Delete the records among ``ids``; returns how many existed.
+
+        ``token`` names one deletion (write-through passes the tombstone's time), so that a store
+        which publishes delete events rather than removing entries (the message log) gives a retry
+        of the same deletion the same ``message_id``, and a later deletion a new one. Stores that
+        remove entries ignore it."""
         self._require(DELETE)
         self.check_entity_type(entity_type)
         total = 0
