@@ -3,6 +3,8 @@
 URLs come from ``UUID_FORGE_TEST_*_URL`` variables (defaults: the local servers). The MongoDB and
 Elasticsearch stand-ins are started once per test run on free ports when no URL is given. Under
 ``CI=true`` a server that cannot be reached fails the run; locally its tests skip with the reason.
+A database or vhost the URL names that does not exist is created when the server allows it
+(integration/provision.py), else the tests that need it skip with the reason.
 The forge factory and the silent server are the fast tests' fixtures (tests/scaffold.py).
 """
 
@@ -12,14 +14,14 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.scaffold import forge_factory, silent_server
 
-from . import servers
+from . import provision, servers
 
 __all__ = ["forge_factory", "silent_server"]
 
@@ -48,24 +50,34 @@ def _need(name: str, url: str | None, why: str = "") -> str:
     pytest.skip(message)
 
 
+def _inside(name: str, url: str, ensure: Callable[[str], object]) -> str:
+    """The server is up: make what its URL names (database, vhost) or skip with the reason, CI
+    included (the server is there; what is missing is the test set-up the URL asks for)."""
+    try:
+        ensure(url)
+    except provision.Missing as why:
+        pytest.skip(f"{name}: {why}")
+    return url
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    return _need("PostgreSQL", servers.default_urls()["postgres"])
+    return _inside("PostgreSQL", _need("PostgreSQL", servers.default_urls()["postgres"]), provision.ensure_sql_database)
 
 
 @pytest.fixture(scope="session")
 def mariadb_url() -> str:
-    return _need("MariaDB", servers.default_urls()["mariadb"])
+    return _inside("MariaDB", _need("MariaDB", servers.default_urls()["mariadb"]), provision.ensure_sql_database)
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    return _need("Redis", servers.default_urls()["redis"])
+    return _inside("Redis", _need("Redis", servers.default_urls()["redis"]), provision.ensure_redis_database)
 
 
 @pytest.fixture(scope="session")
 def amqp_url() -> str:
-    return _need("RabbitMQ", servers.default_urls()["amqp"])
+    return _inside("RabbitMQ", _need("RabbitMQ", servers.default_urls()["amqp"]), provision.ensure_amqp_vhost)
 
 
 @pytest.fixture(scope="session")
