@@ -73,6 +73,7 @@ import datetime as _dt
 import decimal
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
@@ -108,8 +109,11 @@ __all__ = ["DATETIMES", "ID_FORMATS", "LAYOUTS", "BinaryIds", "DataLayout", "Env
            "MongoAdapter", "MongoLayout", "OwnersCollection", "StringIds"]
 
 DEFAULT_DATABASE = "uuid_forge"
-#: sane defaults: a server that accepts connections but never answers fails in seconds, not never
-_CLIENT_DEFAULTS = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000, "socketTimeoutMS": 30000}
+#: a server that accepts connections but never answers fails in seconds, not never; the time to
+#: find a server and to connect comes from the option connect_timeout (see MongoAdapter.__init__)
+_CLIENT_DEFAULTS = {"socketTimeoutMS": 30000}
+#: pymongo's own names for the two timeouts connect_timeout sets (a URL or keyword giving one wins)
+_SELECTION_KEYS = ("serverSelectionTimeoutMS", "connectTimeoutMS")
 #: which prefix and entity type each collection was made for (see the module doc)
 OWNERS = "uuid_forge.owners"
 #: beside your own collection (collection=): uuid-forge's own records (the ID-configuration marker)
@@ -122,6 +126,19 @@ _CANONICAL_STRING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}
 _INT64 = range(-(1 << 63), 1 << 63)
 #: the canonical datetime text (uuid_forge.canonical): what datetimes="date" writes as a BSON date
 _CANONICAL_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z")
+
+
+def _addresses(servers: Iterable[Any]) -> str:
+    """``127.0.0.1:27017`` for pymongo server descriptions (several joined by commas)."""
+    return ", ".join(f"{host}:{port}" for host, port in (s.address for s in servers)) or "no server"
+
+
+def _server_error(server: Any) -> str:
+    """``127.0.0.1:27017: [Errno 111] Connection refused``: a server's last error, without the
+    driver's list of configured timeouts."""
+    text = str(server.error).split(" (configured timeouts")[0]
+    where = _addresses([server])
+    return text if text.startswith(where) else f"{where}: {text}"
 
 
 # -- IDs: how _id holds one ------------------------------------------------------------------------
@@ -432,6 +449,10 @@ class MongoAdapter(Adapter):
                "match it is refused (checked before writing for equality, $eq, $ne, $in, $nin, $exists, $gt, $gte, "
                "$lt, $lte, $not, $and, $or, $nor; a filter using other operators makes the store read-only)",
                convert=lambda v: _query_document(v), expects="a JSON object (a MongoDB query document)"),
+        Option("connect_timeout", float, 2.0, "seconds to find a server and connect to it (pymongo's "
+               "serverSelectionTimeoutMS and connectTimeoutMS, which win when given themselves): a store that is "
+               "down fails after this, and a server that refused within it is not waited for again by the "
+               "retries, e.g. ?connect_timeout=10 for a distant replica set", minimum=0, exclusive=True),
         BATCH_SIZE,
     )
     driver_query: ClassVar[str] = "pymongo as URI options (e.g. `authSource`, `replicaSet`, `tls`, `appname`)"
@@ -460,7 +481,10 @@ class MongoAdapter(Adapter):
             raise ValidationError("uuidRepresentation must be 'standard': IDs are stored as BSON Binary subtype 4")
         if not client_options.get("tz_aware", True):
             raise ValidationError("tz_aware must stay true: BSON dates are read as aware UTC datetimes")
-        options = {**_CLIENT_DEFAULTS, **client_options, "uuidRepresentation": "standard", "tz_aware": True}
+        given = {p.partition("=")[0].lower() for p in driver_query.split("&")} | {k.lower() for k in client_options}
+        timeouts = {k: int(opts["connect_timeout"] * 1000) for k in _SELECTION_KEYS if k.lower() not in given}
+        options = {**_CLIENT_DEFAULTS, **timeouts, **client_options, "uuidRepresentation": "standard",
+                   "tz_aware": True}
         driver_url = urlunsplit(parts._replace(query=driver_query))
         with Adapter._errors(self, "open"):  # a bad URL or option leaves as a StoreError, password masked
             self._client: MongoClient[dict[str, Any]] = MongoClient(driver_url, **options)
@@ -470,6 +494,9 @@ class MongoAdapter(Adapter):
         self.containers = Containers("collection", own=own, own_type=own_type, prefix=prefix,
                                      owners=OwnersCollection(self._db[OWNERS]), side=META)
         self._collections: dict[str, Any] = {}
+        #: when server selection last failed on servers that refused (time.monotonic()), or None
+        self._refused_at: float | None = None
+        self._selection_timeout = float(self._client.options.server_selection_timeout)
 
     @property
     def id_encoding(self) -> str:
@@ -515,13 +542,35 @@ class MongoAdapter(Adapter):
         tells them apart (no error yet, or a NetworkTimeout, means the server did not answer).
         """
         with super()._errors(operation):
+            self._refuse_while_down()
             try:
                 yield
-            except ServerSelectionTimeoutError as err:
-                servers = self._client.topology_description.server_descriptions().values()
+            except ServerSelectionTimeoutError:
+                servers = list(self._client.topology_description.server_descriptions().values())
                 if all(s.error is None or isinstance(s.error, NetworkTimeout) for s in servers):
-                    raise NetworkTimeout(f"no answer from the server: {err}") from None
-                raise
+                    raise NetworkTimeout(f"no answer from {_addresses(servers)} within "
+                                         f"{self._selection_timeout:g} s (connect_timeout)") from None
+                self._refused_at = time.monotonic()
+                raise ConnectionFailure(self._down_reason(servers)) from None
+
+    def _down_reason(self, servers: list[Any]) -> str:
+        """One line instead of pymongo's topology dump: each server and its own error."""
+        errors = "; ".join(_server_error(s) for s in servers if s.error is not None)
+        return f"no server reachable within {self._selection_timeout:g} s (connect_timeout): {errors}"
+
+    def _refuse_while_down(self) -> None:
+        """A server that refused connections within the last connect_timeout, and that the driver
+        still sees down, is not waited for again: the retries of one write fail at once instead of
+        each waiting the full timeout (a store that is down costs one timeout, not one per retry)."""
+        if self._refused_at is None:
+            return
+        if time.monotonic() - self._refused_at > self._selection_timeout:
+            self._refused_at = None
+            return
+        servers = list(self._client.topology_description.server_descriptions().values())
+        if servers and all(s.error is not None and not isinstance(s.error, NetworkTimeout) for s in servers):
+            raise ConnectionFailure(self._down_reason(servers))
+        self._refused_at = None
 
     # -- hooks ---------------------------------------------------------------------------------
     def _collection(self, entity_type: str) -> Any:

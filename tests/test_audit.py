@@ -128,8 +128,8 @@ def test_a_repair_that_worked_reports_consistent_and_says_so(setup: tuple[Forge,
     report = forge.audit("user", repair=True)
     assert report.consistent and report.rechecked is not None and report.rechecked["replica"]["missing"] == 0
     text = str(report)
-    assert text.startswith("audit of user against src: 2 findings (replica: 1 missing, 1 stale); "
-                           "repaired replica: 2 rewritten; consistent now (300 source records, ")
+    assert text.startswith("audit of user against src: 2 findings fixed (replica: 1 missing, 1 stale; "
+                           "repaired replica: 2 rewritten), now consistent (300 source records, ")
     assert "\n" not in text and "Counter" not in text and "AuditReport" not in text
 
 

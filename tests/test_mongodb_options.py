@@ -135,3 +135,47 @@ def test_a_viewed_twin_fingerprints_through_its_own_view(store: MongoAdapter) ->
     assert twin.layout.fingerprint(stored) == twin.fingerprint_data({"name": "Ann"})
     assert store.layout.fingerprint(stored) == RECORD.fingerprint
     assert twin.layout.scan_fields() == {"name": 1} and store.layout.scan_fields() is None
+
+
+# -- a store that is down: bounded, one clear line ------------------------------------------------
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed again when the block ends: nothing listens there
+
+
+def test_connect_timeout_sets_both_driver_timeouts_unless_the_url_gives_them() -> None:
+    with MongoAdapter("mongodb://127.0.0.1:9/x") as default:
+        assert default._client.options.server_selection_timeout == 2.0
+        assert default._client.options.pool_options.connect_timeout == 2.0
+    with MongoAdapter("mongodb://127.0.0.1:9/x?connect_timeout=0.25") as short:
+        assert short._client.options.server_selection_timeout == 0.25
+        assert short._client.options.pool_options.connect_timeout == 0.25
+    with MongoAdapter("mongodb://127.0.0.1:9/x?connect_timeout=0.25&serverSelectionTimeoutMS=700") as given:
+        assert given._client.options.server_selection_timeout == 0.7  # pymongo's own name wins
+        assert given._client.options.pool_options.connect_timeout == 0.25
+    with MongoAdapter("mongodb://127.0.0.1:9/x", serverSelectionTimeoutMS=300) as keyword:
+        assert keyword._client.options.server_selection_timeout == 0.3
+
+
+def test_a_required_mongodb_store_that_is_down_fails_fast_in_one_line(tmp_path: Any) -> None:
+    """It took 24 s (four retries of pymongo's 5 s server selection) and printed the driver's
+    topology dump twice; now one timeout, the retries fail at once, one line names the store."""
+    import time
+
+    from .scaffold import run_cli, write_forge_toml
+
+    url = f"mongodb://app:s3cret-pw@127.0.0.1:{_closed_port()}/shop"
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", {"db": f"sqlite:///{tmp_path / 'db.sqlite'}",
+                                                             "docs": url}, "db", namespace="t")
+    started = time.monotonic()
+    code, out, err = run_cli(["write", "-c", str(config), "user", "-k", "email=a@example.com", "-d", "n=1"],
+                             env={"UUID_FORGE_SALT": "s"}, columns=400)
+    took = time.monotonic() - started
+    assert code == 2 and took < 8, (code, took)  # 2 s of server selection, then the write's backoff
+    assert "Topology" not in out + err and "s3cret-pw" not in out + err
+    [line] = [x for x in err.splitlines() if "no server reachable" in x]
+    assert line.startswith("uuid-forge: error: required store(s) docs could not be written: mongodb://app:")
+    assert "no server reachable within 2 s (connect_timeout): 127.0.0.1:" in line and "Connection refused" in line

@@ -327,9 +327,13 @@ class Forge:
             report.stores[self.source.name].not_written += len(records)
             for h in self.stores[1:]:
                 report.stores[h.name].not_written += len(records)
-                report.stores[h.name].note_error(f"not attempted: the source {self.source.name} failed")
+                report.stores[h.name].not_attempted = f"the source {self.source.name} failed"
             return
         # only what the source holds goes on; a record the source rejected is owed to no other store
+        if len(kept) < len(records):
+            for h in self.stores[1:]:
+                report.stores[h.name].skipped += len(records) - len(kept)
+                report.stores[h.name].not_attempted = f"the source {self.source.name} failed"
         landed = records if len(kept) == len(records) else [records[i] for i in kept]
         landed_seqs = record_seqs if len(kept) == len(records) or not record_seqs else [record_seqs[i] for i in kept]
         others = self.stores[1:]

@@ -44,14 +44,33 @@ class StoreResult:
     dead_letter_ids: list[str] = field(default_factory=list)
     #: records not written and not journaled: the source refused them, the caller gets WriteError
     not_written: int = 0
+    #: records this store was not asked to write because the source refused them (dead letters
+    #: of the source): owed to no store, and not this store's failure
+    skipped: int = 0
+    #: why this store was not attempted for ``not_written`` or ``skipped`` records ("the source db
+    #: failed"); empty for the source itself. A store that was never tried is not a store that failed.
+    not_attempted: str = ""
 
     @property
     def status(self) -> str:
+        """ok, journaled (optional, kept for replay), failed, or not attempted (the source failed first)."""
+        if self.not_attempted and not (self.written or self.pending or self.dead_letters):
+            return "not attempted"
         if self.pending == 0 and self.dead_letters == 0 and self.not_written == 0:
             return "ok"
         if self.not_written:  # the source failed: nothing of that batch is kept, whatever the role
             return "failed"
         return "journaled" if self.role == "optional" else "failed"
+
+    @property
+    def status_text(self) -> str:
+        """The status as the reports print it: ``not attempted (the source db failed)``, or ``ok (1
+        not attempted: the source db failed)`` when earlier batches were written."""
+        status = self.status
+        if status == "not attempted":
+            return f"{status} ({self.not_attempted})"
+        left = self.not_written + self.skipped
+        return f"{status} ({left} not attempted: {self.not_attempted})" if self.not_attempted and left else status
 
     def note_error(self, message: str) -> None:
         if message not in self.errors and len(self.errors) < 5:
@@ -74,7 +93,7 @@ class WriteReport:
     @property
     def ok(self) -> bool:
         """True when every required store holds everything (optional ones may be journaled)."""
-        return all(s.status != "failed" for s in self.stores.values())
+        return all(s.status not in ("failed", "not attempted") for s in self.stores.values())
 
     @property
     def complete(self) -> bool:
@@ -84,10 +103,11 @@ class WriteReport:
     def to_dict(self) -> dict[str, Any]:
         return {"entities": self.entities, "ok": self.ok, "complete": self.complete,
                 "seconds": round(self.seconds, 4), "journal_seconds": round(self.journal_seconds, 4),
-                "stores": {n: {**asdict(s), "status": s.status} for n, s in self.stores.items()}}
+                "stores": {n: {**asdict(s), "status": s.status, "status_text": s.status_text}
+                           for n, s in self.stores.items()}}
 
     def summary(self) -> str:
-        parts = [f"{n}: {s.status} ({s.written} written" + (f", {s.pending} in journal" if s.pending else "")
+        parts = [f"{n}: {s.status_text} ({s.written} written" + (f", {s.pending} in journal" if s.pending else "")
                  + (f", {s.dead_letters} dead letter(s)" if s.dead_letters else "")
                  + (f", {s.not_written} not written" if s.not_written else "") + ")"
                  for n, s in self.stores.items()]
@@ -229,12 +249,14 @@ def audit_summary(report: AuditReport) -> str:
     parts = []
     if report.id_config:
         parts.append(f"ID configuration differs for {', '.join(c['entity_type'] for c in report.id_config)}")
-    if report.rechecked is not None:  # a repair was made
+    if report.rechecked is not None and (found or report.repair_errors):  # a repair was made
         left, left_where = _findings(report.rechecked)
         repaired = counts_text({n: dict(c) for n, c in report.repaired.items()}) or "nothing"
-        parts.append(f"{plural(found, 'finding')} ({where}); repaired {repaired}; "
-                     + ("consistent now" if not left and not report.repair_errors else
-                        f"still inconsistent ({left_where or plural(len(report.repair_errors), 'repair error')})"))
+        if not left and not report.repair_errors:
+            parts.append(f"{plural(found, 'finding')} fixed ({where}; repaired {repaired}), now consistent")
+        else:
+            parts.append(f"{plural(found, 'finding')} ({where}); repaired {repaired}; still inconsistent "
+                         f"({left_where or plural(len(report.repair_errors), 'repair error')})")
     elif found:
         parts.append(f"{plural(found, 'finding')} ({where})")
     elif not report.id_config:
@@ -260,5 +282,5 @@ def write_summary(report: WriteReport, title: str = "write") -> str:
         extra = [f"{s.pending} in journal" if s.pending else "", plural(s.dead_letters, "dead letter")
                  if s.dead_letters else "", f"{s.not_written} not written" if s.not_written else ""]
         detail = ", ".join(e for e in extra if e)
-        parts.append(f"{name}: {s.status}" + (f" ({detail})" if detail else ""))
+        parts.append(f"{name}: {s.status_text}" + (f" ({detail})" if detail else ""))
     return f"{title}: {plural(report.entities, 'entity')} in {report.seconds:.1f}s; " + "; ".join(parts)

@@ -210,8 +210,11 @@ def audit_exit_code(report: AuditReport, final: AuditReport) -> int:
 
 
 def _summary_line(report: AuditReport, final: AuditReport, code: int) -> str:
-    """The last line of an audit's output: the outcome first, then the one-line summary."""
+    """The last line of an audit's output: the outcome first, then the one-line summary. After
+    --apply with findings, a clean re-audit is "repaired", never "consistent": the findings were true."""
     outcome = {0: "consistent", 1: "INCONSISTENT", 2: "INCOMPLETE"}[code]
+    if code == 0 and final is not report and report.rechecked is not None and report.findings:
+        outcome = "repaired"
     text = str(report)
     if final is not report:  # after --repair --apply: the full re-audit decides
         text += f"; re-audit: {'consistent' if final.consistent else 'still inconsistent'}"

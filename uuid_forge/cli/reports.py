@@ -25,17 +25,18 @@ def per_store(counts: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def write_report_table(report: WriteReport, title: str = "write-through") -> Table:
-    """Per-store results; the (masked) URLs go in the caption, so a narrow terminal squeezes no figure."""
-    table = Table(header_style="bold", title=f"{title}: {report.entities} "
+def write_report_table(report: WriteReport, title: str = "write-through", heading: str | None = None) -> Table:
+    """Per-store results; the (masked) URLs go in the caption, so a narrow terminal squeezes no figure.
+    ``heading`` replaces the title line (``title: N entities in 0.1s``)."""
+    table = Table(header_style="bold", title=heading or f"{title}: {report.entities} "
                   f"entit{'y' if report.entities == 1 else 'ies'} in {report.seconds:.2f}s",
                   caption=escape("\n".join(f"{s.name}: {s.url}" for s in report.stores.values())),
                   caption_justify="left")
     for col in ("store", "role", "status", "written", "in journal", "retries", "seconds"):
         table.add_column(col, no_wrap=True)
-    style = {"ok": "green", "journaled": "yellow", "failed": "red"}
+    style = {"ok": "green", "journaled": "yellow", "failed": "red", "not attempted": "yellow"}
     for s in report.stores.values():
-        table.add_row(Text(s.name), s.role, f"[{style[s.status]}]{s.status}[/]", str(s.written), str(s.pending),
+        table.add_row(Text(s.name), s.role, Text(s.status_text, style=style[s.status]), str(s.written), str(s.pending),
                       str(s.retries), f"{s.seconds:.2f}")
     return table
 

@@ -6,6 +6,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -24,11 +25,12 @@ from .parsing import parse_assignments
 from .progress import progress_bar
 from .reports import per_store, write_report_table
 
-__all__ = ["replay", "show_write", "write"]
+__all__ = ["replay", "show_write", "still_owed", "write"]
 
 
-def show_write(report: WriteReport, as_json: bool, ident: uuid.UUID | None = None) -> None:
-    """The write table (or JSON); ``ident``, for a single entity, is the ID it was written under."""
+def show_write(report: WriteReport, as_json: bool, ident: uuid.UUID | None = None, said: str = "") -> None:
+    """The write table (or JSON); ``ident``, for a single entity, is the ID it was written under.
+    A store's error already in ``said`` (the error message that follows) is not printed twice."""
     if as_json:
         emit_json({**report.to_dict(), "id": str(ident)} if ident is not None else report.to_dict())
         return
@@ -37,7 +39,8 @@ def show_write(report: WriteReport, as_json: bool, ident: uuid.UUID | None = Non
     out.print(write_report_table(report))
     for s in report.stores.values():
         for e in s.errors:
-            err.print(f"[yellow]{escape(s.name)}[/]: {escape(e)}")
+            if e not in said:
+                err.print(f"[yellow]{escape(s.name)}[/]: {escape(e)}")
     dead = [f"{s.name}: {s.dead_letters}" for s in report.stores.values() if s.dead_letters]
     if dead:
         err.print(f"dead letters (records a store refused for good, kept in the journal; the others were written): "
@@ -46,6 +49,32 @@ def show_write(report: WriteReport, as_json: bool, ident: uuid.UUID | None = Non
 
 def _entities(n: int) -> str:
     return f"{n} entit{'y' if n == 1 else 'ies'}"
+
+
+def _entries(n: int) -> str:
+    return f"{n} pending entr{'y' if n == 1 else 'ies'}"
+
+
+def still_owed(report: WriteReport, left: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Per store still owed something after a replay: its masked URL, the count, why (the store's
+    own error, or that the source came first) and what to do, as one line an operator can act on."""
+    source = next((s.name for s in report.stores.values() if s.role == "source"), "")
+    owed: dict[str, dict[str, Any]] = {}
+    for name, count in left.items():
+        s = report.stores.get(name)
+        if s is None:
+            continue
+        if s.errors:
+            error = s.errors[0].removeprefix(f"{s.url}: ").rstrip(".")
+            why, fix = f"is still down ({error})", f"bring {name} back"
+        elif name != source and left.get(source):
+            why, fix = f"was not attempted (the source {source} is still owed its part first)", f"bring {source} back"
+        else:
+            why, fix = "was not replayed", "see 'uuid-forge journal'"
+        owed[name] = {"url": s.url, "pending": count, "reason": why,
+                      "message": f"{name} ({s.url}) {why}; {count} entr{'y stays' if count == 1 else 'ies stay'} pending "
+                                 f"in the journal; {fix}, then run 'uuid-forge replay' again"}
+    return owed
 
 
 def _write_chunks(forge: Forge, config_path: str, path: str, total: int, workers: int, executor: str,
@@ -152,11 +181,11 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
                         reader = JsonlReader(fh, jsonl, None)  # each entity was checked above
                         report = forge.write_many(iter(reader), progress=counted(advance))
         except WriteError as failure:
-            show_write(failure.report, as_json)
+            show_write(failure.report, as_json, said=str(failure))
             if jsonl is None:
                 raise
             before = "; ".join(f"{_entities(s.written)} written to {n} before it"
-                               for n, s in failure.report.stores.items() if s.status == "failed")
+                               for n, s in failure.report.stores.items() if s.not_written or s.status == "failed")
             raise WriteError(f"{failure} ({before})" if before else str(failure), report=failure.report) from None
         except (PrivateFileError, OSError) as failure:  # a full disk under the journal, say
             if jsonl is None:
@@ -192,14 +221,20 @@ def replay(config_path: str, as_json: bool) -> None:
         metrics.record(report)
         left = forge.pending()
         dead = forge.journal.dead_letter_counts() if forge.journal else {}
+        still = still_owed(report, left)
         if as_json:
-            emit_json({**report.to_dict(), "pending_before": before, "pending_after": left, "dead_letters": dead})
+            emit_json({**report.to_dict(), "pending_before": before, "pending_after": left, "dead_letters": dead,
+                       "still_pending": still})
         else:
             if not before:
                 out.print("journal is empty: nothing to replay")
             else:
-                out.print(write_report_table(report, "replay"))
+                done = sum(before.values()) - sum(left.values())
+                out.print(write_report_table(report, heading=f"replay: {done} of {_entries(sum(before.values()))} "
+                                             f"finished in {report.seconds:.2f}s"))
                 out.print(f"pending before: {per_store(before)}; after: {per_store(left) or 'nothing'}", markup=False)
+            for line in still.values():
+                err.print(f"[red]replay:[/] {escape(line['message'])}", highlight=False)
             if dead:
                 out.print(f"dead letters (refused for good, not replayed): {per_store(dead)}; "
                           "see 'uuid-forge journal dead-letters'", markup=False)
