@@ -129,3 +129,23 @@ def test_salt_in_the_file_is_refused_without_listing_it_as_allowed(tmp_path: Pat
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, GOOD.replace("[ids]", '[ids]\nnamespce = "x"')), env={})
     assert "(allowed: namespace, scheme)" in str(caught.value)
+
+
+def test_the_configuration_page_documents_every_key_and_environment_variable() -> None:
+    """docs/configuration.md's table has a row for each key each section accepts ([executor] was
+    missing), and its environment table names every variable uuid-forge reads."""
+    from uuid_forge import precedence
+    from uuid_forge import settings as settings_module
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    sections = {"ids": settings_module._IDS, "journal": settings_module._JOURNAL, "write": settings_module._WRITE,
+                "stores.NAME": settings_module._STORE, "types.NAME": settings_module._TYPE,
+                "executor": settings_module._EXECUTOR}
+    assert {s.split(".")[0] for s in sections} == settings_module._SECTIONS
+    missing = [f"[{section}] {key}" for section, keys in sections.items() for key in keys
+               if f"| `[{section}]` | `{key}` |" not in text and f"`{key}` / `" not in text and f" / `{key}` |" not in text]
+    assert missing == [], f"docs/configuration.md has no row for {missing}"
+    names = [precedence.CONFIG_ENV, precedence.JOURNAL_ENV, precedence.BROKER_URL_ENV, precedence.RESULT_BACKEND_ENV,
+             precedence.DEBUG_ENV, *precedence.ID_ENV.values(), "UUID_FORGE_STORE_<NAME>_URL"]
+    environment = text.split("\n## Environment variables\n", 1)[1]
+    assert [n for n in names if f"`{n}`" not in environment] == []
