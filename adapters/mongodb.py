@@ -542,7 +542,8 @@ class MongoAdapter(Adapter):
         tells them apart (no error yet, or a NetworkTimeout, means the server did not answer).
         """
         with super()._errors(operation):
-            self._refuse_while_down()
+            if operation != "close":  # closing needs no server
+                self._refuse_while_down()
             try:
                 yield
             except ServerSelectionTimeoutError:
