@@ -115,3 +115,21 @@ def test_the_former_envelope_indices_are_refused(store: ElasticsearchAdapter) ->
                                                     "data": {"type": "object", "enabled": False}}}
     assert "former envelope layout" in (store.layout.refusal(envelope) or "")
     assert store.layout.refusal({"properties": {"fp": {"type": "keyword"}}}) is None
+
+
+def test_the_documented_mapping_for_your_own_index_is_the_one_uuid_forge_creates(store: ElasticsearchAdapter) -> None:
+    """stores.md gives the mapping a user's own index needs (dynamic mapping makes uf_id text):
+    the JSON there parses, is what uuid-forge puts on an index it creates, and passes its check,
+    while the dynamic text mapping is refused."""
+    import json
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "stores.md").read_text(encoding="utf-8")
+    section = page.split("\n## Elasticsearch: `uf_id` must be a keyword\n", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"^```json\n(.*?)^```", section, re.DOTALL | re.MULTILINE)
+    documented = json.loads(block)["mappings"]
+    assert documented == store.layout.mappings() == {"properties": {"uf_id": {"type": "keyword"}}}
+    assert store.layout.refusal(documented) is None
+    dynamic = {"properties": {"uf_id": {"type": "text", "fields": {"keyword": {"type": "keyword"}}}}}
+    assert "maps 'uf_id' as 'text'" in (store.layout.refusal(dynamic) or "")
