@@ -45,10 +45,7 @@ def _field_errors(name: str, low: int, high: int, text: str) -> list[str]:
         if body == "*":
             continue
         for value in body.split("-", 1):
-            value = value.lower()
-            if value in NAMES.get(name, ()) and "-" not in body:
-                continue
-            if value in NAMES.get(name, ()):
+            if value.lower() in NAMES.get(name, ()):
                 continue
             if not value.isdigit() or not low <= int(value) <= high:
                 errors.append(f"{name} {text!r}: {value!r} is not in {low}-{high}")
