@@ -78,19 +78,39 @@ def _forge(tmp_path: Path, source: MemoryAdapter) -> Any:
     return forge
 
 
-@pytest.mark.parametrize("source", [FakeFlakyStore(down=True), FakeRefusingSource()], ids=["down", "refuses"])
-def test_stores_after_a_failed_source_say_not_attempted_not_ok(tmp_path: Path, source: MemoryAdapter) -> None:
+@pytest.mark.parametrize(("source", "why"), [(FakeFlakyStore(down=True), "the source src failed"),
+                                             (FakeRefusingSource(), "the source src refused them")],
+                         ids=["down", "refuses"])
+def test_stores_after_a_failed_source_say_not_attempted_not_ok(tmp_path: Path, source: MemoryAdapter, why: str
+                                                              ) -> None:
     with pytest.raises(WriteError) as info:
         _forge(tmp_path, source).write("user", {"email": "a@example.com"}, {"name": "A"})
     report = info.value.report
     cache = report.stores["cache"]
     assert (cache.status, cache.written) == ("not attempted", 0)
-    assert cache.status_text == "not attempted (the source src failed)"
+    assert cache.status_text == f"not attempted ({why})"
     assert report.to_dict()["stores"]["cache"]["status"] == "not attempted"
-    assert report.to_dict()["stores"]["cache"]["status_text"] == "not attempted (the source src failed)"
-    assert "cache: not attempted (the source src failed)" in write_summary(report)
-    assert "not attempted (the source src failed)" in _table_text(report)
+    assert report.to_dict()["stores"]["cache"]["status_text"] == f"not attempted ({why})"
+    assert f"cache: not attempted ({why})" in write_summary(report)
+    assert f"not attempted ({why})" in _table_text(report)
     assert "cache: ok" not in write_summary(report) and not report.ok
+
+
+def test_a_batch_the_source_partly_refused_says_how_many_were_not_attempted(tmp_path: Path) -> None:
+    class FakePickySource(MemoryAdapter):
+        """Refuses, for good, any record whose data has ``poison``."""
+
+        def _put(self, entity_type: str, records: list[Record]) -> None:
+            if any(r.json_data.get("poison") for r in records):
+                raise StoreRejectedError("fake: value refused", store=self.url())
+            super()._put(entity_type, records)
+
+    forge = _forge(tmp_path, FakePickySource())
+    with pytest.raises(WriteError) as info:
+        forge.write_many([("user", {"email": f"u{i}@example.com"}, {"poison": i == 3}) for i in range(5)])
+    cache = info.value.report.stores["cache"]
+    assert (cache.status, cache.written, cache.skipped) == ("ok", 4, 1)
+    assert cache.status_text == "ok (1 not attempted: the source src refused them)"
 
 
 def test_the_cli_write_says_not_attempted_in_text_and_json(tmp_path: Path) -> None:

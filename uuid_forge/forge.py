@@ -333,7 +333,7 @@ class Forge:
         if len(kept) < len(records):
             for h in self.stores[1:]:
                 report.stores[h.name].skipped += len(records) - len(kept)
-                report.stores[h.name].not_attempted = f"the source {self.source.name} failed"
+                report.stores[h.name].not_attempted = f"the source {self.source.name} refused them"
         landed = records if len(kept) == len(records) else [records[i] for i in kept]
         landed_seqs = record_seqs if len(kept) == len(records) or not record_seqs else [record_seqs[i] for i in kept]
         others = self.stores[1:]
