@@ -12,7 +12,6 @@ import datetime as dt
 import decimal
 import json
 import math
-import os
 import re
 import shutil
 import sqlite3
@@ -51,6 +50,12 @@ from .scaffold import ForgeFactory, SilentServer
 GEN = UUIDGenerator(IDConfig(namespace=uuid.UUID("7570842a-fbec-40d3-ae25-3f1c2bda326b"), salt="bad-inputs"))
 SAMPLE = uuid.UUID("7570842a-fbec-40d3-ae25-3f1c2bda326b")
 
+
+
+def _test_redis_url() -> str:
+    """The tests' Redis URL: the variable, else the documented test database (15), never a user's 0."""
+    from integration import servers  # the one place the test defaults live (docs/testing.md)
+    return servers.default_urls()["redis"]
 
 def nested_list(depth: int, leaf: Any = 1) -> Any:
     """``leaf`` inside ``depth`` lists, built without recursion."""
@@ -475,7 +480,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Adapte
     else:
         scaffold.need_driver("redis")
         prefix = f"uf-bad-inputs-{uuid.uuid4().hex[:8]}:"
-        store = open_store(os.environ.get("UUID_FORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"), prefix=prefix,
+        store = open_store(_test_redis_url(), prefix=prefix,
                            socket_timeout=2, socket_connect_timeout=2)
         try:
             store.ping()
