@@ -96,6 +96,10 @@ class Adapter(ABC):
     batch_size: int = 1000
     #: True when scan(partition) reads only that ID range (a message log reads everything)
     partitioned_scan: ClassVar[bool] = True
+    #: True for an append-only message log: ``delete_many`` appends a delete event per ID (nothing is
+    #: removed, and a scan no longer lists the ID), ``drop`` cannot forget one type, and repair never
+    #: deletes orphans from it (it cannot read an entry back by ID to prove it ours)
+    append_only: ClassVar[bool] = False
     #: UUID versions the configured ID scheme makes (given when the store is opened: ``from_url(url,
     #: id_versions=...)``, or a copy by :meth:`with_id_versions`): a name in the wrong form that decodes
     #: to another version is foreign (uuid_forge.classify), not malformed
@@ -114,6 +118,8 @@ class Adapter(ABC):
     driver_keywords: ClassVar[str] = ""
     #: the prover of the drop under way (uuid_forge.ownership), for ``_drop`` and :meth:`_proven_ids`
     _drop_prover: Prover | None = None
+    #: the token of the ``delete_many`` under way, for a ``_delete`` that publishes delete events
+    _delete_token: str = ""
 
     def __init__(self, url: str, *, batch_size: int | None = None) -> None:
         self._url = url
@@ -341,13 +347,18 @@ class Adapter(ABC):
         ``token`` names one deletion (write-through passes the tombstone's time), so that a store
         which publishes delete events rather than removing entries (the message log) gives a retry
         of the same deletion the same ``message_id``, and a later deletion a new one. Stores that
-        remove entries ignore it."""
+        remove entries ignore it. An :attr:`append_only` store returns how many delete events it
+        appended (it cannot tell which IDs it held)."""
         self._require(DELETE)
         self.check_entity_type(entity_type)
         total = 0
-        for batch in chunked(_uuids(ids), self.batch_size):
-            with self._errors(f"delete_many({entity_type}, {len(batch)} ids)"):
-                total += self._delete(entity_type, batch)
+        previous, self._delete_token = self._delete_token, token
+        try:
+            for batch in chunked(_uuids(ids), self.batch_size):
+                with self._errors(f"delete_many({entity_type}, {len(batch)} ids)"):
+                    total += self._delete(entity_type, batch)
+        finally:
+            self._delete_token = previous
         return total
 
     def scan(self, entity_type: str, partition: Partition | None = None, *,
