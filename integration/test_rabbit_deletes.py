@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.scaffold import driver_missing
+from tests.scaffold import driver_missing, run_cli, write_forge_toml
 
 pytest.importorskip("pika", reason=driver_missing("pika"))
 import pika
@@ -252,3 +253,29 @@ def _messages_of(amqp_url: str, stream: str, correlation_id: str) -> list[tuple[
 
 def _records(et: str, n: int) -> list[Record]:
     return sample_records(et, n)
+
+
+def test_the_nightly_audit_command_exits_0_after_a_delete_and_1_with_the_reason_without_one(
+        tmp_path: Path, postgres_url: str, amqp_url: str, names: dict[str, str], exchange: str) -> None:
+    et, tag = names["type"], names["type"]
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", {
+        "db": {"url": postgres_url, "options": {"prefix": f"{tag}_"}},
+        "log": _url(amqp_url, exchange=exchange)}, "db", namespace="rabbit-deletes-cli.uuid-forge.test")
+    forge = Forge.from_config(str(config))
+    try:
+        items = [(et, {"email": f"u{i}@example.com"}, {"name": f"User {i}"}) for i in range(3)]
+        assert forge.write_many(items).complete
+        first, second = (r.id for r in forge.records(items)[:2])
+        _delete(forge, et, [first])
+        code, out, err = run_cli(["audit", "-c", str(config), "--entity", et])
+        assert code == 0, out + err
+        forge.source.adapter.delete_many(et, [second])  # by hand in the source: the stream still holds it
+        code, out, err = run_cli(["audit", "-c", str(config), "--entity", et, "--json"])
+        assert code == 1, out + err
+        (finding,) = json.loads(out)["findings"]
+        assert finding["class"] == "orphan" and f"uuid-forge delete --entity {et} --id {second}" in finding["detail"]
+        code, out, err = run_cli(["audit", "-c", str(config), "--entity", et, "--repair", "--delete-orphans"])
+        assert code == 1 and "publishes no delete event" in out + err, out + err
+    finally:
+        forge.source.adapter.drop(et)
+        forge.close()

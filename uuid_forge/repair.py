@@ -43,9 +43,9 @@ from .writes import attempt_once, put_isolating
 DEFAULT_MAX_DELETE = "10%"
 #: why repair keeps a message log's orphans (the plan's keep_reason; the findings say it per ID)
 LOG_KEEPS = ("a message log is append-only: repair cannot delete an entity's history, and publishes no delete "
-             "event for an orphan (an event every consumer would act on; its entries cannot be read back by ID "
-             "to prove them ours); if the entity was deleted, publish its delete event: uuid-forge delete "
-             "--entity TYPE --id ID")
+             "event for an orphan, which every consumer would act on and which it cannot prove ours, having no "
+             "read by ID; if the entity was deleted, publish its delete event: uuid-forge delete --entity {type} "
+             "--id ID, for each ID the findings name")
 REWRITE_KINDS = ("missing", "stale", "malformed")
 READ_BATCH = 500
 SETTLE_ROUNDS = 3
@@ -209,7 +209,7 @@ def build_plan(stores: Stores, findings: Iterable[Finding], delete_orphans: bool
         row.source_count = known[row.entity_type]
         adapter = handles[row.store].adapter
         if row.counts["orphan"] and adapter.append_only:
-            row.keep_reason = LOG_KEEPS  # whatever --delete-orphans says: it would not help
+            row.keep_reason = LOG_KEEPS.format(type=row.entity_type)  # whatever --delete-orphans says: it would not help
             continue
         if not (delete_orphans and row.counts["orphan"]) or DELETE not in adapter.capabilities:
             continue
