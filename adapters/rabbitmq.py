@@ -692,6 +692,7 @@ class RabbitMQAdapter(Adapter):
             self._read_log(entity_type, handle)
 
     def _read_log(self, entity_type: str, handle: Callable[[ScanItem], None]) -> None:
+        self._refuse_unmarked()
         if not self._per_id:
             with self._lock, _transient():  # from now on the user's own messages of this type reach the stream
                 self._bind({self.routing_key_for(entity_type), self.routing_key_for(entity_type, event=self.delete_event)})
@@ -729,6 +730,18 @@ class RabbitMQAdapter(Adapter):
         types.discard("")
         return types
 
+    def _refuse_unmarked(self) -> None:
+        """Raise before anything is read or bound when the audit may not append its end marker."""
+        if not self.marker:
+            raise StoreConfigError(
+                f"{self.url()}: cannot audit stream {self.stream!r} without writing to it: over AMQP 0-9-1 a reader "
+                "cannot tell where a stream ends, so an audit appends one end marker message (type "
+                f"{MARKER_TYPE}), and this stream is yours (named with stream=, or declare=false), so nothing is "
+                "written to it. Either audit uuid-forge's own history stream (leave stream= out: "
+                f"{self.exchange}.history, bound to the same exchange, gets every message from then on), or allow "
+                "the marker here with marker=true (your other readers of the stream then see it and should skip "
+                "that type)", store=self.url())
+
     def _read_history(self, handle: Callable[[pika.BasicProperties, str, bytes], None]) -> None:
         """Feed the properties, routing key and body of every message in the stream, oldest first,
         to ``handle``.
@@ -747,15 +760,7 @@ class RabbitMQAdapter(Adapter):
         the audit of a stream the user named is refused, with the reason, unless ``marker=true``.
         """
         assert self.stream is not None  # SCAN is declared only with a stream
-        if not self.marker:
-            raise StoreConfigError(
-                f"{self.url()}: cannot audit stream {self.stream!r} without writing to it: over AMQP 0-9-1 a reader "
-                "cannot tell where a stream ends, so an audit appends one end marker message (type "
-                f"{MARKER_TYPE}), and this stream is yours (named with stream=, or declare=false), so nothing is "
-                "written to it. Either audit uuid-forge's own history stream (leave stream= out: "
-                f"{self.exchange}.history, bound to the same exchange, gets every message from then on), or allow "
-                "the marker here with marker=true (your other readers of the stream then see it and should skip "
-                "that type)", store=self.url())
+        self._refuse_unmarked()
         with self._lock, _transient():
             marker = str(uuid.uuid4())
             returned, nacked = self._publish_confirmed([("", self.stream, b"", pika.BasicProperties(

@@ -223,9 +223,9 @@ def test_the_audit_writes_nothing_into_a_users_stream(forge: Forge, names: dict[
         before = last_offset(amqp_url, theirs)
         assert before is not None
         assert forge.audit(et).consistent  # uuid-forge's own stream: its end marker goes there alone
-        with RabbitMQAdapter(_url(amqp_url, exchange=exchange, stream=theirs)) as store:
-            with pytest.raises(StoreConfigError, match="without writing to it.*marker=true"):
-                list(store.scan(et))  # AMQP 0-9-1 cannot find a stream's end without a write: refused
+        store = RabbitMQAdapter(_url(amqp_url, exchange=exchange, stream=theirs))
+        with store, pytest.raises(StoreConfigError, match="without writing to it.*marker=true"):
+            list(store.scan(et))  # AMQP 0-9-1 cannot find a stream's end without a write: refused
         assert last_offset(amqp_url, theirs) == before  # not one message more
     finally:
         conn.channel().queue_delete(theirs)
