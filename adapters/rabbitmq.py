@@ -33,10 +33,18 @@ routing key is the template filled in for the type, the event and the message's 
 Among them, a correlation_id that is not an ID of this scheme is another application's message
 (:class:`ForeignEntry`): reported, never touched (a stream cannot delete anyway).
 
-A message log is append-only, so the adapter declares ``write`` and ``scan`` only: no read by ID,
-no delete; repair publishes the source's record again, which becomes the latest message. A scan
-appends a small end marker to the stream (``type`` = :data:`MARKER_TYPE`, through the default
-exchange, so only the stream sees it); other readers of the stream should skip it. URL:
+A message log is append-only (:attr:`~uuid_forge.contract.Adapter.append_only`): no read by ID,
+and nothing is ever removed. ``delete`` means that ``delete_many`` publishes a **delete event** per
+ID (``message_id`` = ``event_id(id, "deleted", token)``, ``correlation_id`` = the ID, ``type`` and
+``{event}`` in the routing key = ``delete_event``, header ``x-deleted`` = true, no entity data); in a
+scan an entity whose latest event is its delete event is not held. ``drop`` is refused (a log
+cannot forget one type: :meth:`RabbitMQAdapter.delete_topology` removes the whole stream), and
+repair never deletes or publishes a delete event for an orphan: it publishes the source's record
+again, which becomes the latest message. A scan appends a small end marker to the stream (``type``
+= :data:`MARKER_TYPE`, through the default exchange, so only the stream sees it), because AMQP
+0-9-1 gives no other exact way to find a stream's end (:meth:`RabbitMQAdapter._read_history`);
+it does so only in uuid-forge's own stream (option ``marker``): a stream the user names is never
+written, and its audit is refused unless ``marker=true``. docs/stores.md says the same for users. URL:
 ``amqp://user:pass@host:5672/vhost?exchange=orders&routing_key={event}&event=order.created``
 (every option is in :attr:`RabbitMQAdapter.options`; keyword options override the URL; any other
 query parameter goes to pika, e.g. ``heartbeat``).
