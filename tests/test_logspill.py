@@ -325,3 +325,18 @@ def test_the_audit_after_a_delete_is_consistent_and_repair_publishes_no_delete_f
     assert forge.audit(ET).consistent
     log.put_many([orphan])  # a later write: held again, an orphan again
     assert [f.kind for f in forge.audit(ET).findings] == ["orphan"]
+
+
+def test_a_wrong_form_in_an_append_only_log_is_repaired_by_publishing_the_right_one() -> None:
+    """A log removes nothing: repair publishes the source's record under the right ID form, which
+    becomes the ID's latest event; it never asks the log to delete the wrong form."""
+    source, log = MemoryAdapter(), FakeAppendOnlyLog()
+    forge = make_forge(Path(), ("src", source), ("log", log), ids=IDS, journal=None)
+    forge.prover = FakeTrustingProver(forge.generator, forge.types)
+    record = Record(ET, uuid.uuid5(uuid.NAMESPACE_URL, "wrong-form"), {"n": 1})
+    source.put_many([record])
+    log.events.append((MalformedID(record.id.hex, "32 hex digits, no dashes", record.id), record.fingerprint))
+    report = forge.audit(ET, repair=True)
+    assert [f.kind for f in report.findings] == ["malformed"] and not report.repair_errors
+    assert log.events[-1] == (record.id, record.fingerprint)
+    assert forge.audit(ET).consistent

@@ -417,7 +417,8 @@ def _repair_one(stores: Stores, report: AuditReport, adapter: Adapter, store: st
     # rewritten in the right form just below; anything else is reported and left alone.
     twins = _twins(stores, store, entity_type, kinds.get("malformed", []), report, prover)
     rewrite += [i for i, _ in twins]
-    if twins:  # first, so the rewrite below is not removed with the wrong twin
+    if twins and not adapter.append_only:  # first, so the rewrite below is not removed with the wrong twin
+        # (a log removes nothing: the rewrite's event, in the right form, becomes the ID's latest)
         steps.append(("malformed_removed", lambda: adapter.delete_raw(entity_type, [raw for _, raw in twins])))
     steps.append(("rewritten", lambda: _rewrite(stores, adapter, entity_type, rewrite, prover, done)))
     if delete_orphans and kinds.get("orphan") and DELETE in adapter.capabilities and not adapter.append_only:
