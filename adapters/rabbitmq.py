@@ -89,8 +89,8 @@ from uuid_forge.layout import Layout, layout_option
 from uuid_forge.record import DELETED, ForeignEntry, MalformedID, Partition, Record, load_json
 from uuid_forge.urls import mask_url
 
-__all__ = ["DELETED_HEADER", "EVENT_SCHEME", "LAYOUTS", "MARKER_TYPE", "BrokerUnavailable", "DataLayout", "EnvelopeLayout", "Message",
-           "MessageLayout", "RabbitMQAdapter", "event_id"]
+__all__ = ["DELETED_HEADER", "EVENT_SCHEME", "LAYOUTS", "MARKER_TYPE", "BrokerUnavailable", "DataLayout",
+           "EnvelopeLayout", "Message", "MessageLayout", "RabbitMQAdapter", "event_id"]
 
 #: ``type`` of the end-of-scan markers an audit appends to uuid-forge's own stream (readers skip them)
 MARKER_TYPE = "uuid-forge.scan-marker"
@@ -670,8 +670,9 @@ class RabbitMQAdapter(Adapter):
         """The latest fingerprint of each entity of ``entity_type`` in the stream, within ``partition``.
 
         The whole stream is read (a log has no index by type or ID), and the latest event per
-        entity wins (an entity whose latest event is a delete event is not listed), so this holds one entry per entity of the partition in memory (a few hundred
-        bytes each): an audit reads :meth:`scan_log` instead, which keeps nothing. A
+        entity wins (an entity whose latest event is its delete event is not listed), so this
+        holds one entry per entity of the partition in memory (a few hundred bytes each): an
+        audit reads :meth:`scan_log` instead, which keeps nothing. A
         ``correlation_id`` that is not the lowercase 36-char UUID string is reported as
         :class:`MalformedID`.
         """
@@ -702,8 +703,9 @@ class RabbitMQAdapter(Adapter):
     def _read_log(self, entity_type: str, handle: Callable[[ScanItem], None]) -> None:
         self._refuse_unmarked()
         if not self._per_id:
+            keys = {self.routing_key_for(entity_type), self.routing_key_for(entity_type, event=self.delete_event)}
             with self._lock, _transient():  # from now on the user's own messages of this type reach the stream
-                self._bind({self.routing_key_for(entity_type), self.routing_key_for(entity_type, event=self.delete_event)})
+                self._bind(keys)
 
         def each(props: pika.BasicProperties, routing_key: str, body: bytes) -> None:
             headers = props.headers or {}
