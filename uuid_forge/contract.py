@@ -20,6 +20,7 @@ import contextlib
 import copy
 import logging
 import re
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -118,8 +119,12 @@ class Adapter(ABC):
     driver_keywords: ClassVar[str] = ""
     #: the prover of the drop under way (uuid_forge.ownership), for ``_drop`` and :meth:`_proven_ids`
     _drop_prover: Prover | None = None
-    #: the token of the ``delete_many`` under way, for a ``_delete`` that publishes delete events
-    _delete_token: str = ""
+    @property
+    def _delete_token(self) -> str:
+        """The token of the ``delete_many`` under way in this thread, for a ``_delete`` that
+        publishes delete events (per thread: two deletions through one adapter never mix; kept
+        outside the instance, which stays copyable and picklable)."""
+        return _tokens().get(id(self), "")
 
     def __init__(self, url: str, *, batch_size: int | None = None) -> None:
         self._url = url
@@ -352,13 +357,18 @@ class Adapter(ABC):
         self._require(DELETE)
         self.check_entity_type(entity_type)
         total = 0
-        previous, self._delete_token = self._delete_token, token
+        tokens = _tokens()
+        previous = tokens.get(id(self))
+        tokens[id(self)] = token
         try:
             for batch in chunked(_uuids(ids), self.batch_size):
                 with self._errors(f"delete_many({entity_type}, {len(batch)} ids)"):
                     total += self._delete(entity_type, batch)
         finally:
-            self._delete_token = previous
+            if previous is None:
+                del tokens[id(self)]
+            else:
+                tokens[id(self)] = previous
         return total
 
     def scan(self, entity_type: str, partition: Partition | None = None, *,
@@ -518,6 +528,17 @@ class Adapter(ABC):
 
     def _close(self) -> None:
         """Default: nothing to release."""
+
+
+_CALLS = threading.local()
+
+
+def _tokens() -> dict[int, str]:
+    """This thread's delete tokens under way, by adapter (``id``): see ``Adapter._delete_token``."""
+    tokens: dict[int, str] | None = getattr(_CALLS, "delete_tokens", None)
+    if tokens is None:
+        tokens = _CALLS.delete_tokens = {}
+    return tokens
 
 
 def _uuids(ids: Iterable[Any]) -> Iterable[uuid.UUID]:
