@@ -208,10 +208,9 @@ def build_plan(stores: Stores, findings: Iterable[Finding], delete_orphans: bool
             known[row.entity_type] = source_count(stores, row.entity_type, fraction)
         row.source_count = known[row.entity_type]
         adapter = handles[row.store].adapter
-        if row.counts["orphan"] and adapter.append_only:
-            row.keep_reason = LOG_KEEPS.format(type=row.entity_type)  # whatever --delete-orphans says: it would not help
-            continue
-        if not (delete_orphans and row.counts["orphan"]) or DELETE not in adapter.capabilities:
+        if row.counts["orphan"] and adapter.append_only:  # whatever --delete-orphans says: a log keeps them
+            row.keep_reason = LOG_KEEPS.format(type=row.entity_type)
+        if not (delete_orphans and row.counts["orphan"]) or DELETE not in adapter.capabilities or adapter.append_only:
             continue
         row.delete = row.counts["orphan"]
         row.limit = limit.limit(row.source_count)
