@@ -279,3 +279,23 @@ def test_the_nightly_audit_command_exits_0_after_a_delete_and_1_with_the_reason_
     finally:
         forge.source.adapter.drop(et)
         forge.close()
+
+
+def test_a_delete_event_of_the_users_own_publisher_counts(amqp_url: str, exchange: str, names: dict[str, str]) -> None:
+    """No x-entity-type header: the routing key says whose it is, its type that it is a delete."""
+    et = names["type"]
+    with RabbitMQAdapter(amqp_url, exchange=exchange) as store:
+        kept, gone = _records(et, 2)
+        store.put_many([kept, gone])
+        conn = _raw(amqp_url)
+        try:
+            channel = conn.channel()
+            channel.confirm_delivery()
+            for routing_key, kind in ((f"{et}.upserted", "deleted"), (f"{et}.deleted", "deleted")):
+                channel.basic_publish(exchange, routing_key, b"", pika.BasicProperties(
+                    correlation_id=str(gone.id if routing_key.endswith("deleted") else kept.id), type=kind,
+                    message_id=str(uuid.uuid4()), delivery_mode=2), mandatory=True)
+        finally:
+            conn.close()
+        # the first, a delete type under the write's routing key, is not this type's message at all
+        assert dict(store.scan(et)) == {kept.id: kept.fingerprint}
