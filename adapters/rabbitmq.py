@@ -33,10 +33,18 @@ routing key is the template filled in for the type, the event and the message's 
 Among them, a correlation_id that is not an ID of this scheme is another application's message
 (:class:`ForeignEntry`): reported, never touched (a stream cannot delete anyway).
 
-A message log is append-only, so the adapter declares ``write`` and ``scan`` only: no read by ID,
-no delete; repair publishes the source's record again, which becomes the latest message. A scan
-appends a small end marker to the stream (``type`` = :data:`MARKER_TYPE`, through the default
-exchange, so only the stream sees it); other readers of the stream should skip it. URL:
+A message log is append-only (:attr:`~uuid_forge.contract.Adapter.append_only`): no read by ID,
+and nothing is ever removed. ``delete`` means that ``delete_many`` publishes a **delete event** per
+ID (``message_id`` = ``event_id(id, "deleted", token)``, ``correlation_id`` = the ID, ``type`` and
+``{event}`` in the routing key = ``delete_event``, header ``x-deleted`` = true, no entity data); in a
+scan an entity whose latest event is its delete event is not held. ``drop`` is refused (a log
+cannot forget one type: :meth:`RabbitMQAdapter.delete_topology` removes the whole stream), and
+repair never deletes or publishes a delete event for an orphan: it publishes the source's record
+again, which becomes the latest message. A scan appends a small end marker to the stream (``type``
+= :data:`MARKER_TYPE`, through the default exchange, so only the stream sees it), because AMQP
+0-9-1 gives no other exact way to find a stream's end (:meth:`RabbitMQAdapter._read_history`);
+it does so only in uuid-forge's own stream (option ``marker``): a stream the user names is never
+written, and its audit is refused unless ``marker=true``. docs/stores.md says the same for users. URL:
 ``amqp://user:pass@host:5672/vhost?exchange=orders&routing_key={event}&event=order.created``
 (every option is in :attr:`RabbitMQAdapter.options`; keyword options override the URL; any other
 query parameter goes to pika, e.g. ``heartbeat``).
@@ -63,7 +71,7 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException, AMQP
 
 from uuid_forge.canonical import canonical
 from uuid_forge.classify import ANY_VERSIONS, classify
-from uuid_forge.contract import BATCH_SIZE, SCAN, WRITE, Adapter, Option, ScanItem
+from uuid_forge.contract import BATCH_SIZE, DELETE, SCAN, WRITE, Adapter, Option, ScanItem
 from uuid_forge.encodings import check_target
 from uuid_forge.envelope import DATA, FP, ID, KEY, envelope_members, envelope_record, json_object
 from uuid_forge.errors import (
@@ -76,16 +84,18 @@ from uuid_forge.errors import (
     UUIDForgeError,
     ValidationError,
 )
-from uuid_forge.events import EVENT_SCHEME, event_id
+from uuid_forge.events import DELETE_EVENT, EVENT_SCHEME, event_id
 from uuid_forge.layout import Layout, layout_option
-from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.record import DELETED, ForeignEntry, MalformedID, Partition, Record, load_json
 from uuid_forge.urls import mask_url
 
-__all__ = ["EVENT_SCHEME", "LAYOUTS", "MARKER_TYPE", "BrokerUnavailable", "DataLayout", "EnvelopeLayout", "Message",
-           "MessageLayout", "RabbitMQAdapter", "event_id"]
+__all__ = ["DELETED_HEADER", "EVENT_SCHEME", "LAYOUTS", "MARKER_TYPE", "BrokerUnavailable", "DataLayout",
+           "EnvelopeLayout", "Message", "MessageLayout", "RabbitMQAdapter", "event_id"]
 
-#: ``type`` of the end-of-scan markers this adapter appends to the stream (readers skip them)
+#: ``type`` of the end-of-scan markers an audit appends to uuid-forge's own stream (readers skip them)
 MARKER_TYPE = "uuid-forge.scan-marker"
+#: the header (boolean true) every delete event carries, in every layout, beside its ``type``
+DELETED_HEADER = "x-deleted"
 EXCHANGE_TYPES = ("topic", "direct", "fanout", "headers")
 #: the placeholders a routing-key template may use
 PLACEHOLDERS = ("entity_type", "event", "id")
@@ -190,6 +200,10 @@ class MessageLayout(Layout):
     def encode(self, record: Record) -> Message:
         """The body, type and headers of ``record``'s message."""
 
+    @abstractmethod
+    def encode_delete(self, entity_type: str, ident: uuid.UUID) -> Message:
+        """The body (no entity data), type and headers of the delete event of ``ident``."""
+
 
 class DataLayout(MessageLayout):
     """The body is the entity's data as canonical JSON, nothing else: the shape a consumer of the
@@ -202,6 +216,10 @@ class DataLayout(MessageLayout):
 
     def encode(self, record: Record) -> Message:
         return Message(record.data_json.encode(), self.store.event, {"x-entity-type": record.entity_type})
+
+    def encode_delete(self, entity_type: str, ident: uuid.UUID) -> Message:
+        """An empty body: the ID is the correlation_id, and no data of a deleted entity goes out."""
+        return Message(b"", self.store.delete_event, {"x-entity-type": entity_type, DELETED_HEADER: True})
 
     def decode(self, entity_type: str, ident: uuid.UUID, stored: Delivered) -> Record:
         data = load_json(stored[1])
@@ -234,6 +252,13 @@ class EnvelopeLayout(MessageLayout):
                             (FP, members[FP]), (DATA, members[DATA]), (KEY, members[KEY])))
         headers = {"x-entity-type": entity_type, "x-fingerprint": record.fingerprint, _ID_SCHEME: "uuid-forge/1"}
         return Message(body.encode(), self.store.routing_key_for(entity_type, ident), headers)
+
+    def encode_delete(self, entity_type: str, ident: uuid.UUID) -> Message:
+        """``{"id","entity_type","event"}``: the envelope without ``fp``, ``data`` or ``key``."""
+        text, event = str(ident), self.store.delete_event
+        body = json_object(((ID, f'"{text}"'), ("entity_type", json.dumps(entity_type)), ("event", json.dumps(event))))
+        headers = {"x-entity-type": entity_type, DELETED_HEADER: True, _ID_SCHEME: "uuid-forge/1"}
+        return Message(body.encode(), self.store.routing_key_for(entity_type, text, event), headers)
 
     def decode(self, entity_type: str, ident: uuid.UUID, stored: Delivered) -> Record:
         return envelope_record(entity_type, ident, load_json(stored[1]), self.fingerprint(stored))
@@ -285,7 +310,9 @@ class RabbitMQAdapter(Adapter):
     """
 
     name: ClassVar[str] = "rabbitmq"
-    capabilities: ClassVar[frozenset[str]] = frozenset({WRITE, SCAN})
+    #: DELETE: delete_many publishes a delete event per ID (nothing is removed: see append_only)
+    capabilities: ClassVar[frozenset[str]] = frozenset({WRITE, SCAN, DELETE})
+    append_only: ClassVar[bool] = True
     #: a scan reads the whole stream: an audit reads it once (scan_log), not once per partition
     partitioned_scan: ClassVar[bool] = False
     # A channel closed *by the broker* (404, 406, 403: wrong topology or rights) is not listed:
@@ -333,11 +360,20 @@ class RabbitMQAdapter(Adapter):
                "own publisher (no x-entity-type header) whose routing key is the template filled in for the type"),
         Option("event", str, "upserted", "the event name: {event} in the routing key, the message's type, and "
                "part of its deterministic message_id. Example: event=order.created"),
+        Option("delete_event", str, DELETE_EVENT, "the event name of a delete event: {event} in its routing key "
+               "and the message's type (it also carries the header x-deleted=true). Example: "
+               "delete_event=order.deleted"),
         layout_option(LAYOUTS, "data", "what a message body holds (a scan reads every layout's messages)."),
         Option("stream", str, None, "the durable stream queue bound to the exchange that keeps every message: "
                "audits read the latest message per ID from it. 'none' (or empty): no history, publish only, "
                "and the store cannot be audited. Example: stream=orders.history",
                shown_default="{exchange}.history"),
+        Option("marker", bool, None, "whether an audit may append one end marker message (type "
+               f"{MARKER_TYPE}, through the default exchange: this stream alone gets it) to find where the "
+               "stream ends; AMQP 0-9-1 has no other exact way. The default stream {exchange}.history, declared "
+               "by uuid-forge, is uuid-forge's own: yes. A stream you name with stream= (or declare=false) is "
+               "yours: never written to, and its audit is refused, unless marker=true",
+               shown_default="true for uuid-forge's own stream, false for yours"),
         Option("timeout", float, 5.0, "seconds to connect and to wait for publisher confirms", minimum=0,
                exclusive=True),
         Option("pipeline", bool, True, "publish a batch before waiting for its confirms (false: wait for each)"),
@@ -363,11 +399,12 @@ class RabbitMQAdapter(Adapter):
         self.stream: str | None = (None if stream is not None and stream.strip().lower() in NO_STREAM
                                    else _name(stream if stream is not None else f"{self.exchange}.history", "stream"))
         if self.stream is None:
-            self.capabilities = frozenset({WRITE})  # type: ignore[misc]  # no history: nothing to scan
-        self.event = opts["event"]
-        if not isinstance(self.event, str) or not _EVENT.fullmatch(self.event):
-            raise ValidationError(f"event {self.event!r}: use letters, digits, '_', '-', '.' (not first)")
-        _shortstr(self.event, "event")
+            self.capabilities = frozenset({WRITE, DELETE})  # type: ignore[misc]  # no history: nothing to scan
+        self.event: str = _event(opts["event"], "event")
+        self.delete_event: str = _event(opts["delete_event"], "delete_event")
+        if self.delete_event == self.event:
+            raise ValidationError(f"delete_event {self.delete_event!r} is the write event too: consumers could not "
+                                  "tell a delete from a write; name another (e.g. 'deleted')")
         self.routing_key: str = opts["routing_key"]
         self._per_id = "id" in _template_fields(self.routing_key)
         if self._per_id and self.stream is not None and self.exchange_type == "direct":
@@ -376,6 +413,9 @@ class RabbitMQAdapter(Adapter):
         self.timeout: float = opts["timeout"]
         self.pipeline: bool = opts["pipeline"]
         self.declare: bool = opts["declare"]
+        #: the audit may append its end marker: to uuid-forge's own stream (the default name, declared
+        #: by the adapter) unless told otherwise, to a stream the user names only when told so
+        self.marker: bool = opts["marker"] if opts["marker"] is not None else (stream is None and self.declare)
         try:
             self._params = pika.URLParameters(urlunsplit(parts._replace(query=urlencode(theirs))))
         except ValueError as err:
@@ -399,15 +439,17 @@ class RabbitMQAdapter(Adapter):
 
 
     # -- validation ----------------------------------------------------------------------------
-    def routing_key_for(self, entity_type: str, ident: str = _SAMPLE_ID) -> str:
-        """The routing key template filled in (``ident`` only matters when it holds ``{id}``)."""
-        return self.routing_key.format(entity_type=entity_type, event=self.event, id=ident)
+    def routing_key_for(self, entity_type: str, ident: str = _SAMPLE_ID, event: str | None = None) -> str:
+        """The routing key template filled in (``ident`` only matters when it holds ``{id}``), for
+        ``event`` (default: the write event)."""
+        return self.routing_key.format(entity_type=entity_type, event=event or self.event, id=ident)
 
     def check_entity_type(self, entity_type: str) -> str:
         """The base rule, plus: the routing key filled in for this type (with a 36-char ID) must fit
         an AMQP shortstr (255 bytes), or the broker would close the channel."""
         super().check_entity_type(entity_type)
         _shortstr(self.routing_key_for(entity_type), "routing key")
+        _shortstr(self.routing_key_for(entity_type, event=self.delete_event), "routing key")
         return entity_type
 
     # -- connection ----------------------------------------------------------------------------
@@ -527,7 +569,34 @@ class RabbitMQAdapter(Adapter):
     # -- writing -------------------------------------------------------------------------------
     def _put(self, entity_type: str, records: list[Record]) -> None:
         """Publish one batch and return only when the broker has confirmed every message."""
-        batch = [self._message(entity_type, r) for r in records]  # every body encoded before the first publish
+        self._publish_batch([self._message(entity_type, r) for r in records])  # every body encoded first
+
+    def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
+        """Publish one delete event per ID, confirmed like writes; return how many were published.
+
+        Nothing is removed (a stream is append-only): the event tells consumers, and it ends the
+        entity's history, so an audit no longer counts the ID as held. ``message_id`` is
+        ``event_id(id, "deleted", token)``: a retry of the same deletion (same token) carries the
+        same one, a later deletion of a re-created entity a new one.
+        """
+        token = self._delete_token
+        if not token:
+            raise ValidationError(f"{self.url()}: delete_many({entity_type!r}) needs token=, naming the deletion "
+                                  "(Forge.delete passes the tombstone's time): a delete event's message_id is made "
+                                  "from it, so that consumers drop a retried one and not a later deletion")
+        self._publish_batch([self._delete_message(entity_type, ident, token) for ident in ids])
+        return len(ids)
+
+    def _drop(self, entity_type: str) -> None:
+        """Refused: a message log cannot forget one entity type, and publishing a delete event for
+        everything a scan finds would tell every consumer that those entities were deleted."""
+        raise StoreError(f"{self.url()}: drop({entity_type!r}) refused: a message log cannot remove one entity "
+                         "type's messages (they stay until the stream's retention, x-max-age or "
+                         "x-max-length-bytes, ages them out); delete entities with Forge.delete (a delete "
+                         "event each), or remove the whole stream with delete_topology()", store=self.url())
+
+    def _publish_batch(self, batch: list[tuple[str, str, bytes, pika.BasicProperties]]) -> None:
+        """Publish (binding the stream to each routing key where needed) and wait for every confirm."""
         with self._lock, _transient():
             if not self._per_id:
                 self._bind({routing_key for _, routing_key, _, _ in batch})
@@ -545,6 +614,16 @@ class RabbitMQAdapter(Adapter):
             content_type="application/json", delivery_mode=2, correlation_id=ident,
             message_id=str(event_id(r.id, self.event, r.fingerprint)), timestamp=int(time.time()),
             type=message.type, headers=message.headers)
+
+    def _delete_message(self, entity_type: str, ident: uuid.UUID, token: str
+                        ) -> tuple[str, str, bytes, pika.BasicProperties]:
+        """(exchange, routing key, body, properties) of the delete event of ``ident``."""
+        text = str(ident)
+        message = self.layout.encode_delete(entity_type, ident)
+        return self.exchange, self.routing_key_for(entity_type, text, self.delete_event), message.body, \
+            pika.BasicProperties(content_type="application/json" if message.body else None, delivery_mode=2,
+                                 correlation_id=text, message_id=str(event_id(ident, DELETE_EVENT, token)),
+                                 timestamp=int(time.time()), type=message.type, headers=message.headers)
 
     def _raise_unroutable(self, returned: int) -> None:
         """Messages came back unroutable: a retry helps only if the history stream exists.
@@ -591,8 +670,9 @@ class RabbitMQAdapter(Adapter):
         """The latest fingerprint of each entity of ``entity_type`` in the stream, within ``partition``.
 
         The whole stream is read (a log has no index by type or ID), and the latest event per
-        entity wins, so this holds one entry per entity of the partition in memory (a few hundred
-        bytes each): an audit reads :meth:`scan_log` instead, which keeps nothing. A
+        entity wins (an entity whose latest event is its delete event is not listed), so this
+        holds one entry per entity of the partition in memory (a few hundred bytes each): an
+        audit reads :meth:`scan_log` instead, which keeps nothing. A
         ``correlation_id`` that is not the lowercase 36-char UUID string is reported as
         :class:`MalformedID`.
         """
@@ -602,7 +682,9 @@ class RabbitMQAdapter(Adapter):
             ident = item[0]
             key = ident if isinstance(ident, uuid.UUID) else (ident.id or ident.raw) \
                 if isinstance(ident, MalformedID) else f"foreign:{ident.raw}"
-            if isinstance(key, str) or partition.contains(key):
+            if item[1] == DELETED:  # a delete event ends the entity's history: not held
+                latest.pop(key, None)
+            elif isinstance(key, str) or partition.contains(key):
                 latest[key] = item
 
         self._read_log(entity_type, collect)
@@ -611,30 +693,39 @@ class RabbitMQAdapter(Adapter):
     def scan_log(self, entity_type: str, handle: Callable[[ScanItem], None]) -> None:
         """Call ``handle`` with every event of ``entity_type`` in the stream as a scan item, oldest
         first, keeping none: the audit spills the latest per entity to disk (uuid_forge.logspill),
-        so its memory does not grow with the stream."""
+        so its memory does not grow with the stream. A delete event comes as ``(id, DELETED)``
+        (uuid_forge.record): from there on the entity is not held, until a later write."""
         self._require(SCAN)
         self.check_entity_type(entity_type)
         with self._errors(f"scan_log({entity_type})"):
             self._read_log(entity_type, handle)
 
     def _read_log(self, entity_type: str, handle: Callable[[ScanItem], None]) -> None:
-        fixed = None if self._per_id else self.routing_key_for(entity_type)
-        if fixed is not None:
-            with self._lock, _transient():
-                self._bind({fixed})  # from now on the user's own messages of this type reach the stream
+        self._refuse_unmarked()
+        if not self._per_id:
+            keys = {self.routing_key_for(entity_type), self.routing_key_for(entity_type, event=self.delete_event)}
+            with self._lock, _transient():  # from now on the user's own messages of this type reach the stream
+                self._bind(keys)
 
         def each(props: pika.BasicProperties, routing_key: str, body: bytes) -> None:
             headers = props.headers or {}
             owner = headers.get("x-entity-type")
-            if owner is None:  # the user's own publisher: the routing key says whose it is
-                raw = props.correlation_id or ""
-                if routing_key != (fixed if fixed is not None else self.routing_key_for(entity_type, str(raw))):
+            if owner is None:  # the user's own publisher: the routing key says whose it is, its type which event
+                deleted = props.type == self.delete_event
+                raw = str(props.correlation_id or "")
+                if routing_key != self.routing_key_for(entity_type, raw, self.delete_event if deleted else None):
                     return
             elif owner != entity_type:
                 return
+            else:
+                deleted = headers.get(DELETED_HEADER) is True
             ident = _entity_id(props.correlation_id, self.id_versions)
-            # the fingerprint of the data the message carries, never its x-fingerprint header
-            handle((ident, None if isinstance(ident, ForeignEntry) else self._body_fp(headers, body)))
+            if isinstance(ident, ForeignEntry):
+                handle((ident, None))
+            elif deleted:
+                handle((ident, DELETED))
+            else:  # the fingerprint of the data the message carries, never its x-fingerprint header
+                handle((ident, self._body_fp(headers, body)))
 
         self._read_history(each)
 
@@ -649,19 +740,37 @@ class RabbitMQAdapter(Adapter):
         types.discard("")
         return types
 
+    def _refuse_unmarked(self) -> None:
+        """Raise before anything is read or bound when the audit may not append its end marker."""
+        if not self.marker:
+            raise StoreConfigError(
+                f"{self.url()}: cannot audit stream {self.stream!r} without writing to it: over AMQP 0-9-1 a reader "
+                "cannot tell where a stream ends, so an audit appends one end marker message (type "
+                f"{MARKER_TYPE}), and this stream is yours (named with stream=, or declare=false), so nothing is "
+                "written to it. Either audit uuid-forge's own history stream (leave stream= out: "
+                f"{self.exchange}.history, bound to the same exchange, gets every message from then on), or allow "
+                "the marker here with marker=true (your other readers of the stream then see it and should skip "
+                "that type)", store=self.url())
+
     def _read_history(self, handle: Callable[[pika.BasicProperties, str, bytes], None]) -> None:
         """Feed the properties, routing key and body of every message in the stream, oldest first,
         to ``handle``.
 
-        A stream never says "end": over AMQP 0-9-1 a consumer just waits for more, and
-        queue.declare-ok reports 0 messages for streams. So we first append a marker (a tiny
-        message sent through the default exchange, so it lands in this stream only, confirmed, so
-        it is stored after everything confirmed before it) and read from the first offset until
-        that marker arrives. This is exact, unlike an idle timeout, which would silently cut a
-        scan short on a slow broker. If no message arrives for ``timeout`` seconds, the scan
-        fails instead.
+        A stream never says "end" over AMQP 0-9-1: a consumer just waits for more; a delivery
+        carries its own ``x-stream-offset`` but never the stream's last one; queue.declare-ok
+        reports 0 messages for a stream (RabbitMQ 3.10) or a statistics figure refreshed every
+        few seconds (later versions); basic.get is refused. Only the stream protocol and the
+        node's own tools know the committed offset. So we append a marker (a tiny message sent
+        through the default exchange, so it lands in this stream only, confirmed, so it is stored
+        after everything confirmed before it) and read from the first offset until that marker
+        arrives. This is exact, unlike an idle timeout, which would silently cut a scan short on
+        a slow broker. If no message arrives for ``timeout`` seconds, the scan fails instead.
+
+        The marker is a write, so it goes only to a stream of uuid-forge's own (:attr:`marker`);
+        the audit of a stream the user named is refused, with the reason, unless ``marker=true``.
         """
         assert self.stream is not None  # SCAN is declared only with a stream
+        self._refuse_unmarked()
         with self._lock, _transient():
             marker = str(uuid.uuid4())
             returned, nacked = self._publish_confirmed([("", self.stream, b"", pika.BasicProperties(
@@ -814,6 +923,14 @@ def _entity_id(raw: Any, versions: frozenset[int] = ANY_VERSIONS) -> uuid.UUID |
 def _name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ValidationError(f"{what} name {value!r}: use 1-255 chars of letters, digits, '_', '-', '.', ':'")
+    return value
+
+
+def _event(value: Any, what: str) -> str:
+    """An event name as an option gives it: letters, digits, '_', '-', '.', fitting a shortstr."""
+    if not isinstance(value, str) or not _EVENT.fullmatch(value):
+        raise ValidationError(f"{what} {value!r}: use letters, digits, '_', '-', '.' (not first)")
+    _shortstr(value, what)
     return value
 
 

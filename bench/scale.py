@@ -151,7 +151,7 @@ def main() -> None:
             from uuid_forge.entitytypes import EntityType  # what a cleanup may delete: proven ours
             from uuid_forge.ownership import Prover
             for h in forge.stores:
-                if "delete" in h.adapter.capabilities:
+                if "delete" in h.adapter.capabilities and not h.adapter.append_only:
                     h.adapter.drop(et, prover=Prover(forge.generator, {et: EntityType(et, key=("email",))}))
             forge.close()
 

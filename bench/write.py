@@ -83,7 +83,7 @@ def run_handwritten(urls: dict[str, str], items: list[Any], entity_type: str, pe
 
 def cleanup(forge: Forge, entity_type: str) -> None:
     for h in forge.stores:
-        if "delete" in h.adapter.capabilities:  # a shared container: only what is proven ours goes
+        if "delete" in h.adapter.capabilities and not h.adapter.append_only:  # a shared container: only what is proven ours goes
             h.adapter.drop(entity_type, prover=bench_prover(forge.generator, entity_type))
         elif hasattr(h.adapter, "delete_topology"):
             h.adapter.delete_topology()

@@ -283,7 +283,7 @@ def test_without_a_stream_it_only_publishes(amqp_url: str, names: dict[str, str]
     exchange = names["exchange"]
     record = Record("t", uuid.uuid5(uuid.NAMESPACE_URL, "nostream"), {"a": 1})
     with RabbitMQAdapter(amqp_url, exchange=exchange, stream="none") as store:
-        assert store.capabilities == {"write"} and store.stream is None
+        assert store.capabilities == {"write", "delete"} and store.stream is None  # delete: publishes events
         with pytest.raises(StoreError, match="does not support scan"):
             list(store.scan("t"))
         with pytest.raises(StoreUnavailableError, match="no queue is bound"):

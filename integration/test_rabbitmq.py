@@ -142,12 +142,12 @@ class TestRabbitMQAdapter(AdapterContract):
         assert shown in repr(store)
 
     # -- what is particular to RabbitMQ ----------------------------------------------------------
-    def test_capabilities_are_write_and_scan(self, store: Adapter) -> None:
-        assert store.capabilities == {"write", "scan"}
+    def test_capabilities_are_write_scan_and_delete_events(self, store: Adapter) -> None:
+        assert store.capabilities == {"write", "scan", "delete"} and store.append_only
         assert store.id_encoding == "string"
         with pytest.raises(StoreError, match="does not support read"):
             store.get_many("t", [uuid.uuid4()])
-        with pytest.raises(StoreError, match="does not support delete"):
+        with pytest.raises(ValidationError, match="needs token="):  # a delete event's message_id is made from it
             store.delete_many("t", [uuid.uuid4()])
 
     def test_retries_carry_the_same_message_id(self, store: Adapter, etype: str) -> None:
@@ -306,7 +306,7 @@ class TestRabbitMQAdapter(AdapterContract):
             channel.exchange_declare(exchange, "topic", durable=True)
             channel.queue_declare(stream, durable=True, arguments={"x-queue-type": "stream"})
             records = sample_records(etype, 3)
-            with RabbitMQAdapter(amqp_url, exchange=exchange, declare=False) as s:
+            with RabbitMQAdapter(amqp_url, exchange=exchange, declare=False, marker=True) as s:
                 with pytest.raises(StoreUnavailableError, match="unroutable.*exists"):
                     s.put_many(records)
                 channel.queue_bind(stream, exchange, "#")

@@ -75,7 +75,8 @@ def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path, et: str) -> 
         "redis": lambda: request.getfixturevalue("redis_url"),
         "elasticsearch": lambda: request.getfixturevalue("elasticsearch_url"),
         "files": lambda: f"file://{tmp_path}/files?fsync=false",
-        "rabbitmq": lambda: f"{request.getfixturevalue('amqp_url')}?exchange=uf_roundtrip_{et}&stream=uf_roundtrip_{et}",
+        "rabbitmq": lambda: f"{request.getfixturevalue('amqp_url')}?exchange=uf_roundtrip_{et}&stream=uf_roundtrip_{et}"
+                    "&marker=true",
         "memory": lambda: "memory://",
     }[kind]()
 
@@ -89,7 +90,7 @@ def forge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Forg
     target = f.stores[1]
     yield f, et
     for h in f.stores:
-        if "delete" in h.adapter.capabilities:
+        if "delete" in h.adapter.capabilities and not h.adapter.append_only:
             h.adapter.drop(et, prover=f.prover)
     if kind == "redis":
         forget_redis_type(url, et)

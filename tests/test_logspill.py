@@ -19,10 +19,10 @@ from uuid_forge.adapters.memory import MemoryAdapter
 from uuid_forge import Forge, IDConfig, Namespace, Partition, Record, logspill
 from uuid_forge import audit as audit_module
 from uuid_forge import compare as compare_module
-from uuid_forge.contract import SCAN, WRITE, Adapter, ScanItem
+from uuid_forge.contract import DELETE, SCAN, WRITE, Adapter, ScanItem
 from uuid_forge.errors import SpillError
 from uuid_forge.ownership import PROVEN, Proof, Prover
-from uuid_forge.record import ForeignEntry, MalformedID
+from uuid_forge.record import DELETED, ForeignEntry, MalformedID
 from uuid_forge.view import FULL, FieldView
 
 from .scaffold import make_forge
@@ -269,3 +269,74 @@ def test_a_bad_item_is_a_spill_error(tmp_path: Path) -> None:
     with logspill.LogSpill(directory=str(tmp_path)) as spill, pytest.raises(SpillError):
         spill.add(("not an id", None))
     assert not os.listdir(tmp_path)
+
+
+def test_a_delete_event_ends_the_history_until_a_later_write(tmp_path: Path) -> None:
+    """Issue 19: a deleted entity's history ends with its delete event: not held (not an orphan, not
+    missing); a later write makes it held again; a malformed entry of the same ID goes too."""
+    a, b, c = uuid.UUID(int=1), uuid.UUID(int=2), uuid.UUID(int=3)
+    many = [uuid.UUID(int=SPACE - 1 - n) for n in range(3000)]
+    with logspill.LogSpill(directory=str(tmp_path)) as spill:
+        spill.add((a, "v1"))
+        spill.add((a, DELETED))
+        spill.add((b, "v1"))
+        spill.add((b, DELETED))
+        spill.add((b, "v2"))  # re-created after the delete
+        spill.add((MalformedID("C", "upper", c), "m"))
+        spill.add((c, DELETED))
+        for ident in many:  # writes and deletes across several INSERT batches, in log order
+            spill.add((ident, "w"))
+        for ident in many:
+            spill.add((ident, DELETED))
+        spill.finish()
+        assert list(spill.items(Partition())) == [(b, "v2")]
+        assert list(spill.items(Partition(0, 2))) == [(b, "v2")]
+
+
+class FakeAppendOnlyLog(FakeLogAdapter):
+    """A fake log that, like the RabbitMQ adapter, takes deletes as delete events (append_only)."""
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({WRITE, SCAN, DELETE})
+    append_only: ClassVar[bool] = True
+
+    def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
+        assert self._delete_token, "a delete event needs the deletion's token"
+        self.events += [(i, DELETED) for i in ids]
+        return len(ids)
+
+
+def test_the_audit_after_a_delete_is_consistent_and_repair_publishes_no_delete_for_an_orphan() -> None:
+    source, log = MemoryAdapter(), FakeAppendOnlyLog()
+    forge = make_forge(Path(), ("src", source), ("log", log), ids=IDS, journal=None)
+    forge.prover = FakeTrustingProver(forge.generator, forge.types)
+    kept, gone, orphan = (Record(ET, uuid.uuid5(uuid.NAMESPACE_URL, n), {"n": n}) for n in ("kept", "gone", "orphan"))
+    forge.source.adapter.put_many([kept, gone, orphan])
+    log.put_many([kept, gone, orphan])
+    source.delete_many(ET, [gone.id, orphan.id])
+    log.delete_many(ET, [gone.id], token="t1")  # the deletion's event; the orphan's row went by hand
+    report = forge.audit(ET, repair=True, delete_orphans=True)
+    assert [(f.kind, f.id) for f in report.findings] == [("orphan", str(orphan.id))]
+    assert f"uuid-forge delete --entity {ET} --id {orphan.id}" in report.findings[0].detail
+    assert report.plan is not None
+    (row,) = report.plan.rows
+    assert (row.delete, row.keep, row.refused) == (0, 1, None) and "append-only" in (row.keep_reason or "")
+    assert log.events[-1] == (gone.id, DELETED)  # repair appended nothing: no surprise delete event
+    log.delete_many(ET, [orphan.id], token="t2")
+    assert forge.audit(ET).consistent
+    log.put_many([orphan])  # a later write: held again, an orphan again
+    assert [f.kind for f in forge.audit(ET).findings] == ["orphan"]
+
+
+def test_a_wrong_form_in_an_append_only_log_is_repaired_by_publishing_the_right_one() -> None:
+    """A log removes nothing: repair publishes the source's record under the right ID form, which
+    becomes the ID's latest event; it never asks the log to delete the wrong form."""
+    source, log = MemoryAdapter(), FakeAppendOnlyLog()
+    forge = make_forge(Path(), ("src", source), ("log", log), ids=IDS, journal=None)
+    forge.prover = FakeTrustingProver(forge.generator, forge.types)
+    record = Record(ET, uuid.uuid5(uuid.NAMESPACE_URL, "wrong-form"), {"n": 1})
+    source.put_many([record])
+    log.events.append((MalformedID(record.id.hex, "32 hex digits, no dashes", record.id), record.fingerprint))
+    report = forge.audit(ET, repair=True)
+    assert [f.kind for f in report.findings] == ["malformed"] and not report.repair_errors
+    assert log.events[-1] == (record.id, record.fingerprint)
+    assert forge.audit(ET).consistent

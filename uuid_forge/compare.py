@@ -301,6 +301,13 @@ def _scan_and_compare(h: StoreHandle, entity_type: str, part: Partition, expecte
     return sink
 
 
+def _log_orphan(entity_type: str, ident: uuid.UUID) -> str:
+    """Why a message log's orphan stays, and what ends it: its delete event."""
+    return ("not in the source, and its history in this message log has no delete event; kept: an append-only "
+            "log cannot delete, and repair publishes no delete event for an orphan. If the entity was deleted, "
+            f"publish its delete event: uuid-forge delete --entity {entity_type} --id {ident}")
+
+
 def compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None],
              items: Iterator[tuple[Any, str | None]], sink: Sink,
              protected: frozenset[uuid.UUID] | set[uuid.UUID] = frozenset()) -> None:
@@ -327,7 +334,8 @@ def compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | No
             continue
         if ident not in expected:
             if ident not in protected:
-                sink.add(Finding(h.name, entity_type, str(ident), "orphan", "not in the source"))
+                sink.add(Finding(h.name, entity_type, str(ident), "orphan", _log_orphan(entity_type, ident)
+                                 if h.adapter.append_only else "not in the source"))
             continue
         seen.add(ident)
         if not same_fingerprint(fp, expected[ident]):  # both computed from the data each side holds

@@ -20,6 +20,7 @@ import contextlib
 import copy
 import logging
 import re
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -96,6 +97,10 @@ class Adapter(ABC):
     batch_size: int = 1000
     #: True when scan(partition) reads only that ID range (a message log reads everything)
     partitioned_scan: ClassVar[bool] = True
+    #: True for an append-only message log: ``delete_many`` appends a delete event per ID (nothing is
+    #: removed, and a scan no longer lists the ID), ``drop`` cannot forget one type, and repair never
+    #: deletes orphans from it (it cannot read an entry back by ID to prove it ours)
+    append_only: ClassVar[bool] = False
     #: UUID versions the configured ID scheme makes (given when the store is opened: ``from_url(url,
     #: id_versions=...)``, or a copy by :meth:`with_id_versions`): a name in the wrong form that decodes
     #: to another version is foreign (uuid_forge.classify), not malformed
@@ -114,6 +119,12 @@ class Adapter(ABC):
     driver_keywords: ClassVar[str] = ""
     #: the prover of the drop under way (uuid_forge.ownership), for ``_drop`` and :meth:`_proven_ids`
     _drop_prover: Prover | None = None
+    @property
+    def _delete_token(self) -> str:
+        """The token of the ``delete_many`` under way in this thread, for a ``_delete`` that
+        publishes delete events (per thread: two deletions through one adapter never mix; kept
+        outside the instance, which stays copyable and picklable)."""
+        return _tokens().get(id(self), "")
 
     def __init__(self, url: str, *, batch_size: int | None = None) -> None:
         self._url = url
@@ -341,13 +352,23 @@ class Adapter(ABC):
         ``token`` names one deletion (write-through passes the tombstone's time), so that a store
         which publishes delete events rather than removing entries (the message log) gives a retry
         of the same deletion the same ``message_id``, and a later deletion a new one. Stores that
-        remove entries ignore it."""
+        remove entries ignore it. An :attr:`append_only` store returns how many delete events it
+        appended (it cannot tell which IDs it held)."""
         self._require(DELETE)
         self.check_entity_type(entity_type)
         total = 0
-        for batch in chunked(_uuids(ids), self.batch_size):
-            with self._errors(f"delete_many({entity_type}, {len(batch)} ids)"):
-                total += self._delete(entity_type, batch)
+        tokens = _tokens()
+        previous = tokens.get(id(self))
+        tokens[id(self)] = token
+        try:
+            for batch in chunked(_uuids(ids), self.batch_size):
+                with self._errors(f"delete_many({entity_type}, {len(batch)} ids)"):
+                    total += self._delete(entity_type, batch)
+        finally:
+            if previous is None:
+                del tokens[id(self)]
+            else:
+                tokens[id(self)] = previous
         return total
 
     def scan(self, entity_type: str, partition: Partition | None = None, *,
@@ -507,6 +528,17 @@ class Adapter(ABC):
 
     def _close(self) -> None:
         """Default: nothing to release."""
+
+
+_CALLS = threading.local()
+
+
+def _tokens() -> dict[int, str]:
+    """This thread's delete tokens under way, by adapter (``id``): see ``Adapter._delete_token``."""
+    tokens: dict[int, str] | None = getattr(_CALLS, "delete_tokens", None)
+    if tokens is None:
+        tokens = _CALLS.delete_tokens = {}
+    return tokens
 
 
 def _uuids(ids: Iterable[Any]) -> Iterable[uuid.UUID]:

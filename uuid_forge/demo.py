@@ -91,7 +91,7 @@ def plant(forge: Forge, records: list[Record]) -> list[tuple[str, str, str]]:
     users = [r for r in records if r.entity_type == USER]
     for n, h in enumerate(forge.stores[1:]):
         a = h.adapter
-        if WRITE not in a.capabilities or DELETE not in a.capabilities:
+        if WRITE not in a.capabilities or DELETE not in a.capabilities or a.append_only:
             continue
         missing, stale, wrong = users[3 * n], users[3 * n + 1], users[3 * n + 2]
         a.delete_many(USER, [missing.id])
@@ -135,7 +135,7 @@ def run_demo(forge: Forge, say: Callable[[str], None] = print, users: int = 1000
 def cleanup(forge: Forge) -> None:
     """Remove the demo's entity types from every store that can delete."""
     for h in forge.stores:
-        if DELETE in h.adapter.capabilities:
+        if DELETE in h.adapter.capabilities and not h.adapter.append_only:
             for et in (USER, ORDER):
                 ids = [i for i, _ in h.adapter.scan(et) if isinstance(i, uuid.UUID)]
                 h.adapter.delete_many(et, ids)

@@ -516,7 +516,9 @@ class Forge:
             return None, [], None
         seq_of = {(r.entity_type, r.id): s for r, s in zip(batch.records, batch.record_seqs)}
         record_seqs = [seq_of[(r.entity_type, r.id)] for r in records]
-        return records, record_seqs, gone if DELETE in handle.adapter.capabilities else None
+        # a message log gets no delete event here: only a deletion (Forge.delete, with its token) publishes one
+        removes = DELETE in handle.adapter.capabilities and not handle.adapter.append_only
+        return records, record_seqs, gone if removes else None
 
     # -- audit (see uuid_forge.audit) ----------------------------------------------------------
     def audit(self, entity_type: str | Iterable[str] | None = None, **kwargs: Any) -> AuditReport:
@@ -534,7 +536,8 @@ class Forge:
         only the entries proven ours go (uuid_forge.ownership). For tests, demos and decommissioning."""
         names = None if stores is None else set(stores)
         for h in self.stores:
-            if (names is None or h.name in names) and DELETE in h.adapter.capabilities:
+            if (names is None or h.name in names) and DELETE in h.adapter.capabilities \
+                    and not h.adapter.append_only:  # a message log cannot forget a type (delete_topology)
                 h.adapter.drop(entity_type, prover=self.prover)
 
 

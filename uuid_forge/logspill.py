@@ -38,11 +38,11 @@ from typing import Any, Self
 
 from .errors import SpillError
 from .privatefile import create_private
-from .record import ForeignEntry, MalformedID, Partition, TextFingerprint
+from .record import DELETED, ForeignEntry, MalformedID, Partition, TextFingerprint
 
 __all__ = ["LogPass", "LogSpill", "spill"]
 
-_OURS, _MALFORMED, _FOREIGN = 0, 1, 2
+_OURS, _MALFORMED, _FOREIGN, _DELETED = 0, 1, 2, 3
 _FLUSH = 2000  # items per INSERT batch
 _CACHE_KIB = 2048  # SQLite's page cache: the spill's memory, whatever the log's size (its default, made explicit)
 
@@ -53,7 +53,8 @@ class LogSpill:
     """The latest item per entity of one log, in a private temporary SQLite file.
 
     ``add`` takes the log's items oldest first (a later item for the same entity replaces the
-    earlier one, exactly as the in-memory ``dict`` of a log scan did); ``finish`` ends the
+    earlier one, exactly as the in-memory ``dict`` of a log scan did; a delete event, fingerprint
+    :data:`~uuid_forge.record.DELETED`, means the entity is no longer held); ``finish`` ends the
     writing; then ``items(partition)`` streams the ID-keyed items of one partition and
     ``others()`` the entries without an ID (foreign ones, malformed ones that decode to nothing).
     ``close`` removes the file and its directory.
@@ -87,7 +88,13 @@ class LogSpill:
     def add(self, item: ScanItem) -> None:
         """One item of the log, in log order (the latest for an entity wins)."""
         ident, fp = item[0], item[1]
-        if isinstance(ident, uuid.UUID):
+        if fp == DELETED and isinstance(ident, (uuid.UUID, MalformedID)):
+            # a delete event: from here on the entity is not held (not an orphan, not missing), until
+            # a later event for its ID replaces this row
+            key = ident if isinstance(ident, uuid.UUID) else ident.id
+            if key is not None and (self.within.count == 1 or self.within.contains(key)):
+                self._buffer.append((key.bytes, _DELETED, None, None, None, None))
+        elif isinstance(ident, uuid.UUID):
             if self.within.count == 1 or self.within.contains(ident):
                 self._buffer.append((ident.bytes, _OURS, None, None, _fp(fp), _body(fp)))
         elif isinstance(ident, MalformedID):
@@ -146,6 +153,7 @@ class LogSpill:
         hi = part.hi_uuid
         sql = "SELECT k, kind, raw, reason, fp, body FROM ided WHERE k >= ?" + (" AND k < ?" if hi is not None else "")
         args = (part.lo_uuid.bytes,) + ((hi.bytes,) if hi is not None else ())
+        sql += f" AND kind != {_DELETED}"
         for k, kind, raw, reason, fp, body in self._read(sql + " ORDER BY k", args):
             ident = uuid.UUID(bytes=k)
             if body is not None:  # the data text the log held: a stale finding can name its fields

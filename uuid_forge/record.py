@@ -18,13 +18,16 @@ from typing import Any, Self
 from .canonical import canonical
 from .errors import UUIDForgeError, ValidationError
 
-__all__ = ["ForeignEntry", "MalformedID", "Partition", "Record", "TextFingerprint", "data_fingerprint",
+__all__ = ["DELETED", "ForeignEntry", "MalformedID", "Partition", "Record", "TextFingerprint", "data_fingerprint",
            "fingerprint_of", "held_fingerprint", "load_json", "same_fingerprint"]
 
 _SPACE = 1 << 128
 
 
 UNREADABLE = "unreadable"  # the fingerprint of an unreadable entry: never a 32-hex digest, so never equal
+#: the fingerprint a message log's scan gives a delete event (``scan_log``): from there on the entity
+#: is not held, until a later event for it (uuid_forge.logspill)
+DELETED = "deleted"
 
 
 def fingerprint_of(data_json: str) -> str:

@@ -41,6 +41,11 @@ from .view import FieldView
 from .writes import attempt_once, put_isolating
 
 DEFAULT_MAX_DELETE = "10%"
+#: why repair keeps a message log's orphans (the plan's keep_reason; the findings say it per ID)
+LOG_KEEPS = ("a message log is append-only: repair cannot delete an entity's history, and publishes no delete "
+             "event for an orphan, which every consumer would act on and which it cannot prove ours, having no "
+             "read by ID; if the entity was deleted, publish its delete event: uuid-forge delete --entity {type} "
+             "--id ID, for each ID the findings name")
 REWRITE_KINDS = ("missing", "stale", "malformed")
 READ_BATCH = 500
 SETTLE_ROUNDS = 3
@@ -113,6 +118,7 @@ class PlanRow:
     source_count: int | None = None
     limit: int | None = None
     refused: str | None = None
+    keep_reason: str | None = None  # why orphans are kept even with delete_orphans (a message log)
 
     @property
     def rewrite(self) -> int:
@@ -125,8 +131,8 @@ class PlanRow:
     def to_dict(self) -> dict[str, Any]:
         return {"store": self.store, "entity_type": self.entity_type, "rewrite": self.rewrite,
                 **{k: self.counts[k] for k in (*REWRITE_KINDS, "orphan")}, "delete": self.delete,
-                "keep": self.keep, "source_records": self.source_count, "delete_limit": self.limit,
-                "refused": self.refused}
+                "keep": self.keep, "keep_reason": self.keep_reason, "source_records": self.source_count,
+                "delete_limit": self.limit, "refused": self.refused}
 
 
 @dataclass
@@ -201,10 +207,11 @@ def build_plan(stores: Stores, findings: Iterable[Finding], delete_orphans: bool
         if row.entity_type not in known:
             known[row.entity_type] = source_count(stores, row.entity_type, fraction)
         row.source_count = known[row.entity_type]
-        if not (delete_orphans and row.counts["orphan"]):
+        adapter = handles[row.store].adapter
+        if row.counts["orphan"] and adapter.append_only:  # whatever --delete-orphans says: a log keeps them
+            row.keep_reason = LOG_KEEPS.format(type=row.entity_type)
+        if not (delete_orphans and row.counts["orphan"]) or DELETE not in adapter.capabilities or adapter.append_only:
             continue
-        if DELETE not in handles[row.store].adapter.capabilities:
-            continue  # a message log keeps its history: nothing to delete
         row.delete = row.counts["orphan"]
         row.limit = limit.limit(row.source_count)
         if row.limit is not None and row.delete <= row.limit:
@@ -409,10 +416,11 @@ def _repair_one(stores: Stores, report: AuditReport, adapter: Adapter, store: st
     # rewritten in the right form just below; anything else is reported and left alone.
     twins = _twins(stores, store, entity_type, kinds.get("malformed", []), report, prover)
     rewrite += [i for i, _ in twins]
-    if twins:  # first, so the rewrite below is not removed with the wrong twin
+    if twins and not adapter.append_only:  # first, so the rewrite below is not removed with the wrong twin
+        # (a log removes nothing: the rewrite's event, in the right form, becomes the ID's latest)
         steps.append(("malformed_removed", lambda: adapter.delete_raw(entity_type, [raw for _, raw in twins])))
     steps.append(("rewritten", lambda: _rewrite(stores, adapter, entity_type, rewrite, prover, done)))
-    if delete_orphans and kinds.get("orphan") and DELETE in adapter.capabilities:
+    if delete_orphans and kinds.get("orphan") and DELETE in adapter.capabilities and not adapter.append_only:
         orphans = [uuid.UUID(f.id) for f in kinds["orphan"] if f.raw is None and as_uuid(f.id)]
         wrong_form = [(uuid.UUID(f.id), f.raw) for f in kinds["orphan"] if f.raw is not None and as_uuid(f.id)]
         steps.append(("orphans_deleted", lambda: delete_proven(stores, adapter, entity_type, orphans, done, prover)

@@ -263,7 +263,8 @@ def _plan(report: AuditReport, delete_orphans: bool) -> list[str]:
             lines.append(f"{where}: delete {row.delete} orphan(s), each re-read from the source first"
                          + (f" - REFUSED: {row.refused}" if row.refused else f" (limit {row.limit})"))
         if row.keep:
-            lines.append(f"{where}: keep {row.keep} orphan(s)" + ("" if delete_orphans else
+            lines.append(f"{where}: keep {row.keep} orphan(s)" + (f" ({row.keep_reason})" if row.keep_reason else
+                                                                  "" if delete_orphans else
                                                                   " (add --delete-orphans to delete)"))
     for name, counts in report.stores.items():
         if counts["foreign"]:
