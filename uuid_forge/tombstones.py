@@ -1,0 +1,192 @@
+"""Tombstones: the source remembers, for a while, which entities were deleted and when.
+
+Deleting an entity removes its data everywhere, but a write of an older version can still be on
+its way (a journaled write replayed after a crash, a stale task on a worker, a backup restored
+into one store). So the source of truth keeps, per deleted entity, a tombstone: the entity type,
+its ID and the deletion time, never its data. They are records of the reserved entity type
+``uuid-forge.tombstone`` in the source, written and read through the public adapter API like the
+ID-configuration markers (uuid_forge.idmarker): a source on a container of your own keeps them in
+its side container (uuid_forge.containers), every listing of entity types hides them, and a
+source that cannot hold the type (files with ``layout=raw``, a write-only store) keeps none.
+
+What they stop (docs/write-through.md, "Deletes"):
+
+* replay never applies a journaled source record older than the ID's tombstone;
+* a live write of a tombstoned ID is refused, per record, unless ``recreate=True``, which
+  removes the tombstone;
+* an audit reports a store still holding a tombstoned ID as its own class, ``deleted``, which
+  ``audit --apply`` removes (proven ours, under the same delete guard as orphans).
+
+A tombstone is kept for ``[write] tombstone_retention`` (default 90 days); ``uuid-forge delete
+--purge-expired`` removes older ones. The ID of a tombstone is ``uuid5(TOMBSTONE_NAMESPACE,
+"<entity type>/<id>")``, so one batched ``get_many`` answers for a whole write batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .contract import DELETE, READ, RESERVED_TYPE_PREFIX, SCAN, WRITE, Adapter, chunked
+from .errors import ConfigError, ValidationError
+from .record import Record
+
+if TYPE_CHECKING:
+    from .forge import Forge
+
+log = logging.getLogger("uuid_forge.tombstones")
+
+TOMBSTONE_TYPE = RESERVED_TYPE_PREFIX + "tombstone"
+TOMBSTONE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://uuid-forge.dev/tombstone")
+DEFAULT_RETENTION = "90d"
+READ_BATCH = 500
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+__all__ = ["DEFAULT_RETENTION", "TOMBSTONE_TYPE", "Tombstone", "deletion_time", "find", "forget", "parse_retention",
+           "purge_expired", "put", "supported", "time_of", "tombstone_id"]
+
+Pair = tuple[str, uuid.UUID]
+
+
+class Tombstone:
+    """One deleted entity: its type, ID and deletion time (ISO 8601, UTC, microseconds)."""
+
+    __slots__ = ("deleted_at", "entity_type", "id")
+
+    def __init__(self, entity_type: str, ident: uuid.UUID, deleted_at: str) -> None:
+        self.entity_type = entity_type
+        self.id = ident
+        self.deleted_at = deleted_at
+
+    def record(self) -> Record:
+        return Record(TOMBSTONE_TYPE, tombstone_id(self.entity_type, self.id),
+                      {"entity_type": self.entity_type, "id": str(self.id), "deleted_at": self.deleted_at},
+                      {"entity_type": self.entity_type, "id": str(self.id)})
+
+    @classmethod
+    def from_record(cls, record: Record) -> Tombstone | None:
+        """The tombstone ``record`` holds, or None when it is not one of ours (its ID must match)."""
+        d = record.data
+        try:
+            entity_type, ident, when = str(d["entity_type"]), uuid.UUID(str(d["id"])), str(d["deleted_at"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        if tombstone_id(entity_type, ident) != record.id or not when:
+            return None
+        return cls(entity_type, ident, when)
+
+
+def tombstone_id(entity_type: str, ident: uuid.UUID) -> uuid.UUID:
+    """Where the tombstone of ``entity_type``'s ``ident`` lives in the reserved type."""
+    return uuid.uuid5(TOMBSTONE_NAMESPACE, f"{entity_type}/{ident}")
+
+
+def deletion_time(now: float | None = None) -> str:
+    """The time a deletion is recorded under (also its ``token``: a retry of it keeps it)."""
+    t = time.time() if now is None else now
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def time_of(text: str) -> float:
+    """The epoch seconds of a deletion time (0.0 when it cannot be read: treated as very old)."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def parse_retention(value: Any, where: str = "[write] tombstone_retention") -> float:
+    """Seconds from ``"90d"``, ``"12h"``, ``"2w"``, ``"3600s"`` or a number of seconds (0: keep none)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} {value!r}: give a duration such as \"90d\", \"12h\" or \"2w\"")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(value))
+        if m is None:
+            raise ConfigError(f"{where} {value!r}: give a duration such as \"90d\", \"12h\" or \"2w\" "
+                              "(units s, m, h, d, w)")
+        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    if seconds < 0:
+        raise ConfigError(f"{where} {value!r}: must be 0 or more")
+    return seconds
+
+
+def supported(forge: Forge) -> bool:
+    """Whether the source can keep tombstones (it must read and write the reserved type)."""
+    cached = getattr(forge, "_tombstones_supported", None)
+    if cached is None:
+        adapter = forge.source.adapter
+        cached = READ in adapter.capabilities and WRITE in adapter.capabilities
+        if cached:
+            try:
+                adapter.check_entity_type(TOMBSTONE_TYPE)
+            except ValidationError as err:
+                log.info("source %s keeps no tombstones (%s): a replay or a late write of a deleted entity is not "
+                         "stopped", forge.source.name, err)
+                cached = False
+        forge._tombstones_supported = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def find(source: Adapter, pairs: Iterable[Pair]) -> dict[Pair, str]:
+    """The deletion time of each of ``pairs`` (entity type, ID) that has a tombstone: one batched
+    read of the reserved type per :data:`READ_BATCH` pairs."""
+    wanted = {tombstone_id(t, i): (t, i) for t, i in pairs}
+    found: dict[Pair, str] = {}
+    for batch in chunked(list(wanted), READ_BATCH):
+        for ident, record in source.get_many(TOMBSTONE_TYPE, batch).items():
+            stone = Tombstone.from_record(record) if not record.unreadable else None
+            if stone is not None and wanted.get(ident) == (stone.entity_type, stone.id):
+                found[(stone.entity_type, stone.id)] = stone.deleted_at
+    return found
+
+
+def put(source: Adapter, pairs: Sequence[Pair], deleted_at: str) -> None:
+    """Record (or renew) the tombstones of ``pairs``."""
+    if pairs:
+        source.put_many([Tombstone(t, i, deleted_at).record() for t, i in pairs])
+
+
+def forget(source: Adapter, pairs: Sequence[Pair]) -> int:
+    """Remove the tombstones of ``pairs`` (a write with ``recreate``); returns how many existed."""
+    if not pairs:
+        return 0
+    return source.delete_many(TOMBSTONE_TYPE, [tombstone_id(t, i) for t, i in pairs])
+
+
+def scan(source: Adapter) -> Iterator[Tombstone]:
+    """Every tombstone the source holds (a scan of the reserved type, read back page by page)."""
+    ids = (i for i, _ in source.scan(TOMBSTONE_TYPE) if type(i) is uuid.UUID)
+    for batch in chunked(ids, READ_BATCH):
+        for record in source.get_many(TOMBSTONE_TYPE, batch).values():
+            stone = Tombstone.from_record(record) if not record.unreadable else None
+            if stone is not None:
+                yield stone
+
+
+def purge_expired(forge: Forge, retention: float | None = None, *, now: float | None = None,
+                  dry_run: bool = False) -> dict[str, int]:
+    """Remove the tombstones older than ``retention`` seconds (default: the configured
+    ``[write] tombstone_retention``); returns how many per entity type (that would go, with
+    ``dry_run``). Needs a source that can scan and delete the reserved type."""
+    if not supported(forge):
+        return {}
+    source = forge.source.adapter
+    if SCAN not in source.capabilities or DELETE not in source.capabilities:
+        raise ConfigError(f"the source {forge.source.name} cannot scan and delete its tombstones")
+    keep = parse_retention(forge.settings.tombstone_retention) if retention is None else retention
+    cutoff = (time.time() if now is None else now) - keep
+    expired = [s for s in scan(source) if time_of(s.deleted_at) < cutoff]
+    counts: dict[str, int] = {}
+    for s in expired:
+        counts[s.entity_type] = counts.get(s.entity_type, 0) + 1
+    if not dry_run:
+        for batch in chunked(expired, READ_BATCH):
+            source.delete_many(TOMBSTONE_TYPE, [tombstone_id(s.entity_type, s.id) for s in batch])
+    return counts
