@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from uuid_forge.adapters.memory import MemoryAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, ValidationError, WriteError
@@ -21,7 +21,7 @@ from uuid_forge.settings import WriteSettings
 from uuid_forge.tombstones import TOMBSTONE_TYPE, find, parse_retention, purge_expired, tombstone_id
 
 from .fakes import entities
-from .scaffold import make_forge
+from .scaffold import make_forge, run_cli
 
 IDS = IDConfig(namespace=Namespace("deletes.test"), salt="s")
 
@@ -291,9 +291,7 @@ def test_audit_reports_a_restored_deleted_entry_as_deleted_and_repair_removes_it
     assert repaired.consistent and forge.audit("user").consistent
 
 
-def test_cli_delete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from uuid_forge.cli import cli
-
+def test_cli_delete(tmp_path: Path) -> None:
     db = tmp_path / "src.sqlite3"
     files = tmp_path / "files"
     config = tmp_path / "uuid-forge.toml"
@@ -307,30 +305,33 @@ url = "sqlite:///{db}"
 role = "source"
 [stores.files]
 url = "file://{files}"
+[types.user]
+key = ["email"]
 """)
-    monkeypatch.setenv("UUID_FORGE_SALT", "pepper")
-    runner = CliRunner()
+    env = {"UUID_FORGE_SALT": "pepper"}
+    c = ["-c", str(config)]
     for i in range(3):
-        result = runner.invoke(cli, ["write", "-c", str(config), "user", "-k", f"email=u{i}@example.com",
-                                     "-d", "name=N"])
-        assert result.exit_code == 0, result.output
-    result = runner.invoke(cli, ["delete", "-c", str(config), "--entity", "user", "--key", "email=u0@example.com",
-                                 "--dry-run", "--json"])
-    assert result.exit_code == 0, result.output
-    assert '"dry_run": true' in result.output
-    result = runner.invoke(cli, ["delete", "-c", str(config), "--entity", "user", "--key", "email=u0@example.com"])
-    assert result.exit_code == 0, result.output
-    assert "u0@example.com" not in result.output, "the key was printed unmasked"
+        code, output, error = run_cli(["write", *c, "user", "-d", f"email=u{i}@example.com", "-d", "name=N"], env)
+        assert code == 0, output + error
+    code, output, error = run_cli(["delete", *c, "--entity", "user", "--key", "email=u0@example.com", "--dry-run",
+                                   "--json"], env)
+    assert code == 0 and '"dry_run": true' in output, output + error
+    assert json.loads(output)["stores"]["files"]["deleted"] == 1
+    code, output, error = run_cli(["delete", *c, "--entity", "user", "--key", "email=u0@example.com"], env)
+    assert code == 0, output + error
+    assert "u0@example.com" not in output + error, "the key was printed"
     lines = tmp_path / "gone.jsonl"
     lines.write_text('{"entity_type": "user", "email": "u1@example.com"}\n')
-    result = runner.invoke(cli, ["delete", "-c", str(config), "--jsonl", str(lines), "--json"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(cli, ["write", "-c", str(config), "user", "-k", "email=u0@example.com", "-d", "name=N"])
-    assert result.exit_code == 2 and "deleted" in result.output + (result.stderr or "")
-    result = runner.invoke(cli, ["write", "-c", str(config), "--recreate", "user", "-k", "email=u0@example.com",
-                                 "-d", "name=N"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(cli, ["audit", "-c", str(config)])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(cli, ["delete", "--help"])
-    assert "Example" in result.output and "--purge-expired" in result.output
+    code, output, error = run_cli(["delete", *c, "--jsonl", str(lines), "--json"], env)
+    assert code == 0 and json.loads(output)["stores"]["files"]["deleted"] == 1, output + error
+    code, output, error = run_cli(["write", *c, "user", "-d", "email=u0@example.com", "-d", "name=N"], env)
+    assert code == 2 and "deleted" in error and "--recreate" in error and "u0@example.com" not in error
+    code, output, error = run_cli(["write", *c, "--recreate", "user", "-d", "email=u0@example.com", "-d", "name=N"],
+                                  env)
+    assert code == 0, output + error
+    code, output, error = run_cli(["audit", *c], env)
+    assert code == 0, output + error
+    code, output, error = run_cli(["delete", *c, "--purge-expired", "--dry-run"], env)
+    assert code == 0 and "would purge: 0" in output, output + error
+    code, output, error = run_cli(["delete", "--help"], env)
+    assert "Examples" in output and "--purge-expired" in output and "--jsonl" in output

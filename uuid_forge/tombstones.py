@@ -29,12 +29,14 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .contract import DELETE, READ, RESERVED_TYPE_PREFIX, SCAN, WRITE, Adapter, chunked
 from .errors import ConfigError, ValidationError
 from .record import Record
+from .report import AuditReport
 
 if TYPE_CHECKING:
     from .forge import Forge
@@ -47,7 +49,7 @@ DEFAULT_RETENTION = "90d"
 READ_BATCH = 500
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
-__all__ = ["DEFAULT_RETENTION", "TOMBSTONE_TYPE", "Tombstone", "deletion_time", "find", "forget", "parse_retention",
+__all__ = ["DEFAULT_RETENTION", "TOMBSTONE_TYPE", "Tombstone", "deletion_time", "find", "forget", "held_by", "mark_deleted", "parse_retention",
            "purge_expired", "put", "supported", "time_of", "tombstone_id"]
 
 Pair = tuple[str, uuid.UUID]
@@ -145,6 +147,41 @@ def find(source: Adapter, pairs: Iterable[Pair]) -> dict[Pair, str]:
             if stone is not None and wanted.get(ident) == (stone.entity_type, stone.id):
                 found[(stone.entity_type, stone.id)] = stone.deleted_at
     return found
+
+
+def held_by(source: Adapter, entity_type: str, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The deletion times of those ``ids`` of ``entity_type`` that have a tombstone in ``source``
+    (none when the source cannot keep tombstones): what makes an audit's orphan ``deleted``."""
+    if not ids or READ not in source.capabilities:
+        return {}
+    try:
+        source.check_entity_type(TOMBSTONE_TYPE)
+    except ValidationError:
+        return {}
+    return {i: when for (_, i), when in find(source, [(entity_type, i) for i in ids]).items()}
+
+
+def mark_deleted(source: Adapter, report: AuditReport) -> None:
+    """Turn the report's orphans whose IDs have a tombstone in ``source`` into ``deleted`` findings:
+    the entity was deleted on purpose and a store still holds it (restored from an old backup, or a
+    delete that store missed). Counts are moved from one class to the other."""
+    groups: dict[str, list[int]] = {}
+    for n, f in enumerate(report.findings):
+        if f.kind == "orphan" and f.raw is None and f.store != report.source and len(f.id) == 36:
+            groups.setdefault(f.entity_type, []).append(n)
+    for entity_type, positions in groups.items():
+        ids = list(dict.fromkeys(uuid.UUID(report.findings[n].id) for n in positions))
+        stones = held_by(source, entity_type, ids)
+        for n in positions:
+            f = report.findings[n]
+            when = stones.get(uuid.UUID(f.id))
+            if when is None:
+                continue
+            report.findings[n] = replace(f, kind="deleted", detail=f"deleted at {when} (a tombstone in the source), "
+                                         "still held here: audit --apply removes it")
+            counts = report.stores[f.store]
+            counts["orphan"] -= 1
+            counts["deleted"] += 1
 
 
 def put(source: Adapter, pairs: Sequence[Pair], deleted_at: str) -> None:
