@@ -6,7 +6,7 @@ import json
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from uuid_forge.adapters.memory import MemoryAdapter
@@ -133,7 +133,7 @@ def test_bad_items_fail_before_any_store_is_touched(tmp_path: Path) -> None:
 
 def test_an_unprovable_entry_in_a_shared_container_is_left_and_reported(tmp_path: Path) -> None:
     shared = FakeSharedStore()
-    forge, src = make(tmp_path, StoreHandle("shared", shared))
+    forge, _ = make(tmp_path, StoreHandle("shared", shared))
     forge.write_many(entities(3))
     victim = forge.id_for("user", {"email": "u0@example.com"})
     other = forge.id_for("user", {"email": "u1@example.com"})
@@ -217,7 +217,7 @@ def test_a_write_of_a_deleted_id_is_refused_unless_recreate(tmp_path: Path) -> N
 
 def test_no_tombstones_costs_one_read_per_batch(tmp_path: Path) -> None:
     class FakeCountingSource(MemoryAdapter):
-        reads: list[str] = []
+        reads: ClassVar[list[str]] = []
 
         def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Any:
             self.reads.append(entity_type)
@@ -275,7 +275,7 @@ def test_journal_schema_3_is_migrated(tmp_path: Path) -> None:
 
 def test_audit_reports_a_restored_deleted_entry_as_deleted_and_repair_removes_it(tmp_path: Path) -> None:
     a = MemoryAdapter()
-    forge, src = make(tmp_path, StoreHandle("a", a))
+    forge, _ = make(tmp_path, StoreHandle("a", a))
     forge.write_many(entities(20))
     gone = forge.id_for("user", {"email": "u0@example.com"})
     backup = a._data["user"][gone]

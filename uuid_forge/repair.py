@@ -36,8 +36,8 @@ from .errors import ConfigError, RepairRefusedError, StoreError, StoreRejectedEr
 from .handles import Stores
 from .ownership import Prover
 from .record import UNREADABLE, Record, data_fingerprint, fingerprint_of
-from .tombstones import held_by
 from .report import CLASSES, NOT_FINDINGS, AuditReport, Finding
+from .tombstones import held_by
 from .view import FieldView
 from .writes import attempt_once, put_isolating
 
