@@ -18,7 +18,8 @@ the labels ``entity_type`` and ``partition``, ``*`` for all, so two audits of di
 on one machine never collide)::
 
     uuid_forge_audit_findings{store, class}            records per store and class (ok, missing,
-                                                       orphan, stale, malformed, foreign)
+                                                       orphan, stale, malformed, foreign,
+                                                       unproven, deleted)
     uuid_forge_audit_entities                          source records audited
     uuid_forge_audit_store_audited{store}              1 audited, 0 left out (an optional store down)
     uuid_forge_audit_partitions                        ID-range partitions read

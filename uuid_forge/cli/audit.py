@@ -89,8 +89,9 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
 def audit(config_path: str, entity_type: str | None, partition: str | None, repair: bool, apply: bool,
           delete_orphans: bool, max_delete: str | None, verify_keys: bool, show_values: bool, as_json: bool,
           output: str | None, html: str | None = None, workers: int | None = None, executor: str = "local") -> None:
-    """Compare every store with the source of truth: ok, missing, orphan, stale, malformed, and
-    foreign or unproven entries.
+    """Compare every store with the source of truth: ok, missing, orphan, stale, malformed,
+    deleted (a store still holds an entity that was deleted: its tombstone is in the source;
+    --repair --apply removes it, no --delete-orphans needed), and foreign or unproven entries.
 
     Every store's data is read and fingerprinted as it is, so an edit made by another program is
     found as stale, with the fields that differ named (their values with --show-values). An entry
