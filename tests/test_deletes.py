@@ -335,3 +335,17 @@ key = ["email"]
     assert code == 0 and "would purge: 0" in output, output + error
     code, output, error = run_cli(["delete", "--help"], env)
     assert "Examples" in output and "--purge-expired" in output and "--jsonl" in output
+
+
+def test_a_delete_journaled_before_a_crash_is_finished_by_replay_with_its_token(tmp_path: Path) -> None:
+    tokens = FakeTokenStore()
+    forge, src = make(tmp_path, StoreHandle("log", tokens))
+    forge.write_many(entities(3))
+    targets = forge.delete_targets([("user", {"email": "u2@example.com"})])
+    # the writer crashed between the intent and the source: every store is owed the delete
+    forge.journal.record_intent(targets, ["src", "log"], op="delete", token="2026-01-02T03:04:05.000006Z")  # type: ignore[union-attr]
+    report = forge.replay()
+    gone = targets[0].id
+    assert report.ok and gone not in ids_of(src) and gone not in ids_of(tokens) and forge.pending() == {}
+    assert tokens.tokens == ["2026-01-02T03:04:05.000006Z"], "the replayed delete changed its token"
+    assert find(src, [("user", gone)]) == {("user", gone): "2026-01-02T03:04:05.000006Z"}

@@ -493,7 +493,7 @@ class Forge:
         return self.delete_many([item], dry_run=dry_run)
 
     def delete_many(self, items: Iterable[Any], progress: Callable[[int], None] | None = None, *,
-                    dry_run: bool = False, erase: bool = False) -> WriteReport:
+                    dry_run: bool = False) -> WriteReport:
         """Delete many entities: ``(entity_type, key)``, ``(entity_type, uuid.UUID)`` or dicts
         ``{"entity_type": ..., "key": ...}`` / ``{"entity_type": ..., "id": ...}`` (``"data"``: a
         declared type's key fields). All are validated before any store is touched.
@@ -503,11 +503,8 @@ class Forge:
         the journal when done. Only entries proven ours go: in a container shared with others each
         entry is read and proven first, and one that cannot be proven is left and counted
         (``unproven``). A source that fails: WriteError, nothing pending anywhere. ``dry_run``:
-        nothing changes; the report says what each store would delete. ``erase`` is the hook of
-        uuid_forge.erasure (history messages too, where a store allows it): it must be handled
-        by that module; here it is refused rather than silently ignored."""
-        if erase:
-            raise ValidationError("erase is done by uuid_forge.erasure (uuid-forge delete --erase), not by delete_many")
+        nothing changes; the report says what each store would delete. Erasing history too is
+        uuid_forge.erasure's (``uuid-forge delete --erase``)."""
         started = time.perf_counter()
         report = self._new_report()
         report.kind = "delete"
@@ -863,6 +860,11 @@ class Forge:
                 return None, [], None
             return [batch.records[i] for i in keep], [batch.record_seqs[i] for i in keep], None
         if READ not in self.source.adapter.capabilities:  # a write-only source: the journaled copy is all there is
+            if batch.op == "delete":  # a deletion carries no record: the IDs go
+                ids: dict[str, list[uuid.UUID]] = {}
+                for r in batch.records:
+                    ids.setdefault(r.entity_type, []).append(r.id)
+                return [], [], ids if DELETE in handle.adapter.capabilities else None
             return batch.records, batch.record_seqs, None
         try:  # rule 2: the source's current record, never the journaled copy
             records, gone = self._current(batch.records)
