@@ -38,6 +38,10 @@ def show_write(report: WriteReport, as_json: bool, ident: uuid.UUID | None = Non
     for s in report.stores.values():
         for e in s.errors:
             err.print(f"[yellow]{escape(s.name)}[/]: {escape(e)}")
+    if report.refused_deleted:  # by type and ID, never the data
+        err.print(f"refused (the entity was deleted; its tombstone is in the source): {report.refused_deleted} "
+                  f"record(s), e.g. {', '.join(report.refused_deleted_ids)}; not written to any store. "
+                  "'uuid-forge write --recreate' writes them and removes their tombstones", markup=False)
     dead = [f"{s.name}: {s.dead_letters}" for s in report.stores.values() if s.dead_letters]
     if dead:
         err.print(f"dead letters (records a store refused for good, kept in the journal; the others were written): "
