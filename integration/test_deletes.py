@@ -343,7 +343,8 @@ def deployment(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[di
     yield {"config": config, "et": et, "urls": urls, "tag": tag, "files": tmp_path / "files"}
     with Forge.from_config(str(config), env={"UUID_FORGE_SALT": DEFAULT_SALT}) as forge:
         forge.drop(et)
-        forge.source.adapter.drop(TOMBSTONE_TYPE)
+        for reserved in (TOMBSTONE_TYPE, META_TYPE):  # the per-prefix tables of uuid-forge's own records
+            forge.source.adapter.drop(reserved)
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(match=f"dc{tag}*", count=1000):
         client.delete(key)
