@@ -41,7 +41,7 @@ from uuid_forge import Forge, IDConfig, Namespace, open_store
 from uuid_forge.entitytypes import EntityType
 from uuid_forge.forge import StoreHandle
 from uuid_forge.idmarker import META_TYPE, marker_id
-from uuid_forge.tombstones import TOMBSTONE_TYPE, tombstone_id
+from uuid_forge.tombstones import TOMBSTONE_TYPE, flag_id, tombstone_id
 
 from .scaffold import DEFAULT_SALT, FAST_WRITE, forget_redis_type, make_forge, run_cli, write_forge_toml
 from .servers import elasticsearch_http_url
@@ -322,7 +322,8 @@ def test_a_source_on_the_users_own_table_keeps_tombstones_aside_and_leaves_unpro
         side = _sql_run("postgresql", postgres_url, 'SELECT id FROM "uuid_forge_meta" WHERE id = ANY(%s)', (stones,))
         assert {r[0] for r in side} == {stones[0]}, "the tombstone is not in the side table, or a row left was"
     finally:
-        source.delete_many(TOMBSTONE_TYPE, [tombstone_id(et, forge.id_for(et, data={"email": "m0@example.com"}))])
+        source.delete_many(TOMBSTONE_TYPE, [tombstone_id(et, forge.id_for(et, data={"email": "m0@example.com"})),
+                                            flag_id(et)])
         source.delete_many(META_TYPE, [marker_id(et)])
         forge.close()
         _sql_run("postgresql", postgres_url, f'DROP TABLE IF EXISTS "{table}"')

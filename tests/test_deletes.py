@@ -18,7 +18,7 @@ from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import SCHEMA_VERSION, Journal
 from uuid_forge.record import Record
 from uuid_forge.settings import WriteSettings
-from uuid_forge.tombstones import TOMBSTONE_TYPE, find, parse_retention, purge_expired, tombstone_id
+from uuid_forge.tombstones import TOMBSTONE_TYPE, find, flag_id, parse_retention, purge_expired, tombstone_id
 
 from .fakes import entities
 from .scaffold import make_forge, run_cli
@@ -217,16 +217,21 @@ def test_a_write_of_a_deleted_id_is_refused_unless_recreate(tmp_path: Path) -> N
 
 def test_no_tombstones_costs_one_read_per_batch(tmp_path: Path) -> None:
     class FakeCountingSource(MemoryAdapter):
-        reads: ClassVar[list[str]] = []
+        reads: ClassVar[list[tuple[str, int]]] = []
 
         def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Any:
-            self.reads.append(entity_type)
+            self.reads.append((entity_type, len(ids)))
             return super()._get(entity_type, ids)
 
     src = FakeCountingSource()
     forge, _ = make(tmp_path, StoreHandle("a", MemoryAdapter()), source=src)
-    forge.write_many(entities(250))  # batches of 100
-    assert src.reads.count(TOMBSTONE_TYPE) == 3
+    forge.write_many(entities(250))  # batches of 100: a type never deleted from costs its flag, one ID
+    assert [n for t, n in src.reads if t == TOMBSTONE_TYPE] == [1, 1, 1]
+    forge.delete("user", {"email": "u0@example.com"})
+    src.reads.clear()
+    with pytest.raises(WriteError):
+        forge.write_many(entities(250, version=2))
+    assert [n for t, n in src.reads if t == TOMBSTONE_TYPE] == [1, 100, 1, 100, 1, 50]
 
 
 def test_purge_expired_tombstones(tmp_path: Path) -> None:
@@ -234,8 +239,10 @@ def test_purge_expired_tombstones(tmp_path: Path) -> None:
     forge.write_many(entities(3))
     forge.delete_many([("user", {"email": "u0@example.com"}), ("user", {"email": "u1@example.com"})])
     assert purge_expired(forge) == {}  # younger than 90 days
-    assert purge_expired(forge, 0.0, dry_run=True) == {"user": 2} and len(src._data[TOMBSTONE_TYPE]) == 2
-    assert purge_expired(forge, 0.0) == {"user": 2} and src._data[TOMBSTONE_TYPE] == {}
+    assert purge_expired(forge, 0.0, dry_run=True) == {"user": 2} and len(src._data[TOMBSTONE_TYPE]) == 3
+    assert purge_expired(forge, 0.0) == {"user": 2}
+    assert list(src._data[TOMBSTONE_TYPE]) == [flag_id("user")], "the type's flag is kept (a purge may race a delete)"
+    forge.write("user", {"email": "u0@example.com"}, {"name": "back"})  # purged: no longer refused
     assert parse_retention("90d") == 90 * 86400 and parse_retention("12h") == 43200 and parse_retention(60) == 60
     with pytest.raises(Exception, match="duration"):
         parse_retention("soon")

@@ -19,7 +19,8 @@ What they stop (docs/write-through.md, "Deletes"):
 
 A tombstone is kept for ``[write] tombstone_retention`` (default 90 days); ``uuid-forge delete
 --purge-expired`` removes older ones. The ID of a tombstone is ``uuid5(TOMBSTONE_NAMESPACE,
-"<entity type>/<id>")``, so one batched ``get_many`` answers for a whole write batch.
+"<entity type>/<id>")``, so one batched ``get_many`` answers for a whole write batch; and a type
+that never had a deletion costs a write batch one read of one ID (its flag, ``"<type>/*"``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ DEFAULT_RETENTION = "90d"
 READ_BATCH = 500
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
-__all__ = ["DEFAULT_RETENTION", "TOMBSTONE_TYPE", "Tombstone", "deletion_time", "find", "forget", "held_by", "mark_deleted", "parse_retention",
+__all__ = ["DEFAULT_RETENTION", "TOMBSTONE_TYPE", "Tombstone", "deletion_time", "find", "flag_id", "forget", "held_by", "mark_deleted", "parse_retention",
            "purge_expired", "put", "supported", "time_of", "tombstone_id"]
 
 Pair = tuple[str, uuid.UUID]
@@ -136,10 +137,29 @@ def supported(forge: Forge) -> bool:
     return cached
 
 
+def flag_id(entity_type: str) -> uuid.UUID:
+    """Where the mark "this type has had deletions" lives (written with its first tombstone)."""
+    return uuid.uuid5(TOMBSTONE_NAMESPACE, f"{entity_type}/*")
+
+
+def _flag(entity_type: str) -> Record:
+    return Record(TOMBSTONE_TYPE, flag_id(entity_type), {"entity_type": entity_type, "deletions": True},
+                  {"entity_type": entity_type})
+
+
 def find(source: Adapter, pairs: Iterable[Pair]) -> dict[Pair, str]:
-    """The deletion time of each of ``pairs`` (entity type, ID) that has a tombstone: one batched
-    read of the reserved type per :data:`READ_BATCH` pairs."""
-    wanted = {tombstone_id(t, i): (t, i) for t, i in pairs}
+    """The deletion time of each of ``pairs`` (entity type, ID) that has a tombstone.
+
+    Cheap when a type has never had a deletion: one read of that type's flag (one ID), and only
+    for a flagged type one batched read of the reserved type per :data:`READ_BATCH` pairs. The
+    flag is written with every tombstone and never removed (a purge could race a delete)."""
+    pairs = list(pairs)
+    types = {t for t, _ in pairs}
+    if not types:
+        return {}
+    flags = {flag_id(t): t for t in types}
+    flagged = {flags[i] for i in source.get_many(TOMBSTONE_TYPE, list(flags)) if i in flags}
+    wanted = {tombstone_id(t, i): (t, i) for t, i in pairs if t in flagged}
     found: dict[Pair, str] = {}
     for batch in chunked(list(wanted), READ_BATCH):
         for ident, record in source.get_many(TOMBSTONE_TYPE, batch).items():
@@ -187,7 +207,8 @@ def mark_deleted(source: Adapter, report: AuditReport) -> None:
 def put(source: Adapter, pairs: Sequence[Pair], deleted_at: str) -> None:
     """Record (or renew) the tombstones of ``pairs``."""
     if pairs:
-        source.put_many([Tombstone(t, i, deleted_at).record() for t, i in pairs])
+        source.put_many([Tombstone(t, i, deleted_at).record() for t, i in pairs]
+                        + [_flag(t) for t in sorted({t for t, _ in pairs})])
 
 
 def forget(source: Adapter, pairs: Sequence[Pair]) -> int:
