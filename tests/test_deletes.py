@@ -356,3 +356,20 @@ def test_a_delete_journaled_before_a_crash_is_finished_by_replay_with_its_token(
     assert report.ok and gone not in ids_of(src) and gone not in ids_of(tokens) and forge.pending() == {}
     assert tokens.tokens == ["2026-01-02T03:04:05.000006Z"], "the replayed delete changed its token"
     assert find(src, [("user", gone)]) == {("user", gone): "2026-01-02T03:04:05.000006Z"}
+
+
+def test_a_repair_task_removes_a_deleted_entity_it_proves_again(tmp_path: Path) -> None:
+    from uuid_forge.tasks import repair_claimed
+
+    a = MemoryAdapter()
+    forge, _ = make(tmp_path, StoreHandle("a", a))
+    forge.write_many(entities(20))
+    gone, kept = forge.id_for("user", {"email": "u0@example.com"}), forge.id_for("user", {"email": "u1@example.com"})
+    backup = a._data["user"][gone]
+    forge.delete("user", {"email": "u0@example.com"})
+    a._data["user"][gone] = backup  # restored from a backup
+    claims = [{"store": "a", "entity_type": "user", "id": str(gone), "class": "deleted"},
+              {"store": "a", "entity_type": "user", "id": str(kept), "class": "deleted"}]  # a false claim
+    done = repair_claimed(forge, claims)
+    assert gone not in ids_of(a) and kept in ids_of(a)
+    assert done["repaired"]["a"]["deleted_removed"] == 1 and done["not_proven"] == {"no longer true when re-read": 1}
