@@ -338,6 +338,15 @@ key = ["email"]
     assert code == 0, output + error
     code, output, error = run_cli(["audit", *c], env)
     assert code == 0, output + error
+    code, output, error = run_cli(["generate", "user", "--namespace", "deletes.cli", "-a", "email=u2@example.com"], env)
+    u2 = output.strip()
+    code, output, error = run_cli(["delete", *c, "--jsonl", "-", "--json"], env,
+                                  stdin=json.dumps({"entity_type": "user", "id": u2}) + "\n")
+    assert code == 0 and json.loads(output)["stores"]["files"]["deleted"] == 1, output + error
+    code, output, error = run_cli(["delete", *c, "--entity", "user", "--id", u2], env)  # gone already: 0, no error
+    assert code == 0 and "id: " + u2 in output, output + error
+    code, output, error = run_cli(["delete", *c, "--entity", "user", "--id", "not-a-uuid"], env)
+    assert code == 2 and "not a UUID" in error
     code, output, error = run_cli(["delete", *c, "--purge-expired", "--dry-run"], env)
     assert code == 0 and "would purge: 0" in output, output + error
     code, output, error = run_cli(["delete", "--help"], env)
