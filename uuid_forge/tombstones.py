@@ -15,7 +15,7 @@ What they stop (docs/write-through.md, "Deletes"):
 * a live write of a tombstoned ID is refused, per record, unless ``recreate=True``, which
   removes the tombstone;
 * an audit reports a store still holding a tombstoned ID as its own class, ``deleted``, which
-  ``audit --apply`` removes (proven ours, under the same delete guard as orphans).
+  ``audit --repair --apply`` removes (proven ours, under the same delete guard as orphans).
 
 A tombstone is kept for ``[write] tombstone_retention`` (default 90 days); ``uuid-forge delete
 --purge-expired`` removes older ones. The ID of a tombstone is ``uuid5(TOMBSTONE_NAMESPACE,
@@ -198,7 +198,7 @@ def mark_deleted(source: Adapter, report: AuditReport) -> None:
             if when is None:
                 continue
             report.findings[n] = replace(f, kind="deleted", detail=f"deleted at {when} (a tombstone in the source), "
-                                         "still held here: audit --apply removes it")
+                                         "still held here: audit --repair --apply removes it")
             counts = report.stores[f.store]
             counts["orphan"] -= 1
             counts["deleted"] += 1
