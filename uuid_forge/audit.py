@@ -8,6 +8,9 @@ uniform, so equal ranges hold about equal numbers). Each ID in each store is one
 * ok: present with the source's fingerprint;
 * missing: in the source, not in the store;
 * orphan: in the store, not in the source;
+* deleted: in the store, not in the source, which holds its tombstone (uuid_forge.tombstones):
+  deleted on purpose and still held here (a store restored from an old backup); repair removes
+  it (proven ours, under the delete guard) without ``delete_orphans``;
 * stale: present with a different fingerprint;
 * malformed: an ID of this scheme stored in the wrong encoding (a string ``_id`` where Binary is
   expected, a key in the wrong form), or, with ``verify_keys``, an ID the scheme could not have
@@ -54,6 +57,7 @@ from .partial import InProcessExecutor, merge, merge_all, merge_repairs, plan, r
 from .record import Partition
 from .repair import DeleteLimit, build_plan, recheck, refuse_if_guarded, source_is_empty, source_warnings
 from .report import CLASSES, NOT_FINDINGS, AuditReport, Finding
+from .tombstones import mark_deleted
 
 if TYPE_CHECKING:
     from .executors import Executor
@@ -117,6 +121,7 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
         report = _run_tasks(executor, tasks, types, verify_keys, max_findings, show_values, task_progress, stores)
     fraction = 1.0 / (partition or Partition()).count
     guarded = stores or forge
+    mark_deleted(guarded.source.adapter, report)  # orphans the user deleted on purpose: their own class
     # a type the stores hold and the source lacks: a wrong source, whether or not orphans are deleted
     orphaned = {f.entity_type for f in report.findings if f.kind == "orphan" and f.store != guarded.source.name}
     empty = {et for et in orphaned if source_is_empty(guarded, et)}

@@ -5,7 +5,8 @@ A full pass streams ``(id, fingerprint)`` pairs partition by partition over ID r
 partition of the source is held in memory at a time, and the number of partitions grows with the
 source's size, so memory stays bounded however many entities there are (deterministic IDs are
 uniform, so equal ranges hold about equal numbers). Each ID in each store is one of the classes
-of :mod:`uuid_forge.report` (ok, missing, orphan, stale, malformed, foreign).
+of :mod:`uuid_forge.report` (ok, missing, orphan, stale, malformed, foreign; an orphan whose ID has
+a tombstone becomes ``deleted`` afterwards, uuid_forge.tombstones).
 
 The functions here are given their stores (:class:`~uuid_forge.handles.Stores`): the audit
 decides which answer and how they are opened (uuid_forge.audit); fixing is uuid_forge.repair.

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self
 
-from . import events, idmarker
+from . import events, idmarker, tombstones
 from .audit import audit as run_audit
 from .classify import scheme_versions
 from .compare import all_types
@@ -267,18 +267,26 @@ class Forge:
         return item
 
     # -- write-through -------------------------------------------------------------------------
-    def write(self, entity_type: str, key: Any, data: Mapping[str, Any] = _NO_DATA) -> WriteReport:
+    def write(self, entity_type: str, key: Any, data: Mapping[str, Any] = _NO_DATA, *,
+              recreate: bool = False) -> WriteReport:
         """Write one entity to every store; raises WriteError (with the report) if a required store failed.
 
         ``write(type, key, data)``, or ``write(type, data)`` for a declared type: the ID then comes
-        from the type's key fields in ``data``."""
+        from the type's key fields in ``data``. A deleted entity (a tombstone in the source) is
+        refused unless ``recreate``."""
         if data is _NO_DATA:
-            return self.write_many([(entity_type, FROM_DATA, key)])
-        return self.write_many([(entity_type, key, data)])
+            return self.write_many([(entity_type, FROM_DATA, key)], recreate=recreate)
+        return self.write_many([(entity_type, key, data)], recreate=recreate)
 
-    def write_many(self, entities: Iterable[Any], progress: Callable[[int], None] | None = None) -> WriteReport:
+    def write_many(self, entities: Iterable[Any], progress: Callable[[int], None] | None = None, *,
+                   recreate: bool = False) -> WriteReport:
         """Write many entities in batches. A list is validated whole before any store is touched;
-        an iterator is validated batch by batch. ``progress(n)`` is called after each batch."""
+        an iterator is validated batch by batch. ``progress(n)`` is called after each batch.
+
+        A record whose ID was deleted (its tombstone is in the source, uuid_forge.tombstones) is
+        refused and counted in ``report.refused_deleted`` (WriteError names it by type and ID), so a
+        late write of an older version never brings a deleted entity back; ``recreate=True``
+        writes it and removes its tombstone."""
         started = time.perf_counter()
         report = self._new_report()
         batches: Iterator[list[Record]]
@@ -290,7 +298,7 @@ class Forge:
             batches = self._record_batches(entities)
         for batch in batches:
             idmarker.ensure(self, {r.entity_type for r in batch})  # refuses another ID configuration
-            self._write_batch(batch, report)
+            self._write_batch(batch, report, recreate)
             if progress is not None:
                 progress(len(batch))
             if _stalled(report):  # a store-level failure; dead letters alone do not stop the job
@@ -309,8 +317,25 @@ class Forge:
     def _new_report(self) -> WriteReport:
         return WriteReport(stores={h.name: StoreResult(h.name, h.role, h.adapter.url()) for h in self.stores})
 
-    def _write_batch(self, records: list[Record], report: WriteReport) -> None:
+    def _write_batch(self, records: list[Record], report: WriteReport, recreate: bool = False) -> None:
         report.entities += len(records)
+        stoned = self._tombstoned(records, report)
+        if stoned is None:  # the source could not be read: the batch fails as a source failure would
+            for h in self.stores:
+                report.stores[h.name].not_written += len(records)
+            return
+        if stoned and not recreate:
+            keep = [r for r in records if (r.entity_type, r.id) not in stoned]
+            refused = [r for r in records if (r.entity_type, r.id) in stoned]
+            report.refused_deleted += len(refused)
+            for r in refused:
+                if len(report.refused_deleted_ids) < 5:
+                    report.refused_deleted_ids.append(f"{r.entity_type} {r.id}")
+            log.warning("write: %d record(s) refused: their IDs were deleted (tombstones in %s); write them with "
+                        "recreate=True to bring them back", len(refused), self.source.name)
+            records = keep
+            if not records:
+                return
         t = time.perf_counter()
         seqs = self.journal.record_intent(records, [h.name for h in self.stores]) if self.journal else []
         report.journal_seconds += time.perf_counter() - t
@@ -335,6 +360,14 @@ class Forge:
                 report.stores[h.name].skipped += len(records) - len(kept)
                 report.stores[h.name].not_attempted = f"the source {self.source.name} refused them"
         landed = records if len(kept) == len(records) else [records[i] for i in kept]
+        if stoned and recreate:  # written on purpose: the entity exists again
+            pairs = [(r.entity_type, r.id) for r in landed if (r.entity_type, r.id) in stoned]
+            ok, error, _ = self._with_retries(lambda: tombstones.forget(self.source.adapter, pairs),
+                                              report.stores[self.source.name])
+            if not ok:
+                report.stores[self.source.name].note_error(f"tombstones not removed: {error}")
+                log.warning("write: %d recreated record(s) keep their tombstones in %s (%s): later writes of them "
+                            "are refused until recreate succeeds", len(pairs), self.source.name, error)
         landed_seqs = record_seqs if len(kept) == len(records) or not record_seqs else [record_seqs[i] for i in kept]
         others = self.stores[1:]
         if self.settings.concurrent and len(others) > 1:
@@ -347,21 +380,44 @@ class Forge:
             for h in others:
                 self._put(h, landed, seqs, report, record_seqs=landed_seqs)
 
+    def _tombstoned(self, records: list[Record], report: WriteReport) -> dict[tuple[str, uuid.UUID], str] | None:
+        """The deletion times of the records' IDs that have a tombstone in the source (one batched
+        read); None when the source cannot be read (retried first)."""
+        if not records or not tombstones.supported(self):
+            return {}
+        found: dict[tuple[str, uuid.UUID], str] = {}
+        t = time.perf_counter()
+        result = report.stores[self.source.name]
+        ok, error, _ = self._with_retries(
+            lambda: found.update(tombstones.find(self.source.adapter, [(r.entity_type, r.id) for r in records])),
+            result)
+        result.seconds += time.perf_counter() - t
+        if not ok:
+            result.note_error(f"could not read its tombstones: {error}")
+            return None
+        return found
+
     def _put(self, handle: StoreHandle, records: list[Record], seqs: list[int], report: WriteReport, *,
              record_seqs: Sequence[int] = (), source: bool = False, journaled: bool = True,
-             deletes: Mapping[str, list[uuid.UUID]] | None = None) -> list[int] | None:
+             deletes: Mapping[str, list[uuid.UUID]] | None = None, delete_token: str | None = None
+             ) -> list[int] | None:
         """One batch into one store with retries, rejected records isolated; journal bookkeeping.
 
         Returns the indexes of the records that landed (None when the store failed as a whole: the
         batch stays pending, or with ``journaled=False`` is the caller's to drop). ``record_seqs[i]``
         is the journal entry of ``records[i]`` (for dead letters, and with ``source`` the supersede
-        marks); ``deletes`` are IDs to remove (replay: the source no longer has them)."""
+        marks); ``deletes`` are IDs to remove (replay: the source no longer has them), proven ours
+        first where the container is shared, under ``delete_token`` (else their tombstones' times)."""
         result = report.stores[handle.name]
         t = time.perf_counter()
         ok, error, rejected = self._put_isolating(handle, records, result)
         if ok and deletes:
             for entity_type, ids in deletes.items():
-                ok, error, _ = self._with_retries(functools.partial(handle.adapter.delete_many, entity_type, ids), result)
+                groups = {delete_token: ids} if delete_token is not None else self._tokens(entity_type, ids)
+                for token, group in groups.items():
+                    ok, error, _ = self._delete_proven(handle, entity_type, group, token, result)
+                    if not ok:
+                        break
                 if not ok:
                     break
         result.seconds += time.perf_counter() - t
@@ -426,6 +482,289 @@ class Forge:
                 return False, error_reason(err), StoreRejectedError
         return False, "no attempt made", None
 
+    # -- deletes (docs/write-through.md, "Deletes") ---------------------------------------------
+    def delete(self, entity_type: str, key: Any = FROM_DATA, *, id: uuid.UUID | str | None = None,
+               data: Mapping[str, Any] | None = None, dry_run: bool = False) -> WriteReport:
+        """Delete one entity from every store: by business ``key``, by ``data`` holding a declared
+        type's key fields, or by ``id``. Raises WriteError as ``write`` does."""
+        item: dict[str, Any] = {"entity_type": entity_type}
+        if id is not None:
+            item["id"] = id
+        elif key is FROM_DATA:
+            item["data"] = data if data is not None else {}
+        else:
+            item["key"] = key
+        return self.delete_many([item], dry_run=dry_run)
+
+    def delete_many(self, items: Iterable[Any], progress: Callable[[int], None] | None = None, *,
+                    dry_run: bool = False) -> WriteReport:
+        """Delete many entities: ``(entity_type, key)``, ``(entity_type, uuid.UUID)`` or dicts
+        ``{"entity_type": ..., "key": ...}`` / ``{"entity_type": ..., "id": ...}`` (``"data"``: a
+        declared type's key fields). All are validated before any store is touched.
+
+        Order per batch: the intent in the journal, then the source (its tombstones, then its
+        entries), then every other store that can delete, in parallel; each store's part leaves
+        the journal when done. Only entries proven ours go: in a container shared with others each
+        entry is read and proven first, and one that cannot be proven is left and counted
+        (``unproven``). A source that fails: WriteError, nothing pending anywhere. ``dry_run``:
+        nothing changes; the report says what each store would delete. Erasing history too is
+        uuid_forge.erasure's (``uuid-forge delete --erase``)."""
+        started = time.perf_counter()
+        report = self._new_report()
+        report.kind = "delete"
+        report.dry_run = dry_run
+        if DELETE not in self.source.adapter.capabilities:
+            raise ConfigError(f"the source {self.source.name} cannot delete entries: no delete is possible")
+        targets = self.delete_targets(items)
+        types = {r.entity_type for r in targets}
+        if dry_run:  # read only: a configuration that differs is refused, no marker is made
+            idmarker.audit_findings(self, types, refuse=True)
+        else:
+            idmarker.ensure(self, types, "delete")  # the IDs must be the ones stored
+        token = tombstones.deletion_time()
+        for batch in chunked(targets, self.settings.batch_size):
+            if dry_run:
+                self._delete_plan(batch, report)
+            else:
+                self._delete_batch(batch, report, token)
+            if progress is not None:
+                progress(len(batch))
+            if _stalled(report):
+                break
+        report.seconds = time.perf_counter() - started
+        if not report.ok:
+            raise WriteError(_failure_message(report, self.source.name), report=report)
+        return report
+
+    def delete_targets(self, items: Iterable[Any]) -> list[Record]:
+        """The entities ``items`` name, as records without data (type, ID, key), validated."""
+        targets: list[Record] = []
+        keyed: dict[str, list[tuple[int, Any]]] = {}
+        for index, item in enumerate(items):
+            where = f"deletes[{index}]"
+            ident: Any = None
+            key: Any = None
+            if isinstance(item, Mapping):
+                entity_type = item.get("entity_type")
+                if "id" in item:
+                    ident = item["id"]
+                elif "key" in item:
+                    key = item["key"]
+                elif "data" in item:
+                    key = self._key_from_data(entity_type, item["data"], where)
+                else:
+                    raise ValidationError(f"{where} needs entity_type and one of key, id or data")
+            elif isinstance(item, (tuple, list)) and len(item) == 2:
+                entity_type = item[0]
+                if isinstance(item[1], uuid.UUID):
+                    ident = item[1]
+                else:
+                    key = item[1]
+            else:
+                raise ValidationError(f"{where} must be (entity_type, key), (entity_type, uuid.UUID) or a dict with "
+                                      f"entity_type and key or id, got {type(item).__name__}")
+            if not isinstance(entity_type, str) or not entity_type:
+                raise ValidationError(f"{where}: the entity type must be a non-empty str, got {entity_type!r}")
+            if ident is not None:
+                try:
+                    ident = ident if isinstance(ident, uuid.UUID) else uuid.UUID(str(ident))
+                except ValueError:
+                    raise ValidationError(f"{where} ({entity_type}): id {str(ident)[:40]!r} is not a UUID") from None
+                targets.append(Record(entity_type, ident, {}))
+                continue
+            t = self.types.get(entity_type)
+            if t is not None:
+                t.check_key(key, {}, f"{where} ({entity_type})")
+            keyed.setdefault(entity_type, []).append((len(targets), key))
+            targets.append(Record(entity_type, uuid.UUID(int=0), {}))  # its ID is computed below, per type
+        types = {r.entity_type for r in targets}
+        idmarker.check_not_reserved(types)
+        self.check_salts(types)
+        for entity_type, pairs in keyed.items():
+            made = self.generator.generate_many(entity_type, [k for _, k in pairs])
+            for (pos, key), ident in zip(pairs, made):
+                stored = dict(key) if isinstance(key, Mapping) else list(key) if isinstance(key, tuple) else [key]
+                targets[pos] = Record(entity_type, ident, {}, stored)
+        for h in self.stores:
+            for entity_type in types:
+                h.adapter.check_entity_type(entity_type)
+        return targets
+
+    def _key_from_data(self, entity_type: Any, data: Any, where: str) -> dict[str, Any]:
+        t = self.types.get(entity_type) if isinstance(entity_type, str) else None
+        if t is None:
+            raise ValidationError(f"{where}: no key given, and entity type {entity_type!r} is not declared with key "
+                                  "fields (pass the key, or the id)")
+        return t.key_of(data, f"{where} ({entity_type})")
+
+    def _deleters(self) -> list[StoreHandle]:
+        """The stores a delete goes to: the source, then every store that can delete."""
+        return [h for h in self.stores if h.source or DELETE in h.adapter.capabilities]
+
+    def _delete_batch(self, targets: list[Record], report: WriteReport, token: str) -> None:
+        report.entities += len(targets)
+        stores = self._deleters()
+        t = time.perf_counter()
+        seqs = self.journal.record_intent(targets, [h.name for h in stores], op="delete", token=token) \
+            if self.journal else []
+        report.journal_seconds += time.perf_counter() - t
+        record_seqs = seqs if len(seqs) == len(targets) else []
+        kept = self._remove(self.source, targets, seqs, report, token, record_seqs=record_seqs, journaled=False)
+        if kept is None:  # as a failed source write: the caller gets WriteError, nothing stays owed
+            if self.journal:
+                self.journal.forget(seqs)
+            report.stores[self.source.name].not_written += len(targets)
+            for h in self.stores[1:]:
+                report.stores[h.name].not_written += len(targets)
+                report.stores[h.name].note_error(f"not attempted: the source {self.source.name} failed")
+            return
+        gone = targets if len(kept) == len(targets) else [targets[i] for i in kept]
+        others = stores[1:]
+        if self.settings.concurrent and len(others) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=len(self.stores), thread_name_prefix="uuid-forge")
+            for future in [self._pool.submit(self._remove, h, gone, seqs, report, token) for h in others]:
+                future.result()
+        else:
+            for h in others:
+                self._remove(h, gone, seqs, report, token)
+
+    def _remove(self, handle: StoreHandle, targets: list[Record], seqs: list[int], report: WriteReport, token: str,
+                *, record_seqs: Sequence[int] = (), journaled: bool = True) -> list[int] | None:
+        """One delete batch in one store (with the source: its tombstones first), with retries and
+        the journal's bookkeeping. Returns the indexes of ``targets`` now absent from the store
+        (None when the store failed as a whole). In the source an entry that cannot be proven
+        ours stays, and its ID is then owed to no other store."""
+        result = report.stores[handle.name]
+        t = time.perf_counter()
+        ok, error = True, ""
+        left: set[int] = set()
+        by_type: dict[str, list[int]] = {}
+        for i, r in enumerate(targets):
+            by_type.setdefault(r.entity_type, []).append(i)
+        for entity_type, positions in by_type.items():
+            ids = [targets[i].id for i in positions]
+            if handle.source:
+                ok, error, unproven = self._unproven_here(handle, entity_type, ids, result)
+                if not ok:
+                    break
+                left.update(i for i in positions if targets[i].id in unproven)
+                ids = [i for i in ids if i not in unproven]
+                if tombstones.supported(self) and ids:
+                    pairs = [(entity_type, i) for i in ids]
+                    ok, error, _ = self._with_retries(functools.partial(tombstones.put, handle.adapter, pairs, token), result)
+                    if not ok:
+                        break
+                ok, error, _ = self._delete_proven(handle, entity_type, ids, token, result, proven=True)
+            else:
+                ok, error, _ = self._delete_proven(handle, entity_type, ids, token, result)
+            if not ok:
+                break
+        result.seconds += time.perf_counter() - t
+        t = time.perf_counter()
+        done: list[int] | None = None
+        if ok:
+            done = [i for i in range(len(targets)) if i not in left]
+            if self.journal:
+                mark = [(record_seqs[i], targets[i]) for i in done] if handle.source and record_seqs else []
+                self.journal.mark_done(handle.name, seqs, landed=mark)
+        else:
+            if journaled:
+                result.pending += len(targets)
+                log.warning("store %s: %d delete(s) left in the journal: %s", handle.name, len(targets), error)
+            result.note_error(error)
+            if self.journal:
+                self.journal.mark_failed(handle.name, seqs, error)
+        report.journal_seconds += time.perf_counter() - t
+        return done
+
+    def _unproven_here(self, handle: StoreHandle, entity_type: str, ids: list[uuid.UUID],
+                       result: StoreResult) -> tuple[bool, str, set[uuid.UUID]]:
+        """(ok, error, the IDs among ``ids`` this store holds and cannot prove ours). Only a shared
+        container is read: one of ours alone holds nothing else. Counted in ``result``."""
+        adapter = handle.adapter
+        if not ids or READ not in adapter.capabilities or not adapter.shared(entity_type):
+            return True, "", set()
+        found: dict[uuid.UUID, Record] = {}
+        ok, error, _ = self._with_retries(lambda: found.update(adapter.get_many(entity_type, ids)), result)
+        if not ok:
+            return False, error, set()
+        proofs = self.prover.prove(entity_type, found, adapter.view)
+        unproven = {i for i, p in proofs.items() if not p.ok}
+        for i in ids:
+            if i in unproven:
+                result.unproven += 1
+                if len(result.unproven_ids) < 5:
+                    result.unproven_ids.append(f"{entity_type} {i}")
+                result.note_error(f"left {entity_type} entries it cannot prove ours (not deleted): "
+                                  f"{proofs[i].reason}")
+        if unproven:
+            log.warning("store %s: %d %s entr(y/ies) not deleted: they cannot be proven ours", handle.name,
+                        len(unproven), entity_type)
+        return True, "", unproven
+
+    def _delete_proven(self, handle: StoreHandle, entity_type: str, ids: list[uuid.UUID], token: str,
+                       result: StoreResult, *, proven: bool = False) -> tuple[bool, str, type[StoreError] | None]:
+        """Delete ``ids`` from one store, only those proven ours where the container is shared
+        (``proven``: the caller proved them already). A store that cannot be read by ID (a message
+        log) holds nothing to prove: its own ``delete_many`` decides what a delete means there."""
+        if not ids:
+            return True, "", None
+        if not proven:
+            ok, error, unproven = self._unproven_here(handle, entity_type, ids, result)
+            if not ok:
+                return False, error, None
+            ids = [i for i in ids if i not in unproven]
+            if not ids:
+                return True, "", None
+        counted: list[int] = []
+        outcome = self._with_retries(
+            lambda: counted.append(handle.adapter.delete_many(entity_type, ids, token=token)), result)
+        if outcome[0]:
+            result.deleted += sum(counted)
+        return outcome
+
+    def _tokens(self, entity_type: str, ids: list[uuid.UUID]) -> dict[str, list[uuid.UUID]]:
+        """``ids`` grouped by the deletion time of their tombstones in the source ("" without one),
+        so that a replayed delete keeps the token of its deletion."""
+        found: dict[tuple[str, uuid.UUID], str] = {}
+        if tombstones.supported(self):
+            try:
+                found = tombstones.find(self.source.adapter, [(entity_type, i) for i in ids])
+            except StoreError as err:
+                log.info("replay: tombstones not read (%s): deletes go without their token", error_reason(err))
+        out: dict[str, list[uuid.UUID]] = {}
+        for i in ids:
+            out.setdefault(found.get((entity_type, i), ""), []).append(i)
+        return out
+
+    def _delete_plan(self, targets: list[Record], report: WriteReport) -> None:
+        """A dry run: per store, how many of ``targets`` it holds proven ours (would go) and
+        unproven (would stay). Nothing is written, not even the journal."""
+        report.entities += len(targets)
+        by_type: dict[str, list[uuid.UUID]] = {}
+        for r in targets:
+            by_type.setdefault(r.entity_type, []).append(r.id)
+        for h in self._deleters():
+            result = report.stores[h.name]
+            for entity_type, ids in by_type.items():
+                if READ not in h.adapter.capabilities:
+                    result.deleted += len(ids)  # a message log: a delete event per ID
+                    continue
+                found: dict[uuid.UUID, Record] = {}
+                ok, error, _ = self._with_retries(functools.partial(_read_into, found, h.adapter, entity_type, ids), result)
+                if not ok:
+                    result.note_error(f"could not be read: {error}")
+                    continue
+                if h.adapter.shared(entity_type):
+                    proofs = self.prover.prove(entity_type, found, h.adapter.view)
+                    bad = [i for i, p in proofs.items() if not p.ok]
+                    result.unproven += len(bad)
+                    result.unproven_ids.extend(f"{entity_type} {i}" for i in bad[:5 - len(result.unproven_ids)])
+                    result.deleted += len(found) - len(bad)
+                else:
+                    result.deleted += len(found)
+
     # -- recovery ------------------------------------------------------------------------------
     def _current(self, records: list[Record]) -> tuple[list[Record], dict[str, list[uuid.UUID]]]:
         """Replay rule 2: the source's current records for these IDs, and per type the IDs the
@@ -478,12 +817,24 @@ class Forge:
                 report.stores[handle.name].pending += self.journal.pending_counts().get(handle.name, 0)
                 continue
             for batch in self.journal.pending(handle.name):
+                if batch.op == "delete" and handle.source:  # a delete the source never got (a crash)
+                    keep = [i for i, s in enumerate(batch.record_seqs) if s not in batch.superseded]
+                    if self._remove(handle, [batch.records[i] for i in keep], batch.seqs, report, batch.token,
+                                    record_seqs=[batch.record_seqs[i] for i in keep]) is None:
+                        report.stores[handle.name].pending += \
+                            self.journal.pending_counts().get(handle.name, 0) - len(keep)
+                        source_blocked = True
+                        break
+                    report.entities += len(batch.records)
+                    if progress is not None:
+                        progress(len(batch.records))
+                    continue
                 records, record_seqs, deletes = self._replay_plan(handle, batch, report)
                 if records is None:  # the source could not be read: nothing to compare with
                     report.stores[handle.name].pending += self.journal.pending_counts().get(handle.name, 0)
                     break
                 if self._put(handle, records, batch.seqs, report, record_seqs=record_seqs, source=handle.source,
-                             deletes=deletes) is None:
+                             deletes=deletes, delete_token=batch.token if batch.op == "delete" else None) is None:
                     report.stores[handle.name].pending += \
                         self.journal.pending_counts().get(handle.name, 0) - len(records)
                     if handle.source:
@@ -503,8 +854,21 @@ class Forge:
             if len(keep) < len(batch.records):
                 log.info("replay: %d journaled record(s) for %s skipped: a newer write of the same ID landed",
                          len(batch.records) - len(keep), handle.name)
+            try:  # nor when the ID was deleted after the entry was journaled (its tombstone is newer)
+                keep = self._not_deleted_since(batch, keep)
+            except StoreError as err:
+                error = f"could not read the source's tombstones to replay: {error_reason(err)}"
+                report.stores[handle.name].note_error(error)
+                if self.journal:
+                    self.journal.mark_failed(handle.name, batch.seqs, error)
+                return None, [], None
             return [batch.records[i] for i in keep], [batch.record_seqs[i] for i in keep], None
         if READ not in self.source.adapter.capabilities:  # a write-only source: the journaled copy is all there is
+            if batch.op == "delete":  # a deletion carries no record: the IDs go
+                ids: dict[str, list[uuid.UUID]] = {}
+                for r in batch.records:
+                    ids.setdefault(r.entity_type, []).append(r.id)
+                return [], [], ids if DELETE in handle.adapter.capabilities else None
             return batch.records, batch.record_seqs, None
         try:  # rule 2: the source's current record, never the journaled copy
             records, gone = self._current(batch.records)
@@ -519,6 +883,21 @@ class Forge:
         # a message log gets no delete event here: only a deletion (Forge.delete, with its token) publishes one
         removes = DELETE in handle.adapter.capabilities and not handle.adapter.append_only
         return records, record_seqs, gone if removes else None
+
+    def _not_deleted_since(self, batch: PendingBatch, keep: list[int]) -> list[int]:
+        """The positions among ``keep`` whose ID has no tombstone newer than its journal entry."""
+        if not keep or not tombstones.supported(self) or len(batch.created) != len(batch.records):
+            return keep
+        found = tombstones.find(self.source.adapter, [(batch.records[i].entity_type, batch.records[i].id)
+                                                      for i in keep])
+        if not found:
+            return keep
+        out = [i for i in keep if tombstones.time_of(found.get((batch.records[i].entity_type, batch.records[i].id),
+                                                                "")) <= batch.created[i]]
+        if len(out) < len(keep):
+            log.info("replay: %d journaled record(s) for %s skipped: the entity was deleted after it was journaled",
+                     len(keep) - len(out), self.source.name)
+        return out
 
     # -- audit (see uuid_forge.audit) ----------------------------------------------------------
     def audit(self, entity_type: str | Iterable[str] | None = None, **kwargs: Any) -> AuditReport:
@@ -539,6 +918,10 @@ class Forge:
             if (names is None or h.name in names) and DELETE in h.adapter.capabilities \
                     and not h.adapter.append_only:  # a message log cannot forget a type (delete_topology)
                 h.adapter.drop(entity_type, prover=self.prover)
+
+
+def _read_into(found: dict[uuid.UUID, Record], adapter: Adapter, entity_type: str, ids: list[uuid.UUID]) -> None:
+    found.update(adapter.get_many(entity_type, ids))
 
 
 def _stalled(report: WriteReport) -> bool:
@@ -566,4 +949,10 @@ def _failure_message(report: WriteReport, source: str) -> str:
             parts.append(f"store {n} rejected {s.dead_letters} record(s) for good ({', '.join(s.dead_letter_ids)}"
                          f"{more}): {s.errors[0] if s.errors else ''} (dead letters in the journal: "
                          "'uuid-forge journal dead-letters'; the other records were written)")
-    return "; ".join(parts) or "the write failed"
+    if report.refused_deleted:
+        unnamed = report.refused_deleted - len(report.refused_deleted_ids)
+        more = f" and {unnamed} more" if unnamed > 0 else ""
+        parts.append(f"{report.refused_deleted} record(s) refused because the entity was deleted (a tombstone in "
+                     f"{source}): {', '.join(report.refused_deleted_ids)}{more}; write them with recreate=True "
+                     "(uuid-forge write --recreate) to bring them back; the other records were written")
+    return "; ".join(parts) or f"the {report.kind} failed"

@@ -32,8 +32,8 @@ __all__ = ["COLORS", "mask_value", "render", "write"]
 
 #: class -> bar/cell colour (colour-blind-friendly, readable on white)
 COLORS = {"ok": "#2e7d32", "missing": "#c62828", "orphan": "#ef6c00", "stale": "#6a1b9a",
-          "malformed": "#1565c0", "foreign": "#757575", "unproven": "#ad1457"}
-FINDING_CLASSES = ("missing", "orphan", "stale", "malformed")
+          "malformed": "#1565c0", "foreign": "#757575", "unproven": "#ad1457", "deleted": "#4e342e"}
+FINDING_CLASSES = ("missing", "orphan", "stale", "malformed", "deleted")
 SAMPLES = 10  # rows per class
 SLOWEST = 10  # partitions listed
 

@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS entries (
     data TEXT NOT NULL,
     fp TEXT NOT NULL,
     created REAL NOT NULL,
-    superseded INTEGER NOT NULL DEFAULT 0
+    superseded INTEGER NOT NULL DEFAULT 0,
+    op TEXT NOT NULL DEFAULT 'put',
+    token TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_by_id ON entries (entity_type, id);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -63,7 +65,9 @@ CREATE TABLE IF NOT EXISTS pending (
     PRIMARY KEY (store, lo)
 ) WITHOUT ROWID;
 """
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+# Schema 4: ``op`` ('put' or 'delete': a delete's entry has empty data) and ``token`` (a delete's
+# deletion time: its replay deletes under the same token, uuid_forge.tombstones).
 # One pending row per batch and store (a range of entry sequence numbers), not per record: a
 # store takes or refuses a whole batch, and the bookkeeping stays a few rows per batch.
 
@@ -75,13 +79,18 @@ class PendingBatch:
     """Records still owed to one store, with the journal sequence numbers that track them.
 
     ``seqs`` is the pending range (what ``mark_done`` clears); ``record_seqs[i]`` is the entry of
-    ``records[i]``; ``superseded`` holds the entries a newer write of the same ID has overtaken."""
+    ``records[i]``; ``superseded`` holds the entries a newer write of the same ID has overtaken.
+    ``op`` is ``"put"`` or ``"delete"`` (a batch is one or the other: its records then carry
+    no data), ``token`` a delete's deletion time, ``created[i]`` when ``records[i]`` was journaled."""
 
     store: str
     seqs: list[int]
     records: list[Record]
     record_seqs: list[int] = field(default_factory=list)
     superseded: set[int] = field(default_factory=set)
+    op: str = "put"
+    token: str = ""
+    created: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -237,6 +246,9 @@ class Journal:
         entry_columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
         if entry_columns and "superseded" not in entry_columns:  # schema 2: no supersede mark yet
             self._db.execute("ALTER TABLE entries ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0")
+        if entry_columns and "op" not in entry_columns:  # schema 3: every entry a write
+            self._db.execute("ALTER TABLE entries ADD COLUMN op TEXT NOT NULL DEFAULT 'put'")
+            self._db.execute("ALTER TABLE entries ADD COLUMN token TEXT")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(pending)")}
         if "seq" in columns:  # schema 1: one pending row per record becomes one-record ranges
             self._db.executescript("""
@@ -249,16 +261,25 @@ class Journal:
                 COMMIT;""")
 
     # -- writing side --------------------------------------------------------------------------
-    def record_intent(self, records: Sequence[Record], stores: Iterable[str]) -> list[int]:
-        """Durably note that ``records`` are owed to ``stores``; returns their sequence numbers."""
+    def record_intent(self, records: Sequence[Record], stores: Iterable[str], *, op: str = "put",
+                      token: str = "") -> list[int]:
+        """Durably note that ``records`` are owed to ``stores``; returns their sequence numbers.
+
+        ``op="delete"``: the records are deletions (their data is not kept), ``token`` their
+        deletion time, kept so that replay deletes under the same token."""
         stores = list(stores)
         now = time.time()
-        rows = [(r.entity_type, r.id.bytes, r.key_json, r.data_json, r.fingerprint, now) for r in records]
+        rows: list[tuple[Any, ...]]
+        if op == "delete":
+            rows = [(r.entity_type, r.id.bytes, r.key_json, "{}", "", now, op, token) for r in records]
+        else:
+            rows = [(r.entity_type, r.id.bytes, r.key_json, r.data_json, r.fingerprint, now, op, None) for r in records]
         with self._lock, self._transaction():
             first = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM entries").fetchone()[0]
             seqs = list(range(first, first + len(rows)))
             self._db.executemany(
-                "INSERT INTO entries (seq, entity_type, id, key, data, fp, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO entries (seq, entity_type, id, key, data, fp, created, op, token) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(s, *row) for s, row in zip(seqs, rows)])
             if seqs:
                 self._db.executemany("INSERT INTO pending (store, lo, hi) VALUES (?, ?, ?)",
@@ -355,11 +376,20 @@ class Journal:
                 if row is None:
                     return
                 lo, hi = row
-                rows = self._db.execute("SELECT seq, entity_type, id, key, data, fp, superseded FROM entries "
-                                        "WHERE seq BETWEEN ? AND ? ORDER BY seq", (lo, hi)).fetchall()
+                rows = self._db.execute("SELECT seq, entity_type, id, key, data, fp, superseded, op, token, created "
+                                        "FROM entries WHERE seq BETWEEN ? AND ? ORDER BY seq", (lo, hi)).fetchall()
             after = lo
+            op = "delete" if rows and rows[0][7] == "delete" else "put"
             yield PendingBatch(store, list(range(lo, hi + 1)), [_record(r) for r in rows], [r[0] for r in rows],
-                               {r[0] for r in rows if r[6]})
+                               {r[0] for r in rows if r[6]}, op, next((r[8] for r in rows if r[8]), ""),
+                               [r[9] for r in rows])
+
+    def pending_delete_counts(self) -> dict[str, int]:
+        """How many of the entries each store is still owed are deletes."""
+        with self._lock:
+            return dict(self._db.execute(
+                "SELECT p.store, COUNT(*) FROM pending p JOIN entries e ON e.seq BETWEEN p.lo AND p.hi "
+                "WHERE e.op = 'delete' GROUP BY p.store").fetchall())
 
     # -- dead letters --------------------------------------------------------------------------
     def dead_letter_counts(self) -> dict[str, int]:
@@ -432,6 +462,6 @@ def _record(row: tuple[Any, ...]) -> Record:
 
     _, entity_type, raw_id, key, data, fp = row[:6]
     record = Record(entity_type, uuid.UUID(bytes=raw_id), json.loads(data), json.loads(key) if key else None,
-                    fingerprint=fp)
+                    fingerprint=fp or None)
     record._json = data  # the exact canonical text that was journaled
     return record

@@ -13,12 +13,13 @@ last successful run (exit 0: an audit that finished and found every store consis
 that reached every required store, a replay that left nothing pending); a run that fails keeps
 the value the previous file held, so ``time() - last_success`` grows until a run succeeds again.
 
-Metric names (``<command>`` is ``audit``, ``write`` or ``replay``; every audit series also has
+Metric names (``<command>`` is ``audit``, ``write``, ``replay`` or ``delete``; every audit series also has
 the labels ``entity_type`` and ``partition``, ``*`` for all, so two audits of different scopes
 on one machine never collide)::
 
     uuid_forge_audit_findings{store, class}            records per store and class (ok, missing,
-                                                       orphan, stale, malformed, foreign)
+                                                       orphan, stale, malformed, foreign,
+                                                       unproven, deleted)
     uuid_forge_audit_entities                          source records audited
     uuid_forge_audit_store_audited{store}              1 audited, 0 left out (an optional store down)
     uuid_forge_audit_partitions                        ID-range partitions read
@@ -165,15 +166,20 @@ def render(command: str, *, status: int, report: Any = None, repaired: AuditRepo
             for store, counts in report.repaired.items():
                 for action, n in counts.items():
                     fixed(n, store, action)
-    elif command in ("write", "replay") and report is not None:
+    elif command in ("write", "replay", "delete") and report is not None:
         gauge("entities", "Entities in the run.")(report.entities)
-        records = gauge("records", "Records per store and outcome (written; pending: left in the journal; "
-                                   "dead_letter: refused for good; not_written: the source refused them).",
+        records = gauge("records", "Records per store and outcome (written; deleted; unproven: left, not proven "
+                                   "ours; pending: left in the journal; dead_letter: refused for good; "
+                                   "not_written: the source refused them).",
                         ("store", "outcome"))
         for store, s in report.stores.items():
-            for outcome, n in (("written", s.written), ("pending", s.pending), ("dead_letter", s.dead_letters),
+            for outcome, n in (("written", s.written), ("deleted", s.deleted), ("unproven", s.unproven),
+                               ("pending", s.pending), ("dead_letter", s.dead_letters),
                                ("not_written", s.not_written)):
                 records(n, store, outcome)
+        if command == "write":
+            gauge("refused_deleted", "Records refused because their entity was deleted (a tombstone; "
+                                     "write --recreate writes them).")(report.refused_deleted)
     names = list(dict.fromkeys([*(stores or []), *(pending or {}), *(dead or {})]))
     if pending is not None:
         owed = gauge("journal_pending_entries", "Journal entries still owed to each store after the run.", ("store",))

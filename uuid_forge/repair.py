@@ -37,6 +37,7 @@ from .handles import Stores
 from .ownership import Prover
 from .record import UNREADABLE, Record, data_fingerprint, fingerprint_of
 from .report import CLASSES, NOT_FINDINGS, AuditReport, Finding
+from .tombstones import held_by
 from .view import FieldView
 from .writes import attempt_once, put_isolating
 
@@ -126,11 +127,11 @@ class PlanRow:
 
     @property
     def keep(self) -> int:
-        return self.counts["orphan"] - self.delete
+        return max(0, self.counts["orphan"] + self.counts["deleted"] - self.delete)
 
     def to_dict(self) -> dict[str, Any]:
         return {"store": self.store, "entity_type": self.entity_type, "rewrite": self.rewrite,
-                **{k: self.counts[k] for k in (*REWRITE_KINDS, "orphan")}, "delete": self.delete,
+                **{k: self.counts[k] for k in (*REWRITE_KINDS, "orphan", "deleted")}, "delete": self.delete,
                 "keep": self.keep, "keep_reason": self.keep_reason, "source_records": self.source_count,
                 "delete_limit": self.limit, "refused": self.refused}
 
@@ -155,7 +156,7 @@ class RepairPlan:
         where = ", ".join(f"{r.delete} from {r.store}/{r.entity_type}" for r in rows)
         reasons = "; ".join(dict.fromkeys(r.refused or "" for r in rows))
         need = max(r.delete for r in rows)
-        return (f"repair refused: --delete-orphans would delete {sum(r.delete for r in rows)} record(s) ({where}), "
+        return (f"repair refused: it would delete {sum(r.delete for r in rows)} record(s) ({where}), "
                 f"but {reasons}; nothing was changed. If the source is right, allow it with --max-delete {need} "
                 f"(API: max_delete={need})")
 
@@ -210,9 +211,13 @@ def build_plan(stores: Stores, findings: Iterable[Finding], delete_orphans: bool
         adapter = handles[row.store].adapter
         if row.counts["orphan"] and adapter.append_only:  # whatever --delete-orphans says: a log keeps them
             row.keep_reason = LOG_KEEPS.format(type=row.entity_type)
-        if not (delete_orphans and row.counts["orphan"]) or DELETE not in adapter.capabilities or adapter.append_only:
-            continue
-        row.delete = row.counts["orphan"]
+        # deleted entities go whenever a repair runs (the user asked for their deletion); orphans only when
+        # asked, and never from a log (it cannot be read back to prove them ours)
+        orphans = row.counts["orphan"] if delete_orphans and not adapter.append_only else 0
+        wanted = orphans + row.counts["deleted"]
+        if not wanted or DELETE not in adapter.capabilities:
+            continue  # nothing to delete, or a store that cannot delete
+        row.delete = wanted
         row.limit = limit.limit(row.source_count)
         if row.limit is not None and row.delete <= row.limit:
             continue
@@ -249,7 +254,7 @@ def recheck(stores: Stores, findings: list[Finding]) -> list[Finding]:
     for f in findings:
         # an orphan in the wrong form (raw set) is not found by ID in its store: it is proven
         # against the source right before its deletion instead (delete_proven_raw)
-        if f.store != stores.source.name and f.kind in ("missing", "stale", "orphan") and f.raw is None \
+        if f.store != stores.source.name and f.kind in ("missing", "stale", "orphan", "deleted") and f.raw is None \
                 and READ in handles[f.store].adapter.capabilities:
             groups.setdefault((f.store, f.entity_type), []).append(f)
         else:
@@ -260,11 +265,15 @@ def recheck(stores: Stores, findings: list[Finding]) -> list[Finding]:
             ids = [uuid.UUID(f.id) for f in batch]
             in_source = stores.source.adapter.get_many(entity_type, ids)
             in_store = adapter.get_many(entity_type, ids)
+            stones = held_by(stores.source.adapter, entity_type, [i for i in ids if i not in in_source])
             for ident in ids:
                 src, got = in_source.get(ident), in_store.get(ident)
                 if src is None and got is None:
                     continue  # gone from both: nothing to do
-                if src is None:
+                if src is None and ident in stones:
+                    kept.append(Finding(store, entity_type, str(ident), "deleted",
+                                        f"deleted at {stones[ident]}, still held here (re-checked)"))
+                elif src is None:
                     kept.append(Finding(store, entity_type, str(ident), "orphan", "not in the source (re-checked)"))
                 elif got is None:
                     kept.append(Finding(store, entity_type, str(ident), "missing",
@@ -319,6 +328,21 @@ def _copyable(entity_type: str, records: dict[uuid.UUID, Record], prover: Prover
         return readable
     proven = prover.proven(entity_type, readable)
     return {i: r for i, r in readable.items() if i in proven}
+
+
+def _remove_deleted(stores: Stores, adapter: Any, entity_type: str, ids: list[uuid.UUID], done: Counter[str],
+                    prover: Prover | None) -> int:
+    """Remove entities the source deleted on purpose (a tombstone) that a store still holds: as
+    proven orphans are (:func:`delete_proven`: absent from the source and proven ours, read right
+    before). A store that cannot be read by ID (a message log) holds nothing to prove: it gets
+    the deletion as its own ``delete_many`` makes it, under the tombstone's time."""
+    if READ in adapter.capabilities:
+        return delete_proven(stores, adapter, entity_type, ids, done, prover)
+    stones = held_by(stores.source.adapter, entity_type, ids)
+    by_token: dict[str, list[uuid.UUID]] = {}
+    for ident, when in stones.items():
+        by_token.setdefault(when, []).append(ident)
+    return sum(adapter.delete_many(entity_type, group, token=token) for token, group in by_token.items())
 
 
 def delete_proven_raw(stores: Stores, adapter: Any, entity_type: str, pairs: list[tuple[uuid.UUID, str]],
@@ -425,6 +449,9 @@ def _repair_one(stores: Stores, report: AuditReport, adapter: Adapter, store: st
         wrong_form = [(uuid.UUID(f.id), f.raw) for f in kinds["orphan"] if f.raw is not None and as_uuid(f.id)]
         steps.append(("orphans_deleted", lambda: delete_proven(stores, adapter, entity_type, orphans, done, prover)
                       + delete_proven_raw(stores, adapter, entity_type, wrong_form, done)))
+    if kinds.get("deleted") and DELETE in adapter.capabilities:  # deleted on purpose: no --delete-orphans needed
+        deleted = [uuid.UUID(f.id) for f in kinds["deleted"] if f.raw is None and as_uuid(f.id)]
+        steps.append(("deleted_removed", lambda: _remove_deleted(stores, adapter, entity_type, deleted, done, prover)))
     for label, step in steps:
         try:
             done[label] += step()

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-CLASSES = ("ok", "missing", "orphan", "stale", "malformed", "foreign", "unproven")
+CLASSES = ("ok", "missing", "orphan", "stale", "malformed", "foreign", "unproven", "deleted")
 #: classes that are not inconsistencies: foreign entries are not ours to judge
 NOT_FINDINGS = ("ok", "foreign")
 FOREIGN_SAMPLES = 10  # raw names kept per store to show what the foreign entries are
@@ -50,6 +50,11 @@ class StoreResult:
     #: why this store was not attempted for ``not_written`` or ``skipped`` records ("the source db
     #: failed"); empty for the source itself. A store that was never tried is not a store that failed.
     not_attempted: str = ""
+    #: a delete: entries removed, and entries left because they could not be proven ours (a few IDs,
+    #: and the reasons, which never hold data)
+    deleted: int = 0
+    unproven: int = 0
+    unproven_ids: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -85,15 +90,22 @@ class WriteReport:
     stores: dict[str, StoreResult] = field(default_factory=dict)
     journal_seconds: float = 0.0
     seconds: float = 0.0
-    kind: str = "write"  # or "replay": what the summary calls it
+    kind: str = "write"  # or "replay", "delete": what the summary calls it
+    #: records refused because their ID was deleted (a tombstone, uuid_forge.tombstones), and a few
+    #: of them as "type ID" (never their data); ``write(..., recreate=True)`` writes them
+    refused_deleted: int = 0
+    refused_deleted_ids: list[str] = field(default_factory=list)
+    dry_run: bool = False  # a delete's dry run: ``deleted``/``unproven`` say what it would do
 
     def __str__(self) -> str:
         return write_summary(self, self.kind)
 
     @property
     def ok(self) -> bool:
-        """True when every required store holds everything (optional ones may be journaled)."""
-        return all(s.status not in ("failed", "not attempted") for s in self.stores.values())
+        """True when every required store holds everything (optional ones may be journaled) and no
+        record was refused as deleted."""
+        return not self.refused_deleted and all(s.status not in ("failed", "not attempted")
+                                                for s in self.stores.values())
 
     @property
     def complete(self) -> bool:
@@ -101,13 +113,17 @@ class WriteReport:
         return all(s.pending == 0 and s.dead_letters == 0 and s.not_written == 0 for s in self.stores.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"entities": self.entities, "ok": self.ok, "complete": self.complete,
+        return {"entities": self.entities, "kind": self.kind, "ok": self.ok, "complete": self.complete,
+                "refused_deleted": self.refused_deleted, "refused_deleted_ids": self.refused_deleted_ids,
+                "dry_run": self.dry_run,
                 "seconds": round(self.seconds, 4), "journal_seconds": round(self.journal_seconds, 4),
                 "stores": {n: {**asdict(s), "status": s.status, "status_text": s.status_text}
                            for n, s in self.stores.items()}}
 
     def summary(self) -> str:
-        parts = [f"{n}: {s.status_text} ({s.written} written" + (f", {s.pending} in journal" if s.pending else "")
+        parts = [f"{n}: {s.status_text} ({s.written} written" + (f", {s.deleted} deleted" if s.deleted else "")
+                 + (f", {s.unproven} left unproven" if s.unproven else "")
+                 + (f", {s.pending} in journal" if s.pending else "")
                  + (f", {s.dead_letters} dead letter(s)" if s.dead_letters else "")
                  + (f", {s.not_written} not written" if s.not_written else "") + ")"
                  for n, s in self.stores.items()]
@@ -212,7 +228,7 @@ class AuditReport:
 
 
 # -- one-line summaries ----------------------------------------------------------------------------
-_FINDINGS = ("missing", "orphan", "stale", "malformed", "unproven")
+_FINDINGS = ("missing", "orphan", "stale", "malformed", "unproven", "deleted")
 
 
 def plural(n: int, word: str) -> str:
@@ -279,8 +295,14 @@ def write_summary(report: WriteReport, title: str = "write") -> str:
     """``write: 1,000 entities in 0.4s; db: ok; cache: 3 in journal``."""
     parts = []
     for name, s in report.stores.items():
-        extra = [f"{s.pending} in journal" if s.pending else "", plural(s.dead_letters, "dead letter")
+        extra = [f"{s.deleted} deleted" if s.deleted or title == "delete" else "",
+                 f"{s.unproven} left unproven" if s.unproven else "",
+                 f"{s.pending} in journal" if s.pending else "", plural(s.dead_letters, "dead letter")
                  if s.dead_letters else "", f"{s.not_written} not written" if s.not_written else ""]
         detail = ", ".join(e for e in extra if e)
         parts.append(f"{name}: {s.status_text}" + (f" ({detail})" if detail else ""))
-    return f"{title}: {plural(report.entities, 'entity')} in {report.seconds:.1f}s; " + "; ".join(parts)
+    refused = (f"; {report.refused_deleted} refused (deleted: {', '.join(report.refused_deleted_ids)}"
+               f"{' and more' if report.refused_deleted > len(report.refused_deleted_ids) else ''}; "
+               "--recreate writes them)") if report.refused_deleted else ""
+    head = f"{title} (dry run)" if report.dry_run else title
+    return f"{head}: {plural(report.entities, 'entity')} in {report.seconds:.1f}s; " + "; ".join(parts) + refused

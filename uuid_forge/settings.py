@@ -15,6 +15,7 @@
     backoff = 0.2        # seconds, doubled each retry, with jitter
     batch_size = 1000
     concurrent = true    # write the non-source stores in parallel
+    tombstone_retention = "90d"  # how long the source remembers a deleted entity
 
     [stores.db]
     url = "postgresql+psycopg://app@127.0.0.1:5432/app"
@@ -64,6 +65,7 @@ from .precedence import (
     type_salt_env,
 )
 from .registry import known_schemes
+from .tombstones import parse_retention
 from .urls import mask_text, mask_url, scheme_of
 from .view import FULL, FieldView
 
@@ -72,7 +74,7 @@ __all__ = ["ForgeSettings", "StoreSettings", "WriteSettings", "load_settings"]
 _SECTIONS = {"ids", "journal", "write", "stores", "types", "executor"}
 _IDS = {"namespace", "scheme"}
 _JOURNAL = {"path", "synchronous"}
-_WRITE = {"retries", "backoff", "batch_size", "concurrent"}
+_WRITE = {"retries", "backoff", "batch_size", "concurrent", "tombstone_retention"}
 _STORE = {"url", "role", "required", "optional", "options", "projection", "ignore_fields", "datetime_precision"}
 _TYPE = {"key", "namespace", "salt_env"}
 _EXECUTOR = {"broker", "backend", "result_expires", "queue", "report_dir", "signing_key", "signing_certificate",
@@ -106,6 +108,8 @@ class WriteSettings:
     backoff: float = 0.2
     batch_size: int = 1000
     concurrent: bool = True
+    #: how long the source keeps a deleted entity's tombstone (uuid_forge.tombstones): "90d", "12h", seconds
+    tombstone_retention: str = "90d"
 
 
 @dataclass(frozen=True)
@@ -218,10 +222,13 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
         backoff=float(_typed(f"{origin} [write] backoff", write.get("backoff", 0.2), (int, float), "a number")),
         batch_size=_typed(f"{origin} [write] batch_size", write.get("batch_size", 1000), int, "an integer"),
         concurrent=_typed(f"{origin} [write] concurrent", write.get("concurrent", True), bool, "true or false"),
+        tombstone_retention=str(_typed(f"{origin} [write] tombstone_retention", write.get("tombstone_retention", "90d"),
+                                       (str, int), "a duration such as \"90d\"")),
     )
     if not 0 <= ws.retries <= 20 or not (math.isfinite(ws.backoff) and ws.backoff >= 0) \
             or not 1 <= ws.batch_size <= 100_000:
         raise ConfigError(f"{origin} [write]: retries 0-20, backoff >= 0, batch_size 1-100000")
+    parse_retention(ws.tombstone_retention, f"{origin} [write] tombstone_retention")
 
     stores_doc = _typed(f"{origin} [stores]", doc.get("stores", {}), dict, "a table of [stores.NAME] tables")
     stores = tuple(_store(f"{origin} [stores.{name}]", name, spec, env, base) for name, spec in stores_doc.items())

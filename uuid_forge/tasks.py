@@ -37,7 +37,8 @@ __all__ = ["TASKS", "Done", "close_forges", "forge_for", "repair_claimed", "run_
 log = logging.getLogger("uuid_forge.tasks")
 
 #: what a finding's class asks a repair to do: a claim is acted on only when its re-read asks the same
-_ACTION = {"missing": "rewrite", "stale": "rewrite", "orphan": "delete", "malformed": "replace twin"}
+_ACTION = {"missing": "rewrite", "stale": "rewrite", "orphan": "delete", "deleted": "delete",
+           "malformed": "replace twin"}
 
 
 def repair_claimed(forge: Forge, findings: list[Any], delete_orphans: bool = False, max_delete: Any = None,

@@ -67,7 +67,7 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
 @click.option("--apply", is_flag=True, help="With --repair: carry the plan out, then audit again.")
 @click.option("--delete-orphans", is_flag=True, help="With --repair: also delete records the source lacks that are proven ours (their key fields rebuild their ID).")
 @click.option("--max-delete", default=None, metavar="N|P%",
-              help="With --delete-orphans: refuse the whole repair (exit 2, nothing changed) when one store would "
+              help="With --repair: refuse the whole repair (exit 2, nothing changed) when one store would "
                    "lose more than N records of a type, or more than P% of the source's records of that type "
                    "[default: 10%]. A percentage never allows deleting a type the source holds none of (an empty or "
                    "wrong source, a prefix typo); only a number does.")
@@ -89,8 +89,9 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
 def audit(config_path: str, entity_type: str | None, partition: str | None, repair: bool, apply: bool,
           delete_orphans: bool, max_delete: str | None, verify_keys: bool, show_values: bool, as_json: bool,
           output: str | None, html: str | None = None, workers: int | None = None, executor: str = "local") -> None:
-    """Compare every store with the source of truth: ok, missing, orphan, stale, malformed, and
-    foreign or unproven entries.
+    """Compare every store with the source of truth: ok, missing, orphan, stale, malformed,
+    deleted (a store still holds an entity that was deleted: its tombstone is in the source;
+    --repair --apply removes it, no --delete-orphans needed), and foreign or unproven entries.
 
     Every store's data is read and fingerprinted as it is, so an edit made by another program is
     found as stale, with the fields that differ named (their values with --show-values). An entry
@@ -116,8 +117,8 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
     """
     if (apply or delete_orphans) and not repair:
         raise click.UsageError("--apply and --delete-orphans go with --repair")
-    if max_delete is not None and not delete_orphans:
-        raise click.UsageError("--max-delete goes with --repair --delete-orphans")
+    if max_delete is not None and not repair:
+        raise click.UsageError("--max-delete goes with --repair (it limits orphans and deleted entities removed)")
     part = Partition.parse(partition) if partition else None
     if output:
         refuse_link(output, "--output")  # before the audit (and any repair) runs, not after
@@ -260,7 +261,11 @@ def _plan(report: AuditReport, delete_orphans: bool) -> list[str]:
             lines.append(f"{where}: rewrite {row.rewrite} record(s) from {report.source} ({row.counts['missing']} "
                          f"missing, {row.counts['stale']} stale, {row.counts['malformed']} malformed)")
         if row.delete:
-            lines.append(f"{where}: delete {row.delete} orphan(s), each re-read from the source first"
+            deleted = row.counts["deleted"]
+            what = (f"{row.delete - deleted} orphan(s)" if not deleted else
+                    f"{deleted} deleted entit{'y' if deleted == 1 else 'ies'} (tombstoned in {report.source})"
+                    + (f" and {row.delete - deleted} orphan(s)" if row.delete > deleted else ""))
+            lines.append(f"{where}: delete {what}, each re-read from the source first"
                          + (f" - REFUSED: {row.refused}" if row.refused else f" (limit {row.limit})"))
         if row.keep:
             lines.append(f"{where}: keep {row.keep} orphan(s)" + (f" ({row.keep_reason})" if row.keep_reason else

@@ -32,12 +32,17 @@ def write_report_table(report: WriteReport, title: str = "write-through", headin
                   f"entit{'y' if report.entities == 1 else 'ies'} in {report.seconds:.2f}s",
                   caption=escape("\n".join(f"{s.name}: {s.url}" for s in report.stores.values())),
                   caption_justify="left")
-    for col in ("store", "role", "status", "written", "in journal", "retries", "seconds"):
+    # deletes (a delete, or a replay that finished some) get their own columns
+    deletes = report.kind == "delete" or any(s.deleted or s.unproven for s in report.stores.values())
+    middle = ("deleted", "left unproven") if report.kind == "delete" else \
+        ("written", "deleted", "left unproven") if deletes else ("written",)
+    for col in ("store", "role", "status", *middle, "in journal", "retries", "seconds"):
         table.add_column(col, no_wrap=True)
     style = {"ok": "green", "journaled": "yellow", "failed": "red", "not attempted": "yellow"}
     for s in report.stores.values():
-        table.add_row(Text(s.name), s.role, Text(s.status_text, style=style[s.status]), str(s.written), str(s.pending),
-                      str(s.retries), f"{s.seconds:.2f}")
+        figures = {"written": s.written, "deleted": s.deleted, "left unproven": s.unproven}
+        table.add_row(Text(s.name), s.role, Text(s.status_text, style=style[s.status]),
+                      *(str(figures[c]) for c in middle), str(s.pending), str(s.retries), f"{s.seconds:.2f}")
     return table
 
 

@@ -41,6 +41,10 @@ def show_write(report: WriteReport, as_json: bool, ident: uuid.UUID | None = Non
         for e in s.errors:
             if e not in said:
                 err.print(f"[yellow]{escape(s.name)}[/]: {escape(e)}")
+    if report.refused_deleted:  # by type and ID, never the data
+        err.print(f"refused (the entity was deleted; its tombstone is in the source): {report.refused_deleted} "
+                  f"record(s), e.g. {', '.join(report.refused_deleted_ids)}; not written to any store. "
+                  "'uuid-forge write --recreate' writes them and removes their tombstones", markup=False)
     dead = [f"{s.name}: {s.dead_letters}" for s in report.stores.values() if s.dead_letters]
     if dead:
         err.print(f"dead letters (records a store refused for good, kept in the journal; the others were written): "
@@ -123,8 +127,12 @@ def _write_chunks(forge: Forge, config_path: str, path: str, total: int, workers
                    "failures as usual; see docs/scaling.md).")
 @click.option("--executor", type=click.Choice(["local", "celery"]), default="local", show_default=True,
               help="With --jsonl FILE: where the chunks are written (celery: workers that read FILE at the same path).")
+@click.option("--recreate", is_flag=True,
+              help="Write entities that were deleted (a tombstone in the source) and remove their tombstones; "
+                   "without it, such records are refused (a late write of an older version never brings a "
+                   "deleted entity back).")
 def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data: tuple[str, ...],
-          jsonl: str | None, as_json: bool, workers: int = 1, executor: str = "local") -> None:
+          jsonl: str | None, as_json: bool, workers: int = 1, executor: str = "local", recreate: bool = False) -> None:
     """Write entities to every configured store under their deterministic IDs.
 
     The source of truth is written first, then the other stores. A store that stays down keeps
@@ -164,22 +172,23 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
                                            f"([types.{entity_type}] key = [\"email\"])")
                 fields = parse_assignments(data, "-d")
                 single = forge.id_for(entity_type, key or FROM_DATA, fields)  # type: ignore[arg-type]
-                report = forge.write(entity_type, key or FROM_DATA, fields)  # type: ignore[arg-type]
+                report = forge.write(entity_type, key or FROM_DATA, fields, recreate=recreate)  # type: ignore[arg-type]
             elif jsonl == "-":
                 reader = JsonlReader(sys.stdin.buffer, "<stdin>", forge)
                 with progress_bar("writing", None, not as_json) as advance:
-                    report = forge.write_many(iter(reader), progress=counted(advance))
+                    report = forge.write_many(iter(reader), progress=counted(advance), recreate=recreate)
             else:
                 if not os.path.isfile(jsonl):
                     raise ValidationError(f"--jsonl {jsonl!r}: no such file (use - to read standard input)")
                 total = count_checked(jsonl, forge)
-                chunked_report = _write_chunks(forge, config_path, jsonl, total, workers, executor, as_json)
+                chunked_report = None if recreate else \
+                    _write_chunks(forge, config_path, jsonl, total, workers, executor, as_json)
                 if chunked_report is not None:
                     report = chunked_report
                 else:
                     with open(jsonl, "rb") as fh, progress_bar("writing", total, not as_json) as advance:
                         reader = JsonlReader(fh, jsonl, None)  # each entity was checked above
-                        report = forge.write_many(iter(reader), progress=counted(advance))
+                        report = forge.write_many(iter(reader), progress=counted(advance), recreate=recreate)
         except WriteError as failure:
             show_write(failure.report, as_json, said=str(failure))
             if jsonl is None:
@@ -216,6 +225,7 @@ def replay(config_path: str, as_json: bool) -> None:
     """
     with open_forge(config_path) as forge:
         before = forge.pending()
+        deletes = forge.journal.pending_delete_counts() if forge.journal else {}
         with progress_bar("replaying", sum(before.values()), not as_json) as advance:
             report = forge.replay(progress=advance)
         metrics.record(report)
@@ -223,8 +233,8 @@ def replay(config_path: str, as_json: bool) -> None:
         dead = forge.journal.dead_letter_counts() if forge.journal else {}
         still = still_owed(report, left)
         if as_json:
-            emit_json({**report.to_dict(), "pending_before": before, "pending_after": left, "dead_letters": dead,
-                       "still_pending": still})
+            emit_json({**report.to_dict(), "pending_before": before, "deletes_before": deletes, "pending_after": left,
+                       "dead_letters": dead, "still_pending": still})
         else:
             if not before:
                 out.print("journal is empty: nothing to replay")
@@ -232,7 +242,9 @@ def replay(config_path: str, as_json: bool) -> None:
                 done = sum(before.values()) - sum(left.values())
                 out.print(write_report_table(report, heading=f"replay: {done} of {_entries(sum(before.values()))} "
                                              f"finished in {report.seconds:.2f}s"))
-                out.print(f"pending before: {per_store(before)}; after: {per_store(left) or 'nothing'}", markup=False)
+                of_which = f" (of which deletes: {per_store(deletes)})" if deletes else ""
+                out.print(f"pending before: {per_store(before)}{of_which}; after: {per_store(left) or 'nothing'}",
+                          markup=False)
             for line in still.values():
                 err.print(f"[red]replay:[/] {escape(line['message'])}", highlight=False)
             if dead:

@@ -1,7 +1,0 @@
-source /work/wt/hyg/.venv/bin/activate
-export UUID_FORGE_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/t_hyg
-export UUID_FORGE_TEST_MARIADB_URL=mysql+pymysql://root@127.0.0.1:3306/t_hyg
-export UUID_FORGE_TEST_REDIS_URL=redis://127.0.0.1:6379/4
-export UUID_FORGE_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/v_hyg
-unset UUID_FORGE_TEST_MONGODB_URL UUID_FORGE_TEST_ELASTICSEARCH_URL
-cd /work/wt/hyg

@@ -1,0 +1,175 @@
+"""``delete``: remove entities from every configured store (write-through, journaled, proven ours).
+
+Kept in its own module so that erasure (``--erase``, uuid_forge.erasure) can be wired here
+without touching the write commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+import click
+from rich.markup import escape
+
+from .. import metrics, tombstones
+from ..errors import ValidationError, WriteError
+from ..forge import Forge
+from ..metrics import metrics_option
+from ..report import WriteReport
+from .app import CONTEXT, emit_json, err, out
+from .configuration import config_option, open_forge
+from .parsing import parse_assignments
+from .progress import progress_bar
+from .reports import write_report_table
+
+__all__ = ["delete"]
+
+
+def _lines(stream: IO[bytes], name: str) -> Iterator[dict[str, Any]]:
+    """Delete items from JSON lines: ``{"entity_type": T, "id": UUID}``, ``{"entity_type": T,
+    "key": {...}}``, or ``{"entity_type": T, <key fields>...}``. A bad line names its number,
+    never its content."""
+    for n, raw in enumerate(stream, 1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValidationError(f"{name} line {n}: not valid JSON ({getattr(error, 'msg', 'not UTF-8')})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("entity_type"), str):
+            raise ValidationError(f"{name} line {n}: expected a JSON object with \"entity_type\" and the key fields, "
+                                  "\"key\" or \"id\"")
+        if "id" in obj or "key" in obj:
+            yield {k: obj[k] for k in ("entity_type", "id", "key") if k in obj}
+        else:
+            fields = {k: v for k, v in obj.items() if k != "entity_type"}
+            if not fields:
+                raise ValidationError(f"{name} line {n}: no key fields, \"key\" or \"id\"")
+            yield {"entity_type": obj["entity_type"], "key": fields}
+
+
+def _items(forge: Forge, entity_type: str | None, keys: tuple[str, ...], ids: tuple[str, ...],
+           jsonl: str | None) -> list[dict[str, Any]]:
+    if jsonl is not None:
+        if entity_type or keys or ids:
+            raise click.UsageError("give --jsonl FILE alone, or --entity with --key or --id")
+        if jsonl == "-":
+            return list(_lines(sys.stdin.buffer, "<stdin>"))
+        if not os.path.isfile(jsonl):
+            raise ValidationError(f"--jsonl {jsonl!r}: no such file (use - to read standard input)")
+        with open(jsonl, "rb") as fh:
+            return list(_lines(fh, jsonl))
+    if not entity_type:
+        raise click.UsageError("give --entity TYPE with --key FIELD=VALUE (or --id UUID), or --jsonl FILE")
+    if bool(keys) == bool(ids):
+        raise click.UsageError("give the entity's key fields with --key FIELD=VALUE, or its --id, not both")
+    if ids:
+        return [{"entity_type": entity_type, "id": i} for i in ids]
+    key = parse_assignments(keys, "--key")
+    declared = forge.types.get(entity_type)
+    if declared is not None and declared.key:
+        return [{"entity_type": entity_type, "data": key}]
+    return [{"entity_type": entity_type, "key": key}]
+
+
+def _erase(forge: Forge, items: list[dict[str, Any]], as_json: bool) -> WriteReport:
+    """``--erase``: the erasure module (uuid_forge.erasure) deletes and erases history with proof.
+    HOOK for the erasure work: it defines ``erase(forge, items, ...)``; until it exists, refused."""
+    try:
+        erasure = importlib.import_module("uuid_forge.erasure")
+    except ModuleNotFoundError:
+        raise click.UsageError("--erase is not available in this version (uuid_forge.erasure is missing)") from None
+    result: WriteReport = erasure.erase(forge, items, as_json=as_json)
+    return result
+
+
+def _show(report: WriteReport, as_json: bool, items: list[dict[str, Any]], forge: Forge) -> None:
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    if len(items) == 1:  # its ID (the key it came from is never printed: it may be personal data)
+        out.print(f"id: {forge.delete_targets(items)[0].id}", markup=False)
+    title = "delete (dry run: nothing changed)" if report.dry_run else "delete"
+    out.print(write_report_table(report, title))
+    for s in report.stores.values():
+        for e in s.errors:
+            err.print(f"[yellow]{escape(s.name)}[/]: {escape(e)}")
+        if s.unproven:
+            err.print(f"{s.name}: {s.unproven} entr{'y' if s.unproven == 1 else 'ies'} left: not proven ours "
+                      f"({', '.join(s.unproven_ids)}); uuid-forge deletes only what it can prove it wrote",
+                      markup=False)
+
+
+@click.command(context_settings=CONTEXT)
+@metrics_option("delete")
+@config_option()
+@click.option("--entity", "entity_type", default=None, metavar="TYPE", help="The entity type to delete from.")
+@click.option("-k", "--key", "keys", multiple=True, metavar="FIELD=TEXT|FIELD:=JSON",
+              help="A key field of the entity (repeat for each key field).")
+@click.option("--id", "ids", multiple=True, metavar="UUID", help="Delete by ID instead of key (repeatable).")
+@click.option("--jsonl", default=None, metavar="FILE|-",
+              help="Entities to delete, one JSON object a line: {\"entity_type\": \"user\", \"email\": \"...\"} (its "
+                   "key fields), {\"entity_type\": ..., \"key\": {...}} or {\"entity_type\": ..., \"id\": \"UUID\"}; - "
+                   "reads standard input.")
+@click.option("--dry-run", is_flag=True, help="Say what each store would delete; change nothing.")
+@click.option("--purge-expired", is_flag=True,
+              help="Remove tombstones older than [write] tombstone_retention (default 90d) from the source; "
+                   "with --dry-run, count them.")
+@click.option("--erase", is_flag=True,
+              help="Also erase the entities' history where a store allows it, with a report per store "
+                   "(docs/erasure.md).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids: tuple[str, ...],
+           jsonl: str | None, dry_run: bool, purge_expired: bool, erase: bool, as_json: bool) -> None:
+    """Delete entities from every configured store, under their deterministic IDs.
+
+    Order: the journal records the intent, the source of truth deletes first (and keeps a
+    tombstone: type, ID and time, no data), then every other store that can delete. Only
+    entries proven ours go: in a table, collection, index or key space shared with another
+    application, each entry is read first and deleted only when its key fields rebuild its ID;
+    the others are left and counted. A store that is down keeps its part in the journal:
+    run 'uuid-forge replay' when it is back. A later write of a deleted entity is refused
+    unless 'uuid-forge write --recreate'. Exit 0 when the source and every required store
+    deleted, 2 otherwise.
+
+    \b
+    Examples:
+      uuid-forge delete -c uuid-forge.toml --entity user --key email=john@example.com
+      uuid-forge delete -c uuid-forge.toml --entity user --id 5f1c...-...  --dry-run
+      uuid-forge delete -c uuid-forge.toml --jsonl leavers.jsonl          # {"entity_type":"user","email":"..."}
+      uuid-forge delete -c uuid-forge.toml --purge-expired                 # tombstones past retention
+    """
+    with open_forge(config_path) as forge:
+        if purge_expired:
+            if entity_type or keys or ids or jsonl or erase:
+                raise click.UsageError("--purge-expired goes alone (with --dry-run or --json)")
+            counts = tombstones.purge_expired(forge, dry_run=dry_run)
+            if as_json:
+                emit_json({"purged": counts, "dry_run": dry_run,
+                           "retention": forge.settings.tombstone_retention})
+            else:
+                verb = "would purge" if dry_run else "purged"
+                total = sum(counts.values())
+                out.print(f"tombstones {verb}: {total} older than {forge.settings.tombstone_retention}"
+                          + (f" ({', '.join(f'{t}: {n}' for t, n in counts.items())})" if counts else ""),
+                          markup=False)
+            return
+        items = _items(forge, entity_type, keys, ids, jsonl)
+        if not items:
+            raise ValidationError(f"--jsonl {jsonl!r}: no entities to delete")
+        try:
+            if erase:  # HOOK: --erase is carried out by uuid_forge.erasure (see _erase)
+                report = _erase(forge, items, as_json)
+            else:
+                with progress_bar("deleting", len(items), not as_json and len(items) > 1) as advance:
+                    report = forge.delete_many(items, progress=advance, dry_run=dry_run)
+        except WriteError as failure:
+            _show(failure.report, as_json, items, forge)
+            raise
+        _show(report, as_json, items, forge)
+        metrics.record(report)
