@@ -323,6 +323,8 @@ class Forge:
         if stoned is None:  # the source could not be read: the batch fails as a source failure would
             for h in self.stores:
                 report.stores[h.name].not_written += len(records)
+                if not h.source:
+                    report.stores[h.name].not_attempted = f"the source {self.source.name} failed"
             return
         if stoned and not recreate:
             keep = [r for r in records if (r.entity_type, r.id) not in stoned]
@@ -616,7 +618,7 @@ class Forge:
             report.stores[self.source.name].not_written += len(targets)
             for h in self.stores[1:]:
                 report.stores[h.name].not_written += len(targets)
-                report.stores[h.name].note_error(f"not attempted: the source {self.source.name} failed")
+                report.stores[h.name].not_attempted = f"the source {self.source.name} failed"
             return
         gone = targets if len(kept) == len(targets) else [targets[i] for i in kept]
         others = stores[1:]
