@@ -59,8 +59,12 @@ ALL_CAPABILITIES = frozenset({READ, WRITE, SCAN, DELETE})
 _ENTITY_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 RESERVED_TYPE_PREFIX = "uuid-forge."  # uuid-forge's own records (the ID-configuration marker): never listed
 
-__all__ = ["ALL_CAPABILITIES", "BATCH_SIZE", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "Option", "ScanItem",
-           "chunked"]
+__all__ = ["ALL_CAPABILITIES", "BACKUPS", "BATCH_SIZE", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "Option",
+           "ScanItem", "chunked"]
+
+#: what no store's delete reaches (every adapter's :meth:`Adapter.erasure_limits` ends with it)
+BACKUPS = ("backups, snapshots and replicas made before the delete keep their copy until they expire or are "
+           "restored: erase there too, or let their retention run out (and re-run the erasure after any restore)")
 
 ScanItem = tuple["uuid.UUID | MalformedID | ForeignEntry", "str | None"]
 
@@ -420,6 +424,13 @@ class Adapter(ABC):
         """True when ``entity_type`` lives in a container others may write too (so ``drop`` may
         delete only proven entries). The safe default for an adapter that does not say: shared."""
         return True
+
+    def erasure_limits(self, entity_type: str) -> list[str]:
+        """What a delete here does not erase, and what that means for the user: copies the store
+        itself keeps after an entry is removed (dead rows, unmerged segments, a log that cannot
+        delete), one sentence each. The erasure report (uuid_forge.erasure) prints them per store,
+        so a user never takes "deleted" for "gone from every disk". Adapters add their store's."""
+        return [BACKUPS]
 
     def count(self, entity_type: str) -> int:
         """How many well-encoded records of ``entity_type`` the store holds."""
