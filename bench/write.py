@@ -10,6 +10,19 @@ Run as a script:  python bench/write.py [--n 20000] [--rounds 3] [--ancestor-n 1
   store with one call at a time. It is timed on ``--ancestor-n`` entities and compared per entity.
 
 Prints medians, ratios (throughput ours / baseline) and the journal's share of our time.
+
+With ``--deletes``: deletes per second, per store, in one run with the variants alternating in each
+round (each variant deletes ``--delete-n`` entities it loaded untimed just before):
+
+* ours: the delete path uuid-forge uses. ``DELETE_VIA = "adapter"`` times ``adapter.delete_many``
+  (what write-through calls per store), ``"forge"`` times ``Forge.delete_many`` with the store as
+  the source (journal, tombstone, proof where the container is shared): the one-line switch;
+* ours + proof: each batch read back (``get_many``), proven ours (uuid_forge.ownership), then
+  deleted: what a delete costs in a container shared with others (the user's own table,
+  collection or index, a Redis database without a prefix, a directory of files);
+* native: the store's own bulk delete (``bench/handwritten/<store>.py``: ``DELETE ... WHERE id =
+  ANY(%s)``, ``DELETE ... IN``, pipelined ``UNLINK``, ``delete_many({_id: {$in}})``, ``_bulk``
+  delete actions, ``os.unlink``).
 """
 
 from __future__ import annotations
@@ -17,12 +30,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import tempfile
+import time
 import uuid
 from typing import Any
 
-from common import bench_prover, median, median_time, store_urls
+from common import GEN, bench_prover, make_records, median, median_time, store_urls
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, open_store
+from uuid_forge.contract import Adapter, chunked
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 from uuid_forge.settings import WriteSettings
@@ -33,6 +48,10 @@ BASELINE = {"postgres": "sql", "mongodb": "mongodb", "redis": "redis", "elastics
 IDS = IDConfig(namespace=Namespace("bench.uuid-forge.dev"), salt="bench")
 NS = IDS.namespace_uuid
 PER_STORE: list[dict[str, float]] = []
+DELETE_STORES = ["postgres", "mariadb", "mongodb", "redis", "elasticsearch", "file"]
+DELETE_BASELINE = {**BASELINE, "mariadb": "sql"}
+#: the delete path timed as "ours": "adapter" (adapter.delete_many) or "forge" (Forge.delete_many)
+DELETE_VIA = "adapter"
 
 
 def entities(entity_type: str, n: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -90,14 +109,82 @@ def cleanup(forge: Forge, entity_type: str) -> None:
     forge.close()
 
 
+def delete_ours(adapter: Adapter, entity_type: str, ids: list[uuid.UUID], proof: bool) -> int:
+    """Delete ``ids`` the way uuid-forge does (``DELETE_VIA``); with ``proof``, each batch is read
+    back and proven ours first (a container shared with others)."""
+    if DELETE_VIA == "forge":
+        forge = Forge([StoreHandle("s", adapter, source=True)], ids=IDS,
+                      journal=Journal(tempfile.mkdtemp(prefix="uf-bench-j-") + "/j.sqlite3"))
+        forge.delete_many([{"entity_type": entity_type, "id": i} for i in ids])  # type: ignore[attr-defined]
+        return len(ids)
+    if not proof:
+        return adapter.delete_many(entity_type, ids)
+    prover = bench_prover(GEN, entity_type)
+    gone = 0
+    for batch in chunked(ids, adapter.batch_size):
+        proven = prover.proven(entity_type, adapter.get_many(entity_type, batch), adapter.view)
+        gone += adapter.delete_many(entity_type, [i for i in batch if i in proven])
+    return gone
+
+
+def run_deletes(urls: dict[str, str], n: int, rounds: int) -> None:
+    """Deletes per second per store: ours, ours with the proof, native, alternating each round."""
+    print(f"delete benchmark: {n} entities per store and variant; median of {rounds} rounds; ours = {DELETE_VIA}")
+    variants = ("ours", "ours+proof", "native")
+    for name in [s for s in DELETE_STORES if s in urls]:
+        url = urls[name]
+        times: dict[str, list[float]] = {v: [] for v in variants}
+        shared = False
+        for r in range(rounds):
+            for variant in (variants if r % 2 == 0 else variants[::-1]):
+                et = f"bd{uuid.uuid4().hex[:8]}"
+                records = make_records(et, n)
+                ids = [rec.id for rec in records]
+                if variant == "native":
+                    mod = importlib.import_module(f"handwritten.{DELETE_BASELINE[name]}")
+                    ctx = mod.setup(url)
+                    try:
+                        mod.put_many(ctx, et, records)
+                        t = time.perf_counter()
+                        gone = mod.delete_many(ctx, et, ids)
+                        times[variant].append(time.perf_counter() - t)
+                    finally:
+                        mod.teardown(ctx, et)
+                else:
+                    adapter = open_store(url)
+                    try:
+                        shared = adapter.shared(et)
+                        adapter.put_many(records)
+                        t = time.perf_counter()
+                        gone = delete_ours(adapter, et, ids, proof=variant == "ours+proof")
+                        times[variant].append(time.perf_counter() - t)
+                        adapter.drop(et, prover=bench_prover(GEN, et))
+                    finally:
+                        adapter.close()
+                assert gone == n, f"{name} {variant}: deleted {gone} of {n}"
+        med = {v: n / median(times[v]) for v in variants}
+        default = med["ours+proof"] if shared else med["ours"]
+        print(f"  {name:13s} ours {med['ours']:8.0f}/s  ours+proof {med['ours+proof']:8.0f}/s  native "
+              f"{med['native']:8.0f}/s  ratio ours/native {med['ours'] / med['native']:.2f}  with proof "
+              f"{med['ours+proof'] / med['native']:.2f}  (default container {'shared: proof' if shared else 'own'}: "
+              f"{default / med['native']:.2f})  target >= 0.8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ancestor-n", type=int, default=1_000)
-    parser.add_argument("--stores", default=",".join(STORES))
+    parser.add_argument("--stores", default=None, help=f"default: {','.join(STORES)} "
+                        f"(with --deletes: {','.join(DELETE_STORES)})")
+    parser.add_argument("--deletes", action="store_true", help="measure deletes per second instead of writes")
+    parser.add_argument("--delete-n", type=int, default=5_000)
     args = parser.parse_args()
-    wanted = args.stores.split(",")
+    if args.deletes:
+        with store_urls((args.stores or ",".join(DELETE_STORES)).split(",")) as urls:
+            run_deletes(urls, args.delete_n, args.rounds)
+        return
+    wanted = (args.stores or ",".join(STORES)).split(",")
     with store_urls(wanted) as urls:
         missing = [s for s in wanted if s not in urls]
         print(f"write-through benchmark: {args.n} entities to {', '.join(urls)}; median of {args.rounds} rounds"

@@ -53,11 +53,21 @@ ERASED, ABSENT, HELD, UNVERIFIED = "erased", "absent", "held", "unverified"
 
 
 def masked_key(key: Any) -> str:
-    """A key as the report shows it: its shape, never its values (``{"email": "j•••@e••••••.c••"}``)."""
+    """A key as the report shows it: the field names (the schema) and the shape of each value, never
+    the value: ``{"email": "j•••@e••••••.c••"}``."""
     if key is None or key is FROM_DATA:
         return ""
-    text = json.dumps(key, ensure_ascii=False, sort_keys=True, default=str) if not isinstance(key, str) else key
-    return mask_value(text)
+
+    def shape(value: Any) -> str:
+        return mask_value(value if isinstance(value, str) else json.dumps(value, default=str))
+
+    if isinstance(key, Mapping):
+        shown: Any = {str(k): shape(v) for k, v in key.items()}
+    elif isinstance(key, (list, tuple)):
+        shown = [shape(v) for v in key]
+    else:
+        shown = shape(key)
+    return json.dumps(shown, ensure_ascii=False, sort_keys=True)
 
 
 @dataclass

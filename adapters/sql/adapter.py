@@ -391,7 +391,7 @@ class SQLAdapter(Adapter):
         if opened is None:
             return 0
         with self._engine.begin() as conn:
-            return conn.execute(opened.delete_stmt, {"ids": opened.codec.encode_many(ids)}).rowcount
+            return opened.remove(conn, opened.codec.encode_many(ids))
 
     def erasure_limits(self, entity_type: str) -> list[str]:
         """Deleted rows outlive the DELETE in each database's own way (named per dialect)."""

@@ -38,6 +38,14 @@ def get_many(ctx: redis.Redis, entity_type: str, ids: list[uuid.UUID]) -> int:
     return found
 
 
+def delete_many(ctx: redis.Redis, entity_type: str, ids: list[uuid.UUID]) -> int:
+    """The native bulk delete: one ``UNLINK`` of 1000 keys at a time in a non-transactional pipeline."""
+    pipe = ctx.pipeline(transaction=False)
+    for start in range(0, len(ids), BATCH):
+        pipe.unlink(*[f"{entity_type}:{i}" for i in ids[start:start + BATCH]])
+    return sum(pipe.execute())
+
+
 def teardown(ctx: redis.Redis, entity_type: str) -> None:
     keys = list(ctx.scan_iter(match=f"{entity_type}:*", count=1000))
     for start in range(0, len(keys), BATCH):
