@@ -610,9 +610,9 @@ class MongoAdapter(Adapter):
 
     def erasure_limits(self, entity_type: str) -> list[str]:
         """The oplog and freed storage keep what a delete removed, for a while."""
-        return ["MongoDB (WiredTiger) frees a deleted document's space for reuse without overwriting it (the "
+        return [("MongoDB (WiredTiger) frees a deleted document's space for reuse without overwriting it (the "
                 "'compact' command rewrites the collection); on a replica set the oplog keeps the operations that "
-                "wrote its data until they leave the oplog window", *super().erasure_limits(entity_type)]
+                "wrote its data until they leave the oplog window"), *super().erasure_limits(entity_type)]
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         self.containers.check(entity_type)

@@ -589,9 +589,9 @@ class RabbitMQAdapter(Adapter):
     # -- reading the history -------------------------------------------------------------------
     def erasure_limits(self, entity_type: str) -> list[str]:
         """A stream is append-only and consumers keep what they received: say so plainly."""
-        limits = ["consumers that already received the entity's messages (queues bound to exchange "
+        limits = [("consumers that already received the entity's messages (queues bound to exchange "
                   f"{self.exchange!r}, their databases) keep their copies: they must act on the delete event "
-                  "themselves"]
+                  "themselves")]
         if self.stream is not None:
             limits.insert(0, f"stream {self.stream!r} is append-only: the entity's earlier messages, with its data, "
                              "stay in it until the stream's retention (x-max-age or x-max-length-bytes, by queue "

@@ -837,9 +837,9 @@ class RedisAdapter(Adapter):
 
     def erasure_limits(self, entity_type: str) -> list[str]:
         """Persistence files and replicas hold the value after UNLINK."""
-        return ["Redis frees the key at once (UNLINK reclaims the memory in the background); an RDB snapshot or AOF "
+        return [("Redis frees the key at once (UNLINK reclaims the memory in the background); an RDB snapshot or AOF "
                 "written before the delete holds the value until the next BGSAVE or BGREWRITEAOF replaces it, and "
-                "replicas drop it when they apply the delete", *super().erasure_limits(entity_type)]
+                "replicas drop it when they apply the delete"), *super().erasure_limits(entity_type)]
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         """SCAN MATCH the type's pattern page by page, then read one page's values in one call

@@ -173,3 +173,33 @@ def test_report_text_of_a_held_store() -> None:
     assert "NOT fully erased" in str(report) and "s unverified" in str(report)
     assert "error: read back failed: down" in report.to_text() and "remains: r" in report.to_text()
     assert READ  # imported for readers: the read-back uses get_many where the store has READ
+
+
+def test_run_erase_prints_keeps_the_file_and_exits_1_when_a_store_holds_it(forge: Forge, tmp_path: Path) -> None:
+    """The --erase handling the delete command calls (uuid_forge.cli.erase), under click."""
+    import click
+    from click.testing import CliRunner
+
+    from uuid_forge.cli.erase import erase_options, run_erase
+
+    @click.command()
+    @erase_options
+    @click.option("--json", "as_json", is_flag=True)
+    def command(erase_: bool, report_path: str | None, as_json: bool) -> None:
+        assert erase_
+        run_erase(forge, [("person", {"email": EMAIL})], as_json=as_json, report_path=report_path)
+
+    forge.write_many([("person", {"email": EMAIL, "name": "John"})])
+    proof = tmp_path / "proof.txt"
+    result = CliRunner().invoke(command, ["--erase", "--report", str(proof)])
+    assert result.exit_code == 1, result.output  # the log store has no delete: not fully erased
+    assert "NOT fully erased" in result.output and "store log (optional" in result.output
+    assert EMAIL not in result.output and EMAIL not in proof.read_text()
+    assert "read back: get_many: 0 of 1 ID(s) found" in proof.read_text()
+    forge.stores = forge.stores[:2]
+    result = CliRunner().invoke(command, ["--erase", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["ok"] is True and payload["exit_code"] == 0 and payload["summary"].startswith("erasure ")
+    result = CliRunner().invoke(command, ["--erase", "--report", str(tmp_path / "no" / "such" / "r.json")])
+    assert result.exit_code != 0 and "does not exist" in str(result.exception or result.output)

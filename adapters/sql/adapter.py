@@ -397,17 +397,17 @@ class SQLAdapter(Adapter):
         """Deleted rows outlive the DELETE in each database's own way (named per dialect)."""
         name = self._engine.dialect.name
         if name == "postgresql":
-            limits = ["PostgreSQL keeps a deleted row as a dead tuple in the table's pages until VACUUM reclaims "
+            limits = [("PostgreSQL keeps a deleted row as a dead tuple in the table's pages until VACUUM reclaims "
                       "them (autovacuum does it in time; 'VACUUM <table>' does it now; the space is then reused, not "
                       "zeroed), and in the write-ahead log, its archives and on streaming replicas until those "
-                      "segments are recycled"]
+                      "segments are recycled")]
         elif name in ("mysql", "mariadb"):
-            limits = ["MariaDB/MySQL (InnoDB) keeps the old row in its undo log until purge runs, in freed pages until "
+            limits = [("MariaDB/MySQL (InnoDB) keeps the old row in its undo log until purge runs, in freed pages until "
                       "they are reused ('OPTIMIZE TABLE <table>' rebuilds the table), and in the binary log until "
-                      "binlog_expire_logs_seconds (expire_logs_days) passes"]
+                      "binlog_expire_logs_seconds (expire_logs_days) passes")]
         elif name == "sqlite":
-            limits = ["SQLite leaves a deleted row's bytes in free pages unless 'PRAGMA secure_delete' is on; "
-                      "'VACUUM' rewrites the file without them"]
+            limits = [("SQLite leaves a deleted row's bytes in free pages unless 'PRAGMA secure_delete' is on; "
+                      "'VACUUM' rewrites the file without them")]
         else:
             limits = [f"{name}: deleted rows may stay in the database's pages and logs until it reclaims them"]
         return [*limits, *super().erasure_limits(entity_type)]
