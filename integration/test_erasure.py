@@ -36,18 +36,6 @@ EMAIL, OTHER = "jane.roe@example.org", "keep.me@example.org"
 IDS = IDConfig(namespace=Namespace("erasure.integration.test"), salt="erase")
 
 
-def _delete_many_standin(forge: Forge, items: list[dict[str, Any]]) -> None:
-    """Stand-in for Forge.delete_many (built on branch del) while this branch lacks it: the source
-    first, then every store with delete, only entries proven ours. Used only when Forge has none."""
-    for h in forge.stores:
-        if DELETE not in h.adapter.capabilities:
-            continue
-        for item in items:
-            found = h.adapter.get_many(item["entity_type"], [item["id"]])
-            h.adapter.delete_many(item["entity_type"], list(forge.prover.proven(item["entity_type"], found,
-                                                                                  h.adapter.view)))
-
-
 @pytest.fixture
 def person_type() -> str:
     return f"person{uuid.uuid4().hex[:8]}"
@@ -55,9 +43,7 @@ def person_type() -> str:
 
 @pytest.fixture
 def forge(tmp_path: Path, postgres_url: str, redis_url: str, mongodb_url: str, elasticsearch_url: str,
-          amqp_url: str, person_type: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Forge]:
-    if not hasattr(Forge, "delete_many"):
-        monkeypatch.setattr(Forge, "delete_many", _delete_many_standin, raising=False)
+          amqp_url: str, person_type: str) -> Iterator[Forge]:
     exchange = f"uf_test_erase_{uuid.uuid4().hex[:8]}"
     stores = [StoreHandle("pg", open_store(postgres_url), source=True),
               StoreHandle("cache", open_store(redis_url)),

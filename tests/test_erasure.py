@@ -9,8 +9,8 @@ import json
 import os
 import stat
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from uuid_forge.adapters.memory import MemoryAdapter
@@ -27,18 +27,6 @@ IDS = IDConfig(namespace=Namespace("erasure.test"), salt="s")
 EMAIL = "john.doe@example.com"
 
 
-def fake_delete_many(forge: Forge, items: list[dict[str, Any]]) -> None:
-    """A fake of the delete path for these unit tests (Forge.delete_many where it exists): source
-    first, then every store with delete, only entries proven ours."""
-    for h in forge.stores:
-        if "delete" not in h.adapter.capabilities:
-            continue
-        for item in items:
-            found = h.adapter.get_many(item["entity_type"], [item["id"]])
-            proven = forge.prover.proven(item["entity_type"], found, h.adapter.view)
-            h.adapter.delete_many(item["entity_type"], list(proven))
-
-
 class FakeScanOnlyStore(MemoryAdapter):
     """A store that can scan but not read by ID nor delete, like a message log."""
 
@@ -49,10 +37,18 @@ class FakeScanOnlyStore(MemoryAdapter):
         return ["the log is append-only: old messages stay until retention drops them"]
 
 
+class FakeSharedStore(MemoryAdapter):
+    """A memory store that says it is shared with other applications (as the user's own table is):
+    a delete there removes only entries proven ours."""
+
+    name = "fake-shared"
+
+    def shared(self, entity_type: str) -> bool:
+        return True
+
+
 @pytest.fixture
-def forge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Forge:
-    if not hasattr(Forge, "delete_many"):
-        monkeypatch.setattr(Forge, "delete_many", fake_delete_many, raising=False)
+def forge(tmp_path: Path) -> Iterator[Forge]:
     f = Forge([StoreHandle("src", MemoryAdapter("memory://"), source=True),
                StoreHandle("cache", MemoryAdapter("memory://")),
                StoreHandle("log", FakeScanOnlyStore("memory://"), required=False)],
@@ -118,13 +114,13 @@ def test_an_entity_never_written_is_absent_by_id(forge: Forge) -> None:
 
 def test_an_unproven_entry_is_left_and_named(forge: Forge) -> None:
     """Another application's entry under the ID (no key fields in it) is not deleted: held, with why."""
-    forge.stores = forge.stores[:2]
+    forge.stores = [forge.stores[0], StoreHandle("cache", FakeSharedStore("memory://"))]
     ident = forge.id_for("person", {"email": EMAIL})
     forge.stores[1].adapter.put_many([Record("person", ident, {"theirs": 1})])
     report = erase(forge, [("person", {"email": EMAIL})])
     cache = report.stores[1]
     assert cache.status == "held" and not report.ok
-    assert "not proven ours" in cache.errors[0]
+    assert any("not proven ours" in e for e in cache.errors)  # mine, after the delete path's own
 
 
 def test_the_journal_is_scrubbed(tmp_path: Path) -> None:
@@ -203,3 +199,50 @@ def test_run_erase_prints_keeps_the_file_and_exits_1_when_a_store_holds_it(forge
     assert payload["ok"] is True and payload["exit_code"] == 0 and payload["summary"].startswith("erasure ")
     result = CliRunner().invoke(command, ["--erase", "--report", str(tmp_path / "no" / "such" / "r.json")])
     assert result.exit_code != 0 and "does not exist" in str(result.exception or result.output)
+
+
+def test_cli_delete_erase(tmp_path: Path) -> None:
+    """``uuid-forge delete --erase --report FILE``: the report printed and kept, keys masked, exit 0;
+    ``--report`` without ``--erase`` and ``--erase --dry-run`` are refused before anything changes."""
+    from .scaffold import run_cli
+
+    config = tmp_path / "uuid-forge.toml"
+    config.write_text(f"""
+[ids]
+namespace = "erasure.cli"
+[journal]
+path = "{tmp_path / 'j.sqlite3'}"
+[stores.db]
+url = "sqlite:///{tmp_path / 'src.sqlite3'}"
+role = "source"
+[stores.files]
+url = "file://{tmp_path / 'files'}"
+[types.person]
+key = ["email"]
+""")
+    env = {"UUID_FORGE_SALT": "pepper"}
+    c = ["-c", str(config)]
+    for email in (EMAIL, "keep@example.com"):
+        code, output, error = run_cli(["write", *c, "person", "-d", f"email={email}", "-d", "name=N"], env)
+        assert code == 0, output + error
+    code, output, error = run_cli(["delete", *c, "--entity", "person", "--key", f"email={EMAIL}", "--report",
+                                   str(tmp_path / "r.txt")], env)
+    assert code == 2 and "--report FILE goes with --erase" in error
+    code, output, error = run_cli(["delete", *c, "--entity", "person", "--key", f"email={EMAIL}", "--erase",
+                                   "--dry-run"], env)
+    assert code == 2 and "--erase cannot be a --dry-run" in error
+    proof = tmp_path / "erasure.json"
+    code, output, error = run_cli(["delete", *c, "--entity", "person", "--key", f"email={EMAIL}", "--erase",
+                                   "--report", str(proof)], env)
+    assert code == 0, output + error
+    assert "store db (source" in output and "store files (required" in output and ": erased: 1 entity" in output
+    assert "read back: get_many: 0 of 1 ID(s) found" in output and "secure_delete" in output
+    saved = json.loads(proof.read_text())
+    assert saved["ok"] and [s["status"] for s in saved["stores"]] == ["erased", "erased"]
+    assert stat.S_IMODE(os.stat(proof).st_mode) == 0o600
+    for text in (output, error, proof.read_text()):
+        assert EMAIL not in text
+    code, output, error = run_cli(["delete", *c, "--entity", "person", "--key", f"email={EMAIL}", "--erase",
+                                   "--json"], env)  # again: nothing held, still proven absent
+    assert code == 0, output + error
+    assert [s["status"] for s in json.loads(output)["stores"]] == ["absent", "absent"]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .contract import DELETE, READ, SCAN
 from .entitytypes import FROM_DATA
-from .errors import UUIDForgeError, ValidationError
+from .errors import UUIDForgeError, ValidationError, WriteError
 from .masking import mask_value
 from .privatefile import write_private
 from .urls import mask_text
@@ -39,6 +39,7 @@ from .urls import mask_text
 if TYPE_CHECKING:
     from .forge import Forge
     from .handles import StoreHandle
+    from .report import WriteReport
 
 __all__ = ["ErasedEntity", "ErasureReport", "JournalErasure", "StoreErasure", "erase", "masked_key"]
 
@@ -190,8 +191,9 @@ class ErasureReport:
 
 # -- the work ----------------------------------------------------------------------------------
 def _resolve(forge: Forge, items: Iterable[Any]) -> list[ErasedEntity]:
-    """Each item as (type, ID, masked key): ``(type, key)``, or a dict with ``entity_type`` and one
-    of ``key``, ``id`` or ``data`` (a declared type's key fields)."""
+    """Each item as (type, ID, masked key): ``(type, key)``, ``(type, uuid.UUID)``, or a dict with
+    ``entity_type`` and one of ``key``, ``id`` or ``data`` (a declared type's key fields): what
+    ``Forge.delete_many`` takes."""
     out: list[ErasedEntity] = []
     for i, item in enumerate(items):
         ident: Any = None
@@ -203,6 +205,8 @@ def _resolve(forge: Forge, items: Iterable[Any]) -> list[ErasedEntity]:
                 item.get("data")
         elif isinstance(item, (tuple, list)) and len(item) == 2:
             entity_type, key = item
+            if isinstance(key, uuid.UUID):  # (entity_type, ID), as delete_many takes it
+                ident = key
         else:
             raise ValidationError(f"items[{i}] must be (entity_type, key) or a dict with entity_type and key, id or "
                                   f"data, got {type(item).__name__}")
@@ -257,10 +261,9 @@ class _Unreadable(Exception):
     """A store that cannot be read back at all (write-only)."""
 
 
-def _delete_through(forge: Forge, entities: list[ErasedEntity]) -> Any:
+def _delete_through(forge: Forge, entities: list[ErasedEntity]) -> WriteReport:
     """The one delete path (uuid_forge.forge: journaled, source first, only entries proven ours)."""
-    delete_many = forge.delete_many  # type: ignore[attr-defined]  # until Forge.delete_many lands (branch del)
-    return delete_many([{"entity_type": e.entity_type, "id": e.id} for e in entities])
+    return forge.delete_many([{"entity_type": e.entity_type, "id": e.id} for e in entities])
 
 
 def erase(forge: Forge, items: Iterable[Any]) -> ErasureReport:
@@ -282,12 +285,16 @@ def erase(forge: Forge, items: Iterable[Any]) -> ErasureReport:
             before[h.name] = (held, "")
         except (_Unreadable, UUIDForgeError) as err:
             before[h.name] = (None, mask_text(str(err)))
+    result: WriteReport | None
     try:
         result = _delete_through(forge, entities)
-    except UUIDForgeError as err:  # e.g. the source failed: nothing may be reported erased
+    except WriteError as err:  # the source or a required store failed: its report says which
+        result = err.report
+        report.errors.append(f"delete: {mask_text(str(err))}")
+    except UUIDForgeError as err:
         result = None
         report.errors.append(f"delete: {mask_text(str(err))}")
-    delete_errors = {n: list(s.errors) for n, s in getattr(result, "stores", {}).items()}
+    delete_errors = {n: list(s.errors) for n, s in (result.stores if result is not None else {}).items()}
     if forge.journal is not None:
         scrubbed = dead = 0
         for entity_type, ids in groups.items():
