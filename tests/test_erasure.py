@@ -246,3 +246,13 @@ key = ["email"]
                                    "--json"], env)  # again: nothing held, still proven absent
     assert code == 0, output + error
     assert [s["status"] for s in json.loads(output)["stores"]] == ["absent", "absent"]
+
+
+@pytest.mark.parametrize("entity_type", ["person", "a.b-c_1", "pé", 'q"x'])
+def test_a_tombstone_record_is_canonical(entity_type: str) -> None:
+    """The tombstone's JSON texts are built directly for speed; they must be exactly canonical()'s."""
+    from uuid_forge.canonical import canonical
+    from uuid_forge.tombstones import Tombstone, deletion_time
+
+    record = Tombstone(entity_type, uuid.uuid4(), deletion_time()).record()
+    assert record.data_json == canonical(record.data) and record.key_json == canonical(record.key)
