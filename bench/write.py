@@ -52,8 +52,10 @@ BASELINE = {"postgres": "sql", "mongodb": "mongodb", "redis": "redis", "elastics
 IDS = IDConfig(namespace=Namespace("bench.uuid-forge.dev"), salt="bench")
 NS = IDS.namespace_uuid
 PER_STORE: list[dict[str, float]] = []
-DELETE_STORES = ["postgres", "mariadb", "mongodb", "redis", "elasticsearch", "file"]
-DELETE_BASELINE = {**BASELINE, "mariadb": "sql"}
+DELETE_STORES = ["postgres", "mariadb", "mongodb", "redis", "redis-prefix", "elasticsearch", "file"]
+DELETE_BASELINE = {**BASELINE, "mariadb": "sql", "redis-prefix": "redis"}
+#: a Redis database with a prefix of ours (the adapter's ``prefix=``): an own container, no proof needed
+REDIS_PREFIX = "ufb"
 
 
 def entities(entity_type: str, n: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -145,6 +147,8 @@ def run_deletes(urls: dict[str, str], n: int, rounds: int) -> None:
     """Deletes per second per store: the variants alternating (order reversed every other round)."""
     print(f"delete benchmark: {n} entities per store and variant; median of {rounds} rounds")
     variants = ("forge", "adapter", "proof", "native")
+    if "redis" in urls:
+        urls = {**urls, "redis-prefix": f"{urls['redis']}{'&' if '?' in urls['redis'] else '?'}prefix={REDIS_PREFIX}"}
     for name in [s for s in DELETE_STORES if s in urls]:
         url = urls[name]
         times: dict[str, list[float]] = {v: [] for v in (*variants, "in-store")}
@@ -156,7 +160,9 @@ def run_deletes(urls: dict[str, str], n: int, rounds: int) -> None:
                 ids = [rec.id for rec in records]
                 if variant == "native":
                     mod = importlib.import_module(f"handwritten.{DELETE_BASELINE[name]}")
-                    ctx = mod.setup(url)
+                    ctx = mod.setup(urls["redis"] if name == "redis-prefix" else url)
+                    if name == "redis-prefix":
+                        ctx.uf_prefix = REDIS_PREFIX
                     try:
                         mod.put_many(ctx, et, records)
                         t = time.perf_counter()
