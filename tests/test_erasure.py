@@ -256,3 +256,43 @@ def test_a_tombstone_record_is_canonical(entity_type: str) -> None:
 
     record = Tombstone(entity_type, uuid.uuid4(), deletion_time()).record()
     assert record.data_json == canonical(record.data) and record.key_json == canonical(record.key)
+
+
+class FakeDownStore(MemoryAdapter):
+    """A memory store that refuses every call while ``down`` is set, as an unreachable server does."""
+
+    name = "fake-down"
+    down = False
+
+    def _check(self) -> None:
+        if self.down:
+            from uuid_forge.errors import StoreUnavailableError
+
+            raise StoreUnavailableError("fake outage: connection refused", store=self.url())
+
+    def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Any:
+        self._check()
+        return super()._get(entity_type, ids)
+
+    def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
+        self._check()
+        return super()._delete(entity_type, ids)
+
+
+def test_a_store_down_is_unverified_then_replay_and_erase_again_prove_it(forge: Forge) -> None:
+    down = FakeDownStore("memory://")
+    forge.stores = [forge.stores[0], StoreHandle("cache", down, required=False)]
+    forge._sleep = lambda _: None
+    forge.write_many([("person", {"email": EMAIL, "name": "John"})])
+    down.down = True
+    report = erase(forge, [("person", {"email": EMAIL})])
+    cache = report.stores[1]
+    assert cache.status == "unverified" and not report.ok
+    assert any("read back failed" in e and "connection refused" in e for e in cache.errors)
+    assert any("could not be read before the delete" in e for e in cache.errors)
+    assert forge.pending() == {"cache": 1}  # the delete waits in the journal for the store
+    assert any("uuid-forge replay" in e for e in cache.errors)
+    down.down = False
+    forge.replay()
+    again = erase(forge, [("person", {"email": EMAIL})])
+    assert again.ok and [s.status for s in again.stores] == ["absent", "absent"]

@@ -319,16 +319,19 @@ def _store_part(forge: Forge, h: StoreHandle, groups: Mapping[str, list[uuid.UUI
                 part.remains.append(limit)
     if DELETE not in h.adapter.capabilities:
         part.errors.append(f"{h.name} has no delete: uuid-forge cannot remove entries there")
+    if held_before is None and before_error:
+        part.errors.append(f"could not be read before the delete: {before_error}")
     try:
         after, part.read_back = _read(h, groups)
     except (_Unreadable, UUIDForgeError) as err:
         part.status = UNVERIFIED
         part.errors.append(f"read back failed: {mask_text(str(err))}")
+        pending = _pending_hint(forge, h)
+        if pending:
+            part.errors.append(pending)
         return part
     if held_before is not None:
         part.removed = sum(len(ids - after.get(t, set())) for t, ids in held_before.items())
-    elif before_error:
-        part.errors.append(f"could not be read before the delete: {before_error}")
     left = [(t, i) for t, ids in after.items() for i in sorted(ids)]
     if left:
         part.status = HELD
@@ -356,8 +359,16 @@ def _why_held(forge: Forge, h: StoreHandle, after: Mapping[str, set[uuid.UUID]])
                 reasons.append(f"{len(unproven)} entr(ies) not proven ours ({unproven[0]}): left, since uuid-forge "
                                "deletes only what it proves it wrote; if they hold the person's data, delete them "
                                "where they came from")
-    pending = forge.pending().get(h.name, 0) if forge.journal is not None else 0
+    pending = _pending_hint(forge, h)
     if pending:
-        reasons.append(f"the store is owed {pending} journaled operation(s): run 'uuid-forge replay' when it is back, "
-                       "then erase again for a fresh read-back")
+        reasons.append(pending)
     return "; ".join(reasons) or "still held after the delete: run the erasure again, or see the store's errors"
+
+
+def _pending_hint(forge: Forge, h: StoreHandle) -> str:
+    """What to do when the journal still owes the store its part (it was down)."""
+    pending = forge.pending().get(h.name, 0) if forge.journal is not None else 0
+    if not pending:
+        return ""
+    return (f"the journal still owes {h.name} {pending} operation(s) (the delete among them): run 'uuid-forge replay' "
+            "when it is back, then erase again for a fresh read-back")
