@@ -9,7 +9,7 @@ import json
 import os
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -270,7 +270,7 @@ class FakeDownStore(MemoryAdapter):
 
             raise StoreUnavailableError("fake outage: connection refused", store=self.url())
 
-    def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Any:
+    def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         self._check()
         return super()._get(entity_type, ids)
 
