@@ -246,6 +246,13 @@ key = ["email"]
                                    "--json"], env)  # again: nothing held, still proven absent
     assert code == 0, output + error
     assert [s["status"] for s in json.loads(output)["stores"]] == ["absent", "absent"]
+    lines = tmp_path / "erase.jsonl"  # key fields on a line, as the delete command reads them
+    lines.write_text(json.dumps({"entity_type": "person", "email": "keep@example.com"}) + "\n")
+    code, output, error = run_cli(["delete", *c, "--jsonl", str(lines), "--erase", "--json"], env)
+    assert code == 0, output + error
+    payload = json.loads(output)
+    assert [s["status"] for s in payload["stores"]] == ["erased", "erased"]
+    assert "keep@example.com" not in output and payload["entities"][0]["key"].startswith('{"email": "k')
 
 
 @pytest.mark.parametrize("entity_type", ["person", "a.b-c_1", "pé", 'q"x'])
