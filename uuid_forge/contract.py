@@ -59,12 +59,8 @@ ALL_CAPABILITIES = frozenset({READ, WRITE, SCAN, DELETE})
 _ENTITY_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 RESERVED_TYPE_PREFIX = "uuid-forge."  # uuid-forge's own records (the ID-configuration marker): never listed
 
-__all__ = ["ALL_CAPABILITIES", "BACKUPS", "BATCH_SIZE", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "Option",
-           "ScanItem", "chunked"]
-
-#: what no store's delete reaches (every adapter's :meth:`Adapter.erasure_limits` ends with it)
-BACKUPS = ("backups, snapshots and replicas made before the delete keep their copy until they expire or are "
-           "restored: erase there too, or let their retention run out (and re-run the erasure after any restore)")
+__all__ = ["ALL_CAPABILITIES", "BATCH_SIZE", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "Option", "ScanItem",
+           "chunked"]
 
 ScanItem = tuple["uuid.UUID | MalformedID | ForeignEntry", "str | None"]
 
@@ -537,3 +533,8 @@ def _decoded(ids: Iterable[Any]) -> Iterator[uuid.UUID]:
                 yield decode(value)
             except (ValueError, TypeError) as err:
                 raise ValidationError(f"ids[{i}]: {err}") from None
+
+
+#: what no store's delete reaches (every adapter's :meth:`Adapter.erasure_limits` ends with it)
+BACKUPS = ("backups, snapshots and replicas made before the delete keep their copy until they expire or are "
+           "restored: erase there too, or let their retention run out (and re-run the erasure after any restore)")
