@@ -709,6 +709,13 @@ class ElasticsearchAdapter(Adapter):
             self._raise_item_error(f"bulk delete from {index}", errors, len(ids))
         return deleted
 
+    def erasure_limits(self, entity_type: str) -> list[str]:
+        """A deleted document is only marked deleted in its segment until a merge drops it."""
+        index = self.index_name(entity_type)
+        return [(f"Elasticsearch marks a deleted document deleted; its _source stays in index {index}'s segments "
+                f"until a merge expunges it ('POST /{index}/_forcemerge?only_expunge_deletes=true' does it now), and "
+                "in the translog until the next flush; snapshots keep it"), *super().erasure_limits(entity_type)]
+
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         """Every document whose ``id_field`` falls in ``partition`` (a range filter), and every
         document without that field, in one scroll in ``_doc`` order, fingerprinted from its data.

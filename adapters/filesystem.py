@@ -743,6 +743,12 @@ class FileAdapter(Adapter):
         return count
 
     # -- scans -----------------------------------------------------------------------------------
+    def erasure_limits(self, entity_type: str) -> list[str]:
+        """An unlinked file's blocks are freed, not overwritten."""
+        return [("the file (and its sidecar) is unlinked, not overwritten: its blocks stay on the disk until reused "
+                "(an encrypted disk, or shredding the file first, if that matters); filesystem snapshots (ZFS, btrfs, "
+                "LVM) and synced copies keep it"), *super().erasure_limits(entity_type)]
+
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         """Walk only the shard directories inside the partition's ID range, in ID order.
 

@@ -52,6 +52,10 @@ class MemoryAdapter(Adapter):
         table = self._data.get(entity_type, {})
         return sum(1 for i in ids if table.pop(i, None) is not None)
 
+    def erasure_limits(self, entity_type: str) -> list[str]:
+        """Nothing outlives a delete here: the data lived in this process's memory only."""
+        return []
+
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         for ident, record in list(self._data.get(entity_type, {}).items()):
             yield ident, self.fingerprint_data(record.data)

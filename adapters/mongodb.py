@@ -658,6 +658,12 @@ class MongoAdapter(Adapter):
         ops = [DeleteMany(self._where({"_id": {"$in": chunk}})) for chunk in chunked(keys, self.in_batch_size)]
         return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
 
+    def erasure_limits(self, entity_type: str) -> list[str]:
+        """The oplog and freed storage keep what a delete removed, for a while."""
+        return [("MongoDB (WiredTiger) frees a deleted document's space for reuse without overwriting it (the "
+                "'compact' command rewrites the collection); on a replica set the oplog keeps the operations that "
+                "wrote its data until they leave the oplog window"), *super().erasure_limits(entity_type)]
+
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         self.containers.check(entity_type)
         coll = self._collection(entity_type)

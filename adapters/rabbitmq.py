@@ -666,6 +666,19 @@ class RabbitMQAdapter(Adapter):
             raise
 
     # -- reading the history -------------------------------------------------------------------
+    def erasure_limits(self, entity_type: str) -> list[str]:
+        """A stream is append-only and consumers keep what they received: say so plainly."""
+        limits = [("consumers that already received the entity's messages (queues bound to exchange "
+                  f"{self.exchange!r}, their databases) keep their copies: they must act on the delete event "
+                  "themselves")]
+        if self.stream is not None:
+            limits.insert(0, f"stream {self.stream!r} is append-only: the entity's earlier messages, with its data, "
+                             "stay in it until the stream's retention (x-max-age or x-max-length-bytes, by queue "
+                             "argument or policy) drops the segments that hold them; no message can be removed "
+                             "sooner. The delete event ends the entity's history there, and audits then count it "
+                             "deleted")
+        return [*limits, *super().erasure_limits(entity_type)]
+
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         """The latest fingerprint of each entity of ``entity_type`` in the stream, within ``partition``.
 

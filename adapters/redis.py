@@ -835,6 +835,12 @@ class RedisAdapter(Adapter):
         # one UNLINK with every key: a single command whose reply is the count that existed
         return int(self._client.unlink(*self._keys(entity_type, ids)))
 
+    def erasure_limits(self, entity_type: str) -> list[str]:
+        """Persistence files and replicas hold the value after UNLINK."""
+        return [("Redis frees the key at once (UNLINK reclaims the memory in the background); an RDB snapshot or AOF "
+                "written before the delete holds the value until the next BGSAVE or BGREWRITEAOF replaces it, and "
+                "replicas drop it when they apply the delete"), *super().erasure_limits(entity_type)]
+
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         """SCAN MATCH the type's pattern page by page, then read one page's values in one call
         (the layout's :meth:`~RedisLayout.fingerprints`: MGET for JSON strings, pipelined HGETALL

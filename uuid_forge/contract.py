@@ -442,6 +442,13 @@ class Adapter(ABC):
         delete only proven entries). The safe default for an adapter that does not say: shared."""
         return True
 
+    def erasure_limits(self, entity_type: str) -> list[str]:
+        """What a delete here does not erase, and what that means for the user: copies the store
+        itself keeps after an entry is removed (dead rows, unmerged segments, a log that cannot
+        delete), one sentence each. The erasure report (uuid_forge.erasure) prints them per store,
+        so a user never takes "deleted" for "gone from every disk". Adapters add their store's."""
+        return [BACKUPS]
+
     def count(self, entity_type: str) -> int:
         """How many well-encoded records of ``entity_type`` the store holds."""
         return sum(1 for _ in self.scan(entity_type))
@@ -558,3 +565,8 @@ def _decoded(ids: Iterable[Any]) -> Iterator[uuid.UUID]:
                 yield decode(value)
             except (ValueError, TypeError) as err:
                 raise ValidationError(f"ids[{i}]: {err}") from None
+
+
+#: what no store's delete reaches (every adapter's :meth:`Adapter.erasure_limits` ends with it)
+BACKUPS = ("backups, snapshots and replicas made before the delete keep their copy until they expire or are "
+           "restored: erase there too, or let their retention run out (and re-run the erasure after any restore)")

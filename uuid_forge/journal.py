@@ -443,6 +443,41 @@ class Journal:
             args.append(ident.bytes)
         return (" WHERE " + " AND ".join(parts) if parts else ""), tuple(args)
 
+    def erase(self, entity_type: str, ids: Iterable[uuid.UUID]) -> tuple[int, int]:
+        """Scrub the data of ``ids`` from the journal (the right to erasure, uuid_forge.erasure):
+        their dead letters go, and each entry of theirs keeps its place (a store may still be owed
+        the batch it belongs to) but loses what it held of the entity. A write's entry loses its
+        key, data and fingerprint and is marked superseded, so replay never writes it to the source
+        (the other stores get the source's current record: none). A delete's entry keeps its op and
+        token, so a delete still owed to a store is finished by replay, and loses only its key.
+        SQLite's ``secure_delete`` zeroes the freed bytes, and a WAL checkpoint moves them out of
+        the write-ahead log. Returns (entries scrubbed, dead letters removed)."""
+        keys = [(entity_type, i.bytes) for i in ids]
+        with self._lock:
+            self._db.execute("PRAGMA secure_delete = ON")
+            try:
+                with self._transaction():
+                    dead = sum(self._db.execute("DELETE FROM dead_letters WHERE entity_type = ? AND id = ?", k).rowcount
+                               for k in keys)
+                    scrubbed = sum(self._db.execute(
+                        "UPDATE entries SET key = NULL, data = '{}', fp = '', superseded = 1 WHERE entity_type = ? "
+                        "AND id = ? AND op = 'put' AND (data != '{}' OR key IS NOT NULL OR fp != '')", k).rowcount
+                        + self._db.execute("UPDATE entries SET key = NULL WHERE entity_type = ? AND id = ? AND "
+                                           "op = 'delete' AND key IS NOT NULL", k).rowcount for k in keys)
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                self._db.execute("PRAGMA secure_delete = OFF")
+        return scrubbed, dead
+
+    def holds(self, entity_type: str, ids: Iterable[uuid.UUID]) -> int:
+        """How many entries or dead letters of ``ids`` still hold data (an erasure reads this back)."""
+        keys = [(entity_type, i.bytes) for i in ids]
+        with self._lock:
+            return sum(self._db.execute(
+                "SELECT (SELECT COUNT(*) FROM entries WHERE entity_type = ? AND id = ? AND (data != '{}' OR key IS NOT "
+                "NULL)) + (SELECT COUNT(*) FROM dead_letters WHERE entity_type = ? AND id = ?)", (*k, *k)).fetchone()[0]
+                for k in keys)
+
     def pending_entity_types(self) -> list[str]:
         """The entity types of the entries still owed to some store (an entry goes when none is owed)."""
         with self._lock:

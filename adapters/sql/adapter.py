@@ -391,7 +391,26 @@ class SQLAdapter(Adapter):
         if opened is None:
             return 0
         with self._engine.begin() as conn:
-            return conn.execute(opened.delete_stmt, {"ids": opened.codec.encode_many(ids)}).rowcount
+            return opened.remove(conn, opened.codec.encode_many(ids))
+
+    def erasure_limits(self, entity_type: str) -> list[str]:
+        """Deleted rows outlive the DELETE in each database's own way (named per dialect)."""
+        name = self._engine.dialect.name
+        if name == "postgresql":
+            limits = [("PostgreSQL keeps a deleted row as a dead tuple in the table's pages until VACUUM reclaims "
+                      "them (autovacuum does it in time; 'VACUUM <table>' does it now; the space is then reused, not "
+                      "zeroed), and in the write-ahead log, its archives and on streaming replicas until those "
+                      "segments are recycled")]
+        elif name in ("mysql", "mariadb"):
+            limits = [("MariaDB/MySQL (InnoDB) keeps the old row in its undo log until purge runs, in freed pages until "
+                      "they are reused ('OPTIMIZE TABLE <table>' rebuilds the table), and in the binary log until "
+                      "binlog_expire_logs_seconds (expire_logs_days) passes")]
+        elif name == "sqlite":
+            limits = [("SQLite leaves a deleted row's bytes in free pages unless 'PRAGMA secure_delete' is on; "
+                      "'VACUUM' rewrites the file without them")]
+        else:
+            limits = [f"{name}: deleted rows may stay in the database's pages and logs until it reclaims them"]
+        return [*limits, *super().erasure_limits(entity_type)]
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         opened = self._table(entity_type, create=False)

@@ -63,6 +63,17 @@ def get_many(ctx: dict[str, Any], entity_type: str, ids: list[uuid.UUID]) -> int
     return found
 
 
+def delete_many(ctx: dict[str, Any], entity_type: str, ids: list[uuid.UUID]) -> int:
+    """The native bulk delete: ``client.bulk`` of delete actions per 1000 IDs."""
+    es: Elasticsearch = ctx["es"]
+    gone = 0
+    for start in range(0, len(ids), BATCH):
+        resp = es.bulk(operations=[{"delete": {"_id": str(i)}} for i in ids[start:start + BATCH]],
+                       index=PREFIX + entity_type)
+        gone += sum(item["delete"].get("result") == "deleted" for item in resp["items"])
+    return gone
+
+
 def teardown(ctx: dict[str, Any], entity_type: str) -> None:
     ctx["es"].options(ignore_status=404).indices.delete(index=PREFIX + entity_type)
     ctx["es"].close()

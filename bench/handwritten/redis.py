@@ -19,11 +19,17 @@ def setup(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
+def _prefix(ctx: redis.Redis) -> str:
+    """A key prefix of our own, as the adapter's ``prefix=`` option joins it (set by the caller)."""
+    prefix = getattr(ctx, "uf_prefix", "")
+    return f"{prefix}:" if prefix else ""
+
+
 def put_many(ctx: redis.Redis, entity_type: str, records: list[Record]) -> None:
     for start in range(0, len(records), BATCH):
         pipe = ctx.pipeline(transaction=False)
         for r in records[start:start + BATCH]:
-            pipe.set(f"{entity_type}:{r.id}", r.data_json)
+            pipe.set(f"{_prefix(ctx)}{entity_type}:{r.id}", r.data_json)
         pipe.sadd("uf:types", entity_type)  # as the adapter does, so both send the same commands
         pipe.execute()
 
@@ -38,8 +44,16 @@ def get_many(ctx: redis.Redis, entity_type: str, ids: list[uuid.UUID]) -> int:
     return found
 
 
+def delete_many(ctx: redis.Redis, entity_type: str, ids: list[uuid.UUID]) -> int:
+    """The native bulk delete: one ``UNLINK`` of 1000 keys at a time in a non-transactional pipeline."""
+    pipe = ctx.pipeline(transaction=False)
+    for start in range(0, len(ids), BATCH):
+        pipe.unlink(*[f"{_prefix(ctx)}{entity_type}:{i}" for i in ids[start:start + BATCH]])
+    return sum(pipe.execute())
+
+
 def teardown(ctx: redis.Redis, entity_type: str) -> None:
-    keys = list(ctx.scan_iter(match=f"{entity_type}:*", count=1000))
+    keys = list(ctx.scan_iter(match=f"{_prefix(ctx)}{entity_type}:*", count=1000))
     for start in range(0, len(keys), BATCH):
         ctx.unlink(*keys[start:start + BATCH])
     ctx.srem("uf:types", entity_type)

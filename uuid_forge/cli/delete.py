@@ -1,12 +1,11 @@
 """``delete``: remove entities from every configured store (write-through, journaled, proven ours).
 
-Kept in its own module so that erasure (``--erase``, uuid_forge.erasure) can be wired here
-without touching the write commands.
+Kept in its own module so that erasure (``--erase``: uuid_forge.cli.erase, uuid_forge.erasure)
+is wired here without touching the write commands.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -23,6 +22,7 @@ from ..metrics import metrics_option
 from ..report import WriteReport
 from .app import CONTEXT, emit_json, err, out
 from .configuration import config_option, open_forge
+from .erase import erase_options, run_erase
 from .parsing import parse_assignments
 from .progress import progress_bar
 from .reports import write_report_table
@@ -77,17 +77,6 @@ def _items(forge: Forge, entity_type: str | None, keys: tuple[str, ...], ids: tu
     return [{"entity_type": entity_type, "key": key}]
 
 
-def _erase(forge: Forge, items: list[dict[str, Any]], as_json: bool) -> WriteReport:
-    """``--erase``: the erasure module (uuid_forge.erasure) deletes and erases history with proof.
-    HOOK for the erasure work: it defines ``erase(forge, items, ...)``; until it exists, refused."""
-    try:
-        erasure = importlib.import_module("uuid_forge.erasure")
-    except ModuleNotFoundError:
-        raise click.UsageError("--erase is not available in this version (uuid_forge.erasure is missing)") from None
-    result: WriteReport = erasure.erase(forge, items, as_json=as_json)
-    return result
-
-
 def _show(report: WriteReport, as_json: bool, items: list[dict[str, Any]], forge: Forge) -> None:
     if as_json:
         emit_json(report.to_dict())
@@ -120,12 +109,11 @@ def _show(report: WriteReport, as_json: bool, items: list[dict[str, Any]], forge
 @click.option("--purge-expired", is_flag=True,
               help="Remove tombstones older than [write] tombstone_retention (default 90d) from the source; "
                    "with --dry-run, count them.")
-@click.option("--erase", is_flag=True,
-              help="Also erase the entities' history where a store allows it, with a report per store "
-                   "(docs/erasure.md).")
+@erase_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids: tuple[str, ...],
-           jsonl: str | None, dry_run: bool, purge_expired: bool, erase: bool, as_json: bool) -> None:
+           jsonl: str | None, dry_run: bool, purge_expired: bool, erase_: bool, report_path: str | None,
+           as_json: bool) -> None:
     """Delete entities from every configured store, under their deterministic IDs.
 
     Order: the journal records the intent, the source of truth deletes first (and keeps a
@@ -135,18 +123,21 @@ def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids
     the others are left and counted. A store that is down keeps its part in the journal:
     run 'uuid-forge replay' when it is back. A later write of a deleted entity is refused
     unless 'uuid-forge write --recreate'. Exit 0 when the source and every required store
-    deleted, 2 otherwise.
+    deleted, 2 otherwise. With --erase: the journal scrubbed too, every store read back and a
+    report per store of what remains (docs/erasure.md); exit 0 only when every store proved
+    absence, 1 when one still holds an entity or could not be read back.
 
     \b
     Examples:
       uuid-forge delete -c uuid-forge.toml --entity user --key email=john@example.com
       uuid-forge delete -c uuid-forge.toml --entity user --id 5f1c...-...  --dry-run
       uuid-forge delete -c uuid-forge.toml --jsonl leavers.jsonl          # {"entity_type":"user","email":"..."}
+      uuid-forge delete -c uuid-forge.toml --entity user --key email=john@example.com --erase --report proof.json
       uuid-forge delete -c uuid-forge.toml --purge-expired                 # tombstones past retention
     """
     with open_forge(config_path) as forge:
         if purge_expired:
-            if entity_type or keys or ids or jsonl or erase:
+            if entity_type or keys or ids or jsonl or erase_:
                 raise click.UsageError("--purge-expired goes alone (with --dry-run or --json)")
             counts = tombstones.purge_expired(forge, dry_run=dry_run)
             if as_json:
@@ -162,12 +153,16 @@ def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids
         items = _items(forge, entity_type, keys, ids, jsonl)
         if not items:
             raise ValidationError(f"--jsonl {jsonl!r}: no entities to delete")
+        if report_path and not erase_:
+            raise click.UsageError("--report FILE goes with --erase (the erasure report)")
+        if erase_:  # the delete, then the proof: journal scrubbed, every store read back (uuid_forge.erasure)
+            if dry_run:
+                raise click.UsageError("--erase cannot be a --dry-run: run --dry-run alone to see what would go")
+            run_erase(forge, items, as_json=as_json, report_path=report_path)
+            return
         try:
-            if erase:  # HOOK: --erase is carried out by uuid_forge.erasure (see _erase)
-                report = _erase(forge, items, as_json)
-            else:
-                with progress_bar("deleting", len(items), not as_json and len(items) > 1) as advance:
-                    report = forge.delete_many(items, progress=advance, dry_run=dry_run)
+            with progress_bar("deleting", len(items), not as_json and len(items) > 1) as advance:
+                report = forge.delete_many(items, progress=advance, dry_run=dry_run)
         except WriteError as failure:
             _show(failure.report, as_json, items, forge)
             raise

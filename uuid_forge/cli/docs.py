@@ -31,6 +31,9 @@ EXIT_CODES: tuple[tuple[str, str, str, str], ...] = (
      "a required store not written (kept in the journal), a bad input line, bad configuration"),
     ("replay", "nothing left pending in the journal", "something still pending (a store still down)",
      "error (bad configuration, unreadable journal)"),
+    ("delete --erase", "every store read back and none holds the entities; the journal scrubbed",
+     "a store still holds one (down: journaled, not proven ours, no delete) or could not be read back",
+     "could not start: bad input or configuration, a --report file that cannot be written"),
     ("stores", "the source and every required store answer", "-",
      "the source or a required store does not answer (an optional one may be down)"),
     ("validate", "configuration ok (notes on stderr)", ("weak: no salt or secret, a declared type's salt "
