@@ -96,4 +96,5 @@ def masked_report(report: AuditReport, show_values: bool = False) -> AuditReport
     return dataclasses.replace(
         report, findings=[m.finding(f) for f in report.findings],
         foreign_samples={store: [m.sample(s) for s in samples] for store, samples in report.foreign_samples.items()},
-        warnings=[mask_text(w) for w in report.warnings], repair_errors=[mask_text(e) for e in report.repair_errors])
+        warnings=[mask_text(w) for w in report.warnings], repair_errors=[mask_text(e) for e in report.repair_errors],
+        stray_types=[{**s, "samples": [m.raw(x) for x in s["samples"]]} for s in report.stray_types])

@@ -28,6 +28,7 @@ from .handles import Stores, StoreSet
 from .record import Partition
 from .repair import recheck_repaired, repair
 from .report import CLASSES, FOREIGN_SAMPLES, AuditReport, Finding
+from .strays import check_types
 from .urls import mask_text
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def plan(stores: Stores, types: list[str], within: Partition | None = None, whol
     With ``whole_types``, one task per type holding all its partitions (``{pos, entity_type,
     within, parts}``): in one process a message log is then read once per type, not per partition."""
     within = within or Partition()
+    check_types(stores, types)  # a store that refuses a type is named before it is counted
     if whole_types:
         return [{"pos": pos, "entity_type": et, "within": [within.index, within.count],
                  "parts": [[p.index, p.count] for p in partitions(stores, et, within)]} for pos, et in enumerate(types)]

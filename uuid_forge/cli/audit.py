@@ -177,6 +177,7 @@ def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None,
     from ..distributed import audit_on
     from ..executors import default_workers, in_process_only, make_executor
     from ..partial import plan
+    from ..strays import audit_scope
 
     n = workers or default_workers()
     if executor == "local" and workers is None and any(not h.adapter.partitioned_scan for h in forge.stores):
@@ -187,7 +188,7 @@ def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None,
         if why and workers and workers > 1:
             err.print(f"note: auditing in this process: {escape(why)}", highlight=False)
         if n > 1 and not why:  # counting the source is a scan on some stores: done once, kept for the audit
-            planned = plan(forge, [entity_type] if entity_type else forge.entity_types(), part)
+            planned = plan(forge, [entity_type] if entity_type else audit_scope(forge, forge.types).types, part)
         if planned is None or all(t["count"] == 1 for t in planned):  # small: a process costs more than it saves
             def here(label: str, **kwargs: Any) -> AuditReport:
                 with progress_bar(label, None, not as_json) as advance:
@@ -228,6 +229,9 @@ def _print_audit(report: AuditReport, final: AuditReport, repair: bool, apply: b
                   highlight=False)
     for c in report.id_config:  # one line per type, whatever the number of records (see uuid_forge.idmarker)
         out.print(f"  [red]id config[/] {escape(idmarker.summary_line(c) or c['message'])}")
+    for s in report.stray_types:  # one line per store and type, whatever the number of entries
+        out.print("  [red]stray type[/] " + escape(s["message"]) + escape(f" (e.g. {', '.join(s['samples'][:3])})"
+                                                                   if s["samples"] else ""), highlight=False)
     for f in report.findings[:20]:
         out.print(f"  {f.kind:9} {f.store}/{f.entity_type} {f.id}  {f.detail}", markup=False)
     if len(report.findings) > 20:
