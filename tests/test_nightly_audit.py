@@ -1,0 +1,106 @@
+"""The nightly audit always has an answer: a full audit covers the types the source declares or
+holds, and a type only another store holds is a ``stray_type`` finding naming the store and
+``--entity`` (exit 1), never exit 2. A store refusing a type --entity names is named.
+
+Files and a SQLite table of the user's own (which holds one type) stand in for the real servers
+(integration/test_nightly_audit.py runs the same on PostgreSQL, Redis and files).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from uuid_forge import Forge
+
+from .scaffold import run_cli, write_forge_toml
+
+SALT = "nightly-unit-salt-0123456789"
+INVOICE = "abcd0000-0000-5000-8000-000000000000"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A user table (source, type user) and files, one user written, one stray invoice file."""
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as raw:
+        raw.execute("CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT)")
+    cfg = write_forge_toml(
+        tmp_path / "uf.toml",
+        {"db": {"url": f"sqlite:///{db}", "options": {"table": "users", "entity_type": "user",
+                                                      "fields": {"email": "email", "name": "name"}}},
+         "files": f"file://{tmp_path / 'files'}"},
+        "db", namespace="nightly.example.com", extra='[types.user]\nkey = ["email"]\n')
+    line = json.dumps({"entity_type": "user", "key": {"email": "ann@example.com"},
+                       "data": {"email": "ann@example.com", "name": "Ann"}})
+    code, _, err = run_cli(["write", "-c", str(cfg), "--jsonl", "-"], {"UUID_FORGE_SALT": SALT}, stdin=line + "\n")
+    assert code == 0, err
+    stray = tmp_path / "files" / "invoice" / "ab" / "cd" / f"{INVOICE}.json"
+    stray.parent.mkdir(parents=True)
+    stray.write_text('{"total": 12}', encoding="utf-8")
+    return cfg
+
+
+def audit(cfg: Path, *args: str) -> tuple[int, str, str]:
+    return run_cli(["audit", "-c", str(cfg), *args], {"UUID_FORGE_SALT": SALT}, columns=200)
+
+
+def test_a_stray_type_is_a_finding_naming_the_store_not_exit_2(site: Path) -> None:
+    code, out, err = audit(site)
+    assert code == 1, out + err
+    assert "stray type" in out and "'files'" in out and "'invoice'" in out and "--entity invoice" in out
+    assert "not accepted" not in out + err
+    assert out.rstrip().splitlines()[-1].startswith("INCONSISTENT: audit of user against db: 1 stray type")
+
+
+def test_the_consistent_types_are_still_audited_beside_a_stray(site: Path, tmp_path: Path) -> None:
+    for f in (tmp_path / "files" / "user").rglob("*.json"):
+        f.unlink()  # the user's file lost: still found missing
+    code, out, _ = audit(site, "--json")
+    body = json.loads(out)
+    assert code == 1
+    assert body["entity_types"] == ["user"]
+    assert body["stores"]["files"]["missing"] == 1 and body["stores"]["files"]["stray_type"] == 1
+    assert [(s["store"], s["entity_type"], s["count"]) for s in body["stray_types"]] == [("files", "invoice", 1)]
+
+
+def test_stray_samples_are_masked_unless_show_values(site: Path, tmp_path: Path) -> None:
+    other = tmp_path / "files" / "invoice" / "john@example.com.json"
+    other.write_text("{}", encoding="utf-8")
+    _, out, _ = audit(site, "--json")
+    samples = json.loads(out)["stray_types"][0]["samples"]
+    assert not any("john" in s for s in samples), samples
+    _, out, _ = audit(site, "--json", "--show-values")
+    assert any("john@example.com" in s for s in json.loads(out)["stray_types"][0]["samples"])
+
+
+def test_the_html_report_names_the_stray(site: Path, tmp_path: Path) -> None:
+    page = tmp_path / "audit.html"
+    code, _, _ = audit(site, "--html", str(page))
+    assert code == 1
+    text = page.read_text(encoding="utf-8")
+    assert "stray type" in text and "invoice" in text and "--entity invoice" in text
+
+
+def test_an_entity_a_store_refuses_is_named_with_the_store(site: Path) -> None:
+    code, out, err = audit(site, "--entity", "invoice")
+    assert code == 2
+    assert "store 'db' (source" in out + err and "'invoice'" in out + err
+
+
+def test_without_strays_the_audit_is_consistent(site: Path, tmp_path: Path) -> None:
+    for f in (tmp_path / "files" / "invoice").rglob("*.json"):
+        f.unlink()
+    code, out, _ = audit(site)
+    assert code == 0, out
+
+
+def test_forge_audit_reports_strays_and_a_declared_type_with_no_records(site: Path) -> None:
+    with Forge.from_config(str(site), env={"UUID_FORGE_SALT": SALT}) as forge:
+        report = forge.audit()
+    assert report.entity_types == ["user"] and not report.consistent
+    assert report.stray_types[0]["store"] == "files" and report.stray_types[0]["count"] == 1
+    assert "stray type" in str(report)
