@@ -104,3 +104,52 @@ def test_forge_audit_reports_strays_and_a_declared_type_with_no_records(site: Pa
     assert report.entity_types == ["user"] and not report.consistent
     assert report.stray_types[0]["store"] == "files" and report.stray_types[0]["count"] == 1
     assert "stray type" in str(report)
+
+
+# -- findings name the entity: the key fields beside the ID, masked unless --show-values -----------
+def _lose_user_file(tmp_path: Path) -> None:
+    for f in (tmp_path / "files" / "user").rglob("*.json"):
+        f.unlink()
+
+
+def test_a_missing_finding_shows_its_key_from_the_source_masked(site: Path, tmp_path: Path) -> None:
+    _lose_user_file(tmp_path)
+    out_file = tmp_path / "out.json"
+    code, out, _ = audit(site, "--output", str(out_file))
+    assert code == 1
+    line = next(x for x in out.splitlines() if x.lstrip().startswith("missing"))
+    assert "email=a••@e••••••.c••" in line and "ann@example.com" not in out
+    written = json.loads(out_file.read_text(encoding="utf-8"))
+    assert [f["key"] for f in written["findings"]] == [{"email": "a••@e••••••.c••"}]
+    code, out, _ = audit(site, "--json", "--show-values")
+    assert [f["key"] for f in json.loads(out)["findings"]] == [{"email": "ann@example.com"}]
+
+
+def test_an_orphan_finding_shows_its_key_from_the_store(site: Path, tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "app.db") as raw:
+        raw.execute("DELETE FROM users")
+    code, out, _ = audit(site, "--json", "--show-values")
+    orphans = [f for f in json.loads(out)["findings"] if f["class"] == "orphan"]
+    assert [f["key"] for f in orphans] == [{"email": "ann@example.com"}], out
+
+
+def test_the_html_report_shows_the_key_masked_or_clear(site: Path, tmp_path: Path) -> None:
+    _lose_user_file(tmp_path)
+    page = tmp_path / "audit.html"
+    audit(site, "--html", str(page))
+    text = page.read_text(encoding="utf-8")
+    assert "email=a••@e••••••.c••" in text and "ann@example.com" not in text
+    audit(site, "--html", str(page), "--show-values")
+    assert "email=ann@example.com" in page.read_text(encoding="utf-8")
+
+
+def test_a_consistent_audit_reads_no_key(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from uuid_forge import entitynames
+
+    for f in (tmp_path / "files" / "invoice").rglob("*.json"):
+        f.unlink()
+    named: list[int] = []
+    real = entitynames._key
+    monkeypatch.setattr(entitynames, "_key", lambda *a, **k: named.append(1) or real(*a, **k))
+    code, _, _ = audit(site)
+    assert code == 0 and not named

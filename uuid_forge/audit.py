@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import idmarker
 from .compare import PARTITION_TARGET, answering, describe_stale, diff_fields, point_pass
+from .entitynames import name_findings
 from .errors import ValidationError
 from .handles import Stores, StoreSet
 from .partial import InProcessExecutor, merge, merge_all, merge_repairs, plan, repair_groups, to_report
@@ -121,6 +122,7 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
                             stores or forge)
         report.warnings += scope.warnings
         stray_findings(stores or forge, scope, report)  # types only other stores hold: a finding each, not an error
+    name_findings(stores or forge, getattr(forge, "prover", None), report)  # the key fields beside each ID
     fraction = 1.0 / (partition or Partition()).count
     guarded = stores or forge
     # a type the stores hold and the source lacks: a wrong source, whether or not orphans are deleted

@@ -184,14 +184,15 @@ def _samples(report: AuditReport, masker: Masker) -> str:
             continue
         picked = _round_robin((f for f in report.findings if f.kind == cls), SAMPLES)
         rows = "".join(
-            f"<tr><td>{_e(f.store)}</td><td>{_e(f.entity_type)}</td><td class=\"id\">{_e(masker.ident(f.id))}</td>"
+            f"<tr><td>{_e(f.store)}</td><td>{_e(f.entity_type)}</td><td class=\"id\">{_e(masker.ident(f.id))}"
+            + (f"<br><span class=\"key\">{_e(masker.key_text(f.key))}</span>" if f.key is not None else "") + "</td>"
             f"<td class=\"detail\">{_e(masker.detail(f.detail, f.raw))}"
             + (f"<br><code>{_e(masker.raw(f.raw))}</code>" if f.raw and f.raw != f.id else "") + "</td></tr>"
             for f in picked)
         out.append(f'<h3 id="class-{cls}"><span class="dot" style="background:{COLORS[cls]}"></span>{cls}: '
                    f"{total:,} (showing {len(picked)})</h3>"
                    '<table class="samples"><thead><tr><th style="width:20%">store</th><th style="width:13%">entity type'
-                   '</th><th style="width:32%">ID</th><th>detail</th></tr></thead>'
+                   '</th><th style="width:32%">ID and key</th><th>detail</th></tr></thead>'
                    f"<tbody>{rows}</tbody></table>")
     if not out:
         return '<p class="note">No findings.</p>'

@@ -168,7 +168,7 @@ def merge_all(partials: list[Partial]) -> Partial:
 
 def finding_from_dict(d: dict[str, Any]) -> Finding:
     return Finding(d["store"], d["entity_type"], d["id"], d["class"], d.get("detail", ""), d.get("raw"),
-                   tuple(d.get("fields", ())), d.get("values"))
+                   tuple(d.get("fields", ())), d.get("values"), key=d.get("key"))
 
 
 def to_report(partial: Partial, entity_types: list[str]) -> AuditReport:

@@ -110,10 +110,15 @@ class Finding:
     fields: tuple[str, ...] = ()
     values: dict[str, dict[str, Any]] | None = None
     held: Any = field(default=None, compare=False, repr=False)  # scanned data of a store that cannot be read back
+    #: the entity's key fields (``{"email": ...}``), read from the source or the store (uuid_forge.entitynames);
+    #: every output masks them unless show_values
+    key: Any = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"store": self.store, "entity_type": self.entity_type, "id": self.id, "class": self.kind,
                              "detail": self.detail, "raw": self.raw}
+        if self.key is not None:
+            d["key"] = self.key
         if self.kind == "stale":
             d["fields"] = list(self.fields)
             if self.values is not None:

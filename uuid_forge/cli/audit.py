@@ -14,7 +14,7 @@ from ..audit import AuditReport
 from ..contract import SCAN
 from ..errors import RepairRefusedError
 from ..forge import Forge
-from ..masking import masked_report
+from ..masking import Masker, masked_report
 from ..metrics import metrics_option
 from ..privatefile import check_folder, refuse_link, write_private
 from ..record import Partition
@@ -232,8 +232,10 @@ def _print_audit(report: AuditReport, final: AuditReport, repair: bool, apply: b
     for s in report.stray_types:  # one line per store and type, whatever the number of entries
         out.print("  [red]stray type[/] " + escape(s["message"]) + escape(f" (e.g. {', '.join(s['samples'][:3])})"
                                                                    if s["samples"] else ""), highlight=False)
-    for f in report.findings[:20]:
-        out.print(f"  {f.kind:9} {f.store}/{f.entity_type} {f.id}  {f.detail}", markup=False)
+    for f in report.findings[:20]:  # already masked (masked_report): the key fields' shapes unless --show-values
+        key = Masker(True).key_text(f.key)
+        out.print(f"  {f.kind:9} {f.store}/{f.entity_type} {f.id}" + (f" [{key}]" if key else "") + f"  {f.detail}",
+                  markup=False)
     if len(report.findings) > 20:
         out.print(f"  ... {len(report.findings) - 20} more (use --json)")
     if repair and not apply and not report.consistent:
