@@ -129,6 +129,7 @@ def test_an_orphan_finding_shows_its_key_from_the_store(site: Path, tmp_path: Pa
     with sqlite3.connect(tmp_path / "app.db") as raw:
         raw.execute("DELETE FROM users")
     code, out, _ = audit(site, "--json", "--show-values")
+    assert code == 1
     orphans = [f for f in json.loads(out)["findings"] if f["class"] == "orphan"]
     assert [f["key"] for f in orphans] == [{"email": "ann@example.com"}], out
 
