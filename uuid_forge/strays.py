@@ -104,7 +104,7 @@ def audit_scope(stores: Stores, declared: Iterable[str]) -> Scope:
 def _sample(h: StoreHandle, entity_type: str) -> tuple[int, list[str]]:
     """How many entries ``h`` holds of ``entity_type`` (ours, malformed or foreign) and a few of
     their names (each output masks them: uuid_forge.masking)."""
-    count, samples = 0, []
+    count, samples = 0, list[str]()
     adapter: Adapter = h.adapter
     for item in adapter.scan(entity_type, include_malformed=True):
         ident = item[0]
