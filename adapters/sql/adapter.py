@@ -19,7 +19,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from uuid_forge.containers import Containers
-from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
+from uuid_forge.contract import BATCH_SIZE, Adapter, Check, Option, ScanItem
 from uuid_forge.errors import ConfigError, StoreError, UUIDForgeError, ValidationError
 from uuid_forge.record import ForeignEntry, Partition, Record
 
@@ -265,6 +265,29 @@ class SQLAdapter(Adapter):
                 f"{prefix + entity_type!r} must fit {limit} bytes (at most {limit - len(prefix)} "
                 f"chars after the prefix {prefix!r})")
         return entity_type
+
+    def check(self, entity_types: Iterable[str]) -> list[Check]:
+        """The checks of every type and, for your own table, of its one type whether named or not."""
+        types = list(entity_types)
+        own = self._settings.entity_type if self._containers.is_own else None
+        return super().check(types + [own] if own and own not in types else types)
+
+    def _check_type(self, entity_type: str) -> list[Check]:
+        """The table as a write opens it (reflected, never created): your table's mapped columns
+        exist, no unmapped NOT NULL column without a default, defaults= and filter= accepted; a
+        per-type table, if it exists, is this prefix's and type's."""
+        name = self._containers.name_for(entity_type)
+        where = f"table {name!r}"
+        try:
+            opened = self._table(entity_type, create=False)
+        except ValidationError as err:
+            return [Check(where, "failed", str(err))]
+        if opened is None:
+            if self._containers.is_own:
+                return [Check(where, "failed", f"table {name!r} does not exist: uuid-forge never creates your own "
+                              "table; create it, or name the right one with table= (and schema=)")]
+            return [Check(where, "ok", "does not exist yet: created on the first write")]
+        return [Check(where, "ok", "exists; its columns fit the mapping" if self._containers.is_own else "exists")]
 
     def _check_table_once(self, entity_type: str) -> None:
         """Open (reflect and check) your table the first time a type is checked, which a Forge does

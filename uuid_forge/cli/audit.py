@@ -97,11 +97,17 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
     is ours only when its own key fields rebuild its ID (or it carries uuid-forge's mark): one
     that cannot be proven is "unproven", counted with its name masked, and never deleted,
     rewritten or copied, whatever its name looks like.
+    Without --entity, the types the source declares ([types.NAME]) or holds are audited; entries
+    of a type only another store holds (a stray 'invoice' file or key) are one "stray type"
+    finding per store and type, with their count and a few names masked, never an error that
+    stops the audit of the others.
+    Each finding shows the entity's key fields beside its ID, masked unless --show-values.
     Exit 0 only when every store was audited and found consistent; 1 when there are findings
     (an ID configuration that differs from the one the source was written with is one finding
-    per type); 2 when the audit could not finish: an optional store that does not answer is
+    per type; a stray type is one per store and type); 2 when the audit could not finish: an optional store that does not answer is
     left out (the others are audited, it is listed as not audited), the source or a required
-    store is down, --entity names a type neither the configuration nor a store knows, or a
+    store is down, --entity names a type neither the configuration nor a store knows (or one a
+    store refuses: the store is named), or a
     repair is refused (by the deletion guard, or under such an ID configuration).
     '--partition 2/4' audits the second quarter of the ID space, so four machines can share a
     large audit. Every finding is re-read before repair acts on it, and each orphan is re-read
