@@ -154,3 +154,75 @@ def test_a_consistent_audit_reads_no_key(site: Path, tmp_path: Path, monkeypatch
     monkeypatch.setattr(entitynames, "_key", lambda *a, **k: named.append(1) or real(*a, **k))
     code, _, _ = audit(site)
     assert code == 0 and not named
+
+
+# -- validate runs every check opening the stores runs, nothing written --------------------------
+def _validate(cfg: Path, *args: str) -> tuple[int, str, str]:
+    return run_cli(["validate", "-c", str(cfg), *args], {"UUID_FORGE_SALT": SALT}, columns=300)
+
+
+def _checks(cfg: Path) -> tuple[int, list[dict[str, str]]]:
+    code, out, _ = _validate(cfg, "--json")
+    return code, json.loads(out)["checks"]
+
+
+def test_validate_passes_a_good_configuration_and_lists_each_check(site: Path) -> None:
+    code, checks = _checks(site)
+    assert code == 0, checks
+    named = {(c["store"], c["check"]): c["status"] for c in checks}
+    assert named[("db", "options")] == "ok" and named[("db", "table 'users'")] == "ok"
+    assert named[("db", "ID-configuration guard")] == "ok" and named[("files", "answers")] == "ok"
+
+
+def test_validate_names_a_misspelled_option_with_the_close_match(site: Path) -> None:
+    text = site.read_text(encoding="utf-8")
+    site.write_text(text.replace('url = "file://', 'options = { layuot = "data" }\nurl = "file://'), encoding="utf-8")
+    code, out, err = _validate(site)
+    assert code == 2
+    line = next(x for x in out.splitlines() if "layuot" in x)
+    assert line.startswith("failed") and "files: options" in line and "Did you mean 'layout'?" in line
+    assert "configuration refused" in err
+
+
+def test_validate_names_a_mapped_field_whose_column_is_missing(site: Path, tmp_path: Path) -> None:
+    before = sorted(p.name for p in tmp_path.iterdir())
+    site.write_text(site.read_text(encoding="utf-8").replace('name = "name" }', 'name = "name", nick = "nick" }'),
+                    encoding="utf-8")
+    code, checks = _checks(site)
+    assert code == 2
+    failed = [c for c in checks if c["status"] == "failed"]
+    assert [(c["store"], c["check"]) for c in failed] == [("db", "table 'users'")]
+    assert "no column ['nick']" in failed[0]["message"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written (no journal either)
+
+
+def test_validate_names_an_unmapped_not_null_column(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as raw:
+        raw.execute("CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT, tenant TEXT NOT NULL)")
+    cfg = write_forge_toml(tmp_path / "uf.toml", {"db": {"url": f"sqlite:///{db}", "options": {
+        "table": "users", "entity_type": "user", "fields": {"email": "email"}}}}, "db",
+        namespace="nightly.example.com", extra='[types.user]\nkey = ["email"]\n')
+    code, checks = _checks(cfg)
+    assert code == 2
+    bad = next(c for c in checks if c["status"] == "failed")
+    assert bad["store"] == "db" and "tenant" in bad["message"] and "NOT NULL" in bad["message"]
+
+
+def test_validate_says_the_id_configuration_guard_is_off(tmp_path: Path) -> None:
+    cfg = write_forge_toml(tmp_path / "uf.toml", {"files": {"url": f"file://{tmp_path / 'raw'}",
+                                                            "options": {"layout": "raw"}}}, "files",
+                           namespace="nightly.example.com")
+    code, out, _ = _validate(cfg)
+    line = next(x for x in out.splitlines() if "ID-configuration guard" in x)
+    assert line.startswith("off") and "files" in line and "not detected" in line
+    assert code == 0
+    code, _, _ = _validate(cfg, "--strict")
+    assert code == 1
+
+
+def test_validate_offline_opens_no_store(site: Path) -> None:
+    text = site.read_text(encoding="utf-8")
+    site.write_text(text.replace('url = "file://', 'options = { layuot = "data" }\nurl = "file://'), encoding="utf-8")
+    code, out, _ = _validate(site, "--offline")
+    assert code == 0 and "layuot" not in out
