@@ -98,7 +98,7 @@ def test_an_entity_the_source_refuses_names_the_store(site: dict[str, Any]) -> N
     _plant_strays(site)
     done = _audit(site, "--entity", site["stray"])
     assert done.returncode == 2
-    assert f"store 'db' (source" in done.stdout + done.stderr and site["stray"] in done.stdout + done.stderr
+    assert "store 'db' (source" in done.stdout + done.stderr and site["stray"] in done.stdout + done.stderr
 
 
 def test_findings_show_the_key_masked_and_clear_with_show_values(site: dict[str, Any]) -> None:
@@ -155,7 +155,7 @@ def test_validate_names_a_misspelled_mongodb_option(mongo_db: str, tmp_path: Pat
               "people": {"url": mongo_db, "options": {"colection": "people", "entity_type": "person"}}}
     cfg = write_forge_toml(tmp_path / "uf.toml", stores, "db", namespace=NAMESPACE,
                            extra='[types.person]\nkey = ["email"]\n')
-    code, checks, err = _validate(cfg)
+    code, checks, _ = _validate(cfg)
     assert code == 2
     bad = [c for c in checks if c["status"] == "failed"]
     assert [(c["store"], c["check"]) for c in bad] == [("people", "options")]
