@@ -323,6 +323,20 @@ class DataLayout(Layout):
         return (f"it does not map {self.id_field!r}: {what}; map it first: PUT <index>/_mapping "
                 f"{{\"properties\": {{\"{self.id_field}\": {{\"type\": \"keyword\"}}}}}}")
 
+    def check_mapping(self, index: str, entity_type: str, mapping: dict[str, Any] | None, own: bool
+                      ) -> tuple[str, str]:
+        """("ok" or "failed", why) for ``index`` as it is (None: it does not exist), for validate."""
+        if mapping is None:
+            return "ok", ("does not exist yet: created on the first write, with "
+                          + (f"{self.id_field!r} as a keyword" if self.id_field else "dynamic mapping"))
+        problem = self.refusal(mapping)
+        if problem:
+            return "failed", f"index {index!r} cannot hold entity type {entity_type!r} here: {problem}"
+        unmapped = self.unmapped(mapping) if own else None
+        if unmapped:
+            return "failed", f"index {index!r}: " + unmapped.replace("<index>", index)
+        return "ok", f"maps {self.id_field!r} as a keyword" if self.id_field else "exists"
+
     def has_id(self, source: dict[str, Any]) -> bool:
         """Whether a document carries the id field (seed-era ones, and all with ``id_field=""``, do not)."""
         return bool(self.id_field) and self.id_field in source
@@ -535,20 +549,11 @@ class ElasticsearchAdapter(Adapter):
         """The index as it is: the same refusal a write meets (:meth:`_check_index`), and for your
         own index whether it maps ``id_field`` as a keyword yet. Nothing is created or mapped."""
         index = self.index_name(entity_type)
-        where = f"index {index!r}"
         mapping = self.mapping(index)
-        if mapping is None:
-            return [Check(where, "ok", "does not exist yet: created on the first write, with "
-                          + (f"{self.layout.id_field!r} as a keyword" if self.layout.id_field else "dynamic mapping"))]
-        problem = self.layout.refusal(mapping)
-        if problem:
-            return [Check(where, "failed", f"index {index!r} cannot hold entity type {entity_type!r} here: {problem}")]
-        self.containers.check(entity_type)
-        unmapped = self.layout.unmapped(mapping) if self.containers.is_own else None
-        if unmapped:
-            return [Check(where, "failed", f"index {index!r}: " + unmapped.replace("<index>", index))]
-        return [Check(where, "ok", f"maps {self.layout.id_field!r} as a keyword" if self.layout.id_field
-                      else "exists")]
+        if mapping is not None and not self.layout.refusal(mapping):
+            self.containers.check(entity_type)  # a per-type index of another prefix or type: refused
+        status, message = self.layout.check_mapping(index, entity_type, mapping, self.containers.is_own)
+        return [Check(f"index {index!r}", status, message)]
 
     def validate_records(self, entity_type: str, records: list[Record]) -> None:
         """Refuse data whose top-level fields Elasticsearch or this layout keep for themselves."""
