@@ -122,7 +122,6 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
                             stores or forge)
         report.warnings += scope.warnings
         stray_findings(stores or forge, scope, report)  # types only other stores hold: a finding each, not an error
-    name_findings(stores or forge, getattr(forge, "prover", None), report)  # the key fields beside each ID
     fraction = 1.0 / (partition or Partition()).count
     guarded = stores or forge
     # a type the stores hold and the source lacks: a wrong source, whether or not orphans are deleted
@@ -188,5 +187,6 @@ def _point(forge: Forge, stores: StoreSet, entity_type: str | Iterable[str] | No
     report.id_config = idmarker.audit_findings(forge, report.entity_types, refuse=refuse)
     point_pass(forge, stores, entity_type, targets, report, verify_keys)
     describe_stale(stores, report, show_values)
+    name_findings(stores, getattr(forge, "prover", None), report)  # a full audit's tasks name theirs
     report.not_audited = dict(stores.down)
     return report

@@ -263,12 +263,11 @@ def audit(entity_type: str | None = None, output: Any = None) -> dict[str, Any]:
 def merge_audit(outcomes: list[dict[str, Any]], types: list[str], output: Any = None,
                 strays: bool = False) -> dict[str, Any]:
     """The chord's callback: merge the partials (each partition once), add the source warnings,
-    the findings' key fields and (``strays``: an audit of every type) the stray types, write the
+    and (``strays``: an audit of every type) the stray types, write the
     JSON report under ``[executor] report_dir`` (``output`` is ignored, as in :func:`audit`);
     returns its summary line, counts and the report's path."""
     import json
 
-    from .entitynames import name_findings
     from .partial import merge_all, to_report
     from .privatefile import write_private
     from .repair import source_is_empty, source_warnings
@@ -279,7 +278,6 @@ def merge_audit(outcomes: list[dict[str, Any]], types: list[str], output: Any = 
     report = to_report(merge_all([unwrap(o) for o in outcomes]), types)
     orphaned = {f.entity_type for f in report.findings if f.kind == "orphan" and f.store != forge.source.name}
     report.warnings += source_warnings(forge, report, {et for et in orphaned if source_is_empty(forge, et)})
-    name_findings(forge, forge.prover, report)
     if strays:
         stray_findings(forge, audit_scope(forge, forge.types), report)
     payload = report.to_dict()

@@ -2,7 +2,7 @@
 
 An operator paged about "missing 6f1c…" needs the business key (``email``, ``order_number``) to
 act. Only findings are named, never consistent records, and at most :data:`NAMED_FINDINGS` of
-them per audit, so a clean audit pays nothing and a bad one a few reads by ID: each finding's key
+them per audit task (where the partition's findings are made), so a clean audit pays nothing and a bad one a few reads by ID: each finding's key
 comes from the source's record (the truth), or from the store's record when the source lacks it
 (an orphan). The key is kept as read; every output masks it unless ``--show-values``
 (uuid_forge.masking), since a key is often personal data.
@@ -25,7 +25,7 @@ from .view import FULL, FieldView
 
 __all__ = ["NAMED", "NAMED_FINDINGS", "name_findings"]
 
-#: findings named per audit at most (each costs a read by ID in the source, and for orphans in the store)
+#: findings named per audit task at most (each costs a read by ID in the source, and for an orphan in its store)
 NAMED_FINDINGS = 2000
 #: the classes whose findings are named: entries of ours (an unproven entry's key is not ours to show)
 NAMED = ("missing", "orphan", "stale", "malformed")

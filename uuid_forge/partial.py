@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import idmarker
 from .compare import answering, describe_stale, full_pass, partitions
+from .entitynames import name_findings
 from .errors import UUIDForgeError, ValidationError
 from .handles import Stores, StoreSet
 from .record import Partition
@@ -61,7 +62,8 @@ def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = F
     """Audit the partitions of one type a task names in ``stores`` (by default: the stores of
     ``forge`` that answer); a pure function of the data.
 
-    Stale findings are described (their fields named) here, where the partition's data is at hand.
+    Stale findings are described (their fields named) and every finding of ours named by its key
+    fields (uuid_forge.entitynames) here, where the partition's stores are open.
     ``progress(source records)`` is called after each partition.
     """
     stores = stores if stores is not None else answering(forge)
@@ -76,6 +78,7 @@ def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = F
     # sized by the plan already: counting the source again in every task would scan it each time
     full_pass(forge, stores, et, within, report, verify_keys, progress, parts)
     describe_stale(stores, report, show_values)
+    name_findings(stores, getattr(forge, "prover", None), report)  # the key fields beside each finding's ID
     report.not_audited = {**stores.down, **report.not_audited}
     lo = parts[0].lo
     return {
