@@ -4,7 +4,7 @@ An operator paged about "missing 6f1c…" needs the business key (``email``, ``o
 act. Only findings are named, never consistent records, and at most :data:`NAMED_FINDINGS` of
 them per audit task (where the partition's findings are made), so a clean audit pays nothing and a bad one a few reads by ID: each finding's key
 comes from the source's record (the truth), or from the store's record when the source lacks it
-(an orphan). The key is kept as read; every output masks it unless ``--show-values``
+(an orphan, which is read from its store only). The key is kept as read; every output masks it unless ``--show-values``
 (uuid_forge.masking), since a key is often personal data.
 """
 
@@ -70,8 +70,9 @@ def name_findings(stores: Stores, prover: Prover | None, report: AuditReport) ->
     for entity_type, positions in wanted.items():
         try:
             for batch in chunked(positions, 500):
-                ids = sorted({uuid.UUID(report.findings[n].id) for n in batch})
-                truth = stores.source.adapter.get_many(entity_type, ids)
+                # an orphan is not in the source (the audit just found so): its key is read from its store only
+                ids = sorted({uuid.UUID(report.findings[n].id) for n in batch if report.findings[n].kind != "orphan"})
+                truth = stores.source.adapter.get_many(entity_type, ids) if ids else {}
                 keys = {i: _key(prover, entity_type, r) for i, r in truth.items()}
                 by_store: dict[str, list[uuid.UUID]] = {}
                 for n in batch:
