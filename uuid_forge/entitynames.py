@@ -2,10 +2,11 @@
 
 An operator paged about "missing 6f1c…" needs the business key (``email``, ``order_number``) to
 act. Only findings are named, never consistent records, and at most :data:`NAMED_FINDINGS` of
-them per audit task (where the partition's findings are made), so a clean audit pays nothing and a bad one a few reads by ID: each finding's key
-comes from the source's record (the truth), or from the store's record when the source lacks it
-(an orphan, which is read from its store only). The key is kept as read; every output masks it unless ``--show-values``
-(uuid_forge.masking), since a key is often personal data.
+them per audit task (where the partition's findings are made), so a clean audit pays nothing and
+a bad one a few reads by ID: each finding's key comes from the source's record (the truth), or
+from the store's record when the source lacks it (an orphan, read from its store only). The key
+is kept as read; every output masks it unless ``--show-values`` (uuid_forge.masking), since a
+key is often personal data.
 """
 
 from __future__ import annotations
