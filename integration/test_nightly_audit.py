@@ -27,7 +27,7 @@ redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 
 from uuid_forge import IDConfig, Namespace, Record, UUIDGenerator, open_store
 
-from .scaffold import DEFAULT_SALT, FAST_WRITE, forget_redis_type, run_cli, write_forge_toml
+from .scaffold import DEFAULT_SALT, FAST_WRITE, run_cli, write_forge_toml
 from .test_sql import _pg, _pg_drop
 
 NAMESPACE = "nightly.uuid-forge.test"
@@ -46,7 +46,7 @@ def site(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str
         tmp_path / "uf.toml",
         {"db": {"url": postgres_url, "options": {"table": table, "entity_type": person,
                                                  "fields": {"email": "email", "name": "name"}}},
-         "cache": redis_url, "files": f"file://{tmp_path / 'files'}"},
+         "cache": f"{redis_url}?prefix=nt{tag}", "files": f"file://{tmp_path / 'files'}"},
         "db", namespace=NAMESPACE, write=FAST_WRITE, extra=f'[types.{person}]\nkey = ["email"]\n')
     lines = "".join(json.dumps({"entity_type": person, "key": {"email": f"p{i}@example.com"},
                                 "data": {"email": f"p{i}@example.com", "name": f"P {i}"}}) + "\n"
@@ -55,11 +55,16 @@ def site(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str
     assert done.returncode == 0, done.stdout + done.stderr
     try:
         yield {"cfg": cfg, "person": person, "stray": stray, "table": table, "tmp": tmp_path,
-               "redis_url": redis_url, "postgres_url": postgres_url}
+               "redis_url": f"{redis_url}?prefix=nt{tag}", "postgres_url": postgres_url}
     finally:
         _pg_drop(postgres_url, table)
-        for t in (person, stray):
-            forget_redis_type(redis_url, t)
+        client = redis.Redis.from_url(redis_url)  # this test's own prefix: every key under it
+        try:
+            keys = list(client.scan_iter(match=f"nt{tag}*", count=1000))
+            if keys:
+                client.unlink(*keys)
+        finally:
+            client.close()
 
 
 def _plant_strays(site: dict[str, Any]) -> None:
@@ -104,9 +109,9 @@ def test_an_entity_the_source_refuses_names_the_store(site: dict[str, Any]) -> N
 def test_findings_show_the_key_masked_and_clear_with_show_values(site: dict[str, Any]) -> None:
     gen = UUIDGenerator(IDConfig(namespace=Namespace(NAMESPACE), salt=DEFAULT_SALT))
     lost = gen.generate(site["person"], email="p3@example.com")
-    client = redis.Redis.from_url(site["redis_url"])
+    client = redis.Redis.from_url(site["redis_url"].split("?")[0])
     try:
-        gone = [k for k in client.scan_iter(match=f"{site['person']}:*") if str(lost) in k.decode()]
+        gone = [k for k in client.scan_iter(match=f"nt*{site['person']}:*") if str(lost) in k.decode()]
         assert len(gone) == 1
         client.delete(*gone)
     finally:

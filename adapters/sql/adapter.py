@@ -270,7 +270,11 @@ class SQLAdapter(Adapter):
         """The checks of every type and, for your own table, of its one type whether named or not."""
         types = list(entity_types)
         own = self._settings.entity_type if self._containers.is_own else None
-        return super().check(types + [own] if own and own not in types else types)
+        checked, self._checked = self._checked, True  # the table is opened (and named) by _check_type
+        try:
+            return super().check(types + [own] if own and own not in types else types)
+        finally:
+            self._checked = checked
 
     def _check_type(self, entity_type: str) -> list[Check]:
         """The table as a write opens it (reflected, never created): your table's mapped columns
@@ -292,16 +296,18 @@ class SQLAdapter(Adapter):
     def _check_table_once(self, entity_type: str) -> None:
         """Open (reflect and check) your table the first time a type is checked, which a Forge does
         for every store before any store is written: a table every INSERT would fail on (unmapped
-        NOT NULL columns), bad defaults= or a filter the database refuses are a ConfigError then,
-        not a half-done write. Any other error (the server is down, no such table yet) is left for
-        the operation itself to report, classified."""
+        NOT NULL columns, a mapped column that does not exist), bad defaults= or a filter the
+        database refuses are refused then (ConfigError, ValidationError), not a half-done write:
+        the same opening :meth:`_check_type` runs for ``uuid-forge validate``. Any other error
+        (the server is down, no such table yet) is left for the operation itself to report,
+        classified."""
         if self._checked or entity_type in self._tables:
             return
         self._checked = True
         try:
             with self._errors("open table"):
                 self._table(entity_type, create=False)
-        except ConfigError:
+        except (ConfigError, ValidationError):
             raise
         except Exception:  # noqa: BLE001, S110 - reported, classified, by the operation that needs the table
             pass
