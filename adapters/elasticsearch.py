@@ -67,7 +67,7 @@ from elasticsearch.serializer import JsonSerializer
 from uuid_forge.canonical import canonical, format_decimal, format_float
 from uuid_forge.classify import classify, classify_uuid, parse_id
 from uuid_forge.containers import Containers
-from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
+from uuid_forge.contract import BATCH_SIZE, Adapter, Check, Option, ScanItem
 from uuid_forge.encodings import check_target, encode
 from uuid_forge.errors import (
     ConfigError,
@@ -310,6 +310,33 @@ class DataLayout(Layout):
                     "documents' data as top-level fields into a new index, then point this store at it")
         return None
 
+    def unmapped(self, mapping: dict[str, Any]) -> str | None:
+        """Why an existing index of the user's that does not map ``id_field`` yet will not hold it
+        as needed: dynamic mapping would make it ``text`` on the first write (a ``strict`` index
+        would refuse the write, one with ``dynamic: false`` would not index it)."""
+        if not self.id_field or self.id_field in (mapping.get("properties") or {}):
+            return None
+        dynamic = str(mapping.get("dynamic", "true")).lower()
+        what = {"strict": "a strict index refuses every write that carries it",
+                "false": "it would not be indexed, so no ID range could be read"}.get(
+            dynamic, "the first write would map it by dynamic mapping as 'text', and the audit's ID ranges need a keyword")
+        return (f"it does not map {self.id_field!r}: {what}; map it first: PUT <index>/_mapping "
+                f"{{\"properties\": {{\"{self.id_field}\": {{\"type\": \"keyword\"}}}}}}")
+
+    def check_mapping(self, index: str, entity_type: str, mapping: dict[str, Any] | None, own: bool
+                      ) -> tuple[str, str]:
+        """("ok" or "failed", why) for ``index`` as it is (None: it does not exist), for validate."""
+        if mapping is None:
+            return "ok", ("does not exist yet: created on the first write, with "
+                          + (f"{self.id_field!r} as a keyword" if self.id_field else "dynamic mapping"))
+        problem = self.refusal(mapping)
+        if problem:
+            return "failed", f"index {index!r} cannot hold entity type {entity_type!r} here: {problem}"
+        unmapped = self.unmapped(mapping) if own else None
+        if unmapped:
+            return "failed", f"index {index!r}: " + unmapped.replace("<index>", index)
+        return "ok", f"maps {self.id_field!r} as a keyword" if self.id_field else "exists"
+
     def has_id(self, source: dict[str, Any]) -> bool:
         """Whether a document carries the id field (seed-era ones, and all with ``id_field=""``, do not)."""
         return bool(self.id_field) and self.id_field in source
@@ -511,6 +538,22 @@ class ElasticsearchAdapter(Adapter):
         except TargetError as err:
             raise ValidationError(f"entity type {entity_type!r} is not accepted by elasticsearch: {err}") from None
         return entity_type
+
+    def check(self, entity_types: Iterable[str]) -> list[Check]:
+        """The checks of every type and, for your own index, of its one type whether named or not."""
+        types = list(entity_types)
+        own = self.containers.own_type if self.containers.is_own else None
+        return super().check(types + [own] if own and own not in types else types)
+
+    def _check_type(self, entity_type: str) -> list[Check]:
+        """The index as it is: the same refusal a write meets (:meth:`_check_index`), and for your
+        own index whether it maps ``id_field`` as a keyword yet. Nothing is created or mapped."""
+        index = self.index_name(entity_type)
+        mapping = self.mapping(index)
+        if mapping is not None and not self.layout.refusal(mapping):
+            self.containers.check(entity_type)  # a per-type index of another prefix or type: refused
+        status, message = self.layout.check_mapping(index, entity_type, mapping, self.containers.is_own)
+        return [Check(f"index {index!r}", status, message)]
 
     def validate_records(self, entity_type: str, records: list[Record]) -> None:
         """Refuse data whose top-level fields Elasticsearch or this layout keep for themselves."""

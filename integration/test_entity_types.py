@@ -152,9 +152,10 @@ def test_verify_keys_finds_a_record_whose_id_does_not_match_its_key_fields(setup
     found = [f for f in report["findings"] if f["store"] == "db"]
     assert found == [{"store": "db", "entity_type": user, "id": victim, "class": "malformed",
                       "detail": f"key fields give {expected_id('users', BASE_SALT, user, email='edited@example.com')}",
-                      "raw": None}]
+                      "raw": None, "key": {"email": "e•••••@e••••••.c••"}}]  # the key it holds, masked
     text = cli("audit", "-c", c, "--entity", user, "--verify-keys")
-    assert text.returncode == 1 and f"malformed db/{user} {victim}  key fields give" in text.stdout
+    assert text.returncode == 1
+    assert f"malformed db/{user} {victim} [email=e•••••@e••••••.c••]  key fields give" in text.stdout
 
 
 def test_a_missing_per_type_salt_is_refused_for_that_type(setup: tuple[Path, dict[str, str]],

@@ -50,13 +50,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import idmarker
-from .compare import PARTITION_TARGET, all_types, answering, describe_stale, diff_fields, point_pass
+from .compare import PARTITION_TARGET, answering, describe_stale, diff_fields, point_pass
+from .entitynames import name_findings
 from .errors import ValidationError
-from .handles import StoreSet
+from .handles import Stores, StoreSet
 from .partial import InProcessExecutor, merge, merge_all, merge_repairs, plan, repair_groups, to_report
 from .record import Partition
 from .repair import DeleteLimit, build_plan, recheck, refuse_if_guarded, source_is_empty, source_warnings
 from .report import CLASSES, NOT_FINDINGS, AuditReport, Finding
+from .strays import Scope, audit_scope, check_types, stray_findings
 from .tombstones import mark_deleted
 
 if TYPE_CHECKING:
@@ -112,13 +114,18 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
         report = _point(forge, stores or answering(forge), entity_type, keys, ids, refuse, verify_keys, max_findings,
                         show_values)
     else:
-        types = ([entity_type] if isinstance(entity_type, str) else list(entity_type) if entity_type is not None
-                 else all_types((stores or forge).stores))
+        scope = (Scope([entity_type] if isinstance(entity_type, str) else list(entity_type))
+                 if entity_type is not None else audit_scope(stores or forge, forge.types))
+        types = scope.types
+        check_types(stores or forge, types)  # a store that refuses a type is named, before any task runs
         idmarker.audit_findings(forge, types, refuse=refuse)  # refused before any task runs
         tasks = planned if planned is not None else plan(stores or forge, types, partition, whole_types=in_process)
-        if not tasks and not in_process:
+        if not tasks and not in_process and not scope.strays:
             raise ValidationError("nothing to audit: no entity type")
-        report = _run_tasks(executor, tasks, types, verify_keys, max_findings, show_values, task_progress, stores)
+        report = _run_tasks(executor, tasks, types, verify_keys, max_findings, show_values, task_progress,
+                            stores or forge)
+        report.warnings += scope.warnings
+        stray_findings(stores or forge, scope, report)  # types only other stores hold: a finding each, not an error
     fraction = 1.0 / (partition or Partition()).count
     guarded = stores or forge
     mark_deleted(guarded.source.adapter, report)  # orphans the user deleted on purpose: their own class
@@ -148,13 +155,13 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
 
 def _run_tasks(executor: Executor, tasks: list[dict[str, Any]], types: list[str], verify_keys: bool,
                max_findings: int, show_values: bool, task_progress: Progress | None,
-               stores: StoreSet | None) -> AuditReport:
+               stores: Stores) -> AuditReport:
     """The partition tasks run on ``executor`` and their partial reports merged into one."""
-    if not tasks:  # nothing any store holds: an empty, consistent report
-        assert stores is not None
+    if not tasks:  # nothing the source knows: an empty report (stray types may be added to it)
         report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in stores.stores[1:]},
                              source=stores.source.name, max_findings=max_findings)
-        report.not_audited = dict(stores.down)
+        report.not_audited = dict(getattr(stores, "down", {}))
+        report.entity_types = list(types)
         return report
     options = {"verify_keys": verify_keys, "max_findings": max_findings, "show_values": show_values}
     merged: dict[str, Any] | None = None
@@ -185,5 +192,6 @@ def _point(forge: Forge, stores: StoreSet, entity_type: str | Iterable[str] | No
     report.id_config = idmarker.audit_findings(forge, report.entity_types, refuse=refuse)
     point_pass(forge, stores, entity_type, targets, report, verify_keys)
     describe_stale(stores, report, show_values)
+    name_findings(stores, getattr(forge, "prover", None), report)  # a full audit's tasks name theirs
     report.not_audited = dict(stores.down)
     return report

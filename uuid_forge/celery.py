@@ -31,12 +31,12 @@ from typing import Any
 
 from celery import Celery
 
-from .compare import all_types
 from .errors import ExecutorError
 from .masking import Masker
 from .partial import finding_from_dict
 from .precedence import CONFIG_ENV
 from .settings import ExecutorSettings, load_settings
+from .strays import audit_scope
 from .tasks import Done, forge_for, run_task, unwrap
 from .urls import mask_url
 
@@ -251,30 +251,35 @@ def audit(entity_type: str | None = None, output: Any = None) -> dict[str, Any]:
 
     _ignored_output("uuid_forge.audit", output)
     forge = forge_for(_worker_config())
-    types = [entity_type] if entity_type else all_types(forge.stores)
+    types = [entity_type] if entity_type else audit_scope(forge, forge.types).types
     stores = _DIGESTS.setdefault(_worker_config(), stores_digest(load_settings(_worker_config())))
     tasks = plan(forge, types)
-    chord(audit_partition.s(stores, {"task": t}) for t in tasks)(merge_audit.s(types),
+    chord(audit_partition.s(stores, {"task": t}) for t in tasks)(merge_audit.s(types, None, entity_type is None),
                                                                   serializer=app.conf.task_serializer)
     return {"partitions": len(tasks), "entity_types": types}
 
 
 @app.task(name="uuid_forge.merge_audit", **_OPTIONS)
-def merge_audit(outcomes: list[dict[str, Any]], types: list[str], output: Any = None) -> dict[str, Any]:
+def merge_audit(outcomes: list[dict[str, Any]], types: list[str], output: Any = None,
+                strays: bool = False) -> dict[str, Any]:
     """The chord's callback: merge the partials (each partition once), add the source warnings,
-    write the JSON report under ``[executor] report_dir`` (``output`` is ignored, as in
-    :func:`audit`); returns its summary line, counts and the report's path."""
+    and (``strays``: an audit of every type) the stray types, write the
+    JSON report under ``[executor] report_dir`` (``output`` is ignored, as in :func:`audit`);
+    returns its summary line, counts and the report's path."""
     import json
 
     from .partial import merge_all, to_report
     from .privatefile import write_private
     from .repair import source_is_empty, source_warnings
+    from .strays import stray_findings
 
     _ignored_output("uuid_forge.merge_audit", output)
     forge = forge_for(_worker_config())
     report = to_report(merge_all([unwrap(o) for o in outcomes]), types)
     orphaned = {f.entity_type for f in report.findings if f.kind == "orphan" and f.store != forge.source.name}
     report.warnings += source_warnings(forge, report, {et for et in orphaned if source_is_empty(forge, et)})
+    if strays:
+        stray_findings(forge, audit_scope(forge, forge.types), report)
     payload = report.to_dict()
     payload["summary"] = str(report)
     path = report_path(_worker_config())

@@ -24,6 +24,7 @@ import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 from .classify import ANY_VERSIONS
@@ -60,8 +61,8 @@ ALL_CAPABILITIES = frozenset({READ, WRITE, SCAN, DELETE})
 _ENTITY_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 RESERVED_TYPE_PREFIX = "uuid-forge."  # uuid-forge's own records (the ID-configuration marker): never listed
 
-__all__ = ["ALL_CAPABILITIES", "BATCH_SIZE", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "Option", "ScanItem",
-           "chunked"]
+__all__ = ["ALL_CAPABILITIES", "BATCH_SIZE", "DELETE", "READ", "SCAN", "WRITE", "Adapter", "Check", "Option",
+           "ScanItem", "chunked"]
 
 ScanItem = tuple["uuid.UUID | MalformedID | ForeignEntry", "str | None"]
 
@@ -80,6 +81,20 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check a store runs before its first use (and ``uuid-forge validate`` runs without
+    writing): what was checked, ``ok``, ``failed`` (the store would refuse to work) or ``off`` (a
+    safety net that does not apply here), and a message naming the place and what to do."""
+
+    name: str
+    status: str
+    message: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"check": self.name, "status": self.status, "message": self.message}
 
 
 class Adapter(ABC):
@@ -179,6 +194,31 @@ class Adapter(ABC):
                 f"entity type {entity_type!r} is not accepted by {self.name or type(self).__name__}: use 1-100 "
                 "chars of letters, digits, '_', '.', '-', starting with a letter or digit, without '..'")
         return entity_type
+
+    def check(self, entity_types: Iterable[str]) -> list[Check]:
+        """Every check this store runs before its first use, run now and nothing written: each type
+        accepted (:meth:`check_entity_type`), then its container as it is (:meth:`_check_type`: the
+        user's table and its columns, an index's mapping ...). A store that does not answer fails
+        the check that needed it; the others still run. For ``uuid-forge validate``."""
+        out: list[Check] = []
+        for et in dict.fromkeys(entity_types):
+            try:
+                self.check_entity_type(et)
+            except UUIDForgeError as err:
+                out.append(Check(f"entity type {et!r}", "failed", mask_text(str(err))))
+                continue
+            try:
+                with self._errors("check"):
+                    found = self._check_type(et)
+            except UUIDForgeError as err:
+                found = [Check(f"entity type {et!r}", "failed", mask_text(str(err)))]
+            out += found or [Check(f"entity type {et!r}", "ok", "accepted")]
+        return out
+
+    def _check_type(self, entity_type: str) -> list[Check]:
+        """Hook: the checks of ``entity_type``'s container as it is now, without writing (default:
+        none). Raise the store's error for one that makes the store unusable."""
+        return []
 
     def validate_records(self, entity_type: str, records: list[Record]) -> None:
         """Store-specific checks of a batch before anything is written (default: none)."""

@@ -32,7 +32,8 @@ __all__ = ["COLORS", "mask_value", "render", "write"]
 
 #: class -> bar/cell colour (colour-blind-friendly, readable on white)
 COLORS = {"ok": "#2e7d32", "missing": "#c62828", "orphan": "#ef6c00", "stale": "#6a1b9a",
-          "malformed": "#1565c0", "foreign": "#757575", "unproven": "#ad1457", "deleted": "#4e342e"}
+          "malformed": "#1565c0", "foreign": "#757575", "unproven": "#ad1457", "deleted": "#4e342e",
+          "stray_type": "#8d6e63"}
 FINDING_CLASSES = ("missing", "orphan", "stale", "malformed", "deleted")
 SAMPLES = 10  # rows per class
 SLOWEST = 10  # partitions listed
@@ -184,14 +185,15 @@ def _samples(report: AuditReport, masker: Masker) -> str:
             continue
         picked = _round_robin((f for f in report.findings if f.kind == cls), SAMPLES)
         rows = "".join(
-            f"<tr><td>{_e(f.store)}</td><td>{_e(f.entity_type)}</td><td class=\"id\">{_e(masker.ident(f.id))}</td>"
+            f"<tr><td>{_e(f.store)}</td><td>{_e(f.entity_type)}</td><td class=\"id\">{_e(masker.ident(f.id))}"
+            + (f"<br><span class=\"key\">{_e(masker.key_text(f.key))}</span>" if f.key is not None else "") + "</td>"
             f"<td class=\"detail\">{_e(masker.detail(f.detail, f.raw))}"
             + (f"<br><code>{_e(masker.raw(f.raw))}</code>" if f.raw and f.raw != f.id else "") + "</td></tr>"
             for f in picked)
         out.append(f'<h3 id="class-{cls}"><span class="dot" style="background:{COLORS[cls]}"></span>{cls}: '
                    f"{total:,} (showing {len(picked)})</h3>"
                    '<table class="samples"><thead><tr><th style="width:20%">store</th><th style="width:13%">entity type'
-                   '</th><th style="width:32%">ID</th><th>detail</th></tr></thead>'
+                   '</th><th style="width:32%">ID and key</th><th>detail</th></tr></thead>'
                    f"<tbody>{rows}</tbody></table>")
     if not out:
         return '<p class="note">No findings.</p>'
@@ -236,6 +238,10 @@ def render(report: AuditReport, *, final: AuditReport | None = None, show_values
     for c in report.id_config:
         line = mask_text(idmarker.summary_line(c) or c["message"])
         notes.append(f'<div class="err">ID configuration: {_e(line)}</div>')
+    for st in report.stray_types:  # one per store and type (uuid_forge.strays): names masked unless show_values
+        shown = ", ".join(masker.raw(x) for x in st["samples"][:3])
+        notes.append(f'<div class="err">stray type: {_e(mask_text(st["message"]))}'
+                     + (f" (e.g. <code>{_e(shown)}</code>)" if shown else "") + "</div>")
     for w in report.warnings:
         notes.append(f'<div class="warn">{_e(mask_text(w))}</div>')
     for e in report.repair_errors:
@@ -266,7 +272,8 @@ def render(report: AuditReport, *, final: AuditReport | None = None, show_values
 <section><h2>Stores &times; classes</h2>{_counts_table(report, CLASSES)}
 <p class="note">ok: present with the source's fingerprint; missing: in the source, not in the store; orphan: in
 the store, not in the source; stale: the data differs; malformed: an ID of ours in the wrong form; foreign: not
-written by uuid-forge (not an inconsistency).</p></section>
+written by uuid-forge (not an inconsistency); stray_type: entries of a type the source neither declares nor
+holds (see the notes above; never repaired).</p></section>
 <section><h2>{chart_title}</h2>{_chart(report)}</section>
 {repaired}
 <section><h2>Slowest partitions</h2>{_slowest(report)}</section>

@@ -46,6 +46,7 @@ from .record import Record
 
 if TYPE_CHECKING:
     from .forge import Forge
+    from .handles import StoreHandle
 
 log = logging.getLogger("uuid_forge.idmarker")
 
@@ -58,7 +59,7 @@ SAMPLE = 100
 SCAN_LIMIT = 1000
 
 __all__ = ["META_TYPE", "Marker", "Proof", "accept", "audit_findings", "differences", "ensure", "explain",
-           "marker_id", "plan", "prove", "read_markers", "status"]
+           "marker_id", "plan", "prove", "read_markers", "status", "why_unsupported"]
 
 _TEXT = {
     "scheme": "the scheme differs from the one this source was written with ({old} then, {new} now)",
@@ -195,19 +196,26 @@ def _refusal(mismatched: dict[str, tuple[list[str], Marker]], forge: Forge, acti
 
 
 # -- the source -----------------------------------------------------------------------------------
+def why_unsupported(source: StoreHandle) -> str | None:
+    """None when the source can keep markers, else why not (also for ``uuid-forge validate``)."""
+    adapter = source.adapter
+    if READ not in adapter.capabilities or WRITE not in adapter.capabilities:
+        return f"the source {source.name!r} cannot both read and write ({adapter.name or type(adapter).__name__})"
+    try:
+        adapter.check_entity_type(META_TYPE)
+    except ValidationError as err:
+        return f"the source {source.name!r} cannot hold uuid-forge's marker record: {err}"
+    return None
+
+
 def supported(forge: Forge) -> bool:
     """Whether the source can keep markers (it must read and write the reserved type)."""
     cached = getattr(forge, "_id_markers_supported", None)
     if cached is None:
-        adapter = forge.source.adapter
-        cached = READ in adapter.capabilities and WRITE in adapter.capabilities
-        if cached:
-            try:
-                adapter.check_entity_type(META_TYPE)
-            except ValidationError as err:
-                log.info("source %s keeps no ID-configuration marker (%s): a run under another salt or secret "
-                         "is not detected", forge.source.name, err)
-                cached = False
+        why = why_unsupported(forge.source)
+        if why:
+            log.info("%s: a run under another salt or secret is not detected", why)
+        cached = why is None
         forge._id_markers_supported = cached  # type: ignore[attr-defined]
     return cached
 

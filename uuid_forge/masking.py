@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .urls import mask_text
 
@@ -85,7 +85,27 @@ class Masker:
         """``f`` as an output shows it: ID, detail and raw name masked (values only with show_values)."""
         return dataclasses.replace(f, id=self.ident(f.id), detail=self.detail(f.detail, f.raw),
                                    raw=None if f.raw is None else self.raw(f.raw),
-                                   values=f.values if self.show else None)
+                                   values=f.values if self.show else None, key=self.key(f.key))
+
+    def key(self, key: Any) -> Any:
+        """A finding's key fields (uuid_forge.entitynames): the names shown, each value's shape only
+        unless show_values (a key is often personal data: an e-mail, a national number)."""
+        if key is None or self.show:
+            return key
+        if isinstance(key, dict):
+            return {k: mask_value(str(v)) for k, v in key.items()}
+        if isinstance(key, list):
+            return [mask_value(str(v)) for v in key]
+        return mask_value(str(key))
+
+    def key_text(self, key: Any) -> str:
+        """``email=a•••@e••••••.c••`` for the text and HTML outputs ("" without a key)."""
+        shown = self.key(key)
+        if shown is None:
+            return ""
+        if isinstance(shown, dict):
+            return ", ".join(f"{k}={v}" for k, v in shown.items())
+        return ", ".join(map(str, shown)) if isinstance(shown, list) else str(shown)
 
 
 def masked_report(report: AuditReport, show_values: bool = False) -> AuditReport:
@@ -96,4 +116,5 @@ def masked_report(report: AuditReport, show_values: bool = False) -> AuditReport
     return dataclasses.replace(
         report, findings=[m.finding(f) for f in report.findings],
         foreign_samples={store: [m.sample(s) for s in samples] for store, samples in report.foreign_samples.items()},
-        warnings=[mask_text(w) for w in report.warnings], repair_errors=[mask_text(e) for e in report.repair_errors])
+        warnings=[mask_text(w) for w in report.warnings], repair_errors=[mask_text(e) for e in report.repair_errors],
+        stray_types=[{**s, "samples": [m.raw(x) for x in s["samples"]]} for s in report.stray_types])

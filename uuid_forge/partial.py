@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import idmarker
 from .compare import answering, describe_stale, full_pass, partitions
+from .entitynames import name_findings
 from .errors import UUIDForgeError, ValidationError
 from .handles import Stores, StoreSet
 from .record import Partition
 from .repair import recheck_repaired, repair
 from .report import CLASSES, FOREIGN_SAMPLES, AuditReport, Finding
+from .strays import check_types
 from .urls import mask_text
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ def plan(stores: Stores, types: list[str], within: Partition | None = None, whol
     With ``whole_types``, one task per type holding all its partitions (``{pos, entity_type,
     within, parts}``): in one process a message log is then read once per type, not per partition."""
     within = within or Partition()
+    check_types(stores, types)  # a store that refuses a type is named before it is counted
     if whole_types:
         return [{"pos": pos, "entity_type": et, "within": [within.index, within.count],
                  "parts": [[p.index, p.count] for p in partitions(stores, et, within)]} for pos, et in enumerate(types)]
@@ -59,7 +62,8 @@ def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = F
     """Audit the partitions of one type a task names in ``stores`` (by default: the stores of
     ``forge`` that answer); a pure function of the data.
 
-    Stale findings are described (their fields named) here, where the partition's data is at hand.
+    Stale findings are described (their fields named) and every finding of ours named by its key
+    fields (uuid_forge.entitynames) here, where the partition's stores are open.
     ``progress(source records)`` is called after each partition.
     """
     stores = stores if stores is not None else answering(forge)
@@ -74,6 +78,7 @@ def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = F
     # sized by the plan already: counting the source again in every task would scan it each time
     full_pass(forge, stores, et, within, report, verify_keys, progress, parts)
     describe_stale(stores, report, show_values)
+    name_findings(stores, getattr(forge, "prover", None), report)  # the key fields beside each finding's ID
     report.not_audited = {**stores.down, **report.not_audited}
     lo = parts[0].lo
     return {
@@ -166,7 +171,7 @@ def merge_all(partials: list[Partial]) -> Partial:
 
 def finding_from_dict(d: dict[str, Any]) -> Finding:
     return Finding(d["store"], d["entity_type"], d["id"], d["class"], d.get("detail", ""), d.get("raw"),
-                   tuple(d.get("fields", ())), d.get("values"))
+                   tuple(d.get("fields", ())), d.get("values"), key=d.get("key"))
 
 
 def to_report(partial: Partial, entity_types: list[str]) -> AuditReport:

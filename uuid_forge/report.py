@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-CLASSES = ("ok", "missing", "orphan", "stale", "malformed", "foreign", "unproven", "deleted")
+CLASSES = ("ok", "missing", "orphan", "stale", "malformed", "foreign", "unproven", "deleted", "stray_type")
 #: classes that are not inconsistencies: foreign entries are not ours to judge
 NOT_FINDINGS = ("ok", "foreign")
 FOREIGN_SAMPLES = 10  # raw names kept per store to show what the foreign entries are
@@ -146,10 +146,15 @@ class Finding:
     fields: tuple[str, ...] = ()
     values: dict[str, dict[str, Any]] | None = None
     held: Any = field(default=None, compare=False, repr=False)  # scanned data of a store that cannot be read back
+    #: the entity's key fields (``{"email": ...}``), read from the source or the store (uuid_forge.entitynames);
+    #: every output masks them unless show_values
+    key: Any = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"store": self.store, "entity_type": self.entity_type, "id": self.id, "class": self.kind,
                              "detail": self.detail, "raw": self.raw}
+        if self.key is not None:
+            d["key"] = self.key
         if self.kind == "stale":
             d["fields"] = list(self.fields)
             if self.values is not None:
@@ -181,6 +186,9 @@ class AuditReport:
     not_audited: dict[str, str] = field(default_factory=dict)
     #: after a repair: the repaired IDs read again, per store and class (None: no repair was made)
     rechecked: dict[str, Counter[str]] | None = None
+    #: entries of a type the source neither declares nor holds, one per store and type (uuid_forge.strays):
+    #: ``{store, entity_type, count, samples (masked), message}``; never repaired
+    stray_types: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:
@@ -188,8 +196,8 @@ class AuditReport:
         them). A store left out (``not_audited``) makes it False: a script reading only this flag
         must not take a partial audit for a clean one."""
         counts = self.rechecked if self.rechecked is not None else self.stores
-        return not self.not_audited and not self.id_config and not self.repair_errors and all(
-            c[k] == 0 for c in counts.values() for k in CLASSES if k not in NOT_FINDINGS)
+        return not self.not_audited and not self.id_config and not self.repair_errors and not self.stray_types \
+            and all(c[k] == 0 for c in counts.values() for k in CLASSES if k not in NOT_FINDINGS)
 
     @property
     def complete(self) -> bool:
@@ -222,6 +230,7 @@ class AuditReport:
             "id_config": self.id_config,
             "plan": self.plan.to_dict() if self.plan is not None else None, "warnings": self.warnings,
             "foreign_samples": self.foreign_samples, "complete": self.complete, "not_audited": self.not_audited,
+            "stray_types": self.stray_types,
             "rechecked": ({n: {k: c[k] for k in CLASSES} for n, c in self.rechecked.items()}
                           if self.rechecked is not None else None),
         }
@@ -265,6 +274,10 @@ def audit_summary(report: AuditReport) -> str:
     parts = []
     if report.id_config:
         parts.append(f"ID configuration differs for {', '.join(c['entity_type'] for c in report.id_config)}")
+    if report.stray_types:
+        parts.append(plural(len(report.stray_types), "stray type") + " ("
+                     + "; ".join(f"{s['store']}: {plural(s['count'], 'entry')} of {s['entity_type']!r}"
+                                 for s in report.stray_types) + "; see --entity)")
     if report.rechecked is not None and (found or report.repair_errors):  # a repair was made
         left, left_where = _findings(report.rechecked)
         repaired = counts_text({n: dict(c) for n, c in report.repaired.items()}) or "nothing"
@@ -275,7 +288,7 @@ def audit_summary(report: AuditReport) -> str:
                          f"({left_where or plural(len(report.repair_errors), 'repair error')})")
     elif found:
         parts.append(f"{plural(found, 'finding')} ({where})")
-    elif not report.id_config:
+    elif not report.id_config and not report.stray_types:
         parts.append("consistent" if not report.not_audited else "consistent where audited")
     head += "; ".join(parts)
     tail = [f"{entities:,} source records" if report.partition_times else "", f"{report.seconds:.1f}s"]

@@ -19,7 +19,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from uuid_forge.containers import Containers
-from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
+from uuid_forge.contract import BATCH_SIZE, Adapter, Check, Option, ScanItem
 from uuid_forge.errors import ConfigError, StoreError, UUIDForgeError, ValidationError
 from uuid_forge.record import ForeignEntry, Partition, Record
 
@@ -266,19 +266,48 @@ class SQLAdapter(Adapter):
                 f"chars after the prefix {prefix!r})")
         return entity_type
 
+    def check(self, entity_types: Iterable[str]) -> list[Check]:
+        """The checks of every type and, for your own table, of its one type whether named or not."""
+        types = list(entity_types)
+        own = self._settings.entity_type if self._containers.is_own else None
+        checked, self._checked = self._checked, True  # the table is opened (and named) by _check_type
+        try:
+            return super().check(types + [own] if own and own not in types else types)
+        finally:
+            self._checked = checked
+
+    def _check_type(self, entity_type: str) -> list[Check]:
+        """The table as a write opens it (reflected, never created): your table's mapped columns
+        exist, no unmapped NOT NULL column without a default, defaults= and filter= accepted; a
+        per-type table, if it exists, is this prefix's and type's."""
+        name = self._containers.name_for(entity_type)
+        where = f"table {name!r}"
+        try:
+            opened = self._table(entity_type, create=False)
+        except ValidationError as err:
+            return [Check(where, "failed", str(err))]
+        if opened is None:
+            if self._containers.is_own:
+                return [Check(where, "failed", f"table {name!r} does not exist: uuid-forge never creates your own "
+                              "table; create it, or name the right one with table= (and schema=)")]
+            return [Check(where, "ok", "does not exist yet: created on the first write")]
+        return [Check(where, "ok", "exists; its columns fit the mapping" if self._containers.is_own else "exists")]
+
     def _check_table_once(self, entity_type: str) -> None:
         """Open (reflect and check) your table the first time a type is checked, which a Forge does
         for every store before any store is written: a table every INSERT would fail on (unmapped
-        NOT NULL columns), bad defaults= or a filter the database refuses are a ConfigError then,
-        not a half-done write. Any other error (the server is down, no such table yet) is left for
-        the operation itself to report, classified."""
+        NOT NULL columns, a mapped column that does not exist), bad defaults= or a filter the
+        database refuses are refused then (ConfigError, ValidationError), not a half-done write:
+        the same opening :meth:`_check_type` runs for ``uuid-forge validate``. Any other error
+        (the server is down, no such table yet) is left for the operation itself to report,
+        classified."""
         if self._checked or entity_type in self._tables:
             return
         self._checked = True
         try:
             with self._errors("open table"):
                 self._table(entity_type, create=False)
-        except ConfigError:
+        except (ConfigError, ValidationError):
             raise
         except Exception:  # noqa: BLE001, S110 - reported, classified, by the operation that needs the table
             pass

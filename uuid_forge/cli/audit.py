@@ -14,7 +14,7 @@ from ..audit import AuditReport
 from ..contract import SCAN
 from ..errors import RepairRefusedError
 from ..forge import Forge
-from ..masking import masked_report
+from ..masking import Masker, masked_report
 from ..metrics import metrics_option
 from ..privatefile import check_folder, refuse_link, write_private
 from ..record import Partition
@@ -98,11 +98,17 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
     is ours only when its own key fields rebuild its ID (or it carries uuid-forge's mark): one
     that cannot be proven is "unproven", counted with its name masked, and never deleted,
     rewritten or copied, whatever its name looks like.
+    Without --entity, the types the source declares ([types.NAME]) or holds are audited; entries
+    of a type only another store holds (a stray 'invoice' file or key) are one "stray type"
+    finding per store and type, with their count and a few names masked, never an error that
+    stops the audit of the others.
+    Each finding shows the entity's key fields beside its ID, masked unless --show-values.
     Exit 0 only when every store was audited and found consistent; 1 when there are findings
     (an ID configuration that differs from the one the source was written with is one finding
-    per type); 2 when the audit could not finish: an optional store that does not answer is
+    per type; a stray type is one per store and type); 2 when the audit could not finish: an optional store that does not answer is
     left out (the others are audited, it is listed as not audited), the source or a required
-    store is down, --entity names a type neither the configuration nor a store knows, or a
+    store is down, --entity names a type neither the configuration nor a store knows (or one a
+    store refuses: the store is named), or a
     repair is refused (by the deletion guard, or under such an ID configuration).
     '--partition 2/4' audits the second quarter of the ID space, so four machines can share a
     large audit. Every finding is re-read before repair acts on it, and each orphan is re-read
@@ -178,6 +184,7 @@ def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None,
     from ..distributed import audit_on
     from ..executors import default_workers, in_process_only, make_executor
     from ..partial import plan
+    from ..strays import audit_scope
 
     n = workers or default_workers()
     if executor == "local" and workers is None and any(not h.adapter.partitioned_scan for h in forge.stores):
@@ -188,7 +195,7 @@ def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None,
         if why and workers and workers > 1:
             err.print(f"note: auditing in this process: {escape(why)}", highlight=False)
         if n > 1 and not why:  # counting the source is a scan on some stores: done once, kept for the audit
-            planned = plan(forge, [entity_type] if entity_type else forge.entity_types(), part)
+            planned = plan(forge, [entity_type] if entity_type else audit_scope(forge, forge.types).types, part)
         if planned is None or all(t["count"] == 1 for t in planned):  # small: a process costs more than it saves
             def here(label: str, **kwargs: Any) -> AuditReport:
                 with progress_bar(label, None, not as_json) as advance:
@@ -232,8 +239,13 @@ def _print_audit(report: AuditReport, final: AuditReport, repair: bool, apply: b
                   highlight=False)
     for c in report.id_config:  # one line per type, whatever the number of records (see uuid_forge.idmarker)
         out.print(f"  [red]id config[/] {escape(idmarker.summary_line(c) or c['message'])}")
-    for f in report.findings[:20]:
-        out.print(f"  {f.kind:9} {f.store}/{f.entity_type} {f.id}  {f.detail}", markup=False)
+    for s in report.stray_types:  # one line per store and type, whatever the number of entries
+        out.print("  [red]stray type[/] " + escape(s["message"]) + escape(f" (e.g. {', '.join(s['samples'][:3])})"
+                                                                   if s["samples"] else ""), highlight=False)
+    for f in report.findings[:20]:  # already masked (masked_report): the key fields' shapes unless --show-values
+        key = Masker(True).key_text(f.key)
+        out.print(f"  {f.kind:9} {f.store}/{f.entity_type} {f.id}" + (f" [{key}]" if key else "") + f"  {f.detail}",
+                  markup=False)
     if len(report.findings) > 20:
         out.print(f"  ... {len(report.findings) - 20} more (use --json)")
     if repair and not apply and not report.consistent:

@@ -77,38 +77,68 @@ def config(namespace: str | None, salt: str | None, scheme: str | None, use_env:
 @click.command(context_settings=CONTEXT)
 @id_options
 @config_option("ids")
-@click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
+@click.option("--strict", is_flag=True, help="Treat warnings (and checks that are off) as failures (exit 1).")
+@click.option("--offline", is_flag=True, help="Do not open the stores: check the ID settings and the file only.")
+@click.option("--json", "as_json", is_flag=True, help="Print every check as JSON (check, store, status, message).")
 def validate(namespace: str | None, salt: str | None, scheme: str | None, use_env: bool, config_path: str | None,
-             strict: bool) -> None:
-    """Check the configuration for weak settings (no salt, short salt, default namespace).
+             strict: bool, offline: bool = False, as_json: bool = False) -> None:
+    """Check the configuration: weak ID settings (no salt, short salt, default namespace), then
+    every check that opening the stores runs, with nothing written.
 
-    With a config file, the whole file is validated too, and a declared type whose salt
-    variable is unset fails. Exit 0 ok, 1 weak (or a warning with --strict), 2 invalid.
+    With a config file, each store is opened as every command opens it and checked: unknown or
+    misspelled options (with the close match), whether it answers, each declared type (and each
+    type the source holds) accepted, the user's own table and its mapped columns (an unmapped
+    NOT NULL column refuses the table), an Elasticsearch index's mapping (your own index must map
+    uf_id as a keyword), and whether the ID-configuration guard is on for the source. Each check
+    is named: ok, failed, off or skipped. Exit 0 ok, 1 weak (or a warning or a check that is off,
+    with --strict), 2 a check failed: the commands that open the stores would refuse them.
     """
+    from ..checks import FAILED, OFF, SKIPPED, StoreCheck, check_stores
+    from ..settings import load_settings
+
     resolved = resolve_ids(config_path, None, id_flags(namespace, salt, scheme), use_env)
     cfg = resolved.config
-    problems: list[str] = []
-    failed = False
+    checks: list[StoreCheck] = []
+    weak = False
     if not cfg.salt and not cfg.secret:
-        problems.append("no salt and no secret: IDs can be computed by anyone who knows the key values "
-                        f"(set {SALT_ENV}; uuid-forge new-salt makes one)")
-        failed = True
+        checks.append(StoreCheck(None, "salt", "weak", "no salt and no secret: IDs can be computed by anyone who "
+                                 f"knows the key values (set {SALT_ENV}; uuid-forge new-salt makes one)"))
+        weak = True
     elif cfg.salt and len(cfg.salt) < 16:
-        problems.append(f"salt is only {len(cfg.salt)} characters; use 16 or more (uuid-forge new-salt)")
-        failed = failed or strict
+        checks.append(StoreCheck(None, "salt", "warning", f"salt is only {len(cfg.salt)} characters; use 16 or more "
+                                 "(uuid-forge new-salt)"))
+        weak = weak or strict
     if cfg.namespace_uuid == uuid.NAMESPACE_DNS:
-        problems.append(f"the default namespace is in use; set [ids] namespace or {NAMESPACE_ENV} to your domain")
-        failed = failed or strict
+        checks.append(StoreCheck(None, "namespace", "warning", "the default namespace is in use; set [ids] namespace "
+                                 f"or {NAMESPACE_ENV} to your domain"))
+        weak = weak or strict
     for key, (value, origin) in resolved.rows.items():
         if key.startswith("type ") and key.endswith(" salt") and value == "not set":
-            problems.append(f"{key}: {origin}: the writer would refuse this type")
-            failed = True
-    for p in problems:
-        err.print(f"- {escape(p)}")
-    if failed:
-        raise click.exceptions.Exit(1)
+            checks.append(StoreCheck(None, key, "weak", f"{origin}: the writer would refuse this type"))
+            weak = True
+    if resolved.file and not offline:
+        checks += check_stores(load_settings(resolved.file))
+    failed = any(c.status == FAILED for c in checks)
+    weak = weak or (strict and any(c.status in (OFF, SKIPPED) for c in checks))
+    code = 2 if failed else 1 if weak else 0
     where = f" ({resolved.file})" if resolved.file else ""
-    click.echo(f"configuration ok{where}" if not problems else f"configuration usable (see notes){where}")
+    noted = [c for c in checks if c.status != "ok"]
+    summary = (f"configuration refused{where}: {sum(c.status == FAILED for c in checks)} check(s) failed" if failed
+               else f"configuration weak{where}" if weak
+               else f"configuration ok{where}" if not noted else f"configuration usable (see notes){where}")
+    if as_json:
+        emit_json({"file": resolved.file, "ok": code == 0, "exit_code": code, "summary": summary,
+                   "checks": [c.to_dict() for c in checks]})
+    else:
+        for c in checks:
+            if c.store is None:  # the ID settings: notes on stderr, as before
+                err.print(f"- {escape(c.message)}", highlight=False)
+            else:
+                style = {"ok": "green", FAILED: "red", OFF: "yellow", SKIPPED: "yellow"}.get(c.status, "")
+                out.print(f"[{style}]{c.status:7}[/] " + escape(c.line()[8:]), highlight=False)
+        click.echo(summary, err=code != 0)
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 @click.command(context_settings=CONTEXT)

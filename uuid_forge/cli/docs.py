@@ -22,11 +22,12 @@ __all__ = ["EXIT_CODES", "render"]
 #: one table for every command: (command, 0, 1, 2)
 EXIT_CODES: tuple[tuple[str, str, str, str], ...] = (
     ("audit", "every store audited and consistent (after --repair --apply: the re-audit is)",
-     ("findings (missing, orphan, stale, malformed), or an ID configuration that differs from the "
-      "one the source was written with (a salt missing from cron's environment)"),
+     ("findings (missing, orphan, stale, malformed, unproven, a stray type only another store holds), or an "
+      "ID configuration that differs from the one the source was written with (a salt missing from cron's "
+      "environment)"),
      ("could not finish: an optional store not answering (the others are audited and reported), the source "
-      "or a required store down, an --entity neither the configuration nor a store knows, a refused repair, "
-      "bad input")),
+      "or a required store down, an --entity neither the configuration nor a store knows or that a store "
+      "refuses (named), a refused repair, bad input")),
     ("write", "every required store written (an optional one may be journaled)", "-",
      "a required store not written (kept in the journal), a bad input line, bad configuration"),
     ("replay", "nothing left pending in the journal", "something still pending (a store still down)",
@@ -37,8 +38,10 @@ EXIT_CODES: tuple[tuple[str, str, str, str], ...] = (
     ("stores", "the source and every required store answer", "-",
      "the source or a required store does not answer (an optional one may be down)"),
     ("validate", "configuration ok (notes on stderr)", ("weak: no salt or secret, a declared type's salt "
-                                                         "variable unset, or any warning with --strict"),
-     "invalid configuration"),
+                                                         "variable unset, or any warning or check that is off "
+                                                         "with --strict"),
+     ("invalid configuration: a store check failed (an unknown option, a missing column, an index mapping, "
+      "a store that does not answer)")),
     ("ids status / ids accept", "every marker matches / recorded", "a marker differs / would change (no --yes)",
      "error"),
     ("demo", "the final audit is consistent", "it is not", "error"),

@@ -236,6 +236,15 @@ class AdapterContract:
             seen.extend(chunk)
         assert sorted(seen) == sorted(r.id for r in records)
 
+    def test_check_names_each_check_and_writes_nothing(self, store: Adapter, etype: str) -> None:
+        """``check`` (what ``uuid-forge validate`` runs) passes a store its tests can write to,
+        names each check with a known status, and leaves the store as it found it."""
+        checks = store.check([etype])
+        assert checks and all(c.status in ("ok", "failed", "off") and c.name for c in checks), checks
+        assert [c for c in checks if c.status == "failed"] == [], checks
+        if SCAN in store.capabilities:
+            assert store.count(etype) == 0
+
     def test_entity_types_lists_written_type(self, store: Adapter, etype: str) -> None:
         self._need(store, SCAN)
         store.put_many(sample_records(etype, 2))
