@@ -15,7 +15,9 @@ it reads (the document without ``id_field``), and a Record read back has ``key=N
 **Where** (:mod:`uuid_forge.containers`): one index per entity type, ``{prefix}{entity_type}``
 (default prefix ``uf-``; ``index_prefix`` is the option's former name),
 or your own index: ``index=orders&entity_type=order`` (the one type it holds). An index that
-exists is used as it is: uuid-forge never puts a mapping on it. An index uuid-forge has to
+exists is used as it is: uuid-forge never changes a mapping in it, and only adds ``id_field`` as a
+``keyword`` before its first write when your index does not map it yet (dynamic mapping would
+make it ``text`` for good). An index uuid-forge has to
 create gets ``id_field`` as a ``keyword`` and leaves every other field to dynamic mapping (a
 per-type index also gets its owners record, ``_meta.uuid_forge = {index_prefix, entity_type}``
 naming its prefix and type, so that ``uf-`` + ``a-b`` and ``uf-a-`` + ``b`` never share an index). ``drop()`` deletes a per-type index that
@@ -53,6 +55,7 @@ from __future__ import annotations
 import contextlib
 import decimal
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -82,6 +85,8 @@ from uuid_forge.errors import (
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
 from uuid_forge.urls import mask_text
+
+log = logging.getLogger("uuid_forge.adapters.elasticsearch")
 
 #: beside your own index (index=): uuid-forge's own records (the ID-configuration marker)
 META = "uuid-forge.meta"
@@ -332,9 +337,9 @@ class DataLayout(Layout):
         problem = self.refusal(mapping)
         if problem:
             return "failed", f"index {index!r} cannot hold entity type {entity_type!r} here: {problem}"
-        unmapped = self.unmapped(mapping) if own else None
-        if unmapped:
-            return "failed", f"index {index!r}: " + unmapped.replace("<index>", index)
+        if own and self.unmapped(mapping):
+            return "ok", (f"does not map {self.id_field!r} yet: the first write maps it as a keyword (that field "
+                          "only; no other mapping is changed)")
         return "ok", f"maps {self.id_field!r} as a keyword" if self.id_field else "exists"
 
     def has_id(self, source: dict[str, Any]) -> bool:
@@ -438,8 +443,8 @@ class ElasticsearchAdapter(Adapter):
     options: ClassVar[tuple[Option, ...]] = (
         layout_option(LAYOUTS, "data", "the document's shape."),
         Option("index", str, None, "your own index, e.g. `orders`: it holds one entity type (entity_type=); used as "
-               "it is (its mapping is never changed), created with id_field as keyword and the rest dynamic when "
-               "absent; drop() deletes only uuid-forge's documents from it. Unset: one index per type, "
+               "it is (no mapping in it changes; id_field alone is added as keyword before the first write when "
+               "unmapped), created with id_field as keyword and the rest dynamic when absent; drop() deletes only uuid-forge's documents from it. Unset: one index per type, "
                "prefix + type"),
         Option("entity_type", str, None, "the one entity type your own index= holds, e.g. `order`; any other type "
                "is refused"),
@@ -633,6 +638,12 @@ class ElasticsearchAdapter(Adapter):
         problem = self.layout.refusal(mapping or {})
         if problem:
             raise ValidationError(f"index {index!r} cannot hold entity type {entity_type!r} here: {problem}")
+        if claim and self.containers.is_own and mapping is not None and self.layout.unmapped(mapping):
+            # Before the first write into your index: map our own ID field, and nothing else, as a
+            # keyword; dynamic mapping would make it text for good (a strict index would refuse it).
+            self._client.indices.put_mapping(index=index, properties=self.layout.mappings()["properties"])
+            log.info("index %r: mapped %r as a keyword before the first write (no other field changed)",
+                     index, self.layout.id_field)
         self.containers.check(entity_type, claim=claim)
         self._ready.add(index)
 

@@ -199,12 +199,33 @@ def es(elasticsearch_url: str) -> Iterator[tuple[str, Any, str]]:
         client.close()
 
 
-@pytest.mark.parametrize("mapping, said", [
-    ({"properties": {"uf_id": {"type": "text"}, "email": {"type": "keyword"}}}, "maps 'uf_id' as 'text'"),
-    ({"properties": {"email": {"type": "keyword"}}}, "dynamic mapping as 'text'"),
-])
+def test_an_unmapped_uf_id_is_mapped_as_a_keyword_before_the_first_write_and_nothing_else(
+        es: tuple[str, Any, str], tmp_path: Path) -> None:
+    """validate says the first write will map it (and maps nothing itself); the write then adds
+    uf_id as a keyword, leaving the user's own field mappings as they were."""
+    url, client, index = es
+    mine = {"email": {"type": "keyword"}, "notes": {"type": "text"}}
+    client.indices.create(index=index, mappings={"properties": mine})
+    stores = {"db": f"sqlite:///{tmp_path}/source.db",
+              "search": {"url": url, "options": {"index": index, "entity_type": "person"}}}
+    cfg = write_forge_toml(tmp_path / "uf.toml", stores, "db", namespace=NAMESPACE,
+                           extra='[types.person]\nkey = ["email"]\n')
+    code, checks, _ = _validate(cfg)
+    assert code == 0, checks
+    said = [c["message"] for c in checks if c["check"] == f"index {index!r}"]
+    assert said and "the first write maps it as a keyword" in said[0]
+    assert "uf_id" not in client.indices.get_mapping(index=index).body[index]["mappings"]["properties"]
+    done = run_cli("write", "-c", str(cfg), "person", "-k", "email=a@example.com")
+    assert done.returncode == 0, done.stderr
+    props = client.indices.get_mapping(index=index).body[index]["mappings"]["properties"]
+    assert props["uf_id"] == {"type": "keyword"}
+    assert {k: props[k] for k in mine} == mine, "a mapping of the user's own fields changed"
+
+
 def test_validate_names_an_elasticsearch_index_whose_uf_id_is_not_a_keyword(
-        es: tuple[str, Any, str], tmp_path: Path, mapping: dict[str, Any], said: str) -> None:
+        es: tuple[str, Any, str], tmp_path: Path) -> None:
+    mapping = {"properties": {"uf_id": {"type": "text"}, "email": {"type": "keyword"}}}
+    said = "maps 'uf_id' as 'text'"
     url, client, index = es
     client.indices.create(index=index, mappings=mapping)
     stores = {"db": f"sqlite:///{tmp_path}/source.db",
