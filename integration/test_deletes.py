@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import subprocess
@@ -62,6 +63,7 @@ class Target:
     holds: Callable[[uuid.UUID], bool]  # raw: an entry named by this ID is there
     plant: Callable[[uuid.UUID, uuid.UUID], None] | None = None  # raw: theirs under (a v4 name, our ID)
     cleanup: list[Callable[[], None]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # data a layout needs (raw files: the content)
 
 
 def _ids_of(values: list[Any]) -> set[uuid.UUID]:
@@ -222,16 +224,21 @@ def _files_target(tmp_path: Path, layout: str, et: str) -> Target:
             s = str(ident)
             folder = root / et / s[0:2] / s[2:4]
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{s}.json").write_text(json.dumps(THEIRS))
+            if layout == "raw":  # another application's bytes and sidecar, holding no key of ours
+                (folder / f"{s}.bin").write_bytes(b"their bytes")
+                (folder / f"{s}.meta.json").write_text(json.dumps(THEIRS))
+            else:
+                (folder / f"{s}.json").write_text(json.dumps(THEIRS))
 
-    return Target(f"files-{layout}", adapter, True, holds, plant)
+    extra = {"content": base64.b64encode(b"member's file").decode()} if layout == "raw" else {}
+    return Target(f"files-{layout}", adapter, True, holds, plant, extra=extra)
 
 
 MATRIX = [
     *(f"sql-{k}-{o}" for k in ("postgresql", "mariadb", "sqlite") for o in ("per-type", "own")),
     *(f"redis-{layout}-{p}" for layout in ("data", "hash", "envelope") for p in ("prefix", "shared")),
     *(f"mongodb-{layout}-{o}" for layout in ("data", "envelope") for o in ("per-type", "own")),
-    "elasticsearch-per-type", "elasticsearch-own", "files-data", "files-envelope",
+    "elasticsearch-per-type", "elasticsearch-own", "files-data", "files-envelope", "files-raw",
 ]
 
 
@@ -258,8 +265,9 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Tar
             step()
 
 
-def _members(et: str, n: int, suffix: str = "") -> list[tuple[str, dict[str, Any]]]:
-    return [(et, {"email": f"m{i}@example.com", "name": f"Member {i}{suffix}"}) for i in range(n)]
+def _members(et: str, n: int, suffix: str = "", extra: dict[str, Any] | None = None
+             ) -> list[tuple[str, dict[str, Any]]]:
+    return [(et, {"email": f"m{i}@example.com", "name": f"Member {i}{suffix}", **(extra or {})}) for i in range(n)]
 
 
 def test_a_delete_removes_only_what_is_proven_ours_in_every_store(target: tuple[Target, str], tmp_path: Path) -> None:
@@ -268,7 +276,7 @@ def test_a_delete_removes_only_what_is_proven_ours_in_every_store(target: tuple[
     forge = make_forge(tmp_path, ("source", source), StoreHandle(t.name, t.adapter), ids=IDS,
                        types=[EntityType(et, key=("email",))])
     try:
-        forge.write_many(_members(et, 5))
+        forge.write_many(_members(et, 5, extra=t.extra))
         ours = [forge.id_for(et, data={"email": f"m{i}@example.com"}) for i in range(5)]
         squat = forge.id_for(et, data={"email": "m9@example.com"})  # never written by us
         v4 = uuid.uuid4()
