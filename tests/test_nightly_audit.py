@@ -253,3 +253,33 @@ def test_the_unproven_hint_is_readable_and_the_name_masked(site: Path, tmp_path:
     (found,) = [f for f in json.loads(out)["findings"] if f["class"] == "unproven"]
     assert found["detail"].endswith(HOW_TO_PROVE) and found["id"] != LOOKALIKE and "•" in found["id"]
 
+
+def test_unproven_fails_the_audit_unless_acknowledged(site: Path, tmp_path: Path) -> None:
+    _plant_unproven(tmp_path)
+    assert audit(site)[0] == 1  # the default: "fail"
+    site.write_text(site.read_text(encoding="utf-8") + '\n[audit]\nunproven = "report"\n', encoding="utf-8")
+    code, out, _ = audit(site)
+    assert code == 0, out
+    assert "unproven" in out and "store the type's key fields" in out  # still listed
+    last = out.rstrip().splitlines()[-1]
+    assert last.startswith("acknowledged:") and '1 unproven acknowledged ([audit] unproven = "report")' in last
+    code, out, _ = audit(site, "--json")
+    body = json.loads(out)
+    assert code == 0 and body["exit_code"] == 0 and body["stores"]["files"]["unproven"] == 1
+    assert body["acknowledged"] == {"unproven": 1} and body["consistent"] is False
+
+
+def test_acknowledging_unproven_hides_no_other_finding(site: Path, tmp_path: Path) -> None:
+    _plant_unproven(tmp_path)
+    site.write_text(site.read_text(encoding="utf-8") + '\n[audit]\nunproven = "report"\n', encoding="utf-8")
+    for f in (tmp_path / "files" / "user").rglob("*.json"):
+        if LOOKALIKE not in f.name:
+            f.unlink()  # the user's own file lost: missing, still exit 1
+    code, out, _ = audit(site)
+    assert code == 1 and out.rstrip().splitlines()[-1].startswith("INCONSISTENT"), out
+
+
+def test_a_bad_audit_unproven_setting_is_refused_by_name(site: Path) -> None:
+    site.write_text(site.read_text(encoding="utf-8") + '\n[audit]\nunproven = "ignore"\n', encoding="utf-8")
+    code, out, err = audit(site)
+    assert code == 2 and "[audit] unproven" in out + err and "'report'" in out + err
