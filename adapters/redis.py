@@ -39,8 +39,11 @@ of ours in any form (``user:session-abc``, ``user:42:prefs``, another tenant's `
 is foreign: reported, never deleted or overwritten, not even by ``drop``. A key whose name is an
 ID of ours but which holds the wrong Redis type (a hash where the layout wants a string) is an
 unreadable record of ours: stale in an audit, rewritten by repair. ``{prefix}:uf:types`` is a set
-of the types written, so ``entity_types()`` needs no walk over the keyspace; scans never need it
-(keys a seed wrote without it are found by SCAN MATCH on the pattern).
+of the types written; scans never need it (keys a seed wrote without it are found by SCAN MATCH on
+the pattern). ``entity_types()``: with a prefix, the recorded types plus every type a key under the
+prefix names (one SCAN of the prefix: keys of the pattern's shape with an ID of ours, so a stray
+``app:invoice:<uuid>`` set by hand is found); without a prefix (a shared database, where a name
+proves nothing) the recorded types only.
 
 Options (keyword or URL query), e.g. ``redis://127.0.0.1:6379/0?key_pattern=cache:{type}:{id}&ttl=3600``:
 see ``uuid-forge adapters --options redis``.
@@ -933,7 +936,11 @@ class RedisAdapter(Adapter):
             self._client.delete(f"{self.prefix}{key}")
 
     def _entity_types(self) -> Iterable[str]:
-        """Types in the set that still have a key: deletes and TTLs empty types behind the set's back."""
+        """Types in the set that still have a key (deletes and TTLs empty types behind the set's
+        back); with a prefix of ours, also every type whose keys are under the prefix (a SCAN of
+        the prefix, each key parsed by the key pattern), recorded or not: a key there of a type
+        the source does not know is a stray (docs/audits.md). Without a prefix the database is
+        shared, and a name such as ``invoice:<uuid>`` proves nothing: only recorded types."""
         types = []
         itself = self._types_key.encode()  # the set is `uf:types`: not a key of a type named "uf"
         for member in self._client.smembers(self._types_key):
@@ -941,7 +948,31 @@ class RedisAdapter(Adapter):
             keys = self._client.scan_iter(match=self._match(name), count=1000)
             if any(k != itself for k in keys):  # stops at the first key found
                 types.append(name)
+        if self.prefix and "{type}" in self.key_pattern:
+            types += sorted(self._types_under_prefix(set(types)))
         return types
+
+    def _types_under_prefix(self, known: set[str]) -> set[str]:
+        """The types of the keys under our prefix that have the key pattern's shape and an ID of
+        ours (in any form) where the ID goes, other than ``known``."""
+        shape = re.compile(re.escape(self.prefix) + "".join(
+            "(?P<type>[A-Za-z0-9][A-Za-z0-9_.-]*)" if part == "{type}" else "(?P<id>.+)" if part == "{id}"
+            else re.escape(part) for part in re.split(r"(\{type\}|\{id\})", self.key_pattern) if part))
+        found: set[str] = set()
+        for raw in self._client.scan_iter(match=_GLOB.sub(r"\\\1", self.prefix) + "*", count=1000):
+            key = _text(raw)
+            m = shape.fullmatch(key)
+            if m is None or m.group("type") in known or m.group("type") in found or key == self._types_key:
+                continue
+            entity_type = m.group("type")
+            try:
+                self.check_entity_type(entity_type)
+            except ValidationError:
+                continue
+            head, tail = self._ends(entity_type)
+            if not isinstance(self._parse(key, self._id_part(key, head, tail)), ForeignEntry):
+                found.add(entity_type)
+        return found
 
     def _ping(self) -> None:
         self._client.ping()

@@ -242,3 +242,49 @@ def test_validate_names_an_elasticsearch_index_whose_uf_id_is_not_a_keyword(
     client.indices.create(index=index, mappings={"properties": {"uf_id": {"type": "keyword"}}})
     code, checks, _ = _validate(cfg)
     assert code == 0, checks
+
+
+def test_a_stray_key_set_by_hand_under_our_prefix_is_a_stray_type(site: dict[str, Any]) -> None:
+    """``redis-cli set <prefix>:invoice:<uuid>``, never recorded in the prefix's type set: the
+    audit finds the type by a SCAN of our prefix (before the fix: never reported, exit 0)."""
+    assert _audit(site).returncode == 0
+    ident = UUIDGenerator(IDConfig(namespace=Namespace("other.example"), salt="other")).generate(site["stray"], n=1)
+    prefix = site["redis_url"].split("prefix=")[1]
+    client = redis.Redis.from_url(site["redis_url"].split("?")[0])
+    try:
+        client.set(f"{prefix}:{site['stray']}:{ident}", '{"total": 1}')
+        client.set(f"{prefix}:session-cache:not-an-id", "x")  # the pattern's shape, no ID of ours: no type
+        assert not client.sismember(f"{prefix}:uf:types", site["stray"])
+    finally:
+        client.close()
+    done = _audit(site, "--json")
+    body = json.loads(done.stdout)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert [(s["store"], s["entity_type"], s["count"]) for s in body["stray_types"]] == [("cache", site["stray"], 1)]
+    assert body["stray_types"][0]["samples"] == [str(ident)]  # an ID in our form: shown, as any ID
+
+
+def test_without_a_prefix_only_types_uuid_forge_recorded_are_strays(site: dict[str, Any], redis_url: str) -> None:
+    """A shared database (no prefix): ``invoice<hex>:<uuid>`` set by another application proves
+    nothing and is not reported; the same type written by uuid-forge (recorded in ``uf:types``) is."""
+    from .scaffold import forget_redis_type
+
+    cfg = site["cfg"]
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace(site["redis_url"], redis_url), encoding="utf-8")
+    ident = UUIDGenerator(IDConfig(namespace=Namespace("other.example"), salt="other")).generate(site["stray"], n=1)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        run_cli("audit", "-c", str(cfg), "--repair", "--apply")  # the people copied into the shared database
+        client.set(f"{site['stray']}:{ident}", '{"total": 1}')
+        done = _audit(site, "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["stray_types"] == []
+        with open_store(redis_url) as cache:  # written by uuid-forge: recorded, so ours to report
+            cache.put_many([Record(site["stray"], ident, {"total": 2})])
+        done = _audit(site, "--json")
+        assert done.returncode == 1 and [s["entity_type"] for s in json.loads(done.stdout)["stray_types"]] == [
+            site["stray"]]
+    finally:
+        client.close()
+        forget_redis_type(redis_url, site["stray"])
+        forget_redis_type(redis_url, site["person"])

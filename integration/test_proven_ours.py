@@ -201,6 +201,30 @@ def test_foreign_source_rows_are_never_copied(world: World) -> None:
             assert h.adapter.get_many(world.et, stray) == {}, h.name  # before the fix: copied everywhere
 
 
+def test_our_mark_never_overrides_key_fields_that_give_another_id(world: World) -> None:
+    """An Elasticsearch document planted with our mark (``uf_id`` equal to ``_id``) but another
+    application's e-mail: its key fields rebuild another ID, so it is unproven and survives
+    ``--repair --apply --delete-orphans`` (before the fix: classed orphan and deleted). A marked
+    document without key fields stays provable by its mark (the existing rule)."""
+    with Forge.from_config(str(world.config), env={}) as forge:
+        _plant(world, forge)
+    planted = uuid.uuid4()
+    es = Elasticsearch(elasticsearch_http_url(world.urls["elasticsearch"].split("?")[0]))
+    es.index(index=world.index, id=str(planted), refresh=True,
+             document={"uf_id": str(planted), "email": "someone.else@example.org", "name": "Theirs"})
+    try:
+        done = run_cli("audit", "-c", str(world.config), "-e", world.et, "--repair", "--apply", "--delete-orphans",
+                       "--max-delete", "100", "--json", salt=None)
+        assert es.exists(index=world.index, id=str(planted)), done.stdout[-2000:] + done.stderr[-2000:]
+        out = json.loads(done.stdout)
+        assert out["stores"]["elasticsearch"]["unproven"] == 4 and out["stores"]["elasticsearch"]["orphan"] == 0
+        found = [f for f in out["findings"] if f["class"] == "unproven" and f["store"] == "elasticsearch"
+                 and "another ID" in f["detail"]]
+        assert len(found) == 1 and str(planted) not in done.stdout and "someone.else" not in done.stdout
+    finally:
+        es.close()
+
+
 # -- a SQL table of the user's, shared with the user's application -----------------------------------
 def _pg_raw(url: str) -> Any:
     import psycopg

@@ -9,19 +9,19 @@ import json
 import os
 import stat
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
 from uuid_forge.adapters.memory import MemoryAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace
-from uuid_forge.contract import BACKUPS, READ, SCAN, WRITE
+from uuid_forge.contract import BACKUPS, DELETE, READ, SCAN, WRITE
 from uuid_forge.entitytypes import EntityType
 from uuid_forge.erasure import ErasureReport, StoreErasure, erase, masked_key
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
-from uuid_forge.record import Record
+from uuid_forge.record import DELETED, Record
 
 IDS = IDConfig(namespace=Namespace("erasure.test"), salt="s")
 EMAIL = "john.doe@example.com"
@@ -45,6 +45,33 @@ class FakeSharedStore(MemoryAdapter):
 
     def shared(self, entity_type: str) -> bool:
         return True
+
+
+class FakeAppendOnlyLog(MemoryAdapter):
+    """A fake message log with a history stream: a delete publishes a delete event, and every
+    message stays (``scan_log`` gives every event, oldest first), as RabbitMQ's stream does."""
+
+    name = "fake-stream"
+    capabilities = frozenset({WRITE, SCAN, DELETE})
+    append_only = True
+
+    def __init__(self, url: str = "memory://") -> None:
+        super().__init__(url)
+        self.events: list[tuple[str, uuid.UUID, str]] = []
+
+    def _put(self, entity_type: str, records: list[Record]) -> None:
+        super()._put(entity_type, records)
+        self.events += [(entity_type, r.id, "data") for r in records]
+
+    def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
+        super()._delete(entity_type, ids)  # the latest event is the delete: no longer listed by a scan
+        self.events += [(entity_type, i, DELETED) for i in ids]
+        return len(ids)
+
+    def scan_log(self, entity_type: str, handle: Callable[[tuple[uuid.UUID, str]], None]) -> None:
+        for t, i, fp in self.events:
+            if t == entity_type:
+                handle((i, fp))
 
 
 @pytest.fixture
@@ -303,3 +330,31 @@ def test_a_store_down_is_unverified_then_replay_and_erase_again_prove_it(forge: 
     forge.replay()
     again = erase(forge, [("person", {"email": EMAIL})])
     assert again.ok and [s.status for s in again.stores] == ["absent", "absent"]
+
+
+def test_an_append_only_stream_is_retained_not_proven_absent(forge: Forge) -> None:
+    """A stream that got the delete event still holds the person's earlier messages: ``retained``,
+    not counted as absence read back, and the erasure is not ok (exit 1), saying until when."""
+    stream = FakeAppendOnlyLog()
+    forge.stores = [*forge.stores[:2], StoreHandle("events", stream)]
+    forge.write_many([("person", {"email": EMAIL, "name": "John"})])
+    ident = forge.id_for("person", {"email": EMAIL})
+    report = erase(forge, [("person", {"email": EMAIL})])
+    events = {s.name: s for s in report.stores}["events"]
+    assert events.status == "retained" and events.removed == 0 and events.held_before == 1
+    assert events.still_held == [f"person {ident}"]
+    assert "1 of 1 ID(s) still have earlier messages with data" in events.read_back
+    assert any("delete event published" in e and "x-max-age" in e for e in events.errors)
+    assert not report.ok
+    line = str(report)
+    assert "NOT fully erased" in line and "absence read back in 2 of 3 store(s)" in line
+    assert "events retained until the stream's retention" in line
+    assert report.to_dict()["ok"] is False and "store events (" in report.to_text() and ": retained" in report.to_text()
+    again = erase(forge, [("person", {"email": EMAIL})])  # the latest event is the delete: still retained
+    assert {s.name: s.status for s in again.stores}["events"] == "retained" and not again.ok
+
+
+def test_an_append_only_stream_that_never_held_the_entity_is_absent(forge: Forge) -> None:
+    forge.stores = [*forge.stores[:2], StoreHandle("events", FakeAppendOnlyLog())]
+    report = erase(forge, [{"entity_type": "person", "id": str(uuid.uuid4())}])
+    assert [s.status for s in report.stores] == ["absent", "absent", "absent"] and report.ok

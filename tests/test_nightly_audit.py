@@ -226,3 +226,60 @@ def test_validate_offline_opens_no_store(site: Path) -> None:
     site.write_text(text.replace('url = "file://', 'options = { layuot = "data" }\nurl = "file://'), encoding="utf-8")
     code, out, _ = _validate(site, "--offline")
     assert code == 0 and "layuot" not in out
+
+
+# -- unproven entries: the advice readable, the names masked; acknowledged by [audit] unproven --------
+LOOKALIKE = "0123abcd-0000-4000-8000-00000000beef"  # another application's file named like an ID
+
+
+def _plant_unproven(tmp_path: Path) -> None:
+    """A file in the user folder, named in our form, holding no key field: not proven ours."""
+    for f in (tmp_path / "files" / "invoice").rglob("*.json"):
+        f.unlink()
+    theirs = tmp_path / "files" / "user" / LOOKALIKE[:2] / LOOKALIKE[2:4] / f"{LOOKALIKE}.json"
+    theirs.parent.mkdir(parents=True, exist_ok=True)
+    theirs.write_text('{"token": "t"}', encoding="utf-8")
+
+
+def test_the_unproven_hint_is_readable_and_the_name_masked(site: Path, tmp_path: Path) -> None:
+    from uuid_forge.ownership import HOW_TO_PROVE
+
+    _plant_unproven(tmp_path)
+    code, out, _ = audit(site)
+    assert code == 1
+    line = next(x for x in out.splitlines() if x.lstrip().startswith("unproven"))
+    assert "store the type's key fields in this store" in out and LOOKALIKE not in out, line
+    code, out, _ = audit(site, "--json")
+    (found,) = [f for f in json.loads(out)["findings"] if f["class"] == "unproven"]
+    assert found["detail"].endswith(HOW_TO_PROVE) and found["id"] != LOOKALIKE and "•" in found["id"]
+
+
+def test_unproven_fails_the_audit_unless_acknowledged(site: Path, tmp_path: Path) -> None:
+    _plant_unproven(tmp_path)
+    assert audit(site)[0] == 1  # the default: "fail"
+    site.write_text(site.read_text(encoding="utf-8") + '\n[audit]\nunproven = "report"\n', encoding="utf-8")
+    code, out, _ = audit(site)
+    assert code == 0, out
+    assert "unproven" in out and "store the type's key fields" in out  # still listed
+    last = out.rstrip().splitlines()[-1]
+    assert last.startswith("acknowledged:") and '1 unproven acknowledged ([audit] unproven = "report")' in last
+    code, out, _ = audit(site, "--json")
+    body = json.loads(out)
+    assert code == 0 and body["exit_code"] == 0 and body["stores"]["files"]["unproven"] == 1
+    assert body["acknowledged"] == {"unproven": 1} and body["consistent"] is False
+
+
+def test_acknowledging_unproven_hides_no_other_finding(site: Path, tmp_path: Path) -> None:
+    _plant_unproven(tmp_path)
+    site.write_text(site.read_text(encoding="utf-8") + '\n[audit]\nunproven = "report"\n', encoding="utf-8")
+    for f in (tmp_path / "files" / "user").rglob("*.json"):
+        if LOOKALIKE not in f.name:
+            f.unlink()  # the user's own file lost: missing, still exit 1
+    code, out, _ = audit(site)
+    assert code == 1 and out.rstrip().splitlines()[-1].startswith("INCONSISTENT"), out
+
+
+def test_a_bad_audit_unproven_setting_is_refused_by_name(site: Path) -> None:
+    site.write_text(site.read_text(encoding="utf-8") + '\n[audit]\nunproven = "ignore"\n', encoding="utf-8")
+    code, out, err = audit(site)
+    assert code == 2 and "[audit] unproven" in out + err and "'report'" in out + err

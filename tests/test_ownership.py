@@ -64,3 +64,16 @@ def test_names_not_proven_ours_keep_only_their_shape() -> None:
     assert shown[0] == name[0] and shown.count("-") == 4 and len(shown) == len(name)
     assert all(part[1:] not in shown for part in name.split("-") if len(part) > 1)
     assert mask_name("session:john@example.com") == "s••••••:j•••@e••••••.c••"
+
+
+def test_the_mark_never_overrides_key_fields_that_give_another_id() -> None:
+    """Another application's document copied with our mark (uf_id equal to _id) but its own e-mail:
+    its key fields rebuild another ID, so it is not ours; the mark counts only without key fields."""
+    planted = Record("user", uuid.uuid4(), {"email": "theirs@example.org", "name": "T"})
+    planted.marked = True
+    ours = _ours("a@example.com")
+    ours.marked = True
+    proofs = PROVER.prove("user", {planted.id: planted, ours.id: ours})
+    assert not proofs[planted.id].ok and "another ID" in proofs[planted.id].reason
+    assert proofs[planted.id].expected == _ours("theirs@example.org").id
+    assert proofs[ours.id].ok

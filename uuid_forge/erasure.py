@@ -34,6 +34,7 @@ from .entitytypes import FROM_DATA
 from .errors import UUIDForgeError, ValidationError, WriteError
 from .masking import mask_value
 from .privatefile import write_private
+from .record import DELETED
 from .urls import mask_text
 
 if TYPE_CHECKING:
@@ -49,8 +50,9 @@ TOMBSTONE = ("the source keeps a tombstone (reserved type uuid-forge.tombstone):
              "older version never brings the entity back; the ID is a keyed digest of the key, not reversible "
              "without the salt")
 
-#: store statuses, from good to bad
-ERASED, ABSENT, HELD, UNVERIFIED = "erased", "absent", "held", "unverified"
+#: store statuses, from good to bad: ``retained`` is an append-only store (a message log's stream)
+#: that got the delete event but still holds the entity's earlier messages, with its data
+ERASED, ABSENT, RETAINED, HELD, UNVERIFIED = "erased", "absent", "retained", "held", "unverified"
 
 
 def masked_key(key: Any) -> str:
@@ -88,8 +90,10 @@ class StoreErasure:
     """One store's part: what it held before, what the delete removed, the read-back, what remains.
 
     ``status``: ``erased`` (held before, absent now), ``absent`` (held nothing, absent now),
-    ``held`` (still holds some after the delete: ``still_held`` names them, ``errors`` say why),
-    ``unverified`` (could not be read back: down, or no read and no scan)."""
+    ``retained`` (append-only: the delete event was published, but earlier messages holding the
+    data stay until the store's retention drops them; ``still_held`` names them, ``errors`` say
+    so: not an erasure yet), ``held`` (still holds some after the delete: ``still_held`` names
+    them, ``errors`` say why), ``unverified`` (could not be read back: down, or no read and no scan)."""
 
     name: str
     role: str
@@ -151,7 +155,9 @@ class ErasureReport:
         """One line: the outcome first (what a log or a ticket shows)."""
         proven = sum(s.status in (ERASED, ABSENT) for s in self.stores)
         head = "erased" if self.ok else "NOT fully erased"
-        bad = [f"{s.name} {s.status}" for s in self.stores if s.status not in (ERASED, ABSENT)]
+        bad = [f"{s.name} {s.status}" + (" until the stream's retention drops its earlier messages"
+                                           if s.status == RETAINED else "")
+               for s in self.stores if s.status not in (ERASED, ABSENT)]
         return (f"erasure {self.time}: {head}: {len(self.entities)} entit{'y' if len(self.entities) == 1 else 'ies'}; "
                 f"absence read back in {proven} of {len(self.stores)} store(s)" + (f" ({', '.join(bad)})" if bad else "")
                 + ("" if self.journal is None else
@@ -333,13 +339,47 @@ def _store_part(forge: Forge, h: StoreHandle, groups: Mapping[str, list[uuid.UUI
     if held_before is not None:
         part.removed = sum(len(ids - after.get(t, set())) for t, ids in held_before.items())
     left = [(t, i) for t, ids in after.items() for i in sorted(ids)]
-    if left:
+    kept = _retained(h, groups, held_before) if not left and h.adapter.append_only else {}
+    if any(kept.values()):
+        part.status, part.removed = RETAINED, 0  # nothing was removed: a delete event was added
+        part.still_held = [f"{t} {i}" for t, ids in kept.items() for i in sorted(ids)]
+        part.read_back += (f"; every message: {len(part.still_held)} of {sum(len(v) for v in groups.values())} ID(s) "
+                           "still have earlier messages with data")
+        part.errors.append(f"delete event published; the earlier messages keep the data in {h.name} until the "
+                           "stream's retention (x-max-age / x-max-length-bytes) drops them: not erased yet, and no "
+                           "message can be removed sooner (see remains)")
+    elif left:
         part.status = HELD
         part.still_held = [f"{t} {i}" for t, i in left]
         part.errors.append(_why_held(forge, h, after))
     else:
         part.status = ERASED if part.held_before or part.removed else ABSENT
     return part
+
+
+def _retained(h: StoreHandle, groups: Mapping[str, list[uuid.UUID]],
+              held_before: Mapping[str, set[uuid.UUID]] | None) -> dict[str, set[uuid.UUID]]:
+    """In an append-only store: the IDs among ``groups`` that still have a message with data, read
+    from every event (``scan_log``), whatever their latest event is (a delete event hides the
+    entity from a scan, not its earlier messages). A store without ``scan_log``: those it held
+    before (or all, when that is not known): a log removes nothing."""
+    reader = getattr(h.adapter, "scan_log", None)
+    if reader is None:
+        return {t: set(ids) for t, ids in (held_before or {t: set(v) for t, v in groups.items()}).items()}
+    out: dict[str, set[uuid.UUID]] = {}
+    for entity_type, ids in groups.items():
+        wanted, found = set(ids), set[uuid.UUID]()
+
+        def each(item: Any, wanted: set[uuid.UUID] = wanted, found: set[uuid.UUID] = found) -> None:
+            ident, fingerprint = item[0], item[1]
+            if isinstance(ident, uuid.UUID) and ident in wanted and fingerprint != DELETED:
+                found.add(ident)
+        try:
+            reader(entity_type, each)
+        except UUIDForgeError:  # read back failed: count what it held before as kept (a log removes nothing)
+            found = set(held_before.get(entity_type, set())) if held_before is not None else wanted
+        out[entity_type] = found
+    return out
 
 
 def _why_held(forge: Forge, h: StoreHandle, after: Mapping[str, set[uuid.UUID]]) -> str:

@@ -69,7 +69,7 @@ from .ownership import Prover
 from .record import Record
 from .registry import open_store
 from .report import AuditReport, StoreResult, WriteReport
-from .settings import ForgeSettings, WriteSettings, load_settings
+from .settings import AuditSettings, ForgeSettings, WriteSettings, load_settings
 from .urls import mask_text
 from .writes import error_reason, put_isolating
 
@@ -129,6 +129,8 @@ class Forge:
         self.prover = Prover(self.generator, self.types)
         self.journal = journal if isinstance(journal, Journal) or journal is None else Journal(journal)
         self.settings = write or WriteSettings()
+        #: ``[audit]``: what the audit command's exit code makes of unproven entries
+        self.audit_settings = AuditSettings()
         self._pool: ThreadPoolExecutor | None = None
         self._sleep: Callable[[float], None] = time.sleep
 
@@ -158,8 +160,10 @@ class Forge:
             for h in handles:
                 h.adapter.close()
             raise ConfigError(f"{settings.origin}: store options: {err}") from None
-        return cls(handles, ids=settings.ids, journal=Journal(settings.journal_path, settings.journal_synchronous),
-                   write=settings.write, types=settings.types)
+        forge = cls(handles, ids=settings.ids, journal=Journal(settings.journal_path, settings.journal_synchronous),
+                    write=settings.write, types=settings.types)
+        forge.audit_settings = settings.audit
+        return forge
 
     @classmethod
     def from_config(cls, path: str, env: dict[str, str] | None = None) -> Forge:

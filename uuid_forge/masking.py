@@ -13,6 +13,7 @@ import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
+from .ownership import HOW_TO_PROVE
 from .urls import mask_text
 
 if TYPE_CHECKING:
@@ -22,7 +23,11 @@ __all__ = ["Masker", "mask_name", "mask_value", "masked_report"]
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _WORD = re.compile(r"\w+")
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+#: a quoted value: the quote not inside a word, so an apostrophe ("type's", "application's") never
+#: opens or closes one
+_QUOTED = re.compile(r"(?<!\w)'[^']*'(?!\w)|(?<!\w)\"[^\"]*\"(?!\w)")
+#: uuid-forge's own advice in a finding's detail: fixed text, never a value, so never masked
+ADVICE = (HOW_TO_PROVE,)
 
 
 def _shape(text: str) -> str:
@@ -68,13 +73,20 @@ class Masker:
         return text if _UUID.fullmatch(text) else self.raw(text)
 
     def detail(self, text: str, raw: str | None = None) -> str:
-        """A finding's detail: the raw name in it and any quoted text keep only their shape."""
+        """A finding's detail: the raw name in it and any quoted text keep only their shape; our own
+        advice (:data:`ADVICE`) stays readable."""
         text = mask_text(text)
         if self.show:
             return text
+        advice = ""
+        for fixed in ADVICE:
+            at = text.find(fixed)
+            if at >= 0:
+                text, advice = text[:at], text[at:]
+                break
         if raw:
             text = text.replace(raw, mask_value(raw))
-        return _QUOTED.sub(lambda m: m.group()[0] + mask_value(m.group()[1:-1]) + m.group()[-1], text)
+        return _QUOTED.sub(lambda m: m.group()[0] + mask_value(m.group()[1:-1]) + m.group()[-1], text) + advice
 
     def sample(self, text: str) -> str:
         """A foreign sample is ``"entity_type: raw"``: the type is ours, the name is someone else's."""

@@ -7,9 +7,11 @@ that happen to read as version 5). So an entry is ours only when
 * its ID is what the configured ID function gives for the key fields the entry itself holds (the
   declared key of its entity type in its data, else the key kept beside the data,
   :attr:`~uuid_forge.record.Record.key`), or
-* it carries uuid-forge's mark where the layout has one, and the mark names the entry
-  (:attr:`~uuid_forge.record.Record.marked`: Elasticsearch's ``uf_id`` equal to ``_id``, the
-  legacy envelope's ``id`` equal to its name).
+* it holds no key fields and carries uuid-forge's mark where the layout has one, and the mark
+  names the entry (:attr:`~uuid_forge.record.Record.marked`: Elasticsearch's ``uf_id`` equal to
+  ``_id``, the legacy envelope's ``id`` equal to its name). The mark never overrides contrary
+  evidence: an entry whose key fields rebuild another ID is not ours, marked or not (anyone can
+  copy a field).
 
 Everything that deletes (``--delete-orphans``, ``drop``, point audits with repair, Celery repair
 tasks) and everything that copies from the source asks this one :class:`Prover`, just before
@@ -100,16 +102,17 @@ class Prover:
         for ident, record in records.items():
             if record.unreadable:
                 out[ident] = Proof(False, "the entry cannot be read, so it cannot be proven ours")
-            elif record.marked:
-                out[ident] = PROVEN
             elif salt_missing:
-                out[ident] = Proof(False, "the type's salt variable is not set: no ID can be recomputed")
+                out[ident] = PROVEN if record.marked else \
+                    Proof(False, "the type's salt variable is not set: no ID can be recomputed")
             else:
                 key, reason = self.key_of(entity_type, record, view)
-                if key is None:
-                    out[ident] = Proof(False, reason)
+                if key is not None:
+                    keyed.append((ident, key))  # key fields held: they decide, whatever the mark says
+                elif record.marked:
+                    out[ident] = PROVEN  # no key fields here: the mark naming the entry is the proof
                 else:
-                    keyed.append((ident, key))
+                    out[ident] = Proof(False, reason)
         for (ident, _), expected in zip(keyed, self.ids_from_keys(entity_type, [k for _, k in keyed])):
             if expected is None:
                 out[ident] = Proof(False, "its key fields are not a key the ID function accepts")

@@ -195,9 +195,19 @@ class AuditReport:
         """Every store was audited and agrees with the source (after a repair, as the re-check found
         them). A store left out (``not_audited``) makes it False: a script reading only this flag
         must not take a partial audit for a clean one."""
+        return self.consistent_but()
+
+    def consistent_but(self, *kinds: str) -> bool:
+        """:attr:`consistent`, with the finding classes ``kinds`` (``"unproven"``) not counted: what
+        an audit whose ``[audit]`` settings acknowledge them exits 0 on."""
         counts = self.rechecked if self.rechecked is not None else self.stores
         return not self.not_audited and not self.id_config and not self.repair_errors and not self.stray_types \
-            and all(c[k] == 0 for c in counts.values() for k in CLASSES if k not in NOT_FINDINGS)
+            and all(c[k] == 0 for c in counts.values() for k in CLASSES if k not in NOT_FINDINGS and k not in kinds)
+
+    def count(self, kind: str) -> int:
+        """How many findings of class ``kind`` (after a repair, as the re-check found them)."""
+        counts = self.rechecked if self.rechecked is not None else self.stores
+        return sum(c[kind] for c in counts.values())
 
     @property
     def complete(self) -> bool:

@@ -69,14 +69,17 @@ from .tombstones import parse_retention
 from .urls import mask_text, mask_url, scheme_of
 from .view import FULL, FieldView
 
-__all__ = ["ForgeSettings", "StoreSettings", "WriteSettings", "load_settings"]
+__all__ = ["AuditSettings", "ForgeSettings", "StoreSettings", "WriteSettings", "load_settings"]
 
-_SECTIONS = {"ids", "journal", "write", "stores", "types", "executor"}
+_SECTIONS = {"ids", "journal", "write", "stores", "types", "executor", "audit"}
 _IDS = {"namespace", "scheme"}
 _JOURNAL = {"path", "synchronous"}
 _WRITE = {"retries", "backoff", "batch_size", "concurrent", "tombstone_retention"}
 _STORE = {"url", "role", "required", "optional", "options", "projection", "ignore_fields", "datetime_precision"}
 _TYPE = {"key", "namespace", "salt_env"}
+_AUDIT = {"unproven"}
+#: ``[audit] unproven``: "fail" (exit 1, the default) or "report" (listed and counted, exit 0)
+UNPROVEN_OUTCOMES = ("fail", "report")
 _EXECUTOR = {"broker", "backend", "result_expires", "queue", "report_dir", "signing_key", "signing_certificate",
              "signing_certs"}
 
@@ -141,6 +144,17 @@ class ExecutorSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """``[audit]``: what the audit's exit code makes of entries it cannot prove ours.
+
+    ``unproven = "report"`` acknowledges them (another application's entries beside ours, known and
+    accepted): still counted and listed, never acted on, but no longer exit 1, so the nightly
+    alert can clear. Every other finding still fails."""
+
+    unproven: str = "fail"
+
+
+@dataclass(frozen=True)
 class ForgeSettings:
     """Everything a :class:`~uuid_forge.forge.Forge` needs, validated."""
 
@@ -152,6 +166,7 @@ class ForgeSettings:
     origin: str = "<code>"
     types: dict[str, EntityType] = field(default_factory=dict)  # declared entity types, salt_env read
     executor: ExecutorSettings = ExecutorSettings()
+    audit: AuditSettings = AuditSettings()
     #: where each value came from (``uuid-forge config``): namespace, scheme, salt, secret, journal, store.NAME
     origins: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -235,12 +250,18 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
     types_doc = _typed(f"{origin} [types]", doc.get("types", {}), dict, "a table of [types.NAME] tables")
     types = {name: _entity_type(f"{origin} [types.{name}]", name, spec, env) for name, spec in types_doc.items()}
     executor = _executor(f"{origin} [executor]", doc.get("executor", {}), env, base)
+    audit = _typed(f"{origin} [audit]", doc.get("audit", {}), dict, "a table")
+    _unknown(f"{origin} [audit]", audit, _AUDIT)
+    unproven = _typed(f"{origin} [audit] unproven", audit.get("unproven", "fail"), str, "a string")
+    if unproven not in UNPROVEN_OUTCOMES:
+        raise ConfigError(f"{origin} [audit] unproven = {unproven!r}: use 'fail' (exit 1, the default) or 'report' "
+                          "(listed and counted, exit 0: other applications' entries you have acknowledged)")
     origins = {k: v.origin for k, v in picked.items()} | {"journal": journal_at.origin} | {
         f"store.{s.name}": f"env {_env_name(s.name)}" if env.get(_env_name(s.name)) else f"file {origin} [stores.{s.name}]"
         for s in stores}
     return ForgeSettings(ids=id_config, stores=_check_stores(stores, origin), journal_path=journal_path,
                          journal_synchronous=synchronous, write=ws, origin=origin, types=types, origins=origins,
-                         executor=executor)
+                         executor=executor, audit=AuditSettings(unproven))
 
 
 def _executor(where: str, spec: Any, env: dict[str, str], base: Path | None = None) -> ExecutorSettings:

@@ -159,13 +159,16 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
     metrics.record(report, final if repair and apply else None)
     if html:
         html_report.write(html, report, final=final if repair and apply else None, show_values=show_values)
-    code = audit_exit_code(report, final)
+    acknowledged = _acknowledged(final, forge.audit_settings.unproven)
+    code = audit_exit_code(report, final, acknowledged)
     shown, shown_final = masked_report(report, show_values), masked_report(final, show_values)  # as the HTML page
     payload = shown.to_dict()
     payload["warnings"] = shown.warnings
     if repair and apply:
         payload["after_repair"] = shown_final.to_dict()
-    payload["exit_code"], payload["summary"] = code, _summary_line(report, final, code)
+    payload["exit_code"], payload["summary"] = code, _summary_line(report, final, code, acknowledged)
+    if acknowledged:
+        payload["acknowledged"] = acknowledged
     if output:
         _write_private(output, payload)
     if as_json:
@@ -210,22 +213,39 @@ def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None,
     return tasks
 
 
-def audit_exit_code(report: AuditReport, final: AuditReport) -> int:
-    """0: every store audited and consistent; 1: findings; 2: a store was not audited."""
+def _acknowledged(final: AuditReport, unproven: str) -> dict[str, int]:
+    """The findings ``[audit] unproven = "report"`` acknowledges: {"unproven": count} when unproven
+    entries are the only thing between this audit and exit 0, else nothing (every other finding
+    still fails, and so do unproven entries beside it)."""
+    if unproven != "report" or final.consistent or not final.consistent_but("unproven"):
+        return {}
+    return {"unproven": final.count("unproven")}
+
+
+def audit_exit_code(report: AuditReport, final: AuditReport, acknowledged: dict[str, int] | None = None) -> int:
+    """0: every store audited and consistent, or holding only findings ``[audit]`` acknowledges
+    (``acknowledged``); 1: findings; 2: a store was not audited."""
     if report.not_audited or final.not_audited:
         return 2
-    return 0 if final.consistent else 1
+    return 0 if final.consistent or acknowledged else 1
 
 
-def _summary_line(report: AuditReport, final: AuditReport, code: int) -> str:
+def _summary_line(report: AuditReport, final: AuditReport, code: int,
+                  acknowledged: dict[str, int] | None = None) -> str:
     """The last line of an audit's output: the outcome first, then the one-line summary. After
-    --apply with findings, a clean re-audit is "repaired", never "consistent": the findings were true."""
+    --apply with findings, a clean re-audit is "repaired", never "consistent": the findings were true.
+    Exit 0 through ``[audit] unproven = "report"`` is "acknowledged", never "consistent"."""
     outcome = {0: "consistent", 1: "INCONSISTENT", 2: "INCOMPLETE"}[code]
     if code == 0 and final is not report and report.rechecked is not None and report.findings:
         outcome = "repaired"
+    if code == 0 and acknowledged:
+        outcome = "acknowledged"
     text = str(report)
     if final is not report:  # after --repair --apply: the full re-audit decides
         text += f"; re-audit: {'consistent' if final.consistent else 'still inconsistent'}"
+    if acknowledged:
+        text += (f"; {acknowledged['unproven']} unproven acknowledged ([audit] unproven = \"report\"): entries "
+                 "uuid-forge cannot prove it wrote, listed and left alone, not failing the audit")
     return f"{outcome}: {text}"
 
 
