@@ -75,7 +75,8 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
           delete_orphans: bool = False, dry_run: bool = False, verify_keys: bool = False,
           progress: Callable[[int], None] | None = None, max_findings: int = 100_000,
           max_delete: int | str | None = None, show_values: bool = False, executor: Executor | None = None,
-          task_progress: Progress | None = None, planned: list[dict[str, Any]] | None = None) -> AuditReport:
+          task_progress: Progress | None = None, planned: list[dict[str, Any]] | None = None,
+          hashed: bool = True) -> AuditReport:
     """Audit ``entity_type`` (a type, a list of types, or every type when None) in every store
     against the source of truth.
 
@@ -98,6 +99,10 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
     required store that does not answer still raises. ``progress(source records)`` is called
     after each partition in this process, ``task_progress`` (:data:`Progress`) after each task;
     ``planned``: the tasks of :func:`uuid_forge.partial.plan` when the caller made them already.
+
+    ``hashed`` (default): a store that hashes what it holds as the source does is compared by
+    per-range aggregates computed in both, and only differing ranges are read record by record
+    (uuid_forge.rangehash; ``report.hashed`` counts both); False reads every record.
     """
     if repair:
         DeleteLimit.parse(max_delete)  # a bad limit fails before the audit, not after
@@ -118,7 +123,8 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
         tasks = planned if planned is not None else plan(stores or forge, types, partition, whole_types=in_process)
         if not tasks and not in_process:
             raise ValidationError("nothing to audit: no entity type")
-        report = _run_tasks(executor, tasks, types, verify_keys, max_findings, show_values, task_progress, stores)
+        report = _run_tasks(executor, tasks, types, verify_keys, max_findings, show_values, task_progress, stores,
+                            hashed)
     fraction = 1.0 / (partition or Partition()).count
     guarded = stores or forge
     mark_deleted(guarded.source.adapter, report)  # orphans the user deleted on purpose: their own class
@@ -148,7 +154,7 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
 
 def _run_tasks(executor: Executor, tasks: list[dict[str, Any]], types: list[str], verify_keys: bool,
                max_findings: int, show_values: bool, task_progress: Progress | None,
-               stores: StoreSet | None) -> AuditReport:
+               stores: StoreSet | None, hashed: bool = True) -> AuditReport:
     """The partition tasks run on ``executor`` and their partial reports merged into one."""
     if not tasks:  # nothing any store holds: an empty, consistent report
         assert stores is not None
@@ -156,7 +162,9 @@ def _run_tasks(executor: Executor, tasks: list[dict[str, Any]], types: list[str]
                              source=stores.source.name, max_findings=max_findings)
         report.not_audited = dict(stores.down)
         return report
-    options = {"verify_keys": verify_keys, "max_findings": max_findings, "show_values": show_values}
+    options: dict[str, Any] = {"verify_keys": verify_keys, "max_findings": max_findings, "show_values": show_values}
+    if not hashed:  # absent means hashed: a worker of the version before still takes the task
+        options["hashed"] = False
     merged: dict[str, Any] | None = None
     parts = sum(len(t.get("parts", [None])) for t in tasks)
 

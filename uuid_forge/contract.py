@@ -442,6 +442,30 @@ class Adapter(ABC):
         delete only proven entries). The safe default for an adapter that does not say: shared."""
         return True
 
+    # -- hashes computed in the store (uuid_forge.rangehash) -----------------------------------
+    def digest_algorithms(self, entity_type: str) -> tuple[str, ...]:
+        """The range-digest algorithms (:data:`uuid_forge.rangehash.ALGORITHMS`) this store can compute
+        in place over ``entity_type``, best first; empty when it cannot (the default), e.g. when what
+        it holds is not the canonical JSON text the fingerprint is computed from (a view or
+        projection, typed columns, a rewritten JSON type). Cheap: reads no records."""
+        return ()
+
+    def range_digests(self, entity_type: str, ranges: list[Partition], algorithm: str
+                      ) -> list[tuple[int, int] | None] | None:
+        """Per range of ``ranges`` (equal-sized, of one power-of-two ``count``), ``(count, sum)``
+        over the well-formed IDs it holds there, in one query: ``count`` the records, ``sum`` the
+        exact sum of the slices of each record's hash (:func:`uuid_forge.rangehash.record_digest`
+        gives the same from Python). A range holding a record the store cannot hash (data that is
+        not text) is None: it is read. None for the whole call: not possible here (then every range
+        is read). An adapter implementing it implements :meth:`digest_outsiders` too."""
+        return None
+
+    def digest_outsiders(self, entity_type: str) -> int | None:
+        """How many entries of ``entity_type`` no ID-range digest counts (an ID not in the one
+        well-formed form the ranges cover: a wrong encoding, another application's text); None when
+        unknown. A store holding any is audited by its records, so they are still found."""
+        return None
+
     def count(self, entity_type: str) -> int:
         """How many well-encoded records of ``entity_type`` the store holds."""
         return sum(1 for _ in self.scan(entity_type))

@@ -181,6 +181,9 @@ class AuditReport:
     not_audited: dict[str, str] = field(default_factory=dict)
     #: after a repair: the repaired IDs read again, per store and class (None: no repair was made)
     rechecked: dict[str, Counter[str]] | None = None
+    #: per store compared by hashes (uuid_forge.rangehash): hashed_ranges and hashed_records settled by
+    #: the stores' own aggregates, read_ranges and read_records compared record by record
+    hashed: dict[str, Counter[str]] = field(default_factory=dict)
 
     @property
     def consistent(self) -> bool:
@@ -224,7 +227,12 @@ class AuditReport:
             "foreign_samples": self.foreign_samples, "complete": self.complete, "not_audited": self.not_audited,
             "rechecked": ({n: {k: c[k] for k in CLASSES} for n, c in self.rechecked.items()}
                           if self.rechecked is not None else None),
+            "hashed": {n: {k: c[k] for k in HASHED} for n, c in self.hashed.items()},
         }
+
+
+#: the counters of a store compared by hashes (AuditReport.hashed)
+HASHED = ("hashed_ranges", "hashed_records", "read_ranges", "read_records")
 
 
 # -- one-line summaries ----------------------------------------------------------------------------
@@ -278,11 +286,20 @@ def audit_summary(report: AuditReport) -> str:
     elif not report.id_config:
         parts.append("consistent" if not report.not_audited else "consistent where audited")
     head += "; ".join(parts)
-    tail = [f"{entities:,} source records" if report.partition_times else "", f"{report.seconds:.1f}s"]
+    tail = [f"{entities:,} source records" if report.partition_times else "", hashed_text(report),
+            f"{report.seconds:.1f}s"]
     text = head + f" ({', '.join(t for t in tail if t)})"
     if report.not_audited:
         text += "; NOT AUDITED: " + ", ".join(f"{n} ({_first_words(r)})" for n, r in report.not_audited.items())
     return text
+
+
+def hashed_text(report: AuditReport) -> str:
+    """``records settled by hashes: db 99,800, read 200`` (stores compared by uuid_forge.rangehash)."""
+    if not report.hashed:
+        return ""
+    return "by hashes: " + ", ".join(f"{n} {c['hashed_records']:,} settled, {c['read_records']:,} read"
+                                     for n, c in report.hashed.items())
 
 
 def _first_words(reason: str, limit: int = 60) -> str:
