@@ -90,7 +90,7 @@ def pair(request: pytest.FixtureRequest, urls: dict[str, str], tmp_path: Path) -
 def _same(a: AuditReport, b: AuditReport) -> None:
     """The hashed and the record path's reports: the same counts and the same findings."""
     assert {n: dict(c) for n, c in a.stores.items()} == {n: dict(c) for n, c in b.stores.items()}
-    key = lambda r: sorted(json.dumps(f.to_dict(), sort_keys=True) for f in r.findings)  # noqa: E731
+    key = lambda r: sorted(json.dumps(f.to_dict(), sort_keys=True) for f in r.findings)
     assert key(a) == key(b)
     assert a.foreign_samples == b.foreign_samples
 
