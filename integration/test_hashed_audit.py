@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from uuid_forge import Forge, IDConfig, Namespace, open_store
 from uuid_forge.report import AuditReport
 
-from .scaffold import make_forge
+from .scaffold import make_forge, run_cli, write_forge_toml
 
 IDS = IDConfig(namespace=Namespace("hashed.uuid-forge.test"), salt="hashed")
 N = 3000
@@ -193,3 +193,19 @@ def test_across_kinds_postgres_source_mariadb_store(postgres_url: str, mariadb_u
             side.adapter.drop(et)
             side.close()
         forge.close()
+
+
+def test_the_command_line_says_what_hashes_settled_and_no_hash_reads_everything(tmp_path: Path) -> None:
+    a, b = f"sqlite:///{tmp_path / 'a.sqlite3'}", f"sqlite:///{tmp_path / 'b.sqlite3'}"
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", {"db": a, "copy": b}, "db",
+                              namespace="hashed.cli.uuid-forge.test")
+    lines = "".join(json.dumps({"entity_type": "user", "key": {"email": f"u{i}@x.test"}, "data": {"n": i}}) + "\n"
+                    for i in range(300))
+    assert run_cli("write", "-c", str(config), "--jsonl", "-", stdin=lines).returncode == 0
+    done = run_cli("audit", "-c", str(config), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["hashed"]["copy"]["hashed_records"] == 300
+    plain = run_cli("audit", "-c", str(config), "--json", "--no-hash")
+    assert plain.returncode == 0 and json.loads(plain.stdout)["hashed"] == {}
+    text = run_cli("audit", "-c", str(config))
+    assert "by hashes: copy 300 settled, 0 read" in text.stdout, text.stdout

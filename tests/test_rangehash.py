@@ -148,3 +148,23 @@ def test_sums_not_xor_two_equal_records_do_not_cancel() -> None:
     one = uuid.UUID(int=5)
     assert record_digest(one, "{}") + record_digest(one, "{}") != 0
     assert record_digest(one, '{"a":1}') != record_digest(one, '{"a": 1}')  # bytes, not values: read, then decided
+
+
+def test_the_configuration_can_turn_hashes_off(tmp_path: Path) -> None:
+    from uuid_forge.errors import ConfigError
+    from uuid_forge.settings import parse_settings
+
+    doc: dict[str, Any] = {"ids": {"namespace": "x.test"}, "stores": {"db": {"url": "memory://", "role": "source"}}}
+    assert parse_settings(doc, env={}).audit.hashed is True
+    assert parse_settings({**doc, "audit": {"hashed": False}}, env={}).audit.hashed is False
+    with pytest.raises(ConfigError, match=r"\[audit\] hashed"):
+        parse_settings({**doc, "audit": {"hashed": "no"}}, env={})
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_settings({**doc, "audit": {"hashing": False}}, env={})
+
+
+def test_the_forge_setting_is_the_audit_default(setup: tuple[Forge, FakeHashingStore, FakeHashingStore]) -> None:
+    forge, _, replica = setup
+    forge.audit_hashed = False
+    report = forge.audit()
+    assert report.consistent and report.hashed == {} and replica.calls["digests"] == 0

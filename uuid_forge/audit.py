@@ -76,7 +76,7 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
           progress: Callable[[int], None] | None = None, max_findings: int = 100_000,
           max_delete: int | str | None = None, show_values: bool = False, executor: Executor | None = None,
           task_progress: Progress | None = None, planned: list[dict[str, Any]] | None = None,
-          hashed: bool = True) -> AuditReport:
+          hashed: bool | None = None) -> AuditReport:
     """Audit ``entity_type`` (a type, a list of types, or every type when None) in every store
     against the source of truth.
 
@@ -100,13 +100,14 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
     after each partition in this process, ``task_progress`` (:data:`Progress`) after each task;
     ``planned``: the tasks of :func:`uuid_forge.partial.plan` when the caller made them already.
 
-    ``hashed`` (default): a store that hashes what it holds as the source does is compared by
+    ``hashed`` (default: the forge's ``audit_hashed``, ``[audit] hashed``, true): a store that hashes what it holds as the source does is compared by
     per-range aggregates computed in both, and only differing ranges are read record by record
     (uuid_forge.rangehash; ``report.hashed`` counts both); False reads every record.
     """
     if repair:
         DeleteLimit.parse(max_delete)  # a bad limit fails before the audit, not after
     started = time.perf_counter()
+    hashed = getattr(forge, "audit_hashed", True) if hashed is None else hashed
     refuse = repair and not dry_run
     stores: StoreSet | None = None  # with an executor, the workers open and ping their own stores
     if executor is None:

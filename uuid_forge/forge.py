@@ -130,6 +130,8 @@ class Forge:
         self.journal = journal if isinstance(journal, Journal) or journal is None else Journal(journal)
         self.settings = write or WriteSettings()
         self._pool: ThreadPoolExecutor | None = None
+        #: full audits compare by hashes computed in the stores where they can ([audit] hashed)
+        self.audit_hashed = True
         self._sleep: Callable[[float], None] = time.sleep
 
     # -- construction --------------------------------------------------------------------------
@@ -158,8 +160,10 @@ class Forge:
             for h in handles:
                 h.adapter.close()
             raise ConfigError(f"{settings.origin}: store options: {err}") from None
-        return cls(handles, ids=settings.ids, journal=Journal(settings.journal_path, settings.journal_synchronous),
-                   write=settings.write, types=settings.types)
+        forge = cls(handles, ids=settings.ids, journal=Journal(settings.journal_path, settings.journal_synchronous),
+                    write=settings.write, types=settings.types)
+        forge.audit_hashed = settings.audit.hashed
+        return forge
 
     @classmethod
     def from_config(cls, path: str, env: dict[str, str] | None = None) -> Forge:

@@ -71,10 +71,11 @@ from .view import FULL, FieldView
 
 __all__ = ["ForgeSettings", "StoreSettings", "WriteSettings", "load_settings"]
 
-_SECTIONS = {"ids", "journal", "write", "stores", "types", "executor"}
+_SECTIONS = {"ids", "journal", "write", "stores", "types", "executor", "audit"}
 _IDS = {"namespace", "scheme"}
 _JOURNAL = {"path", "synchronous"}
 _WRITE = {"retries", "backoff", "batch_size", "concurrent", "tombstone_retention"}
+_AUDIT = {"hashed"}
 _STORE = {"url", "role", "required", "optional", "options", "projection", "ignore_fields", "datetime_precision"}
 _TYPE = {"key", "namespace", "salt_env"}
 _EXECUTOR = {"broker", "backend", "result_expires", "queue", "report_dir", "signing_key", "signing_certificate",
@@ -110,6 +111,15 @@ class WriteSettings:
     concurrent: bool = True
     #: how long the source keeps a deleted entity's tombstone (uuid_forge.tombstones): "90d", "12h", seconds
     tombstone_retention: str = "90d"
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """``[audit]``: how full audits compare."""
+
+    #: compare by hashes computed in the stores where the source and a store both can (uuid_forge.rangehash);
+    #: false reads and compares every record (``uuid-forge audit --no-hash`` for one run)
+    hashed: bool = True
 
 
 @dataclass(frozen=True)
@@ -152,6 +162,7 @@ class ForgeSettings:
     origin: str = "<code>"
     types: dict[str, EntityType] = field(default_factory=dict)  # declared entity types, salt_env read
     executor: ExecutorSettings = ExecutorSettings()
+    audit: AuditSettings = AuditSettings()
     #: where each value came from (``uuid-forge config``): namespace, scheme, salt, secret, journal, store.NAME
     origins: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -235,12 +246,16 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
     types_doc = _typed(f"{origin} [types]", doc.get("types", {}), dict, "a table of [types.NAME] tables")
     types = {name: _entity_type(f"{origin} [types.{name}]", name, spec, env) for name, spec in types_doc.items()}
     executor = _executor(f"{origin} [executor]", doc.get("executor", {}), env, base)
+    audit_doc = _typed(f"{origin} [audit]", doc.get("audit", {}), dict, "a table")
+    _unknown(f"{origin} [audit]", audit_doc, _AUDIT)
+    audit = AuditSettings(hashed=_typed(f"{origin} [audit] hashed", audit_doc.get("hashed", True), bool,
+                                        "true or false"))
     origins = {k: v.origin for k, v in picked.items()} | {"journal": journal_at.origin} | {
         f"store.{s.name}": f"env {_env_name(s.name)}" if env.get(_env_name(s.name)) else f"file {origin} [stores.{s.name}]"
         for s in stores}
     return ForgeSettings(ids=id_config, stores=_check_stores(stores, origin), journal_path=journal_path,
                          journal_synchronous=synchronous, write=ws, origin=origin, types=types, origins=origins,
-                         executor=executor)
+                         executor=executor, audit=audit)
 
 
 def _executor(where: str, spec: Any, env: dict[str, str], base: Path | None = None) -> ExecutorSettings:
