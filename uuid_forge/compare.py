@@ -20,7 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -226,7 +226,6 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
     views = {h.adapter.view for h in ranged + readable + unranged}
     workers = max(1, len(ranged) + len(readable) + len(unranged) + len(by_hashes))
     scanned = bool(ranged or readable or unranged)  # else only hashes and the differing ranges are read
-    whole = source.count(entity_type) if by_hashes else 0
     with ThreadPoolExecutor(max_workers=workers + len(unranged) + 1, thread_name_prefix="uuid-forge-audit") as pool, \
             logspill.LogPass(pool, unranged, entity_type, within, _compare_items) as logs:
         # a message log is read once, beside the partitions, its latest state spilled to disk;
@@ -235,14 +234,16 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             part_started = time.perf_counter()
             expected: dict[uuid.UUID, str | None] = {}
             protected: set[uuid.UUID] = set()  # IDs the source holds in another form: never orphans elsewhere
-            estimate = whole / part.count
-            asked = plan.source_first(part, estimate) if by_hashes else None
+            asked = plan.source_first(part) if by_hashes else None
             first = pool.submit(asked[2]) if asked is not None else None
-            held: int | None = None
-            if first is not None and not scanned:
+            held: int | None = None  # the source's records, counted by its digests when it is not scanned
+            hashing: list[Future[Sink | _Lost]] = []
+            if first is not None and not scanned:  # the stores hash while the source does
+                hashing = [pool.submit(_guarded, h, _compare_by_hashes, plan, part, None, first, prover)
+                           for h in by_hashes if h.name not in report.not_audited]
                 digests = first.result()
-                if digests is not None and all(d is not None for d in digests):
-                    held = sum(d[0] for d in digests if d is not None)
+                held = (sum(d[0] for d in digests if d is not None) if digests is not None and None not in digests
+                        else sum(1 for _ in source.scan(entity_type, part)))
             for ident, fp in (source.scan(entity_type, part, include_malformed=True) if held is None else ()):
                 if isinstance(ident, (MalformedID, ForeignEntry)):
                     report.stores.setdefault(stores.source.name, Counter({k: 0 for k in CLASSES}))
@@ -259,8 +260,8 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             jobs += [pool.submit(_guarded, h, _compare_by_reads, entity_type, by_view[h.adapter.view], prover)
                      for h in readable if h.name not in report.not_audited]
             jobs += logs.ready(part, by_view)
-            jobs += [pool.submit(_guarded, h, _compare_by_hashes, plan, part, estimate, expected if held is None else None,
-                                 first, prover) for h in by_hashes if h.name not in report.not_audited]
+            jobs += hashing or [pool.submit(_guarded, h, _compare_by_hashes, plan, part, expected, first, prover)
+                                for h in by_hashes if h.name not in report.not_audited]
             sinks: list[Sink] = []
             for job in jobs:
                 sink = job.result()
@@ -327,19 +328,20 @@ def _scan_and_compare(h: StoreHandle, entity_type: str, part: Partition, expecte
     return sink
 
 
-def _compare_by_hashes(h: StoreHandle, plan: HashPlan, part: Partition, estimate: float,
+def _compare_by_hashes(h: StoreHandle, plan: HashPlan, part: Partition,
                        expected: dict[uuid.UUID, Any] | None, source_first: Any, prover: Prover | None) -> Sink:
     """One store's partition compared by hashes computed in both stores (uuid_forge.rangehash);
     the ranges that differ by their records, as any other store. ``expected``: the source's
     fingerprints of the whole partition when it was scanned already (else its leaves are)."""
     et = plan.entity_type
     sink = Sink(h.name)
-    settled, leaves = plan.leaves(h, part, estimate, source_first, sink.hashed)
+    settled, leaves = plan.leaves(h, part, source_first, sink.hashed)
     sink.ok += settled
     if leaves:
+        batches = list(chunked(sorted(leaves, key=lambda p: p.lo), 64))  # one query per side per 64 ranges
         truth = ({i: fp for i, fp in expected.items() if within(i, leaves)} if expected is not None
-                 else {i: fp for leaf in leaves for i, fp in plan.source.scan(et, leaf) if isinstance(i, uuid.UUID)})
-        held = [item for leaf in leaves for item in h.adapter.scan(et, leaf, include_malformed=True)]
+                 else {i: fp for b in batches for i, fp in plan.source.scan_ranges(et, b) if isinstance(i, uuid.UUID)})
+        held = [item for b in batches for item in h.adapter.scan_ranges(et, b, include_malformed=True)]
         sink.hashed["read_records"] += len(held)
         compare(h, et, truth, iter(held), sink)
         prove_orphans(prover, h, et, sink)

@@ -402,6 +402,35 @@ class Adapter(ABC):
                 elif part.contains(ident):  # a UUID subclass
                     yield item
 
+    def scan_ranges(self, entity_type: str, ranges: list[Partition], *,
+                    include_malformed: bool = False) -> Iterator[ScanItem]:
+        """:meth:`scan` of several ID ranges (the few an audit by hashes reads, uuid_forge.rangehash):
+        one query where the store implements ``_scan_ranges``, else one scan per range."""
+        if not ranges:
+            return
+        if type(self)._scan_ranges is Adapter._scan_ranges:
+            for part in ranges:
+                yield from self.scan(entity_type, part, include_malformed=include_malformed)
+            return
+        self._require(SCAN)
+        self.check_entity_type(entity_type)
+        bounds = sorted((p.lo, p.hi) for p in ranges)
+
+        def inside(value: int) -> bool:
+            return any(lo <= value < hi for lo, hi in bounds)
+
+        with self._errors(f"scan_ranges({entity_type}, {len(ranges)} ranges)"):
+            for item in self._scan_ranges(entity_type, ranges):
+                ident = item[0]
+                if isinstance(ident, uuid.UUID):
+                    if inside(ident.int):
+                        yield item
+                elif isinstance(ident, MalformedID):
+                    if include_malformed and (ident.id is None or inside(ident.id.int)):
+                        yield item
+                elif include_malformed:  # a foreign entry: the store yields it for one of the ranges only
+                    yield item
+
     def delete_raw(self, entity_type: str, raws: Iterable[str]) -> int:
         """Remove entries by their raw stored key (as in ``MalformedID.raw``): the repair of a
         wrongly encoded ID, whose well-encoded twin ``delete_many`` would not reach."""
@@ -515,6 +544,10 @@ class Adapter(ABC):
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         """Yield (id or MalformedID, fingerprint), ideally only those in ``partition``."""
+        raise NotImplementedError
+
+    def _scan_ranges(self, entity_type: str, ranges: list[Partition]) -> Iterator[ScanItem]:
+        """Yield what ``_scan`` yields for each of ``ranges``, in one query (optional: see scan_ranges)."""
         raise NotImplementedError
 
     def _entity_types(self) -> Iterable[str]:

@@ -72,17 +72,21 @@ def common_algorithm(source: Adapter, store: Adapter, entity_type: str) -> str |
 
 def bisect(source_digests: Callable[[list[Partition]], list[Digest | None] | None],
            store_digests: Callable[[list[Partition]], list[Digest | None] | None],
-           first: list[Partition], stats: Counter[str], known: list[Digest | None] | None = None
+           first: list[Partition], stats: Counter[str], known: Future[Any] | None = None
            ) -> tuple[int, list[Partition]]:
     """``(records settled by hashes, leaf ranges to read)`` for the ranges ``first``: agreeing
     ranges are settled, differing ones cut until small (or one side empty), then read.
-    ``known``: the source's digests of ``first`` already asked."""
+    ``known``: the source's digests of ``first``, asked already (the store is asked meanwhile)."""
     settled, leaves, level = 0, [], first
     while level:
-        with ThreadPoolExecutor(1) as side:  # the source and the store answer at once
-            theirs: Future[Any] | None = None if known is not None else side.submit(source_digests, level)
+        if known is not None:
             mine = store_digests(level)
-            truth = known if theirs is None else theirs.result()
+            truth = known.result()
+        else:
+            with ThreadPoolExecutor(1) as side:  # the source and the store answer at once
+                theirs = side.submit(source_digests, level)
+                mine = store_digests(level)
+                truth = theirs.result()
         known = None
         if truth is None or mine is None:
             leaves += level
@@ -95,8 +99,8 @@ def bisect(source_digests: Callable[[list[Partition]], list[Digest | None] | Non
                 stats["hashed_records"] += a[0]
             elif a is None or b is None or max(a[0], b[0]) <= LEAF or min(a[0], b[0]) == 0 or r.count >= _DEEPEST:
                 leaves.append(r)
-            else:
-                nxt += r.split(FANOUT)
+            else:  # into ranges of about TARGET records, at least FANOUT of them
+                nxt += r.split(max(FANOUT, first_split(max(a[0], b[0]))))
         level = nxt
     stats["read_ranges"] += len(leaves)
     return settled, leaves
@@ -125,22 +129,22 @@ class HashPlan:
     def covers(self, h: StoreHandle) -> bool:
         return h.name in self.algorithms
 
-    def source_first(self, part: Partition, estimate: float) -> tuple[str, list[Partition], Callable[[], Any]] | None:
-        """The first-level ranges of ``part`` and a call asking the source for their digests (shared
-        by every hashed store: the source is hashed once per partition)."""
+    def source_first(self, part: Partition) -> tuple[str, list[Partition], Callable[[], Any]] | None:
+        """The first level (``part`` whole) and a call asking the source for its digest (shared by
+        every hashed store: the source is hashed once per partition)."""
         if not self.algorithms:
             return None
         algorithm = self.first_algorithm
-        first = part.split(first_split(estimate))
+        first = [part]
         return algorithm, first, lambda: self.source.range_digests(self.entity_type, first, algorithm)
 
-    def leaves(self, h: StoreHandle, part: Partition, estimate: float, source_first: Future[Any] | None,
+    def leaves(self, h: StoreHandle, part: Partition, source_first: Future[Any] | None,
                stats: Counter[str]) -> tuple[int, list[Partition]]:
         """``(records settled by hashes, ranges to read)`` of one store's partition (:func:`bisect`);
         ``source_first``: the source's digests of the first level, asked already."""
         et, algorithm = self.entity_type, self.algorithms[h.name]
-        first = part.split(first_split(estimate))
-        known = source_first.result() if source_first is not None and algorithm == self.first_algorithm else None
+        first = [part]  # one cheap aggregate (no GROUP BY); a partition that differs is cut by its count
+        known = source_first if algorithm == self.first_algorithm else None
         return bisect(lambda rs: self.source.range_digests(et, rs, algorithm),
                       lambda rs: h.adapter.range_digests(et, rs, algorithm), first, stats, known)
 

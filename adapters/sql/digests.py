@@ -92,13 +92,30 @@ def digest_query(ids: HexId, table_sql: str, ranges: list[Partition], algorithm:
             conds.append(f"({ids.id} >= :lo{n} AND {ids.id} < :hi{n})")
     where = "(" + " OR ".join(conds) + ")" + (f" AND ({condition})" if condition else "")
     prefix = f"substr({ids.hex}, 1, {length})"
+    if len(ranges) == 1:  # one range (a whole partition): no GROUP BY, the hash inline (no subquery to fence)
+        r = ranges[0]
+        params["p"] = format(r.lo >> (128 - 4 * length), f"0{length}x")
+        h = (f"md5({ids.hex} || {ids.data})" if ids.backend == "postgresql"
+             else f"MD5(CONCAT({ids.hex}, {ids.data}))")
+        if ids.backend == "postgresql":
+            sql = (f"SELECT :p, count(*), count(*), sum(CAST(CAST('x' || substr({h}, 1, 15) AS bit(60)) AS bigint)), "
+                   f"sum(CAST(CAST('x' || substr({h}, 16, 15) AS bit(60)) AS bigint)) FROM {table_sql} WHERE {where}")
+        elif ids.backend in ("mysql", "mariadb"):
+            sql = (f"SELECT :p, COUNT(*), COUNT({h}), SUM(CAST(CONV(SUBSTRING({h}, 1, 15), 16, 10) AS UNSIGNED)), "
+                   f"SUM(CAST(CONV(SUBSTRING({h}, 16, 15), 16, 10) AS UNSIGNED)) FROM {table_sql} WHERE {where}")
+        elif ids.backend == "sqlite":
+            sql = f"SELECT :p, count(*), uf_md5_digest({ids.hex}, {ids.data}) FROM {table_sql} WHERE {where}"
+        else:
+            return None
+        return sql, params
     if ids.backend == "postgresql":
-        inner = f"SELECT {prefix} AS p, md5({ids.hex} || {ids.data}) AS h FROM {table_sql} WHERE {where}"
+        inner = f"SELECT {prefix} AS p, md5({ids.hex} || {ids.data}) AS h FROM {table_sql} WHERE {where} OFFSET 0"
         sql = ("SELECT p, count(*), count(h), sum(CAST(CAST('x' || substr(h, 1, 15) AS bit(60)) AS bigint)), "
                "sum(CAST(CAST('x' || substr(h, 16, 15) AS bit(60)) AS bigint)) "
                f"FROM ({inner}) s GROUP BY p")
     elif ids.backend in ("mysql", "mariadb"):
-        inner = f"SELECT {prefix} AS p, MD5(CONCAT({ids.hex}, {ids.data})) AS h FROM {table_sql} WHERE {where}"
+        inner = (f"SELECT {prefix} AS p, MD5(CONCAT({ids.hex}, {ids.data})) AS h FROM {table_sql} WHERE {where} "
+                 "LIMIT 18446744073709551615")  # kept a derived table: MD5 once per row
         sql = ("SELECT p, COUNT(*), COUNT(h), SUM(CAST(CONV(SUBSTRING(h, 1, 15), 16, 10) AS UNSIGNED)), "
                "SUM(CAST(CONV(SUBSTRING(h, 16, 15), 16, 10) AS UNSIGNED)) "
                f"FROM ({inner}) s GROUP BY p")
@@ -179,7 +196,7 @@ def sum_ranges(rows: list[Any], ranges: list[Partition], backend: str) -> list[t
             continue
         if backend == "sqlite":
             total = int(row[1])
-            hashed, a, b = (int(x) for x in str(row[2]).split(","))
+            hashed, a, b = (int(x) for x in str(row[2] or "0,0,0").split(","))  # None: no row at all
         else:
             total, hashed = int(row[1]), int(row[2])
             a, b = int(row[3] or 0), int(row[4] or 0)
