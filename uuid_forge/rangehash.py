@@ -110,12 +110,19 @@ class HashPlan:
     """Which stores of one type's audit are compared by hashes, and the comparison itself.
 
     Decided once per type: the source and the store share an algorithm, hold no entry outside the
-    ranges' ID domain, and the store is scanned by range (``partitioned_scan``)."""
+    ranges' ID domain, and the store is scanned by range (``partitioned_scan``).
+
+    A partition is first asked whole (one aggregate, no GROUP BY: the cheapest query, enough when
+    it agrees); after a partition that differed, the next one is asked at once in ranges of about
+    :data:`TARGET` records (drift is seldom in one partition only), until one agrees again."""
 
     def __init__(self, stores: Stores, entity_type: str, enabled: bool = True) -> None:
         self.entity_type = entity_type
         self.source = stores.source.adapter
         self.algorithms: dict[str, str] = {}
+        self._fine = 0  # ranges the next partition is first cut into (0: asked whole)
+        self._first: list[Partition] = []
+        self._differed = False
         if not enabled or SCAN not in self.source.capabilities or self.source.digest_outsiders(entity_type) != 0:
             return
         for h in stores.stores[1:]:
@@ -135,7 +142,8 @@ class HashPlan:
         if not self.algorithms:
             return None
         algorithm = self.first_algorithm
-        first = [part]
+        first = self._first = part.split(self._fine) if self._fine > 1 else [part]
+        self._differed = False  # set by this partition's stores
         return algorithm, first, lambda: self.source.range_digests(self.entity_type, first, algorithm)
 
     def leaves(self, h: StoreHandle, part: Partition, source_first: Future[Any] | None,
@@ -143,10 +151,20 @@ class HashPlan:
         """``(records settled by hashes, ranges to read)`` of one store's partition (:func:`bisect`);
         ``source_first``: the source's digests of the first level, asked already."""
         et, algorithm = self.entity_type, self.algorithms[h.name]
-        first = [part]  # one cheap aggregate (no GROUP BY); a partition that differs is cut by its count
-        known = source_first if algorithm == self.first_algorithm else None
-        return bisect(lambda rs: self.source.range_digests(et, rs, algorithm),
-                      lambda rs: h.adapter.range_digests(et, rs, algorithm), first, stats, known)
+        shared = source_first is not None and algorithm == self.first_algorithm and self._first[0].lo == part.lo
+        first = self._first if shared else [part]
+        settled, leaves = bisect(lambda rs: self.source.range_digests(et, rs, algorithm),
+                                 lambda rs: h.adapter.range_digests(et, rs, algorithm), first, stats,
+                                 source_first if shared else None)
+        if shared:
+            assert source_first is not None
+            truth = source_first.result() or []
+            count = sum(d[0] for d in truth if d is not None)
+            if leaves:
+                self._differed = True
+            # the next partition: cut at once after a difference, whole again once all agree
+            self._fine = first_split(count) if self._differed else 0
+        return settled, leaves
 
     @property
     def first_algorithm(self) -> str:
