@@ -168,3 +168,20 @@ def test_the_forge_setting_is_the_audit_default(setup: tuple[Forge, FakeHashingS
     forge.audit_hashed = False
     report = forge.audit()
     assert report.consistent and report.hashed == {} and replica.calls["digests"] == 0
+
+
+def test_many_partitions_drifted_and_clean_give_the_record_paths_report(
+        setup: tuple[Forge, FakeHashingStore, FakeHashingStore], monkeypatch: pytest.MonkeyPatch) -> None:
+    from uuid_forge import compare as compare_module
+
+    monkeypatch.setattr(compare_module, "PARTITION_TARGET", 300)  # 16 partitions of ~190
+    forge, _, replica = setup
+    table = replica._data["user"]
+    ids = sorted(table)
+    for n in (0, 1, 200, 201, 202, 1000, 2999):  # drift in some partitions, one after another, then none
+        table[ids[n]] = Record("user", ids[n], {"name": "edited", "v": n})
+    del table[ids[500]]
+    hashed, records = forge.audit(), forge.audit(hashed=False)
+    _same(hashed, records)
+    assert hashed.partitions == 16 and Counter(f.kind for f in hashed.findings) == Counter(stale=7, missing=1)
+    assert hashed.hashed["replica"]["hashed_records"] + hashed.hashed["replica"]["read_records"] >= 2999 - 8
