@@ -209,3 +209,23 @@ def test_the_command_line_says_what_hashes_settled_and_no_hash_reads_everything(
     assert plain.returncode == 0 and json.loads(plain.stdout)["hashed"] == {}
     text = run_cli("audit", "-c", str(config))
     assert "by hashes: copy 300 settled, 0 read" in text.stdout, text.stdout
+
+
+@pytest.mark.parametrize("pair", ("sqlite",), indirect=True)
+def test_partition_tasks_merge_into_the_same_report(pair: tuple[Forge, Side, Side],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """What executors run (one pure task per partition, partials merged), hashed as in one process."""
+    from uuid_forge import compare as compare_module
+    from uuid_forge.partial import audit_partition, merge_all, plan, to_report
+
+    monkeypatch.setattr(compare_module, "PARTITION_TARGET", 500)  # 8 partitions
+    forge, _, store = pair
+    et = forge.entity  # type: ignore[attr-defined]
+    ids = _ids(store)
+    for n in (10, 11, 1500, 2990):
+        store.set_data(ids[n], '{"edited":true}')
+    tasks = plan(forge, [et])
+    assert len(tasks) == 8
+    merged = to_report(merge_all([audit_partition(forge, t) for t in reversed(tasks)]), [et])
+    _same(merged, forge.audit(et, hashed=False))
+    assert merged.hashed["replica"]["hashed_records"] > N / 2 and len(merged.findings) == 4
