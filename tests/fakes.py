@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from uuid_forge.adapters.memory import MemoryAdapter
 
+from uuid_forge.contract import ScanItem
 from uuid_forge.errors import StoreUnavailableError
-from uuid_forge.record import Record
+from uuid_forge.rangehash import record_digest
+from uuid_forge.record import Partition, Record
 
 
 class FakeFlakyStore(MemoryAdapter):
@@ -40,3 +43,40 @@ def entities(n: int, entity_type: str = "user", version: int = 1) -> list[tuple[
 
 def all_ids(stores: Iterable[MemoryAdapter], entity_type: str) -> list[set[uuid.UUID]]:
     return [set(s._data.get(entity_type, {})) for s in stores]
+
+
+class FakeHashingStore(MemoryAdapter):
+    """A memory store that answers range digests from Python (as a SQL store does in its server),
+    counting its digest queries and scans; ``outsiders`` pretends it holds entries no range counts."""
+
+    name = "fake-hashing"
+
+    def __init__(self, url: str = "memory://", algorithms: tuple[str, ...] = ("md5",), outsiders: int = 0,
+                 **options: Any) -> None:
+        super().__init__(url, **options)
+        self.algorithms, self.outsiders = algorithms, outsiders
+        self.calls: Counter[str] = Counter()  # shared with the audit's copies (with_id_versions)
+        self.unhashable: set[uuid.UUID] = set()  # IDs whose data the fake "cannot hash": their range is None
+
+    def digest_algorithms(self, entity_type: str) -> tuple[str, ...]:
+        return self.algorithms if self.view.full else ()
+
+    def digest_outsiders(self, entity_type: str) -> int | None:
+        return self.outsiders
+
+    def range_digests(self, entity_type: str, ranges: list[Partition], algorithm: str
+                      ) -> list[tuple[int, int] | None] | None:
+        self.calls["digests"] += 1
+        table = self._data.get(entity_type, {})
+        out: list[tuple[int, int] | None] = []
+        for r in ranges:
+            held = [(i, rec) for i, rec in table.items() if r.contains(i)]
+            if any(i in self.unhashable for i, _ in held):
+                out.append(None)
+                continue
+            out.append((len(held), sum(record_digest(i, rec.data_json, algorithm) for i, rec in held)))
+        return out
+
+    def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
+        self.calls["scans"] += 1
+        return super()._scan(entity_type, partition)

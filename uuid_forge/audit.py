@@ -77,7 +77,8 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
           delete_orphans: bool = False, dry_run: bool = False, verify_keys: bool = False,
           progress: Callable[[int], None] | None = None, max_findings: int = 100_000,
           max_delete: int | str | None = None, show_values: bool = False, executor: Executor | None = None,
-          task_progress: Progress | None = None, planned: list[dict[str, Any]] | None = None) -> AuditReport:
+          task_progress: Progress | None = None, planned: list[dict[str, Any]] | None = None,
+          hashed: bool | None = None) -> AuditReport:
     """Audit ``entity_type`` (a type, a list of types, or every type when None) in every store
     against the source of truth.
 
@@ -100,10 +101,15 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
     required store that does not answer still raises. ``progress(source records)`` is called
     after each partition in this process, ``task_progress`` (:data:`Progress`) after each task;
     ``planned``: the tasks of :func:`uuid_forge.partial.plan` when the caller made them already.
+
+    ``hashed`` (default: the forge's ``audit_hashed``, ``[audit] hashed``, true): a store that hashes what it holds as the source does is compared by
+    per-range aggregates computed in both, and only differing ranges are read record by record
+    (uuid_forge.rangehash; ``report.hashed`` counts both); False reads every record.
     """
     if repair:
         DeleteLimit.parse(max_delete)  # a bad limit fails before the audit, not after
     started = time.perf_counter()
+    hashed = getattr(forge, "audit_hashed", True) if hashed is None else hashed
     refuse = repair and not dry_run
     stores: StoreSet | None = None  # with an executor, the workers open and ping their own stores
     if executor is None:
@@ -123,7 +129,7 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
         if not tasks and not in_process and not scope.strays:
             raise ValidationError("nothing to audit: no entity type")
         report = _run_tasks(executor, tasks, types, verify_keys, max_findings, show_values, task_progress,
-                            stores or forge)
+                            stores or forge, hashed)
         report.warnings += scope.warnings
         stray_findings(stores or forge, scope, report)  # types only other stores hold: a finding each, not an error
     fraction = 1.0 / (partition or Partition()).count
@@ -155,7 +161,7 @@ def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys:
 
 def _run_tasks(executor: Executor, tasks: list[dict[str, Any]], types: list[str], verify_keys: bool,
                max_findings: int, show_values: bool, task_progress: Progress | None,
-               stores: Stores) -> AuditReport:
+               stores: Stores, hashed: bool = True) -> AuditReport:
     """The partition tasks run on ``executor`` and their partial reports merged into one."""
     if not tasks:  # nothing the source knows: an empty report (stray types may be added to it)
         report = AuditReport(stores={h.name: Counter({k: 0 for k in CLASSES}) for h in stores.stores[1:]},
@@ -163,7 +169,9 @@ def _run_tasks(executor: Executor, tasks: list[dict[str, Any]], types: list[str]
         report.not_audited = dict(getattr(stores, "down", {}))
         report.entity_types = list(types)
         return report
-    options = {"verify_keys": verify_keys, "max_findings": max_findings, "show_values": show_values}
+    options: dict[str, Any] = {"verify_keys": verify_keys, "max_findings": max_findings, "show_values": show_values}
+    if not hashed:  # absent means hashed: a worker of the version before still takes the task
+        options["hashed"] = False
     merged: dict[str, Any] | None = None
     parts = sum(len(t.get("parts", [None])) for t in tasks)
 

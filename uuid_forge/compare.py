@@ -20,7 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from .errors import StoreError, UUIDForgeError
 from .handles import StoreHandle, Stores, StoreSet
 from .masking import mask_name
 from .ownership import HOW_TO_PROVE, Prover
+from .rangehash import HashPlan, within
 from .record import (
     ForeignEntry,
     MalformedID,
@@ -102,6 +103,7 @@ class Sink:
         self.findings: list[Finding] = []
         self.foreign = 0  # counted, not kept: another application may have millions
         self.unproven = 0  # likewise: a few kept as samples, names masked
+        self.hashed: Counter[str] = Counter()  # ranges and records settled by hashes or read (uuid_forge.rangehash)
 
     def add(self, finding: Finding) -> None:
         if finding.kind == "foreign":
@@ -119,6 +121,8 @@ class Sink:
         report.stores[self.store]["ok"] += self.ok
         report.stores[self.store]["foreign"] += max(0, self.foreign - FOREIGN_SAMPLES)
         report.stores[self.store]["unproven"] += max(0, self.unproven - UNPROVEN_SAMPLES)
+        if self.hashed:
+            report.hashed.setdefault(self.store, Counter()).update(self.hashed)
         for f in self.findings:
             report.add(f)
 
@@ -201,10 +205,18 @@ _COPIED = ("missing", "stale", "malformed")  # what repair copies from the sourc
 
 
 def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition, report: AuditReport,
-              verify_keys: bool, progress: Callable[[int], None] | None, parts: list[Partition] | None = None) -> None:
+              verify_keys: bool, progress: Callable[[int], None] | None, parts: list[Partition] | None = None,
+              hashed: bool = True) -> None:
     """Source partition first, then every other store's same partition in parallel threads
-    (drivers wait on sockets without the GIL, so a pass costs about the slowest store's scan)."""
+    (drivers wait on sockets without the GIL, so a pass costs about the slowest store's scan).
+
+    With ``hashed``, a store that can hash what it holds as the source does is compared by
+    per-range aggregates computed in both stores, and only the ranges that differ are read
+    (uuid_forge.rangehash); ``verify_keys`` reads every source record, so it turns that off."""
     source, others = stores.source.adapter, stores.stores[1:]
+    plan = HashPlan(stores, entity_type, enabled=hashed and not verify_keys)
+    by_hashes = [h for h in others if plan.covers(h)]
+    others = [h for h in others if not plan.covers(h)]
     ranged = [h for h in others if SCAN in h.adapter.capabilities and h.adapter.partitioned_scan]
     unranged = [h for h in others if SCAN in h.adapter.capabilities and not h.adapter.partitioned_scan]
     readable = [h for h in others if SCAN not in h.adapter.capabilities and READ in h.adapter.capabilities]
@@ -212,8 +224,9 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
     prover: Prover | None = getattr(forge, "prover", None)
     report.partitions += len(parts)
     views = {h.adapter.view for h in ranged + readable + unranged}
-    workers = max(1, len(ranged) + len(readable) + len(unranged))
-    with ThreadPoolExecutor(max_workers=workers + len(unranged), thread_name_prefix="uuid-forge-audit") as pool, \
+    workers = max(1, len(ranged) + len(readable) + len(unranged) + len(by_hashes))
+    scanned = bool(ranged or readable or unranged)  # else only hashes and the differing ranges are read
+    with ThreadPoolExecutor(max_workers=workers + len(unranged) + 1, thread_name_prefix="uuid-forge-audit") as pool, \
             logspill.LogPass(pool, unranged, entity_type, within, _compare_items) as logs:
         # a message log is read once, beside the partitions, its latest state spilled to disk;
         # then it is compared partition by partition like the other stores (uuid_forge.logspill)
@@ -221,7 +234,17 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             part_started = time.perf_counter()
             expected: dict[uuid.UUID, str | None] = {}
             protected: set[uuid.UUID] = set()  # IDs the source holds in another form: never orphans elsewhere
-            for ident, fp in source.scan(entity_type, part, include_malformed=True):
+            asked = plan.source_first(part) if by_hashes else None
+            first = pool.submit(asked[2]) if asked is not None else None
+            held: int | None = None  # the source's records, counted by its digests when it is not scanned
+            hashing: list[Future[Sink | _Lost]] = []
+            if first is not None and not scanned:  # the stores hash while the source does
+                hashing = [pool.submit(_guarded, h, _compare_by_hashes, plan, part, None, first, prover)
+                           for h in by_hashes if h.name not in report.not_audited]
+                digests = first.result()
+                held = (sum(d[0] for d in digests if d is not None) if digests is not None and None not in digests
+                        else sum(1 for _ in source.scan(entity_type, part)))
+            for ident, fp in (source.scan(entity_type, part, include_malformed=True) if held is None else ()):
                 if isinstance(ident, (MalformedID, ForeignEntry)):
                     report.stores.setdefault(stores.source.name, Counter({k: 0 for k in CLASSES}))
                     report.add(_malformed(stores.source.name, entity_type, ident))
@@ -237,6 +260,8 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             jobs += [pool.submit(_guarded, h, _compare_by_reads, entity_type, by_view[h.adapter.view], prover)
                      for h in readable if h.name not in report.not_audited]
             jobs += logs.ready(part, by_view)
+            jobs += hashing or [pool.submit(_guarded, h, _compare_by_hashes, plan, part, expected, first, prover)
+                                for h in by_hashes if h.name not in report.not_audited]
             sinks: list[Sink] = []
             for job in jobs:
                 sink = job.result()
@@ -248,10 +273,11 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             prove_source(prover, stores, entity_type, sinks, report, flagged=flagged)
             for sink in sinks:
                 sink.merge_into(report)
+            count = len(expected) if held is None else held
             report.partition_times.append((entity_type, f"{part.index + 1}/{part.count}",
-                                           time.perf_counter() - part_started, len(expected)))
+                                           time.perf_counter() - part_started, count))
             if progress is not None:
-                progress(len(expected))
+                progress(count)
         for sink in logs.rest(lambda p: _viewed_expectations(source, entity_type, p, None, views)):
             sink.merge_into(report)
     if report.not_audited:  # a store lost half-way: its partial counts would read as the whole
@@ -299,6 +325,26 @@ def _scan_and_compare(h: StoreHandle, entity_type: str, part: Partition, expecte
     sink = Sink(h.name)
     compare(h, entity_type, expected, h.adapter.scan(entity_type, part, include_malformed=True), sink, protected)
     prove_orphans(prover, h, entity_type, sink)
+    return sink
+
+
+def _compare_by_hashes(h: StoreHandle, plan: HashPlan, part: Partition,
+                       expected: dict[uuid.UUID, Any] | None, source_first: Any, prover: Prover | None) -> Sink:
+    """One store's partition compared by hashes computed in both stores (uuid_forge.rangehash);
+    the ranges that differ by their records, as any other store. ``expected``: the source's
+    fingerprints of the whole partition when it was scanned already (else its leaves are)."""
+    et = plan.entity_type
+    sink = Sink(h.name)
+    settled, leaves = plan.leaves(h, part, source_first, sink.hashed)
+    sink.ok += settled
+    if leaves:
+        batches = list(chunked(sorted(leaves, key=lambda p: p.lo), 64))  # one query per side per 64 ranges
+        truth = ({i: fp for i, fp in expected.items() if within(i, leaves)} if expected is not None
+                 else {i: fp for b in batches for i, fp in plan.source.scan_ranges(et, b) if isinstance(i, uuid.UUID)})
+        held = [item for b in batches for item in h.adapter.scan_ranges(et, b, include_malformed=True)]
+        sink.hashed["read_records"] += len(held)
+        compare(h, et, truth, iter(held), sink)
+        prove_orphans(prover, h, et, sink)
     return sink
 
 

@@ -442,6 +442,35 @@ class Adapter(ABC):
                 elif part.contains(ident):  # a UUID subclass
                     yield item
 
+    def scan_ranges(self, entity_type: str, ranges: list[Partition], *,
+                    include_malformed: bool = False) -> Iterator[ScanItem]:
+        """:meth:`scan` of several ID ranges (the few an audit by hashes reads, uuid_forge.rangehash):
+        one query where the store implements ``_scan_ranges``, else one scan per range."""
+        if not ranges:
+            return
+        if type(self)._scan_ranges is Adapter._scan_ranges:
+            for part in ranges:
+                yield from self.scan(entity_type, part, include_malformed=include_malformed)
+            return
+        self._require(SCAN)
+        self.check_entity_type(entity_type)
+        bounds = sorted((p.lo, p.hi) for p in ranges)
+
+        def inside(value: int) -> bool:
+            return any(lo <= value < hi for lo, hi in bounds)
+
+        with self._errors(f"scan_ranges({entity_type}, {len(ranges)} ranges)"):
+            for item in self._scan_ranges(entity_type, ranges):
+                ident = item[0]
+                if isinstance(ident, uuid.UUID):
+                    if inside(ident.int):
+                        yield item
+                elif isinstance(ident, MalformedID):
+                    if include_malformed and (ident.id is None or inside(ident.id.int)):
+                        yield item
+                elif include_malformed:  # a foreign entry: the store yields it for one of the ranges only
+                    yield item
+
     def delete_raw(self, entity_type: str, raws: Iterable[str]) -> int:
         """Remove entries by their raw stored key (as in ``MalformedID.raw``): the repair of a
         wrongly encoded ID, whose well-encoded twin ``delete_many`` would not reach."""
@@ -488,6 +517,30 @@ class Adapter(ABC):
         delete), one sentence each. The erasure report (uuid_forge.erasure) prints them per store,
         so a user never takes "deleted" for "gone from every disk". Adapters add their store's."""
         return [BACKUPS]
+
+    # -- hashes computed in the store (uuid_forge.rangehash) -----------------------------------
+    def digest_algorithms(self, entity_type: str) -> tuple[str, ...]:
+        """The range-digest algorithms (:data:`uuid_forge.rangehash.ALGORITHMS`) this store can compute
+        in place over ``entity_type``, best first; empty when it cannot (the default), e.g. when what
+        it holds is not the canonical JSON text the fingerprint is computed from (a view or
+        projection, typed columns, a rewritten JSON type). Cheap: reads no records."""
+        return ()
+
+    def range_digests(self, entity_type: str, ranges: list[Partition], algorithm: str
+                      ) -> list[tuple[int, int] | None] | None:
+        """Per range of ``ranges`` (equal-sized, of one power-of-two ``count``), ``(count, sum)``
+        over the well-formed IDs it holds there, in one query: ``count`` the records, ``sum`` the
+        exact sum of the slices of each record's hash (:func:`uuid_forge.rangehash.record_digest`
+        gives the same from Python). A range holding a record the store cannot hash (data that is
+        not text) is None: it is read. None for the whole call: not possible here (then every range
+        is read). An adapter implementing it implements :meth:`digest_outsiders` too."""
+        return None
+
+    def digest_outsiders(self, entity_type: str) -> int | None:
+        """How many entries of ``entity_type`` no ID-range digest counts (an ID not in the one
+        well-formed form the ranges cover: a wrong encoding, another application's text); None when
+        unknown. A store holding any is audited by its records, so they are still found."""
+        return None
 
     def count(self, entity_type: str) -> int:
         """How many well-encoded records of ``entity_type`` the store holds."""
@@ -538,6 +591,10 @@ class Adapter(ABC):
 
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         """Yield (id or MalformedID, fingerprint), ideally only those in ``partition``."""
+        raise NotImplementedError
+
+    def _scan_ranges(self, entity_type: str, ranges: list[Partition]) -> Iterator[ScanItem]:
+        """Yield what ``_scan`` yields for each of ``ranges``, in one query (optional: see scan_ranges)."""
         raise NotImplementedError
 
     def _entity_types(self) -> Iterable[str]:

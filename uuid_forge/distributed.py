@@ -21,10 +21,12 @@ def audit_on(executor: Executor, forge: Forge, entity_type: str | Iterable[str] 
              partition: Partition | None = None, repair: bool = False, delete_orphans: bool = False,
              dry_run: bool = False, verify_keys: bool = False, max_findings: int = 100_000,
              max_delete: int | str | None = None, show_values: bool = False,
-             progress: Progress | None = None, planned: list[dict[str, Any]] | None = None) -> AuditReport:
+             progress: Progress | None = None, planned: list[dict[str, Any]] | None = None,
+             hashed: bool | None = None) -> AuditReport:
     """A full audit whose partitions run on ``executor``; ``forge`` (this process's) is used for
     the plan, the ID-configuration check and the guard. ``progress`` is called after each task
     with (partitions done, of total, source entities, findings so far)."""
     return audit(forge, entity_type, partition=partition, repair=repair, delete_orphans=delete_orphans,
                  dry_run=dry_run, verify_keys=verify_keys, max_findings=max_findings, max_delete=max_delete,
-                 show_values=show_values, executor=executor, task_progress=progress, planned=planned)
+                 show_values=show_values, executor=executor, task_progress=progress, planned=planned,
+                 hashed=hashed)

@@ -132,6 +132,8 @@ class Forge:
         #: ``[audit]``: what the audit command's exit code makes of unproven entries
         self.audit_settings = AuditSettings()
         self._pool: ThreadPoolExecutor | None = None
+        #: full audits compare by hashes computed in the stores where they can ([audit] hashed)
+        self.audit_hashed = True
         self._sleep: Callable[[float], None] = time.sleep
 
     # -- construction --------------------------------------------------------------------------
@@ -163,6 +165,7 @@ class Forge:
         forge = cls(handles, ids=settings.ids, journal=Journal(settings.journal_path, settings.journal_synchronous),
                     write=settings.write, types=settings.types)
         forge.audit_settings = settings.audit
+        forge.audit_hashed = settings.audit.hashed
         return forge
 
     @classmethod

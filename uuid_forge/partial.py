@@ -58,13 +58,14 @@ def plan(stores: Stores, types: list[str], within: Partition | None = None, whol
 
 def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = False, max_findings: int = 100_000,
                     show_values: bool = False, stores: StoreSet | None = None,
-                    progress: Callable[[int], None] | None = None) -> Partial:
+                    progress: Callable[[int], None] | None = None, hashed: bool = True) -> Partial:
     """Audit the partitions of one type a task names in ``stores`` (by default: the stores of
     ``forge`` that answer); a pure function of the data.
 
     Stale findings are described (their fields named) and every finding of ours named by its key
     fields (uuid_forge.entitynames) here, where the partition's stores are open.
-    ``progress(source records)`` is called after each partition.
+    ``progress(source records)`` is called after each partition; ``hashed``: compare by hashes
+    computed in the stores where both sides can (uuid_forge.rangehash).
     """
     stores = stores if stores is not None else answering(forge)
     et, pos = task["entity_type"], task["pos"]
@@ -76,7 +77,7 @@ def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = F
                          source=stores.source.name, max_findings=max_findings)
     report.id_config = idmarker.audit_findings(forge, [et])
     # sized by the plan already: counting the source again in every task would scan it each time
-    full_pass(forge, stores, et, within, report, verify_keys, progress, parts)
+    full_pass(forge, stores, et, within, report, verify_keys, progress, parts, hashed=hashed)
     describe_stale(stores, report, show_values)
     name_findings(stores, getattr(forge, "prover", None), report)  # the key fields beside each finding's ID
     report.not_audited = {**stores.down, **report.not_audited}
@@ -93,6 +94,7 @@ def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = F
                             for n, (et, label, secs, count) in enumerate(report.partition_times)],
         "partitions": report.partitions, "not_audited": report.not_audited, "id_config": report.id_config,
         "entities": sum(t[3] for t in report.partition_times),
+        "hashed": {n: dict(c) for n, c in report.hashed.items()},
         "max_rss_mib": _rss_mib(),
     }
 
@@ -156,8 +158,18 @@ def merge(a: Partial, b: Partial) -> Partial:
         "not_audited": {**b["not_audited"], **a["not_audited"]},
         "id_config": sorted(id_config.values(), key=lambda f: f["entity_type"]),
         "entities": a["entities"] + b["entities"],
+        "hashed": _sum_counts(a.get("hashed", {}), b.get("hashed", {})),
         "max_rss_mib": max(a.get("max_rss_mib", 0.0), b.get("max_rss_mib", 0.0)),
     }
+
+
+def _sum_counts(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    out = {n: dict(c) for n, c in a.items()}
+    for n, c in b.items():
+        mine = out.setdefault(n, {})
+        for k, v in c.items():
+            mine[k] = mine.get(k, 0) + v
+    return out
 
 
 def merge_all(partials: list[Partial]) -> Partial:
@@ -192,6 +204,7 @@ def to_report(partial: Partial, entity_types: list[str]) -> AuditReport:
     report.partitions = partial["partitions"]
     report.not_audited = dict(lost)
     report.id_config = [dict(f) for f in partial["id_config"]]
+    report.hashed = {n: Counter(c) for n, c in partial.get("hashed", {}).items() if n not in lost}
     return report
 
 

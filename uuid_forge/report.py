@@ -189,6 +189,9 @@ class AuditReport:
     #: entries of a type the source neither declares nor holds, one per store and type (uuid_forge.strays):
     #: ``{store, entity_type, count, samples (masked), message}``; never repaired
     stray_types: list[dict[str, Any]] = field(default_factory=list)
+    #: per store compared by hashes (uuid_forge.rangehash): hashed_ranges and hashed_records settled by
+    #: the stores' own aggregates, read_ranges and read_records compared record by record
+    hashed: dict[str, Counter[str]] = field(default_factory=dict)
 
     @property
     def consistent(self) -> bool:
@@ -243,7 +246,12 @@ class AuditReport:
             "stray_types": self.stray_types,
             "rechecked": ({n: {k: c[k] for k in CLASSES} for n, c in self.rechecked.items()}
                           if self.rechecked is not None else None),
+            "hashed": {n: {k: c[k] for k in HASHED} for n, c in self.hashed.items()},
         }
+
+
+#: the counters of a store compared by hashes (AuditReport.hashed)
+HASHED = ("hashed_ranges", "hashed_records", "read_ranges", "read_records")
 
 
 # -- one-line summaries ----------------------------------------------------------------------------
@@ -301,11 +309,20 @@ def audit_summary(report: AuditReport) -> str:
     elif not report.id_config and not report.stray_types:
         parts.append("consistent" if not report.not_audited else "consistent where audited")
     head += "; ".join(parts)
-    tail = [f"{entities:,} source records" if report.partition_times else "", f"{report.seconds:.1f}s"]
+    tail = [f"{entities:,} source records" if report.partition_times else "", hashed_text(report),
+            f"{report.seconds:.1f}s"]
     text = head + f" ({', '.join(t for t in tail if t)})"
     if report.not_audited:
         text += "; NOT AUDITED: " + ", ".join(f"{n} ({_first_words(r)})" for n, r in report.not_audited.items())
     return text
+
+
+def hashed_text(report: AuditReport) -> str:
+    """``records settled by hashes: db 99,800, read 200`` (stores compared by uuid_forge.rangehash)."""
+    if not report.hashed:
+        return ""
+    return "by hashes: " + ", ".join(f"{n} {c['hashed_records']:,} settled, {c['read_records']:,} read"
+                                     for n, c in report.hashed.items())
 
 
 def _first_words(reason: str, limit: int = 60) -> str:

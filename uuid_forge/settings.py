@@ -77,7 +77,7 @@ _JOURNAL = {"path", "synchronous"}
 _WRITE = {"retries", "backoff", "batch_size", "concurrent", "tombstone_retention"}
 _STORE = {"url", "role", "required", "optional", "options", "projection", "ignore_fields", "datetime_precision"}
 _TYPE = {"key", "namespace", "salt_env"}
-_AUDIT = {"unproven"}
+_AUDIT = {"hashed", "unproven"}
 #: ``[audit] unproven``: "fail" (exit 1, the default) or "report" (listed and counted, exit 0)
 UNPROVEN_OUTCOMES = ("fail", "report")
 _EXECUTOR = {"broker", "backend", "result_expires", "queue", "report_dir", "signing_key", "signing_certificate",
@@ -116,6 +116,7 @@ class WriteSettings:
 
 
 @dataclass(frozen=True)
+@dataclass(frozen=True)
 class ExecutorSettings:
     """``[executor]``: where Celery workers take partition tasks from (uuid_forge.celery).
 
@@ -145,13 +146,17 @@ class ExecutorSettings:
 
 @dataclass(frozen=True)
 class AuditSettings:
-    """``[audit]``: what the audit's exit code makes of entries it cannot prove ours.
+    """``[audit]``: how full audits compare, and what their exit code makes of entries they cannot
+    prove ours.
 
     ``unproven = "report"`` acknowledges them (another application's entries beside ours, known and
     accepted): still counted and listed, never acted on, but no longer exit 1, so the nightly
     alert can clear. Every other finding still fails."""
 
     unproven: str = "fail"
+    #: compare by hashes computed in the stores where the source and a store both can (uuid_forge.rangehash);
+    #: false reads and compares every record (``uuid-forge audit --no-hash`` for one run)
+    hashed: bool = True
 
 
 @dataclass(frozen=True)
@@ -250,18 +255,20 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
     types_doc = _typed(f"{origin} [types]", doc.get("types", {}), dict, "a table of [types.NAME] tables")
     types = {name: _entity_type(f"{origin} [types.{name}]", name, spec, env) for name, spec in types_doc.items()}
     executor = _executor(f"{origin} [executor]", doc.get("executor", {}), env, base)
-    audit = _typed(f"{origin} [audit]", doc.get("audit", {}), dict, "a table")
-    _unknown(f"{origin} [audit]", audit, _AUDIT)
-    unproven = _typed(f"{origin} [audit] unproven", audit.get("unproven", "fail"), str, "a string")
+    audit_doc = _typed(f"{origin} [audit]", doc.get("audit", {}), dict, "a table")
+    _unknown(f"{origin} [audit]", audit_doc, _AUDIT)
+    unproven = _typed(f"{origin} [audit] unproven", audit_doc.get("unproven", "fail"), str, "a string")
     if unproven not in UNPROVEN_OUTCOMES:
         raise ConfigError(f"{origin} [audit] unproven = {unproven!r}: use 'fail' (exit 1, the default) or 'report' "
                           "(listed and counted, exit 0: other applications' entries you have acknowledged)")
+    audit = AuditSettings(hashed=_typed(f"{origin} [audit] hashed", audit_doc.get("hashed", True), bool,
+                                        "true or false"), unproven=unproven)
     origins = {k: v.origin for k, v in picked.items()} | {"journal": journal_at.origin} | {
         f"store.{s.name}": f"env {_env_name(s.name)}" if env.get(_env_name(s.name)) else f"file {origin} [stores.{s.name}]"
         for s in stores}
     return ForgeSettings(ids=id_config, stores=_check_stores(stores, origin), journal_path=journal_path,
                          journal_synchronous=synchronous, write=ws, origin=origin, types=types, origins=origins,
-                         executor=executor, audit=AuditSettings(unproven))
+                         executor=executor, audit=audit)
 
 
 def _executor(where: str, spec: Any, env: dict[str, str], base: Path | None = None) -> ExecutorSettings:

@@ -23,6 +23,7 @@ from uuid_forge.contract import BATCH_SIZE, Adapter, Check, Option, ScanItem
 from uuid_forge.errors import ConfigError, StoreError, UUIDForgeError, ValidationError
 from uuid_forge.record import ForeignEntry, Partition, Record
 
+from . import digests
 from .codec import IdCodec, parse_zone
 from .columns import row_filter
 from .dialects import DRIVERS, dialect_for
@@ -237,6 +238,7 @@ class SQLAdapter(Adapter):
         self._layout_class: type[TableLayout] = UserTable if self._containers.is_own else TypeTables
         self._tables: dict[str, TableLayout] = {}
         self._checked = False  # your table was opened once by check_entity_type
+        self._utf8: bool | None = None  # PostgreSQL's server encoding is UTF-8 (range digests hash its bytes)
 
     @property
     def id_encoding(self) -> str:
@@ -459,6 +461,105 @@ class SQLAdapter(Adapter):
                         and not (primary[0] <= row[0] and (primary[1] is None or row[0] < primary[1])):
                     continue  # foreign text outside this partition's own range: another partition reports it
                 yield ident, opened.fingerprint(row, self)
+
+    # -- range digests (uuid_forge.rangehash) ----------------------------------------------------
+    def _hashable(self, entity_type: str) -> tuple[TypeTables | None, digests.HexId] | None:
+        """Our own table (or none yet) and its ID/data SQL, when its stored text is what fingerprints
+        hash: the full view, a json (not jsonb) data column, a UTF-8 PostgreSQL database."""
+        if not self.view.full or self._containers.is_own or self._containers.is_side(entity_type):
+            return None
+        backend = self._engine.dialect.name
+        if backend not in ("postgresql", "sqlite", "mysql", "mariadb"):
+            return None
+        if backend == "postgresql":
+            if self._settings.data_type != "json":
+                return None
+            if self._utf8 is None:
+                with self._engine.connect() as conn:
+                    self._utf8 = str(conn.exec_driver_sql("SHOW server_encoding").scalar()).upper() in ("UTF8",
+                                                                                                       "UTF-8")
+            if not self._utf8:
+                return None
+        opened = self._table(entity_type, create=False)
+        if opened is not None and not isinstance(opened, TypeTables):
+            return None
+        kind = opened.codec.kind if opened is not None else self._settings.type_id_kind(self._dialect)
+        quote = self._engine.dialect.identifier_preparer.quote
+        data = f"CAST({quote('data')} AS text)" if backend == "postgresql" else quote("data")
+        return (opened if isinstance(opened, TypeTables) else None), digests.HexId(backend, kind, quote("id"), data)
+
+    def digest_algorithms(self, entity_type: str) -> tuple[str, ...]:
+        with self._errors(f"digest_algorithms({entity_type})"):
+            return ("md5",) if self._hashable(entity_type) is not None else ()
+
+    def range_digests(self, entity_type: str, ranges: list[Partition], algorithm: str
+                      ) -> list[tuple[int, int] | None] | None:
+        self.check_entity_type(entity_type)
+        with self._errors(f"range_digests({entity_type}, {len(ranges)} ranges)"):
+            found = self._hashable(entity_type)
+            if found is None or not ranges:
+                return None
+            opened, ids = found
+            if opened is None:  # no table: nothing held in any range
+                return [(0, 0)] * len(ranges)
+            query = digests.digest_query(ids, digests.table_sql(self._engine, opened.table), ranges, algorithm)
+            if query is None:
+                return None
+            sql, params = query
+            with self._engine.connect() as conn:
+                if ids.backend == "sqlite":
+                    digests.register_sqlite(conn.connection.dbapi_connection)
+                rows = list(conn.execute(sa.text(sql), params).all())
+            return digests.sum_ranges(rows, ranges, ids.backend)
+
+    def digest_outsiders(self, entity_type: str) -> int | None:
+        self.check_entity_type(entity_type)
+        with self._errors(f"digest_outsiders({entity_type})"):
+            found = self._hashable(entity_type)
+            if found is None:
+                return None
+            opened, ids = found
+            if opened is None:
+                return 0
+            sql = digests.outsiders_query(ids, digests.table_sql(self._engine, opened.table))
+            if sql is None:
+                return 0  # a native uuid column holds no other form
+            with self._engine.connect() as conn:
+                if ids.backend == "sqlite":
+                    digests.register_sqlite(conn.connection.dbapi_connection)
+                return int(conn.execute(sa.text(sql)).scalar() or 0)
+
+    def count(self, entity_type: str) -> int:
+        """``count(*)`` where every row of our table is a well-encoded record (no outsiders);
+        otherwise the base count of the scan."""
+        if self.digest_outsiders(entity_type) == 0:
+            found = self._hashable(entity_type)
+            if found is not None:
+                opened, _ = found
+                if opened is None:
+                    return 0
+                with self._errors(f"count({entity_type})"), self._engine.connect() as conn:
+                    return int(conn.execute(sa.select(sa.func.count()).select_from(opened.table)).scalar() or 0)
+        return super().count(entity_type)
+
+    def _scan_ranges(self, entity_type: str, ranges: list[Partition]) -> Iterator[ScanItem]:
+        """The rows of several ranges in one SELECT (not streamed: an audit by hashes reads few)."""
+        opened = self._table(entity_type, create=False)
+        if opened is None:
+            return
+        codec = opened.codec
+        filters = [codec.range_filter(opened.scan_id, p) for p in ranges]
+        primaries = [f[1] for f in filters if f[1] is not None]
+        stmt = sa.select(opened.scan_id, *opened.scan_exprs()).where(
+            opened.where(sa.or_(*(f[0] for f in filters)))).order_by(opened.scan_id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        for row in rows:
+            ident = codec.decode(row[0], self.id_versions)
+            if isinstance(ident, ForeignEntry) and primaries \
+                    and not any(lo <= row[0] and (hi is None or row[0] < hi) for lo, hi in primaries):
+                continue  # foreign text outside these ranges' own text ranges: another range reports it
+            yield ident, opened.fingerprint(row, self)
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete rows by their ID column's raw text (a wrongly encoded ID, as ``MalformedID.raw``)."""

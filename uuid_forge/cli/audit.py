@@ -75,6 +75,9 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
 @click.option("--show-values", is_flag=True,
               help="Show the differing values of stale records, and other applications' key names as they are, "
                    "in the text, --json, --output and --html alike (masked by default: they may be personal data).")
+@click.option("--no-hash", "no_hash", is_flag=True,
+              help="Read and compare every record, even where the source and a store can compare hashes computed "
+                   "in the stores ([audit] hashed = false in the configuration does the same for every run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full findings as JSON.")
 @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the JSON to FILE (0600).")
 @click.option("--html", default=None, type=click.Path(dir_okay=False),
@@ -88,7 +91,8 @@ def _write_private(path: str, payload: dict[str, Any]) -> None:
                    "(celery -A uuid_forge.celery worker; see docs/scaling.md).")
 def audit(config_path: str, entity_type: str | None, partition: str | None, repair: bool, apply: bool,
           delete_orphans: bool, max_delete: str | None, verify_keys: bool, show_values: bool, as_json: bool,
-          output: str | None, html: str | None = None, workers: int | None = None, executor: str = "local") -> None:
+          output: str | None, html: str | None = None, workers: int | None = None, executor: str = "local",
+          no_hash: bool = False) -> None:
     """Compare every store with the source of truth: ok, missing, orphan, stale, malformed,
     deleted (a store still holds an entity that was deleted: its tombstone is in the source;
     --repair --apply removes it, no --delete-orphans needed), and foreign or unproven entries.
@@ -139,6 +143,8 @@ def audit(config_path: str, entity_type: str | None, partition: str | None, repa
             else:
                 out.print(f"uuid-forge: error: {escape(unknown[0])}", highlight=False)
             raise click.exceptions.Exit(2)
+        if no_hash:
+            forge.audit_hashed = False
         run = _auditor(forge, config_path, executor, workers, entity_type, part, as_json)
         try:
             report = run("auditing", repair=repair, dry_run=not apply, delete_orphans=delete_orphans,
