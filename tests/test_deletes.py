@@ -153,10 +153,37 @@ def test_a_source_that_fails_leaves_nothing_pending(tmp_path: Path) -> None:
     forge, _ = make(tmp_path, StoreHandle("a", a), source=src)
     forge.write_many(entities(3))
     src.down = True
-    with pytest.raises(WriteError, match="the source src could not be written") as failure:
+    with pytest.raises(WriteError, match="the source src could not delete") as failure:
         forge.delete("user", {"email": "u0@example.com"})
+    said = str(failure.value)
+    assert "1 entity not deleted anywhere" in said and "run the delete again" in said, said
+    assert "written" not in said, said
     assert failure.value.report.stores["a"].status == "not attempted" and failure.value.report.stores["a"].deleted == 0
     assert forge.pending() == {} and len(ids_of(a)) == 3, "a store got ahead of the source"
+
+
+def test_a_required_store_down_during_a_delete_says_the_delete_is_owed_to_it(tmp_path: Path) -> None:
+    down = FakeDownStore()
+    forge, _ = make(tmp_path, StoreHandle("cache", down))
+    forge.write_many(entities(2))
+    down.down = True
+    with pytest.raises(WriteError) as failure:
+        forge.delete("user", {"email": "u0@example.com"})
+    said = str(failure.value)
+    assert "required store(s) cache could not delete" in said and "the delete is owed to cache" in said, said
+    assert "run 'uuid-forge replay'" in said and "written" not in said and "records" not in said, said
+    assert forge.pending() == {"cache": 1}
+
+
+def test_delete_with_both_key_and_id_is_refused_naming_both(tmp_path: Path) -> None:
+    forge, src = make(tmp_path, StoreHandle("a", MemoryAdapter()))
+    forge.write_many(entities(2))
+    u1 = forge.id_for("user", {"email": "u1@example.com"})
+    with pytest.raises(ValidationError, match=r"delete\('user'\): give the key, the data or the id, not key and id"):
+        forge.delete("user", {"email": "u0@example.com"}, id=u1)
+    with pytest.raises(ValidationError, match=r"deletes\[0\] \(user\): give key, data or id, not key and id"):
+        forge.delete_many([{"entity_type": "user", "key": {"email": "u0@example.com"}, "id": str(u1)}])
+    assert len(ids_of(src)) == 2 and forge.pending() == {}, "something was deleted"
 
 
 def test_a_delete_while_an_optional_store_is_down_is_finished_by_replay(tmp_path: Path) -> None:

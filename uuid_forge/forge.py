@@ -490,6 +490,10 @@ class Forge:
         """Delete one entity from every store: by business ``key``, by ``data`` holding a declared
         type's key fields, or by ``id``. Raises WriteError as ``write`` does."""
         item: dict[str, Any] = {"entity_type": entity_type}
+        given = [n for n, v in (("key", key is not FROM_DATA), ("data", data is not None), ("id", id is not None)) if v]
+        if len(given) > 1:
+            raise ValidationError(f"delete({entity_type!r}): give the key, the data or the id, not {' and '.join(given)}"
+                                  " (which entity to delete would be a guess)")
         if id is not None:
             item["id"] = id
         elif key is FROM_DATA:
@@ -548,6 +552,9 @@ class Forge:
             key: Any = None
             if isinstance(item, Mapping):
                 entity_type = item.get("entity_type")
+                both = [n for n in ("key", "data", "id") if n in item]
+                if len(both) > 1:
+                    raise ValidationError(f"{where} ({entity_type}): give key, data or id, not {' and '.join(both)}")
                 if "id" in item:
                     ident = item["id"]
                 elif "key" in item:
@@ -936,6 +943,17 @@ def _failure_message(report: WriteReport, source: str) -> str:
     parts = []
     src = report.stores[source]
     down = [n for n, s in report.stores.items() if s.role != "optional" and s.pending]
+    if report.kind == "delete":  # nothing is written by a delete: say what was not deleted, and what to do
+        if src.not_written:
+            parts.append(f"the source {source} could not delete: {src.errors[0] if src.errors else ''} "
+                         f"({src.not_written} entit{'y' if src.not_written == 1 else 'ies'} not deleted anywhere and "
+                         "nothing kept in the journal: run the delete again)")
+        elif down:
+            parts.append(f"required store(s) {', '.join(down)} could not delete: "
+                         f"{'; '.join(e for n in down for e in report.stores[n].errors[:1])} "
+                         f"(deleted from the source; the delete is owed to {', '.join(down)} in the journal: "
+                         "run 'uuid-forge replay' when the store is back)")
+        return "; ".join(parts) or "the delete failed"
     if src.not_written:
         parts.append(f"the source {source} could not be written: {src.errors[0] if src.errors else ''} "
                      f"({src.not_written} record(s) not written to any store and not kept in the journal: "
