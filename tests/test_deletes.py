@@ -186,6 +186,43 @@ def test_delete_with_both_key_and_id_is_refused_naming_both(tmp_path: Path) -> N
     assert len(ids_of(src)) == 2 and forge.pending() == {}, "something was deleted"
 
 
+def test_a_key_the_source_never_held_is_deleted_nowhere_and_tombstoned_never(tmp_path: Path) -> None:
+    a, log = MemoryAdapter(), FakeTokenStore()
+    forge, src = make(tmp_path, StoreHandle("a", a), StoreHandle("log", log))
+    forge.write_many(entities(2))
+    typo = forge.id_for("user", {"email": "nobody@example.org"})
+    report = forge.delete("user", {"email": "nobody@example.org"})
+    assert report.ok and report.entities == 1 and report.not_in_source == 1
+    assert report.not_in_source_ids == [f"user {typo}"]
+    assert {n: s.deleted for n, s in report.stores.items()} == {"src": 0, "a": 0, "log": 0}
+    assert log.tokens == [], "a delete event was published for an entity never written"
+    assert find(src, [("user", typo)]) == {} and forge.pending() == {}
+    assert "1 not in the source (nothing deleted; no tombstone" in str(report), str(report)
+    assert "nobody@example.org" not in str(report)
+    forge.write("user", {"email": "nobody@example.org"}, {"name": "first sign-up"})  # not refused
+    unknown = [uuid.uuid4(), uuid.uuid4()]
+    many = forge.delete_many([("user", i) for i in unknown] + [("user", {"email": "u0@example.com"})])
+    assert many.not_in_source == 2 and many.stores["a"].deleted == 1 and len(log.tokens) == 1
+    assert find(src, [("user", i) for i in unknown]) == {}
+    dry = forge.delete_many([("user", unknown[0])], dry_run=True)
+    assert dry.not_in_source == 1 and dry.stores["a"].deleted == 0
+
+
+def test_force_deletes_everywhere_what_the_source_lost_and_tombstones_it(tmp_path: Path) -> None:
+    a = MemoryAdapter()
+    forge, src = make(tmp_path, StoreHandle("a", a))
+    forge.write_many(entities(2))
+    gone = forge.id_for("user", {"email": "u0@example.com"})
+    del src._data["user"][gone]  # the source was cleaned by hand; the other store still holds it
+    plain = forge.delete("user", id=gone)
+    assert plain.not_in_source == 1 and gone in ids_of(a)
+    forced = forge.delete("user", id=gone, force=True)
+    assert forced.not_in_source == 0 and forced.stores["a"].deleted == 1 and gone not in ids_of(a)
+    assert find(src, [("user", gone)]), "a forced delete keeps a tombstone"
+    again = forge.delete("user", id=gone)  # tombstoned: deleted already, not "not in the source"
+    assert again.not_in_source == 0 and again.ok
+
+
 def test_a_delete_while_an_optional_store_is_down_is_finished_by_replay(tmp_path: Path) -> None:
     down = FakeDownStore()
     tokens = FakeTokenStore()
@@ -211,9 +248,9 @@ def test_replay_of_an_older_write_does_not_bring_a_deleted_entity_back(tmp_path:
     forge, src = make(tmp_path, StoreHandle("a", a))
     # a writer crashed between its intent and the source write: its record waits in the journal
     forge.journal.record_intent(forge.records(entities(2)), ["src", "a"])  # type: ignore[union-attr]
-    # another process (its own journal) deletes the entity meanwhile
+    # another process (its own journal) deletes the entity meanwhile (forced: the source holds none yet)
     other = make_forge(tmp_path, ("src", src), ("a", a), ids=IDS, journal="other.sqlite3")
-    other.delete("user", {"email": "u0@example.com"})
+    other.delete("user", {"email": "u0@example.com"}, force=True)
     report = forge.replay()
     gone = forge.id_for("user", {"email": "u0@example.com"})
     kept = forge.id_for("user", {"email": "u1@example.com"})
@@ -374,6 +411,14 @@ key = ["email"]
     assert code == 0 and "id: " + u2 in output, output + error
     code, output, error = run_cli(["delete", *c, "--entity", "user", "--id", "not-a-uuid"], env)
     assert code == 2 and "not a UUID" in error
+    code, output, error = run_cli(["delete", *c, "--entity", "user", "--key", "email=nobody@example.org"], env)
+    assert code == 0 and "warning: 1 entity not in the source db (nothing deleted; no tombstone)" in error, error
+    assert "--force" in error and "nobody@example.org" not in output + error
+    code, output, error = run_cli(["write", *c, "user", "-d", "email=nobody@example.org", "-d", "name=N"], env)
+    assert code == 0, output + error
+    code, output, error = run_cli(["delete", *c, "--entity", "user", "--id", str(uuid.uuid4()), "--force",
+                                   "--json"], env)
+    assert code == 0 and json.loads(output)["not_in_source"] == 0, output + error
     code, output, error = run_cli(["delete", *c, "--purge-expired", "--dry-run"], env)
     assert code == 0 and "would purge: 0" in output, output + error
     code, output, error = run_cli(["delete", "--help"], env)

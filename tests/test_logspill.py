@@ -316,7 +316,7 @@ def test_the_audit_after_a_delete_is_consistent_and_repair_publishes_no_delete_f
     log.delete_many(ET, [gone.id], token="t1")  # the deletion's event; the orphan's row went by hand
     report = forge.audit(ET, repair=True, delete_orphans=True)
     assert [(f.kind, f.id) for f in report.findings] == [("orphan", str(orphan.id))]
-    assert f"uuid-forge delete --entity {ET} --id {orphan.id}" in report.findings[0].detail
+    assert f"uuid-forge delete --entity {ET} --id {orphan.id} --force" in report.findings[0].detail
     assert report.plan is not None
     (row,) = report.plan.rows
     assert (row.delete, row.keep, row.refused) == (0, 1, None) and "append-only" in (row.keep_reason or "")

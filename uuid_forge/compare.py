@@ -306,7 +306,7 @@ def _log_orphan(entity_type: str, ident: uuid.UUID) -> str:
     """Why a message log's orphan stays, and what ends it: its delete event."""
     return ("not in the source, and its history in this message log has no delete event; kept: an append-only "
             "log cannot delete, and repair publishes no delete event for an orphan. If the entity was deleted, "
-            f"publish its delete event: uuid-forge delete --entity {entity_type} --id {ident}")
+            f"publish its delete event: uuid-forge delete --entity {entity_type} --id {ident} --force")
 
 
 def compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None],

@@ -486,9 +486,10 @@ class Forge:
 
     # -- deletes (docs/write-through.md, "Deletes") ---------------------------------------------
     def delete(self, entity_type: str, key: Any = FROM_DATA, *, id: uuid.UUID | str | None = None,
-               data: Mapping[str, Any] | None = None, dry_run: bool = False) -> WriteReport:
+               data: Mapping[str, Any] | None = None, dry_run: bool = False, force: bool = False) -> WriteReport:
         """Delete one entity from every store: by business ``key``, by ``data`` holding a declared
-        type's key fields, or by ``id``. Raises WriteError as ``write`` does."""
+        type's key fields, or by ``id``. Raises WriteError as ``write`` does. ``force``: see
+        :meth:`delete_many`."""
         item: dict[str, Any] = {"entity_type": entity_type}
         given = [n for n, v in (("key", key is not FROM_DATA), ("data", data is not None), ("id", id is not None)) if v]
         if len(given) > 1:
@@ -500,10 +501,10 @@ class Forge:
             item["data"] = data if data is not None else {}
         else:
             item["key"] = key
-        return self.delete_many([item], dry_run=dry_run)
+        return self.delete_many([item], dry_run=dry_run, force=force)
 
     def delete_many(self, items: Iterable[Any], progress: Callable[[int], None] | None = None, *,
-                    dry_run: bool = False) -> WriteReport:
+                    dry_run: bool = False, force: bool = False) -> WriteReport:
         """Delete many entities: ``(entity_type, key)``, ``(entity_type, uuid.UUID)`` or dicts
         ``{"entity_type": ..., "key": ...}`` / ``{"entity_type": ..., "id": ...}`` (``"data"``: a
         declared type's key fields). All are validated before any store is touched.
@@ -514,7 +515,13 @@ class Forge:
         entry is read and proven first, and one that cannot be proven is left and counted
         (``unproven``). A source that fails: WriteError, nothing pending anywhere. ``dry_run``:
         nothing changes; the report says what each store would delete. Erasing history too is
-        uuid_forge.erasure's (``uuid-forge delete --erase``)."""
+        uuid_forge.erasure's (``uuid-forge delete --erase``).
+
+        An entity the source neither holds nor has a tombstone for (a mistyped key, one never
+        written) is left alone: nothing deleted anywhere, no tombstone (which would refuse its
+        first real write), no delete event; the report counts it (``not_in_source``) and it is no
+        failure. ``force=True`` deletes such entities everywhere and tombstones them anyway: for an
+        entity whose source entry was removed by hand while other stores still hold it."""
         started = time.perf_counter()
         report = self._new_report()
         report.kind = "delete"
@@ -529,9 +536,11 @@ class Forge:
             idmarker.ensure(self, types, "delete")  # the IDs must be the ones stored
         token = tombstones.deletion_time()
         for batch in chunked(targets, self.settings.batch_size):
+            if not force:
+                batch = self._held_by_source(batch, report)
             if dry_run:
                 self._delete_plan(batch, report)
-            else:
+            elif batch:
                 self._delete_batch(batch, report, token)
             if progress is not None:
                 progress(len(batch))
@@ -609,6 +618,44 @@ class Forge:
     def _deleters(self) -> list[StoreHandle]:
         """The stores a delete goes to: the source, then every store that can delete."""
         return [h for h in self.stores if h.source or DELETE in h.adapter.capabilities]
+
+    def _held_by_source(self, targets: list[Record], report: WriteReport) -> list[Record]:
+        """Those of ``targets`` the source holds or has a tombstone for; the others are counted in
+        ``report.not_in_source`` (and in ``entities``) and go nowhere. A source that cannot be read
+        fails the batch as a failed source delete does (nothing deleted, nothing journaled)."""
+        adapter, result = self.source.adapter, report.stores[self.source.name]
+        if READ not in adapter.capabilities:  # cannot tell: delete as asked
+            return targets
+        by_type: dict[str, list[uuid.UUID]] = {}
+        for r in targets:
+            by_type.setdefault(r.entity_type, []).append(r.id)
+        held: set[tuple[str, uuid.UUID]] = set()
+
+        def read() -> None:
+            for entity_type, ids in by_type.items():
+                held.update((entity_type, i) for i in adapter.get_many(entity_type, ids))
+            if tombstones.supported(self):
+                held.update(tombstones.find(adapter, [(r.entity_type, r.id) for r in targets
+                                                      if (r.entity_type, r.id) not in held]))
+
+        ok, error, _ = self._with_retries(read, result)
+        if not ok:
+            report.entities += len(targets)
+            result.note_error(f"could not be read: {error}")
+            result.not_written += len(targets)
+            for h in self.stores[1:]:
+                report.stores[h.name].not_written += len(targets)
+                report.stores[h.name].not_attempted = f"the source {self.source.name} failed"
+            return []
+        absent = [r for r in targets if (r.entity_type, r.id) not in held]
+        if absent:
+            report.entities += len(absent)
+            report.not_in_source += len(absent)
+            room = 5 - len(report.not_in_source_ids)
+            report.not_in_source_ids.extend(f"{r.entity_type} {r.id}" for r in absent[:max(room, 0)])
+            log.warning("delete: %d entit(y/ies) not in the source %s: nothing deleted, no tombstone",
+                        len(absent), self.source.name)
+        return [r for r in targets if (r.entity_type, r.id) in held] if absent else targets
 
     def _delete_batch(self, targets: list[Record], report: WriteReport, token: str) -> None:
         report.entities += len(targets)
