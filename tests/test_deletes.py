@@ -454,3 +454,56 @@ def test_a_repair_task_removes_a_deleted_entity_it_proves_again(tmp_path: Path) 
     done = repair_claimed(forge, claims)
     assert gone not in ids_of(a) and kept in ids_of(a)
     assert done["repaired"]["a"]["deleted_removed"] == 1 and done["not_proven"] == {"no longer true when re-read": 1}
+
+
+class FakeOneTypeStore(MemoryAdapter):
+    """A memory store that holds only ``user``, as a user's own table mapped to one type refuses others."""
+
+    name = "fake-one-type"
+
+    def check_entity_type(self, entity_type: str) -> str:
+        if entity_type != "user" and not entity_type.startswith("uuid-forge."):
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: it holds only 'user'")
+        return super().check_entity_type(entity_type)
+
+
+def test_delete_messages_name_the_value_and_the_place(tmp_path: Path) -> None:
+    forge, _ = make(tmp_path, StoreHandle("people", FakeOneTypeStore()))
+    with pytest.raises(ValidationError, match=r"^store people: entity type 'invoice' is not accepted by this store"):
+        forge.delete("invoice", {"number": "A-1"})
+    with pytest.raises(ValidationError) as bad:
+        forge.delete("user", id="zz-zed.secret@example.org")
+    assert "not a UUID" in str(bad.value) and "secret" not in str(bad.value), str(bad.value)
+    with pytest.raises(ValidationError, match=r"^leavers.jsonl line 2 \(user\): id"):
+        forge.delete_many([("user", uuid.uuid4()), {"entity_type": "user", "id": "nope"}],
+                          places=["leavers.jsonl line 1", "leavers.jsonl line 2"])
+
+
+def test_cli_delete_messages_name_what_was_given_and_where(tmp_path: Path) -> None:
+    config = tmp_path / "uuid-forge.toml"
+    config.write_text(f"""
+[ids]
+namespace = "deletes.messages"
+[journal]
+path = "{tmp_path / 'j.sqlite3'}"
+[stores.db]
+url = "sqlite:///{tmp_path / 'src.sqlite3'}"
+role = "source"
+[types.person]
+key = ["email"]
+""")
+    env, c = {"UUID_FORGE_SALT": "pepper"}, ["-c", str(config)]
+    code, output, error = run_cli(["delete", *c, "--entity", "person"], env)
+    assert code == 2 and "not both" not in error and "--key FIELD=VALUE" in error and "--id" in error, error
+    code, output, error = run_cli(["delete", *c, "--entity", "person", "--key", "emial=zed@example.org"], env)
+    assert code == 2 and "--key emial: not a key field of entity type 'person'" in error, error
+    assert "its key fields: email" in error and "zed@example.org" not in error, error
+    code, output, error = run_cli(["delete", *c, "--entity", "person", "--id", "zz-zed.secret@example.org"], env)
+    assert code == 2 and "not a UUID" in error and "secret" not in error and "zed" not in error, error
+    lines = tmp_path / "leavers.jsonl"
+    lines.write_text('{"entity_type": "person", "email": "a@example.org"}\n'
+                     '{"entity_type": "person", "id": "zz-zed.secret@example.org"}\n')
+    for extra in ([], ["--erase"]):
+        code, output, error = run_cli(["delete", *c, "--jsonl", str(lines), *extra], env)
+        assert code == 2 and f"{lines} line 2 (person): id" in error and "deletes[1]" not in error, error
+        assert "secret" not in error

@@ -214,7 +214,8 @@ def _resolve(forge: Forge, items: Iterable[Any]) -> list[ErasedEntity]:
             try:
                 ident = ident if isinstance(ident, uuid.UUID) else uuid.UUID(str(ident))
             except ValueError:
-                raise ValidationError(f"items[{i}] ({entity_type}): id {ident!r} is not a UUID") from None
+                raise ValidationError(f"items[{i}] ({entity_type}): id {mask_value(str(ident)[:40])!r} is not a UUID "
+                                      "(shown masked)") from None
             out.append(ErasedEntity(entity_type, ident, ""))
             continue
         if key is FROM_DATA:

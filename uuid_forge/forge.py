@@ -65,6 +65,7 @@ from .errors import (
 from .handles import StoreHandle
 from .ids import IDConfig, UUIDGenerator
 from .journal import Journal, PendingBatch
+from .masking import mask_value
 from .ownership import Prover
 from .record import Record
 from .registry import open_store
@@ -504,7 +505,7 @@ class Forge:
         return self.delete_many([item], dry_run=dry_run, force=force)
 
     def delete_many(self, items: Iterable[Any], progress: Callable[[int], None] | None = None, *,
-                    dry_run: bool = False, force: bool = False) -> WriteReport:
+                    dry_run: bool = False, force: bool = False, places: Sequence[str] | None = None) -> WriteReport:
         """Delete many entities: ``(entity_type, key)``, ``(entity_type, uuid.UUID)`` or dicts
         ``{"entity_type": ..., "key": ...}`` / ``{"entity_type": ..., "id": ...}`` (``"data"``: a
         declared type's key fields). All are validated before any store is touched.
@@ -521,14 +522,15 @@ class Forge:
         written) is left alone: nothing deleted anywhere, no tombstone (which would refuse its
         first real write), no delete event; the report counts it (``not_in_source``) and it is no
         failure. ``force=True`` deletes such entities everywhere and tombstones them anyway: for an
-        entity whose source entry was removed by hand while other stores still hold it."""
+        entity whose source entry was removed by hand while other stores still hold it.
+        ``places``: what an error calls each item (``leavers.jsonl line 2``), else ``deletes[i]``."""
         started = time.perf_counter()
         report = self._new_report()
         report.kind = "delete"
         report.dry_run = dry_run
         if DELETE not in self.source.adapter.capabilities:
             raise ConfigError(f"the source {self.source.name} cannot delete entries: no delete is possible")
-        targets = self.delete_targets(items)
+        targets = self.delete_targets(items, places)
         types = {r.entity_type for r in targets}
         if dry_run:  # read only: a configuration that differs is refused, no marker is made
             idmarker.audit_findings(self, types, refuse=True)
@@ -551,12 +553,13 @@ class Forge:
             raise WriteError(_failure_message(report, self.source.name), report=report)
         return report
 
-    def delete_targets(self, items: Iterable[Any]) -> list[Record]:
-        """The entities ``items`` name, as records without data (type, ID, key), validated."""
+    def delete_targets(self, items: Iterable[Any], places: Sequence[str] | None = None) -> list[Record]:
+        """The entities ``items`` name, as records without data (type, ID, key), validated; an
+        error names the item by ``places[i]`` when given (a file and line), else ``deletes[i]``."""
         targets: list[Record] = []
         keyed: dict[str, list[tuple[int, Any]]] = {}
         for index, item in enumerate(items):
-            where = f"deletes[{index}]"
+            where = places[index] if places is not None and index < len(places) else f"deletes[{index}]"
             ident: Any = None
             key: Any = None
             if isinstance(item, Mapping):
@@ -587,7 +590,8 @@ class Forge:
                 try:
                     ident = ident if isinstance(ident, uuid.UUID) else uuid.UUID(str(ident))
                 except ValueError:
-                    raise ValidationError(f"{where} ({entity_type}): id {str(ident)[:40]!r} is not a UUID") from None
+                    raise ValidationError(f"{where} ({entity_type}): id {mask_value(str(ident)[:40])!r} is not a UUID "
+                                          "(shown masked)") from None
                 targets.append(Record(entity_type, ident, {}))
                 continue
             t = self.types.get(entity_type)
@@ -605,7 +609,10 @@ class Forge:
                 targets[pos] = Record(entity_type, ident, {}, stored)
         for h in self.stores:
             for entity_type in types:
-                h.adapter.check_entity_type(entity_type)
+                try:
+                    h.adapter.check_entity_type(entity_type)
+                except ValidationError as err:  # the store that refuses it, named
+                    raise ValidationError(f"store {h.name}: {err}") from None
         return targets
 
     def _key_from_data(self, entity_type: Any, data: Any, where: str) -> dict[str, Any]:

@@ -30,10 +30,10 @@ from .reports import write_report_table
 __all__ = ["delete"]
 
 
-def _lines(stream: IO[bytes], name: str) -> Iterator[dict[str, Any]]:
+def _lines(stream: IO[bytes], name: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """Delete items from JSON lines: ``{"entity_type": T, "id": UUID}``, ``{"entity_type": T,
     "key": {...}}``, or ``{"entity_type": T, <key fields>...}``. A bad line names its number,
-    never its content."""
+    never its content. Yields (the item's place, ``NAME line N``; the item)."""
     for n, raw in enumerate(stream, 1):
         if not raw.strip():
             continue
@@ -45,36 +45,46 @@ def _lines(stream: IO[bytes], name: str) -> Iterator[dict[str, Any]]:
             raise ValidationError(f"{name} line {n}: expected a JSON object with \"entity_type\" and the key fields, "
                                   "\"key\" or \"id\"")
         if "id" in obj or "key" in obj:
-            yield {k: obj[k] for k in ("entity_type", "id", "key") if k in obj}
+            yield f"{name} line {n}", {k: obj[k] for k in ("entity_type", "id", "key") if k in obj}
         else:
             fields = {k: v for k, v in obj.items() if k != "entity_type"}
             if not fields:
                 raise ValidationError(f"{name} line {n}: no key fields, \"key\" or \"id\"")
-            yield {"entity_type": obj["entity_type"], "key": fields}
+            yield f"{name} line {n}", {"entity_type": obj["entity_type"], "key": fields}
 
 
 def _items(forge: Forge, entity_type: str | None, keys: tuple[str, ...], ids: tuple[str, ...],
-           jsonl: str | None) -> list[dict[str, Any]]:
+           jsonl: str | None) -> tuple[list[dict[str, Any]], list[str] | None]:
+    """The items to delete, and what an error calls each (a JSONL file's line; None: the options)."""
     if jsonl is not None:
         if entity_type or keys or ids:
             raise click.UsageError("give --jsonl FILE alone, or --entity with --key or --id")
         if jsonl == "-":
-            return list(_lines(sys.stdin.buffer, "<stdin>"))
-        if not os.path.isfile(jsonl):
+            pairs = list(_lines(sys.stdin.buffer, "<stdin>"))
+        elif not os.path.isfile(jsonl):
             raise ValidationError(f"--jsonl {jsonl!r}: no such file (use - to read standard input)")
-        with open(jsonl, "rb") as fh:
-            return list(_lines(fh, jsonl))
+        else:
+            with open(jsonl, "rb") as fh:
+                pairs = list(_lines(fh, jsonl))
+        return [item for _, item in pairs], [place for place, _ in pairs]
     if not entity_type:
         raise click.UsageError("give --entity TYPE with --key FIELD=VALUE (or --id UUID), or --jsonl FILE")
-    if bool(keys) == bool(ids):
+    if keys and ids:
         raise click.UsageError("give the entity's key fields with --key FIELD=VALUE, or its --id, not both")
+    if not keys and not ids:
+        raise click.UsageError(f"--entity {entity_type}: say which entity: its key fields with --key FIELD=VALUE "
+                               "(repeat for each), or its --id UUID")
     if ids:
-        return [{"entity_type": entity_type, "id": i} for i in ids]
+        return [{"entity_type": entity_type, "id": i} for i in ids], None
     key = parse_assignments(keys, "--key")
     declared = forge.types.get(entity_type)
     if declared is not None and declared.key:
-        return [{"entity_type": entity_type, "data": key}]
-    return [{"entity_type": entity_type, "key": key}]
+        unknown = sorted(set(key) - set(declared.key))
+        if unknown:  # a misspelled field: name it, not only the key field it left out
+            raise click.UsageError(f"--key {', '.join(unknown)}: not a key field of entity type {entity_type!r} "
+                                   f"(its key fields: {', '.join(declared.key)})")
+        return [{"entity_type": entity_type, "data": key}], None
+    return [{"entity_type": entity_type, "key": key}], None
 
 
 def _show(report: WriteReport, as_json: bool, items: list[dict[str, Any]], forge: Forge) -> None:
@@ -162,7 +172,7 @@ def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids
                           + (f" ({', '.join(f'{t}: {n}' for t, n in counts.items())})" if counts else ""),
                           markup=False)
             return
-        items = _items(forge, entity_type, keys, ids, jsonl)
+        items, places = _items(forge, entity_type, keys, ids, jsonl)
         if not items:
             raise ValidationError(f"--jsonl {jsonl!r}: no entities to delete")
         if report_path and not erase_:
@@ -170,11 +180,12 @@ def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids
         if erase_:  # the delete, then the proof: journal scrubbed, every store read back (uuid_forge.erasure)
             if dry_run:
                 raise click.UsageError("--erase cannot be a --dry-run: run --dry-run alone to see what would go")
+            forge.delete_targets(items, places)  # a bad item named by its line, before anything is touched
             run_erase(forge, items, as_json=as_json, report_path=report_path, force=force)
             return
         try:
             with progress_bar("deleting", len(items), not as_json and len(items) > 1) as advance:
-                report = forge.delete_many(items, progress=advance, dry_run=dry_run, force=force)
+                report = forge.delete_many(items, progress=advance, dry_run=dry_run, force=force, places=places)
         except WriteError as failure:
             _show(failure.report, as_json, items, forge)
             raise
