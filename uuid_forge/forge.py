@@ -992,6 +992,11 @@ def _stalled(report: WriteReport) -> bool:
     return any(s.role != "optional" and (s.pending or s.not_written) for s in report.stores.values())
 
 
+#: what a refused (deleted) record's message says to do; the CLI says it with its own option
+RECREATE_HINT = "write them with recreate=True to bring them back"
+CLI_RECREATE_HINT = "write them with 'uuid-forge write --recreate' to bring them back"
+
+
 def _failure_message(report: WriteReport, source: str) -> str:
     """WriteError's text: the stores that failed, and the dead letters by ID (never their data)."""
     parts = []
@@ -1026,7 +1031,8 @@ def _failure_message(report: WriteReport, source: str) -> str:
     if report.refused_deleted:
         unnamed = report.refused_deleted - len(report.refused_deleted_ids)
         more = f" and {unnamed} more" if unnamed > 0 else ""
+        written = src.written
         parts.append(f"{report.refused_deleted} record(s) refused because the entity was deleted (a tombstone in "
-                     f"{source}): {', '.join(report.refused_deleted_ids)}{more}; write them with recreate=True "
-                     "(uuid-forge write --recreate) to bring them back; the other records were written")
+                     f"{source}): {', '.join(report.refused_deleted_ids)}{more}; {RECREATE_HINT}"
+                     + (f"; the other {written} record(s) were written" if written else ""))
     return "; ".join(parts) or f"the {report.kind} failed"
