@@ -340,3 +340,27 @@ def test_a_wrong_form_in_an_append_only_log_is_repaired_by_publishing_the_right_
     assert [f.kind for f in report.findings] == ["malformed"] and not report.repair_errors
     assert log.events[-1] == (record.id, record.fingerprint)
     assert forge.audit(ET).consistent
+
+
+class FakeTextLog(FakeAppendOnlyLog):
+    """A fake log whose scan gives each message's data text, as the RabbitMQ adapter's does."""
+
+    def _put(self, entity_type: str, records: list[Record]) -> None:
+        from uuid_forge.record import TextFingerprint
+
+        self.events += [(r.id, TextFingerprint(r.data_json)) for r in records]
+
+
+def test_an_orphan_in_a_log_is_named_by_the_key_fields_its_message_held(tmp_path: Path) -> None:
+    from uuid_forge.entitytypes import EntityType
+
+    source, log = MemoryAdapter(), FakeTextLog()
+    forge = make_forge(tmp_path, ("src", source), ("log", log), ids=IDS, journal=None,
+                       types=[EntityType(ET, key=("email",))])
+    forge.write_many([(ET, {"email": "kept@example.org", "n": 1}), (ET, {"email": "gone@example.org", "n": 2})])
+    gone = forge.id_for(ET, data={"email": "gone@example.org"})
+    source.delete_many(ET, [gone])  # by hand in the source: the log still holds its message
+    report = forge.audit(ET)
+    (finding,) = [f for f in report.findings if f.kind == "orphan"]
+    assert finding.id == str(gone) and finding.key == {"email": "gone@example.org"}, finding
+    assert "gone@example.org" not in str(finding.to_dict().get("detail"))
