@@ -265,6 +265,10 @@ class Forge:
             return entity_type, t.key_of(data, where), data
         if t is not None:
             t.check_key(key, data, where)
+            if isinstance(key, Mapping) and isinstance(data, Mapping) and any(n not in data for n in t.key):
+                # the key given beside the data is part of the entity: a table or proof mapping the key
+                # fields finds them in the data (the ID is the key's either way)
+                return entity_type, key, {**{n: key[n] for n in t.key if n not in data}, **data}
         return item
 
     # -- write-through -------------------------------------------------------------------------
