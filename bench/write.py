@@ -131,7 +131,7 @@ def delete_ours(adapter: Adapter, entity_type: str, ids: list[uuid.UUID], varian
     seconds spent inside the store's part of a forge delete, else 0)."""
     if variant == "forge":
         assert forge is not None
-        report = forge.delete_many([(entity_type, i) for i in ids])
+        report = forge.delete_many([(entity_type, i) for i in ids], force=True)  # the bench source holds none
         return report.stores["store"].deleted, report.stores["store"].seconds
     if variant == "adapter":
         return adapter.delete_many(entity_type, ids), 0.0

@@ -140,7 +140,7 @@ def test_validate_names_the_missing_column_of_a_postgresql_table(site: dict[str,
     failed = [c for c in checks if c["status"] == "failed"]
     assert code == 2
     assert [(c["store"], c["check"]) for c in failed] == [("db", f"table {site['table']!r}")]
-    assert "no column ['nick']" in failed[0]["message"]
+    assert "no column 'nick'" in failed[0]["message"]
     with _pg(site["postgres_url"]) as raw:  # nothing written: the five rows, the columns as they were
         assert raw.execute(f"SELECT count(*) FROM {site['table']}").fetchone()[0] == PEOPLE
 

@@ -197,7 +197,7 @@ def test_an_orphan_without_a_delete_event_is_kept_with_the_reason_and_no_event_i
     report = forge.audit(et, repair=True, delete_orphans=True)
     (finding,) = report.findings
     assert finding.kind == "orphan" and finding.store == "rabbitmq"
-    assert "append-only" in finding.detail and f"uuid-forge delete --entity {et} --id {gone.id}" in finding.detail
+    assert "append-only" in finding.detail and f"uuid-forge delete --entity {et} --id {gone.id} --force" in finding.detail
     (row,) = [r for r in report.plan.rows if r.store == "rabbitmq"]
     assert row.delete == 0 and row.keep == 1 and "publishes no delete event" in (row.keep_reason or "")
     stream = forge.stores[1].adapter.stream  # type: ignore[attr-defined]
@@ -273,7 +273,7 @@ def test_the_nightly_audit_command_exits_0_after_a_delete_and_1_with_the_reason_
         code, out, err = run_cli(["audit", "-c", str(config), "--entity", et, "--json"])
         assert code == 1, out + err
         (finding,) = json.loads(out)["findings"]
-        assert finding["class"] == "orphan" and f"uuid-forge delete --entity {et} --id {second}" in finding["detail"]
+        assert finding["class"] == "orphan" and f"uuid-forge delete --entity {et} --id {second} --force" in finding["detail"]
         code, out, err = run_cli(["audit", "-c", str(config), "--entity", et, "--repair", "--delete-orphans"])
         assert code == 1 and "publishes no delete event" in out + err, out + err
     finally:

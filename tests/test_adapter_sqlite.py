@@ -437,3 +437,11 @@ def test_sqlite_field_set_null_by_hand_is_stale_and_repaired(people_db: Path, tm
             assert raw.execute("SELECT nick FROM people WHERE id = ?", (str(people[2].id),)).fetchone() == ("Zoë ✓",)
             assert raw.execute("SELECT n FROM people WHERE id = ?", (str(people[3].id),)).fetchone() == (10**15 + 3,)
         assert forge.audit("person").consistent
+
+
+def test_a_missing_column_is_named_in_words_not_as_a_python_list(people_db: Path) -> None:
+    with pytest.raises(ValidationError) as refused:
+        open_store(f"sqlite:///{people_db}", table="people", entity_type="person",
+                   fields={**PEOPLE_FIELDS, "phone": "phone"}).check_entity_type("person")
+    said = str(refused.value)
+    assert "has no column 'phone'; its columns: " in said and "[" not in said, said

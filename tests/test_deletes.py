@@ -153,10 +153,74 @@ def test_a_source_that_fails_leaves_nothing_pending(tmp_path: Path) -> None:
     forge, _ = make(tmp_path, StoreHandle("a", a), source=src)
     forge.write_many(entities(3))
     src.down = True
-    with pytest.raises(WriteError, match="the source src could not be written") as failure:
+    with pytest.raises(WriteError, match="the source src could not delete") as failure:
         forge.delete("user", {"email": "u0@example.com"})
+    said = str(failure.value)
+    assert "1 entity not deleted anywhere" in said and "run the delete again" in said, said
+    assert "written" not in said, said
     assert failure.value.report.stores["a"].status == "not attempted" and failure.value.report.stores["a"].deleted == 0
     assert forge.pending() == {} and len(ids_of(a)) == 3, "a store got ahead of the source"
+
+
+def test_a_required_store_down_during_a_delete_says_the_delete_is_owed_to_it(tmp_path: Path) -> None:
+    down = FakeDownStore()
+    forge, _ = make(tmp_path, StoreHandle("cache", down))
+    forge.write_many(entities(2))
+    down.down = True
+    with pytest.raises(WriteError) as failure:
+        forge.delete("user", {"email": "u0@example.com"})
+    said = str(failure.value)
+    assert "required store(s) cache could not delete" in said and "the delete is owed to cache" in said, said
+    assert "run 'uuid-forge replay'" in said and "written" not in said and "records" not in said, said
+    assert forge.pending() == {"cache": 1}
+
+
+def test_delete_with_both_key_and_id_is_refused_naming_both(tmp_path: Path) -> None:
+    forge, src = make(tmp_path, StoreHandle("a", MemoryAdapter()))
+    forge.write_many(entities(2))
+    u1 = forge.id_for("user", {"email": "u1@example.com"})
+    with pytest.raises(ValidationError, match=r"delete\('user'\): give the key, the data or the id, not key and id"):
+        forge.delete("user", {"email": "u0@example.com"}, id=u1)
+    with pytest.raises(ValidationError, match=r"deletes\[0\] \(user\): give key, data or id, not key and id"):
+        forge.delete_many([{"entity_type": "user", "key": {"email": "u0@example.com"}, "id": str(u1)}])
+    assert len(ids_of(src)) == 2 and forge.pending() == {}, "something was deleted"
+
+
+def test_a_key_the_source_never_held_is_deleted_nowhere_and_tombstoned_never(tmp_path: Path) -> None:
+    a, log = MemoryAdapter(), FakeTokenStore()
+    forge, src = make(tmp_path, StoreHandle("a", a), StoreHandle("log", log))
+    forge.write_many(entities(2))
+    typo = forge.id_for("user", {"email": "nobody@example.org"})
+    report = forge.delete("user", {"email": "nobody@example.org"})
+    assert report.ok and report.entities == 1 and report.not_in_source == 1
+    assert report.not_in_source_ids == [f"user {typo}"]
+    assert {n: s.deleted for n, s in report.stores.items()} == {"src": 0, "a": 0, "log": 0}
+    assert log.tokens == [], "a delete event was published for an entity never written"
+    assert find(src, [("user", typo)]) == {} and forge.pending() == {}
+    assert "1 not in the source (nothing deleted; no tombstone" in str(report), str(report)
+    assert "nobody@example.org" not in str(report)
+    forge.write("user", {"email": "nobody@example.org"}, {"name": "first sign-up"})  # not refused
+    unknown = [uuid.uuid4(), uuid.uuid4()]
+    many = forge.delete_many([("user", i) for i in unknown] + [("user", {"email": "u0@example.com"})])
+    assert many.not_in_source == 2 and many.stores["a"].deleted == 1 and len(log.tokens) == 1
+    assert find(src, [("user", i) for i in unknown]) == {}
+    dry = forge.delete_many([("user", unknown[0])], dry_run=True)
+    assert dry.not_in_source == 1 and dry.stores["a"].deleted == 0
+
+
+def test_force_deletes_everywhere_what_the_source_lost_and_tombstones_it(tmp_path: Path) -> None:
+    a = MemoryAdapter()
+    forge, src = make(tmp_path, StoreHandle("a", a))
+    forge.write_many(entities(2))
+    gone = forge.id_for("user", {"email": "u0@example.com"})
+    del src._data["user"][gone]  # the source was cleaned by hand; the other store still holds it
+    plain = forge.delete("user", id=gone)
+    assert plain.not_in_source == 1 and gone in ids_of(a)
+    forced = forge.delete("user", id=gone, force=True)
+    assert forced.not_in_source == 0 and forced.stores["a"].deleted == 1 and gone not in ids_of(a)
+    assert find(src, [("user", gone)]), "a forced delete keeps a tombstone"
+    again = forge.delete("user", id=gone)  # tombstoned: deleted already, not "not in the source"
+    assert again.not_in_source == 0 and again.ok
 
 
 def test_a_delete_while_an_optional_store_is_down_is_finished_by_replay(tmp_path: Path) -> None:
@@ -184,9 +248,9 @@ def test_replay_of_an_older_write_does_not_bring_a_deleted_entity_back(tmp_path:
     forge, src = make(tmp_path, StoreHandle("a", a))
     # a writer crashed between its intent and the source write: its record waits in the journal
     forge.journal.record_intent(forge.records(entities(2)), ["src", "a"])  # type: ignore[union-attr]
-    # another process (its own journal) deletes the entity meanwhile
+    # another process (its own journal) deletes the entity meanwhile (forced: the source holds none yet)
     other = make_forge(tmp_path, ("src", src), ("a", a), ids=IDS, journal="other.sqlite3")
-    other.delete("user", {"email": "u0@example.com"})
+    other.delete("user", {"email": "u0@example.com"}, force=True)
     report = forge.replay()
     gone = forge.id_for("user", {"email": "u0@example.com"})
     kept = forge.id_for("user", {"email": "u1@example.com"})
@@ -347,6 +411,14 @@ key = ["email"]
     assert code == 0 and "id: " + u2 in output, output + error
     code, output, error = run_cli(["delete", *c, "--entity", "user", "--id", "not-a-uuid"], env)
     assert code == 2 and "not a UUID" in error
+    code, output, error = run_cli(["delete", *c, "--entity", "user", "--key", "email=nobody@example.org"], env)
+    assert code == 0 and "warning: 1 entity not in the source db (nothing deleted; no tombstone)" in error, error
+    assert "--force" in error and "nobody@example.org" not in output + error
+    code, output, error = run_cli(["write", *c, "user", "-d", "email=nobody@example.org", "-d", "name=N"], env)
+    assert code == 0, output + error
+    code, output, error = run_cli(["delete", *c, "--entity", "user", "--id", str(uuid.uuid4()), "--force",
+                                   "--json"], env)
+    assert code == 0 and json.loads(output)["not_in_source"] == 0, output + error
     code, output, error = run_cli(["delete", *c, "--purge-expired", "--dry-run"], env)
     assert code == 0 and "would purge: 0" in output, output + error
     code, output, error = run_cli(["delete", "--help"], env)
@@ -382,3 +454,56 @@ def test_a_repair_task_removes_a_deleted_entity_it_proves_again(tmp_path: Path) 
     done = repair_claimed(forge, claims)
     assert gone not in ids_of(a) and kept in ids_of(a)
     assert done["repaired"]["a"]["deleted_removed"] == 1 and done["not_proven"] == {"no longer true when re-read": 1}
+
+
+class FakeOneTypeStore(MemoryAdapter):
+    """A memory store that holds only ``user``, as a user's own table mapped to one type refuses others."""
+
+    name = "fake-one-type"
+
+    def check_entity_type(self, entity_type: str) -> str:
+        if entity_type != "user" and not entity_type.startswith("uuid-forge."):
+            raise ValidationError(f"entity type {entity_type!r} is not accepted by this store: it holds only 'user'")
+        return super().check_entity_type(entity_type)
+
+
+def test_delete_messages_name_the_value_and_the_place(tmp_path: Path) -> None:
+    forge, _ = make(tmp_path, StoreHandle("people", FakeOneTypeStore()))
+    with pytest.raises(ValidationError, match=r"^store people: entity type 'invoice' is not accepted by this store"):
+        forge.delete("invoice", {"number": "A-1"})
+    with pytest.raises(ValidationError) as bad:
+        forge.delete("user", id="zz-zed.secret@example.org")
+    assert "not a UUID" in str(bad.value) and "secret" not in str(bad.value), str(bad.value)
+    with pytest.raises(ValidationError, match=r"^leavers.jsonl line 2 \(user\): id"):
+        forge.delete_many([("user", uuid.uuid4()), {"entity_type": "user", "id": "nope"}],
+                          places=["leavers.jsonl line 1", "leavers.jsonl line 2"])
+
+
+def test_cli_delete_messages_name_what_was_given_and_where(tmp_path: Path) -> None:
+    config = tmp_path / "uuid-forge.toml"
+    config.write_text(f"""
+[ids]
+namespace = "deletes.messages"
+[journal]
+path = "{tmp_path / 'j.sqlite3'}"
+[stores.db]
+url = "sqlite:///{tmp_path / 'src.sqlite3'}"
+role = "source"
+[types.person]
+key = ["email"]
+""")
+    env, c = {"UUID_FORGE_SALT": "pepper"}, ["-c", str(config)]
+    code, output, error = run_cli(["delete", *c, "--entity", "person"], env)
+    assert code == 2 and "not both" not in error and "--key FIELD=VALUE" in error and "--id" in error, error
+    code, output, error = run_cli(["delete", *c, "--entity", "person", "--key", "emial=zed@example.org"], env)
+    assert code == 2 and "--key emial: not a key field of entity type 'person'" in error, error
+    assert "its key fields: email" in error and "zed@example.org" not in error, error
+    code, output, error = run_cli(["delete", *c, "--entity", "person", "--id", "zz-zed.secret@example.org"], env)
+    assert code == 2 and "not a UUID" in error and "secret" not in error and "zed" not in error, error
+    lines = tmp_path / "leavers.jsonl"
+    lines.write_text('{"entity_type": "person", "email": "a@example.org"}\n'
+                     '{"entity_type": "person", "id": "zz-zed.secret@example.org"}\n')
+    for extra in ([], ["--erase"]):
+        code, output, error = run_cli(["delete", *c, "--jsonl", str(lines), *extra], env)
+        assert code == 2 and f"{lines} line 2 (person): id" in error and "deletes[1]" not in error, error
+        assert "secret" not in error

@@ -298,3 +298,23 @@ salt_env = "UF_SALT_ORDERS"
     assert code == 0, err
     code, _, err = run(["write", "-c", c, "user", "-d", "name=B"])
     assert code == 2 and "key field 'email' of entity type 'user' is missing" in err
+
+
+def test_key_fields_given_beside_the_data_are_part_of_the_records_data(tmp_path: Path) -> None:
+    source, files = MemoryAdapter(), tmp_path / "files"
+    from uuid_forge.registry import open_store
+
+    store = open_store(f"file://{files}")
+    forge = make_forge(tmp_path, ("src", source), ("files", store), ids=IDConfig(namespace=Namespace("t13"), salt="s"),
+                       types=[EntityType("user", key=("email",))])
+    try:
+        forge.write("user", {"email": "a@example.org"}, {"name": "A"})  # the README's pattern
+        ident = forge.id_for("user", {"email": "a@example.org"})
+        assert ident == forge.id_for("user", data={"email": "a@example.org", "name": "A"}), "the ID changed"
+        held = source.get_many("user", [ident])[ident]
+        assert held.data == {"email": "a@example.org", "name": "A"}, held.data
+        assert forge.audit("user").consistent
+        report = forge.delete("user", {"email": "a@example.org"})  # provable in a shared directory of files
+        assert report.stores["files"].deleted == 1 and report.stores["files"].unproven == 0
+    finally:
+        forge.close()

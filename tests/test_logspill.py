@@ -316,7 +316,7 @@ def test_the_audit_after_a_delete_is_consistent_and_repair_publishes_no_delete_f
     log.delete_many(ET, [gone.id], token="t1")  # the deletion's event; the orphan's row went by hand
     report = forge.audit(ET, repair=True, delete_orphans=True)
     assert [(f.kind, f.id) for f in report.findings] == [("orphan", str(orphan.id))]
-    assert f"uuid-forge delete --entity {ET} --id {orphan.id}" in report.findings[0].detail
+    assert f"uuid-forge delete --entity {ET} --id {orphan.id} --force" in report.findings[0].detail
     assert report.plan is not None
     (row,) = report.plan.rows
     assert (row.delete, row.keep, row.refused) == (0, 1, None) and "append-only" in (row.keep_reason or "")
@@ -340,3 +340,27 @@ def test_a_wrong_form_in_an_append_only_log_is_repaired_by_publishing_the_right_
     assert [f.kind for f in report.findings] == ["malformed"] and not report.repair_errors
     assert log.events[-1] == (record.id, record.fingerprint)
     assert forge.audit(ET).consistent
+
+
+class FakeTextLog(FakeAppendOnlyLog):
+    """A fake log whose scan gives each message's data text, as the RabbitMQ adapter's does."""
+
+    def _put(self, entity_type: str, records: list[Record]) -> None:
+        from uuid_forge.record import TextFingerprint
+
+        self.events += [(r.id, TextFingerprint(r.data_json)) for r in records]
+
+
+def test_an_orphan_in_a_log_is_named_by_the_key_fields_its_message_held(tmp_path: Path) -> None:
+    from uuid_forge.entitytypes import EntityType
+
+    source, log = MemoryAdapter(), FakeTextLog()
+    forge = make_forge(tmp_path, ("src", source), ("log", log), ids=IDS, journal=None,
+                       types=[EntityType(ET, key=("email",))])
+    forge.write_many([(ET, {"email": "kept@example.org", "n": 1}), (ET, {"email": "gone@example.org", "n": 2})])
+    gone = forge.id_for(ET, data={"email": "gone@example.org"})
+    source.delete_many(ET, [gone])  # by hand in the source: the log still holds its message
+    report = forge.audit(ET)
+    (finding,) = [f for f in report.findings if f.kind == "orphan"]
+    assert finding.id == str(gone) and finding.key == {"email": "gone@example.org"}, finding
+    assert "gone@example.org" not in str(finding.to_dict().get("detail"))

@@ -227,3 +227,27 @@ def test_missing_prometheus_client_names_the_extra(tmp_path: Path, monkeypatch: 
     assert code == 2 and "uuid-forge[metrics]" in err and "Traceback" not in err
     assert not (tmp_path / "a.prom").exists()
     assert run(["audit", "-c", conf], SALT)[0] == 0  # without --metrics nothing needs it
+
+
+def test_delete_metrics_equal_the_report_and_erase_and_purge_write_theirs(tmp_path: Path) -> None:
+    conf = config(tmp_path)
+    with open(conf, "a", encoding="utf-8") as fh:  # a declared type: its key fields prove each file ours
+        fh.write('[types.user]\nkey = ["email"]\n')
+    for i in range(4):
+        code, out, err = run(["write", "-c", conf, "user", "-d", f"email=u{i}@example.com", "-d", "name=N"], SALT)
+        assert code == 0, out + err
+    prom = tmp_path / "delete.prom"
+    code, out, err = run(["delete", "-c", conf, "--entity", "user", "--key", "email=u0@example.com", "--json",
+                          "--metrics", str(prom)], SALT)
+    assert code == 0, out + err
+    report, found = json.loads(out), samples(prom)
+    assert value(found, "uuid_forge_delete_entities") == report["entities"] == 1
+    for store, s in report["stores"].items():
+        assert value(found, "uuid_forge_delete_records", store=store, outcome="deleted") == s["deleted"] == 1, (store, s)
+    assert value(found, "uuid_forge_delete_exit_status") == 0
+    assert "@example.com" not in prom.read_text()
+    for extra in (["--entity", "user", "--key", "email=u1@example.com", "--erase"], ["--purge-expired"]):
+        prom.unlink()
+        code, out, err = run(["delete", "-c", conf, *extra, "--metrics", str(prom)], SALT)
+        assert code == 0 and "unknown command" not in err, out + err
+        assert value(samples(prom), "uuid_forge_delete_exit_status") == 0

@@ -192,7 +192,7 @@ def test_validate_names_a_mapped_field_whose_column_is_missing(site: Path, tmp_p
     assert code == 2
     failed = [c for c in checks if c["status"] == "failed"]
     assert [(c["store"], c["check"]) for c in failed] == [("db", "table 'users'")]
-    assert "no column ['nick']" in failed[0]["message"]
+    assert "no column 'nick'" in failed[0]["message"]
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written (no journal either)
 
 

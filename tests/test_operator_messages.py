@@ -140,3 +140,43 @@ def test_after_apply_the_last_line_says_repaired_not_consistent(tmp_path: Path) 
     assert last.endswith("; re-audit: consistent")
     code, out, _ = run_cli(["audit", "-c", config, "--repair", "--apply", "--json"], env=SALT)
     assert code == 0 and json.loads(out)["summary"].startswith("consistent: audit of user against db: consistent")
+
+
+# -- tables in cron mail and pipes ------------------------------------------------------------------
+def test_tables_are_not_cut_when_stdout_is_no_terminal(tmp_path: Path) -> None:
+    config = str(write_forge_toml(tmp_path / "uuid-forge.toml", {
+        "db": f"sqlite:///{tmp_path / 'missing-dir' / 'x' / 'db.sqlite'}",
+        "cache-of-the-people-directory": f"file://{tmp_path / 'files'}"},
+        "db", namespace="t", write={"retries": 0, "backoff": 0.0}))
+    # CliRunner's stdout is no terminal, as under cron or in a pipe; COLUMNS unset, as cron leaves it
+    code, out, _ = run_cli(["write", "-c", config, "user", "-k", "email=a@example.com"], env=SALT, unset=("COLUMNS",))
+    assert code == 2 and "…" not in out, out
+    assert "cache-of-the-people-directory" in out and "not attempted (the source db failed)" in out, out
+    (tmp_path / "missing-dir" / "x").mkdir(parents=True)
+    code, out, _ = run_cli(["audit", "-c", config], env=SALT, unset=("COLUMNS",))
+    assert "…" not in out and all(h in out for h in ("missing", "malformed", "unproven", "stray_type")), out
+    code, narrow, _ = run_cli(["audit", "-c", config], env=SALT, columns=40)  # COLUMNS set: rich's width, as asked
+    assert "…" in narrow
+
+
+# -- fresh19 #11: wording --------------------------------------------------------------------------
+def test_a_refused_deleted_entity_is_told_in_the_command_lines_words(tmp_path: Path) -> None:
+    config = str(write_forge_toml(tmp_path / "uuid-forge.toml", {"db": f"sqlite:///{tmp_path / 'db.sqlite'}"}, "db",
+                                  namespace="t", extra='[types.user]\nkey = ["email"]\n'))
+    assert run_cli(["write", "-c", config, "user", "-d", "email=a@example.com"], env=SALT)[0] == 0
+    assert run_cli(["delete", "-c", config, "--entity", "user", "--key", "email=a@example.com"], env=SALT)[0] == 0
+    code, out, err = run_cli(["write", "-c", config, "user", "-d", "email=a@example.com"], env=SALT)
+    assert code == 2 and "uuid-forge write --recreate" in err, err
+    assert "recreate=True" not in err and "other records were written" not in err, err
+
+
+def test_validate_names_the_options_a_url_sets_and_a_dry_run_delete_says_would(tmp_path: Path) -> None:
+    config = str(write_forge_toml(tmp_path / "uuid-forge.toml", {
+        "db": f"sqlite:///{tmp_path / 'db.sqlite'}", "files": f"file://{tmp_path / 'files'}?fsync=false"}, "db",
+        namespace="t", extra='[types.user]\nkey = ["email"]\n'))
+    code, out, err = run_cli(["validate", "-c", config], env=SALT, unset=("COLUMNS",))
+    assert "accepted (fsync in the URL)" in out + err, out + err
+    assert run_cli(["write", "-c", config, "user", "-d", "email=a@example.com"], env=SALT)[0] == 0
+    code, out, err = run_cli(["delete", "-c", config, "--entity", "user", "--key", "email=a@example.com", "--dry-run"],
+                             env=SALT, unset=("COLUMNS",))
+    assert code == 0 and "would delete" in out and "│ deleted" not in out, out + err

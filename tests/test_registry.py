@@ -120,7 +120,9 @@ def test_adapters_command_lists_every_builtin(capsys: pytest.CaptureFixture[str]
             assert r["install"].startswith('pip install "uuid-forge[')
 
 
-def test_adapters_table_fits_80_columns_without_cutting(capsys: pytest.CaptureFixture[str]) -> None:
+def test_adapters_table_fits_80_columns_without_cutting(capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # an 80-column terminal (no terminal and no COLUMNS: never cut, wider)
     assert main(["adapters"]) == 0
     text = capsys.readouterr().out
     assert "…" not in text  # folded, never cut

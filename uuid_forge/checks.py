@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from .classify import scheme_versions
 from .contract import SCAN
@@ -60,7 +61,9 @@ def _open(settings: ForgeSettings, out: list[StoreCheck]) -> list[StoreHandle]:
         except UUIDForgeError as err:  # a driver that is not installed, an adapter that is unknown
             out.append(StoreCheck(s.name, "adapter", FAILED, mask_text(str(err))))
             continue
-        given = ", ".join(sorted(s.options)) or "none given"
+        in_url = sorted({k for k, _ in parse_qsl(urlsplit(s.url).query, keep_blank_values=True)})
+        given = "; ".join(part for part in (", ".join(sorted(s.options)),
+                                            ", ".join(in_url) + " in the URL" if in_url else "") if part) or "none given"
         out.append(StoreCheck(s.name, "options", OK, f"accepted ({given})"))
         handles.append(StoreHandle(s.name, adapter, s.source, s.required))
     return handles

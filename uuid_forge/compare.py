@@ -352,7 +352,7 @@ def _log_orphan(entity_type: str, ident: uuid.UUID) -> str:
     """Why a message log's orphan stays, and what ends it: its delete event."""
     return ("not in the source, and its history in this message log has no delete event; kept: an append-only "
             "log cannot delete, and repair publishes no delete event for an orphan. If the entity was deleted, "
-            f"publish its delete event: uuid-forge delete --entity {entity_type} --id {ident}")
+            f"publish its delete event: uuid-forge delete --entity {entity_type} --id {ident} --force")
 
 
 def compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None],
@@ -381,8 +381,10 @@ def compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | No
             continue
         if ident not in expected:
             if ident not in protected:
+                # a log cannot be read by ID: the data text it held names the entity (uuid_forge.entitynames)
+                held = getattr(fp, "text", None) if READ not in h.adapter.capabilities else None
                 sink.add(Finding(h.name, entity_type, str(ident), "orphan", _log_orphan(entity_type, ident)
-                                 if h.adapter.append_only else "not in the source"))
+                                 if h.adapter.append_only else "not in the source", held=held))
             continue
         seen.add(ident)
         if not same_fingerprint(fp, expected[ident]):  # both computed from the data each side holds

@@ -20,7 +20,7 @@ from .contract import READ, chunked
 from .errors import UUIDForgeError
 from .handles import Stores
 from .ownership import Prover
-from .record import Record
+from .record import Record, load_json
 from .report import AuditReport
 from .view import FULL, FieldView
 
@@ -53,6 +53,20 @@ def _key(prover: Prover, entity_type: str, record: Record | None, view: FieldVie
     if isinstance(key, (list, tuple)):
         return [_plain(v) for v in key]
     return None if key is None else _plain(key)
+
+
+def _from_text(entity_type: str, ident: uuid.UUID, text: Any) -> Record | None:
+    """The record a message log's data text holds (its body: the data, or an envelope with
+    ``data`` and ``key``); None when it is no JSON object."""
+    try:
+        body = load_json(text)
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    if {"id", "entity_type", "data"} <= set(body) and isinstance(body["data"], dict):
+        return Record(entity_type, ident, body["data"], body.get("key"))
+    return Record(entity_type, ident, body)
 
 
 def name_findings(stores: Stores, prover: Prover | None, report: AuditReport) -> None:
@@ -94,6 +108,9 @@ def name_findings(stores: Stores, prover: Prover | None, report: AuditReport) ->
                     key = keys.get(ident)
                     if key is None:
                         key = held.get((f.store, ident))
+                    if key is None and f.held is not None and f.store in handles:  # a log: the text it held
+                        key = _key(prover, entity_type, _from_text(entity_type, ident, f.held),
+                                   handles[f.store].adapter.view)
                     if key is not None:
                         report.findings[n] = replace(f, key=key)
         except UUIDForgeError as err:

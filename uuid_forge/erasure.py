@@ -220,7 +220,8 @@ def _resolve(forge: Forge, items: Iterable[Any]) -> list[ErasedEntity]:
             try:
                 ident = ident if isinstance(ident, uuid.UUID) else uuid.UUID(str(ident))
             except ValueError:
-                raise ValidationError(f"items[{i}] ({entity_type}): id {ident!r} is not a UUID") from None
+                raise ValidationError(f"items[{i}] ({entity_type}): id {mask_value(str(ident)[:40])!r} is not a UUID "
+                                      "(shown masked)") from None
             out.append(ErasedEntity(entity_type, ident, ""))
             continue
         if key is FROM_DATA:
@@ -267,17 +268,19 @@ class _Unreadable(Exception):
     """A store that cannot be read back at all (write-only)."""
 
 
-def _delete_through(forge: Forge, entities: list[ErasedEntity]) -> WriteReport:
+def _delete_through(forge: Forge, entities: list[ErasedEntity], force: bool = False) -> WriteReport:
     """The one delete path (uuid_forge.forge: journaled, source first, only entries proven ours)."""
-    return forge.delete_many([{"entity_type": e.entity_type, "id": e.id} for e in entities])
+    return forge.delete_many([{"entity_type": e.entity_type, "id": e.id} for e in entities], force=force)
 
 
-def erase(forge: Forge, items: Iterable[Any]) -> ErasureReport:
+def erase(forge: Forge, items: Iterable[Any], *, force: bool = False) -> ErasureReport:
     """Delete ``items`` everywhere, scrub them from the journal and prove it (see the module doc).
 
     ``items``: ``(entity_type, key)`` pairs, or dicts with ``entity_type`` and ``key``, ``id`` or
     ``data``. Never raises for a store's failure: the report says which store and why, and
-    ``report.ok`` is False; a bad item raises ValidationError before any store is touched."""
+    ``report.ok`` is False; a bad item raises ValidationError before any store is touched.
+    An entity the source does not hold is deleted nowhere (``Forge.delete_many``), so a store
+    still holding it shows in the report; ``force=True`` deletes it everywhere anyway."""
     started = time.perf_counter()
     entities = _resolve(forge, items)
     report = ErasureReport(entities=entities)
@@ -293,7 +296,7 @@ def erase(forge: Forge, items: Iterable[Any]) -> ErasureReport:
             before[h.name] = (None, mask_text(str(err)))
     result: WriteReport | None
     try:
-        result = _delete_through(forge, entities)
+        result = _delete_through(forge, entities, force)
     except WriteError as err:  # the source or a required store failed: its report says which
         result = err.report
         report.errors.append(f"delete: {mask_text(str(err))}")

@@ -65,6 +65,7 @@ from .errors import (
 from .handles import StoreHandle
 from .ids import IDConfig, UUIDGenerator
 from .journal import Journal, PendingBatch
+from .masking import mask_value
 from .ownership import Prover
 from .record import Record
 from .registry import open_store
@@ -271,6 +272,10 @@ class Forge:
             return entity_type, t.key_of(data, where), data
         if t is not None:
             t.check_key(key, data, where)
+            if isinstance(key, Mapping) and isinstance(data, Mapping) and any(n not in data for n in t.key):
+                # the key given beside the data is part of the entity: a table or proof mapping the key
+                # fields finds them in the data (the ID is the key's either way)
+                return entity_type, key, {**{n: key[n] for n in t.key if n not in data}, **data}
         return item
 
     # -- write-through -------------------------------------------------------------------------
@@ -493,20 +498,25 @@ class Forge:
 
     # -- deletes (docs/write-through.md, "Deletes") ---------------------------------------------
     def delete(self, entity_type: str, key: Any = FROM_DATA, *, id: uuid.UUID | str | None = None,
-               data: Mapping[str, Any] | None = None, dry_run: bool = False) -> WriteReport:
+               data: Mapping[str, Any] | None = None, dry_run: bool = False, force: bool = False) -> WriteReport:
         """Delete one entity from every store: by business ``key``, by ``data`` holding a declared
-        type's key fields, or by ``id``. Raises WriteError as ``write`` does."""
+        type's key fields, or by ``id``. Raises WriteError as ``write`` does. ``force``: see
+        :meth:`delete_many`."""
         item: dict[str, Any] = {"entity_type": entity_type}
+        given = [n for n, v in (("key", key is not FROM_DATA), ("data", data is not None), ("id", id is not None)) if v]
+        if len(given) > 1:
+            raise ValidationError(f"delete({entity_type!r}): give the key, the data or the id, not {' and '.join(given)}"
+                                  " (which entity to delete would be a guess)")
         if id is not None:
             item["id"] = id
         elif key is FROM_DATA:
             item["data"] = data if data is not None else {}
         else:
             item["key"] = key
-        return self.delete_many([item], dry_run=dry_run)
+        return self.delete_many([item], dry_run=dry_run, force=force)
 
     def delete_many(self, items: Iterable[Any], progress: Callable[[int], None] | None = None, *,
-                    dry_run: bool = False) -> WriteReport:
+                    dry_run: bool = False, force: bool = False, places: Sequence[str] | None = None) -> WriteReport:
         """Delete many entities: ``(entity_type, key)``, ``(entity_type, uuid.UUID)`` or dicts
         ``{"entity_type": ..., "key": ...}`` / ``{"entity_type": ..., "id": ...}`` (``"data"``: a
         declared type's key fields). All are validated before any store is touched.
@@ -517,14 +527,21 @@ class Forge:
         entry is read and proven first, and one that cannot be proven is left and counted
         (``unproven``). A source that fails: WriteError, nothing pending anywhere. ``dry_run``:
         nothing changes; the report says what each store would delete. Erasing history too is
-        uuid_forge.erasure's (``uuid-forge delete --erase``)."""
+        uuid_forge.erasure's (``uuid-forge delete --erase``).
+
+        An entity the source neither holds nor has a tombstone for (a mistyped key, one never
+        written) is left alone: nothing deleted anywhere, no tombstone (which would refuse its
+        first real write), no delete event; the report counts it (``not_in_source``) and it is no
+        failure. ``force=True`` deletes such entities everywhere and tombstones them anyway: for an
+        entity whose source entry was removed by hand while other stores still hold it.
+        ``places``: what an error calls each item (``leavers.jsonl line 2``), else ``deletes[i]``."""
         started = time.perf_counter()
         report = self._new_report()
         report.kind = "delete"
         report.dry_run = dry_run
         if DELETE not in self.source.adapter.capabilities:
             raise ConfigError(f"the source {self.source.name} cannot delete entries: no delete is possible")
-        targets = self.delete_targets(items)
+        targets = self.delete_targets(items, places)
         types = {r.entity_type for r in targets}
         if dry_run:  # read only: a configuration that differs is refused, no marker is made
             idmarker.audit_findings(self, types, refuse=True)
@@ -532,9 +549,11 @@ class Forge:
             idmarker.ensure(self, types, "delete")  # the IDs must be the ones stored
         token = tombstones.deletion_time()
         for batch in chunked(targets, self.settings.batch_size):
+            if not force:
+                batch = self._held_by_source(batch, report)
             if dry_run:
                 self._delete_plan(batch, report)
-            else:
+            elif batch:
                 self._delete_batch(batch, report, token)
             if progress is not None:
                 progress(len(batch))
@@ -545,16 +564,20 @@ class Forge:
             raise WriteError(_failure_message(report, self.source.name), report=report)
         return report
 
-    def delete_targets(self, items: Iterable[Any]) -> list[Record]:
-        """The entities ``items`` name, as records without data (type, ID, key), validated."""
+    def delete_targets(self, items: Iterable[Any], places: Sequence[str] | None = None) -> list[Record]:
+        """The entities ``items`` name, as records without data (type, ID, key), validated; an
+        error names the item by ``places[i]`` when given (a file and line), else ``deletes[i]``."""
         targets: list[Record] = []
         keyed: dict[str, list[tuple[int, Any]]] = {}
         for index, item in enumerate(items):
-            where = f"deletes[{index}]"
+            where = places[index] if places is not None and index < len(places) else f"deletes[{index}]"
             ident: Any = None
             key: Any = None
             if isinstance(item, Mapping):
                 entity_type = item.get("entity_type")
+                both = [n for n in ("key", "data", "id") if n in item]
+                if len(both) > 1:
+                    raise ValidationError(f"{where} ({entity_type}): give key, data or id, not {' and '.join(both)}")
                 if "id" in item:
                     ident = item["id"]
                 elif "key" in item:
@@ -578,7 +601,8 @@ class Forge:
                 try:
                     ident = ident if isinstance(ident, uuid.UUID) else uuid.UUID(str(ident))
                 except ValueError:
-                    raise ValidationError(f"{where} ({entity_type}): id {str(ident)[:40]!r} is not a UUID") from None
+                    raise ValidationError(f"{where} ({entity_type}): id {mask_value(str(ident)[:40])!r} is not a UUID "
+                                          "(shown masked)") from None
                 targets.append(Record(entity_type, ident, {}))
                 continue
             t = self.types.get(entity_type)
@@ -596,7 +620,10 @@ class Forge:
                 targets[pos] = Record(entity_type, ident, {}, stored)
         for h in self.stores:
             for entity_type in types:
-                h.adapter.check_entity_type(entity_type)
+                try:
+                    h.adapter.check_entity_type(entity_type)
+                except ValidationError as err:  # the store that refuses it, named
+                    raise ValidationError(f"store {h.name}: {err}") from None
         return targets
 
     def _key_from_data(self, entity_type: Any, data: Any, where: str) -> dict[str, Any]:
@@ -609,6 +636,44 @@ class Forge:
     def _deleters(self) -> list[StoreHandle]:
         """The stores a delete goes to: the source, then every store that can delete."""
         return [h for h in self.stores if h.source or DELETE in h.adapter.capabilities]
+
+    def _held_by_source(self, targets: list[Record], report: WriteReport) -> list[Record]:
+        """Those of ``targets`` the source holds or has a tombstone for; the others are counted in
+        ``report.not_in_source`` (and in ``entities``) and go nowhere. A source that cannot be read
+        fails the batch as a failed source delete does (nothing deleted, nothing journaled)."""
+        adapter, result = self.source.adapter, report.stores[self.source.name]
+        if READ not in adapter.capabilities:  # cannot tell: delete as asked
+            return targets
+        by_type: dict[str, list[uuid.UUID]] = {}
+        for r in targets:
+            by_type.setdefault(r.entity_type, []).append(r.id)
+        held: set[tuple[str, uuid.UUID]] = set()
+
+        def read() -> None:
+            for entity_type, ids in by_type.items():
+                held.update((entity_type, i) for i in adapter.get_many(entity_type, ids))
+            if tombstones.supported(self):
+                held.update(tombstones.find(adapter, [(r.entity_type, r.id) for r in targets
+                                                      if (r.entity_type, r.id) not in held]))
+
+        ok, error, _ = self._with_retries(read, result)
+        if not ok:
+            report.entities += len(targets)
+            result.note_error(f"could not be read: {error}")
+            result.not_written += len(targets)
+            for h in self.stores[1:]:
+                report.stores[h.name].not_written += len(targets)
+                report.stores[h.name].not_attempted = f"the source {self.source.name} failed"
+            return []
+        absent = [r for r in targets if (r.entity_type, r.id) not in held]
+        if absent:
+            report.entities += len(absent)
+            report.not_in_source += len(absent)
+            room = 5 - len(report.not_in_source_ids)
+            report.not_in_source_ids.extend(f"{r.entity_type} {r.id}" for r in absent[:max(room, 0)])
+            log.warning("delete: %d entit(y/ies) not in the source %s: nothing deleted, no tombstone",
+                        len(absent), self.source.name)
+        return [r for r in targets if (r.entity_type, r.id) in held] if absent else targets
 
     def _delete_batch(self, targets: list[Record], report: WriteReport, token: str) -> None:
         report.entities += len(targets)
@@ -938,11 +1003,27 @@ def _stalled(report: WriteReport) -> bool:
     return any(s.role != "optional" and (s.pending or s.not_written) for s in report.stores.values())
 
 
+#: what a refused (deleted) record's message says to do; the CLI says it with its own option
+RECREATE_HINT = "write them with recreate=True to bring them back"
+CLI_RECREATE_HINT = "write them with 'uuid-forge write --recreate' to bring them back"
+
+
 def _failure_message(report: WriteReport, source: str) -> str:
     """WriteError's text: the stores that failed, and the dead letters by ID (never their data)."""
     parts = []
     src = report.stores[source]
     down = [n for n, s in report.stores.items() if s.role != "optional" and s.pending]
+    if report.kind == "delete":  # nothing is written by a delete: say what was not deleted, and what to do
+        if src.not_written:
+            parts.append(f"the source {source} could not delete: {src.errors[0] if src.errors else ''} "
+                         f"({src.not_written} entit{'y' if src.not_written == 1 else 'ies'} not deleted anywhere and "
+                         "nothing kept in the journal: run the delete again)")
+        elif down:
+            parts.append(f"required store(s) {', '.join(down)} could not delete: "
+                         f"{'; '.join(e for n in down for e in report.stores[n].errors[:1])} "
+                         f"(deleted from the source; the delete is owed to {', '.join(down)} in the journal: "
+                         "run 'uuid-forge replay' when the store is back)")
+        return "; ".join(parts) or "the delete failed"
     if src.not_written:
         parts.append(f"the source {source} could not be written: {src.errors[0] if src.errors else ''} "
                      f"({src.not_written} record(s) not written to any store and not kept in the journal: "
@@ -961,7 +1042,8 @@ def _failure_message(report: WriteReport, source: str) -> str:
     if report.refused_deleted:
         unnamed = report.refused_deleted - len(report.refused_deleted_ids)
         more = f" and {unnamed} more" if unnamed > 0 else ""
+        written = src.written
         parts.append(f"{report.refused_deleted} record(s) refused because the entity was deleted (a tombstone in "
-                     f"{source}): {', '.join(report.refused_deleted_ids)}{more}; write them with recreate=True "
-                     "(uuid-forge write --recreate) to bring them back; the other records were written")
+                     f"{source}): {', '.join(report.refused_deleted_ids)}{more}; {RECREATE_HINT}"
+                     + (f"; the other {written} record(s) were written" if written else ""))
     return "; ".join(parts) or f"the {report.kind} failed"

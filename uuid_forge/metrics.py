@@ -24,8 +24,10 @@ on one machine never collide)::
     uuid_forge_audit_store_audited{store}              1 audited, 0 left out (an optional store down)
     uuid_forge_audit_partitions                        ID-range partitions read
     uuid_forge_audit_repaired_records{store, action}   with --repair --apply
-    uuid_forge_write_entities, uuid_forge_replay_entities
-    uuid_forge_<write|replay>_records{store, outcome}  written, pending, dead_letter, not_written
+    uuid_forge_<write|replay|delete>_entities          (a delete --erase or --purge-expired run: only
+                                                       the series below, for the run as a whole)
+    uuid_forge_<write|replay|delete>_records{store, outcome}  written, deleted, unproven, pending,
+                                                       dead_letter, not_written
     uuid_forge_<command>_duration_seconds
     uuid_forge_<command>_journal_pending_entries{store}
     uuid_forge_<command>_journal_dead_letters{store}
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "MetricsRun", "attach", "metrics_option", "read_value", "record", "render"]
 
-COMMANDS = ("audit", "write", "replay")
+COMMANDS = ("audit", "write", "replay", "delete")
 PREFIX = "uuid_forge"
 MODE = 0o644  # node_exporter reads it as another user; it holds no data
 _current: contextvars.ContextVar[MetricsRun | None] = contextvars.ContextVar("uuid_forge_metrics", default=None)

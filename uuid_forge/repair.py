@@ -46,7 +46,7 @@ DEFAULT_MAX_DELETE = "10%"
 LOG_KEEPS = ("a message log is append-only: repair cannot delete an entity's history, and publishes no delete "
              "event for an orphan, which every consumer would act on and which it cannot prove ours, having no "
              "read by ID; if the entity was deleted, publish its delete event: uuid-forge delete --entity {type} "
-             "--id ID, for each ID the findings name")
+             "--id ID --force, for each ID the findings name (--force: the source no longer holds it)")
 REWRITE_KINDS = ("missing", "stale", "malformed")
 READ_BATCH = 500
 SETTLE_ROUNDS = 3

@@ -96,6 +96,11 @@ class WriteReport:
     refused_deleted: int = 0
     refused_deleted_ids: list[str] = field(default_factory=list)
     dry_run: bool = False  # a delete's dry run: ``deleted``/``unproven`` say what it would do
+    #: a delete: entities the source neither holds nor has a tombstone for (a typo, or never written):
+    #: nothing deleted anywhere, no tombstone, no delete event; a few as "type ID". ``force=True``
+    #: deletes them everywhere anyway (the source cleaned by hand while other stores still hold them)
+    not_in_source: int = 0
+    not_in_source_ids: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return write_summary(self, self.kind)
@@ -115,7 +120,8 @@ class WriteReport:
     def to_dict(self) -> dict[str, Any]:
         return {"entities": self.entities, "kind": self.kind, "ok": self.ok, "complete": self.complete,
                 "refused_deleted": self.refused_deleted, "refused_deleted_ids": self.refused_deleted_ids,
-                "dry_run": self.dry_run,
+                "dry_run": self.dry_run, "not_in_source": self.not_in_source,
+                "not_in_source_ids": self.not_in_source_ids,
                 "seconds": round(self.seconds, 4), "journal_seconds": round(self.journal_seconds, 4),
                 "stores": {n: {**asdict(s), "status": s.status, "status_text": s.status_text}
                            for n, s in self.stores.items()}}
@@ -345,4 +351,7 @@ def write_summary(report: WriteReport, title: str = "write") -> str:
                f"{' and more' if report.refused_deleted > len(report.refused_deleted_ids) else ''}; "
                "--recreate writes them)") if report.refused_deleted else ""
     head = f"{title} (dry run)" if report.dry_run else title
-    return f"{head}: {plural(report.entities, 'entity')} in {report.seconds:.1f}s; " + "; ".join(parts) + refused
+    absent = (f"; {report.not_in_source} not in the source (nothing deleted; no tombstone: "
+              f"{', '.join(report.not_in_source_ids)}{' and more' if report.not_in_source > len(report.not_in_source_ids) else ''})"
+              if report.not_in_source else "")
+    return f"{head}: {plural(report.entities, 'entity')} in {report.seconds:.1f}s; " + "; ".join(parts) + refused + absent

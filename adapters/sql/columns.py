@@ -68,7 +68,9 @@ def map_columns(table: sa.Table, columns: Mapping[str, str | None], fields: Mapp
     wanted = [c for c in parts.values() if c] + list(fields.values())
     missing = [c for c in wanted if c not in names]
     if parts["id"] is None or missing:
-        raise ValidationError(f"table {table.name!r} has no column {missing or ['for id']}; it has {sorted(names)}")
+        lacking = ", ".join(repr(c) for c in missing) if missing else "for id"
+        raise ValidationError(f"table {table.name!r} has no column {lacking}; its columns: "
+                              f"{', '.join(sorted(names))}")
     if parts["data"] is None and not fields:
         raise ValidationError(f"table {table.name!r}: map data to a column (columns={{'data': ...}}) or its "
                               "fields to columns (fields={...})")

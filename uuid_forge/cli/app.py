@@ -10,14 +10,36 @@ import json
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
-__all__ = ["CONTEXT", "cli", "emit_json", "err", "out"]
+__all__ = ["CONTEXT", "NOT_A_TERMINAL_WIDTH", "cli", "emit_json", "err", "out"]
+
+#: the width a table gets when its output is no terminal (cron, a pipe, a file) and COLUMNS is not
+#: set: wide enough that no store name, status or header is cut to "cach…"
+NOT_A_TERMINAL_WIDTH = 1000
+
+
+class _Console(Console):
+    """A console that, writing to no terminal, never cuts a table to 80 columns: a cron mail or a
+    piped report must hold the full text. A terminal, or COLUMNS set, keeps rich's width."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = Console.size.fget(self)  # type: ignore[attr-defined]
+        columns = self._environ.get("COLUMNS")
+        if self._width is None and not self.is_terminal and not (columns and columns.isdigit()):
+            return ConsoleDimensions(NOT_A_TERMINAL_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
 
 #: no highlighting and no :emoji: codes: names, URLs and values print as they are (markup is escaped
 #: where they are printed: rich.markup.escape in a line, rich.text.Text in a table cell)
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+out = _Console(highlight=False, soft_wrap=True, emoji=False)
+err = _Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

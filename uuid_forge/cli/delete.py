@@ -30,10 +30,10 @@ from .reports import write_report_table
 __all__ = ["delete"]
 
 
-def _lines(stream: IO[bytes], name: str) -> Iterator[dict[str, Any]]:
+def _lines(stream: IO[bytes], name: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """Delete items from JSON lines: ``{"entity_type": T, "id": UUID}``, ``{"entity_type": T,
     "key": {...}}``, or ``{"entity_type": T, <key fields>...}``. A bad line names its number,
-    never its content."""
+    never its content. Yields (the item's place, ``NAME line N``; the item)."""
     for n, raw in enumerate(stream, 1):
         if not raw.strip():
             continue
@@ -45,42 +45,58 @@ def _lines(stream: IO[bytes], name: str) -> Iterator[dict[str, Any]]:
             raise ValidationError(f"{name} line {n}: expected a JSON object with \"entity_type\" and the key fields, "
                                   "\"key\" or \"id\"")
         if "id" in obj or "key" in obj:
-            yield {k: obj[k] for k in ("entity_type", "id", "key") if k in obj}
+            yield f"{name} line {n}", {k: obj[k] for k in ("entity_type", "id", "key") if k in obj}
         else:
             fields = {k: v for k, v in obj.items() if k != "entity_type"}
             if not fields:
                 raise ValidationError(f"{name} line {n}: no key fields, \"key\" or \"id\"")
-            yield {"entity_type": obj["entity_type"], "key": fields}
+            yield f"{name} line {n}", {"entity_type": obj["entity_type"], "key": fields}
 
 
 def _items(forge: Forge, entity_type: str | None, keys: tuple[str, ...], ids: tuple[str, ...],
-           jsonl: str | None) -> list[dict[str, Any]]:
+           jsonl: str | None) -> tuple[list[dict[str, Any]], list[str] | None]:
+    """The items to delete, and what an error calls each (a JSONL file's line; None: the options)."""
     if jsonl is not None:
         if entity_type or keys or ids:
             raise click.UsageError("give --jsonl FILE alone, or --entity with --key or --id")
         if jsonl == "-":
-            return list(_lines(sys.stdin.buffer, "<stdin>"))
-        if not os.path.isfile(jsonl):
+            pairs = list(_lines(sys.stdin.buffer, "<stdin>"))
+        elif not os.path.isfile(jsonl):
             raise ValidationError(f"--jsonl {jsonl!r}: no such file (use - to read standard input)")
-        with open(jsonl, "rb") as fh:
-            return list(_lines(fh, jsonl))
+        else:
+            with open(jsonl, "rb") as fh:
+                pairs = list(_lines(fh, jsonl))
+        return [item for _, item in pairs], [place for place, _ in pairs]
     if not entity_type:
         raise click.UsageError("give --entity TYPE with --key FIELD=VALUE (or --id UUID), or --jsonl FILE")
-    if bool(keys) == bool(ids):
+    if keys and ids:
         raise click.UsageError("give the entity's key fields with --key FIELD=VALUE, or its --id, not both")
+    if not keys and not ids:
+        raise click.UsageError(f"--entity {entity_type}: say which entity: its key fields with --key FIELD=VALUE "
+                               "(repeat for each), or its --id UUID")
     if ids:
-        return [{"entity_type": entity_type, "id": i} for i in ids]
+        return [{"entity_type": entity_type, "id": i} for i in ids], None
     key = parse_assignments(keys, "--key")
     declared = forge.types.get(entity_type)
     if declared is not None and declared.key:
-        return [{"entity_type": entity_type, "data": key}]
-    return [{"entity_type": entity_type, "key": key}]
+        unknown = sorted(set(key) - set(declared.key))
+        if unknown:  # a misspelled field: name it, not only the key field it left out
+            raise click.UsageError(f"--key {', '.join(unknown)}: not a key field of entity type {entity_type!r} "
+                                   f"(its key fields: {', '.join(declared.key)})")
+        return [{"entity_type": entity_type, "data": key}], None
+    return [{"entity_type": entity_type, "key": key}], None
 
 
 def _show(report: WriteReport, as_json: bool, items: list[dict[str, Any]], forge: Forge) -> None:
     if as_json:
         emit_json(report.to_dict())
         return
+    if report.not_in_source:  # a typo must not tombstone a future sign-up: said, not failed
+        more = report.not_in_source - len(report.not_in_source_ids)
+        err.print(f"uuid-forge: warning: {report.not_in_source} entit{'y' if report.not_in_source == 1 else 'ies'} "
+                  f"not in the source {forge.source.name} (nothing deleted; no tombstone): "
+                  f"{', '.join(report.not_in_source_ids)}{f' and {more} more' if more > 0 else ''}; if another store "
+                  "still holds it (the source was cleaned by hand), run the delete again with --force", markup=False)
     if len(items) == 1:  # its ID (the key it came from is never printed: it may be personal data)
         out.print(f"id: {forge.delete_targets(items)[0].id}", markup=False)
     title = "delete (dry run: nothing changed)" if report.dry_run else "delete"
@@ -106,14 +122,18 @@ def _show(report: WriteReport, as_json: bool, items: list[dict[str, Any]], forge
                    "key fields), {\"entity_type\": ..., \"key\": {...}} or {\"entity_type\": ..., \"id\": \"UUID\"}; - "
                    "reads standard input.")
 @click.option("--dry-run", is_flag=True, help="Say what each store would delete; change nothing.")
+@click.option("--force", is_flag=True,
+              help="Delete everywhere and tombstone even an entity the source does not hold (its source entry "
+                   "was removed by hand while other stores still hold it). Without it such an entity is left alone: "
+                   "nothing deleted, no tombstone, a warning.")
 @click.option("--purge-expired", is_flag=True,
               help="Remove tombstones older than [write] tombstone_retention (default 90d) from the source; "
                    "with --dry-run, count them.")
 @erase_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids: tuple[str, ...],
-           jsonl: str | None, dry_run: bool, purge_expired: bool, erase_: bool, report_path: str | None,
-           as_json: bool) -> None:
+           jsonl: str | None, dry_run: bool, force: bool, purge_expired: bool, erase_: bool,
+           report_path: str | None, as_json: bool) -> None:
     """Delete entities from every configured store, under their deterministic IDs.
 
     Order: the journal records the intent, the source of truth deletes first (and keeps a
@@ -122,8 +142,10 @@ def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids
     application, each entry is read first and deleted only when its key fields rebuild its ID;
     the others are left and counted. A store that is down keeps its part in the journal:
     run 'uuid-forge replay' when it is back. A later write of a deleted entity is refused
-    unless 'uuid-forge write --recreate'. Exit 0 when the source and every required store
-    deleted, 2 otherwise. With --erase: the journal scrubbed too, every store read back and a
+    unless 'uuid-forge write --recreate'. An entity the source neither holds nor has a
+    tombstone for (a mistyped key) is left alone everywhere, with no tombstone, and named in a
+    warning; --force deletes it everywhere and tombstones it anyway. Exit 0 when the source and
+    every required store deleted (an entity not in the source too), 2 otherwise. With --erase: the journal scrubbed too, every store read back and a
     report per store of what remains (docs/erasure.md); exit 0 only when every store proved
     absence, 1 when one still holds an entity or could not be read back.
 
@@ -137,7 +159,7 @@ def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids
     """
     with open_forge(config_path) as forge:
         if purge_expired:
-            if entity_type or keys or ids or jsonl or erase_:
+            if entity_type or keys or ids or jsonl or erase_ or force:
                 raise click.UsageError("--purge-expired goes alone (with --dry-run or --json)")
             counts = tombstones.purge_expired(forge, dry_run=dry_run)
             if as_json:
@@ -150,7 +172,7 @@ def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids
                           + (f" ({', '.join(f'{t}: {n}' for t, n in counts.items())})" if counts else ""),
                           markup=False)
             return
-        items = _items(forge, entity_type, keys, ids, jsonl)
+        items, places = _items(forge, entity_type, keys, ids, jsonl)
         if not items:
             raise ValidationError(f"--jsonl {jsonl!r}: no entities to delete")
         if report_path and not erase_:
@@ -158,11 +180,12 @@ def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids
         if erase_:  # the delete, then the proof: journal scrubbed, every store read back (uuid_forge.erasure)
             if dry_run:
                 raise click.UsageError("--erase cannot be a --dry-run: run --dry-run alone to see what would go")
-            run_erase(forge, items, as_json=as_json, report_path=report_path)
+            forge.delete_targets(items, places)  # a bad item named by its line, before anything is touched
+            run_erase(forge, items, as_json=as_json, report_path=report_path, force=force)
             return
         try:
             with progress_bar("deleting", len(items), not as_json and len(items) > 1) as advance:
-                report = forge.delete_many(items, progress=advance, dry_run=dry_run)
+                report = forge.delete_many(items, progress=advance, dry_run=dry_run, force=force, places=places)
         except WriteError as failure:
             _show(failure.report, as_json, items, forge)
             raise

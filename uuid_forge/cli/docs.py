@@ -29,9 +29,13 @@ EXIT_CODES: tuple[tuple[str, str, str, str], ...] = (
       "or a required store down, an --entity neither the configuration nor a store knows or that a store "
       "refuses (named), a refused repair, bad input")),
     ("write", "every required store written (an optional one may be journaled)", "-",
-     "a required store not written (kept in the journal), a bad input line, bad configuration"),
+     ("a required store not written (kept in the journal), a record refused because its entity was deleted "
+      "(a tombstone: --recreate writes it), a bad input line, bad configuration")),
     ("replay", "nothing left pending in the journal", "something still pending (a store still down)",
      "error (bad configuration, unreadable journal)"),
+    ("delete", ("the source and every required store deleted (an optional one may be journaled; an entity not "
+                "in the source is left alone, with a warning)"), "-",
+     "the source or a required store could not delete (a required one: owed in the journal), bad input"),
     ("delete --erase", "every store read back and none holds the entities; the journal scrubbed",
      "a store still holds one (down: journaled, not proven ours, no delete) or could not be read back",
      "could not start: bad input or configuration, a --report file that cannot be written"),

@@ -37,14 +37,14 @@ def erase_options(command: F) -> F:
              "See docs/erasure.md.")(command)
 
 
-def run_erase(forge: Forge, items: Iterable[Any], *, as_json: bool = False, report_path: str | None = None
-              ) -> ErasureReport:
+def run_erase(forge: Forge, items: Iterable[Any], *, as_json: bool = False, report_path: str | None = None,
+              force: bool = False) -> ErasureReport:
     """Erase ``items`` (what ``Forge.delete_many`` takes), print the report, keep it in
     ``report_path``; exit 1 (click) when some store still holds them or could not be read back."""
     if report_path:  # checked before anything is deleted: a report that cannot be written is no proof
         refuse_link(report_path, "--report")
         check_folder(report_path, "--report")
-    report = erase(forge, items)
+    report = erase(forge, items, force=force)
     if report_path:
         report.write(report_path)
     if as_json:

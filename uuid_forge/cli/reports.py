@@ -36,8 +36,10 @@ def write_report_table(report: WriteReport, title: str = "write-through", headin
     deletes = report.kind == "delete" or any(s.deleted or s.unproven for s in report.stores.values())
     middle = ("deleted", "left unproven") if report.kind == "delete" else \
         ("written", "deleted", "left unproven") if deletes else ("written",)
+    # a dry run changed nothing: its figures are what would happen
+    header = {"deleted": "would delete", "left unproven": "would leave unproven"} if report.dry_run else {}
     for col in ("store", "role", "status", *middle, "in journal", "retries", "seconds"):
-        table.add_column(col, no_wrap=True)
+        table.add_column(header.get(col, col), no_wrap=True)
     style = {"ok": "green", "journaled": "yellow", "failed": "red", "not attempted": "yellow"}
     for s in report.stores.values():
         figures = {"written": s.written, "deleted": s.deleted, "left unproven": s.unproven}

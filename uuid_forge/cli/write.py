@@ -14,7 +14,7 @@ from rich.markup import escape
 from .. import metrics
 from ..entitytypes import FROM_DATA
 from ..errors import PrivateFileError, ValidationError, WriteError
-from ..forge import Forge
+from ..forge import CLI_RECREATE_HINT, RECREATE_HINT, Forge
 from ..metrics import metrics_option
 from ..precedence import SALT_ENV, SECRET_ENV
 from ..report import WriteReport
@@ -191,8 +191,10 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
                         report = forge.write_many(iter(reader), progress=counted(advance), recreate=recreate)
         except WriteError as failure:
             show_write(failure.report, as_json, said=str(failure))
+            if RECREATE_HINT in str(failure):  # the command line's words, not the Python API's
+                failure = WriteError(str(failure).replace(RECREATE_HINT, CLI_RECREATE_HINT), report=failure.report)
             if jsonl is None:
-                raise
+                raise failure from None
             before = "; ".join(f"{_entities(s.written)} written to {n} before it"
                                for n, s in failure.report.stores.items() if s.not_written or s.status == "failed")
             raise WriteError(f"{failure} ({before})" if before else str(failure), report=failure.report) from None
