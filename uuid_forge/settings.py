@@ -116,7 +116,6 @@ class WriteSettings:
 
 
 @dataclass(frozen=True)
-@dataclass(frozen=True)
 class ExecutorSettings:
     """``[executor]``: where Celery workers take partition tasks from (uuid_forge.celery).
 
