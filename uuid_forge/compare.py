@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from . import logspill
+from . import logspill, onepass
 from .classify import scheme_versions
 from .contract import READ, SCAN, chunked
 from .errors import StoreError, UUIDForgeError
@@ -206,15 +206,20 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
     (drivers wait on sockets without the GIL, so a pass costs about the slowest store's scan)."""
     source, others = stores.source.adapter, stores.stores[1:]
     ranged = [h for h in others if SCAN in h.adapter.capabilities and h.adapter.partitioned_scan]
+    whole = [h for h in ranged if onepass.whole_scan(h.adapter)]  # read once, bucketed (uuid_forge.onepass)
+    ranged = [h for h in ranged if h not in whole]
     unranged = [h for h in others if SCAN in h.adapter.capabilities and not h.adapter.partitioned_scan]
     readable = [h for h in others if SCAN not in h.adapter.capabilities and READ in h.adapter.capabilities]
     parts = parts or partitions(stores, entity_type, within)  # a task's partition comes sized (uuid_forge.partial)
     prover: Prover | None = getattr(forge, "prover", None)
     report.partitions += len(parts)
-    views = {h.adapter.view for h in ranged + readable + unranged}
-    workers = max(1, len(ranged) + len(readable) + len(unranged))
-    with ThreadPoolExecutor(max_workers=workers + len(unranged), thread_name_prefix="uuid-forge-audit") as pool, \
-            logspill.LogPass(pool, unranged, entity_type, within, _compare_items) as logs:
+    views = {h.adapter.view for h in ranged + readable + unranged + whole}
+    workers = max(1, len(ranged) + len(readable) + len(unranged) + len(whole))
+    with ThreadPoolExecutor(max_workers=workers + len(unranged) + len(whole),
+                            thread_name_prefix="uuid-forge-audit") as pool, \
+            logspill.LogPass(pool, unranged, entity_type, within, _compare_items) as logs, \
+            onepass.OnePass(pool, whole, entity_type, within, parts, compare, Sink, prove_orphans,
+                            viewed_fingerprint) as once:
         # a message log is read once, beside the partitions, its latest state spilled to disk;
         # then it is compared partition by partition like the other stores (uuid_forge.logspill)
         for part in parts:
@@ -236,6 +241,8 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
                     for h in ranged if h.name not in report.not_audited]
             jobs += [pool.submit(_guarded, h, _compare_by_reads, entity_type, by_view[h.adapter.view], prover)
                      for h in readable if h.name not in report.not_audited]
+            jobs += [pool.submit(_guarded, h, once.compare, entity_type, part, by_view[h.adapter.view], prover,
+                                 frozenset(protected)) for h in whole if h.name not in report.not_audited]
             jobs += logs.ready(part, by_view)
             sinks: list[Sink] = []
             for job in jobs:
@@ -254,6 +261,12 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
                 progress(len(expected))
         for sink in logs.rest(lambda p: _viewed_expectations(source, entity_type, p, None, views)):
             sink.merge_into(report)
+        for h in whole:  # its entries without an ID, once per pass
+            lost = None if h.name in report.not_audited else _guarded(h, once.others)
+            if isinstance(lost, _Lost):
+                report.not_audited[lost.store] = lost.reason
+            elif lost is not None:
+                lost.merge_into(report)
     if report.not_audited:  # a store lost half-way: its partial counts would read as the whole
         report.findings = [f for f in report.findings if f.store not in report.not_audited]
         for name in report.not_audited:

@@ -97,6 +97,9 @@ class Adapter(ABC):
     batch_size: int = 1000
     #: True when scan(partition) reads only that ID range (a message log reads everything)
     partitioned_scan: ClassVar[bool] = True
+    #: True when scan(partition) walks the whole store whatever the range and filters it (Redis SCAN):
+    #: an audit then reads it once per pass, bucketed by partition (uuid_forge.onepass)
+    whole_scan: ClassVar[bool] = False
     #: True for an append-only message log: ``delete_many`` appends a delete event per ID (nothing is
     #: removed, and a scan no longer lists the ID), ``drop`` cannot forget one type, and repair never
     #: deletes orphans from it (it cannot read an entry back by ID to prove it ours)
