@@ -22,6 +22,7 @@ from uuid_forge.adapters.redis import RedisAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, Record, onepass, open_store
 from uuid_forge import compare as compare_module
+from uuid_forge import partial as partial_module
 from uuid_forge.forge import StoreHandle
 from uuid_forge.record import Partition
 from uuid_forge.report import AuditReport
@@ -133,3 +134,31 @@ def test_one_pass_gives_the_per_partition_report(planted: tuple[Forge, str, dict
     assert new.stores["redis"]["ok"] == N - 6 - 2 - 2  # the reformatted value is ok
     details = {x.id: x.detail for x in new.findings if x.kind == "stale"}
     assert any(d.startswith("unreadable") for d in details.values())
+
+
+def test_partition_tasks_leave_redis_to_one_task_with_the_same_report(
+        planted: tuple[Forge, str, dict[str, set[str]]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tasks worker processes and Celery run (uuid_forge.partial.plan, one per partition):
+    Redis is left out of each and read once by one more task, and the merged report is the
+    single-process one."""
+    f, et, _ = planted
+    monkeypatch.setattr(compare_module, "PARTITION_TARGET", 40)
+    single, _ = _audit(f, et, monkeypatch, one_pass=True)
+    stores = compare_module.answering(f)
+    tasks = partial_module.plan(stores, [et])
+    assert len(tasks) == 17 and [t for t in tasks if "only" in t] == [
+        {"pos": 0, "entity_type": et, "within": [0, 1], "parts": [[i, 16] for i in range(16)], "only": ["redis"]}]
+    walks: list[Partition] = []
+    scan = RedisAdapter._scan
+
+    def counted(self: RedisAdapter, entity_type: str, partition: Any) -> Any:
+        walks.append(partition)
+        return scan(self, entity_type, partition)
+
+    monkeypatch.setattr(RedisAdapter, "_scan", counted)
+    # the tasks in reverse, the one-pass task twice (a re-delivered task after its worker died)
+    merged = f.audit(et, planned=[*reversed(tasks), tasks[-1]])
+    assert len(walks) == 2  # once per run of the one-pass task, never per partition
+    assert _seen(merged) == _seen(single)
+    assert {k: v for k, v in merged.stores["redis"].items() if v} == {
+        k: v for k, v in single.stores["redis"].items() if v}

@@ -201,9 +201,12 @@ _COPIED = ("missing", "stale", "malformed")  # what repair copies from the sourc
 
 
 def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition, report: AuditReport,
-              verify_keys: bool, progress: Callable[[int], None] | None, parts: list[Partition] | None = None) -> None:
+              verify_keys: bool, progress: Callable[[int], None] | None, parts: list[Partition] | None = None,
+              source_findings: bool = True) -> None:
     """Source partition first, then every other store's same partition in parallel threads
-    (drivers wait on sockets without the GIL, so a pass costs about the slowest store's scan)."""
+    (drivers wait on sockets without the GIL, so a pass costs about the slowest store's scan).
+    Without ``source_findings`` the source's own malformed and foreign entries are not reported
+    (another task of the same audit reports them: uuid_forge.partial.plan)."""
     source, others = stores.source.adapter, stores.stores[1:]
     ranged = [h for h in others if SCAN in h.adapter.capabilities and h.adapter.partitioned_scan]
     whole = [h for h in ranged if onepass.whole_scan(h.adapter)]  # read once, bucketed (uuid_forge.onepass)
@@ -228,8 +231,9 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             protected: set[uuid.UUID] = set()  # IDs the source holds in another form: never orphans elsewhere
             for ident, fp in source.scan(entity_type, part, include_malformed=True):
                 if isinstance(ident, (MalformedID, ForeignEntry)):
-                    report.stores.setdefault(stores.source.name, Counter({k: 0 for k in CLASSES}))
-                    report.add(_malformed(stores.source.name, entity_type, ident))
+                    if source_findings:
+                        report.stores.setdefault(stores.source.name, Counter({k: 0 for k in CLASSES}))
+                        report.add(_malformed(stores.source.name, entity_type, ident))
                     if isinstance(ident, MalformedID) and ident.id is not None:
                         protected.add(ident.id)
                 else:
