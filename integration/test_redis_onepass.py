@@ -160,5 +160,8 @@ def test_partition_tasks_leave_redis_to_one_task_with_the_same_report(
     merged = f.audit(et, planned=[*reversed(tasks), tasks[-1]])
     assert len(walks) == 2  # once per run of the one-pass task, never per partition
     assert _seen(merged) == _seen(single)
+    # in the same order too: a single pass merges each partition's stores in the order the tasks sort by
+    assert [(x.store, x.kind, x.id) for x in merged.findings] == [(x.store, x.kind, x.id) for x in single.findings]
+    assert merged.foreign_samples == single.foreign_samples
     assert {k: v for k, v in merged.stores["redis"].items() if v} == {
         k: v for k, v in single.stores["redis"].items() if v}

@@ -245,9 +245,9 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
                     for h in ranged if h.name not in report.not_audited]
             jobs += [pool.submit(_guarded, h, _compare_by_reads, entity_type, by_view[h.adapter.view], prover)
                      for h in readable if h.name not in report.not_audited]
-            jobs += [pool.submit(_guarded, h, once.compare, entity_type, part, by_view[h.adapter.view], prover,
-                                 frozenset(protected)) for h in whole if h.name not in report.not_audited]
             jobs += logs.ready(part, by_view)
+            read_once = [pool.submit(_guarded, h, once.compare, entity_type, part, by_view[h.adapter.view], prover,
+                                     frozenset(protected)) for h in whole if h.name not in report.not_audited]
             sinks: list[Sink] = []
             for job in jobs:
                 sink = job.result()
@@ -256,6 +256,12 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
                 else:
                     sinks.append(sink)
             sinks += [late.result() for late in logs.ready(part, by_view, wait=part is parts[-1])]  # a log read meanwhile
+            for job in read_once:  # last, as a one-pass task's findings sort among the partition tasks' (partial)
+                sink = job.result()
+                if isinstance(sink, _Lost):
+                    report.not_audited[sink.store] = sink.reason
+                else:
+                    sinks.append(sink)
             prove_source(prover, stores, entity_type, sinks, report, flagged=flagged)
             for sink in sinks:
                 sink.merge_into(report)

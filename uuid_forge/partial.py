@@ -101,27 +101,52 @@ def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = F
                          source=stores.source.name, max_findings=max_findings)
     report.id_config = idmarker.audit_findings(forge, [et])
     # sized by the plan already: counting the source again in every task would scan it each time
-    full_pass(forge, stores, et, within, report, verify_keys, progress, parts, source_findings=only is None)
+    marks: list[int] = []  # the one-pass task: how many findings there were as each partition ended
+
+    def ended(entities: int) -> None:
+        marks.append(len(report.findings))
+
+    full_pass(forge, stores, et, within, report, verify_keys, progress if only is None else ended, parts,
+              source_findings=only is None)
     describe_stale(stores, report, show_values)
     report.not_audited = {**stores.down, **report.not_audited}
-    if only is not None:  # the partition tasks count the partitions and the source's entities
-        report.partitions, report.partition_times = 0, []
+    tail: list[str] = []
     lo = parts[0].lo
-    tail = ["+".join(only)] if only is not None else []
+    places = [[lo, n] for n in range(len(report.findings))]
+    samples_at = lo
+    if only is not None:  # the partition tasks count the partitions and the source's entities
+        report.partitions, report.partition_times, tail = 0, [], ["+".join(only)]
+        places, samples_at = _after_partitions(parts, marks, len(report.findings)), _LAST
     return {
         "parts": [[pos, et, p.index, p.count, *tail] for p in parts], "source": report.source, "max_findings": max_findings,
         "stores": {n: {k: c[k] for k in CLASSES} for n, c in report.stores.items()},
-        "findings": [[pos, lo, n, f.to_dict()] for n, f in enumerate(report.findings)],
+        "findings": [[pos, *at, f.to_dict()] for at, f in zip(places, report.findings)],
         "total_findings": len(report.findings) + report.truncated,
-        "foreign_samples": {s: [[pos, lo, n, text] for n, text in enumerate(v)]
+        "foreign_samples": {s: [[pos, samples_at, n, text] for n, text in enumerate(v)]
                             for s, v in report.foreign_samples.items()},
-        "warnings": [[pos, lo, n, w] for n, w in enumerate(report.warnings)],
+        "warnings": [[pos, samples_at, n, w] for n, w in enumerate(report.warnings)],
         "partition_times": [[pos, lo, n, et, label, secs, count]
                             for n, (et, label, secs, count) in enumerate(report.partition_times)],
         "partitions": report.partitions, "not_audited": report.not_audited, "id_config": report.id_config,
         "entities": sum(t[3] for t in report.partition_times),
         "max_rss_mib": _rss_mib(),
     }
+
+
+_AFTER = 1 << 40  # a one-pass task's finding sorts after its partition's own task's findings
+_LAST = 1 << 128  # and its entries without an ID after every partition, as in one process
+
+
+def _after_partitions(parts: list[Partition], marks: list[int], count: int) -> list[list[int]]:
+    """Where each finding of a one-pass task sorts among the partition tasks' findings: in its
+    partition, after that partition task's own (a single pass merges the stores in that order)."""
+    places: list[list[int]] = []
+    j = 0
+    for n in range(count):
+        while j < len(marks) and n >= marks[j]:
+            j += 1
+        places.append([parts[j].lo, _AFTER + n] if j < len(parts) else [_LAST, n])
+    return places
 
 
 def _rss_mib() -> float:
