@@ -449,6 +449,12 @@ class Adapter(ABC):
         """How many well-encoded records of ``entity_type`` the store holds."""
         return sum(1 for _ in self.scan(entity_type))
 
+    def estimate(self, entity_type: str) -> int:
+        """About how many records of ``entity_type`` the store holds: what sizes an audit's
+        partitions, where an exact count of well-encoded records (:meth:`count`) would read every
+        record first. An adapter that can count cheaply (SQL ``count(*)``) overrides it."""
+        return self.count(entity_type)
+
     def entity_types(self) -> list[str]:
         """The entity types the store holds records of (uuid-forge's own reserved types left out)."""
         self._require(SCAN)

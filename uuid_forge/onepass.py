@@ -51,7 +51,8 @@ class Buckets:
     """One store's scan items, by partition of ``parts``: in memory, then in a spill file.
 
     ``add`` takes items in scan order; ``finish`` ends the writing; ``items(part)`` gives the
-    items of one of ``parts`` (in ID order), ``others()`` the entries without an ID.
+    items of one of ``parts`` (in scan order, or in ID order once spilled), ``others()`` the
+    entries without an ID.
     """
 
     def __init__(self, within: Partition, parts: list[Partition], memory_items: int | None = None) -> None:
@@ -111,9 +112,7 @@ class Buckets:
         n = self._index.get(part)
         if n is None:
             raise ValueError(f"partition {part} is not one of this pass's partitions")
-        bucket = self._mem[n]
-        for name in sorted(bucket, key=_order):
-            yield bucket[name]
+        yield from self._mem[n].values()  # in scan order, as a partitioned scan gives them
 
     def others(self) -> Iterator[ScanItem]:
         if self.spill is not None:
@@ -218,7 +217,3 @@ def recheck_stale(h: Any, entity_type: str, expected: Mapping[uuid.UUID, Any], s
     if settled:
         sink.findings = [f for f in sink.findings if not (f.kind == "stale" and f.raw is None and f.id in settled)]
         sink.ok += len(settled)
-
-
-def _order(name: Any) -> tuple[uuid.UUID, str]:
-    return (name, "") if isinstance(name, uuid.UUID) else name
