@@ -853,20 +853,26 @@ class RedisAdapter(Adapter):
         fingerprints = self.layout.fingerprints
         # Lowercase hex strings sort like the numbers they encode, so a well-formed string key of
         # another partition is skipped by two string comparisons and a regex, without building a UUID.
-        ranged = self._ids.ordered and partition.count > 1
+        whole = partition.count == 1  # the whole keyspace (an audit's one pass, uuid_forge.onepass)
+        ranged = self._ids.ordered and not whole
         well_formed = self._ids.pattern.fullmatch
+        parse = self._ids.parse
         lo = str(partition.lo_uuid)
         hi = str(partition.hi_uuid or "g")  # "g" sorts after every hex digit
+        types_key = self._types_key
         cursor = 0
         while True:
             cursor, keys = self._client.scan(cursor, match=pattern, count=1000)
             wanted: list[tuple[Key, uuid.UUID | MalformedID]] = []
             for raw in keys:
                 text = _text(raw)
-                if text == self._types_key:
+                if text == types_key:
                     continue
                 suffix = self._id_part(text, head, tail)
                 if ranged and suffix is not None and not lo <= suffix < hi and well_formed(suffix):
+                    continue
+                if whole and suffix is not None and well_formed(suffix):  # the common case, without the checks below
+                    wanted.append((raw, parse(suffix)))
                     continue
                 ident = self._parse(text, suffix)
                 if isinstance(ident, ForeignEntry):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import Any, Self
@@ -60,7 +60,7 @@ class Buckets:
         self.parts = parts
         self._los = [p.lo for p in parts]
         self._index = {p: n for n, p in enumerate(parts)}
-        self._mem: list[dict[Any, ScanItem]] = [{} for _ in parts]
+        self._mem: list[dict[Any, Any]] = [{} for _ in parts]
         self._others: list[ScanItem] = []
         self._limit = MEMORY_ITEMS if memory_items is None else memory_items
         self.held = 0
@@ -69,29 +69,44 @@ class Buckets:
 
     def add(self, item: ScanItem) -> None:
         """One scan item: kept in its partition's bucket (its fingerprint as plain text)."""
-        self.count += 1
-        ident, fp = item
-        if fp is not None:
-            fp = str.__str__(fp)  # the digest only: never the value behind a TextFingerprint
-        if self.spill is not None:
-            self.spill.add((ident, fp))
-            return
-        key = ident if isinstance(ident, uuid.UUID) else ident.id if isinstance(ident, MalformedID) else None
-        if key is None:
-            self._others.append((ident, fp))
-        elif self.within.count == 1 or self.within.contains(key):
-            bucket = self._mem[bisect.bisect_right(self._los, key.int) - 1]
-            name = ident if isinstance(ident, uuid.UUID) else (key, ident.raw)  # a name in another form: its own
-            self.held += name not in bucket
-            bucket[name] = (ident, fp)
-        if self.held + len(self._others) > self._limit:
-            self._move_to_disk()
+        self.add_all((item,))
+
+    def add_all(self, items: Iterable[ScanItem]) -> None:
+        """Scan items in scan order. A well-formed ID is held as ``{id: digest}`` in its bucket (the
+        fast path: most items), a name in another form as ``{(id, name): item}``."""
+        mem, los, place = self._mem, self._los, bisect.bisect_right
+        whole, within = self.within.count == 1, self.within
+        for ident, fp in items:
+            if fp is not None:
+                fp = str.__str__(fp)  # the digest only: never the value behind a TextFingerprint
+            self.count += 1
+            if self.spill is not None:
+                self.spill.add((ident, fp))
+                continue
+            if type(ident) is uuid.UUID:
+                if whole or within.contains(ident):
+                    bucket = mem[place(los, ident.int) - 1]
+                    size = len(bucket)
+                    bucket[ident] = fp
+                    self.held += len(bucket) - size
+            elif isinstance(ident, MalformedID) and ident.id is not None:
+                if whole or within.contains(ident.id):
+                    bucket = mem[place(los, ident.id.int) - 1]
+                    size = len(bucket)
+                    bucket[(ident.id, ident.raw)] = (ident, fp)  # a name in another form: an entry of its own
+                    self.held += len(bucket) - size
+            else:
+                self._others.append((ident, fp))
+                self.held += 1
+            if self.held > self._limit:
+                self._move_to_disk()
+                mem = self._mem
 
     def _move_to_disk(self) -> None:
         spill = LogSpill(self.within, by_name=True)
         try:
             for bucket in self._mem:
-                for item in bucket.values():
+                for item in _held(bucket):
                     spill.add(item)
             for item in self._others:
                 spill.add(item)
@@ -112,7 +127,7 @@ class Buckets:
         n = self._index.get(part)
         if n is None:
             raise ValueError(f"partition {part} is not one of this pass's partitions")
-        yield from self._mem[n].values()  # in scan order, as a partitioned scan gives them
+        yield from _held(self._mem[n])  # in scan order, as a partitioned scan gives them
 
     def others(self) -> Iterator[ScanItem]:
         if self.spill is not None:
@@ -132,8 +147,7 @@ def read_once(adapter: Any, entity_type: str, within: Partition, parts: list[Par
     """Scan ``adapter``'s ``entity_type`` once over ``within`` into new, finished :class:`Buckets`."""
     out = Buckets(within, parts, memory_items)
     try:
-        for item in adapter.scan(entity_type, within, include_malformed=True):
-            out.add(item)
+        out.add_all(adapter.scan(entity_type, within, include_malformed=True))
         return out.finish()
     except BaseException:
         out.close()
@@ -217,3 +231,9 @@ def recheck_stale(h: Any, entity_type: str, expected: Mapping[uuid.UUID, Any], s
     if settled:
         sink.findings = [f for f in sink.findings if not (f.kind == "stale" and f.raw is None and f.id in settled)]
         sink.ok += len(settled)
+
+
+def _held(bucket: dict[Any, Any]) -> Iterator[ScanItem]:
+    """A bucket's items as the scan gave them (a well-formed ID's entry is its digest alone)."""
+    for name, value in bucket.items():
+        yield (name, value) if type(name) is uuid.UUID else value
