@@ -332,6 +332,9 @@ def _log_orphan(entity_type: str, ident: uuid.UUID) -> str:
             f"publish its delete event: uuid-forge delete --entity {entity_type} --id {ident}")
 
 
+_ABSENT: Any = object()  # not in the source (None is a fingerprint there: an unreadable record)
+
+
 def compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None],
              items: Iterator[tuple[Any, str | None]], sink: Sink,
              protected: frozenset[uuid.UUID] | set[uuid.UUID] = frozenset()) -> None:
@@ -339,34 +342,37 @@ def compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | No
     ``protected`` (the source holds it, in another text form) is never an orphan: the source's
     malformed finding says what to fix, and nothing is deleted for it."""
     seen: set[uuid.UUID] = set()
+    held_text = READ not in h.adapter.capabilities
     for ident, fp in items:
-        if isinstance(ident, ForeignEntry):
-            sink.add(_malformed(h.name, entity_type, ident))  # not ours: never marks an ID as present
-            continue
-        if isinstance(ident, MalformedID):
-            if ident.id is not None and ident.id in protected and ident.id not in expected:
+        if type(ident) is not uuid.UUID:  # the rare kinds first; an ID takes one lookup below (the hot loop)
+            if isinstance(ident, ForeignEntry):
+                sink.add(_malformed(h.name, entity_type, ident))  # not ours: never marks an ID as present
                 continue
-            if ident.id is not None and ident.id not in expected:
-                # ours in the wrong form, and the source lacks it: an orphan (removed by its raw name,
-                # proven first, and only with --delete-orphans), never a rewrite the source cannot feed
-                sink.add(Finding(h.name, entity_type, str(ident.id), "orphan",
-                                 f"not in the source ({ident.reason})", ident.raw))
+            if isinstance(ident, MalformedID):
+                if ident.id is not None and ident.id in protected and ident.id not in expected:
+                    continue
+                if ident.id is not None and ident.id not in expected:
+                    # ours in the wrong form, and the source lacks it: an orphan (removed by its raw name,
+                    # proven first, and only with --delete-orphans), never a rewrite the source cannot feed
+                    sink.add(Finding(h.name, entity_type, str(ident.id), "orphan",
+                                     f"not in the source ({ident.reason})", ident.raw))
+                    continue
+                sink.add(_malformed(h.name, entity_type, ident))
+                if ident.id is not None:
+                    seen.add(ident.id)  # present, wrongly encoded: malformed, not also missing
                 continue
-            sink.add(_malformed(h.name, entity_type, ident))
-            if ident.id is not None:
-                seen.add(ident.id)  # present, wrongly encoded: malformed, not also missing
-            continue
-        if ident not in expected:
+        want = expected.get(ident, _ABSENT)
+        if want is _ABSENT:
             if ident not in protected:
                 sink.add(Finding(h.name, entity_type, str(ident), "orphan", _log_orphan(entity_type, ident)
                                  if h.adapter.append_only else "not in the source"))
             continue
         seen.add(ident)
-        if not same_fingerprint(fp, expected[ident]):  # both computed from the data each side holds
-            held = getattr(fp, "text", None) if READ not in h.adapter.capabilities else None
-            sink.add(Finding(h.name, entity_type, str(ident), "stale", "data differs from the source", held=held))
-        else:
+        if (fp is not None and fp == want) or same_fingerprint(fp, want):  # both from the data each side holds
             sink.ok += 1
+        else:
+            sink.add(Finding(h.name, entity_type, str(ident), "stale", "data differs from the source",
+                             held=getattr(fp, "text", None) if held_text else None))
     for ident in expected.keys() - seen:
         sink.add(Finding(h.name, entity_type, str(ident), "missing", "in the source, not in this store"))
 
