@@ -1,6 +1,6 @@
 """Buckets of a one-pass read (uuid_forge.onepass): the same items per partition in memory and
 spilled, a key SCAN repeats held once, a wrong-form name beside its well-formed twin kept, the
-spill file private and removed."""
+spill files private and removed."""
 
 from __future__ import annotations
 
@@ -37,10 +37,11 @@ def test_spilled_buckets_hold_what_memory_holds(within: Partition) -> None:
     memory.add_all(_items())
     spilled.add_all(_items())
     assert memory.spill is None and spilled.spill is not None
-    path = spilled.spill.path
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
     memory.finish(), spilled.finish()
+    folder = spilled.spill.dir
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    files = os.listdir(folder)
+    assert len(files) > 2 and all(stat.S_IMODE(os.stat(os.path.join(folder, f)).st_mode) == 0o600 for f in files)
     assert _contents(memory, parts) == _contents(spilled, parts)
     per, others = _contents(memory, parts)
     held = [i for bucket in per for i, _ in bucket]
@@ -52,7 +53,7 @@ def test_spilled_buckets_hold_what_memory_holds(within: Partition) -> None:
         assert all(part.contains(i if isinstance(i, uuid.UUID) else i.id) for i, _ in memory.items(part))
     assert len(others) == 2  # the name with no ID and the foreign key, once
     spilled.close()
-    assert not os.path.exists(os.path.dirname(path))
+    assert not os.path.exists(folder)
 
 
 def test_an_unknown_partition_is_an_error() -> None:

@@ -60,11 +60,8 @@ class LogSpill:
     ``close`` removes the file and its directory.
     """
 
-    def __init__(self, within: Partition | None = None, directory: str | None = None, by_name: bool = False) -> None:
+    def __init__(self, within: Partition | None = None, directory: str | None = None) -> None:
         self.within = within or Partition()
-        # a store that holds every name at once (uuid_forge.onepass), not a log's latest state: a name in
-        # another form of an ID already held is a second entry, not a replacement
-        self.by_name = by_name
         self.dir = tempfile.mkdtemp(prefix="uuid-forge-log-", dir=directory)  # mode 0700
         self.path = os.path.join(self.dir, "latest.sqlite3")
         self.count = 0  # items added (events read), not entities
@@ -104,8 +101,7 @@ class LogSpill:
             if ident.id is None:
                 self._others.append((ident.raw, _MALFORMED, ident.raw, ident.reason))
             elif self.within.count == 1 or self.within.contains(ident.id):
-                name = ident.id.bytes + (b"\0" + ident.raw.encode("utf-8", "surrogatepass") if self.by_name else b"")
-                self._buffer.append((name, _MALFORMED, ident.raw, ident.reason, _fp(fp), _body(fp)))
+                self._buffer.append((ident.id.bytes, _MALFORMED, ident.raw, ident.reason, _fp(fp), _body(fp)))
         elif isinstance(ident, ForeignEntry):
             self._others.append((f"foreign:{ident.raw}", _FOREIGN, ident.raw, ident.reason))
         else:
@@ -159,7 +155,7 @@ class LogSpill:
         args = (part.lo_uuid.bytes,) + ((hi.bytes,) if hi is not None else ())
         sql += f" AND kind != {_DELETED}"
         for k, kind, raw, reason, fp, body in self._read(sql + " ORDER BY k", args):
-            ident = uuid.UUID(bytes=k[:16])
+            ident = uuid.UUID(bytes=k)
             if body is not None:  # the data text the log held: a stale finding can name its fields
                 fp = TextFingerprint(body)
             yield (ident, fp) if kind == _OURS else (MalformedID(raw, reason, ident), fp)

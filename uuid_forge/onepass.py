@@ -5,25 +5,31 @@ the adapter), so auditing it partition by partition read it once per partition: 
 partition at 100M keys, and more partitions or workers did not help. Here such a store is read
 once per audit pass, in a thread beside the source's first partition; each item goes to the
 bucket of its partition as it streams. The buckets stay in memory while they hold at most
-:data:`MEMORY_ITEMS` items; past that, everything is moved to a private temporary SQLite file
-(uuid_forge.logspill: mode 0600 in a new 0700 directory, removed when the pass ends, on errors
-too) and the rest of the scan goes there. Then each partition is compared with the source's
-same partition exactly as a partitioned scan would be (uuid_forge.compare.compare), and the
-entries without an ID (foreign keys, malformed names that decode to nothing) once per pass.
+:data:`MEMORY_ITEMS` items; past that they become write buffers, appended to one private
+temporary file per partition each time they fill again (:class:`SpillFiles`: a new 0700
+directory, files 0600, never through a link, removed when the pass ends, on errors too). Then
+each partition is compared with the source's same partition exactly as a partitioned scan would
+be (uuid_forge.compare.compare), and the entries without an ID (foreign keys, malformed names
+that decode to nothing) once per pass.
 
 Only the fingerprint's 32 hex digits are held, never the value: where they differ from the
 source's, the few such IDs are read back by ID (get_many) and compared again from the text as
 stored, so a hand-reformatted JSON value is no finding, exactly as in a partitioned scan.
 
-Memory: about 200 bytes per held item up to :data:`MEMORY_ITEMS` (40 MB at the default), then
-SQLite's 2 MiB page cache; disk: about 70 bytes per entry of the audited range once spilled.
-A key SCAN returns twice (Redis resizing its table mid-scan) is held once.
+Memory: about 150 bytes per held item up to :data:`MEMORY_ITEMS` (about 30 MB at the default),
+then the same buffers plus one partition read back at a time; disk: about 60 bytes per key of
+the audited range once spilled. A name SCAN returns twice (Redis resizing its table mid-scan)
+is held once.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
+import marshal
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
@@ -31,10 +37,11 @@ from types import TracebackType
 from typing import Any, Self
 
 from .contract import READ, chunked
-from .logspill import LogSpill
-from .record import MalformedID, Partition, same_fingerprint
+from .errors import SpillError
+from .privatefile import create_private
+from .record import ForeignEntry, MalformedID, Partition, same_fingerprint
 
-__all__ = ["MEMORY_ITEMS", "Buckets", "OnePass", "read_once", "recheck_stale", "whole_scan"]
+__all__ = ["MEMORY_ITEMS", "Buckets", "OnePass", "SpillFiles", "read_once", "recheck_stale", "whole_scan"]
 
 #: items held in memory per store and pass before the buckets move to a temporary file
 MEMORY_ITEMS = 200_000
@@ -48,11 +55,12 @@ def whole_scan(adapter: Any) -> bool:
 
 
 class Buckets:
-    """One store's scan items, by partition of ``parts``: in memory, then in a spill file.
+    """One store's scan items, by partition of ``parts``: in memory, then in spill files.
 
-    ``add`` takes items in scan order; ``finish`` ends the writing; ``items(part)`` gives the
-    items of one of ``parts`` (in scan order, or in ID order once spilled), ``others()`` the
-    entries without an ID.
+    ``add_all`` takes items in scan order; ``finish`` ends the writing; ``items(part)`` gives the
+    items of one of ``parts`` (in scan order; a name SCAN gave twice once), ``others()`` the
+    entries without an ID. Past ``memory_items`` held items the buckets become write buffers:
+    each is appended to its partition's own file whenever they hold that many again.
     """
 
     def __init__(self, within: Partition, parts: list[Partition], memory_items: int | None = None) -> None:
@@ -64,7 +72,7 @@ class Buckets:
         self._others: list[ScanItem] = []
         self._limit = MEMORY_ITEMS if memory_items is None else memory_items
         self.held = 0
-        self.spill: LogSpill | None = None
+        self.spill: SpillFiles | None = None
         self.count = 0
 
     def add(self, item: ScanItem) -> None:
@@ -80,9 +88,6 @@ class Buckets:
             if fp is not None:
                 fp = str.__str__(fp)  # the digest only: never the value behind a TextFingerprint
             self.count += 1
-            if self.spill is not None:
-                self.spill.add((ident, fp))
-                continue
             if type(ident) is uuid.UUID:
                 if whole or within.contains(ident):
                     bucket = mem[place(los, ident.int) - 1]
@@ -99,47 +104,105 @@ class Buckets:
                 self._others.append((ident, fp))
                 self.held += 1
             if self.held > self._limit:
-                self._move_to_disk()
-                mem = self._mem
+                self._flush()
 
-    def _move_to_disk(self) -> None:
-        spill = LogSpill(self.within, by_name=True)
-        try:
-            for bucket in self._mem:
-                for item in _held(bucket):
-                    spill.add(item)
-            for item in self._others:
-                spill.add(item)
-        except BaseException:
-            spill.close()
-            raise
-        self.spill, self._mem, self._others, self.held = spill, [{} for _ in self.parts], [], 0
+    def _flush(self) -> None:
+        """Every bucket appended to its partition's file, and emptied (the first time, the files made)."""
+        if self.spill is None:
+            self.spill = SpillFiles()
+        for n, bucket in enumerate(self._mem):
+            if bucket:
+                self.spill.append(str(n), [(k.bytes, v) if type(k) is uuid.UUID else (k[0].bytes, v[1], v[0].raw,
+                                                                                       v[0].reason)
+                                           for k, v in bucket.items()])
+                bucket.clear()  # in place: add_all holds the list of buckets
+        if self._others:
+            self.spill.append("others", [(isinstance(i, ForeignEntry), i.raw, i.reason, fp) for i, fp in self._others])
+            self._others.clear()
+        self.held = 0
 
     def finish(self) -> Buckets:
         if self.spill is not None:
-            self.spill.finish()
+            self._flush()
         return self
 
     def items(self, part: Partition) -> Iterator[ScanItem]:
-        if self.spill is not None:
-            yield from self.spill.items(part)
-            return
         n = self._index.get(part)
         if n is None:
             raise ValueError(f"partition {part} is not one of this pass's partitions")
-        yield from _held(self._mem[n])  # in scan order, as a partitioned scan gives them
+        if self.spill is None:
+            yield from _held(self._mem[n])  # in scan order, as a partitioned scan gives them
+            return
+        held: dict[Any, Any] = {}  # one partition in memory at a time, a repeated name once
+        for rows in self.spill.read(str(n)):
+            for row in rows:
+                ident = uuid.UUID(bytes=row[0])
+                if len(row) == 2:
+                    held[ident] = row[1]
+                else:
+                    held[(ident, row[2])] = (MalformedID(row[2], row[3], ident), row[1])
+        yield from _held(held)
 
     def others(self) -> Iterator[ScanItem]:
-        if self.spill is not None:
-            yield from self.spill.others()
-        else:
+        if self.spill is None:
             yield from self._others
+            return
+        for rows in self.spill.read("others"):
+            for foreign, raw, reason, fp in rows:
+                yield (ForeignEntry(raw, reason) if foreign else MalformedID(raw, reason)), fp
 
     def close(self) -> None:
-        """Free the buckets and remove the spill file, if any (safe to call twice)."""
+        """Free the buckets and remove the spill files, if any (safe to call twice)."""
         self._mem, self._others = [{} for _ in self.parts], []
         if self.spill is not None:
             self.spill.close()
+
+
+class SpillFiles:
+    """Append-only private files, one per partition, in a new private directory.
+
+    Why not the message log's SQLite file (uuid_forge.logspill): a log needs its latest event per
+    entity, an index; a keyspace only needs its items by partition. Appending to a file per
+    partition writes sequentially, where inserting random IDs into one B-tree cost about 37k
+    items/s once past SQLite's page cache. Each append is one ``marshal`` blob with its length
+    (rows of bytes, text and None only); each partition's file is read back whole, one at a time.
+    The directory is ``tempfile.mkdtemp`` (mode 0700) under ``TMPDIR``, each file created 0600
+    and never through a link (uuid_forge.privatefile), everything removed by :meth:`close`.
+    """
+
+    def __init__(self, directory: str | None = None) -> None:
+        self.dir = tempfile.mkdtemp(prefix="uuid-forge-onepass-", dir=directory)
+        self.bytes = 0
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.dir, f"{name}.bin")
+
+    def append(self, name: str, rows: list[tuple[Any, ...]]) -> None:
+        path = self._path(name)
+        blob = marshal.dumps(rows)
+        try:
+            if not os.path.exists(path):
+                create_private(path, "audit spill file")
+            with open(path, "ab") as f:
+                f.write(len(blob).to_bytes(8, "big") + blob)
+        except OSError as err:
+            raise SpillError(f"audit spill file {path}: cannot write it ({self.bytes} bytes written so far): "
+                             f"{err.strerror or err}") from None
+        self.bytes += len(blob) + 8
+
+    def read(self, name: str) -> Iterator[list[tuple[Any, ...]]]:
+        path = self._path(name)
+        if not os.path.exists(path):
+            return
+        try:
+            with open(path, "rb") as f:
+                while head := f.read(8):
+                    yield marshal.loads(f.read(int.from_bytes(head, "big")))
+        except (OSError, ValueError, EOFError) as err:
+            raise SpillError(f"audit spill file {path}: cannot read it back: {err}") from None
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def read_once(adapter: Any, entity_type: str, within: Partition, parts: list[Partition],
