@@ -629,6 +629,8 @@ class RedisAdapter(Adapter):
     connection_errors: ClassVar[tuple[type[BaseException], ...]] = (
         redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
     timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.exceptions.TimeoutError,)
+    #: SCAN walks the whole keyspace for any ID range: an audit reads it once (uuid_forge.onepass)
+    whole_scan: ClassVar[bool] = True
 
     def _classify(self, err: BaseException) -> type[StoreError] | None:
         """Authentication (a ConnectionError subclass in redis-py: not retried), ACL and
@@ -860,20 +862,26 @@ class RedisAdapter(Adapter):
         fingerprints = self.layout.fingerprints
         # Lowercase hex strings sort like the numbers they encode, so a well-formed string key of
         # another partition is skipped by two string comparisons and a regex, without building a UUID.
-        ranged = self._ids.ordered and partition.count > 1
+        whole = partition.count == 1  # the whole keyspace (an audit's one pass, uuid_forge.onepass)
+        ranged = self._ids.ordered and not whole
         well_formed = self._ids.pattern.fullmatch
+        parse = self._ids.parse
         lo = str(partition.lo_uuid)
         hi = str(partition.hi_uuid or "g")  # "g" sorts after every hex digit
+        types_key = self._types_key
         cursor = 0
         while True:
             cursor, keys = self._client.scan(cursor, match=pattern, count=1000)
             wanted: list[tuple[Key, uuid.UUID | MalformedID]] = []
             for raw in keys:
                 text = _text(raw)
-                if text == self._types_key:
+                if text == types_key:
                     continue
                 suffix = self._id_part(text, head, tail)
                 if ranged and suffix is not None and not lo <= suffix < hi and well_formed(suffix):
+                    continue
+                if whole and suffix is not None and well_formed(suffix):  # the common case, without the checks below
+                    wanted.append((raw, parse(suffix)))
                     continue
                 ident = self._parse(text, suffix)
                 if isinstance(ident, ForeignEntry):

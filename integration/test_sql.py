@@ -496,3 +496,24 @@ def test_mariadb_read_timeout_gives_store_timeout_error(mariadb_url: str, name: 
                     cur.execute("UNLOCK TABLES")
         finally:
             _maria_drop(mariadb_url, f"uf_{name}")
+
+
+def test_estimate_counts_rows_without_reading_them(mariadb_url: str, name: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An audit sizes its partitions with ``count(*)``, never a scan that reads and hashes every row;
+    a row under a wrongly encoded ID is counted too (an estimate), unlike ``count``."""
+    with open_store(mariadb_url) as s:
+        s.put_many(sample_records(name, 30))
+        try:
+            with _maria(mariadb_url) as raw, raw.cursor() as cur:
+                cur.execute(f"INSERT INTO `uf_{name}` (id, fingerprint, data) VALUES (%s, %s, '{{}}')",
+                            (uuid.uuid5(uuid.NAMESPACE_DNS, name).hex.upper(), "0" * 32))
+
+            def no_scan(*args: Any, **kwargs: Any) -> Any:
+                raise AssertionError("estimate read the rows")
+
+            monkeypatch.setattr(SQLAdapter, "_scan", no_scan)
+            assert s.estimate(name) == 31
+            assert s.estimate("neverwritten" + name) == 0
+        finally:
+            s.drop(name)

@@ -198,3 +198,21 @@ def test_worker_processes_run_under_the_coordinators_current_salt(tmp_path: Path
         got = audit_on(LocalExecutor(str(config), 2), forge, ET)
         assert not got.id_config
         _same(got, want)
+
+
+def test_a_source_entry_unproven_in_two_tasks_of_one_partition_is_one_finding() -> None:
+    """A partition task and the one-pass task of a whole-scan store (uuid_forge.partial.plan) may
+    both find the same source entry unprovable: one finding and one count, as in one pass."""
+    from uuid_forge.partial import to_report
+    from uuid_forge.report import CLASSES, Finding
+
+    ident = "0e6a5d2c-1b7e-5c1f-9a4e-3d2f1a0b9c8d"
+    twice = Finding("pg", "user", ident, "unproven", "not proven ours: no key").to_dict()
+    other = Finding("cache", "user", ident, "missing", "in the source, not in this store").to_dict()
+    counts = {"pg": {**dict.fromkeys(CLASSES, 0), "unproven": 2}, "cache": {**dict.fromkeys(CLASSES, 0), "missing": 1}}
+    partial = {"not_audited": {}, "stores": counts, "source": "pg", "max_findings": 100,
+               "findings": [[0, 0, 0, twice], [0, 0, 1, other], [0, 0, 1 << 40, twice]], "total_findings": 3,
+               "foreign_samples": {}, "warnings": [], "partition_times": [], "partitions": 1, "id_config": []}
+    report = to_report(partial, ["user"])
+    assert [(f.store, f.kind) for f in report.findings] == [("pg", "unproven"), ("cache", "missing")]
+    assert report.stores["pg"]["unproven"] == 1 and report.stores["cache"]["missing"] == 1

@@ -79,3 +79,38 @@ def test_a_required_store_lost_mid_audit_still_aborts(tmp_path: Path, monkeypatc
         _DiesAfterOneScan(cache)
         with pytest.raises(StoreUnavailableError):
             forge.audit(ET)
+
+
+@pytest.mark.parametrize("required", [False, True], ids=["optional", "required"])
+def test_a_store_read_once_that_fails_is_left_out_or_aborts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             required: bool) -> None:
+    """A store whose scan walks everything (Redis: read once per audit, uuid_forge.onepass) failing
+    during its single read: left out when optional, the audit aborted when required."""
+    import uuid_forge.compare as audit_mod
+
+    monkeypatch.setattr(audit_mod, "PARTITION_TARGET", 10)  # 40 records: 4 partitions
+    forge, cache = _forge(tmp_path, cache_required=required)
+    with forge:
+        victim = _write_and_plant(forge, tmp_path / "files")
+        cache.whole_scan = True  # the fake walks like Redis
+        real = cache.scan
+        calls: list[Any] = []
+
+        def scan(entity_type: str, partition: Any = None, **kwargs: Any) -> Any:
+            calls.append(partition)
+            for n, item in enumerate(real(entity_type, partition, **kwargs)):
+                if n == 20:
+                    raise StoreUnavailableError("fake://cache: scan failed, store unreachable: connection reset")
+                yield item
+
+        cache.scan = scan
+        if required:
+            with pytest.raises(StoreUnavailableError):
+                forge.audit(ET)
+            return
+        report = forge.audit(ET)
+        assert len(calls) == 1 and calls[0].count == 1  # one read of the whole store, not one per partition
+        assert list(report.not_audited) == ["cache"] and "unreachable" in report.not_audited["cache"]
+        assert "cache" not in report.stores
+        assert [(f.store, f.id, f.kind) for f in report.findings] == [("files", victim, "missing")]
+        assert not report.complete

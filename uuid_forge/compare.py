@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from . import logspill
+from . import logspill, onepass
 from .classify import scheme_versions
 from .contract import READ, SCAN, chunked
 from .errors import StoreError, UUIDForgeError
@@ -89,7 +89,7 @@ def all_types(stores: Iterable[StoreHandle]) -> list[str]:
 
 def partitions(stores: Stores, entity_type: str, within: Partition) -> list[Partition]:
     """Enough ID ranges that each holds at most about PARTITION_TARGET source records."""
-    count = stores.source.adapter.count(entity_type) / within.count
+    count = stores.source.adapter.estimate(entity_type) / within.count  # about: no need to read every record
     parts = 1 << max(0, math.ceil(math.log2(max(1.0, count / PARTITION_TARGET))))
     return within.split(parts) if parts > 1 else [within]
 
@@ -206,28 +206,35 @@ _COPIED = ("missing", "stale", "malformed")  # what repair copies from the sourc
 
 def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition, report: AuditReport,
               verify_keys: bool, progress: Callable[[int], None] | None, parts: list[Partition] | None = None,
-              hashed: bool = True) -> None:
+              hashed: bool = True, source_findings: bool = True) -> None:
     """Source partition first, then every other store's same partition in parallel threads
     (drivers wait on sockets without the GIL, so a pass costs about the slowest store's scan).
 
     With ``hashed``, a store that can hash what it holds as the source does is compared by
     per-range aggregates computed in both stores, and only the ranges that differ are read
-    (uuid_forge.rangehash); ``verify_keys`` reads every source record, so it turns that off."""
+    (uuid_forge.rangehash); ``verify_keys`` reads every source record, so it turns that off.
+    Without ``source_findings`` the source's own malformed and foreign entries are not reported
+    (another task of the same audit reports them: uuid_forge.partial.plan)."""
     source, others = stores.source.adapter, stores.stores[1:]
     plan = HashPlan(stores, entity_type, enabled=hashed and not verify_keys)
     by_hashes = [h for h in others if plan.covers(h)]
     others = [h for h in others if not plan.covers(h)]
     ranged = [h for h in others if SCAN in h.adapter.capabilities and h.adapter.partitioned_scan]
+    whole = [h for h in ranged if onepass.whole_scan(h.adapter)]  # read once, bucketed (uuid_forge.onepass)
+    ranged = [h for h in ranged if h not in whole]
     unranged = [h for h in others if SCAN in h.adapter.capabilities and not h.adapter.partitioned_scan]
     readable = [h for h in others if SCAN not in h.adapter.capabilities and READ in h.adapter.capabilities]
     parts = parts or partitions(stores, entity_type, within)  # a task's partition comes sized (uuid_forge.partial)
     prover: Prover | None = getattr(forge, "prover", None)
     report.partitions += len(parts)
-    views = {h.adapter.view for h in ranged + readable + unranged}
-    workers = max(1, len(ranged) + len(readable) + len(unranged) + len(by_hashes))
-    scanned = bool(ranged or readable or unranged)  # else only hashes and the differing ranges are read
-    with ThreadPoolExecutor(max_workers=workers + len(unranged) + 1, thread_name_prefix="uuid-forge-audit") as pool, \
-            logspill.LogPass(pool, unranged, entity_type, within, _compare_items) as logs:
+    views = {h.adapter.view for h in ranged + readable + unranged + whole}
+    workers = max(1, len(ranged) + len(readable) + len(unranged) + len(whole) + len(by_hashes))
+    scanned = bool(ranged or readable or unranged or whole)  # else only hashes and the differing ranges are read
+    with ThreadPoolExecutor(max_workers=workers + len(unranged) + len(whole) + 1,
+                            thread_name_prefix="uuid-forge-audit") as pool, \
+            logspill.LogPass(pool, unranged, entity_type, within, _compare_items) as logs, \
+            onepass.OnePass(pool, whole, entity_type, within, parts, compare, Sink, prove_orphans,
+                            viewed_fingerprint) as once:
         # a message log is read once, beside the partitions, its latest state spilled to disk;
         # then it is compared partition by partition like the other stores (uuid_forge.logspill)
         for part in parts:
@@ -246,8 +253,9 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
                         else sum(1 for _ in source.scan(entity_type, part)))
             for ident, fp in (source.scan(entity_type, part, include_malformed=True) if held is None else ()):
                 if isinstance(ident, (MalformedID, ForeignEntry)):
-                    report.stores.setdefault(stores.source.name, Counter({k: 0 for k in CLASSES}))
-                    report.add(_malformed(stores.source.name, entity_type, ident))
+                    if source_findings:
+                        report.stores.setdefault(stores.source.name, Counter({k: 0 for k in CLASSES}))
+                        report.add(_malformed(stores.source.name, entity_type, ident))
                     if isinstance(ident, MalformedID) and ident.id is not None:
                         protected.add(ident.id)
                 else:
@@ -262,6 +270,8 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             jobs += logs.ready(part, by_view)
             jobs += hashing or [pool.submit(_guarded, h, _compare_by_hashes, plan, part, expected, first, prover)
                                 for h in by_hashes if h.name not in report.not_audited]
+            read_once = [pool.submit(_guarded, h, once.compare, entity_type, part, by_view[h.adapter.view], prover,
+                                     frozenset(protected)) for h in whole if h.name not in report.not_audited]
             sinks: list[Sink] = []
             for job in jobs:
                 sink = job.result()
@@ -270,6 +280,12 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
                 else:
                     sinks.append(sink)
             sinks += [late.result() for late in logs.ready(part, by_view, wait=part is parts[-1])]  # a log read meanwhile
+            for job in read_once:  # last, as a one-pass task's findings sort among the partition tasks' (partial)
+                sink = job.result()
+                if isinstance(sink, _Lost):
+                    report.not_audited[sink.store] = sink.reason
+                else:
+                    sinks.append(sink)
             prove_source(prover, stores, entity_type, sinks, report, flagged=flagged)
             for sink in sinks:
                 sink.merge_into(report)
@@ -280,6 +296,12 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
                 progress(count)
         for sink in logs.rest(lambda p: _viewed_expectations(source, entity_type, p, None, views)):
             sink.merge_into(report)
+        for h in whole:  # its entries without an ID, once per pass
+            lost = None if h.name in report.not_audited else _guarded(h, once.others)
+            if isinstance(lost, _Lost):
+                report.not_audited[lost.store] = lost.reason
+            elif lost is not None:
+                lost.merge_into(report)
     if report.not_audited:  # a store lost half-way: its partial counts would read as the whole
         report.findings = [f for f in report.findings if f.store not in report.not_audited]
         for name in report.not_audited:
@@ -355,6 +377,9 @@ def _log_orphan(entity_type: str, ident: uuid.UUID) -> str:
             f"publish its delete event: uuid-forge delete --entity {entity_type} --id {ident} --force")
 
 
+_ABSENT: Any = object()  # not in the source (None is a fingerprint there: an unreadable record)
+
+
 def compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | None],
              items: Iterator[tuple[Any, str | None]], sink: Sink,
              protected: frozenset[uuid.UUID] | set[uuid.UUID] = frozenset()) -> None:
@@ -362,24 +387,27 @@ def compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | No
     ``protected`` (the source holds it, in another text form) is never an orphan: the source's
     malformed finding says what to fix, and nothing is deleted for it."""
     seen: set[uuid.UUID] = set()
+    held_text = READ not in h.adapter.capabilities
     for ident, fp in items:
-        if isinstance(ident, ForeignEntry):
-            sink.add(_malformed(h.name, entity_type, ident))  # not ours: never marks an ID as present
-            continue
-        if isinstance(ident, MalformedID):
-            if ident.id is not None and ident.id in protected and ident.id not in expected:
+        if type(ident) is not uuid.UUID:  # the rare kinds first; an ID takes one lookup below (the hot loop)
+            if isinstance(ident, ForeignEntry):
+                sink.add(_malformed(h.name, entity_type, ident))  # not ours: never marks an ID as present
                 continue
-            if ident.id is not None and ident.id not in expected:
-                # ours in the wrong form, and the source lacks it: an orphan (removed by its raw name,
-                # proven first, and only with --delete-orphans), never a rewrite the source cannot feed
-                sink.add(Finding(h.name, entity_type, str(ident.id), "orphan",
-                                 f"not in the source ({ident.reason})", ident.raw))
+            if isinstance(ident, MalformedID):
+                if ident.id is not None and ident.id in protected and ident.id not in expected:
+                    continue
+                if ident.id is not None and ident.id not in expected:
+                    # ours in the wrong form, and the source lacks it: an orphan (removed by its raw name,
+                    # proven first, and only with --delete-orphans), never a rewrite the source cannot feed
+                    sink.add(Finding(h.name, entity_type, str(ident.id), "orphan",
+                                     f"not in the source ({ident.reason})", ident.raw))
+                    continue
+                sink.add(_malformed(h.name, entity_type, ident))
+                if ident.id is not None:
+                    seen.add(ident.id)  # present, wrongly encoded: malformed, not also missing
                 continue
-            sink.add(_malformed(h.name, entity_type, ident))
-            if ident.id is not None:
-                seen.add(ident.id)  # present, wrongly encoded: malformed, not also missing
-            continue
-        if ident not in expected:
+        want = expected.get(ident, _ABSENT)
+        if want is _ABSENT:
             if ident not in protected:
                 # a log cannot be read by ID: the data text it held names the entity (uuid_forge.entitynames)
                 held = getattr(fp, "text", None) if READ not in h.adapter.capabilities else None
@@ -387,11 +415,11 @@ def compare(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, str | No
                                  if h.adapter.append_only else "not in the source", held=held))
             continue
         seen.add(ident)
-        if not same_fingerprint(fp, expected[ident]):  # both computed from the data each side holds
-            held = getattr(fp, "text", None) if READ not in h.adapter.capabilities else None
-            sink.add(Finding(h.name, entity_type, str(ident), "stale", "data differs from the source", held=held))
-        else:
+        if (fp is not None and fp == want) or same_fingerprint(fp, want):  # both from the data each side holds
             sink.ok += 1
+        else:
+            sink.add(Finding(h.name, entity_type, str(ident), "stale", "data differs from the source",
+                             held=getattr(fp, "text", None) if held_text else None))
     for ident in expected.keys() - seen:
         sink.add(Finding(h.name, entity_type, str(ident), "missing", "in the source, not in this store"))
 

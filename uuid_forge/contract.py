@@ -112,6 +112,9 @@ class Adapter(ABC):
     batch_size: int = 1000
     #: True when scan(partition) reads only that ID range (a message log reads everything)
     partitioned_scan: ClassVar[bool] = True
+    #: True when scan(partition) walks the whole store whatever the range and filters it (Redis SCAN):
+    #: an audit then reads it once per pass, bucketed by partition (uuid_forge.onepass)
+    whole_scan: ClassVar[bool] = False
     #: True for an append-only message log: ``delete_many`` appends a delete event per ID (nothing is
     #: removed, and a scan no longer lists the ID), ``drop`` cannot forget one type, and repair never
     #: deletes orphans from it (it cannot read an entry back by ID to prove it ours)
@@ -545,6 +548,12 @@ class Adapter(ABC):
     def count(self, entity_type: str) -> int:
         """How many well-encoded records of ``entity_type`` the store holds."""
         return sum(1 for _ in self.scan(entity_type))
+
+    def estimate(self, entity_type: str) -> int:
+        """About how many records of ``entity_type`` the store holds: what sizes an audit's
+        partitions, where an exact count of well-encoded records (:meth:`count`) would read every
+        record first. An adapter that can count cheaply (SQL ``count(*)``) overrides it."""
+        return self.count(entity_type)
 
     def entity_types(self) -> list[str]:
         """The entity types the store holds records of (uuid-forge's own reserved types left out)."""

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
-from . import idmarker
+from . import idmarker, onepass
 from .compare import answering, describe_stale, full_pass, partitions
+from .contract import SCAN
 from .entitynames import name_findings
 from .errors import UUIDForgeError, ValidationError
 from .handles import Stores, StoreSet
@@ -46,14 +47,40 @@ def plan(stores: Stores, types: list[str], within: Partition | None = None, whol
     """One task per partition a single pass would walk: ``{pos, entity_type, index, count}``.
 
     With ``whole_types``, one task per type holding all its partitions (``{pos, entity_type,
-    within, parts}``): in one process a message log is then read once per type, not per partition."""
+    within, parts}``): in one process a message log is then read once per type, not per partition.
+
+    Otherwise a store whose scan walks the whole store (Redis SCAN, uuid_forge.onepass) is left
+    out of the partition tasks (``skip``) and audited by one more task per type (``only``): it
+    reads that store once, bucketed, and the source partition by partition (an ordered range
+    read), so the store is walked once per audit however many partitions and workers there are."""
     within = within or Partition()
     check_types(stores, types)  # a store that refuses a type is named before it is counted
     if whole_types:
         return [{"pos": pos, "entity_type": et, "within": [within.index, within.count],
                  "parts": [[p.index, p.count] for p in partitions(stores, et, within)]} for pos, et in enumerate(types)]
-    return [{"pos": pos, "entity_type": et, "index": p.index, "count": p.count}
-            for pos, et in enumerate(types) for p in partitions(stores, et, within)]
+    once = [h.name for h in stores.stores[1:] if SCAN in h.adapter.capabilities and onepass.whole_scan(h.adapter)]
+    tasks: list[dict[str, Any]] = []
+    for pos, et in enumerate(types):
+        parts = partitions(stores, et, within)
+        tasks += [{"pos": pos, "entity_type": et, "index": p.index, "count": p.count, **({"skip": once} if once else {})}
+                  for p in parts]
+        if once:
+            tasks.append({"pos": pos, "entity_type": et, "within": [within.index, within.count],
+                          "parts": [[p.index, p.count] for p in parts], "only": once})
+    return tasks
+
+
+def _task_stores(stores: StoreSet, task: dict[str, Any]) -> StoreSet:
+    """The stores a task audits: all but its ``skip`` ones, or its ``only`` ones (the source always)."""
+    only, skip = task.get("only"), set(task.get("skip", ()))
+    if only is None and not skip:
+        return stores
+
+    def wanted(name: str) -> bool:
+        return name in only if only is not None else name not in skip
+
+    return StoreSet([stores.source, *(h for h in stores.stores[1:] if wanted(h.name))],
+                    {n: why for n, why in stores.down.items() if wanted(n)})
 
 
 def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = False, max_findings: int = 100_000,
@@ -67,8 +94,10 @@ def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = F
     ``progress(source records)`` is called after each partition; ``hashed``: compare by hashes
     computed in the stores where both sides can (uuid_forge.rangehash).
     """
-    stores = stores if stores is not None else answering(forge)
+    stores = _task_stores(stores if stores is not None else answering(forge), task)
     et, pos = task["entity_type"], task["pos"]
+    only = task.get("only")  # the one-pass task of a whole-scan store: the source's own findings are the others'
+    verify_keys = verify_keys and only is None
     if "parts" in task:
         parts, within = [Partition(i, c) for i, c in task["parts"]], Partition(*task["within"])
     else:
@@ -77,19 +106,31 @@ def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = F
                          source=stores.source.name, max_findings=max_findings)
     report.id_config = idmarker.audit_findings(forge, [et])
     # sized by the plan already: counting the source again in every task would scan it each time
-    full_pass(forge, stores, et, within, report, verify_keys, progress, parts, hashed=hashed)
+    marks: list[int] = []  # the one-pass task: how many findings there were as each partition ended
+
+    def ended(entities: int) -> None:
+        marks.append(len(report.findings))
+
+    full_pass(forge, stores, et, within, report, verify_keys, progress if only is None else ended, parts,
+              hashed=hashed, source_findings=only is None)
     describe_stale(stores, report, show_values)
     name_findings(stores, getattr(forge, "prover", None), report)  # the key fields beside each finding's ID
     report.not_audited = {**stores.down, **report.not_audited}
+    tail: list[str] = []
     lo = parts[0].lo
+    places = [[lo, n] for n in range(len(report.findings))]
+    samples_at = lo
+    if only is not None:  # the partition tasks count the partitions and the source's entities
+        report.partitions, report.partition_times, tail = 0, [], ["+".join(only)]
+        places, samples_at = _after_partitions(parts, marks, len(report.findings)), _LAST
     return {
-        "parts": [[pos, et, p.index, p.count] for p in parts], "source": report.source, "max_findings": max_findings,
+        "parts": [[pos, et, p.index, p.count, *tail] for p in parts], "source": report.source, "max_findings": max_findings,
         "stores": {n: {k: c[k] for k in CLASSES} for n, c in report.stores.items()},
-        "findings": [[pos, lo, n, f.to_dict()] for n, f in enumerate(report.findings)],
+        "findings": [[pos, *at, f.to_dict()] for at, f in zip(places, report.findings)],
         "total_findings": len(report.findings) + report.truncated,
-        "foreign_samples": {s: [[pos, lo, n, text] for n, text in enumerate(v)]
+        "foreign_samples": {s: [[pos, samples_at, n, text] for n, text in enumerate(v)]
                             for s, v in report.foreign_samples.items()},
-        "warnings": [[pos, lo, n, w] for n, w in enumerate(report.warnings)],
+        "warnings": [[pos, samples_at, n, w] for n, w in enumerate(report.warnings)],
         "partition_times": [[pos, lo, n, et, label, secs, count]
                             for n, (et, label, secs, count) in enumerate(report.partition_times)],
         "partitions": report.partitions, "not_audited": report.not_audited, "id_config": report.id_config,
@@ -97,6 +138,22 @@ def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = F
         "hashed": {n: dict(c) for n, c in report.hashed.items()},
         "max_rss_mib": _rss_mib(),
     }
+
+
+_AFTER = 1 << 40  # a one-pass task's finding sorts after its partition's own task's findings
+_LAST = 1 << 128  # and its entries without an ID after every partition, as in one process
+
+
+def _after_partitions(parts: list[Partition], marks: list[int], count: int) -> list[list[int]]:
+    """Where each finding of a one-pass task sorts among the partition tasks' findings: in its
+    partition, after that partition task's own (a single pass merges the stores in that order)."""
+    places: list[list[int]] = []
+    j = 0
+    for n in range(count):
+        while j < len(marks) and n >= marks[j]:
+            j += 1
+        places.append([parts[j].lo, _AFTER + n] if j < len(parts) else [_LAST, n])
+    return places
 
 
 def _rss_mib() -> float:
@@ -196,7 +253,8 @@ def to_report(partial: Partial, entity_types: list[str]) -> AuditReport:
     report = AuditReport(stores={n: Counter(c) for n, c in partial["stores"].items() if n not in lost},
                          source=partial["source"], max_findings=partial["max_findings"])
     report.entity_types = list(entity_types)
-    report.findings = [finding_from_dict(f[3]) for f in partial["findings"] if f[3]["store"] not in lost]
+    report.findings = _once_on_source([finding_from_dict(f[3]) for f in partial["findings"] if f[3]["store"] not in lost],
+                                      report)
     report.truncated = partial["total_findings"] - len(partial["findings"])
     report.foreign_samples = {s: [t[3] for t in v] for s, v in partial["foreign_samples"].items() if s not in lost}
     report.warnings = list(dict.fromkeys(w[3] for w in partial["warnings"]))
@@ -206,6 +264,21 @@ def to_report(partial: Partial, entity_types: list[str]) -> AuditReport:
     report.id_config = [dict(f) for f in partial["id_config"]]
     report.hashed = {n: Counter(c) for n, c in partial.get("hashed", {}).items() if n not in lost}
     return report
+
+
+def _once_on_source(findings: list[Finding], report: AuditReport) -> list[Finding]:
+    """A source entry found unproven by two tasks of one partition (a partition task and the
+    one-pass task of a whole-scan store, uuid_forge.partial.plan) is one finding, as in one pass."""
+    seen: set[tuple[str, str]] = set()
+    out: list[Finding] = []
+    for f in findings:
+        if f.store == report.source and f.kind == "unproven":
+            if (f.entity_type, f.id) in seen:
+                report.stores[f.store]["unproven"] -= 1
+                continue
+            seen.add((f.entity_type, f.id))
+        out.append(f)
+    return out
 
 
 def repair_findings(forge: Forge, findings: list[dict[str, Any]], delete_orphans: bool, max_delete: Any,

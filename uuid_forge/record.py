@@ -90,6 +90,9 @@ def held_fingerprint(data: Any) -> TextFingerprint | None:
     return None if text is None else TextFingerprint(text)
 
 
+_sha256 = hashlib.sha256
+
+
 class TextFingerprint(str):
     """The fingerprint of stored JSON text, hashed as read (fast: no parsing).
 
@@ -99,13 +102,12 @@ class TextFingerprint(str):
     """
 
     text: str | bytes
-    _settled: str | None
+    _settled: str | None = None  # a class default: one attribute set per instance (an audit makes millions)
 
     def __new__(cls, text: str | bytes) -> Self:
-        raw = text.encode("utf-8") if isinstance(text, str) else text
-        obj = super().__new__(cls, hashlib.sha256(raw).hexdigest()[:32])
+        raw = text if type(text) is bytes else text.encode("utf-8") if isinstance(text, str) else text
+        obj = str.__new__(cls, _sha256(raw).hexdigest()[:32])
         obj.text = text
-        obj._settled = None
         return obj
 
     def settled(self) -> str | None:

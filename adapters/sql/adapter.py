@@ -19,7 +19,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from uuid_forge.containers import Containers
-from uuid_forge.contract import BATCH_SIZE, Adapter, Check, Option, ScanItem
+from uuid_forge.contract import BATCH_SIZE, SCAN, Adapter, Check, Option, ScanItem
 from uuid_forge.errors import ConfigError, StoreError, UUIDForgeError, ValidationError
 from uuid_forge.record import ForeignEntry, Partition, Record
 
@@ -560,6 +560,19 @@ class SQLAdapter(Adapter):
                     and not any(lo <= row[0] and (hi is None or row[0] < hi) for lo, hi in primaries):
                 continue  # foreign text outside these ranges' own text ranges: another range reports it
             yield ident, opened.fingerprint(row, self)
+
+    def estimate(self, entity_type: str) -> int:
+        """``count(*)`` of the type's rows (malformed IDs included): partitions sized without
+        reading and hashing every row, as :meth:`count` would."""
+        self._require(SCAN)
+        self.check_entity_type(entity_type)
+        with self._errors(f"estimate({entity_type})"):
+            opened = self._table(entity_type, create=False)
+            if opened is None:
+                return 0
+            stmt = sa.select(sa.func.count()).select_from(opened.table).where(opened.where(sa.true()))
+            with self._engine.connect() as conn:
+                return int(conn.execute(stmt).scalar_one())
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete rows by their ID column's raw text (a wrongly encoded ID, as ``MalformedID.raw``)."""

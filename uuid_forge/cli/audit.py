@@ -205,7 +205,8 @@ def _auditor(forge: Forge, config_path: str, executor: str, workers: int | None,
             err.print(f"note: auditing in this process: {escape(why)}", highlight=False)
         if n > 1 and not why:  # counting the source is a scan on some stores: done once, kept for the audit
             planned = plan(forge, [entity_type] if entity_type else audit_scope(forge, forge.types).types, part)
-        if planned is None or all(t["count"] == 1 for t in planned):  # small: a process costs more than it saves
+        # small (one partition per type; a one-pass task has none of its own): a process costs more than it saves
+        if planned is None or all(t["count"] == 1 for t in planned if "count" in t):
             def here(label: str, **kwargs: Any) -> AuditReport:
                 with progress_bar(label, None, not as_json) as advance:
                     return forge.audit(entity_type, partition=part, progress=advance, **kwargs)

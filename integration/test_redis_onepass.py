@@ -1,0 +1,167 @@
+"""Redis read once per audit (uuid_forge.onepass), on the real servers: PostgreSQL the source.
+
+SCAN walks the whole keyspace for any ID range, so the audit reads Redis once, buckets its keys
+by partition (in memory, or spilled to a private file past a budget) and compares partition by
+partition. It must give exactly the report the per-partition scans gave, for every tamper kind,
+with many partitions and with a forced spill, and SCAN must walk the keyspace once per audit.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.scaffold import driver_missing
+
+redis = pytest.importorskip("redis", reason=driver_missing("redis"))
+from uuid_forge.adapters.redis import RedisAdapter
+
+from uuid_forge import Forge, IDConfig, Namespace, Record, onepass, open_store
+from uuid_forge import compare as compare_module
+from uuid_forge import partial as partial_module
+from uuid_forge.forge import StoreHandle
+from uuid_forge.record import Partition
+from uuid_forge.report import AuditReport
+
+from .scaffold import forget_redis_type
+
+IDS = IDConfig(namespace=Namespace("onepass.uuid-forge.test"), salt="onepass")
+N = 600
+
+
+@pytest.fixture
+def planted(postgres_url: str, redis_url: str) -> Iterator[tuple[Forge, str, dict[str, set[str]]]]:
+    """A source and a Redis store with one or more of every tamper kind planted in Redis."""
+    et = f"onep{uuid.uuid4().hex[:8]}"
+    f = Forge([StoreHandle("postgres", open_store(postgres_url), source=True),
+               StoreHandle("redis", open_store(redis_url))], ids=IDS, journal=None)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        items = [(et, {"email": f"u{i}@example.com"}, {"name": f"User {i}", "n": i, "tags": ["a"]})
+                 for i in range(N)]
+        assert f.write_many(items).complete
+        records = f.records(items)
+        key = {r.id: f"{et}:{r.id}" for r in records}
+        want: dict[str, set[str]] = {}
+
+        def data(r: Record, **change: Any) -> str:
+            return json.dumps({**r.data, **change}, sort_keys=True, separators=(",", ":"))
+
+        raw.set(key[records[0].id], data(records[0], name="edited"))  # edited field
+        d = dict(records[1].data)
+        del d["tags"]
+        raw.set(key[records[1].id], json.dumps(d))  # removed field
+        raw.set(key[records[2].id], data(records[2], extra=True))  # added field
+        raw.set(key[records[3].id], data(records[3], n=records[3].data["n"] + 1))  # changed number
+        raw.set(key[records[4].id], "{not json")  # unreadable value
+        raw.delete(key[records[5].id])
+        raw.hset(key[records[5].id], "fp", "x")  # wrong type
+        want["stale"] = {str(r.id) for r in records[0:6]}
+        raw.set(key[records[6].id], json.dumps(records[6].data, indent=2))  # reformatted by hand: no finding
+        raw.delete(key[records[7].id], key[records[8].id])  # missing
+        want["missing"] = {str(r.id) for r in records[7:9]}
+        raw.rename(key[records[9].id], f"{et}:{str(records[9].id).upper()}")  # wrong-form key
+        raw.rename(key[records[10].id], f"{et}:{records[10].id.hex}")
+        want["malformed"] = {str(r.id) for r in records[9:11]}
+        ghosts = [uuid.uuid4() for _ in range(4)]  # orphans, not provable (no key): unproven
+        for g in ghosts[:3]:
+            raw.set(f"{et}:{g}", '{"ghost":1}')
+        raw.set(f"{et}:{str(ghosts[3]).upper()}", '{"ghost":2}')  # an orphan under a wrong-form name
+        stray = f.records([(et, {"email": "stray@example.com"}, {"n": -1})])[0]  # ours, not in the source
+        raw.set(f"{et}:{str(stray.id).upper()}", '{"n":-1}')  # an orphan under a wrong-form name: unproven
+        raw.set(f"{et}:not-a-uuid", "x")  # foreign
+        raw.set(f"{et}:session-17", "y")
+        yield f, et, want
+    finally:
+        raw.close()
+        f.source.adapter.drop(et)
+        forget_redis_type(redis_url, et)
+        f.close()
+
+
+def _seen(report: AuditReport) -> tuple[Any, ...]:
+    findings = sorted((x.store, x.kind, x.id, x.detail, x.raw or "", x.fields) for x in report.findings)
+    samples = {s: sorted(v) for s, v in report.foreign_samples.items()}
+    return ({n: dict(c) for n, c in report.stores.items()}, findings, samples, report.partitions)
+
+
+def _audit(f: Forge, et: str, monkeypatch: pytest.MonkeyPatch, one_pass: bool) -> tuple[AuditReport, int]:
+    walks: list[Partition] = []
+    scan = RedisAdapter._scan
+
+    def counted(self: RedisAdapter, entity_type: str, partition: Any) -> Any:
+        walks.append(partition)
+        return scan(self, entity_type, partition)
+
+    with monkeypatch.context() as m:
+        m.setattr(RedisAdapter, "_scan", counted)
+        m.setattr(RedisAdapter, "whole_scan", one_pass)
+        report = f.audit(et)
+    return report, len(walks)
+
+
+@pytest.mark.parametrize("budget", [None, 5], ids=["in-memory", "spilled"])
+def test_one_pass_gives_the_per_partition_report(planted: tuple[Forge, str, dict[str, set[str]]],
+                                                  monkeypatch: pytest.MonkeyPatch, budget: int | None) -> None:
+    f, et, want = planted
+    monkeypatch.setattr(compare_module, "PARTITION_TARGET", 40)  # 600 source records: 16 partitions
+    spills: list[int] = []
+    if budget is not None:
+        monkeypatch.setattr(onepass, "MEMORY_ITEMS", budget)
+    finish = onepass.Buckets.finish
+
+    def watched(self: onepass.Buckets) -> onepass.Buckets:
+        spills.append(self.spill is not None)
+        return finish(self)
+
+    monkeypatch.setattr(onepass.Buckets, "finish", watched)
+    old, old_walks = _audit(f, et, monkeypatch, one_pass=False)
+    new, new_walks = _audit(f, et, monkeypatch, one_pass=True)
+
+    assert old.partitions == 16 and old_walks == 16
+    assert new_walks == 1  # SCAN walks the keyspace once per audit, not once per partition
+    assert spills == [budget is not None]
+    assert _seen(new) == _seen(old)
+    for kind, ids in want.items():
+        assert {x.id for x in new.findings if x.store == "redis" and x.kind == kind} == ids, kind
+    # the wrong-form ghost decodes to a UUID version the scheme never makes: foreign, not ours
+    assert new.stores["redis"]["foreign"] == 3
+    assert new.stores["redis"]["unproven"] == 4  # the orphans, none provable
+    assert new.stores["redis"]["ok"] == N - 6 - 2 - 2  # the reformatted value is ok
+    details = {x.id: x.detail for x in new.findings if x.kind == "stale"}
+    assert any(d.startswith("unreadable") for d in details.values())
+
+
+def test_partition_tasks_leave_redis_to_one_task_with_the_same_report(
+        planted: tuple[Forge, str, dict[str, set[str]]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tasks worker processes and Celery run (uuid_forge.partial.plan, one per partition):
+    Redis is left out of each and read once by one more task, and the merged report is the
+    single-process one."""
+    f, et, _ = planted
+    monkeypatch.setattr(compare_module, "PARTITION_TARGET", 40)
+    single, _ = _audit(f, et, monkeypatch, one_pass=True)
+    stores = compare_module.answering(f)
+    tasks = partial_module.plan(stores, [et])
+    assert len(tasks) == 17 and [t for t in tasks if "only" in t] == [
+        {"pos": 0, "entity_type": et, "within": [0, 1], "parts": [[i, 16] for i in range(16)], "only": ["redis"]}]
+    walks: list[Partition] = []
+    scan = RedisAdapter._scan
+
+    def counted(self: RedisAdapter, entity_type: str, partition: Any) -> Any:
+        walks.append(partition)
+        return scan(self, entity_type, partition)
+
+    monkeypatch.setattr(RedisAdapter, "_scan", counted)
+    # the tasks in reverse, the one-pass task twice (a re-delivered task after its worker died)
+    merged = f.audit(et, planned=[*reversed(tasks), tasks[-1]])
+    assert len(walks) == 2  # once per run of the one-pass task, never per partition
+    assert _seen(merged) == _seen(single)
+    # in the same order too: a single pass merges each partition's stores in the order the tasks sort by
+    assert [(x.store, x.kind, x.id) for x in merged.findings] == [(x.store, x.kind, x.id) for x in single.findings]
+    assert merged.foreign_samples == single.foreign_samples
+    assert {k: v for k, v in merged.stores["redis"].items() if v} == {
+        k: v for k, v in single.stores["redis"].items() if v}

@@ -1,0 +1,302 @@
+"""A store whose scan is not ordered by ID, read once per audit and bucketed by partition.
+
+Why: Redis SCAN walks the whole keyspace whatever ID range is asked for (``whole_scan = True`` on
+the adapter), so auditing it partition by partition read it once per partition: about 240 s per
+partition at 100M keys, and more partitions or workers did not help. Here such a store is read
+once per audit pass, in a thread beside the source's first partition; each item goes to the
+bucket of its partition as it streams. The buckets stay in memory while they hold at most
+:data:`MEMORY_ITEMS` items; past that they become write buffers, appended to one private
+temporary file per partition each time they fill again (:class:`SpillFiles`: a new 0700
+directory, files 0600, never through a link, removed when the pass ends, on errors too). Then
+each partition is compared with the source's same partition exactly as a partitioned scan would
+be (uuid_forge.compare.compare), and the entries without an ID (foreign keys, malformed names
+that decode to nothing) once per pass.
+
+Only the fingerprint's 32 hex digits are held, never the value: where they differ from the
+source's, the few such IDs are read back by ID (get_many) and compared again from the text as
+stored, so a hand-reformatted JSON value is no finding, exactly as in a partitioned scan.
+
+Memory: about 150 bytes per held item up to :data:`MEMORY_ITEMS` (about 30 MB at the default),
+then the same buffers plus one partition read back at a time; disk: about 60 bytes per key of
+the audited range once spilled. A name SCAN returns twice (Redis resizing its table mid-scan)
+is held once.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import marshal
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, Future
+from types import TracebackType
+from typing import Any, Self
+
+from .contract import READ, chunked
+from .errors import SpillError
+from .privatefile import create_private
+from .record import ForeignEntry, MalformedID, Partition, same_fingerprint
+
+__all__ = ["MEMORY_ITEMS", "Buckets", "OnePass", "SpillFiles", "read_once", "recheck_stale", "whole_scan"]
+
+#: items held in memory per store and pass before the buckets move to a temporary file
+MEMORY_ITEMS = 200_000
+
+ScanItem = tuple[Any, "str | None"]
+
+
+def whole_scan(adapter: Any) -> bool:
+    """Whether ``adapter``'s scan walks the whole store whatever the partition (Redis SCAN)."""
+    return bool(getattr(adapter, "whole_scan", False)) and bool(getattr(adapter, "partitioned_scan", True))
+
+
+class Buckets:
+    """One store's scan items, by partition of ``parts``: in memory, then in spill files.
+
+    ``add_all`` takes items in scan order; ``finish`` ends the writing; ``items(part)`` gives the
+    items of one of ``parts`` (in scan order; a name SCAN gave twice once), ``others()`` the
+    entries without an ID. Past ``memory_items`` held items the buckets become write buffers:
+    each is appended to its partition's own file whenever they hold that many again.
+    """
+
+    def __init__(self, within: Partition, parts: list[Partition], memory_items: int | None = None) -> None:
+        self.within = within
+        self.parts = parts
+        self._los = [p.lo for p in parts]
+        self._index = {p: n for n, p in enumerate(parts)}
+        self._mem: list[dict[Any, Any]] = [{} for _ in parts]
+        self._others: list[ScanItem] = []
+        self._limit = MEMORY_ITEMS if memory_items is None else memory_items
+        self.held = 0
+        self.spill: SpillFiles | None = None
+        self.count = 0
+
+    def add(self, item: ScanItem) -> None:
+        """One scan item: kept in its partition's bucket (its fingerprint as plain text)."""
+        self.add_all((item,))
+
+    def add_all(self, items: Iterable[ScanItem]) -> None:
+        """Scan items in scan order. A well-formed ID is held as ``{id: digest}`` in its bucket (the
+        fast path: most items), a name in another form as ``{(id, name): item}``."""
+        mem, los, place = self._mem, self._los, bisect.bisect_right
+        whole, within = self.within.count == 1, self.within
+        for ident, fp in items:
+            if fp is not None:
+                fp = str.__str__(fp)  # the digest only: never the value behind a TextFingerprint
+            self.count += 1
+            if type(ident) is uuid.UUID:
+                if whole or within.contains(ident):
+                    bucket = mem[place(los, ident.int) - 1]
+                    size = len(bucket)
+                    bucket[ident] = fp
+                    self.held += len(bucket) - size
+            elif isinstance(ident, MalformedID) and ident.id is not None:
+                if whole or within.contains(ident.id):
+                    bucket = mem[place(los, ident.id.int) - 1]
+                    size = len(bucket)
+                    bucket[(ident.id, ident.raw)] = (ident, fp)  # a name in another form: an entry of its own
+                    self.held += len(bucket) - size
+            else:
+                self._others.append((ident, fp))
+                self.held += 1
+            if self.held > self._limit:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Every bucket appended to its partition's file, and emptied (the first time, the files made)."""
+        if self.spill is None:
+            self.spill = SpillFiles()
+        for n, bucket in enumerate(self._mem):
+            if bucket:
+                self.spill.append(str(n), [(k.bytes, v) if type(k) is uuid.UUID else (k[0].bytes, v[1], v[0].raw,
+                                                                                       v[0].reason)
+                                           for k, v in bucket.items()])
+                bucket.clear()  # in place: add_all holds the list of buckets
+        if self._others:
+            self.spill.append("others", [(isinstance(i, ForeignEntry), i.raw, i.reason, fp) for i, fp in self._others])
+            self._others.clear()
+        self.held = 0
+
+    def finish(self) -> Buckets:
+        if self.spill is not None:
+            self._flush()
+        return self
+
+    def items(self, part: Partition) -> Iterator[ScanItem]:
+        n = self._index.get(part)
+        if n is None:
+            raise ValueError(f"partition {part} is not one of this pass's partitions")
+        if self.spill is None:
+            yield from _held(self._mem[n])  # in scan order, as a partitioned scan gives them
+            return
+        held: dict[Any, Any] = {}  # one partition in memory at a time, a repeated name once
+        for rows in self.spill.read(str(n)):
+            for row in rows:
+                ident = uuid.UUID(bytes=row[0])
+                if len(row) == 2:
+                    held[ident] = row[1]
+                else:
+                    held[(ident, row[2])] = (MalformedID(row[2], row[3], ident), row[1])
+        yield from _held(held)
+
+    def others(self) -> Iterator[ScanItem]:
+        if self.spill is None:
+            yield from self._others
+            return
+        for rows in self.spill.read("others"):
+            for foreign, raw, reason, fp in rows:
+                yield (ForeignEntry(raw, reason) if foreign else MalformedID(raw, reason)), fp
+
+    def close(self) -> None:
+        """Free the buckets and remove the spill files, if any (safe to call twice)."""
+        self._mem, self._others = [{} for _ in self.parts], []
+        if self.spill is not None:
+            self.spill.close()
+
+
+class SpillFiles:
+    """Append-only private files, one per partition, in a new private directory.
+
+    Why not the message log's SQLite file (uuid_forge.logspill): a log needs its latest event per
+    entity, an index; a keyspace only needs its items by partition. Appending to a file per
+    partition writes sequentially, where inserting random IDs into one B-tree cost about 37k
+    items/s once past SQLite's page cache. Each append is one ``marshal`` blob with its length
+    (rows of bytes, text and None only); each partition's file is read back whole, one at a time.
+    The directory is ``tempfile.mkdtemp`` (mode 0700) under ``TMPDIR``, each file created 0600
+    and never through a link (uuid_forge.privatefile), everything removed by :meth:`close`.
+    """
+
+    def __init__(self, directory: str | None = None) -> None:
+        self.dir = tempfile.mkdtemp(prefix="uuid-forge-onepass-", dir=directory)
+        self.bytes = 0
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.dir, f"{name}.bin")
+
+    def append(self, name: str, rows: list[tuple[Any, ...]]) -> None:
+        path = self._path(name)
+        blob = marshal.dumps(rows)
+        try:
+            if not os.path.exists(path):
+                create_private(path, "audit spill file")
+            with open(path, "ab") as f:
+                f.write(len(blob).to_bytes(8, "big") + blob)
+        except OSError as err:
+            raise SpillError(f"audit spill file {path}: cannot write it ({self.bytes} bytes written so far): "
+                             f"{err.strerror or err}") from None
+        self.bytes += len(blob) + 8
+
+    def read(self, name: str) -> Iterator[list[tuple[Any, ...]]]:
+        path = self._path(name)
+        if not os.path.exists(path):
+            return
+        try:
+            with open(path, "rb") as f:
+                while head := f.read(8):
+                    yield marshal.loads(f.read(int.from_bytes(head, "big")))
+        except (OSError, ValueError, EOFError) as err:
+            raise SpillError(f"audit spill file {path}: cannot read it back: {err}") from None
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def read_once(adapter: Any, entity_type: str, within: Partition, parts: list[Partition],
+              memory_items: int | None = None) -> Buckets:
+    """Scan ``adapter``'s ``entity_type`` once over ``within`` into new, finished :class:`Buckets`."""
+    out = Buckets(within, parts, memory_items)
+    try:
+        out.add_all(adapter.scan(entity_type, within, include_malformed=True))
+        return out.finish()
+    except BaseException:
+        out.close()
+        raise
+
+
+Compare = Callable[..., Any]  # compare(handle, entity_type, expected, items, sink, protected)
+
+
+class OnePass:
+    """The whole-scan stores of one audit pass over one type: each read once into buckets in
+    ``pool`` as the pass starts, then compared partition by partition (:meth:`compare`).
+
+    ``compare_items`` is uuid_forge.compare.compare, ``new_sink`` makes a store's sink, ``prove``
+    proves its orphans (uuid_forge.compare.prove_orphans) and ``viewed`` gives a record's
+    fingerprint as the store's view sees it (uuid_forge.compare.viewed_fingerprint): given, so
+    this module imports nothing of the comparison and no import circle forms.
+    """
+
+    def __init__(self, pool: Executor, handles: list[Any], entity_type: str, within: Partition,
+                 parts: list[Partition], compare_items: Compare, new_sink: Callable[[str], Any],
+                 prove: Callable[[Any, Any, str, Any], None], viewed: Callable[[Any, Any], Any],
+                 memory_items: int | None = None) -> None:
+        self.handles, self.entity_type = handles, entity_type
+        self._pool, self._within, self._parts = pool, within, parts
+        self._compare, self._sink, self._prove, self._viewed = compare_items, new_sink, prove, viewed
+        self._memory = memory_items
+        self._reads: dict[str, Future[Buckets]] = {}
+
+    def __enter__(self) -> Self:
+        for h in self.handles:
+            self._reads[h.name] = self._pool.submit(read_once, h.adapter, self.entity_type, self._within,
+                                                    self._parts, self._memory)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        for future in self._reads.values():
+            if not future.cancel():
+                with contextlib.suppress(BaseException):
+                    future.result().close()  # waits for a read still running, then frees it
+
+    def buckets(self, name: str) -> Buckets:
+        """The store's buckets, once read (its read's error raised here, for each partition)."""
+        return self._reads[name].result()
+
+    def compare(self, h: Any, entity_type: str, part: Partition, expected: dict[uuid.UUID, Any],
+                prover: Any = None, protected: frozenset[uuid.UUID] = frozenset()) -> Any:
+        """The sink of ``h``'s bucket of ``part`` against the source's ``expected``, as
+        uuid_forge.compare's partitioned scan gives it."""
+        sink = self._sink(h.name)
+        self._compare(h, entity_type, expected, self.buckets(h.name).items(part), sink, protected)
+        recheck_stale(h, entity_type, expected, sink, self._viewed)
+        self._prove(prover, h, entity_type, sink)
+        return sink
+
+    def others(self, h: Any) -> Any:
+        """The sink of ``h``'s entries without an ID (compared once per pass, not per partition)."""
+        sink = self._sink(h.name)
+        self._compare(h, self.entity_type, {}, self.buckets(h.name).others(), sink)
+        return sink
+
+
+def recheck_stale(h: Any, entity_type: str, expected: Mapping[uuid.UUID, Any], sink: Any,
+                  viewed: Callable[[Any, Any], Any]) -> None:
+    """Stale findings by digest only, read back by ID and compared from the text as stored: one
+    that differs only in formatting (a hand-reformatted JSON value) is ok, as in a scan."""
+    if READ not in h.adapter.capabilities:
+        return
+    stale = [f for f in sink.findings if f.kind == "stale" and f.raw is None]
+    if not stale:
+        return
+    settled: set[str] = set()
+    view = h.adapter.view
+    for batch in chunked(stale, 500):
+        found = h.adapter.get_many(entity_type, [uuid.UUID(f.id) for f in batch])
+        for f in batch:
+            ident = uuid.UUID(f.id)
+            record = found.get(ident)
+            if record is not None and same_fingerprint(viewed(view, record), expected.get(ident)):
+                settled.add(f.id)
+    if settled:
+        sink.findings = [f for f in sink.findings if not (f.kind == "stale" and f.raw is None and f.id in settled)]
+        sink.ok += len(settled)
+
+
+def _held(bucket: dict[Any, Any]) -> Iterator[ScanItem]:
+    """A bucket's items as the scan gave them (a well-formed ID's entry is its digest alone)."""
+    for name, value in bucket.items():
+        yield (name, value) if type(name) is uuid.UUID else value
