@@ -174,6 +174,8 @@ def test_cli_audit_on_two_local_processes_equals_in_process(tmp_path: Path) -> N
     assert one["partitions"] == many["partitions"] == 4
     for r in (one, many):
         r.pop("seconds"), r.pop("summary")
+        for counts in r["hashed"].values():  # how finely a task cuts its ranges depends on its partitions'
+            counts.pop("hashed_ranges")     # order (uuid_forge.rangehash); the records settled do not
     assert one == many and one["stores"]["copy"]["missing"] == 3
 
 
