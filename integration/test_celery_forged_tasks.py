@@ -143,7 +143,8 @@ def test_partition_results_in_the_backend_hold_no_foreign_names(setup: Setup) ->
     tasks = plan(setup.forge, [ET])
     sent = [audit_partition.apply_async(args=(setup.digest(), {"task": t, "show_values": True})) for t in tasks]
     partials = [r.get(timeout=120) for r in sent]
-    assert sum(p["result"]["stores"]["cache"]["foreign"] for p in partials) == 2  # seen, counted
+    # the partition tasks skip Redis, which one more task reads once (uuid_forge.onepass): seen, counted once
+    assert sum(p["result"]["stores"].get("cache", {}).get("foreign", 0) for p in partials) == 2
     backend = setup.cache._client
     stored = b"".join(backend.get(f"celery-task-meta-{r.id}") or b"" for r in sent)
     assert stored.count(b'"foreign_samples"') == len(sent)  # the results are there, as they are kept for a day
