@@ -16,7 +16,7 @@ Only the fingerprint's 32 hex digits are held, never the value: where they diffe
 source's, the few such IDs are read back by ID (get_many) and compared again from the text as
 stored, so a hand-reformatted JSON value is no finding, exactly as in a partitioned scan.
 
-Memory: about 150 bytes per held item up to :data:`MEMORY_ITEMS` (about 30 MB at the default),
+Memory: about 150 bytes per held item up to :data:`MEMORY_ITEMS` (about 3 MB at the default),
 then the same buffers plus one partition read back at a time; disk: about 60 bytes per key of
 the audited range once spilled. A name SCAN returns twice (Redis resizing its table mid-scan)
 is held once.
@@ -43,8 +43,10 @@ from .record import ForeignEntry, MalformedID, Partition, same_fingerprint
 
 __all__ = ["MEMORY_ITEMS", "Buckets", "OnePass", "SpillFiles", "read_once", "recheck_stale", "whole_scan"]
 
-#: items held in memory per store and pass before the buckets move to a temporary file
-MEMORY_ITEMS = 200_000
+#: items held in memory per store and pass before the buckets move to a temporary file: about one
+#: partition's worth (uuid_forge.compare.PARTITION_TARGET), so an audit's memory stays bounded by
+#: the partition size, not by the store's size (integration/test_memory.py)
+MEMORY_ITEMS = 20_000
 
 ScanItem = tuple[Any, "str | None"]
 
