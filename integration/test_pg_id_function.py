@@ -163,12 +163,21 @@ def test_a_nul_character_is_an_error_not_an_id(pg: Any, key: Any) -> None:
         _sql_id(pg, NS.uuid, "thing", key, "")
 
 
-def test_nesting_past_100_levels_is_an_error(pg: Any) -> None:
+@pytest.mark.parametrize("levels", [99, 100])
+@pytest.mark.parametrize("wrap", [lambda x: [x], lambda x: {"a": x}], ids=["arrays", "objects"])
+def test_nesting_at_the_limit_is_as_python_says(pg: Any, levels: int, wrap: Any) -> None:
+    """Python allows 101 nested containers (the key's own is the first): SQL gives its ID, and an
+    error one level deeper."""
     key: Any = {"k": 1}
-    for _ in range(101):
-        key = [key]
-    with pytest.raises(psycopg.errors.InvalidParameterValue, match="deeper than 100"):
-        _sql_id(pg, NS.uuid, "thing", key, "")
+    for _ in range(levels):
+        key = wrap(key)
+    if levels == 99:
+        assert _sql_name(pg, "thing", [key], {}, "") == canonical_name("thing", [key], {}, "")
+    else:
+        with pytest.raises(ValueError):
+            canonical_name("thing", [key], {}, "")
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="deeper than 100 levels at args"):
+            _sql_id(pg, NS.uuid, "thing", [key], "")
 
 
 def test_positional_key_matches_generate_with_args(pg: Any) -> None:

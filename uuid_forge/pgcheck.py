@@ -46,13 +46,13 @@ class Case:
         return self.args if self.args else self.kwargs
 
 
-def unsupported_place(value: Any, place: str, depth: int = 1) -> str | None:
+def unsupported_place(value: Any, place: str, depth: int = 0) -> str | None:
     """Where the SQL function stops with an error (the first such place, in the SQL's order), or None.
 
     SQL's order: array elements in order, object members in jsonb's (length, then bytes) order;
     only the first place matters, and a key has at most one in the cases here.
     """
-    if depth > 100:
+    if isinstance(value, (list, dict)) and depth > 100:  # only containers count, the key's own is depth 0
         return "deeper than 100"
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return None

@@ -160,7 +160,8 @@ def _extensions(conn: sa.Connection, url: str, report: InstallReport) -> None:
         try:
             with conn.begin_nested():
                 conn.exec_driver_sql(f'CREATE EXTENSION IF NOT EXISTS "{name}"')
-            report.extensions[name] = "created"
+            report.extensions[name] = "created (in schema " + str(conn.execute(sa.text(
+                "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = :n"), {"n": name}).scalar()) + ")"
         except sa_exc.DBAPIError as err:
             refused.append(f"{name} ({_message(err, url)})")
     if refused:
@@ -190,13 +191,18 @@ def install_functions(url: str, schema: str = "public") -> InstallReport:
     Idempotent: ``CREATE OR REPLACE``; the extensions only when missing. A case that fails rolls
     the whole install back (functions that give another ID are worse than none).
     """
-    sql = postgres_functions_sql(schema)  # validates the schema name before any connection
+    postgres_functions_sql(schema)  # validates the schema name before any connection
     with _connection(url) as conn:
         report = InstallReport(mask_url(url), schema, _server(conn))
         conn.commit()  # the checks above ran in their own (autobegun) transaction
         with conn.begin() as tx:
             _extensions(conn, url, report)
             _schema(conn, url, schema, report)
+            where: dict[str, str] = dict(conn.execute(sa.text(
+                "SELECT extname, extnamespace::regnamespace::text FROM pg_extension WHERE extname = ANY(:names)"),
+                {"names": list(EXTENSIONS)}).tuples().all())
+            # the functions name the schemas the extensions are in (no search_path per call)
+            sql = postgres_functions_sql(schema, where["uuid-ossp"], where["pgcrypto"])
             before = _functions(conn, schema)
             try:
                 with conn.begin_nested():

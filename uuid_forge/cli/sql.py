@@ -47,6 +47,8 @@ def _schema(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @sql.command("postgres", context_settings=CONTEXT)
 @click.option("--schema", default="public", show_default=True, metavar="NAME", callback=_schema,
               help="The schema the functions go in (a lowercase identifier; --install creates it when missing).")
+@click.option("--extensions-schema", default="public", show_default=True, metavar="NAME", callback=_schema,
+              help="Where the printed SQL expects (or creates) uuid-ossp and pgcrypto; --install finds them itself.")
 @click.option("--install", is_flag=True,
               help="Run the SQL against the database, in one transaction, and check it before the commit.")
 @click.option("--check", "check_only", is_flag=True,
@@ -60,7 +62,7 @@ def _schema(ctx: click.Context, param: click.Parameter, value: str) -> str:
                    "declared type, else 'user'].")
 @config_option("ids")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def postgres(schema: str, install: bool, check_only: bool, url: str | None, store_name: str | None,
+def postgres(schema: str, extensions_schema: str, install: bool, check_only: bool, url: str | None, store_name: str | None,
              entity_type: str | None, config_path: str | None, as_json: bool) -> None:
     """Print, install or check the SQL functions that compute uuid-forge/1 IDs inside PostgreSQL.
 
@@ -113,7 +115,7 @@ def postgres(schema: str, install: bool, check_only: bool, url: str | None, stor
         raise click.UsageError("--url and --store name the database of --install or --check; printing the SQL "
                                "needs none")
     example = _example(schema, config_path, entity_type)
-    text = postgres_functions_sql(schema)
+    text = postgres_functions_sql(schema, extensions_schema, extensions_schema)
     if as_json:
         emit_json({"schema": schema, "functions": [f"{schema}.{f}" for f in PUBLIC_FUNCTIONS], "sql": text,
                    "example": example})
