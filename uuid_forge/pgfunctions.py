@@ -29,7 +29,7 @@ from .errors import ValidationError
 
 __all__ = ["FUNCTION_NAMES", "postgres_functions_sql"]
 
-FUNCTION_NAMES = ("uuid_forge_text", "uuid_forge_text_slow", "uuid_forge_utf16", "uuid_forge_plain_name",
+FUNCTION_NAMES = ("uuid_forge_text", "uuid_forge_utf16", "uuid_forge_plain_name",
                   "uuid_forge_value", "uuid_forge_number", "uuid_forge_array", "uuid_forge_object", "uuid_forge_name",
                   "uuid_forge_key_name", "uuid_forge_id", "uuid_forge_id_keyed")
 
@@ -46,36 +46,13 @@ CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA {pgcrypto};
 -- variable (an inlined expression would compute it again at every mention) and run no query
 -- for the usual key (an object of one or two members, or an array of plain values).
 
--- C(str): NFC, then a JSON string escaped as the spec's rule 7 says. Not STRICT, so it is inlined.
+-- C(str): NFC, then a JSON string escaped as the spec's rule 7 says, which is how PostgreSQL's
+-- JSON output escapes (\" \\ \b \f \n \r \t, other controls \u00xx, nothing else). STABLE only
+-- because to_json is declared so; not STRICT, so the planner inlines it.
 CREATE OR REPLACE FUNCTION {schema}.uuid_forge_text(s text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
-    SELECT CASE WHEN s IS NFC NORMALIZED AND s !~ '[\x01-\x1f]'
-                THEN '"' || replace(replace(s, '\', '\\'), '"', '\"') || '"'
-                ELSE {schema}.uuid_forge_text_slow(normalize(s, NFC)) END
-$fn$;
-
-CREATE OR REPLACE FUNCTION {schema}.uuid_forge_text_slow(n text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
-DECLARE
-    out text := '';
-    ch text;
-    cp int;
-BEGIN
-    FOREACH ch IN ARRAY regexp_split_to_array(n, '') LOOP
-        cp := ascii(ch);
-        out := out || CASE
-            WHEN ch = '"' THEN '\"'
-            WHEN ch = '\' THEN '\\'
-            WHEN cp = 8 THEN '\b'
-            WHEN cp = 9 THEN '\t'
-            WHEN cp = 10 THEN '\n'
-            WHEN cp = 12 THEN '\f'
-            WHEN cp = 13 THEN '\r'
-            WHEN cp < 32 THEN '\u' || lpad(to_hex(cp), 4, '0')
-            ELSE ch END;
-    END LOOP;
-    RETURN '"' || out || '"';
-END
+LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
+    SELECT to_json(CASE WHEN octet_length(s) = length(s) OR s IS NFC NORMALIZED THEN s
+                        ELSE normalize(s, NFC) END)::text
 $fn$;
 
 -- the UTF-16 code units of a text, the order RFC 8785 sorts object members in
@@ -108,7 +85,7 @@ $fn$;
 
 -- C(v) for the JSON values SQL can canonicalise exactly; an error naming the place for the rest
 CREATE OR REPLACE FUNCTION {schema}.uuid_forge_value(v jsonb, place text, depth int) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
     SELECT CASE jsonb_typeof(v)
         WHEN 'string' THEN CASE WHEN (v #>> '{{}}') IS NFC NORMALIZED THEN v::text
                                 ELSE {schema}.uuid_forge_text(v #>> '{{}}') END
@@ -159,6 +136,8 @@ DECLARE
     kvs jsonb;
     k0 text;
     k1 text;
+    v0 jsonb;
+    v1 jsonb;
     m0 text;
     m1 text;
     body text;
@@ -174,16 +153,17 @@ BEGIN
         RETURN '{{}}';
     WHEN 1 THEN
         k0 := kvs -> 0 ->> 'key';
-        RETURN '{{' || {schema}.uuid_forge_text(k0) || ':'
-            || {schema}.uuid_forge_value(kvs -> 0 -> 'value', place || '.' || k0, depth + 1) || '}}';
+        v0 := kvs -> 0 -> 'value';
+        RETURN '{{' || {schema}.uuid_forge_text(k0) || ':' || {schema}.uuid_forge_value(v0, place || '.' || k0, depth + 1)
+            || '}}';
     WHEN 2 THEN
         k0 := kvs -> 0 ->> 'key';
         k1 := kvs -> 1 ->> 'key';
         IF {schema}.uuid_forge_plain_name(k0) AND {schema}.uuid_forge_plain_name(k1) THEN
-            m0 := {schema}.uuid_forge_text(k0) || ':'
-                || {schema}.uuid_forge_value(kvs -> 0 -> 'value', place || '.' || k0, depth + 1);
-            m1 := {schema}.uuid_forge_text(k1) || ':'
-                || {schema}.uuid_forge_value(kvs -> 1 -> 'value', place || '.' || k1, depth + 1);
+            v0 := kvs -> 0 -> 'value';
+            v1 := kvs -> 1 -> 'value';
+            m0 := {schema}.uuid_forge_text(k0) || ':' || {schema}.uuid_forge_value(v0, place || '.' || k0, depth + 1);
+            m1 := {schema}.uuid_forge_text(k1) || ':' || {schema}.uuid_forge_value(v1, place || '.' || k1, depth + 1);
             RETURN '{{' || CASE WHEN k0 COLLATE "C" < k1 COLLATE "C" THEN m0 || ',' || m1 ELSE m1 || ',' || m0 END
                 || '}}';
         END IF;
@@ -227,11 +207,15 @@ BEGIN
 END
 $fn$;
 
--- a key as generate() takes it: an object holds named values, an array positional ones
+-- a key as generate() takes it: an object holds named values, an array positional ones (the usual
+-- object key is built here, one call fewer per row; the rest, and every error, by uuid_forge_name)
 CREATE OR REPLACE FUNCTION {schema}.uuid_forge_key_name(entity_type text, key jsonb, salt text)
 RETURNS text LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
 BEGIN
-    IF jsonb_typeof(key) = 'array' THEN
+    IF entity_type <> '' AND jsonb_typeof(key) = 'object' THEN
+        RETURN '["uuid-forge/1",' || {schema}.uuid_forge_text(entity_type) || ',[],'
+            || {schema}.uuid_forge_object(key, 'kwargs', 0) || ',' || {schema}.uuid_forge_text(coalesce(salt, '')) || ']';
+    ELSIF jsonb_typeof(key) = 'array' THEN
         RETURN {schema}.uuid_forge_name(entity_type, key, NULL, salt);
     END IF;
     RETURN {schema}.uuid_forge_name(entity_type, NULL, key, salt);
