@@ -18,7 +18,8 @@ longer knows which it was), nesting deeper than 100 levels, two keys equal after
 * ``uuid_forge_name(entity_type, args jsonb, kwargs jsonb, salt)``: the name itself, for checks.
 
 The server encoding must be UTF8 (``normalize`` needs it). ``uuid-forge sql postgres`` prints
-this SQL; ``--install URL`` runs it.
+this SQL; ``--install`` runs it (:mod:`uuid_forge.adapters.sql.functions`), ``--check`` runs the
+cases of :mod:`uuid_forge.pgcheck` against it. Speed: see the comment at the top of the SQL.
 """
 
 from __future__ import annotations

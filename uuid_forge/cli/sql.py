@@ -101,7 +101,8 @@ def postgres(schema: str, extensions_schema: str, install: bool, check_only: boo
     \\getenv secret UUID_FORGE_SECRET. From Python, bound parameters:
       cur.execute("UPDATE users SET new_id = util.uuid_forge_id(%s, 'user', "
                   "jsonb_build_object('email', email), %s) WHERE ...", (ns, salt))
-    'uuid-forge sql postgres' prints this example with the configured namespace UUID.
+    'uuid-forge sql postgres' prints this example with the configured namespace UUID. The values
+    supported and the errors: docs/ids.md, "IDs inside PostgreSQL".
     """
     if install or check_only:
         target = _target(url, store_name, config_path)
