@@ -67,6 +67,9 @@ def test_print_has_the_functions_and_an_example_without_the_salt_or_secret(confi
     ns = Namespace("sqlcli.uuid-forge.test").uuid
     assert (f"util.uuid_forge_id_keyed('{ns}', 'customer', jsonb_build_object('region', region, 'number', number), "
             ":'salt', :'secret')") in done.stdout
+    elsewhere = cli("sql", "postgres", "--extensions-schema", "ext", "-c", str(config)).stdout
+    assert 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp" SCHEMA ext;' in elsewhere
+    assert "ext.uuid_generate_v5(" in elsewhere and "ext.hmac(" in elsewhere and "search_path" not in elsewhere
     as_json = json.loads(cli("sql", "postgres", "-c", str(config), "--json").stdout)
     assert as_json["schema"] == "public" and "public.uuid_forge_id" in as_json["sql"]
 

@@ -155,8 +155,8 @@ BEGIN
     WHEN 1 THEN
         k0 := kvs -> 0 ->> 'key';
         v0 := kvs -> 0 -> 'value';
-        RETURN '{{' || {schema}.uuid_forge_text(k0) || ':' || {schema}.uuid_forge_value(v0, place || '.' || k0, depth + 1)
-            || '}}';
+        RETURN '{{' || {schema}.uuid_forge_text(k0) || ':'
+            || {schema}.uuid_forge_value(v0, place || '.' || k0, depth + 1) || '}}';
     WHEN 2 THEN
         k0 := kvs -> 0 ->> 'key';
         k1 := kvs -> 1 ->> 'key';
@@ -215,7 +215,8 @@ RETURNS text LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
 BEGIN
     IF entity_type <> '' AND jsonb_typeof(key) = 'object' THEN
         RETURN '["uuid-forge/1",' || {schema}.uuid_forge_text(entity_type) || ',[],'
-            || {schema}.uuid_forge_object(key, 'kwargs', 0) || ',' || {schema}.uuid_forge_text(coalesce(salt, '')) || ']';
+            || {schema}.uuid_forge_object(key, 'kwargs', 0) || ','
+            || {schema}.uuid_forge_text(coalesce(salt, '')) || ']';
     ELSIF jsonb_typeof(key) = 'array' THEN
         RETURN {schema}.uuid_forge_name(entity_type, key, NULL, salt);
     END IF;
@@ -260,7 +261,8 @@ def postgres_functions_sql(schema: str = "public", uuid_ossp_schema: str = "publ
     are missing. The functions name the extensions' schemas (no ``search_path`` is read or set per
     call: that would cost each row a configuration change, and would let a schema earlier in the
     caller's path stand in for ``uuid_generate_v5``)."""
-    for what, name in (("schema", schema), ("uuid-ossp schema", uuid_ossp_schema), ("pgcrypto schema", pgcrypto_schema)):
+    for what, name in (("schema", schema), ("uuid-ossp schema", uuid_ossp_schema),
+                       ("pgcrypto schema", pgcrypto_schema)):
         if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
             raise ValidationError(f"{what} {name!r} must be a lowercase SQL identifier (letters, digits, _; "
                                   "at most 63), e.g. public")

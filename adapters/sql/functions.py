@@ -145,12 +145,17 @@ def _server(conn: sa.Connection) -> str:
     return f"PostgreSQL {version}, database {db}, user {user}"
 
 
+def _extension_schemas(conn: sa.Connection) -> dict[str, str]:
+    """The schema each installed extension of :data:`EXTENSIONS` is in."""
+    rows = conn.execute(sa.text("SELECT extname, extnamespace::regnamespace::text FROM pg_extension "
+                                "WHERE extname = ANY(:names)"), {"names": list(EXTENSIONS)}).tuples().all()
+    return {str(name): str(where) for name, where in rows}
+
+
 def _extensions(conn: sa.Connection, url: str, report: InstallReport) -> None:
     """Each extension the functions call: present, or created now (in a savepoint each, so a refusal
     of one is said by name, with the statement a DBA runs)."""
-    present: dict[str, str] = dict(conn.execute(sa.text(
-        "SELECT extname, extnamespace::regnamespace::text FROM pg_extension WHERE extname = ANY(:names)"),
-        {"names": list(EXTENSIONS)}).tuples().all())
+    present = _extension_schemas(conn)
     db, user = conn.execute(sa.text("SELECT current_database(), current_user")).one()
     refused: list[str] = []
     for name in EXTENSIONS:
@@ -160,8 +165,7 @@ def _extensions(conn: sa.Connection, url: str, report: InstallReport) -> None:
         try:
             with conn.begin_nested():
                 conn.exec_driver_sql(f'CREATE EXTENSION IF NOT EXISTS "{name}"')
-            report.extensions[name] = "created (in schema " + str(conn.execute(sa.text(
-                "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = :n"), {"n": name}).scalar()) + ")"
+            report.extensions[name] = f"created (in schema {_extension_schemas(conn)[name]})"
         except sa_exc.DBAPIError as err:
             refused.append(f"{name} ({_message(err, url)})")
     if refused:
@@ -198,9 +202,7 @@ def install_functions(url: str, schema: str = "public") -> InstallReport:
         with conn.begin() as tx:
             _extensions(conn, url, report)
             _schema(conn, url, schema, report)
-            where: dict[str, str] = dict(conn.execute(sa.text(
-                "SELECT extname, extnamespace::regnamespace::text FROM pg_extension WHERE extname = ANY(:names)"),
-                {"names": list(EXTENSIONS)}).tuples().all())
+            where = _extension_schemas(conn)
             # the functions name the schemas the extensions are in (no search_path per call)
             sql = postgres_functions_sql(schema, where["uuid-ossp"], where["pgcrypto"])
             before = _functions(conn, schema)
@@ -214,8 +216,8 @@ def install_functions(url: str, schema: str = "public") -> InstallReport:
                         cursor.close()
             except (sa_exc.DBAPIError, conn.dialect.loaded_dbapi.Error) as err:  # the raw cursor: the driver's own
                 state = getattr(getattr(err, "orig", err), "sqlstate", None)
-                hint = (f" (a DBA runs: GRANT CREATE ON SCHEMA {schema} TO {conn.execute(sa.text('SELECT current_user')).scalar()};)"
-                        if state == "42501" else "")
+                user = conn.execute(sa.text("SELECT current_user")).scalar()
+                hint = f" (a DBA runs: GRANT CREATE ON SCHEMA {schema} TO {user};)" if state == "42501" else ""
                 raise StoreConfigError(f"{mask_url(url)}: cannot create the functions in schema {schema}: "
                                        f"{_message(err, url)}{hint}; nothing was installed") from None
             after = _functions(conn, schema)
@@ -262,7 +264,8 @@ def _call(conn: sa.Connection, schema: str, case: Case) -> tuple[str, Any]:
     if case.secret is None:
         sql = f"SELECT {schema}.uuid_forge_id(CAST(:ns AS uuid), :t, CAST(:key AS jsonb), :salt)"
     else:
-        sql = f"SELECT {schema}.uuid_forge_id_keyed(CAST(:ns AS uuid), :t, CAST(:key AS jsonb), :salt, CAST(:secret AS text))"
+        sql = (f"SELECT {schema}.uuid_forge_id_keyed(CAST(:ns AS uuid), :t, CAST(:key AS jsonb), :salt, "
+               "CAST(:secret AS text))")
     return name, conn.execute(sa.text(sql), params).scalar_one()
 
 

@@ -62,8 +62,8 @@ def _schema(ctx: click.Context, param: click.Parameter, value: str) -> str:
                    "declared type, else 'user'].")
 @config_option("ids")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def postgres(schema: str, extensions_schema: str, install: bool, check_only: bool, url: str | None, store_name: str | None,
-             entity_type: str | None, config_path: str | None, as_json: bool) -> None:
+def postgres(schema: str, extensions_schema: str, install: bool, check_only: bool, url: str | None,
+             store_name: str | None, entity_type: str | None, config_path: str | None, as_json: bool) -> None:
     """Print, install or check the SQL functions that compute uuid-forge/1 IDs inside PostgreSQL.
 
     uuid_forge_id(namespace, entity_type, key jsonb, salt) gives the ID the Python library gives
