@@ -134,6 +134,8 @@ $fn$;
 CREATE OR REPLACE FUNCTION {schema}.uuid_forge_object(v jsonb, place text, depth int) RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
 DECLARE
+    t text;
+    p int;
     kvs jsonb;
     k0 text;
     k1 text;
@@ -147,6 +149,18 @@ DECLARE
 BEGIN
     IF depth > 100 THEN
         RAISE EXCEPTION 'uuid_forge: the key is nested deeper than 100 levels at %', place USING ERRCODE = '22023';
+    END IF;
+    -- one member, read from jsonb's text {{"name": value}}: a name with no backslash in that text
+    -- was escaped as nothing, so it is the name itself; v minus it being {{}} proves it the only one
+    t := v::text;
+    p := strpos(t, '": ');
+    IF p > 3 THEN
+        k0 := substr(t, 3, p - 3);
+        IF strpos(k0, '\') = 0 AND v - k0 = '{{}}' THEN
+            v0 := v -> k0;
+            RETURN '{{' || {schema}.uuid_forge_text(k0) || ':'
+                || {schema}.uuid_forge_value(v0, place || '.' || k0, depth + 1) || '}}';
+        END IF;
     END IF;
     kvs := jsonb_path_query_array(v, '$.keyvalue()');
     CASE jsonb_array_length(kvs)
