@@ -74,9 +74,11 @@ def test_print_has_the_functions_and_an_example_without_the_salt_or_secret(confi
     assert as_json["schema"] == "public" and "public.uuid_forge_id" in as_json["sql"]
 
 
-def test_a_bad_schema_name_is_refused() -> None:
+def test_a_bad_schema_name_or_store_is_refused(config: Path) -> None:
     done = cli("sql", "postgres", "--schema", "x; DROP TABLE users")
     assert done.returncode == 2 and "lowercase SQL identifier" in done.stderr
+    done = cli("sql", "postgres", "--check", "-c", str(config), "--store", "nosuch")
+    assert done.returncode == 2 and "no store named 'nosuch' (stores: db)" in done.stderr
 
 
 def test_install_check_and_reinstall_through_the_config_source(pg: Any, config: Path) -> None:
@@ -93,7 +95,7 @@ def test_install_check_and_reinstall_through_the_config_source(pg: Any, config: 
     assert again.returncode == 0, again.stderr
     assert "replaced" in again.stdout and ": created" not in again.stdout
 
-    check = cli("sql", "postgres", "--check", "-c", str(config), "--schema", SCHEMA, "--json")
+    check = cli("sql", "postgres", "--check", "-c", str(config), "--store", "db", "--schema", SCHEMA, "--json")
     assert check.returncode == 0, check.stderr
     counts = json.loads(check.stdout)
     assert counts["failed"] == 0 and counts["passed"] == report["check"]["passed"]
