@@ -44,6 +44,7 @@ from .record import (
     ForeignEntry,
     MalformedID,
     Partition,
+    RawEntry,
     Record,
     TextFingerprint,
     data_fingerprint,
@@ -485,6 +486,36 @@ class Adapter(ABC):
                 total += self._delete_raw(entity_type, batch)
         return total
 
+    def read_raw(self, entity_type: str, raws: Iterable[str]) -> dict[str, RawEntry]:
+        """The entries among ``raws`` (stored names exactly as ``ForeignEntry.raw`` and
+        ``MalformedID.raw`` show them), keyed by name; names not present are left out.
+
+        For moving data that lives under names uuid-forge did not make (a serial ``user:42``, a
+        MongoDB ObjectId) to deterministic IDs: each entry's ``data`` is what :meth:`get_many`
+        would give as ``Record.data`` (same layout, same view), or None with a reason when the entry
+        cannot be read as this layout's data. An optional capability: stores that do not implement
+        ``_read_raw`` raise :class:`StoreError`."""
+        self._require(READ)
+        self.check_entity_type(entity_type)
+        found: dict[str, RawEntry] = {}
+        for batch in chunked(raws, self.batch_size):
+            bad = [r for r in batch if not isinstance(r, str)]
+            if bad:
+                raise ValidationError(f"read_raw takes stored names as str, got {type(bad[0]).__name__}")
+            with self._errors(f"read_raw({entity_type}, {len(batch)} entries)"):
+                for entry in self._read_raw(entity_type, batch):
+                    found[entry.raw] = entry
+        return found
+
+    def _raw_entry(self, entity_type: str, raw: str, make: Callable[[uuid.UUID], Record], where: str) -> RawEntry:
+        """One :class:`RawEntry` decoded by the same layout code as ``_get`` (``make(placeholder)``
+        builds the Record; the placeholder ID stands in for the name, which is not a UUID), or an
+        unreadable one, its reason naming ``where`` (the raw name), never the content."""
+        record = self._read_record(entity_type, _RAW_PLACEHOLDER, lambda: make(_RAW_PLACEHOLDER), where)
+        if record.unreadable is not None:
+            return RawEntry(raw, None, record.unreadable)
+        return RawEntry(raw, dict(record.data))
+
     def drop(self, entity_type: str, prover: Prover | None = None) -> None:
         """Remove every record of ``entity_type`` and what the store made for it (a table, an
         index, a collection, a directory). For tests, demos and decommissioning.
@@ -636,12 +667,20 @@ class Adapter(ABC):
         """Delete entries by raw stored key; stores that can hold a wrong encoding implement it."""
         raise StoreError(f"{self.url()} cannot remove wrongly encoded entries", store=self.url())
 
+    def _read_raw(self, entity_type: str, raws: list[str]) -> Iterable[RawEntry]:
+        """Read entries by raw stored name (see :meth:`read_raw`); an optional capability."""
+        raise StoreError(f"{self.url()} does not support read_raw: it cannot read entries by their raw stored name",
+                         store=self.url())
+
     def _ping(self) -> None:
         """Default: nothing to check."""
 
     def _close(self) -> None:
         """Default: nothing to release."""
 
+
+#: the ID a raw entry is decoded under (``Adapter._raw_entry``): the nil UUID, never an ID of ours
+_RAW_PLACEHOLDER = uuid.UUID(int=0)
 
 _CALLS = threading.local()
 

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from uuid_forge.containers import Containers
 from uuid_forge.contract import BATCH_SIZE, SCAN, Adapter, Check, Option, ScanItem
 from uuid_forge.errors import ConfigError, StoreError, UUIDForgeError, ValidationError
-from uuid_forge.record import ForeignEntry, Partition, Record
+from uuid_forge.record import ForeignEntry, Partition, RawEntry, Record
 
 from . import digests
 from .codec import IdCodec, parse_zone
@@ -416,6 +416,39 @@ class SQLAdapter(Adapter):
         read, decode = self._read_record, opened.decode
         return [read(entity_type, ident, functools.partial(decode, entity_type, ident, row, self))
                 for ident, row in opened.codec.matched(rows, keys, ids)]
+
+    def _read_raw(self, entity_type: str, raws: list[str]) -> Iterable[RawEntry]:
+        """Rows by their ID column's text exactly as a scan shows it (``legacy-7`` in a text
+        column, a version-4 UUID in your own uuid column), decoded as :meth:`_get` does, within
+        the store's ``filter``. A case-blind collation may match more rows: only exact text counts.
+
+        An integer (serial) ID column is not an ID column this adapter opens as one (its ID column
+        holds UUIDs or their text); moving such a table is done in place, by a new uuid column
+        filled in the database (``uuid-forge migrate``), not through read_raw."""
+        opened = self._table(entity_type, create=False)
+        if opened is None:
+            return []
+        codec = opened.codec
+        if codec.native:  # a uuid column: only names that are UUIDs can be in it
+            keys: list[Any] = []
+            for raw in raws:
+                with contextlib.suppress(ValueError):
+                    keys.append(uuid.UUID(raw))
+        else:
+            keys = list(raws)
+        if not keys:
+            return []
+        stmt = sa.select(*opened.read_exprs).where(opened.where(opened.scan_id.in_(
+            sa.bindparam("raws", expanding=True))))
+        with self._engine.connect() as conn:
+            rows = list(conn.execute(stmt, {"raws": keys}).all())
+        names = set(raws)
+        decode = opened.decode
+        return [self._raw_entry(entity_type, str(row[0]), functools.partial(self._decode_raw, decode, entity_type, row),
+                                f"row {row[0]}") for row in rows if str(row[0]) in names]
+
+    def _decode_raw(self, decode: Any, entity_type: str, row: Any, ident: uuid.UUID) -> Record:
+        return decode(entity_type, ident, row, self)  # type: ignore[no-any-return]
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         opened = self._table(entity_type, create=False)

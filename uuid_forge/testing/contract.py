@@ -379,6 +379,31 @@ class AdapterContract:
         assert not any(p.ok for p in proofs.values()), proofs
         assert prover.proven(etype, store.get_many(etype, [r.id for r in ours]), store.view) == {r.id for r in ours}
 
+    def test_read_raw_reads_entries_by_their_stored_name(self, store: Adapter, etype: str) -> None:
+        """An optional capability (issue 21, migration): ``read_raw`` reads another application's
+        entry by the raw name a scan reports for it, gives its data as ``get_many`` would, and
+        leaves out names that are not there. Skipped where the store cannot hold such an entry
+        or does not implement ``_read_raw``."""
+        self._need(store, READ, SCAN)
+        store.put_many(sample_records(etype, 3))
+        name, data = str(uuid.uuid4()), {"token": "opaque session data", "owner": "someone@example.org"}
+        if not self.plant_foreign(store, etype, name, data):
+            pytest.skip(f"{store.name}: no other application writes in this container")
+        raws = [i.raw for i, _ in store.scan(etype, include_malformed=True) if isinstance(i, (ForeignEntry, MalformedID))]
+        if not raws:
+            pytest.skip(f"{store.name} reads the planted name as an ID of ours (get_many reads it): no raw name")
+        other = str(uuid.uuid4())
+        absent = raws[0].replace(name, other).replace(uuid.UUID(name).hex, uuid.UUID(other).hex)
+        try:
+            got = store.read_raw(etype, [*raws, absent])
+        except StoreError as err:
+            if "does not support read_raw" in str(err):
+                pytest.skip(f"{store.name} does not implement read_raw")
+            raise
+        assert set(got) == set(raws), "every raw name a scan reports is read; an absent one is left out"
+        assert [e.data for e in got.values()] == [data] * len(raws), [e.reason for e in got.values()]
+        assert store.read_raw(etype, []) == {}
+
     def test_close_is_idempotent(self, store: Adapter) -> None:
         store.close()
         store.close()
