@@ -838,13 +838,12 @@ class RedisAdapter(Adapter):
 
     def _read_raw(self, entity_type: str, raws: list[str]) -> Iterable[RawEntry]:
         """Keys exactly as a scan gives them (``user:42``), read and decoded as :meth:`_get` does,
-        in one round trip. A name without this type's key pattern is refused, as a scan would
-        never give it for this type."""
+        in one round trip. A name without this type's key pattern (another type's key) is no entry
+        of this type: absent, never read."""
         head, tail = self._ends(entity_type)
-        stray = [k for k in raws if k == self._types_key or self._id_part(k, head, tail) is None]
-        if stray:
-            raise ValidationError(f"keys {stray[:3]} do not have the key pattern of entity type {entity_type!r}: "
-                                  "a scan of this type never gives them")
+        raws = [k for k in raws if k != self._types_key and self._id_part(k, head, tail) is not None]
+        if not raws:
+            return []
         layout = self.layout
         found: list[RawEntry] = []
         for key, v in zip(raws, layout.read(self._client, raws)):
