@@ -722,9 +722,7 @@ class ElasticsearchAdapter(Adapter):
         layout = self.layout
         for raw, doc in zip(raws, docs):  # mget answers in request order
             if doc.get("found"):
-                hit = Hit(doc["_source"])
-                found.append(self._raw_entry(entity_type, raw, lambda ident, hit=hit: layout.decode(entity_type,
-                                                                                                     ident, hit),
+                found.append(self._raw_entry(entity_type, raw, layout.decode, Hit(doc["_source"]),
                                              f"document _id {raw}"))
             elif "error" in doc and doc["error"].get("type") != "index_not_found_exception":
                 self._raise_item_error("mget", [doc["error"]], len(raws))

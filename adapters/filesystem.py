@@ -755,12 +755,8 @@ class FileAdapter(Adapter):
                 found.append(RawEntry(raw, None, f"file {raw}: the {layout.name} layout's files of "
                                                  f"{split[0]!r} are not all there"))
                 continue
-            found.append(self._raw_entry(entity_type, raw, functools.partial(self._decode_raw, entity_type, stored),
-                                         f"file {raw}"))
+            found.append(self._raw_entry(entity_type, raw, layout.decode, stored, f"file {raw}"))
         return found
-
-    def _decode_raw(self, entity_type: str, stored: Any, ident: uuid.UUID) -> Record:
-        return self.layout.decode(entity_type, ident, stored)
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         count = 0

@@ -670,8 +670,7 @@ class MongoAdapter(Adapter):
                 if shown in names and (shown not in best or rank < best[shown][0]):
                     best[shown] = (rank, doc)
         layout = self.layout
-        return [self._raw_entry(entity_type, raw, lambda ident, doc=doc: layout.decode(entity_type, ident, doc),
-                                f"document _id {raw}") for raw, (_, doc) in best.items()]
+        return [self._raw_entry(entity_type, raw, layout.decode, doc, f"document _id {raw}") for raw, (_, doc) in best.items()]
 
     def _shown(self, raw: Any) -> str:
         """An ``_id`` as a scan names it (``ForeignEntry.raw``, ``MalformedID.raw``, or the ID)."""

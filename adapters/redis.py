@@ -850,8 +850,7 @@ class RedisAdapter(Adapter):
             if isinstance(v, WrongType):
                 found.append(RawEntry(key, None, f"key {key} {v.what}, not the {layout.name} layout this store reads"))
             elif v is not None:
-                found.append(self._raw_entry(entity_type, key, lambda ident, v=v: layout.decode(entity_type, ident, v),
-                                             f"key {key}"))
+                found.append(self._raw_entry(entity_type, key, layout.decode, v, f"key {key}"))
         return found
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:

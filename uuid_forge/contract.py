@@ -507,11 +507,16 @@ class Adapter(ABC):
                     found[entry.raw] = entry
         return found
 
-    def _raw_entry(self, entity_type: str, raw: str, make: Callable[[uuid.UUID], Record], where: str) -> RawEntry:
-        """One :class:`RawEntry` decoded by the same layout code as ``_get`` (``make(placeholder)``
-        builds the Record; the placeholder ID stands in for the name, which is not a UUID), or an
-        unreadable one, its reason naming ``where`` (the raw name), never the content."""
-        record = self._read_record(entity_type, _RAW_PLACEHOLDER, lambda: make(_RAW_PLACEHOLDER), where)
+    def _raw_entry(self, entity_type: str, raw: str, decode: Callable[[str, uuid.UUID, Any], Record], stored: Any,
+                   where: str) -> RawEntry:
+        """One :class:`RawEntry` decoded by the same layout code as ``_get``
+        (``decode(entity_type, placeholder, stored)``: the placeholder ID stands in for the name,
+        which is not a UUID), or an unreadable one, its reason naming ``where`` (the raw name),
+        never the content."""
+        def make() -> Record:
+            return decode(entity_type, _RAW_PLACEHOLDER, stored)
+
+        record = self._read_record(entity_type, _RAW_PLACEHOLDER, make, where)
         if record.unreadable is not None:
             return RawEntry(raw, None, record.unreadable)
         return RawEntry(raw, dict(record.data))

@@ -443,12 +443,9 @@ class SQLAdapter(Adapter):
         with self._engine.connect() as conn:
             rows = list(conn.execute(stmt, {"raws": keys}).all())
         names = set(raws)
-        decode = opened.decode
-        return [self._raw_entry(entity_type, str(row[0]), functools.partial(self._decode_raw, decode, entity_type, row),
-                                f"row {row[0]}") for row in rows if str(row[0]) in names]
-
-    def _decode_raw(self, decode: Any, entity_type: str, row: Any, ident: uuid.UUID) -> Record:
-        return decode(entity_type, ident, row, self)  # type: ignore[no-any-return]
+        decode = functools.partial(opened.decode, by=self)
+        return [self._raw_entry(entity_type, str(row[0]), decode, row, f"row {row[0]}")
+                for row in rows if str(row[0]) in names]
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         opened = self._table(entity_type, create=False)

@@ -395,7 +395,7 @@ class AdapterContract:
         or does not implement ``_read_raw``."""
         self._need(store, READ, SCAN)
         store.put_many(sample_records(etype, 3))
-        data = {"token": "opaque session data", "owner": "someone@example.org"}
+        data: dict[str, object] = {"token": "opaque session data", "owner": "someone@example.org"}
         planted = []
         for name in ("legacy-7", str(uuid.uuid4())):  # a serial-era name, and a version-4 one
             try:
