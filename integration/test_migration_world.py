@@ -49,20 +49,50 @@ def world(postgres_url: str, redis_url: str, mongodb_url: str, elasticsearch_url
         assert leftovers(w) == []
 
 
-def _migrate_by_hand(w: World) -> None:
+def _pg(w: World) -> psycopg.Connection[Any]:
+    return psycopg.connect(w.urls["postgres"].replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+
+
+def _convert_in_place(w: World) -> None:
+    """The serial tables converted in place, as an in-database backfill and swap would leave them."""
+    users, orders = w.new_ids(GEN)
+    s = f'"{w.schema}"'
+    with _pg(w) as c:
+        c.execute(f"ALTER TABLE {s}.orders DROP CONSTRAINT orders_user_id_fkey;"
+                  f"ALTER TABLE {s}.users ADD COLUMN new_id uuid;"
+                  f"ALTER TABLE {s}.orders ADD COLUMN new_id uuid, ADD COLUMN new_user_id uuid")
+        with c.cursor() as cur:
+            cur.executemany(f"UPDATE {s}.users SET new_id = %s WHERE id = %s", [(i, n) for n, i in users.items()])
+            cur.executemany(f"UPDATE {s}.orders SET new_id = %s WHERE id = %s", [(i, n) for n, i in orders.items()])
+        c.execute(f"UPDATE {s}.orders o SET new_user_id = u.new_id FROM {s}.users u WHERE o.user_id = u.id;"
+                  f"ALTER TABLE {s}.orders DROP COLUMN user_id; ALTER TABLE {s}.orders DROP COLUMN id;"
+                  f"ALTER TABLE {s}.users DROP COLUMN id;"
+                  f"ALTER TABLE {s}.users RENAME COLUMN new_id TO id; ALTER TABLE {s}.users ADD PRIMARY KEY (id);"
+                  f"ALTER TABLE {s}.orders RENAME COLUMN new_id TO id; ALTER TABLE {s}.orders ADD PRIMARY KEY (id);"
+                  f"ALTER TABLE {s}.orders RENAME COLUMN new_user_id TO user_id;"
+                  f"ALTER TABLE {s}.orders ADD FOREIGN KEY (user_id) REFERENCES {s}.users (id)")
+
+
+def _migrate_by_hand(w: World, postgres: str = "tables") -> None:
     """What a correct migration leaves: every entity under its new ID in each store (written by
-    uuid-forge's adapters), orders pointing at their users' new IDs, old entries gone."""
+    uuid-forge's adapters), orders pointing at their users' new IDs, old entries gone; PostgreSQL's
+    serial rows moved into uuid-forge's tables, or the tables converted in place."""
     users, orders = w.new_ids(GEN)
     records = {USER: [Record(USER, users[u.serial], u.data(), {"email": u.email}) for u in w.users],
                ORDER: [Record(ORDER, orders[o.serial], {**o.data(), "user_id": str(users[o.user])},
                               {"order_no": o.order_no}) for o in w.orders]}
     urls = w.store_urls()
     for store, types in World.STORE_TYPES:
+        if store == "db" and postgres == "in_place":
+            continue
         with open_store(urls[store]) as adapter:
             for et in types:
                 adapter.put_many(records[et])
-    with psycopg.connect(w.urls["postgres"].replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
-        c.execute(f'DELETE FROM "{w.schema}".orders; DELETE FROM "{w.schema}".users')
+    if postgres == "in_place":
+        _convert_in_place(w)
+    else:
+        with _pg(w) as c:
+            c.execute(f'DELETE FROM "{w.schema}".orders; DELETE FROM "{w.schema}".users')
     client = redis.Redis.from_url(w.urls["redis"])
     client.delete(*[f"{w.prefix}:{USER}:{u.serial}" for u in w.users], *[f"{w.prefix}:{ORDER}:{o.serial}"
                                                                           for o in w.orders])
@@ -94,19 +124,22 @@ def test_the_old_world_is_unchanged_and_not_migrated(world: World) -> None:
     assert not any(k == "foreign" for k in kinds), problems
 
 
-def test_a_migrated_world_passes_and_each_fault_is_named(world: World) -> None:
-    _migrate_by_hand(world)
-    assert check_migrated(world, GEN) == []
+@pytest.mark.parametrize("postgres", ["in_place", "tables"])
+def test_a_migrated_world_passes_and_each_fault_is_named(world: World, postgres: str) -> None:
+    _migrate_by_hand(world, postgres)
+    assert check_migrated(world, GEN, postgres=postgres) == []
+    other_mode = "tables" if postgres == "in_place" else "in_place"
+    assert check_migrated(world, GEN, postgres=other_mode) != []  # the other end state is not this one
     assert check_unchanged(world) != []
     # a wrong ID configuration: nothing is where it should be
     other = UUIDGenerator(IDConfig(namespace=Namespace("another.uuid-forge.test"), salt="other"))
-    assert any("missing" in p for p in check_migrated(world, other))
+    assert any("missing" in p for p in check_migrated(world, other, postgres=postgres))
     # an order still pointing at its user's old serial, in one store
     users, orders = world.new_ids(GEN)
     first = world.orders[0]
     with open_store(world.store_urls()["cache"]) as cache:
         cache.put_many([Record(ORDER, orders[first.serial], first.data(), {"order_no": first.order_no})])
-        problems = check_migrated(world, GEN)
+        problems = check_migrated(world, GEN, postgres=postgres)
         assert problems == [f"cache order data: {orders[first.serial]}: fields ['user_id'] differ, [] not seeded"]
         cache.put_many([Record(ORDER, orders[first.serial], {**first.data(), "user_id": str(users[first.user])},
                                {"order_no": first.order_no})])
@@ -115,7 +148,7 @@ def test_a_migrated_world_passes_and_each_fault_is_named(world: World) -> None:
     key = world.foreign["redis keys"][0]
     client.set(key, client.get(key) + b" ")  # type: ignore[operator]
     client.close()
-    assert check_migrated(world, GEN) == ["foreign: foreign entries changed in redis"]
+    assert check_migrated(world, GEN, postgres=postgres) == ["foreign: foreign entries changed in redis"]
 
 
 def test_a_touched_foreign_file_and_an_extra_entry_fail_the_unchanged_check(world: World) -> None:
