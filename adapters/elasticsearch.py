@@ -734,6 +734,19 @@ class ElasticsearchAdapter(Adapter):
             found = [e for e in found if e.raw in selected]
         return found
 
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """Delete documents by exact ``_id``, within the ``filter`` (re-read by delete_raw_proven)."""
+        index = self.index_name(entity_type)
+        self._check_index(entity_type)
+        if self.filter is not None:
+            raws = [e.raw for e in self._read_raw(entity_type, raws)]  # the documents the filter selects
+        if not raws:
+            return 0
+        body = "".join(json.dumps({"delete": {"_id": raw}}) + "\n" for raw in raws)
+        resp = self._client.bulk(operations=body, index=index, refresh=True,  # type: ignore[arg-type]
+                                 filter_path="items.*.result")
+        return sum(op.get("result") == "deleted" for item in resp.get("items", ()) for op in item.values())
+
     def _narrowed(self, query: dict[str, Any]) -> dict[str, Any]:
         """``query`` narrowed by the store's ``filter`` (unchanged without one)."""
         return query if self.filter is None else {"bool": {"filter": [query, self.filter]}}

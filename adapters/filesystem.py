@@ -758,6 +758,21 @@ class FileAdapter(Adapter):
             found.append(self._raw_entry(entity_type, raw, layout.decode, stored, f"file {raw}"))
         return found
 
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """Unlink files by the path a scan reported, inside the type's folder only (delete_raw_proven
+        re-read each first). The named file only: a layout's companion file (``raw``'s sidecar) stays."""
+        base = os.path.realpath(os.path.join(self.root, entity_type))
+        count = 0
+        for raw in raws:
+            path = os.path.realpath(os.path.join(self.root, raw))
+            if not raw.startswith(entity_type + "/") or os.path.commonpath([base, path]) != base:
+                raise ValidationError(f"{raw!r} is not a file of entity type {entity_type!r} under {self.root}")
+            count += _unlink_existing(path)
+        if count and self.fsync:
+            for folder in {os.path.dirname(os.path.realpath(os.path.join(self.root, r))) for r in raws}:
+                _fsync_dir(folder)
+        return count
+
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         count = 0
         touched: set[str] = set()

@@ -647,6 +647,12 @@ class MongoAdapter(Adapter):
         and the integer 42) the string wins, then the ObjectId, then the integer. Other ``_id``
         types (dates, embedded documents, doubles) show as Python's ``str`` of them and are not
         found by it: absent from the result."""
+        best = self._resolved(entity_type, raws)
+        layout = self.layout
+        return [self._raw_entry(entity_type, raw, layout.decode, doc, f"document _id {raw}") for raw, doc in best.items()]
+
+    def _resolved(self, entity_type: str, raws: list[str]) -> dict[str, dict[str, Any]]:
+        """The document each raw name means (see :meth:`_read_raw`), by name; absent names left out."""
         coll = self._collection(entity_type)
         wanted: list[Any] = []
         for raw in raws:
@@ -669,8 +675,14 @@ class MongoAdapter(Adapter):
                 rank = _RAW_RANK.get(type(doc["_id"]), len(_RAW_RANK))
                 if shown in names and (shown not in best or rank < best[shown][0]):
                     best[shown] = (rank, doc)
-        layout = self.layout
-        return [self._raw_entry(entity_type, raw, layout.decode, doc, f"document _id {raw}") for raw, (_, doc) in best.items()]
+        return {raw: doc for raw, (_, doc) in best.items()}
+
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """Delete the documents the raw names mean (the same resolution as read_raw), by exact ``_id``."""
+        self.containers.check(entity_type)
+        ids = [doc["_id"] for doc in self._resolved(entity_type, raws).values()]
+        ops = [DeleteMany(self._where({"_id": {"$in": chunk}})) for chunk in chunked(ids, self.in_batch_size)]
+        return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
 
     def _shown(self, raw: Any) -> str:
         """An ``_id`` as a scan names it (``ForeignEntry.raw``, ``MalformedID.raw``, or the ID)."""

@@ -853,6 +853,12 @@ class RedisAdapter(Adapter):
                 found.append(self._raw_entry(entity_type, key, layout.decode, v, f"key {key}"))
         return found
 
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """UNLINK keys by their exact name, of this type's key pattern only (delete_raw_proven)."""
+        head, tail = self._ends(entity_type)
+        keys = [k for k in raws if k != self._types_key and self._id_part(k, head, tail) is not None]
+        return int(self._client.unlink(*keys)) if keys else 0
+
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         # one UNLINK with every key: a single command whose reply is the count that existed
         return int(self._client.unlink(*self._keys(entity_type, ids)))

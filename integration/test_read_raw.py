@@ -7,7 +7,8 @@ ObjectId and integer ``_id``, Elasticsearch ``_id`` ``abc-42``, a file ``42.json
 ``read_raw`` gives its data as ``get_many`` would, an entry that cannot be read as the layout's
 data comes back with ``data`` None and a reason, and an absent name is left out. ``delete_raw``
 still refuses those names: they are another application's until the migration proves them
-mapped. A malformed entry of ours (one of our IDs in the wrong form) is read, then removed by
+mapped; ``delete_raw_proven`` then removes one only while it holds the data the proof was made
+on. A malformed entry of ours (one of our IDs in the wrong form) is read, then removed by
 ``delete_raw`` alone, the entries beside it left as they were.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import decimal
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -75,6 +76,19 @@ def _check(store: Adapter, entity_type: str, readable: dict[str, dict[str, Any]]
     return got
 
 
+def _delete_proven(store: Adapter, entity_type: str, raw: str, data: dict[str, Any], unreadable: str | None,
+                   exists: Callable[[str], bool], kept: list[str]) -> None:
+    """delete_raw_proven removes the entry only while it holds the proven data; the rest stays."""
+    assert store.delete_raw_proven(entity_type, {raw: {**data, "name": "Someone Else"}}) == 0  # changed since
+    assert exists(raw)
+    if unreadable is not None:
+        assert store.delete_raw_proven(entity_type, {unreadable: {}}) == 0 and exists(unreadable)
+    assert store.delete_raw_proven(entity_type, {raw: data}) == 1
+    assert not exists(raw)
+    assert store.delete_raw_proven(entity_type, {raw: data}) == 0  # gone: nothing to delete
+    assert all(exists(k) for k in kept), [k for k in kept if not exists(k)]
+
+
 # -- Redis -------------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -127,6 +141,7 @@ def test_redis_reads_keys_by_their_raw_name(redis_url: str, redis_type: str, lay
         assert store.delete_raw(et, [malformed]) == 1
         assert not client.exists(malformed)
         assert {k: client.dump(k) for k in before} == before  # only it went
+        _delete_proven(store, et, serial, OLD, bad, lambda k: bool(client.exists(k)), [text, bad, f"{et}:{mine.id}"])
     client.close()
 
 
@@ -180,6 +195,17 @@ def test_mongodb_reads_objectid_int_and_string_ids(mongo: tuple[str, str], mongo
         count = coll.count_documents({})
         assert store.delete_raw(et, [str(wrong)]) == 1
         assert coll.count_documents({}) == count - 1 and coll.find_one({"_id": oid}) is not None
+
+        def held(raw: str) -> bool:
+            return raw in store.read_raw(et, [raw])
+
+        string_42 = {**OLD, "name": "the string one"}
+        _delete_proven(store, et, "42", string_42, None, lambda raw: coll.find_one({"_id": raw}) is not None, [])
+        assert store.delete_raw_proven(et, {"43": {}}) == 0 and coll.find_one({"_id": 43}) is not None
+        # the string "42" went; the integer 42 (now what "42" names, with other data) and the rest stayed
+        assert coll.find_one({"_id": 42}) is not None and coll.find_one({"_id": oid}) is not None
+        _delete_proven(store, et, str(oid), OLD, None, held, ["42", "legacy-ann"])
+        assert coll.find_one({"_id": mine.id}) is not None
     client.close()
 
 
@@ -203,6 +229,8 @@ def test_elasticsearch_reads_documents_by_raw_id(elasticsearch_url: str) -> None
             with pytest.raises(ValidationError, match="never deleted"):
                 store.delete_raw("user", ["abc-42"])
             assert es.get(index=index, id="abc-42")["_source"] == OLD
+            _delete_proven(store, "user", "abc-42", OLD, None, lambda i: bool(es.exists(index=index, id=i)),
+                           ["43", str(mine.id)])
     finally:
         es.indices.delete(index=index, ignore_unavailable=True)
         es.close()
@@ -239,6 +267,11 @@ def test_files_read_by_relative_path(tmp_path: Path, layout: str) -> None:
         assert store.delete_raw("user", [raw]) == 1
         assert not (top / s[0:2] / s[2:4] / f"{s.upper()}.json").exists()
         assert (top / "42.json").exists() and (top / "43.json").exists() and store.get_many("user", [mine.id])
+        _delete_proven(store, "user", "user/42.json", OLD, "user/43.json", lambda r: (tmp_path / r).exists(),
+                       ["user/notes.txt"])
+        with pytest.raises(ValidationError):
+            store.delete_raw_proven("user", {"../outside.json": OLD})
+        assert store.get_many("user", [mine.id])
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------
@@ -278,6 +311,12 @@ def test_sql_reads_text_ids_that_are_not_uuids(postgres_url: str) -> None:
             with _pg(postgres_url) as raw:
                 left = sorted(r[0] for r in raw.execute(f"SELECT id FROM {table}"))
             assert left == sorted(["legacy-7", "legacy-8", str(v4), str(mine.id)])
+
+            def held(raw: str) -> bool:
+                with _pg(postgres_url) as raw_conn:
+                    return raw_conn.execute(f"SELECT 1 FROM {table} WHERE id = %s", (raw,)).fetchone() is not None
+
+            _delete_proven(store, "user", "legacy-7", OLD, "legacy-8", held, [str(v4), str(mine.id)])
     finally:
         with _pg(postgres_url) as raw:
             raw.execute(f"DROP TABLE IF EXISTS {table}")

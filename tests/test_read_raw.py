@@ -35,6 +35,9 @@ class FakeRawStore(MemoryAdapter):
             raise ConnectionError("connection refused by 10.0.0.1 password=hunter2")
         return [self._raw_entry(entity_type, r, _decode, self.raw[r], f"entry {r}") for r in raws if r in self.raw]
 
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        return sum(self.raw.pop(r, None) is not None for r in raws)
+
 
 def _decode(entity_type: str, ident: uuid.UUID, stored: Any) -> Record:
     return Record(entity_type, ident, dict(stored))  # a non-mapping raises: the entry is unreadable
@@ -78,3 +81,20 @@ def test_read_raw_is_optional_and_needs_read() -> None:
     write_only.capabilities = frozenset({"write"})
     with pytest.raises(StoreError, match="does not support read"):
         write_only.read_raw("user", ["user:42"])
+
+
+def test_delete_raw_proven_deletes_only_entries_still_holding_the_proven_data() -> None:
+    store = FakeRawStore(batch_size=2)
+    ann, bob = {"email": "ann@example.com", "name": "Ann"}, {"email": "bob@example.com"}
+    store.raw = {"user:1": dict(ann), "user:2": dict(bob), "user:3": ["unreadable"], "session:x": {"t": 1}}
+    proven = {"user:1": ann, "user:2": {**bob, "name": "Bob"}, "user:3": {}, "user:4": ann}
+    assert store.delete_raw_proven("user", proven) == 1  # user:2 changed since, user:3 unreadable, user:4 absent
+    assert set(store.raw) == {"user:2", "user:3", "session:x"}
+    assert store.delete_raw_proven("user", {"user:2": bob}) == 1
+    with pytest.raises(StoreError, match="does not support delete_raw_proven"):
+        class NoDelete(FakeRawStore):
+            _delete_raw_names = Adapter._delete_raw_names
+
+        gone = NoDelete()
+        gone.raw = {"user:1": dict(ann)}
+        gone.delete_raw_proven("user", {"user:1": ann})

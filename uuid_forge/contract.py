@@ -23,7 +23,7 @@ import re
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -521,6 +521,27 @@ class Adapter(ABC):
             return RawEntry(raw, None, record.unreadable)
         return RawEntry(raw, dict(record.data))
 
+    def delete_raw_proven(self, entity_type: str, proven: Mapping[str, Mapping[str, Any]]) -> int:
+        """Delete entries by raw name (as :meth:`read_raw` names them) that the caller has proven
+        are to go, another application's names included: ``proven`` maps each name to the data
+        the proof was made on (``uuid-forge migrate contract``: the old entry whose key fields give
+        the mapped new ID, its new copy read back equal). Each entry is read again just before the
+        delete and goes only if it still holds exactly that data; a changed, unreadable or absent
+        entry stays. Returns how many were deleted. An optional capability, like ``read_raw``."""
+        self._require(READ)
+        self._require(DELETE)
+        self.check_entity_type(entity_type)
+        total = 0
+        for batch in chunked(proven.items(), self.batch_size):
+            wanted = {raw: data_fingerprint(dict(data)) for raw, data in batch}
+            with self._errors(f"delete_raw_proven({entity_type}, {len(batch)} entries)"):
+                held = {e.raw: e for e in self._read_raw(entity_type, list(wanted))}
+                same = [raw for raw, fp in wanted.items() if fp is not None and (e := held.get(raw)) is not None
+                        and e.data is not None and data_fingerprint(e.data) == fp]
+                if same:
+                    total += self._delete_raw_names(entity_type, same)
+        return total
+
     def drop(self, entity_type: str, prover: Prover | None = None) -> None:
         """Remove every record of ``entity_type`` and what the store made for it (a table, an
         index, a collection, a directory). For tests, demos and decommissioning.
@@ -676,6 +697,12 @@ class Adapter(ABC):
         """Read entries by raw stored name (see :meth:`read_raw`); an optional capability."""
         raise StoreError(f"{self.url()} does not support read_raw: it cannot read entries by their raw stored name",
                          store=self.url())
+
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """Delete entries by raw name, whatever the name (:meth:`delete_raw_proven` has just
+        re-read and compared each); how many existed. An optional capability."""
+        raise StoreError(f"{self.url()} does not support delete_raw_proven: it cannot delete entries by their raw "
+                         "stored name", store=self.url())
 
     def _ping(self) -> None:
         """Default: nothing to check."""

@@ -447,6 +447,32 @@ class SQLAdapter(Adapter):
         return [self._raw_entry(entity_type, str(row[0]), decode, row, f"row {row[0]}")
                 for row in rows if str(row[0]) in names]
 
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """Delete rows by their ID column's exact text (delete_raw_proven re-read each first), within
+        the ``filter``. Where the database's comparison would match a row of other text too (a
+        case-blind collation: ``LEGACY-7`` for ``legacy-7``), those names are left alone."""
+        opened = self._table(entity_type, create=False)
+        if opened is None:
+            return 0
+        keys: list[Any] = []
+        for raw in raws:
+            if opened.codec.native:
+                with contextlib.suppress(ValueError):
+                    keys.append(uuid.UUID(raw))
+            else:
+                keys.append(raw)
+        if not keys:
+            return 0
+        where = opened.where(opened.scan_id.in_(sa.bindparam("raws", expanding=True)))
+        with self._engine.begin() as conn:
+            matched = [str(r[0]) for r in conn.execute(sa.select(opened.scan_id).where(where), {"raws": keys})]
+            names = set(raws)
+            blurred = {m.lower() for m in matched if m not in names}
+            keys = [k for k in keys if str(k).lower() not in blurred]
+            if not keys:
+                return 0
+            return int(conn.execute(sa.delete(opened.table).where(where), {"raws": keys}).rowcount)
+
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         opened = self._table(entity_type, create=False)
         if opened is None:
