@@ -56,7 +56,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -118,12 +118,12 @@ class World:
     foreign entries' names with their exact contents (``foreign``: name -> snapshot)."""
 
     prefix: str
-    urls: dict[str, str]
-    users: list[OldUser]
-    orders: list[OldOrder]
+    urls: dict[str, str] = field(repr=False)
+    users: list[OldUser] = field(repr=False)
+    orders: list[OldOrder] = field(repr=False)
     files_root: Path
     mongo_db: str
-    foreign: dict[str, Any] = field(default_factory=dict)
+    foreign: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def schema(self) -> str:
@@ -152,7 +152,7 @@ class World:
         }
 
     #: the types each store of :meth:`store_urls` holds
-    STORE_TYPES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    STORE_TYPES: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = (
         ("db", (USER, ORDER)), ("cache", (USER, ORDER)), ("docs_user", (USER,)), ("docs_order", (ORDER,)),
         ("search", (USER,)), ("files", (USER,)))
 
