@@ -66,7 +66,7 @@ from bson import ObjectId
 from elasticsearch import Elasticsearch, helpers
 from psycopg import sql as pgsql
 
-from uuid_forge import UUIDGenerator, open_store
+from uuid_forge import IDConfig, UUIDGenerator, open_store
 from uuid_forge.contract import Adapter
 from uuid_forge.record import ForeignEntry, MalformedID
 
@@ -530,13 +530,13 @@ def _listing(top: Path) -> set[str]:
     return {str(Path(d, f).relative_to(top)) for d, _, names in os.walk(top) for f in names}
 
 
-def check_migrated(world: World, generator: UUIDGenerator, *, store_urls: Mapping[str, str] | None = None,
+def check_migrated(world: World, generator: UUIDGenerator | IDConfig, *, store_urls: Mapping[str, str] | None = None,
                    postgres: str = "tables", allow_fields: Iterable[str] = ()) -> list[str]:
     """Problems with the END state after ``contract`` (empty: fine).
 
     Every entity is in each store of :meth:`World.store_urls` (or ``store_urls``: the same names,
     other layouts) exactly once, under the deterministic ID of its key fields (``generator``: the
-    test's ID configuration), read back through that store's adapter with its data as seeded,
+    test's ID configuration, or a generator made from it), read back through that store's adapter with its data as seeded,
     except that an order's ``user_id`` is its user's new ID (as text or a UUID); data fields beyond
     the seeded ones are problems unless named in ``allow_fields``. No old entry is left (read with
     the raw drivers: serial keys, ObjectIds, version-4 ``_id``s and files), and every foreign entry
@@ -549,6 +549,8 @@ def check_migrated(world: World, generator: UUIDGenerator, *, store_urls: Mappin
     """
     if postgres not in ("tables", "in_place"):
         raise ValueError(f"postgres={postgres!r}: 'tables' or 'in_place'")
+    if isinstance(generator, IDConfig):
+        generator = UUIDGenerator(generator)
     w, p = world, _Problems()
     urls = dict(store_urls or w.store_urls())
     user_ids, order_ids = w.new_ids(generator)

@@ -132,8 +132,9 @@ def test_a_migrated_world_passes_and_each_fault_is_named(world: World, postgres:
     assert check_migrated(world, GEN, postgres=other_mode) != []  # the other end state is not this one
     assert check_unchanged(world) != []
     # a wrong ID configuration: nothing is where it should be
-    other = UUIDGenerator(IDConfig(namespace=Namespace("another.uuid-forge.test"), salt="other"))
+    other = IDConfig(namespace=Namespace("another.uuid-forge.test"), salt="other")  # a config works as well
     assert any("missing" in p for p in check_migrated(world, other, postgres=postgres))
+    assert check_migrated(world, GEN.config, postgres=postgres) == []
     # an order still pointing at its user's old serial, in one store
     users, orders = world.new_ids(GEN)
     first = world.orders[0]
