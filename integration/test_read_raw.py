@@ -364,3 +364,31 @@ def test_rabbitmq_does_not_support_read_raw(amqp_url: str) -> None:
     """A message log: it reads nothing by name (no READ capability), old entries are messages."""
     with open_store(amqp_url) as store, pytest.raises(StoreError, match="does not support read"):
         store.read_raw("user", ["42"])
+
+
+def test_mariadb_reads_text_ids_exactly_under_a_case_blind_collation(mariadb_url: str) -> None:
+    """MariaDB compares text case-blind: ``LEGACY-7`` matches the row ``legacy-7`` in SQL, but is
+    not its name, so read_raw leaves it out and delete_raw_proven deletes nothing by it."""
+    pymysql = pytest.importorskip("pymysql", reason=driver_missing("pymysql"))
+    parts = urlsplit(mariadb_url)
+    table = f"legacy_{uuid.uuid4().hex[:10]}"
+
+    def raw() -> Any:
+        return pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
+                               password=parts.password or "", database=parts.path.strip("/"), autocommit=True)
+
+    conn = raw()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE {table} (id varchar(64) PRIMARY KEY, data json)")
+            cur.execute(f"INSERT INTO {table} (id, data) VALUES ('legacy-7', %s)", (json.dumps(OLD),))
+        with open_store(mariadb_url, table=table, entity_type="user", columns={"id": "id", "data": "data"}) as store:
+            assert _raw_names(store, "user") == {"legacy-7": "foreign"}
+            assert {r: e.data for r, e in store.read_raw("user", ["legacy-7", "LEGACY-7"]).items()} == {"legacy-7": OLD}
+            assert store.delete_raw_proven("user", {"LEGACY-7": OLD}) == 0
+            assert store.delete_raw_proven("user", {"legacy-7": OLD}) == 1
+            assert store.read_raw("user", ["legacy-7"]) == {}
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.close()
