@@ -391,8 +391,9 @@ class AdapterContract:
     def test_read_raw_reads_entries_by_their_stored_name(self, store: Adapter, etype: str) -> None:
         """An optional capability (issue 21, migration): ``read_raw`` reads another application's
         entry by the raw name a scan reports for it, gives its data as ``get_many`` would, and
-        leaves out names that are not there. Skipped where the store cannot hold such an entry
-        or does not implement ``_read_raw``."""
+        leaves out names that are not there; ``delete_raw_proven`` (where implemented) deletes it
+        by that name only while it holds the proven data. Skipped where the store cannot hold such
+        an entry or does not implement ``_read_raw``."""
         self._need(store, READ, SCAN)
         store.put_many(sample_records(etype, 3))
         data: dict[str, object] = {"token": "opaque session data", "owner": "someone@example.org"}
@@ -418,6 +419,13 @@ class AdapterContract:
         assert set(got) == set(raws), "every raw name a scan reports is read; an absent one is left out"
         assert [e.data for e in got.values()] == [data] * len(raws), [e.reason for e in got.values()]
         assert store.read_raw(etype, []) == {}
+        if DELETE not in store.capabilities or type(store)._delete_raw_names is Adapter._delete_raw_names:
+            return  # delete_raw_proven is optional too
+        first, ours = raws[0], sorted(scanned_ids(store, etype))
+        assert store.delete_raw_proven(etype, {first: {**data, "owner": "changed since the proof"}}) == 0
+        assert store.delete_raw_proven(etype, {first: data}) == 1
+        assert set(store.read_raw(etype, raws)) == set(raws[1:]), "only the proven entry went"
+        assert sorted(scanned_ids(store, etype)) == ours
 
     def test_close_is_idempotent(self, store: Adapter) -> None:
         store.close()
