@@ -83,7 +83,7 @@ from uuid_forge.errors import (
     ValidationError,
 )
 from uuid_forge.layout import Layout, layout_option
-from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.record import ForeignEntry, MalformedID, Partition, RawEntry, Record, load_json
 from uuid_forge.urls import mask_text
 
 log = logging.getLogger("uuid_forge.adapters.elasticsearch")
@@ -711,6 +711,41 @@ class ElasticsearchAdapter(Adapter):
             selected = {h["_id"] for h in hits}
             found = [r for r in found if self._doc_id(r.id) in selected]
         return found
+
+    def _read_raw(self, entity_type: str, raws: list[str]) -> Iterable[RawEntry]:
+        """Documents by their exact ``_id`` (``"abc-42"``), in one ``mget``, decoded as :meth:`_get`
+        does; with a ``filter``, only the documents it selects (as :meth:`_get`)."""
+        index = self.index_name(entity_type)
+        self._check_index(entity_type)
+        docs = self._client.mget(index=index, ids=raws)["docs"]
+        found: list[RawEntry] = []
+        layout = self.layout
+        for raw, doc in zip(raws, docs):  # mget answers in request order
+            if doc.get("found"):
+                found.append(self._raw_entry(entity_type, raw, layout.decode, Hit(doc["_source"]),
+                                             f"document _id {raw}"))
+            elif "error" in doc and doc["error"].get("type") != "index_not_found_exception":
+                self._raise_item_error("mget", [doc["error"]], len(raws))
+        if self.filter is not None and found:
+            self._client.indices.refresh(index=index, ignore_unavailable=True)
+            hits = self._client.search(index=index, size=len(found), source=False, query={"bool": {"filter": [
+                {"ids": {"values": [e.raw for e in found]}}, self.filter]}})["hits"]["hits"]
+            selected = {h["_id"] for h in hits}
+            found = [e for e in found if e.raw in selected]
+        return found
+
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """Delete documents by exact ``_id``, within the ``filter`` (re-read by delete_raw_proven)."""
+        index = self.index_name(entity_type)
+        self._check_index(entity_type)
+        if self.filter is not None:
+            raws = [e.raw for e in self._read_raw(entity_type, raws)]  # the documents the filter selects
+        if not raws:
+            return 0
+        body = "".join(json.dumps({"delete": {"_id": raw}}) + "\n" for raw in raws)
+        resp = self._client.bulk(operations=body, index=index, refresh=True,  # type: ignore[arg-type]
+                                 filter_path="items.*.result")
+        return sum(op.get("result") == "deleted" for item in resp.get("items", ()) for op in item.values())
 
     def _narrowed(self, query: dict[str, Any]) -> dict[str, Any]:
         """``query`` narrowed by the store's ``filter`` (unchanged without one)."""

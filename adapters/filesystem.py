@@ -79,7 +79,7 @@ from uuid_forge.errors import (
 from uuid_forge.jsonmerge import load_verbatim, merged_text, verbatim_json
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.options import ParsedOptions
-from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.record import ForeignEntry, MalformedID, Partition, RawEntry, Record, load_json
 from uuid_forge.view import FieldView
 
 __all__ = ["LAYOUTS", "DataLayout", "EnvelopeLayout", "FileAdapter", "FileLayout", "RawLayout"]
@@ -726,6 +726,52 @@ class FileAdapter(Adapter):
                 found.append(self._read_record(entity_type, ident, make,
                                                os.path.join(folder, self.layout.file_names(s)[0])))
         return found
+
+    def _read_raw(self, entity_type: str, raws: list[str]) -> Iterable[RawEntry]:
+        """Files by the path a scan reported, relative to the root (``users/42.json`` beside the
+        shard folders, ``users/ab/cd/NAME`` inside them), decoded as :meth:`_get` does: the
+        layout reads the record's files named by the stem in that folder. A path outside the
+        type's folder is refused; a file without the layout's ending, or whose companion files
+        are missing, is present but unreadable. An ending in another case (``42.JSON``) is read
+        only where the disk ignores case."""
+        base = os.path.realpath(os.path.join(self.root, entity_type))
+        layout = self.layout
+        found: list[RawEntry] = []
+        for raw in raws:
+            path = os.path.realpath(os.path.join(self.root, raw))
+            if not raw.startswith(entity_type + "/") or os.path.commonpath([base, path]) != base:
+                raise ValidationError(f"{raw!r} is not a file of entity type {entity_type!r} under {self.root}")
+            if not os.path.isfile(path):
+                continue
+            folder, name = os.path.split(path)
+            split = layout.split(name)
+            if split is None:
+                endings = " or ".join(e for e, _ in layout.endings)
+                found.append(RawEntry(raw, None, f"file {raw} does not end in {endings}: not a file of the "
+                                                 f"{layout.name} layout"))
+                continue
+            stored = layout.read(folder, split[0])
+            if stored is None:
+                found.append(RawEntry(raw, None, f"file {raw}: the {layout.name} layout's files of "
+                                                 f"{split[0]!r} are not all there"))
+                continue
+            found.append(self._raw_entry(entity_type, raw, layout.decode, stored, f"file {raw}"))
+        return found
+
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """Unlink files by the path a scan reported, inside the type's folder only (delete_raw_proven
+        re-read each first). The named file only: a layout's companion file (``raw``'s sidecar) stays."""
+        base = os.path.realpath(os.path.join(self.root, entity_type))
+        count = 0
+        for raw in raws:
+            path = os.path.realpath(os.path.join(self.root, raw))
+            if not raw.startswith(entity_type + "/") or os.path.commonpath([base, path]) != base:
+                raise ValidationError(f"{raw!r} is not a file of entity type {entity_type!r} under {self.root}")
+            count += _unlink_existing(path)
+        if count and self.fsync:
+            for folder in {os.path.dirname(os.path.realpath(os.path.join(self.root, r))) for r in raws}:
+                _fsync_dir(folder)
+        return count
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         count = 0

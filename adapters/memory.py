@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
-from uuid_forge.record import Partition, Record, load_json
+from uuid_forge.record import Partition, RawEntry, Record, load_json
 
 _NAMED: dict[str, dict[str, dict[uuid.UUID, Record]]] = {}
 
@@ -47,6 +47,11 @@ class MemoryAdapter(Adapter):
     def _get(self, entity_type: str, ids: list[uuid.UUID]) -> Iterable[Record]:
         table = self._data.get(entity_type, {})  # fingerprints from the data held, not the write-time hint
         return [Record(entity_type, i, r.data, r.key) for i in ids if (r := table.get(i)) is not None]
+
+    def _read_raw(self, entity_type: str, raws: list[str]) -> Iterable[RawEntry]:
+        """Nothing: this dict holds records under UUIDs only, so no entry has a raw name (a scan
+        never reports a ForeignEntry or MalformedID here) and every name asked for is absent."""
+        return []
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         table = self._data.get(entity_type, {})

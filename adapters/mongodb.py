@@ -103,7 +103,7 @@ from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem, chunked
 from uuid_forge.envelope import DATA, FP, KEY, envelope_members, envelope_record
 from uuid_forge.errors import StoreConfigError, StoreError, StoreRejectedError, ValidationError
 from uuid_forge.layout import Layout, layout_option
-from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.record import ForeignEntry, MalformedID, Partition, RawEntry, Record, load_json
 
 __all__ = ["DATETIMES", "ID_FORMATS", "LAYOUTS", "BinaryIds", "DataLayout", "EnvelopeLayout", "IdFormat",
            "MongoAdapter", "MongoLayout", "OwnersCollection", "StringIds"]
@@ -122,6 +122,10 @@ META = "uuid_forge.meta"
 _MAX_NAMESPACE = 255
 
 _RAW_BINARY = re.compile(r"Binary\(subtype=(?P<subtype>\d+), hex=(?P<hex>[0-9a-f]*)\)")
+_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,18})")  # str() of an int64: no sign on 0, no leading zeros
+#: which document a raw name means when several ``_id``s show as it (read_raw): the string first
+_RAW_RANK: dict[type, int] = {str: 0, ObjectId: 1, int: 2}
 _CANONICAL_STRING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _INT64 = range(-(1 << 63), 1 << 63)
 #: the canonical datetime text (uuid_forge.canonical): what datetimes="date" writes as a BSON date
@@ -631,6 +635,59 @@ class MongoAdapter(Adapter):
                 ident = self.ids.ident(doc["_id"])
                 found.append(self._read_record(entity_type, ident, _decoder(self.layout, entity_type, ident, doc)))
         return found
+
+    def _read_raw(self, entity_type: str, raws: list[str]) -> Iterable[RawEntry]:
+        """Documents by ``_id`` as a scan shows it (``ForeignEntry.raw``), decoded as :meth:`_get` does.
+
+        The name is ``str`` of the ``_id``, so one name may stand for several BSON values: it is
+        looked up as a string, as an ObjectId (24 lowercase hex digits), as an integer (its decimal
+        form) and as ``Binary(subtype=N, hex=...)``, and a document counts only when its ``_id``
+        shows as exactly that name (a double ``42.0`` is not ``"42"``). Round trips are exact for
+        ObjectId, int and str ``_id``s; where two documents show as one name (the string ``"42"``
+        and the integer 42) the string wins, then the ObjectId, then the integer. Other ``_id``
+        types (dates, embedded documents, doubles) show as Python's ``str`` of them and are not
+        found by it: absent from the result."""
+        best = self._resolved(entity_type, raws)
+        layout = self.layout
+        return [self._raw_entry(entity_type, raw, layout.decode, doc, f"document _id {raw}") for raw, doc in best.items()]
+
+    def _resolved(self, entity_type: str, raws: list[str]) -> dict[str, dict[str, Any]]:
+        """The document each raw name means (see :meth:`_read_raw`), by name; absent names left out."""
+        coll = self._collection(entity_type)
+        wanted: list[Any] = []
+        for raw in raws:
+            binary = _RAW_BINARY.fullmatch(raw)
+            if binary:
+                data = bytes.fromhex(binary["hex"])
+                subtype = int(binary["subtype"])
+                wanted.append(uuid.UUID(bytes=data) if subtype == 4 and len(data) == 16 else Binary(data, subtype))
+                continue
+            wanted.append(raw)
+            if _OBJECT_ID.fullmatch(raw):
+                wanted.append(ObjectId(raw))
+            if _INTEGER.fullmatch(raw):
+                wanted.append(int(raw))
+        names = set(raws)
+        best: dict[str, tuple[int, dict[str, Any]]] = {}
+        for chunk in chunked(wanted, self.in_batch_size):
+            for doc in coll.find(self._where({"_id": {"$in": chunk}})):
+                shown = self._shown(doc["_id"])
+                rank = _RAW_RANK.get(type(doc["_id"]), len(_RAW_RANK))
+                if shown in names and (shown not in best or rank < best[shown][0]):
+                    best[shown] = (rank, doc)
+        return {raw: doc for raw, (_, doc) in best.items()}
+
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """Delete the documents the raw names mean (the same resolution as read_raw), by exact ``_id``."""
+        self.containers.check(entity_type)
+        ids = [doc["_id"] for doc in self._resolved(entity_type, raws).values()]
+        ops = [DeleteMany(self._where({"_id": {"$in": chunk}})) for chunk in chunked(ids, self.in_batch_size)]
+        return self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count if ops else 0
+
+    def _shown(self, raw: Any) -> str:
+        """An ``_id`` as a scan names it (``ForeignEntry.raw``, ``MalformedID.raw``, or the ID)."""
+        item = self._scanned(raw)
+        return str(item) if isinstance(item, uuid.UUID) else item.raw
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         self.containers.check(entity_type)

@@ -83,7 +83,7 @@ from uuid_forge.errors import (
 )
 from uuid_forge.jsonmerge import load_verbatim, merged_text
 from uuid_forge.layout import Layout, layout_option
-from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record, load_json
+from uuid_forge.record import ForeignEntry, MalformedID, Partition, RawEntry, Record, load_json
 from uuid_forge.urls import mask_text
 from uuid_forge.view import FieldView
 
@@ -835,6 +835,29 @@ class RedisAdapter(Adapter):
                 found.append(self._read_record(entity_type, ident, partial(layout.decode, entity_type, ident, v),
                                                f"key {key}"))
         return found
+
+    def _read_raw(self, entity_type: str, raws: list[str]) -> Iterable[RawEntry]:
+        """Keys exactly as a scan gives them (``user:42``), read and decoded as :meth:`_get` does,
+        in one round trip. A name without this type's key pattern (another type's key) is no entry
+        of this type: absent, never read."""
+        head, tail = self._ends(entity_type)
+        raws = [k for k in raws if k != self._types_key and self._id_part(k, head, tail) is not None]
+        if not raws:
+            return []
+        layout = self.layout
+        found: list[RawEntry] = []
+        for key, v in zip(raws, layout.read(self._client, raws)):
+            if isinstance(v, WrongType):
+                found.append(RawEntry(key, None, f"key {key} {v.what}, not the {layout.name} layout this store reads"))
+            elif v is not None:
+                found.append(self._raw_entry(entity_type, key, layout.decode, v, f"key {key}"))
+        return found
+
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """UNLINK keys by their exact name, of this type's key pattern only (delete_raw_proven)."""
+        head, tail = self._ends(entity_type)
+        keys = [k for k in raws if k != self._types_key and self._id_part(k, head, tail) is not None]
+        return int(self._client.unlink(*keys)) if keys else 0
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         # one UNLINK with every key: a single command whose reply is the count that existed

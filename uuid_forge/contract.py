@@ -23,7 +23,7 @@ import re
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -44,6 +44,7 @@ from .record import (
     ForeignEntry,
     MalformedID,
     Partition,
+    RawEntry,
     Record,
     TextFingerprint,
     data_fingerprint,
@@ -485,6 +486,62 @@ class Adapter(ABC):
                 total += self._delete_raw(entity_type, batch)
         return total
 
+    def read_raw(self, entity_type: str, raws: Iterable[str]) -> dict[str, RawEntry]:
+        """The entries among ``raws`` (stored names exactly as ``ForeignEntry.raw`` and
+        ``MalformedID.raw`` show them), keyed by name; names not present are left out.
+
+        For moving data that lives under names uuid-forge did not make (a serial ``user:42``, a
+        MongoDB ObjectId) to deterministic IDs: each entry's ``data`` is what :meth:`get_many`
+        would give as ``Record.data`` (same layout, same view), or None with a reason when the entry
+        cannot be read as this layout's data. An optional capability: stores that do not implement
+        ``_read_raw`` raise :class:`StoreError`."""
+        self._require(READ)
+        self.check_entity_type(entity_type)
+        found: dict[str, RawEntry] = {}
+        for batch in chunked(raws, self.batch_size):
+            bad = [r for r in batch if not isinstance(r, str)]
+            if bad:
+                raise ValidationError(f"read_raw takes stored names as str, got {type(bad[0]).__name__}")
+            with self._errors(f"read_raw({entity_type}, {len(batch)} entries)"):
+                for entry in self._read_raw(entity_type, batch):
+                    found[entry.raw] = entry
+        return found
+
+    def _raw_entry(self, entity_type: str, raw: str, decode: Callable[[str, uuid.UUID, Any], Record], stored: Any,
+                   where: str) -> RawEntry:
+        """One :class:`RawEntry` decoded by the same layout code as ``_get``
+        (``decode(entity_type, placeholder, stored)``: the placeholder ID stands in for the name,
+        which is not a UUID), or an unreadable one, its reason naming ``where`` (the raw name),
+        never the content."""
+        def make() -> Record:
+            return decode(entity_type, _RAW_PLACEHOLDER, stored)
+
+        record = self._read_record(entity_type, _RAW_PLACEHOLDER, make, where)
+        if record.unreadable is not None:
+            return RawEntry(raw, None, record.unreadable)
+        return RawEntry(raw, dict(record.data))
+
+    def delete_raw_proven(self, entity_type: str, proven: Mapping[str, Mapping[str, Any]]) -> int:
+        """Delete entries by raw name (as :meth:`read_raw` names them) that the caller has proven
+        are to go, another application's names included: ``proven`` maps each name to the data
+        the proof was made on (``uuid-forge migrate contract``: the old entry whose key fields give
+        the mapped new ID, its new copy read back equal). Each entry is read again just before the
+        delete and goes only if it still holds exactly that data; a changed, unreadable or absent
+        entry stays. Returns how many were deleted. An optional capability, like ``read_raw``."""
+        self._require(READ)
+        self._require(DELETE)
+        self.check_entity_type(entity_type)
+        total = 0
+        for batch in chunked(proven.items(), self.batch_size):
+            wanted = {raw: data_fingerprint(dict(data)) for raw, data in batch}
+            with self._errors(f"delete_raw_proven({entity_type}, {len(batch)} entries)"):
+                held = {e.raw: e for e in self._read_raw(entity_type, list(wanted))}
+                same = [raw for raw, fp in wanted.items() if fp is not None and (e := held.get(raw)) is not None
+                        and e.data is not None and data_fingerprint(e.data) == fp]
+                if same:
+                    total += self._delete_raw_names(entity_type, same)
+        return total
+
     def drop(self, entity_type: str, prover: Prover | None = None) -> None:
         """Remove every record of ``entity_type`` and what the store made for it (a table, an
         index, a collection, a directory). For tests, demos and decommissioning.
@@ -636,12 +693,26 @@ class Adapter(ABC):
         """Delete entries by raw stored key; stores that can hold a wrong encoding implement it."""
         raise StoreError(f"{self.url()} cannot remove wrongly encoded entries", store=self.url())
 
+    def _read_raw(self, entity_type: str, raws: list[str]) -> Iterable[RawEntry]:
+        """Read entries by raw stored name (see :meth:`read_raw`); an optional capability."""
+        raise StoreError(f"{self.url()} does not support read_raw: it cannot read entries by their raw stored name",
+                         store=self.url())
+
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """Delete entries by raw name, whatever the name (:meth:`delete_raw_proven` has just
+        re-read and compared each); how many existed. An optional capability."""
+        raise StoreError(f"{self.url()} does not support delete_raw_proven: it cannot delete entries by their raw "
+                         "stored name", store=self.url())
+
     def _ping(self) -> None:
         """Default: nothing to check."""
 
     def _close(self) -> None:
         """Default: nothing to release."""
 
+
+#: the ID a raw entry is decoded under (``Adapter._raw_entry``): the nil UUID, never an ID of ours
+_RAW_PLACEHOLDER = uuid.UUID(int=0)
 
 _CALLS = threading.local()
 

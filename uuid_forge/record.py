@@ -18,7 +18,7 @@ from typing import Any, Self
 from .canonical import canonical
 from .errors import UUIDForgeError, ValidationError
 
-__all__ = ["DELETED", "ForeignEntry", "MalformedID", "Partition", "Record", "TextFingerprint", "data_fingerprint",
+__all__ = ["DELETED", "ForeignEntry", "MalformedID", "Partition", "RawEntry", "Record", "TextFingerprint", "data_fingerprint",
            "fingerprint_of", "held_fingerprint", "load_json", "same_fingerprint"]
 
 _SPACE = 1 << 128
@@ -241,6 +241,24 @@ class ForeignEntry:
 
     raw: str
     reason: str
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """An entry read by its raw stored name (``ForeignEntry.raw`` / ``MalformedID.raw``), for moving
+    data that lives under names uuid-forge did not make (a serial ``user:42``, an ObjectId).
+
+    ``data`` is what ``get_many`` would give as ``Record.data`` had the name been an ID of ours
+    (same layout decoding, same view); None when the entry is present but cannot be read as this
+    layout's data, and then ``reason`` says why (masked, never the value).
+    """
+
+    raw: str
+    data: dict[str, Any] | None
+    reason: str = ""
+
+    def __repr__(self) -> str:  # data may be personal: keep it out of logs
+        return f"RawEntry({self.raw!r}, {'unreadable' if self.data is None else 'data'}, reason={self.reason!r})"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from uuid_forge.containers import Containers
 from uuid_forge.contract import BATCH_SIZE, SCAN, Adapter, Check, Option, ScanItem
 from uuid_forge.errors import ConfigError, StoreError, UUIDForgeError, ValidationError
-from uuid_forge.record import ForeignEntry, Partition, Record
+from uuid_forge.record import ForeignEntry, Partition, RawEntry, Record
 
 from . import digests
 from .codec import IdCodec, parse_zone
@@ -416,6 +416,62 @@ class SQLAdapter(Adapter):
         read, decode = self._read_record, opened.decode
         return [read(entity_type, ident, functools.partial(decode, entity_type, ident, row, self))
                 for ident, row in opened.codec.matched(rows, keys, ids)]
+
+    def _read_raw(self, entity_type: str, raws: list[str]) -> Iterable[RawEntry]:
+        """Rows by their ID column's text exactly as a scan shows it (``legacy-7`` in a text
+        column, a version-4 UUID in your own uuid column), decoded as :meth:`_get` does, within
+        the store's ``filter``. A case-blind collation may match more rows: only exact text counts.
+
+        An integer (serial) ID column is not an ID column this adapter opens as one (its ID column
+        holds UUIDs or their text); moving such a table is done in place, by a new uuid column
+        filled in the database (``uuid-forge migrate``), not through read_raw."""
+        opened = self._table(entity_type, create=False)
+        if opened is None:
+            return []
+        codec = opened.codec
+        if codec.native:  # a uuid column: only names that are UUIDs can be in it
+            keys: list[Any] = []
+            for raw in raws:
+                with contextlib.suppress(ValueError):
+                    keys.append(uuid.UUID(raw))
+        else:
+            keys = list(raws)
+        if not keys:
+            return []
+        stmt = sa.select(*opened.read_exprs).where(opened.where(opened.scan_id.in_(
+            sa.bindparam("raws", expanding=True))))
+        with self._engine.connect() as conn:
+            rows = list(conn.execute(stmt, {"raws": keys}).all())
+        names = set(raws)
+        decode = functools.partial(opened.decode, by=self)
+        return [self._raw_entry(entity_type, str(row[0]), decode, row, f"row {row[0]}")
+                for row in rows if str(row[0]) in names]
+
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """Delete rows by their ID column's exact text (delete_raw_proven re-read each first), within
+        the ``filter``. Where the database's comparison would match a row of other text too (a
+        case-blind collation: ``LEGACY-7`` for ``legacy-7``), those names are left alone."""
+        opened = self._table(entity_type, create=False)
+        if opened is None:
+            return 0
+        keys: list[Any] = []
+        for raw in raws:
+            if opened.codec.native:
+                with contextlib.suppress(ValueError):
+                    keys.append(uuid.UUID(raw))
+            else:
+                keys.append(raw)
+        if not keys:
+            return 0
+        where = opened.where(opened.scan_id.in_(sa.bindparam("raws", expanding=True)))
+        with self._engine.begin() as conn:
+            matched = [str(r[0]) for r in conn.execute(sa.select(opened.scan_id).where(where), {"raws": keys})]
+            names = set(raws)
+            blurred = {m.lower() for m in matched if m not in names}
+            keys = [k for k in keys if str(k).lower() not in blurred]
+            if not keys:
+                return 0
+            return int(conn.execute(sa.delete(opened.table).where(where), {"raws": keys}).rowcount)
 
     def _delete(self, entity_type: str, ids: list[uuid.UUID]) -> int:
         opened = self._table(entity_type, create=False)

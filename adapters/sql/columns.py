@@ -88,6 +88,12 @@ def id_kind(column: sa.Column[Any], dialect: Dialect, id_format: str) -> str:
     36-char text, or CHAR(32) hex with ``id_format="hex"``)."""
     if isinstance(column.type, sa.Uuid):  # PostgreSQL's uuid reflects as a Uuid subclass
         return "native" if dialect.native_uuid else "hex"
+    if isinstance(column.type, (sa.Integer, sa.Numeric)):
+        # compared with UUID text, every statement would fail in the database with a type error
+        raise ConfigError(f"ID column {column.name!r} is {column.type} (a serial or numeric key): uuid-forge's ID "
+                          "column holds UUIDs (a uuid column) or their text; to move such a table to deterministic "
+                          "IDs, add a uuid column filled in place (uuid-forge migrate, docs/migration.md) and map "
+                          "that one as the ID")
     if id_format != "uuid":
         return id_format
     return "hex" if getattr(column.type, "length", None) == 32 else "string"

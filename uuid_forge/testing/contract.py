@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 import uuid
 from collections.abc import Collection, Iterator
 from typing import Any
@@ -38,8 +39,16 @@ INJECTION_STRINGS = (
 )
 
 _GEN = UUIDGenerator(IDConfig(namespace=Namespace("contract.uuid-forge.test"), salt="contract"))
+_LAST_DIGIT = re.compile(r"[0-9a-f](?=[^0-9a-f]*$)")
 #: another application's namespace: its entries are named by version-5 UUIDs too
 THEIRS = uuid.UUID("9a5e5b2c-1f4e-4c1a-8d7e-2b3c4d5e6f70")
+
+
+def _another_name(raw: str) -> str:
+    """A raw name of the same shape as ``raw`` that names nothing planted: its last hex digit changed."""
+    if "legacy-7" in raw:
+        return raw.replace("legacy-7", "legacy-8")
+    return _LAST_DIGIT.sub(lambda m: "1" if m.group() == "0" else "0", raw, count=1)
 
 
 def contract_prover(entity_type: str) -> Prover:
@@ -378,6 +387,45 @@ class AdapterContract:
         proofs = prover.prove(etype, got, store.view)
         assert not any(p.ok for p in proofs.values()), proofs
         assert prover.proven(etype, store.get_many(etype, [r.id for r in ours]), store.view) == {r.id for r in ours}
+
+    def test_read_raw_reads_entries_by_their_stored_name(self, store: Adapter, etype: str) -> None:
+        """An optional capability (issue 21, migration): ``read_raw`` reads another application's
+        entry by the raw name a scan reports for it, gives its data as ``get_many`` would, and
+        leaves out names that are not there; ``delete_raw_proven`` (where implemented) deletes it
+        by that name only while it holds the proven data. Skipped where the store cannot hold such
+        an entry or does not implement ``_read_raw``."""
+        self._need(store, READ, SCAN)
+        store.put_many(sample_records(etype, 3))
+        data: dict[str, object] = {"token": "opaque session data", "owner": "someone@example.org"}
+        planted = []
+        for name in ("legacy-7", str(uuid.uuid4())):  # a serial-era name, and a version-4 one
+            try:
+                planted.append(self.plant_foreign(store, etype, name, data))
+            except Exception:  # noqa: BLE001 - a store whose names must be UUIDs cannot hold "legacy-7"
+                planted.append(False)
+        if not any(planted):
+            pytest.skip(f"{store.name}: no other application writes in this container")
+        raws = [i.raw for i, _ in store.scan(etype, include_malformed=True) if isinstance(i, (ForeignEntry, MalformedID))]
+        if not raws:
+            pytest.skip(f"{store.name} reads the planted names as IDs of ours (get_many reads them): no raw name")
+        absent = _another_name(raws[0])
+        assert absent not in raws
+        try:
+            got = store.read_raw(etype, [*raws, absent])
+        except StoreError as err:
+            if "does not support read_raw" in str(err):
+                pytest.skip(f"{store.name} does not implement read_raw")
+            raise
+        assert set(got) == set(raws), "every raw name a scan reports is read; an absent one is left out"
+        assert [e.data for e in got.values()] == [data] * len(raws), [e.reason for e in got.values()]
+        assert store.read_raw(etype, []) == {}
+        if DELETE not in store.capabilities or type(store)._delete_raw_names is Adapter._delete_raw_names:
+            return  # delete_raw_proven is optional too
+        first, ours = raws[0], sorted(scanned_ids(store, etype))
+        assert store.delete_raw_proven(etype, {first: {**data, "owner": "changed since the proof"}}) == 0
+        assert store.delete_raw_proven(etype, {first: data}) == 1
+        assert set(store.read_raw(etype, raws)) == set(raws[1:]), "only the proven entry went"
+        assert sorted(scanned_ids(store, etype)) == ours
 
     def test_close_is_idempotent(self, store: Adapter) -> None:
         store.close()
