@@ -260,3 +260,53 @@ def test_phases_refuse_without_plan(tmp_path: Path) -> None:
     for phase in (migration.expand, migration.verify, migration.contract, migration.rollback):
         with pytest.raises(MigrationRefusedError, match="has not been made"):
             phase(forge, SETTINGS)
+
+
+def test_cli_phases_on_sqlite_and_files(tmp_path: Path) -> None:
+    """The command line end to end on stores that outlive a command (SQLite source, files): exit
+    codes, --json counts, contract refused before verify, the other application's entry kept."""
+    import json
+
+    from uuid_forge.registry import open_store
+
+    from .scaffold import run_cli, write_forge_toml
+
+    extra = ('[types.user]\nkey = ["email"]\n\n[types.order]\nkey = ["order_no"]\nreferences = { user_id = "user" }\n'
+             '\n[migrate]\nplan = "p1"\n')
+    conf = write_forge_toml(tmp_path / "uf.toml", {"db": f"sqlite:///{tmp_path}/db.sqlite3",
+                                                   "files": {"url": f"file://{tmp_path}/files",
+                                                             "options": {"fsync": False}}},
+                            "db", namespace="users.example.com", extra=extra)
+    env = {"UUID_FORGE_SALT": "salt-for-tests"}
+    olds = {i: uuid.uuid4() for i in range(12)}
+    with open_store(f"sqlite:///{tmp_path}/db.sqlite3") as db, open_store(f"file://{tmp_path}/files?fsync=false") as fs:
+        for store in (db, fs):
+            store.put_many([Record("user", olds[i], {"email": f"u{i}@example.com"}) for i in olds])
+            store.put_many([Record("order", uuid.uuid4(), {"order_no": j, "user_id": str(olds[j % 12])})
+                            for j in range(20)])
+        theirs = uuid.uuid4()
+        fs.put_many([Record("user", theirs, {"session": "theirs"})])
+    code, stdout, _ = run_cli(["migrate", "plan", "-c", str(conf), "--json"], env)
+    assert code == 2 and json.loads(stdout)["counts"]["files/user"]["unmapped"] == 1
+    code, stdout, _ = run_cli(["migrate", "plan", "-c", str(conf), "--json", "--leave-unmapped"], env)
+    assert code == 0, stdout
+    code, _, stderr = run_cli(["migrate", "contract", "-c", str(conf)], env)
+    assert code == 2 and "verify has not passed" in stderr and "Traceback" not in stderr
+    code, stdout, _ = run_cli(["migrate", "expand", "-c", str(conf), "--json", "--batch-size", "5"], env)
+    assert code == 0 and json.loads(stdout)["counts"]["files/order"]["written"] == 20
+    code, stdout, _ = run_cli(["migrate", "verify", "-c", str(conf), "--json"], env)
+    assert code == 0 and json.loads(stdout)["passed"], stdout
+    code, _, stderr = run_cli(["migrate", "contract", "-c", str(conf)], env)
+    assert code == 2 and "--max-delete 20" in stderr
+    code, stdout, _ = run_cli(["migrate", "contract", "-c", str(conf), "--max-delete", "100%", "--json"], env)
+    assert code == 0 and json.loads(stdout)["counts"]["db/user"]["deleted"] == 12
+    code, stdout, _ = run_cli(["migrate", "status", "-c", str(conf)], env)
+    assert code == 0 and "contracted" in stdout and "p1" in stdout
+    with open_store(f"file://{tmp_path}/files?fsync=false") as fs:
+        users = {i for i, _ in fs.scan("user")}
+        assert theirs in users and len(users) == 13
+        orders = fs.get_many("order", [i for i, _ in fs.scan("order")])
+        assert len(orders) == 20 and not set(olds.values()) & users
+        assert {r.data["user_id"] for r in orders.values()} <= {str(u) for u in users}
+    code, _, stderr = run_cli(["migrate", "rollback", "-c", str(conf)], env)
+    assert code == 2 and "rollback refused" in stderr
