@@ -206,6 +206,15 @@ def _with_retries(run: _Run, call: Callable[[], Any]) -> Any:
     return None
 
 
+def _uuid_text(raw: str) -> uuid.UUID | None:
+    """The UUID a raw name is, in its canonical text form exactly (a user table's v4 ``id``)."""
+    try:
+        value = uuid.UUID(raw)
+    except (ValueError, TypeError):
+        return None
+    return value if str(value) == raw else None
+
+
 # -- plan ---------------------------------------------------------------------------------------
 def plan(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = None, types: Iterable[str] | None = None,
          stores: Iterable[str] | None = None, dry_run: bool = False, leave_unmapped: bool = False,
@@ -223,6 +232,10 @@ def plan(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = Non
     found: list[Mapping] = []
     for store, adapter in run.stores.items():
         for entity_type in run.types:
+            try:
+                adapter.check_entity_type(entity_type)
+            except ValidationError:
+                continue  # a store holding other types only (a user table holds one)
             found += _plan_place(run, out, store, adapter, entity_type, leave_unmapped, on_collision, progress)
     if out.stopped:
         return out
@@ -256,11 +269,14 @@ def _plan_place(run: _Run, out: Outcome, store: str, adapter: Adapter, entity_ty
     for ident, _ in adapter.scan(entity_type, include_malformed=True):
         if type(ident) is uuid.UUID or isinstance(ident, uuid.UUID):
             ids.append(ident)
+        elif isinstance(ident, ForeignEntry) and _uuid_text(ident.raw) is not None:
+            ids.append(_uuid_text(ident.raw))  # type: ignore[arg-type]  # a UUID of another version (v4): get_many reads it
         elif isinstance(ident, (MalformedID, ForeignEntry)):
             raws.append(ident.raw)
     out.count(store, entity_type, "entries", len(ids) + len(raws))
     out.count(store, entity_type, "already deterministic", 0)
     field_name = run.old_id_field(store)
+    referenced = any(entity_type in refs.values() for refs in run.settings.references.values())
     candidates: list[tuple[str, str, dict[str, Any] | None, str]] = []  # kind, address, data, why unreadable
     for batch in chunked(ids, run.batch):
         records = adapter.get_many(entity_type, batch)
@@ -295,10 +311,10 @@ def _plan_place(run: _Run, out: Outcome, store: str, adapter: Adapter, entity_ty
     for kind, address, data, why in candidates:
         legacy = address
         if data is not None and field_name:
-            if data.get(field_name) is None:
-                data, why = None, f"no old ID in field {field_name!r}"
-            else:
+            if data.get(field_name) is not None:
                 legacy = str(data[field_name])
+            elif referenced:  # other entries point at it by that field: without it, they could not be rewritten
+                data, why = None, f"no old ID in field {field_name!r}, which references to {entity_type} hold"
         if data is not None:
             key, why = run.forge.prover.key_of(entity_type, Record(entity_type, _ZERO, data), adapter.view)
             if key is not None:
@@ -487,19 +503,42 @@ def _verify_audit(run: _Run, out: Outcome, mappings: list[Mapping]) -> None:
     samples only, so they are checked by count: no more than the plan's old entries still held."""
     old = {(m.store, m.entity_type, m.old) for m in mappings}
     old_any = {(m.entity_type, m.old) for m in mappings}
-    new_in = {(m.store, m.entity_type, m.new) for m in mappings if m.new}
-    report = run.forge.audit(run.types)
+    new_in = {(m.store, m.entity_type, m.new) for m in mappings if m.new is not None}
+    for entity_type in run.types:
+        held = {s: sum(1 for m in mappings if m.store == s and m.entity_type == entity_type
+                       and m.state != "contracted") for s in run.stores}
+        _audit_type(run, out, entity_type, old, old_any, new_in, held)
+
+
+def _audit_type(run: _Run, out: Outcome, entity_type: str, old: set[tuple[str, str, str]],
+                old_any: set[tuple[str, str]], new_in: set[tuple[str, str, str]], held: dict[str, int]) -> None:
+    """The audit of one type over the stores that accept it (a user table holds one type)."""
+    from .forge import Forge
+
+    handles = []
+    for h in run.forge.stores:
+        try:
+            h.adapter.check_entity_type(entity_type)
+        except ValidationError:
+            continue
+        if h.source or h.name in run.stores:
+            handles.append(h)
+    if not any(h.source for h in handles):
+        return
+    forge = Forge(handles, ids=run.forge.ids, journal=None, types=run.forge.types)
+    forge.audit_hashed = run.forge.audit_hashed
+    report = forge.audit(entity_type)
     for store in run.stores:
         counts: Counter[str] = report.stores.get(store, Counter())
         unowned = sum(counts.get(k, 0) for k in _UNOWNED)
-        held = sum(1 for m in mappings if m.store == store and m.entity_type in run.types and m.state != "contracted")
-        if unowned > held:
-            out.count(store, "*", "audit: not ours, unexplained", unowned - held)
-            out.problems.append({"store": store, "type": "*", "entry": "", "problem": "audit unproven",
-                                 "reason": f"{unowned} entries not proven ours, more than the plan's {held} old "
+        expected = held.get(store, 0)
+        if unowned > expected:
+            out.count(store, entity_type, "audit: not ours, unexplained", unowned - expected)
+            out.problems.append({"store": store, "type": entity_type, "entry": "", "problem": "audit unproven",
+                                 "reason": f"{unowned} entries not proven ours, more than the plan's {expected} old "
                                            "entries still held: plan again"})
         elif unowned:
-            out.count(store, "*", "audit: old entries not ours", unowned)
+            out.count(store, entity_type, "audit: old entries not ours", unowned)
     for f in report.findings:
         if f.store not in run.stores or f.kind in _UNOWNED:
             continue

@@ -1,0 +1,197 @@
+"""Issue 21, small scale: ``uuid-forge migrate`` on real PostgreSQL (tables of ours and a user
+table), Redis and files, through the command line in subprocesses, with a SIGKILL mid-expand and
+mid-contract and the resume.
+
+The old world: users and orders under version-4 IDs, the same users in every store (a serial
+``legacy_id`` in their data, which orders' ``user_id`` holds), and another application's entries
+beside them (a row without an email in the user table, a Redis key, a file). Entries not named by
+a UUID need ``Adapter.read_raw`` (branch rawread) to be mapped: here they are another
+application's, so they are left alone either way (``--leave-unmapped``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.scaffold import driver_missing
+
+psycopg = pytest.importorskip("psycopg", reason=driver_missing("psycopg"))
+redis = pytest.importorskip("redis", reason=driver_missing("redis"))
+
+from uuid_forge import Forge
+from uuid_forge import migrationmap as mm
+from uuid_forge.record import Record
+
+from .scaffold import DEFAULT_SALT, FAST_WRITE, cli_env, run_cli, write_forge_toml
+from .test_sql import _pg
+
+NAMESPACE = "shop.migrate.uuid-forge.test"
+USERS, ORDERS = 150, 300
+
+
+@dataclass
+class World:
+    config: Path
+    tag: str
+    olds: dict[int, uuid.UUID]
+    pg: str
+    redis: str
+    files: Path
+    accounts: str
+
+    def forge(self) -> Forge:
+        return Forge.from_config(str(self.config), env={"UUID_FORGE_SALT": DEFAULT_SALT})
+
+
+@pytest.fixture
+def world(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[World]:
+    tag = f"mg{uuid.uuid4().hex[:8]}"
+    accounts = f"{tag}_accounts"
+    with _pg(postgres_url) as raw:
+        raw.execute(f"CREATE TABLE {accounts} (id uuid PRIMARY KEY, email text, name text, legacy_id integer)")
+    files = tmp_path / "files"
+    extra = ('[types.user]\nkey = ["email"]\n\n[types.order]\nkey = ["order_no"]\n'
+             'references = { user_id = "user" }\n\n'
+             '[migrate.stores.db]\nold_id = "field:legacy_id"\n\n[migrate.stores.cache]\nold_id = "field:legacy_id"\n\n'
+             '[migrate.stores.files]\nold_id = "field:legacy_id"\n\n[migrate.stores.accounts]\nold_id = "field:legacy_id"\n')
+    stores: dict[str, Any] = {
+        "db": f"{postgres_url}?prefix={tag}_",
+        "accounts": {"url": postgres_url, "options": {"table": accounts, "entity_type": "user",
+                                                      "fields": {"email": "email", "name": "name",
+                                                                 "legacy_id": "legacy_id"}}},
+        "cache": f"{redis_url}?prefix={tag}",
+        "files": {"url": f"file://{files}", "options": {"fsync": False}},
+    }
+    config = write_forge_toml(tmp_path / "uf.toml", stores, "db", namespace=NAMESPACE, write=FAST_WRITE, extra=extra)
+    olds = {i: uuid.uuid4() for i in range(USERS)}
+    w = World(config, tag, olds, postgres_url, redis_url, files, accounts)
+    users = [Record("user", olds[i], {"email": f"u{i}@example.com", "name": f"User {i}", "legacy_id": i})
+             for i in range(USERS)]
+    orders = [Record("order", uuid.uuid4(), {"order_no": j, "user_id": j % USERS, "total": j * 3})
+              for j in range(ORDERS)]
+    with w.forge() as forge:
+        for h in forge.stores:
+            h.adapter.put_many(users)
+            if h.name in ("db", "files"):
+                h.adapter.put_many(orders)
+    with _pg(postgres_url) as raw:  # another application's row: no email
+        raw.execute(f"INSERT INTO {accounts} (id, email, name) VALUES (%s, NULL, 'theirs')", (uuid.uuid4(),))
+    client = redis.Redis.from_url(redis_url)
+    client.set(f"{tag}:user:session-abc", "theirs")
+    (files / "user" / "notes.txt").write_text("theirs", encoding="utf-8")
+    try:
+        yield w
+    finally:
+        keys = list(client.scan_iter(match=f"{tag}:*", count=1000))
+        if keys:
+            client.unlink(*keys)
+        client.close()
+        with _pg(postgres_url) as raw:
+            rows = raw.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (f"{tag}%",)).fetchall()
+            for (name,) in rows:
+                raw.execute(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def _cli(w: World, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("migrate", *args, "-c", str(w.config), timeout=600)
+
+
+def _states(w: World) -> dict[str, int]:
+    with w.forge() as forge:
+        mappings, _ = mm.load(forge.source.adapter, "default")
+    counts: dict[str, int] = {}
+    for m in mappings:
+        counts[m.state] = counts.get(m.state, 0) + 1
+    return counts
+
+
+def _kill_when(w: World, args: list[str], state: str) -> None:
+    """Run ``migrate ARGS`` in a subprocess and SIGKILL it as soon as some mapping reached ``state``
+    (and not all have): a kill in the middle of the phase."""
+    proc = subprocess.Popen([sys.executable, "-m", "uuid_forge", "migrate", *args, "-c", str(w.config)],
+                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _states(w).get(state, 0) > 0:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"the phase finished before the kill ({proc.returncode})"
+    states = _states(w)
+    assert states.get(state, 0) > 0 and states.get(state, 0) < sum(n for s, n in states.items() if s != "left")
+
+
+def test_migrate_with_kills_and_resume(world: World) -> None:
+    w = world
+    done = _cli(w, "plan", "--json")
+    assert done.returncode == 2 and done.stdout, done.stderr
+    counts = json.loads(done.stdout)["counts"]
+    assert counts["accounts/user"]["unmapped"] == 1 and counts["files/user"]["unmapped"] == 1
+    assert counts["cache/user"]["unmapped"] == 1 and counts["db/order"]["to map"] == ORDERS
+    assert "theirs" not in done.stdout + done.stderr and "session-abc" not in done.stdout + done.stderr
+    assert _states(w) == {}
+    done = _cli(w, "plan", "--leave-unmapped")
+    assert done.returncode == 0, done.stderr
+
+    _kill_when(w, ["expand", "--batch-size", "2"], "expanded")
+    done = _cli(w, "contract", "--max-delete", "100%")
+    assert done.returncode == 2 and "verify has not passed" in done.stderr
+    done = _cli(w, "expand", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _states(w) == {"expanded": 4 * USERS + 2 * ORDERS, "left": 3}
+
+    done = _cli(w, "verify", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["passed"], done.stdout
+
+    _kill_when(w, ["contract", "--batch-size", "2", "--max-delete", "100%"], "contracted")
+    done = _cli(w, "rollback")
+    assert done.returncode == 2 and "rollback refused" in done.stderr
+    done = _cli(w, "contract", "--max-delete", "100%", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _states(w) == {"contracted": 4 * USERS + 2 * ORDERS, "left": 3}
+
+    with w.forge() as forge:
+        new_users = {str(u) for u in forge.generator.generate_many("user", [{"email": f"u{i}@example.com"}
+                                                                           for i in range(USERS)])}
+        for h in forge.stores:
+            users = {str(i) for i, _ in h.adapter.scan("user")}
+            assert new_users <= users and not users & {str(u) for u in w.olds.values()}, h.name
+            if h.name in ("db", "files"):
+                orders = h.adapter.get_many("order", [i for i, _ in h.adapter.scan("order")])
+                assert len(orders) == ORDERS
+                assert all(r.data["user_id"] in new_users for r in orders.values())
+                assert all(forge.prover.proven("order", {r.id: r}) for r in orders.values())
+        for entity_type, names in (("user", {"db", "accounts", "cache", "files"}), ("order", {"db", "files"})):
+            # the audit of each type over the stores holding it (the user table refuses orders)
+            one = Forge([h for h in forge.stores if h.name in names], ids=forge.ids, journal=None, types=forge.types)
+            report = one.audit(entity_type)
+            assert {f.kind for f in report.findings} <= {"unproven", "foreign"}, report.findings[:5]
+            assert sum(c["unproven"] + c["foreign"] for c in report.stores.values()) == (3 if entity_type == "user"
+                                                                                         else 0)
+    done = _cli(w, "verify", "--json")  # after contract, verify still passes
+    assert done.returncode == 0 and json.loads(done.stdout)["passed"], done.stdout
+    with _pg(w.pg) as raw:
+        assert raw.execute(f"SELECT count(*) FROM {w.accounts} WHERE name = 'theirs'").fetchone() == (1,)
+        assert raw.execute(f"SELECT count(*) FROM {w.accounts}").fetchone() == (USERS + 1,)
+    client = redis.Redis.from_url(w.redis)
+    assert client.get(f"{w.tag}:user:session-abc") == b"theirs"
+    client.close()
+    assert (w.files / "user" / "notes.txt").read_text(encoding="utf-8") == "theirs"
