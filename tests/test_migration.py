@@ -75,6 +75,9 @@ class FakeLegacyStore(MemoryAdapter):
         held = self.raw.get(entity_type, {})
         return {r: FakeRawEntry(r, dict(held[r])) for r in raws if r in held}
 
+    def _read_raw(self, entity_type: str, raws: list[str]) -> list[FakeRawEntry]:
+        return list(self.read_raw(entity_type, raws).values())  # the hook, once branch rawread declares it
+
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         held = self.raw.get(entity_type, {})
         return sum(1 for r in raws if held.pop(r, None) is not None)
@@ -253,6 +256,22 @@ def test_rollback_leaves_old_data_and_what_expand_did_not_create(tmp_path: Path)
     assert {t: dict(source._data[t]) for t in ("user", "order")} == before
     assert set(cache._data["user"]) == {u1} and cache._data["order"] == {}
     assert len(cache.raw["user"]) == 6
+
+
+def test_a_store_without_read_raw_leaves_raw_entries_unmapped(tmp_path: Path) -> None:
+    forge, _, cache, _ = world(tmp_path, users=3, orders=0)
+    assert migration.can_read_raw(cache)
+
+    class FakeNoRawStore(FakeLegacyStore):
+        read_raw = None  # type: ignore[assignment]
+
+    plain = FakeNoRawStore()
+    plain.raw = cache.raw
+    forge = make_forge(tmp_path, ("db", forge.source.adapter), ("cache", plain), types=TYPES)
+    out = migration.plan(forge, SETTINGS, dry_run=True)
+    assert out.counts["cache/user"]["unmapped"] == 4 and out.stopped
+    assert {p["reason"] for p in out.problems if p["store"] == "cache"} == {
+        "this store cannot read entries not named by a UUID (no read_raw)"}
 
 
 def test_phases_refuse_without_plan(tmp_path: Path) -> None:

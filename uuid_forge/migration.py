@@ -138,12 +138,21 @@ def read_old(adapter: Adapter, entity_type: str, maps: list[Mapping]) -> dict[st
     return out
 
 
+def can_read_raw(adapter: Adapter) -> bool:
+    """Whether ``adapter`` reads entries by raw name: it has ``read_raw`` and, where the contract
+    declares the ``_read_raw`` hook (branch rawread), implements it (the base raises)."""
+    if getattr(adapter, "read_raw", None) is None:
+        return False
+    base = getattr(Adapter, "_read_raw", None)
+    return base is None or getattr(type(adapter), "_read_raw", None) is not base
+
+
 def _read_raw(adapter: Adapter, entity_type: str, raws: list[str]) -> dict[str, dict[str, Any] | None]:
     """Entries not named by a UUID, through ``Adapter.read_raw`` (None: unreadable)."""
-    reader = getattr(adapter, "read_raw", None)
-    if reader is None:
+    if not can_read_raw(adapter):
         return {}
-    return {raw: (None if entry.data is None else dict(entry.data)) for raw, entry in reader(entity_type, raws).items()}
+    entries = adapter.read_raw(entity_type, raws)  # type: ignore[attr-defined]
+    return {raw: (None if entry.data is None else dict(entry.data)) for raw, entry in entries.items()}
 
 
 def _new_data(run: _Run, store: str, entity_type: str, data: dict[str, Any],
@@ -292,18 +301,20 @@ def _plan_place(run: _Run, out: Outcome, store: str, adapter: Adapter, entity_ty
                                    record.unreadable or ""))
         if progress:
             progress(len(batch))
-    reader = getattr(adapter, "read_raw", None)
+    readable = can_read_raw(adapter)
     for batch in chunked(raws, run.batch):
-        if reader is None:
-            candidates += [("raw", r, None, "this store cannot read entries not named by a UUID yet (read_raw)")
+        if not readable:
+            candidates += [("raw", r, None, "this store cannot read entries not named by a UUID (no read_raw)")
                            for r in batch]
-        else:
-            entries = reader(entity_type, batch)
-            for raw in batch:
-                entry = entries.get(raw)
-                if entry is not None:
-                    candidates.append(("raw", raw, None if entry.data is None else dict(entry.data),
-                                       entry.reason or "cannot be read"))
+            continue
+        entries = adapter.read_raw(entity_type, batch)  # type: ignore[attr-defined]
+        for raw in batch:
+            entry = entries.get(raw)
+            if entry is None:  # gone since the scan, or a name of another pattern: not this store's entry
+                candidates.append(("raw", raw, None, "not readable as an entry of this store's layout"))
+            else:
+                candidates.append(("raw", raw, None if entry.data is None else dict(entry.data),
+                                   entry.reason or "cannot be read"))
         if progress:
             progress(len(batch))
     keyed: list[tuple[str, str, dict[str, Any], Any, str]] = []
