@@ -33,6 +33,7 @@ from .migrationmap import Mapping, PlanState
 from .record import ForeignEntry, MalformedID, Record
 from .repair import DeleteLimit
 from .settings import MigrateSettings
+from .urls import mask_text
 
 if TYPE_CHECKING:
     from .forge import Forge
@@ -63,9 +64,15 @@ class Outcome:
         self.counts.setdefault(f"{store}/{entity_type}", Counter())[what] += n
 
     def problem(self, m: Mapping | None, store: str, entity_type: str, kind: str, reason: str,
-                address: str = "") -> None:
+                address: str = "", raw: str = "") -> None:
+        """List one entry; a raw name (``raw``, or the mapping's) is masked wherever it appears,
+        in the reason too (a store's reason names the key it could not read)."""
         shown = _shown(m.kind, m.old) if m is not None else address
-        self.problems.append({"store": store, "type": entity_type, "entry": shown, "problem": kind, "reason": reason})
+        name = raw or (m.old if m is not None and m.kind == "raw" else "")
+        if name:
+            reason = reason.replace(name, mask_name(name))
+        self.problems.append({"store": store, "type": entity_type, "entry": shown, "problem": kind,
+                              "reason": mask_text(reason)})
 
     def to_dict(self) -> dict[str, Any]:
         return {"phase": self.phase, "plan": self.plan, "dry_run": self.dry_run,
@@ -332,7 +339,7 @@ def _plan_place(run: _Run, out: Outcome, store: str, adapter: Adapter, entity_ty
                 keyed.append((kind, address, data, key, legacy))
                 continue
         out.count(store, entity_type, "unmapped")
-        out.problem(None, store, entity_type, "unmapped", why, _shown(kind, address))
+        out.problem(None, store, entity_type, "unmapped", why, _shown(kind, address), address if kind == "raw" else "")
         left.append(Mapping(run.plan, store, entity_type, kind, address, legacy, None, "left", reason=why))
     news = run.forge.prover.ids_from_keys(entity_type, [k for *_, k, _ in keyed])
     by_new: dict[str, list[Mapping]] = {}
@@ -340,7 +347,8 @@ def _plan_place(run: _Run, out: Outcome, store: str, adapter: Adapter, entity_ty
         if new is None:
             why = "its key fields are not a key the ID function accepts"
             out.count(store, entity_type, "unmapped")
-            out.problem(None, store, entity_type, "unmapped", why, _shown(kind, address))
+            out.problem(None, store, entity_type, "unmapped", why, _shown(kind, address),
+                        address if kind == "raw" else "")
             left.append(Mapping(run.plan, store, entity_type, kind, address, legacy, None, "left", reason=why))
             continue
         by_new.setdefault(str(new), []).append(Mapping(run.plan, store, entity_type, kind, address, legacy, str(new)))

@@ -9,7 +9,9 @@ may be personal data); IDs are shown as they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -29,6 +31,20 @@ __all__ = ["migrate"]
 
 #: problems listed on the terminal at most (all of them with --json)
 SHOWN_PROBLEMS = 50
+
+
+@contextlib.contextmanager
+def _quiet_entries() -> Iterator[None]:
+    """The stores' per-entry warnings (an entry that cannot be read, named by its stored key) are
+    silenced while a phase runs: the phase lists those entries itself, their names masked, and an
+    old entry's raw key may be another application's data."""
+    adapters = logging.getLogger("uuid_forge.adapters")
+    level = adapters.level
+    adapters.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        adapters.setLevel(level)
 
 
 def _open(path: str) -> tuple[Forge, ForgeSettings]:
@@ -104,7 +120,7 @@ def plan_cmd(config_path: str, plan_name: str | None, types: tuple[str, ...], st
              as_json: bool, batch_size: int | None, leave_unmapped: bool, on_collision: str) -> None:
     """Read every store's entries and record old ID -> new ID in the source."""
     forge, settings = _open(config_path)
-    with forge, progress_bar("planning", None, not as_json) as advance:
+    with forge, _quiet_entries(), progress_bar("planning", None, not as_json) as advance:
         outcome = migration.plan(forge, settings.migrate, plan_name=plan_name, types=_split(types),
                                  stores=_split(stores), dry_run=dry_run, leave_unmapped=leave_unmapped,
                                  on_collision=on_collision, batch_size=batch_size, progress=advance)
@@ -117,7 +133,7 @@ def _phase(name: str, run: Callable[..., Outcome], help_text: str, **extra: Any)
     def command(config_path: str, plan_name: str | None, types: tuple[str, ...], stores: tuple[str, ...],
                 dry_run: bool, as_json: bool, batch_size: int | None, **more: Any) -> None:
         forge, settings = _open(config_path)
-        with forge, progress_bar(name, None, not as_json) as advance:
+        with forge, _quiet_entries(), progress_bar(name, None, not as_json) as advance:
             outcome = run(forge, settings.migrate, plan_name=plan_name, types=_split(types), stores=_split(stores),
                           dry_run=dry_run, batch_size=batch_size, progress=advance, **more)
         raise click.exceptions.Exit(_show(outcome, as_json))
