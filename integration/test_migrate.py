@@ -195,3 +195,68 @@ def test_migrate_with_kills_and_resume(world: World) -> None:
     assert client.get(f"{w.tag}:user:session-abc") == b"theirs"
     client.close()
     assert (w.files / "user" / "notes.txt").read_text(encoding="utf-8") == "theirs"
+
+
+@pytest.mark.xfail(strict=True, reason="contract of raw-named entries: Redis and files delete_raw refuse names not in "
+                   "their IDs' forms (the old entries stay, listed); needs an adapter method to delete proven-mapped "
+                   "raw entries (undone)")
+def test_serial_named_entries_in_redis_and_files(postgres_url: str, redis_url: str, tmp_path: Path) -> None:
+    """Entries under names that are no UUID (Redis ``user:<serial>``, files ``<serial>.json``) are read
+    with ``read_raw``, mapped, expanded with their references rewritten, and contracted by raw name;
+    another application's key beside them is left. Runs once the stores implement ``read_raw``
+    (branch rawread)."""
+    from uuid_forge.migration import can_read_raw
+
+    tag = f"mg{uuid.uuid4().hex[:8]}"
+    files = tmp_path / "files"
+    extra = ('[types.user]\nkey = ["email"]\n\n[types.order]\nkey = ["order_no"]\nreferences = { user_id = "user" }\n\n'
+             '[migrate.stores.db]\nold_id = "field:legacy_id"\n\n[migrate.stores.cache]\nold_id = "field:legacy_id"\n\n'
+             '[migrate.stores.files]\nold_id = "field:legacy_id"\n')
+    config = write_forge_toml(tmp_path / "uf.toml", {"db": f"{postgres_url}?prefix={tag}_",
+                                                     "cache": f"{redis_url}?prefix={tag}",
+                                                     "files": {"url": f"file://{files}", "options": {"fsync": False}}},
+                              "db", namespace=NAMESPACE, write=FAST_WRITE, extra=extra)
+    forge = Forge.from_config(str(config), env={"UUID_FORGE_SALT": DEFAULT_SALT})
+    cache = next(h.adapter for h in forge.stores if h.name == "cache")
+    if not can_read_raw(cache):
+        forge.close()
+        pytest.skip("the Redis adapter has no read_raw yet (branch rawread)")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        n = 40
+        db = forge.source.adapter
+        db.put_many([Record("user", uuid.uuid4(), {"email": f"u{i}@example.com", "legacy_id": i}) for i in range(n)])
+        db.put_many([Record("order", uuid.uuid4(), {"order_no": i, "user_id": i, "legacy_id": 1000 + i})
+                     for i in range(n)])
+        for i in range(n):
+            client.set(f"{tag}:user:{i}", json.dumps({"email": f"u{i}@example.com", "legacy_id": i}))
+            client.set(f"{tag}:order:{i}", json.dumps({"order_no": i, "user_id": i, "legacy_id": 1000 + i}))
+            (files / "user").mkdir(parents=True, exist_ok=True)
+            (files / "user" / f"{i}.json").write_text(json.dumps({"email": f"u{i}@example.com", "legacy_id": i}),
+                                                      encoding="utf-8")
+        client.set(f"{tag}:user:session-abc", json.dumps({"token": "theirs"}))
+        forge.close()
+        w = World(config, tag, {}, postgres_url, redis_url, files, "")
+        for phase in (["plan", "--leave-unmapped"], ["expand"], ["verify"], ["contract", "--max-delete", "100%"]):
+            done = _cli(w, *phase, "--json")
+            assert done.returncode == 0, (phase, done.stdout[-2000:], done.stderr)
+            assert "session-abc" not in done.stdout + done.stderr
+        with w.forge() as forge:
+            new_users = forge.generator.generate_many("user", [{"email": f"u{i}@example.com"} for i in range(n)])
+            for h in forge.stores:
+                held = {i for i, _ in h.adapter.scan("user")}
+                assert held == set(new_users), h.name
+            cache = next(h.adapter for h in forge.stores if h.name == "cache")
+            orders = cache.get_many("order", [i for i, _ in cache.scan("order")])
+            assert sorted(r.data["user_id"] for r in orders.values()) == sorted(str(u) for u in new_users)
+        assert client.get(f"{tag}:user:0") is None and client.get(f"{tag}:order:0") is None
+        assert json.loads(client.get(f"{tag}:user:session-abc") or b"{}") == {"token": "theirs"}
+        assert not (files / "user" / "0.json").exists()
+    finally:
+        keys = list(client.scan_iter(match=f"{tag}:*", count=1000))
+        if keys:
+            client.unlink(*keys)
+        client.close()
+        with _pg(postgres_url) as raw:
+            for (name,) in raw.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (f"{tag}%",)).fetchall():
+                raw.execute(f'DROP TABLE IF EXISTS "{name}"')
