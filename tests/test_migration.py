@@ -329,3 +329,44 @@ def test_cli_phases_on_sqlite_and_files(tmp_path: Path) -> None:
         assert {r.data["user_id"] for r in orders.values()} <= {str(u) for u in users}
     code, _, stderr = run_cli(["migrate", "rollback", "-c", str(conf)], env)
     assert code == 2 and "rollback refused" in stderr
+
+
+@pytest.mark.parametrize(("doc", "fragment"), [
+    ({"types": {"order": {"key": ["no"], "references": {"user_id": "user"}}}}, "[types.order] references user_id"),
+    ({"types": {"user": {"key": ["email"]}, "order": {"key": ["no", "user_id"], "references": {"user_id": "user"}}}},
+     "a key field cannot be a reference"),
+    ({"migrate": {"stores": {"cache": {"old_id": "field:id"}}}}, "[migrate.stores.cache]: no store 'cache'"),
+    ({"migrate": {"stores": {"db": {"old_id": "legacy_id"}}}}, "old_id = 'legacy_id': use \"field:NAME\""),
+    ({"migrate": {"plan": "two words"}}, "[migrate] plan = 'two words'"),
+    ({"migrate": {"plans": "x"}}, "plans"),
+])
+def test_migrate_settings_name_the_bad_value(doc: dict[str, Any], fragment: str) -> None:
+    from uuid_forge.errors import ConfigError
+    from uuid_forge.settings import parse_settings
+
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"stores": {"db": {"url": "memory://", "role": "source"}}, **doc}, "uf.toml", env={})
+    assert fragment in str(caught.value) and "uf.toml" in str(caught.value)
+
+
+def test_contract_leaves_raw_entries_a_store_refuses_to_delete(tmp_path: Path) -> None:
+    from uuid_forge.errors import ValidationError
+
+    class FakeRefusingStore(FakeLegacyStore):
+        def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
+            raise ValidationError(f"keys {raws[:3]} are not keys written by uuid-forge: refused")
+
+    forge, source, cache, _ = world(tmp_path, users=6, orders=0)
+    refusing = FakeRefusingStore()
+    refusing.raw = cache.raw
+    forge = make_forge(tmp_path, ("db", source), ("cache", refusing), types=TYPES)
+    migration.plan(forge, SETTINGS, leave_unmapped=True)
+    migration.expand(forge, SETTINGS)
+    assert migration.verify(forge, SETTINGS).passed
+    out = migration.contract(forge, SETTINGS, max_delete="100%")
+    assert out.stopped and out.counts["cache/user"]["left: store refuses raw delete"] == 6
+    assert all("user:" not in p["reason"] for p in out.problems)
+    maps, _ = mm.load(source, "default")
+    assert {m.state for m in maps if m.store == "cache" and m.state != "left"} == {"expanded"}
+    assert {m.state for m in maps if m.store == "db" and m.state != "left"} == {"contracted"}
+    assert len(cache.raw["user"]) == 7
