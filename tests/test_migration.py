@@ -110,7 +110,8 @@ def new_user(forge: Forge, i: int) -> uuid.UUID:
 
 
 def test_plan_stops_on_unmapped_and_dry_run_counts(tmp_path: Path) -> None:
-    forge, source, _, _ = world(tmp_path)
+    forge, source, _, seed = world(tmp_path)
+    seed_other = seed["other"]
     out = migration.plan(forge, SETTINGS, dry_run=True)
     assert out.stopped and "--leave-unmapped" in out.stopped
     assert out.counts["db/user"]["entries"] == 31 and out.counts["db/user"]["to map"] == 30
@@ -118,6 +119,7 @@ def test_plan_stops_on_unmapped_and_dry_run_counts(tmp_path: Path) -> None:
     assert out.counts["cache/order"]["to map"] == 60
     assert all("theirs" not in p["entry"] and "session:abc" != p["entry"] for p in out.problems)
     assert "s••••••:a••" in [p["entry"] for p in out.problems]
+    assert str(seed_other) not in str(out.problems)  # an unmapped entry named by a UUID is masked too
     assert mm.load(source, "default") == ([], None)  # nothing written
     ok = migration.plan(forge, SETTINGS, dry_run=True, leave_unmapped=True)
     assert not ok.stopped and mm.load(source, "default") == ([], None)

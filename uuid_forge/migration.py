@@ -290,7 +290,8 @@ def _plan_place(run: _Run, out: Outcome, store: str, adapter: Adapter, entity_ty
         elif isinstance(ident, (MalformedID, ForeignEntry)):
             raws.append(ident.raw)
     out.count(store, entity_type, "entries", len(ids) + len(raws))
-    out.count(store, entity_type, "already deterministic", 0)
+    for what in ("already deterministic", "to map", "unmapped", "collisions"):  # every column, zeros too
+        out.count(store, entity_type, what, 0)
     field_name = run.old_id_field(store)
     referenced = any(entity_type in refs.values() for refs in run.settings.references.values())
     candidates: list[tuple[str, str, dict[str, Any] | None, str]] = []  # kind, address, data, why unreadable
@@ -339,7 +340,7 @@ def _plan_place(run: _Run, out: Outcome, store: str, adapter: Adapter, entity_ty
                 keyed.append((kind, address, data, key, legacy))
                 continue
         out.count(store, entity_type, "unmapped")
-        out.problem(None, store, entity_type, "unmapped", why, _shown(kind, address), address if kind == "raw" else "")
+        out.problem(None, store, entity_type, "unmapped", why, mask_name(address), address if kind == "raw" else "")
         left.append(Mapping(run.plan, store, entity_type, kind, address, legacy, None, "left", reason=why))
     news = run.forge.prover.ids_from_keys(entity_type, [k for *_, k, _ in keyed])
     by_new: dict[str, list[Mapping]] = {}
@@ -347,7 +348,7 @@ def _plan_place(run: _Run, out: Outcome, store: str, adapter: Adapter, entity_ty
         if new is None:
             why = "its key fields are not a key the ID function accepts"
             out.count(store, entity_type, "unmapped")
-            out.problem(None, store, entity_type, "unmapped", why, _shown(kind, address),
+            out.problem(None, store, entity_type, "unmapped", why, mask_name(address),
                         address if kind == "raw" else "")
             left.append(Mapping(run.plan, store, entity_type, kind, address, legacy, None, "left", reason=why))
             continue
