@@ -260,3 +260,91 @@ def test_serial_named_entries_in_redis_and_files(postgres_url: str, redis_url: s
         with _pg(postgres_url) as raw:
             for (name,) in raw.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (f"{tag}%",)).fetchall():
                 raw.execute(f'DROP TABLE IF EXISTS "{name}"')
+
+
+@pytest.fixture
+def serial_tables(postgres_url: str) -> Iterator[tuple[str, str, str]]:
+    """A users table and an orders table of the user's keyed by serials (orders.user_id -> users.id),
+    the uuid_forge_id functions installed in the database; dropped afterwards."""
+    from uuid_forge.pgfunctions import postgres_functions_sql
+
+    tag = f"mgi{uuid.uuid4().hex[:8]}"
+    users, orders = f"{tag}_users", f"{tag}_orders"
+    with _pg(postgres_url) as raw:
+        raw.execute(postgres_functions_sql("public"))
+        raw.execute(f"CREATE TABLE {users} (id serial PRIMARY KEY, email text, name text)")
+        raw.execute(f"CREATE TABLE {orders} (id serial PRIMARY KEY, order_no integer, user_id integer "
+                    f"REFERENCES {users}(id))")
+        raw.execute(f"INSERT INTO {users} (email, name) SELECT 'u' || i || '@example.com', 'User ' || i "
+                    "FROM generate_series(0, 299) AS i")
+        raw.execute(f"INSERT INTO {orders} (order_no, user_id) SELECT j, 1 + j % 300 FROM generate_series(0, 699) AS j")
+    try:
+        yield tag, users, orders
+    finally:
+        with _pg(postgres_url) as raw:
+            for (name,) in raw.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (f"{tag}%",)).fetchall():
+                raw.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
+
+
+def _in_place_config(tmp_path: Path, postgres_url: str, tag: str, users: str, orders: str) -> World:
+    extra = ('[types.user]\nkey = ["email"]\n\n[types.order]\nkey = ["order_no"]\n\n'
+             f'[migrate.in_place.users]\nstore = "db"\ntable = "{users}"\ntype = "user"\n\n'
+             f'[migrate.in_place.orders]\nstore = "db"\ntable = "{orders}"\ntype = "order"\n'
+             'references = { user_id = { to = "users", column = "user_uid" } }\n')
+    config = write_forge_toml(tmp_path / "uf.toml", {"db": f"{postgres_url}?prefix={tag}_"}, "db",
+                              namespace=NAMESPACE, write=FAST_WRITE, extra=extra)
+    return World(config, tag, {}, postgres_url, "", tmp_path, users)
+
+
+def test_serial_tables_in_place_by_shadow_columns(serial_tables: tuple[str, str, str], postgres_url: str,
+                                                  tmp_path: Path) -> None:
+    """expand fills users.uid and orders.uid in the database and orders.user_uid by a join; verify
+    recomputes every ID in Python; contract adds NOT NULL and UNIQUE and drops nothing."""
+    tag, users, orders = serial_tables
+    w = _in_place_config(tmp_path, postgres_url, tag, users, orders)
+    done = _cli(w, "plan", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = json.loads(done.stdout)["counts"]
+    assert counts[f"db/{users}/user"]["to map"] == 300 and counts[f"db/{orders}/order"]["to map"] == 700
+    for phase in (["expand", "--batch-size", "64"], ["verify"]):
+        done = _cli(w, *phase, "--json")
+        assert done.returncode == 0, (phase, done.stdout[-2000:], done.stderr)
+    with _pg(postgres_url) as raw:
+        raw.execute(f"UPDATE {users} SET uid = NULL WHERE id = 5")  # a row lost its new ID: verify must fail
+    done = _cli(w, "verify", "--json")
+    assert done.returncode == 1 and "without a new ID" in done.stdout
+    done = _cli(w, "contract", "--json")
+    assert done.returncode == 2 and "verify" in done.stderr
+    assert _cli(w, "expand").returncode == 0 and _cli(w, "verify").returncode == 0
+    done = _cli(w, "contract", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    with w.forge() as forge, _pg(postgres_url) as raw:
+        rows = raw.execute(f"SELECT email, uid FROM {users} ORDER BY id").fetchall()
+        expected = forge.generator.generate_many("user", [{"email": e} for e, _ in rows])
+        assert [u for _, u in rows] == expected
+        joined = raw.execute(f"SELECT count(*) FROM {orders} o JOIN {users} u ON o.user_id = u.id "
+                             "WHERE o.user_uid = u.uid").fetchone()
+        assert joined == (700,)
+        nullable = raw.execute("SELECT is_nullable FROM information_schema.columns WHERE table_name = %s AND "
+                               "column_name = 'uid'", (users,)).fetchone()
+        assert nullable == ("NO",)
+        assert raw.execute(f"SELECT count(*) FROM {users}").fetchone() == (300,)  # nothing dropped
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            raw.execute(f"UPDATE {users} SET uid = (SELECT uid FROM {users} WHERE id = 1) WHERE id = 2")
+    assert _cli(w, "rollback").returncode == 2
+
+
+def test_in_place_rollback_drops_only_the_columns_expand_created(serial_tables: tuple[str, str, str],
+                                                                 postgres_url: str, tmp_path: Path) -> None:
+    tag, users, orders = serial_tables
+    with _pg(postgres_url) as raw:
+        raw.execute(f"ALTER TABLE {orders} ADD COLUMN user_uid uuid")  # there before: never dropped
+    w = _in_place_config(tmp_path, postgres_url, tag, users, orders)
+    for phase in (["plan"], ["expand"]):
+        assert _cli(w, *phase).returncode == 0
+    done = _cli(w, "rollback", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    with _pg(postgres_url) as raw:
+        cols = {r[0] for r in raw.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ANY(%s)",
+                                          ([users, orders],)).fetchall()}
+    assert "uid" not in cols and "user_uid" in cols

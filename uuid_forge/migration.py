@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from . import inplace
 from . import migrationmap as mm
 from .contract import Adapter, chunked
 from .errors import MigrationRefusedError, StoreError, StoreUnavailableError, ValidationError
@@ -122,6 +123,9 @@ class _Run:
 
     def selected(self, mappings: list[Mapping]) -> list[Mapping]:
         return [m for m in mappings if m.store in self.stores and m.entity_type in self.types]
+
+    def save_state(self, state: PlanState) -> None:
+        mm.save_state(self.source, state)
 
     def load(self) -> tuple[list[Mapping], PlanState]:
         mappings, state = mm.load(self.source, self.plan)
@@ -253,6 +257,7 @@ def plan(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = Non
             except ValidationError:
                 continue  # a store holding other types only (a user table holds one)
             found += _plan_place(run, out, store, adapter, entity_type, leave_unmapped, on_collision, progress)
+    inplace.plan(run, out, leave_unmapped)
     if out.stopped:
         return out
     fresh: list[Mapping] = []
@@ -398,6 +403,7 @@ def expand(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = N
                 mm.save_state(run.source, state)
             if progress:
                 progress(len(batch))
+    inplace.expand(run, out, state, dry_run, progress)
     if out.problems:
         out.stopped = "some entries were not expanded (listed): fix them and run expand again"
     if not dry_run and state.verified:
@@ -477,6 +483,7 @@ def verify(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = N
         out.count(store, entity_type, "contracted", sum(1 for m in live if m.state == "contracted"))
     if run_audit:
         _verify_audit(run, out, mappings)
+    inplace.verify(run, out)
     out.passed = not out.problems
     if not dry_run:
         state.verified = {"passed": out.passed, "digest": mm.digest(mappings), "at": mm.now(),
@@ -618,6 +625,7 @@ def contract(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
     if not dry_run and not state.contract_started:
         state.contract_started = True
         mm.save_state(run.source, state)
+    inplace.contract(run, out, state, dry_run)
     for (store, entity_type), group in places:
         adapter = run.stores[store]
         out.count(store, entity_type, "already contracted", sum(1 for m in group if m.state == "contracted"))
@@ -712,6 +720,7 @@ def rollback(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
                 mm.save_state(run.source, state)
             if progress:
                 progress(len(batch))
+    inplace.rollback(run, out, state, dry_run)
     if not dry_run:
         state.verified = None
         mm.save_state(run.source, state)

@@ -70,7 +70,7 @@ from .tombstones import parse_retention
 from .urls import mask_text, mask_url, scheme_of
 from .view import FULL, FieldView
 
-__all__ = ["AuditSettings", "ForgeSettings", "MigrateSettings", "StoreSettings", "WriteSettings", "load_settings"]
+__all__ = ["AuditSettings", "ForgeSettings", "InPlace", "MigrateSettings", "StoreSettings", "WriteSettings", "load_settings"]
 
 _SECTIONS = {"ids", "journal", "write", "stores", "types", "executor", "audit", "migrate"}
 _IDS = {"namespace", "scheme"}
@@ -78,7 +78,8 @@ _JOURNAL = {"path", "synchronous"}
 _WRITE = {"retries", "backoff", "batch_size", "concurrent", "tombstone_retention"}
 _STORE = {"url", "role", "required", "optional", "options", "projection", "ignore_fields", "datetime_precision"}
 _TYPE = {"key", "namespace", "salt_env", "references"}
-_MIGRATE = {"plan", "stores"}
+_MIGRATE = {"plan", "stores", "in_place"}
+_IN_PLACE = {"store", "table", "type", "pk", "column", "key", "references"}
 _MIGRATE_STORE = {"old_id"}
 _AUDIT = {"hashed", "unproven"}
 #: ``[audit] unproven``: "fail" (exit 1, the default) or "report" (listed and counted, exit 0)
@@ -173,6 +174,25 @@ class MigrateSettings:
     plan: str = "default"
     old_id: dict[str, str] = field(default_factory=dict)
     references: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: ``[migrate.in_place.NAME]``: PostgreSQL tables of the user's migrated by a shadow column
+    in_place: dict[str, InPlace] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InPlace:
+    """One table migrated in place (adapters/sql/migration.py): its store (a PostgreSQL store of
+    ``[stores]``, whose database holds it), its entity type, old primary key ``pk``, the new-ID
+    ``column`` expand adds, ``key`` (key field -> column) and ``references`` (old reference
+    column -> (the referenced in-place table's name, the new column expand adds for it))."""
+
+    name: str
+    store: str
+    table: str
+    entity_type: str
+    pk: str = "id"
+    column: str = "uid"
+    key: dict[str, str] = field(default_factory=dict)
+    references: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -331,7 +351,42 @@ def _migrate(origin: str, spec: Any, types_doc: dict[str, Any], types: dict[str,
                 raise ConfigError(f"{at} {fname}: a key field cannot be a reference (its new ID would depend on "
                                   "the old ID it replaces)")
         references[name] = dict(refs)
-    return MigrateSettings(plan=plan, old_id=old_id, references=references)
+    in_place: dict[str, InPlace] = {}
+    places = _typed(f"{where} in_place", spec.get("in_place", {}), dict, "a table of [migrate.in_place.NAME]")
+    for name, table in places.items():
+        at = f"{origin} [migrate.in_place.{name}]"
+        _typed(at, table, dict, "a table")
+        _unknown(at, table, _IN_PLACE)
+        store = _typed(f"{at} store", table.get("store", ""), str, "a store name")
+        if store not in names:
+            raise ConfigError(f"{at} store = {store!r}: no such store in [stores] (stores: {', '.join(sorted(names))})")
+        entity_type = _typed(f"{at} type", table.get("type", ""), str, "an entity type")
+        if entity_type not in types or not types[entity_type].key:
+            raise ConfigError(f"{at} type = {entity_type!r}: give a [types.NAME] with key fields")
+        cols = {k: _typed(f"{at} {k}", table.get(k, d), str, "a column name")
+                for k, d in (("table", ""), ("pk", "id"), ("column", "uid"))}
+        if not all(_COLUMN.fullmatch(v) for v in cols.values()):
+            raise ConfigError(f"{at}: table, pk and column must be SQL names (letters, digits, '_'), got "
+                              f"{cols['table']!r}, {cols['pk']!r}, {cols['column']!r}")
+        key = _typed(f"{at} key", table.get("key", {f: f for f in types[entity_type].key}), dict,
+                     "a table {field = \"column\"}")
+        if set(key) != set(types[entity_type].key) or not all(isinstance(c, str) and _COLUMN.fullmatch(c)
+                                                               for c in key.values()):
+            raise ConfigError(f"{at} key: map exactly the key fields of {entity_type!r} "
+                              f"({', '.join(types[entity_type].key)}) to columns")
+        links: dict[str, tuple[str, str]] = {}
+        for ref, target in _typed(f"{at} references", table.get("references", {}), dict,
+                                  "a table {column = { to = \"NAME\", column = \"new column\" }}").items():
+            if not isinstance(target, dict) or set(target) != {"to", "column"} or not _COLUMN.fullmatch(str(ref)) \
+                    or not _COLUMN.fullmatch(str(target.get("column", ""))) or target.get("to") not in places:
+                raise ConfigError(f"{at} references {ref}: give {{ to = \"NAME\", column = \"new column\" }}, NAME "
+                                  f"one of [migrate.in_place] ({', '.join(places)})")
+            links[ref] = (target["to"], target["column"])
+        in_place[name] = InPlace(name, store, cols["table"], entity_type, cols["pk"], cols["column"], dict(key), links)
+    return MigrateSettings(plan=plan, old_id=old_id, references=references, in_place=in_place)
+
+
+_COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 def _executor(where: str, spec: Any, env: dict[str, str], base: Path | None = None) -> ExecutorSettings:
