@@ -316,6 +316,13 @@ def test_serial_tables_in_place_by_shadow_columns(serial_tables: tuple[str, str,
     done = _cli(w, "contract", "--json")
     assert done.returncode == 2 and "verify" in done.stderr
     assert _cli(w, "expand").returncode == 0 and _cli(w, "verify").returncode == 0
+    with _pg(postgres_url) as raw:  # a row written after verify: contract refuses before changing anything
+        raw.execute(f"INSERT INTO {users} (email, name) VALUES ('late@example.com', 'Late')")
+    done = _cli(w, "contract")
+    assert done.returncode == 2 and "1 rows have no new ID" in done.stderr
+    assert not json.loads(_cli(w, "status", "--json").stdout)["contract_started"]  # rollback still possible
+    with _pg(postgres_url) as raw:
+        raw.execute(f"DELETE FROM {users} WHERE email = 'late@example.com'")
     done = _cli(w, "contract", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     with w.forge() as forge, _pg(postgres_url) as raw:

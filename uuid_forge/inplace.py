@@ -24,7 +24,7 @@ from .settings import InPlace
 if TYPE_CHECKING:
     from .migration import Outcome, _Run
 
-__all__ = ["contract", "expand", "plan", "rollback", "selected", "verify"]
+__all__ = ["check_contract", "contract", "expand", "plan", "rollback", "selected", "verify"]
 
 Progress = Callable[[int], None] | None
 
@@ -173,15 +173,21 @@ def verify(run: _Run, out: Outcome) -> None:
                                      "with a new ID"})
 
 
-def contract(run: _Run, out: Outcome, state: PlanState, dry_run: bool) -> None:
-    """NOT NULL and UNIQUE on each new column, refused while a row has none; nothing dropped."""
+def check_contract(run: _Run) -> None:
+    """Refuse contract while a row has no new ID: asked before contract starts (and rollback ends)."""
     for place in selected(run):
         sql, where = _sql(run, place), _where(place)
         empty = sql.count(place.table, f"{place.column} IS NULL")
         if empty:
             raise MigrationRefusedError(f"{where}: contract refused: {empty} rows have no new ID ({place.column} is "
                                         "NULL: rows without key values, or written since verify); fix them, expand "
-                                        "and verify again")
+                                        "and verify again; nothing was changed")
+
+
+def contract(run: _Run, out: Outcome, state: PlanState, dry_run: bool) -> None:
+    """NOT NULL and UNIQUE on each new column (after :func:`check_contract`); nothing dropped."""
+    for place in selected(run):
+        sql, where = _sql(run, place), _where(place)
         out.count(where, place.entity_type, "NOT NULL + UNIQUE", 1)
         if not dry_run:
             sql.finish(place.table, place.column)

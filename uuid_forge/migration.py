@@ -622,6 +622,7 @@ def contract(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
             f"plan {run.plan!r}: contract refused: more than --max-delete {limit} allows would be deleted: "
             f"{'; '.join(t for _, t in over)}; nothing was deleted. If that is the migration you mean, pass "
             f"--max-delete {max(n for n, _ in over)}")
+    inplace.check_contract(run)
     if not dry_run and not state.contract_started:
         state.contract_started = True
         mm.save_state(run.source, state)
