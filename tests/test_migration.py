@@ -341,6 +341,18 @@ def test_cli_phases_on_sqlite_and_files(tmp_path: Path) -> None:
     ({"migrate": {"stores": {"db": {"old_id": "legacy_id"}}}}, "old_id = 'legacy_id': use \"field:NAME\""),
     ({"migrate": {"plan": "two words"}}, "[migrate] plan = 'two words'"),
     ({"migrate": {"plans": "x"}}, "plans"),
+    ({"types": {"user": {"key": ["email"]}}, "migrate": {"in_place": {"u": {"store": "nope", "table": "users",
+                                                                             "type": "user"}}}},
+     "[migrate.in_place.u] store = 'nope'"),
+    ({"types": {"user": {"key": ["email"]}}, "migrate": {"in_place": {"u": {"store": "db", "table": "users; drop",
+                                                                             "type": "user"}}}},
+     "must be SQL names"),
+    ({"types": {"user": {"key": ["email"]}}, "migrate": {"in_place": {"u": {"store": "db", "table": "users",
+                                                                             "type": "user", "key": {"mail": "m"}}}}},
+     "map exactly the key fields of 'user'"),
+    ({"types": {"user": {"key": ["email"]}}, "migrate": {"in_place": {"u": {
+        "store": "db", "table": "users", "type": "user", "references": {"team_id": {"to": "teams", "column": "t"}}}}}},
+     "references team_id"),
 ])
 def test_migrate_settings_name_the_bad_value(doc: dict[str, Any], fragment: str) -> None:
     from uuid_forge.errors import ConfigError
