@@ -14,12 +14,14 @@ import os
 import shutil
 import socket
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.scaffold import forge_factory, silent_server
+from tests.scaffold import driver_missing, forge_factory, silent_server
 
 from . import provision, servers
 
@@ -110,3 +112,35 @@ def elasticsearch_url() -> Iterator[str]:
     if proc is not None:
         servers.stop_process(proc)
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# -- plain driver clients, for checks that go around the adapters -------------------------------
+# Each imports its driver only when a test asks for it (the suite runs with any subset installed).
+
+@pytest.fixture(scope="module")
+def redis_client(redis_url: str) -> Iterator[Any]:
+    """A plain redis-py client on the test database number."""
+    redis = pytest.importorskip("redis", reason=driver_missing("redis"))
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def es_client(elasticsearch_url: str) -> Iterator[Any]:
+    """A plain elasticsearch-py client of the test server."""
+    elasticsearch = pytest.importorskip("elasticsearch", reason=driver_missing("elasticsearch"))
+    client = elasticsearch.Elasticsearch(servers.elasticsearch_http_url(elasticsearch_url), request_timeout=30)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def mongo_db_url(mongodb_url: str) -> Iterator[str]:
+    """The MongoDB test server's URL with a database of this test's own, dropped afterwards."""
+    pymongo = pytest.importorskip("pymongo", reason=driver_missing("pymongo"))
+    name = f"uf_t_{uuid.uuid4().hex[:10]}"
+    yield urlunsplit(urlsplit(mongodb_url)._replace(path=f"/{name}"))
+    client = pymongo.MongoClient(mongodb_url)
+    client.drop_database(name)
+    client.close()

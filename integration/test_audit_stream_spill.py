@@ -28,6 +28,8 @@ from uuid_forge import audit as audit_module
 from uuid_forge import compare as compare_module
 from uuid_forge.forge import StoreHandle
 
+from .rabbit_raw import publish
+
 IDS = IDConfig(namespace=Namespace("audit-log.uuid-forge.test"), salt="audit-log")
 N = 1200
 
@@ -47,15 +49,9 @@ def forge(postgres_url: str, amqp_url: str) -> Iterator[tuple[Forge, str, str]]:
 
 def _publish_raw(amqp_url: str, exchange: str, et: str, correlation_id: str | None, fp: str) -> None:
     """A message written with pika itself, as another program (or a bug) would."""
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url.split("?")[0]))
-    try:
-        channel = conn.channel()
-        channel.confirm_delivery()
-        channel.basic_publish(exchange, f"{et}.upserted", json.dumps({"x": 1}).encode(), pika.BasicProperties(
-            correlation_id=correlation_id, message_id=str(uuid.uuid4()), delivery_mode=2,
-            headers={"x-entity-type": et, "x-fingerprint": fp}))
-    finally:
-        conn.close()
+    publish(amqp_url, exchange, f"{et}.upserted", json.dumps({"x": 1}).encode(), pika.BasicProperties(
+        correlation_id=correlation_id, message_id=str(uuid.uuid4()), delivery_mode=2,
+        headers={"x-entity-type": et, "x-fingerprint": fp}))
 
 
 def _old_way(f: Forge, et: str) -> tuple[set[tuple[str, str, str]], dict[str, int]]:

@@ -47,8 +47,6 @@ from uuid_forge.record import ForeignEntry, MalformedID, Partition
 from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
-from .servers import elasticsearch_http_url
-
 # Index names Elasticsearch refuses (with the default prefix "uf-" where it matters): uppercase,
 # wildcard, leading underscore, over 255 bytes; plus the contract's generic ones.
 ES_INVALID = ("Users", "a*b", "_x", "x" * 256, "a:b", "a,b", "a#b", "a?b", 'a"b', "a<b", "a|b")
@@ -59,11 +57,9 @@ def _b64(ident: uuid.UUID) -> str:
 
 
 @pytest.fixture(scope="module")
-def raw(elasticsearch_url: str) -> Iterator[Any]:
+def raw(es_client: Any) -> Any:
     """A plain elasticsearch-py client: checks go around the adapter."""
-    client = elasticsearch.Elasticsearch(elasticsearch_http_url(elasticsearch_url), request_timeout=30)
-    yield client
-    client.close()
+    return es_client
 
 
 def _drop(raw: Any, index: str) -> None:

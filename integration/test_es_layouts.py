@@ -26,7 +26,6 @@ from uuid_forge import ConfigError, Forge, IDConfig, Namespace, Record, UUIDGene
 from uuid_forge.ownership import Prover
 
 from .scaffold import make_forge
-from .servers import elasticsearch_http_url
 
 IDS = IDConfig(namespace=Namespace("es-layouts.uuid-forge.test"), salt="es-layouts")
 UTC = dt.UTC
@@ -44,10 +43,9 @@ EVERY_KIND: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def raw(elasticsearch_url: str) -> Iterator[Any]:
-    client = elasticsearch.Elasticsearch(elasticsearch_http_url(elasticsearch_url), request_timeout=30)
-    yield client
-    client.close()
+def raw(es_client: Any) -> Any:
+    """A plain elasticsearch-py client: checks go around the adapter."""
+    return es_client
 
 
 @pytest.fixture

@@ -23,16 +23,14 @@ from uuid_forge.forge import StoreHandle
 from uuid_forge.view import FieldView
 
 from .scaffold import make_forge
-from .servers import elasticsearch_http_url
 
 IDS = IDConfig(namespace=Namespace("es-owned.uuid-forge.test"), salt="es-owned")
 
 
 @pytest.fixture(scope="module")
-def raw(elasticsearch_url: str) -> Iterator[Any]:
-    client = elasticsearch.Elasticsearch(elasticsearch_http_url(elasticsearch_url), request_timeout=30)
-    yield client
-    client.close()
+def raw(es_client: Any) -> Any:
+    """A plain elasticsearch-py client: checks go around the adapter."""
+    return es_client
 
 
 @pytest.fixture

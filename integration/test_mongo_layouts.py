@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -43,14 +42,9 @@ SEED = {"collection": "documents", "entity_type": "document", "id_format": "stri
 
 
 @pytest.fixture
-def db_url(mongodb_url: str) -> Iterator[str]:
-    """The test server's URL with a database of this test's own (dropped afterwards)."""
-    name = f"uf_layouts_{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(mongodb_url)
-    yield urlunsplit(parts._replace(path=f"/{name}"))
-    client: Any = pymongo.MongoClient(mongodb_url)
-    client.drop_database(name)
-    client.close()
+def db_url(mongo_db_url: str) -> str:
+    """A database of this test's own (dropped afterwards)."""
+    return mongo_db_url
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -39,13 +38,9 @@ IDS = IDConfig(namespace=Namespace("mongo-owned.uuid-forge.test"), salt="mongo-o
 
 
 @pytest.fixture
-def db_url(mongodb_url: str) -> Iterator[str]:
-    name = f"uf_owned_{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(mongodb_url)
-    yield urlunsplit(parts._replace(path=f"/{name}"))
-    client: Any = pymongo.MongoClient(mongodb_url)
-    client.drop_database(name)
-    client.close()
+def db_url(mongo_db_url: str) -> str:
+    """A database of this test's own (dropped afterwards)."""
+    return mongo_db_url
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ order by UTF-16 code units, escapes, big integers, nesting).
 from __future__ import annotations
 
 import json
+import re
 import string
 import uuid
 from collections.abc import Iterator
@@ -56,33 +57,50 @@ def _sql_name(pg: Any, entity_type: str, args: Any, kwargs: Any, salt: str) -> s
     return str(row[0])
 
 
-def _supported(value: Any) -> bool:
-    if isinstance(value, float):
-        return False
-    if isinstance(value, list):
-        return all(_supported(v) for v in value)
-    if isinstance(value, dict):
-        return all(_supported(v) for v in value.values())
-    return True
+def _unsupported_place(value: Any, place: str) -> str | None:
+    """Where the SQL function must stop: a float that is not integral (1.0 is the int 1 to both
+    sides), or an integer of 1e21 or more; None when every value is supported."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return None
+    if isinstance(value, (int, float)):
+        return None if float(value).is_integer() and abs(value) < 10**21 else place
+    items = enumerate(value) if isinstance(value, list) else value.items()
+    for k, v in items:
+        found = _unsupported_place(v, f"{place}[{k}]" if isinstance(value, list) else f"{place}.{k}")
+        if found:
+            return found
+    return None
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["label"] for v in VECTORS])
 def test_each_vector_gives_the_python_id_or_an_error(pg: Any, vector: dict[str, Any]) -> None:
+    """A supported vector: the vector's name and UUID, which are the Python library's; an
+    unsupported one: an error naming the value's place, never an ID."""
     namespace = Namespace(vector["namespace_domain"]).uuid
     assert not (vector["args"] and vector["kwargs"])  # the key is one of the two
     key = vector["args"] or vector["kwargs"]
-    if not (_supported(vector["args"]) and _supported(vector["kwargs"])) and vector["label"] != "float integral":
-        with pytest.raises(psycopg.errors.InvalidParameterValue, match="not supported in SQL"):
+    place = _unsupported_place(vector["args"], "args") or _unsupported_place(vector["kwargs"], "kwargs")
+    if place is not None:
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match=rf"at {re.escape(place)} is not supported"):
             _sql_id(pg, namespace, vector["entity_type"], key, vector["salt"], vector["secret"])
         return
+    python = UUIDGenerator(IDConfig(namespace=namespace, salt=vector["salt"], secret=vector["secret"])).generate(
+        vector["entity_type"], *vector["args"], **vector["kwargs"])
+    assert python == uuid.UUID(vector["uuid"])
     assert _sql_name(pg, vector["entity_type"], vector["args"], vector["kwargs"], vector["salt"]) == vector["name"]
-    assert _sql_id(pg, namespace, vector["entity_type"], key, vector["salt"], vector["secret"]) == uuid.UUID(
-        vector["uuid"])
+    assert _sql_id(pg, namespace, vector["entity_type"], key, vector["salt"], vector["secret"]) == python
 
 
 def test_the_vectors_cover_both_outcomes() -> None:
+    """Supported and unsupported, keyed and unkeyed, named and positional keys: each is in the file."""
+    places = [_unsupported_place(v["args"], "args") or _unsupported_place(v["kwargs"], "kwargs") for v in VECTORS]
+    supported = [v for v, p in zip(VECTORS, places) if p is None]
+    assert any(p is not None for p in places)
+    assert any(v["secret"] for v in supported) and any(not v["secret"] for v in supported)
+    assert any(v["args"] for v in supported) and any(v["kwargs"] for v in supported)
     labels = {v["label"] for v in VECTORS}
-    assert "float fraction" in labels and "secret hmac v8" in labels and "non-ascii literal" in labels
+    assert {"float fraction", "float integral", "secret hmac v8", "non-ascii literal", "escapes",
+            "nested dict sorted", "bool and null"} <= labels
 
 
 #: pieces of text: ASCII, escapes, composed and decomposed accents (NFC), supplementary planes
@@ -96,7 +114,7 @@ _VALUES = st.recursive(
     max_leaves=12)
 
 
-def _nfc_unique(kwargs: dict[str, Any]) -> bool:
+def _nfc_unique(kwargs: Any) -> bool:
     import unicodedata
 
     def ok(v: Any) -> bool:
@@ -111,11 +129,21 @@ def _nfc_unique(kwargs: dict[str, Any]) -> bool:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kwargs=st.dictionaries(_TEXT, _VALUES, max_size=4).filter(_nfc_unique), salt=_TEXT,
-       secret=st.none() | st.text(min_size=1, max_size=8))
+       secret=st.none() | st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                                  min_size=1, max_size=8))
 def test_generated_keys_agree_with_python(pg: Any, kwargs: dict[str, Any], salt: str, secret: str | None) -> None:
     generator = UUIDGenerator(IDConfig(namespace=NS, salt=salt, secret=secret))
     assert _sql_name(pg, "thing", [], kwargs, salt) == canonical_name("thing", [], kwargs, salt)
     assert _sql_id(pg, NS.uuid, "thing", kwargs, salt, secret) == generator.generate_many("thing", [kwargs])[0]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(args=st.lists(_VALUES, min_size=1, max_size=4).filter(_nfc_unique), salt=_TEXT,
+       secret=st.none() | st.sampled_from(["k", "\u00e9t\u00e9"]))
+def test_generated_positional_keys_agree_with_python(pg: Any, args: list[Any], salt: str, secret: str | None) -> None:
+    generator = UUIDGenerator(IDConfig(namespace=NS, salt=salt, secret=secret))
+    assert _sql_name(pg, "thing", args, {}, salt) == canonical_name("thing", args, {}, salt)
+    assert _sql_id(pg, NS.uuid, "thing", args, salt, secret) == generator.generate("thing", *args)
 
 
 @pytest.mark.parametrize(("key", "message"), [
@@ -129,12 +157,28 @@ def test_unsupported_values_raise_naming_the_place(pg: Any, key: Any, message: s
         _sql_id(pg, NS.uuid, "thing", key, "")
 
 
-def test_nesting_past_100_levels_is_an_error(pg: Any) -> None:
-    key: Any = {"k": 1}
-    for _ in range(101):
-        key = [key]
-    with pytest.raises(psycopg.errors.InvalidParameterValue, match="deeper than 100"):
+@pytest.mark.parametrize("key", [{"k": "a\x00b"}, {"a\x00": 1}, ["\x00"]])
+def test_a_nul_character_is_an_error_not_an_id(pg: Any, key: Any) -> None:
+    """PostgreSQL text holds no NUL: jsonb refuses it (Python would give an ID for it)."""
+    with pytest.raises(psycopg.errors.UntranslatableCharacter):
         _sql_id(pg, NS.uuid, "thing", key, "")
+
+
+@pytest.mark.parametrize("levels", [99, 100])
+@pytest.mark.parametrize("wrap", [lambda x: [x], lambda x: {"a": x}], ids=["arrays", "objects"])
+def test_nesting_at_the_limit_is_as_python_says(pg: Any, levels: int, wrap: Any) -> None:
+    """Python allows 101 nested containers (the key's own is the first): SQL gives its ID, and an
+    error one level deeper."""
+    key: Any = {"k": 1}
+    for _ in range(levels):
+        key = wrap(key)
+    if levels == 99:
+        assert _sql_name(pg, "thing", [key], {}, "") == canonical_name("thing", [key], {}, "")
+    else:
+        with pytest.raises(ValueError):
+            canonical_name("thing", [key], {}, "")
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="deeper than 100 levels at args"):
+            _sql_id(pg, NS.uuid, "thing", [key], "")
 
 
 def test_positional_key_matches_generate_with_args(pg: Any) -> None:

@@ -30,11 +30,11 @@ from uuid_forge.events import event_id
 from uuid_forge.forge import StoreHandle
 from uuid_forge.testing.contract import sample_records
 
-from .test_rabbitmq import _drop, _raw, _url, raw_messages
+from .rabbit_raw import connect, drop, read_stream
+from .test_rabbitmq import _url, raw_messages
 
 IDS = IDConfig(namespace=Namespace("rabbit-deletes.uuid-forge.test"), salt="rabbit-deletes")
 TOKEN = "2026-12-06T20:00:00.000000Z"  # as write-through passes it: the tombstone's time
-QUIET = 2.0  # seconds the raw end-of-stream probe of these tests waits for more (test code only)
 
 
 @pytest.fixture
@@ -46,12 +46,12 @@ def names() -> Iterator[dict[str, str]]:
 @pytest.fixture
 def exchange(amqp_url: str, names: dict[str, str]) -> Iterator[str]:
     yield names["exchange"]
-    _drop(amqp_url, names["exchange"], f"{names['exchange']}.history")
+    drop(amqp_url, names["exchange"], f"{names['exchange']}.history")
 
 
 def _watch(amqp_url: str, exchange: str) -> tuple[pika.BlockingConnection, Any, str]:
     """A consumer's own classic queue bound to the exchange for every routing key (topic)."""
-    conn = _raw(amqp_url)
+    conn = connect(amqp_url)
     channel = conn.channel()
     queue = channel.queue_declare("", exclusive=True).method.queue
     channel.queue_bind(queue, exchange, "#")
@@ -70,20 +70,8 @@ def _got(channel: Any, queue: str) -> list[tuple[Any, Any, bytes]]:
 def last_offset(amqp_url: str, stream: str) -> int | None:
     """The stream's last offset as a reader at "last" sees it once the stream is quiet (a test's
     probe: the adapter never guesses the end by waiting)."""
-    conn = _raw(amqp_url)
-    top = None
-    try:
-        channel = conn.channel()
-        channel.basic_qos(prefetch_count=1000)
-        for method, props, _ in channel.consume(stream, arguments={"x-stream-offset": "last"},
-                                                inactivity_timeout=QUIET):
-            if method is None:
-                break
-            channel.basic_ack(method.delivery_tag)
-            top = max(top or 0, props.headers["x-stream-offset"])
-    finally:
-        conn.close()
-    return top
+    offsets = [props.headers["x-stream-offset"] for _, props, _ in read_stream(amqp_url, stream, offset="last")]
+    return max(offsets, default=None)
 
 
 @pytest.mark.parametrize("layout", ["data", "envelope"])
@@ -212,7 +200,7 @@ def test_the_audit_writes_nothing_into_a_users_stream(forge: Forge, names: dict[
     et = names["type"]
     theirs = f"{exchange}.theirs"
     forge.stores[1].adapter.ping()  # connects: the exchange is declared
-    conn = _raw(amqp_url)
+    conn = connect(amqp_url)
     try:
         channel = conn.channel()
         channel.queue_declare(theirs, durable=True, arguments={"x-queue-type": "stream"})
@@ -234,21 +222,7 @@ def test_the_audit_writes_nothing_into_a_users_stream(forge: Forge, names: dict[
 
 def _messages_of(amqp_url: str, stream: str, correlation_id: str) -> list[tuple[Any, Any, bytes]]:
     """Every message of ``correlation_id`` in the stream (read until it is quiet: test code only)."""
-    conn = _raw(amqp_url)
-    out = []
-    try:
-        channel = conn.channel()
-        channel.basic_qos(prefetch_count=1000)
-        for method, props, body in channel.consume(stream, arguments={"x-stream-offset": "first"},
-                                                   inactivity_timeout=QUIET):
-            if method is None:
-                break
-            channel.basic_ack(method.delivery_tag)
-            if props.correlation_id == correlation_id:
-                out.append((method, props, body))
-    finally:
-        conn.close()
-    return out
+    return [m for m in read_stream(amqp_url, stream) if m[1].correlation_id == correlation_id]
 
 
 def _records(et: str, n: int) -> list[Record]:
@@ -287,7 +261,7 @@ def test_a_delete_event_of_the_users_own_publisher_counts(amqp_url: str, exchang
     with RabbitMQAdapter(amqp_url, exchange=exchange) as store:
         kept, gone = _records(et, 2)
         store.put_many([kept, gone])
-        conn = _raw(amqp_url)
+        conn = connect(amqp_url)
         try:
             channel = conn.channel()
             channel.confirm_delivery()

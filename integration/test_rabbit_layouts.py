@@ -30,14 +30,10 @@ from uuid_forge.canonical import canonical
 from uuid_forge.errors import OptionError, StoreError, StoreUnavailableError, ValidationError
 from uuid_forge.record import load_json
 
+from .rabbit_raw import QUIET, connect, drop, read_stream
 from .scaffold import make_forge
 
 IDS = IDConfig(namespace=Namespace("layouts.rabbit.uuid-forge.test"), salt="rabbit-layouts")
-QUIET = 2.0  # seconds without a delivery after which a raw read of the stream is complete
-
-
-def _conn(amqp_url: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.URLParameters(amqp_url))
 
 
 @pytest.fixture
@@ -45,32 +41,12 @@ def names(amqp_url: str) -> Iterator[dict[str, str]]:
     """An exchange and stream of this test's own, removed afterwards with the raw driver."""
     name = f"uf_lay_{uuid.uuid4().hex[:10]}"
     yield {"exchange": name, "stream": f"{name}.history"}
-    conn = _conn(amqp_url)
-    try:
-        channel = conn.channel()
-        channel.queue_delete(f"{name}.history")
-        channel.exchange_delete(name)
-    finally:
-        conn.close()
+    drop(amqp_url, name, f"{name}.history")
 
 
 def stream_messages(amqp_url: str, stream: str) -> list[tuple[Any, Any, bytes]]:
     """Every message in the stream (markers left out), oldest first, read with plain pika."""
-    conn = _conn(amqp_url)
-    got: list[tuple[Any, Any, bytes]] = []
-    try:
-        channel = conn.channel()
-        channel.basic_qos(prefetch_count=500)
-        for method, props, body in channel.consume(stream, arguments={"x-stream-offset": "first"},
-                                                   inactivity_timeout=QUIET):
-            if method is None:
-                break
-            channel.basic_ack(method.delivery_tag)
-            if props.type != MARKER_TYPE:
-                got.append((method, props, body))
-    finally:
-        conn.close()
-    return got
+    return [m for m in read_stream(amqp_url, stream) if m[1].type != MARKER_TYPE]
 
 
 def latest_bodies(amqp_url: str, stream: str) -> dict[str | None, Any]:
@@ -122,7 +98,7 @@ def test_default_layout_round_trips_every_value_kind(amqp_url: str, names: dict[
 def test_seed_publisher_messages_are_audited_and_repaired_in_their_shape(
         amqp_url: str, names: dict[str, str], tmp_path: Path) -> None:
     exchange, event = names["exchange"], "order.created"
-    seed = _conn(amqp_url)
+    seed = connect(amqp_url)
     try:
         channel = seed.channel()
         channel.confirm_delivery()
@@ -195,7 +171,7 @@ def test_seed_publisher_messages_are_audited_and_repaired_in_their_shape(
 @pytest.mark.parametrize("kind", ["direct", "topic", "fanout", "headers"])
 def test_existing_exchange_of_any_type_is_used_as_it_is(amqp_url: str, names: dict[str, str], kind: str) -> None:
     exchange = names["exchange"]
-    conn = _conn(amqp_url)
+    conn = connect(amqp_url)
     try:
         conn.channel().exchange_declare(exchange, kind, durable=False)
         records = [Record("invoice", uuid.uuid5(uuid.NAMESPACE_URL, f"inv{i}"), {"n": i}) for i in range(3)]
@@ -215,7 +191,7 @@ def test_missing_exchange_is_created_with_exchange_type(amqp_url: str, names: di
     exchange = names["exchange"]
     with RabbitMQAdapter(amqp_url, exchange=exchange, exchange_type="fanout") as store:
         store.put_many([Record("t", uuid.uuid5(uuid.NAMESPACE_URL, "x"), {"a": 1})])
-        conn = _conn(amqp_url)
+        conn = connect(amqp_url)
         try:
             conn.channel().exchange_declare(exchange, "fanout", durable=True)  # equivalent: no error
             channel = conn.channel()
@@ -288,7 +264,7 @@ def test_without_a_stream_it_only_publishes(amqp_url: str, names: dict[str, str]
             list(store.scan("t"))
         with pytest.raises(StoreUnavailableError, match="no queue is bound"):
             store.put_many([record])  # nobody to receive it yet: retried and journaled by write-through
-        conn = _conn(amqp_url)
+        conn = connect(amqp_url)
         try:
             channel = conn.channel()
             queue = channel.queue_declare("", exclusive=True).method.queue

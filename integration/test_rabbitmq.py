@@ -31,6 +31,7 @@ from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
 from . import servers
+from .rabbit_raw import connect, drop, publish, read_stream
 
 RAW_WAIT = 10.0  # seconds a raw stream read waits for an expected message before failing
 
@@ -39,52 +40,21 @@ def _url(base: str, **query: str) -> str:
     return f"{base}{'&' if '?' in base else '?'}{urlencode(query)}"
 
 
-def _raw(url: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.URLParameters(url))
-
-
-def _drop(url: str, exchange: str, stream: str) -> None:
-    """Delete a test's own exchange and stream queue (both deletes are idempotent)."""
-    conn = _raw(url)
-    try:
-        channel = conn.channel()
-        channel.queue_delete(stream)
-        channel.exchange_delete(exchange)
-    finally:
-        conn.close()
-
-
 def raw_messages(url: str, stream: str, correlation_id: str | None, count: int = 1) -> list[tuple[Any, Any, bytes]]:
-    """Read the stream from the first offset with plain pika until ``count`` messages carrying
-    ``correlation_id`` were seen; fail if the stream goes quiet first."""
-    conn = _raw(url)
-    found: list[tuple[Any, Any, bytes]] = []
-    try:
-        channel = conn.channel()
-        channel.basic_qos(prefetch_count=100)
-        for method, props, body in channel.consume(stream, arguments={"x-stream-offset": "first"},
-                                                   inactivity_timeout=RAW_WAIT):
-            if method is None:
-                pytest.fail(f"stream {stream} went quiet with {len(found)}/{count} messages for {correlation_id}")
-            channel.basic_ack(method.delivery_tag)
-            if props.correlation_id == correlation_id:
-                found.append((method, props, body))
-                if len(found) == count:
-                    break
-    finally:
-        conn.close()
-    return found
+    """The first ``count`` messages carrying ``correlation_id`` in the stream, read with plain pika;
+    fail if the stream goes quiet first."""
+    found = []
+    for method, props, body in read_stream(url, stream, quiet=RAW_WAIT, prefetch=100):
+        if props.correlation_id == correlation_id:
+            found.append((method, props, body))
+            if len(found) == count:
+                return found
+    pytest.fail(f"stream {stream} went quiet with {len(found)}/{count} messages for {correlation_id}")
 
 
 def raw_publish(store: RabbitMQAdapter, url: str, routing_key: str, props: pika.BasicProperties,
                 body: bytes = b"{}") -> None:
-    conn = _raw(url)
-    try:
-        channel = conn.channel()
-        channel.confirm_delivery()
-        channel.basic_publish(store.exchange, routing_key, body, props, mandatory=True)
-    finally:
-        conn.close()
+    publish(url, store.exchange, routing_key, body, props)
 
 
 @pytest.fixture
@@ -98,12 +68,12 @@ class TestRabbitMQAdapter(AdapterContract):
         self.amqp_url = amqp_url
         with open_store(_url(amqp_url, exchange=exchange)) as s:
             yield s
-        _drop(amqp_url, exchange, f"{exchange}.history")
+        drop(amqp_url, exchange, f"{exchange}.history")
 
     def cleanup(self, store: Adapter, entity_type: str) -> None:
         """A log cannot delete messages: drop this test's whole exchange and stream instead."""
         assert isinstance(store, RabbitMQAdapter)
-        _drop(self.amqp_url, store.exchange, store.stream)
+        drop(self.amqp_url, store.exchange, store.stream)
 
     def assert_stored_natively(self, store: Adapter, record: Record) -> None:
         """The default layout: the body is the record's data as canonical JSON, nothing else."""
@@ -279,11 +249,11 @@ class TestRabbitMQAdapter(AdapterContract):
                 assert s.put_many(records) == 120
                 assert dict(s.scan(etype)) == {r.id: r.fingerprint for r in records}
         finally:
-            _drop(amqp_url, exchange, f"{exchange}.history")
+            drop(amqp_url, exchange, f"{exchange}.history")
 
     @pytest.mark.parametrize("pipeline", [True, False])
     def test_unroutable_message_is_an_error(self, amqp_url: str, exchange: str, pipeline: bool) -> None:
-        conn = _raw(amqp_url)
+        conn = connect(amqp_url)
         try:
             conn.channel().exchange_declare(exchange, "topic", durable=True)  # no queue at all: nothing routes
             with RabbitMQAdapter(amqp_url, exchange=exchange, declare=False, pipeline=pipeline) as s:
@@ -300,7 +270,7 @@ class TestRabbitMQAdapter(AdapterContract):
         """As just after a broker restart, when the stream exists but does not take messages yet;
         here it is simply not bound. Retrying is right: once it routes, the same batch goes through."""
         stream = f"{exchange}.history"
-        conn = _raw(amqp_url)
+        conn = connect(amqp_url)
         try:
             channel = conn.channel()
             channel.exchange_declare(exchange, "topic", durable=True)
@@ -313,7 +283,7 @@ class TestRabbitMQAdapter(AdapterContract):
                 assert s.put_many(records) == 3
                 assert sorted(i for i, _ in s.scan(etype)) == sorted(r.id for r in records)
         finally:
-            _drop(amqp_url, exchange, stream)
+            drop(amqp_url, exchange, stream)
             conn.close()
 
     def test_missing_exchange_without_declare_is_a_store_error(self, amqp_url: str, exchange: str) -> None:
@@ -340,7 +310,7 @@ class TestRabbitMQEnvelope(TestRabbitMQAdapter):
         self.amqp_url = amqp_url
         with open_store(_url(amqp_url, exchange=exchange, layout="envelope")) as s:
             yield s
-        _drop(amqp_url, exchange, f"{exchange}.history")
+        drop(amqp_url, exchange, f"{exchange}.history")
 
     def assert_stored_natively(self, store: Adapter, record: Record) -> None:
         assert isinstance(store, RabbitMQAdapter)

@@ -34,11 +34,9 @@ def _b64(ident: uuid.UUID) -> str:
 
 
 @pytest.fixture(scope="module")
-def raw(redis_url: str) -> Iterator[redis.Redis]:
+def raw(redis_client: Any) -> Any:
     """A plain redis-py client: checks go around the adapter."""
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
+    return redis_client
 
 
 def _forget(raw: redis.Redis, prefix: str, entity_type: str) -> None:

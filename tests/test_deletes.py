@@ -21,7 +21,7 @@ from uuid_forge.settings import WriteSettings
 from uuid_forge.tombstones import TOMBSTONE_TYPE, find, flag_id, parse_retention, purge_expired, tombstone_id
 
 from .fakes import entities
-from .scaffold import make_forge, run_cli
+from .scaffold import make_forge, run_cli, write_forge_toml
 
 IDS = IDConfig(namespace=Namespace("deletes.test"), salt="s")
 
@@ -365,20 +365,9 @@ def test_audit_reports_a_restored_deleted_entry_as_deleted_and_repair_removes_it
 def test_cli_delete(tmp_path: Path) -> None:
     db = tmp_path / "src.sqlite3"
     files = tmp_path / "files"
-    config = tmp_path / "uuid-forge.toml"
-    config.write_text(f"""
-[ids]
-namespace = "deletes.cli"
-[journal]
-path = "{tmp_path / 'j.sqlite3'}"
-[stores.db]
-url = "sqlite:///{db}"
-role = "source"
-[stores.files]
-url = "file://{files}"
-[types.user]
-key = ["email"]
-""")
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", {"db": f"sqlite:///{db}", "files": f"file://{files}"},
+                              "db", namespace="deletes.cli", journal=tmp_path / "j.sqlite3",
+                              extra='[types.user]\nkey = ["email"]')
     env = {"UUID_FORGE_SALT": "pepper"}
     c = ["-c", str(config)]
     for i in range(3):
@@ -480,18 +469,9 @@ def test_delete_messages_name_the_value_and_the_place(tmp_path: Path) -> None:
 
 
 def test_cli_delete_messages_name_what_was_given_and_where(tmp_path: Path) -> None:
-    config = tmp_path / "uuid-forge.toml"
-    config.write_text(f"""
-[ids]
-namespace = "deletes.messages"
-[journal]
-path = "{tmp_path / 'j.sqlite3'}"
-[stores.db]
-url = "sqlite:///{tmp_path / 'src.sqlite3'}"
-role = "source"
-[types.person]
-key = ["email"]
-""")
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", {"db": f"sqlite:///{tmp_path / 'src.sqlite3'}"}, "db",
+                              namespace="deletes.messages", journal=tmp_path / "j.sqlite3",
+                              extra='[types.person]\nkey = ["email"]')
     env, c = {"UUID_FORGE_SALT": "pepper"}, ["-c", str(config)]
     code, output, error = run_cli(["delete", *c, "--entity", "person"], env)
     assert code == 2 and "not both" not in error and "--key FIELD=VALUE" in error and "--id" in error, error

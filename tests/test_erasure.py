@@ -231,22 +231,12 @@ def test_run_erase_prints_keeps_the_file_and_exits_1_when_a_store_holds_it(forge
 def test_cli_delete_erase(tmp_path: Path) -> None:
     """``uuid-forge delete --erase --report FILE``: the report printed and kept, keys masked, exit 0;
     ``--report`` without ``--erase`` and ``--erase --dry-run`` are refused before anything changes."""
-    from .scaffold import run_cli
+    from .scaffold import run_cli, write_forge_toml
 
-    config = tmp_path / "uuid-forge.toml"
-    config.write_text(f"""
-[ids]
-namespace = "erasure.cli"
-[journal]
-path = "{tmp_path / 'j.sqlite3'}"
-[stores.db]
-url = "sqlite:///{tmp_path / 'src.sqlite3'}"
-role = "source"
-[stores.files]
-url = "file://{tmp_path / 'files'}"
-[types.person]
-key = ["email"]
-""")
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", {"db": f"sqlite:///{tmp_path / 'src.sqlite3'}",
+                                                              "files": f"file://{tmp_path / 'files'}"},
+                              "db", namespace="erasure.cli", journal=tmp_path / "j.sqlite3",
+                              extra='[types.person]\nkey = ["email"]')
     env = {"UUID_FORGE_SALT": "pepper"}
     c = ["-c", str(config)]
     for email in (EMAIL, "keep@example.com"):

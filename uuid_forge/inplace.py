@@ -77,7 +77,7 @@ def plan(run: _Run, out: Outcome, leave_unmapped: bool) -> None:
             continue
         if not sql.functions_installed():
             out.stopped = ("the uuid_forge_id SQL function is not installed in the database of store "
-                           f"{place.store!r}: run 'uuid-forge sql postgres --install URL' first")
+                           f"{place.store!r}: run 'uuid-forge sql postgres --install --store NAME -c CONFIG' first")
             continue
         rows = sql.count(place.table)
         keyed = sql.count(place.table, sql.keyed(place.key))

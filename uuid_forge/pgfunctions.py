@@ -18,7 +18,8 @@ longer knows which it was), nesting deeper than 100 levels, two keys equal after
 * ``uuid_forge_name(entity_type, args jsonb, kwargs jsonb, salt)``: the name itself, for checks.
 
 The server encoding must be UTF8 (``normalize`` needs it). ``uuid-forge sql postgres`` prints
-this SQL; ``--install URL`` runs it.
+this SQL; ``--install`` runs it (:mod:`uuid_forge.adapters.sql.functions`), ``--check`` runs the
+cases of :mod:`uuid_forge.pgcheck` against it. Speed: see the comment at the top of the SQL.
 """
 
 from __future__ import annotations
@@ -29,44 +30,30 @@ from .errors import ValidationError
 
 __all__ = ["FUNCTION_NAMES", "postgres_functions_sql"]
 
-FUNCTION_NAMES = ("uuid_forge_text", "uuid_forge_utf16", "uuid_forge_value", "uuid_forge_name", "uuid_forge_id",
-                  "uuid_forge_id_keyed")
+FUNCTION_NAMES = ("uuid_forge_text", "uuid_forge_utf16", "uuid_forge_plain_name",
+                  "uuid_forge_value", "uuid_forge_number", "uuid_forge_array", "uuid_forge_object", "uuid_forge_name",
+                  "uuid_forge_key_name", "uuid_forge_id", "uuid_forge_id_keyed")
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 _SQL = r"""
--- the extensions go where the installer's search_path puts them (usually public); the two
--- functions that call them keep that search_path (SET search_path FROM CURRENT)
-CREATE EXTENSION IF NOT EXISTS "uuid-ossp";
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
+-- the bodies name each other before all exist (value <-> object): checked when called
+SET check_function_bodies = false;
+CREATE EXTENSION IF NOT EXISTS "uuid-ossp" SCHEMA {ossp};
+CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA {pgcrypto};
 
--- C(str): NFC, then a JSON string escaped as the spec's rule 7 says
+-- Speed: a backfill calls these once per row. The SQL functions are single expressions the
+-- planner inlines into the caller's query; the PL/pgSQL ones keep each jsonb they read in a
+-- variable (an inlined expression would compute it again at every mention) and run no query
+-- for the usual key (an object of one or two members, or an array of plain values).
+
+-- C(str): NFC, then a JSON string escaped as the spec's rule 7 says, which is how PostgreSQL's
+-- JSON output escapes (\" \\ \b \f \n \r \t, other controls \u00xx, nothing else). STABLE only
+-- because to_json is declared so; not STRICT, so the planner inlines it.
 CREATE OR REPLACE FUNCTION {schema}.uuid_forge_text(s text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
-DECLARE
-    n text := normalize(s, NFC);
-    out text := '';
-    ch text;
-    cp int;
-BEGIN
-    IF n !~ '[\x01-\x1f"\\]' THEN
-        RETURN '"' || n || '"';
-    END IF;
-    FOREACH ch IN ARRAY regexp_split_to_array(n, '') LOOP
-        cp := ascii(ch);
-        out := out || CASE
-            WHEN ch = '"' THEN '\"'
-            WHEN ch = '\' THEN '\\'
-            WHEN cp = 8 THEN '\b'
-            WHEN cp = 9 THEN '\t'
-            WHEN cp = 10 THEN '\n'
-            WHEN cp = 12 THEN '\f'
-            WHEN cp = 13 THEN '\r'
-            WHEN cp < 32 THEN '\u' || lpad(to_hex(cp), 4, '0')
-            ELSE ch END;
-    END LOOP;
-    RETURN '"' || out || '"';
-END
+LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
+    SELECT to_json(CASE WHEN octet_length(s) = length(s) OR s IS NFC NORMALIZED THEN s
+                        ELSE normalize(s, NFC) END)::text
 $fn$;
 
 -- the UTF-16 code units of a text, the order RFC 8785 sorts object members in
@@ -89,38 +76,120 @@ BEGIN
 END
 $fn$;
 
+-- a member name that sorts by bytes (COLLATE "C") as by UTF-16 code units and is its own NFC
+-- form: any name without U+E000..U+FFFF (a supplementary character's first unit, D800..DBFF,
+-- sorts before those), NFC-normalised
+CREATE OR REPLACE FUNCTION {schema}.uuid_forge_plain_name(k text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT octet_length(k) = length(k) OR (k IS NFC NORMALIZED AND k !~ '[\uE000-\uFFFF]')
+$fn$;
+
 -- C(v) for the JSON values SQL can canonicalise exactly; an error naming the place for the rest
 CREATE OR REPLACE FUNCTION {schema}.uuid_forge_value(v jsonb, place text, depth int) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
+    SELECT CASE jsonb_typeof(v)
+        WHEN 'string' THEN CASE WHEN (v #>> '{{}}') IS NFC NORMALIZED THEN v::text
+                                ELSE {schema}.uuid_forge_text(v #>> '{{}}') END
+        WHEN 'number' THEN CASE WHEN v::text ~ '^-?[0-9]{{1,21}}$' THEN v::text
+                                ELSE {schema}.uuid_forge_number(v, place) END
+        WHEN 'object' THEN {schema}.uuid_forge_object(v, place, depth)
+        WHEN 'array' THEN {schema}.uuid_forge_array(v, place, depth)
+        ELSE v::text END  -- true, false, null
+$fn$;
+
+-- a number that is not a plain integer of at most 21 digits: its digits if integral and below
+-- 1e21, else the error (a fraction, or 1e21 or more, is a float to Python)
+CREATE OR REPLACE FUNCTION {schema}.uuid_forge_number(v jsonb, place text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
 DECLARE
-    kind text := jsonb_typeof(v);
-    body text;
-    dup bigint;
-    num numeric;
+    num numeric := (v #>> '{{}}')::numeric;
+BEGIN
+    IF num = trunc(num) AND abs(num) < 1e21 THEN
+        RETURN trunc(num)::text;
+    END IF;
+    RAISE EXCEPTION 'uuid_forge: the number % at % is not supported in SQL (a fraction, or 1e21 or more, '
+        'canonicalises as a Python float): compute this ID with the Python library', v #>> '{{}}', place
+        USING ERRCODE = '22023';
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION {schema}.uuid_forge_array(v jsonb, place text, depth int) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+DECLARE
+    n int := jsonb_array_length(v);
+    body text := '';
 BEGIN
     IF depth > 100 THEN
-        RAISE EXCEPTION 'uuid_forge: the key is nested deeper than 100 levels at %', place
-            USING ERRCODE = '22023';
+        RAISE EXCEPTION 'uuid_forge: the key is nested deeper than 100 levels at %', place USING ERRCODE = '22023';
     END IF;
-    IF kind = 'null' THEN
-        RETURN 'null';
-    ELSIF kind = 'boolean' THEN
-        RETURN v::text;
-    ELSIF kind = 'string' THEN
-        RETURN {schema}.uuid_forge_text(v #>> '{{}}');
-    ELSIF kind = 'number' THEN
-        num := (v #>> '{{}}')::numeric;
-        IF num = trunc(num) AND abs(num) < 1e21 THEN
-            RETURN trunc(num)::text;
+    FOR i IN 0 .. n - 1 LOOP
+        body := body || CASE WHEN i > 0 THEN ',' ELSE '' END
+                || {schema}.uuid_forge_value(v -> i, place || '[' || i || ']', depth + 1);
+    END LOOP;
+    RETURN '[' || body || ']';
+END
+$fn$;
+
+-- an object: members sorted by UTF-16 code units; names equal after NFC are an error
+CREATE OR REPLACE FUNCTION {schema}.uuid_forge_object(v jsonb, place text, depth int) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+DECLARE
+    t text;
+    p int;
+    kvs jsonb;
+    k0 text;
+    k1 text;
+    v0 jsonb;
+    v1 jsonb;
+    m0 text;
+    m1 text;
+    body text;
+    plain boolean;
+    dup bigint;
+BEGIN
+    IF depth > 100 THEN
+        RAISE EXCEPTION 'uuid_forge: the key is nested deeper than 100 levels at %', place USING ERRCODE = '22023';
+    END IF;
+    -- one member, read from jsonb's text {{"name": value}}: a name with no backslash in that text
+    -- was escaped as nothing, so it is the name itself; v minus it being {{}} proves it the only one
+    t := v::text;
+    p := strpos(t, '": ');
+    IF p > 3 THEN
+        k0 := substr(t, 3, p - 3);
+        IF strpos(k0, '\') = 0 AND v - k0 = '{{}}' THEN
+            v0 := v -> k0;
+            RETURN '{{' || {schema}.uuid_forge_text(k0) || ':'
+                || {schema}.uuid_forge_value(v0, place || '.' || k0, depth + 1) || '}}';
         END IF;
-        RAISE EXCEPTION 'uuid_forge: the number % at % is not supported in SQL (a fraction, or 1e21 or more, '
-            'canonicalises as a Python float): compute this ID with the Python library', v #>> '{{}}', place
-            USING ERRCODE = '22023';
-    ELSIF kind = 'array' THEN
-        SELECT string_agg({schema}.uuid_forge_value(e, place || '[' || (i - 1) || ']', depth + 1), ',' ORDER BY i)
-          INTO body FROM jsonb_array_elements(v) WITH ORDINALITY AS a(e, i);
-        RETURN '[' || coalesce(body, '') || ']';
+    END IF;
+    kvs := jsonb_path_query_array(v, '$.keyvalue()');
+    CASE jsonb_array_length(kvs)
+    WHEN 0 THEN
+        RETURN '{{}}';
+    WHEN 1 THEN
+        k0 := kvs -> 0 ->> 'key';
+        v0 := kvs -> 0 -> 'value';
+        RETURN '{{' || {schema}.uuid_forge_text(k0) || ':'
+            || {schema}.uuid_forge_value(v0, place || '.' || k0, depth + 1) || '}}';
+    WHEN 2 THEN
+        k0 := kvs -> 0 ->> 'key';
+        k1 := kvs -> 1 ->> 'key';
+        IF {schema}.uuid_forge_plain_name(k0) AND {schema}.uuid_forge_plain_name(k1) THEN
+            v0 := kvs -> 0 -> 'value';
+            v1 := kvs -> 1 -> 'value';
+            m0 := {schema}.uuid_forge_text(k0) || ':' || {schema}.uuid_forge_value(v0, place || '.' || k0, depth + 1);
+            m1 := {schema}.uuid_forge_text(k1) || ':' || {schema}.uuid_forge_value(v1, place || '.' || k1, depth + 1);
+            RETURN '{{' || CASE WHEN k0 COLLATE "C" < k1 COLLATE "C" THEN m0 || ',' || m1 ELSE m1 || ',' || m0 END
+                || '}}';
+        END IF;
     ELSE
+        NULL;
+    END CASE;
+    SELECT bool_and({schema}.uuid_forge_plain_name(key)),
+           string_agg({schema}.uuid_forge_text(key) || ':'
+                      || {schema}.uuid_forge_value(value, place || '.' || key, depth + 1), ',' ORDER BY key COLLATE "C")
+      INTO plain, body FROM jsonb_each(v);
+    IF NOT plain THEN  -- NFC forms, duplicates after NFC, the UTF-16 order
         SELECT string_agg({schema}.uuid_forge_text(nk) || ':'
                           || {schema}.uuid_forge_value(val, place || '.' || key, depth + 1),
                           ',' ORDER BY {schema}.uuid_forge_utf16(nk)),
@@ -131,8 +200,8 @@ BEGIN
             RAISE EXCEPTION 'uuid_forge: two keys of the object at % are equal after NFC normalisation', place
                 USING ERRCODE = '22023';
         END IF;
-        RETURN '{{' || coalesce(body, '') || '}}';
     END IF;
+    RETURN '{{' || coalesce(body, '') || '}}';
 END
 $fn$;
 
@@ -147,35 +216,43 @@ BEGIN
         RAISE EXCEPTION 'uuid_forge: args must be a JSON array and kwargs a JSON object' USING ERRCODE = '22023';
     END IF;
     RETURN '["uuid-forge/1",' || {schema}.uuid_forge_text(entity_type) || ','
-        || {schema}.uuid_forge_value(coalesce(args, '[]'), 'args', 1) || ','
-        || {schema}.uuid_forge_value(coalesce(kwargs, '{{}}'), 'kwargs', 1) || ','
+        || CASE WHEN args IS NULL THEN '[]' ELSE {schema}.uuid_forge_array(args, 'args', 0) END || ','
+        || CASE WHEN kwargs IS NULL THEN '{{}}' ELSE {schema}.uuid_forge_object(kwargs, 'kwargs', 0) END || ','
         || {schema}.uuid_forge_text(coalesce(salt, '')) || ']';
 END
 $fn$;
 
--- a key as generate() takes it: an object holds named values, an array positional ones
+-- a key as generate() takes it: an object holds named values, an array positional ones (the usual
+-- object key is built here, one call fewer per row; the rest, and every error, by uuid_forge_name)
 CREATE OR REPLACE FUNCTION {schema}.uuid_forge_key_name(entity_type text, key jsonb, salt text)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
-    SELECT {schema}.uuid_forge_name(entity_type,
-        CASE WHEN jsonb_typeof(key) = 'array' THEN key ELSE '[]'::jsonb END,
-        CASE WHEN jsonb_typeof(key) = 'array' THEN '{{}}'::jsonb ELSE key END, salt)
+RETURNS text LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+BEGIN
+    IF entity_type <> '' AND jsonb_typeof(key) = 'object' THEN
+        RETURN '["uuid-forge/1",' || {schema}.uuid_forge_text(entity_type) || ',[],'
+            || {schema}.uuid_forge_object(key, 'kwargs', 0) || ','
+            || {schema}.uuid_forge_text(coalesce(salt, '')) || ']';
+    ELSIF jsonb_typeof(key) = 'array' THEN
+        RETURN {schema}.uuid_forge_name(entity_type, key, NULL, salt);
+    END IF;
+    RETURN {schema}.uuid_forge_name(entity_type, NULL, key, salt);
+END
 $fn$;
 
 CREATE OR REPLACE FUNCTION {schema}.uuid_forge_id(namespace uuid, entity_type text, key jsonb, salt text DEFAULT '')
-RETURNS uuid LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path FROM CURRENT AS $fn$
-    SELECT uuid_generate_v5(namespace, {schema}.uuid_forge_key_name(entity_type, key, salt))
+RETURNS uuid LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT {ossp}.uuid_generate_v5(namespace, {schema}.uuid_forge_key_name(entity_type, key, salt))
 $fn$;
 
 -- keyed mode: HMAC-SHA256(secret, namespace bytes || name), first 16 bytes, version 8, RFC 9562 variant
 CREATE OR REPLACE FUNCTION {schema}.uuid_forge_id_keyed(namespace uuid, entity_type text, key jsonb, salt text,
                                                         secret bytea)
-RETURNS uuid LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path FROM CURRENT AS $fn$
+RETURNS uuid LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
 DECLARE
     d bytea;
 BEGIN
-    d := substring(hmac(uuid_send(namespace)
-                                 || convert_to({schema}.uuid_forge_key_name(entity_type, key, salt), 'UTF8'),
-                                 secret, 'sha256') FROM 1 FOR 16);
+    d := substring({pgcrypto}.hmac(uuid_send(namespace)
+                                   || convert_to({schema}.uuid_forge_key_name(entity_type, key, salt), 'UTF8'),
+                                   secret, 'sha256') FROM 1 FOR 16);
     d := set_byte(d, 6, (get_byte(d, 6) & 15) | 128);
     d := set_byte(d, 8, (get_byte(d, 8) & 63) | 128);
     RETURN encode(d, 'hex')::uuid;
@@ -187,12 +264,20 @@ CREATE OR REPLACE FUNCTION {schema}.uuid_forge_id_keyed(namespace uuid, entity_t
 RETURNS uuid LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
     SELECT {schema}.uuid_forge_id_keyed(namespace, entity_type, key, salt, convert_to(secret, 'UTF8'))
 $fn$;
+
+RESET check_function_bodies;
 """
 
 
-def postgres_functions_sql(schema: str = "public") -> str:
-    """The SQL that creates the functions (and the two extensions they use) in ``schema``."""
-    if not isinstance(schema, str) or not _IDENTIFIER.fullmatch(schema):
-        raise ValidationError(f"schema {schema!r} must be a lowercase SQL identifier (letters, digits, _; "
-                              "at most 63), e.g. public")
-    return _SQL.format(schema=schema).lstrip("\n")
+def postgres_functions_sql(schema: str = "public", uuid_ossp_schema: str = "public",
+                           pgcrypto_schema: str = "public") -> str:
+    """The SQL that creates the functions in ``schema``, and the two extensions they use where they
+    are missing. The functions name the extensions' schemas (no ``search_path`` is read or set per
+    call: that would cost each row a configuration change, and would let a schema earlier in the
+    caller's path stand in for ``uuid_generate_v5``)."""
+    for what, name in (("schema", schema), ("uuid-ossp schema", uuid_ossp_schema),
+                       ("pgcrypto schema", pgcrypto_schema)):
+        if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+            raise ValidationError(f"{what} {name!r} must be a lowercase SQL identifier (letters, digits, _; "
+                                  "at most 63), e.g. public")
+    return _SQL.format(schema=schema, ossp=uuid_ossp_schema, pgcrypto=pgcrypto_schema).lstrip("\n")

@@ -48,6 +48,10 @@ EXIT_CODES: tuple[tuple[str, str, str, str], ...] = (
       "a store that does not answer)")),
     ("ids status / ids accept", "every marker matches / recorded", "a marker differs / would change (no --yes)",
      "error"),
+    ("sql postgres", "printed; installed and checked (--install); every case passes (--check)",
+     "--check: a case gives another answer than the Python library",
+     ("not PostgreSQL, not UTF8, an extension or schema the user may not create (with the SQL a DBA runs), "
+      "the functions not installed (--check), the server not reachable: nothing installed")),
     ("demo", "the final audit is consistent", "it is not", "error"),
     ("migrate plan / expand / contract / rollback", "the phase finished (with --dry-run: would finish)", "-",
      ("refused (contract before a passing verify of this plan, rollback after contract, --max-delete exceeded) or "
