@@ -11,6 +11,7 @@ application's, so they are left alone either way (``--leave-unmapped``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -33,6 +34,7 @@ redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 from uuid_forge import Forge
 from uuid_forge import migrationmap as mm
 from uuid_forge.record import Record
+from uuid_forge.settings import load_settings
 
 from .scaffold import DEFAULT_SALT, FAST_WRITE, cli_env, run_cli, write_forge_toml
 from .test_sql import _pg
@@ -355,3 +357,50 @@ def test_in_place_rollback_drops_only_the_columns_expand_created(serial_tables: 
         cols = {r[0] for r in raw.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ANY(%s)",
                                           ([users, orders],)).fetchall()}
     assert "uid" not in cols and "user_uid" in cols
+
+
+def test_mongodb_and_elasticsearch_copies_beside(postgres_url: str, mongo_db_url: str, elasticsearch_url: str,
+                                                 tmp_path: Path) -> None:
+    """Users and orders under version-4 IDs in PostgreSQL (the source), MongoDB and Elasticsearch:
+    after plan, expand, verify and contract each store holds every entity once under its new ID,
+    orders pointing at their users' new IDs, and the audit of each type is consistent."""
+    from uuid_forge import migration
+
+    tag = f"mge{uuid.uuid4().hex[:8]}"
+    # the old IDs are the entries' own version-4 names (no old_id field): an Elasticsearch index that
+    # mapped a serial user_id as a number could not take the new UUID text (expand stops on its error)
+    extra = '[types.user]\nkey = ["email"]\n\n[types.order]\nkey = ["order_no"]\nreferences = { user_id = "user" }\n'
+
+    config = write_forge_toml(tmp_path / "uf.toml", {"db": f"{postgres_url}?prefix={tag}_", "docs": mongo_db_url,
+                                                     "search": f"{elasticsearch_url}?prefix={tag}"},
+                              "db", namespace=NAMESPACE, write=FAST_WRITE, extra=extra)
+    settings = load_settings(config, env={"UUID_FORGE_SALT": DEFAULT_SALT})
+    n = 60
+    users = [Record("user", uuid.uuid4(), {"email": f"u{i}@example.com", "legacy_id": i}) for i in range(n)]
+    orders = [Record("order", uuid.uuid4(), {"order_no": j, "user_id": str(users[j % n].id)}) for j in range(2 * n)]
+    forge = Forge.from_settings(settings)
+    try:
+        for h in forge.stores:
+            h.adapter.put_many(users + orders)
+        m = settings.migrate
+        assert not migration.plan(forge, m).stopped
+        assert not migration.expand(forge, m, batch_size=25).stopped
+        verified = migration.verify(forge, m)
+        assert verified.passed, verified.problems[:5]
+        assert not migration.contract(forge, m, max_delete="100%").stopped
+        new_users = set(forge.generator.generate_many("user", [{"email": f"u{i}@example.com"} for i in range(n)]))
+        for h in forge.stores:
+            assert {i for i, _ in h.adapter.scan("user")} == new_users, h.name
+            held = h.adapter.get_many("order", [i for i, _ in h.adapter.scan("order")])
+            assert len(held) == 2 * n and {uuid.UUID(r.data["user_id"]) for r in held.values()} == new_users, h.name
+        for entity_type in ("user", "order"):
+            assert forge.audit(entity_type).consistent, entity_type
+    finally:
+        for h in forge.stores:
+            for entity_type in ("user", "order", "uuid-forge.migration"):
+                with contextlib.suppress(Exception):  # cleanup of this test's own containers
+                    h.adapter.drop(entity_type, forge.prover)
+        forge.close()
+        with _pg(postgres_url) as raw:
+            for (name,) in raw.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (f"{tag}%",)).fetchall():
+                raw.execute(f'DROP TABLE IF EXISTS "{name}"')
