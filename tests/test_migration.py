@@ -384,3 +384,21 @@ def test_contract_leaves_raw_entries_a_store_refuses_to_delete(tmp_path: Path) -
     assert {m.state for m in maps if m.store == "cache" and m.state != "left"} == {"expanded"}
     assert {m.state for m in maps if m.store == "db" and m.state != "left"} == {"contracted"}
     assert len(cache.raw["user"]) == 7
+
+
+def test_plan_again_keeps_progress_and_is_refused_after_contract(tmp_path: Path) -> None:
+    forge, source, _, _ = world(tmp_path, users=8, orders=8)
+    migration.plan(forge, SETTINGS, leave_unmapped=True)
+    migration.expand(forge, SETTINGS)
+    before, _ = mm.load(source, "default")
+    again = migration.plan(forge, SETTINGS, leave_unmapped=True)
+    assert not again.stopped and again.counts["db/user"]["already deterministic"] == 8  # the new copies
+    after, state = mm.load(source, "default")
+    assert [(m.old, m.new, m.state, m.created) for m in after] == [(m.old, m.new, m.state, m.created) for m in before]
+    assert state is not None and state.verified is None  # planning again asks for a new verify
+    assert migration.verify(forge, SETTINGS).passed
+    migration.contract(forge, SETTINGS, max_delete="100%")
+    with pytest.raises(MigrationRefusedError, match="contract has started"):
+        migration.plan(forge, SETTINGS, leave_unmapped=True)
+    with pytest.raises(MigrationRefusedError, match="expand is over"):
+        migration.expand(forge, SETTINGS)
