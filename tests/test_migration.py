@@ -402,3 +402,23 @@ def test_plan_again_keeps_progress_and_is_refused_after_contract(tmp_path: Path)
         migration.plan(forge, SETTINGS, leave_unmapped=True)
     with pytest.raises(MigrationRefusedError, match="expand is over"):
         migration.expand(forge, SETTINGS)
+
+
+def test_plan_and_rollback_resume_after_kill(tmp_path: Path) -> None:
+    forge, source, cache, _ = world(tmp_path, users=300, orders=0)
+    source.fail_after = 1  # the mapping's second batch of 500 fails: a kill while plan writes
+    with pytest.raises(StoreUnavailableError):
+        migration.plan(forge, SETTINGS, leave_unmapped=True)
+    partial, state = mm.load(source, "default")
+    assert 0 < len(partial) < 602 and state is None  # not planned yet: expand would refuse
+    source.fail_after = None
+    assert not migration.plan(forge, SETTINGS, leave_unmapped=True).stopped
+    assert len(mm.load(source, "default")[0]) == 602
+    migration.expand(forge, SETTINGS)
+    cache.fail_deletes_after = 1
+    with pytest.raises(StoreUnavailableError):
+        migration.rollback(forge, SETTINGS, batch_size=100)
+    cache.fail_deletes_after = None
+    assert not migration.rollback(forge, SETTINGS, batch_size=100).stopped
+    assert cache._data["user"] == {} and len(source._data["user"]) == 301 and len(cache.raw["user"]) == 301
+    assert {m.state for m in mm.load(source, "default")[0]} == {"rolled_back", "left"}
