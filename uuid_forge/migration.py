@@ -554,7 +554,11 @@ def _audit_type(run: _Run, out: Outcome, entity_type: str, old: set[tuple[str, s
         return
     forge = Forge(handles, ids=run.forge.ids, journal=None, types=run.forge.types)
     forge.audit_hashed = run.forge.audit_hashed
-    report = forge.audit(entity_type)
+    try:
+        report = forge.audit(entity_type)
+    finally:  # its stores are the run's, still in use: only its own thread pool is released
+        if forge._pool is not None:
+            forge._pool.shutdown(wait=True)
     for store in run.stores:
         counts: Counter[str] = report.stores.get(store, Counter())
         unowned = sum(counts.get(k, 0) for k in _UNOWNED)
