@@ -272,8 +272,9 @@ def serial_tables(postgres_url: str) -> Iterator[tuple[str, str, str]]:
 
     tag = f"mgi{uuid.uuid4().hex[:8]}"
     users, orders = f"{tag}_users", f"{tag}_orders"
-    with _pg(postgres_url) as raw:
-        raw.execute(postgres_functions_sql("public"))
+    with _pg(postgres_url) as raw:  # in a schema of its own, off the search path: the backfill qualifies the call
+        raw.execute(f"CREATE SCHEMA {tag}_fn")
+        raw.execute(postgres_functions_sql(f"{tag}_fn"))
         raw.execute(f"CREATE TABLE {users} (id serial PRIMARY KEY, email text, name text)")
         raw.execute(f"CREATE TABLE {orders} (id serial PRIMARY KEY, order_no integer, user_id integer "
                     f"REFERENCES {users}(id))")
@@ -286,6 +287,7 @@ def serial_tables(postgres_url: str) -> Iterator[tuple[str, str, str]]:
         with _pg(postgres_url) as raw:
             for (name,) in raw.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (f"{tag}%",)).fetchall():
                 raw.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
+            raw.execute(f"DROP SCHEMA IF EXISTS {tag}_fn CASCADE")
 
 
 def _in_place_config(tmp_path: Path, postgres_url: str, tag: str, users: str, orders: str) -> World:

@@ -45,8 +45,17 @@ class ShadowColumns:
 
     # -- what is there -----------------------------------------------------------------------
     def functions_installed(self) -> bool:
+        return self._function_schema() is not None
+
+    def _function_schema(self) -> str | None:
+        """The schema ``uuid_forge_id`` was installed in (``--install --schema util``), the first on
+        the search path when there are several; the backfill calls it qualified by it."""
+        query = ("SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                 "WHERE p.proname = 'uuid_forge_id' ORDER BY array_position(current_schemas(false), n.nspname) "
+                 "NULLS LAST LIMIT 1")
         with self._engine.connect() as conn:
-            return bool(conn.execute(sa.text("SELECT count(*) FROM pg_proc WHERE proname = 'uuid_forge_id'")).scalar())
+            found = conn.execute(sa.text(query)).scalar()
+        return None if found is None else str(found)
 
     def columns(self, table: str) -> dict[str, str]:
         """The table's columns and their types (empty: no such table)."""
@@ -90,8 +99,12 @@ class ShadowColumns:
              salt: str, secret: str | None, batch: int, progress: Callable[[int], None] | None = None) -> int:
         """Fill ``column`` where NULL and every key column is set, ``batch`` rows per transaction."""
         pairs = ", ".join(f"'{f.replace(chr(39), chr(39) * 2)}', {self._c(c)}" for f, c in key.items())
-        call = (f"uuid_forge_id_keyed(CAST(:ns AS uuid), :et, jsonb_build_object({pairs}), :salt, :secret)" if secret
-                else f"uuid_forge_id(CAST(:ns AS uuid), :et, jsonb_build_object({pairs}), :salt)")
+        schema = self._function_schema()
+        if schema is None:
+            raise ValidationError("the uuid_forge_id SQL function is not installed: uuid-forge sql postgres --install")
+        fn = f"{self._quote(schema)}."
+        call = (f"{fn}uuid_forge_id_keyed(CAST(:ns AS uuid), :et, jsonb_build_object({pairs}), :salt, :secret)"
+                if secret else f"{fn}uuid_forge_id(CAST(:ns AS uuid), :et, jsonb_build_object({pairs}), :salt)")
         t, c, p = self._t(table), self._c(column), self._c(pk)
         stmt = sa.text(f"UPDATE {t} SET {c} = {call} WHERE {p} IN (SELECT {p} FROM {t} WHERE {c} IS NULL AND "
                        f"{self.keyed(key)} ORDER BY {p} LIMIT :n)")
