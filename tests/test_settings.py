@@ -140,7 +140,9 @@ def test_the_configuration_page_documents_every_key_and_environment_variable() -
     text = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
     sections = {"ids": settings_module._IDS, "journal": settings_module._JOURNAL, "write": settings_module._WRITE,
                 "stores.NAME": settings_module._STORE, "types.NAME": settings_module._TYPE,
-                "executor": settings_module._EXECUTOR, "audit": settings_module._AUDIT}
+                "executor": settings_module._EXECUTOR, "audit": settings_module._AUDIT,
+                "migrate": settings_module._MIGRATE, "migrate.stores.NAME": settings_module._MIGRATE_STORE,
+                "migrate.in_place.NAME": settings_module._IN_PLACE}
     assert {s.split(".")[0] for s in sections} == settings_module._SECTIONS
     missing = [f"[{section}] {key}" for section, keys in sections.items() for key in keys
                if f"| `[{section}]` | `{key}` |" not in text and f"`{key}` / `" not in text and f" / `{key}` |" not in text]

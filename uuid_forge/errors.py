@@ -143,6 +143,12 @@ class RepairRefusedError(UUIDForgeError):
         self.plan = plan
 
 
+class MigrationRefusedError(UUIDForgeError):
+    """A ``migrate`` phase refused to run or stopped before changing anything it could not prove
+    safe (contract before a passing verify, rollback after contract, an unresolved collision);
+    the message names why and what to do."""
+
+
 class ExecutorError(UUIDForgeError):
     """A partition or chunk task could not be run: no broker configured, Celery not installed, a
     worker's configuration differs from the coordinator's, or a task failed (its error, masked)."""

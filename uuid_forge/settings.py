@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,14 +70,17 @@ from .tombstones import parse_retention
 from .urls import mask_text, mask_url, scheme_of
 from .view import FULL, FieldView
 
-__all__ = ["AuditSettings", "ForgeSettings", "StoreSettings", "WriteSettings", "load_settings"]
+__all__ = ["AuditSettings", "ForgeSettings", "InPlace", "MigrateSettings", "StoreSettings", "WriteSettings", "load_settings"]
 
-_SECTIONS = {"ids", "journal", "write", "stores", "types", "executor", "audit"}
+_SECTIONS = {"ids", "journal", "write", "stores", "types", "executor", "audit", "migrate"}
 _IDS = {"namespace", "scheme"}
 _JOURNAL = {"path", "synchronous"}
 _WRITE = {"retries", "backoff", "batch_size", "concurrent", "tombstone_retention"}
 _STORE = {"url", "role", "required", "optional", "options", "projection", "ignore_fields", "datetime_precision"}
-_TYPE = {"key", "namespace", "salt_env"}
+_TYPE = {"key", "namespace", "salt_env", "references"}
+_MIGRATE = {"plan", "stores", "in_place"}
+_IN_PLACE = {"store", "table", "type", "pk", "column", "key", "references"}
+_MIGRATE_STORE = {"old_id"}
 _AUDIT = {"hashed", "unproven"}
 #: ``[audit] unproven``: "fail" (exit 1, the default) or "report" (listed and counted, exit 0)
 UNPROVEN_OUTCOMES = ("fail", "report")
@@ -159,6 +163,39 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class MigrateSettings:
+    """``[migrate]`` and the ``references`` of each ``[types.NAME]``: what ``uuid-forge migrate``
+    (uuid_forge.migration) needs beyond the stores and types.
+
+    ``old_id``: per store, where an entry's old ID is read (``""``: its own name, the raw key or
+    ``_id`` or UUID; ``"field:NAME"``: the data field NAME), the value other entries' reference
+    fields hold. ``references``: per type, ``{field: referenced type}``."""
+
+    plan: str = "default"
+    old_id: dict[str, str] = field(default_factory=dict)
+    references: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: ``[migrate.in_place.NAME]``: PostgreSQL tables of the user's migrated by a shadow column
+    in_place: dict[str, InPlace] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InPlace:
+    """One table migrated in place (adapters/sql/migration.py): its store (a PostgreSQL store of
+    ``[stores]``, whose database holds it), its entity type, old primary key ``pk``, the new-ID
+    ``column`` expand adds, ``key`` (key field -> column) and ``references`` (old reference
+    column -> (the referenced in-place table's name, the new column expand adds for it))."""
+
+    name: str
+    store: str
+    table: str
+    entity_type: str
+    pk: str = "id"
+    column: str = "uid"
+    key: dict[str, str] = field(default_factory=dict)
+    references: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ForgeSettings:
     """Everything a :class:`~uuid_forge.forge.Forge` needs, validated."""
 
@@ -171,6 +208,7 @@ class ForgeSettings:
     types: dict[str, EntityType] = field(default_factory=dict)  # declared entity types, salt_env read
     executor: ExecutorSettings = ExecutorSettings()
     audit: AuditSettings = AuditSettings()
+    migrate: MigrateSettings = MigrateSettings()
     #: where each value came from (``uuid-forge config``): namespace, scheme, salt, secret, journal, store.NAME
     origins: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -265,9 +303,90 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
     origins = {k: v.origin for k, v in picked.items()} | {"journal": journal_at.origin} | {
         f"store.{s.name}": f"env {_env_name(s.name)}" if env.get(_env_name(s.name)) else f"file {origin} [stores.{s.name}]"
         for s in stores}
+    migrate = _migrate(origin, doc.get("migrate", {}), types_doc, types, stores)
     return ForgeSettings(ids=id_config, stores=_check_stores(stores, origin), journal_path=journal_path,
                          journal_synchronous=synchronous, write=ws, origin=origin, types=types, origins=origins,
-                         executor=executor, audit=audit)
+                         executor=executor, audit=audit, migrate=migrate)
+
+
+_PLAN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+
+
+def _migrate(origin: str, spec: Any, types_doc: dict[str, Any], types: dict[str, EntityType],
+             stores: tuple[StoreSettings, ...]) -> MigrateSettings:
+    """``[migrate]`` (plan name, per-store ``old_id``) and every ``[types.NAME] references``,
+    validated: a referenced type is declared with key fields, a reference field is not a key field
+    (the new ID would then depend on the old one it replaces)."""
+    where = f"{origin} [migrate]"
+    _typed(where, spec, dict, "a table")
+    _unknown(where, spec, _MIGRATE)
+    plan = _typed(f"{where} plan", spec.get("plan", "default"), str, "a name")
+    if not _PLAN_NAME.fullmatch(plan):
+        raise ConfigError(f"{where} plan = {plan!r}: use 1-64 letters, digits, '_', '.', '-'")
+    names = {s.name for s in stores}
+    old_id: dict[str, str] = {}
+    for name, table in _typed(f"{where} stores", spec.get("stores", {}), dict, "a table of [migrate.stores.NAME]").items():
+        at = f"{origin} [migrate.stores.{name}]"
+        _typed(at, table, dict, "a table")
+        _unknown(at, table, _MIGRATE_STORE)
+        if name not in names:
+            raise ConfigError(f"{at}: no store {name!r} in [stores] (stores: {', '.join(sorted(names))})")
+        value = _typed(f"{at} old_id", table.get("old_id", ""), str, "\"\" or \"field:NAME\"")
+        if value and (not value.startswith("field:") or not value[6:]):
+            raise ConfigError(f"{at} old_id = {value!r}: use \"field:NAME\" (the data field holding the old ID), or "
+                              "leave it out (the entry's own name)")
+        old_id[name] = value
+    references: dict[str, dict[str, str]] = {}
+    for name, tspec in types_doc.items():
+        refs = tspec.get("references") if isinstance(tspec, dict) else None
+        if refs is None:
+            continue
+        at = f"{origin} [types.{name}] references"
+        _typed(at, refs, dict, "a table {field = \"type\"}")
+        for fname, target in refs.items():
+            if not isinstance(target, str) or target not in types or not types[target].key:
+                raise ConfigError(f"{at} {fname} = {target!r}: the referenced type must be a [types.NAME] with key "
+                                  f"fields (declared: {', '.join(sorted(types)) or 'none'})")
+            if fname in types[name].key:
+                raise ConfigError(f"{at} {fname}: a key field cannot be a reference (its new ID would depend on "
+                                  "the old ID it replaces)")
+        references[name] = dict(refs)
+    in_place: dict[str, InPlace] = {}
+    places = _typed(f"{where} in_place", spec.get("in_place", {}), dict, "a table of [migrate.in_place.NAME]")
+    for name, table in places.items():
+        at = f"{origin} [migrate.in_place.{name}]"
+        _typed(at, table, dict, "a table")
+        _unknown(at, table, _IN_PLACE)
+        store = _typed(f"{at} store", table.get("store", ""), str, "a store name")
+        if store not in names:
+            raise ConfigError(f"{at} store = {store!r}: no such store in [stores] (stores: {', '.join(sorted(names))})")
+        entity_type = _typed(f"{at} type", table.get("type", ""), str, "an entity type")
+        if entity_type not in types or not types[entity_type].key:
+            raise ConfigError(f"{at} type = {entity_type!r}: give a [types.NAME] with key fields")
+        cols = {k: _typed(f"{at} {k}", table.get(k, d), str, "a column name")
+                for k, d in (("table", ""), ("pk", "id"), ("column", "uid"))}
+        if not all(_COLUMN.fullmatch(v) for v in cols.values()):
+            raise ConfigError(f"{at}: table, pk and column must be SQL names (letters, digits, '_'), got "
+                              f"{cols['table']!r}, {cols['pk']!r}, {cols['column']!r}")
+        key = _typed(f"{at} key", table.get("key", {f: f for f in types[entity_type].key}), dict,
+                     "a table {field = \"column\"}")
+        if set(key) != set(types[entity_type].key) or not all(isinstance(c, str) and _COLUMN.fullmatch(c)
+                                                               for c in key.values()):
+            raise ConfigError(f"{at} key: map exactly the key fields of {entity_type!r} "
+                              f"({', '.join(types[entity_type].key)}) to columns")
+        links: dict[str, tuple[str, str]] = {}
+        for ref, target in _typed(f"{at} references", table.get("references", {}), dict,
+                                  "a table {column = { to = \"NAME\", column = \"new column\" }}").items():
+            if not isinstance(target, dict) or set(target) != {"to", "column"} or not _COLUMN.fullmatch(str(ref)) \
+                    or not _COLUMN.fullmatch(str(target.get("column", ""))) or target.get("to") not in places:
+                raise ConfigError(f"{at} references {ref}: give {{ to = \"NAME\", column = \"new column\" }}, NAME "
+                                  f"one of [migrate.in_place] ({', '.join(places)})")
+            links[ref] = (target["to"], target["column"])
+        in_place[name] = InPlace(name, store, cols["table"], entity_type, cols["pk"], cols["column"], dict(key), links)
+    return MigrateSettings(plan=plan, old_id=old_id, references=references, in_place=in_place)
+
+
+_COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 def _executor(where: str, spec: Any, env: dict[str, str], base: Path | None = None) -> ExecutorSettings:

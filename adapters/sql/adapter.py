@@ -480,6 +480,13 @@ class SQLAdapter(Adapter):
         with self._engine.begin() as conn:
             return opened.remove(conn, opened.codec.encode_many(ids))
 
+    def shadow_columns(self) -> Any:
+        """The in-place backfill of ``uuid-forge migrate`` over this database (adapters/sql/migration.py):
+        what the engine calls for a table of the user's whose serial key cannot hold a second row."""
+        from .migration import ShadowColumns
+
+        return ShadowColumns(self._engine, self._settings.schema)
+
     def erasure_limits(self, entity_type: str) -> list[str]:
         """Deleted rows outlive the DELETE in each database's own way (named per dialect)."""
         name = self._engine.dialect.name

@@ -6,7 +6,7 @@ from ``app``, so ``app`` importing them back would be a cycle. Adding a command 
 
 from __future__ import annotations
 
-from . import audit, delete, demo, deployment, ids, journal, markers, sql, stores, write
+from . import audit, delete, demo, deployment, ids, journal, markers, migrate, sql, stores, write
 from .app import cli
 
 __all__ = ["cli"]
@@ -16,7 +16,7 @@ for command in (
     deployment.new_salt, deployment.init, deployment.config, deployment.validate, deployment.info,
     stores.adapters, stores.stores,                                                # adapters and stores
     write.write, write.replay, delete.delete, audit.audit,                         # the main jobs
-    journal.journal, markers.ids, demo.demo,
+    journal.journal, markers.ids, demo.demo, migrate.migrate,
     sql.sql,                                                                       # SQL inside a database
 ):
     cli.add_command(command)

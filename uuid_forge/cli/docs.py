@@ -53,6 +53,11 @@ EXIT_CODES: tuple[tuple[str, str, str, str], ...] = (
      ("not PostgreSQL, not UTF8, an extension or schema the user may not create (with the SQL a DBA runs), "
       "the functions not installed (--check), the server not reachable: nothing installed")),
     ("demo", "the final audit is consistent", "it is not", "error"),
+    ("migrate plan / expand / contract / rollback", "the phase finished (with --dry-run: would finish)", "-",
+     ("refused (contract before a passing verify of this plan, rollback after contract, --max-delete exceeded) or "
+      "stopped on listed entries (unmapped, collisions, unresolved references, conflicts), bad input")),
+    ("migrate verify", "passed: contract may run", "failed (listed): contract stays refused",
+     "refused (no plan), bad input or error"),
     ("every other command", "done", "-", "bad input or error"),
 )
 

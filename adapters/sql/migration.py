@@ -1,0 +1,168 @@
+"""The in-place backfill of ``uuid-forge migrate`` in PostgreSQL: a shadow column per table.
+
+A table whose primary key is a serial cannot hold a second row per entity beside the old one (its
+unique constraints), so its migration is GitLab's: ``expand`` adds a new-ID column (``uuid``, NULL
+allowed) and fills it in batches *inside the database* with the SQL function ``uuid_forge_id``
+(uuid_forge.pgfunctions, installed by ``uuid-forge sql postgres --install``), no row through
+Python; a reference column gets its own new column, filled by a join on the referenced table's
+old key. ``contract`` makes the new column NOT NULL and UNIQUE and drops nothing; ``rollback``
+drops only the columns ``expand`` created. Every statement is one batch in its own transaction,
+so a kill loses at most one batch, which the next run fills again (``WHERE column IS NULL``).
+
+Identifiers are quoted by the dialect; values are bound parameters (``hide_parameters``: never in
+an error text).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from uuid_forge.errors import ValidationError
+
+__all__ = ["ShadowColumns"]
+
+
+class ShadowColumns:
+    """Shadow-column statements over one PostgreSQL database (an open SQL adapter's engine)."""
+
+    def __init__(self, engine: sa.engine.Engine, schema: str | None = None) -> None:
+        if engine.dialect.name != "postgresql":
+            raise ValidationError(f"the in-place backfill needs PostgreSQL (its uuid_forge_id function), not "
+                                  f"{engine.dialect.name}")
+        self._engine = engine
+        self._schema = schema
+        self._quote = engine.dialect.identifier_preparer.quote
+
+    def _t(self, table: str) -> str:
+        return f"{self._quote(self._schema)}.{self._quote(table)}" if self._schema else self._quote(table)
+
+    def _c(self, column: str) -> str:
+        return self._quote(column)
+
+    # -- what is there -----------------------------------------------------------------------
+    def functions_installed(self) -> bool:
+        return self._function_schema() is not None
+
+    def _function_schema(self) -> str | None:
+        """The schema ``uuid_forge_id`` was installed in (``--install --schema util``), the first on
+        the search path when there are several; the backfill calls it qualified by it."""
+        query = ("SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                 "WHERE p.proname = 'uuid_forge_id' ORDER BY array_position(current_schemas(false), n.nspname) "
+                 "NULLS LAST LIMIT 1")
+        with self._engine.connect() as conn:
+            found = conn.execute(sa.text(query)).scalar()
+        return None if found is None else str(found)
+
+    def columns(self, table: str) -> dict[str, str]:
+        """The table's columns and their types (empty: no such table)."""
+        query = ("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = :t"
+                 + (" AND table_schema = :s" if self._schema else " AND table_schema = current_schema()"))
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.text(query), {"t": table, "s": self._schema}).all()
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def count(self, table: str, where: str = "TRUE") -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.text(f"SELECT count(*) FROM {self._t(table)} WHERE {where}")).scalar() or 0)
+
+    def keyed(self, key: dict[str, str]) -> str:
+        """The condition "every key column is set"."""
+        return " AND ".join(f"{self._c(c)} IS NOT NULL" for c in key.values()) or "TRUE"
+
+    def duplicates(self, table: str, key: dict[str, str]) -> int:
+        """Rows beyond the first of each key value: two rows that would get one new ID."""
+        cols = ", ".join(self._c(c) for c in key.values())
+        query = (f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {self._t(table)} "
+                 f"WHERE {self.keyed(key)} GROUP BY {cols} HAVING count(*) > 1) d")
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.text(query)).scalar() or 0)
+
+    # -- expand ------------------------------------------------------------------------------
+    def add_column(self, table: str, column: str) -> bool:
+        """Add the nullable ``uuid`` column; True when this call created it."""
+        existing = self.columns(table)
+        if not existing:
+            raise ValidationError(f"table {table!r}: not found")
+        if column in existing:
+            if existing[column] != "uuid":
+                raise ValidationError(f"table {table!r} column {column!r} exists and is {existing[column]}, not uuid")
+            return False
+        with self._engine.begin() as conn:
+            conn.execute(sa.text(f"ALTER TABLE {self._t(table)} ADD COLUMN {self._c(column)} uuid"))
+        return True
+
+    def fill(self, table: str, pk: str, column: str, namespace: uuid.UUID, entity_type: str, key: dict[str, str],
+             salt: str, secret: str | None, batch: int, progress: Callable[[int], None] | None = None) -> int:
+        """Fill ``column`` where NULL and every key column is set, ``batch`` rows per transaction."""
+        pairs = ", ".join(f"'{f.replace(chr(39), chr(39) * 2)}', {self._c(c)}" for f, c in key.items())
+        schema = self._function_schema()
+        if schema is None:
+            raise ValidationError("the uuid_forge_id SQL function is not installed: uuid-forge sql postgres --install")
+        fn = f"{self._quote(schema)}."
+        call = (f"{fn}uuid_forge_id_keyed(CAST(:ns AS uuid), :et, jsonb_build_object({pairs}), :salt, :secret)"
+                if secret else f"{fn}uuid_forge_id(CAST(:ns AS uuid), :et, jsonb_build_object({pairs}), :salt)")
+        t, c, p = self._t(table), self._c(column), self._c(pk)
+        stmt = sa.text(f"UPDATE {t} SET {c} = {call} WHERE {p} IN (SELECT {p} FROM {t} WHERE {c} IS NULL AND "
+                       f"{self.keyed(key)} ORDER BY {p} LIMIT :n)")
+        params: dict[str, Any] = {"ns": str(namespace), "et": entity_type, "salt": salt, "n": batch}
+        if secret:
+            params["secret"] = secret
+        return self._batches(stmt, params, progress)
+
+    def fill_reference(self, table: str, pk: str, ref: str, column: str, target: str, target_pk: str,
+                       target_column: str, batch: int, progress: Callable[[int], None] | None = None) -> int:
+        """Fill ``column`` (the reference's new ID) from the referenced row's new ID, joined on the old key."""
+        t, p = self._t(table), self._c(pk)
+        stmt = sa.text(
+            f"UPDATE {t} AS r SET {self._c(column)} = g.{self._c(target_column)} FROM {self._t(target)} AS g "
+            f"WHERE r.{self._c(ref)} = g.{self._c(target_pk)} AND g.{self._c(target_column)} IS NOT NULL AND "
+            f"r.{p} IN (SELECT {p} FROM {t} WHERE {self._c(column)} IS NULL AND {self._c(ref)} IS NOT NULL "
+            f"ORDER BY {p} LIMIT :n)")
+        return self._batches(stmt, {"n": batch}, progress)
+
+    def _batches(self, stmt: sa.TextClause, params: dict[str, Any], progress: Callable[[int], None] | None) -> int:
+        total = 0
+        while True:
+            with self._engine.begin() as conn:  # one batch, one transaction: a kill loses at most one
+                n = conn.execute(stmt, params).rowcount or 0
+            total += n
+            if progress and n:
+                progress(n)
+            if n < params["n"]:
+                return total
+
+    # -- verify ------------------------------------------------------------------------------
+    def rows(self, table: str, pk: str, column: str, key: dict[str, str], batch: int
+             ) -> Iterator[list[tuple[Any, Any, dict[str, Any]]]]:
+        """(old key, new ID, key values) of the rows whose key columns are set, in pages by primary key."""
+        cols = ", ".join(self._c(c) for c in key.values())
+        last: Any = None
+        while True:
+            where = self.keyed(key) + ("" if last is None else f" AND {self._c(pk)} > :last")
+            query = (f"SELECT {self._c(pk)}, {self._c(column)}, {cols} FROM {self._t(table)} WHERE {where} "
+                     f"ORDER BY {self._c(pk)} LIMIT :n")
+            with self._engine.connect() as conn:
+                page = conn.execute(sa.text(query), {"last": last, "n": batch}).all()
+            if not page:
+                return
+            yield [(r[0], r[1], dict(zip(key, r[2:], strict=True))) for r in page]
+            last = page[-1][0]
+
+    # -- contract and rollback ----------------------------------------------------------------
+    def finish(self, table: str, column: str) -> None:
+        """NOT NULL and UNIQUE on the new column (idempotent); nothing is dropped."""
+        name = f"{table}_{column}_uf_unique"[:63]
+        with self._engine.begin() as conn:
+            conn.execute(sa.text(f"ALTER TABLE {self._t(table)} ALTER COLUMN {self._c(column)} SET NOT NULL"))
+            held = conn.execute(sa.text("SELECT count(*) FROM pg_constraint WHERE conname = :n"), {"n": name}).scalar()
+            if not held:
+                conn.execute(sa.text(f"ALTER TABLE {self._t(table)} ADD CONSTRAINT {self._c(name)} "
+                                     f"UNIQUE ({self._c(column)})"))
+
+    def drop_column(self, table: str, column: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sa.text(f"ALTER TABLE {self._t(table)} DROP COLUMN IF EXISTS {self._c(column)}"))

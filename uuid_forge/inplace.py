@@ -1,0 +1,207 @@
+"""The phases of ``uuid-forge migrate`` for tables migrated in place (``[migrate.in_place.NAME]``).
+
+A PostgreSQL table of the user's keyed by a serial cannot hold the new row beside the old one, so
+it gets a shadow column (GitLab's way): ``expand`` adds it and fills it in the database with
+``uuid_forge_id``, and fills a new column per reference by a join; ``verify`` recomputes every
+row's ID in Python from its key columns and compares, and counts references left unfilled;
+``contract`` makes the column NOT NULL and UNIQUE (nothing dropped); ``rollback`` drops only the
+columns ``expand`` created. The SQL is the SQL adapter's (``Adapter.shadow_columns``,
+adapters/sql/migration.py): no driver here. What each run created is kept in the plan's
+checkpoints (``inplace/NAME``), so a resumed or rolled-back run knows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .errors import MigrationRefusedError
+from .ids import IDConfig
+from .migrationmap import PlanState, now
+from .settings import InPlace
+
+if TYPE_CHECKING:
+    from .migration import Outcome, _Run
+
+__all__ = ["check_contract", "contract", "expand", "plan", "rollback", "selected", "verify"]
+
+Progress = Callable[[int], None] | None
+
+
+def selected(run: _Run) -> list[InPlace]:
+    """The in-place tables of the types and stores this run covers."""
+    return [p for p in run.settings.in_place.values() if p.entity_type in run.types and p.store in run.stores]
+
+
+def _sql(run: _Run, place: InPlace) -> Any:
+    adapter = run.stores[place.store]
+    opener = getattr(adapter, "shadow_columns", None)
+    if opener is None:
+        raise MigrationRefusedError(f"[migrate.in_place.{place.name}]: store {place.store!r} is no SQL store; an "
+                                    "in-place migration needs PostgreSQL")
+    return opener()
+
+
+def _config(run: _Run, place: InPlace) -> IDConfig:
+    config = run.forge.id_config(place.entity_type)
+    if config.scheme != "uuid-forge/1":
+        raise MigrationRefusedError(f"[migrate.in_place.{place.name}]: the in-database ID function computes the "
+                                    f"uuid-forge/1 scheme only, not {config.scheme}")
+    return config
+
+
+def _where(place: InPlace) -> str:
+    return f"{place.store}/{place.table}"
+
+
+def _mark(state: PlanState, place: InPlace) -> dict[str, Any]:
+    return state.checkpoints.setdefault(f"inplace/{place.name}", {"created": [], "contracted": False})
+
+
+def plan(run: _Run, out: Outcome, leave_unmapped: bool) -> None:
+    """Count rows, rows without key values (unmapped) and duplicate keys (collisions: the UNIQUE
+    of contract would fail); check the ID function is installed."""
+    for place in selected(run):
+        sql = _sql(run, place)
+        _config(run, place)
+        where = _where(place)
+        columns = sql.columns(place.table)
+        if not columns:
+            out.problem(None, place.store, place.table, "missing", "no such table", place.table)
+            out.stopped = f"[migrate.in_place.{place.name}]: table {place.table!r} not found"
+            continue
+        absent = [c for c in [place.pk, *place.key.values(), *place.references] if c not in columns]
+        if absent:
+            out.stopped = f"[migrate.in_place.{place.name}]: table {place.table!r} has no column {', '.join(absent)}"
+            continue
+        if not sql.functions_installed():
+            out.stopped = ("the uuid_forge_id SQL function is not installed in the database of store "
+                           f"{place.store!r}: run 'uuid-forge sql postgres --install --store NAME -c CONFIG' first")
+            continue
+        rows = sql.count(place.table)
+        keyed = sql.count(place.table, sql.keyed(place.key))
+        out.count(where, place.entity_type, "rows (in place)", rows)
+        out.count(where, place.entity_type, "to map", keyed)
+        out.count(where, place.entity_type, "unmapped", rows - keyed)
+        dups = sql.duplicates(place.table, place.key)
+        out.count(where, place.entity_type, "collisions", dups)
+        if dups:
+            out.stopped = (f"{where}: {dups} rows share key values with another row (one new ID for two rows); "
+                           "merge them first: an in-place table cannot leave one behind")
+        if rows - keyed:
+            if not leave_unmapped:
+                out.stopped = out.stopped or (f"{where}: rows without key values: fix them, or pass "
+                                              "--leave-unmapped (their new column stays NULL; contract is refused "
+                                              "until they are fixed)")
+            out.problems.append({"store": place.store, "type": place.entity_type, "entry": place.table,
+                                 "problem": "unmapped", "reason": f"{rows - keyed} rows without key values: the new "
+                                 "column stays NULL there, and contract (NOT NULL) is refused until they are fixed"})
+
+
+def expand(run: _Run, out: Outcome, state: PlanState, dry_run: bool, progress: Progress) -> None:
+    """Add the new columns (recorded as created) and fill them, new IDs first, then references."""
+    places = selected(run)
+    for place in places:
+        sql, config, where = _sql(run, place), _config(run, place), _where(place)
+        if dry_run:
+            out.count(where, place.entity_type, "to fill", sql.count(place.table, sql.keyed(place.key)))
+            continue
+        mark = _mark(state, place)
+        if sql.add_column(place.table, place.column):
+            mark["created"] = sorted({*mark["created"], place.column})
+            run.save_state(state)
+        salt = config.salt or ""
+        secret = config.secret.decode() if isinstance(config.secret, bytes) else config.secret
+        namespace = config.namespace if isinstance(config.namespace, uuid.UUID) else config.namespace.uuid
+        filled = sql.fill(place.table, place.pk, place.column, namespace, place.entity_type, place.key, salt,
+                          secret, run.batch, progress)
+        out.count(where, place.entity_type, "filled", filled)
+        mark["expanded_at"] = now()
+        run.save_state(state)
+    for place in places:
+        if dry_run:
+            continue
+        sql, where, mark = _sql(run, place), _where(place), _mark(state, place)
+        for ref, (target_name, column) in place.references.items():
+            target = run.settings.in_place[target_name]
+            if sql.add_column(place.table, column):
+                mark["created"] = sorted({*mark["created"], column})
+                run.save_state(state)
+            n = sql.fill_reference(place.table, place.pk, ref, column, target.table, target.pk, target.column,
+                                   run.batch, progress)
+            out.count(where, place.entity_type, f"references filled ({ref})", n)
+        run.save_state(state)
+
+
+def verify(run: _Run, out: Outcome) -> None:
+    """Every keyed row's new ID recomputed in Python from its key columns and compared; rows left
+    NULL and references left unfilled counted."""
+    for place in selected(run):
+        sql, where = _sql(run, place), _where(place)
+        columns = sql.columns(place.table)
+        if place.column not in columns:
+            out.problems.append({"store": place.store, "type": place.entity_type, "entry": place.table,
+                                 "problem": "not expanded", "reason": f"no column {place.column!r}: run expand"})
+            continue
+        empty = sql.count(place.table, f"{place.column} IS NULL AND {sql.keyed(place.key)}")
+        if empty:
+            out.problems.append({"store": place.store, "type": place.entity_type, "entry": place.table,
+                                 "problem": "not expanded", "reason": f"{empty} keyed rows without a new ID: run "
+                                 "expand (rows written since?)"})
+        wrong = checked = 0
+        for page in sql.rows(place.table, place.pk, place.column, place.key, run.batch):
+            ids = run.forge.prover.ids_from_keys(place.entity_type, [k for _, _, k in page])
+            for (_, held, _), expected in zip(page, ids, strict=True):
+                checked += 1
+                if held is not None and (expected is None or uuid.UUID(str(held)) != expected):
+                    wrong += 1
+        out.count(where, place.entity_type, "verified", checked - wrong)
+        if wrong:
+            out.problems.append({"store": place.store, "type": place.entity_type, "entry": place.table,
+                                 "problem": "differs", "reason": f"{wrong} rows hold a new ID their key columns do "
+                                 "not give (another namespace or salt?)"})
+        for ref, (_, column) in place.references.items():
+            if column not in columns:
+                out.problems.append({"store": place.store, "type": place.entity_type, "entry": place.table,
+                                     "problem": "not expanded", "reason": f"no column {column!r}: run expand"})
+                continue
+            loose = sql.count(place.table, f"{ref} IS NOT NULL AND {column} IS NULL")
+            if loose:
+                out.problems.append({"store": place.store, "type": place.entity_type, "entry": place.table,
+                                     "problem": "reference", "reason": f"{loose} rows whose {ref} names no row "
+                                     "with a new ID"})
+
+
+def check_contract(run: _Run) -> None:
+    """Refuse contract while a row has no new ID: asked before contract starts (and rollback ends)."""
+    for place in selected(run):
+        sql, where = _sql(run, place), _where(place)
+        empty = sql.count(place.table, f"{place.column} IS NULL")
+        if empty:
+            raise MigrationRefusedError(f"{where}: contract refused: {empty} rows have no new ID ({place.column} is "
+                                        "NULL: rows without key values, or written since verify); fix them, expand "
+                                        "and verify again; nothing was changed")
+
+
+def contract(run: _Run, out: Outcome, state: PlanState, dry_run: bool) -> None:
+    """NOT NULL and UNIQUE on each new column (after :func:`check_contract`); nothing dropped."""
+    for place in selected(run):
+        sql, where = _sql(run, place), _where(place)
+        out.count(where, place.entity_type, "NOT NULL + UNIQUE", 1)
+        if not dry_run:
+            sql.finish(place.table, place.column)
+            _mark(state, place)["contracted"] = True
+            run.save_state(state)
+
+
+def rollback(run: _Run, out: Outcome, state: PlanState, dry_run: bool) -> None:
+    """Drop the columns expand created (never one that was there before)."""
+    for place in reversed(selected(run)):
+        sql, where, mark = _sql(run, place), _where(place), _mark(state, place)
+        for column in list(mark["created"]):
+            out.count(where, place.entity_type, "columns dropped", 1)
+            if not dry_run:
+                sql.drop_column(place.table, column)
+                mark["created"] = [c for c in mark["created"] if c != column]
+                run.save_state(state)
