@@ -66,6 +66,20 @@ def postgres_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def pgcrypto_url(postgres_url: str) -> str:
+    """The test PostgreSQL database with pgcrypto (sha1 range digests, what Redis is hashed by):
+    installed when missing; under ``CI=true`` a database that cannot have it fails the run, as a
+    missing server does (CI's PostgreSQL image ships it), else its tests skip with the reason."""
+    try:
+        provision.ensure_pgcrypto(postgres_url)
+    except provision.Missing as why:
+        if IN_CI:
+            pytest.fail(f"CI=true and {why}", pytrace=False)
+        pytest.skip(f"PostgreSQL: {why}")
+    return postgres_url
+
+
+@pytest.fixture(scope="session")
 def mariadb_url() -> str:
     return _inside("MariaDB", _need("MariaDB", servers.default_urls()["mariadb"]), provision.ensure_sql_database)
 
