@@ -16,6 +16,11 @@ Only the fingerprint's 32 hex digits are held, never the value: where they diffe
 source's, the few such IDs are read back by ID (get_many) and compared again from the text as
 stored, so a hand-reformatted JSON value is no finding, exactly as in a partitioned scan.
 
+Where the source can hash by an algorithm the store hashes by in place (Redis: a script's sha1 of
+each value, ``scan_digests``), the buckets hold that hash (an int) instead, and each partition is
+compared by per-range sums (:meth:`OnePass.compare_hashed`, uuid_forge.rangehash): only the keys of
+the ranges that differ are read, by ID.
+
 Memory: about 150 bytes per held item up to :data:`MEMORY_ITEMS` (about 3 MB at the default),
 then the same buffers plus one partition read back at a time; disk: about 60 bytes per key of
 the audited range once spilled. A name SCAN returns twice (Redis resizing its table mid-scan)
@@ -37,10 +42,10 @@ from types import TracebackType
 from typing import Any, Self
 
 from .contract import READ, chunked
-from .rangehash import Digest
-from .rangehash import bisect as bisect_ranges
 from .errors import SpillError, StoreError
 from .privatefile import create_private
+from .rangehash import Digest
+from .rangehash import bisect as bisect_ranges
 from .record import ForeignEntry, MalformedID, Partition, same_fingerprint
 
 __all__ = ["MEMORY_ITEMS", "Buckets", "OnePass", "SpillFiles", "read_once", "recheck_stale", "whole_scan"]
@@ -295,11 +300,11 @@ class OnePass:
         sink = self._sink(h.name)
         keyed: list[tuple[int, int | None]] = []
         odd: list[Any] = []  # names in another form (with their ID): read with their leaf
-        for ident, digest in self.buckets(h.name).items(part):
+        for ident, held_digest in self.buckets(h.name).items(part):
             if type(ident) is uuid.UUID:
-                keyed.append((ident.int, digest))
+                keyed.append((ident.int, held_digest))  # type: ignore[arg-type]  # an int here (digests=True)
             else:
-                odd.append((ident, digest))
+                odd.append((ident, held_digest))
         keyed.sort(key=_first)
         ints = [k for k, _ in keyed]
         sums, bad = [0], [0]

@@ -26,14 +26,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .contract import SCAN
+from .contract import SCAN, Adapter
 from .handles import StoreHandle, Stores
 from .record import Partition
-
-if TYPE_CHECKING:
-    from .contract import Adapter
 
 __all__ = ["ALGORITHMS", "FANOUT", "LEAF", "TARGET", "Digest", "HashPlan", "bisect", "first_split", "hex_digest", "record_digest", "within"]
 
@@ -139,7 +136,7 @@ class HashPlan:
                 continue
             algorithm = common_algorithm(self.source, a, entity_type)
             if getattr(a, "whole_scan", False):  # read once, hashed by the store as it is (uuid_forge.onepass)
-                if algorithm is not None:
+                if algorithm is not None and type(a).scan_digests is not Adapter.scan_digests:
                     self.whole[h.name] = algorithm
                 continue
             if algorithm is not None and a.digest_outsiders(entity_type) == 0:
