@@ -412,6 +412,18 @@ class RedisLayout(Layout):
         deleted since SCAN listed it."""
 
 
+    def digest_algorithms(self) -> tuple[str, ...]:
+        """The range-digest algorithms (uuid_forge.rangehash) :meth:`digests` computes; none by default:
+        what the keys hold is not the JSON text a fingerprint hashes, so the audit reads the records."""
+        return ()
+
+    def digests(self, client: redis.Redis, keys: Sequence[Key], ids: Sequence[str]) -> list[Any]:
+        """The audit's hashes of one SCAN page, computed on the server: per key, the record's part of a
+        range sum (``rangehash.record_digest`` of its ID's hex, ``ids``, and the value), None for a key
+        of the wrong Redis type, :data:`GONE` for a key deleted since SCAN listed it."""
+        raise NotImplementedError(f"layout {self.name} hashes nothing on the server")
+
+
 class DataLayout(RedisLayout):
     """The data as one JSON string: what a cache written with ``SET``/``SETEX`` and read with ``GET`` holds."""
 
@@ -520,6 +532,17 @@ class DataLayout(RedisLayout):
         """The record's fields this store's view owns (FieldView.owns); the write keeps every other."""
         view = self.store.view
         return frozenset(name for name in record.data if view.owns(name))
+
+    def digest_algorithms(self) -> tuple[str, ...]:
+        """sha1 (a script's only hash), read whole (no projection, nothing ignored): the value is then
+        the JSON text a fingerprint hashes."""
+        view = self.store.view
+        return ("sha1",) if view.full and _owns_all(view) else ()
+
+    def digests(self, client: redis.Redis, keys: Sequence[Key], ids: Sequence[str]) -> list[Any]:
+        """One script call per page (``_DIGESTS``): only hashes cross the wire, never a value."""
+        replies = _run_keys(client, _DIGESTS_SCRIPT, keys, ids)
+        return [hex_digest(r) if isinstance(r, (bytes, str)) else GONE if r == 0 else None for r in replies]
 
 
 def _field_value(raw: bytes) -> Any:
@@ -938,10 +961,8 @@ class RedisAdapter(Adapter):
 
     # -- hashes computed in the store (uuid_forge.rangehash, uuid_forge.onepass) ----------------
     def digest_algorithms(self, entity_type: str) -> tuple[str, ...]:
-        """sha1 (a script's only hash) for the data layout read whole: its value is the JSON text a
-        fingerprint hashes. A view, or a hash or envelope layout, is audited by its records."""
-        view = self.view
-        return ("sha1",) if isinstance(self.layout, DataLayout) and view.full and _owns_all(view) else ()
+        """The layout's (:meth:`RedisLayout.digest_algorithms`): sha1 for the data layout read whole."""
+        return self.layout.digest_algorithms()
 
     def scan_digests(self, entity_type: str, partition: Partition, algorithm: str) -> Iterator[ScanItem] | None:
         """The scan, each page's values hashed by one script on the server (``_DIGESTS``): only
@@ -953,13 +974,12 @@ class RedisAdapter(Adapter):
         return self._scan_digests(entity_type, partition)
 
     def _scan_digests(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
-        client = self._client
+        client, digests = self._client, self.layout.digests
 
         def hashes(wanted: list[tuple[Key, uuid.UUID | MalformedID]]) -> list[Any]:
             ids = [i.hex if type(i) is uuid.UUID else i.id.hex if isinstance(i, MalformedID) and i.id else ""
                    for _, i in wanted]
-            replies = _run_keys(client, _DIGESTS_SCRIPT, [raw for raw, _ in wanted], ids)
-            return [hex_digest(r) if isinstance(r, (bytes, str)) else GONE if r == 0 else None for r in replies]
+            return digests(client, [raw for raw, _ in wanted], ids)
 
         with self._errors(f"scan_digests({entity_type}, {partition})"):
             yield from self._pages(entity_type, partition, hashes)
