@@ -188,3 +188,25 @@ def test_without_pgcrypto_redis_is_read_record_by_record(bare_postgres: str, red
         f.source.adapter.drop(et)
         forget_redis_type(redis_url, et)
         f.close()
+
+
+def test_a_mariadb_source_hashes_by_sha1_too(mariadb_url: str, redis_url: str) -> None:
+    """MariaDB's SHA1() gives what the Redis script gives: settled by hashes, a drift found."""
+    et = f"rh{uuid.uuid4().hex[:8]}"
+    f = _forge(mariadb_url, redis_url)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        assert f.write_many(_items(et, 3000)).complete
+        clean = f.audit(et)
+        assert clean.consistent and clean.hashed["redis"]["hashed_records"] == 3000
+        victim = f.records(_items(et, 3000))[17]
+        raw.set(f"{et}:{victim.id}", json.dumps({**victim.data, "n": -1}))
+        hashed, records = f.audit(et), f.audit(et, hashed=False)
+        assert _seen(hashed) == _seen(records)
+        assert [(x.id, x.kind) for x in hashed.findings] == [(str(victim.id), "stale")]
+        assert hashed.hashed["redis"]["read_records"] < 1000
+    finally:
+        raw.close()
+        f.source.adapter.drop(et)
+        forget_redis_type(redis_url, et)
+        f.close()

@@ -234,11 +234,16 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
     scanned = bool(ranged or readable or unranged or [h for h in whole if h.name not in whole_hashed])
     with ThreadPoolExecutor(max_workers=workers + len(unranged) + len(whole) + 1,
                             thread_name_prefix="uuid-forge-audit") as pool, \
+            _Ahead() as digesting, \
             logspill.LogPass(pool, unranged, entity_type, within, _compare_items) as logs, \
             onepass.OnePass(pool, whole, entity_type, within, parts, compare, Sink, prove_orphans,
                             viewed_fingerprint, digests=whole_hashed, source=source) as once:
         # a message log is read once, beside the partitions, its latest state spilled to disk;
         # then it is compared partition by partition like the other stores (uuid_forge.logspill)
+        # the source's digest of each partition, asked in order by one thread of its own from the start:
+        # ready when the read-once store is read, instead of asked partition after partition then
+        algorithms = sorted(set(whole_hashed.values()))
+        ahead = {(p, a): digesting.submit(source.range_digests, entity_type, [p], a) for p in parts for a in algorithms}
         for part in parts:
             part_started = time.perf_counter()
             expected: dict[uuid.UUID, str | None] = {}
@@ -248,8 +253,7 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             held: int | None = None  # the source's records, counted by its digests when it is not scanned
             hashing: list[Future[Sink | _Lost]] = []
             # the source's digest of the partition whole, per algorithm a read-once store hashes by
-            whole_first = {a: pool.submit(source.range_digests, entity_type, [part], a)
-                           for a in sorted(set(whole_hashed.values()))}
+            whole_first = {a: ahead[part, a] for a in algorithms}
             if first is not None and not scanned:  # the stores hash while the source does
                 hashing = [pool.submit(_guarded, h, _compare_by_hashes, plan, part, None, first, prover)
                            for h in by_hashes if h.name not in report.not_audited]
@@ -320,6 +324,17 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
         for name in report.not_audited:
             report.stores.pop(name, None)
             report.foreign_samples.pop(name, None)
+
+
+class _Ahead(ThreadPoolExecutor):
+    """One thread asking the source for digests ahead of the partitions (uuid_forge.rangehash); on
+    leaving, what it has not started is cancelled, not waited for."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="uuid-forge-audit-digests")
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(frozen=True)

@@ -305,16 +305,26 @@ class OnePass:
                 keyed.append((ident.int, held_digest))  # type: ignore[arg-type]  # an int here (digests=True)
             else:
                 odd.append((ident, held_digest))
-        keyed.sort(key=_first)
-        ints = [k for k, _ in keyed]
+        ints: list[int] = []
         sums, bad = [0], [0]
-        for _, digest in keyed:
-            sums.append(sums[-1] + (digest or 0))
-            bad.append(bad[-1] + (digest is None))
         odd_ints = sorted(i.id.int for i, _ in odd)
         place = bisect.bisect_left
 
+        def ordered() -> None:
+            """Sorted once, with running sums for any range (needed only once the partition is cut)."""
+            if not ints and keyed:
+                keyed.sort(key=_first)
+                ints.extend(k for k, _ in keyed)
+                for _, digest in keyed:
+                    sums.append(sums[-1] + (digest or 0))
+                    bad.append(bad[-1] + (digest is None))
+
         def mine(ranges: list[Partition]) -> list[Digest | None]:
+            if ranges == [part]:  # the partition whole (most often all that is asked): no sort needed
+                values = [d for _, d in keyed]
+                whole_never = None in values or bool(odd)
+                return [(len(values) + len(odd), -1 if whole_never else sum(d or 0 for d in values))]
+            ordered()
             out: list[Digest | None] = []
             for r in ranges:
                 a, b = place(ints, r.lo), place(ints, r.hi)
@@ -340,6 +350,7 @@ class OnePass:
         else:
             truth = {i: fp for batch in chunked(leaves, 64) for i, fp in source.scan_ranges(entity_type, batch)
                      if type(i) is uuid.UUID}
+        ordered()
         ids = [uuid.UUID(int=k) for leaf in leaves for k in ints[place(ints, leaf.lo):place(ints, leaf.hi)]]
         held: list[Any] = []
         for batch in chunked(ids, 500):  # the records of the leaves, as the store holds them now
