@@ -70,7 +70,7 @@ from redis.retry import Retry
 
 from uuid_forge.canonical import canonical
 from uuid_forge.classify import classify
-from uuid_forge.contract import BATCH_SIZE, Adapter, Option, ScanItem
+from uuid_forge.contract import BATCH_SIZE, SCAN, Adapter, Option, ScanItem
 from uuid_forge.envelope import DATA, FP, KEY, envelope_members, envelope_record
 from uuid_forge.errors import (
     OptionError,
@@ -83,6 +83,7 @@ from uuid_forge.errors import (
 )
 from uuid_forge.jsonmerge import load_verbatim, merged_text
 from uuid_forge.layout import Layout, layout_option
+from uuid_forge.rangehash import hex_digest
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, RawEntry, Record, load_json
 from uuid_forge.urls import mask_text
 from uuid_forge.view import FieldView
@@ -273,6 +274,26 @@ if ARGV[1] ~= '' then redis.call('EXPIRE', key, ARGV[1]) else redis.call('PERSIS
 return 1
 """
 
+#: the audit's hashes of one SCAN page (layout=data, uuid_forge.rangehash): per key, the sha1 hex of
+#: its ID's 32 hex digits (ARGV, decoded from the key name in Python) followed by the string held;
+#: 0 for a key gone since SCAN listed it, 1 for a key of another Redis type (never an error)
+#: (one MGET, which says nil for another type too; EXISTS tells those apart: 4x faster than a GET per key)
+_DIGESTS = """
+local held = redis.call('MGET', unpack(KEYS))
+local out = {}
+for i = 1, #KEYS do
+  local value = held[i]
+  if value then
+    out[i] = redis.sha1hex(ARGV[i] .. value)
+  elseif redis.call('EXISTS', KEYS[i]) == 1 then
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
 #: how often a batch's merge is redone for keys other writers keep changing before it gives up
 MERGE_ATTEMPTS = 20
 
@@ -294,6 +315,7 @@ class Lua:
 _DATA_FAST_SCRIPT = Lua(_DATA_FAST)
 _DATA_CAS_SCRIPT = Lua(_DATA_CAS)
 _HASH_SCRIPT = Lua(_HASH_MERGE)
+_DIGESTS_SCRIPT = Lua(_DIGESTS)
 _TOO_DEEP = object()
 
 
@@ -308,6 +330,15 @@ def _run(client: redis.Redis, script: Lua, calls: list[tuple[bytes, list[bytes]]
             break
         script.load(client)
     return replies
+
+
+def _run_keys(client: redis.Redis, script: Lua, keys: Sequence[Key], args: Sequence[bytes | str]) -> Any:
+    """One call of ``script`` over many keys (EVALSHA); loaded first if the server lost it."""
+    try:
+        return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    except redis.exceptions.NoScriptError:
+        script.load(client)
+        return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 def _no_script(reply: Any) -> bool:
@@ -381,6 +412,18 @@ class RedisLayout(Layout):
         """The audit's read of one SCAN page (its fast path): each key's fingerprint, None for a
         key of the wrong Redis type or data that is no record (so: stale), :data:`GONE` for a key
         deleted since SCAN listed it."""
+
+
+    def digest_algorithms(self) -> tuple[str, ...]:
+        """The range-digest algorithms (uuid_forge.rangehash) :meth:`digests` computes; none by default:
+        what the keys hold is not the JSON text a fingerprint hashes, so the audit reads the records."""
+        return ()
+
+    def digests(self, client: redis.Redis, keys: Sequence[Key], ids: Sequence[str]) -> list[Any]:
+        """The audit's hashes of one SCAN page, computed on the server: per key, the record's part of a
+        range sum (``rangehash.record_digest`` of its ID's hex, ``ids``, and the value), None for a key
+        of the wrong Redis type, :data:`GONE` for a key deleted since SCAN listed it."""
+        raise NotImplementedError(f"layout {self.name} hashes nothing on the server")
 
 
 class DataLayout(RedisLayout):
@@ -491,6 +534,17 @@ class DataLayout(RedisLayout):
         """The record's fields this store's view owns (FieldView.owns); the write keeps every other."""
         view = self.store.view
         return frozenset(name for name in record.data if view.owns(name))
+
+    def digest_algorithms(self) -> tuple[str, ...]:
+        """sha1 (a script's only hash), read whole (no projection, nothing ignored): the value is then
+        the JSON text a fingerprint hashes."""
+        view = self.store.view
+        return ("sha1",) if view.full and _owns_all(view) else ()
+
+    def digests(self, client: redis.Redis, keys: Sequence[Key], ids: Sequence[str]) -> list[Any]:
+        """One script call per page (``_DIGESTS``): only hashes cross the wire, never a value."""
+        replies = _run_keys(client, _DIGESTS_SCRIPT, keys, ids)
+        return [hex_digest(r) if isinstance(r, (bytes, str)) else GONE if r == 0 else None for r in replies]
 
 
 def _field_value(raw: bytes) -> Any:
@@ -880,9 +934,15 @@ class RedisAdapter(Adapter):
         base64url in a string store) from partitioned audits. SCAN may repeat a key when Redis
         resizes its table mid-scan; memory stays bounded, so repeats are not filtered out.
         """
+        fingerprints = self.layout.fingerprints
+        client = self._client
+        return self._pages(entity_type, partition, lambda wanted: fingerprints(client, [raw for raw, _ in wanted]))
+
+    def _pages(self, entity_type: str, partition: Partition,
+               read: Callable[[list[tuple[Key, uuid.UUID | MalformedID]]], list[Any]]) -> Iterator[ScanItem]:
+        """:meth:`_scan`'s walk, each page's keys of ours read by ``read`` (fingerprints or hashes)."""
         head, tail = self._ends(entity_type)
         pattern = self._match(entity_type)
-        fingerprints = self.layout.fingerprints
         # Lowercase hex strings sort like the numbers they encode, so a well-formed string key of
         # another partition is skipped by two string comparisons and a regex, without building a UUID.
         whole = partition.count == 1  # the whole keyspace (an audit's one pass, uuid_forge.onepass)
@@ -918,11 +978,36 @@ class RedisAdapter(Adapter):
                 elif partition.contains(ident):
                     wanted.append((raw, ident))
             if wanted:
-                for (_, ident), fp in zip(wanted, fingerprints(self._client, [raw for raw, _ in wanted])):
+                for (_, ident), fp in zip(wanted, read(wanted)):
                     if fp is not GONE:
                         yield ident, fp
             if cursor == 0:
                 return
+
+    # -- hashes computed in the store (uuid_forge.rangehash, uuid_forge.onepass) ----------------
+    def digest_algorithms(self, entity_type: str) -> tuple[str, ...]:
+        """The layout's (:meth:`RedisLayout.digest_algorithms`): sha1 for the data layout read whole."""
+        return self.layout.digest_algorithms()
+
+    def scan_digests(self, entity_type: str, partition: Partition, algorithm: str) -> Iterator[ScanItem] | None:
+        """The scan, each page's values hashed by one script on the server (``_DIGESTS``): only
+        hashes cross the wire, never a value. None where :meth:`digest_algorithms` says no."""
+        if algorithm not in self.digest_algorithms(entity_type):
+            return None
+        self._require(SCAN)
+        self.check_entity_type(entity_type)
+        return self._scan_digests(entity_type, partition)
+
+    def _scan_digests(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
+        client, digests = self._client, self.layout.digests
+
+        def hashes(wanted: list[tuple[Key, uuid.UUID | MalformedID]]) -> list[Any]:
+            ids = [i.hex if type(i) is uuid.UUID else i.id.hex if isinstance(i, MalformedID) and i.id else ""
+                   for _, i in wanted]
+            return digests(client, [raw for raw, _ in wanted], ids)
+
+        with self._errors(f"scan_digests({entity_type}, {partition})"):
+            yield from self._pages(entity_type, partition, hashes)
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete keys exactly as stored (a wrongly encoded key found by a scan), of this type only."""

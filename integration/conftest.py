@@ -4,12 +4,15 @@ URLs come from ``UUID_FORGE_TEST_*_URL`` variables (defaults: the local servers)
 Elasticsearch stand-ins are started once per test run on free ports when no URL is given. Under
 ``CI=true`` a server that cannot be reached fails the run; locally its tests skip with the reason.
 A database or vhost the URL names that does not exist is created when the server allows it
-(integration/provision.py), else the tests that need it skip with the reason.
+(integration/provision.py), else the tests that need it skip with the reason. The PostgreSQL test
+database gets pgcrypto (sha1 range digests, what Redis is audited by); under ``CI=true`` the tests
+needing it fail without it (``pgcrypto_url``).
 The forge factory and the silent server are the fast tests' fixtures (tests/scaffold.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -64,7 +67,26 @@ def _inside(name: str, url: str, ensure: Callable[[str], object]) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    return _inside("PostgreSQL", _need("PostgreSQL", servers.default_urls()["postgres"]), provision.ensure_sql_database)
+    url = _inside("PostgreSQL", _need("PostgreSQL", servers.default_urls()["postgres"]), provision.ensure_sql_database)
+    # pgcrypto too, so that every test sees the same database whichever ran first (a Redis store is
+    # audited by hashes where the source has sha1); where it cannot be had, pgcrypto_url says why
+    with contextlib.suppress(provision.Missing):
+        provision.ensure_pgcrypto(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def pgcrypto_url(postgres_url: str) -> str:
+    """The test PostgreSQL database with pgcrypto (sha1 range digests, what Redis is hashed by):
+    installed when missing; under ``CI=true`` a database that cannot have it fails the run, as a
+    missing server does (CI's PostgreSQL image ships it), else its tests skip with the reason."""
+    try:
+        provision.ensure_pgcrypto(postgres_url)
+    except provision.Missing as why:
+        if IN_CI:
+            pytest.fail(f"CI=true and {why}", pytrace=False)
+        pytest.skip(f"PostgreSQL: {why}")
+    return postgres_url
 
 
 @pytest.fixture(scope="session")

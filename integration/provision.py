@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import quote, unquote, urlsplit
 
-__all__ = ["Missing", "ensure_amqp_vhost", "ensure_redis_database", "ensure_sql_database"]
+__all__ = ["Missing", "ensure_amqp_vhost", "ensure_pgcrypto", "ensure_redis_database", "ensure_sql_database"]
 
 #: the RabbitMQ management API's port (the plugin is optional; docker-compose.yml enables it)
 MANAGEMENT_PORT = 15672
@@ -69,6 +69,23 @@ def ensure_sql_database(url: str) -> str | None:
     finally:
         engine.dispose()
     return f"created database {name}"
+
+
+def ensure_pgcrypto(url: str) -> None:
+    """``CREATE EXTENSION IF NOT EXISTS pgcrypto`` in the URL's PostgreSQL database: its
+    ``digest()`` gives sha1 range digests, what a Redis store is hashed by (uuid_forge.rangehash).
+    The adapter never installs it; the tests that need it do, here, or say why not."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pgcrypto"))
+    except sa.exc.SQLAlchemyError as err:
+        raise Missing(f"pgcrypto cannot be installed in {_masked(url)} ({_first_line(err)}): install the "
+                      "postgresql-contrib package, or run CREATE EXTENSION pgcrypto as a superuser") from None
+    finally:
+        engine.dispose()
 
 
 def _connect(url: str) -> None:

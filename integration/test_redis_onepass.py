@@ -89,24 +89,29 @@ def _seen(report: AuditReport) -> tuple[Any, ...]:
     return ({n: dict(c) for n, c in report.stores.items()}, findings, samples, report.partitions)
 
 
-def _audit(f: Forge, et: str, monkeypatch: pytest.MonkeyPatch, one_pass: bool) -> tuple[AuditReport, int]:
+def _audit(f: Forge, et: str, monkeypatch: pytest.MonkeyPatch, one_pass: bool,
+           hashed: bool = True) -> tuple[AuditReport, int]:
+    """The audit, and how many times SCAN walked the keyspace (for fingerprints or, where the source
+    has sha1, for hashes computed by the server: integration/test_redis_hashed_audit.py)."""
     walks: list[Partition] = []
-    scan = RedisAdapter._scan
+    pages = RedisAdapter._pages
 
-    def counted(self: RedisAdapter, entity_type: str, partition: Any) -> Any:
+    def counted(self: RedisAdapter, entity_type: str, partition: Any, read: Any) -> Any:
         walks.append(partition)
-        return scan(self, entity_type, partition)
+        return pages(self, entity_type, partition, read)
 
     with monkeypatch.context() as m:
-        m.setattr(RedisAdapter, "_scan", counted)
+        m.setattr(RedisAdapter, "_pages", counted)
         m.setattr(RedisAdapter, "whole_scan", one_pass)
-        report = f.audit(et)
+        report = f.audit(et, hashed=hashed)
     return report, len(walks)
 
 
+@pytest.mark.parametrize("hashed", [False, True], ids=["records", "hashed-if-pgcrypto"])
 @pytest.mark.parametrize("budget", [None, 5], ids=["in-memory", "spilled"])
 def test_one_pass_gives_the_per_partition_report(planted: tuple[Forge, str, dict[str, set[str]]],
-                                                  monkeypatch: pytest.MonkeyPatch, budget: int | None) -> None:
+                                                  monkeypatch: pytest.MonkeyPatch, budget: int | None,
+                                                  hashed: bool) -> None:
     f, et, want = planted
     monkeypatch.setattr(compare_module, "PARTITION_TARGET", 40)  # 600 source records: 16 partitions
     spills: list[int] = []
@@ -120,7 +125,7 @@ def test_one_pass_gives_the_per_partition_report(planted: tuple[Forge, str, dict
 
     monkeypatch.setattr(onepass.Buckets, "finish", watched)
     old, old_walks = _audit(f, et, monkeypatch, one_pass=False)
-    new, new_walks = _audit(f, et, monkeypatch, one_pass=True)
+    new, new_walks = _audit(f, et, monkeypatch, one_pass=True, hashed=hashed)
 
     assert old.partitions == 16 and old_walks == 16
     assert new_walks == 1  # SCAN walks the keyspace once per audit, not once per partition
@@ -149,13 +154,13 @@ def test_partition_tasks_leave_redis_to_one_task_with_the_same_report(
     assert len(tasks) == 17 and [t for t in tasks if "only" in t] == [
         {"pos": 0, "entity_type": et, "within": [0, 1], "parts": [[i, 16] for i in range(16)], "only": ["redis"]}]
     walks: list[Partition] = []
-    scan = RedisAdapter._scan
+    pages = RedisAdapter._pages
 
-    def counted(self: RedisAdapter, entity_type: str, partition: Any) -> Any:
+    def counted(self: RedisAdapter, entity_type: str, partition: Any, read: Any) -> Any:
         walks.append(partition)
-        return scan(self, entity_type, partition)
+        return pages(self, entity_type, partition, read)
 
-    monkeypatch.setattr(RedisAdapter, "_scan", counted)
+    monkeypatch.setattr(RedisAdapter, "_pages", counted)
     # the tasks in reverse, the one-pass task twice (a re-delivered task after its worker died)
     merged = f.audit(et, planned=[*reversed(tasks), tasks[-1]])
     assert len(walks) == 2  # once per run of the one-pass task, never per partition

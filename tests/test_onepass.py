@@ -74,3 +74,21 @@ def test_only_an_adapter_that_says_so_is_read_once() -> None:
         partitioned_scan = False
 
     assert [whole_scan(a) for a in (Ranged(), Walks(), Log(), object())] == [False, True, False, False]
+
+
+def test_buckets_of_hashes_keep_the_ints_through_a_spill() -> None:
+    """A store hashed in place (scan_digests) gives 120-bit ints, not fingerprints: held as they are,
+    in memory and through marshal in the spill files."""
+    parts = Partition().split(4)
+    items: list[tuple[Any, Any]] = [(i, (n << 100) + n) for n, i in enumerate(uuid.UUID(int=(k * 0x9E3779B97F4A7C15
+                                    << 64) % (1 << 128) | k) for k in range(1, 60))]
+    items.append((items[3][0], None))  # a key of the wrong type since: a later page wins, as for fingerprints
+    memory, spilled = Buckets(Partition(), parts, digests=True), Buckets(Partition(), parts, memory_items=7, digests=True)
+    for b in (memory, spilled):
+        b.add_all(items)
+        b.finish()
+    assert spilled.spill is not None
+    assert _contents(memory, parts) == _contents(spilled, parts)
+    held = dict(x for p in parts for x in spilled.items(p))
+    assert held[items[5][0]] == items[5][1] and type(held[items[5][0]]) is int and held[items[3][0]] is None
+    spilled.close()

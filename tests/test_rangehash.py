@@ -185,3 +185,39 @@ def test_many_partitions_drifted_and_clean_give_the_record_paths_report(
     _same(hashed, records)
     assert hashed.partitions == 16 and Counter(f.kind for f in hashed.findings) == Counter(stale=7, missing=1)
     assert hashed.hashed["replica"]["hashed_records"] + hashed.hashed["replica"]["read_records"] >= 2999 - 8
+
+
+def test_record_digest_by_sha1_is_the_two_60_bit_slices_of_the_sha1_hex() -> None:
+    """What a Redis script (redis.sha1hex), pgcrypto's digest and MariaDB's SHA1 compute in the store."""
+    import hashlib
+
+    ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    text = '{"name":"Ann","é":1}'
+    h = hashlib.sha1((ident.hex + text).encode("utf-8")).hexdigest()
+    assert record_digest(ident, text, "sha1") == int(h[:15], 16) * (1 << 100) + int(h[15:30], 16)
+    assert record_digest(ident, text.encode(), "sha1") == record_digest(ident, text, "sha1")  # bytes as stored
+    assert record_digest(ident, text, "sha1") != record_digest(ident, text, "md5")
+    assert record_digest(ident, text, "sha1") < 1 << 160
+    with pytest.raises(ValueError, match="unknown"):
+        record_digest(ident, text, "sha256")
+
+
+def test_sqlite_offers_md5_first_then_sha1(tmp_path: Path) -> None:
+    """md5 stays the SQL-to-SQL choice; sha1 is there for a store that can only hash by it, and
+    SQLite's aggregate gives record_digest's sum."""
+    import sqlalchemy as sa
+
+    from uuid_forge import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'd.sqlite3'}")
+    forge = make_forge(tmp_path, ("a", store), ids=IDS)
+    forge.write_many(entities(20))
+    assert store.digest_algorithms("user") == ("md5", "sha1")
+    [(count, total)] = store.range_digests("user", [Partition()], "sha1") or [(0, 0)]
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'd.sqlite3'}")
+    with engine.connect() as conn:
+        table = next(t for t in sa.inspect(conn).get_table_names() if t.endswith("user"))
+        rows = conn.execute(sa.text(f'SELECT id, data FROM "{table}"')).all()
+    engine.dispose()
+    assert count == 20 and total == sum(record_digest(uuid.UUID(i), d, "sha1") for i, d in rows)
+    forge.close()

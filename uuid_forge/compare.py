@@ -222,6 +222,7 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
     ranged = [h for h in others if SCAN in h.adapter.capabilities and h.adapter.partitioned_scan]
     whole = [h for h in ranged if onepass.whole_scan(h.adapter)]  # read once, bucketed (uuid_forge.onepass)
     ranged = [h for h in ranged if h not in whole]
+    whole_hashed = {h.name: plan.whole[h.name] for h in whole if h.name in plan.whole}  # their scan hashes in the store
     unranged = [h for h in others if SCAN in h.adapter.capabilities and not h.adapter.partitioned_scan]
     readable = [h for h in others if SCAN not in h.adapter.capabilities and READ in h.adapter.capabilities]
     parts = parts or partitions(stores, entity_type, within)  # a task's partition comes sized (uuid_forge.partial)
@@ -229,14 +230,20 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
     report.partitions += len(parts)
     views = {h.adapter.view for h in ranged + readable + unranged + whole}
     workers = max(1, len(ranged) + len(readable) + len(unranged) + len(whole) + len(by_hashes))
-    scanned = bool(ranged or readable or unranged or whole)  # else only hashes and the differing ranges are read
+    # else only hashes and the differing ranges are read
+    scanned = bool(ranged or readable or unranged or [h for h in whole if h.name not in whole_hashed])
     with ThreadPoolExecutor(max_workers=workers + len(unranged) + len(whole) + 1,
                             thread_name_prefix="uuid-forge-audit") as pool, \
+            _Ahead() as digesting, \
             logspill.LogPass(pool, unranged, entity_type, within, _compare_items) as logs, \
             onepass.OnePass(pool, whole, entity_type, within, parts, compare, Sink, prove_orphans,
-                            viewed_fingerprint) as once:
+                            viewed_fingerprint, digests=whole_hashed, source=source) as once:
         # a message log is read once, beside the partitions, its latest state spilled to disk;
         # then it is compared partition by partition like the other stores (uuid_forge.logspill)
+        # the source's digest of each partition, asked in order by one thread of its own from the start:
+        # ready when the read-once store is read, instead of asked partition after partition then
+        algorithms = sorted(set(whole_hashed.values()))
+        ahead = {(p, a): digesting.submit(source.range_digests, entity_type, [p], a) for p in parts for a in algorithms}
         for part in parts:
             part_started = time.perf_counter()
             expected: dict[uuid.UUID, str | None] = {}
@@ -245,12 +252,18 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             first = pool.submit(asked[2]) if asked is not None else None
             held: int | None = None  # the source's records, counted by its digests when it is not scanned
             hashing: list[Future[Sink | _Lost]] = []
+            # the source's digest of the partition whole, per algorithm a read-once store hashes by
+            whole_first = {a: ahead[part, a] for a in algorithms}
             if first is not None and not scanned:  # the stores hash while the source does
                 hashing = [pool.submit(_guarded, h, _compare_by_hashes, plan, part, None, first, prover)
                            for h in by_hashes if h.name not in report.not_audited]
                 digests = first.result()
                 held = (sum(d[0] for d in digests if d is not None) if digests is not None and None not in digests
                         else sum(1 for _ in source.scan(entity_type, part)))
+            elif whole_first and not scanned:  # counted by its digest, as above; unhashable: scanned after all
+                digests = next(iter(whole_first.values())).result()
+                held = sum(d[0] for d in digests if d is not None) if digests is not None and None not in digests \
+                    else None
             for ident, fp in (source.scan(entity_type, part, include_malformed=True) if held is None else ()):
                 if isinstance(ident, (MalformedID, ForeignEntry)):
                     if source_findings:
@@ -271,7 +284,11 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             jobs += hashing or [pool.submit(_guarded, h, _compare_by_hashes, plan, part, expected, first, prover)
                                 for h in by_hashes if h.name not in report.not_audited]
             read_once = [pool.submit(_guarded, h, once.compare, entity_type, part, by_view[h.adapter.view], prover,
-                                     frozenset(protected)) for h in whole if h.name not in report.not_audited]
+                                     frozenset(protected)) if h.name not in whole_hashed else
+                         pool.submit(_guarded, h, once.compare_hashed, entity_type, part,
+                                     expected if held is None else None, whole_first[whole_hashed[h.name]], prover,
+                                     frozenset(protected))
+                         for h in whole if h.name not in report.not_audited]
             sinks: list[Sink] = []
             for job in jobs:
                 sink = job.result()
@@ -307,6 +324,17 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
         for name in report.not_audited:
             report.stores.pop(name, None)
             report.foreign_samples.pop(name, None)
+
+
+class _Ahead(ThreadPoolExecutor):
+    """One thread asking the source for digests ahead of the partitions (uuid_forge.rangehash); on
+    leaving, what it has not started is cancelled, not waited for."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="uuid-forge-audit-digests")
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(frozen=True)

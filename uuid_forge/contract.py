@@ -602,6 +602,15 @@ class Adapter(ABC):
         unknown. A store holding any is audited by its records, so they are still found."""
         return None
 
+    def scan_digests(self, entity_type: str, partition: Partition, algorithm: str) -> Iterator[ScanItem] | None:
+        """A whole-scan store's (``whole_scan``, uuid_forge.onepass) :meth:`scan` with
+        ``include_malformed``, each record's hash computed in the store in place of its fingerprint:
+        ``(id, int)`` (:func:`uuid_forge.rangehash.record_digest` of the stored text), None for an
+        entry it cannot hash (the wrong type under a key of ours: read, so stale); an entry gone
+        since it was listed is left out. Offered for the algorithms :meth:`digest_algorithms`
+        names; None (the default): not possible here, the audit reads the records."""
+        return None
+
     def count(self, entity_type: str) -> int:
         """How many well-encoded records of ``entity_type`` the store holds."""
         return sum(1 for _ in self.scan(entity_type))

@@ -16,6 +16,11 @@ Only the fingerprint's 32 hex digits are held, never the value: where they diffe
 source's, the few such IDs are read back by ID (get_many) and compared again from the text as
 stored, so a hand-reformatted JSON value is no finding, exactly as in a partitioned scan.
 
+Where the source can hash by an algorithm the store hashes by in place (Redis: a script's sha1 of
+each value, ``scan_digests``), the buckets hold that hash (an int) instead, and each partition is
+compared by per-range sums (:meth:`OnePass.compare_hashed`, uuid_forge.rangehash): only the keys of
+the ranges that differ are read, by ID.
+
 Memory: about 150 bytes per held item up to :data:`MEMORY_ITEMS` (about 3 MB at the default),
 then the same buffers plus one partition read back at a time; disk: about 60 bytes per key of
 the audited range once spilled. A name SCAN returns twice (Redis resizing its table mid-scan)
@@ -37,8 +42,10 @@ from types import TracebackType
 from typing import Any, Self
 
 from .contract import READ, chunked
-from .errors import SpillError
+from .errors import SpillError, StoreError
 from .privatefile import create_private
+from .rangehash import Digest
+from .rangehash import bisect as bisect_ranges
 from .record import ForeignEntry, MalformedID, Partition, same_fingerprint
 
 __all__ = ["MEMORY_ITEMS", "Buckets", "OnePass", "SpillFiles", "read_once", "recheck_stale", "whole_scan"]
@@ -65,8 +72,10 @@ class Buckets:
     each is appended to its partition's own file whenever they hold that many again.
     """
 
-    def __init__(self, within: Partition, parts: list[Partition], memory_items: int | None = None) -> None:
+    def __init__(self, within: Partition, parts: list[Partition], memory_items: int | None = None,
+                 digests: bool = False) -> None:
         self.within = within
+        self.digests = digests  # items hold hashes computed in the store (ints), not fingerprints
         self.parts = parts
         self._los = [p.lo for p in parts]
         self._index = {p: n for n, p in enumerate(parts)}
@@ -85,9 +94,9 @@ class Buckets:
         """Scan items in scan order. A well-formed ID is held as ``{id: digest}`` in its bucket (the
         fast path: most items), a name in another form as ``{(id, name): item}``."""
         mem, los, place = self._mem, self._los, bisect.bisect_right
-        whole, within = self.within.count == 1, self.within
+        whole, within, plain = self.within.count == 1, self.within, not self.digests
         for ident, fp in items:
-            if fp is not None:
+            if fp is not None and plain:
                 fp = str.__str__(fp)  # the digest only: never the value behind a TextFingerprint
             self.count += 1
             if type(ident) is uuid.UUID:
@@ -208,11 +217,16 @@ class SpillFiles:
 
 
 def read_once(adapter: Any, entity_type: str, within: Partition, parts: list[Partition],
-              memory_items: int | None = None) -> Buckets:
-    """Scan ``adapter``'s ``entity_type`` once over ``within`` into new, finished :class:`Buckets`."""
-    out = Buckets(within, parts, memory_items)
+              memory_items: int | None = None, algorithm: str | None = None) -> Buckets:
+    """Scan ``adapter``'s ``entity_type`` once over ``within`` into new, finished :class:`Buckets`;
+    with ``algorithm``, each record's hash computed in the store (``scan_digests``) in place of its
+    fingerprint."""
+    out = Buckets(within, parts, memory_items, digests=algorithm is not None)
     try:
-        out.add_all(adapter.scan(entity_type, within, include_malformed=True))
+        items = adapter.scan_digests(entity_type, within, algorithm) if algorithm is not None else None
+        if algorithm is not None and items is None:
+            raise StoreError(f"{adapter.url()}: cannot hash {entity_type} by {algorithm} after all")
+        out.add_all(items if items is not None else adapter.scan(entity_type, within, include_malformed=True))
         return out.finish()
     except BaseException:
         out.close()
@@ -235,17 +249,21 @@ class OnePass:
     def __init__(self, pool: Executor, handles: list[Any], entity_type: str, within: Partition,
                  parts: list[Partition], compare_items: Compare, new_sink: Callable[[str], Any],
                  prove: Callable[[Any, Any, str, Any], None], viewed: Callable[[Any, Any], Any],
-                 memory_items: int | None = None) -> None:
+                 memory_items: int | None = None, digests: Mapping[str, str] | None = None,
+                 source: Any = None) -> None:
         self.handles, self.entity_type = handles, entity_type
         self._pool, self._within, self._parts = pool, within, parts
         self._compare, self._sink, self._prove, self._viewed = compare_items, new_sink, prove, viewed
         self._memory = memory_items
+        #: the stores read as hashes computed in the store, and by which algorithm (:meth:`compare_hashed`)
+        self.digests: dict[str, str] = dict(digests or {})
+        self._source = source
         self._reads: dict[str, Future[Buckets]] = {}
 
     def __enter__(self) -> Self:
         for h in self.handles:
             self._reads[h.name] = self._pool.submit(read_once, h.adapter, self.entity_type, self._within,
-                                                    self._parts, self._memory)
+                                                    self._parts, self._memory, self.digests.get(h.name))
         return self
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
@@ -265,6 +283,81 @@ class OnePass:
         sink = self._sink(h.name)
         self._compare(h, entity_type, expected, self.buckets(h.name).items(part), sink, protected)
         recheck_stale(h, entity_type, expected, sink, self._viewed)
+        self._prove(prover, h, entity_type, sink)
+        return sink
+
+    def compare_hashed(self, h: Any, entity_type: str, part: Partition, expected: dict[uuid.UUID, Any] | None,
+                       source_first: Future[Any] | None, prover: Any = None,
+                       protected: frozenset[uuid.UUID] = frozenset()) -> Any:
+        """The sink of ``h``'s bucket of ``part`` held as hashes (uuid_forge.rangehash): the store's
+        per-range ``(count, sum)`` summed here from the bucket, the source's asked of the source
+        (``source_first``: its digest of ``part`` whole, asked already), agreeing ranges settled,
+        differing ones cut down to leaves whose records are read by ID and compared as a scan's
+        (``expected``: the source's fingerprints of ``part`` when it was scanned, else its leaves
+        are). A range holding an entry that could not be hashed (another Redis type) or a name in
+        another form never agrees: it is cut down and read, so it is reported as a scan reports it."""
+        algorithm, source, view = self.digests[h.name], self._source, h.adapter.view
+        sink = self._sink(h.name)
+        keyed: list[tuple[int, int | None]] = []
+        odd: list[Any] = []  # names in another form (with their ID): read with their leaf
+        for ident, held_digest in self.buckets(h.name).items(part):
+            if type(ident) is uuid.UUID:
+                keyed.append((ident.int, held_digest))  # type: ignore[arg-type]  # an int here (digests=True)
+            else:
+                odd.append((ident, held_digest))
+        ints: list[int] = []
+        sums, bad = [0], [0]
+        odd_ints = sorted(i.id.int for i, _ in odd)
+        place = bisect.bisect_left
+
+        def ordered() -> None:
+            """Sorted once, with running sums for any range (needed only once the partition is cut)."""
+            if not ints and keyed:
+                keyed.sort(key=_first)
+                ints.extend(k for k, _ in keyed)
+                for _, digest in keyed:
+                    sums.append(sums[-1] + (digest or 0))
+                    bad.append(bad[-1] + (digest is None))
+
+        def mine(ranges: list[Partition]) -> list[Digest | None]:
+            if ranges == [part]:  # the partition whole (most often all that is asked): no sort needed
+                values = [d for _, d in keyed]
+                whole_never = None in values or bool(odd)
+                return [(len(values) + len(odd), -1 if whole_never else sum(d or 0 for d in values))]
+            ordered()
+            out: list[Digest | None] = []
+            for r in ranges:
+                a, b = place(ints, r.lo), place(ints, r.hi)
+                others = place(odd_ints, r.hi) - place(odd_ints, r.lo)
+                never = bad[b] - bad[a] or others
+                out.append((b - a + others, -1 if never else sums[b] - sums[a]))  # -1: no source sum is negative
+            return out
+
+        settled, leaves = bisect_ranges(lambda rs: source.range_digests(entity_type, rs, algorithm), mine, [part],
+                                        sink.hashed, source_first)
+        sink.ok += settled
+        if not leaves:
+            return sink
+        leaves.sort(key=lambda p: p.lo)
+        los = [leaf.lo for leaf in leaves]
+
+        def inside(value: int) -> bool:
+            n = bisect.bisect_right(los, value) - 1
+            return n >= 0 and value < leaves[n].hi
+
+        if expected is not None:
+            truth = {i: fp for i, fp in expected.items() if inside(i.int)}
+        else:
+            truth = {i: fp for batch in chunked(leaves, 64) for i, fp in source.scan_ranges(entity_type, batch)
+                     if type(i) is uuid.UUID}
+        ordered()
+        ids = [uuid.UUID(int=k) for leaf in leaves for k in ints[place(ints, leaf.lo):place(ints, leaf.hi)]]
+        held: list[Any] = []
+        for batch in chunked(ids, 500):  # the records of the leaves, as the store holds them now
+            held += [(i, self._viewed(view, r)) for i, r in h.adapter.get_many(entity_type, batch).items()]
+        held += [item for item in odd if inside(item[0].id.int)]
+        sink.hashed["read_records"] += len(held)
+        self._compare(h, entity_type, truth, iter(held), sink, protected)
         self._prove(prover, h, entity_type, sink)
         return sink
 
@@ -296,6 +389,10 @@ def recheck_stale(h: Any, entity_type: str, expected: Mapping[uuid.UUID, Any], s
     if settled:
         sink.findings = [f for f in sink.findings if not (f.kind == "stale" and f.raw is None and f.id in settled)]
         sink.ok += len(settled)
+
+
+def _first(pair: tuple[int, Any]) -> int:
+    return pair[0]
 
 
 def _held(bucket: dict[Any, Any]) -> Iterator[ScanItem]:

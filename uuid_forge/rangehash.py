@@ -26,20 +26,18 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .contract import SCAN
+from .contract import SCAN, Adapter
 from .handles import StoreHandle, Stores
 from .record import Partition
 
-if TYPE_CHECKING:
-    from .contract import Adapter
+__all__ = ["ALGORITHMS", "FANOUT", "LEAF", "TARGET", "Digest", "HashPlan", "bisect", "first_split", "hex_digest", "record_digest", "within"]
 
-__all__ = ["ALGORITHMS", "FANOUT", "LEAF", "TARGET", "Digest", "HashPlan", "bisect", "first_split", "record_digest", "within"]
-
-#: the algorithms a range digest may use, best first: md5 of ``id hex || data`` as UTF-8, its first
-#: two 60-bit slices summed exactly (per range: the first sum times 2**100 plus the second)
-ALGORITHMS = ("md5",)
+#: the algorithms a range digest may use, best first: md5 (or sha1) of ``id hex || data`` as UTF-8,
+#: its first two 60-bit slices summed exactly (per range: the first sum times 2**100 plus the second).
+#: sha1 because Redis scripts have only ``redis.sha1hex`` (PostgreSQL needs pgcrypto for it)
+ALGORITHMS = ("md5", "sha1")
 FANOUT = 16  # a differing range is cut into this many
 LEAF = 500  # a differing range holding at most this many records (either side) is read
 TARGET = 64  # about this many records per range at the first level: a drifted record costs a read of ~64
@@ -51,10 +49,14 @@ Digest = tuple[int, int]  # (records, sum of their hash slices)
 
 def record_digest(ident: uuid.UUID, data_text: str | bytes, algorithm: str = "md5") -> int:
     """One record's part of a range sum, as the stores compute it (for stores hashing in Python)."""
-    if algorithm != "md5":
+    if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown range-digest algorithm {algorithm!r}")
     raw = data_text.encode("utf-8") if isinstance(data_text, str) else data_text
-    h = hashlib.md5(ident.hex.encode() + raw, usedforsecurity=False).hexdigest()
+    return hex_digest(hashlib.new(algorithm, ident.hex.encode() + raw, usedforsecurity=False).hexdigest())
+
+
+def hex_digest(h: str | bytes) -> int:
+    """A record's part of a range sum from its hash as hex (a store's reply): two 60-bit slices."""
     return int(h[:15], 16) * (1 << 100) + int(h[15:30], 16)
 
 
@@ -120,6 +122,9 @@ class HashPlan:
         self.entity_type = entity_type
         self.source = stores.source.adapter
         self.algorithms: dict[str, str] = {}
+        #: whole-scan stores (Redis) whose scan hashes each record in the store: compared per range
+        #: from their buckets (uuid_forge.onepass.OnePass.compare_hashed), by this algorithm
+        self.whole: dict[str, str] = {}
         self._fine = 0  # ranges the next partition is first cut into (0: asked whole)
         self._first: list[Partition] = []
         self._differed = False
@@ -130,6 +135,10 @@ class HashPlan:
             if SCAN not in a.capabilities or not a.partitioned_scan:
                 continue
             algorithm = common_algorithm(self.source, a, entity_type)
+            if getattr(a, "whole_scan", False):  # read once, hashed by the store as it is (uuid_forge.onepass)
+                if algorithm is not None and type(a).scan_digests is not Adapter.scan_digests:
+                    self.whole[h.name] = algorithm
+                continue
             if algorithm is not None and a.digest_outsiders(entity_type) == 0:
                 self.algorithms[h.name] = algorithm
 

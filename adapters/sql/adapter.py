@@ -239,6 +239,7 @@ class SQLAdapter(Adapter):
         self._tables: dict[str, TableLayout] = {}
         self._checked = False  # your table was opened once by check_entity_type
         self._utf8: bool | None = None  # PostgreSQL's server encoding is UTF-8 (range digests hash its bytes)
+        self._pgcrypto: bool | None = None  # PostgreSQL: pgcrypto's digest() is callable (sha1 range digests)
 
     @property
     def id_encoding(self) -> str:
@@ -552,8 +553,19 @@ class SQLAdapter(Adapter):
         return (opened if isinstance(opened, TypeTables) else None), digests.HexId(backend, kind, quote("id"), data)
 
     def digest_algorithms(self, entity_type: str) -> tuple[str, ...]:
+        """md5 first (SQL to SQL, as before); sha1 too (what a Redis script hashes by), on PostgreSQL
+        only where pgcrypto's ``digest(text, text)`` is callable: never installed from here."""
         with self._errors(f"digest_algorithms({entity_type})"):
-            return ("md5",) if self._hashable(entity_type) is not None else ()
+            if self._hashable(entity_type) is None:
+                return ()
+            if self._engine.dialect.name == "postgresql":
+                if self._pgcrypto is None:
+                    with self._engine.connect() as conn:
+                        self._pgcrypto = bool(conn.exec_driver_sql(
+                            "SELECT to_regprocedure('digest(text, text)') IS NOT NULL").scalar())
+                if not self._pgcrypto:
+                    return ("md5",)
+            return ("md5", "sha1")
 
     def range_digests(self, entity_type: str, ranges: list[Partition], algorithm: str
                       ) -> list[tuple[int, int] | None] | None:

@@ -7,7 +7,8 @@ columns, a ``jsonb`` column or a view/projection holds other bytes than the cano
 is audited by its records. Rows are grouped by the first hex digits of their ID, and the groups
 summed into the asked ranges here; the WHERE clause keeps the ID index in use.
 
-PostgreSQL and MariaDB hash with their own ``md5()`` and sum two 60-bit slices exactly
+PostgreSQL and MariaDB hash with their own ``md5()`` (or sha1: MariaDB's ``SHA1()``, pgcrypto's
+``digest(text, 'sha1')`` on PostgreSQL, for stores that can only hash by sha1, Redis) and sum two 60-bit slices exactly
 (``sum(bigint)`` is numeric there, ``SUM`` of integers DECIMAL); SQLite gets a Python aggregate
 registered on the connection (still one query), summing in Python integers.
 """
@@ -21,9 +22,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from uuid_forge.rangehash import ALGORITHMS
 from uuid_forge.record import Partition
 
-__all__ = ["HexId", "digest_query", "outsiders_query", "sum_ranges"]
+__all__ = ["HexId", "digest_query", "hash_sql", "outsiders_query", "sum_ranges"]
 
 _SLICE = 1 << 100  # the first slice's weight in the combined sum (the second stays below it: < 2**40 rows)
 
@@ -78,7 +80,7 @@ def digest_query(ids: HexId, table_sql: str, ranges: list[Partition], algorithm:
                  condition: str | None = None) -> tuple[str, dict[str, Any]] | None:
     """The GROUP BY query (SQL text with named binds) for ``ranges``; None if it cannot be asked."""
     length = prefix_length(ranges)
-    if length is None or algorithm != "md5":
+    if length is None or algorithm not in ALGORITHMS:
         return None
     params: dict[str, Any] = {}
     conds = []
@@ -92,11 +94,11 @@ def digest_query(ids: HexId, table_sql: str, ranges: list[Partition], algorithm:
             conds.append(f"({ids.id} >= :lo{n} AND {ids.id} < :hi{n})")
     where = "(" + " OR ".join(conds) + ")" + (f" AND ({condition})" if condition else "")
     prefix = f"substr({ids.hex}, 1, {length})"
+    h = hash_sql(ids, algorithm)
+    py = f"uf_{algorithm}_digest"  # SQLite's aggregate (register_sqlite)
     if len(ranges) == 1:  # one range (a whole partition): no GROUP BY, the hash inline (no subquery to fence)
         r = ranges[0]
         params["p"] = format(r.lo >> (128 - 4 * length), f"0{length}x")
-        h = (f"md5({ids.hex} || {ids.data})" if ids.backend == "postgresql"
-             else f"MD5(CONCAT({ids.hex}, {ids.data}))")
         if ids.backend == "postgresql":
             sql = (f"SELECT :p, count(*), count(*), sum(CAST(CAST('x' || substr({h}, 1, 15) AS bit(60)) AS bigint)), "
                    f"sum(CAST(CAST('x' || substr({h}, 16, 15) AS bit(60)) AS bigint)) FROM {table_sql} WHERE {where}")
@@ -104,27 +106,36 @@ def digest_query(ids: HexId, table_sql: str, ranges: list[Partition], algorithm:
             sql = (f"SELECT :p, COUNT(*), COUNT({h}), SUM(CAST(CONV(SUBSTRING({h}, 1, 15), 16, 10) AS UNSIGNED)), "
                    f"SUM(CAST(CONV(SUBSTRING({h}, 16, 15), 16, 10) AS UNSIGNED)) FROM {table_sql} WHERE {where}")
         elif ids.backend == "sqlite":
-            sql = f"SELECT :p, count(*), uf_md5_digest({ids.hex}, {ids.data}) FROM {table_sql} WHERE {where}"
+            sql = f"SELECT :p, count(*), {py}({ids.hex}, {ids.data}) FROM {table_sql} WHERE {where}"
         else:
             return None
         return sql, params
     if ids.backend == "postgresql":
-        inner = f"SELECT {prefix} AS p, md5({ids.hex} || {ids.data}) AS h FROM {table_sql} WHERE {where} OFFSET 0"
+        inner = f"SELECT {prefix} AS p, {h} AS h FROM {table_sql} WHERE {where} OFFSET 0"
         sql = ("SELECT p, count(*), count(h), sum(CAST(CAST('x' || substr(h, 1, 15) AS bit(60)) AS bigint)), "
                "sum(CAST(CAST('x' || substr(h, 16, 15) AS bit(60)) AS bigint)) "
                f"FROM ({inner}) s GROUP BY p")
     elif ids.backend in ("mysql", "mariadb"):
-        inner = (f"SELECT {prefix} AS p, MD5(CONCAT({ids.hex}, {ids.data})) AS h FROM {table_sql} WHERE {where} "
-                 "LIMIT 18446744073709551615")  # kept a derived table: MD5 once per row
+        inner = (f"SELECT {prefix} AS p, {h} AS h FROM {table_sql} WHERE {where} "
+                 "LIMIT 18446744073709551615")  # kept a derived table: the hash once per row
         sql = ("SELECT p, COUNT(*), COUNT(h), SUM(CAST(CONV(SUBSTRING(h, 1, 15), 16, 10) AS UNSIGNED)), "
                "SUM(CAST(CONV(SUBSTRING(h, 16, 15), 16, 10) AS UNSIGNED)) "
                f"FROM ({inner}) s GROUP BY p")
     elif ids.backend == "sqlite":
-        sql = f"SELECT {prefix} AS p, count(*), uf_md5_digest({ids.hex}, {ids.data}) FROM {table_sql} " \
+        sql = f"SELECT {prefix} AS p, count(*), {py}({ids.hex}, {ids.data}) FROM {table_sql} " \
               f"WHERE {where} GROUP BY p"
     else:
         return None
     return sql, params
+
+
+def hash_sql(ids: HexId, algorithm: str) -> str:
+    """The SQL of one row's hash as lowercase hex: ``md5``, or ``sha1`` (pgcrypto's ``digest`` on
+    PostgreSQL, which the adapter offers only when the database has it)."""
+    if ids.backend == "postgresql":
+        return (f"md5({ids.hex} || {ids.data})" if algorithm == "md5"
+                else f"encode(digest({ids.hex} || {ids.data}, 'sha1'), 'hex')")
+    return f"{algorithm.upper()}(CONCAT({ids.hex}, {ids.data}))"
 
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -149,19 +160,28 @@ class Md5Digest:
     """SQLite's aggregate: ``count,sum1,sum2`` of the rows whose data is text (others are left out,
     so the range's count differs from count(*) and it is read)."""
 
+    algorithm = "md5"
+
     def __init__(self) -> None:
         self.n, self.a, self.b = 0, 0, 0
 
     def step(self, ident: Any, data: Any) -> None:
         if not isinstance(ident, str) or not isinstance(data, str):
             return
-        h = hashlib.md5((ident + data).encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()
+        h = hashlib.new(self.algorithm, (ident + data).encode("utf-8", "surrogatepass"),
+                        usedforsecurity=False).hexdigest()
         self.n += 1
         self.a += int(h[:15], 16)
         self.b += int(h[15:30], 16)
 
     def finalize(self) -> str:
         return f"{self.n},{self.a},{self.b}"
+
+
+class Sha1Digest(Md5Digest):
+    """:class:`Md5Digest` by sha1 (the algorithm a Redis script can compute)."""
+
+    algorithm = "sha1"
 
 
 def well_formed(ident: Any, kind: str) -> int:
@@ -176,6 +196,7 @@ def well_formed(ident: Any, kind: str) -> int:
 def register_sqlite(dbapi_connection: Any) -> None:
     """The Python functions the SQLite queries call, on this connection."""
     dbapi_connection.create_aggregate("uf_md5_digest", 2, Md5Digest)
+    dbapi_connection.create_aggregate("uf_sha1_digest", 2, Sha1Digest)
     dbapi_connection.create_function("uf_well_formed", 2, well_formed, deterministic=True)
 
 

@@ -1,0 +1,212 @@
+"""Redis audited by hashes computed on the server (issue 20), PostgreSQL the source: a script hashes
+each SCAN page's values (sha1, the only hash Redis scripts have; pgcrypto's ``digest`` on the
+PostgreSQL side), the read-once buckets hold hashes, agreeing ranges are settled without reading a
+record, and differing ranges are cut down and read. Every tamper kind gives the record path's own
+report; a hand-reformatted value is no finding; without pgcrypto the store is read record by record."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.scaffold import driver_missing
+
+redis = pytest.importorskip("redis", reason=driver_missing("redis"))
+import sqlalchemy as sa
+
+from uuid_forge import Forge, IDConfig, Namespace, Record, onepass, open_store
+from uuid_forge import compare as compare_module
+from uuid_forge.forge import StoreHandle
+from uuid_forge.report import AuditReport
+
+from . import provision
+from .scaffold import forget_redis_type
+from .test_redis_onepass import _seen
+
+IDS = IDConfig(namespace=Namespace("redishash.uuid-forge.test"), salt="redishash")
+N = 6000
+
+
+def _forge(source_url: str, redis_url: str) -> Forge:
+    return Forge([StoreHandle("postgres", open_store(source_url), source=True),
+                  StoreHandle("redis", open_store(redis_url))], ids=IDS, journal=None)
+
+
+def _items(et: str, n: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    return [(et, {"email": f"u{i}@example.com"}, {"name": f"Üser {i}", "n": i, "tags": ["a", "é"]}) for i in range(n)]
+
+
+def _plant(f: Forge, et: str, raw: Any) -> dict[str, set[str]]:
+    """One or more of every tamper kind, planted in Redis (and one in the source); what each is."""
+    records = f.records(_items(et, N))
+    key = {r.id: f"{et}:{r.id}" for r in records}
+
+    def data(r: Record, **change: Any) -> str:
+        return json.dumps({**r.data, **change}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    want: dict[str, set[str]] = {}
+    raw.set(key[records[0].id], data(records[0], name="edited"))  # edited field
+    d = dict(records[1].data)
+    del d["tags"]
+    raw.set(key[records[1].id], json.dumps(d))  # removed field
+    raw.set(key[records[2].id], data(records[2], extra=True))  # added field
+    raw.set(key[records[3].id], data(records[3], n=records[3].data["n"] + 1))  # changed number
+    raw.set(key[records[4].id], "{not json")  # unreadable value
+    raw.delete(key[records[5].id])
+    raw.hset(key[records[5].id], "fp", "x")  # wrong Redis type
+    by_id = sorted(records, key=lambda r: r.id)  # two values swapped between neighbours: counts agree, sums not
+    a, b = by_id[100], by_id[101]
+    raw.set(key[a.id], data(b))
+    raw.set(key[b.id], data(a))
+    want["stale"] = {str(r.id) for r in [*records[0:6], a, b]}
+    raw.set(key[records[6].id], json.dumps(records[6].data, indent=2))  # reformatted by hand: no finding
+    raw.delete(key[records[7].id], key[records[8].id])  # missing key
+    want["missing"] = {str(r.id) for r in records[7:9]}
+    raw.rename(key[records[9].id], f"{et}:{str(records[9].id).upper()}")  # a name in another form
+    want["malformed"] = {str(records[9].id)}
+    for g in [uuid.uuid4() for _ in range(2)]:  # extra keys: orphans, not provable (no key fields)
+        raw.set(f"{et}:{g}", '{"ghost":1}')
+    raw.set(f"{et}:not-a-uuid", "x")  # foreign
+    raw.set(f"{et}:session-17", "y")
+    assert f.source.adapter.delete_many(et, [records[10].id]) == 1  # deleted in the source only: an orphan in Redis
+    return want
+
+
+@pytest.fixture
+def planted(pgcrypto_url: str, redis_url: str) -> Iterator[tuple[Forge, str, dict[str, set[str]]]]:
+    et = f"rh{uuid.uuid4().hex[:8]}"
+    f = _forge(pgcrypto_url, redis_url)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        assert f.write_many(_items(et, N)).complete
+        yield f, et, _plant(f, et, raw)
+    finally:
+        raw.close()
+        f.source.adapter.drop(et)
+        forget_redis_type(redis_url, et)
+        f.close()
+
+
+def _kinds(report: AuditReport) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for x in report.findings:
+        if x.store == "redis":
+            out.setdefault(x.kind, set()).add(x.id)
+    return out
+
+
+@pytest.mark.parametrize("budget", [None, 5], ids=["in-memory", "spilled"])
+def test_every_tamper_is_found_through_the_hashed_path(planted: tuple[Forge, str, dict[str, set[str]]],
+                                                       monkeypatch: pytest.MonkeyPatch, budget: int | None) -> None:
+    f, et, want = planted
+    monkeypatch.setattr(compare_module, "PARTITION_TARGET", 2000)  # 4 partitions, each cut into 16 ranges when it differs
+    if budget is not None:
+        monkeypatch.setattr(onepass, "MEMORY_ITEMS", budget)
+    hashed, records = f.audit(et), f.audit(et, hashed=False)
+    assert _seen(hashed) == _seen(records)
+    kinds = _kinds(hashed)
+    for kind, ids in want.items():
+        assert kinds[kind] == ids, kind
+    assert hashed.stores["redis"]["foreign"] == 2 and hashed.stores["redis"]["unproven"] == 3  # 2 ghosts, 1 deleted
+    assert hashed.stores["redis"]["ok"] == N - 8 - 2 - 1 - 1  # the reformatted value is ok
+    details = {x.id: x.detail for x in hashed.findings if x.kind == "stale"}
+    assert sum(d.startswith("unreadable") for d in details.values()) == 2  # the wrong type, the value no JSON
+    stats = hashed.hashed["redis"]
+    assert stats["hashed_records"] > N * 0.5 and 0 < stats["read_records"] < N * 0.5, stats
+    assert records.hashed == {}
+
+
+def test_a_consistent_audit_reads_no_record(pgcrypto_url: str, redis_url: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    et = f"rh{uuid.uuid4().hex[:8]}"
+    f = _forge(pgcrypto_url, redis_url)
+    n = 20_000
+    try:
+        assert f.write_many(_items(et, n)).complete
+        reads: list[int] = []
+        get = type(f.stores[1].adapter).get_many
+
+        def counted(self: Any, entity_type: str, ids: list[uuid.UUID]) -> Any:
+            reads.append(len(ids))
+            return get(self, entity_type, ids)
+
+        monkeypatch.setattr(type(f.stores[1].adapter), "get_many", counted)
+        report = f.audit(et)
+        assert report.consistent and report.stores["redis"]["ok"] == n
+        assert report.hashed["redis"]["hashed_records"] == n and report.hashed["redis"]["read_records"] == 0
+        assert sum(reads) == 0  # not one Redis value read back
+    finally:
+        f.source.adapter.drop(et)
+        forget_redis_type(redis_url, et)
+        f.close()
+
+
+def test_no_hash_turns_it_off(planted: tuple[Forge, str, dict[str, set[str]]]) -> None:
+    f, et, _ = planted
+    f.audit_hashed = False  # [audit] hashed = false
+    assert f.audit(et).hashed == {}
+
+
+@pytest.fixture
+def bare_postgres(postgres_url: str) -> Iterator[str]:
+    """A second test database without pgcrypto (created, dropped after)."""
+    url = sa.engine.make_url(postgres_url)
+    name = f"{url.database}2"
+    other = url.set(database=name).render_as_string(hide_password=False)
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        provision.ensure_sql_database(other)
+        yield other
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_without_pgcrypto_redis_is_read_record_by_record(bare_postgres: str, redis_url: str) -> None:
+    et = f"rh{uuid.uuid4().hex[:8]}"
+    f = _forge(bare_postgres, redis_url)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        assert f.write_many(_items(et, N)).complete
+        assert f.source.adapter.digest_algorithms(et) == ("md5",)
+        want = _plant(f, et, raw)
+        fallback, records = f.audit(et), f.audit(et, hashed=False)
+        assert fallback.hashed == {}
+        assert _seen(fallback) == _seen(records)
+        kinds = _kinds(fallback)
+        for kind, ids in want.items():
+            assert kinds[kind] == ids, kind
+    finally:
+        raw.close()
+        f.source.adapter.drop(et)
+        forget_redis_type(redis_url, et)
+        f.close()
+
+
+def test_a_mariadb_source_hashes_by_sha1_too(mariadb_url: str, redis_url: str) -> None:
+    """MariaDB's SHA1() gives what the Redis script gives: settled by hashes, a drift found."""
+    et = f"rh{uuid.uuid4().hex[:8]}"
+    f = _forge(mariadb_url, redis_url)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        assert f.write_many(_items(et, 3000)).complete
+        clean = f.audit(et)
+        assert clean.consistent and clean.hashed["redis"]["hashed_records"] == 3000
+        victim = f.records(_items(et, 3000))[17]
+        raw.set(f"{et}:{victim.id}", json.dumps({**victim.data, "n": -1}))
+        hashed, records = f.audit(et), f.audit(et, hashed=False)
+        assert _seen(hashed) == _seen(records)
+        assert [(x.id, x.kind) for x in hashed.findings] == [(str(victim.id), "stale")]
+        assert hashed.hashed["redis"]["read_records"] < 1000
+    finally:
+        raw.close()
+        f.source.adapter.drop(et)
+        forget_redis_type(redis_url, et)
+        f.close()
