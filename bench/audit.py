@@ -81,8 +81,8 @@ def load(forge: Forge, urls: dict[str, str], et: str, n: int) -> tuple[str, floa
             chunk = items(et, start, min(n, start + CHUNK))
             if fast:
                 records = forge.records(chunk)
-                for name in urls:
-                    LOADERS[name](urls[name], et, records)
+                for name, url in urls.items():
+                    LOADERS[name](url, et, records)
             else:
                 assert forge.write_many(chunk).complete
     return ("COPY + pipelined MSET" if fast else "Forge.write_many"), median_time(run)
@@ -288,8 +288,8 @@ def report(args: Any, urls: dict[str, str], readable: dict[str, str], audits: di
           f"(on {min(n, args.ancestor_n)}, {len(readable)} stores with lookups)")
     print(f"  floor: count(*) on postgres {count_s:.2f}s" + (f" + bare SCAN of redis {scan_s:.2f}s" if scan_s else "")
           + f" = {base:.2f}s ({n / base:.0f} entities/s)")
-    for s in scans:
-        print(f"  bare scan of {s:14}      {n / median(scans[s]):9.0f} ids/s  ({median(scans[s]):.2f}s)")
+    for s, times in scans.items():
+        print(f"  bare scan of {s:14}      {n / median(times):9.0f} ids/s  ({median(times):.2f}s)")
     ratios = {
         "hashed_vs_floor": ours / base,
         "record_vs_handwritten": same["record"] / hand_s,
@@ -305,9 +305,9 @@ def report(args: Any, urls: dict[str, str], readable: dict[str, str], audits: di
               f"{per_entity_ancestor / (ours / n):.1f}x faster")
     print(f"  ours vs bare scan of the slowest store ({slowest}): {ours / median(scans[slowest]):.2f}x the time"
           "   target <= 3x")
-    for s in hand_scans:
-        print(f"  scan of {s:14} ours {median(scans[s]):.2f}s, hand-written {median(hand_scans[s]):.2f}s: "
-              f"{median(scans[s]) / median(hand_scans[s]):.2f}x the time")
+    for s, times in hand_scans.items():
+        print(f"  scan of {s:14} ours {median(scans[s]):.2f}s, hand-written {median(times):.2f}s: "
+              f"{median(scans[s]) / median(times):.2f}x the time")
     print(f"  ours ({', '.join(readable)}) vs hand-written content scans of the same stores ({hand_s:.2f}s): "
           f"record path {ratios['record_vs_handwritten']:.2f}x, hashed {ratios['hashed_vs_handwritten']:.2f}x "
           "the time   target (record) <= 2x")

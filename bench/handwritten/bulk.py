@@ -19,10 +19,10 @@ def load_postgres(url: str, entity_type: str, records: list[Record]) -> None:
 
     p = urlsplit(url)
     with psycopg.connect(host=p.hostname, port=p.port or 5432, user=unquote(p.username or ""),
-                         password=unquote(p.password or "") or None, dbname=p.path.lstrip("/")) as conn:
-        with conn.cursor() as cur, cur.copy(f'COPY "uf_{entity_type}" (id, fingerprint, data, key) FROM STDIN') as cp:
-            for r in records:
-                cp.write_row((r.id, r.fingerprint, r.data_json, r.key_json))
+                         password=unquote(p.password or "") or None, dbname=p.path.lstrip("/")) as conn, \
+            conn.cursor() as cur, cur.copy(f'COPY "uf_{entity_type}" (id, fingerprint, data, key) FROM STDIN') as cp:
+        for r in records:
+            cp.write_row((r.id, r.fingerprint, r.data_json, r.key_json))
 
 
 def load_redis(url: str, entity_type: str, records: list[Record]) -> None:
