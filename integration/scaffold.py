@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tests.scaffold import make_forge, write_forge_toml
 
@@ -106,7 +106,8 @@ def plant_celery_drift(forge: Forge) -> None:
     rows = [(et, {"email": f"m{i}@x.org"}, {"email": f"m{i}@x.org", "n": i}) for i in range(CELERY_N)]
     forge.write_many(rows)
     ids = [r.id for r in forge.records(rows)]
-    cache, files, mirror = (forge.stores[i].adapter for i in (1, 2, 3))
+    cache: Any = forge.stores[1].adapter  # the Redis adapter: its client and prefix
+    files, mirror = forge.stores[2].adapter, forge.stores[3].adapter
     cache.delete_many(et, ids[:9])
     files.put_many(forge.records([(et, {"email": f"m{i}@x.org"}, {"email": f"m{i}@x.org", "n": -1})
                                   for i in range(100, 108)]))
