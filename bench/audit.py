@@ -159,7 +159,7 @@ def time_audits(forges: dict[str, Forge], et: str, rounds: int,
             for variant in order:
                 reports: list[Any] = []
                 times[fname][variant].append(median_time(
-                    lambda: reports.append(forge.audit(et, hashed=(variant == "hashed")))))  # noqa: B023 - runs now
+                    lambda: reports.append(forge.audit(et, hashed=None if variant == "hashed" else False))))  # noqa: B023
                 problems += [f"{fname}/{variant}: {p}" for p in check(reports[0])]
                 if variant == "hashed" and fname == "all":
                     sample = reports[0]
@@ -245,12 +245,14 @@ def main() -> None:
                 drifted = {"audits": d_audits["all"], "problems": d_problems, "report": d_report,
                            "planted": drift.total, "expected": drift.expected, "hand": d_hand,
                            "hand_differ": differ[0]}
+            # printed before the cleanup, so that a cleanup that fails loses no figure
+            summary = report(args, urls, readable, audits, floors, scans, ancestor, hand, hand_scans,
+                             hashed_report, drifted)
         finally:
             if keep:
                 forge.close()
             else:
                 cleanup(forge, et)
-    summary = report(args, urls, readable, audits, floors, scans, ancestor, hand, hand_scans, hashed_report, drifted)
     if keep:
         print(f"  kept: rerun with --reuse {et} --n {args.n} --stores {','.join(urls)}")
     if args.json:
