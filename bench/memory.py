@@ -4,6 +4,7 @@ Run as a script::
 
     python bench/memory.py [--sizes 50000,200000] [--stores postgres,redis,elasticsearch,file,amqp]
     python bench/memory.py --sustained [--n 200000]
+    python bench/memory.py --sizes 1000000,5000000 --stores postgres,redis   # issue 20: Redis keys
 
 PostgreSQL is the source of truth; the other stores are compared with it. Each run uses a new
 entity type and drops it from every store afterwards (PostgreSQL: the table; Redis db 15: only
@@ -24,6 +25,13 @@ exchange and history stream of the run's own, deleted with every message in it).
   (a huge value makes the audit hold every ID at once: growth must then show; it applies to
   ``--sustained`` too, so that small runs have as many partitions as the 200k one).
   ``--isolate`` also audits each non-source store on its own with the source, to attribute growth.
+  Per size it prints the partitions used, the audit's seconds and seconds per million keys (per
+  million entities): an audit whose time grows with the keys keeps that figure flat from the
+  smallest to the largest size, whereas one that read every key once per partition (keys x
+  partitions) would see it grow as the partitions do; both ratios are printed.
+  Loading: PostgreSQL + Redis only are loaded with ``COPY`` and pipelined ``MSET``
+  (bench/handwritten/bulk.py, the adapters' own bytes) after a first small ``write_many``, so
+  that 5M keys load in minutes; ``--write-through`` loads with ``Forge.write_many`` instead.
   ``--tracemalloc`` adds the Python-heap peak (tracemalloc) and the top allocation sites.
 * ``--sustained``: in a fresh subprocess, write N entities (streamed) then run a full audit, RSS
   sampled every ~0.5 s by a background thread. Reports time, entities/s, peak RSS and, for the
@@ -155,6 +163,30 @@ def write(urls: dict[str, str], entity_type: str, start: int, stop: int, journal
         return report.seconds
     finally:
         forge.close()
+
+
+BULK_CHUNK = 50_000
+
+
+def bulk_write(urls: dict[str, str], entity_type: str, start: int, stop: int, journal_path: str) -> float:
+    """Load entities ``start..stop-1`` into PostgreSQL and Redis with COPY and pipelined MSET (the
+    first ones through ``write_many``: the table, ``uf:types``, the ID marker); the seconds taken."""
+    sys.path.insert(0, str(HERE))
+    from handwritten.bulk import LOADERS
+
+    started = time.perf_counter()
+    first = min(stop, max(start, 1_000)) if start == 0 else start
+    if first > start:
+        write(urls, entity_type, start, first, journal_path)
+    forge = open_forge(urls, None)
+    try:
+        for lo in range(first, stop, BULK_CHUNK):
+            records = forge.records(list(entities(entity_type, lo, min(stop, lo + BULK_CHUNK))))
+            for name, url in urls.items():
+                LOADERS[name](url, entity_type, records)
+    finally:
+        forge.close()
+    return time.perf_counter() - started
 
 
 def rss() -> int:
@@ -382,7 +414,8 @@ def run_child(spec: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
 
 
 def bounded_audit(urls: dict[str, str], sizes: list[int], *, partition_target: int | None = None,
-                  isolate: bool = False, trace: bool = False, log: Any = None) -> list[dict[str, Any]]:
+                  isolate: bool = False, trace: bool = False, log: Any = None,
+                  write_through: bool = False) -> list[dict[str, Any]]:
     """Write the sizes cumulatively into one new entity type; after each, audit in a fresh process.
 
     Returns one row per size (and per isolated store when ``isolate``): the child's result plus
@@ -395,7 +428,8 @@ def bounded_audit(urls: dict[str, str], sizes: list[int], *, partition_target: i
     done = 0
     try:
         for n in sorted(sizes):
-            seconds = write(urls, et, done, n, os.path.join(jdir, "journal.sqlite3"))
+            bulk = not write_through and set(urls) <= {"postgres", "redis"}
+            seconds = (bulk_write if bulk else write)(urls, et, done, n, os.path.join(jdir, "journal.sqlite3"))
             if log:
                 log(f"  wrote {n - done} entities ({done}..{n}) in {seconds:.1f}s")
             done = n
@@ -455,16 +489,26 @@ def _print_bounded(rows: list[dict[str, Any]], label: str) -> None:
         mine.sort(key=lambda r: r["n"])
         first = mine[0]["peak"]
         print(f"\nfull audit in a fresh process, stores {stores} (source {SOURCE}){label}")
-        print(f"  {'N':>8} {'parts':>5} {'write s':>8} {'audit s':>8} {'base MiB':>9} {'peak RSS MiB':>13} "
+        print(f"  {'N':>8} {'parts':>5} {'write s':>8} {'audit s':>8} {'s/M keys':>8} {'base MiB':>9} {'peak RSS MiB':>13} "
               f"{'sampled MiB':>12} {'growth %':>9} {'(ru_maxrss)':>12}"
               + (f" {'py peak MiB':>12}" if "traced_peak" in mine[0] else ""))
         for r in mine:
             g = (r["peak"] - first) / first * 100
             print(f"  {r['n']:>8} {r['partitions']:>5} {r['write_seconds']:>8.1f} {r['seconds']:>8.1f} "
+                  f"{r['seconds'] / r['n'] * 1e6:>8.2f} "
                   f"{r['baseline'] / MIB:>9.1f} {r['peak'] / MIB:>13.1f} {r['sampled_peak'] / MIB:>12.1f} "
                   f"{g:>+9.1f} {r['ru_maxrss'] / MIB:>12.1f}"
                   + (f" {r['traced_peak'] / MIB:>12.1f}" if "traced_peak" in r else "")
                   + ("" if r["consistent"] else "  INCONSISTENT"))
+        if len(mine) > 1:
+            lo, hi = mine[0], mine[-1]
+            per_lo, per_hi = lo["seconds"] / lo["n"], hi["seconds"] / hi["n"]
+            print(f"  linearity {lo['n']} -> {hi['n']}: keys x{hi['n'] / lo['n']:.1f}, audit time "
+                  f"x{hi['seconds'] / lo['seconds']:.2f}, seconds per million keys x{per_hi / per_lo:.2f} "
+                  f"(partitions x{hi['partitions'] / max(1, lo['partitions']):.1f}: time growing with keys x "
+                  f"partitions would make it about that); "
+                  + ("LINEAR" if per_hi / per_lo < 1.5 else "NOT LINEAR") + " (target: seconds per million keys "
+                  "within 1.5x)")
         for r in mine:
             for line in r.get("top", [])[:5]:
                 print(f"    n={r['n']} {line}")
@@ -511,6 +555,8 @@ def main() -> None:
                         help="override audit.PARTITION_TARGET in the audit process (e.g. 10000000)")
     parser.add_argument("--isolate", action="store_true", help="also audit each store alone with the source")
     parser.add_argument("--tracemalloc", action="store_true", help="Python-heap peaks and top allocation sites")
+    parser.add_argument("--write-through", action="store_true",
+                        help="load with Forge.write_many even for postgres,redis (default there: COPY + MSET)")
     args = parser.parse_args()
     wanted = args.stores.split(",")
     with bench_urls(wanted) as urls:
@@ -526,7 +572,7 @@ def main() -> None:
         if not args.only_sustained:
             sizes = [int(s) for s in args.sizes.split(",")]
             rows = bounded_audit(urls, sizes, partition_target=args.partition_target, isolate=args.isolate,
-                                 trace=args.tracemalloc, log=log)
+                                 trace=args.tracemalloc, log=log, write_through=args.write_through)
             label = f", PARTITION_TARGET={rows[0]['partition_target']}"
             _print_bounded(rows, label)
             g = growth(rows, list(urls))

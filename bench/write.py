@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 import tempfile
 import time
 import uuid
@@ -105,11 +106,23 @@ def run_handwritten(urls: dict[str, str], items: list[Any], entity_type: str, pe
 
 
 def cleanup(forge: Forge, entity_type: str) -> None:
+    """Drop the run's entity type everywhere. A store whose connection was lost meanwhile (a long
+    run's idle RabbitMQ connection) is opened again and retried once; the other stores go on."""
     for h in forge.stores:
-        if "delete" in h.adapter.capabilities and not h.adapter.append_only:  # a shared container: only what is proven ours goes
-            h.adapter.drop(entity_type, prover=bench_prover(forge.generator, entity_type))
-        elif hasattr(h.adapter, "delete_topology"):
-            h.adapter.delete_topology()
+        for attempt in (h.adapter, None):
+            adapter = attempt if attempt is not None else open_store(h.adapter.url(masked=False))
+            try:
+                if "delete" in adapter.capabilities and not adapter.append_only:  # a shared container: only what is proven ours goes
+                    adapter.drop(entity_type, prover=bench_prover(forge.generator, entity_type))
+                elif hasattr(adapter, "delete_topology"):
+                    adapter.delete_topology()
+                break
+            except Exception as err:  # noqa: BLE001 - reported; the other stores are still cleaned
+                print(f"  cleanup of {h.name}: {err}" + (", retrying on a new connection" if attempt else ""),
+                      file=sys.stderr)
+            finally:
+                if attempt is None:
+                    adapter.close()
     forge.close()
 
 

@@ -9,13 +9,22 @@ read). The config writer, the forge factory and the silent server are the fast t
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tests.scaffold import make_forge, write_forge_toml
 
-__all__ = ["DEFAULT_SALT", "FAST_WRITE", "cli_env", "make_forge", "run_cli", "write_forge_toml"]
+if TYPE_CHECKING:
+    from uuid_forge import Forge
+
+__all__ = ["CELERY_ET", "CELERY_N", "DEFAULT_SALT", "FAST_WRITE", "Workers", "celery_config", "cli_env", "make_forge",
+           "plant_celery_drift", "run_cli", "wait_report", "write_forge_toml"]
 
 DEFAULT_SALT = "integration-salt-not-shown"
 #: the [write] table of integration configs: one retry, a short backoff, so an outage fails fast
@@ -64,3 +73,108 @@ def forget_redis_type(redis_url: str, entity_type: str) -> None:
         client.srem("uf:types", entity_type)
     finally:
         client.close()
+
+
+# -- real Celery workers (integration/test_celery_workers.py, test_celery_forged_tasks.py) ------------------------
+
+CELERY_ET = "member"
+CELERY_N = 3000
+
+
+def celery_config(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str, tag: str,
+                  executor: str = "") -> Path:
+    """The Celery tests' configuration: PostgreSQL the source, Redis, files, and ``mirror``, a second
+    PostgreSQL table set (its own table prefix): the source and it both hash what they hold, so its
+    partitions are compared by hashes (uuid_forge.rangehash). ``executor``: more ``[executor]`` lines
+    (report_dir, signing)."""
+    extra = (f'[executor]\nbroker = "{amqp_url}"\nbackend = "{redis_url}"\nresult_expires = 600\n'
+             f'queue = "uf_test_{tag}"\nreport_dir = "{tmp_path}/reports"\n{executor}'
+             '\n[types.member]\nkey = ["email"]\n')  # the key each record holds: orphans are proven ours
+    return write_forge_toml(tmp_path / "uuid-forge.toml", {
+        "db": {"url": postgres_url, "options": {"table_prefix": f"{tag}_"}},
+        "cache": {"url": redis_url, "options": {"prefix": tag}},
+        "files": f"file://{tmp_path}/files?fsync=false",
+        "mirror": {"url": postgres_url, "options": {"table_prefix": f"{tag}m_"}}},
+        "db", namespace="scale-n.uuid-forge.test", extra=extra)
+
+
+def plant_celery_drift(forge: Forge) -> None:
+    """CELERY_N entities, then drift behind uuid-forge's back: cache 9 missing, 5 orphans and a
+    foreign key; files 8 stale; mirror (compared by hashes) 4 missing, 3 stale, 2 orphans, in
+    partitions apart."""
+    et = CELERY_ET
+    rows = [(et, {"email": f"m{i}@x.org"}, {"email": f"m{i}@x.org", "n": i}) for i in range(CELERY_N)]
+    forge.write_many(rows)
+    ids = [r.id for r in forge.records(rows)]
+    cache: Any = forge.stores[1].adapter  # the Redis adapter: its client and prefix
+    files, mirror = forge.stores[2].adapter, forge.stores[3].adapter
+    cache.delete_many(et, ids[:9])
+    files.put_many(forge.records([(et, {"email": f"m{i}@x.org"}, {"email": f"m{i}@x.org", "n": -1})
+                                  for i in range(100, 108)]))
+    cache.put_many(forge.records([(et, {"email": f"ghost{i}@x.org"}, {"email": f"ghost{i}@x.org", "n": i})
+                                  for i in range(5)]))
+    cache._client.set(f"{cache.prefix}{et}:not-an-id", "theirs")  # foreign: never touched
+    mirror.delete_many(et, [ids[i] for i in (500, 1200, 2000, 2900)])
+    mirror.put_many(forge.records([(et, {"email": f"m{i}@x.org"}, {"email": f"m{i}@x.org", "n": -2})
+                                   for i in (700, 1700, 2700)]))
+    mirror.put_many(forge.records([(et, {"email": f"phantom{i}@x.org"}, {"email": f"phantom{i}@x.org", "n": i})
+                                   for i in range(2)]))
+
+
+class Workers:
+    """Real ``celery -A uuid_forge.celery worker --concurrency 1`` processes, each in its own process
+    group (so SIGKILL takes its pool child too)."""
+
+    def __init__(self, config: Path, logs: Path) -> None:
+        self.config, self.logs = config, logs
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str) -> None:
+        env = {**os.environ, "UUID_FORGE_CONFIG": str(self.config)}
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 closed with the process
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "uuid_forge.celery", "worker", "--concurrency", "1", "-n",
+             f"{name}@%h", "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if all(b"ready." in (self.logs / f"{n}.log").read_bytes() for n in self.procs):
+                return
+            for n, p in self.procs.items():
+                assert p.poll() is None, (self.logs / f"{n}.log").read_text()
+            time.sleep(0.2)
+        raise AssertionError("workers not ready: " + " | ".join((self.logs / f"{n}.log").read_text()[-2000:]
+                                                               for n in self.procs))
+
+    def kill(self, name: str) -> None:
+        os.killpg(self.procs[name].pid, signal.SIGKILL)
+        self.procs[name].wait(10)
+
+    def received(self, name: str) -> set[str]:
+        """The IDs of the partition tasks ``name`` received (its log)."""
+        text = (self.logs / f"{name}.log").read_text(errors="replace")
+        return set(re.findall(r"Task uuid_forge\.audit_partition\[([0-9a-f-]+)\] received", text))
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+
+
+def wait_report(folder: Path, timeout: float = 120) -> Path:
+    """The report a worker wrote under its ``[executor] report_dir`` (the first one)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = sorted(folder.glob("audit-*.json")) if folder.exists() else []
+        if done:
+            return done[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no report written under {folder}")

@@ -1,6 +1,6 @@
 """A task proves nothing by arriving (issue 18, rule 5): tasks forged on the broker, against a real
 `celery -A uuid_forge.celery worker` on the real RabbitMQ broker (this suite's vhost) and the Redis
-result backend, with the stores of integration/test_celery_workers.py.
+result backend, with the stores of integration/scaffold.py's ``celery_config``.
 
 Anyone who can publish to the broker can send a task, and the stores digest a task carries is not
 a secret (it is computed here from the configuration). So:
@@ -26,7 +26,9 @@ import pytest
 
 pytest.importorskip("celery", reason='Celery is not installed (pip install "uuid-forge[celery]")')
 
-from integration.test_celery_workers import ET, N, Workers, _config, _plant, wait_report
+from integration.scaffold import CELERY_ET as ET
+from integration.scaffold import CELERY_N as N
+from integration.scaffold import Workers, celery_config, plant_celery_drift, wait_report
 from uuid_forge import Forge
 from uuid_forge.settings import load_settings
 
@@ -55,14 +57,14 @@ def _start(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str, exe
     import uuid_forge.celery as uf_celery
 
     tag = "sf" + secrets.token_hex(3)
-    config = _config(tmp_path, postgres_url, redis_url, amqp_url, tag, executor)
+    config = celery_config(tmp_path, postgres_url, redis_url, amqp_url, tag, executor)
     (tmp_path / "reports").mkdir()
     workers = Workers(config, tmp_path)
     forge = Forge.from_config(str(config))
     try:
         uf_celery.configure(load_settings(config).executor)
         uf_celery.app.control.purge()
-        _plant(forge, tmp_path)
+        plant_celery_drift(forge)
         forge.stores[1].adapter._client.set(f"{forge.stores[1].adapter.prefix}{ET}:{FOREIGN_EMAIL}", "theirs")
         workers.start("w1")
         workers.wait_ready()

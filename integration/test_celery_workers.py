@@ -3,19 +3,18 @@ processes on the real RabbitMQ broker (this suite's vhost) and the Redis result 
 
 * the merged report equals the single-process audit on the same planted faults (API and CLI);
 * a worker killed with SIGKILL mid-audit leaves a complete, correct report (its unacknowledged
-  partition is re-delivered to the other worker; the merge counts it once);
+  partition is re-delivered to the other worker; the merge counts it once), with the ``mirror``
+  store compared by hashes (hashing on, the default): its planted findings exactly, every record
+  counted once;
 * a repair through the workers leaves the stores consistent, the foreign key untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,84 +24,16 @@ import pytest
 
 pytest.importorskip("celery", reason='Celery is not installed (pip install "uuid-forge[celery]")')
 
-from tests.scaffold import run_cli, write_forge_toml
+from integration.scaffold import CELERY_ET as ET
+from integration.scaffold import CELERY_N as N
+from integration.scaffold import Workers, celery_config, plant_celery_drift, wait_report
+from tests.scaffold import run_cli
 from uuid_forge import Forge
 from uuid_forge.audit import AuditReport
 from uuid_forge.distributed import audit_on
 from uuid_forge.masking import Masker
 
 pytestmark = pytest.mark.slow
-ET = "member"
-N = 3000
-
-
-def _config(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str, tag: str, executor: str = "") -> Path:
-    """The test configuration; ``executor``: more ``[executor]`` lines (report_dir, signing)."""
-    extra = (f'[executor]\nbroker = "{amqp_url}"\nbackend = "{redis_url}"\nresult_expires = 600\n'
-             f'queue = "uf_test_{tag}"\nreport_dir = "{tmp_path}/reports"\n{executor}'
-             '\n[types.member]\nkey = ["email"]\n')  # the key each record holds: orphans are proven ours
-    return write_forge_toml(tmp_path / "uuid-forge.toml", {
-        "db": {"url": postgres_url, "options": {"table_prefix": f"{tag}_"}},
-        "cache": {"url": redis_url, "options": {"prefix": tag}},
-        "files": f"file://{tmp_path}/files?fsync=false"}, "db", namespace="scale-n.uuid-forge.test", extra=extra)
-
-
-def _plant(forge: Forge, tmp_path: Path) -> None:
-    rows = [(ET, {"email": f"m{i}@x.org"}, {"email": f"m{i}@x.org", "n": i}) for i in range(N)]
-    forge.write_many(rows)
-    ids = [r.id for r in forge.records(rows)]
-    cache, files = forge.stores[1].adapter, forge.stores[2].adapter
-    cache.delete_many(ET, ids[:9])
-    files.put_many(forge.records([(ET, {"email": f"m{i}@x.org"}, {"email": f"m{i}@x.org", "n": -1})
-                                  for i in range(100, 108)]))
-    cache.put_many(forge.records([(ET, {"email": f"ghost{i}@x.org"}, {"email": f"ghost{i}@x.org", "n": i})
-                                  for i in range(5)]))
-    cache._client.set(f"{forge.stores[1].adapter.prefix}{ET}:not-an-id", "theirs")  # foreign: never touched
-
-
-class Workers:
-    """Two real worker processes, each in its own process group (so SIGKILL takes its pool child too)."""
-
-    def __init__(self, config: Path, logs: Path) -> None:
-        self.config, self.logs, self.procs = config, logs, {}
-
-    def start(self, name: str) -> None:
-        env = {**os.environ, "UUID_FORGE_CONFIG": str(self.config)}
-        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 closed with the process
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "uuid_forge.celery", "worker", "--concurrency", "1", "-n",
-             f"{name}@%h", "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if all(b"ready." in (self.logs / f"{n}.log").read_bytes() for n in self.procs):
-                return
-            for n, p in self.procs.items():
-                assert p.poll() is None, (self.logs / f"{n}.log").read_text()
-            time.sleep(0.2)
-        raise AssertionError("workers not ready: " + " | ".join((self.logs / f"{n}.log").read_text()[-2000:]
-                                                               for n in self.procs))
-
-    def kill(self, name: str) -> None:
-        os.killpg(self.procs[name].pid, signal.SIGKILL)
-        self.procs[name].wait(10)
-
-    def received(self, name: str) -> set[str]:
-        text = (self.logs / f"{name}.log").read_text(errors="replace")
-        return set(re.findall(r"Task uuid_forge\.audit_partition\[([0-9a-f-]+)\] received", text))
-
-    def stop(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(5)
 
 
 @pytest.fixture
@@ -113,7 +44,7 @@ def setup(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str,
 
     monkeypatch.setattr(audit_mod, "PARTITION_TARGET", 100)  # 3000 records: 32 partition tasks
     tag = "sc" + secrets.token_hex(3)
-    config = _config(tmp_path, postgres_url, redis_url, amqp_url, tag)
+    config = celery_config(tmp_path, postgres_url, redis_url, amqp_url, tag)
     workers = Workers(config, tmp_path)
     forge = Forge.from_config(str(config))
     try:
@@ -121,7 +52,7 @@ def setup(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str,
 
         uf_celery.configure(load_settings(config).executor)
         uf_celery.app.control.purge()  # nothing left over from an earlier run
-        _plant(forge, tmp_path)
+        plant_celery_drift(forge)
         workers.start("w1")
         workers.start("w2")
         workers.wait_ready()
@@ -131,6 +62,9 @@ def setup(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str,
         client = forge.stores[1].adapter._client
         for key in client.scan_iter(f"{tag}:*"):
             client.delete(key)
+        for h in (forge.stores[0], forge.stores[3]):  # the tables of this run's prefixes
+            with contextlib.suppress(Exception):
+                h.adapter.drop(ET, prover=forge.prover)
         forge.close()
 
 
@@ -140,9 +74,14 @@ def hidden_name(raw: str) -> str:
 
 
 def _same(got: AuditReport, want: AuditReport) -> None:
-    """Equal reports, but for the foreign names: workers send them masked (never in the backend)."""
+    """Equal reports, but for the foreign names: workers send them masked (never in the backend);
+    and but for how finely the hashed ranges were cut: after a partition that differed, the next
+    one a process audits is asked in finer ranges (uuid_forge.rangehash), so that depends on which
+    partitions each worker took. The records each store holds are counted in ``stores`` (ok
+    includes those the hashes settled), compared exactly."""
     a, b = got.to_dict(), want.to_dict()
     a.pop("seconds"), b.pop("seconds")
+    assert a.pop("hashed").keys() == b.pop("hashed").keys() and "mirror" in got.hashed
     b["foreign_samples"] = {s: [f"{t.partition(': ')[0]}: {hidden_name(t.partition(': ')[2])}" for t in v]
                             for s, v in b["foreign_samples"].items()}
     for f in b["findings"]:  # and the key fields naming each finding: masked by the workers too
@@ -186,6 +125,16 @@ def test_a_worker_killed_mid_audit_leaves_a_complete_correct_report(setup: Any) 
     got = audit_on(CeleryExecutor(str(config), 2), forge, ET, progress=progress)
     assert killed
     _same(got, want)
+    # the hashed path was taken, and no partition was lost or counted twice: the planted findings
+    # exactly, and every other record ok once
+    mirror, hashed = got.stores["mirror"], got.hashed["mirror"]
+    assert (mirror["missing"], mirror["stale"], mirror["orphan"], mirror["ok"]) == (4, 3, 2, N - 7)
+    assert hashed["hashed_ranges"] > 0 and hashed["hashed_records"] > 0 and hashed["read_records"] > 0
+    assert hashed["hashed_records"] + hashed["read_records"] == N - 4 + 2  # each record the mirror holds, once
+    assert got.stores["cache"]["missing"] == 9 and got.stores["cache"]["orphan"] == 5
+    assert got.stores["cache"]["ok"] == N - 9 and got.stores["files"]["stale"] == 8
+    assert sum(c[k] for c in got.stores.values() for k in ("missing", "stale", "orphan", "malformed",
+                                                           "unproven", "deleted")) == 4 + 3 + 2 + 9 + 5 + 8
     # the partition w1 held unacknowledged was delivered again, to w2
     assert workers.received("w1") & workers.received("w2"), "no partition was re-delivered: the kill was not mid-task"
 
@@ -202,17 +151,6 @@ def test_repair_through_workers_leaves_the_stores_consistent(setup: Any) -> None
     after = forge.audit(ET)
     assert after.consistent and after.stores["cache"]["ok"] == N and after.stores["cache"]["foreign"] == 1
     assert forge.stores[1].adapter._client.get(f"{forge.stores[1].adapter.prefix}{ET}:not-an-id") == b"theirs"
-
-
-def wait_report(folder: Path, timeout: float = 120) -> Path:
-    """The report a worker wrote under its ``[executor] report_dir`` (the first one)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        done = sorted(folder.glob("audit-*.json")) if folder.exists() else []
-        if done:
-            return done[0]
-        time.sleep(0.2)
-    raise AssertionError(f"no report written under {folder}")
 
 
 def test_the_beat_task_audits_as_a_chord_and_writes_the_report(setup: Any, tmp_path: Path) -> None:

@@ -181,7 +181,7 @@ def test_html_report_in_headless_chromium(drifted: tuple[Path, str], tmp_path: P
     done = cli("audit", "-c", str(path), "--entity", et, "--html", str(page), "--metrics", str(prom), "--json")
     assert done.returncode == 1, done.stderr
     assert SALT not in done.stdout + done.stderr and "Traceback" not in done.stderr
-    stores = json.loads(done.stdout)["stores"]
+    stores, hashed = json.loads(done.stdout)["stores"], json.loads(done.stdout)["hashed"]
     assert stores["cache"]["missing"] == 3 and stores["cache"]["stale"] == 2 and stores["cache"]["foreign"] == 2
     assert stores["files"]["orphan"] == 1
     assert oct(page.stat().st_mode & 0o777) == "0o600"
@@ -213,6 +213,7 @@ def test_html_report_in_headless_chromium(drifted: tuple[Path, str], tmp_path: P
     for cls in ("missing", "stale", "orphan"):
         assert f'class="bar bar-{cls}"' in dom.stdout
     assert "Slowest partitions" in dom.stdout and f">{et}</td>" in dom.stdout
+    assert "Compared by hashes" in dom.stdout  # the stores compared by hashes, or that none was
 
     # the same run's metrics: the report's counts, exit 1, no success recorded
     found = metric_values(prom)
@@ -221,6 +222,9 @@ def test_html_report_in_headless_chromium(drifted: tuple[Path, str], tmp_path: P
             assert value(found, "uuid_forge_audit_findings", store=store, **{"class": cls}) == n
     assert value(found, "uuid_forge_audit_exit_status") == 1
     assert value(found, "uuid_forge_audit_entities") == 200
+    for store, counts in hashed.items():  # a store hashing as the source does: its counters, as --json has them
+        for counter, n in counts.items():
+            assert value(found, "uuid_forge_audit_hashed", store=store, counter=counter) == n
     assert value(found, "uuid_forge_audit_last_success_timestamp_seconds") == 0
 
 

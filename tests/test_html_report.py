@@ -151,3 +151,13 @@ def test_cli_html_private_file_and_flags(tmp_path: Path) -> None:
     (tmp_path / "link.html").symlink_to(target)
     code, _, err = run(["audit", "-c", conf, "--html", str(tmp_path / "link.html")], SALT)
     assert code == 2 and "symbolic link" in err and target.read_text() == "keep"
+
+
+def test_hashed_counters_shown_per_store() -> None:
+    r = report()
+    r.hashed = {"cache": Counter(hashed_ranges=12, hashed_records=1234, read_ranges=1, read_records=56)}
+    page = Page(html_report.render(r))
+    text = " ".join(page.text)
+    assert "Compared by hashes" in text and "1,234" in text and "56" in text
+    none = " ".join(Page(html_report.render(report())).text)  # nothing hashed: said so, not an empty table
+    assert "No store was compared by hashes" in none

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 import time
@@ -251,3 +252,32 @@ def test_delete_metrics_equal_the_report_and_erase_and_purge_write_theirs(tmp_pa
         code, out, err = run(["delete", "-c", conf, *extra, "--metrics", str(prom)], SALT)
         assert code == 0 and "unknown command" not in err, out + err
         assert value(samples(prom), "uuid_forge_delete_exit_status") == 0
+
+
+def test_hashed_counters_in_the_metrics_and_the_page_equal_the_report(tmp_path: Path) -> None:
+    """Two SQLite stores hash what they hold alike (uuid_forge.rangehash): the audit settles most
+    records by hashes; the counters --json shows are the metrics' and the HTML page's."""
+    import sqlite3
+
+    stores = {"db": f"sqlite:///{tmp_path}/db.sqlite3", "mirror": f"sqlite:///{tmp_path}/mirror.sqlite3"}
+    conf = str(write_forge_toml(tmp_path / "uuid-forge.toml", stores, "db", namespace="metrics.example.com",
+                                write={"retries": 0, "backoff": 0.01}))
+    assert write_users(tmp_path, conf, 3000)[0] == 0
+    with sqlite3.connect(tmp_path / "mirror.sqlite3") as db:  # drift behind uuid-forge's back
+        db.execute("DELETE FROM uf_user WHERE id IN (SELECT id FROM uf_user ORDER BY id LIMIT 2)")
+    prom, page = tmp_path / "audit.prom", tmp_path / "audit.html"
+    code, out, _ = run(["audit", "-c", conf, "--json", "--metrics", str(prom), "--html", str(page)], SALT)
+    assert code == 1
+    report = json.loads(out)
+    assert report["stores"]["mirror"]["missing"] == 2
+    hashed = report["hashed"]["mirror"]
+    assert hashed["hashed_records"] > 0 and hashed["read_records"] > 0  # both paths were taken
+    assert hashed["hashed_records"] + hashed["read_records"] >= 2998
+    found = samples(prom)
+    for counter, n in hashed.items():
+        assert value(found, "uuid_forge_audit_hashed", store="mirror", counter=counter) == n
+    text = page.read_text()
+    assert "Compared by hashes" in text
+    row = text.split("Compared by hashes", 1)[1].split("</table>", 1)[0]
+    cells = [int(c.replace(",", "")) for c in re.findall(r'<td class="n">([\d,]+)</td>', row)]
+    assert cells == [hashed[k] for k in ("hashed_ranges", "hashed_records", "read_ranges", "read_records")]

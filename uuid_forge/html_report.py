@@ -102,6 +102,25 @@ def _counts_table(report: AuditReport, classes: tuple[str, ...]) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
+def _hashed(report: AuditReport) -> str:
+    """Per store compared by hashes computed in the stores (uuid_forge.rangehash): what the range
+    hashes settled and what was still read record by record, so a reader sees why the audit was fast
+    (or why a drifted store was read)."""
+    from .report import HASHED
+
+    if not report.hashed:
+        return ('<p class="note">No store was compared by hashes (hashing off, or no store hashes what it '
+                "holds as the source does): every record was read.</p>")
+    head = "".join(f'<th class="n">{_e(k.replace("_", " "))}</th>' for k in HASHED)
+    rows = "".join(f"<tr><th scope=\"row\">{_e(store)}</th>"
+                   + "".join(f'<td class="n">{counts[k]:,}</td>' for k in HASHED) + "</tr>"
+                   for store, counts in report.hashed.items())
+    return (f'<table><thead><tr><th>store</th>{head}</tr></thead><tbody>{rows}</tbody></table>'
+            '<p class="note">hashed: ranges and records whose per-range hashes agreed in the source and the '
+            "store, settled without reading a record; read: ranges that differed, read and compared record by "
+            "record.</p>")
+
+
 def _chart(report: AuditReport) -> str:
     """Horizontal stacked bars: findings per store, one colour per class, the total at the end."""
     stores = list(report.stores.items())
@@ -275,6 +294,7 @@ the store, not in the source; stale: the data differs; malformed: an ID of ours 
 written by uuid-forge (not an inconsistency); stray_type: entries of a type the source neither declares nor
 holds (see the notes above; never repaired).</p></section>
 <section><h2>{chart_title}</h2>{_chart(report)}</section>
+<section><h2>Compared by hashes</h2>{_hashed(report)}</section>
 {repaired}
 <section><h2>Slowest partitions</h2>{_slowest(report)}</section>
 <section><h2>Samples per class</h2>{_samples(report, masker)}<p class="note">{_e(masked)}</p></section>

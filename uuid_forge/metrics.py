@@ -23,6 +23,9 @@ on one machine never collide)::
     uuid_forge_audit_entities                          source records audited
     uuid_forge_audit_store_audited{store}              1 audited, 0 left out (an optional store down)
     uuid_forge_audit_partitions                        ID-range partitions read
+    uuid_forge_audit_hashed{store, counter}            per store compared by hashes computed in the
+                                                       stores: hashed_ranges, hashed_records (settled
+                                                       by the hashes), read_ranges, read_records
     uuid_forge_audit_repaired_records{store, action}   with --repair --apply
     uuid_forge_<write|replay|delete>_entities          (a delete --erase or --purge-expired run: only
                                                        the series below, for the run as a whole)
@@ -162,6 +165,15 @@ def render(command: str, *, status: int, report: Any = None, repaired: AuditRepo
                                       "here.")(len(report.id_config))
         gauge("entities", "Source records audited.")(sum(p[3] for p in final.partition_times))
         gauge("partitions", "ID-range partitions read.")(final.partitions)
+        if report.hashed:
+            from .report import HASHED
+
+            hashed = gauge("hashed", "Per store compared by hashes computed in the stores: ranges and records "
+                                     "settled by the hashes (hashed_*), and read record by record (read_*).",
+                           ("store", "counter"))
+            for store, counts in report.hashed.items():
+                for counter in HASHED:
+                    hashed(counts[counter], store, counter)
         if report.repaired:
             fixed = gauge("repaired_records", "Records a repair rewrote or deleted, per store and action.",
                           ("store", "action"))

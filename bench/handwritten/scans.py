@@ -103,6 +103,33 @@ def scan_file(url: str, et: str) -> dict[uuid.UUID, str]:
     return out
 
 
+def count_postgres(url: str, et: str) -> int:
+    """The baseline of a full audit's floor on the source: ``SELECT count(*)`` of the type's table."""
+    import psycopg
+
+    p = urlsplit(url)
+    with psycopg.connect(host=p.hostname, port=p.port or 5432, user=unquote(p.username or ""),
+                         password=unquote(p.password or "") or None, dbname=p.path.lstrip("/")) as conn:
+        row = conn.execute(f'SELECT count(*) FROM "uf_{et}"').fetchone()
+        return int(row[0]) if row else 0
+
+
+def bare_scan_redis(url: str, et: str) -> int:
+    """The floor of reading Redis once: a bare ``SCAN MATCH {type}:*`` (keys counted, no value read)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        found, cursor = 0, 0
+        while True:
+            cursor, keys = client.scan(cursor, match=f"{et}:*", count=1000)
+            found += len(keys)
+            if cursor == 0:
+                return found
+    finally:
+        client.close()
+
+
 SCANS = {"postgres": scan_postgres, "mongodb": scan_mongodb, "redis": scan_redis,
          "elasticsearch": scan_elasticsearch, "file": scan_file}
 
