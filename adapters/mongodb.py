@@ -457,6 +457,11 @@ class MongoAdapter(Adapter):
                "serverSelectionTimeoutMS and connectTimeoutMS, which win when given themselves): a store that is "
                "down fails after this, and a server that refused within it is not waited for again by the "
                "retries, e.g. ?connect_timeout=10 for a distant replica set", minimum=0, exclusive=True),
+        Option("read_once", bool, False, "audit by reading the collection once per audit, each document bucketed "
+               "by its ID range as it streams (spilled to private temporary files past a partition's worth), "
+               "instead of one _id range query per partition: for a server where a range query walks the whole "
+               "collection (no _id index over the range, such as the SecantusDB stand-in), where partitions would "
+               "each pay a full scan; a real MongoDB answers ranges from the _id index, so leave it off there"),
         BATCH_SIZE,
     )
     driver_query: ClassVar[str] = "pymongo as URI options (e.g. `authSource`, `replicaSet`, `tls`, `appname`)"
@@ -479,6 +484,8 @@ class MongoAdapter(Adapter):
             raise ValidationError(f"prefix {prefix!r} (collection_prefix) may not contain '$' or NUL")
         own, own_type = _user_collection(opts["collection"], opts["entity_type"])
         self.in_batch_size: int = opts["in_batch_size"]
+        #: read once per audit and bucketed (uuid_forge.onepass), not one _id range query per partition
+        self.whole_scan = bool(opts["read_once"])
         #: the query narrowing the collection to this store's documents (option ``filter``), or None
         self.filter: dict[str, Any] | None = opts["filter"]
         if client_options.get("uuidRepresentation", "standard") != "standard":

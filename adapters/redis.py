@@ -684,7 +684,7 @@ class RedisAdapter(Adapter):
         redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
     timeout_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.exceptions.TimeoutError,)
     #: SCAN walks the whole keyspace for any ID range: an audit reads it once (uuid_forge.onepass)
-    whole_scan: ClassVar[bool] = True
+    whole_scan: bool = True
 
     def _classify(self, err: BaseException) -> type[StoreError] | None:
         """Authentication (a ConnectionError subclass in redis-py: not retried), ACL and

@@ -115,7 +115,7 @@ class Adapter(ABC):
     partitioned_scan: ClassVar[bool] = True
     #: True when scan(partition) walks the whole store whatever the range and filters it (Redis SCAN):
     #: an audit then reads it once per pass, bucketed by partition (uuid_forge.onepass)
-    whole_scan: ClassVar[bool] = False
+    whole_scan: bool = False  # an adapter may set it per instance (MongoDB's read_once option)
     #: True for an append-only message log: ``delete_many`` appends a delete event per ID (nothing is
     #: removed, and a scan no longer lists the ID), ``drop`` cannot forget one type, and repair never
     #: deletes orphans from it (it cannot read an entry back by ID to prove it ours)
