@@ -199,14 +199,10 @@ def test_migrate_with_kills_and_resume(world: World) -> None:
     assert (w.files / "user" / "notes.txt").read_text(encoding="utf-8") == "theirs"
 
 
-@pytest.mark.xfail(strict=True, reason="contract of raw-named entries: Redis and files delete_raw refuse names not in "
-                   "their IDs' forms (the old entries stay, listed); needs an adapter method to delete proven-mapped "
-                   "raw entries (undone)")
 def test_serial_named_entries_in_redis_and_files(postgres_url: str, redis_url: str, tmp_path: Path) -> None:
     """Entries under names that are no UUID (Redis ``user:<serial>``, files ``<serial>.json``) are read
-    with ``read_raw``, mapped, expanded with their references rewritten, and contracted by raw name;
-    another application's key beside them is left. Runs once the stores implement ``read_raw``
-    (branch rawread)."""
+    with ``read_raw``, mapped, expanded with their references rewritten, and contracted by raw name
+    through ``delete_raw_proven``; another application's key beside them is left."""
     from uuid_forge.migration import can_read_raw
 
     tag = f"mg{uuid.uuid4().hex[:8]}"

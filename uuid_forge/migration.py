@@ -656,7 +656,7 @@ def _contract_batch(run: _Run, out: Outcome, adapter: Adapter, store: str, entit
     news = adapter.get_many(entity_type, [m.new_id for m in batch])
     gone: list[Mapping] = []
     ids: list[uuid.UUID] = []
-    raws: list[str] = []
+    raws: dict[str, dict[str, Any]] = {}  # raw name -> the data the proof was made on
     for m in batch:
         there = news.get(m.new_id)
         if there is None:
@@ -667,37 +667,54 @@ def _contract_batch(run: _Run, out: Outcome, adapter: Adapter, store: str, entit
             gone.append(m)
             out.count(store, entity_type, "deleted")
             continue
-        record, why = _expected(run, m, olds[m.old], index)
-        if record is None or record.fingerprint != there.fingerprint:
+        data = olds[m.old]
+        record, why = _expected(run, m, data, index)
+        if data is None or record is None or record.fingerprint != there.fingerprint:
             out.count(store, entity_type, "left: not proven mapped")
             out.problem(m, store, entity_type, "left", why or "the new copy no longer equals the old entry")
             continue
         gone.append(m)
-        (ids.append(uuid.UUID(m.old)) if m.kind == "uuid" else raws.append(m.old))
+        if m.kind == "uuid":
+            ids.append(uuid.UUID(m.old))
+        else:
+            raws[m.old] = data
         out.count(store, entity_type, "deleted")
     if dry_run or not gone:
         return
     if ids:
         _with_retries(run, lambda: adapter.delete_many(entity_type, ids))
     if raws:
-        try:
-            _with_retries(run, lambda: adapter.delete_raw(entity_type, raws))
-        except (ValidationError, StoreError) as err:
-            if isinstance(err, StoreUnavailableError):
-                raise
-            # the store deletes by raw name only what it can tell is a wrong encoding of its own IDs:
-            # these stay, listed (the store's message names the keys: not repeated)
-            kept = set(raws)
-            for m in gone:
-                if m.old in kept:
-                    out.count(store, entity_type, "deleted", -1)
-                    out.count(store, entity_type, "left: store refuses raw delete")
-                    out.problem(m, store, entity_type, "left", "this store refuses to delete an entry by a name "
-                                "that is not one of its IDs' forms; remove it by hand once verified")
-            gone = [m for m in gone if m.old not in kept]
+        gone = _contract_raw(run, out, adapter, store, entity_type, gone, raws)
     for m in gone:
         m.state = "contracted"
     mm.save(run.source, gone)
+
+
+def _contract_raw(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_type: str, gone: list[Mapping],
+                  raws: dict[str, dict[str, Any]]) -> list[Mapping]:
+    """Delete the raw-named old entries (``user:42``, ``42.json``, an ObjectId) through
+    ``Adapter.delete_raw_proven`` with the data the proof was made on: the store deletes each only
+    while it still holds exactly that data. Those it kept (changed in between, or a store without
+    the capability) stay listed and unmarked; a re-run sees them again."""
+    try:
+        _with_retries(run, lambda: adapter.delete_raw_proven(entity_type, raws))
+    except StoreUnavailableError:
+        raise
+    except (ValidationError, StoreError):
+        kept = set(raws)
+        what = "left: store refuses raw delete"
+        why = ("this store cannot delete an entry by a name that is not one of its IDs' forms (no "
+               "delete_raw_proven); remove it by hand once verified")
+    else:  # which went: the proven ones no longer held (read again, raw names only)
+        kept = set(_read_raw(adapter, entity_type, list(raws)))
+        what = "left: changed before delete"
+        why = "it no longer held the proven data when the store deleted: left (run verify and contract again)"
+    for m in gone:
+        if m.old in kept:
+            out.count(store, entity_type, "deleted", -1)
+            out.count(store, entity_type, what)
+            out.problem(m, store, entity_type, "left", why)
+    return [m for m in gone if m.old not in kept]
 
 
 # -- rollback -----------------------------------------------------------------------------------
