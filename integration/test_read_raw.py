@@ -89,6 +89,30 @@ def _delete_proven(store: Adapter, entity_type: str, raw: str, data: dict[str, A
     assert all(exists(k) for k in kept), [k for k in kept if not exists(k)]
 
 
+def _delete_races(store: Adapter, entity_type: str, raw: str, data: dict[str, Any], change: Callable[[], None],
+                  exists: Callable[[str], bool]) -> None:
+    """Another writer changes the entry just after delete_raw_proven has re-read it (the entry
+    proven, the data still equal when read): the store's compare and delete is atomic, so the
+    changed entry stays. A read-then-delete would remove the new data: this test fails on it."""
+    read = store._read_raw
+    calls = 0
+
+    def read_then_change(et: str, raws: list[str]) -> Any:
+        nonlocal calls
+        found = list(read(et, raws))
+        calls += 1
+        if calls == 1:
+            change()
+        return found
+
+    setattr(store, "_read_raw", read_then_change)  # noqa: B010  the instance's hook, this test only
+    try:
+        assert store.delete_raw_proven(entity_type, {raw: data}) == 0
+    finally:
+        delattr(store, "_read_raw")
+    assert calls >= 1 and exists(raw)
+
+
 # -- Redis -------------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -141,6 +165,15 @@ def test_redis_reads_keys_by_their_raw_name(redis_url: str, redis_type: str, lay
         assert store.delete_raw(et, [malformed]) == 1
         assert not client.exists(malformed)
         assert {k: client.dump(k) for k in before} == before  # only it went
+        if layout == "data":
+            _delete_races(store, et, text, OLD, lambda: client.set(text, json.dumps({**OLD, "name": "Edited"})),
+                          lambda k: bool(client.exists(k)))
+            assert json.loads(client.get(text) or b"{}")["name"] == "Edited"
+            client.set(text, json.dumps(OLD))
+        else:
+            _delete_races(store, et, text, OLD, lambda: client.hset(text, "name", json.dumps("Edited"))
+                          if layout == "hash" else client.hset(text, "data", json.dumps({**OLD, "name": "Edited"})),
+                          lambda k: bool(client.exists(k)))
         _delete_proven(store, et, serial, OLD, bad, lambda k: bool(client.exists(k)), [text, bad, f"{et}:{mine.id}"])
     client.close()
 

@@ -534,13 +534,26 @@ class Adapter(ABC):
         total = 0
         for batch in chunked(proven.items(), self.batch_size):
             wanted = {raw: data_fingerprint(dict(data)) for raw, data in batch}
+            wanted = {raw: fp for raw, fp in wanted.items() if fp is not None}
+            if not wanted:
+                continue
             with self._errors(f"delete_raw_proven({entity_type}, {len(batch)} entries)"):
-                held = {e.raw: e for e in self._read_raw(entity_type, list(wanted))}
-                same = [raw for raw, fp in wanted.items() if fp is not None and (e := held.get(raw)) is not None
-                        and e.data is not None and data_fingerprint(e.data) == fp]
-                if same:
-                    total += self._delete_raw_names(entity_type, same)
+                total += self._delete_raw_if_unchanged(entity_type, wanted)
         return total
+
+    def _delete_raw_if_unchanged(self, entity_type: str, wanted: dict[str, str]) -> int:
+        """Delete each raw-named entry whose data's fingerprint is still ``wanted[raw]``; how many
+        went. This default re-reads then deletes, so an edit landing between the two is lost:
+        stores that can compare and delete atomically (Redis WATCH/MULTI, SQL FOR UPDATE,
+        Elasticsearch if_seq_no, MongoDB a filter on the whole document) override it."""
+        held = {e.raw: e for e in self._read_raw(entity_type, list(wanted))}
+        same = [raw for raw, fp in wanted.items() if self._still_proven(held.get(raw), fp)]
+        return self._delete_raw_names(entity_type, same) if same else 0
+
+    @staticmethod
+    def _still_proven(entry: RawEntry | None, fingerprint: str) -> bool:
+        """Whether a re-read entry holds exactly the proven data (by its data's fingerprint)."""
+        return entry is not None and entry.data is not None and data_fingerprint(entry.data) == fingerprint
 
     def drop(self, entity_type: str, prover: Prover | None = None) -> None:
         """Remove every record of ``entity_type`` and what the store made for it (a table, an
