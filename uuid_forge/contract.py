@@ -533,8 +533,8 @@ class Adapter(ABC):
         self.check_entity_type(entity_type)
         total = 0
         for batch in chunked(proven.items(), self.batch_size):
-            wanted = {raw: data_fingerprint(dict(data)) for raw, data in batch}
-            wanted = {raw: fp for raw, fp in wanted.items() if fp is not None}
+            prints = {raw: data_fingerprint(dict(data)) for raw, data in batch}
+            wanted = {raw: fp for raw, fp in prints.items() if fp is not None}
             if not wanted:
                 continue
             with self._errors(f"delete_raw_proven({entity_type}, {len(batch)} entries)"):
