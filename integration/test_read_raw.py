@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -313,6 +314,38 @@ def _pg(url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
 
 
+def _sql_delete_serialises_with_a_writer(store: Adapter, url: str, table: str, raw: str) -> None:
+    """Another session edits the row just after delete_raw_proven has read it: the row was read
+    FOR UPDATE, so the edit waits for the delete and then finds no row; a read-then-delete would
+    let the edit land first and delete the edited row (this fails on it). The row is put back."""
+    read = store._read_raw_rows  # type: ignore[attr-defined]
+    updated: list[int] = []
+
+    def edit() -> None:
+        with _pg(url) as conn:
+            updated.append(conn.execute(f"UPDATE {table} SET data = %s WHERE id = %s",
+                                        (json.dumps({**OLD, "name": "Edited"}), raw)).rowcount)
+
+    writer = threading.Thread(target=edit)
+
+    def read_then_edit(*args: Any, **kwargs: Any) -> Any:
+        found = read(*args, **kwargs)
+        if not writer.is_alive() and not updated:
+            writer.start()
+            writer.join(timeout=1.0)  # blocked by the row lock, or done (a read-then-delete)
+        return found
+
+    setattr(store, "_read_raw_rows", read_then_edit)  # noqa: B010  the instance's hook, this test only
+    try:
+        deleted = store.delete_raw_proven("user", {raw: OLD})
+    finally:
+        delattr(store, "_read_raw_rows")
+    writer.join(timeout=10)
+    assert deleted == 1 and updated == [0], (deleted, updated)
+    with _pg(url) as conn:
+        conn.execute(f"INSERT INTO {table} (id, data) VALUES (%s, %s)", (raw, json.dumps(OLD)))
+
+
 def test_sql_reads_text_ids_that_are_not_uuids(postgres_url: str) -> None:
     table = f"legacy_{uuid.uuid4().hex[:10]}"
     with _pg(postgres_url) as raw:
@@ -349,6 +382,7 @@ def test_sql_reads_text_ids_that_are_not_uuids(postgres_url: str) -> None:
                 with _pg(postgres_url) as raw_conn:
                     return raw_conn.execute(f"SELECT 1 FROM {table} WHERE id = %s", (raw,)).fetchone() is not None
 
+            _sql_delete_serialises_with_a_writer(store, postgres_url, table, str(v4))
             _delete_proven(store, "user", "legacy-7", OLD, "legacy-8", held, [str(v4), str(mine.id)])
     finally:
         with _pg(postgres_url) as raw:
