@@ -91,26 +91,27 @@ def _delete_proven(store: Adapter, entity_type: str, raw: str, data: dict[str, A
 
 
 def _delete_races(store: Adapter, entity_type: str, raw: str, data: dict[str, Any], change: Callable[[], None],
-                  exists: Callable[[str], bool]) -> None:
+                  exists: Callable[[str], bool], hook: str = "_read_raw") -> None:
     """Another writer changes the entry just after delete_raw_proven has re-read it (the entry
     proven, the data still equal when read): the store's compare and delete is atomic, so the
-    changed entry stays. A read-then-delete would remove the new data: this test fails on it."""
-    read = store._read_raw
+    changed entry stays. A read-then-delete would remove the new data: this test fails on it.
+    ``hook``: the adapter's method that reads the entries (patched on this instance only)."""
+    read = getattr(store, hook)
     calls = 0
 
-    def read_then_change(et: str, raws: list[str]) -> Any:
+    def read_then_change(*args: Any) -> Any:
         nonlocal calls
-        found = list(read(et, raws))
+        found = list(read(*args))
         calls += 1
         if calls == 1:
             change()
         return found
 
-    setattr(store, "_read_raw", read_then_change)  # noqa: B010  the instance's hook, this test only
+    setattr(store, hook, read_then_change)
     try:
         assert store.delete_raw_proven(entity_type, {raw: data}) == 0
     finally:
-        delattr(store, "_read_raw")
+        delattr(store, hook)
     assert calls >= 1 and exists(raw)
 
 
@@ -263,8 +264,12 @@ def test_elasticsearch_reads_documents_by_raw_id(elasticsearch_url: str) -> None
             with pytest.raises(ValidationError, match="never deleted"):
                 store.delete_raw("user", ["abc-42"])
             assert es.get(index=index, id="abc-42")["_source"] == OLD
+            es.index(index=index, id="abc-45", document=OLD, refresh=True)
+            _delete_races(store, "user", "abc-45", OLD, lambda: es.index(index=index, id="abc-45", document={
+                **OLD, "name": "Edited"}, refresh=True), lambda i: bool(es.exists(index=index, id=i)), "_mget_raw")
+            assert es.get(index=index, id="abc-45")["_source"]["name"] == "Edited"
             _delete_proven(store, "user", "abc-42", OLD, None, lambda i: bool(es.exists(index=index, id=i)),
-                           ["43", str(mine.id)])
+                           ["43", "abc-45", str(mine.id)])
     finally:
         es.indices.delete(index=index, ignore_unavailable=True)
         es.close()
