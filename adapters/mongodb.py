@@ -677,6 +677,22 @@ class MongoAdapter(Adapter):
                     best[shown] = (rank, doc)
         return {raw: doc for raw, (_, doc) in best.items()}
 
+    def _delete_raw_if_unchanged(self, entity_type: str, wanted: dict[str, str]) -> int:
+        """Compare and delete atomically: each document is read, compared, and deleted with
+        ``delete_one`` whose filter is the whole document as read (every field equal and no field
+        more, ``$expr`` on ``$$ROOT``): a write landing after the read matches nothing, the
+        document stays. Single-document operations are atomic in MongoDB."""
+        self.containers.check(entity_type)
+        coll = self._collection(entity_type)
+        layout = self.layout
+        total = 0
+        for raw, doc in self._resolved(entity_type, list(wanted)).items():
+            entry = self._raw_entry(entity_type, raw, layout.decode, doc, f"document _id {raw}")
+            if self._still_proven(entry, wanted[raw]):
+                exact = {"_id": doc["_id"], "$expr": {"$eq": ["$$ROOT", {"$literal": doc}]}}
+                total += coll.delete_one(self._where(exact)).deleted_count
+        return total
+
     def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
         """Delete the documents the raw names mean (the same resolution as read_raw), by exact ``_id``."""
         self.containers.check(entity_type)
