@@ -38,6 +38,7 @@ from .errors import (
     ValidationError,
 )
 from .layout import Layout
+from .masking import mask_name
 from .options import BATCH_SIZE, Option, ParsedOptions, parse_options
 from .ownership import Prover
 from .record import (
@@ -504,7 +505,7 @@ class Adapter(ABC):
                 raise ValidationError(f"read_raw takes stored names as str, got {type(bad[0]).__name__}")
             with self._errors(f"read_raw({entity_type}, {len(batch)} entries)"):
                 for entry in self._read_raw(entity_type, batch):
-                    found[entry.raw] = entry
+                    found[entry.raw] = _masked_entry(entry)
         return found
 
     def _raw_entry(self, entity_type: str, raw: str, decode: Callable[[str, uuid.UUID, Any], Record], stored: Any,
@@ -516,7 +517,8 @@ class Adapter(ABC):
         def make() -> Record:
             return decode(entity_type, _RAW_PLACEHOLDER, stored)
 
-        record = self._read_record(entity_type, _RAW_PLACEHOLDER, make, where)
+        # the raw name may be personal (user:ann@example.com): the warning and reason show its shape
+        record = self._read_record(entity_type, _RAW_PLACEHOLDER, make, where.replace(raw, mask_name(raw)))
         if record.unreadable is not None:
             return RawEntry(raw, None, record.unreadable)
         return RawEntry(raw, dict(record.data))
@@ -722,6 +724,13 @@ class Adapter(ABC):
 
     def _close(self) -> None:
         """Default: nothing to release."""
+
+
+def _masked_entry(entry: RawEntry) -> RawEntry:
+    """``entry`` with its raw name masked wherever its reason quotes it (the name may be personal)."""
+    if entry.raw and entry.raw in entry.reason:
+        return RawEntry(entry.raw, entry.data, entry.reason.replace(entry.raw, mask_name(entry.raw)))
+    return entry
 
 
 #: the ID a raw entry is decoded under (``Adapter._raw_entry``): the nil UUID, never an ID of ours
