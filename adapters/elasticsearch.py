@@ -645,7 +645,10 @@ class ElasticsearchAdapter(Adapter):
             log.info("index %r: mapped %r as a keyword before the first write (no other field changed)",
                      index, self.layout.id_field)
         self.containers.check(entity_type, claim=claim)
-        self._ready.add(index)
+        if claim or not (self.containers.is_own and mapping is not None and self.layout.unmapped(mapping)):
+            # a read of your index before its first write must not mark it ready: the write still
+            # has to map our ID field as a keyword (a migration reads the old documents first)
+            self._ready.add(index)
 
     def _made_by_us(self, entity_type: str) -> bool:
         """Whether the index is a per-type index uuid-forge created for this prefix and type."""
