@@ -44,7 +44,7 @@ from .scaffold import DEFAULT_SALT, FAST_WRITE, cli_env, run_cli, write_forge_to
 pytestmark = pytest.mark.slow
 
 NAMESPACE = "shop.migrate-world.uuid-forge.test"
-FULL = (200, 500)  # the world
+FULL = (20_000, 50_000)  # the world
 KILLED = (2_000, 5_000)  # the kill-and-resume world: every phase has many batches to be killed in
 BATCH = "500"
 TYPES = ('[types.user]\nkey = ["email"]\n\n[types.order]\nkey = ["order_no"]\nreferences = { user_id = "user" }\n\n'

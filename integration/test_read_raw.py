@@ -242,9 +242,10 @@ def test_mongodb_reads_objectid_int_and_string_ids(mongo: tuple[str, str], mongo
         assert store.delete_raw_proven(et, {"43": {}}) == 0 and coll.find_one({"_id": 43}) is not None
         # the string "42" went; the integer 42 (now what "42" names, with other data) and the rest stayed
         assert coll.find_one({"_id": 42}) is not None and coll.find_one({"_id": oid}) is not None
-        _delete_races(store, et, "legacy-ann", OLD, lambda: coll.update_one({"_id": "legacy-ann"}, {"$set": {
-            "extra": 1}}), lambda raw: coll.find_one({"_id": raw}) is not None, "_resolved")
-        assert (coll.find_one({"_id": "legacy-ann"}) or {}).get("extra") == 1
+        edited = {"name": "Edited"} if layout == "data" else {"data": {**OLD, "name": "Edited"}}
+        _delete_races(store, et, "legacy-ann", OLD, lambda: coll.update_one({"_id": "legacy-ann"}, {"$set": edited}),
+                      lambda raw: coll.find_one({"_id": raw}) is not None, "_resolved")
+        assert {k: v for k, v in (coll.find_one({"_id": "legacy-ann"}) or {}).items() if k in edited} == edited
         _delete_proven(store, et, str(oid), OLD, None, held, ["42", "legacy-ann"])
         assert coll.find_one({"_id": mine.id}) is not None
     client.close()
