@@ -645,7 +645,10 @@ class ElasticsearchAdapter(Adapter):
             log.info("index %r: mapped %r as a keyword before the first write (no other field changed)",
                      index, self.layout.id_field)
         self.containers.check(entity_type, claim=claim)
-        self._ready.add(index)
+        if claim or not (self.containers.is_own and mapping is not None and self.layout.unmapped(mapping)):
+            # a read of your index before its first write must not mark it ready: the write still
+            # has to map our ID field as a keyword (a migration reads the old documents first)
+            self._ready.add(index)
 
     def _made_by_us(self, entity_type: str) -> bool:
         """Whether the index is a per-type index uuid-forge created for this prefix and type."""
@@ -717,7 +720,7 @@ class ElasticsearchAdapter(Adapter):
         does; with a ``filter``, only the documents it selects (as :meth:`_get`)."""
         index = self.index_name(entity_type)
         self._check_index(entity_type)
-        docs = self._client.mget(index=index, ids=raws)["docs"]
+        docs = self._mget_raw(index, raws)
         found: list[RawEntry] = []
         layout = self.layout
         for raw, doc in zip(raws, docs):  # mget answers in request order
@@ -733,6 +736,35 @@ class ElasticsearchAdapter(Adapter):
             selected = {h["_id"] for h in hits}
             found = [e for e in found if e.raw in selected]
         return found
+
+    def _mget_raw(self, index: str, raws: list[str]) -> list[dict[str, Any]]:
+        """The documents of ``raws`` in request order (each with ``_seq_no``/``_primary_term``)."""
+        return list(self._client.mget(index=index, ids=raws)["docs"])
+
+    def _delete_raw_if_unchanged(self, entity_type: str, wanted: dict[str, str]) -> int:
+        """Compare and delete atomically: each document is read (with its ``_seq_no`` and
+        ``_primary_term``), compared, and deleted with ``if_seq_no``/``if_primary_term``, so a
+        write landing after the read makes that delete a version conflict and the document stays.
+        A document read without its sequence number (an old server) is left, never deleted blind."""
+        index = self.index_name(entity_type)
+        self._check_index(entity_type)
+        raws = list(wanted)
+        selected = {e.raw for e in self._read_raw(entity_type, raws)} if self.filter is not None else set(raws)
+        docs = self._mget_raw(index, raws)
+        ops: list[str] = []
+        layout = self.layout
+        for raw, doc in zip(raws, docs):
+            if not doc.get("found") or raw not in selected or "_seq_no" not in doc or "_primary_term" not in doc:
+                continue
+            entry = self._raw_entry(entity_type, raw, layout.decode, Hit(doc["_source"]), f"document _id {raw}")
+            if self._still_proven(entry, wanted[raw]):
+                ops.append(json.dumps({"delete": {"_id": raw, "if_seq_no": doc["_seq_no"],
+                                                  "if_primary_term": doc["_primary_term"]}}) + "\n")
+        if not ops:
+            return 0
+        resp = self._client.bulk(operations="".join(ops), index=index, refresh=True,  # type: ignore[arg-type]
+                                 filter_path="items.*.result,items.*.status")
+        return sum(op.get("result") == "deleted" for item in resp.get("items", ()) for op in item.values())
 
     def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
         """Delete documents by exact ``_id``, within the ``filter`` (re-read by delete_raw_proven)."""

@@ -760,7 +760,12 @@ class FileAdapter(Adapter):
 
     def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
         """Unlink files by the path a scan reported, inside the type's folder only (delete_raw_proven
-        re-read each first). The named file only: a layout's companion file (``raw``'s sidecar) stays."""
+        re-read each first). The named file only: a layout's companion file (``raw``'s sidecar) stays.
+
+        Not atomic with that re-read: POSIX has no compare-and-unlink, so a file rewritten in the
+        instant between the read and the unlink goes with its new content. Files are written by
+        rename, so the window is one read plus one unlink; stop writers of the migrated files
+        before ``contract`` (docs/migration.md)."""
         base = os.path.realpath(os.path.join(self.root, entity_type))
         count = 0
         for raw in raws:

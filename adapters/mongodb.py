@@ -80,7 +80,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from bson import Binary, Decimal128, ObjectId, Regex, json_util
-from pymongo import DeleteMany, MongoClient, ReplaceOne, UpdateOne
+from pymongo import DeleteMany, DeleteOne, MongoClient, ReplaceOne, UpdateOne
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
@@ -683,6 +683,25 @@ class MongoAdapter(Adapter):
                 if shown in names and (shown not in best or rank < best[shown][0]):
                     best[shown] = (rank, doc)
         return {raw: doc for raw, (_, doc) in best.items()}
+
+    def _delete_raw_if_unchanged(self, entity_type: str, wanted: dict[str, str]) -> int:
+        """Compare and delete atomically per document: each is read, compared, and deleted by a
+        ``DeleteOne`` whose filter is the document as read, field by field (``_id`` and every
+        field equal, embedded documents and arrays compared whole), all in one ``bulk_write``:
+        a write that changes or removes any field after the read matches nothing, and the
+        document stays. Not detected: a field *added* in between (the filter names the fields
+        read); ``$expr`` on ``$$ROOT`` would catch it, but cannot use the ``_id`` index on every
+        server (a full scan per document), so migrations stop writers first (docs/migration.md)."""
+        self.containers.check(entity_type)
+        layout = self.layout
+        ops: list[DeleteOne] = []
+        for raw, doc in self._resolved(entity_type, list(wanted)).items():
+            entry = self._raw_entry(entity_type, raw, layout.decode, doc, f"document _id {raw}")
+            if self._still_proven(entry, wanted[raw]):
+                ops.append(DeleteOne(self._where(dict(doc))))
+        if not ops:
+            return 0
+        return int(self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count)
 
     def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
         """Delete the documents the raw names mean (the same resolution as read_raw), by exact ``_id``."""

@@ -907,6 +907,37 @@ class RedisAdapter(Adapter):
                 found.append(self._raw_entry(entity_type, key, layout.decode, v, f"key {key}"))
         return found
 
+    def _delete_raw_if_unchanged(self, entity_type: str, wanted: dict[str, str]) -> int:
+        """Compare and delete atomically: ``WATCH`` the keys, read and compare them, then
+        ``MULTI``/``UNLINK``/``EXEC``; a key written by anyone after the WATCH aborts the EXEC and
+        nothing of the batch is deleted. An aborted batch is tried again, then key by key, so one
+        busy key cannot keep the others; a key still changing stays (not proven any more)."""
+        head, tail = self._ends(entity_type)
+        todo = {k: fp for k, fp in wanted.items() if k != self._types_key and self._id_part(k, head, tail) is not None}
+        keys = list(todo)
+        total = 0
+        for group in [keys, keys] + [[k] for k in keys]:
+            group = [k for k in group if k in todo]
+            if not group:
+                continue
+            with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(*group)
+                    held = {e.raw: e for e in self._read_raw(entity_type, group)}
+                    same = [k for k in group if self._still_proven(held.get(k), todo[k])]
+                    for k in set(group) - set(same):
+                        del todo[k]  # not proven now: stays
+                    if not same:
+                        continue
+                    pipe.multi()
+                    pipe.unlink(*same)
+                    total += int(pipe.execute()[0])
+                    for k in same:
+                        del todo[k]
+                except redis.WatchError:
+                    continue  # written meanwhile: read and compared again
+        return total
+
     def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
         """UNLINK keys by their exact name, of this type's key pattern only (delete_raw_proven)."""
         head, tail = self._ends(entity_type)

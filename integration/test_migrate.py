@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -199,14 +200,11 @@ def test_migrate_with_kills_and_resume(world: World) -> None:
     assert (w.files / "user" / "notes.txt").read_text(encoding="utf-8") == "theirs"
 
 
-@pytest.mark.xfail(strict=True, reason="contract of raw-named entries: Redis and files delete_raw refuse names not in "
-                   "their IDs' forms (the old entries stay, listed); needs an adapter method to delete proven-mapped "
-                   "raw entries (undone)")
-def test_serial_named_entries_in_redis_and_files(postgres_url: str, redis_url: str, tmp_path: Path) -> None:
+def test_serial_named_entries_in_redis_and_files(postgres_url: str, redis_url: str, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     """Entries under names that are no UUID (Redis ``user:<serial>``, files ``<serial>.json``) are read
-    with ``read_raw``, mapped, expanded with their references rewritten, and contracted by raw name;
-    another application's key beside them is left. Runs once the stores implement ``read_raw``
-    (branch rawread)."""
+    with ``read_raw``, mapped, expanded with their references rewritten, and contracted by raw name
+    through ``delete_raw_proven``; another application's key beside them is left."""
     from uuid_forge.migration import can_read_raw
 
     tag = f"mg{uuid.uuid4().hex[:8]}"
@@ -237,12 +235,25 @@ def test_serial_named_entries_in_redis_and_files(postgres_url: str, redis_url: s
             (files / "user" / f"{i}.json").write_text(json.dumps({"email": f"u{i}@example.com", "legacy_id": i}),
                                                       encoding="utf-8")
         client.set(f"{tag}:user:session-abc", json.dumps({"token": "theirs"}))
+        # raw names holding personal data: one unreadable, one without key fields; never shown
+        client.set(f"{tag}:user:ann@example.com", b"{not json")
+        client.set(f"{tag}:user:bob@example.com", json.dumps({"token": "theirs"}))
+        with caplog.at_level(logging.DEBUG):  # the store's own reasons, reprs and warnings: shapes only
+            planted = [f"{tag}:user:ann@example.com", f"{tag}:user:bob@example.com"]
+            got = cache.read_raw("user", planted)
+            assert cache.delete_raw_proven("user", {k: {"email": "x"} for k in planted}) == 0
+        assert got[planted[0]].data is None and len(got) == 2
+        assert "@example.com" not in caplog.text + " ".join(f"{e!r} {e.reason}" for e in got.values())
         forge.close()
         w = World(config, tag, {}, postgres_url, redis_url, files, "")
-        for phase in (["plan", "--leave-unmapped"], ["expand"], ["verify"], ["contract", "--max-delete", "100%"]):
-            done = _cli(w, *phase, "--json")
-            assert done.returncode == 0, (phase, done.stdout[-2000:], done.stderr)
-            assert "session-abc" not in done.stdout + done.stderr
+        for phase in (["plan", "--dry-run"], ["plan", "--leave-unmapped"], ["expand"], ["verify"],
+                      ["contract", "--max-delete", "100%"]):
+            for fmt in (["--json"], []) if phase[0] == "plan" else (["--json"],):
+                done = _cli(w, *phase, *fmt)
+                assert done.returncode == (2 if phase == ["plan", "--dry-run"] else 0), (phase, done.stdout[-2000:],
+                                                                                         done.stderr)
+                shown = done.stdout + done.stderr
+                assert "session-abc" not in shown and "@example.com" not in shown, (phase, fmt)
         with w.forge() as forge:
             new_users = forge.generator.generate_many("user", [{"email": f"u{i}@example.com"} for i in range(n)])
             for h in forge.stores:
@@ -253,6 +264,8 @@ def test_serial_named_entries_in_redis_and_files(postgres_url: str, redis_url: s
             assert sorted(r.data["user_id"] for r in orders.values()) == sorted(str(u) for u in new_users)
         assert client.get(f"{tag}:user:0") is None and client.get(f"{tag}:order:0") is None
         assert json.loads(client.get(f"{tag}:user:session-abc") or b"{}") == {"token": "theirs"}
+        assert client.get(f"{tag}:user:ann@example.com") == b"{not json"
+        assert client.get(f"{tag}:user:bob@example.com") is not None
         assert not (files / "user" / "0.json").exists()
     finally:
         keys = list(client.scan_iter(match=f"{tag}:*", count=1000))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,7 @@ from elasticsearch import Elasticsearch
 from uuid_forge import IDConfig, Namespace, UUIDGenerator, open_store
 from uuid_forge.contract import Adapter
 from uuid_forge.errors import ConfigError, StoreError, ValidationError
+from uuid_forge.masking import mask_name
 from uuid_forge.record import ForeignEntry, MalformedID, RawEntry, Record
 
 from .scaffold import forget_redis_type
@@ -69,7 +71,8 @@ def _check(store: Adapter, entity_type: str, readable: dict[str, dict[str, Any]]
     assert {raw: got[raw].data for raw in readable} == readable
     assert all(got[raw].reason == "" for raw in readable)
     bad = got[unreadable]
-    assert bad.data is None and unreadable in bad.reason, bad
+    assert bad.data is None and mask_name(unreadable) in bad.reason, bad  # named by its shape only
+    assert unreadable not in bad.reason, bad.reason
     assert "cannot be read" in bad.reason or "holds" in bad.reason, bad.reason
     for raw in readable:  # data may be personal: neither the reason nor the repr shows it
         assert "ann@example.com" not in repr(got[raw])
@@ -87,6 +90,32 @@ def _delete_proven(store: Adapter, entity_type: str, raw: str, data: dict[str, A
     assert not exists(raw)
     assert store.delete_raw_proven(entity_type, {raw: data}) == 0  # gone: nothing to delete
     assert all(exists(k) for k in kept), [k for k in kept if not exists(k)]
+
+
+def _delete_races(store: Adapter, entity_type: str, raw: str, data: dict[str, Any], change: Callable[[], None],
+                  exists: Callable[[str], bool], hook: str = "_read_raw") -> None:
+    """Another writer changes the entry just after delete_raw_proven has re-read it (the entry
+    proven, the data still equal when read): the store's compare and delete is atomic, so the
+    changed entry stays. A read-then-delete would remove the new data: this test fails on it.
+    ``hook``: the adapter's method that reads the entries (patched on this instance only)."""
+    read = getattr(store, hook)
+    calls = 0
+
+    def read_then_change(*args: Any) -> Any:
+        nonlocal calls
+        found = read(*args)
+        found = found if isinstance(found, (list, dict)) else list(found)  # read now, before the change
+        calls += 1
+        if calls == 1:
+            change()
+        return found
+
+    setattr(store, hook, read_then_change)
+    try:
+        assert store.delete_raw_proven(entity_type, {raw: data}) == 0
+    finally:
+        delattr(store, hook)
+    assert calls >= 1 and exists(raw)
 
 
 # -- Redis -------------------------------------------------------------------------------------
@@ -141,6 +170,15 @@ def test_redis_reads_keys_by_their_raw_name(redis_url: str, redis_type: str, lay
         assert store.delete_raw(et, [malformed]) == 1
         assert not client.exists(malformed)
         assert {k: client.dump(k) for k in before} == before  # only it went
+        if layout == "data":
+            _delete_races(store, et, text, OLD, lambda: client.set(text, json.dumps({**OLD, "name": "Edited"})),
+                          lambda k: bool(client.exists(k)))
+            assert json.loads(client.get(text) or b"{}")["name"] == "Edited"
+            client.set(text, json.dumps(OLD))
+        else:
+            _delete_races(store, et, text, OLD, lambda: client.hset(text, "name", json.dumps("Edited"))
+                          if layout == "hash" else client.hset(text, "data", json.dumps({**OLD, "name": "Edited"})),
+                          lambda k: bool(client.exists(k)))
         _delete_proven(store, et, serial, OLD, bad, lambda k: bool(client.exists(k)), [text, bad, f"{et}:{mine.id}"])
     client.close()
 
@@ -204,6 +242,10 @@ def test_mongodb_reads_objectid_int_and_string_ids(mongo: tuple[str, str], mongo
         assert store.delete_raw_proven(et, {"43": {}}) == 0 and coll.find_one({"_id": 43}) is not None
         # the string "42" went; the integer 42 (now what "42" names, with other data) and the rest stayed
         assert coll.find_one({"_id": 42}) is not None and coll.find_one({"_id": oid}) is not None
+        edited = {"name": "Edited"} if layout == "data" else {"data": {**OLD, "name": "Edited"}}
+        _delete_races(store, et, "legacy-ann", OLD, lambda: coll.update_one({"_id": "legacy-ann"}, {"$set": edited}),
+                      lambda raw: coll.find_one({"_id": raw}) is not None, "_resolved")
+        assert {k: v for k, v in (coll.find_one({"_id": "legacy-ann"}) or {}).items() if k in edited} == edited
         _delete_proven(store, et, str(oid), OLD, None, held, ["42", "legacy-ann"])
         assert coll.find_one({"_id": mine.id}) is not None
     client.close()
@@ -229,8 +271,12 @@ def test_elasticsearch_reads_documents_by_raw_id(elasticsearch_url: str) -> None
             with pytest.raises(ValidationError, match="never deleted"):
                 store.delete_raw("user", ["abc-42"])
             assert es.get(index=index, id="abc-42")["_source"] == OLD
+            es.index(index=index, id="abc-45", document=OLD, refresh=True)
+            _delete_races(store, "user", "abc-45", OLD, lambda: es.index(index=index, id="abc-45", document={
+                **OLD, "name": "Edited"}, refresh=True), lambda i: bool(es.exists(index=index, id=i)), "_mget_raw")
+            assert es.get(index=index, id="abc-45")["_source"]["name"] == "Edited"
             _delete_proven(store, "user", "abc-42", OLD, None, lambda i: bool(es.exists(index=index, id=i)),
-                           ["43", str(mine.id)])
+                           ["43", "abc-45", str(mine.id)])
     finally:
         es.indices.delete(index=index, ignore_unavailable=True)
         es.close()
@@ -280,6 +326,38 @@ def _pg(url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
 
 
+def _sql_delete_serialises_with_a_writer(store: Adapter, url: str, table: str, raw: str) -> None:
+    """Another session edits the row just after delete_raw_proven has read it: the row was read
+    FOR UPDATE, so the edit waits for the delete and then finds no row; a read-then-delete would
+    let the edit land first and delete the edited row (this fails on it). The row is put back."""
+    read = store._read_raw_rows  # type: ignore[attr-defined]
+    updated: list[int] = []
+
+    def edit() -> None:
+        with _pg(url) as conn:
+            updated.append(conn.execute(f"UPDATE {table} SET data = %s WHERE id = %s",
+                                        (json.dumps({**OLD, "name": "Edited"}), raw)).rowcount)
+
+    writer = threading.Thread(target=edit)
+
+    def read_then_edit(*args: Any, **kwargs: Any) -> Any:
+        found = read(*args, **kwargs)
+        if not writer.is_alive() and not updated:
+            writer.start()
+            writer.join(timeout=1.0)  # blocked by the row lock, or done (a read-then-delete)
+        return found
+
+    setattr(store, "_read_raw_rows", read_then_edit)  # noqa: B010  the instance's hook, this test only
+    try:
+        deleted = store.delete_raw_proven("user", {raw: OLD})
+    finally:
+        delattr(store, "_read_raw_rows")
+    writer.join(timeout=10)
+    assert deleted == 1 and updated == [0], (deleted, updated)
+    with _pg(url) as conn:
+        conn.execute(f"INSERT INTO {table} (id, data) VALUES (%s, %s)", (raw, json.dumps(OLD)))
+
+
 def test_sql_reads_text_ids_that_are_not_uuids(postgres_url: str) -> None:
     table = f"legacy_{uuid.uuid4().hex[:10]}"
     with _pg(postgres_url) as raw:
@@ -294,7 +372,7 @@ def test_sql_reads_text_ids_that_are_not_uuids(postgres_url: str) -> None:
             got = store.read_raw("user", ["legacy-7", "legacy-8", "legacy-9"])
             assert set(_raw_names(store, "user")) >= {"legacy-7", "legacy-8"}
             assert got["legacy-7"].data == OLD and "legacy-9" not in got
-            assert got["legacy-8"].data is None and "legacy-8" in got["legacy-8"].reason
+            assert got["legacy-8"].data is None and mask_name("legacy-8") in got["legacy-8"].reason
             assert store.read_raw("user", ["LEGACY-7"]) == {}  # exact text only
             with pytest.raises(ValidationError, match="never deleted"):
                 store.delete_raw("user", ["legacy-7"])
@@ -316,6 +394,7 @@ def test_sql_reads_text_ids_that_are_not_uuids(postgres_url: str) -> None:
                 with _pg(postgres_url) as raw_conn:
                     return raw_conn.execute(f"SELECT 1 FROM {table} WHERE id = %s", (raw,)).fetchone() is not None
 
+            _sql_delete_serialises_with_a_writer(store, postgres_url, table, str(v4))
             _delete_proven(store, "user", "legacy-7", OLD, "legacy-8", held, [str(v4), str(mine.id)])
     finally:
         with _pg(postgres_url) as raw:

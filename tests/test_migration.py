@@ -82,6 +82,9 @@ class FakeLegacyStore(MemoryAdapter):
         held = self.raw.get(entity_type, {})
         return sum(1 for r in raws if held.pop(r, None) is not None)
 
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        return self._delete_raw(entity_type, raws)  # delete_raw_proven has re-read and compared each
+
 
 def world(tmp_path: Path, users: int = 30, orders: int = 60) -> tuple[Forge, FakeLegacyStore, FakeLegacyStore, dict]:
     """A source with v4-named users and orders (orders' user_id: the user's v4 ID), a cache with
@@ -367,7 +370,7 @@ def test_contract_leaves_raw_entries_a_store_refuses_to_delete(tmp_path: Path) -
     from uuid_forge.errors import ValidationError
 
     class FakeRefusingStore(FakeLegacyStore):
-        def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
+        def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
             raise ValidationError(f"keys {raws[:3]} are not keys written by uuid-forge: refused")
 
     forge, source, cache, _ = world(tmp_path, users=6, orders=0)
@@ -422,3 +425,30 @@ def test_plan_and_rollback_resume_after_kill(tmp_path: Path) -> None:
     assert not migration.rollback(forge, SETTINGS, batch_size=100).stopped
     assert cache._data["user"] == {} and len(source._data["user"]) == 301 and len(cache.raw["user"]) == 301
     assert {m.state for m in mm.load(source, "default")[0]} == {"rolled_back", "left"}
+
+
+def test_contract_deletes_raw_entries_only_while_they_hold_the_proven_data(tmp_path: Path) -> None:
+    """An old raw-named entry edited between contract's proof and the store's delete stays (the
+    store re-reads it and compares with the proven data), listed and unmarked; the rest go."""
+
+    class FakeRacingStore(FakeLegacyStore):
+        def delete_raw_proven(self, entity_type: str, proven: Any) -> int:
+            if "user:0" in proven:  # the application edits it just before the delete
+                self.raw[entity_type]["user:0"] = {**self.raw[entity_type]["user:0"], "name": "edited"}
+            return super().delete_raw_proven(entity_type, proven)
+
+    forge, source, cache, _ = world(tmp_path, users=6, orders=0)
+    racing = FakeRacingStore()
+    racing.raw = cache.raw
+    forge = make_forge(tmp_path, ("db", source), ("cache", racing), types=TYPES)
+    migration.plan(forge, SETTINGS, leave_unmapped=True)
+    migration.expand(forge, SETTINGS)
+    assert migration.verify(forge, SETTINGS).passed
+    out = migration.contract(forge, SETTINGS, max_delete="100%")
+    assert out.counts["cache/user"]["left: changed before delete"] == 1
+    assert out.counts["cache/user"]["deleted"] == 5
+    assert len(cache.raw["user"]) == 2 and "user:0" in cache.raw["user"]  # and the other application's entry
+    assert cache.raw["user"]["user:0"]["name"] == "edited"
+    maps, _ = mm.load(source, "default")
+    assert {m.old: m.state for m in maps if m.store == "cache" and m.old == "user:0"} == {"user:0": "expanded"}
+    assert all("user:0" not in p["reason"] and p["entry"] != "user:0" for p in out.problems)

@@ -5,6 +5,7 @@ The stores' own ``_read_raw`` run on the real servers in integration/test_read_r
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -51,7 +52,7 @@ def test_read_raw_batches_and_leaves_absent_names_out() -> None:
     assert set(got) == {"user:42", "user:43"}
     assert got["user:42"] == RawEntry("user:42", {"email": "ann@example.com"})
     bad = got["user:43"]
-    assert bad.data is None and bad.reason.startswith("entry user:43 cannot be read: ")
+    assert bad.data is None and bad.reason.startswith("entry u•••:4• cannot be read: ")  # the name's shape
     assert "ann@example.com" not in repr(got["user:42"])
     assert store.read_raw("user", []) == {}
 
@@ -98,3 +99,18 @@ def test_delete_raw_proven_deletes_only_entries_still_holding_the_proven_data() 
         gone = NoDelete()
         gone.raw = {"user:1": dict(ann)}
         gone.delete_raw_proven("user", {"user:1": ann})
+
+
+def test_read_raw_and_delete_raw_proven_never_show_a_raw_name(caplog: pytest.LogCaptureFixture) -> None:
+    """A raw name can be personal data (``user:ann@example.com``): the reasons, the entries' repr
+    and the warnings of read_raw and delete_raw_proven show only its shape."""
+    store = FakeRawStore()
+    store.raw = {"user:ann@example.com": ["not", "a", "record"], "user:bob@example.com": {"email": "bob@example.com"}}
+    with caplog.at_level(logging.DEBUG):
+        got = store.read_raw("user", ["user:ann@example.com", "user:bob@example.com"])
+        shown = " ".join(f"{e!r} {e.reason}" for e in got.values())
+        assert store.delete_raw_proven("user", {"user:ann@example.com": {}, "user:bob@example.com": {"x": 1}}) == 0
+    assert got["user:ann@example.com"].data is None and "cannot be read" in got["user:ann@example.com"].reason
+    assert caplog.records, "the unreadable entry is logged (masked)"
+    for text in (shown, caplog.text):
+        assert "ann@example" not in text and "bob@example" not in text, text

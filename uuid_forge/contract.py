@@ -38,6 +38,7 @@ from .errors import (
     ValidationError,
 )
 from .layout import Layout
+from .masking import mask_name
 from .options import BATCH_SIZE, Option, ParsedOptions, parse_options
 from .ownership import Prover
 from .record import (
@@ -504,7 +505,7 @@ class Adapter(ABC):
                 raise ValidationError(f"read_raw takes stored names as str, got {type(bad[0]).__name__}")
             with self._errors(f"read_raw({entity_type}, {len(batch)} entries)"):
                 for entry in self._read_raw(entity_type, batch):
-                    found[entry.raw] = entry
+                    found[entry.raw] = _masked_entry(entry)
         return found
 
     def _raw_entry(self, entity_type: str, raw: str, decode: Callable[[str, uuid.UUID, Any], Record], stored: Any,
@@ -516,7 +517,8 @@ class Adapter(ABC):
         def make() -> Record:
             return decode(entity_type, _RAW_PLACEHOLDER, stored)
 
-        record = self._read_record(entity_type, _RAW_PLACEHOLDER, make, where)
+        # the raw name may be personal (user:ann@example.com): the warning and reason show its shape
+        record = self._read_record(entity_type, _RAW_PLACEHOLDER, make, where.replace(raw, mask_name(raw)))
         if record.unreadable is not None:
             return RawEntry(raw, None, record.unreadable)
         return RawEntry(raw, dict(record.data))
@@ -533,14 +535,27 @@ class Adapter(ABC):
         self.check_entity_type(entity_type)
         total = 0
         for batch in chunked(proven.items(), self.batch_size):
-            wanted = {raw: data_fingerprint(dict(data)) for raw, data in batch}
+            prints = {raw: data_fingerprint(dict(data)) for raw, data in batch}
+            wanted = {raw: fp for raw, fp in prints.items() if fp is not None}
+            if not wanted:
+                continue
             with self._errors(f"delete_raw_proven({entity_type}, {len(batch)} entries)"):
-                held = {e.raw: e for e in self._read_raw(entity_type, list(wanted))}
-                same = [raw for raw, fp in wanted.items() if fp is not None and (e := held.get(raw)) is not None
-                        and e.data is not None and data_fingerprint(e.data) == fp]
-                if same:
-                    total += self._delete_raw_names(entity_type, same)
+                total += self._delete_raw_if_unchanged(entity_type, wanted)
         return total
+
+    def _delete_raw_if_unchanged(self, entity_type: str, wanted: dict[str, str]) -> int:
+        """Delete each raw-named entry whose data's fingerprint is still ``wanted[raw]``; how many
+        went. This default re-reads then deletes, so an edit landing between the two is lost:
+        stores that can compare and delete atomically (Redis WATCH/MULTI, SQL FOR UPDATE,
+        Elasticsearch if_seq_no, MongoDB a filter on the whole document) override it."""
+        held = {e.raw: e for e in self._read_raw(entity_type, list(wanted))}
+        same = [raw for raw, fp in wanted.items() if self._still_proven(held.get(raw), fp)]
+        return self._delete_raw_names(entity_type, same) if same else 0
+
+    @staticmethod
+    def _still_proven(entry: RawEntry | None, fingerprint: str) -> bool:
+        """Whether a re-read entry holds exactly the proven data (by its data's fingerprint)."""
+        return entry is not None and entry.data is not None and data_fingerprint(entry.data) == fingerprint
 
     def drop(self, entity_type: str, prover: Prover | None = None) -> None:
         """Remove every record of ``entity_type`` and what the store made for it (a table, an
@@ -718,6 +733,13 @@ class Adapter(ABC):
 
     def _close(self) -> None:
         """Default: nothing to release."""
+
+
+def _masked_entry(entry: RawEntry) -> RawEntry:
+    """``entry`` with its raw name masked wherever its reason quotes it (the name may be personal)."""
+    if entry.raw and entry.raw in entry.reason:
+        return RawEntry(entry.raw, entry.data, entry.reason.replace(entry.raw, mask_name(entry.raw)))
+    return entry
 
 
 #: the ID a raw entry is decoded under (``Adapter._raw_entry``): the nil UUID, never an ID of ours

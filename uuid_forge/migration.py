@@ -185,14 +185,43 @@ def _new_data(run: _Run, store: str, entity_type: str, data: dict[str, Any],
     return out, ""
 
 
-def _index(mappings: list[Mapping]) -> dict[tuple[str, str], dict[str, str]]:
-    """Per (store, type): old ID as references hold it -> new ID; per ("*new", type): every new ID."""
+def _index(mappings: list[Mapping], run: _Run | None = None) -> dict[tuple[str, str], dict[str, str]]:
+    """Per (store, type): old ID as references hold it -> new ID; per ("*new", type): every new ID.
+    With ``run``, the in-place tables of the source too (their primary key -> the ID their key
+    columns give): a serial ``users.id`` is the old user ID a cache's orders hold."""
     index: dict[tuple[str, str], dict[str, str]] = {}
     for m in mappings:
         if m.new is not None and m.state != "left":
             index.setdefault((m.store, m.entity_type), {})[m.legacy] = m.new
             index.setdefault(("*new", m.entity_type), {})[m.new] = m.new
+    if run is not None:
+        _index_in_place(run, index)
     return index
+
+
+def _index_in_place(run: _Run, index: dict[tuple[str, str], dict[str, str]], every: bool = False) -> None:
+    """Add each in-place table of the source store: pk text -> new ID, computed in Python from the
+    key columns as verify does (the same answer as the database's uuid_forge_id). Only tables some
+    reference points at are read (``every``: all); an entry of the plan's own mapping wins."""
+    referenced = {t for refs in run.settings.references.values() for t in refs.values()}
+    handles = {h.name: h.adapter for h in run.forge.stores}
+    for place in run.settings.in_place.values():
+        if place.store != run.source_name or not (every or place.entity_type in referenced):
+            continue
+        opener = getattr(handles[place.store], "shadow_columns", None)
+        if opener is None:
+            continue
+        sql = opener()
+        if not sql.columns(place.table):
+            continue  # no such table (yet): nothing to add
+        olds = index.setdefault((place.store, place.entity_type), {})
+        news = index.setdefault(("*new", place.entity_type), {})
+        for page in sql.rows(place.table, place.pk, place.pk, place.key, run.batch):
+            ids = run.forge.prover.ids_from_keys(place.entity_type, [k for _, _, k in page])
+            for (pk, _, _), new in zip(page, ids, strict=True):
+                if new is not None:
+                    olds.setdefault(str(pk), str(new))
+                    news[str(new)] = str(new)
 
 
 def _expected(run: _Run, m: Mapping, data: dict[str, Any] | None, index: dict[tuple[str, str], dict[str, str]]
@@ -388,7 +417,7 @@ def expand(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = N
     if state.contract_started:
         raise MigrationRefusedError(f"plan {run.plan!r}: contract has started; expand is over")
     out = Outcome("expand", run.plan, dry_run)
-    index = _index(mappings)
+    index = _index(mappings, run)
     for (store, entity_type), group in mm.by_place(run.selected(mappings)):
         todo = [m for m in group if m.state in ("planned", "expanding", "rolled_back")]
         out.count(store, entity_type, "already expanded", sum(1 for m in group if m.state == "expanded"))
@@ -467,7 +496,7 @@ def verify(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = N
     run = _Run(forge, settings, plan_name, types, stores, batch_size)
     mappings, state = run.load()
     out = Outcome("verify", run.plan, dry_run)
-    index = _index(mappings)
+    index = _index(mappings, run)
     for (store, entity_type), group in mm.by_place(run.selected(mappings)):
         adapter = run.stores[store]
         out.count(store, entity_type, "left alone", sum(1 for m in group if m.state == "left"))
@@ -531,15 +560,22 @@ def _verify_audit(run: _Run, out: Outcome, mappings: list[Mapping]) -> None:
     old = {(m.store, m.entity_type, m.old) for m in mappings}
     old_any = {(m.entity_type, m.old) for m in mappings}
     new_in = {(m.store, m.entity_type, m.new) for m in mappings if m.new is not None}
+    in_place: dict[tuple[str, str], dict[str, str]] = {}
+    _index_in_place(run, in_place, every=True)
     for entity_type in run.types:
         held = {s: sum(1 for m in mappings if m.store == s and m.entity_type == entity_type
                        and m.state != "contracted") for s in run.stores}
-        _audit_type(run, out, entity_type, old, old_any, new_in, held)
+        _audit_type(run, out, entity_type, old, old_any, new_in, held,
+                    set(in_place.get(("*new", entity_type), {})))
 
 
 def _audit_type(run: _Run, out: Outcome, entity_type: str, old: set[tuple[str, str, str]],
-                old_any: set[tuple[str, str]], new_in: set[tuple[str, str, str]], held: dict[str, int]) -> None:
-    """The audit of one type over the stores that accept it (a user table holds one type)."""
+                old_any: set[tuple[str, str]], new_in: set[tuple[str, str, str]], held: dict[str, int],
+                in_place: set[str]) -> None:
+    """The audit of one type over the stores that accept it (a user table holds one type).
+    ``in_place``: the new IDs of the source's in-place table of the type, whose rows the audit
+    cannot read (a serial table is no uuid-forge table): a copy the audit calls an orphan is
+    explained when its ID is one of them."""
     from .forge import Forge
 
     handles = []
@@ -580,6 +616,9 @@ def _audit_type(run: _Run, out: Outcome, entity_type: str, old: set[tuple[str, s
         if f.kind == "missing" and (f.store, f.entity_type, f.id) not in new_in:
             out.count(f.store, f.entity_type, "audit: not held before either")
             continue
+        if f.kind == "orphan" and f.id is not None and str(f.id) in in_place:
+            out.count(f.store, f.entity_type, "audit: its source row is in place")
+            continue
         out.count(f.store, f.entity_type, f"audit: {f.kind}")
         shown = f.id if f.raw is None else mask_name(f.raw)
         out.problems.append({"store": f.store, "type": f.entity_type, "entry": shown, "problem": f"audit {f.kind}",
@@ -611,7 +650,7 @@ def contract(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
                                     f"{', '.join(verified.get('stores', []))} only; verify these too")
     limit = DeleteLimit.parse(max_delete)
     out = Outcome("contract", run.plan, dry_run)
-    index = _index(mappings)
+    index = _index(mappings, run)
     places = list(mm.by_place(run.selected(mappings)))
     over: list[tuple[int, str]] = []
     for (store, entity_type), group in places:  # the guard first, before anything is deleted
@@ -656,7 +695,7 @@ def _contract_batch(run: _Run, out: Outcome, adapter: Adapter, store: str, entit
     news = adapter.get_many(entity_type, [m.new_id for m in batch])
     gone: list[Mapping] = []
     ids: list[uuid.UUID] = []
-    raws: list[str] = []
+    raws: dict[str, dict[str, Any]] = {}  # raw name -> the data the proof was made on
     for m in batch:
         there = news.get(m.new_id)
         if there is None:
@@ -667,37 +706,54 @@ def _contract_batch(run: _Run, out: Outcome, adapter: Adapter, store: str, entit
             gone.append(m)
             out.count(store, entity_type, "deleted")
             continue
-        record, why = _expected(run, m, olds[m.old], index)
-        if record is None or record.fingerprint != there.fingerprint:
+        data = olds[m.old]
+        record, why = _expected(run, m, data, index)
+        if data is None or record is None or record.fingerprint != there.fingerprint:
             out.count(store, entity_type, "left: not proven mapped")
             out.problem(m, store, entity_type, "left", why or "the new copy no longer equals the old entry")
             continue
         gone.append(m)
-        (ids.append(uuid.UUID(m.old)) if m.kind == "uuid" else raws.append(m.old))
+        if m.kind == "uuid":
+            ids.append(uuid.UUID(m.old))
+        else:
+            raws[m.old] = data
         out.count(store, entity_type, "deleted")
     if dry_run or not gone:
         return
     if ids:
         _with_retries(run, lambda: adapter.delete_many(entity_type, ids))
     if raws:
-        try:
-            _with_retries(run, lambda: adapter.delete_raw(entity_type, raws))
-        except (ValidationError, StoreError) as err:
-            if isinstance(err, StoreUnavailableError):
-                raise
-            # the store deletes by raw name only what it can tell is a wrong encoding of its own IDs:
-            # these stay, listed (the store's message names the keys: not repeated)
-            kept = set(raws)
-            for m in gone:
-                if m.old in kept:
-                    out.count(store, entity_type, "deleted", -1)
-                    out.count(store, entity_type, "left: store refuses raw delete")
-                    out.problem(m, store, entity_type, "left", "this store refuses to delete an entry by a name "
-                                "that is not one of its IDs' forms; remove it by hand once verified")
-            gone = [m for m in gone if m.old not in kept]
+        gone = _contract_raw(run, out, adapter, store, entity_type, gone, raws)
     for m in gone:
         m.state = "contracted"
     mm.save(run.source, gone)
+
+
+def _contract_raw(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_type: str, gone: list[Mapping],
+                  raws: dict[str, dict[str, Any]]) -> list[Mapping]:
+    """Delete the raw-named old entries (``user:42``, ``42.json``, an ObjectId) through
+    ``Adapter.delete_raw_proven`` with the data the proof was made on: the store deletes each only
+    while it still holds exactly that data. Those it kept (changed in between, or a store without
+    the capability) stay listed and unmarked; a re-run sees them again."""
+    try:
+        _with_retries(run, lambda: adapter.delete_raw_proven(entity_type, raws))
+    except StoreUnavailableError:
+        raise
+    except (ValidationError, StoreError):
+        kept = set(raws)
+        what = "left: store refuses raw delete"
+        why = ("this store cannot delete an entry by a name that is not one of its IDs' forms (no "
+               "delete_raw_proven); remove it by hand once verified")
+    else:  # which went: the proven ones no longer held (read again, raw names only)
+        kept = set(_read_raw(adapter, entity_type, list(raws)))
+        what = "left: changed before delete"
+        why = "it no longer held the proven data when the store deleted: left (run verify and contract again)"
+    for m in gone:
+        if m.old in kept:
+            out.count(store, entity_type, "deleted", -1)
+            out.count(store, entity_type, what)
+            out.problem(m, store, entity_type, "left", why)
+    return [m for m in gone if m.old not in kept]
 
 
 # -- rollback -----------------------------------------------------------------------------------
@@ -711,7 +767,7 @@ def rollback(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
         raise MigrationRefusedError(f"plan {run.plan!r}: rollback refused: contract has started, old entries are "
                                     "already deleted; the new copies are now the data")
     out = Outcome("rollback", run.plan, dry_run)
-    index = _index(mappings)
+    index = _index(mappings, run)
     for (store, entity_type), group in mm.by_place(run.selected(mappings)):
         adapter = run.stores[store]
         todo = [m for m in group if m.state in ("expanding", "expanded")]

@@ -257,8 +257,11 @@ class RawEntry:
     data: dict[str, Any] | None
     reason: str = ""
 
-    def __repr__(self) -> str:  # data may be personal: keep it out of logs
-        return f"RawEntry({self.raw!r}, {'unreadable' if self.data is None else 'data'}, reason={self.reason!r})"
+    def __repr__(self) -> str:  # the name and data may be personal: keep them out of logs
+        from .masking import mask_name  # masking needs record's types: imported when used
+
+        return (f"RawEntry({mask_name(self.raw)!r}, {'unreadable' if self.data is None else 'data'}, "
+                f"reason={self.reason!r})")
 
 
 @dataclass(frozen=True)

@@ -439,14 +439,54 @@ class SQLAdapter(Adapter):
             keys = list(raws)
         if not keys:
             return []
+        with self._engine.connect() as conn:
+            return self._read_raw_rows(conn, entity_type, opened, raws, keys, lock=False)
+
+    def _read_raw_rows(self, conn: sa.Connection, entity_type: str, opened: Any, raws: list[str], keys: list[Any],
+                       lock: bool) -> list[RawEntry]:
+        """The rows of ``keys`` read on ``conn`` (``lock``: ``FOR UPDATE``, held to the end of its
+        transaction), decoded; only rows whose ID text is exactly one of ``raws``."""
         stmt = sa.select(*opened.read_exprs).where(opened.where(opened.scan_id.in_(
             sa.bindparam("raws", expanding=True))))
-        with self._engine.connect() as conn:
-            rows = list(conn.execute(stmt, {"raws": keys}).all())
+        if lock:
+            stmt = stmt.with_for_update()
+        rows = list(conn.execute(stmt, {"raws": keys}).all())
         names = set(raws)
         decode = functools.partial(opened.decode, by=self)
         return [self._raw_entry(entity_type, str(row[0]), decode, row, f"row {row[0]}")
                 for row in rows if str(row[0]) in names]
+
+    def _delete_raw_if_unchanged(self, entity_type: str, wanted: dict[str, str]) -> int:
+        """Compare and delete in one transaction: the rows are read ``FOR UPDATE`` (no other writer
+        can change them until commit; SQLite, which has no row locks, serialises writers and fails
+        a transaction whose read went stale), compared, and those still equal deleted by exact ID
+        text. A case-blind collation's look-alike rows are left (as :meth:`_delete_raw_names`)."""
+        opened = self._table(entity_type, create=False)
+        if opened is None:
+            return 0
+        raws = list(wanted)
+        keys: list[Any] = []
+        for raw in raws:
+            if opened.codec.native:
+                with contextlib.suppress(ValueError):
+                    keys.append(uuid.UUID(raw))
+            else:
+                keys.append(raw)
+        if not keys:
+            return 0
+        with self._engine.begin() as conn:
+            held = {e.raw: e for e in self._read_raw_rows(conn, entity_type, opened, raws, keys, lock=True)}
+            same = [raw for raw in raws if self._still_proven(held.get(raw), wanted[raw])]
+            if not same:
+                return 0
+            matched = [str(r[0]) for r in conn.execute(sa.select(opened.scan_id).where(opened.where(
+                opened.scan_id.in_(sa.bindparam("raws", expanding=True)))), {"raws": _sql_keys(opened, same)})]
+            blurred = {m.lower() for m in matched if m not in set(same)}
+            same = [raw for raw in same if raw.lower() not in blurred]
+            if not same:
+                return 0
+            where = opened.where(opened.scan_id.in_(sa.bindparam("raws", expanding=True)))
+            return int(conn.execute(sa.delete(opened.table).where(where), {"raws": _sql_keys(opened, same)}).rowcount)
 
     def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
         """Delete rows by their ID column's exact text (delete_raw_proven re-read each first), within
@@ -703,3 +743,8 @@ class SQLAdapter(Adapter):
     def _close(self) -> None:
         self._engine.dispose()
         self._tables.clear()
+
+
+def _sql_keys(opened: Any, raws: list[str]) -> list[Any]:
+    """Raw names as the ID column's values: UUIDs for a native uuid column, the text otherwise."""
+    return [uuid.UUID(r) for r in raws] if opened.codec.native else list(raws)
