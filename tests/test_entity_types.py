@@ -61,7 +61,7 @@ def test_types_tables_parse_into_entity_types() -> None:
 @pytest.mark.parametrize(("types", "message"), [
     ("user", r"\[types\] must be a table of \[types.NAME\] tables"),
     ({"user": ["email"]}, r"\[types.user\] must be a table"),
-    ({"user": {"keys": ["email"]}}, r"\[types.user\]: unknown key 'keys' \(allowed: key, namespace, salt_env\)"),
+    ({"user": {"keys": ["email"]}}, r"\[types.user\]: unknown key 'keys' \(allowed: key, namespace, references, salt_env\)"),
     ({"order": {"key": ["n"], "salt": "x"}}, r"keep salts out of the file.*salt_env = \"UUID_FORGE_SALT_ORDER\""),
     ({"user": {"key": [1]}}, r"\[types.user\] key must be a list of field names"),
     ({"user": {"key": ["email", "email"]}}, r"names a field twice"),

@@ -257,11 +257,11 @@ class RawEntry:
     data: dict[str, Any] | None
     reason: str = ""
 
-    def __repr__(self) -> str:  # the name and data may be personal: keep them out of logs
-        from .masking import mask_name  # masking needs record's types: imported when used
-
-        return (f"RawEntry({mask_name(self.raw)!r}, {'unreadable' if self.data is None else 'data'}, "
-                f"reason={self.reason!r})")
+    def __repr__(self) -> str:
+        """Neither the name nor the data (both may be personal): their sizes only, so a log or a
+        traceback holding one leaks nothing (masking.mask_name shows a name's shape where needed)."""
+        return (f"RawEntry(<name of {len(self.raw)} characters>, "
+                f"{'unreadable' if self.data is None else f'data of {len(self.data)} fields'}, reason={self.reason!r})")
 
 
 @dataclass(frozen=True)
