@@ -69,6 +69,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from uuid_forge.canonical import canonical
+from uuid_forge.cellsums import BITS, CellSums
 from uuid_forge.classify import classify
 from uuid_forge.contract import BATCH_SIZE, SCAN, Adapter, Option, ScanItem
 from uuid_forge.envelope import DATA, FP, KEY, envelope_members, envelope_record
@@ -294,6 +295,78 @@ end
 return out
 """
 
+# One SCAN page of one type's keys, walked on the server (uuid_forge.cellsums). ARGV: cursor, MATCH
+# pattern, COUNT, the text before and after the ID, mode, wanted cells. A key of ours is exactly
+# ``head .. canonical lowercase ID .. tail`` (what the string id_format writes; anything else goes
+# back to Python, which classifies it as a scan does). Mode "sum": each such key's value hashed as
+# _DIGESTS does, its hash's two 60-bit slices summed as 20-bit pieces into the ID's cell (its first
+# 4 hex digits), returned as {cursor, per cell touched: cell, count, 6 piece sums; the IDs whose
+# key held no string (another Redis type, or gone); the other names}. Mode "list": {cursor, the IDs
+# of the keys in the wanted cells (4 hex digits each, concatenated; empty: every cell)}.
+_CELLS = """
+local page = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
+local keys = page[2]
+local head, tail, mode = ARGV[4], ARGV[5], ARGV[6]
+local hl, tl = #head, #tail
+local H = '[0-9a-f]'
+local shape = '^' .. H:rep(8) .. '%-' .. H:rep(4) .. '%-' .. H:rep(4) .. '%-' .. H:rep(4) .. '%-' .. H:rep(12) .. '$'
+local ours, ids, odd = {}, {}, {}
+for i = 1, #keys do
+  local k = keys[i]
+  local id = nil
+  if #k == hl + 36 + tl and string.sub(k, 1, hl) == head and (tl == 0 or string.sub(k, -tl) == tail) then
+    id = string.sub(k, hl + 1, hl + 36)
+    if not string.find(id, shape) then id = nil end
+  end
+  if id then
+    ours[#ours + 1] = k
+    ids[#ids + 1] = id
+  else
+    odd[#odd + 1] = k
+  end
+end
+if mode == 'list' then
+  local wanted, all = {}, ARGV[7] == ''
+  for i = 1, #ARGV[7], 4 do wanted[string.sub(ARGV[7], i, i + 3)] = true end
+  local out = {}
+  for i = 1, #ids do
+    if all or wanted[string.sub(ids[i], 1, 4)] then out[#out + 1] = ids[i] end
+  end
+  return {page[1], out}
+end
+local index, flat, unhashed = {}, {}, {}
+for first = 1, #ours, 500 do
+  local last = math.min(first + 499, #ours)
+  local held = redis.call('MGET', unpack(ours, first, last))
+  for j = first, last do
+    local value = held[j - first + 1]
+    local id = ids[j]
+    if value then
+      local h = redis.sha1hex(string.sub(id, 1, 8) .. string.sub(id, 10, 13) .. string.sub(id, 15, 18) ..
+                              string.sub(id, 20, 23) .. string.sub(id, 25, 36) .. value)
+      local cell = tonumber(string.sub(id, 1, 4), 16)
+      local at = index[cell]
+      if not at then
+        at = #flat + 1
+        index[cell] = at
+        flat[at], flat[at + 1], flat[at + 2], flat[at + 3] = cell, 0, 0, 0
+        flat[at + 4], flat[at + 5], flat[at + 6], flat[at + 7] = 0, 0, 0, 0
+      end
+      flat[at + 1] = flat[at + 1] + 1
+      flat[at + 2] = flat[at + 2] + tonumber(string.sub(h, 1, 5), 16)
+      flat[at + 3] = flat[at + 3] + tonumber(string.sub(h, 6, 10), 16)
+      flat[at + 4] = flat[at + 4] + tonumber(string.sub(h, 11, 15), 16)
+      flat[at + 5] = flat[at + 5] + tonumber(string.sub(h, 16, 20), 16)
+      flat[at + 6] = flat[at + 6] + tonumber(string.sub(h, 21, 25), 16)
+      flat[at + 7] = flat[at + 7] + tonumber(string.sub(h, 26, 30), 16)
+    else
+      unhashed[#unhashed + 1] = id
+    end
+  end
+end
+return {page[1], flat, unhashed, odd}
+"""
+
 #: how often a batch's merge is redone for keys other writers keep changing before it gives up
 MERGE_ATTEMPTS = 20
 
@@ -316,6 +389,8 @@ _DATA_FAST_SCRIPT = Lua(_DATA_FAST)
 _DATA_CAS_SCRIPT = Lua(_DATA_CAS)
 _HASH_SCRIPT = Lua(_HASH_MERGE)
 _DIGESTS_SCRIPT = Lua(_DIGESTS)
+_CELLS_SCRIPT = Lua(_CELLS)
+assert BITS == 16, "_CELLS takes a cell as the ID's first 4 hex digits"
 _TOO_DEEP = object()
 
 
@@ -1039,6 +1114,67 @@ class RedisAdapter(Adapter):
 
         with self._errors(f"scan_digests({entity_type}, {partition})"):
             yield from self._pages(entity_type, partition, hashes)
+
+    def scan_cell_sums(self, entity_type: str, within: Partition, algorithm: str) -> CellSums | None:
+        """The whole keyspace of ``entity_type`` hashed and summed per ID cell by one script per
+        SCAN page (``_CELLS``, uuid_forge.cellsums): no name or hash per key crosses the wire, only
+        each page's per-cell totals, and the names not in the canonical form. None where the
+        layout does not hash (:meth:`digest_algorithms`) or the IDs are not in the string form."""
+        if algorithm != "sha1" or algorithm not in self.digest_algorithms(entity_type) or self._ids.name != "string":
+            return None
+        self._require(SCAN)
+        self.check_entity_type(entity_type)
+        head, tail = self._ends(entity_type)
+        pattern, sums, cursor = self._match(entity_type), CellSums(), b"0"
+        with self._errors(f"scan_cell_sums({entity_type})"):
+            while True:
+                cursor, flat, unhashed, odd = _run_keys(self._client, _CELLS_SCRIPT, [],
+                                                        [cursor, pattern, b"1000", head, tail, b"sum", b""])
+                sums.add(flat)
+                for text in unhashed:
+                    sums.unhashed(uuid.UUID(_text(text)))
+                if odd:
+                    sums.add_odd(self._odd_items(entity_type, within, odd))
+                if int(cursor) == 0:
+                    return sums
+
+    def scan_cells(self, entity_type: str, cells: Iterable[int]) -> list[uuid.UUID]:
+        """The IDs of the canonical keys of ``entity_type`` in ``cells`` (uuid_forge.cellsums), listed
+        by the script on the server: a second pass over the keyspace that returns only those."""
+        wanted = sorted(set(cells))
+        arg = "".join(f"{c:04x}" for c in wanted).encode() if len(wanted) <= 4096 else b""
+        head, tail = self._ends(entity_type)
+        pattern, cursor, out = self._match(entity_type), b"0", []
+        with self._errors(f"scan_cells({entity_type})"):
+            while True:
+                cursor, ids = _run_keys(self._client, _CELLS_SCRIPT, [],
+                                        [cursor, pattern, b"1000", head, tail, b"list", arg])
+                out += [uuid.UUID(_text(i)) for i in ids]
+                if int(cursor) == 0:
+                    return out
+
+    def _odd_items(self, entity_type: str, within: Partition, raws: list[Key]) -> list[ScanItem]:
+        """Names a cells script did not take as canonical, as :meth:`_pages` yields them (hashed by
+        ``_DIGESTS``): another application's key once (``within`` first), a name in another form."""
+        head, tail = self._ends(entity_type)
+        wanted: list[tuple[Key, Any]] = []
+        items: list[ScanItem] = []
+        for raw in raws:
+            text = _text(raw)
+            if text == self._types_key:
+                continue
+            ident = self._parse(text, self._id_part(text, head, tail))
+            if isinstance(ident, ForeignEntry):
+                if within.index == 0:
+                    items.append((ident, None))
+            elif isinstance(ident, uuid.UUID) or ident.id is None or within.contains(ident.id):
+                wanted.append((raw, ident))
+        if wanted:
+            ids = [i.hex if type(i) is uuid.UUID else i.id.hex if i.id else "" for _, i in wanted]
+            items += [(i, fp) for (_, i), fp in zip(wanted, self.layout.digests(self._client,
+                                                                                [r for r, _ in wanted], ids))
+                      if fp is not GONE]
+        return items
 
     def _delete_raw(self, entity_type: str, raws: list[str]) -> int:
         """Delete keys exactly as stored (a wrongly encoded key found by a scan), of this type only."""

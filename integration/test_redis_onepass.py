@@ -24,7 +24,6 @@ from uuid_forge import Forge, IDConfig, Namespace, Record, onepass, open_store
 from uuid_forge import compare as compare_module
 from uuid_forge import partial as partial_module
 from uuid_forge.forge import StoreHandle
-from uuid_forge.record import Partition
 from uuid_forge.report import AuditReport
 
 from .scaffold import forget_redis_type
@@ -89,22 +88,42 @@ def _seen(report: AuditReport) -> tuple[Any, ...]:
     return ({n: dict(c) for n, c in report.stores.items()}, findings, samples, report.partitions)
 
 
-def _audit(f: Forge, et: str, monkeypatch: pytest.MonkeyPatch, one_pass: bool,
-           hashed: bool = True) -> tuple[AuditReport, int]:
-    """The audit, and how many times SCAN walked the keyspace (for fingerprints or, where the source
-    has sha1, for hashes computed by the server: integration/test_redis_hashed_audit.py)."""
-    walks: list[Partition] = []
-    pages = RedisAdapter._pages
+def counting_walks(m: pytest.MonkeyPatch) -> list[str]:
+    """How SCAN walks the keyspace from now on, one entry per walk: ``pages`` (names and their
+    fingerprints or hashes, per partition or once), ``sums`` (hashes summed per cell by the server,
+    uuid_forge.cellsums), ``cells`` (the IDs of the cells that differed, listed by the server)."""
+    walks: list[str] = []
+    pages, sums, cells = RedisAdapter._pages, RedisAdapter.scan_cell_sums, RedisAdapter.scan_cells
 
-    def counted(self: RedisAdapter, entity_type: str, partition: Any, read: Any) -> Any:
-        walks.append(partition)
+    def counted_pages(self: RedisAdapter, entity_type: str, partition: Any, read: Any) -> Any:
+        walks.append("pages")
         return pages(self, entity_type, partition, read)
 
+    def counted_sums(self: RedisAdapter, *args: Any) -> Any:
+        result = sums(self, *args)
+        if result is not None:
+            walks.append("sums")
+        return result
+
+    def counted_cells(self: RedisAdapter, *args: Any) -> Any:
+        walks.append("cells")
+        return cells(self, *args)
+
+    m.setattr(RedisAdapter, "_pages", counted_pages)
+    m.setattr(RedisAdapter, "scan_cell_sums", counted_sums)
+    m.setattr(RedisAdapter, "scan_cells", counted_cells)
+    return walks
+
+
+def _audit(f: Forge, et: str, monkeypatch: pytest.MonkeyPatch, one_pass: bool,
+           hashed: bool = True) -> tuple[AuditReport, list[str]]:
+    """The audit, and how SCAN walked the keyspace (:func:`counting_walks`; hashes computed by the
+    server where the source has sha1: integration/test_redis_hashed_audit.py)."""
     with monkeypatch.context() as m:
-        m.setattr(RedisAdapter, "_pages", counted)
+        walks = counting_walks(m)
         m.setattr(RedisAdapter, "whole_scan", one_pass)
         report = f.audit(et, hashed=hashed)
-    return report, len(walks)
+    return report, walks
 
 
 @pytest.mark.parametrize("hashed", [False, True], ids=["records", "hashed-if-pgcrypto"])
@@ -127,9 +146,12 @@ def test_one_pass_gives_the_per_partition_report(planted: tuple[Forge, str, dict
     old, old_walks = _audit(f, et, monkeypatch, one_pass=False)
     new, new_walks = _audit(f, et, monkeypatch, one_pass=True, hashed=hashed)
 
-    assert old.partitions == 16 and old_walks == 16
-    assert new_walks == 1  # SCAN walks the keyspace once per audit, not once per partition
-    assert spills == [budget is not None]
+    assert old.partitions == 16 and old_walks == ["pages"] * 16
+    # SCAN reads the keyspace once per audit, not once per partition; summed per cell by the server,
+    # a second walk lists only the IDs of the cells that differ
+    assert new_walks in (["pages"], ["sums", "cells"])
+    assert hashed or new_walks == ["pages"]
+    assert spills == ([budget is not None] if new_walks == ["pages"] else [])
     assert _seen(new) == _seen(old)
     for kind, ids in want.items():
         assert {x.id for x in new.findings if x.store == "redis" and x.kind == kind} == ids, kind
@@ -153,17 +175,11 @@ def test_partition_tasks_leave_redis_to_one_task_with_the_same_report(
     tasks = partial_module.plan(stores, [et])
     assert len(tasks) == 17 and [t for t in tasks if "only" in t] == [
         {"pos": 0, "entity_type": et, "within": [0, 1], "parts": [[i, 16] for i in range(16)], "only": ["redis"]}]
-    walks: list[Partition] = []
-    pages = RedisAdapter._pages
-
-    def counted(self: RedisAdapter, entity_type: str, partition: Any, read: Any) -> Any:
-        walks.append(partition)
-        return pages(self, entity_type, partition, read)
-
-    monkeypatch.setattr(RedisAdapter, "_pages", counted)
+    walks = counting_walks(monkeypatch)
     # the tasks in reverse, the one-pass task twice (a re-delivered task after its worker died)
     merged = f.audit(et, planned=[*reversed(tasks), tasks[-1]])
-    assert len(walks) == 2  # once per run of the one-pass task, never per partition
+    # once per run of the one-pass task, never per partition (summed per cell: and the differing cells listed)
+    assert walks in (["pages"] * 2, ["sums", "cells"] * 2)
     assert _seen(merged) == _seen(single)
     # in the same order too: a single pass merges each partition's stores in the order the tasks sort by
     assert [(x.store, x.kind, x.id) for x in merged.findings] == [(x.store, x.kind, x.id) for x in single.findings]

@@ -244,6 +244,8 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
         # ready when the read-once store is read, instead of asked partition after partition then
         algorithms = sorted(set(whole_hashed.values()))
         ahead = {(p, a): digesting.submit(source.range_digests, entity_type, [p], a) for p in parts for a in algorithms}
+        for a in algorithms:
+            once.source_digests(a, {p: ahead[p, a] for p in parts})
         for part in parts:
             part_started = time.perf_counter()
             expected: dict[uuid.UUID, str | None] = {}

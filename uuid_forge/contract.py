@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from .cellsums import CellSums
 from .classify import ANY_VERSIONS
 from .errors import (
     StoreConfigError,
@@ -625,6 +626,16 @@ class Adapter(ABC):
         since it was listed is left out. Offered for the algorithms :meth:`digest_algorithms`
         names; None (the default): not possible here, the audit reads the records."""
         return None
+
+    def scan_cell_sums(self, entity_type: str, within: Partition, algorithm: str) -> CellSums | None:
+        """A whole-scan store's hashes summed per ID cell by the store itself as it scans
+        (uuid_forge.cellsums): the per-cell totals, the cells it could not hash, and the names in
+        another form as :meth:`scan_digests` gives them. None (the default): not possible here."""
+        return None
+
+    def scan_cells(self, entity_type: str, cells: Iterable[int]) -> list[uuid.UUID]:
+        """The IDs of the well-formed entries in ``cells`` (after :meth:`scan_cell_sums`)."""
+        raise NotImplementedError(f"{type(self).__name__} lists no cells")
 
     def count(self, entity_type: str) -> int:
         """How many well-encoded records of ``entity_type`` the store holds."""

@@ -35,12 +35,15 @@ import marshal
 import os
 import shutil
 import tempfile
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import Any, Self
 
+from .cellsums import CellSums, aligned, cell_of, cell_partition, cells_of
 from .contract import READ, chunked
 from .errors import SpillError, StoreError
 from .privatefile import create_private
@@ -258,13 +261,28 @@ class OnePass:
         #: the stores read as hashes computed in the store, and by which algorithm (:meth:`compare_hashed`)
         self.digests: dict[str, str] = dict(digests or {})
         self._source = source
-        self._reads: dict[str, Future[Buckets]] = {}
+        self._reads: dict[str, Future[Buckets | CellSums]] = {}
+        #: the source's digest of each partition whole, per algorithm, asked by the caller (:meth:`source_digests`)
+        self._wholes: dict[str, Mapping[Partition, Future[Any]]] = {}
+        self._plans: dict[str, dict[Partition, _CellPlan]] = {}
+        self._lock = threading.Lock()
 
     def __enter__(self) -> Self:
+        cells = aligned(self._within) and all(aligned(p) for p in self._parts)
         for h in self.handles:
-            self._reads[h.name] = self._pool.submit(read_once, h.adapter, self.entity_type, self._within,
-                                                    self._parts, self._memory, self.digests.get(h.name))
+            algorithm = self.digests.get(h.name)
+            if algorithm is not None and cells:
+                self._reads[h.name] = self._pool.submit(_read_cells, h.adapter, self.entity_type, self._within,
+                                                        self._parts, self._memory, algorithm)
+            else:
+                self._reads[h.name] = self._pool.submit(read_once, h.adapter, self.entity_type, self._within,
+                                                        self._parts, self._memory, algorithm)
         return self
+
+    def source_digests(self, algorithm: str, wholes: Mapping[Partition, Future[Any]]) -> None:
+        """The source's digest of each partition whole by ``algorithm``, asked already by the caller
+        (so that a store summed per cell does not make the source hash every partition twice)."""
+        self._wholes[algorithm] = wholes
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
         for future in self._reads.values():
@@ -274,7 +292,9 @@ class OnePass:
 
     def buckets(self, name: str) -> Buckets:
         """The store's buckets, once read (its read's error raised here, for each partition)."""
-        return self._reads[name].result()
+        read = self._reads[name].result()
+        assert isinstance(read, Buckets)
+        return read
 
     def compare(self, h: Any, entity_type: str, part: Partition, expected: dict[uuid.UUID, Any],
                 prover: Any = None, protected: frozenset[uuid.UUID] = frozenset()) -> Any:
@@ -296,7 +316,10 @@ class OnePass:
         (``expected``: the source's fingerprints of ``part`` when it was scanned, else its leaves
         are). A range holding an entry that could not be hashed (another Redis type) or a name in
         another form never agrees: it is cut down and read, so it is reported as a scan reports it."""
-        algorithm, source, view = self.digests[h.name], self._source, h.adapter.view
+        read = self._reads[h.name].result()
+        if isinstance(read, CellSums):
+            return self._compare_cells(h, entity_type, part, expected, read, prover, protected)
+        algorithm, source = self.digests[h.name], self._source
         sink = self._sink(h.name)
         keyed: list[tuple[int, int | None]] = []
         odd: list[Any] = []  # names in another form (with their ID): read with their leaf
@@ -338,7 +361,18 @@ class OnePass:
         sink.ok += settled
         if not leaves:
             return sink
+        ordered()
         leaves.sort(key=lambda p: p.lo)
+        ids = [uuid.UUID(int=k) for leaf in leaves for k in ints[place(ints, leaf.lo):place(ints, leaf.hi)]]
+        return self._read_leaves(h, entity_type, leaves, ids, odd, expected, sink, prover, protected)
+
+    def _read_leaves(self, h: Any, entity_type: str, leaves: list[Partition], ids: list[uuid.UUID],
+                     odd: list[Any], expected: dict[uuid.UUID, Any] | None, sink: Any, prover: Any,
+                     protected: frozenset[uuid.UUID]) -> Any:
+        """The records of ``leaves`` (sorted ranges): the store's, read by ID (``ids``) plus its
+        names in another form (``odd``), compared as a scan's with the source's (from ``expected``
+        or scanned)."""
+        source, view = self._source, h.adapter.view
         los = [leaf.lo for leaf in leaves]
 
         def inside(value: int) -> bool:
@@ -350,8 +384,6 @@ class OnePass:
         else:
             truth = {i: fp for batch in chunked(leaves, 64) for i, fp in source.scan_ranges(entity_type, batch)
                      if type(i) is uuid.UUID}
-        ordered()
-        ids = [uuid.UUID(int=k) for leaf in leaves for k in ints[place(ints, leaf.lo):place(ints, leaf.hi)]]
         held: list[Any] = []
         for batch in chunked(ids, 500):  # the records of the leaves, as the store holds them now
             held += [(i, self._viewed(view, r)) for i, r in h.adapter.get_many(entity_type, batch).items()]
@@ -361,11 +393,84 @@ class OnePass:
         self._prove(prover, h, entity_type, sink)
         return sink
 
+    def _compare_cells(self, h: Any, entity_type: str, part: Partition, expected: dict[uuid.UUID, Any] | None,
+                       sums: CellSums, prover: Any, protected: frozenset[uuid.UUID]) -> Any:
+        """:meth:`compare_hashed` for a store summed per cell by itself (uuid_forge.cellsums): the
+        partition settled by its cells' total, else cell by cell; the differing cells' records read."""
+        plan = self._cell_plan(h, sums)[part]
+        sink = self._sink(h.name)
+        sink.ok += plan.settled
+        sink.hashed.update(plan.stats)
+        if not plan.cells:
+            return sink
+        leaves = [cell_partition(c) for c in plan.cells]
+        return self._read_leaves(h, entity_type, leaves, plan.ids, sums.odd, expected, sink, prover, protected)
+
+    def _cell_plan(self, h: Any, sums: CellSums) -> dict[Partition, _CellPlan]:
+        """Once per store and pass: per partition, the records its agreeing cells settle and the
+        cells that differ; then one filtered pass lists the store's IDs in all differing cells."""
+        with self._lock:
+            if h.name in self._plans:
+                return self._plans[h.name]
+            algorithm, source, et = self.digests[h.name], self._source, self.entity_type
+            wholes = self._wholes.get(algorithm)
+            if wholes is None or any(p not in wholes for p in self._parts):
+                asked = source.range_digests(et, self._parts, algorithm) or [None] * len(self._parts)
+                truths = dict(zip(self._parts, asked))
+            else:
+                truths = {p: (wholes[p].result() or [None])[0] for p in self._parts}
+            plans: dict[Partition, _CellPlan] = {}
+            for part in self._parts:
+                cells = cells_of(part)
+                mine, truth = sums.digest(cells), truths[part]
+                if mine is not None and mine == truth:
+                    plans[part] = _CellPlan(mine[0], [], Counter(hashed_ranges=1, hashed_records=mine[0]))
+                    continue
+                plan = plans[part] = _CellPlan(0, [], Counter())
+                for batch in chunked(list(cells), 4096):
+                    theirs = source.range_digests(et, [cell_partition(c) for c in batch], algorithm) or \
+                        [None] * len(batch)
+                    for c, t in zip(batch, theirs):
+                        if t is not None and t == sums.cell(c):
+                            if t[0]:
+                                plan.settled += t[0]
+                                plan.stats["hashed_ranges"] += 1
+                                plan.stats["hashed_records"] += t[0]
+                        else:
+                            plan.cells.append(c)
+                plan.stats["read_ranges"] += len(plan.cells)
+            wanted = [c for p in plans.values() for c in p.cells]
+            if wanted:
+                by_cell = {c: p for p in plans.values() for c in p.cells}
+                for ident in h.adapter.scan_cells(et, wanted):
+                    owner = by_cell.get(cell_of(ident))
+                    if owner is not None:
+                        owner.ids.append(ident)
+            self._plans[h.name] = plans
+            return plans
+
     def others(self, h: Any) -> Any:
         """The sink of ``h``'s entries without an ID (compared once per pass, not per partition)."""
         sink = self._sink(h.name)
-        self._compare(h, self.entity_type, {}, self.buckets(h.name).others(), sink)
+        read = self._reads[h.name].result()
+        self._compare(h, self.entity_type, {}, iter(read.others) if isinstance(read, CellSums) else read.others(),
+                      sink)
         return sink
+
+
+class _CellPlan:
+    """One partition of a store summed per cell: records settled, cells to read, and their IDs."""
+
+    def __init__(self, settled: int, cells: list[int], stats: Counter[str]) -> None:
+        self.settled, self.cells, self.stats = settled, cells, stats
+        self.ids: list[uuid.UUID] = []
+
+
+def _read_cells(adapter: Any, entity_type: str, within: Partition, parts: list[Partition],
+                memory_items: int | None, algorithm: str) -> Buckets | CellSums:
+    """The store summed per cell by itself (uuid_forge.cellsums) where it can, else read into buckets."""
+    sums = adapter.scan_cell_sums(entity_type, within, algorithm)
+    return sums if sums is not None else read_once(adapter, entity_type, within, parts, memory_items, algorithm)
 
 
 def recheck_stale(h: Any, entity_type: str, expected: Mapping[uuid.UUID, Any], sink: Any,
