@@ -8,6 +8,7 @@ read). The config writer, the forge factory and the silent server are the fast t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 from tests.scaffold import make_forge, write_forge_toml
 
 if TYPE_CHECKING:
-    from uuid_forge import Forge
+    from uuid_forge import Forge, Record
 
 __all__ = ["CELERY_ET", "CELERY_N", "DEFAULT_SALT", "FAST_WRITE", "Workers", "celery_config", "cli_env", "make_forge",
-           "plant_celery_drift", "run_cli", "wait_report", "write_forge_toml"]
+           "plant_celery_drift", "plant_redis_tampers", "redis_value", "run_cli", "wait_report", "write_forge_toml"]
 
 DEFAULT_SALT = "integration-salt-not-shown"
 #: the [write] table of integration configs: one retry, a short backoff, so an outage fails fast
@@ -73,6 +74,37 @@ def forget_redis_type(redis_url: str, entity_type: str) -> None:
         client.srem("uf:types", entity_type)
     finally:
         client.close()
+
+
+def redis_value(record: Record, **change: Any) -> str:
+    """``record``'s data (with ``change``) as compact, sorted JSON: a planted value that differs
+    from the stored one only where the test means it to."""
+    return json.dumps({**record.data, **change}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def plant_redis_tampers(raw: Any, entity_type: str, records: list[Record]) -> dict[str, set[str]]:
+    """Tamper behind uuid-forge's back, through the Redis client ``raw`` (keys ``<type>:<id>``),
+    with the kinds every Redis audit test checks, on ``records[:10]``: six stale values (edited,
+    removed and added field, changed number, no JSON, wrong Redis type), one reformatted by hand
+    (no finding), two keys missing, one renamed to its upper-case form (malformed), and two
+    foreign keys. Returns the IDs each finding kind must name; a test adds its own cases."""
+    key = {r.id: f"{entity_type}:{r.id}" for r in records[:10]}
+    raw.set(key[records[0].id], redis_value(records[0], name="edited"))  # edited field
+    removed = dict(records[1].data)
+    del removed["tags"]
+    raw.set(key[records[1].id], json.dumps(removed))  # removed field
+    raw.set(key[records[2].id], redis_value(records[2], extra=True))  # added field
+    raw.set(key[records[3].id], redis_value(records[3], n=records[3].data["n"] + 1))  # changed number
+    raw.set(key[records[4].id], "{not json")  # unreadable value
+    raw.delete(key[records[5].id])
+    raw.hset(key[records[5].id], "fp", "x")  # wrong Redis type
+    raw.set(key[records[6].id], json.dumps(records[6].data, indent=2))  # reformatted by hand: no finding
+    raw.delete(key[records[7].id], key[records[8].id])  # missing keys
+    raw.rename(key[records[9].id], f"{entity_type}:{str(records[9].id).upper()}")  # a name in another form
+    raw.set(f"{entity_type}:not-a-uuid", "x")  # foreign
+    raw.set(f"{entity_type}:session-17", "y")
+    return {"stale": {str(r.id) for r in records[0:6]}, "missing": {str(r.id) for r in records[7:9]},
+            "malformed": {str(records[9].id)}}
 
 
 # -- real Celery workers (integration/test_celery_workers.py, test_celery_forged_tasks.py) ------------------------

@@ -150,10 +150,10 @@ def test_filter_option_errors_name_the_option_and_value(elasticsearch_url: str, 
         with pytest.raises(ConfigError) as info:
             open_store(elasticsearch_url, index=f"{base}-x", entity_type="user", filter=bad)
         assert "filter" in str(info.value) and bad[:6] in str(info.value)
-    with open_store(elasticsearch_url, index=f"{base}-x", entity_type="user",
-                    filter='{"match": {"name": "Ann"}}') as store:
-        with pytest.raises(ValidationError, match="match query"):
-            store.put_many([Record("user", uuid.uuid5(uuid.NAMESPACE_URL, "m"), {"name": "Ann"})])
+    with (open_store(elasticsearch_url, index=f"{base}-x", entity_type="user",
+                     filter='{"match": {"name": "Ann"}}') as store,
+          pytest.raises(ValidationError, match="match query")):
+        store.put_many([Record("user", uuid.uuid5(uuid.NAMESPACE_URL, "m"), {"name": "Ann"})])
 
 
 # -- dates and the id field --------------------------------------------------------------------------
@@ -182,7 +182,7 @@ def test_naive_date_time_text_compares_as_the_text_it_is(tmp_path: Path, elastic
 def test_an_index_mapping_the_id_field_as_text_is_refused(elasticsearch_url: str, raw: Any, base: str) -> None:
     index = f"{base}-texty"
     raw.indices.create(index=index, mappings={"properties": {"uf_id": {"type": "text"}}})
-    with open_store(elasticsearch_url, index=index, entity_type="thing") as store:
-        with pytest.raises(ValidationError, match="maps 'uf_id' as 'text'.*keyword"):
-            store.put_many([Record("thing", uuid.uuid5(uuid.NAMESPACE_URL, "t"), {"a": 1})])
+    with (open_store(elasticsearch_url, index=index, entity_type="thing") as store,
+          pytest.raises(ValidationError, match="maps 'uf_id' as 'text'.*keyword")):
+        store.put_many([Record("thing", uuid.uuid5(uuid.NAMESPACE_URL, "t"), {"a": 1})])
     assert raw.count(index=index)["count"] == 0

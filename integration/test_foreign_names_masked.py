@@ -21,10 +21,10 @@ from tests.scaffold import driver_missing
 
 redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 
-from uuid_forge import IDConfig, Namespace  # noqa: E402
-from uuid_forge.masking import mask_value  # noqa: E402
+from uuid_forge import IDConfig, Namespace
+from uuid_forge.masking import mask_value
 
-from .scaffold import make_forge, run_cli, write_forge_toml  # noqa: E402
+from .scaffold import make_forge, run_cli, write_forge_toml
 
 EMAILS = ("john.doe@example.com", "alice@corp.example")
 

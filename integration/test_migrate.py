@@ -329,7 +329,10 @@ def test_serial_tables_in_place_by_shadow_columns(serial_tables: tuple[str, str,
     with _pg(postgres_url) as raw:
         raw.execute(f"UPDATE {users} SET uid = NULL WHERE id = 5")  # a row lost its new ID: verify must fail
     done = _cli(w, "verify", "--json")
-    assert done.returncode == 1 and "without a new ID" in done.stdout
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert json.loads(done.stdout)["problems"] == [
+        {"store": "db", "type": "user", "entry": users, "problem": "not expanded",
+         "reason": "1 keyed rows without a new ID: run expand (rows written since?)"}]
     done = _cli(w, "contract", "--json")
     assert done.returncode == 2 and "verify" in done.stderr
     assert _cli(w, "expand").returncode == 0 and _cli(w, "verify").returncode == 0

@@ -86,10 +86,10 @@ def test_fields_another_application_added_survive_write_repair_and_replay(tmp_pa
         forge.write_many(rows)
         records = forge.records(rows)
         keys = [Binary(r.id.bytes, 4) for r in records]
-        for _name, (_options, _view, coll, theirs, edited) in SHAPES.items():
+        for (_options, _view, coll, theirs, edited) in SHAPES.values():
             raw[coll].update_many({"_id": {"$in": keys}}, {"$set": theirs})  # another application's fields
         forge.write_many(rows[:3])  # write-through over the documents
-        for _name, (_options, _view, coll, theirs, edited) in SHAPES.items():
+        for (_options, _view, coll, theirs, edited) in SHAPES.values():
             raw[coll].update_one({"_id": keys[4]}, {"$set": {edited: "hand edit"}})  # a stale entity
         report = forge.audit("person", repair=True)  # audit --repair --apply
         assert not report.repair_errors, report.repair_errors
@@ -162,6 +162,6 @@ def test_filter_option_errors_name_the_option_and_value(db_url: str) -> None:
         with pytest.raises(ConfigError) as info:
             open_store(db_url, collection="accounts", entity_type="user", filter=bad)
         assert "filter" in str(info.value) and bad[:6] in str(info.value)
-    with open_store(db_url, collection="accounts", entity_type="user", filter='{"name": {"$regex": "^A"}}') as store:
-        with pytest.raises(ValidationError, match=r"\$regex"):
-            store.put_many([Record("user", uuid.uuid5(uuid.NAMESPACE_URL, "r"), {"name": "Ann"})])
+    with (open_store(db_url, collection="accounts", entity_type="user", filter='{"name": {"$regex": "^A"}}') as store,
+          pytest.raises(ValidationError, match=r"\$regex")):
+        store.put_many([Record("user", uuid.uuid5(uuid.NAMESPACE_URL, "r"), {"name": "Ann"})])

@@ -18,13 +18,13 @@ from tests.scaffold import driver_missing
 redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 import sqlalchemy as sa
 
-from uuid_forge import Forge, IDConfig, Namespace, Record, onepass, open_store
+from uuid_forge import Forge, IDConfig, Namespace, onepass, open_store
 from uuid_forge import compare as compare_module
 from uuid_forge.forge import StoreHandle
 from uuid_forge.report import AuditReport
 
 from . import provision
-from .scaffold import forget_redis_type
+from .scaffold import forget_redis_type, plant_redis_tampers, redis_value
 from .test_redis_onepass import _seen
 
 IDS = IDConfig(namespace=Namespace("redishash.uuid-forge.test"), salt="redishash")
@@ -43,35 +43,14 @@ def _items(et: str, n: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
 def _plant(f: Forge, et: str, raw: Any) -> dict[str, set[str]]:
     """One or more of every tamper kind, planted in Redis (and one in the source); what each is."""
     records = f.records(_items(et, N))
-    key = {r.id: f"{et}:{r.id}" for r in records}
-
-    def data(r: Record, **change: Any) -> str:
-        return json.dumps({**r.data, **change}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-    want: dict[str, set[str]] = {}
-    raw.set(key[records[0].id], data(records[0], name="edited"))  # edited field
-    d = dict(records[1].data)
-    del d["tags"]
-    raw.set(key[records[1].id], json.dumps(d))  # removed field
-    raw.set(key[records[2].id], data(records[2], extra=True))  # added field
-    raw.set(key[records[3].id], data(records[3], n=records[3].data["n"] + 1))  # changed number
-    raw.set(key[records[4].id], "{not json")  # unreadable value
-    raw.delete(key[records[5].id])
-    raw.hset(key[records[5].id], "fp", "x")  # wrong Redis type
+    want = plant_redis_tampers(raw, et, records)
     by_id = sorted(records, key=lambda r: r.id)  # two values swapped between neighbours: counts agree, sums not
     a, b = by_id[100], by_id[101]
-    raw.set(key[a.id], data(b))
-    raw.set(key[b.id], data(a))
-    want["stale"] = {str(r.id) for r in [*records[0:6], a, b]}
-    raw.set(key[records[6].id], json.dumps(records[6].data, indent=2))  # reformatted by hand: no finding
-    raw.delete(key[records[7].id], key[records[8].id])  # missing key
-    want["missing"] = {str(r.id) for r in records[7:9]}
-    raw.rename(key[records[9].id], f"{et}:{str(records[9].id).upper()}")  # a name in another form
-    want["malformed"] = {str(records[9].id)}
+    raw.set(f"{et}:{a.id}", redis_value(b))
+    raw.set(f"{et}:{b.id}", redis_value(a))
+    want["stale"] |= {str(a.id), str(b.id)}
     for g in [uuid.uuid4() for _ in range(2)]:  # extra keys: orphans, not provable (no key fields)
         raw.set(f"{et}:{g}", '{"ghost":1}')
-    raw.set(f"{et}:not-a-uuid", "x")  # foreign
-    raw.set(f"{et}:session-17", "y")
     assert f.source.adapter.delete_many(et, [records[10].id]) == 1  # deleted in the source only: an orphan in Redis
     return want
 

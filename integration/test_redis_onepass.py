@@ -8,7 +8,6 @@ with many partitions and with a forced spill, and SCAN must walk the keyspace on
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,13 +19,13 @@ from tests.scaffold import driver_missing
 redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 from uuid_forge.adapters.redis import RedisAdapter
 
-from uuid_forge import Forge, IDConfig, Namespace, Record, onepass, open_store
+from uuid_forge import Forge, IDConfig, Namespace, onepass, open_store
 from uuid_forge import compare as compare_module
 from uuid_forge import partial as partial_module
 from uuid_forge.forge import StoreHandle
 from uuid_forge.report import AuditReport
 
-from .scaffold import forget_redis_type
+from .scaffold import forget_redis_type, plant_redis_tampers
 
 IDS = IDConfig(namespace=Namespace("onepass.uuid-forge.test"), salt="onepass")
 N = 600
@@ -44,36 +43,15 @@ def planted(postgres_url: str, redis_url: str) -> Iterator[tuple[Forge, str, dic
                  for i in range(N)]
         assert f.write_many(items).complete
         records = f.records(items)
-        key = {r.id: f"{et}:{r.id}" for r in records}
-        want: dict[str, set[str]] = {}
-
-        def data(r: Record, **change: Any) -> str:
-            return json.dumps({**r.data, **change}, sort_keys=True, separators=(",", ":"))
-
-        raw.set(key[records[0].id], data(records[0], name="edited"))  # edited field
-        d = dict(records[1].data)
-        del d["tags"]
-        raw.set(key[records[1].id], json.dumps(d))  # removed field
-        raw.set(key[records[2].id], data(records[2], extra=True))  # added field
-        raw.set(key[records[3].id], data(records[3], n=records[3].data["n"] + 1))  # changed number
-        raw.set(key[records[4].id], "{not json")  # unreadable value
-        raw.delete(key[records[5].id])
-        raw.hset(key[records[5].id], "fp", "x")  # wrong type
-        want["stale"] = {str(r.id) for r in records[0:6]}
-        raw.set(key[records[6].id], json.dumps(records[6].data, indent=2))  # reformatted by hand: no finding
-        raw.delete(key[records[7].id], key[records[8].id])  # missing
-        want["missing"] = {str(r.id) for r in records[7:9]}
-        raw.rename(key[records[9].id], f"{et}:{str(records[9].id).upper()}")  # wrong-form key
-        raw.rename(key[records[10].id], f"{et}:{records[10].id.hex}")
-        want["malformed"] = {str(r.id) for r in records[9:11]}
+        want = plant_redis_tampers(raw, et, records)
+        raw.rename(f"{et}:{records[10].id}", f"{et}:{records[10].id.hex}")  # another wrong-form key
+        want["malformed"].add(str(records[10].id))
         ghosts = [uuid.uuid4() for _ in range(4)]  # orphans, not provable (no key): unproven
         for g in ghosts[:3]:
             raw.set(f"{et}:{g}", '{"ghost":1}')
         raw.set(f"{et}:{str(ghosts[3]).upper()}", '{"ghost":2}')  # an orphan under a wrong-form name
         stray = f.records([(et, {"email": "stray@example.com"}, {"n": -1})])[0]  # ours, not in the source
         raw.set(f"{et}:{str(stray.id).upper()}", '{"n":-1}')  # an orphan under a wrong-form name: unproven
-        raw.set(f"{et}:not-a-uuid", "x")  # foreign
-        raw.set(f"{et}:session-17", "y")
         yield f, et, want
     finally:
         raw.close()

@@ -221,9 +221,9 @@ def test_unmapped_not_null_column_is_refused_at_open_and_works_with_defaults(bac
         ("u0@example.com", "User 0 v2", "theirs", "uuid-forge", 7),
         ("u1@example.com", "User 1 v2", "acme", "uuid-forge", 7),
         ("u2@example.com", "User 2 v2", "acme", "uuid-forge", 7)]
-    with pytest.raises(ConfigError, match=r"defaults= names mapped columns \['email'\]"):
-        with open_store(backend.url, **options, defaults={"email": "x", "tenant": "a", "created_by": "b"}) as s:
-            s.count("user")
+    with (pytest.raises(ConfigError, match=r"defaults= names mapped columns \['email'\]"),
+          open_store(backend.url, **options, defaults={"email": "x", "tenant": "a", "created_by": "b"}) as s):
+        s.count("user")
 
 
 # -- rule 2: a filter narrows a user table used as the source ------------------------------------------------

@@ -473,17 +473,17 @@ def test_cli_delete_messages_name_what_was_given_and_where(tmp_path: Path) -> No
                               namespace="deletes.messages", journal=tmp_path / "j.sqlite3",
                               extra='[types.person]\nkey = ["email"]')
     env, c = {"UUID_FORGE_SALT": "pepper"}, ["-c", str(config)]
-    code, output, error = run_cli(["delete", *c, "--entity", "person"], env)
+    code, _output, error = run_cli(["delete", *c, "--entity", "person"], env)
     assert code == 2 and "not both" not in error and "--key FIELD=VALUE" in error and "--id" in error, error
-    code, output, error = run_cli(["delete", *c, "--entity", "person", "--key", "emial=zed@example.org"], env)
+    code, _output, error = run_cli(["delete", *c, "--entity", "person", "--key", "emial=zed@example.org"], env)
     assert code == 2 and "--key emial: not a key field of entity type 'person'" in error, error
     assert "its key fields: email" in error and "zed@example.org" not in error, error
-    code, output, error = run_cli(["delete", *c, "--entity", "person", "--id", "zz-zed.secret@example.org"], env)
+    code, _output, error = run_cli(["delete", *c, "--entity", "person", "--id", "zz-zed.secret@example.org"], env)
     assert code == 2 and "not a UUID" in error and "secret" not in error and "zed" not in error, error
     lines = tmp_path / "leavers.jsonl"
     lines.write_text('{"entity_type": "person", "email": "a@example.org"}\n'
                      '{"entity_type": "person", "id": "zz-zed.secret@example.org"}\n')
     for extra in ([], ["--erase"]):
-        code, output, error = run_cli(["delete", *c, "--jsonl", str(lines), *extra], env)
+        code, _output, error = run_cli(["delete", *c, "--jsonl", str(lines), *extra], env)
         assert code == 2 and f"{lines} line 2 (person): id" in error and "deletes[1]" not in error, error
         assert "secret" not in error

@@ -6,6 +6,7 @@ is merged (branch rawread), :class:`FakeLegacyStore` stands in with the same int
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -207,6 +208,33 @@ def test_unresolved_reference_is_listed_never_guessed(tmp_path: Path) -> None:
     assert "user_id" in out.problems[0]["reason"]
     bad = forge.generator.generate_many("order", [{"order_no": 77}])[0]
     assert bad not in cache._data["order"]
+
+
+def test_each_batch_is_checkpointed_and_reported(tmp_path: Path) -> None:
+    """expand, rollback and contract save their checkpoint (done of total) per place after each
+    batch and report each batch to ``progress``; a dry run reports but saves nothing."""
+    forge, source, _, _ = world(tmp_path, users=25, orders=0)
+    migration.plan(forge, SETTINGS, leave_unmapped=True)
+    places = ("db/user", "cache/user")  # 25 mapped and 1 left each
+    contract = functools.partial(migration.contract, max_delete="100%")
+    for phase, call in [("expand", migration.expand), ("rollback", migration.rollback),
+                        ("expand", migration.expand), ("contract", contract)]:
+        if phase == "contract":
+            assert migration.verify(forge, SETTINGS).passed
+        before = mm.load(source, "default")[1]
+        dry: list[int] = []
+        call(forge, SETTINGS, batch_size=10, progress=dry.append, dry_run=True)
+        assert dry == [10, 10, 5] * 2, phase
+        state = mm.load(source, "default")[1]
+        assert state is not None and before is not None and state.checkpoints == before.checkpoints, phase
+        seen: list[int] = []
+        call(forge, SETTINGS, batch_size=10, progress=seen.append)
+        assert seen == [10, 10, 5] * 2, phase
+        state = mm.load(source, "default")[1]
+        assert state is not None
+        for place in places:
+            assert {k: v for k, v in state.checkpoints[f"{phase}/{place}"].items() if k != "at"} == {
+                "done": 26, "total": 26}, (phase, place)
 
 
 def test_expand_resumes_after_kill_without_duplicates(tmp_path: Path) -> None:

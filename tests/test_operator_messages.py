@@ -165,7 +165,7 @@ def test_a_refused_deleted_entity_is_told_in_the_command_lines_words(tmp_path: P
                                   namespace="t", extra='[types.user]\nkey = ["email"]\n'))
     assert run_cli(["write", "-c", config, "user", "-d", "email=a@example.com"], env=SALT)[0] == 0
     assert run_cli(["delete", "-c", config, "--entity", "user", "--key", "email=a@example.com"], env=SALT)[0] == 0
-    code, out, err = run_cli(["write", "-c", config, "user", "-d", "email=a@example.com"], env=SALT)
+    code, _out, err = run_cli(["write", "-c", config, "user", "-d", "email=a@example.com"], env=SALT)
     assert code == 2 and "uuid-forge write --recreate" in err, err
     assert "recreate=True" not in err and "other records were written" not in err, err
 

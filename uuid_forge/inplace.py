@@ -59,6 +59,13 @@ def _mark(state: PlanState, place: InPlace) -> dict[str, Any]:
     return state.checkpoints.setdefault(f"inplace/{place.name}", {"created": [], "contracted": False})
 
 
+def _problem(place: InPlace, kind: str, reason: str) -> dict[str, str]:
+    """One problem of an in-place table, as :class:`Outcome` lists them: the whole table is the
+    entry (its rows are counted, never named), so nothing needs masking."""
+    return {"store": place.store, "type": place.entity_type, "entry": place.table, "problem": kind,
+            "reason": reason}
+
+
 def plan(run: _Run, out: Outcome, leave_unmapped: bool) -> None:
     """Count rows, rows without key values (unmapped) and duplicate keys (collisions: the UNIQUE
     of contract would fail); check the ID function is installed."""
@@ -94,9 +101,8 @@ def plan(run: _Run, out: Outcome, leave_unmapped: bool) -> None:
                 out.stopped = out.stopped or (f"{where}: rows without key values: fix them, or pass "
                                               "--leave-unmapped (their new column stays NULL; contract is refused "
                                               "until they are fixed)")
-            out.problems.append({"store": place.store, "type": place.entity_type, "entry": place.table,
-                                 "problem": "unmapped", "reason": f"{rows - keyed} rows without key values: the new "
-                                 "column stays NULL there, and contract (NOT NULL) is refused until they are fixed"})
+            out.problems.append(_problem(place, "unmapped", f"{rows - keyed} rows without key values: the new column "
+                                         "stays NULL there, and contract (NOT NULL) is refused until they are fixed"))
 
 
 def expand(run: _Run, out: Outcome, state: PlanState, dry_run: bool, progress: Progress) -> None:
@@ -141,14 +147,12 @@ def verify(run: _Run, out: Outcome) -> None:
         sql, where = _sql(run, place), _where(place)
         columns = sql.columns(place.table)
         if place.column not in columns:
-            out.problems.append({"store": place.store, "type": place.entity_type, "entry": place.table,
-                                 "problem": "not expanded", "reason": f"no column {place.column!r}: run expand"})
+            out.problems.append(_problem(place, "not expanded", f"no column {place.column!r}: run expand"))
             continue
         empty = sql.count(place.table, f"{place.column} IS NULL AND {sql.keyed(place.key)}")
         if empty:
-            out.problems.append({"store": place.store, "type": place.entity_type, "entry": place.table,
-                                 "problem": "not expanded", "reason": f"{empty} keyed rows without a new ID: run "
-                                 "expand (rows written since?)"})
+            out.problems.append(_problem(place, "not expanded", f"{empty} keyed rows without a new ID: run expand "
+                                         "(rows written since?)"))
         wrong = checked = 0
         for page in sql.rows(place.table, place.pk, place.column, place.key, run.batch):
             ids = run.forge.prover.ids_from_keys(place.entity_type, [k for _, _, k in page])
@@ -158,19 +162,16 @@ def verify(run: _Run, out: Outcome) -> None:
                     wrong += 1
         out.count(where, place.entity_type, "verified", checked - wrong)
         if wrong:
-            out.problems.append({"store": place.store, "type": place.entity_type, "entry": place.table,
-                                 "problem": "differs", "reason": f"{wrong} rows hold a new ID their key columns do "
-                                 "not give (another namespace or salt?)"})
+            out.problems.append(_problem(place, "differs", f"{wrong} rows hold a new ID their key columns do not "
+                                         "give (another namespace or salt?)"))
         for ref, (_, column) in place.references.items():
             if column not in columns:
-                out.problems.append({"store": place.store, "type": place.entity_type, "entry": place.table,
-                                     "problem": "not expanded", "reason": f"no column {column!r}: run expand"})
+                out.problems.append(_problem(place, "not expanded", f"no column {column!r}: run expand"))
                 continue
             loose = sql.count(place.table, f"{ref} IS NOT NULL AND {column} IS NULL")
             if loose:
-                out.problems.append({"store": place.store, "type": place.entity_type, "entry": place.table,
-                                     "problem": "reference", "reason": f"{loose} rows whose {ref} names no row "
-                                     "with a new ID"})
+                out.problems.append(_problem(place, "reference", f"{loose} rows whose {ref} names no row with a "
+                                             "new ID"))
 
 
 def check_contract(run: _Run) -> None:

@@ -23,6 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from . import inplace
@@ -255,6 +256,22 @@ def _with_retries(run: _Run, call: Callable[[], Any]) -> Any:
     return None
 
 
+def _in_batches(run: _Run, state: PlanState, phase: str, store: str, entity_type: str, todo: list[Mapping],
+                total: int, dry_run: bool, progress: Progress | None,
+                step: Callable[[list[Mapping]], None]) -> None:
+    """``step`` over ``todo`` batch by batch, the phase's checkpoint (done of ``total``) saved after
+    each so a killed run resumes there and ``status`` shows how far it got; nothing saved in a dry run."""
+    done = total - len(todo)
+    for batch in chunked(todo, run.batch):
+        step(batch)
+        done += len(batch)
+        if not dry_run:
+            state.checkpoint(phase, store, entity_type, done, total)
+            run.save_state(state)
+        if progress:
+            progress(len(batch))
+
+
 def _uuid_text(raw: str) -> uuid.UUID | None:
     """The UUID a raw name is, in its canonical text form exactly (a user table's v4 ``id``)."""
     try:
@@ -423,15 +440,8 @@ def expand(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = N
         out.count(store, entity_type, "already expanded", sum(1 for m in group if m.state == "expanded"))
         out.count(store, entity_type, "left alone", sum(1 for m in group if m.state == "left"))
         adapter = run.stores[store]
-        done = len(group) - len(todo)
-        for batch in chunked(todo, run.batch):
-            _expand_batch(run, out, adapter, store, entity_type, batch, index, dry_run)
-            done += len(batch)
-            if not dry_run:
-                state.checkpoint("expand", store, entity_type, done, len(group))
-                mm.save_state(run.source, state)
-            if progress:
-                progress(len(batch))
+        _in_batches(run, state, "expand", store, entity_type, todo, len(group), dry_run, progress,
+                    partial(_expand_batch, run, out, adapter, store, entity_type, index=index, dry_run=dry_run))
     inplace.expand(run, out, state, dry_run, progress)
     if out.problems:
         out.stopped = "some entries were not expanded (listed): fix them and run expand again"
@@ -675,15 +685,8 @@ def contract(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
         out.count(store, entity_type, "already contracted", sum(1 for m in group if m.state == "contracted"))
         out.count(store, entity_type, "left alone", sum(1 for m in group if m.state == "left"))
         todo = [m for m in group if m.state == "expanded"]
-        done = len(group) - len(todo)
-        for batch in chunked(todo, run.batch):
-            _contract_batch(run, out, adapter, store, entity_type, batch, index, dry_run)
-            done += len(batch)
-            if not dry_run:
-                state.checkpoint("contract", store, entity_type, done, len(group))
-                mm.save_state(run.source, state)
-            if progress:
-                progress(len(batch))
+        _in_batches(run, state, "contract", store, entity_type, todo, len(group), dry_run, progress,
+                    partial(_contract_batch, run, out, adapter, store, entity_type, index=index, dry_run=dry_run))
     if out.problems:
         out.stopped = "some old entries were left (listed): not proven mapped"
     return out
@@ -772,15 +775,8 @@ def rollback(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
         adapter = run.stores[store]
         todo = [m for m in group if m.state in ("expanding", "expanded")]
         out.count(store, entity_type, "not expanded", sum(1 for m in group if m.state in ("planned", "rolled_back")))
-        done = len(group) - len(todo)
-        for batch in chunked(todo, run.batch):
-            _rollback_batch(run, out, adapter, store, entity_type, batch, index, dry_run)
-            done += len(batch)
-            if not dry_run:
-                state.checkpoint("rollback", store, entity_type, done, len(group))
-                mm.save_state(run.source, state)
-            if progress:
-                progress(len(batch))
+        _in_batches(run, state, "rollback", store, entity_type, todo, len(group), dry_run, progress,
+                    partial(_rollback_batch, run, out, adapter, store, entity_type, index=index, dry_run=dry_run))
     inplace.rollback(run, out, state, dry_run)
     if not dry_run:
         state.verified = None

@@ -429,14 +429,7 @@ class SQLAdapter(Adapter):
         opened = self._table(entity_type, create=False)
         if opened is None:
             return []
-        codec = opened.codec
-        if codec.native:  # a uuid column: only names that are UUIDs can be in it
-            keys: list[Any] = []
-            for raw in raws:
-                with contextlib.suppress(ValueError):
-                    keys.append(uuid.UUID(raw))
-        else:
-            keys = list(raws)
+        keys = _sql_keys(opened, raws, skip_invalid=True)
         if not keys:
             return []
         with self._engine.connect() as conn:
@@ -465,13 +458,7 @@ class SQLAdapter(Adapter):
         if opened is None:
             return 0
         raws = list(wanted)
-        keys: list[Any] = []
-        for raw in raws:
-            if opened.codec.native:
-                with contextlib.suppress(ValueError):
-                    keys.append(uuid.UUID(raw))
-            else:
-                keys.append(raw)
+        keys = _sql_keys(opened, raws, skip_invalid=True)
         if not keys:
             return 0
         with self._engine.begin() as conn:
@@ -495,13 +482,7 @@ class SQLAdapter(Adapter):
         opened = self._table(entity_type, create=False)
         if opened is None:
             return 0
-        keys: list[Any] = []
-        for raw in raws:
-            if opened.codec.native:
-                with contextlib.suppress(ValueError):
-                    keys.append(uuid.UUID(raw))
-            else:
-                keys.append(raw)
+        keys = _sql_keys(opened, raws, skip_invalid=True)
         if not keys:
             return 0
         where = opened.where(opened.scan_id.in_(sa.bindparam("raws", expanding=True)))
@@ -745,6 +726,17 @@ class SQLAdapter(Adapter):
         self._tables.clear()
 
 
-def _sql_keys(opened: Any, raws: list[str]) -> list[Any]:
-    """Raw names as the ID column's values: UUIDs for a native uuid column, the text otherwise."""
-    return [uuid.UUID(r) for r in raws] if opened.codec.native else list(raws)
+def _sql_keys(opened: Any, raws: list[str], skip_invalid: bool = False) -> list[Any]:
+    """Raw names as the ID column's values: UUIDs for a native uuid column, the text otherwise.
+
+    ``skip_invalid``: a name that is no UUID is left out for a uuid column (no row can have it,
+    and the database would reject the value) instead of raising ``ValueError``."""
+    if not opened.codec.native:
+        return list(raws)
+    if not skip_invalid:
+        return [uuid.UUID(r) for r in raws]
+    keys: list[Any] = []
+    for raw in raws:
+        with contextlib.suppress(ValueError):
+            keys.append(uuid.UUID(raw))
+    return keys
