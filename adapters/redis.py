@@ -52,15 +52,18 @@ see ``uuid-forge adapters --options redis``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import re
+import threading
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from queue import Empty, Queue
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -165,6 +168,44 @@ def check_key_pattern(pattern: str) -> tuple[str, str]:
                           "or one type's keys would match another's")
     before, after = pattern.split("{id}")
     return before, after
+
+
+def _ahead(pages: Iterator[Any], depth: int = 4) -> Iterator[Any]:
+    """``pages`` read by a thread of their own, up to ``depth`` ahead: the server works on the next
+    page while this thread handles the last (the socket wait releases the GIL). The reader's error
+    is raised here; leaving early stops the reader after its current page."""
+    queue: Queue[Any] = Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def read() -> None:
+        try:
+            for page in pages:
+                if stop.is_set():
+                    return
+                queue.put(page)
+            queue.put(done)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
+            queue.put(_Failed(err))
+
+    reader = threading.Thread(target=read, name="uuid-forge-redis-pages", daemon=True)
+    reader.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting on a full queue
+            with contextlib.suppress(Empty):
+                queue.get_nowait()
+            reader.join(0.05)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
 
 
 def _text(value: bytes | str) -> str:
@@ -296,31 +337,23 @@ return out
 """
 
 # One SCAN page of one type's keys, walked on the server (uuid_forge.cellsums). ARGV: cursor, MATCH
-# pattern, COUNT, the text before and after the ID, mode, wanted cells. A key of ours is exactly
-# ``head .. canonical lowercase ID .. tail`` (what the string id_format writes; anything else goes
-# back to Python, which classifies it as a scan does). Mode "sum": each such key's value hashed as
-# _DIGESTS does, its hash's two 60-bit slices summed as 20-bit pieces into the ID's cell (its first
-# 4 hex digits), returned as {cursor, per cell touched: cell, count, 6 piece sums; the IDs whose
-# key held no string (another Redis type, or gone); the other names}. Mode "list": {cursor, the IDs
-# of the keys in the wanted cells (4 hex digits each, concatenated; empty: every cell)}.
+# pattern, COUNT, the text before and after the ID, mode, wanted cells. A key of ours has the
+# shape ``head .. 36 characters .. tail`` (the string id_format; whether those 36 are a canonical
+# ID is checked in Python, which classifies anything else as a scan does). Mode "sum": each such
+# key's value hashed as _DIGESTS does; returned {cursor, ``id .. sha1 hex`` of each, concatenated;
+# the IDs whose key held no string (another Redis type, or gone); the other names}. Mode "list":
+# {cursor, the IDs of the keys in the wanted cells (4 hex digits each, concatenated; empty: all)}.
 _CELLS = """
 local page = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
 local keys = page[2]
 local head, tail, mode = ARGV[4], ARGV[5], ARGV[6]
 local hl, tl = #head, #tail
-local H = '[0-9a-f]'
-local shape = '^' .. H:rep(8) .. '%-' .. H:rep(4) .. '%-' .. H:rep(4) .. '%-' .. H:rep(4) .. '%-' .. H:rep(12) .. '$'
 local ours, ids, odd = {}, {}, {}
 for i = 1, #keys do
   local k = keys[i]
-  local id = nil
   if #k == hl + 36 + tl and string.sub(k, 1, hl) == head and (tl == 0 or string.sub(k, -tl) == tail) then
-    id = string.sub(k, hl + 1, hl + 36)
-    if not string.find(id, shape) then id = nil end
-  end
-  if id then
     ours[#ours + 1] = k
-    ids[#ids + 1] = id
+    ids[#ids + 1] = string.sub(k, hl + 1, hl + 36)
   else
     odd[#odd + 1] = k
   end
@@ -334,7 +367,7 @@ if mode == 'list' then
   end
   return {page[1], out}
 end
-local index, flat, unhashed = {}, {}, {}
+local packed, unhashed = {}, {}
 for first = 1, #ours, 500 do
   local last = math.min(first + 499, #ours)
   local held = redis.call('MGET', unpack(ours, first, last))
@@ -342,29 +375,14 @@ for first = 1, #ours, 500 do
     local value = held[j - first + 1]
     local id = ids[j]
     if value then
-      local h = redis.sha1hex(string.sub(id, 1, 8) .. string.sub(id, 10, 13) .. string.sub(id, 15, 18) ..
-                              string.sub(id, 20, 23) .. string.sub(id, 25, 36) .. value)
-      local cell = tonumber(string.sub(id, 1, 4), 16)
-      local at = index[cell]
-      if not at then
-        at = #flat + 1
-        index[cell] = at
-        flat[at], flat[at + 1], flat[at + 2], flat[at + 3] = cell, 0, 0, 0
-        flat[at + 4], flat[at + 5], flat[at + 6], flat[at + 7] = 0, 0, 0, 0
-      end
-      flat[at + 1] = flat[at + 1] + 1
-      flat[at + 2] = flat[at + 2] + tonumber(string.sub(h, 1, 5), 16)
-      flat[at + 3] = flat[at + 3] + tonumber(string.sub(h, 6, 10), 16)
-      flat[at + 4] = flat[at + 4] + tonumber(string.sub(h, 11, 15), 16)
-      flat[at + 5] = flat[at + 5] + tonumber(string.sub(h, 16, 20), 16)
-      flat[at + 6] = flat[at + 6] + tonumber(string.sub(h, 21, 25), 16)
-      flat[at + 7] = flat[at + 7] + tonumber(string.sub(h, 26, 30), 16)
+      packed[#packed + 1] = id
+      packed[#packed + 1] = redis.sha1hex(string.gsub(id, '-', '') .. value)
     else
       unhashed[#unhashed + 1] = id
     end
   end
 end
-return {page[1], flat, unhashed, odd}
+return {page[1], table.concat(packed), unhashed, odd}
 """
 
 #: how often a batch's merge is redone for keys other writers keep changing before it gives up
@@ -1116,27 +1134,37 @@ class RedisAdapter(Adapter):
             yield from self._pages(entity_type, partition, hashes)
 
     def scan_cell_sums(self, entity_type: str, within: Partition, algorithm: str) -> CellSums | None:
-        """The whole keyspace of ``entity_type`` hashed and summed per ID cell by one script per
-        SCAN page (``_CELLS``, uuid_forge.cellsums): no name or hash per key crosses the wire, only
-        each page's per-cell totals, and the names not in the canonical form. None where the
+        """The whole keyspace of ``entity_type`` hashed on the server by one script per SCAN page
+        (``_CELLS``) and summed per ID cell (uuid_forge.cellsums) by this thread while another waits
+        for the next page: no name is sent back to the server, no UUID is built. None where the
         layout does not hash (:meth:`digest_algorithms`) or the IDs are not in the string form."""
         if algorithm != "sha1" or algorithm not in self.digest_algorithms(entity_type) or self._ids.name != "string":
             return None
         self._require(SCAN)
         self.check_entity_type(entity_type)
         head, tail = self._ends(entity_type)
-        pattern, sums, cursor = self._match(entity_type), CellSums(), b"0"
+        pattern, sums = self._match(entity_type), CellSums()
         with self._errors(f"scan_cell_sums({entity_type})"):
-            while True:
-                cursor, flat, unhashed, odd = _run_keys(self._client, _CELLS_SCRIPT, [],
-                                                        [cursor, pattern, b"1000", head, tail, b"sum", b""])
-                sums.add(flat)
-                for text in unhashed:
-                    sums.unhashed(uuid.UUID(_text(text)))
-                if odd:
-                    sums.add_odd(self._odd_items(entity_type, within, odd))
-                if int(cursor) == 0:
-                    return sums
+            for packed, unhashed, odd in _ahead(self._cell_pages(pattern, head, tail)):
+                names = [f"{head}{_text(i)}{tail}" for i in sums.add_packed(packed)]
+                for text in map(_text, unhashed):
+                    if self._ids.pattern.fullmatch(text):
+                        sums.unhashed(uuid.UUID(text))
+                    else:
+                        names.append(f"{head}{text}{tail}")
+                if names or odd:
+                    sums.add_odd(self._odd_items(entity_type, within, [*names, *odd]))
+        return sums
+
+    def _cell_pages(self, pattern: str, head: str, tail: str) -> Iterator[tuple[bytes, list[Any], list[Any]]]:
+        """The replies of ``_CELLS`` in mode "sum", page after page."""
+        cursor: Any = b"0"
+        while True:
+            cursor, packed, unhashed, odd = _run_keys(self._client, _CELLS_SCRIPT, [],
+                                                      [cursor, pattern, b"1000", head, tail, b"sum", b""])
+            yield packed, unhashed, odd
+            if int(cursor) == 0:
+                return
 
     def scan_cells(self, entity_type: str, cells: Iterable[int]) -> list[uuid.UUID]:
         """The IDs of the canonical keys of ``entity_type`` in ``cells`` (uuid_forge.cellsums), listed
@@ -1149,7 +1177,7 @@ class RedisAdapter(Adapter):
             while True:
                 cursor, ids = _run_keys(self._client, _CELLS_SCRIPT, [],
                                         [cursor, pattern, b"1000", head, tail, b"list", arg])
-                out += [uuid.UUID(_text(i)) for i in ids]
+                out += [uuid.UUID(t) for t in map(_text, ids) if self._ids.pattern.fullmatch(t)]  # others: odd
                 if int(cursor) == 0:
                     return out
 

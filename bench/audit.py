@@ -52,7 +52,6 @@ from handwritten.scans import SCANS, bare_scan_redis, content_audit, count_postg
 from write import BASELINE, IDS, STORES, _url, cleanup
 
 from integration.provision import Missing, ensure_pgcrypto
-
 from uuid_forge import Forge, Record, open_store
 from uuid_forge.entitytypes import EntityType
 from uuid_forge.forge import StoreHandle

@@ -17,6 +17,7 @@ from tests.scaffold import driver_missing
 
 redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 import sqlalchemy as sa
+from uuid_forge.adapters.redis import RedisAdapter
 
 from uuid_forge import Forge, IDConfig, Namespace, onepass, open_store
 from uuid_forge import compare as compare_module
@@ -25,7 +26,7 @@ from uuid_forge.report import AuditReport
 
 from . import provision
 from .scaffold import forget_redis_type, plant_redis_tampers, redis_value
-from .test_redis_onepass import _seen
+from .test_redis_onepass import _seen, counting_walks
 
 IDS = IDConfig(namespace=Namespace("redishash.uuid-forge.test"), salt="redishash")
 N = 6000
@@ -78,14 +79,25 @@ def _kinds(report: AuditReport) -> dict[str, set[str]]:
     return out
 
 
-@pytest.mark.parametrize("budget", [None, 5], ids=["in-memory", "spilled"])
+#: how the one pass holds Redis's hashes: summed per cell on the server (uuid_forge.cellsums, the
+#: default), or each key's hash in buckets (a store without cell sums), in memory or spilled to files
+PATHS = {"cells": ["sums", "cells"], "buckets-in-memory": ["pages"], "buckets-spilled": ["pages"]}
+
+
+@pytest.mark.parametrize("path", list(PATHS))
 def test_every_tamper_is_found_through_the_hashed_path(planted: tuple[Forge, str, dict[str, set[str]]],
-                                                       monkeypatch: pytest.MonkeyPatch, budget: int | None) -> None:
+                                                       monkeypatch: pytest.MonkeyPatch, path: str) -> None:
     f, et, want = planted
     monkeypatch.setattr(compare_module, "PARTITION_TARGET", 2000)  # 4 partitions, each cut into 16 ranges when it differs
-    if budget is not None:
-        monkeypatch.setattr(onepass, "MEMORY_ITEMS", budget)
-    hashed, records = f.audit(et), f.audit(et, hashed=False)
+    if path != "cells":
+        monkeypatch.setattr(RedisAdapter, "scan_cell_sums", lambda *args: None)
+    if path == "buckets-spilled":
+        monkeypatch.setattr(onepass, "MEMORY_ITEMS", 5)
+    records = f.audit(et, hashed=False)
+    with monkeypatch.context() as m:
+        walks = counting_walks(m)
+        hashed = f.audit(et)
+    assert walks == PATHS[path]  # read once; summed per cell, the differing cells listed once more
     assert _seen(hashed) == _seen(records)
     kinds = _kinds(hashed)
     for kind, ids in want.items():
@@ -96,6 +108,8 @@ def test_every_tamper_is_found_through_the_hashed_path(planted: tuple[Forge, str
     assert sum(d.startswith("unreadable") for d in details.values()) == 2  # the wrong type, the value no JSON
     stats = hashed.hashed["redis"]
     assert stats["hashed_records"] > N * 0.5 and 0 < stats["read_records"] < N * 0.5, stats
+    if path == "cells":  # 65,536 cells: each tamper costs the read of its cell's few keys, not a range's
+        assert stats["read_records"] <= 30 and stats["read_ranges"] <= 20, stats
     assert records.hashed == {}
 
 
@@ -114,7 +128,9 @@ def test_a_consistent_audit_reads_no_record(pgcrypto_url: str, redis_url: str,
             return get(self, entity_type, ids)
 
         monkeypatch.setattr(type(f.stores[1].adapter), "get_many", counted)
+        walks = counting_walks(monkeypatch)
         report = f.audit(et)
+        assert walks == ["sums"]  # one walk, summed on the server; nothing to list again
         assert report.consistent and report.stores["redis"]["ok"] == n
         assert report.hashed["redis"]["hashed_records"] == n and report.hashed["redis"]["read_records"] == 0
         assert sum(reads) == 0  # not one Redis value read back
