@@ -214,3 +214,45 @@ def test_backfill_in_place_matches_python(pg: Any) -> None:
 ])
 def test_member_order_and_nfc_match_python(pg: Any, kwargs: dict[str, Any]) -> None:
     assert _sql_name(pg, "thing", [], kwargs, "") == canonical_name("thing", [], kwargs, "")
+
+
+#: ASCII only, the fast path's ground, with the characters it must still escape or refuse
+_ASCII_PIECES = [*string.ascii_letters, *string.digits, " ", '"', "\\", "\t", "\n", "\x01", "\x1f", "\x7f", "/",
+                 ":", ",", '": ', ', "', "{", "}", "[", "]"]
+_ASCII = st.lists(st.sampled_from(_ASCII_PIECES), max_size=6).map("".join)
+_FLAT = (st.none() | st.booleans() | _ASCII
+         | st.integers(min_value=-(10**21) + 1, max_value=10**21 - 1) | st.sampled_from([10**20, -(10**20), 0]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kwargs=st.dictionaries(_ASCII, _FLAT | st.lists(_FLAT, max_size=2) | st.dictionaries(_ASCII, _FLAT, max_size=2),
+                              min_size=1, max_size=3),
+       entity_type=st.sampled_from(["user", "order", 'we"ird', "tab\tbed", "caf\u00e9"]),
+       salt=st.sampled_from(["", "bench", 's"alt', "back\\slash", "\u00e9t\u00e9"]),
+       secret=st.none() | st.sampled_from(["k"]))
+def test_flat_ascii_keys_take_the_fast_path_and_agree_with_python(pg: Any, kwargs: dict[str, Any], entity_type: str,
+                                                                   salt: str, secret: str | None) -> None:
+    """uuid_forge_flat_object reads one or two members straight from jsonb's text: where it
+    answers, its answer is C(kwargs) exactly; where it cannot (a third member, a nested value, a
+    name with an escape), it says NULL; and the ID is Python's on every path."""
+    flat = pg.execute(f"SELECT {SCHEMA}.uuid_forge_flat_object(%s::jsonb)", (json.dumps(kwargs),)).fetchone()[0]
+    plain = len(kwargs) <= 2 and all('"' not in k and "\\" not in k and not any(c < " " for c in k) for k in kwargs) \
+        and all(v is None or isinstance(v, (bool, int, str)) for v in kwargs.values())
+    if plain:
+        assert flat == canonical_name("t", [], kwargs, "")[len('["uuid-forge/1","t",[],'):-len(',""]')]
+    else:
+        assert flat is None
+    generator = UUIDGenerator(IDConfig(namespace=NS, salt=salt, secret=secret))
+    assert _sql_id(pg, NS.uuid, entity_type, kwargs, salt, secret) == generator.generate_many(entity_type, [kwargs])[0]
+
+
+@pytest.mark.parametrize("key", ['{"a": 1.5}', '{"a": 1e21}', '{"a": 1, "b": 0.1}', '{"a": [1, 2.5]}'])
+def test_the_fast_path_leaves_unsupported_numbers_to_the_error(pg: Any, key: str) -> None:
+    assert pg.execute(f"SELECT {SCHEMA}.uuid_forge_flat_object(%s::jsonb)", (key,)).fetchone()[0] is None
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="is not supported"):
+        pg.execute(f"SELECT {SCHEMA}.uuid_forge_id(%s, 'thing', %s::jsonb, '')", (NS.uuid, key))
+
+
+def test_an_empty_entity_type_is_still_an_error(pg: Any) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="entity_type must be a non-empty text"):
+        _sql_id(pg, NS.uuid, "", {"email": "a@b.c"}, "")

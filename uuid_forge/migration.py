@@ -739,7 +739,7 @@ def _contract_raw(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_
     while it still holds exactly that data. Those it kept (changed in between, or a store without
     the capability) stay listed and unmarked; a re-run sees them again."""
     try:
-        _with_retries(run, lambda: adapter.delete_raw_proven(entity_type, raws))
+        deleted = _with_retries(run, lambda: adapter.delete_raw_proven(entity_type, raws))
     except StoreUnavailableError:
         raise
     except (ValidationError, StoreError):
@@ -747,8 +747,9 @@ def _contract_raw(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_
         what = "left: store refuses raw delete"
         why = ("this store cannot delete an entry by a name that is not one of its IDs' forms (no "
                "delete_raw_proven); remove it by hand once verified")
-    else:  # which went: the proven ones no longer held (read again, raw names only)
-        kept = set(_read_raw(adapter, entity_type, list(raws)))
+    else:  # which went: every one when the store counts as many deletes as names (one entry per
+        # name: nothing to read again), else the proven ones no longer held (read again)
+        kept = set() if deleted == len(raws) else set(_read_raw(adapter, entity_type, list(raws)))
         what = "left: changed before delete"
         why = "it no longer held the proven data when the store deleted: left (run verify and contract again)"
     for m in gone:

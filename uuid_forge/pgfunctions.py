@@ -30,7 +30,8 @@ from .errors import ValidationError
 
 __all__ = ["FUNCTION_NAMES", "postgres_functions_sql"]
 
-FUNCTION_NAMES = ("uuid_forge_text", "uuid_forge_utf16", "uuid_forge_plain_name",
+FUNCTION_NAMES = ("uuid_forge_text", "uuid_forge_utf16", "uuid_forge_plain_name", "uuid_forge_plain_text",
+                  "uuid_forge_flat_object", "uuid_forge_fast_key_name",
                   "uuid_forge_value", "uuid_forge_number", "uuid_forge_array", "uuid_forge_object", "uuid_forge_name",
                   "uuid_forge_key_name", "uuid_forge_id", "uuid_forge_id_keyed")
 
@@ -238,9 +239,75 @@ BEGIN
 END
 $fn$;
 
+-- The fast path of a backfill's usual key. C(s) of a non-empty text that is ASCII without a quote,
+-- backslash or control character is s in quotes, else NULL. IMMUTABLE and inlined: with a constant
+-- (the entity type, the salt) the planner folds it once per query, not once per row.
+CREATE OR REPLACE FUNCTION {schema}.uuid_forge_plain_text(s text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT CASE WHEN s <> '' AND octet_length(s) = length(s) AND s !~ '[\x01-\x1f"\\]' THEN '"' || s || '"' END
+$fn$;
+
+-- C(key) of an object of one or two members read from jsonb's own text ({{"a": v, "b": w}}), or
+-- NULL for any other key (the general path then decides, errors included). Taken only when the
+-- text is all ASCII (NFC already; UTF-16 order is byte order), a name holds no backslash (so no
+-- quote either: it is its text), a value is a string (jsonb escapes as rule 7), an integer of at
+-- most 21 digits, true, false or null, and the members' values read back by name are exactly the
+-- text around them (so there is no third member, and no name or value was misread).
+CREATE OR REPLACE FUNCTION {schema}.uuid_forge_flat_object(key jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+DECLARE
+    t text := key::text;
+    p int := strpos(t, '": ');
+    k0 text;
+    k1 text;
+    v0 text;
+    v1 text;
+    rest text;
+BEGIN
+    IF p < 3 OR octet_length(t) <> length(t) OR left(t, 2) <> '{{"' THEN
+        RETURN NULL;
+    END IF;
+    k0 := substr(t, 3, p - 3);
+    rest := substr(t, p + 3, length(t) - p - 3);
+    v0 := (key -> k0)::text;
+    IF strpos(k0, '\') > 0 OR v0 IS NULL
+       OR NOT (left(v0, 1) = '"' OR v0 IN ('true', 'false', 'null') OR v0 ~ '^-?[0-9]{{1,21}}$') THEN
+        RETURN NULL;
+    END IF;
+    IF rest = v0 THEN
+        RETURN '{{"' || k0 || '":' || v0 || '}}';
+    END IF;
+    IF left(rest, length(v0) + 3) <> v0 || ', "' THEN
+        RETURN NULL;
+    END IF;
+    rest := substr(rest, length(v0) + 4);
+    p := strpos(rest, '": ');
+    k1 := substr(rest, 1, p - 1);
+    v1 := (key -> k1)::text;
+    IF p < 1 OR strpos(k1, '\') > 0 OR v1 IS NULL OR substr(rest, p + 3) <> v1
+       OR NOT (left(v1, 1) = '"' OR v1 IN ('true', 'false', 'null') OR v1 ~ '^-?[0-9]{{1,21}}$') THEN
+        RETURN NULL;
+    END IF;
+    IF k0 COLLATE "C" < k1 COLLATE "C" THEN
+        RETURN '{{"' || k0 || '":' || v0 || ',"' || k1 || '":' || v1 || '}}';
+    END IF;
+    RETURN '{{"' || k1 || '":' || v1 || ',"' || k0 || '":' || v0 || '}}';
+END
+$fn$;
+
+-- the name of a key: the fast name when every part of it is plain, else (NULL || ... is NULL) the
+-- general path, with its errors. Inlined into the caller's query.
+CREATE OR REPLACE FUNCTION {schema}.uuid_forge_fast_key_name(entity_type text, key jsonb, salt text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT coalesce('["uuid-forge/1",' || {schema}.uuid_forge_plain_text(entity_type) || ',[],'
+                    || {schema}.uuid_forge_flat_object(key) || ','
+                    || coalesce({schema}.uuid_forge_plain_text(salt), CASE WHEN salt = '' THEN '""' END) || ']',
+                    {schema}.uuid_forge_key_name(entity_type, key, salt))
+$fn$;
+
 CREATE OR REPLACE FUNCTION {schema}.uuid_forge_id(namespace uuid, entity_type text, key jsonb, salt text DEFAULT '')
 RETURNS uuid LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
-    SELECT {ossp}.uuid_generate_v5(namespace, {schema}.uuid_forge_key_name(entity_type, key, salt))
+    SELECT {ossp}.uuid_generate_v5(namespace, {schema}.uuid_forge_fast_key_name(entity_type, key, salt))
 $fn$;
 
 -- keyed mode: HMAC-SHA256(secret, namespace bytes || name), first 16 bytes, version 8, RFC 9562 variant
@@ -251,7 +318,7 @@ DECLARE
     d bytea;
 BEGIN
     d := substring({pgcrypto}.hmac(uuid_send(namespace)
-                                   || convert_to({schema}.uuid_forge_key_name(entity_type, key, salt), 'UTF8'),
+                                   || convert_to({schema}.uuid_forge_fast_key_name(entity_type, key, salt), 'UTF8'),
                                    secret, 'sha256') FROM 1 FOR 16);
     d := set_byte(d, 6, (get_byte(d, 6) & 15) | 128);
     d := set_byte(d, 8, (get_byte(d, 8) & 63) | 128);

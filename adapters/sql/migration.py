@@ -105,35 +105,57 @@ class ShadowColumns:
         fn = f"{self._quote(schema)}."
         call = (f"{fn}uuid_forge_id_keyed(CAST(:ns AS uuid), :et, jsonb_build_object({pairs}), :salt, :secret)"
                 if secret else f"{fn}uuid_forge_id(CAST(:ns AS uuid), :et, jsonb_build_object({pairs}), :salt)")
-        t, c, p = self._t(table), self._c(column), self._c(pk)
-        stmt = sa.text(f"UPDATE {t} SET {c} = {call} WHERE {p} IN (SELECT {p} FROM {t} WHERE {c} IS NULL AND "
-                       f"{self.keyed(key)} ORDER BY {p} LIMIT :n)")
-        params: dict[str, Any] = {"ns": str(namespace), "et": entity_type, "salt": salt, "n": batch}
+        t, c = self._t(table), self._c(column)
+        params: dict[str, Any] = {"ns": str(namespace), "et": entity_type, "salt": salt}
         if secret:
             params["secret"] = secret
-        return self._batches(stmt, params, progress)
+
+        def todo(r: str) -> str:
+            return " AND ".join([f"{r}{c} IS NULL", *(f"{r}{self._c(k)} IS NOT NULL" for k in key.values())])
+        return self._batches(table, pk, todo, f"UPDATE {t} AS r SET {c} = {call}", params, batch, progress)
 
     def fill_reference(self, table: str, pk: str, ref: str, column: str, target: str, target_pk: str,
                        target_column: str, batch: int, progress: Callable[[int], None] | None = None) -> int:
         """Fill ``column`` (the reference's new ID) from the referenced row's new ID, joined on the old key."""
-        t, p = self._t(table), self._c(pk)
-        stmt = sa.text(
-            f"UPDATE {t} AS r SET {self._c(column)} = g.{self._c(target_column)} FROM {self._t(target)} AS g "
-            f"WHERE r.{self._c(ref)} = g.{self._c(target_pk)} AND g.{self._c(target_column)} IS NOT NULL AND "
-            f"r.{p} IN (SELECT {p} FROM {t} WHERE {self._c(column)} IS NULL AND {self._c(ref)} IS NOT NULL "
-            f"ORDER BY {p} LIMIT :n)")
-        return self._batches(stmt, {"n": batch}, progress)
+        update = (f"UPDATE {self._t(table)} AS r SET {self._c(column)} = g.{self._c(target_column)} "
+                  f"FROM {self._t(target)} AS g")
+        join = f"r.{self._c(ref)} = g.{self._c(target_pk)} AND g.{self._c(target_column)} IS NOT NULL"
 
-    def _batches(self, stmt: sa.TextClause, params: dict[str, Any], progress: Callable[[int], None] | None) -> int:
-        total = 0
+        def todo(r: str) -> str:
+            return f"{r}{self._c(column)} IS NULL AND {r}{self._c(ref)} IS NOT NULL"
+        return self._batches(table, pk, todo, update, {}, batch, progress, join)
+
+    def _batches(self, table: str, pk: str, todo: Callable[[str], str], update: str, params: dict[str, Any],
+                 batch: int, progress: Callable[[int], None] | None, join: str = "") -> int:
+        """``update`` over the rows where ``todo`` holds, ``batch`` of them per transaction, walking
+        the primary key (``todo(prefix)``: the condition, columns prefixed; the table is ``r`` in
+        ``update``): each batch reads its upper bound (the ``batch``-th such row after the last
+        bound) and updates that key range, an index range scan, so a batch never reads again the
+        rows an earlier batch filled (selecting "the first N still NULL" from the start each time
+        does, and costs the whole fill a square). A row ``join`` leaves (a reference to a row without
+        a new ID) is passed over, not chosen again. A kill loses at most the batch in flight; the
+        next run walks from the start, and ``todo`` skips what is done."""
+        t, p = self._t(table), self._c(pk)
+        bound = {first: sa.text(f"SELECT count(*), max({p}) FROM (SELECT {p} FROM {t} WHERE "
+                                f"{'' if first else f'{p} > :last AND '}{todo('')} ORDER BY {p} LIMIT :n) AS b")
+                 for first in (True, False)}
+        stmt = {first: sa.text(f"{update} WHERE {'' if first else f'r.{p} > :last AND '}r.{p} <= :upto AND "
+                               f"{todo('r.')}" + (f" AND {join}" if join else ""))
+                for first in (True, False)}
+        total, last = 0, None
         while True:
+            first = last is None
             with self._engine.begin() as conn:  # one batch, one transaction: a kill loses at most one
-                n = conn.execute(stmt, params).rowcount or 0
+                found, upto = conn.execute(bound[first], {"last": last, "n": batch}).one()
+                if not found:
+                    return total
+                n = conn.execute(stmt[first], {**params, "last": last, "upto": upto}).rowcount or 0
             total += n
             if progress and n:
                 progress(n)
-            if n < params["n"]:
+            if found < batch:
                 return total
+            last = upto
 
     # -- verify ------------------------------------------------------------------------------
     def rows(self, table: str, pk: str, column: str, key: dict[str, str], batch: int
