@@ -747,7 +747,8 @@ def _contract_raw(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_
     else:  # which went: the proven ones no longer held (read again, raw names only)
         kept = set(_read_raw(adapter, entity_type, list(raws)))
         what = "left: changed before delete"
-        why = "it no longer held the proven data when the store deleted: left (run verify and contract again)"
+        why = ("when the store came to delete it, it no longer held exactly the proven data (edited, or a field "
+               "added that the proof does not cover): left; run verify and contract again once its writers stop")
     for m in gone:
         if m.old in kept:
             out.count(store, entity_type, "deleted", -1)
