@@ -359,6 +359,64 @@ def test_serial_tables_in_place_by_shadow_columns(serial_tables: tuple[str, str,
     assert _cli(w, "rollback").returncode == 2
 
 
+def test_in_place_writes_between_expand_and_contract(serial_tables: tuple[str, str, str], postgres_url: str,
+                                                     tmp_path: Path) -> None:
+    """The application keeps writing after expand: a user row inserted (no uid), a user's email
+    (its key) edited (its uid stale, and so the user_uid of its orders), an order pointed at
+    another user (its user_uid stale). verify fails naming each; expand again fills and
+    recomputes exactly those; verify passes. An edit after that pass: contract refuses before
+    changing anything, and rollback is still possible."""
+    tag, users, orders = serial_tables
+    w = _in_place_config(tmp_path, postgres_url, tag, users, orders)
+    for phase in ("plan", "expand"):
+        assert _cli(w, phase).returncode == 0
+    with _pg(postgres_url) as raw:
+        raw.execute(f"INSERT INTO {users} (email, name) VALUES ('late@example.com', 'Late')")
+        raw.execute(f"UPDATE {users} SET email = 'renamed7@example.com' WHERE id = 7")
+        raw.execute(f"UPDATE {orders} SET user_id = 9 WHERE id = 3")
+    done = _cli(w, "verify", "--json")
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr
+    reasons = [p["reason"] for p in json.loads(done.stdout)["problems"]]
+    assert any(r.startswith("1 keyed rows without a new ID") for r in reasons), reasons
+    assert any(r.startswith("1 rows hold a new ID their key columns do not give") for r in reasons), reasons
+    # order 3 (user 7's orders still match user 7's stale uid: they follow it when it is recomputed)
+    assert any(r.startswith("1 rows whose user_uid is not the new ID") for r in reasons), reasons
+    done = _cli(w, "expand", "--json")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    counts = json.loads(done.stdout)["counts"]
+    assert counts[f"db/{users}/user"]["filled"] == 1
+    assert counts[f"db/{users}/user"]["refreshed (key columns changed)"] == 1
+    assert counts[f"db/{orders}/order"]["references refreshed (user_id)"] == 1 + 3  # order 3; user 7's three
+    done = _cli(w, "verify", "--json")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    with w.forge() as forge, _pg(postgres_url) as raw:
+        rows = raw.execute(f"SELECT email, uid FROM {users} ORDER BY id").fetchall()
+        assert [u for _, u in rows] == forge.generator.generate_many("user", [{"email": e} for e, _ in rows])
+        assert raw.execute(f"SELECT count(*) FROM {orders} o JOIN {users} u ON o.user_id = u.id "
+                           "WHERE o.user_uid = u.uid").fetchone() == (700,)
+    for edit, refusal in ((f"UPDATE {users} SET email = 'again@example.com' WHERE id = 8",
+                           "1 rows hold a new ID (uid) their key columns no longer give"),
+                          (f"UPDATE {orders} SET user_id = 10 WHERE id = 4", "user_uid is not the new ID")):
+        with _pg(postgres_url) as raw:  # written after verify passed: contract's own check finds it
+            raw.execute(edit)
+        done = _cli(w, "contract")
+        assert done.returncode == 2 and refusal in done.stderr and "nothing was changed" in done.stderr, done.stderr
+        assert not json.loads(_cli(w, "status", "--json").stdout)["contract_started"]
+        assert _cli(w, "expand").returncode == 0 and _cli(w, "verify").returncode == 0
+    with _pg(postgres_url) as raw:  # a key emptied: the row holds a new ID no key gives
+        raw.execute(f"UPDATE {users} SET email = NULL WHERE id = 11")
+    assert _cli(w, "verify").returncode == 1
+    assert _cli(w, "expand").returncode == 0  # its uid back to NULL, and its orders' user_uid
+    done = _cli(w, "verify")
+    assert done.returncode == 1 and "user_id names no row with a new ID" in done.stderr, done.stderr
+    with _pg(postgres_url) as raw:
+        raw.execute(f"UPDATE {users} SET email = 'u10@example.com' WHERE id = 11")
+        assert raw.execute(f"SELECT uid FROM {users} WHERE id = 11").fetchone() == (None,)
+    assert _cli(w, "expand").returncode == 0 and _cli(w, "verify").returncode == 0
+    done = _cli(w, "contract", "--json")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+
+
 def test_in_place_rollback_drops_only_the_columns_expand_created(serial_tables: tuple[str, str, str],
                                                                  postgres_url: str, tmp_path: Path) -> None:
     tag, users, orders = serial_tables
