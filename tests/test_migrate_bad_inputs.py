@@ -53,6 +53,20 @@ def test_unreachable_source_is_one_masked_line(tmp_path: Path, phase: str, as_js
     assert "sqlalche.me" not in line and stdout == ""
 
 
+@pytest.mark.parametrize(("driver", "url", "shown"), [
+    ("redis", f"redis://:{PASSWORD}@127.0.0.1:1/0", "redis://:***@127.0.0.1:1/0"),
+    ("pymongo", f"mongodb://app:{PASSWORD}@127.0.0.1:1/shop?serverSelectionTimeoutMS=300",
+     "mongodb://app:***@127.0.0.1:1/shop"),
+])
+def test_unreachable_other_stores_are_one_masked_line(tmp_path: Path, driver: str, url: str, shown: str) -> None:
+    """A store beside the source, down: plan stops on one line naming it, its password masked."""
+    pytest.importorskip(driver)
+    stores = {"db": f"sqlite:///{tmp_path}/db.sqlite3", "cache": url}
+    conf = write_forge_toml(tmp_path / "uf.toml", stores, "db", namespace="users.example.com", extra=TYPES)
+    code, stdout, stderr = run_cli(["migrate", "plan", "-c", str(conf), "--json"], ENV)
+    _one_error_line(code, stdout, stderr, shown, "unreachable")
+
+
 @pytest.mark.parametrize("phase", PHASES)
 def test_plan_name_is_checked_as_the_config_checks_it(tmp_path: Path, phase: str) -> None:
     """``--plan 'two words'`` was accepted (a plan of that name written by plan) while
