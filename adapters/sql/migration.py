@@ -148,19 +148,20 @@ class ShadowColumns:
         over the whole table, range by range of ``batch`` keys, each range in one transaction; how
         many rows they changed."""
         t, p = self._t(table), self._c(pk)
-        bound = sa.text(f"SELECT max({p}) FROM (SELECT {p} FROM {t} WHERE :first OR {p} > :last ORDER BY {p} "
-                        "LIMIT :n) s")
-        total, last, first = 0, None, True
-        while True:
+        total: int = 0
+        last: Any = None
+        while True:  # the first range has no lower bound: no "OR" in a condition the index must serve
+            after, lower = ("", "") if last is None else (f"WHERE {p} > :last ", f"{qualify}{p} > :last AND ")
+            bound = sa.text(f"SELECT max({p}) FROM (SELECT {p} FROM {t} {after}ORDER BY {p} LIMIT :n) s")
             with self._engine.begin() as conn:
-                upto = conn.execute(bound, {"first": first, "last": last, "n": batch}).scalar()
+                upto = conn.execute(bound, {"last": last, "n": batch}).scalar()
                 if upto is None:
                     return total
-                where = f"(:first OR {qualify}{p} > :last) AND {qualify}{p} <= :upto"
+                where = f"{lower}{qualify}{p} <= :upto"
                 for text, params in statements:
                     stmt = sa.text(text.replace("{range}", where))
-                    total += conn.execute(stmt, {**params, "first": first, "last": last, "upto": upto}).rowcount or 0
-            last, first = upto, False
+                    total += conn.execute(stmt, {**params, "last": last, "upto": upto}).rowcount or 0
+            last = upto
 
     def fill_reference(self, table: str, pk: str, ref: str, column: str, target: str, target_pk: str,
                        target_column: str, batch: int, progress: Callable[[int], None] | None = None) -> int:
