@@ -92,6 +92,8 @@ def test_max_delete_is_checked_before_anything_else(tmp_path: Path) -> None:
     ([], TYPES.replace('user_id = "user"', 'user_id = "customer"'), ("references user_id = 'customer'",)),
     ([], TYPES + '\n[migrate]\nplann = "x"\n', ("[migrate]", "'plann'")),
     ([], TYPES + '\n[migrate.stores.cache]\nold_id = "field:id"\n', ("[migrate.stores.cache]", "no store 'cache'")),
+    ([], TYPES + '\n[migrate.in_place.u]\nstore = "db"\ntable = "users"\ntype = "user"\ncolumns = "x"\n',
+     ("[migrate.in_place.u]", "'columns'")),
 ])
 @pytest.mark.parametrize("phase", PHASES)
 def test_bad_config_and_options_name_the_value(tmp_path: Path, phase: str, args: list[str], extra: str,
@@ -102,6 +104,26 @@ def test_bad_config_and_options_name_the_value(tmp_path: Path, phase: str, args:
     code, stdout, stderr = run_cli(["migrate", phase, "-c", str(conf), *args, "--json"], ENV)
     _one_error_line(code, stdout, stderr, *fragments)
     assert not list(tmp_path.glob("files/*")), "nothing is written on bad input"
+
+
+@pytest.mark.parametrize("phase", ["plan", "expand", "verify", "contract", "rollback"])
+def test_an_in_place_table_on_another_database_names_the_table_and_store(tmp_path: Path, phase: str) -> None:
+    """The in-place backfill needs PostgreSQL: on SQLite the error said so without saying which
+    [migrate.in_place.NAME] and store asked for it."""
+    conf = _config(tmp_path, extra=TYPES + '\n[migrate.in_place.u]\nstore = "db"\ntable = "users"\ntype = "user"\n')
+    if phase != "plan":
+        from uuid_forge import migrationmap as mm
+
+        with open_store(f"sqlite:///{tmp_path}/db.sqlite3") as db:  # a plan made (without the table)
+            state = mm.PlanState("default")
+            state.planned_at = mm.now()
+            mm.save_state(db, state)
+    code, stdout, stderr = run_cli(["migrate", phase, "-c", str(conf), "--max-delete", "100%"]
+                                   if phase == "contract" else ["migrate", phase, "-c", str(conf)], ENV)
+    if phase == "contract":  # refused before the table is looked at: verify has not passed
+        _one_error_line(code, stdout, stderr, "verify has not passed")
+        return
+    _one_error_line(code, stdout, stderr, "[migrate.in_place.u]", "store 'db'", "needs PostgreSQL", "not sqlite")
 
 
 def test_missing_config(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import MigrationRefusedError
+from .errors import MigrationRefusedError, ValidationError
 from .ids import IDConfig
 from .migrationmap import PlanState, now
 from .settings import InPlace
@@ -40,7 +40,10 @@ def _sql(run: _Run, place: InPlace) -> Any:
     if opener is None:
         raise MigrationRefusedError(f"[migrate.in_place.{place.name}]: store {place.store!r} is no SQL store; an "
                                     "in-place migration needs PostgreSQL")
-    return opener()
+    try:
+        return opener()
+    except ValidationError as err:  # another SQL database: say which table of the config asked
+        raise MigrationRefusedError(f"[migrate.in_place.{place.name}]: store {place.store!r}: {err}") from None
 
 
 def _config(run: _Run, place: InPlace) -> IDConfig:

@@ -211,7 +211,10 @@ def _index_in_place(run: _Run, index: dict[tuple[str, str], dict[str, str]], eve
         opener = getattr(handles[place.store], "shadow_columns", None)
         if opener is None:
             continue
-        sql = opener()
+        try:
+            sql = opener()
+        except ValidationError as err:  # another SQL database: say which table of the config asked
+            raise MigrationRefusedError(f"[migrate.in_place.{place.name}]: store {place.store!r}: {err}") from None
         if not sql.columns(place.table):
             continue  # no such table (yet): nothing to add
         olds = index.setdefault((place.store, place.entity_type), {})
