@@ -750,8 +750,9 @@ def _contract_raw(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_
     else:  # which went: the proven ones no longer held (read again, raw names only)
         kept = set(_read_raw(adapter, entity_type, list(raws)))
         what = "left: changed before delete"
-        why = ("when the store came to delete it, it no longer held exactly the proven data (edited, or a field "
-               "added that the proof does not cover): left; run verify and contract again once its writers stop")
+        why = ("when the store came to delete it, it no longer held exactly the proven data (edited, or with a "
+               "field the proof does not cover, which is never deleted): left; run verify and contract again once "
+               "its writers stop, or move that field and remove it by hand")
     for m in gone:
         if m.old in kept:
             out.count(store, entity_type, "deleted", -1)
