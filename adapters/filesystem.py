@@ -758,23 +758,60 @@ class FileAdapter(Adapter):
             found.append(self._raw_entry(entity_type, raw, layout.decode, stored, f"file {raw}"))
         return found
 
-    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
-        """Unlink files by the path a scan reported, inside the type's folder only (delete_raw_proven
-        re-read each first). The named file only: a layout's companion file (``raw``'s sidecar) stays.
-
-        Not atomic with that re-read: POSIX has no compare-and-unlink, so a file rewritten in the
-        instant between the read and the unlink goes with its new content. Files are written by
-        rename, so the window is one read plus one unlink; stop writers of the migrated files
-        before ``contract`` (docs/migration.md)."""
+    def _raw_path(self, entity_type: str, raw: str) -> str:
+        """The file a raw name means, refused outside the type's folder."""
         base = os.path.realpath(os.path.join(self.root, entity_type))
+        path = os.path.realpath(os.path.join(self.root, raw))
+        if not raw.startswith(entity_type + "/") or os.path.commonpath([base, path]) != base:
+            raise ValidationError(f"{raw!r} is not a file of entity type {entity_type!r} under {self.root}")
+        return path
+
+    def _delete_raw_if_unchanged(self, entity_type: str, wanted: dict[str, str]) -> int:
+        """Delete each named file only while it holds the proven data, by moving it out of the way
+        first: its bytes are read, its data decoded and compared with the proof, then it is renamed
+        to a private dot-name in the same folder (no writer or reader uses that name) and read
+        again. The same bytes: unlinked. Other bytes (a writer replaced it between the read and the
+        rename): put back under its name, unless a newer file is there already. A write that lands
+        after the rename creates a new file under the name, which stays. POSIX has no
+        compare-and-unlink; what this leaves open is a writer rewriting the file in place through
+        a handle it opened before the rename (writes by rename, uuid-forge's own, are covered).
+        A kill between the rename and the unlink leaves the file under ``.NAME.uf-delete-*`` beside
+        it, hidden from scans (docs/migration.md). The named file only: a sidecar stays."""
         count = 0
-        for raw in raws:
-            path = os.path.realpath(os.path.join(self.root, raw))
-            if not raw.startswith(entity_type + "/") or os.path.commonpath([base, path]) != base:
-                raise ValidationError(f"{raw!r} is not a file of entity type {entity_type!r} under {self.root}")
-            count += _unlink_existing(path)
+        touched: set[str] = set()
+        for raw, fingerprint in wanted.items():
+            path = self._raw_path(entity_type, raw)
+            before = _read_or_none(path) if os.path.isfile(path) else None
+            if before is None:
+                continue
+            entry = next(iter(self._read_raw(entity_type, [raw])), None)
+            if not self._still_proven(entry, fingerprint):
+                continue
+            folder, name = os.path.split(path)
+            held = os.path.join(folder, f".{name}.uf-delete-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            try:
+                os.rename(path, held)
+            except FileNotFoundError:
+                continue  # removed in between: nothing of the proof's to delete
+            if _read_or_none(held) == before:
+                os.unlink(held)
+                count += 1
+                touched.add(folder)
+            else:
+                _put_back(held, path)
+        if self.fsync:
+            for folder in touched:
+                _fsync_dir(folder)
+        return count
+
+    def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
+        """Unlink files by the path a scan reported, inside the type's folder only. The named file
+        only: a layout's companion file (``raw``'s sidecar) stays. (delete_raw_proven goes through
+        :meth:`_delete_raw_if_unchanged`, which moves each file aside before comparing it.)"""
+        paths = [self._raw_path(entity_type, raw) for raw in raws]
+        count = sum(1 for path in paths if _unlink_existing(path))
         if count and self.fsync:
-            for folder in {os.path.dirname(os.path.realpath(os.path.join(self.root, r))) for r in raws}:
+            for folder in {os.path.dirname(p) for p in paths}:
                 _fsync_dir(folder)
         return count
 
@@ -986,6 +1023,21 @@ def _read_or_none(path: str) -> bytes | None:
 def _holds(path: str, expected: bytes | None) -> bool:
     """Whether ``path`` still holds ``expected`` (None: no file)."""
     return _read_or_none(path) == expected
+
+
+def _put_back(held: str, path: str) -> None:
+    """Return a file moved aside to its name, without replacing a file written there since (a
+    hard link fails on an existing name; a filesystem without hard links gets the check then the
+    rename). The copy moved aside is removed either way: if the name is taken, it is older."""
+    try:
+        os.link(held, path)
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links here
+        if not os.path.exists(path):
+            os.replace(held, path)
+            return
+    os.unlink(held)
 
 
 def _unlink_existing(path: str) -> bool:

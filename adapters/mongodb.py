@@ -685,20 +685,29 @@ class MongoAdapter(Adapter):
         return {raw: doc for raw, (_, doc) in best.items()}
 
     def _delete_raw_if_unchanged(self, entity_type: str, wanted: dict[str, str]) -> int:
-        """Compare and delete atomically per document: each is read, compared, and deleted by a
-        ``DeleteOne`` whose filter is the document as read, field by field (``_id`` and every
-        field equal, embedded documents and arrays compared whole), all in one ``bulk_write``:
-        a write that changes or removes any field after the read matches nothing, and the
-        document stays. Not detected: a field *added* in between (the filter names the fields
-        read); ``$expr`` on ``$$ROOT`` would catch it, but cannot use the ``_id`` index on every
-        server (a full scan per document), so migrations stop writers first (docs/migration.md)."""
+        """Compare and delete atomically per document, on the whole document: each is read, its
+        data compared with the proof, and deleted by a ``DeleteOne`` whose filter is the document
+        as read, field by field (``_id`` and every field equal, embedded documents and arrays
+        compared whole) *and* its number of fields (``$expr`` on ``$$ROOT``, evaluated on the one
+        document the ``_id`` index finds), all in one ``bulk_write``: a write that changes,
+        removes or adds any field after the read matches nothing, and the document stays.
+
+        A document holding a field this store does not own (outside the envelope's members, or
+        outside the store's projection; ``ignore_fields`` are the store's own) is kept however
+        its data compares: deleting it would delete another application's field, which no proof
+        covers."""
         self.containers.check(entity_type)
         layout = self.layout
         ops: list[DeleteOne] = []
         for raw, doc in self._resolved(entity_type, list(wanted)).items():
             entry = self._raw_entry(entity_type, raw, layout.decode, doc, f"document _id {raw}")
-            if self._still_proven(entry, wanted[raw]):
-                ops.append(DeleteOne(self._where(dict(doc))))
+            if not self._still_proven(entry, wanted[raw]) or entry.data is None:
+                continue
+            owned = layout.owned_fields(Record(entity_type, uuid.UUID(int=0), entry.data))
+            if set(doc) - owned - set(self.view.ignore_fields):
+                continue  # a field of another application's beside the proven data
+            exact = {**doc, "$expr": {"$eq": [{"$size": {"$objectToArray": "$$ROOT"}}, len(doc)]}}
+            ops.append(DeleteOne(self._where(exact)))
         if not ops:
             return 0
         return int(self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count)

@@ -34,6 +34,7 @@ redis = pytest.importorskip("redis", reason=driver_missing("redis"))
 
 from uuid_forge import Forge
 from uuid_forge import migrationmap as mm
+from uuid_forge.masking import mask_name
 from uuid_forge.record import Record
 from uuid_forge.settings import load_settings
 
@@ -361,6 +362,64 @@ def test_serial_tables_in_place_by_shadow_columns(serial_tables: tuple[str, str,
     assert _cli(w, "rollback").returncode == 2
 
 
+def test_in_place_writes_between_expand_and_contract(serial_tables: tuple[str, str, str], postgres_url: str,
+                                                     tmp_path: Path) -> None:
+    """The application keeps writing after expand: a user row inserted (no uid), a user's email
+    (its key) edited (its uid stale, and so the user_uid of its orders), an order pointed at
+    another user (its user_uid stale). verify fails naming each; expand again fills and
+    recomputes exactly those; verify passes. An edit after that pass: contract refuses before
+    changing anything, and rollback is still possible."""
+    tag, users, orders = serial_tables
+    w = _in_place_config(tmp_path, postgres_url, tag, users, orders)
+    for phase in ("plan", "expand"):
+        assert _cli(w, phase).returncode == 0
+    with _pg(postgres_url) as raw:
+        raw.execute(f"INSERT INTO {users} (email, name) VALUES ('late@example.com', 'Late')")
+        raw.execute(f"UPDATE {users} SET email = 'renamed7@example.com' WHERE id = 7")
+        raw.execute(f"UPDATE {orders} SET user_id = 9 WHERE id = 3")
+    done = _cli(w, "verify", "--json")
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr
+    reasons = [p["reason"] for p in json.loads(done.stdout)["problems"]]
+    assert any(r.startswith("1 keyed rows without a new ID") for r in reasons), reasons
+    assert any(r.startswith("1 rows hold a new ID their key columns do not give") for r in reasons), reasons
+    # order 3 (user 7's orders still match user 7's stale uid: they follow it when it is recomputed)
+    assert any(r.startswith("1 rows whose user_uid is not the new ID") for r in reasons), reasons
+    done = _cli(w, "expand", "--json", "--batch-size", "64")  # the recompute walks the table in ranges
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    counts = json.loads(done.stdout)["counts"]
+    assert counts[f"db/{users}/user"]["filled"] == 1
+    assert counts[f"db/{users}/user"]["refreshed (key columns changed)"] == 1
+    assert counts[f"db/{orders}/order"]["references refreshed (user_id)"] == 1 + 3  # order 3; user 7's three
+    done = _cli(w, "verify", "--json")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    with w.forge() as forge, _pg(postgres_url) as raw:
+        rows = raw.execute(f"SELECT email, uid FROM {users} ORDER BY id").fetchall()
+        assert [u for _, u in rows] == forge.generator.generate_many("user", [{"email": e} for e, _ in rows])
+        assert raw.execute(f"SELECT count(*) FROM {orders} o JOIN {users} u ON o.user_id = u.id "
+                           "WHERE o.user_uid = u.uid").fetchone() == (700,)
+    for edit, refusal in ((f"UPDATE {users} SET email = 'again@example.com' WHERE id = 8",
+                           "1 rows hold a new ID (uid) their key columns no longer give"),
+                          (f"UPDATE {orders} SET user_id = 10 WHERE id = 4", "user_uid is not the new ID")):
+        with _pg(postgres_url) as raw:  # written after verify passed: contract's own check finds it
+            raw.execute(edit)
+        done = _cli(w, "contract")
+        assert done.returncode == 2 and refusal in done.stderr and "nothing was changed" in done.stderr, done.stderr
+        assert not json.loads(_cli(w, "status", "--json").stdout)["contract_started"]
+        assert _cli(w, "expand").returncode == 0 and _cli(w, "verify").returncode == 0
+    with _pg(postgres_url) as raw:  # a key emptied: the row holds a new ID no key gives
+        raw.execute(f"UPDATE {users} SET email = NULL WHERE id = 11")
+    assert _cli(w, "verify").returncode == 1
+    assert _cli(w, "expand").returncode == 0  # its uid back to NULL, and its orders' user_uid
+    done = _cli(w, "verify")
+    assert done.returncode == 1 and "user_id names no row with a new ID" in done.stderr, done.stderr
+    with _pg(postgres_url) as raw:
+        raw.execute(f"UPDATE {users} SET email = 'u10@example.com' WHERE id = 11")
+        assert raw.execute(f"SELECT uid FROM {users} WHERE id = 11").fetchone() == (None,)
+    assert _cli(w, "expand").returncode == 0 and _cli(w, "verify").returncode == 0
+    done = _cli(w, "contract", "--json")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+
+
 def test_in_place_rollback_drops_only_the_columns_expand_created(serial_tables: tuple[str, str, str],
                                                                  postgres_url: str, tmp_path: Path) -> None:
     tag, users, orders = serial_tables
@@ -422,3 +481,106 @@ def test_mongodb_and_elasticsearch_copies_beside(postgres_url: str, mongo_db_url
         with _pg(postgres_url) as raw:
             for (name,) in raw.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (f"{tag}%",)).fetchall():
                 raw.execute(f'DROP TABLE IF EXISTS "{name}"')
+
+
+@pytest.mark.parametrize("layout", ["data", "envelope"])
+def test_contract_leaves_an_old_mongodb_document_edited_after_verify(mongo_db_url: str, tmp_path: Path,
+                                                                     layout: str) -> None:
+    """Old users under ObjectIds in MongoDB (the source): between verify and contract another
+    application adds a field to one old document and edits another. Contract deletes the rest,
+    leaves those two as they are, and lists them (masked); a second contract leaves them too.
+    (The data layout sees the added field as data; the envelope does not, and the store's delete
+    refuses a document with a field beside its members.)"""
+    from bson import ObjectId
+
+    from uuid_forge import migration
+
+    extra = '[types.user]\nkey = ["email"]\n'
+    store = {"url": mongo_db_url, "options": {"layout": layout}}
+    config = write_forge_toml(tmp_path / "uf.toml", {"docs": store}, "docs", namespace=NAMESPACE, write=FAST_WRITE,
+                              extra=extra)
+    settings = load_settings(config, env={"UUID_FORGE_SALT": DEFAULT_SALT})
+    forge = Forge.from_settings(settings)
+    try:
+        adapter = forge.source.adapter
+        ours = Record("user", forge.generator.generate_many("user", [{"email": "ours@example.com"}])[0],
+                      {"email": "ours@example.com"})
+        adapter.put_many([ours])  # the collection is uuid-forge's (claimed); the old documents beside
+        coll = adapter._collection("user")  # type: ignore[attr-defined]
+        olds = {i: ObjectId() for i in range(6)}
+        data = {i: {"email": f"u{i}@example.com", "name": f"User {i}"} for i in olds}
+        coll.insert_many([{"_id": olds[i], **data[i]} if layout == "data" else
+                          {"_id": olds[i], "data": data[i], "key": None} for i in olds])
+        m = settings.migrate
+        assert not migration.plan(forge, m).stopped
+        assert not migration.expand(forge, m).stopped
+        assert migration.verify(forge, m).passed
+        added = {"_id": olds[0]}
+        coll.update_one(added, {"$set": {"loyalty_tier": "gold"}})  # another application's new field
+        edited = {"_id": olds[1]}
+        coll.update_one(edited, {"$set": {"name": "Edited"} if layout == "data" else {"data.name": "Edited"}})
+        out = migration.contract(forge, m, max_delete="100%")
+        assert out.stopped and {p["entry"] for p in out.problems} == {mask_name(str(olds[0])), mask_name(str(olds[1]))}
+        assert str(olds[0]) not in json.dumps(out.to_dict())
+        assert out.counts["docs/user"]["deleted"] == 4
+        assert (coll.find_one(added) or {}).get("loyalty_tier") == "gold"
+        assert coll.find_one(edited) is not None
+        assert coll.count_documents({"_id": {"$in": [olds[i] for i in range(2, 6)]}}) == 0
+        again = migration.contract(forge, m, max_delete="100%")  # the same mapping: still left, still listed
+        assert again.stopped and coll.find_one(added) is not None and coll.find_one(edited) is not None
+    finally:
+        for entity_type in ("user", "uuid-forge.migration"):
+            with contextlib.suppress(Exception):  # cleanup of this test's own collections
+                forge.source.adapter.drop(entity_type, forge.prover)
+        forge.close()
+
+
+def test_contract_leaves_an_old_file_edited_after_verify(tmp_path: Path) -> None:
+    """Old users as ``user/<n>.json`` files (the source): one is edited between verify and
+    contract, another is replaced by a writer in the instant between contract's last read of it
+    and its delete. Contract deletes the others; both edited files stay with their new content,
+    listed (masked), and nothing is left under a private name beside them."""
+    from uuid_forge import migration
+
+    files = tmp_path / "files"
+    config = write_forge_toml(tmp_path / "uf.toml", {"files": {"url": f"file://{files}", "options": {"fsync": False}}},
+                              "files", namespace=NAMESPACE, write=FAST_WRITE, extra='[types.user]\nkey = ["email"]\n')
+    settings = load_settings(config, env={"UUID_FORGE_SALT": DEFAULT_SALT})
+    forge = Forge.from_settings(settings)
+    try:
+        store = forge.source.adapter
+        store.put_many([Record("user", forge.generator.generate_many("user", [{"email": "ours@example.com"}])[0],
+                               {"email": "ours@example.com"})])
+        top = files / "user"
+        for i in range(6):
+            (top / f"{i}.json").write_text(json.dumps({"email": f"u{i}@example.com", "name": f"User {i}"}), "utf-8")
+        m = settings.migrate
+        assert not migration.plan(forge, m).stopped
+        assert not migration.expand(forge, m).stopped
+        assert migration.verify(forge, m).passed
+        before_contract = {"email": "u0@example.com", "name": "Edited before contract"}
+        (top / "0.json").write_text(json.dumps(before_contract), "utf-8")
+        in_between = {"email": "u1@example.com", "name": "Edited in between"}
+        read = store._read_raw  # type: ignore[attr-defined]
+
+        def read_then_rewrite(entity_type: str, raws: list[str]) -> Any:
+            found = list(read(entity_type, raws))
+            if raws == ["user/1.json"]:  # the delete's own read of that file, just before it moves it
+                tmp = top / ".1.json.writer.tmp"
+                tmp.write_text(json.dumps(in_between), "utf-8")
+                tmp.replace(top / "1.json")
+            return found
+
+        store._read_raw = read_then_rewrite  # type: ignore[attr-defined]
+        try:
+            out = migration.contract(forge, m, max_delete="100%")
+        finally:
+            del store._read_raw  # type: ignore[attr-defined]
+        assert out.stopped and out.counts["files/user"]["deleted"] == 4, out.to_dict()
+        assert {p["entry"] for p in out.problems} == {mask_name("user/0.json"), mask_name("user/1.json")}
+        assert json.loads((top / "0.json").read_text("utf-8")) == before_contract
+        assert json.loads((top / "1.json").read_text("utf-8")) == in_between
+        assert not [p for p in top.iterdir() if p.name.startswith(".")]
+        assert not [i for i in range(2, 6) if (top / f"{i}.json").exists()]
+    finally:
+        forge.close()

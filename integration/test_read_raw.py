@@ -246,6 +246,16 @@ def test_mongodb_reads_objectid_int_and_string_ids(mongo: tuple[str, str], mongo
         _delete_races(store, et, "legacy-ann", OLD, lambda: coll.update_one({"_id": "legacy-ann"}, {"$set": edited}),
                       lambda raw: coll.find_one({"_id": raw}) is not None, "_resolved")
         assert {k: v for k, v in (coll.find_one({"_id": "legacy-ann"}) or {}).items() if k in edited} == edited
+        # a field *added* just after the re-read, every field read still equal: the delete's filter
+        # counts the document's fields, so it matches nothing and the document stays
+        coll.insert_one(doc(_id="legacy-bea"))
+        _delete_races(store, et, "legacy-bea", OLD,
+                      lambda: coll.update_one({"_id": "legacy-bea"}, {"$set": {"added_by_them": 1}}),
+                      lambda raw: coll.find_one({"_id": raw}) is not None, "_resolved")
+        assert (coll.find_one({"_id": "legacy-bea"}) or {}).get("added_by_them") == 1
+        if layout == "envelope":  # a field beside the envelope's members is not the store's: never deleted
+            coll.insert_one({**doc(_id="legacy-cy"), "theirs": True})
+            assert store.delete_raw_proven(et, {"legacy-cy": OLD}) == 0 and coll.find_one({"_id": "legacy-cy"})
         _delete_proven(store, et, str(oid), OLD, None, held, ["42", "legacy-ann"])
         assert coll.find_one({"_id": mine.id}) is not None
     client.close()
@@ -315,6 +325,18 @@ def test_files_read_by_relative_path(tmp_path: Path, layout: str) -> None:
         assert (top / "42.json").exists() and (top / "43.json").exists() and store.get_many("user", [mine.id])
         _delete_proven(store, "user", "user/42.json", OLD, "user/43.json", lambda r: (tmp_path / r).exists(),
                        ["user/notes.txt"])
+        # a writer replaces the file (by rename, as writers do) just after the proof's read: the file
+        # is moved aside and read again before the unlink, differs, and goes back under its name
+        edited = {**OLD, "name": "Edited"} if layout == "data" else {**body, "data": {**OLD, "name": "Edited"}}
+        (top / "45.json").write_text(json.dumps(body), encoding="utf-8")
+
+        def rewrite() -> None:
+            (top / ".45.json.writer.tmp").write_text(json.dumps(edited), encoding="utf-8")
+            (top / ".45.json.writer.tmp").replace(top / "45.json")
+
+        _delete_races(store, "user", "user/45.json", OLD, rewrite, lambda r: (tmp_path / r).exists())
+        assert json.loads((top / "45.json").read_text(encoding="utf-8")) == edited
+        assert not [p.name for p in top.iterdir() if ".uf-delete-" in p.name]  # nothing left aside
         with pytest.raises(ValidationError):
             store.delete_raw_proven("user", {"../outside.json": OLD})
         assert store.get_many("user", [mine.id])

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import MigrationRefusedError
+from .errors import MigrationRefusedError, ValidationError
 from .ids import IDConfig
 from .migrationmap import PlanState, now
 from .settings import InPlace
@@ -40,7 +40,10 @@ def _sql(run: _Run, place: InPlace) -> Any:
     if opener is None:
         raise MigrationRefusedError(f"[migrate.in_place.{place.name}]: store {place.store!r} is no SQL store; an "
                                     "in-place migration needs PostgreSQL")
-    return opener()
+    try:
+        return opener()
+    except ValidationError as err:  # another SQL database: say which table of the config asked
+        raise MigrationRefusedError(f"[migrate.in_place.{place.name}]: store {place.store!r}: {err}") from None
 
 
 def _config(run: _Run, place: InPlace) -> IDConfig:
@@ -114,15 +117,15 @@ def expand(run: _Run, out: Outcome, state: PlanState, dry_run: bool, progress: P
             out.count(where, place.entity_type, "to fill", sql.count(place.table, sql.keyed(place.key)))
             continue
         mark = _mark(state, place)
-        if sql.add_column(place.table, place.column):
+        created = sql.add_column(place.table, place.column)
+        if created:
             mark["created"] = sorted({*mark["created"], place.column})
             run.save_state(state)
-        salt = config.salt or ""
-        secret = config.secret.decode() if isinstance(config.secret, bytes) else config.secret
-        namespace = config.namespace if isinstance(config.namespace, uuid.UUID) else config.namespace.uuid
-        filled = sql.fill(place.table, place.pk, place.column, namespace, place.entity_type, place.key, salt,
-                          secret, run.batch, progress)
+        args = (place.table, place.pk, place.column, *_function_args(config, place))
+        filled = sql.fill(*args, run.batch, progress)
         out.count(where, place.entity_type, "filled", filled)
+        if not created:  # an earlier run filled it: rows whose key columns were edited since get their new ID
+            out.count(where, place.entity_type, "refreshed (key columns changed)", sql.refresh(*args, run.batch))
         mark["expanded_at"] = now()
         run.save_state(state)
     for place in places:
@@ -131,13 +134,23 @@ def expand(run: _Run, out: Outcome, state: PlanState, dry_run: bool, progress: P
         sql, where, mark = _sql(run, place), _where(place), _mark(state, place)
         for ref, (target_name, column) in place.references.items():
             target = run.settings.in_place[target_name]
-            if sql.add_column(place.table, column):
+            created = sql.add_column(place.table, column)
+            if created:
                 mark["created"] = sorted({*mark["created"], column})
                 run.save_state(state)
-            n = sql.fill_reference(place.table, place.pk, ref, column, target.table, target.pk, target.column,
-                                   run.batch, progress)
-            out.count(where, place.entity_type, f"references filled ({ref})", n)
+            ref_args = (place.table, place.pk, ref, column, target.table, target.pk, target.column, run.batch)
+            out.count(where, place.entity_type, f"references filled ({ref})", sql.fill_reference(*ref_args, progress))
+            if not created:  # the reference, or the new ID of the row it names, changed since it was filled
+                out.count(where, place.entity_type, f"references refreshed ({ref})", sql.refresh_reference(*ref_args))
         run.save_state(state)
+
+
+def _function_args(config: IDConfig, place: InPlace) -> tuple[uuid.UUID, str, dict[str, str], str, str | None]:
+    """What the in-database ID function takes besides the row: namespace, type, key columns, salt,
+    secret (parameters of each statement, never SQL text)."""
+    secret = config.secret.decode() if isinstance(config.secret, bytes) else config.secret
+    namespace = config.namespace if isinstance(config.namespace, uuid.UUID) else config.namespace.uuid
+    return namespace, place.entity_type, place.key, config.salt or "", secret
 
 
 def verify(run: _Run, out: Outcome) -> None:
@@ -153,7 +166,8 @@ def verify(run: _Run, out: Outcome) -> None:
         if empty:
             out.problems.append(_problem(place, "not expanded", f"{empty} keyed rows without a new ID: run expand "
                                          "(rows written since?)"))
-        wrong = checked = 0
+        wrong = sql.count(place.table, f"{place.column} IS NOT NULL AND NOT ({sql.keyed(place.key)})")
+        checked = 0
         for page in sql.rows(place.table, place.pk, place.column, place.key, run.batch):
             ids = run.forge.prover.ids_from_keys(place.entity_type, [k for _, _, k in page])
             for (_, held, _), expected in zip(page, ids, strict=True):
@@ -163,19 +177,33 @@ def verify(run: _Run, out: Outcome) -> None:
         out.count(where, place.entity_type, "verified", checked - wrong)
         if wrong:
             out.problems.append(_problem(place, "differs", f"{wrong} rows hold a new ID their key columns do not "
-                                         "give (another namespace or salt?)"))
-        for ref, (_, column) in place.references.items():
+                                         "give (a key column edited since expand, or another namespace or salt): "
+                                         "run expand again"))
+        for ref, (target_name, column) in place.references.items():
             if column not in columns:
                 out.problems.append(_problem(place, "not expanded", f"no column {column!r}: run expand"))
                 continue
             loose = sql.count(place.table, f"{ref} IS NOT NULL AND {column} IS NULL")
             if loose:
                 out.problems.append(_problem(place, "reference", f"{loose} rows whose {ref} names no row with a "
-                                             "new ID"))
+                                             "new ID: run expand (rows written since?)"))
+            stale = _stale_references(run, sql, place, ref, target_name, column)
+            if stale:
+                out.problems.append(_problem(place, "reference", f"{stale} rows whose {column} is not the new ID of "
+                                             f"the row their {ref} names (edited since expand): run expand again"))
+
+
+def _stale_references(run: _Run, sql: Any, place: InPlace, ref: str, target_name: str, column: str) -> int:
+    target = run.settings.in_place[target_name]
+    if target.column not in sql.columns(target.table):
+        return 0  # the referenced table is not expanded: counted there
+    return int(sql.stale_references(place.table, ref, column, target.table, target.pk, target.column))
 
 
 def check_contract(run: _Run) -> None:
-    """Refuse contract while a row has no new ID: asked before contract starts (and rollback ends)."""
+    """Refuse contract while a row has no new ID, or one its key columns no longer give, or a
+    reference column that is not the new ID of the row it names: asked before contract starts,
+    in the database (rows written or edited since verify passed are seen here)."""
     for place in selected(run):
         sql, where = _sql(run, place), _where(place)
         empty = sql.count(place.table, f"{place.column} IS NULL")
@@ -183,6 +211,17 @@ def check_contract(run: _Run) -> None:
             raise MigrationRefusedError(f"{where}: contract refused: {empty} rows have no new ID ({place.column} is "
                                         "NULL: rows without key values, or written since verify); fix them, expand "
                                         "and verify again; nothing was changed")
+        stale = sql.stale(place.table, place.column, *_function_args(_config(run, place), place))
+        if stale:
+            raise MigrationRefusedError(f"{where}: contract refused: {stale} rows hold a new ID ({place.column}) their "
+                                        "key columns no longer give (edited since verify); expand and verify again; "
+                                        "nothing was changed")
+        for ref, (target_name, column) in place.references.items():
+            stale = _stale_references(run, sql, place, ref, target_name, column)
+            if stale:
+                raise MigrationRefusedError(f"{where}: contract refused: {stale} rows whose {column} is not the new "
+                                            f"ID of the row their {ref} names (edited since verify); expand and "
+                                            "verify again; nothing was changed")
 
 
 def contract(run: _Run, out: Outcome, state: PlanState, dry_run: bool) -> None:

@@ -34,7 +34,7 @@ from .masking import mask_name
 from .migrationmap import Mapping, PlanState
 from .record import ForeignEntry, MalformedID, Record
 from .repair import DeleteLimit
-from .settings import MigrateSettings
+from .settings import MigrateSettings, check_plan_name
 from .urls import mask_text
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class _Run:
                  types: Iterable[str] | None, stores: Iterable[str] | None, batch_size: int | None) -> None:
         self.forge = forge
         self.settings = settings
-        self.plan = plan_name or settings.plan
+        self.plan = check_plan_name(plan_name, "--plan") if plan_name is not None else settings.plan
         handles = {h.name: h for h in forge.stores}
         wanted = list(stores) if stores else list(handles)
         unknown = [s for s in wanted if s not in handles]
@@ -212,7 +212,10 @@ def _index_in_place(run: _Run, index: dict[tuple[str, str], dict[str, str]], eve
         opener = getattr(handles[place.store], "shadow_columns", None)
         if opener is None:
             continue
-        sql = opener()
+        try:
+            sql = opener()
+        except ValidationError as err:  # another SQL database: say which table of the config asked
+            raise MigrationRefusedError(f"[migrate.in_place.{place.name}]: store {place.store!r}: {err}") from None
         if not sql.columns(place.table):
             continue  # no such table (yet): nothing to add
         olds = index.setdefault((place.store, place.entity_type), {})
@@ -645,6 +648,7 @@ def contract(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
              max_delete: int | str | None = None, batch_size: int | None = None,
              progress: Progress | None = None) -> Outcome:
     """Delete the old entries proven mapped, after a verify of this exact mapping."""
+    limit = DeleteLimit.parse(max_delete)  # bad input is refused before anything is read
     run = _Run(forge, settings, plan_name, types, stores, batch_size)
     mappings, state = run.load()
     verified = state.verified or {}
@@ -658,7 +662,6 @@ def contract(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
         raise MigrationRefusedError(f"plan {run.plan!r}: contract refused: verify passed on types "
                                     f"{', '.join(verified.get('types', []))} and stores "
                                     f"{', '.join(verified.get('stores', []))} only; verify these too")
-    limit = DeleteLimit.parse(max_delete)
     out = Outcome("contract", run.plan, dry_run)
     index = _index(mappings, run)
     places = list(mm.by_place(run.selected(mappings)))
@@ -751,7 +754,9 @@ def _contract_raw(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_
         # name: nothing to read again), else the proven ones no longer held (read again)
         kept = set() if deleted == len(raws) else set(_read_raw(adapter, entity_type, list(raws)))
         what = "left: changed before delete"
-        why = "it no longer held the proven data when the store deleted: left (run verify and contract again)"
+        why = ("when the store came to delete it, it no longer held exactly the proven data (edited, or with a "
+               "field the proof does not cover, which is never deleted): left; run verify and contract again once "
+               "its writers stop, or move that field and remove it by hand")
     for m in gone:
         if m.old in kept:
             out.count(store, entity_type, "deleted", -1)
@@ -824,7 +829,7 @@ def _rollback_batch(run: _Run, out: Outcome, adapter: Adapter, store: str, entit
 def status(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = None) -> dict[str, Any]:
     """The plan's mappings counted per (store, type) and state, its checkpoints and last verify."""
     source = forge.source.adapter
-    name = plan_name or settings.plan
+    name = check_plan_name(plan_name, "--plan") if plan_name is not None else settings.plan
     mappings, state = mm.load(source, name)
     counts: dict[str, Counter[str]] = {}
     for m in mappings:

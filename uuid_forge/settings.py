@@ -312,6 +312,14 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
 _PLAN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
+def check_plan_name(name: str, where: str) -> str:
+    """``name`` if it is a migration plan name (``[migrate] plan``, ``--plan``), else a
+    ConfigError naming it and ``where`` it was given: a plan name is part of stored record keys."""
+    if not _PLAN_NAME.fullmatch(name):
+        raise ConfigError(f"{where} {name!r}: use 1-64 letters, digits, '_', '.', '-'")
+    return name
+
+
 def _migrate(origin: str, spec: Any, types_doc: dict[str, Any], types: dict[str, EntityType],
              stores: tuple[StoreSettings, ...]) -> MigrateSettings:
     """``[migrate]`` (plan name, per-store ``old_id``) and every ``[types.NAME] references``,
@@ -321,8 +329,7 @@ def _migrate(origin: str, spec: Any, types_doc: dict[str, Any], types: dict[str,
     _typed(where, spec, dict, "a table")
     _unknown(where, spec, _MIGRATE)
     plan = _typed(f"{where} plan", spec.get("plan", "default"), str, "a name")
-    if not _PLAN_NAME.fullmatch(plan):
-        raise ConfigError(f"{where} plan = {plan!r}: use 1-64 letters, digits, '_', '.', '-'")
+    check_plan_name(plan, f"{where} plan =")
     names = {s.name for s in stores}
     old_id: dict[str, str] = {}
     for name, table in _typed(f"{where} stores", spec.get("stores", {}), dict, "a table of [migrate.stores.NAME]").items():

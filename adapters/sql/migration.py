@@ -95,24 +95,74 @@ class ShadowColumns:
             conn.execute(sa.text(f"ALTER TABLE {self._t(table)} ADD COLUMN {self._c(column)} uuid"))
         return True
 
-    def fill(self, table: str, pk: str, column: str, namespace: uuid.UUID, entity_type: str, key: dict[str, str],
-             salt: str, secret: str | None, batch: int, progress: Callable[[int], None] | None = None) -> int:
-        """Fill ``column`` where NULL and every key column is set, ``batch`` rows per transaction."""
-        pairs = ", ".join(f"'{f.replace(chr(39), chr(39) * 2)}', {self._c(c)}" for f, c in key.items())
+    def _call(self, namespace: uuid.UUID, entity_type: str, key: dict[str, str], salt: str, secret: str | None,
+              alias: str = "") -> tuple[str, dict[str, Any]]:
+        """The SQL expression computing a row's new ID from its key columns (``alias.``-qualified),
+        and its bound parameters: the salt and the secret are parameters, never SQL text."""
+        pairs = ", ".join(f"'{f.replace(chr(39), chr(39) * 2)}', {alias}{self._c(c)}" for f, c in key.items())
         schema = self._function_schema()
         if schema is None:
             raise ValidationError("the uuid_forge_id SQL function is not installed: uuid-forge sql postgres --install")
         fn = f"{self._quote(schema)}."
         call = (f"{fn}uuid_forge_id_keyed(CAST(:ns AS uuid), :et, jsonb_build_object({pairs}), :salt, :secret)"
                 if secret else f"{fn}uuid_forge_id(CAST(:ns AS uuid), :et, jsonb_build_object({pairs}), :salt)")
-        t, c = self._t(table), self._c(column)
         params: dict[str, Any] = {"ns": str(namespace), "et": entity_type, "salt": salt}
         if secret:
             params["secret"] = secret
+        return call, params
+
+    def fill(self, table: str, pk: str, column: str, namespace: uuid.UUID, entity_type: str, key: dict[str, str],
+             salt: str, secret: str | None, batch: int, progress: Callable[[int], None] | None = None) -> int:
+        """Fill ``column`` where NULL and every key column is set, ``batch`` rows per transaction."""
+        call, params = self._call(namespace, entity_type, key, salt, secret)
+        t, c = self._t(table), self._c(column)
 
         def todo(r: str) -> str:
             return " AND ".join([f"{r}{c} IS NULL", *(f"{r}{self._c(k)} IS NOT NULL" for k in key.values())])
         return self._batches(table, pk, todo, f"UPDATE {t} AS r SET {c} = {call}", params, batch, progress)
+
+    def refresh(self, table: str, pk: str, column: str, namespace: uuid.UUID, entity_type: str,
+                key: dict[str, str], salt: str, secret: str | None, batch: int) -> int:
+        """Recompute ``column`` where it is set and its key columns now give another ID (a key
+        column edited after it was filled), or no ID (a key column emptied: back to NULL), over
+        the table in ranges of ``batch`` primary keys, one transaction each; how many rows changed."""
+        call, params = self._call(namespace, entity_type, key, salt, secret)
+        c, keyed = self._c(column), self.keyed(key)
+        return self._ranges(table, pk, batch, [
+            ((f"UPDATE {self._t(table)} SET {c} = {call} WHERE {{range}} AND {c} IS NOT NULL AND {keyed} "
+             f"AND {c} IS DISTINCT FROM {call}"), params),
+            (f"UPDATE {self._t(table)} SET {c} = NULL WHERE {{range}} AND {c} IS NOT NULL AND NOT ({keyed})", {})])
+
+    def stale(self, table: str, column: str, namespace: uuid.UUID, entity_type: str, key: dict[str, str],
+              salt: str, secret: str | None) -> int:
+        """Rows whose ``column`` is set but not what their key columns give now (contract's last check)."""
+        call, params = self._call(namespace, entity_type, key, salt, secret)
+        c, keyed = self._c(column), self.keyed(key)
+        query = (f"SELECT count(*) FROM {self._t(table)} WHERE {c} IS NOT NULL AND "
+                 f"(NOT ({keyed}) OR {c} IS DISTINCT FROM {call})")
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.text(query), params).scalar() or 0)
+
+    def _ranges(self, table: str, pk: str, batch: int, statements: list[tuple[str, dict[str, Any]]],
+                qualify: str = "") -> int:
+        """Run each statement (its ``{range}`` a primary-key range, the key ``qualify``-prefixed)
+        over the whole table, range by range of ``batch`` keys, each range in one transaction; how
+        many rows they changed."""
+        t, p = self._t(table), self._c(pk)
+        total: int = 0
+        last: Any = None
+        while True:  # the first range has no lower bound: no "OR" in a condition the index must serve
+            after, lower = ("", "") if last is None else (f"WHERE {p} > :last ", f"{qualify}{p} > :last AND ")
+            bound = sa.text(f"SELECT max({p}) FROM (SELECT {p} FROM {t} {after}ORDER BY {p} LIMIT :n) s")
+            with self._engine.begin() as conn:
+                upto = conn.execute(bound, {"last": last, "n": batch}).scalar()
+                if upto is None:
+                    return total
+                where = f"{lower}{qualify}{p} <= :upto"
+                for text, params in statements:
+                    stmt = sa.text(text.replace("{range}", where))
+                    total += conn.execute(stmt, {**params, "last": last, "upto": upto}).rowcount or 0
+            last = upto
 
     def fill_reference(self, table: str, pk: str, ref: str, column: str, target: str, target_pk: str,
                        target_column: str, batch: int, progress: Callable[[int], None] | None = None) -> int:
@@ -124,6 +174,28 @@ class ShadowColumns:
         def todo(r: str) -> str:
             return f"{r}{self._c(column)} IS NULL AND {r}{self._c(ref)} IS NOT NULL"
         return self._batches(table, pk, todo, update, {}, batch, progress, join)
+
+    def refresh_reference(self, table: str, pk: str, ref: str, column: str, target: str, target_pk: str,
+                          target_column: str, batch: int) -> int:
+        """Recompute a filled reference column that no longer matches: the referenced row's new ID
+        changed (its key edited), the reference was pointed at another row, or emptied (NULL)."""
+        r, g = self._t(table), self._t(target)
+        c, rc, gp, gc = self._c(column), self._c(ref), self._c(target_pk), self._c(target_column)
+        return self._ranges(table, pk, batch, [
+            ((f"UPDATE {r} AS r SET {c} = g.{gc} FROM {g} AS g WHERE {{range}} AND r.{c} IS NOT NULL "
+             f"AND r.{rc} = g.{gp} AND g.{gc} IS NOT NULL AND r.{c} IS DISTINCT FROM g.{gc}"), {}),
+            ((f"UPDATE {r} AS r SET {c} = NULL WHERE {{range}} AND r.{c} IS NOT NULL AND NOT EXISTS "
+             f"(SELECT 1 FROM {g} AS g WHERE g.{gp} = r.{rc} AND g.{gc} IS NOT NULL)"), {}),
+        ], qualify="r.")
+
+    def stale_references(self, table: str, ref: str, column: str, target: str, target_pk: str,
+                         target_column: str) -> int:
+        """Rows whose filled reference column is not the new ID of the row their old reference names."""
+        c, rc, gp, gc = self._c(column), self._c(ref), self._c(target_pk), self._c(target_column)
+        query = (f"SELECT count(*) FROM {self._t(table)} AS r WHERE r.{c} IS NOT NULL AND r.{c} IS DISTINCT FROM "
+                 f"(SELECT g.{gc} FROM {self._t(target)} AS g WHERE g.{gp} = r.{rc})")
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.text(query)).scalar() or 0)
 
     def _batches(self, table: str, pk: str, todo: Callable[[str], str], update: str, params: dict[str, Any],
                  batch: int, progress: Callable[[int], None] | None, join: str = "") -> int:

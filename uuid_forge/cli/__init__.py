@@ -29,6 +29,20 @@ def _quiet_write_log() -> None:
         forge_log.propagate = False
 
 
+#: where a driver's message stops being about the error (SQLAlchemy's link to its docs)
+_TRAILERS = ("(Background on this error",)
+
+
+def _one_line(text: str) -> str:
+    """An error as the one line the CLI prints: a driver's multi-line message (psycopg's
+    "Is the server running...", SQLAlchemy's background link) folded, secrets masked."""
+    for marker in _TRAILERS:
+        cut = text.find(marker)
+        if cut > 0:
+            text = text[:cut]
+    return " ".join(part.strip() for part in mask_text(text).splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     try:
@@ -44,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UUIDForgeError, ValueError, TypeError, OSError) as err:
         if os.environ.get(DEBUG_ENV):
             raise
-        click.echo(f"uuid-forge: error: {mask_text(str(err))}", err=True)
+        click.echo(f"uuid-forge: error: {_one_line(str(err))}", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo("uuid-forge: interrupted", err=True)
@@ -52,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # the CLI never shows a raw traceback
         if os.environ.get(DEBUG_ENV):
             raise
-        click.echo(f"uuid-forge: unexpected error ({type(err).__name__}): {mask_text(str(err))} "
+        click.echo(f"uuid-forge: unexpected error ({type(err).__name__}): {_one_line(str(err))} "
                    f"(set {DEBUG_ENV}=1 for a traceback)", err=True)
         return 2
     return code if isinstance(code, int) else 0

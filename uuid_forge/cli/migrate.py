@@ -103,11 +103,45 @@ def _show(outcome: Outcome, as_json: bool) -> int:
     return code
 
 
-@click.group(context_settings=CONTEXT)
+#: the phases in the order they run: ``migrate --help`` lists them so, not alphabetically
+ORDER = ("plan", "expand", "verify", "contract", "rollback", "status")
+STEPS = "plan -> expand -> verify -> contract"
+
+
+class _Phases(click.Group):
+    """A group that lists its commands in workflow order (:data:`ORDER`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+
+
+@click.group(cls=_Phases, context_settings=CONTEXT)
 def migrate() -> None:
     """Move existing entries from random IDs (serials, version-4 UUIDs, ObjectIds) to deterministic
-    ones in every store: plan, expand, verify, contract (or rollback before contract).
-    See docs/migration.md."""
+    ones in every store, by expand and contract: plan -> expand -> verify -> contract (or rollback
+    before contract). Every step before contract can be undone. See docs/migration.md.
+
+    \b
+    The workflow (each phase takes -c FILE, --dry-run, --json, --plan NAME, --types, --stores):
+      uuid-forge migrate plan --dry-run      # counts per store and type; nothing written
+      uuid-forge migrate plan                # old ID -> new ID, recorded in the source
+      uuid-forge migrate expand --dry-run
+      uuid-forge migrate expand              # new copies beside the old entries; nothing deleted
+      uuid-forge migrate verify              # exit 0: passed; exit 1: fix what it lists, verify again
+      uuid-forge migrate contract --dry-run  # what the last step would delete
+      uuid-forge migrate contract --max-delete 100%   # deletes the old entries proven mapped
+
+    \b
+    Undo instead of contract (the old entries were never touched):
+      uuid-forge migrate rollback            # removes only the new copies expand created, if unchanged
+      uuid-forge migrate expand              # later, to start again
+
+    \b
+    Killed halfway (Ctrl-C, a deploy, kill -9)? Run the same phase again: each batch's end state
+    is in the mapping, so a re-run skips what is done and redoes the one batch in flight.
+      uuid-forge migrate status              # where the plan stands
+    """
 
 
 @migrate.command("plan", context_settings=CONTEXT)
@@ -118,7 +152,17 @@ def migrate() -> None:
               help="Two old entries reaching one new ID: stop, or map the first (by old ID) and leave the others.")
 def plan_cmd(config_path: str, plan_name: str | None, types: tuple[str, ...], stores: tuple[str, ...], dry_run: bool,
              as_json: bool, batch_size: int | None, leave_unmapped: bool, on_collision: str) -> None:
-    """Read every store's entries and record old ID -> new ID in the source."""
+    """Read every store's entries and record old ID -> new ID in the source; nothing else is written.
+
+    Step 1 of plan -> expand -> verify -> contract. Planning again before expand updates the
+    mapping; stopped entries (unmapped, collisions) are listed, exit 2.
+
+    \b
+    Examples:
+      uuid-forge migrate plan --dry-run          # entries, to map, unmapped, collisions per store/type
+      uuid-forge migrate plan --leave-unmapped   # another application's entries stay as they are
+      uuid-forge migrate expand                  # next
+    """
     forge, settings = _open(config_path)
     with forge, _quiet_entries(), progress_bar("planning", None, not as_json) as advance:
         outcome = migration.plan(forge, settings.migrate, plan_name=plan_name, types=_split(types),
@@ -140,19 +184,59 @@ def _phase(name: str, run: Callable[..., Outcome], help_text: str, **extra: Any)
     return command
 
 
-expand_cmd = _phase("expand", migration.expand,
-                    "Write each mapped entity under its new ID beside the old entry (references rewritten); "
-                    "nothing is deleted. Resumable.")
-verify_cmd = _phase("verify", migration.verify,
-                    "Read back every new copy, resolve every reference, run the audit; a pass opens contract.")
-rollback_cmd = _phase("rollback", migration.rollback,
-                      "Before contract: remove the new copies expand created (if unchanged); old data untouched.")
+expand_cmd = _phase("expand", migration.expand, f"""Write each mapped entity under its new ID beside the old entry
+    (references rewritten); nothing is deleted.
+
+    Step 2 of {STEPS}. Resumable: killed halfway, run it again; the one batch in flight
+    is written again with the same data, no duplicate.
+
+    \b
+    Examples:
+      uuid-forge migrate expand --dry-run        # what would be written, per store and type
+      uuid-forge migrate expand --batch-size 500
+      uuid-forge migrate verify                  # next
+      uuid-forge migrate rollback                # or undo: removes what expand created
+    """)
+verify_cmd = _phase("verify", migration.verify, f"""Read back every new copy, resolve every reference, run the audit;
+    a pass opens contract.
+
+    Step 3 of {STEPS}. Exit 0: passed, recorded with the mapping's digest; exit 1:
+    failed, what failed is listed; fix it (or plan and expand again) and verify again.
+
+    \b
+    Examples:
+      uuid-forge migrate verify
+      uuid-forge migrate verify --json           # every problem, not only the first 50
+      uuid-forge migrate contract --dry-run      # next
+    """)
+rollback_cmd = _phase("rollback", migration.rollback, f"""Before contract: remove the new copies expand created (if
+    unchanged); old data untouched.
+
+    Instead of the last step of {STEPS}: refused once contract has started. New
+    copies that were there before expand, or changed since, are left and listed.
+
+    \b
+    Examples:
+      uuid-forge migrate rollback --dry-run      # what would be removed
+      uuid-forge migrate rollback
+      uuid-forge migrate expand                  # later, to start again
+    """)
 contract_cmd = click.option(
     "--max-delete", default=None, metavar="N|P%",
     help="Refuse to run when more old entries of one store and type than this would be deleted (default: 10% of "
          "the entries the plan found there, as repair).")(
-    _phase("contract", migration.contract,
-           "After a passing verify of this exact plan: delete the old entries proven mapped."))
+    _phase("contract", migration.contract, f"""After a passing verify of this exact plan: delete the old entries
+    proven mapped.
+
+    Step 4 of {STEPS}, the last: it cannot be undone, and rollback is refused from
+    its first run on. Refused (exit 2) unless verify passed on this mapping. Resumable.
+
+    \b
+    Examples:
+      uuid-forge migrate contract --dry-run              # what would be deleted, per store and type
+      uuid-forge migrate contract --max-delete 100%      # a full migration deletes nearly every old entry
+      uuid-forge migrate status                          # afterwards
+    """))
 
 
 @migrate.command("status", context_settings=CONTEXT)
@@ -160,7 +244,16 @@ contract_cmd = click.option(
 @click.option("--plan", "plan_name", default=None, metavar="NAME", help="The migration plan.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def status_cmd(config_path: str, plan_name: str | None, as_json: bool) -> None:
-    """Where the plan stands: mappings per store, type and state; checkpoints; the last verify."""
+    """Where the plan stands: mappings per store, type and state; checkpoints; the last verify.
+
+    Between any two steps of plan -> expand -> verify -> contract, or after a phase was
+    killed: a re-run of that phase continues from here.
+
+    \b
+    Examples:
+      uuid-forge migrate status
+      uuid-forge migrate status --plan 2026-ids --json
+    """
     forge, settings = _open(config_path)
     with forge:
         info = migration.status(forge, settings.migrate, plan_name=plan_name)

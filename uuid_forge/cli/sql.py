@@ -141,6 +141,9 @@ def _example(schema: str, config_path: str | None, entity_type: str | None) -> s
         declared = dict(load_settings(path, dict(os.environ)).types)
     if entity_type is None:
         entity_type = next((name for name, t in declared.items() if t.key), "user")
+    elif declared and entity_type not in declared:  # an example of a type the config does not have misleads
+        raise ConfigError(f"--entity {entity_type!r}: not a [types.NAME] of {path} (declared: "
+                          f"{', '.join(declared)})")
     fields = tuple(declared[entity_type].key) if entity_type in declared and declared[entity_type].key else ("email",)
     config: IDConfig = resolve_ids(config_path, entity_type, {}, True, need_salts=False).config
     key = "jsonb_build_object(" + ", ".join(f"'{f}', {f}" for f in fields) + ")"
