@@ -190,10 +190,12 @@ class ShadowColumns:
 
     def stale_references(self, table: str, ref: str, column: str, target: str, target_pk: str,
                          target_column: str) -> int:
-        """Rows whose filled reference column is not the new ID of the row their old reference names."""
+        """Rows whose filled reference column is not the new ID of the row their old reference names,
+        or names no row at all. A named row without a new ID yet is left out: that row is reported
+        as not expanded, and the next expand fills both."""
         c, rc, gp, gc = self._c(column), self._c(ref), self._c(target_pk), self._c(target_column)
-        query = (f"SELECT count(*) FROM {self._t(table)} AS r WHERE r.{c} IS NOT NULL AND r.{c} IS DISTINCT FROM "
-                 f"(SELECT g.{gc} FROM {self._t(target)} AS g WHERE g.{gp} = r.{rc})")
+        query = (f"SELECT count(*) FROM {self._t(table)} AS r LEFT JOIN {self._t(target)} AS g ON g.{gp} = r.{rc} "
+                 f"WHERE r.{c} IS NOT NULL AND (g.{gp} IS NULL OR (g.{gc} IS NOT NULL AND g.{gc} <> r.{c}))")
         with self._engine.connect() as conn:
             return int(conn.execute(sa.text(query)).scalar() or 0)
 
