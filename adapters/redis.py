@@ -1133,12 +1133,17 @@ class RedisAdapter(Adapter):
         with self._errors(f"scan_digests({entity_type}, {partition})"):
             yield from self._pages(entity_type, partition, hashes)
 
+    def sums_cells(self, entity_type: str, algorithm: str) -> bool:
+        """sha1 for the data layout read whole (:meth:`digest_algorithms`), IDs in the string form
+        (the script takes a key's ID as its 36 characters and a cell as the first 4)."""
+        return algorithm == "sha1" and algorithm in self.digest_algorithms(entity_type) and self._ids.name == "string"
+
     def scan_cell_sums(self, entity_type: str, within: Partition, algorithm: str) -> CellSums | None:
         """The whole keyspace of ``entity_type`` hashed on the server by one script per SCAN page
         (``_CELLS``) and summed per ID cell (uuid_forge.cellsums) by this thread while another waits
         for the next page: no name is sent back to the server, no UUID is built. None where the
         layout does not hash (:meth:`digest_algorithms`) or the IDs are not in the string form."""
-        if algorithm != "sha1" or algorithm not in self.digest_algorithms(entity_type) or self._ids.name != "string":
+        if not self.sums_cells(entity_type, algorithm):
             return None
         self._require(SCAN)
         self.check_entity_type(entity_type)

@@ -90,7 +90,7 @@ def test_every_tamper_is_found_through_the_hashed_path(planted: tuple[Forge, str
     f, et, want = planted
     monkeypatch.setattr(compare_module, "PARTITION_TARGET", 2000)  # 4 partitions, each cut into 16 ranges when it differs
     if path != "cells":
-        monkeypatch.setattr(RedisAdapter, "scan_cell_sums", lambda *args: None)
+        monkeypatch.setattr(RedisAdapter, "sums_cells", lambda *args: False)
     if path == "buckets-spilled":
         monkeypatch.setattr(onepass, "MEMORY_ITEMS", 5)
     records = f.audit(et, hashed=False)

@@ -243,7 +243,8 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
         # the source's digest of each partition, asked in order by one thread of its own from the start:
         # ready when the read-once store is read, instead of asked partition after partition then
         algorithms = sorted(set(whole_hashed.values()))
-        ahead = {(p, a): digesting.submit(source.range_digests, entity_type, [p], a) for p in parts for a in algorithms}
+        ahead = {(p, a): digesting.submit(source.range_digests, entity_type, once.first_ranges(p, a), a)
+                 for p in parts for a in algorithms}
         for a in algorithms:
             once.source_digests(a, {p: ahead[p, a] for p in parts})
         for part in parts:

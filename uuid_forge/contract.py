@@ -627,6 +627,10 @@ class Adapter(ABC):
         names; None (the default): not possible here, the audit reads the records."""
         return None
 
+    def sums_cells(self, entity_type: str, algorithm: str) -> bool:
+        """Whether :meth:`scan_cell_sums` can sum ``entity_type`` by ``algorithm`` (cheap: reads nothing)."""
+        return False
+
     def scan_cell_sums(self, entity_type: str, within: Partition, algorithm: str) -> CellSums | None:
         """A whole-scan store's hashes summed per ID cell by the store itself as it scans
         (uuid_forge.cellsums): the per-cell totals, the cells it could not hash, and the names in

@@ -266,12 +266,18 @@ class OnePass:
         self._wholes: dict[str, Mapping[Partition, Future[Any]]] = {}
         self._plans: dict[str, dict[Partition, _CellPlan]] = {}
         self._lock = threading.Lock()
+        self.cells: set[str] = set()  # set as the pass starts (__enter__)
 
     def __enter__(self) -> Self:
-        cells = aligned(self._within) and all(aligned(p) for p in self._parts)
+        aligns = aligned(self._within) and all(aligned(p) for p in self._parts)
+        hashed = [h for h in self.handles if h.name in self.digests]
+        #: the algorithms whose stores are all summed per cell by themselves (uuid_forge.cellsums):
+        #: the source is asked per cell from the start (:meth:`first_ranges`)
+        self.cells = {a for a in self.digests.values() if aligns and all(
+            h.adapter.sums_cells(self.entity_type, a) for h in hashed if self.digests[h.name] == a)}
         for h in self.handles:
             algorithm = self.digests.get(h.name)
-            if algorithm is not None and cells:
+            if algorithm in self.cells:
                 self._reads[h.name] = self._pool.submit(_read_cells, h.adapter, self.entity_type, self._within,
                                                         self._parts, self._memory, algorithm)
             else:
@@ -279,10 +285,16 @@ class OnePass:
                                                         self._parts, self._memory, algorithm)
         return self
 
-    def source_digests(self, algorithm: str, wholes: Mapping[Partition, Future[Any]]) -> None:
-        """The source's digest of each partition whole by ``algorithm``, asked already by the caller
-        (so that a store summed per cell does not make the source hash every partition twice)."""
-        self._wholes[algorithm] = wholes
+    def first_ranges(self, part: Partition, algorithm: str) -> list[Partition]:
+        """The ranges the source is first asked for ``part`` by ``algorithm``: its cells where the
+        stores hashing by it are summed per cell (each differing cell is then read with no further
+        query), else ``part`` whole (cut further only where it differs, uuid_forge.rangehash)."""
+        return [cell_partition(c) for c in cells_of(part)] if algorithm in self.cells else [part]
+
+    def source_digests(self, algorithm: str, firsts: Mapping[Partition, Future[Any]]) -> None:
+        """The source's digests of each partition's :meth:`first_ranges` by ``algorithm``, asked
+        already by the caller (so that the source hashes each partition once)."""
+        self._wholes[algorithm] = firsts
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
         for future in self._reads.values():
@@ -320,6 +332,8 @@ class OnePass:
         if isinstance(read, CellSums):
             return self._compare_cells(h, entity_type, part, expected, read, prover, protected)
         algorithm, source = self.digests[h.name], self._source
+        if algorithm in self.cells:  # the source was asked per cell, not for the partition whole
+            source_first = None
         sink = self._sink(h.name)
         keyed: list[tuple[int, int | None]] = []
         odd: list[Any] = []  # names in another form (with their ID): read with their leaf
@@ -413,32 +427,28 @@ class OnePass:
             if h.name in self._plans:
                 return self._plans[h.name]
             algorithm, source, et = self.digests[h.name], self._source, self.entity_type
-            wholes = self._wholes.get(algorithm)
-            if wholes is None or any(p not in wholes for p in self._parts):
-                asked = source.range_digests(et, self._parts, algorithm) or [None] * len(self._parts)
-                truths = dict(zip(self._parts, asked))
-            else:
-                truths = {p: (wholes[p].result() or [None])[0] for p in self._parts}
+            firsts = self._wholes.get(algorithm, {})
             plans: dict[Partition, _CellPlan] = {}
             for part in self._parts:
-                cells = cells_of(part)
-                mine, truth = sums.digest(cells), truths[part]
-                if mine is not None and mine == truth:
-                    plans[part] = _CellPlan(mine[0], [], Counter(hashed_ranges=1, hashed_records=mine[0]))
-                    continue
+                cells = list(cells_of(part))
+                asked = firsts.get(part)
+                truths = asked.result() if asked is not None else None
+                if truths is None or len(truths) != len(cells):  # not asked ahead (or not per cell): asked now
+                    truths = []
+                    for batch in chunked(cells, 4096):
+                        truths += source.range_digests(et, [cell_partition(c) for c in batch], algorithm) or \
+                            [None] * len(batch)
                 plan = plans[part] = _CellPlan(0, [], Counter())
-                for batch in chunked(list(cells), 4096):
-                    theirs = source.range_digests(et, [cell_partition(c) for c in batch], algorithm) or \
-                        [None] * len(batch)
-                    for c, t in zip(batch, theirs):
-                        if t is not None and t == sums.cell(c):
-                            if t[0]:
-                                plan.settled += t[0]
-                                plan.stats["hashed_ranges"] += 1
-                                plan.stats["hashed_records"] += t[0]
-                        else:
-                            plan.cells.append(c)
-                plan.stats["read_ranges"] += len(plan.cells)
+                for c, t in zip(cells, truths):
+                    if t is not None and t == sums.cell(c):
+                        plan.settled += t[0]
+                    else:
+                        plan.cells.append(c)
+                if not plan.cells:  # the partition settled whole
+                    plan.stats.update(hashed_ranges=1, hashed_records=plan.settled)
+                    continue
+                plan.stats.update(hashed_ranges=len(cells) - len(plan.cells), hashed_records=plan.settled,
+                                  read_ranges=len(plan.cells))
             wanted = [c for p in plans.values() for c in p.cells]
             if wanted:
                 by_cell = {c: p for p in plans.values() for c in p.cells}
