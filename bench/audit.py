@@ -197,9 +197,10 @@ def main() -> None:
     parser.add_argument("--drift", type=float, default=0.0, metavar="FRACTION",
                         help="also time the audits with this fraction of the entities drifted (e.g. 0.001)")
     parser.add_argument("--json", action="store_true", help="end with one JSON summary line")
-    parser.add_argument("--mongo-ranges", action="store_true",
-                        help="MongoDB scanned by _id range per partition (default here: read_once=true, as the "
-                             "stand-in walks the whole collection for each range query; a real server has the index)")
+    parser.add_argument("--ranges", action="store_true",
+                        help="MongoDB and Elasticsearch scanned by ID range per partition (default here: read_once=true, "
+                             "as the stand-ins walk the whole collection or index for each range query; a real server "
+                             "has the index)")
     parser.add_argument("--keep", action="store_true", help="leave the loaded entity type in the stores")
     parser.add_argument("--reuse", metavar="TYPE", help="audit an entity type a --keep run loaded (same --n)")
     args = parser.parse_args()
@@ -209,11 +210,11 @@ def main() -> None:
         et = args.reuse or f"ba{uuid.uuid4().hex[:8]}"
         pgcrypto(urls["postgres"])
         readable = {n: u for n, u in urls.items() if n != "amqp"}  # a message log has no lookup by ID
-        once = {"mongodb": {"read_once": not args.mongo_ranges}}
+        once = {n: {"read_once": not args.ranges} for n in ("mongodb", "elasticsearch")}
         handles = [StoreHandle(n, open_store(_url(n, u, et), **once.get(n, {})), source=(n == "postgres"))
                    for n, u in urls.items()]
-        if "mongodb" in urls:
-            print(f"  mongodb: read_once={not args.mongo_ranges} (see --mongo-ranges)", flush=True)
+        for n in sorted(set(urls) & set(once)):
+            print(f"  {n}: read_once={not args.ranges} (see --ranges)", flush=True)
         forge = Forge(handles, ids=IDS, journal=Journal(tempfile.mkdtemp(prefix="uf-bench-j-") + "/j.sqlite3"),
                       types=[EntityType(et, key=("email",))])  # extras planted by --drift are proven ours
         keep = args.keep or bool(args.reuse)
