@@ -80,7 +80,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from bson import Binary, Decimal128, ObjectId, Regex, json_util
-from pymongo import DeleteMany, DeleteOne, MongoClient, ReplaceOne, UpdateOne
+from pymongo import DeleteMany, MongoClient, ReplaceOne, UpdateOne
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
@@ -685,20 +685,22 @@ class MongoAdapter(Adapter):
         return {raw: doc for raw, (_, doc) in best.items()}
 
     def _delete_raw_if_unchanged(self, entity_type: str, wanted: dict[str, str]) -> int:
-        """Compare and delete atomically per document, on the whole document: each is read, its
-        data compared with the proof, and deleted by a ``DeleteOne`` whose filter is the document
-        as read, field by field (``_id`` and every field equal, embedded documents and arrays
-        compared whole) *and* its number of fields (``$expr`` on ``$$ROOT``, evaluated on the one
-        document the ``_id`` index finds), all in one ``bulk_write``: a write that changes,
-        removes or adds any field after the read matches nothing, and the document stays.
+        """Compare and delete per document, on the whole document: each is read, its data compared
+        with the proof, and deleted by ``find_one_and_delete`` whose filter is the document as
+        read, field by field (``_id`` and every field equal, embedded documents and arrays compared
+        whole): a write that changes or removes any field after the read matches nothing, and the
+        document stays. The document deleted comes back with the reply: one that gained a field
+        between the read and the delete is put back at once exactly as it was deleted (never over
+        a newer document under that ``_id``) and not counted. Why not ``$expr`` on ``$$ROOT`` in
+        the filter: a server that cannot combine it with the ``_id`` index (the stand-in here)
+        evaluates it over the whole collection for each document, a full scan per delete.
 
         A document holding a field this store does not own (outside the envelope's members, or
         outside the store's projection; ``ignore_fields`` are the store's own) is kept however
         its data compares: deleting it would delete another application's field, which no proof
         covers."""
         self.containers.check(entity_type)
-        layout = self.layout
-        ops: list[DeleteOne] = []
+        layout, coll, deleted = self.layout, self._collection(entity_type), 0
         for raw, doc in self._resolved(entity_type, list(wanted)).items():
             entry = self._raw_entry(entity_type, raw, layout.decode, doc, f"document _id {raw}")
             if not self._still_proven(entry, wanted[raw]) or entry.data is None:
@@ -706,11 +708,15 @@ class MongoAdapter(Adapter):
             owned = layout.owned_fields(Record(entity_type, uuid.UUID(int=0), entry.data))
             if set(doc) - owned - set(self.view.ignore_fields):
                 continue  # a field of another application's beside the proven data
-            exact = {**doc, "$expr": {"$eq": [{"$size": {"$objectToArray": "$$ROOT"}}, len(doc)]}}
-            ops.append(DeleteOne(self._where(exact)))
-        if not ops:
-            return 0
-        return int(self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count)
+            gone = coll.find_one_and_delete(self._where(dict(doc)))
+            if gone is None:
+                continue  # changed or removed since the read: it stays
+            if set(gone) != set(doc):  # a field added since the read: put back as it was
+                with contextlib.suppress(DuplicateKeyError):  # a newer document under that _id stands
+                    coll.insert_one(gone)
+                continue
+            deleted += 1
+        return deleted
 
     def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
         """Delete the documents the raw names mean (the same resolution as read_raw), by exact ``_id``."""

@@ -246,8 +246,8 @@ def test_mongodb_reads_objectid_int_and_string_ids(mongo: tuple[str, str], mongo
         _delete_races(store, et, "legacy-ann", OLD, lambda: coll.update_one({"_id": "legacy-ann"}, {"$set": edited}),
                       lambda raw: coll.find_one({"_id": raw}) is not None, "_resolved")
         assert {k: v for k, v in (coll.find_one({"_id": "legacy-ann"}) or {}).items() if k in edited} == edited
-        # a field *added* just after the re-read, every field read still equal: the delete's filter
-        # counts the document's fields, so it matches nothing and the document stays
+        # a field *added* just after the re-read, every field read still equal: the document the
+        # delete returns has a field more than the one read, so it is put back as it was
         coll.insert_one(doc(_id="legacy-bea"))
         _delete_races(store, et, "legacy-bea", OLD,
                       lambda: coll.update_one({"_id": "legacy-bea"}, {"$set": {"added_by_them": 1}}),
