@@ -80,7 +80,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from bson import Binary, Decimal128, ObjectId, Regex, json_util
-from pymongo import DeleteMany, MongoClient, ReplaceOne, UpdateOne
+from pymongo import DeleteMany, DeleteOne, MongoClient, ReplaceOne, UpdateOne
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
@@ -685,22 +685,23 @@ class MongoAdapter(Adapter):
         return {raw: doc for raw, (_, doc) in best.items()}
 
     def _delete_raw_if_unchanged(self, entity_type: str, wanted: dict[str, str]) -> int:
-        """Compare and delete per document, on the whole document: each is read, its data compared
-        with the proof, and deleted by ``find_one_and_delete`` whose filter is the document as
-        read, field by field (``_id`` and every field equal, embedded documents and arrays compared
-        whole): a write that changes or removes any field after the read matches nothing, and the
-        document stays. The document deleted comes back with the reply: one that gained a field
-        between the read and the delete is put back at once exactly as it was deleted (never over
-        a newer document under that ``_id``) and not counted. Why not ``$expr`` on ``$$ROOT`` in
-        the filter: a server that cannot combine it with the ``_id`` index (the stand-in here)
-        evaluates it over the whole collection for each document, a full scan per delete.
+        """Compare and delete atomically per document: each is read, its data compared with the
+        proof, and deleted by a ``DeleteOne`` whose filter is the document as read, field by field
+        (``_id`` and every field equal, embedded documents and arrays compared whole), all in one
+        ``bulk_write``: a write that changes or removes any field after the read matches nothing,
+        and the document stays. Not detected: a field *added* in the instant between this read and
+        the delete (the filter names the fields read). ``$expr`` on ``$$ROOT`` would catch it, but
+        a server that cannot combine it with the ``_id`` index (the stand-in here) scans the whole
+        collection for each document, and a full-size migration's contract timed out; so writers
+        stop for contract (docs/migration.md).
 
         A document holding a field this store does not own (outside the envelope's members, or
-        outside the store's projection; ``ignore_fields`` are the store's own) is kept however
-        its data compares: deleting it would delete another application's field, which no proof
-        covers."""
+        outside the store's projection; ``ignore_fields`` are the store's own) when it is read is
+        kept however its data compares: deleting it would delete another application's field,
+        which no proof covers."""
         self.containers.check(entity_type)
-        layout, coll, deleted = self.layout, self._collection(entity_type), 0
+        layout = self.layout
+        ops: list[DeleteOne] = []
         for raw, doc in self._resolved(entity_type, list(wanted)).items():
             entry = self._raw_entry(entity_type, raw, layout.decode, doc, f"document _id {raw}")
             if not self._still_proven(entry, wanted[raw]) or entry.data is None:
@@ -708,15 +709,10 @@ class MongoAdapter(Adapter):
             owned = layout.owned_fields(Record(entity_type, uuid.UUID(int=0), entry.data))
             if set(doc) - owned - set(self.view.ignore_fields):
                 continue  # a field of another application's beside the proven data
-            gone = coll.find_one_and_delete(self._where(dict(doc)))
-            if gone is None:
-                continue  # changed or removed since the read: it stays
-            if set(gone) != set(doc):  # a field added since the read: put back as it was
-                with contextlib.suppress(DuplicateKeyError):  # a newer document under that _id stands
-                    coll.insert_one(gone)
-                continue
-            deleted += 1
-        return deleted
+            ops.append(DeleteOne(self._where(dict(doc))))
+        if not ops:
+            return 0
+        return int(self._collection(entity_type).bulk_write(ops, ordered=False).deleted_count)
 
     def _delete_raw_names(self, entity_type: str, raws: list[str]) -> int:
         """Delete the documents the raw names mean (the same resolution as read_raw), by exact ``_id``."""
