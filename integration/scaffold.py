@@ -210,3 +210,25 @@ def wait_report(folder: Path, timeout: float = 120) -> Path:
             return done[0]
         time.sleep(0.2)
     raise AssertionError(f"no report written under {folder}")
+
+
+def audit_counting_scans(source_url: str, name: str, store: Any, entity_type: str, ids: Any) -> tuple[Any, int]:
+    """An audit of ``store`` (named ``name``) against a PostgreSQL source, and how many times the
+    store's ``_scan`` ran: once per partition by ID range, once per audit read once (``read_once``)."""
+    from uuid_forge import Forge, open_store
+    from uuid_forge.forge import StoreHandle
+
+    calls: list[Any] = []
+    scan = store._scan
+
+    def counted(et: str, partition: Any) -> Any:
+        calls.append(partition)
+        return scan(et, partition)
+
+    store._scan = counted
+    f = Forge([StoreHandle("postgres", open_store(source_url), source=True), StoreHandle(name, store)],
+              ids=ids, journal=None)
+    try:
+        return f.audit(entity_type), len(calls)
+    finally:
+        f.close()

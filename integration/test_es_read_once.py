@@ -24,6 +24,8 @@ from uuid_forge import compare as compare_module
 from uuid_forge.forge import StoreHandle
 from uuid_forge.report import AuditReport
 
+from .scaffold import audit_counting_scans
+
 IDS = IDConfig(namespace=Namespace("es-once.uuid-forge.test"), salt="es-once")
 N = 400
 
@@ -63,22 +65,9 @@ def planted(postgres_url: str, elasticsearch_url: str, es_client: Any) -> Iterat
 
 def _audit(postgres_url: str, es_url: str, et: str, read_once: bool) -> tuple[AuditReport, int]:
     """The audit, and how many times the index was scanned."""
-    calls: list[Any] = []
     store = open_store(es_url, read_once=read_once)
     assert isinstance(store, ElasticsearchAdapter)
-    scan = store._scan
-
-    def counted(entity_type: str, partition: Any) -> Any:
-        calls.append(partition)
-        return scan(entity_type, partition)
-
-    store._scan = counted  # type: ignore[method-assign]
-    f = Forge([StoreHandle("postgres", open_store(postgres_url), source=True), StoreHandle("elasticsearch", store)],
-              ids=IDS, journal=None)
-    try:
-        return f.audit(et), len(calls)
-    finally:
-        f.close()
+    return audit_counting_scans(postgres_url, "elasticsearch", store, et, IDS)
 
 
 def _seen(report: AuditReport) -> tuple[Any, ...]:

@@ -24,6 +24,8 @@ from uuid_forge import compare as compare_module
 from uuid_forge.forge import StoreHandle
 from uuid_forge.report import AuditReport
 
+from .scaffold import audit_counting_scans
+
 IDS = IDConfig(namespace=Namespace("mongo-once.uuid-forge.test"), salt="mongo-once")
 N = 400
 
@@ -56,22 +58,9 @@ def planted(postgres_url: str, mongo_db_url: str) -> Iterator[tuple[str, str, st
 
 def _audit(postgres_url: str, mongo_url: str, et: str, read_once: bool) -> tuple[AuditReport, int]:
     """The audit, and how many times the collection was scanned."""
-    calls: list[Any] = []
     store = open_store(mongo_url, read_once=read_once)
     assert isinstance(store, MongoAdapter)
-    scan = store._scan
-
-    def counted(entity_type: str, partition: Any) -> Any:
-        calls.append(partition)
-        return scan(entity_type, partition)
-
-    store._scan = counted  # type: ignore[method-assign]
-    f = Forge([StoreHandle("postgres", open_store(postgres_url), source=True), StoreHandle("mongodb", store)],
-              ids=IDS, journal=None)
-    try:
-        return f.audit(et), len(calls)
-    finally:
-        f.close()
+    return audit_counting_scans(postgres_url, "mongodb", store, et, IDS)
 
 
 def _seen(report: AuditReport) -> tuple[Any, ...]:
