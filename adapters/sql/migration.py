@@ -119,7 +119,8 @@ class ShadowColumns:
 
         def todo(r: str) -> str:
             return " AND ".join([f"{r}{c} IS NULL", *(f"{r}{self._c(k)} IS NOT NULL" for k in key.values())])
-        return self._batches(table, pk, todo, f"UPDATE {t} AS r SET {c} = {call}", params, batch, progress)
+        return self._walk(table, pk, batch, [(f"UPDATE {t} AS r SET {c} = {call} WHERE {{range}} AND {todo('r.')}",
+                                              params)], todo, progress)
 
     def refresh(self, table: str, pk: str, column: str, namespace: uuid.UUID, entity_type: str,
                 key: dict[str, str], salt: str, secret: str | None, batch: int) -> int:
@@ -127,11 +128,11 @@ class ShadowColumns:
         column edited after it was filled), or no ID (a key column emptied: back to NULL), over
         the table in ranges of ``batch`` primary keys, one transaction each; how many rows changed."""
         call, params = self._call(namespace, entity_type, key, salt, secret)
-        c, keyed = self._c(column), self.keyed(key)
-        return self._ranges(table, pk, batch, [
-            ((f"UPDATE {self._t(table)} SET {c} = {call} WHERE {{range}} AND {c} IS NOT NULL AND {keyed} "
-             f"AND {c} IS DISTINCT FROM {call}"), params),
-            (f"UPDATE {self._t(table)} SET {c} = NULL WHERE {{range}} AND {c} IS NOT NULL AND NOT ({keyed})", {})])
+        t, c, keyed = self._t(table), self._c(column), self.keyed(key)
+        return self._walk(table, pk, batch, [
+            ((f"UPDATE {t} AS r SET {c} = {call} WHERE {{range}} AND {c} IS NOT NULL AND {keyed} "
+              f"AND {c} IS DISTINCT FROM {call}"), params),
+            (f"UPDATE {t} AS r SET {c} = NULL WHERE {{range}} AND {c} IS NOT NULL AND NOT ({keyed})", {})])
 
     def stale(self, table: str, column: str, namespace: uuid.UUID, entity_type: str, key: dict[str, str],
               salt: str, secret: str | None) -> int:
@@ -143,37 +144,18 @@ class ShadowColumns:
         with self._engine.connect() as conn:
             return int(conn.execute(sa.text(query), params).scalar() or 0)
 
-    def _ranges(self, table: str, pk: str, batch: int, statements: list[tuple[str, dict[str, Any]]],
-                qualify: str = "") -> int:
-        """Run each statement (its ``{range}`` a primary-key range, the key ``qualify``-prefixed)
-        over the whole table, range by range of ``batch`` keys, each range in one transaction; how
-        many rows they changed."""
-        t, p = self._t(table), self._c(pk)
-        total: int = 0
-        last: Any = None
-        while True:  # the first range has no lower bound: no "OR" in a condition the index must serve
-            after, lower = ("", "") if last is None else (f"WHERE {p} > :last ", f"{qualify}{p} > :last AND ")
-            bound = sa.text(f"SELECT max({p}) FROM (SELECT {p} FROM {t} {after}ORDER BY {p} LIMIT :n) s")
-            with self._engine.begin() as conn:
-                upto = conn.execute(bound, {"last": last, "n": batch}).scalar()
-                if upto is None:
-                    return total
-                where = f"{lower}{qualify}{p} <= :upto"
-                for text, params in statements:
-                    stmt = sa.text(text.replace("{range}", where))
-                    total += conn.execute(stmt, {**params, "last": last, "upto": upto}).rowcount or 0
-            last = upto
-
     def fill_reference(self, table: str, pk: str, ref: str, column: str, target: str, target_pk: str,
                        target_column: str, batch: int, progress: Callable[[int], None] | None = None) -> int:
-        """Fill ``column`` (the reference's new ID) from the referenced row's new ID, joined on the old key."""
-        update = (f"UPDATE {self._t(table)} AS r SET {self._c(column)} = g.{self._c(target_column)} "
-                  f"FROM {self._t(target)} AS g")
-        join = f"r.{self._c(ref)} = g.{self._c(target_pk)} AND g.{self._c(target_column)} IS NOT NULL"
+        """Fill ``column`` (the reference's new ID) from the referenced row's new ID, joined on the
+        old key. A row whose referenced row has no new ID yet is passed over, not chosen again."""
+        c, rc = self._c(column), self._c(ref)
+        update = (f"UPDATE {self._t(table)} AS r SET {c} = g.{self._c(target_column)} FROM {self._t(target)} AS g "
+                  f"WHERE {{range}} AND r.{c} IS NULL AND r.{rc} IS NOT NULL AND r.{rc} = g.{self._c(target_pk)} "
+                  f"AND g.{self._c(target_column)} IS NOT NULL")
 
         def todo(r: str) -> str:
-            return f"{r}{self._c(column)} IS NULL AND {r}{self._c(ref)} IS NOT NULL"
-        return self._batches(table, pk, todo, update, {}, batch, progress, join)
+            return f"{r}{c} IS NULL AND {r}{rc} IS NOT NULL"
+        return self._walk(table, pk, batch, [(update, {})], todo, progress)
 
     def refresh_reference(self, table: str, pk: str, ref: str, column: str, target: str, target_pk: str,
                           target_column: str, batch: int) -> int:
@@ -181,12 +163,12 @@ class ShadowColumns:
         changed (its key edited), the reference was pointed at another row, or emptied (NULL)."""
         r, g = self._t(table), self._t(target)
         c, rc, gp, gc = self._c(column), self._c(ref), self._c(target_pk), self._c(target_column)
-        return self._ranges(table, pk, batch, [
+        return self._walk(table, pk, batch, [
             ((f"UPDATE {r} AS r SET {c} = g.{gc} FROM {g} AS g WHERE {{range}} AND r.{c} IS NOT NULL "
              f"AND r.{rc} = g.{gp} AND g.{gc} IS NOT NULL AND r.{c} IS DISTINCT FROM g.{gc}"), {}),
             ((f"UPDATE {r} AS r SET {c} = NULL WHERE {{range}} AND r.{c} IS NOT NULL AND NOT EXISTS "
              f"(SELECT 1 FROM {g} AS g WHERE g.{gp} = r.{rc} AND g.{gc} IS NOT NULL)"), {}),
-        ], qualify="r.")
+        ])
 
     def stale_references(self, table: str, ref: str, column: str, target: str, target_pk: str,
                          target_column: str) -> int:
@@ -199,31 +181,32 @@ class ShadowColumns:
         with self._engine.connect() as conn:
             return int(conn.execute(sa.text(query)).scalar() or 0)
 
-    def _batches(self, table: str, pk: str, todo: Callable[[str], str], update: str, params: dict[str, Any],
-                 batch: int, progress: Callable[[int], None] | None, join: str = "") -> int:
-        """``update`` over the rows where ``todo`` holds, ``batch`` of them per transaction, walking
-        the primary key (``todo(prefix)``: the condition, columns prefixed; the table is ``r`` in
-        ``update``): each batch reads its upper bound (the ``batch``-th such row after the last
-        bound) and updates that key range, an index range scan, so a batch never reads again the
-        rows an earlier batch filled (selecting "the first N still NULL" from the start each time
-        does, and costs the whole fill a square). A row ``join`` leaves (a reference to a row without
-        a new ID) is passed over, not chosen again. A kill loses at most the batch in flight; the
-        next run walks from the start, and ``todo`` skips what is done."""
+    def _walk(self, table: str, pk: str, batch: int, statements: list[tuple[str, dict[str, Any]]],
+              chosen: Callable[[str], str] | None = None, progress: Callable[[int], None] | None = None) -> int:
+        """Run ``statements`` (the table aliased ``r``, ``{range}`` their primary-key range) over the
+        table, one range per transaction: each range ends at the ``batch``-th row after the last
+        bound where ``chosen`` holds (``chosen(prefix)``: the condition, columns prefixed; every
+        row when None), read by an index range scan. So a fill never reads again the rows an
+        earlier batch filled (choosing "the first N still NULL" from the start each time does, and
+        costs the whole fill a square), and a row a statement leaves (a reference to a row without
+        a new ID) is passed over, not chosen again. A kill loses at most the range in flight; the
+        next run walks from the start, and the statements' conditions skip what is done. Returns
+        how many rows the statements changed."""
         t, p = self._t(table), self._c(pk)
-        bound = {first: sa.text(f"SELECT count(*), max({p}) FROM (SELECT {p} FROM {t} WHERE "
-                                f"{'' if first else f'{p} > :last AND '}{todo('')} ORDER BY {p} LIMIT :n) AS b")
-                 for first in (True, False)}
-        stmt = {first: sa.text(f"{update} WHERE {'' if first else f'r.{p} > :last AND '}r.{p} <= :upto AND "
-                               f"{todo('r.')}" + (f" AND {join}" if join else ""))
-                for first in (True, False)}
         total, last = 0, None
         while True:
-            first = last is None
-            with self._engine.begin() as conn:  # one batch, one transaction: a kill loses at most one
-                found, upto = conn.execute(bound[first], {"last": last, "n": batch}).one()
+            first = last is None  # the first range has no lower bound: no "OR" the index must serve
+            where = [*([] if first else [f"{p} > :last"]), *([chosen("")] if chosen else [])]
+            bound = sa.text(f"SELECT count(*), max({p}) FROM (SELECT {p} FROM {t}"
+                            f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {p} LIMIT :n) AS b")
+            span = ("" if first else f"r.{p} > :last AND ") + f"r.{p} <= :upto"
+            with self._engine.begin() as conn:  # one range, one transaction
+                found, upto = conn.execute(bound, {"last": last, "n": batch}).one()
                 if not found:
                     return total
-                n = conn.execute(stmt[first], {**params, "last": last, "upto": upto}).rowcount or 0
+                n = sum(conn.execute(sa.text(text.replace("{range}", span)),
+                                     {**params, "last": last, "upto": upto}).rowcount or 0
+                        for text, params in statements)
             total += n
             if progress and n:
                 progress(n)
