@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from . import logspill, onepass
 from .classify import scheme_versions
@@ -237,7 +237,8 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             _Ahead() as digesting, \
             logspill.LogPass(pool, unranged, entity_type, within, _compare_items) as logs, \
             onepass.OnePass(pool, whole, entity_type, within, parts, compare, Sink, prove_orphans,
-                            viewed_fingerprint, digests=whole_hashed, source=source) as once:
+                            viewed_fingerprint, digests=whole_hashed, source=source) as once, \
+            _Lanes() as lanes:
         # a message log is read once, beside the partitions, its latest state spilled to disk;
         # then it is compared partition by partition like the other stores (uuid_forge.logspill)
         # the source's digest of each partition, asked in order by one thread of its own from the start:
@@ -258,7 +259,7 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             # the source's digest of the partition whole, per algorithm a read-once store hashes by
             whole_first = {a: ahead[part, a] for a in algorithms}
             if first is not None and not scanned:  # the stores hash while the source does
-                hashing = [pool.submit(_guarded, h, _compare_by_hashes, plan, part, None, first, prover)
+                hashing = [lanes.submit(h, _compare_by_hashes, plan, part, None, first, prover)
                            for h in by_hashes if h.name not in report.not_audited]
                 digests = first.result()
                 held = (sum(d[0] for d in digests if d is not None) if digests is not None and None not in digests
@@ -278,17 +279,17 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
                     expected[ident] = fp
             by_view = _viewed_expectations(source, entity_type, part, expected, views)
             flagged = _verify_keys(forge, stores, entity_type, list(expected), report) if verify_keys else set()
-            jobs = [pool.submit(_guarded, h, _scan_and_compare, entity_type, part, by_view[h.adapter.view],
-                                prover, frozenset(protected))
+            jobs = [lanes.submit(h, _scan_and_compare, entity_type, part, by_view[h.adapter.view], prover,
+                                 frozenset(protected))
                     for h in ranged if h.name not in report.not_audited]
-            jobs += [pool.submit(_guarded, h, _compare_by_reads, entity_type, by_view[h.adapter.view], prover)
+            jobs += [lanes.submit(h, _compare_by_reads, entity_type, by_view[h.adapter.view], prover)
                      for h in readable if h.name not in report.not_audited]
             jobs += logs.ready(part, by_view)
-            jobs += hashing or [pool.submit(_guarded, h, _compare_by_hashes, plan, part, expected, first, prover)
+            jobs += hashing or [lanes.submit(h, _compare_by_hashes, plan, part, expected, first, prover)
                                 for h in by_hashes if h.name not in report.not_audited]
-            read_once = [pool.submit(_guarded, h, once.compare, entity_type, part, by_view[h.adapter.view], prover,
-                                     frozenset(protected)) if h.name not in whole_hashed else
-                         pool.submit(_guarded, h, once.compare_hashed, entity_type, part,
+            read_once = [lanes.submit(h, once.compare, entity_type, part, by_view[h.adapter.view], prover,
+                                      frozenset(protected)) if h.name not in whole_hashed else
+                         lanes.submit(h, once.compare_hashed, entity_type, part,
                                      expected if held is None else None, whole_first[whole_hashed[h.name]], prover,
                                      frozenset(protected))
                          for h in whole if h.name not in report.not_audited]
@@ -327,6 +328,32 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
         for name in report.not_audited:
             report.stores.pop(name, None)
             report.foreign_samples.pop(name, None)
+
+
+class _Lanes:
+    """One thread per store for its comparisons of each partition. Why: glibc keeps a malloc arena
+    per thread (up to 8 per core) and what a thread frees stays in its arena, so comparisons handed
+    to whichever thread of a shared pool was free left each thread's arena holding a partition's
+    worth in turn, and a long audit's RSS crept up partition after partition (200k entities in five
+    stores: 122 to 147 MiB over 16 partitions; with two arenas, flat at 132). A store's comparisons
+    on a thread of its own reuse that one arena."""
+
+    def __init__(self) -> None:
+        self._lanes: dict[str, ThreadPoolExecutor] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def submit(self, h: StoreHandle, compare: Callable[..., Sink], *args: Any) -> Future[Sink | _Lost]:
+        """``compare(h, *args)`` on ``h``'s thread, guarded as :func:`_guarded`."""
+        lane = self._lanes.get(h.name)
+        if lane is None:
+            lane = self._lanes[h.name] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uuid-forge-audit-store")
+        return lane.submit(_guarded, h, compare, *args)
+
+    def __exit__(self, *exc: object) -> None:
+        for lane in self._lanes.values():
+            lane.shutdown(wait=True, cancel_futures=True)
 
 
 class _Ahead(ThreadPoolExecutor):
