@@ -7,11 +7,14 @@ import datetime as dt
 import decimal
 import enum
 import uuid
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from uuid_forge import CanonicalTypeError, CanonicalValueError, IDConfig, UUIDGenerator, canonical
-from uuid_forge.canonical import format_float
+from uuid_forge.canonical import MAX_DEPTH, canonical_data, format_float
 
 
 @pytest.mark.parametrize("value,text", [
@@ -110,3 +113,47 @@ def test_generator_errors_name_args_and_kwargs() -> None:
         gen.generate("thing", when=dt.datetime(2020, 1, 1))
     with pytest.raises(TypeError, match=r"keys\[1\]"):
         gen.generate_many("thing", [{"a": 1}, {"a": b"x"}])
+
+
+# canonical_data: json's C encoder where it writes what canonical() writes (the audit's fast path)
+_ANY_TEXT = st.one_of(st.text(max_size=8), st.text(st.characters(codec=None), max_size=4),  # surrogates too
+                      st.sampled_from(["é", "e\u0301", "\U0001f600", "\ufb01", "a\"b\\c\n\x00", "Z", "a", "_"]))
+_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(min_value=10**4300, max_value=10**4400),
+                    st.floats(allow_nan=True), _ANY_TEXT, st.decimals(allow_nan=False, allow_infinity=False),
+                    st.sampled_from([1.0, -0.0, 1e21, 5e-324, decimal.Decimal("1.50")]))
+_VALUES = st.recursive(_LEAVES, lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
+                                                        st.dictionaries(_ANY_TEXT, inner, max_size=4)), max_leaves=12)
+
+
+def _outcome(fn: Any, value: Any) -> tuple[str, str]:
+    try:
+        return ("text", fn(value))
+    except (CanonicalTypeError, CanonicalValueError) as err:
+        return ("error", str(err))
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.dictionaries(_ANY_TEXT, _VALUES, max_size=6))
+def test_canonical_data_writes_what_canonical_writes(data: dict[str, Any]) -> None:
+    assert _outcome(canonical_data, data) == _outcome(canonical, data)
+
+
+@pytest.mark.parametrize("data", [
+    {"b": 1, "a": "x", "c": [True, None, {"z": "y", "y": 2}]},  # plain: the fast path
+    {"a": 1.0}, {"a": 10**5000}, {"é": 1}, {"a": "e\u0301"}, {"\U0001f600": 1, "\uff01": 2},  # not plain
+    {"a": uuid.UUID(int=1)}, {"a": dt.date(2024, 1, 2)}, {"a": (1, 2)}, {1: "a"}, {"a": float("nan")},
+])
+def test_canonical_data_edges_agree_with_canonical(data: dict[Any, Any]) -> None:
+    assert _outcome(canonical_data, data) == _outcome(canonical, data)
+
+
+def test_canonical_data_leaves_deep_nesting_to_canonical() -> None:
+    deep: Any = "x"
+    for _ in range(MAX_DEPTH + 2):
+        deep = {"a": deep}
+    with pytest.raises(CanonicalValueError, match="nesting deeper"):
+        canonical_data(deep)
+    shallow: Any = 1
+    for _ in range(MAX_DEPTH - 1):
+        shallow = [shallow]
+    assert canonical_data({"a": shallow}) == canonical({"a": shallow})

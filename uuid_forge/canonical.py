@@ -13,6 +13,7 @@ import datetime as _dt
 import decimal
 import enum
 import itertools
+import json
 import math
 import unicodedata
 import uuid
@@ -25,7 +26,7 @@ from .errors import CanonicalTypeError, CanonicalValueError
 MAX_DEPTH = 100
 MAX_PLAIN_ZEROS = 100_000  # zeros a Decimal may add in plain notation (1E+999999999 is refused)
 
-__all__ = ["MAX_DEPTH", "canonical", "canonical_str", "format_decimal", "format_float"]
+__all__ = ["MAX_DEPTH", "canonical", "canonical_data", "canonical_str", "format_decimal", "format_float"]
 
 
 def _fail(cls: type[Exception], message: str) -> Exception:
@@ -211,3 +212,43 @@ def canonical(value: Any, where: str = "value") -> str:
         err.args = (f"{reason} at {path}",)
         err.path = path
         raise
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+_PLAIN = frozenset({str, int, bool, type(None), dict, list})
+_PLAIN_DEPTH = MAX_DEPTH // 2  # deeper: canonical() decides (and refuses past MAX_DEPTH)
+
+
+def _plain(v: dict[Any, Any] | list[Any], depth: int) -> bool:
+    """Whether ``v`` holds only str keys, and values of exactly the types json's encoder writes
+    as C does (str, int, bool, None, dict, list: no float, no subclass, nothing with a hook)."""
+    if type(v) is dict:
+        if not set(map(type, v)) <= {str}:
+            return False
+        values: Any = v.values()
+    else:
+        values = v
+    types = set(map(type, values))
+    if not types <= _PLAIN:
+        return False
+    if dict in types or list in types:
+        if depth >= _PLAIN_DEPTH:
+            return False
+        return all(_plain(x, depth + 1) for x in values if type(x) is dict or type(x) is list)
+    return True
+
+
+def canonical_data(data: Any, where: str = "value") -> str:
+    """``canonical(data, where)``, through json's C encoder where that writes the same text: a dict
+    of :func:`_plain` values whose text is all ASCII (so no string needs NFC, and json's key order,
+    by code point, is C's UTF-16 order). Why: an audit canonicalises every record it reads from a
+    document store, and this is about twice as fast for the usual flat record; anything else
+    (floats, dates, non-ASCII text, very large ints, deep nesting) goes through canonical()."""
+    if type(data) is dict and _plain(data, 0):
+        try:
+            text = _ENCODE(data)
+        except ValueError:  # an int past Python's int-to-text limit
+            text = None
+        if text is not None and text.isascii():
+            return text
+    return canonical(data, where)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
-from .canonical import canonical
+from .canonical import canonical, canonical_data
 from .errors import UUIDForgeError, ValidationError
 
 __all__ = ["DELETED", "ForeignEntry", "MalformedID", "Partition", "RawEntry", "Record", "TextFingerprint", "data_fingerprint",
@@ -70,7 +70,7 @@ def _stored_canonical(data: Any) -> str | None:
     if not isinstance(data, Mapping):
         return None
     try:
-        return canonical(data, "stored data")
+        return canonical_data(data, "stored data")
     except (UUIDForgeError, ValueError, TypeError, RecursionError):
         return None
 
