@@ -229,10 +229,11 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
     prover: Prover | None = getattr(forge, "prover", None)
     report.partitions += len(parts)
     views = {h.adapter.view for h in ranged + readable + unranged + whole}
-    workers = max(1, len(ranged) + len(readable) + len(unranged) + len(whole) + len(by_hashes))
     # else only hashes and the differing ranges are read
     scanned = bool(ranged or readable or unranged or [h for h in whole if h.name not in whole_hashed])
-    with ThreadPoolExecutor(max_workers=workers + len(unranged) + len(whole) + 1,
+    # the pool: each log's read and its compare of a partition, each read-once store's read, and the
+    # source's first digests; every store's comparisons run on its own thread (_Lanes)
+    with ThreadPoolExecutor(max_workers=2 * len(unranged) + len(whole) + 1,
                             thread_name_prefix="uuid-forge-audit") as pool, \
             _Ahead() as digesting, \
             logspill.LogPass(pool, unranged, entity_type, within, _compare_items) as logs, \

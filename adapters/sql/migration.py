@@ -149,12 +149,12 @@ class ShadowColumns:
         """Fill ``column`` (the reference's new ID) from the referenced row's new ID, joined on the
         old key. A row whose referenced row has no new ID yet is passed over, not chosen again."""
         c, rc = self._c(column), self._c(ref)
-        update = (f"UPDATE {self._t(table)} AS r SET {c} = g.{self._c(target_column)} FROM {self._t(target)} AS g "
-                  f"WHERE {{range}} AND r.{c} IS NULL AND r.{rc} IS NOT NULL AND r.{rc} = g.{self._c(target_pk)} "
-                  f"AND g.{self._c(target_column)} IS NOT NULL")
 
         def todo(r: str) -> str:
             return f"{r}{c} IS NULL AND {r}{rc} IS NOT NULL"
+        update = (f"UPDATE {self._t(table)} AS r SET {c} = g.{self._c(target_column)} FROM {self._t(target)} AS g "
+                  f"WHERE {{range}} AND {todo('r.')} AND r.{rc} = g.{self._c(target_pk)} "
+                  f"AND g.{self._c(target_column)} IS NOT NULL")
         return self._walk(table, pk, batch, [(update, {})], todo, progress)
 
     def refresh_reference(self, table: str, pk: str, ref: str, column: str, target: str, target_pk: str,
@@ -193,20 +193,22 @@ class ShadowColumns:
         next run walks from the start, and the statements' conditions skip what is done. Returns
         how many rows the statements changed."""
         t, p = self._t(table), self._c(pk)
+        bounds, ranged = {}, {}
+        for first in (True, False):  # the first range has no lower bound: no "OR" the index must serve
+            where = [*([] if first else [f"{p} > :last"]), *([chosen("")] if chosen else [])]
+            bounds[first] = sa.text(f"SELECT count(*), max({p}) FROM (SELECT {p} FROM {t}"
+                                    f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {p} LIMIT :n) AS b")
+            span = ("" if first else f"r.{p} > :last AND ") + f"r.{p} <= :upto"
+            ranged[first] = [(sa.text(text.replace("{range}", span)), params) for text, params in statements]
         total, last = 0, None
         while True:
-            first = last is None  # the first range has no lower bound: no "OR" the index must serve
-            where = [*([] if first else [f"{p} > :last"]), *([chosen("")] if chosen else [])]
-            bound = sa.text(f"SELECT count(*), max({p}) FROM (SELECT {p} FROM {t}"
-                            f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {p} LIMIT :n) AS b")
-            span = ("" if first else f"r.{p} > :last AND ") + f"r.{p} <= :upto"
+            first = last is None
             with self._engine.begin() as conn:  # one range, one transaction
-                found, upto = conn.execute(bound, {"last": last, "n": batch}).one()
+                found, upto = conn.execute(bounds[first], {"last": last, "n": batch}).one()
                 if not found:
                     return total
-                n = sum(conn.execute(sa.text(text.replace("{range}", span)),
-                                     {**params, "last": last, "upto": upto}).rowcount or 0
-                        for text, params in statements)
+                n = sum(conn.execute(stmt, {**params, "last": last, "upto": upto}).rowcount or 0
+                        for stmt, params in ranged[first])
             total += n
             if progress and n:
                 progress(n)
