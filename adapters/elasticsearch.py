@@ -68,7 +68,7 @@ from elasticsearch import helpers
 from elasticsearch.serializer import JsonSerializer
 
 from uuid_forge.canonical import canonical, format_decimal, format_float
-from uuid_forge.classify import classify, classify_uuid, parse_id
+from uuid_forge.classify import classify, classify_uuid, exact_id, parse_id
 from uuid_forge.containers import Containers
 from uuid_forge.contract import BATCH_SIZE, Adapter, Check, Option, ScanItem
 from uuid_forge.encodings import check_target, encode
@@ -367,6 +367,10 @@ class DataLayout(Layout):
         """A document's ID: its ``_id`` decides whether it is ours (uuid_forge.classify); the
         ``id_field``, when present, must name the same UUID (lowercase 36-char when all is well)."""
         id_format, versions = self.store.id_format, self.store.id_versions
+        if self.id_field and id_format == "string" and source.get(self.id_field) == raw:
+            ident = exact_id(raw, "string")  # the usual document: both name the ID in its one right form
+            if ident is not None:
+                return ident
         by_id = classify(raw, id_format, versions=versions, where="_id")
         if isinstance(by_id, ForeignEntry) or not self.has_id(source):
             return by_id  # no id field: the _id alone says (a seed-era document is ours when it is right)

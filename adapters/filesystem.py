@@ -80,6 +80,7 @@ from uuid_forge.jsonmerge import load_verbatim, merged_text, verbatim_json
 from uuid_forge.layout import Layout, layout_option
 from uuid_forge.options import ParsedOptions
 from uuid_forge.record import ForeignEntry, MalformedID, Partition, RawEntry, Record, load_json
+from uuid_forge.uuidints import uuid_of_text
 from uuid_forge.view import FieldView
 
 __all__ = ["LAYOUTS", "DataLayout", "EnvelopeLayout", "FileAdapter", "FileLayout", "RawLayout"]
@@ -891,7 +892,7 @@ class FileAdapter(Adapter):
             return ForeignEntry(raw, f"file name does not end in {endings}: not ours, left alone"), ""
         stem, ending, part = split
         if _STRING.fullmatch(stem) and ending == ending.lower() and stem[0:2] == first and stem[2:4] == second:
-            return uuid.UUID(stem), part
+            return uuid_of_text(stem), part
         found = classify(stem, "string", raw=raw, versions=self.id_versions, where="file name")
         if isinstance(found, ForeignEntry):
             return found, part

@@ -46,8 +46,9 @@ def make_records(entity_type: str, n: int) -> list[Record]:
 
 
 @contextmanager
-def store_urls(wanted: list[str]) -> Iterator[dict[str, str]]:
-    """URLs for the wanted stores; stand-ins and temp dirs are started/created and cleaned up."""
+def store_urls(wanted: list[str], files: str | None = None) -> Iterator[dict[str, str]]:
+    """URLs for the wanted stores; stand-ins and temp dirs are started/created and cleaned up
+    (``files``: the file store's folder, left in place, for a run whose data is kept)."""
     urls = servers.default_urls()
     out: dict[str, str] = {}
     with ExitStack() as stack:
@@ -56,7 +57,7 @@ def store_urls(wanted: list[str]) -> Iterator[dict[str, str]]:
             if name == "sqlite":
                 out[name] = f"sqlite:///{tmp}/bench.sqlite3"
             elif name == "file":
-                out[name] = f"file://{tmp}/files"
+                out[name] = f"file://{files or tmp + '/files'}"
             elif name in ("mongodb", "elasticsearch") and not urls.get(name):
                 try:
                     if name == "mongodb":

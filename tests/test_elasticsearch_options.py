@@ -18,7 +18,7 @@ from uuid_forge.adapters.elasticsearch import LAYOUTS, DataLayout, Elasticsearch
 from uuid_forge import options as options_module
 from uuid_forge.errors import ConfigError
 from uuid_forge.options import OptionDeprecationWarning
-from uuid_forge.record import ForeignEntry, Partition, Record
+from uuid_forge.record import ForeignEntry, MalformedID, Partition, Record
 
 #: nothing listens there: the client connects on the first request, and these tests send none
 URL = "elasticsearch+http://127.0.0.1:9"
@@ -133,3 +133,28 @@ def test_the_documented_mapping_for_your_own_index_is_the_one_uuid_forge_creates
     assert store.layout.refusal(documented) is None
     dynamic = {"properties": {"uf_id": {"type": "text", "fields": {"keyword": {"type": "keyword"}}}}}
     assert "maps 'uf_id' as 'text'" in (store.layout.refusal(dynamic) or "")
+
+
+V5 = uuid.uuid5(uuid.NAMESPACE_URL, "hit-1")
+
+
+@pytest.mark.parametrize(("raw", "source", "expected"), [
+    (str(V5), {"uf_id": str(V5), "total": 1}, V5),  # the usual document: the shortcut
+    (str(V5), {"total": 1}, V5),  # a seed-era document without the id field: the _id alone
+    (str(V5).upper(), {"uf_id": str(V5).upper()}, MalformedID),  # both upper case: ours, wrong form
+    (str(V5), {"uf_id": str(V5).upper()}, MalformedID),  # the id field in another form
+    (str(V5), {"uf_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "other"))}, MalformedID),  # another ID
+    ("legacy-42", {"uf_id": "legacy-42"}, ForeignEntry),  # equal, but no UUID at all
+    (str(V5)[:-1] + "x", {"uf_id": str(V5)[:-1] + "x"}, ForeignEntry),  # 36 chars, not hex
+])
+def test_a_hit_whose_id_field_repeats_its_id_is_classified_as_any_other(store: ElasticsearchAdapter, raw: str,
+                                                                          source: dict[str, Any],
+                                                                          expected: Any) -> None:
+    """classify_hit's shortcut (the id field equal to a canonical _id) gives what the full
+    classification gives, and nothing takes it that is not exactly that case."""
+    found = store.layout.classify_hit(raw, source)
+    if isinstance(expected, uuid.UUID):
+        assert type(found) is uuid.UUID and found == expected and hash(found) == hash(expected)
+        assert str(found) == raw and found.version == 5
+    else:
+        assert isinstance(found, expected), found

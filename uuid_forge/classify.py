@@ -26,11 +26,12 @@ import uuid
 from typing import TYPE_CHECKING
 
 from .record import ForeignEntry, MalformedID
+from .uuidints import uuid_of_bytes, uuid_of_int, uuid_of_text
 
 if TYPE_CHECKING:
     from .ids import IDConfig
 
-__all__ = ["ANY_VERSIONS", "EXPECTED_FORMS", "classify", "classify_uuid", "parse_id", "scheme_versions"]
+__all__ = ["ANY_VERSIONS", "EXPECTED_FORMS", "classify", "classify_uuid", "exact_id", "parse_id", "scheme_versions"]
 
 #: versions an ID of this project can have when the scheme is not known (v5 unkeyed, v8 keyed)
 ANY_VERSIONS: frozenset[int] = frozenset({5, 8})
@@ -56,14 +57,20 @@ def scheme_versions(config: IDConfig | None) -> frozenset[int]:
 def _exact(text: str, expected: str) -> uuid.UUID | None:
     """The UUID when ``text`` is exactly the ``expected`` encoding (lowercase, canonical)."""
     if expected == "string":
-        return uuid.UUID(text) if len(text) == 36 and _STRING.fullmatch(text) else None
+        return uuid_of_text(text) if len(text) == 36 and _STRING.fullmatch(text) else None
     if expected == "hex":
-        return uuid.UUID(hex=text) if len(text) == 32 and _HEX.fullmatch(text) else None
+        return uuid_of_int(int(text, 16)) if len(text) == 32 and _HEX.fullmatch(text) else None
     if expected == "base64url":
         if len(text) == 22 and _B64URL.fullmatch(text):
-            return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=="))
+            return uuid_of_bytes(base64.urlsafe_b64decode(text + "=="))
         return None
     raise ValueError(f"unknown expected ID form {expected!r}; one of {', '.join(EXPECTED_FORMS)}")
+
+
+def exact_id(text: str, expected: str) -> uuid.UUID | None:
+    """The UUID when ``text`` is exactly the ``expected`` encoding, else None: what :func:`classify`
+    returns first, for a caller that has already seen the rest of what makes an entry ours."""
+    return _exact(text, expected)
 
 
 def parse_id(text: str) -> tuple[uuid.UUID, str] | None:

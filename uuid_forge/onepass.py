@@ -50,6 +50,7 @@ from .privatefile import create_private
 from .rangehash import Digest
 from .rangehash import bisect as bisect_ranges
 from .record import ForeignEntry, MalformedID, Partition, same_fingerprint
+from .uuidints import uuid_of_bytes
 
 __all__ = ["MEMORY_ITEMS", "Buckets", "OnePass", "SpillFiles", "read_once", "recheck_stale", "whole_scan"]
 
@@ -150,7 +151,7 @@ class Buckets:
         held: dict[Any, Any] = {}  # one partition in memory at a time, a repeated name once
         for rows in self.spill.read(str(n)):
             for row in rows:
-                ident = uuid.UUID(bytes=row[0])
+                ident = uuid_of_bytes(row[0])
                 if len(row) == 2:
                     held[ident] = row[1]
                 else:
