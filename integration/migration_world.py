@@ -142,11 +142,14 @@ class World:
         ``db`` is uuid-forge's per-type tables in the world's schema (the serial tables cannot be
         opened by the SQL adapter: migrated in place, or copied into these)."""
         mongo = _with_path(self.urls["mongodb"], self.mongo_db)
+        # exact_delete=false: the stand-in scans the whole collection for contract's $jsonSchema
+        # filter (130 ms per document at 20,000); integration/test_read_raw.py tests the default
+        docs = {"exact_delete": "false"}
         return {
             "db": _with_query(self.urls["postgres"], {"schema": self.schema}),
             "cache": _with_query(self.urls["redis"], {"prefix": self.prefix}),
-            "docs_user": _with_query(mongo, {"collection": self.collections[USER], "entity_type": USER}),
-            "docs_order": _with_query(mongo, {"collection": self.collections[ORDER], "entity_type": ORDER}),
+            "docs_user": _with_query(mongo, {"collection": self.collections[USER], "entity_type": USER, **docs}),
+            "docs_order": _with_query(mongo, {"collection": self.collections[ORDER], "entity_type": ORDER, **docs}),
             "search": _with_query(self.urls["elasticsearch"], {"index": self.users_index, "entity_type": USER}),
             "files": f"file://{self.files_root}?fsync=false",
         }

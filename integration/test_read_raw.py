@@ -246,6 +246,24 @@ def test_mongodb_reads_objectid_int_and_string_ids(mongo: tuple[str, str], mongo
         _delete_races(store, et, "legacy-ann", OLD, lambda: coll.update_one({"_id": "legacy-ann"}, {"$set": edited}),
                       lambda raw: coll.find_one({"_id": raw}) is not None, "_resolved")
         assert {k: v for k, v in (coll.find_one({"_id": "legacy-ann"}) or {}).items() if k in edited} == edited
+        # a field added in the instant between contract's read and its delete: the document stays
+        # (exact_delete, the default); without it, the documented gap: the document goes with the field
+        for exact in (True, False):
+            name = f"legacy-dee-{exact}"
+            coll.insert_one(doc(_id=name))
+            with open_store(url, collection=coll.name, entity_type=et, layout=layout, exact_delete=exact) as racing:
+                read = racing._resolved  # type: ignore[attr-defined]
+
+                def read_then_add(*args: Any, read: Any = read, name: str = name) -> Any:
+                    found = read(*args)
+                    coll.update_one({"_id": name}, {"$set": {"added_meanwhile": 1}})
+                    return found
+
+                racing._resolved = read_then_add  # type: ignore[attr-defined]
+                deleted = racing.delete_raw_proven(et, {name: OLD})
+            left = coll.find_one({"_id": name})
+            assert (deleted, left is not None) == ((0, True) if exact else (1, False)), (exact, deleted, left)
+            assert not exact or (left or {}).get("added_meanwhile") == 1
         # a field added *before* contract reads the document (after verify): not the store's, never deleted
         coll.insert_one({**doc(_id="legacy-bea"), "added_by_them": 1})
         assert store.delete_raw_proven(et, {"legacy-bea": OLD}) == 0
