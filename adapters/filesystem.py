@@ -53,6 +53,7 @@ import json
 import os
 import re
 import secrets
+import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -734,7 +735,11 @@ class FileAdapter(Adapter):
         layout reads the record's files named by the stem in that folder. A path outside the
         type's folder is refused; a file without the layout's ending, or whose companion files
         are missing, is present but unreadable. An ending in another case (``42.JSON``) is read
-        only where the disk ignores case."""
+        only where the disk ignores case.
+
+        A named file that a delete moved aside and never finished with (the process killed between
+        the rename and the unlink, :meth:`_delete_raw_if_unchanged`) is put back under its name
+        first, so the entry is read, proven and deleted again rather than left hidden."""
         base = os.path.realpath(os.path.join(self.root, entity_type))
         layout = self.layout
         found: list[RawEntry] = []
@@ -742,9 +747,9 @@ class FileAdapter(Adapter):
             path = os.path.realpath(os.path.join(self.root, raw))
             if not raw.startswith(entity_type + "/") or os.path.commonpath([base, path]) != base:
                 raise ValidationError(f"{raw!r} is not a file of entity type {entity_type!r} under {self.root}")
-            if not os.path.isfile(path):
-                continue
             folder, name = os.path.split(path)
+            if not os.path.isfile(path) and not _take_back(folder, name):
+                continue
             split = layout.split(name)
             if split is None:
                 endings = " or ".join(e for e, _ in layout.endings)
@@ -776,8 +781,9 @@ class FileAdapter(Adapter):
         after the rename creates a new file under the name, which stays. POSIX has no
         compare-and-unlink; what this leaves open is a writer rewriting the file in place through
         a handle it opened before the rename (writes by rename, uuid-forge's own, are covered).
-        A kill between the rename and the unlink leaves the file under ``.NAME.uf-delete-*`` beside
-        it, hidden from scans (docs/migration.md). The named file only: a sidecar stays."""
+        A kill between the rename and the unlink leaves the file under ``.NAME.uf-delete-PID-*``
+        beside it, hidden from scans; the next :meth:`_read_raw` of that name (the contract run
+        again) puts it back (docs/migration.md). The named file only: a sidecar stays."""
         count = 0
         touched: set[str] = set()
         for raw, fingerprint in wanted.items():
@@ -1024,6 +1030,45 @@ def _read_or_none(path: str) -> bytes | None:
 def _holds(path: str, expected: bytes | None) -> bool:
     """Whether ``path`` still holds ``expected`` (None: no file)."""
     return _read_or_none(path) == expected
+
+
+#: a copy moved aside by a delete whose process is still alive is left to it, unless it is older
+#: than this (a delete holds its copy for milliseconds; another host's process cannot be asked)
+HELD_ABANDONED_AFTER = 600.0
+
+
+def _take_back(folder: str, name: str) -> bool:
+    """Put back under ``name`` a copy of it that an unfinished delete moved aside
+    (``.NAME.uf-delete-PID-*``): one whose process is gone, or older than
+    :data:`HELD_ABANDONED_AFTER`. Whether a file is under ``name`` now."""
+    prefix = f".{name}.uf-delete-"
+    try:
+        held = sorted(n for n in os.listdir(folder) if n.startswith(prefix))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    for copy in held:
+        path = os.path.join(folder, copy)
+        pid = copy[len(prefix):].partition("-")[0]
+        try:
+            aged = time.time() - os.stat(path, follow_symlinks=False).st_ctime > HELD_ABANDONED_AFTER
+        except FileNotFoundError:
+            continue  # its delete finished meanwhile
+        if (pid.isdigit() and _alive(int(pid))) and not aged:
+            continue  # a delete under way in another process
+        with contextlib.suppress(FileNotFoundError):  # taken back by another reader meanwhile
+            _put_back(path, os.path.join(folder, name))
+    return os.path.isfile(os.path.join(folder, name))
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (this one included)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or no such pid on this system: do not take its copy
+    return True
 
 
 def _put_back(held: str, path: str) -> None:
