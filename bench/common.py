@@ -14,9 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from integration import servers  # noqa: E402
-
-from uuid_forge import IDConfig, Namespace, Record, UUIDGenerator  # noqa: E402
+from integration import servers
+from uuid_forge import IDConfig, Namespace, Record, UUIDGenerator
 from uuid_forge.entitytypes import EntityType
 from uuid_forge.ownership import Prover
 

@@ -39,8 +39,8 @@ import sqlalchemy as sa
 
 from uuid_forge import EntityType, Forge, IDConfig, Namespace, UUIDGenerator, open_store
 from uuid_forge.forge import StoreHandle
-from uuid_forge.masking import mask_name
 from uuid_forge.journal import Journal
+from uuid_forge.masking import mask_name
 
 PG = os.environ.get("UUID_FORGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("UUID_FORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

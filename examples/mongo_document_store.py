@@ -34,8 +34,7 @@ from urllib.parse import urlsplit
 
 from pymongo import MongoClient
 
-from uuid_forge import (CanonicalTypeError, EntityType, Forge, IDConfig, Namespace, UUIDGenerator,
-                        open_store)
+from uuid_forge import CanonicalTypeError, EntityType, Forge, IDConfig, Namespace, UUIDGenerator, open_store
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 from uuid_forge.view import FieldView
@@ -84,7 +83,7 @@ class DocumentStore:
 def main() -> None:
     run = uuid.uuid4().hex[:8]
     work = tempfile.mkdtemp(prefix="uf-mongo-docs-")
-    utc = dt.timezone.utc
+    utc = dt.UTC
     docs = [("Q3 revenue grew 12%.", {"author": "ann", "tags": ["finance"]},
              dt.datetime(2024, 10, 1, 9, 30, 0, 123456, utc)),
             ("Ship v1 on Monday.", {"author": "bob", "tags": ["eng"]},

@@ -42,9 +42,9 @@ import pika
 import redis
 import sqlalchemy as sa
 from elasticsearch import Elasticsearch
+from uuid_forge.adapters.rabbitmq import event_id
 
 from uuid_forge import EntityType, Forge, Namespace, open_store
-from uuid_forge.adapters.rabbitmq import event_id
 from uuid_forge.forge import StoreHandle
 from uuid_forge.journal import Journal
 

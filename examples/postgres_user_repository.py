@@ -112,7 +112,7 @@ def main() -> None:
         row = seed.get_user_by_email("carol@example.com")
         print(f"uuid-forge: wrote Carol; the seed's SELECT -> {row}")
         assert row == {"id": forge.id_for("user", data=carol), "email": carol["email"], "name": "Carol",
-                       "created_at": dt.datetime(2024, 5, 3, 18, 45, tzinfo=dt.timezone.utc)}
+                       "created_at": dt.datetime(2024, 5, 3, 18, 45, tzinfo=dt.UTC)}
 
         # 4. an UPDATE by hand, found by reading the columns (there is no fingerprint column to trust)
         seed.conn.execute("UPDATE users SET name = 'Alice (edited)' WHERE email = 'alice@example.com'")

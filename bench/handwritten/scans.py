@@ -33,11 +33,11 @@ def scan_postgres(url: str, et: str) -> dict[uuid.UUID, str]:
 
     p = urlsplit(url)
     with psycopg.connect(host=p.hostname, port=p.port or 5432, user=unquote(p.username or ""),
-                         password=unquote(p.password or "") or None, dbname=p.path.lstrip("/")) as conn:
-        with conn.cursor(name="scan") as cur:  # server-side cursor, like the adapter's stream_results
-            cur.itersize = 1000
-            cur.execute(f"SELECT id, data::text FROM uf_{et}")
-            return {row[0]: _h(row[1]) for row in cur}
+                         password=unquote(p.password or "") or None, dbname=p.path.lstrip("/")) as conn, \
+            conn.cursor(name="scan") as cur:  # server-side cursor, like the adapter's stream_results
+        cur.itersize = 1000
+        cur.execute(f"SELECT id, data::text FROM uf_{et}")
+        return {row[0]: _h(row[1]) for row in cur}
 
 
 def scan_mongodb(url: str, et: str) -> dict[uuid.UUID, str]:
