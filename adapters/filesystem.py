@@ -743,13 +743,17 @@ class FileAdapter(Adapter):
         base = os.path.realpath(os.path.join(self.root, entity_type))
         layout = self.layout
         found: list[RawEntry] = []
+        aside: dict[str, list[str]] = {}  # per folder, the copies moved aside in it (listed once per call)
         for raw in raws:
             path = os.path.realpath(os.path.join(self.root, raw))
             if not raw.startswith(entity_type + "/") or os.path.commonpath([base, path]) != base:
                 raise ValidationError(f"{raw!r} is not a file of entity type {entity_type!r} under {self.root}")
             folder, name = os.path.split(path)
-            if not os.path.isfile(path) and not _take_back(folder, name):
-                continue
+            if not os.path.isfile(path):
+                if folder not in aside:
+                    aside[folder] = _moved_aside(folder)
+                if not _take_back(folder, name, aside[folder]):
+                    continue
             split = layout.split(name)
             if split is None:
                 endings = " or ".join(e for e, _ in layout.endings)
@@ -1037,16 +1041,21 @@ def _holds(path: str, expected: bytes | None) -> bool:
 HELD_ABANDONED_AFTER = 600.0
 
 
-def _take_back(folder: str, name: str) -> bool:
-    """Put back under ``name`` a copy of it that an unfinished delete moved aside
-    (``.NAME.uf-delete-PID-*``): one whose process is gone, or older than
+def _moved_aside(folder: str) -> list[str]:
+    """The names in ``folder`` of copies a delete moved aside (``.NAME.uf-delete-PID-*``), sorted."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.name for e in entries if e.name.startswith(".") and ".uf-delete-" in e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _take_back(folder: str, name: str, aside: list[str]) -> bool:
+    """Put back under ``name`` a copy of it that an unfinished delete moved aside (one of
+    ``aside``, :func:`_moved_aside`): one whose process is gone, or older than
     :data:`HELD_ABANDONED_AFTER`. Whether a file is under ``name`` now."""
     prefix = f".{name}.uf-delete-"
-    try:
-        held = sorted(n for n in os.listdir(folder) if n.startswith(prefix))
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    for copy in held:
+    for copy in (n for n in aside if n.startswith(prefix)):
         path = os.path.join(folder, copy)
         pid = copy[len(prefix):].partition("-")[0]
         try:
