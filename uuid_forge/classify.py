@@ -54,8 +54,10 @@ def scheme_versions(config: IDConfig | None) -> frozenset[int]:
     return frozenset({8}) if getattr(config, "secret", None) is not None else frozenset({5})
 
 
-def _exact(text: str, expected: str) -> uuid.UUID | None:
-    """The UUID when ``text`` is exactly the ``expected`` encoding (lowercase, canonical)."""
+def exact_id(text: str, expected: str) -> uuid.UUID | None:
+    """The UUID when ``text`` is exactly the ``expected`` encoding (lowercase, canonical), else
+    None: what :func:`classify` returns first, also for a caller that has already seen the rest
+    of what makes an entry ours (Elasticsearch's id field repeating the ``_id``)."""
     if expected == "string":
         return uuid_of_text(text) if len(text) == 36 and _STRING.fullmatch(text) else None
     if expected == "hex":
@@ -65,12 +67,6 @@ def _exact(text: str, expected: str) -> uuid.UUID | None:
             return uuid_of_bytes(base64.urlsafe_b64decode(text + "=="))
         return None
     raise ValueError(f"unknown expected ID form {expected!r}; one of {', '.join(EXPECTED_FORMS)}")
-
-
-def exact_id(text: str, expected: str) -> uuid.UUID | None:
-    """The UUID when ``text`` is exactly the ``expected`` encoding, else None: what :func:`classify`
-    returns first, for a caller that has already seen the rest of what makes an entry ours."""
-    return _exact(text, expected)
 
 
 def parse_id(text: str) -> tuple[uuid.UUID, str] | None:
@@ -115,7 +111,7 @@ def classify(text: str, expected: str | None, *, raw: str | None = None,
     """
     raw = text if raw is None else raw
     if expected is not None:
-        exact = _exact(text, expected)
+        exact = exact_id(text, expected)
         if exact is not None:
             return exact
     parsed = parse_id(text)

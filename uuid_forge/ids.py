@@ -14,8 +14,7 @@ import os
 import secrets
 import unicodedata
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
@@ -27,6 +26,7 @@ from . import legacy
 from .canonical import canonical, canonical_str
 from .errors import CanonicalTypeError, CanonicalValueError, ConfigError, DecodeError
 from .precedence import NAMESPACE_ENV, SALT_ENV, SCHEME_ENV, SECRET_ENV
+from .uuidints import uuid_of_int, uuids_of_ints
 
 SCHEME_V1 = "uuid-forge/1"
 SCHEME_LEGACY = "uuid-forge-0.1"
@@ -52,9 +52,6 @@ __all__ = [
 _CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _V5 = (5 << 76) | (0x8000 << 48)
 _V8 = (8 << 76) | (0x8000 << 48)
-_new = object.__new__
-_set = object.__setattr__
-_SAFE = uuid.SafeUUID.unknown
 
 
 class Namespace:
@@ -211,10 +208,7 @@ class UUIDGenerator:
     def _digest_id(self, head: Any, body: str) -> uuid.UUID:
         h = head.copy()
         h.update((body + self._tail).encode("utf-8"))
-        u = _new(uuid.UUID)
-        _set(u, "int", (int.from_bytes(h.digest()[:16]) & _CLEAR) | self._bits)
-        _set(u, "is_safe", _SAFE)
-        return u
+        return uuid_of_int((int.from_bytes(h.digest()[:16]) & _CLEAR) | self._bits)
 
     # -- public API ----------------------------------------------------------------------------
     def generate(self, entity_type: str, /, *args: Any, **kwargs: Any) -> uuid.UUID:
@@ -276,14 +270,10 @@ class UUIDGenerator:
             shift = 128
         ints = list(map(int.__or__, map(int.__and__, map(int.__rshift__, map(int.from_bytes, digests), repeat(shift)),
                                         repeat(_CLEAR)), repeat(self._bits)))
-        out = list(map(_new, repeat(uuid.UUID, len(ints))))
-        _drain(map(_set, out, repeat("int"), ints))
-        _drain(map(_set, out, repeat("is_safe"), repeat(_SAFE, len(out))))
-        return out
+        return uuids_of_ints(ints)
 
 
 _SHA1_DIGEST = type(hashlib.sha1()).digest
-_drain: Callable[[Iterable[Any]], deque[Any]] = partial(deque, maxlen=0)  # runs an iterator to its end at C speed
 
 
 def _uniform_bodies(keys: list[Any], tail: str) -> list[str] | None:
