@@ -799,7 +799,7 @@ class FileAdapter(Adapter):
             if not self._still_proven(entry, fingerprint):
                 continue
             folder, name = os.path.split(path)
-            held = os.path.join(folder, f".{name}.uf-delete-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            held = os.path.join(folder, f"{_aside_prefix(name)}{os.getpid()}-{uuid.uuid4().hex[:8]}")
             try:
                 os.rename(path, held)
             except FileNotFoundError:
@@ -1041,11 +1041,19 @@ def _holds(path: str, expected: bytes | None) -> bool:
 HELD_ABANDONED_AFTER = 600.0
 
 
+_ASIDE = ".uf-delete-"  # in the name a delete gives a file it moves aside: .NAME.uf-delete-PID-RANDOM
+
+
+def _aside_prefix(name: str) -> str:
+    """The start of the names a delete gives ``name`` when it moves it aside (the PID follows)."""
+    return f".{name}{_ASIDE}"
+
+
 def _moved_aside(folder: str) -> list[str]:
     """The names in ``folder`` of copies a delete moved aside (``.NAME.uf-delete-PID-*``), sorted."""
     try:
         with os.scandir(folder) as entries:
-            return sorted(e.name for e in entries if e.name.startswith(".") and ".uf-delete-" in e.name)
+            return sorted(e.name for e in entries if e.name.startswith(".") and _ASIDE in e.name)
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -1054,7 +1062,7 @@ def _take_back(folder: str, name: str, aside: list[str]) -> bool:
     """Put back under ``name`` a copy of it that an unfinished delete moved aside (one of
     ``aside``, :func:`_moved_aside`): one whose process is gone, or older than
     :data:`HELD_ABANDONED_AFTER`. Whether a file is under ``name`` now."""
-    prefix = f".{name}.uf-delete-"
+    prefix = _aside_prefix(name)
     for copy in (n for n in aside if n.startswith(prefix)):
         path = os.path.join(folder, copy)
         pid = copy[len(prefix):].partition("-")[0]
