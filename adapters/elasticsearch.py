@@ -352,7 +352,7 @@ class DataLayout(Layout):
 
     def partition_query(self, partition: Partition) -> dict[str, Any]:
         """The partition's ``id_field`` range, or documents without the field; everything without an id field."""
-        if not self.id_field:
+        if not self.id_field or partition.count == 1:  # the whole space: with or without the field, all of it
             return {"match_all": {}}
         bounds = {}
         if partition.index > 0:  # partition 0 has no lower bound: a junk id below "000..." is still seen
@@ -479,6 +479,11 @@ class ElasticsearchAdapter(Adapter):
                convert=lambda v: _query(v), expects="a JSON object (an Elasticsearch query)"),
         Option("scan_page_size", int, 10_000, "hits per scroll page of a scan (whole documents: lower it for "
                "large ones)", minimum=1),
+        Option("read_apart", bool, True, "with read_once, the audit reads the index in a process of its own, opened "
+               "again from this URL, which decodes and fingerprints each document and hands the audit its IDs and "
+               "fingerprints through private temporary files, so that decoding does not share the audit's "
+               "interpreter lock with the other stores' comparisons; false reads it in a thread of the audit's "
+               "process (as does a store opened around a client object rather than from its URL)"),
         Option("read_once", bool, False, "audit by reading the index once per audit, each document bucketed by "
                "its ID range as it streams (spilled to private temporary files past a partition's worth), instead "
                "of one id_field range query per partition: for a server where a range query walks the whole index "
@@ -503,6 +508,8 @@ class ElasticsearchAdapter(Adapter):
         self._page = opts["scan_page_size"]
         #: read once per audit and bucketed (uuid_forge.onepass), not one range query per partition
         self.whole_scan = bool(opts["read_once"])
+        #: read once in a process of its own (uuid_forge.scanprocess), not in a thread
+        self.read_apart = bool(opts["read_apart"])
         #: the query narrowing the index to this store's documents (option ``filter``), or None
         self.filter: dict[str, Any] | None = opts["filter"]
         scheme = parts.scheme.lower()

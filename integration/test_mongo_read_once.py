@@ -56,9 +56,11 @@ def planted(postgres_url: str, mongo_db_url: str) -> Iterator[tuple[str, str, st
         f.close()
 
 
-def _audit(postgres_url: str, mongo_url: str, et: str, read_once: bool) -> tuple[AuditReport, int]:
-    """The audit, and how many times the collection was scanned."""
-    store = open_store(mongo_url, read_once=read_once)
+def _audit(postgres_url: str, mongo_url: str, et: str, read_once: bool,
+           read_apart: bool = False) -> tuple[AuditReport, int]:
+    """The audit, and how many times the collection was scanned in this process (``read_apart``: in a process
+    of its own, uncounted)."""
+    store = open_store(mongo_url, read_once=read_once, read_apart=read_apart)
     assert isinstance(store, MongoAdapter)
     return audit_counting_scans(postgres_url, "mongodb", store, et, IDS)
 
@@ -84,3 +86,24 @@ def test_read_once_gives_the_per_partition_report(planted: tuple[str, str, str],
     assert {k for k, _ in kinds} >= {"stale", "missing", "malformed"}, kinds
     assert once.stores["mongodb"]["stale"] == 3 and once.stores["mongodb"]["missing"] == 2
     assert once.stores["mongodb"]["foreign"] == 1
+
+
+def test_read_apart_gives_the_per_partition_report(planted: tuple[str, str, str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``read_apart`` (the default with read_once) a process of its own reads the store into
+    the spill files, and the report is the per-partition one, tamper for tamper."""
+    postgres_url, mongo_url, et = planted
+    monkeypatch.setattr(compare_module, "PARTITION_TARGET", 50)  # 400 source records: 8 partitions
+    children: list[int] = []
+    real = onepass.run_apart
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        children.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onepass, "run_apart", counted)
+    ranged, _ = _audit(postgres_url, mongo_url, et, read_once=False)
+    apart, in_here = _audit(postgres_url, mongo_url, et, read_once=True, read_apart=True)
+    assert children == [1] and in_here == 0  # read once, by the child, not in this process
+    assert _seen(apart) == _seen(ranged)
+    assert [t[1] for t in apart.partition_times] == [f"{n}/8" for n in range(1, 9)]  # finished in order

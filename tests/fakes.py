@@ -80,3 +80,48 @@ class FakeHashingStore(MemoryAdapter):
     def _scan(self, entity_type: str, partition: Partition) -> Iterator[ScanItem]:
         self.calls["scans"] += 1
         return super()._scan(entity_type, partition)
+
+
+def scan_items() -> list[tuple[Any, Any]]:
+    """A scan's items of every kind: 199 IDs, one given twice, a wrong-form twin, a name with no
+    ID and another application's key (uuid_forge.onepass and uuid_forge.scanprocess tests)."""
+    from uuid_forge.record import ForeignEntry, MalformedID, TextFingerprint
+
+    ids = [uuid.UUID(int=(n * 0x9E3779B97F4A7C15 << 64) % (1 << 128) | n) for n in range(1, 200)]
+    out: list[tuple[Any, Any]] = [(i, TextFingerprint(f'{{"n":{n}}}')) for n, i in enumerate(ids)]
+    out.append((ids[0], TextFingerprint('{"n":0}')))  # SCAN gave the key twice
+    out.append((MalformedID(str(ids[1]).upper(), "uppercase", ids[1]), "0" * 32))  # beside its twin
+    out.append((MalformedID("x:zz", "no ID"), None))
+    out.append((ForeignEntry("x:session-1", "not ours"), None))
+    return out
+
+
+class FakeListedStore:
+    """A store opened again in another process (uuid_forge.scanprocess) whose scan gives
+    :func:`scan_items`. Its URL says how to misbehave: ``fake://kill`` dies by SIGKILL as it
+    opens, ``fake://fail`` raises one of uuid-forge's errors, ``fake://driver`` a driver's own
+    (whose message holds the URL's password)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> FakeListedStore:
+        import os
+        import signal
+
+        from uuid_forge.errors import ConfigError
+
+        if url == "fake://kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if url == "fake://fail":
+            raise ConfigError(f"store URL {url!r}: option {min(options)!r} is not known here")
+        if url.startswith("fake://driver"):
+            raise RuntimeError(f"cannot reach {url}")
+        return cls(url)
+
+    def scan(self, entity_type: str, within: Partition, include_malformed: bool = False) -> Iterator[ScanItem]:
+        yield from scan_items()
+
+    def close(self) -> None:
+        """Nothing to release."""

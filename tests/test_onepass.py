@@ -12,17 +12,9 @@ from typing import Any
 import pytest
 
 from uuid_forge.onepass import Buckets, whole_scan
-from uuid_forge.record import ForeignEntry, MalformedID, Partition, TextFingerprint
+from uuid_forge.record import Partition
 
-
-def _items() -> list[tuple[Any, Any]]:
-    ids = [uuid.UUID(int=(n * 0x9E3779B97F4A7C15 << 64) % (1 << 128) | n) for n in range(1, 200)]
-    out: list[tuple[Any, Any]] = [(i, TextFingerprint(f'{{"n":{n}}}')) for n, i in enumerate(ids)]
-    out.append((ids[0], TextFingerprint('{"n":0}')))  # SCAN gave the key twice
-    out.append((MalformedID(str(ids[1]).upper(), "uppercase", ids[1]), "0" * 32))  # beside its twin
-    out.append((MalformedID("x:zz", "no ID"), None))
-    out.append((ForeignEntry("x:session-1", "not ours"), None))
-    return out
+from .fakes import scan_items as _items
 
 
 def _contents(b: Buckets, parts: list[Partition]) -> tuple[list[Any], list[Any]]:

@@ -1,8 +1,9 @@
 """Consistency audits: every store compared with the source of truth, and repair.
 
-A full audit streams ``(id, fingerprint)`` pairs partition by partition over ID ranges. Only one
-partition of the source is held in memory at a time, and the number of partitions grows with the
-source's size, so memory stays bounded however many entities there are (deterministic IDs are
+A full audit streams ``(id, fingerprint)`` pairs partition by partition over ID ranges. One
+partition of the source is held in memory at a time (up to 1 + ``compare.BEHIND`` while a store
+read once per audit is still being read), and the number of partitions grows with the source's
+size, so memory stays bounded however many entities there are (deterministic IDs are
 uniform, so equal ranges hold about equal numbers). Each ID in each store is one of:
 
 * ok: present with the source's fingerprint;

@@ -1,9 +1,10 @@
 """Finding what differs: every store compared with the source of truth, partition by partition
 or ID by ID, and stale records described field by field.
 
-A full pass streams ``(id, fingerprint)`` pairs partition by partition over ID ranges. Only one
-partition of the source is held in memory at a time, and the number of partitions grows with the
-source's size, so memory stays bounded however many entities there are (deterministic IDs are
+A full pass streams ``(id, fingerprint)`` pairs partition by partition over ID ranges. One
+partition of the source is held in memory at a time, up to 1 + :data:`BEHIND` while a store read
+once per audit (uuid_forge.onepass) is still being read, and the number of partitions grows with
+the source's size, so memory stays bounded however many entities there are (deterministic IDs are
 uniform, so equal ranges hold about equal numbers). Each ID in each store is one of the classes
 of :mod:`uuid_forge.report` (ok, missing, orphan, stale, malformed, foreign; an orphan whose ID has
 a tombstone becomes ``deleted`` afterwards, uuid_forge.tombstones).
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
     from .forge import Forge
 
 PARTITION_TARGET = 20_000  # source records held in memory at once, at most about this many
+#: partitions that may wait for a read-once store's read while the next ones are compared (each holds
+#: its source records: memory stays bounded by (1 + BEHIND) partitions, whatever the store's size)
+BEHIND = 8
 
 __all__ = ["PARTITION_TARGET", "Sink", "all_types", "answering", "compare", "describe_stale", "diff_fields",
            "full_pass", "partitions", "point_pass", "viewed_fingerprint"]
@@ -240,6 +244,7 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
             onepass.OnePass(pool, whole, entity_type, within, parts, compare, Sink, prove_orphans,
                             viewed_fingerprint, digests=whole_hashed, source=source) as once, \
             _Lanes() as lanes:
+        backlog: deque[_Behind] = deque()  # partitions whose read-once comparisons are not all in
         # a message log is read once, beside the partitions, its latest state spilled to disk;
         # then it is compared partition by partition like the other stores (uuid_forge.logspill)
         # the source's digest of each partition, asked in order by one thread of its own from the start:
@@ -302,20 +307,14 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
                 else:
                     sinks.append(sink)
             sinks += [late.result() for late in logs.ready(part, by_view, wait=part is parts[-1])]  # a log read meanwhile
-            for job in read_once:  # last, as a one-pass task's findings sort among the partition tasks' (partial)
-                sink = job.result()
-                if isinstance(sink, _Lost):
-                    report.not_audited[sink.store] = sink.reason
-                else:
-                    sinks.append(sink)
-            prove_source(prover, stores, entity_type, sinks, report, flagged=flagged)
-            for sink in sinks:
-                sink.merge_into(report)
-            count = len(expected) if held is None else held
-            report.partition_times.append((entity_type, f"{part.index + 1}/{part.count}",
-                                           time.perf_counter() - part_started, count))
-            if progress is not None:
-                progress(count)
+            backlog.append(_Behind(part, part_started, len(expected) if held is None else held, sinks, read_once,
+                                   flagged))
+            # the next partitions go on while a read-once store is still being read: up to BEHIND
+            # partitions wait for it (their source records held), each finished in order once it is in
+            while backlog and (len(backlog) > BEHIND or all(j.done() for j in backlog[0].read_once)):
+                _finish(backlog.popleft(), prover, stores, entity_type, report, progress)
+        while backlog:
+            _finish(backlog.popleft(), prover, stores, entity_type, report, progress)
         for sink in logs.rest(lambda p: _viewed_expectations(source, entity_type, p, None, views)):
             sink.merge_into(report)
         for h in whole:  # its entries without an ID, once per pass
@@ -329,6 +328,37 @@ def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition,
         for name in report.not_audited:
             report.stores.pop(name, None)
             report.foreign_samples.pop(name, None)
+
+
+class _Behind:
+    """A partition compared in every store but the read-once ones, whose comparisons may still wait
+    for the store's one read (uuid_forge.onepass): finished, in order, when they are in."""
+
+    def __init__(self, part: Partition, started: float, count: int, sinks: list[Sink],
+                 read_once: list[Future[Sink | _Lost]], flagged: set[uuid.UUID]) -> None:
+        self.part, self.started, self.count, self.sinks = part, started, count, sinks
+        self.read_once, self.flagged = read_once, flagged
+
+
+def _finish(behind: _Behind, prover: Prover | None, stores: Stores, entity_type: str, report: AuditReport,
+            progress: Callable[[int], None] | None) -> None:
+    """A partition's read-once comparisons (last, as a one-pass task's findings sort among the
+    partition tasks', uuid_forge.partial), its source proofs, its sinks merged, its time and progress."""
+    sinks = list(behind.sinks)
+    for job in behind.read_once:
+        sink = job.result()
+        if isinstance(sink, _Lost):
+            report.not_audited[sink.store] = sink.reason
+        else:
+            sinks.append(sink)
+    prove_source(prover, stores, entity_type, sinks, report, flagged=behind.flagged)
+    for sink in sinks:
+        sink.merge_into(report)
+    part = behind.part
+    report.partition_times.append((entity_type, f"{part.index + 1}/{part.count}",
+                                   time.perf_counter() - behind.started, behind.count))
+    if progress is not None:
+        progress(behind.count)
 
 
 class _Lanes:

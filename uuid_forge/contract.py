@@ -129,6 +129,11 @@ class Adapter(ABC):
     #: True when the store's data lives in this process only (another process opening the same URL
     #: would see other data): such a store cannot be audited or written by worker processes
     process_local: bool = False
+    #: True when an audit reads this whole-scan store (``whole_scan``) in a process of its own, opened
+    #: again from its URL (uuid_forge.scanprocess; MongoDB's and Elasticsearch's ``read_apart`` option)
+    read_apart: bool = False
+    #: the URL and options ``from_url`` opened this adapter with (None when made otherwise)
+    _opened_with: tuple[str, dict[str, Any]] | None = None
     #: the options this adapter reads from its URL query or keywords (uuid_forge.options)
     options: ClassVar[tuple[Option, ...]] = (BATCH_SIZE,)
     #: what of an entity this store holds (uuid_forge.view): every field, unless given when the store
@@ -163,6 +168,7 @@ class Adapter(ABC):
         versions of the scheme in use) belong to every store, so they are taken here rather than by
         each adapter's constructor."""
         adapter = cls(url, **options)
+        adapter._opened_with = (url, dict(options))  # to open it again in another process (uuid_forge.scanprocess)
         if view is not None:
             adapter.view = view
         if id_versions is not None:

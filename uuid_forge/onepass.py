@@ -12,6 +12,10 @@ each partition is compared with the source's same partition exactly as a partiti
 be (uuid_forge.compare.compare), and the entries without an ID (foreign keys, malformed names
 that decode to nothing) once per pass.
 
+A store with ``read_apart`` (MongoDB and Elasticsearch with ``read_once``) is read by a process of
+its own into this pass's spill files (uuid_forge.scanprocess), so that decoding its documents does
+not share this process's interpreter lock; its buckets are then read back as a spill made here.
+
 Only the fingerprint's 32 hex digits are held, never the value: where they differ from the
 source's, the few such IDs are read back by ID (get_many) and compared again from the text as
 stored, so a hand-reformatted JSON value is no finding, exactly as in a partitioned scan.
@@ -50,6 +54,7 @@ from .privatefile import create_private
 from .rangehash import Digest
 from .rangehash import bisect as bisect_ranges
 from .record import ForeignEntry, MalformedID, Partition, same_fingerprint
+from .scanprocess import reopen_spec, run_apart
 from .uuidints import uuid_of_bytes
 
 __all__ = ["MEMORY_ITEMS", "Buckets", "OnePass", "SpillFiles", "read_once", "recheck_stale", "whole_scan"]
@@ -189,6 +194,13 @@ class SpillFiles:
         self.dir = tempfile.mkdtemp(prefix="uuid-forge-onepass-", dir=directory)
         self.bytes = 0
 
+    @classmethod
+    def existing(cls, path: str) -> SpillFiles:
+        """The spill files of a directory another process made (uuid_forge.scanprocess): appended to there."""
+        spill = cls.__new__(cls)
+        spill.dir, spill.bytes = path, 0
+        return spill
+
     def _path(self, name: str) -> str:
         return os.path.join(self.dir, f"{name}.bin")
 
@@ -224,17 +236,42 @@ def read_once(adapter: Any, entity_type: str, within: Partition, parts: list[Par
               memory_items: int | None = None, algorithm: str | None = None) -> Buckets:
     """Scan ``adapter``'s ``entity_type`` once over ``within`` into new, finished :class:`Buckets`;
     with ``algorithm``, each record's hash computed in the store (``scan_digests``) in place of its
-    fingerprint."""
+    fingerprint. A store with ``read_apart`` is scanned by a process of its own into the buckets'
+    spill files (uuid_forge.scanprocess)."""
     out = Buckets(within, parts, memory_items, digests=algorithm is not None)
     try:
-        items = adapter.scan_digests(entity_type, within, algorithm) if algorithm is not None else None
-        if algorithm is not None and items is None:
-            raise StoreError(f"{adapter.url()}: cannot hash {entity_type} by {algorithm} after all")
-        out.add_all(items if items is not None else adapter.scan(entity_type, within, include_malformed=True))
-        return out.finish()
+        spec = reopen_spec(adapter)
+        if spec is None:
+            out.add_all(_scan_items(adapter, entity_type, within, algorithm))
+            return out.finish()
+        out.spill = SpillFiles()
+        out.count = run_apart(spec, f"reading {entity_type}", fill_spill, entity_type, within, parts, out.spill.dir,
+                              algorithm, memory_items)
+        return out
     except BaseException:
         out.close()
         raise
+
+
+def fill_spill(adapter: Any, entity_type: str, within: Partition, parts: list[Partition], directory: str,
+               algorithm: str | None, memory_items: int | None) -> int:
+    """In a process of its own (uuid_forge.scanprocess): ``adapter`` scanned into spill files in
+    ``directory``, which the caller made and reads back; the number of items scanned."""
+    out = Buckets(within, parts, memory_items, digests=algorithm is not None)
+    out.spill = SpillFiles.existing(directory)
+    out.add_all(_scan_items(adapter, entity_type, within, algorithm))
+    out.finish()
+    return out.count
+
+
+def _scan_items(adapter: Any, entity_type: str, within: Partition, algorithm: str | None) -> Iterable[ScanItem]:
+    """The store's scan items: its records' fingerprints, or with ``algorithm`` their hashes computed in the store."""
+    if algorithm is None:
+        return adapter.scan(entity_type, within, include_malformed=True)
+    items = adapter.scan_digests(entity_type, within, algorithm)
+    if items is None:
+        raise StoreError(f"{adapter.url()}: cannot hash {entity_type} by {algorithm} after all")
+    return items
 
 
 Compare = Callable[..., Any]  # compare(handle, entity_type, expected, items, sink, protected)
