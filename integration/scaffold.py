@@ -212,6 +212,29 @@ def wait_report(folder: Path, timeout: float = 120) -> Path:
     raise AssertionError(f"no report written under {folder}")
 
 
+def audits_read_apart(monkeypatch: Any, audit: Any, source_url: str, store_url: str,
+                      entity_type: str) -> tuple[Any, Any]:
+    """The audit by ID range and the one read once by a process of its own (``read_apart``), over 8
+    partitions: ``audit(source_url, store_url, entity_type, read_once=..., read_apart=...)`` returns
+    (report, scans in this process). Checks that exactly one child read the store and this process
+    scanned it not at all; (ranged report, read-apart report)."""
+    from uuid_forge import compare, onepass
+
+    monkeypatch.setattr(compare, "PARTITION_TARGET", 50)  # 400 source records: 8 partitions
+    children: list[int] = []
+    real = onepass.run_apart
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        children.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onepass, "run_apart", counted)
+    ranged, _ = audit(source_url, store_url, entity_type, read_once=False)
+    apart, in_here = audit(source_url, store_url, entity_type, read_once=True, read_apart=True)
+    assert children == [1] and in_here == 0  # read once, by the child, not in this process
+    return ranged, apart
+
+
 def audit_counting_scans(source_url: str, name: str, store: Any, entity_type: str, ids: Any) -> tuple[Any, int]:
     """An audit of ``store`` (named ``name``) against a PostgreSQL source, and how many times the
     store's ``_scan`` ran: once per partition by ID range, once per audit read once (``read_once``)."""

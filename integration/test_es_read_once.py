@@ -24,7 +24,7 @@ from uuid_forge import compare as compare_module
 from uuid_forge.forge import StoreHandle
 from uuid_forge.report import AuditReport
 
-from .scaffold import audit_counting_scans
+from .scaffold import audit_counting_scans, audits_read_apart
 
 IDS = IDConfig(namespace=Namespace("es-once.uuid-forge.test"), salt="es-once")
 N = 400
@@ -101,17 +101,6 @@ def test_read_apart_gives_the_per_partition_report(planted: tuple[str, str, str]
     """With ``read_apart`` (the default with read_once) a process of its own reads the store into
     the spill files, and the report is the per-partition one, tamper for tamper."""
     postgres_url, es_url, et = planted
-    monkeypatch.setattr(compare_module, "PARTITION_TARGET", 50)  # 400 source records: 8 partitions
-    children: list[int] = []
-    real = onepass.run_apart
-
-    def counted(*args: Any, **kwargs: Any) -> int:
-        children.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(onepass, "run_apart", counted)
-    ranged, _ = _audit(postgres_url, es_url, et, read_once=False)
-    apart, in_here = _audit(postgres_url, es_url, et, read_once=True, read_apart=True)
-    assert children == [1] and in_here == 0  # read once, by the child, not in this process
+    ranged, apart = audits_read_apart(monkeypatch, _audit, postgres_url, es_url, et)
     assert _seen(apart) == _seen(ranged)
     assert [t[1] for t in apart.partition_times] == [f"{n}/8" for n in range(1, 9)]  # finished in order
