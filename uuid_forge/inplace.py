@@ -14,27 +14,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import MigrationRefusedError, ValidationError
 from .ids import IDConfig
 from .migrationmap import PlanState, now
+from .migrationrun import Outcome, Run
 from .settings import InPlace
-
-if TYPE_CHECKING:
-    from .migration import Outcome, _Run
 
 __all__ = ["check_contract", "contract", "expand", "plan", "rollback", "selected", "verify"]
 
 Progress = Callable[[int], None] | None
 
 
-def selected(run: _Run) -> list[InPlace]:
+def selected(run: Run) -> list[InPlace]:
     """The in-place tables of the types and stores this run covers."""
     return [p for p in run.settings.in_place.values() if p.entity_type in run.types and p.store in run.stores]
 
 
-def _sql(run: _Run, place: InPlace) -> Any:
+def _sql(run: Run, place: InPlace) -> Any:
     adapter = run.stores[place.store]
     opener = getattr(adapter, "shadow_columns", None)
     if opener is None:
@@ -46,7 +44,7 @@ def _sql(run: _Run, place: InPlace) -> Any:
         raise MigrationRefusedError(f"[migrate.in_place.{place.name}]: store {place.store!r}: {err}") from None
 
 
-def _config(run: _Run, place: InPlace) -> IDConfig:
+def _config(run: Run, place: InPlace) -> IDConfig:
     config = run.forge.id_config(place.entity_type)
     if config.scheme != "uuid-forge/1":
         raise MigrationRefusedError(f"[migrate.in_place.{place.name}]: the in-database ID function computes the "
@@ -69,7 +67,7 @@ def _problem(place: InPlace, kind: str, reason: str) -> dict[str, str]:
             "reason": reason}
 
 
-def plan(run: _Run, out: Outcome, leave_unmapped: bool) -> None:
+def plan(run: Run, out: Outcome, leave_unmapped: bool) -> None:
     """Count rows, rows without key values (unmapped) and duplicate keys (collisions: the UNIQUE
     of contract would fail); check the ID function is installed."""
     for place in selected(run):
@@ -108,7 +106,7 @@ def plan(run: _Run, out: Outcome, leave_unmapped: bool) -> None:
                                          "stays NULL there, and contract (NOT NULL) is refused until they are fixed"))
 
 
-def expand(run: _Run, out: Outcome, state: PlanState, dry_run: bool, progress: Progress) -> None:
+def expand(run: Run, out: Outcome, state: PlanState, dry_run: bool, progress: Progress) -> None:
     """Add the new columns (recorded as created) and fill them, new IDs first, then references."""
     places = selected(run)
     for place in places:
@@ -153,7 +151,7 @@ def _function_args(config: IDConfig, place: InPlace) -> tuple[uuid.UUID, str, di
     return namespace, place.entity_type, place.key, config.salt or "", secret
 
 
-def verify(run: _Run, out: Outcome) -> None:
+def verify(run: Run, out: Outcome) -> None:
     """Every keyed row's new ID recomputed in Python from its key columns and compared; rows left
     NULL and references left unfilled counted."""
     for place in selected(run):
@@ -193,14 +191,14 @@ def verify(run: _Run, out: Outcome) -> None:
                                              f"the row their {ref} names (edited since expand): run expand again"))
 
 
-def _stale_references(run: _Run, sql: Any, place: InPlace, ref: str, target_name: str, column: str) -> int:
+def _stale_references(run: Run, sql: Any, place: InPlace, ref: str, target_name: str, column: str) -> int:
     target = run.settings.in_place[target_name]
     if target.column not in sql.columns(target.table):
         return 0  # the referenced table is not expanded: counted there
     return int(sql.stale_references(place.table, ref, column, target.table, target.pk, target.column))
 
 
-def check_contract(run: _Run) -> None:
+def check_contract(run: Run) -> None:
     """Refuse contract while a row has no new ID, or one its key columns no longer give, or a
     reference column that is not the new ID of the row it names: asked before contract starts,
     in the database (rows written or edited since verify passed are seen here)."""
@@ -224,7 +222,7 @@ def check_contract(run: _Run) -> None:
                                             "verify again; nothing was changed")
 
 
-def contract(run: _Run, out: Outcome, state: PlanState, dry_run: bool) -> None:
+def contract(run: Run, out: Outcome, state: PlanState, dry_run: bool) -> None:
     """NOT NULL and UNIQUE on each new column (after :func:`check_contract`); nothing dropped."""
     for place in selected(run):
         sql, where = _sql(run, place), _where(place)
@@ -235,7 +233,7 @@ def contract(run: _Run, out: Outcome, state: PlanState, dry_run: bool) -> None:
             run.save_state(state)
 
 
-def rollback(run: _Run, out: Outcome, state: PlanState, dry_run: bool) -> None:
+def rollback(run: Run, out: Outcome, state: PlanState, dry_run: bool) -> None:
     """Drop the columns expand created (never one that was there before)."""
     for place in reversed(selected(run)):
         sql, where, mark = _sql(run, place), _where(place), _mark(state, place)

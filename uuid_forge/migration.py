@@ -22,7 +22,6 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -32,10 +31,10 @@ from .contract import Adapter, chunked
 from .errors import MigrationRefusedError, StoreError, StoreUnavailableError, ValidationError
 from .masking import mask_name
 from .migrationmap import Mapping, PlanState
+from .migrationrun import Outcome, Run, shown_entry
 from .record import ForeignEntry, MalformedID, Record
 from .repair import DeleteLimit
 from .settings import MigrateSettings, check_plan_name
-from .urls import mask_text
 
 if TYPE_CHECKING:
     from .forge import Forge
@@ -47,93 +46,6 @@ __all__ = ["COLLISION_RULES", "Outcome", "contract", "expand", "plan", "rollback
 COLLISION_RULES = ("fail", "keep-first")
 _ZERO = uuid.UUID(int=0)
 Progress = Callable[[int], None]
-
-
-@dataclass
-class Outcome:
-    """What one phase did (or, with ``dry_run``, would do): counts per ``"store/type"``, the
-    problems found (entry names masked), and whether the phase stopped on them."""
-
-    phase: str
-    plan: str
-    dry_run: bool = False
-    counts: dict[str, Counter[str]] = field(default_factory=dict)
-    problems: list[dict[str, str]] = field(default_factory=list)
-    stopped: str = ""  # why the phase stopped without finishing (empty: it finished)
-    passed: bool | None = None  # verify only
-
-    def count(self, store: str, entity_type: str, what: str, n: int = 1) -> None:
-        self.counts.setdefault(f"{store}/{entity_type}", Counter())[what] += n
-
-    def problem(self, m: Mapping | None, store: str, entity_type: str, kind: str, reason: str,
-                address: str = "", raw: str = "") -> None:
-        """List one entry; a raw name (``raw``, or the mapping's) is masked wherever it appears,
-        in the reason too (a store's reason names the key it could not read)."""
-        shown = _shown(m.kind, m.old) if m is not None else address
-        name = raw or (m.old if m is not None and m.kind == "raw" else "")
-        if name:
-            reason = reason.replace(name, mask_name(name))
-        self.problems.append({"store": store, "type": entity_type, "entry": shown, "problem": kind,
-                              "reason": mask_text(reason)})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"phase": self.phase, "plan": self.plan, "dry_run": self.dry_run,
-                "counts": {k: dict(v) for k, v in sorted(self.counts.items())}, "problems": self.problems,
-                "stopped": self.stopped, "passed": self.passed}
-
-
-def _shown(kind: str, address: str) -> str:
-    """How an output names an old entry: a UUID as it is (an ID, not data), a raw name masked."""
-    return address if kind == "uuid" else mask_name(address)
-
-
-# -- shared helpers ---------------------------------------------------------------------------
-class _Run:
-    """One phase's view of the configuration: stores and types selected, the references."""
-
-    def __init__(self, forge: Forge, settings: MigrateSettings, plan_name: str | None,
-                 types: Iterable[str] | None, stores: Iterable[str] | None, batch_size: int | None) -> None:
-        self.forge = forge
-        self.settings = settings
-        self.plan = check_plan_name(plan_name, "--plan") if plan_name is not None else settings.plan
-        handles = {h.name: h for h in forge.stores}
-        wanted = list(stores) if stores else list(handles)
-        unknown = [s for s in wanted if s not in handles]
-        if unknown:
-            raise ValidationError(f"--stores {', '.join(unknown)}: no such store (configured: {', '.join(handles)})")
-        self.stores = {s: handles[s].adapter for s in wanted}
-        keyed = [t for t, d in forge.types.items() if d.key]
-        chosen = list(types) if types else keyed
-        bad = [t for t in chosen if t not in keyed]
-        if bad:
-            raise ValidationError(f"--types {', '.join(bad)}: not a [types.NAME] with key fields (declared with key "
-                                  f"fields: {', '.join(keyed) or 'none'})")
-        if not chosen:
-            raise ValidationError("no entity type to migrate: declare [types.NAME] key = [...] for each")
-        self.types = chosen
-        self.source = forge.source.adapter
-        self.source_name = forge.source.name
-        self.batch = batch_size or forge.settings.batch_size
-
-    def old_id_field(self, store: str) -> str:
-        spec = self.settings.old_id.get(store, "")
-        return spec[6:] if spec.startswith("field:") else ""
-
-    def references(self, entity_type: str) -> dict[str, str]:
-        return self.settings.references.get(entity_type, {})
-
-    def selected(self, mappings: list[Mapping]) -> list[Mapping]:
-        return [m for m in mappings if m.store in self.stores and m.entity_type in self.types]
-
-    def save_state(self, state: PlanState) -> None:
-        mm.save_state(self.source, state)
-
-    def load(self) -> tuple[list[Mapping], PlanState]:
-        mappings, state = mm.load(self.source, self.plan)
-        if state is None or not state.planned_at:
-            raise MigrationRefusedError(f"migration plan {self.plan!r} has not been made: run 'uuid-forge migrate "
-                                        "plan' first")
-        return mappings, state
 
 
 def read_old(adapter: Adapter, entity_type: str, maps: list[Mapping]) -> dict[str, dict[str, Any] | None]:
@@ -167,7 +79,7 @@ def _read_raw(adapter: Adapter, entity_type: str, raws: list[str]) -> dict[str, 
     return {raw: (None if entry.data is None else dict(entry.data)) for raw, entry in entries.items()}
 
 
-def _new_data(run: _Run, store: str, entity_type: str, data: dict[str, Any],
+def _new_data(run: Run, store: str, entity_type: str, data: dict[str, Any],
               index: dict[tuple[str, str], dict[str, str]]) -> tuple[dict[str, Any], str]:
     """``data`` with its reference fields rewritten from old IDs to new ones, or ("", why) when a
     reference value is found nowhere (never guessed)."""
@@ -186,7 +98,7 @@ def _new_data(run: _Run, store: str, entity_type: str, data: dict[str, Any],
     return out, ""
 
 
-def _index(mappings: list[Mapping], run: _Run | None = None) -> dict[tuple[str, str], dict[str, str]]:
+def _index(mappings: list[Mapping], run: Run | None = None) -> dict[tuple[str, str], dict[str, str]]:
     """Per (store, type): old ID as references hold it -> new ID; per ("*new", type): every new ID.
     With ``run``, the in-place tables of the source too (their primary key -> the ID their key
     columns give): a serial ``users.id`` is the old user ID a cache's orders hold."""
@@ -200,7 +112,7 @@ def _index(mappings: list[Mapping], run: _Run | None = None) -> dict[tuple[str, 
     return index
 
 
-def _index_in_place(run: _Run, index: dict[tuple[str, str], dict[str, str]], every: bool = False) -> None:
+def _index_in_place(run: Run, index: dict[tuple[str, str], dict[str, str]], every: bool = False) -> None:
     """Add each in-place table of the source store: pk text -> new ID, computed in Python from the
     key columns as verify does (the same answer as the database's uuid_forge_id). Only tables some
     reference points at are read (``every``: all); an entry of the plan's own mapping wins."""
@@ -228,7 +140,7 @@ def _index_in_place(run: _Run, index: dict[tuple[str, str], dict[str, str]], eve
                     news[str(new)] = str(new)
 
 
-def _expected(run: _Run, m: Mapping, data: dict[str, Any] | None, index: dict[tuple[str, str], dict[str, str]]
+def _expected(run: Run, m: Mapping, data: dict[str, Any] | None, index: dict[tuple[str, str], dict[str, str]]
               ) -> tuple[Record | None, str]:
     """The new copy an old entry gives now, or (None, why not): its key fields must still give
     the mapped new ID, and every reference must resolve."""
@@ -246,7 +158,7 @@ def _expected(run: _Run, m: Mapping, data: dict[str, Any] | None, index: dict[tu
     return Record(m.entity_type, new, rewritten, key), ""
 
 
-def _with_retries(run: _Run, call: Callable[[], Any]) -> Any:
+def _with_retries(run: Run, call: Callable[[], Any]) -> Any:
     """A store call retried on connection trouble as write-through retries ([write] retries)."""
     attempts = max(1, run.forge.settings.retries + 1)
     for n in range(attempts):
@@ -259,7 +171,7 @@ def _with_retries(run: _Run, call: Callable[[], Any]) -> Any:
     return None
 
 
-def _in_batches(run: _Run, state: PlanState, phase: str, store: str, entity_type: str, todo: list[Mapping],
+def _in_batches(run: Run, state: PlanState, phase: str, store: str, entity_type: str, todo: list[Mapping],
                 total: int, dry_run: bool, progress: Progress | None,
                 step: Callable[[list[Mapping]], None]) -> None:
     """``step`` over ``todo`` batch by batch, the phase's checkpoint (done of ``total``) saved after
@@ -291,7 +203,7 @@ def plan(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = Non
     """Read every selected store's entries and record old -> new for each (see the module doc)."""
     if on_collision not in COLLISION_RULES:
         raise ValidationError(f"--on-collision {on_collision!r}: use one of {', '.join(COLLISION_RULES)}")
-    run = _Run(forge, settings, plan_name, types, stores, batch_size)
+    run = Run(forge, settings, plan_name, types, stores, batch_size)
     out = Outcome("plan", run.plan, dry_run)
     held, state = mm.load(run.source, run.plan)
     if state is not None and state.contract_started:
@@ -332,7 +244,7 @@ def plan(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = Non
     return out
 
 
-def _plan_place(run: _Run, out: Outcome, store: str, adapter: Adapter, entity_type: str, leave_unmapped: bool,
+def _plan_place(run: Run, out: Outcome, store: str, adapter: Adapter, entity_type: str, leave_unmapped: bool,
                 on_collision: str, progress: Progress | None) -> list[Mapping]:
     ids: list[uuid.UUID] = []
     raws: list[str] = []
@@ -413,7 +325,7 @@ def _plan_place(run: _Run, out: Outcome, store: str, adapter: Adapter, entity_ty
         mapped.append(group[0])
         for m in group[1:]:
             out.count(store, entity_type, "collisions")
-            first = _shown(group[0].kind, group[0].old)
+            first = shown_entry(group[0].kind, group[0].old)
             out.problem(m, store, entity_type, "collision", f"reaches new ID {new_text}, as {first} does")
             if on_collision == "keep-first":
                 m.state, m.new, m.reason = "left", None, f"collision with {group[0].old}"
@@ -432,7 +344,7 @@ def expand(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = N
            types: Iterable[str] | None = None, stores: Iterable[str] | None = None, dry_run: bool = False,
            batch_size: int | None = None, progress: Progress | None = None) -> Outcome:
     """Write each mapped entity under its new ID beside the old entry (see the module doc)."""
-    run = _Run(forge, settings, plan_name, types, stores, batch_size)
+    run = Run(forge, settings, plan_name, types, stores, batch_size)
     mappings, state = run.load()
     if state.contract_started:
         raise MigrationRefusedError(f"plan {run.plan!r}: contract has started; expand is over")
@@ -454,7 +366,7 @@ def expand(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = N
     return out
 
 
-def _expand_batch(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_type: str, batch: list[Mapping],
+def _expand_batch(run: Run, out: Outcome, adapter: Adapter, store: str, entity_type: str, batch: list[Mapping],
                   index: dict[tuple[str, str], dict[str, str]], dry_run: bool) -> None:
     olds = read_old(adapter, entity_type, batch)
     ready: list[tuple[Mapping, Record]] = []
@@ -506,7 +418,7 @@ def verify(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = N
            batch_size: int | None = None, progress: Progress | None = None, run_audit: bool = True) -> Outcome:
     """Read back every new copy, resolve every reference, run the audit; record a pass with the
     digest of the mapping it verified (the gate of :func:`contract`)."""
-    run = _Run(forge, settings, plan_name, types, stores, batch_size)
+    run = Run(forge, settings, plan_name, types, stores, batch_size)
     mappings, state = run.load()
     out = Outcome("verify", run.plan, dry_run)
     index = _index(mappings, run)
@@ -536,7 +448,7 @@ def verify(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = N
     return out
 
 
-def _verify_batch(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_type: str, batch: list[Mapping],
+def _verify_batch(run: Run, out: Outcome, adapter: Adapter, store: str, entity_type: str, batch: list[Mapping],
                   index: dict[tuple[str, str], dict[str, str]]) -> None:
     olds = read_old(adapter, entity_type, batch)
     news = adapter.get_many(entity_type, [m.new_id for m in batch])
@@ -565,7 +477,7 @@ def _verify_batch(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_
             out.count(store, entity_type, "verified")
 
 
-def _verify_audit(run: _Run, out: Outcome, mappings: list[Mapping]) -> None:
+def _verify_audit(run: Run, out: Outcome, mappings: list[Mapping]) -> None:
     """The audit of the migrated types: every finding must be about an old entry of the plan (a
     mapped one contract removes, or one left alone), or a new copy missing from a store that never
     held the entity. Entries not proven ours (unproven, foreign) are listed by the audit as masked
@@ -582,7 +494,7 @@ def _verify_audit(run: _Run, out: Outcome, mappings: list[Mapping]) -> None:
                     set(in_place.get(("*new", entity_type), {})))
 
 
-def _audit_type(run: _Run, out: Outcome, entity_type: str, old: set[tuple[str, str, str]],
+def _audit_type(run: Run, out: Outcome, entity_type: str, old: set[tuple[str, str, str]],
                 old_any: set[tuple[str, str]], new_in: set[tuple[str, str, str]], held: dict[str, int],
                 in_place: set[str]) -> None:
     """The audit of one type over the stores that accept it (a user table holds one type).
@@ -649,7 +561,7 @@ def contract(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
              progress: Progress | None = None) -> Outcome:
     """Delete the old entries proven mapped, after a verify of this exact mapping."""
     limit = DeleteLimit.parse(max_delete)  # bad input is refused before anything is read
-    run = _Run(forge, settings, plan_name, types, stores, batch_size)
+    run = Run(forge, settings, plan_name, types, stores, batch_size)
     mappings, state = run.load()
     verified = state.verified or {}
     if not verified.get("passed"):
@@ -695,7 +607,7 @@ def contract(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
     return out
 
 
-def _contract_batch(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_type: str, batch: list[Mapping],
+def _contract_batch(run: Run, out: Outcome, adapter: Adapter, store: str, entity_type: str, batch: list[Mapping],
                     index: dict[tuple[str, str], dict[str, str]], dry_run: bool) -> None:
     olds = read_old(adapter, entity_type, batch)
     news = adapter.get_many(entity_type, [m.new_id for m in batch])
@@ -735,7 +647,7 @@ def _contract_batch(run: _Run, out: Outcome, adapter: Adapter, store: str, entit
     mm.save(run.source, gone)
 
 
-def _contract_raw(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_type: str, gone: list[Mapping],
+def _contract_raw(run: Run, out: Outcome, adapter: Adapter, store: str, entity_type: str, gone: list[Mapping],
                   raws: dict[str, dict[str, Any]]) -> list[Mapping]:
     """Delete the raw-named old entries (``user:42``, ``42.json``, an ObjectId) through
     ``Adapter.delete_raw_proven`` with the data the proof was made on: the store deletes each only
@@ -770,7 +682,7 @@ def rollback(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
              types: Iterable[str] | None = None, stores: Iterable[str] | None = None, dry_run: bool = False,
              batch_size: int | None = None, progress: Progress | None = None) -> Outcome:
     """Remove the new copies expand created (and only those, if unchanged); old data untouched."""
-    run = _Run(forge, settings, plan_name, types, stores, batch_size)
+    run = Run(forge, settings, plan_name, types, stores, batch_size)
     mappings, state = run.load()
     if state.contract_started or any(m.state == "contracted" for m in mappings):
         raise MigrationRefusedError(f"plan {run.plan!r}: rollback refused: contract has started, old entries are "
@@ -792,7 +704,7 @@ def rollback(forge: Forge, settings: MigrateSettings, *, plan_name: str | None =
     return out
 
 
-def _rollback_batch(run: _Run, out: Outcome, adapter: Adapter, store: str, entity_type: str, batch: list[Mapping],
+def _rollback_batch(run: Run, out: Outcome, adapter: Adapter, store: str, entity_type: str, batch: list[Mapping],
                     index: dict[tuple[str, str], dict[str, str]], dry_run: bool) -> None:
     olds = read_old(adapter, entity_type, [m for m in batch if m.created])
     news = adapter.get_many(entity_type, [m.new_id for m in batch if m.created])
