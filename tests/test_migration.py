@@ -22,6 +22,7 @@ from uuid_forge.contract import ScanItem
 from uuid_forge.entitytypes import EntityType
 from uuid_forge.errors import MigrationRefusedError, StoreUnavailableError
 from uuid_forge.forge import Forge
+from uuid_forge.masking import mask_name
 from uuid_forge.record import ForeignEntry, Partition, Record
 from uuid_forge.settings import MigrateSettings
 
@@ -362,6 +363,37 @@ def test_cli_phases_on_sqlite_and_files(tmp_path: Path) -> None:
         assert {r.data["user_id"] for r in orders.values()} <= {str(u) for u in users}
     code, _, stderr = run_cli(["migrate", "rollback", "-c", str(conf)], env)
     assert code == 2 and "rollback refused" in stderr
+
+
+def test_plan_counts_entries_uuid_forge_wrote_with_the_key_apart_as_already_deterministic(tmp_path: Path) -> None:
+    """The README's stores: ``write -k email=... -d name=...`` puts the key in the source and only
+    the data in the file. Plan proves those files by the source's record under the same ID (its key
+    fields give it): already deterministic, not unmapped. A file whose ID the source does not hold,
+    stays unmapped (masked: it may be another application's)."""
+    import json
+
+    from uuid_forge.registry import open_store
+
+    from .scaffold import run_cli, write_forge_toml
+
+    stores = {"db": f"sqlite:///{tmp_path}/db.sqlite3",
+              "files": {"url": f"file://{tmp_path}/files", "options": {"fsync": False}}}
+    conf = write_forge_toml(tmp_path / "uf.toml", stores, "db", namespace="users.example.com")
+    env = {"UUID_FORGE_SALT": "salt-for-tests"}
+    for email, name in (("john@example.com", "John"), ("ann@example.com", "Ann")):  # no [types.user] yet
+        code, _, stderr = run_cli(["write", "user", "-c", str(conf), "-k", f"email={email}", "-d", f"name={name}"], env)
+        assert code == 0, stderr
+    write_forge_toml(conf, stores, "db", namespace="users.example.com", extra='[types.user]\nkey = ["email"]\n')
+    stray = uuid.uuid4()
+    with open_store(f"file://{tmp_path}/files?fsync=false") as fs:
+        assert all("email" not in r.data for r in fs.get_many("user", [i for i, _ in fs.scan("user")]).values())
+        fs.put_many([Record("user", stray, {"name": "no key, not in the source"})])
+    code, stdout, _ = run_cli(["migrate", "plan", "-c", str(conf), "--json", "--dry-run"], env)
+    out = json.loads(stdout)
+    assert out["counts"]["files/user"]["already deterministic"] == 2, out["counts"]
+    assert out["counts"]["db/user"]["already deterministic"] == 2, out["counts"]
+    assert out["counts"]["files/user"]["unmapped"] == 1 and code == 2
+    assert [p["entry"] for p in out["problems"]] == [mask_name(str(stray))]
 
 
 @pytest.mark.parametrize(("doc", "fragment"), [

@@ -244,6 +244,18 @@ def plan(forge: Forge, settings: MigrateSettings, *, plan_name: str | None = Non
     return out
 
 
+def _held_by_source(run: Run, store: str, entity_type: str, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Of entries whose own data cannot prove their ID (a file uuid-forge wrote holds the data, the
+    key apart), those the source holds under the same ID, proven from the source's key fields:
+    already under their deterministic ID, so nothing to migrate. Only counted: plan maps, writes
+    and deletes none of them either way."""
+    if not ids or store == run.source_name:
+        return set()
+    held = run.source.get_many(entity_type, ids)
+    proofs = run.forge.prover.prove(entity_type, held, run.source.view)
+    return {ident for ident, record in held.items() if proofs[ident].ok}
+
+
 def _plan_place(run: Run, out: Outcome, store: str, adapter: Adapter, entity_type: str, leave_unmapped: bool,
                 on_collision: str, progress: Progress | None) -> list[Mapping]:
     ids: list[uuid.UUID] = []
@@ -264,11 +276,12 @@ def _plan_place(run: Run, out: Outcome, store: str, adapter: Adapter, entity_typ
     for batch in chunked(ids, run.batch):
         records = adapter.get_many(entity_type, batch)
         proofs = run.forge.prover.prove(entity_type, records, adapter.view)
+        vouched = _held_by_source(run, store, entity_type, [i for i in batch if i in records and not proofs[i].ok])
         for ident in batch:
             record = records.get(ident)
             if record is None:
                 continue  # deleted since the scan
-            if proofs[ident].ok:
+            if proofs[ident].ok or ident in vouched:
                 out.count(store, entity_type, "already deterministic")
             else:
                 candidates.append(("uuid", str(ident), None if record.unreadable else dict(record.data),
