@@ -25,7 +25,6 @@ import json
 import math
 import re
 import string
-import tempfile
 import types
 import unicodedata
 import uuid
@@ -671,14 +670,19 @@ toml_texts = st.one_of(
     st.lists(st.one_of(st.sampled_from(_TOML_BITS), st.text(max_size=10)), max_size=6).map("\n".join),
     st.text(max_size=40),
 )
-_TOML_DIR = Path(tempfile.mkdtemp(prefix="uf-fuzz-toml-"))
+
+
+@pytest.fixture(scope="module")
+def toml_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for every example's file: pytest's own temporary tree, which pytest prunes."""
+    return tmp_path_factory.mktemp("fuzz-toml")
 
 
 @pytest.mark.slow
 @settings(FUZZ, max_examples=3000)  # TOML text; the loader's logic has 10,000 examples above
 @given(toml_texts)
-def test_fuzz_load_settings_gives_settings_or_config_error(text: str) -> None:
-    path = _TOML_DIR / "uuid-forge.toml"
+def test_fuzz_load_settings_gives_settings_or_config_error(toml_dir: Path, text: str) -> None:
+    path = toml_dir / "uuid-forge.toml"
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
     try:
         result = load_settings(path, env={})
