@@ -134,6 +134,18 @@ def test_init_writes_0600_file_without_printing_salt(tmp_path: Any) -> None:
     assert salt_line.split("=", 1)[1] not in out
 
 
+def test_init_says_how_to_load_the_file_and_that_way_works(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uuid-forge reads the salt from the environment only, so init prints a command that loads
+    it; run by a POSIX shell in that folder, it does (". .env" without a slash would search PATH)."""
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(["init"])
+    assert code == 0 and (tmp_path / ".env").exists()
+    command = out.split("e.g. ", 1)[1].split(" (or", 1)[0]
+    done = subprocess.run(["sh", "-c", f'{command}; printf %s "${{UUID_FORGE_SALT:+loaded}}"'], cwd=tmp_path,
+                          capture_output=True, text=True, check=False)
+    assert done.stdout == "loaded", (command, done.stderr)
+
+
 @pytest.mark.skipif(shutil.which("uuid-forge") is None, reason="console script not installed")
 def test_console_script_matches_library_in_a_subprocess() -> None:
     v = V1[3]

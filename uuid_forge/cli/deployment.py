@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import uuid
 
 import click
@@ -44,6 +45,11 @@ def init(output: str, force: bool) -> None:
     )
     write_private(output, text, "--output")  # 0600, never through a symlink
     click.echo(f"wrote {output} (mode 0600) with a new salt")
+    # uuid-forge reads the salt from the environment only: say how to get it there (". FILE"
+    # without a slash searches PATH in a POSIX shell, so the path gets one)
+    path = output if "/" in output else f"./{output}"
+    click.echo(f"next: load it into the environment before running uuid-forge, e.g. "
+               f"set -a; . {shlex.quote(path)}; set +a (or your service manager's EnvironmentFile=)")
 
 
 @click.command(context_settings=CONTEXT)
