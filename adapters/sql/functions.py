@@ -29,11 +29,10 @@ from uuid_forge.urls import hide_password, mask_url, scheme_of
 
 from .adapter import SQLAdapter
 from .errors import classify_error
+from .extensions import EXTENSIONS, extension_schemas
 
 __all__ = ["EXTENSIONS", "CaseResult", "CheckReport", "InstallReport", "check_functions", "install_functions"]
 
-#: the extensions the functions call: uuid_generate_v5 (uuid-ossp) and hmac (pgcrypto)
-EXTENSIONS = ("uuid-ossp", "pgcrypto")
 _MIN_VERSION = 130000  # normalize(text, NFC) came with PostgreSQL 13
 
 
@@ -145,17 +144,10 @@ def _server(conn: sa.Connection) -> str:
     return f"PostgreSQL {version}, database {db}, user {user}"
 
 
-def _extension_schemas(conn: sa.Connection) -> dict[str, str]:
-    """The schema each installed extension of :data:`EXTENSIONS` is in."""
-    rows = conn.execute(sa.text("SELECT extname, extnamespace::regnamespace::text FROM pg_extension "
-                                "WHERE extname = ANY(:names)"), {"names": list(EXTENSIONS)}).tuples().all()
-    return {str(name): str(where) for name, where in rows}
-
-
 def _extensions(conn: sa.Connection, url: str, report: InstallReport) -> None:
     """Each extension the functions call: present, or created now (in a savepoint each, so a refusal
     of one is said by name, with the statement a DBA runs)."""
-    present = _extension_schemas(conn)
+    present = extension_schemas(conn)
     db, user = conn.execute(sa.text("SELECT current_database(), current_user")).one()
     refused: list[str] = []
     for name in EXTENSIONS:
@@ -165,7 +157,7 @@ def _extensions(conn: sa.Connection, url: str, report: InstallReport) -> None:
         try:
             with conn.begin_nested():
                 conn.exec_driver_sql(f'CREATE EXTENSION IF NOT EXISTS "{name}"')
-            report.extensions[name] = f"created (in schema {_extension_schemas(conn)[name]})"
+            report.extensions[name] = f"created (in schema {extension_schemas(conn)[name]})"
         except sa_exc.DBAPIError as err:
             refused.append(f"{name} ({_message(err, url)})")
     if refused:
@@ -202,7 +194,7 @@ def install_functions(url: str, schema: str = "public") -> InstallReport:
         with conn.begin() as tx:
             _extensions(conn, url, report)
             _schema(conn, url, schema, report)
-            where = _extension_schemas(conn)
+            where = extension_schemas(conn)
             # the functions name the schemas the extensions are in (no search_path per call)
             sql = postgres_functions_sql(schema, where["uuid-ossp"], where["pgcrypto"])
             before = _functions(conn, schema)

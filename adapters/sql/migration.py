@@ -25,6 +25,8 @@ from uuid_forge.canonical import canonical_str
 from uuid_forge.errors import ValidationError
 from uuid_forge.ids import canonical_name
 
+from .extensions import extension_schemas
+
 __all__ = ["ShadowColumns"]
 
 _MARK = "\x01uuid-forge-value-{}\x01"  # a key value no real key holds: control characters
@@ -155,18 +157,19 @@ class ShadowColumns:
         if not key or any(types.get(c) not in ("text", "character varying") for c in key.values()):
             return None
         parts = _name_parts(entity_type, list(key), salt)
-        query = ("SELECT to_regprocedure(:plain) IS NOT NULL, (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
-                 "ON n.oid = e.extnamespace WHERE e.extname = 'uuid-ossp')")
+        if parts is None:
+            return None
+        plain = f"{self._quote(schema)}.uuid_forge_plain_text"
         with self._engine.connect() as conn:
-            has_plain, ossp = conn.execute(sa.text(query), {
-                "plain": f"{self._quote(schema)}.uuid_forge_plain_text(text)"}).one()
-        if parts is None or not has_plain or ossp is None:
+            has_plain = conn.execute(sa.text("SELECT to_regprocedure(:f) IS NOT NULL"), {"f": f"{plain}(text)"}).scalar()
+            ossp = extension_schemas(conn).get("uuid-ossp")  # as installed: quoted where it must be
+        if not has_plain or ossp is None:
             return None
         order, constants = parts
         pieces = [":uf_part0"]
         for i, field in enumerate(order, start=1):
-            pieces += [f"{self._quote(schema)}.uuid_forge_plain_text({alias}{self._c(key[field])})", f":uf_part{i}"]
-        name = f"{self._quote(str(ossp))}.uuid_generate_v5(CAST(:ns AS uuid), {' || '.join(pieces)})"
+            pieces += [f"{plain}({alias}{self._c(key[field])})", f":uf_part{i}"]
+        name = f"{ossp}.uuid_generate_v5(CAST(:ns AS uuid), {' || '.join(pieces)})"
         return name, {f"uf_part{i}": text for i, text in enumerate(constants)}
 
     def fill(self, table: str, pk: str, column: str, namespace: uuid.UUID, entity_type: str, key: dict[str, str],
