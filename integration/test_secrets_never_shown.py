@@ -27,7 +27,7 @@ from uuid_forge.record import Record
 from uuid_forge.registry import open_store
 from uuid_forge.settings import load_settings
 
-from .scaffold import run_cli
+from .scaffold import forget_redis_type, run_cli
 
 PG_PASSWORD = "Pa55 W0rd-Zq"  # a space: SQLAlchemy accepts it unencoded
 PG_SSLPASSWORD = "SslPw-Kx7"
@@ -186,23 +186,20 @@ def test_jsonl_line_with_a_150kb_entity_type_gives_a_short_error_fast(tmp_path: 
                                                                        redis_client: Any) -> None:
     """Before: the quadratic mask_text took ~40 s on this error and printed all 150 KB of it.
 
-    From standard input the good first line is written before the bad one is read, so the store
-    has a prefix of its own here, emptied afterwards (the test database is shared)."""
-    prefix = f"uf_test_longtype_{uuid.uuid4().hex[:8]}"
-    sep = "&" if "?" in redis_url else "?"
-    path = write_config(tmp_path, f"{redis_url}{sep}prefix={prefix}")
+    From standard input the good first line is written before the bad one is read, so it is of
+    an entity type of this test's own, forgotten afterwards (the test database is shared)."""
+    good_type = f"longtype{uuid.uuid4().hex[:8]}"
+    path = write_config(tmp_path, redis_url)
     try:
-        _long_entity_type_errors(tmp_path, path)
-        # the line before the bad one, written from standard input, is under this test's prefix only
-        users = [k.decode() for k in redis_client.scan_iter(match=f"{prefix}:user:*")]
-        assert len(users) == 1, users
+        _long_entity_type_errors(tmp_path, path, good_type)
+        # the line before the bad one, written from standard input, is the one key of that type
+        assert len(list(redis_client.scan_iter(match=f"{good_type}:*"))) == 1
     finally:
-        for key in redis_client.scan_iter(match=f"{prefix}:*"):
-            redis_client.delete(key)
+        forget_redis_type(redis_url, good_type)
 
 
-def _long_entity_type_errors(tmp_path: Path, path: Path) -> None:
-    lines = (json.dumps({"entity_type": "user", "key": "k0", "data": {}}) + "\n"
+def _long_entity_type_errors(tmp_path: Path, path: Path, good_type: str) -> None:
+    lines = (json.dumps({"entity_type": good_type, "key": "k0", "data": {}}) + "\n"
              + json.dumps({"entity_type": "t" * 150_000, "key": "k1", "data": {}}) + "\n")
     (tmp_path / "in.jsonl").write_text(lines)
     for args, stdin in ((("--jsonl", str(tmp_path / "in.jsonl")), None), (("--jsonl", "-"), lines)):
