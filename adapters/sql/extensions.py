@@ -19,5 +19,5 @@ def extension_schemas(conn: sa.Connection) -> dict[str, str]:
     """The schema each installed extension of :data:`EXTENSIONS` is in, as SQL text (quoted
     where it must be)."""
     rows = conn.execute(sa.text("SELECT extname, extnamespace::regnamespace::text FROM pg_extension "
-                                "WHERE extname = ANY(:names)"), {"names": list(EXTENSIONS)}).tuples().all()
+                                "WHERE extname = ANY(:names)"), {"names": list(EXTENSIONS)}).all()
     return {str(name): str(where) for name, where in rows}
