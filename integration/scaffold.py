@@ -130,6 +130,31 @@ def celery_config(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: s
         "db", namespace="scale-n.uuid-forge.test", extra=extra)
 
 
+def forget_celery_run(forge: Forge, tag: str) -> None:
+    """Remove what a Celery test run under ``tag`` (celery_config) left: its Redis keys, the tables
+    of the source and ``mirror`` prefixes (the entity type's and the ID-config marker's), and its
+    task queue. Without this, tables and queues pile up in the test database and vhost."""
+    import contextlib
+
+    import sqlalchemy as sa
+    from kombu import Connection
+
+    import uuid_forge.celery as uf_celery
+
+    client = forge.stores[1].adapter._client  # type: ignore[attr-defined]
+    for key in client.scan_iter(f"{tag}:*"):
+        client.delete(key)
+    for handle in (forge.stores[0], forge.stores[3]):
+        with contextlib.suppress(Exception):
+            handle.adapter.drop(CELERY_ET, prover=forge.prover)
+    engine = forge.stores[0].adapter._engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:  # the marker's table: a reserved type no drop() accepts
+        for prefix in (f"{tag}_", f"{tag}m_"):
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{prefix}uuid-forge.meta"'))
+    with Connection(uf_celery.app.conf.broker_url) as conn, contextlib.suppress(Exception):
+        conn.default_channel.queue_delete(f"uf_test_{tag}")
+
+
 def plant_celery_drift(forge: Forge) -> None:
     """CELERY_N entities, then drift behind uuid-forge's back: cache 9 missing, 5 orphans and a
     foreign key; files 8 stale; mirror (compared by hashes) 4 missing, 3 stale, 2 orphans, in
@@ -153,6 +178,23 @@ def plant_celery_drift(forge: Forge) -> None:
                                    for i in range(2)]))
 
 
+# A Celery worker whose tasks wait first while the file UF_TEST_DELAY_FILE names exists (holding the
+# seconds): the prerun signal runs in the pool child, before the task, on a real worker otherwise.
+_DELAYED_WORKER = """
+import os, time
+from celery.signals import task_prerun
+
+def _delay(**_):
+    path = os.environ["UF_TEST_DELAY_FILE"]
+    if os.path.exists(path):
+        time.sleep(float(open(path).read() or 0))
+
+task_prerun.connect(_delay, weak=False)
+from celery.__main__ import main
+main()
+"""
+
+
 class Workers:
     """Real ``celery -A uuid_forge.celery worker --concurrency 1`` processes, each in its own process
     group (so SIGKILL takes its pool child too)."""
@@ -164,8 +206,9 @@ class Workers:
     def start(self, name: str) -> None:
         env = {**os.environ, "UUID_FORGE_CONFIG": str(self.config)}
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 closed with the process
+        env["UF_TEST_DELAY_FILE"] = str(self.logs / f"{name}.delay")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "uuid_forge.celery", "worker", "--concurrency", "1", "-n",
+            [sys.executable, "-c", _DELAYED_WORKER, "-A", "uuid_forge.celery", "worker", "--concurrency", "1", "-n",
              f"{name}@%h", "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -179,6 +222,17 @@ class Workers:
             time.sleep(0.2)
         raise AssertionError("workers not ready: " + " | ".join((self.logs / f"{n}.log").read_text()[-2000:]
                                                                for n in self.procs))
+
+    def delay(self, name: str, seconds: float) -> None:
+        """From now on, ``name`` sleeps ``seconds`` before each task it runs, so a test can kill it
+        while it holds a task (prefetch is one, so at most one is held unacknowledged)."""
+        (self.logs / f"{name}.delay").write_text(str(seconds))
+
+    def running(self, name: str) -> set[str]:
+        """The partition tasks ``name`` received and has not yet finished (its log)."""
+        text = (self.logs / f"{name}.log").read_text(errors="replace")
+        ended = set(re.findall(r"Task uuid_forge\.audit_partition\[([0-9a-f-]+)\] (?:succeeded|raised)", text))
+        return self.received(name) - ended
 
     def kill(self, name: str) -> None:
         os.killpg(self.procs[name].pid, signal.SIGKILL)

@@ -28,7 +28,7 @@ pytest.importorskip("celery", reason='Celery is not installed (pip install "uuid
 
 from integration.scaffold import CELERY_ET as ET
 from integration.scaffold import CELERY_N as N
-from integration.scaffold import Workers, celery_config, plant_celery_drift, wait_report
+from integration.scaffold import Workers, celery_config, forget_celery_run, plant_celery_drift, wait_report
 from uuid_forge import Forge
 from uuid_forge.settings import load_settings
 
@@ -71,9 +71,7 @@ def _start(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str, exe
         yield Setup(config, forge, workers, tag)
     finally:
         workers.stop()
-        client = forge.stores[1].adapter._client
-        for key in client.scan_iter(f"{tag}:*"):
-            client.delete(key)
+        forget_celery_run(forge, tag)
         forge.close()
         from uuid_forge.settings import ExecutorSettings
 

@@ -11,7 +11,6 @@ processes on the real RabbitMQ broker (this suite's vhost) and the Redis result 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import secrets
@@ -26,7 +25,7 @@ pytest.importorskip("celery", reason='Celery is not installed (pip install "uuid
 
 from integration.scaffold import CELERY_ET as ET
 from integration.scaffold import CELERY_N as N
-from integration.scaffold import Workers, celery_config, plant_celery_drift, wait_report
+from integration.scaffold import Workers, celery_config, forget_celery_run, plant_celery_drift, wait_report
 from tests.scaffold import run_cli
 from uuid_forge import Forge
 from uuid_forge.audit import AuditReport
@@ -59,12 +58,7 @@ def setup(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str,
         yield config, forge, workers
     finally:
         workers.stop()
-        client = forge.stores[1].adapter._client
-        for key in client.scan_iter(f"{tag}:*"):
-            client.delete(key)
-        for h in (forge.stores[0], forge.stores[3]):  # the tables of this run's prefixes
-            with contextlib.suppress(Exception):
-                h.adapter.drop(ET, prover=forge.prover)
+        forget_celery_run(forge, tag)
         forge.close()
 
 
@@ -114,11 +108,13 @@ def test_a_worker_killed_mid_audit_leaves_a_complete_correct_report(setup: Any) 
     want = forge.audit(ET)
     killed: list[str] = []
 
+    workers.delay("w1", 1.0)  # w1 spends a second in each task: the kill finds it holding one
+
     def progress(done: int, total: int, entities: int, findings: int) -> None:
         if not killed and done >= 2:
-            deadline = time.time() + 10  # w1 holds a partition it has not finished: kill it then
-            while time.time() < deadline and not workers.received("w1"):
-                time.sleep(0.05)
+            deadline = time.time() + 20  # w1 holds a partition it has not finished: kill it then
+            while time.time() < deadline and not workers.running("w1"):
+                time.sleep(0.02)
             workers.kill("w1")
             killed.append("w1")
 
