@@ -3,8 +3,10 @@ another module of the project, and adapters that import the core by its absolute
 
 The graph is built with ``ast`` from the files themselves (nothing is imported), so it sees what
 a reader sees: relative imports resolved, ``adapters/`` taken as ``uuid_forge.adapters``, and
-imports inside functions counted (a lazy import hides a cycle, it does not remove it). Only
-imports under ``if TYPE_CHECKING:`` are left out: they never run.
+imports inside functions counted (a lazy import hides a cycle, it does not remove it), and
+imports under ``if TYPE_CHECKING:`` counted too: they never run, but a module that names another's
+class for its hints depends on it all the same (a reader must hold both; a Protocol of its own,
+such as uuid_forge.forgeview, cuts the tie).
 """
 
 from __future__ import annotations
@@ -49,25 +51,26 @@ def _is_type_checking(node: ast.If) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _statements(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Every import statement that can run: at any depth, except the body of ``if TYPE_CHECKING:``."""
+def _statements(tree: ast.AST, typing: bool) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement at any depth; without ``typing``, not those under ``if TYPE_CHECKING:``."""
     for child in ast.iter_child_nodes(tree):
         if isinstance(child, (ast.Import, ast.ImportFrom)):
             yield child
-        elif isinstance(child, ast.If) and _is_type_checking(child):
+        elif isinstance(child, ast.If) and _is_type_checking(child) and not typing:
             for other in child.orelse:
-                yield from _statements(ast.Module(body=[other], type_ignores=[]))
+                yield from _statements(ast.Module(body=[other], type_ignores=[]), typing)
         else:
-            yield from _statements(child)
+            yield from _statements(child, typing)
 
 
-def imports(root: Path = ROOT) -> list[Import]:
-    """Every import of a project module by a project module, resolved."""
+def imports(root: Path = ROOT, typing: bool = True) -> list[Import]:
+    """Every import of a project module by a project module, resolved (with ``typing``, those made
+    for type hints only too)."""
     modules = _modules(root)
     out: list[Import] = []
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in _statements(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        for node in _statements(ast.parse(path.read_text(encoding="utf-8"), str(path)), typing):
             if isinstance(node, ast.Import):
                 out += [Import(name, a.name, (), node.lineno, False) for a in node.names
                         if a.name.split(".")[0] == PACKAGE]
@@ -88,12 +91,12 @@ def imports(root: Path = ROOT) -> list[Import]:
     return out
 
 
-def graph(root: Path = ROOT) -> dict[str, set[str]]:
+def graph(root: Path = ROOT, typing: bool = True) -> dict[str, set[str]]:
     """Module -> the project modules it imports (a package's ``__init__`` runs first, so importing
     ``a.b.c`` imports ``a.b`` too: that edge is there)."""
     modules = _modules(root)
     edges: dict[str, set[str]] = {m: set() for m in modules}
-    for imp in imports(root):
+    for imp in imports(root, typing):
         parts = imp.target.split(".")
         for n in range(2, len(parts) + 1):  # the packages on the way, then the module itself
             target = ".".join(parts[:n])
@@ -191,7 +194,7 @@ def _tangle(start: str, edges: dict[str, set[str]]) -> set[str]:
 # -- the package ------------------------------------------------------------------------------------
 def test_the_package_has_no_import_cycle() -> None:
     found = cycles(graph())
-    assert not found, f"import cycles (imports under TYPE_CHECKING excepted):\n{_fmt(found)}"
+    assert not found, f"import cycles (imports under TYPE_CHECKING included):\n{_fmt(found)}"
 
 
 def test_no_module_imports_a_private_name_of_another() -> None:
@@ -229,16 +232,18 @@ def test_a_cycle_through_a_function_level_import_is_found(tmp_path: Path) -> Non
     root = _tree(tmp_path, {
         f"{PACKAGE}/a.py": "from .b import f\n",
         f"{PACKAGE}/b.py": "def f():\n    from . import a\n    return a\n",
-        f"{PACKAGE}/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import x\n",
+        f"{PACKAGE}/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .d import x\n",
+        f"{PACKAGE}/d.py": "from .c import y\n",
         f"{PACKAGE}/cli/__init__.py": "from .app import main\n",
         f"{PACKAGE}/cli/app.py": "from uuid_forge.cli import cmd\n",
         f"{PACKAGE}/cli/cmd.py": "from .app import main\n",
     })
     found = cycles(graph(root))
     assert sorted(sorted(c[:-1]) for c in found) == [
-        ["uuid_forge.a", "uuid_forge.b"], ["uuid_forge.cli.app", "uuid_forge.cli.cmd"]]
+        ["uuid_forge.a", "uuid_forge.b"], ["uuid_forge.c", "uuid_forge.d"], ["uuid_forge.cli.app", "uuid_forge.cli.cmd"]]
     assert all(c[0] == c[-1] for c in found)
-    assert "uuid_forge.c" not in {m for c in found for m in c}  # TYPE_CHECKING only: no cycle
+    at_run_time = cycles(graph(root, typing=False))  # c -> d for type hints only: no cycle when run
+    assert "uuid_forge.c" not in {m for c in at_run_time for m in c} and len(at_run_time) == 2
 
 
 def test_private_and_relative_imports_are_found(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ from .compare import PARTITION_TARGET, answering, describe_stale, diff_fields, p
 from .entitynames import name_findings
 from .errors import ValidationError
 from .handles import Stores, StoreSet
-from .partial import InProcessExecutor, merge, merge_all, merge_repairs, plan, repair_groups, to_report
+from .partial import Executor, InProcessExecutor, merge, merge_all, merge_repairs, plan, repair_groups, to_report
 from .record import Partition
 from .repair import DeleteLimit, build_plan, recheck, refuse_if_guarded, source_is_empty, source_warnings
 from .report import CLASSES, NOT_FINDINGS, AuditReport, Finding
@@ -63,8 +63,7 @@ from .strays import Scope, audit_scope, check_types, stray_findings
 from .tombstones import mark_deleted
 
 if TYPE_CHECKING:
-    from .executors import Executor
-    from .forge import Forge
+    from .forgeview import ForgeView
 
 #: called after each task with (partitions done, of total, source entities, findings so far)
 Progress = Callable[[int, int, int, int], None]
@@ -73,7 +72,7 @@ __all__ = ["CLASSES", "NOT_FINDINGS", "PARTITION_TARGET", "AuditReport", "Findin
            "describe_stale", "diff_fields"]
 
 
-def audit(forge: Forge, entity_type: str | Iterable[str] | None = None, *, keys: Iterable[Any] | None = None,
+def audit(forge: ForgeView, entity_type: str | Iterable[str] | None = None, *, keys: Iterable[Any] | None = None,
           ids: Iterable[uuid.UUID] | None = None, partition: Partition | None = None, repair: bool = False,
           delete_orphans: bool = False, dry_run: bool = False, verify_keys: bool = False,
           progress: Callable[[int], None] | None = None, max_findings: int = 100_000,
@@ -188,7 +187,7 @@ def _run_tasks(executor: Executor, tasks: list[dict[str, Any]], types: list[str]
     return to_report(merged, types)
 
 
-def _point(forge: Forge, stores: StoreSet, entity_type: str | Iterable[str] | None, keys: Iterable[Any] | None,
+def _point(forge: ForgeView, stores: StoreSet, entity_type: str | Iterable[str] | None, keys: Iterable[Any] | None,
            ids: Iterable[uuid.UUID] | None, refuse: bool, verify_keys: bool, max_findings: int,
            show_values: bool) -> AuditReport:
     """A point audit of the entities ``keys`` or ``ids`` name, read by ID in this process."""

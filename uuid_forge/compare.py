@@ -47,7 +47,7 @@ from .urls import mask_text
 from .view import FULL, FieldView
 
 if TYPE_CHECKING:
-    from .forge import Forge
+    from .forgeview import ForgeView
 
 PARTITION_TARGET = 20_000  # source records held in memory at once, at most about this many
 #: partitions that may wait for a read-once store's read while the next ones are compared (each holds
@@ -58,7 +58,7 @@ __all__ = ["PARTITION_TARGET", "Sink", "all_types", "answering", "compare", "des
            "full_pass", "partitions", "point_pass", "viewed_fingerprint"]
 
 
-def answering(forge: Forge) -> StoreSet:
+def answering(forge: ForgeView) -> StoreSet:
     """The stores of ``forge`` that answer an audit, each opened with the UUID versions of the
     forge's scheme (a name in the wrong form is ours only if it decodes to one of them).
 
@@ -208,7 +208,7 @@ def prove_source(prover: Prover | None, stores: Stores, entity_type: str, sinks:
 _COPIED = ("missing", "stale", "malformed")  # what repair copies from the source
 
 
-def full_pass(forge: Forge, stores: Stores, entity_type: str, within: Partition, report: AuditReport,
+def full_pass(forge: ForgeView, stores: Stores, entity_type: str, within: Partition, report: AuditReport,
               verify_keys: bool, progress: Callable[[int], None] | None, parts: list[Partition] | None = None,
               hashed: bool = True, source_findings: bool = True) -> None:
     """Source partition first, then every other store's same partition in parallel threads
@@ -670,7 +670,7 @@ def _compare_items(h: StoreHandle, entity_type: str, expected: dict[uuid.UUID, s
     return sink
 
 
-def _verify_keys(forge: Forge, stores: Stores, entity_type: str, ids: list[uuid.UUID], report: AuditReport) -> set[uuid.UUID]:
+def _verify_keys(forge: ForgeView, stores: Stores, entity_type: str, ids: list[uuid.UUID], report: AuditReport) -> set[uuid.UUID]:
     """Flag source records whose ID is not what the scheme gives for their key: for a declared
     type (:class:`~uuid_forge.entitytypes.EntityType`) the key fields in the record's data, else
     the key stored beside it. IDs are recomputed a batch at a time by the one ownership rule
@@ -732,7 +732,7 @@ def held_in_another_form(source: Any, entity_type: str, ids: Iterable[uuid.UUID]
     return out
 
 
-def point_pass(forge: Forge | None, stores: Stores, entity_type: str, targets: list[uuid.UUID], report: AuditReport,
+def point_pass(forge: ForgeView | None, stores: Stores, entity_type: str, targets: list[uuid.UUID], report: AuditReport,
                verify_keys: bool = False, prover: Prover | None = None) -> None:
     """Compare ``targets`` (IDs) in every store with the source, read by ID (``verify_keys`` needs
     ``forge``, whose scheme recomputes the IDs). Orphans and what repair would copy are proven

@@ -12,23 +12,15 @@ import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .errors import ExecutorError
+from .partial import Done, Executor
 from .precedence import ENV_PREFIX
-from .tasks import Done, close_forges, forge_for, run_task, unwrap
+from .tasks import close_forges, forge_for, run_task, unwrap
 
 if TYPE_CHECKING:
     from .forge import Forge
-
-class Executor(Protocol):
-    workers: int
-    name: str
-
-    def run(self, task: str, payloads: list[dict[str, Any]], done: Done | None = None) -> list[Any]:
-        """Each payload's result, in order; ``done(i, result)`` as each finishes."""
-        ...
-
 
 def _adopt_environment(env: dict[str, str]) -> None:
     """In a worker process: exactly the coordinator's UUID_FORGE_* variables, none left from before."""

@@ -45,7 +45,7 @@ from .precedence import SALT_ENV, SECRET_ENV
 from .record import Record
 
 if TYPE_CHECKING:
-    from .forge import Forge
+    from .forgeview import ForgeView
     from .handles import StoreHandle
 
 log = logging.getLogger("uuid_forge.idmarker")
@@ -171,18 +171,18 @@ def explain(entity_type: str, kinds: list[str], stored: Marker | None = None, co
     return f"entity type {entity_type!r}: " + "; ".join(parts)
 
 
-def _config(forge: Forge, entity_type: str) -> IDConfig:
+def _config(forge: ForgeView, entity_type: str) -> IDConfig:
     """The ID configuration ``entity_type`` is written with: a declared type's own, else ``forge.ids``."""
     id_config = getattr(forge, "id_config", None)
     return id_config(entity_type) if id_config is not None else forge.ids
 
 
-def _salt_env(forge: Forge, entity_type: str) -> str:
+def _salt_env(forge: ForgeView, entity_type: str) -> str:
     salt_env = getattr(forge, "salt_env", None)
     return salt_env(entity_type) if salt_env is not None else SALT_ENV
 
 
-def _refusal(mismatched: dict[str, tuple[list[str], Marker]], forge: Forge, action: str) -> IDConfigMismatchError:
+def _refusal(mismatched: dict[str, tuple[list[str], Marker]], forge: ForgeView, action: str) -> IDConfigMismatchError:
     first, (kinds, stored) = next(iter(mismatched.items()))
     more = len(mismatched) - 1
     only = f" --entity {first}" if not more else ""
@@ -208,7 +208,7 @@ def why_unsupported(source: StoreHandle) -> str | None:
     return None
 
 
-def supported(forge: Forge) -> bool:
+def supported(forge: ForgeView) -> bool:
     """Whether the source can keep markers (it must read and write the reserved type)."""
     cached = getattr(forge, "_id_markers_supported", None)
     if cached is None:
@@ -220,7 +220,7 @@ def supported(forge: Forge) -> bool:
     return cached
 
 
-def read_markers(forge: Forge, entity_types: Iterable[str]) -> dict[str, Marker]:
+def read_markers(forge: ForgeView, entity_types: Iterable[str]) -> dict[str, Marker]:
     """The markers the source holds for ``entity_types`` (types without one are left out)."""
     types = list(entity_types)
     if not types or not supported(forge):
@@ -286,7 +286,7 @@ def _key(declared: Any, record: Record) -> Any:
     return record.key
 
 
-def _rebuilt(forge: Forge, entity_type: str, key: Any) -> uuid.UUID | None:
+def _rebuilt(forge: ForgeView, entity_type: str, key: Any) -> uuid.UUID | None:
     """The ID the configuration in use gives ``key``; None when it is no usable key."""
     try:
         if isinstance(key, dict):
@@ -298,7 +298,7 @@ def _rebuilt(forge: Forge, entity_type: str, key: Any) -> uuid.UUID | None:
         return None
 
 
-def prove(forge: Forge, entity_type: str) -> Proof:
+def prove(forge: ForgeView, entity_type: str) -> Proof:
     """Whether the configuration in use rebuilds the IDs the source holds for ``entity_type``, from
     the key fields the entries hold themselves (at most :data:`SAMPLE` keyed entries, :data:`SCAN_LIMIT`
     read). Entries without a readable key, wrongly encoded names and other applications' entries
@@ -332,7 +332,7 @@ def prove(forge: Forge, entity_type: str) -> Proof:
     return Proof(read=read, checked=checked, proven=proven)
 
 
-def _unproven(forge: Forge, proofs: dict[str, Proof], action: str) -> IDConfigMismatchError:
+def _unproven(forge: ForgeView, proofs: dict[str, Proof], action: str) -> IDConfigMismatchError:
     first, proof = next(iter(proofs.items()))
     more = len(proofs) - 1
     return IDConfigMismatchError(
@@ -345,16 +345,16 @@ def _unproven(forge: Forge, proofs: dict[str, Proof], action: str) -> IDConfigMi
         mismatches={t: [f"marker_missing_{p.state}"] for t, p in proofs.items()})
 
 
-def _create(forge: Forge, markers: list[Marker]) -> None:
+def _create(forge: ForgeView, markers: list[Marker]) -> None:
     """Create-if-absent: a marker another writer made first stays (checked by reading it back)."""
     forge.source.adapter.put_new([m.record() for m in markers])
 
 
-def _write(forge: Forge, markers: list[Marker]) -> None:
+def _write(forge: ForgeView, markers: list[Marker]) -> None:
     forge.source.adapter.put_many([m.record() for m in markers])
 
 
-def ensure(forge: Forge, entity_types: Iterable[str], action: str = "write") -> None:
+def ensure(forge: ForgeView, entity_types: Iterable[str], action: str = "write") -> None:
     """Before ``action`` writes these types: refuse a configuration that differs from the marker,
     and create the marker of a type that has none, once the source's entries prove the
     configuration (or there are none). Checked once per type and Forge.
@@ -430,7 +430,7 @@ def check_not_reserved(entity_types: Iterable[str]) -> None:
                                   "hold uuid-forge's own records")
 
 
-def audit_findings(forge: Forge, entity_types: Iterable[str], refuse: bool = False) -> list[dict[str, Any]]:
+def audit_findings(forge: ForgeView, entity_types: Iterable[str], refuse: bool = False) -> list[dict[str, Any]]:
     """One finding per type whose marker differs from the configuration in use (none without a
     marker). With ``refuse`` (a repair about to run), a difference raises instead."""
     types = list(entity_types)
@@ -455,7 +455,7 @@ def summary_line(finding: dict[str, Any]) -> str | None:
 
 
 # -- the ids command -------------------------------------------------------------------------------
-def status(forge: Forge, entity_types: Iterable[str]) -> list[dict[str, Any]]:
+def status(forge: ForgeView, entity_types: Iterable[str]) -> list[dict[str, Any]]:
     """Per type: ``none`` (no marker yet), ``same`` or ``differs`` (with the kinds and the message)."""
     types = list(entity_types)
     check_not_reserved(types)
@@ -474,7 +474,7 @@ def status(forge: Forge, entity_types: Iterable[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def plan(forge: Forge, entity_types: Iterable[str]) -> list[dict[str, Any]]:
+def plan(forge: ForgeView, entity_types: Iterable[str]) -> list[dict[str, Any]]:
     """:func:`status`, with the proof (:func:`prove`, as a dict) of each type whose marker would change."""
     rows = status(forge, entity_types)
     for r in rows:
@@ -490,7 +490,7 @@ def needs_rotate(row: dict[str, Any]) -> str | None:
     return Proof(proof["read"], proof["checked"], proof["proven"]).explain(row["entity_type"])
 
 
-def accept(forge: Forge, entity_types: Iterable[str], rotate: bool = False) -> list[dict[str, Any]]:
+def accept(forge: ForgeView, entity_types: Iterable[str], rotate: bool = False) -> list[dict[str, Any]]:
     """Record the configuration in use as the marker of each type; returns :func:`plan` from before.
 
     The configuration must rebuild the IDs the source holds (:func:`prove`) unless ``rotate``:

@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from functools import reduce
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import idmarker, onepass
 from .compare import answering, describe_stale, full_pass, partitions
@@ -34,11 +34,11 @@ from .strays import check_types
 from .urls import mask_text
 
 if TYPE_CHECKING:
-    from .forge import Forge
+    from .forgeview import ForgeView
 
 Partial = dict[str, Any]  # JSON: see audit_partition for the keys
 
-__all__ = ["InProcessExecutor", "audit_partition", "finding_from_dict", "merge", "merge_all", "merge_repairs", "plan",
+__all__ = ["Done", "Executor", "InProcessExecutor", "audit_partition", "finding_from_dict", "merge", "merge_all", "merge_repairs", "plan",
            "repair_findings", "repair_groups", "to_report"]
 
 
@@ -83,7 +83,7 @@ def _task_stores(stores: StoreSet, task: dict[str, Any]) -> StoreSet:
                     {n: why for n, why in stores.down.items() if wanted(n)})
 
 
-def audit_partition(forge: Forge, task: dict[str, Any], *, verify_keys: bool = False, max_findings: int = 100_000,
+def audit_partition(forge: ForgeView, task: dict[str, Any], *, verify_keys: bool = False, max_findings: int = 100_000,
                     show_values: bool = False, stores: StoreSet | None = None,
                     progress: Callable[[int], None] | None = None, hashed: bool = True) -> Partial:
     """Audit the partitions of one type a task names in ``stores`` (by default: the stores of
@@ -281,7 +281,7 @@ def _once_on_source(findings: list[Finding], report: AuditReport) -> list[Findin
     return out
 
 
-def repair_findings(forge: Forge, findings: list[dict[str, Any]], delete_orphans: bool, max_delete: Any,
+def repair_findings(forge: ForgeView, findings: list[dict[str, Any]], delete_orphans: bool, max_delete: Any,
                     counts: dict[str, int | None], fraction: float = 1.0, stores: StoreSet | None = None,
                     rechecked: list[Finding] | None = None) -> dict[str, Any]:
     """Repair one group of findings (every finding of an ID is in the same group) as a
@@ -337,6 +337,23 @@ def merge_repairs(report: AuditReport, results: list[dict[str, Any]]) -> None:
     report.rechecked = rechecked
 
 
+#: ``done(i, result)``: called as the task of payload ``i`` finishes
+Done = Callable[[int, Any], None]
+
+
+class Executor(Protocol):
+    """Where the audit's tasks run: here (InProcessExecutor), in worker processes or on Celery
+    (uuid_forge.executors). Defined here, beside the one every audit has, so the audit names it
+    without importing the executors, which open Forges of their own."""
+
+    workers: int
+    name: str
+
+    def run(self, task: str, payloads: list[dict[str, Any]], done: Done | None = None) -> list[Any]:
+        """Each payload's result, in order; ``done(i, result)`` as each finishes."""
+        ...
+
+
 class InProcessExecutor:
     """Runs the audit's tasks here, one after the other, on stores already opened and pinged
     (``stores``): the executor a plain ``audit()`` uses, so one orchestrator serves both."""
@@ -347,13 +364,13 @@ class InProcessExecutor:
     #: uuid_forge.partial.plan) and one repair group
     in_process = True
 
-    def __init__(self, forge: Forge, stores: StoreSet, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, forge: ForgeView, stores: StoreSet, progress: Callable[[int], None] | None = None) -> None:
         self.forge = forge
         self.stores = stores
         self.progress = progress
 
     def run(self, task: str, payloads: list[dict[str, Any]],
-            done: Callable[[int, Any], None] | None = None) -> list[Any]:
+            done: Done | None = None) -> list[Any]:
         out: list[Any] = []
         for i, payload in enumerate(payloads):
             if task == "audit_partition":

@@ -66,11 +66,11 @@ from .precedence import (
     type_salt_env,
 )
 from .registry import known_schemes
-from .tombstones import parse_retention
 from .urls import mask_text, mask_url, scheme_of
 from .view import FULL, FieldView
 
-__all__ = ["AuditSettings", "ForgeSettings", "InPlace", "MigrateSettings", "StoreSettings", "WriteSettings", "load_settings"]
+__all__ = ["AuditSettings", "ForgeSettings", "InPlace", "MigrateSettings", "StoreSettings", "WriteSettings", "load_settings",
+           "parse_retention"]
 
 _SECTIONS = {"ids", "journal", "write", "stores", "types", "executor", "audit", "migrate"}
 _IDS = {"namespace", "scheme"}
@@ -515,3 +515,23 @@ def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = Non
         return parse_settings(doc, str(p), env, base=p.resolve().parent, flags=flags)
     except AdapterNotFoundError as err:
         raise ConfigError(str(err)) from None
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_retention(value: Any, where: str = "[write] tombstone_retention") -> float:
+    """Seconds from ``"90d"``, ``"12h"``, ``"2w"``, ``"3600s"`` or a number of seconds (0: keep none)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} {value!r}: give a duration such as \"90d\", \"12h\" or \"2w\"")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(value))
+        if m is None:
+            raise ConfigError(f"{where} {value!r}: give a duration such as \"90d\", \"12h\" or \"2w\" "
+                              "(units s, m, h, d, w)")
+        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    if seconds < 0:
+        raise ConfigError(f"{where} {value!r}: must be 0 or more")
+    return seconds

@@ -26,7 +26,7 @@ from .compare import answering
 from .errors import ExecutorError, UUIDForgeError
 from .forge import Forge
 from .handles import StoreSet
-from .partial import audit_partition, repair_findings
+from .partial import Done, audit_partition, repair_findings
 from .record import MalformedID
 from .repair import as_uuid, build_plan, recheck, refuse_if_guarded
 from .report import Finding
@@ -195,4 +195,3 @@ def unwrap(outcome: dict[str, Any]) -> Any:
     raise ExecutorError(outcome["message"])
 
 
-Done = Callable[[int, Any], None]

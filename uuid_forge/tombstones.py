@@ -27,21 +27,21 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .contract import DELETE, READ, RESERVED_TYPE_PREFIX, SCAN, WRITE, Adapter, chunked
 from .errors import ConfigError, ValidationError
 from .record import Record
 from .report import AuditReport
+from .settings import parse_retention
 
 if TYPE_CHECKING:
-    from .forge import Forge
+    from .forgeview import ForgeView
 
 log = logging.getLogger("uuid_forge.tombstones")
 
@@ -49,7 +49,6 @@ TOMBSTONE_TYPE = RESERVED_TYPE_PREFIX + "tombstone"
 TOMBSTONE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://uuid-forge.dev/tombstone")
 DEFAULT_RETENTION = "90d"
 READ_BATCH = 500
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 __all__ = ["DEFAULT_RETENTION", "TOMBSTONE_TYPE", "Tombstone", "deletion_time", "find", "flag_id", "forget", "held_by", "mark_deleted", "parse_retention",
            "purge_expired", "put", "supported", "time_of", "tombstone_id"]
@@ -112,24 +111,7 @@ def time_of(text: str) -> float:
         return 0.0
 
 
-def parse_retention(value: Any, where: str = "[write] tombstone_retention") -> float:
-    """Seconds from ``"90d"``, ``"12h"``, ``"2w"``, ``"3600s"`` or a number of seconds (0: keep none)."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where} {value!r}: give a duration such as \"90d\", \"12h\" or \"2w\"")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(value))
-        if m is None:
-            raise ConfigError(f"{where} {value!r}: give a duration such as \"90d\", \"12h\" or \"2w\" "
-                              "(units s, m, h, d, w)")
-        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    if seconds < 0:
-        raise ConfigError(f"{where} {value!r}: must be 0 or more")
-    return seconds
-
-
-def supported(forge: Forge) -> bool:
+def supported(forge: ForgeView) -> bool:
     """Whether the source can keep tombstones (it must read and write the reserved type)."""
     cached = getattr(forge, "_tombstones_supported", None)
     if cached is None:
@@ -237,7 +219,7 @@ def scan(source: Adapter) -> Iterator[Tombstone]:
                 yield stone
 
 
-def purge_expired(forge: Forge, retention: float | None = None, *, now: float | None = None,
+def purge_expired(forge: ForgeView, retention: float | None = None, *, now: float | None = None,
                   dry_run: bool = False) -> dict[str, int]:
     """Remove the tombstones older than ``retention`` seconds (default: the configured
     ``[write] tombstone_retention``); returns how many per entity type (that would go, with
