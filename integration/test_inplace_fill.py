@@ -22,7 +22,7 @@ from tests.scaffold import driver_missing
 sa = pytest.importorskip("sqlalchemy", reason=driver_missing("sqlalchemy"))
 pytest.importorskip("psycopg", reason=driver_missing("psycopg"))
 
-from adapters.sql.migration import ShadowColumns, _name_parts
+from adapters.sql.migration import ShadowColumns, name_parts
 from uuid_forge import IDConfig, Namespace, UUIDGenerator
 from uuid_forge.ids import canonical_name
 from uuid_forge.pgfunctions import postgres_functions_sql
@@ -84,7 +84,7 @@ def test_fill_gives_every_row_the_python_id(engine: Any, fields: dict[str, str],
     rows = _rows(list(fields.values()), 400, seed=len(name))
     _table(engine, name, dict.fromkeys(fields.values(), "text"), rows)
     shadow = ShadowColumns(engine, SCHEMA)
-    expression, _ = shadow._call(name, NS.uuid, "user", fields, salt, None)
+    expression, _ = shadow.id_expression(name, NS.uuid, "user", fields, salt, None)
     assert "uuid_generate_v5" in expression and "uuid_forge_id(" in expression  # both paths in one statement
     assert shadow.fill(name, "id", "new_id", NS.uuid, "user", fields, salt, None, batch=64) == 400
     generator = UUIDGenerator(IDConfig(namespace=NS, salt=salt))
@@ -93,7 +93,7 @@ def test_fill_gives_every_row_the_python_id(engine: Any, fields: dict[str, str],
         assert new_id == generator.generate("user", **key), key
     assert shadow.stale(name, "new_id", NS.uuid, "user", fields, salt, None) == 0
     # the plain path answers exactly for the rows whose values are all plain, and there with Python's ID
-    plain, parts = shadow._plain_name(name, SCHEMA, "user", fields, salt, "")  # type: ignore[misc]
+    plain, parts = shadow.plain_id_expression(name, SCHEMA, "user", fields, salt, "")
     with engine.connect() as conn:
         taken = conn.execute(sa.text(f'SELECT id FROM {SCHEMA}."{name}" WHERE {plain} = new_id'),
                              {"ns": str(NS.uuid), **parts}).scalars().all()
@@ -126,7 +126,7 @@ def test_a_key_column_not_text_keeps_the_jsonb_path(engine: Any) -> None:
     """An integer key column could print other than Python's canonical integer: no plain path."""
     _table(engine, "t_int", {"email": "text", "n": "bigint"}, [{"email": "a@b.c", "n": 9_007_199_254_740_993}])
     shadow = ShadowColumns(engine, SCHEMA)
-    expression, _ = shadow._call("t_int", NS.uuid, "user", {"email": "email", "n": "n"}, "", None)
+    expression, _ = shadow.id_expression("t_int", NS.uuid, "user", {"email": "email", "n": "n"}, "", None)
     assert "uuid_generate_v5" not in expression
     shadow.fill("t_int", "id", "new_id", NS.uuid, "user", {"email": "email", "n": "n"}, "", None, batch=10)
     generator = UUIDGenerator(IDConfig(namespace=NS))
@@ -136,7 +136,7 @@ def test_a_key_column_not_text_keeps_the_jsonb_path(engine: Any) -> None:
 
 def test_the_salt_is_a_parameter_never_sql_text(engine: Any) -> None:
     _table(engine, "t_salt", {"email": "text"}, [{"email": "a@b.c"}])
-    expression, params = ShadowColumns(engine, SCHEMA)._call("t_salt", NS.uuid, "user", {"email": "email"},
+    expression, params = ShadowColumns(engine, SCHEMA).id_expression("t_salt", NS.uuid, "user", {"email": "email"},
                                                              "Zq-salt-7", None)
     assert "Zq-salt-7" not in expression
     assert any("Zq-salt-7" in str(v) for v in params.values())
@@ -145,8 +145,8 @@ def test_the_salt_is_a_parameter_never_sql_text(engine: Any) -> None:
 def test_name_parts_join_to_the_canonical_name() -> None:
     """The constant parts with each value's canonical text between them are the name Python hashes."""
     fields = ["z", "a", "\U0001f600", "\ue000", 'q"']
-    order, constants = _name_parts("ord\u00e9r", fields, 'sa"lt')  # type: ignore[misc]
+    order, constants = name_parts("ord\u00e9r", fields, 'sa"lt')
     values = {f: f"v{i}" for i, f in enumerate(fields)}
     joined = constants[0] + "".join(f'"{values[f]}"' + constants[i + 1] for i, f in enumerate(order))
     assert joined == canonical_name("ord\u00e9r", (), values, 'sa"lt')
-    assert _name_parts("user", ["a"], "\x01uuid-forge-value-0\x01") is None  # a salt holding the marker
+    assert name_parts("user", ["a"], "\x01uuid-forge-value-0\x01") is None  # a salt holding the marker
