@@ -487,3 +487,21 @@ def test_cli_delete_messages_name_what_was_given_and_where(tmp_path: Path) -> No
         code, _output, error = run_cli(["delete", *c, "--jsonl", str(lines), *extra], env)
         assert code == 2 and f"{lines} line 2 (person): id" in error and "deletes[1]" not in error, error
         assert "secret" not in error
+
+
+def test_cli_delete_exits_1_when_a_required_store_keeps_an_unproven_entry(tmp_path: Path) -> None:
+    """An undeclared type's file holds its data only, so nothing proves it ours: the delete leaves it,
+    and must not report success; the message says how to make entries provable."""
+    config = write_forge_toml(tmp_path / "uuid-forge.toml", {"db": f"sqlite:///{tmp_path / 'src.sqlite3'}",
+                                                            "files": f"file://{tmp_path / 'files'}"},
+                              "db", namespace="deletes.cli", journal=tmp_path / "j.sqlite3")
+    env, c = {"UUID_FORGE_SALT": "pepper"}, ["-c", str(config)]
+    code, output, error = run_cli(["write", *c, "user", "-k", "email=ann@example.com", "-d", "name=Ann"], env)
+    assert code == 0, output + error
+    code, output, error = run_cli(["delete", *c, "--entity", "user", "-k", "email=ann@example.com"], env)
+    assert code == 1, output + error
+    assert "files still holds entries not proven ours" in error and "[types.user] key = [...]" in error, error
+    assert "ann@example.com" not in output + error
+    assert len(list((tmp_path / "files").rglob("*.json"))) == 1  # left, as the rule says
+    code, output, error = run_cli(["delete", *c, "--entity", "user", "-k", "email=ann@example.com", "--dry-run"], env)
+    assert code == 0, output + error  # a dry run deletes nothing: what it would leave is no failure

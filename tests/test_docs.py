@@ -113,8 +113,10 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     assert "id: 645c67f9-eab3-5fa4-9dd4-2b3542dc8dc7" in out, out  # the ID `generate` printed
     assert "INCONSISTENT" in out and "files: 1 missing, 1 stale" in out, out
     assert "rewrite 2 record(s) from db (1 missing, 1 stale, 0 malformed)" in out, out
-    last = out.rstrip().splitlines()[-1]
-    assert last.startswith("repaired: audit of user against db: 2 findings fixed") and "now consistent" in last, out
+    assert any(line.startswith("repaired: audit of user against db: 2 findings fixed") and "now consistent" in line
+               for line in out.splitlines()), out
+    deleted = [line.split("│")[1:5] for line in out.splitlines() if line.startswith("│ ")][-2:]  # the delete's table
+    assert [[c.strip() for c in row] for row in deleted] == [["db", "source", "ok", "1"], ["files", "required", "ok", "1"]]
 
     env["UUID_FORGE_SALT"] = "v1"  # exported by the tour's shell, which the Python runs after
     for body in (body for lang, body in blocks if lang == "python"):

@@ -145,7 +145,8 @@ def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids
     unless 'uuid-forge write --recreate'. An entity the source neither holds nor has a
     tombstone for (a mistyped key) is left alone everywhere, with no tombstone, and named in a
     warning; --force deletes it everywhere and tombstones it anyway. Exit 0 when the source and
-    every required store deleted (an entity not in the source too), 2 otherwise. With --erase: the journal scrubbed too, every store read back and a
+    every required store deleted (an entity not in the source too), 1 when one of them left an
+    entry it could not prove ours, 2 otherwise. With --erase: the journal scrubbed too, every store read back and a
     report per store of what remains (docs/erasure.md); exit 0 only when every store proved
     absence, 1 when one still holds an entity or could not be read back.
 
@@ -191,3 +192,13 @@ def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids
             raise
         _show(report, as_json, items, forge)
         metrics.record(report)
+        left = sorted(s.name for s in report.stores.values() if s.unproven and s.role != "optional")
+        if left and not report.dry_run:  # the entity is still there: not a success to report
+            undeclared = sorted({str(i.get("entity_type")) for i in items} - set(forge.types))
+            if not as_json:
+                hint = (f"; an entry is proven ours when the key fields it holds rebuild its ID: declare "
+                        f"[types.{undeclared[0]}] key = [...] so each write stores them (docs/entity-types.md)"
+                        if undeclared else "")
+                err.print(f"uuid-forge: {', '.join(left)} still hold{'s' if len(left) == 1 else ''} entries "
+                          f"not proven ours (exit 1){hint}", markup=False)
+            raise click.exceptions.Exit(1)
