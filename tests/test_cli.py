@@ -99,7 +99,7 @@ def test_encode_one_form() -> None:
     (["generate", "", "-a", "k=1"], "entity_type must not be empty"),
     (["decode", "not-a-uuid"], "not a UUID in any form"),
     (["decode", "3NE222NYZC839TW99Z3GNXMCKB"], "lowercase"),
-    (["extract", "INV-nothing"], "No valid UUID"),
+    (["extract", "INV-nothing"], "no UUID found at the end of 'INV-nothing'"),
     (["new-salt", "--length", "4"], "at least 16"),
     (["generate", "x", "-a", "k=1", "--namespace", ""], "--namespace '': give a domain"),
     (["generate"], "Missing argument"),
@@ -234,3 +234,36 @@ def test_write_without_a_salt_warns_before_the_first_write(tmp_path: Path) -> No
     assert code == 0 and "written without a salt or secret" in err
     code, _, err = run(["write", "-c", str(conf), "other", "-k", "email=a@x.org"], env={"UUID_FORGE_SALT": "s" * 32})
     assert "written without a salt" not in err
+
+
+@pytest.mark.parametrize("form", ["string", "hex", "base64url", "base32", "urn"])
+@pytest.mark.parametrize("separator", ["-", "_", ":"])
+def test_extract_reads_back_what_generate_prefix_printed(form: str, separator: str) -> None:
+    """Every form ``generate --prefix`` writes, with a separator the base64url form may itself hold."""
+    code, bare, err = run_cli(["generate", "invoice", "-a", "region=EUR", "-n", "orders"])
+    assert code == 0, err
+    for region in ("EUR", "EU-WEST_2"):
+        code, prefixed, err = run_cli(["generate", "invoice", "-a", "region=EUR", "-n", "orders", "--prefix",
+                                       f"INV{separator}{region}", "--separator", separator, "--form", form])
+        assert code == 0, err
+        code, out, err = run_cli(["extract", prefixed.strip(), "--separator", separator])
+        assert (code, out.strip()) == (0, bare.strip()), (prefixed, err)
+
+
+@pytest.mark.parametrize(("given", "said"), [([], "missing: email"),
+                                             (["-a", "mail=john@example.com"], "not key fields: mail; missing: email"),
+                                             (["john@example.com"], "1 positional value; missing: email"),
+                                             (["-a", "email=j@x.org", "-a", "age:=3"], "not key fields: age")])
+def test_generate_for_a_declared_type_takes_exactly_its_key_fields(tmp_path: Path, given: list[str],
+                                                                   said: str) -> None:
+    """Any other key gives an ID no writer stores (write refuses it too): refused, naming the fields."""
+    config = scaffold.write_forge_toml(tmp_path / "uuid-forge.toml", {"db": f"sqlite:///{tmp_path / 'a.db'}"}, "db",
+                                       namespace="users.myapp.com", extra='[types.user]\nkey = ["email"]')
+    env = {"UUID_FORGE_SALT": "v1"}
+    code, out, err = run_cli(["generate", "user", *given, "-c", str(config)], env)
+    assert code == 2 and "declares key = ['email']" in err and said in err, err
+    assert "john@example.com" not in err
+    code, out, err = run_cli(["generate", "user", "-a", "email=john@example.com", "-c", str(config)], env)
+    assert (code, out.strip()) == (0, "645c67f9-eab3-5fa4-9dd4-2b3542dc8dc7"), err  # the README's ID
+    code, out, err = run_cli(["generate", "order", "-a", "n:=1", "-c", str(config)], env)
+    assert code == 0, err  # an undeclared type takes any key, as in 0.1.x

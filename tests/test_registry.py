@@ -66,6 +66,21 @@ def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     assert "pymongo" in str(info.value) and 'pip install "uuid-forge[mongodb]"' in str(info.value)
 
 
+@pytest.mark.parametrize(("url", "driver", "extra"), [("postgresql://u:pw@127.0.0.1/x", "psycopg", "postgres"),
+                                                      ("mariadb://u:pw@127.0.0.1/x", "pymysql", "mariadb"),
+                                                      ("mysql+pymysql://u:pw@127.0.0.1/x", "pymysql", "mariadb")])
+def test_a_missing_sql_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch, url: str, driver: str,
+                                             extra: str) -> None:
+    """SQLAlchemy is installed, the backend's driver is not: the SQL adapter loads, then
+    create_engine fails on the driver's import; the error is ours, with the install line."""
+    pytest.importorskip("sqlalchemy")
+    monkeypatch.setitem(sys.modules, driver, None)  # its import now fails as if not installed
+    with pytest.raises(DriverMissingError) as info:
+        open_store(url)
+    assert repr(driver) in str(info.value) and f'pip install "uuid-forge[{extra}]"' in str(info.value)
+    assert "pw" not in str(info.value)
+
+
 def test_register_adapter_and_clobber(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "_registered", {})
     monkeypatch.setattr(registry, "registered", registry.MappingProxyType(registry._registered))

@@ -78,6 +78,24 @@ def test_bad_configs_are_refused_with_the_place(tmp_path: Path, text: str, needl
     assert "uuid-forge.toml" in str(info.value) or "not found" in str(info.value)
 
 
+@pytest.mark.parametrize(("env", "file_line", "flags", "needle"), [
+    ({"UUID_FORGE_SCHEME": "bogus"}, "", {}, "env UUID_FORGE_SCHEME (scheme): unknown scheme 'bogus'"),
+    ({}, 'scheme = "v9"', {}, "[ids] (scheme): unknown scheme 'v9'"),
+    ({"UUID_FORGE_SALT": "ok\udcff"}, "", {}, "env UUID_FORGE_SALT (salt): not valid text"),
+    ({"UUID_FORGE_SECRET": "\ud800" * 20}, "", {}, "env UUID_FORGE_SECRET (secret): not valid text"),
+    ({"UUID_FORGE_SCHEME": "bogus"}, "", {"scheme": "also-bad"}, "flag --scheme (scheme): unknown scheme 'also-bad'"),
+])
+def test_a_bad_id_value_is_named_with_the_layer_it_came_from(tmp_path: Path, env: dict[str, str], file_line: str,
+                                                             flags: dict[str, str], needle: str) -> None:
+    """The file, the environment or a flag: the error says which, so a cron job's environment is
+    not mistaken for the file; a salt or secret is never shown."""
+    text = GOOD.replace('namespace = "users.myapp.com"', f'namespace = "users.myapp.com"\n{file_line}')
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), env, flags)
+    assert needle in str(info.value), str(info.value)
+    assert "\udcff" not in str(info.value) and "\ud800" not in str(info.value)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.toml", {})

@@ -24,6 +24,7 @@ from typing import Any
 
 from . import legacy
 from .canonical import canonical, canonical_str
+from .encodings import decode
 from .errors import CanonicalTypeError, CanonicalValueError, ConfigError, DecodeError
 from .precedence import NAMESPACE_ENV, SALT_ENV, SCHEME_ENV, SECRET_ENV
 from .uuidints import uuid_of_int, uuids_of_ints
@@ -432,18 +433,28 @@ def generate_uuid_with_prefix(entity_type: str, *args: Any, prefix: str | None =
 
 
 def extract_uuid_from_prefixed(prefixed_id: str, separator: str = "-") -> uuid.UUID:
-    """The UUID at the end of ``PREFIX{separator}UUID`` (or a bare UUID)."""
+    """The UUID at the end of ``PREFIX{separator}UUID`` (or a bare UUID), in the forms
+    ``generate --prefix --form`` writes: string, hex, urn, then base64url (22) and base32 (26)."""
     if not isinstance(prefixed_id, str):
         raise DecodeError(f"expected a str, got {type(prefixed_id).__name__}")
     parts = prefixed_id.split(separator) if separator else [prefixed_id]
-    for i in range(len(parts)):
-        candidate = separator.join(parts[i:])
+    suffixes = [separator.join(parts[i:]) for i in range(len(parts))]
+    for candidate in suffixes:
         if len(candidate) in (32, 36, 38, 45):
             try:
                 return uuid.UUID(candidate)
             except ValueError:
                 continue
-    raise DecodeError(f"No valid UUID found in {prefixed_id!r}")
+    for form, length in (("base64url", 22), ("base32", 26)):  # a base64url may hold the separator
+        for candidate in suffixes:
+            if len(candidate) == length:
+                try:
+                    return decode(candidate, form)
+                except DecodeError:
+                    continue
+    shown = prefixed_id if len(prefixed_id) <= 80 else prefixed_id[:77] + "..."
+    raise DecodeError(f"no UUID found at the end of {shown!r} after the separator {separator!r} (looked for "
+                      "string 36, hex 32, urn 45, base64url 22 and base32 26 characters)")
 
 
 def generate_salt(length: int = 32) -> str:

@@ -257,12 +257,7 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
         raise ConfigError(f"{origin} [ids]: keep salt and secret out of the file; set {SALT_ENV} / {SECRET_ENV}")
     _unknown(f"{origin} [ids]", ids, _IDS)
     picked = id_settings(ids, env, origin, flags)  # flags > environment > file > default: uuid_forge.precedence
-    namespace, scheme = picked["namespace"].value, picked["scheme"].value or SCHEMES[0]
-    try:
-        id_config = IDConfig(namespace=coerce_namespace(namespace) if namespace else IDConfig().namespace,
-                             salt=picked["salt"].value or "", scheme=scheme, secret=picked["secret"].value or None)
-    except (ConfigError, TypeError) as err:
-        raise ConfigError(f"{origin} [ids]: {err}") from None
+    id_config = _id_config(picked)
 
     journal = _typed(f"{origin} [journal]", doc.get("journal", {}), dict, "a table")
     _unknown(f"{origin} [journal]", journal, _JOURNAL)
@@ -515,6 +510,41 @@ def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = Non
         return parse_settings(doc, str(p), env, base=p.resolve().parent, flags=flags)
     except AdapterNotFoundError as err:
         raise ConfigError(str(err)) from None
+
+
+def _id_config(picked: dict[str, Any]) -> IDConfig:
+    """The [ids] configuration; a bad value is named with the layer it came from (the file, the
+    environment or a flag), the salt and secret never shown."""
+    def bad(key: str, err: Exception) -> ConfigError:
+        return ConfigError(f"{picked[key].origin} ({key}): {err}")
+
+    namespace, scheme = picked["namespace"].value, picked["scheme"].value or SCHEMES[0]
+    try:
+        ns = coerce_namespace(namespace) if namespace else IDConfig().namespace
+    except (ConfigError, TypeError) as err:
+        raise bad("namespace", err) from None
+    try:
+        config = IDConfig(namespace=ns, scheme=scheme)
+    except (ConfigError, TypeError) as err:
+        raise bad("scheme", err) from None
+    for key in ("salt", "secret"):
+        value = picked[key].value
+        if value and isinstance(value, str) and not _encodable(value):
+            raise ConfigError(f"{picked[key].origin} ({key}): not valid text (it holds bytes that are not UTF-8, "
+                              "such as a lone surrogate); set it again, for example with uuid-forge new-salt")
+    try:
+        return IDConfig(namespace=ns, salt=picked["salt"].value or "", scheme=config.scheme,
+                        secret=picked["secret"].value or None)
+    except (ConfigError, TypeError) as err:
+        raise bad("salt" if picked["salt"].value and "secret" not in str(err).lower() else "secret", err) from None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}

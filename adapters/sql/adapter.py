@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from uuid_forge.containers import Containers
 from uuid_forge.contract import BATCH_SIZE, SCAN, Adapter, Check, Option, ScanItem
-from uuid_forge.errors import ConfigError, StoreError, UUIDForgeError, ValidationError
+from uuid_forge.errors import ConfigError, DriverMissingError, StoreError, UUIDForgeError, ValidationError
 from uuid_forge.record import ForeignEntry, Partition, RawEntry, Record
 
 from . import digests
@@ -37,6 +37,14 @@ _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,29}")
 _ID_FORMATS = ("uuid", "hex", "string")
 _NULLS = ("value", "absent")
 
+
+
+def _driver_hint(backend: str, module: str | None) -> str:
+    """How to install a SQL backend's driver: the extra that brings the one we default to."""
+    extra = {"postgresql": "postgres", "mysql": "mariadb", "mariadb": "mariadb"}.get(backend)
+    if extra is not None and module in ("psycopg", "pymysql"):
+        return f'pip install "uuid-forge[{extra}]"'
+    return f"pip install the package that provides {module!r} (or name another driver in the URL)"
 
 class SQLAdapter(Adapter):
     """Records in SQL tables; the ID in a native ``uuid`` column on PostgreSQL.
@@ -221,11 +229,15 @@ class SQLAdapter(Adapter):
         args = self._dialect.connect_args(opts["connect_timeout"], opts["read_timeout"],
                                           None if timeout is None else float(timeout))
         style = {"paramstyle": self._dialect.paramstyle} if self._dialect.paramstyle else {}
-        self._engine = sa.create_engine(
-            sa_url, pool_pre_ping=True, future=True,
-            connect_args={k: v for k, v in args.items() if k not in sa_url.query},  # the URL's own settings win
-            # bound parameters are entity data (emails, SSNs): never in an error text or a log line
-            **{**style, **dict(opts["engine_options"] or {}), "hide_parameters": True})
+        try:
+            self._engine = sa.create_engine(
+                sa_url, pool_pre_ping=True, future=True,
+                connect_args={k: v for k, v in args.items() if k not in sa_url.query},  # the URL's own settings win
+                # bound parameters are entity data (emails, SSNs): never in an error text or a log line
+                **{**style, **dict(opts["engine_options"] or {}), "hide_parameters": True})
+        except ModuleNotFoundError as err:  # SQLAlchemy is here, the backend's driver is not
+            raise DriverMissingError(f"the {sa_url.drivername!r} store needs the driver {err.name!r}, which is not "
+                                     f"installed: {_driver_hint(sa_url.get_backend_name(), err.name)}") from None
         self._settings = SQLSettings(
             prefix=prefix, schema=opts["schema"], id_format=opts["id_format"], data_type=opts["data_type"],
             table=table, entity_type=opts["entity_type"], columns=dict(opts["columns"] or {}),

@@ -112,6 +112,7 @@ class Resolved:
     file: str | None
     file_origin: str
     rows: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (shown value, origin)
+    key: tuple[str, ...] = ()  # the entity type's declared key fields ([types.NAME] key), if any
 
 
 def resolve_ids(config_path: str | None, entity_type: str | None, flags: dict[str, Any], use_env: bool,
@@ -155,6 +156,7 @@ def resolve_ids(config_path: str | None, entity_type: str | None, flags: dict[st
         if need_salts and own.salt_missing and "salt" not in given:
             raise ConfigError(f"{path} [types.{entity_type}]: its salt comes from ${own.salt_env}, which is not "
                               "set; the ID printed without it would not be the one the writer stores")
+        resolved.key = tuple(own.key or ())
         base = own.id_config(config)
         resolved.config = IDConfig(namespace=given.get("namespace", base.namespace), salt=given.get("salt", base.salt),
                                    scheme=base.scheme, secret=base.secret)

@@ -51,9 +51,17 @@ def generate(entity_type: str, args: tuple[str, ...], attrs: tuple[str, ...], pr
       UUID_FORGE_SECRET=... uuid-forge generate user -a email=x@y.z   # keyed UUIDv8
       uuid-forge generate order -a order_number=A-1 -c uuid-forge.toml   # [types.order] namespace/salt
     """
-    config = resolve_ids(config_path, entity_type, id_flags(namespace, salt, scheme), use_env).config
+    resolved = resolve_ids(config_path, entity_type, id_flags(namespace, salt, scheme), use_env)
+    config = resolved.config
     values = parse_positional(args)
     kwargs = parse_assignments(attrs)
+    if resolved.key and (values or set(kwargs) != set(resolved.key)):  # else an ID no writer stores
+        unknown, missing = sorted(set(kwargs) - set(resolved.key)), [k for k in resolved.key if k not in kwargs]
+        said = [f"{len(values)} positional value{'s' if len(values) > 1 else ''}" if values else "",
+                f"not key fields: {', '.join(unknown)}" if unknown else "",
+                f"missing: {', '.join(missing)}" if missing else ""]
+        raise click.UsageError(f"{resolved.file} [types.{entity_type}] declares key = {list(resolved.key)}: give "
+                               f"exactly those with -a FIELD=VALUE ({'; '.join(filter(None, said))})")
     ident = UUIDGenerator(config).generate(entity_type, *values, **kwargs)
     text = cast(str, encode(ident, form))  # TEXT_FORMS: never bytes
     shown = f"{prefix}{separator}{text}" if prefix else text
