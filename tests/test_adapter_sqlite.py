@@ -445,3 +445,17 @@ def test_a_missing_column_is_named_in_words_not_as_a_python_list(people_db: Path
                    fields={**PEOPLE_FIELDS, "phone": "phone"}).check_entity_type("person")
     said = str(refused.value)
     assert "has no column 'phone'; its columns: " in said and "[" not in said, said
+
+
+def test_a_url_argument_sqlite_would_ignore_is_refused_naming_it(tmp_path: Path) -> None:
+    """SQLAlchemy only warns (and drops it): a typo such as ?colour= or ?timout= must not pass in
+    silence, nor print a raw SAWarning; arguments the driver takes still pass."""
+    from uuid_forge import ValidationError, open_store
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning escapes either
+        with pytest.raises(ValidationError) as info:
+            open_store(f"sqlite:///{tmp_path / 'a.db'}?colour=red&timout=5")
+        assert "colour, timout" in str(info.value) and "not an option of the sql adapter" in str(info.value)
+        store = open_store(f"sqlite:///{tmp_path / 'a.db'}?timeout=5&prefix=app_")
+        store.close()

@@ -174,6 +174,20 @@ def test_validate_passes_a_good_configuration_and_lists_each_check(site: Path) -
     assert named[("db", "ID-configuration guard")] == "ok" and named[("files", "answers")] == "ok"
 
 
+@pytest.mark.parametrize("env", [{"UUID_FORGE_SALT": "another-salt-0123456789"},
+                                 {"UUID_FORGE_SALT": SALT, "UUID_FORGE_SECRET": "k" * 32}])
+def test_validate_fails_a_salt_or_secret_the_source_was_not_written_with(site: Path, env: dict[str, str]) -> None:
+    """Every write would refuse this configuration (the marker differs): validate must not pass it."""
+    code, out, err = run_cli(["validate", "-c", str(site), "--json"], env, columns=300)
+    assert code == 2, out + err
+    checks = {(c["store"], c["check"]): c for c in json.loads(out)["checks"]}
+    mine = checks[("db", "ID configuration of user")]
+    assert mine["status"] == "failed" and "entity type 'user': the" in mine["message"] and "refused" in mine["message"]
+    assert all(v not in out + err for v in env.values())  # neither salt nor secret shown
+    code, checks_now = _checks(site)  # the salt it was written with: the same marker
+    assert code == 0 and {(c["check"], c["status"]) for c in checks_now} >= {("ID configuration of user", "ok")}
+
+
 def test_validate_names_a_misspelled_option_with_the_close_match(site: Path) -> None:
     text = site.read_text(encoding="utf-8")
     site.write_text(text.replace('url = "file://', 'options = { layuot = "data" }\nurl = "file://'), encoding="utf-8")

@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .classify import scheme_versions
-from .contract import SCAN
+from .contract import RESERVED_TYPE_PREFIX, SCAN
 from .errors import ConfigError, OptionError, UUIDForgeError, ValidationError
 from .handles import StoreHandle
-from .idmarker import why_unsupported
+from .idmarker import status, why_unsupported
 from .registry import open_store
 from .settings import ForgeSettings
 from .urls import mask_text
@@ -97,6 +97,29 @@ def _types(settings: ForgeSettings, source: StoreHandle | None, out: list[StoreC
     return types
 
 
+def _markers(settings: ForgeSettings, up: list[StoreHandle], types: list[str]) -> list[StoreCheck]:
+    """Each type's ID configuration against the marker the source recorded: a run under another
+    salt, secret or namespace (a cron job without the salt) is refused by every write, so it must
+    fail here too. Read only; no value of a salt or secret is shown."""
+    from .forge import Forge
+
+    forge = Forge(up, ids=settings.ids, types=settings.types, journal=None)  # the open stores, not closed here
+    out = []
+    try:
+        rows = status(forge, [t for t in types if not t.startswith(RESERVED_TYPE_PREFIX)])
+    except UUIDForgeError as err:
+        return [StoreCheck(forge.source.name, "ID configuration", FAILED, mask_text(str(err)))]
+    for row in rows:
+        check = f"ID configuration of {row['entity_type']}"
+        if row["state"] == "differs":
+            out.append(StoreCheck(forge.source.name, check, FAILED, f"{row['message']}; every write, replay and "
+                                  "repair would be refused ('uuid-forge ids status' shows it)"))
+        else:
+            out.append(StoreCheck(forge.source.name, check, OK, "the one the source recorded" if row["state"] == "same"
+                                  else "no marker yet: the first write records it"))
+    return out
+
+
 def check_stores(settings: ForgeSettings) -> list[StoreCheck]:
     """Every store of ``settings`` opened, pinged and checked as its first use would, nothing
     written; then the ID-configuration guard. The adapters are closed before returning."""
@@ -116,6 +139,8 @@ def check_stores(settings: ForgeSettings) -> list[StoreCheck]:
                                   "environment) is not detected, and would give old keys new IDs; keep the source in "
                                   "a store that can hold the marker record, or keep the salt with the same care"
                                   if why else "on: the source keeps a digest of each type's ID configuration"))
+            if not why:
+                out += _markers(settings, up, types)
     finally:
         for h in handles:
             try:

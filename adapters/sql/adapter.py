@@ -10,6 +10,7 @@ import contextlib
 import functools
 import re
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -230,11 +231,18 @@ class SQLAdapter(Adapter):
                                           None if timeout is None else float(timeout))
         style = {"paramstyle": self._dialect.paramstyle} if self._dialect.paramstyle else {}
         try:
-            self._engine = sa.create_engine(
-                sa_url, pool_pre_ping=True, future=True,
-                connect_args={k: v for k, v in args.items() if k not in sa_url.query},  # the URL's own settings win
-                # bound parameters are entity data (emails, SSNs): never in an error text or a log line
-                **{**style, **dict(opts["engine_options"] or {}), "hide_parameters": True})
+            with warnings.catch_warnings():  # SQLite drops a query argument it does not know with a warning
+                warnings.filterwarnings("error", message="Query string argument", category=sa_exc.SAWarning)
+                self._engine = sa.create_engine(
+                    sa_url, pool_pre_ping=True, future=True,
+                    connect_args={k: v for k, v in args.items() if k not in sa_url.query},  # the URL's own win
+                    # bound parameters are entity data (emails, SSNs): never in an error text or a log line
+                    **{**style, **dict(opts["engine_options"] or {}), "hide_parameters": True})
+        except sa_exc.SAWarning as warning:  # a typo in the URL must not be ignored in silence
+            names = re.findall(r"'([^']+)'", str(warning).partition(" are not accepted")[0])
+            raise ValidationError(
+                f"{self.url()}: URL argument(s) {', '.join(names)}: not an option of the sql adapter (docs/stores.md "
+                "lists them) nor one the SQLite driver takes") from None
         except ModuleNotFoundError as err:  # SQLAlchemy is here, the backend's driver is not
             raise DriverMissingError(f"the {sa_url.drivername!r} store needs the driver {err.name!r}, which is not "
                                      f"installed: {_driver_hint(sa_url.get_backend_name(), err.name)}") from None

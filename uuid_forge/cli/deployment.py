@@ -95,7 +95,9 @@ def validate(namespace: str | None, salt: str | None, scheme: str | None, use_en
     misspelled options (with the close match), whether it answers, each declared type (and each
     type the source holds) accepted, the user's own table and its mapped columns (an unmapped
     NOT NULL column refuses the table), an Elasticsearch index's mapping (your own index must map
-    uf_id as a keyword), and whether the ID-configuration guard is on for the source. Each check
+    uf_id as a keyword), whether the ID-configuration guard is on for the source, and each type's
+    ID configuration against the marker the source recorded (a salt missing from cron's
+    environment fails here, as every write would refuse it). Each check
     is named: ok, failed, off or skipped. Exit 0 ok, 1 weak (or a warning or a check that is off,
     with --strict), 2 a check failed: the commands that open the stores would refuse them.
     """
@@ -123,7 +125,7 @@ def validate(namespace: str | None, salt: str | None, scheme: str | None, use_en
             checks.append(StoreCheck(None, key, "weak", f"{origin}: the writer would refuse this type"))
             weak = True
     if resolved.file and not offline:
-        checks += check_stores(load_settings(resolved.file))
+        checks += check_stores(load_settings(resolved.file, None if use_env else {}, id_flags(namespace, salt, scheme)))
     failed = any(c.status == FAILED for c in checks)
     weak = weak or (strict and any(c.status in (OFF, SKIPPED) for c in checks))
     code = 2 if failed else 1 if weak else 0
