@@ -83,7 +83,7 @@ def test_decode_every_form_json(v: dict[str, Any]) -> None:
 def test_inspect_shows_version_and_variant() -> None:
     code, out, _ = run(["inspect", "ZFxn-eqzX6Sd1Cs1QtyNxw", "--json"])
     assert code == 0
-    assert json.loads(out)["version"] == "5" and "RFC 9562" in json.loads(out)["variant"]
+    assert json.loads(out)["version"] == 5 and "RFC 9562" in json.loads(out)["variant"]  # a number, as generate --json
 
 
 def test_encode_one_form() -> None:
@@ -267,3 +267,30 @@ def test_generate_for_a_declared_type_takes_exactly_its_key_fields(tmp_path: Pat
     assert (code, out.strip()) == (0, "645c67f9-eab3-5fa4-9dd4-2b3542dc8dc7"), err  # the README's ID
     code, out, err = run_cli(["generate", "order", "-a", "n:=1", "-c", str(config)], env)
     assert code == 0, err  # an undeclared type takes any key, as in 0.1.x
+
+
+@pytest.mark.parametrize(("argv", "where", "said"), [
+    (["generate"], "uuid-forge generate", "Missing argument 'ENTITY_TYPE'"),
+    (["generate", "--bogus", "x"], "uuid-forge generate", "No such option '--bogus'"),
+    (["audit", "--apply", "-c", "/nonexistent.toml"], "uuid-forge audit", ""),
+    (["demo", "--users", "0"], "uuid-forge demo", "--users must be at least 10"),
+    (["nosuch"], "uuid-forge", "No such command 'nosuch'"),
+])
+def test_a_usage_error_is_one_line_naming_the_command_and_its_help(argv: list[str], where: str, said: str) -> None:
+    code, out, err = run_cli(argv)
+    assert code == 2 and out == "", out
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"{where}: error: ") and said in err and err.rstrip().endswith(f"(see '{where} --help')"), err
+
+
+@pytest.mark.parametrize(("secret", "warned"), [("\u00a4", True), ("k" * 31, True), ("k" * 32, False)])
+def test_validate_warns_of_a_short_secret_without_showing_it(secret: str, warned: bool) -> None:
+    env = {"UUID_FORGE_SALT": "a-salt-of-twenty-chars", "UUID_FORGE_SECRET": secret,
+           "UUID_FORGE_NAMESPACE": "short-secret.example"}
+    code, out, err = run_cli(["validate", "--offline", "--json"], env)
+    checks = [c for c in json.loads(out)["checks"] if c["check"] == "secret"]
+    assert bool(checks) == warned and code == 0, out + err
+    assert secret not in out + err
+    if warned:
+        assert checks[0]["status"] == "warning" and f"only {len(secret)} character(s)" in checks[0]["message"]
+        assert run_cli(["validate", "--offline", "--strict"], env)[0] == 1

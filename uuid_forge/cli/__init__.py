@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as done:
         return int(done.exit_code)
+    except click.UsageError as err:  # one line, as every other error, with where to read more
+        where = err.ctx.command_path if err.ctx is not None else "uuid-forge"
+        click.echo(f"{where}: error: {_one_line(err.format_message()).rstrip('.')} (see '{where} --help')", err=True)
+        return 2
     except click.ClickException as err:
         err.show()
         return 2

@@ -21,7 +21,7 @@ __all__ = ["demo"]
 @config_option("demo")
 @click.option("--dir", "directory", default=None, type=click.Path(file_okay=False),
               help="Where the embedded stores live [default: a temp dir, removed afterwards].")
-@click.option("--users", default=1000, show_default=True, help="Sample users to write.")
+@click.option("--users", default=1000, show_default=True, help="Sample users to write (at least 10).")
 @click.option("--orders", default=500, show_default=True, help="Sample orders to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def demo(config_path: str | None, directory: str | None, users: int, orders: int, as_json: bool) -> None:

@@ -116,6 +116,11 @@ def validate(namespace: str | None, salt: str | None, scheme: str | None, use_en
         checks.append(StoreCheck(None, "salt", "warning", f"salt is only {len(cfg.salt)} characters; use 16 or more "
                                  "(uuid-forge new-salt)"))
         weak = weak or strict
+    if cfg.secret and len(cfg.secret) < 32:
+        checks.append(StoreCheck(None, "secret", "warning", f"{SECRET_ENV} is only {len(cfg.secret)} character(s): a "
+                                 "short secret can be guessed from IDs and keys; use 32 or more (uuid-forge "
+                                 "new-salt makes a good one)"))
+        weak = weak or strict
     if cfg.namespace_uuid == uuid.NAMESPACE_DNS:
         checks.append(StoreCheck(None, "namespace", "warning", "the default namespace is in use; set [ids] namespace "
                                  f"or {NAMESPACE_ENV} to your domain"))
@@ -155,6 +160,8 @@ def info() -> None:
     from .. import __version__
 
     out.print(f"uuid-forge {__version__}: deterministic UUIDs (scheme uuid-forge/1, RFC 9562 v5/v8)")
-    out.print(f"configuration: {NAMESPACE_ENV}, {SALT_ENV}, {SECRET_ENV}, {SCHEME_ENV}")
+    out.print(escape(f"configuration: a TOML file (-c FILE, ${CONFIG_ENV} or ./{DEFAULT_CONFIG}: stores, [ids], "
+                     f"[types]); the environment ({NAMESPACE_ENV}, {SALT_ENV}, {SECRET_ENV}, {SCHEME_ENV}) wins over "
+                     "it, and a flag over both ('uuid-forge config' shows where each value came from)"))
     out.print("run 'uuid-forge --help' for the commands")
 

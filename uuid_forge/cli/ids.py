@@ -85,11 +85,19 @@ def _forms_table(ident: uuid.UUID, detected: str | None) -> Table:
     return table
 
 
+def _json_forms(ident: uuid.UUID) -> dict[str, Any]:
+    """Every form, with the version a number (or null), as ``generate --json`` gives it; the int
+    form stays text (a JSON number loses digits past 2**53 in most readers)."""
+    forms: dict[str, Any] = dict(all_forms(ident))
+    forms["version"] = int(forms["version"]) if forms["version"].isdigit() else None
+    return forms
+
+
 def _decode_cmd(value: str, form: str | None, as_json: bool, fit: str | None = None) -> None:
     ident = decode(value, form)
     detected = form or detect_form(value)
     if as_json:
-        emit_json({"input_form": detected, **all_forms(ident), **({"configuration": fit} if fit else {})})
+        emit_json({"input_form": detected, **_json_forms(ident), **({"configuration": fit} if fit else {})})
     else:
         out.print(_forms_table(ident, detected))
         if fit:
@@ -161,7 +169,7 @@ def encode_(value: str, form: str | None, as_json: bool) -> None:
         text = encode(ident, form)
         emit_json({form: text}) if as_json else click.echo(text)
     elif as_json:
-        emit_json(all_forms(ident))
+        emit_json(_json_forms(ident))
     else:
         out.print(_forms_table(ident, None))
 
