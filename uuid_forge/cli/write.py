@@ -12,8 +12,9 @@ import click
 from rich.markup import escape
 
 from .. import metrics
+from ..contract import READ
 from ..entitytypes import FROM_DATA
-from ..errors import PrivateFileError, ValidationError, WriteError
+from ..errors import PrivateFileError, UUIDForgeError, ValidationError, WriteError
 from ..forge import CLI_RECREATE_HINT, RECREATE_HINT, Forge
 from ..metrics import metrics_option
 from ..precedence import SALT_ENV, SECRET_ENV
@@ -112,6 +113,25 @@ def _write_chunks(forge: Forge, config_path: str, path: str, total: int, workers
     return report
 
 
+def _unprovable_in(forge: Forge, entity_type: str | None, ident: uuid.UUID) -> list[str]:
+    """The stores shared with others where the entry just written cannot be proven ours (read
+    back and asked of the prover): said once, at the first write, not found out at the first
+    delete. A declared type stores its key fields, so it is not asked."""
+    if entity_type is None or entity_type in forge.types:
+        return []
+    names = []
+    for h in forge.stores:
+        if h.source or READ not in h.adapter.capabilities or not h.adapter.shared(entity_type):
+            continue
+        try:
+            got = h.adapter.get_many(entity_type, [ident])
+        except UUIDForgeError:
+            continue  # a store that cannot answer now: the write report already says so
+        if ident in got and not forge.prover.proven(entity_type, {ident: got[ident]}, h.adapter.view):
+            names.append(h.name)
+    return names
+
+
 @click.command(context_settings=CONTEXT)
 @metrics_option("write")
 @config_option()
@@ -204,6 +224,12 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
             raise PrivateFileError(f"{failure}; {_entities(written)} were written to every store before it"
                                    ) from None
         show_write(report, as_json, single)
+        unprovable = _unprovable_in(forge, entity_type, single) if single is not None and report.entities else []
+        if unprovable and not as_json:
+            err.print(f"note: {', '.join(unprovable)} keep{'s' if len(unprovable) == 1 else ''} {entity_type!r} without "
+                      "its key fields, so nothing there proves uuid-forge wrote it: a delete, repair or drop will "
+                      f"leave it; declare [types.{entity_type}] key = [...] so each write stores them "
+                      "(docs/entity-types.md)", markup=False, highlight=False)
         if unsalted and report.entities:  # a later salt changes every ID: say so while there are few
             err.print(f"[yellow]warning:[/] written without a salt or secret ({SALT_ENV} / {SECRET_ENV}): "
                       "anyone who knows the keys can compute these IDs, and setting a salt later changes them all "
