@@ -34,7 +34,8 @@ EXIT_CODES: tuple[tuple[str, str, str, str], ...] = (
     ("replay", "nothing left pending in the journal", "something still pending (a store still down)",
      "error (bad configuration, unreadable journal)"),
     ("delete", ("the source and every required store deleted (an optional one may be journaled; an entity not "
-                "in the source is left alone, with a warning)"), "-",
+                "in the source is left alone, with a warning)"),
+     "the source or a required store keeps an entry it could not prove ours (left, named)",
      "the source or a required store could not delete (a required one: owed in the journal), bad input"),
     ("delete --erase", "every store read back and none holds the entities; the journal scrubbed",
      "a store still holds one (down: journaled, not proven ours, no delete) or could not be read back",
@@ -45,7 +46,7 @@ EXIT_CODES: tuple[tuple[str, str, str, str], ...] = (
                                                          "variable unset, or any warning or check that is off "
                                                          "with --strict"),
      ("invalid configuration: a store check failed (an unknown option, a missing column, an index mapping, "
-      "a store that does not answer)")),
+      "a store that does not answer, a type's ID configuration that differs from the one the source recorded)")),
     ("ids status / ids accept", "every marker matches / recorded", "a marker differs / would change (no --yes)",
      "error"),
     ("sql postgres", "printed; installed and checked (--install); every case passes (--check)",
