@@ -71,7 +71,7 @@ DEFAULT_URLS: dict[str, str] = {
     "postgres": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
     "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
     "redis": "redis://127.0.0.1:6379/15",
-    "amqp": "amqp://guest:guest@127.0.0.1:5672/%2F",
+    "amqp": "amqp://guest:guest@127.0.0.1:5672/uuid_forge_test",  # a vhost of its own, made when missing
 }
 
 #: database name used in MongoDB URLs (stand-in and docker-compose alike)

@@ -63,7 +63,6 @@ def _start(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str, exe
     forge = Forge.from_config(str(config))
     try:
         uf_celery.configure(load_settings(config).executor)
-        uf_celery.app.control.purge()
         plant_celery_drift(forge)
         forge.stores[1].adapter._client.set(f"{forge.stores[1].adapter.prefix}{ET}:{FOREIGN_EMAIL}", "theirs")
         workers.start("w1")

@@ -50,7 +50,6 @@ def setup(tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str,
         from uuid_forge.settings import load_settings
 
         uf_celery.configure(load_settings(config).executor)
-        uf_celery.app.control.purge()  # nothing left over from an earlier run
         plant_celery_drift(forge)
         workers.start("w1")
         workers.start("w2")

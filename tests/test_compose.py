@@ -18,7 +18,7 @@ EXPECTED = {
     "postgres": ("postgres:", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
     "mariadb": ("mariadb:", "mysql+pymysql://root@127.0.0.1:3306/test"),
     "redis": ("redis:", "redis://127.0.0.1:6379/15"),
-    "rabbitmq": ("rabbitmq:", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+    "rabbitmq": ("rabbitmq:", "amqp://guest:guest@127.0.0.1:5672/uuid_forge_test"),  # made through 15672
     "mongodb": ("mongo:", "mongodb://127.0.0.1:27017/uuid_forge_test"),
     "elasticsearch": ("docker.elastic.co/elasticsearch/elasticsearch:8.", "elasticsearch+http://127.0.0.1:9200"),
 }
