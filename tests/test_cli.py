@@ -302,10 +302,10 @@ def test_write_notes_a_store_where_the_entry_cannot_be_proven_ours(tmp_path: Pat
     stores = {"db": f"sqlite:///{tmp_path / 'a.db'}", "files": f"file://{tmp_path / 'files'}"}
     env = {"UUID_FORGE_SALT": "v1"}
     plain = scaffold.write_forge_toml(tmp_path / "plain.toml", stores, "db", namespace="users.myapp.com")
-    code, out, err = run_cli(["write", "-c", str(plain), "user", "-k", "email=john@example.com", "-d", "name=J"], env)
+    code, _, err = run_cli(["write", "-c", str(plain), "user", "-k", "email=john@example.com", "-d", "name=J"], env)
     assert code == 0 and "note: files keeps 'user' without its key fields" in err, err
     assert "[types.user] key = [...]" in err and "john@example.com" not in err
     declared = scaffold.write_forge_toml(tmp_path / "declared.toml", stores, "db", namespace="users.myapp.com",
                                          extra='[types.member]\nkey = ["email"]')
-    code, out, err = run_cli(["write", "-c", str(declared), "member", "-k", "email=ann@example.com", "-d", "n=A"], env)
+    code, _, err = run_cli(["write", "-c", str(declared), "member", "-k", "email=ann@example.com", "-d", "n=A"], env)
     assert code == 0 and "note:" not in err, err
