@@ -309,3 +309,10 @@ def test_write_notes_a_store_where_the_entry_cannot_be_proven_ours(tmp_path: Pat
                                          extra='[types.member]\nkey = ["email"]')
     code, _, err = run_cli(["write", "-c", str(declared), "member", "-k", "email=ann@example.com", "-d", "n=A"], env)
     assert code == 0 and "note:" not in err, err
+
+
+@pytest.mark.parametrize("argv", [[], ["ids"], ["sql"]])
+def test_a_group_without_a_command_prints_its_help_and_exits_0(argv: list[str]) -> None:
+    code, out, err = run_cli(argv)
+    assert code == 0 and err == "", err
+    assert out.startswith(f"Usage: {' '.join(['uuid-forge', *argv])} [OPTIONS] COMMAND") and "Commands:" in out

@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as done:
         return int(done.exit_code)
+    except click.exceptions.NoArgsIsHelpError as err:  # a group given no command: its help, as asked
+        click.echo(err.format_message())
+        return 0
     except click.UsageError as err:  # one line, as every other error, with where to read more
         where = err.ctx.command_path if err.ctx is not None else "uuid-forge"
         click.echo(f"{where}: error: {_one_line(err.format_message()).rstrip('.')} (see '{where} --help')", err=True)
