@@ -26,8 +26,10 @@ UUID_FORGE_TEST_POSTGRES_URL / UUID_FORGE_TEST_REDIS_URL, with the local default
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -87,6 +89,7 @@ def main() -> None:
     run = uuid.uuid4().hex[:8]
     table_prefix, key_prefix = f"ex{run}_", f"uf-example-{run}"
     work = tempfile.mkdtemp(prefix="uf-validator-")
+    atexit.register(shutil.rmtree, work, True)  # the database of record and the journal: gone on any exit
     engine = sa.create_engine(PG)
     with engine.connect() as conn:
         owners_existed = sa.inspect(conn).has_table(OWNERS)

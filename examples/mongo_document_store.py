@@ -21,8 +21,10 @@ of its own, dropped at the end; the database of record is a SQLite file in a tem
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -51,7 +53,9 @@ def mongodb_url() -> Iterator[str]:
         return
     from integration import servers
 
-    url, proc = servers.start_mongodb_standin()
+    logs = tempfile.mkdtemp(prefix="uf-mongo-")  # the stand-in's log, removed with it
+    atexit.register(shutil.rmtree, logs, True)
+    url, proc = servers.start_mongodb_standin(tmpdir=logs)
     print(f"started a SecantusDB stand-in at {url}")
     try:
         yield url
@@ -83,6 +87,7 @@ class DocumentStore:
 def main() -> None:
     run = uuid.uuid4().hex[:8]
     work = tempfile.mkdtemp(prefix="uf-mongo-docs-")
+    atexit.register(shutil.rmtree, work, True)  # the database of record and the journal: gone on any exit
     utc = dt.UTC
     docs = [("Q3 revenue grew 12%.", {"author": "ann", "tags": ["finance"]},
              dt.datetime(2024, 10, 1, 9, 30, 0, 123456, utc)),

@@ -27,6 +27,7 @@ run (table prefix, key prefix, index, exchange) and removed at the end.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -68,6 +69,7 @@ def elasticsearch_url() -> Iterator[str]:
     from integration import servers
 
     data_dir = tempfile.mkdtemp(prefix="uf-order-flow-es-")
+    atexit.register(shutil.rmtree, data_dir, True)  # also when it fails before its try
     url, proc = servers.start_elasticsearch_standin(data_dir)
     print(f"started the noida-db Elasticsearch stand-in at {url}")
     try:
@@ -109,6 +111,7 @@ def main() -> None:
     run = uuid.uuid4().hex[:8]
     owners_existed = owners_table_exists(PG)
     work = tempfile.mkdtemp(prefix="uf-order-flow-")
+    atexit.register(shutil.rmtree, work, True)  # also when it fails before its try
     index, exchange, prefix = f"orders-{run}", f"uf_example_shop_{run}", f"uf-example-{run}"
     with elasticsearch_url() as es_url:
         es = Elasticsearch(plain_http(es_url))

@@ -23,8 +23,10 @@ the run's own, dropped at the end.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
+import shutil
 import tempfile
 import uuid
 from typing import Any
@@ -66,6 +68,7 @@ class UserRepository:
 def main() -> None:
     schema = f"uf_example_{uuid.uuid4().hex[:8]}"
     work = tempfile.mkdtemp(prefix="uf-user-repo-")
+    atexit.register(shutil.rmtree, work, True)  # the database of record and the journal: gone on any exit
     engine = sa.create_engine(URL)
     with engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))

@@ -24,8 +24,10 @@ and deleted at the end; the database of record is a SQLite file in a temporary d
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 import uuid
 from typing import Any
@@ -61,6 +63,7 @@ def main() -> None:
     run = uuid.uuid4().hex[:8]
     exchange = f"uf_example_orders_{run}"
     work = tempfile.mkdtemp(prefix="uf-publisher-")
+    atexit.register(shutil.rmtree, work, True)  # the database of record and the journal: gone on any exit
     conn = pika.BlockingConnection(pika.URLParameters(URL))
     channel = conn.channel()
     channel.confirm_delivery()

@@ -20,8 +20,10 @@ redis://127.0.0.1:6379/15; the database of record is a SQLite file in a temporar
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 import uuid
 from typing import Any
@@ -58,6 +60,7 @@ class CacheManager:
 def main() -> None:
     run = f"uf-example-{uuid.uuid4().hex[:8]}"
     work = tempfile.mkdtemp(prefix="uf-redis-cache-")
+    atexit.register(shutil.rmtree, work, True)  # the database of record and the journal: gone on any exit
     client = redis.Redis.from_url(URL)
     seed = CacheManager(client, prefix=f"{run}:")
     forge = Forge([StoreHandle("db", open_store(f"sqlite:///{work}/users.db"), source=True),

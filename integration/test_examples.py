@@ -32,9 +32,12 @@ def test_every_example_is_listed() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(NEEDS))
-def test_example_runs(name: str, request: pytest.FixtureRequest) -> None:
+def test_example_runs(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """... and leaves no temporary folder behind (its database of record and journal hold entity data)."""
     fixtures, expected = NEEDS[name]
     env = {k: v for k, v in os.environ.items() if not k.startswith("UUID_FORGE_")}
+    (tmp_path / "tmp").mkdir()
+    env["TMPDIR"] = str(tmp_path / "tmp")  # where tempfile makes the example's folders
     for fixture in fixtures:
         env[ENV_OF[fixture]] = request.getfixturevalue(fixture)
     done = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, env=env,
@@ -43,3 +46,4 @@ def test_example_runs(name: str, request: pytest.FixtureRequest) -> None:
     assert done.stdout.strip(), f"{name} printed nothing"
     assert expected in done.stdout
     assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == [], f"{name} left temporary files"
