@@ -407,8 +407,9 @@ def ensure(forge: ForgeView, entity_types: Iterable[str], action: str = "write")
             raise _unproven(forge, unproven, action)
     for t, p in proofs.items():
         if p.state == "proven":
-            log.warning("entity type %r: the source held no ID-configuration marker; the configuration in use "
-                        "rebuilt %d of %d sampled IDs, so its marker is recorded again", t, p.proven, p.checked)
+            log.warning("entity type %r: the source holds entries but no ID-configuration marker (filled before "
+                        "markers were kept, or the marker was removed); the configuration in use rebuilt %d of %d "
+                        "sampled IDs, so it is recorded as the marker", t, p.proven, p.checked)
     try:
         _create(forge, [Marker.of(_config(forge, t), t) for t in record])
         again = read_markers(forge, record)  # a concurrent first writer with another configuration may have won
