@@ -201,3 +201,28 @@ def test_journal_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(ConfigError, match="newer uuid-forge"):
         Journal(path)
+
+
+
+def test_an_optional_store_down_for_a_whole_batch_is_not_retried_by_the_next_batches(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its records go to the journal at once (waiting through every retry of every batch made a
+    100k write 12x slower); replay tries it again, and so does the next write. (A required store
+    down stops the write at its first batch.)"""
+    from uuid_forge import forge as forge_module
+
+    down = FakeFlakyStore(down=True)
+    forge = make_forge(tmp_path, MemoryAdapter(), StoreHandle("cache", down, required=False),
+                       write=WriteSettings(retries=2, backoff=0.0, batch_size=10))
+    forge._sleep = lambda s: None
+    report = forge.write_many(entities(50))
+    assert report.stores["cache"].pending == 50 and report.stores["cache"].status == "journaled"
+    assert down.calls == 3  # the first batch's attempt and 2 retries; the 4 batches after it not tried
+    assert forge.pending() == {"cache": 50}
+    assert forge.replay().stores["cache"].pending == 50 and down.calls == 6  # replay tries once more, then skips
+    down.down = False
+    assert forge.replay().stores["cache"].written == 50 and forge.pending() == {}
+    down.down, down.calls = True, 0
+    monkeypatch.setattr(forge_module, "DOWN_WINDOW", 0.0)  # no window: every batch waits through its retries
+    forge.write_many(entities(20, version=2))
+    assert down.calls == 6

@@ -76,6 +76,10 @@ from .writes import error_reason, put_isolating
 
 log = logging.getLogger("uuid_forge.forge")
 
+#: seconds a store that failed every retry of a batch is not tried again by the later batches of
+#: the same write_many or replay (their records are journaled at once); then a batch tries it again
+DOWN_WINDOW = 30.0
+
 __all__ = ["Entity", "Forge", "StoreHandle", "WriteReport"]
 
 Entity = tuple[str, Any, Mapping[str, Any]]
@@ -136,6 +140,9 @@ class Forge:
         #: full audits compare by hashes computed in the stores where they can ([audit] hashed)
         self.audit_hashed = True
         self._sleep: Callable[[float], None] = time.sleep
+        #: store -> until when the batches of this write_many or replay journal its part at once: it
+        #: failed every retry of a batch (waiting through them again made a write 12x slower)
+        self._down: dict[str, float] = {}
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -301,6 +308,7 @@ class Forge:
         writes it and removes its tombstone."""
         started = time.perf_counter()
         report = self._new_report()
+        self._down.clear()  # a store that was down in an earlier call is tried again
         batches: Iterator[list[Record]]
         if isinstance(entities, (list, tuple)):
             records = self.records(entities)
@@ -472,7 +480,21 @@ class Forge:
 
         Returns (ok, error, [(index, reason)] of the records the store refused for good). ok is
         False only for a store-level failure (down, misconfigured): then nothing is dead-lettered."""
-        return put_isolating(records, lambda part: self._with_retries(lambda: handle.adapter.put_many(part), result))
+        if not handle.source:
+            until = self._down.get(handle.name, 0.0)
+            if time.monotonic() < until:  # failed every retry a moment ago: journal, do not wait on it again
+                left = until - time.monotonic()
+                return False, f"not tried: a batch failed every retry (tried again in {left:.0f}s)", []
+
+        def attempt(part: list[Record]) -> tuple[bool, str, type[StoreError] | None]:
+            ok, error, kind = self._with_retries(lambda: handle.adapter.put_many(part), result)
+            if not handle.source:  # the source is never skipped: each batch needs it
+                if kind is not None and issubclass(kind, StoreUnavailableError):
+                    self._down[handle.name] = time.monotonic() + DOWN_WINDOW
+                elif ok:
+                    self._down.pop(handle.name, None)
+            return ok, error, kind
+        return put_isolating(records, attempt)
 
     def _with_retries(self, call: Callable[[], object],
                       result: StoreResult) -> tuple[bool, str, type[StoreError] | None]:
@@ -874,6 +896,7 @@ class Forge:
         started = time.perf_counter()
         report = self._new_report()
         report.kind = "replay"
+        self._down.clear()  # replay is how a store that is back gets its records: always try it
         if self.journal is None:
             return report
         known = {h.name: h for h in self.stores}
