@@ -453,8 +453,9 @@ class RabbitMQAdapter(Adapter):
         return entity_type
 
     # -- connection ----------------------------------------------------------------------------
-    def _connection(self) -> pika.BlockingConnection:
-        """The open connection (reconnecting if it dropped), with the topology declared."""
+    def _connection(self, declare: bool = True) -> pika.BlockingConnection:
+        """The open connection (reconnecting if it dropped), with the topology declared (unless
+        ``declare`` is False: a probe, which must create nothing on the broker)."""
         if self._conn is not None and self._conn.is_open:
             try:  # notice a close while we were idle (missed heartbeats, broker restart)
                 self._conn.process_data_events(0)
@@ -470,7 +471,7 @@ class RabbitMQAdapter(Adapter):
                 if isinstance(getattr(cause, "exception", None), TimeoutError):
                     raise TimeoutError(f"connecting timed out after {self.timeout}s: {cause}") from None
                 raise
-        if self.declare and not self._declared:
+        if declare and self.declare and not self._declared:
             self._declare_topology(self._conn)
             self._declared = True
         return self._conn
@@ -539,6 +540,10 @@ class RabbitMQAdapter(Adapter):
     def _ping(self) -> None:
         with self._lock, _transient():
             self._connection().process_data_events(0)  # raises if the server went away
+
+    def _probe(self) -> None:
+        with self._lock, _transient():
+            self._connection(declare=False).process_data_events(0)  # validate and stores create nothing
 
     def _close(self) -> None:
         with self._lock:

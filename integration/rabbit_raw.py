@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pika
+import pika.exceptions
 
-__all__ = ["QUIET", "connect", "drop", "publish", "read_stream"]
+__all__ = ["QUIET", "connect", "drop", "exists", "publish", "read_stream"]
 
 QUIET = 2.0  # seconds without a delivery after which a raw read of a stream is complete
 
@@ -31,6 +32,26 @@ def drop(url: str, exchange: str, stream: str) -> None:
         channel = conn.channel()
         channel.queue_delete(stream)
         channel.exchange_delete(exchange)
+    finally:
+        conn.close()
+
+
+def exists(url: str, kind: str, name: str) -> bool:
+    """Whether the broker has the exchange or queue ``name`` (``kind``: "exchange" or "queue"),
+    asked by a passive declare, which creates nothing."""
+    conn = connect(url)
+    try:
+        channel = conn.channel()
+        try:
+            if kind == "exchange":
+                channel.exchange_declare(name, passive=True)
+            else:
+                channel.queue_declare(name, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as err:
+            if err.reply_code == 404:
+                return False
+            raise
+        return True
     finally:
         conn.close()
 

@@ -31,7 +31,7 @@ from uuid_forge.testing import AdapterContract
 from uuid_forge.testing.contract import sample_records
 
 from . import servers
-from .rabbit_raw import connect, drop, publish, read_stream
+from .rabbit_raw import connect, drop, exists, publish, read_stream
 
 RAW_WAIT = 10.0  # seconds a raw stream read waits for an expected message before failing
 
@@ -379,3 +379,26 @@ def test_survives_a_broker_crash() -> None:
             assert dict(store.scan("order")) == {r.id: r.fingerprint for r in before + after}
     finally:
         node.cleanup()
+
+
+def test_probe_validate_and_stores_create_nothing_on_the_broker(amqp_url: str, tmp_path: Any) -> None:
+    """A mistyped exchange name in a configuration being checked must not leave an exchange and a
+    stream behind: only a write (or a ping, which sets up the stream a user's publisher fills) declares them."""
+    from tests.scaffold import run_cli, write_forge_toml
+
+    name = f"uf_test_probe_{uuid.uuid4().hex[:8]}"
+    url = f"{amqp_url}?exchange={name}"
+    try:
+        with RabbitMQAdapter(url) as store:
+            store.probe()
+        config = write_forge_toml(tmp_path / "uf.toml", {"db": f"sqlite:///{tmp_path / 'a.db'}", "bus": url}, "db",
+                                  namespace="probe.example")
+        for command in (["validate", "-c", str(config)], ["stores", "-c", str(config)]):
+            code, out, err = run_cli(command, {"UUID_FORGE_SALT": "a-salt-of-twenty-chars"})
+            assert code in (0, 1) and "bus" in out, out + err
+        assert not exists(amqp_url, "exchange", name) and not exists(amqp_url, "queue", f"{name}.history")
+        with RabbitMQAdapter(url) as store:  # a write does declare them (the check above can fail)
+            store.put_many(sample_records("order", 1))
+        assert exists(amqp_url, "exchange", name) and exists(amqp_url, "queue", f"{name}.history")
+    finally:
+        drop(amqp_url, name, f"{name}.history")

@@ -73,7 +73,7 @@ def _reachable(handles: list[StoreHandle], out: list[StoreCheck]) -> list[StoreH
     up = []
     for h in handles:
         try:
-            h.adapter.ping()
+            h.adapter.probe()
         except UUIDForgeError as err:
             status = FAILED if h.required or h.source else SKIPPED
             out.append(StoreCheck(h.name, "answers", status, f"{mask_text(str(err))}; its other checks did not run"

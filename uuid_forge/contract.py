@@ -668,6 +668,16 @@ class Adapter(ABC):
         with self._errors("ping"):
             self._ping()
 
+    def probe(self) -> None:
+        """Raise StoreUnavailableError unless the store answers, and create nothing there: what
+        ``validate`` and ``stores`` ask (a ping may also set up what the store writes into, such
+        as a broker's exchange and stream). Override ``_probe`` when ``_ping`` creates anything."""
+        with self._errors("probe"):
+            self._probe()
+
+    def _probe(self) -> None:
+        self._ping()
+
     def close(self) -> None:
         """Release connections; safe to call twice."""
         with self._errors("close"):

@@ -103,7 +103,7 @@ def stores(config_path: str, as_json: bool) -> None:
         rows: list[dict[str, Any]] = []
         for h in forge.stores:
             try:
-                h.adapter.ping()
+                h.adapter.probe()
                 reach = "yes"
             except UUIDForgeError as e:
                 reach = f"no: {e}"
