@@ -316,3 +316,14 @@ def test_a_group_without_a_command_prints_its_help_and_exits_0(argv: list[str]) 
     code, out, err = run_cli(argv)
     assert code == 0 and err == "", err
     assert out.startswith(f"Usage: {' '.join(['uuid-forge', *argv])} [OPTIONS] COMMAND") and "Commands:" in out
+
+
+@pytest.mark.parametrize(("env", "said"), [({"UUID_FORGE_SCHEME": "bogus"}, "env UUID_FORGE_SCHEME (scheme): unknown scheme"),
+                                           ({"UUID_FORGE_SALT": "x\udcff"}, "env UUID_FORGE_SALT (salt): not valid text")])
+def test_a_bad_id_value_without_a_config_file_names_where_it_came_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     env: dict[str, str], said: str) -> None:
+    """The same words as with a file (tests/test_settings.py): one builder serves both."""
+    monkeypatch.chdir(tmp_path)  # no ./uuid-forge.toml
+    code, out, err = run_cli(["generate", "user", "-a", "email=a@b.c"], {**env, "UUID_FORGE_CONFIG": None})
+    assert code == 2 and said in err and out == "", err
+    assert "\udcff" not in err

@@ -69,8 +69,8 @@ from .registry import known_schemes
 from .urls import mask_text, mask_url, scheme_of
 from .view import FULL, FieldView
 
-__all__ = ["AuditSettings", "ForgeSettings", "InPlace", "MigrateSettings", "StoreSettings", "WriteSettings", "load_settings",
-           "parse_retention"]
+__all__ = ["AuditSettings", "ForgeSettings", "InPlace", "MigrateSettings", "StoreSettings", "WriteSettings",
+           "id_config_from", "load_settings", "parse_retention"]
 
 _SECTIONS = {"ids", "journal", "write", "stores", "types", "executor", "audit", "migrate"}
 _IDS = {"namespace", "scheme"}
@@ -257,7 +257,7 @@ def parse_settings(doc: dict[str, Any], origin: str = "<config>", env: dict[str,
         raise ConfigError(f"{origin} [ids]: keep salt and secret out of the file; set {SALT_ENV} / {SECRET_ENV}")
     _unknown(f"{origin} [ids]", ids, _IDS)
     picked = id_settings(ids, env, origin, flags)  # flags > environment > file > default: uuid_forge.precedence
-    id_config = _id_config(picked)
+    id_config = id_config_from(picked)
 
     journal = _typed(f"{origin} [journal]", doc.get("journal", {}), dict, "a table")
     _unknown(f"{origin} [journal]", journal, _JOURNAL)
@@ -512,9 +512,10 @@ def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = Non
         raise ConfigError(str(err)) from None
 
 
-def _id_config(picked: dict[str, Any]) -> IDConfig:
-    """The [ids] configuration; a bad value is named with the layer it came from (the file, the
-    environment or a flag), the salt and secret never shown."""
+def id_config_from(picked: dict[str, Any]) -> IDConfig:
+    """The [ids] configuration from ``precedence.id_settings``' picks, with or without a file; a
+    bad value is named with the layer it came from (the file, the environment or a flag), the salt
+    and secret never shown."""
     def bad(key: str, err: Exception) -> ConfigError:
         return ConfigError(f"{picked[key].origin} ({key}): {err}")
 

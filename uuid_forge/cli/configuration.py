@@ -129,10 +129,10 @@ def resolve_ids(config_path: str | None, entity_type: str | None, flags: dict[st
     env = dict(os.environ) if use_env else {}
     given = {k: v for k, v in flags.items() if v is not None}
     if path is None:
+        from ..settings import id_config_from
+
         picked = id_settings({}, env, "", given)
-        config = IDConfig(namespace=picked["namespace"].value or IDConfig().namespace,
-                          salt=picked["salt"].value or "", scheme=picked["scheme"].value or IDConfig().scheme,
-                          secret=picked["secret"].value or None)
+        config = id_config_from(picked)  # a bad value named with where it came from, as with a file
         resolved = Resolved(config, None, path_origin)
         for key, setting in picked.items():
             resolved.rows[key] = (_shown(key, setting.value, config), setting.origin)
