@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 Partial = dict[str, Any]  # JSON: see audit_partition for the keys
 
-__all__ = ["Done", "Executor", "InProcessExecutor", "audit_partition", "finding_from_dict", "merge", "merge_all", "merge_repairs", "plan",
-           "repair_findings", "repair_groups", "to_report"]
+__all__ = ["Done", "Executor", "InProcessExecutor", "audit_partition", "finding_from_dict", "merge", "merge_all",
+           "merge_repairs", "plan", "repair_findings", "repair_groups", "to_report"]
 
 
 def plan(stores: Stores, types: list[str], within: Partition | None = None, whole_types: bool = False

@@ -39,13 +39,13 @@ _ID_FORMATS = ("uuid", "hex", "string")
 _NULLS = ("value", "absent")
 
 
-
 def _driver_hint(backend: str, module: str | None) -> str:
     """How to install a SQL backend's driver: the extra that brings the one we default to."""
     extra = {"postgresql": "postgres", "mysql": "mariadb", "mariadb": "mariadb"}.get(backend)
     if extra is not None and module in ("psycopg", "pymysql"):
         return f'pip install "uuid-forge[{extra}]"'
     return f"pip install the package that provides {module!r} (or name another driver in the URL)"
+
 
 class SQLAdapter(Adapter):
     """Records in SQL tables; the ID in a native ``uuid`` column on PostgreSQL.

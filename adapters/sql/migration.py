@@ -121,7 +121,7 @@ class ShadowColumns:
         return True
 
     def id_expression(self, table: str, namespace: uuid.UUID, entity_type: str, key: dict[str, str], salt: str,
-              secret: str | None, alias: str = "") -> tuple[str, dict[str, Any]]:
+                      secret: str | None, alias: str = "") -> tuple[str, dict[str, Any]]:
         """The SQL expression computing a row's new ID from its key columns (``alias.``-qualified),
         and its bound parameters: the salt and the secret are parameters, never SQL text.
 
@@ -149,7 +149,7 @@ class ShadowColumns:
         return f"coalesce({name}, {call})", {**params, **parts}
 
     def plain_id_expression(self, table: str, schema: str, entity_type: str, key: dict[str, str], salt: str,
-                    alias: str) -> tuple[str, dict[str, str]] | None:
+                            alias: str) -> tuple[str, dict[str, str]] | None:
         """``uuid_generate_v5(ns, name)`` with the name built from constant parts and each text key
         column in quotes when plain (else NULL, so the whole is NULL); None when a key column is
         not text, or the installed functions are older than ``uuid_forge_plain_text``."""

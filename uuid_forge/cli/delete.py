@@ -25,7 +25,7 @@ from .configuration import config_option, open_forge
 from .erase import erase_options, run_erase
 from .parsing import parse_assignments
 from .progress import progress_bar
-from .reports import write_report_table
+from .reports import declare_key_hint, write_report_table
 
 __all__ = ["delete"]
 
@@ -196,9 +196,7 @@ def delete(config_path: str, entity_type: str | None, keys: tuple[str, ...], ids
         if left and not report.dry_run:  # the entity is still there: not a success to report
             undeclared = sorted({str(i.get("entity_type")) for i in items} - set(forge.types))
             if not as_json:
-                hint = (f"; an entry is proven ours when the key fields it holds rebuild its ID: declare "
-                        f"[types.{undeclared[0]}] key = [...] so each write stores them (docs/entity-types.md)"
-                        if undeclared else "")
+                hint = f"; {declare_key_hint(undeclared[0])}" if undeclared else ""
                 err.print(f"uuid-forge: {', '.join(left)} still hold{'s' if len(left) == 1 else ''} entries "
                           f"not proven ours (exit 1){hint}", markup=False)
             raise click.exceptions.Exit(1)

@@ -11,7 +11,13 @@ from rich.text import Text
 from ..audit import CLASSES, AuditReport
 from ..report import WriteReport
 
-__all__ = ["audit_table", "per_store", "write_report_table"]
+__all__ = ["audit_table", "declare_key_hint", "per_store", "write_report_table"]
+
+
+def declare_key_hint(entity_type: str) -> str:
+    """How an undeclared type's entries become provable ours (write's note, delete's exit 1)."""
+    return (f"declare [types.{entity_type}] key = [...] so each write stores its key fields, by which an entry is "
+            "proven ours (docs/entity-types.md)")
 
 
 def per_store(counts: dict[str, Any]) -> str:

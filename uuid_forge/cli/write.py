@@ -24,7 +24,7 @@ from .configuration import config_option, open_forge
 from .jsonl import JsonlReader, count_checked
 from .parsing import parse_assignments
 from .progress import progress_bar
-from .reports import per_store, write_report_table
+from .reports import declare_key_hint, per_store, write_report_table
 
 __all__ = ["replay", "show_write", "still_owed", "write"]
 
@@ -228,8 +228,7 @@ def write(config_path: str, entity_type: str | None, keys: tuple[str, ...], data
         if unprovable and not as_json:
             err.print(f"note: {', '.join(unprovable)} keep{'s' if len(unprovable) == 1 else ''} {entity_type!r} without "
                       "its key fields, so nothing there proves uuid-forge wrote it: a delete, repair or drop will "
-                      f"leave it; declare [types.{entity_type}] key = [...] so each write stores them "
-                      "(docs/entity-types.md)", markup=False, highlight=False)
+                      f"leave it; {declare_key_hint(str(entity_type))}", markup=False, highlight=False)
         if unsalted and report.entities:  # a later salt changes every ID: say so while there are few
             err.print(f"[yellow]warning:[/] written without a salt or secret ({SALT_ENV} / {SECRET_ENV}): "
                       "anyone who knows the keys can compute these IDs, and setting a salt later changes them all "
