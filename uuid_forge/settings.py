@@ -524,20 +524,22 @@ def id_config_from(picked: dict[str, Any]) -> IDConfig:
         ns = coerce_namespace(namespace) if namespace else IDConfig().namespace
     except (ConfigError, TypeError) as err:
         raise bad("namespace", err) from None
-    try:
-        config = IDConfig(namespace=ns, scheme=scheme)
-    except (ConfigError, TypeError) as err:
-        raise bad("scheme", err) from None
+
+    def adding(key: str, **values: Any) -> IDConfig:  # one value more each time: an error names the one refused
+        try:
+            return IDConfig(namespace=ns, **values)
+        except (ConfigError, TypeError) as err:
+            raise bad(key, err) from None
+
+    adding("scheme", scheme=scheme)
     for key in ("salt", "secret"):
         value = picked[key].value
         if value and isinstance(value, str) and not _encodable(value):
             raise ConfigError(f"{picked[key].origin} ({key}): not valid text (it holds bytes that are not UTF-8, "
                               "such as a lone surrogate); set it again, for example with uuid-forge new-salt")
-    try:
-        return IDConfig(namespace=ns, salt=picked["salt"].value or "", scheme=config.scheme,
-                        secret=picked["secret"].value or None)
-    except (ConfigError, TypeError) as err:
-        raise bad("salt" if picked["salt"].value and "secret" not in str(err).lower() else "secret", err) from None
+    salt, secret = picked["salt"].value or "", picked["secret"].value or None
+    adding("salt", scheme=scheme, salt=salt)
+    return adding("secret", scheme=scheme, salt=salt, secret=secret)
 
 
 def _encodable(text: str) -> bool:
